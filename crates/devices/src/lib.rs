@@ -1,0 +1,82 @@
+//! Strata's platform devices.
+//!
+//! Each device is a plain state machine behind [`MmioDevice`]: it knows its
+//! registers and its interrupt lines, and nothing of the run loop, the harts
+//! or the memory map (Firecracker's and Cloud Hypervisor's rule). The
+//! platform crate places devices on the [`bus::Bus`] and wires their
+//! [`IrqLine`]s to the interrupt controllers and the harts.
+
+pub mod bus;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A device reached by loads and stores in a window of guest-physical
+/// address space. `offset` is relative to the window base; `size` is 1, 2, 4
+/// or 8. A device that does not implement an access of some size or offset
+/// reads it as zero and ignores the write (what QEMU's `virt` devices do);
+/// it never panics on guest input.
+pub trait MmioDevice: Send {
+    fn read(&mut self, offset: u64, size: u8) -> u64;
+    fn write(&mut self, offset: u64, size: u8, value: u64);
+}
+
+/// One level-triggered interrupt wire, driven by a device.
+pub trait IrqLine: Send + Sync {
+    fn set_level(&self, level: bool);
+}
+
+/// The interrupt-pending bits a hart sees from outside (the `mip` bits that
+/// devices drive: MSIP, MTIP, SEIP, MEIP, and later the VS and guest-external
+/// lines). The hart reads the whole word when it checks for interrupts;
+/// devices set and clear single bits through [`HartIrqBit`].
+#[derive(Default, Debug)]
+pub struct HartIrqs {
+    bits: AtomicU64,
+}
+
+impl HartIrqs {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+    #[inline]
+    pub fn pending(&self) -> u64 {
+        self.bits.load(Ordering::Relaxed)
+    }
+    pub fn set(&self, bit: u32, level: bool) {
+        if level {
+            self.bits.fetch_or(1 << bit, Ordering::Relaxed);
+        } else {
+            self.bits.fetch_and(!(1 << bit), Ordering::Relaxed);
+        }
+    }
+}
+
+/// An [`IrqLine`] that drives one `mip` bit of one hart.
+pub struct HartIrqBit {
+    pub irqs: Arc<HartIrqs>,
+    pub bit: u32,
+}
+
+impl IrqLine for HartIrqBit {
+    fn set_level(&self, level: bool) {
+        self.irqs.set(self.bit, level);
+    }
+}
+
+/// A line that goes nowhere (for devices whose interrupt is not wired).
+pub struct NoIrq;
+
+impl IrqLine for NoIrq {
+    fn set_level(&self, _level: bool) {}
+}
+
+/// Standard `mip` bit numbers (Privileged Architecture 20211203, §3.1.9).
+pub mod mip {
+    pub const SSIP: u32 = 1;
+    pub const MSIP: u32 = 3;
+    pub const STIP: u32 = 5;
+    pub const MTIP: u32 = 7;
+    pub const SEIP: u32 = 9;
+    pub const MEIP: u32 = 11;
+}

@@ -1,0 +1,232 @@
+//! Guest physical memory for Strata.
+//!
+//! [`GuestRam`] is one contiguous block of guest RAM at a guest-physical base
+//! address. Harts, the MMU's page-table walker and DMA-capable devices all
+//! share it through `&self` accessors, the way rust-vmm's `GuestMemory` is
+//! shared: a guest that races its own harts against each other or against a
+//! device gets whatever bytes the host happened to see, exactly as on real
+//! hardware, but it can never reach outside the block.
+//!
+//! Every accessor takes a guest-physical address and checks it against the
+//! block, so a hostile address is an `Err`, never an out-of-bounds access.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+
+/// An address that does not fall inside guest RAM (or an access that runs
+/// past its end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfRange {
+    pub addr: u64,
+    pub len: u64,
+}
+
+impl fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "guest-physical range {:#x}+{:#x} is outside RAM", self.addr, self.len)
+    }
+}
+
+impl std::error::Error for OutOfRange {}
+
+/// A contiguous block of guest RAM.
+pub struct GuestRam {
+    base: u64,
+    // The bytes live in `UnsafeCell`s so that shared references may write
+    // them; see the SAFETY notes on the accessors.
+    bytes: Box<[UnsafeCell<u8>]>,
+}
+
+// SAFETY: `GuestRam` hands out no references into its storage; every access
+// is a bounded, unaligned copy of at most 8 bytes (or a caller-sized copy for
+// bulk transfers). Today one host thread runs all harts and devices, so
+// accesses never overlap in time. When harts move to threads of their own,
+// concurrent guest accesses become the guest's own data race, which the
+// architecture (RVWMO) already permits to return either value; atomics
+// (LR/SC/AMO) will then need real host atomics, which is noted in the hart.
+unsafe impl Sync for GuestRam {}
+unsafe impl Send for GuestRam {}
+
+impl GuestRam {
+    /// Allocates `size` bytes of zeroed RAM at guest-physical `base`.
+    /// The allocation is lazily backed by the host (calloc-style), so a large
+    /// guest costs host memory only for the pages it touches.
+    pub fn new(base: u64, size: u64) -> Result<Self, String> {
+        let len = usize::try_from(size).map_err(|_| format!("RAM size {size} does not fit this host"))?;
+        if base.checked_add(size).is_none() {
+            return Err(format!("RAM at {base:#x} of size {size:#x} overflows the address space"));
+        }
+        let mut v: Vec<u8> = Vec::new();
+        v.try_reserve_exact(len)
+            .map_err(|_| format!("cannot allocate {} MiB of guest RAM on this host", size >> 20))?;
+        v.resize(len, 0);
+        let boxed = v.into_boxed_slice();
+        // SAFETY: `UnsafeCell<u8>` has the same in-memory representation as
+        // `u8` (it is `repr(transparent)`), so a boxed slice of one is a boxed
+        // slice of the other with the same length and allocation layout.
+        let bytes = unsafe { Box::from_raw(Box::into_raw(boxed) as *mut [UnsafeCell<u8>]) };
+        Ok(Self { base, bytes })
+    }
+
+    #[inline]
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    #[inline]
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// One past the last guest-physical address of RAM.
+    #[inline]
+    pub fn end(&self) -> u64 {
+        self.base + self.size()
+    }
+
+    #[inline]
+    pub fn contains(&self, addr: u64, len: u64) -> bool {
+        addr >= self.base && len <= self.size() && addr - self.base <= self.size() - len
+    }
+
+    /// Offset of `addr` into RAM if `addr..addr+len` is inside it.
+    #[inline]
+    pub fn offset_of(&self, addr: u64, len: u64) -> Option<usize> {
+        if self.contains(addr, len) {
+            Some((addr - self.base) as usize)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn ptr_at(&self, off: usize) -> *mut u8 {
+        self.bytes[off].get()
+    }
+
+    /// Reads `N` bytes at RAM offset `off`. The caller guarantees
+    /// `off + N <= size()`; this is checked in debug builds and by the
+    /// slice index in `ptr_at` for the first byte.
+    #[inline(always)]
+    fn read_at<const N: usize>(&self, off: usize) -> [u8; N] {
+        assert!(off + N <= self.bytes.len());
+        // SAFETY: the assert above keeps the whole N-byte range inside the
+        // allocation; `[u8; N]` has alignment 1 and the bytes are plain data.
+        unsafe { std::ptr::read_unaligned(self.ptr_at(off) as *const [u8; N]) }
+    }
+
+    #[inline(always)]
+    fn write_at<const N: usize>(&self, off: usize, v: [u8; N]) {
+        assert!(off + N <= self.bytes.len());
+        // SAFETY: as in `read_at`; the bytes are behind `UnsafeCell`, so
+        // writing through a shared reference is permitted.
+        unsafe { std::ptr::write_unaligned(self.ptr_at(off) as *mut [u8; N], v) }
+    }
+
+    /// Little-endian load of `size` (1, 2, 4 or 8) bytes at RAM offset `off`.
+    #[inline(always)]
+    pub fn load_off(&self, off: usize, size: u8) -> u64 {
+        match size {
+            1 => self.read_at::<1>(off)[0] as u64,
+            2 => u16::from_le_bytes(self.read_at(off)) as u64,
+            4 => u32::from_le_bytes(self.read_at(off)) as u64,
+            _ => u64::from_le_bytes(self.read_at(off)),
+        }
+    }
+
+    /// Little-endian store of the low `size` (1, 2, 4 or 8) bytes of `v`.
+    #[inline(always)]
+    pub fn store_off(&self, off: usize, size: u8, v: u64) {
+        match size {
+            1 => self.write_at::<1>(off, [v as u8]),
+            2 => self.write_at(off, (v as u16).to_le_bytes()),
+            4 => self.write_at(off, (v as u32).to_le_bytes()),
+            _ => self.write_at(off, v.to_le_bytes()),
+        }
+    }
+
+    /// Guest-physical load; `Err` if any byte is outside RAM.
+    pub fn load(&self, addr: u64, size: u8) -> Result<u64, OutOfRange> {
+        let off = self.offset_of(addr, size as u64).ok_or(OutOfRange { addr, len: size as u64 })?;
+        Ok(self.load_off(off, size))
+    }
+
+    /// Guest-physical store; `Err` if any byte is outside RAM.
+    pub fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange> {
+        let off = self.offset_of(addr, size as u64).ok_or(OutOfRange { addr, len: size as u64 })?;
+        self.store_off(off, size, v);
+        Ok(())
+    }
+
+    /// Copies guest memory into `dst`.
+    pub fn read_bytes(&self, addr: u64, dst: &mut [u8]) -> Result<(), OutOfRange> {
+        let len = dst.len() as u64;
+        let off = self.offset_of(addr, len).ok_or(OutOfRange { addr, len })?;
+        if dst.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `offset_of` checked that `off..off+len` is inside the
+        // allocation; `dst` is a distinct host buffer, so the ranges do not
+        // overlap.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr_at(off) as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    /// Copies `src` into guest memory.
+    pub fn write_bytes(&self, addr: u64, src: &[u8]) -> Result<(), OutOfRange> {
+        let len = src.len() as u64;
+        let off = self.offset_of(addr, len).ok_or(OutOfRange { addr, len })?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: as in `read_bytes`, with the copy going the other way.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr_at(off), src.len()) };
+        Ok(())
+    }
+
+    /// Fills a range of guest memory with zeros.
+    pub fn zero(&self, addr: u64, len: u64) -> Result<(), OutOfRange> {
+        let off = self.offset_of(addr, len).ok_or(OutOfRange { addr, len })?;
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range was bounds-checked by `offset_of`.
+        unsafe { std::ptr::write_bytes(self.ptr_at(off), 0, len as usize) };
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_and_stores_are_little_endian_and_bounded() {
+        let ram = GuestRam::new(0x8000_0000, 0x1000).unwrap();
+        ram.store(0x8000_0ff8, 8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(ram.load(0x8000_0ff8, 1).unwrap(), 0x88);
+        assert_eq!(ram.load(0x8000_0ffc, 4).unwrap(), 0x1122_3344);
+        assert!(ram.load(0x8000_0ffc, 8).is_err());
+        assert!(ram.load(0x7fff_ffff, 1).is_err());
+        assert!(ram.store(0x8000_1000, 1, 0).is_err());
+        assert!(ram.load(u64::MAX - 3, 8).is_err());
+    }
+
+    #[test]
+    fn bulk_copies_are_bounded() {
+        let ram = GuestRam::new(0x1000, 0x100).unwrap();
+        ram.write_bytes(0x10f0, &[7u8; 16]).unwrap();
+        let mut b = [0u8; 16];
+        ram.read_bytes(0x10f0, &mut b).unwrap();
+        assert_eq!(b, [7u8; 16]);
+        assert!(ram.write_bytes(0x10f1, &[0u8; 16]).is_err());
+        ram.zero(0x10f0, 16).unwrap();
+        assert_eq!(ram.load(0x10f8, 8).unwrap(), 0);
+    }
+
+    #[test]
+    fn absurd_sizes_are_an_error_not_an_abort() {
+        assert!(GuestRam::new(0, u64::MAX / 2).is_err());
+        assert!(GuestRam::new(u64::MAX - 10, 100).is_err());
+    }
+}
