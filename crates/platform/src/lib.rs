@@ -1,1 +1,3 @@
-//! placeholder
+//! The Strata board: memory map, device tree, loaders, run loop.
+
+pub mod fdt;

@@ -1,0 +1,1 @@
+//! RISC-V F and D arithmetic (to be written).

@@ -1,0 +1,1 @@
+//! Device tree generation (to be written).
