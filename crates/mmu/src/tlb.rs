@@ -1,0 +1,135 @@
+//! The hart's software TLB of finished translations.
+//!
+//! Direct-mapped, one array per access kind, like the fast path of QEMU's
+//! softmmu: a hit is one compare and one add. An entry maps a 4 KiB virtual
+//! page straight to an offset in guest RAM, so only RAM pages whose whole
+//! 4 KiB passed the page-table permission and PMP checks are cached; MMIO and
+//! pages with finer-grained PMP always take the slow path.
+//!
+//! The tag is the virtual page number combined with a small *context id*
+//! chosen by the hart (privilege level, SUM, MXR and similar state that
+//! changes the outcome of a walk). Entries of other contexts are never hit,
+//! so changing privilege does not need a flush.
+
+use crate::Access;
+
+pub const SETS: usize = 512;
+
+/// A tag that no lookup matches: real tags have a context id below 0x800 in
+/// their low 12 bits.
+const INVALID: u64 = u64::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    tag: u64,
+    /// `ram_offset = va.wrapping_add(delta)`.
+    delta: u64,
+}
+
+const EMPTY: Entry = Entry { tag: INVALID, delta: 0 };
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbStats {
+    pub misses: [u64; 3],
+    pub fills: u64,
+    pub flushes: u64,
+}
+
+pub struct Tlb {
+    sets: Box<[[Entry; SETS]; 3]>,
+    pub stats: TlbStats,
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tlb {
+    pub fn new() -> Self {
+        Self { sets: Box::new([[EMPTY; SETS]; 3]), stats: TlbStats::default() }
+    }
+
+    #[inline(always)]
+    fn slot(va: u64) -> usize {
+        (va >> 12) as usize & (SETS - 1)
+    }
+
+    #[inline(always)]
+    fn tag(va: u64, ctx: u16) -> u64 {
+        (va & !0xfff) | ctx as u64
+    }
+
+    /// The RAM offset of `va` if a translation for it is cached.
+    #[inline(always)]
+    pub fn lookup(&self, access: Access, va: u64, ctx: u16) -> Option<usize> {
+        let e = &self.sets[access.index()][Self::slot(va)];
+        if e.tag == Self::tag(va, ctx) {
+            Some(va.wrapping_add(e.delta) as usize)
+        } else {
+            None
+        }
+    }
+
+    /// Records a miss (kept out of `lookup` so the hit path stays minimal).
+    #[inline]
+    pub fn note_miss(&mut self, access: Access) {
+        self.stats.misses[access.index()] += 1;
+    }
+
+    /// Caches the 4 KiB page of `va` as living at RAM offset `page_off`.
+    pub fn insert(&mut self, access: Access, va: u64, ctx: u16, page_off: u64) {
+        debug_assert!(ctx < 0x800);
+        self.stats.fills += 1;
+        self.sets[access.index()][Self::slot(va)] =
+            Entry { tag: Self::tag(va, ctx), delta: page_off.wrapping_sub(va & !0xfff) };
+    }
+
+    /// Drops every entry.
+    pub fn flush(&mut self) {
+        self.stats.flushes += 1;
+        for set in self.sets.iter_mut() {
+            set.fill(EMPTY);
+        }
+    }
+
+    /// Drops the entries that translate the page of `va`, in every context.
+    pub fn flush_va(&mut self, va: u64) {
+        self.stats.flushes += 1;
+        let slot = Self::slot(va);
+        for set in self.sets.iter_mut() {
+            if set[slot].tag & !0xfff == va & !0xfff {
+                set[slot] = EMPTY;
+            }
+        }
+    }
+
+    /// Drops store entries only (used when a page becomes watched, e.g. for
+    /// a reservation or for cached code).
+    pub fn flush_stores(&mut self) {
+        self.sets[Access::Store.index()].fill(EMPTY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_miss_contexts_and_flushes() {
+        let mut t = Tlb::new();
+        assert_eq!(t.lookup(Access::Load, 0x1234, 1), None);
+        t.insert(Access::Load, 0x1234, 1, 0x5000);
+        assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), Some(0x5ff8));
+        assert_eq!(t.lookup(Access::Load, 0x1ff8, 2), None, "other context");
+        assert_eq!(t.lookup(Access::Store, 0x1ff8, 1), None, "other access kind");
+        assert_eq!(t.lookup(Access::Load, 0x1000 + (SETS as u64) * 0x1000, 1), None, "same slot, other page");
+        t.flush_va(0x1000);
+        assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), None);
+        t.insert(Access::Fetch, 0xffff_ffff_8000_0000, 3, 0);
+        assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), Some(0x10));
+        t.flush();
+        assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), None);
+    }
+}

@@ -1,0 +1,309 @@
+//! The page-table walker (Privileged Architecture 20211203, §4.3.2, with the
+//! G-stage rules of §8.5.1).
+//!
+//! One walker serves every mode: Sv39/Sv48/Sv57 for single-stage and
+//! VS-stage translation, and Sv39x4/Sv48x4/Sv57x4 for G-stage translation,
+//! which differ only in the width of the root index and in the U-bit rule.
+//! Memory is reached through [`PtMemory`], so the VS-stage walk can route
+//! each of its page-table reads through G-stage translation (§8.5.2: such
+//! reads are implicit accesses that are themselves translated).
+
+use crate::pte;
+use crate::Access;
+
+/// The translation scheme of a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scheme {
+    /// Number of levels: 3 for Sv39(x4), 4 for Sv48(x4), 5 for Sv57(x4).
+    pub levels: u32,
+    /// The G-stage "x4" forms widen the root index by two bits and take a
+    /// 16 KiB root table (§8.5.1).
+    pub x4: bool,
+}
+
+impl Scheme {
+    pub const SV39: Scheme = Scheme { levels: 3, x4: false };
+    pub const SV48: Scheme = Scheme { levels: 4, x4: false };
+    pub const SV57: Scheme = Scheme { levels: 5, x4: false };
+    pub const SV39X4: Scheme = Scheme { levels: 3, x4: true };
+    pub const SV48X4: Scheme = Scheme { levels: 4, x4: true };
+    pub const SV57X4: Scheme = Scheme { levels: 5, x4: true };
+
+    /// Width of the virtual (or guest-physical) address in bits.
+    pub const fn va_bits(self) -> u32 {
+        12 + 9 * self.levels + if self.x4 { 2 } else { 0 }
+    }
+
+    /// Whether `va` is a legal input address. Single-stage VAs must be
+    /// sign-extended from their top bit (§4.4.1); guest-physical addresses
+    /// for the x4 forms must have all bits above the width zero (§8.5.1).
+    pub fn va_ok(self, va: u64) -> bool {
+        let bits = self.va_bits();
+        if self.x4 {
+            va >> bits == 0
+        } else {
+            let shift = 64 - bits;
+            ((va << shift) as i64 >> shift) as u64 == va
+        }
+    }
+}
+
+/// Who is asking, and how permissions are read (§4.3.1, §8.5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perms {
+    /// The access is made at user privilege (U or VU), or this is a G-stage
+    /// walk, where every access counts as a user access and leaves must
+    /// have U=1.
+    pub user: bool,
+    /// `sstatus.SUM` (or `vsstatus.SUM`): supervisor may read/write U pages.
+    pub sum: bool,
+    /// `mstatus.MXR` (or `vsstatus.MXR` for VS-stage): loads may read
+    /// execute-only pages.
+    pub mxr: bool,
+    /// HLVX: the load needs X permission instead of R (§8.3.2).
+    pub hlvx: bool,
+}
+
+/// A completed walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// The translated physical (or guest-physical) address.
+    pub pa: u64,
+    /// log2 of the page size: 12, 21, 30, 39 or 48.
+    pub page_shift: u32,
+    /// The leaf PTE as it stands after any A/D update.
+    pub pte: u64,
+    /// Address of the leaf PTE.
+    pub pte_addr: u64,
+    /// Page-table memory references the walk made (reads and A/D writes).
+    pub refs: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkError<E> {
+    /// The architectural page fault for this access (or guest-page fault,
+    /// for a G-stage walk; the caller knows which).
+    PageFault,
+    /// Reaching a page-table entry failed; `E` says how (an access fault, or
+    /// a guest-page fault of the implicit G-stage translation).
+    Mem(E),
+}
+
+/// The memory that holds page tables, as the walker sees it.
+pub trait PtMemory {
+    type Error;
+    /// Reads the 8-byte PTE at `addr`.
+    fn read_pte(&mut self, addr: u64) -> Result<u64, Self::Error>;
+    /// Replaces the PTE at `addr` with `new` if it still holds `old`, as one
+    /// atomic step (§4.3.2 step 7). Returns whether it did.
+    fn update_pte(&mut self, addr: u64, old: u64, new: u64) -> Result<bool, Self::Error>;
+}
+
+/// Translates `va` for `access` through the tables rooted at physical page
+/// `root_ppn`. A/D bits are set by the walker (the hardware-update option of
+/// §4.3.2 step 7, which Linux relies on; Svade is not implemented).
+pub fn walk<M: PtMemory>(
+    mem: &mut M,
+    scheme: Scheme,
+    root_ppn: u64,
+    va: u64,
+    access: Access,
+    perms: Perms,
+) -> Result<Leaf, WalkError<M::Error>> {
+    if !scheme.va_ok(va) {
+        return Err(WalkError::PageFault);
+    }
+    let mut refs = 0;
+    'restart: loop {
+        let mut table = root_ppn << 12;
+        let mut level = scheme.levels - 1;
+        loop {
+            let shift = 12 + 9 * level;
+            let index_bits = if level == scheme.levels - 1 && scheme.x4 { 11 } else { 9 };
+            let index = (va >> shift) & ((1 << index_bits) - 1);
+            let pte_addr = table.wrapping_add(index * 8);
+            let pte = mem.read_pte(pte_addr).map_err(WalkError::Mem)?;
+            refs += 1;
+            if pte & pte::V == 0 || (pte & pte::R == 0 && pte & pte::W != 0) || pte & pte::RESERVED_HIGH != 0 {
+                return Err(WalkError::PageFault);
+            }
+            if !pte::is_leaf(pte) {
+                if level == 0 {
+                    return Err(WalkError::PageFault);
+                }
+                level -= 1;
+                table = pte::ppn(pte) << 12;
+                continue;
+            }
+            // §4.3.2 step 5: permission checks on the leaf.
+            let allowed = match access {
+                Access::Fetch => pte & pte::X != 0,
+                Access::Load if perms.hlvx => pte & pte::X != 0,
+                Access::Load => pte & pte::R != 0 || (perms.mxr && pte & pte::X != 0),
+                Access::Store => pte & pte::W != 0,
+            };
+            if !allowed {
+                return Err(WalkError::PageFault);
+            }
+            if perms.user {
+                if pte & pte::U == 0 {
+                    return Err(WalkError::PageFault);
+                }
+            } else if pte & pte::U != 0 && (access == Access::Fetch || !perms.sum) {
+                return Err(WalkError::PageFault);
+            }
+            // Step 6: a superpage's low PPN bits must be zero.
+            let ppn = pte::ppn(pte);
+            if level > 0 && ppn & ((1 << (9 * level)) - 1) != 0 {
+                return Err(WalkError::PageFault);
+            }
+            // Step 7: set A, and D for stores.
+            let mut want = pte | pte::A;
+            if access == Access::Store {
+                want |= pte::D;
+            }
+            if want != pte {
+                refs += 1;
+                if !mem.update_pte(pte_addr, pte, want).map_err(WalkError::Mem)? {
+                    continue 'restart;
+                }
+            }
+            let page_shift = 12 + 9 * level;
+            let offset_mask = (1u64 << page_shift) - 1;
+            let pa = ((ppn << 12) & !offset_mask) | (va & offset_mask);
+            return Ok(Leaf { pa, page_shift, pte: want, pte_addr, refs });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pte::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Mem(HashMap<u64, u64>);
+    impl PtMemory for Mem {
+        type Error = u64;
+        fn read_pte(&mut self, a: u64) -> Result<u64, u64> {
+            if a >= 0x1_0000_0000 {
+                return Err(a);
+            }
+            Ok(*self.0.get(&a).unwrap_or(&0))
+        }
+        fn update_pte(&mut self, a: u64, old: u64, new: u64) -> Result<bool, u64> {
+            let cur = self.read_pte(a)?;
+            if cur != old {
+                return Ok(false);
+            }
+            self.0.insert(a, new);
+            Ok(true)
+        }
+    }
+
+    const S: Perms = Perms { user: false, sum: false, mxr: false, hlvx: false };
+    const UP: Perms = Perms { user: true, sum: false, mxr: false, hlvx: false };
+
+    fn ptr(ppn: u64) -> u64 {
+        (ppn << 10) | V
+    }
+    fn leaf(ppn: u64, bits: u64) -> u64 {
+        (ppn << 10) | V | bits
+    }
+
+    /// Sv39 tables at root page 0x1000 mapping VA 0x4000_1000 -> PA 0x9000_0000 (4 KiB).
+    fn sv39_4k(bits: u64) -> Mem {
+        let mut m = Mem::default();
+        let va: u64 = 0x4000_1000;
+        let (v2, v1, v0) = ((va >> 30) & 511, (va >> 21) & 511, (va >> 12) & 511);
+        m.0.insert(0x100_0000 + v2 * 8, ptr(0x1001));
+        m.0.insert(0x100_1000 + v1 * 8, ptr(0x1002));
+        m.0.insert(0x100_2000 + v0 * 8, leaf(0x90000, bits));
+        m
+    }
+
+    #[test]
+    fn four_level_kib_page_sets_a_and_d() {
+        let mut m = sv39_4k(R | W);
+        let l = walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S).unwrap();
+        assert_eq!(l.pa, 0x9000_0234);
+        assert_eq!(l.page_shift, 12);
+        assert_eq!(l.pte & (A | D), A, "a load sets A only");
+        let l = walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Store, S).unwrap();
+        assert_eq!(l.pte & (A | D), A | D);
+        assert_eq!(l.refs, 4, "three reads and one D update");
+    }
+
+    #[test]
+    fn permission_rules() {
+        // Execute-only page: loads fault unless MXR.
+        let mut m = sv39_4k(X);
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Load, S).is_err());
+        let mxr = Perms { mxr: true, ..S };
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Load, mxr).is_ok());
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Fetch, S).is_ok());
+        // W without R is reserved.
+        let mut m = sv39_4k(W);
+        assert_eq!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Store, S), Err(WalkError::PageFault));
+        // U pages: user yes; supervisor only with SUM and never for fetch.
+        let mut m = sv39_4k(R | X | U);
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Load, UP).is_ok());
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Load, S).is_err());
+        let sum = Perms { sum: true, ..S };
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Load, sum).is_ok());
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Fetch, sum).is_err());
+        // Supervisor page is closed to user.
+        let mut m = sv39_4k(R | W);
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Load, UP).is_err());
+    }
+
+    #[test]
+    fn non_canonical_and_reserved_bits_fault() {
+        let mut m = sv39_4k(R);
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x0000_0080_4000_1000, Access::Load, S).is_err());
+        let mut m = sv39_4k(R | (1 << 60));
+        assert!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1000, Access::Load, S).is_err());
+    }
+
+    #[test]
+    fn superpages_and_misalignment() {
+        let mut m = Mem::default();
+        // 1 GiB leaf at root index 1 -> PA 0xc000_0000.
+        m.0.insert(0x1000 + 8, leaf(0xc0000, R | W | X));
+        let l = walk(&mut m, Scheme::SV39, 1, 0x4123_4567, Access::Fetch, S).unwrap();
+        assert_eq!(l.pa, 0xc123_4567);
+        assert_eq!(l.page_shift, 30);
+        // Misaligned gigapage (PPN low bits nonzero) is a page fault.
+        m.0.insert(0x1000 + 16, leaf(0xc0001, R));
+        assert!(walk(&mut m, Scheme::SV39, 1, 0x8000_0000, Access::Load, S).is_err());
+    }
+
+    #[test]
+    fn pte_read_failure_is_reported_as_such() {
+        let mut m = Mem::default();
+        m.0.insert(0x1000, ptr(0x2_0000_0)); // next level at 0x2_0000_0000: unreachable
+        assert_eq!(
+            walk(&mut m, Scheme::SV39, 1, 0x0, Access::Load, S),
+            Err(WalkError::Mem(0x2_0000_0000))
+        );
+    }
+
+    #[test]
+    fn x4_forms_take_two_more_root_bits_and_zero_extended_gpas() {
+        assert_eq!(Scheme::SV39X4.va_bits(), 41);
+        assert!(Scheme::SV39X4.va_ok((1 << 41) - 1));
+        assert!(!Scheme::SV39X4.va_ok(1 << 41));
+        assert!(!Scheme::SV39.va_ok(1 << 39));
+        assert!(Scheme::SV39.va_ok(0xffff_ffc0_0000_0000));
+        // Root index 0x7ff (uses the 2 extra bits) -> 16 KiB root table.
+        let mut m = Mem::default();
+        m.0.insert(0x4000 + 0x7ff * 8, leaf(0x80000, R | W | U));
+        let gpa = 0x7ff << 30 | 0x1234;
+        let l = walk(&mut m, Scheme::SV39X4, 4, gpa, Access::Load, UP).unwrap();
+        assert_eq!(l.pa, 0x8000_1234);
+        // G-stage leaves need U=1.
+        m.0.insert(0x4000, leaf(0x80000, R | W));
+        assert!(walk(&mut m, Scheme::SV39X4, 4, 0x10, Access::Load, UP).is_err());
+    }
+}
