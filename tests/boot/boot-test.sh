@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Boot test: boots the Strata guest (build/guest/{fw_dynamic.bin,Image,initramfs.cpio})
+# on a machine -- `qemu` (reference) or `strata` (ours) -- for each SMP count,
+# runs a command in the guest and checks its output against values computed
+# on the host.
+#
+# Usage: tests/boot/boot-test.sh [--machine qemu|strata] [--smp "1 2"] [--timeout SECS]
+# Env:   MACHINE (default strata), SMP_LIST (default "1 2"), BOOT_TIMEOUT (300),
+#        STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64),
+#        EXTRA_APPEND (appended to the kernel command line)
+# Logs:  build/test/boot-<machine>-smp<N>.log
+# Last line of output: "<passed> passed, <failed> failed"; exit 1 on any failure.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MACHINE=${MACHINE:-strata}
+SMP_LIST=${SMP_LIST:-"1 2"}
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-300}
+STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
+QEMU_BIN=${QEMU_BIN:-qemu-system-riscv64}
+MEM=512M
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --machine) MACHINE=$2; shift 2 ;;
+        --machine=*) MACHINE=${1#*=}; shift ;;
+        --smp) SMP_LIST=$2; shift 2 ;;
+        --smp=*) SMP_LIST=${1#*=}; shift ;;
+        --timeout) BOOT_TIMEOUT=$2; shift 2 ;;
+        --timeout=*) BOOT_TIMEOUT=${1#*=}; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) echo "boot-test: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+GUEST="$ROOT/build/guest"
+LOGDIR="$ROOT/build/test"
+mkdir -p "$LOGDIR"
+
+PASSED=0
+FAILED=0
+pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
+finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+
+# --- preconditions (each a counted failure, so the summary line still prints)
+for f in fw_dynamic.bin Image initramfs.cpio kernel-release; do
+    if [ ! -s "$GUEST/$f" ]; then
+        fail "missing $GUEST/$f (run: make setup)"
+        finish
+    fi
+done
+case "$MACHINE" in
+    qemu)
+        command -v "$QEMU_BIN" >/dev/null 2>&1 || { fail "$QEMU_BIN not found (run: scripts/setup-host.sh)"; finish; } ;;
+    strata)
+        [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; } ;;
+    *)
+        echo "boot-test: unknown machine '$MACHINE' (qemu|strata)" >&2; exit 2 ;;
+esac
+
+REL=$(cat "$GUEST/kernel-release")
+# md5 of /init exactly as packed in the initramfs.
+INIT_MD5=$(cd "$LOGDIR" && cpio --quiet -i --to-stdout init <"$GUEST/initramfs.cpio" | md5sum | cut -d' ' -f1)
+if [ -z "$INIT_MD5" ] || [ "$INIT_MD5" = "d41d8cd98f00b204e9800998ecf8427e" ]; then
+    fail "no /init in $GUEST/initramfs.cpio"; finish
+fi
+if [ "$(md5sum <"$ROOT/guest/init" | cut -d' ' -f1)" != "$INIT_MD5" ]; then
+    echo "boot-test: WARNING: guest/init differs from the packed /init; run scripts/mkinitramfs.sh" >&2
+fi
+
+GUEST_CMD='grep -c ^processor /proc/cpuinfo; md5sum /init'
+APPEND="console=ttyS0 earlycon=sbi panic=-1 strata.cmd=\"$GUEST_CMD\"${EXTRA_APPEND:+ $EXTRA_APPEND}"
+
+run_guest() {   # run_guest SMP LOG -> sets RC
+    local smp=$1 log=$2
+    local cmd
+    case "$MACHINE" in
+        qemu)
+            cmd=("$QEMU_BIN" -M virt -smp "$smp" -m "$MEM"
+                 -bios "$GUEST/fw_dynamic.bin" -kernel "$GUEST/Image"
+                 -initrd "$GUEST/initramfs.cpio" -append "$APPEND"
+                 -display none -monitor none -serial stdio -no-reboot) ;;
+        strata)
+            cmd=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin"
+                 --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio"
+                 --append "$APPEND" -m "$MEM" --smp "$smp") ;;
+    esac
+    printf '# %q' "${cmd[@]}" >"$log"; echo >>"$log"
+    set +e
+    timeout --kill-after=10 "$BOOT_TIMEOUT" "${cmd[@]}" </dev/null >>"$log" 2>&1
+    RC=$?
+    set -e
+}
+
+for N in $SMP_LIST; do
+    log="$LOGDIR/boot-$MACHINE-smp$N.log"
+    echo "== boot $MACHINE smp=$N (timeout ${BOOT_TIMEOUT}s, log $log)"
+    t0=$(date +%s.%N)
+    run_guest "$N" "$log"
+    t1=$(date +%s.%N)
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    echo "   boot to power-off: ${secs}s, exit status $RC"
+    echo "$MACHINE smp=$N ${secs}s rc=$RC" >>"$LOGDIR/boot-times.txt"
+
+    out=$(tr -d '\r' <"$log")
+    tag="$MACHINE smp=$N"
+    if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
+        fail "$tag: timed out after ${BOOT_TIMEOUT}s"
+    elif [ "$RC" -ne 0 ]; then
+        fail "$tag: exit status $RC (want 0 = clean power-off)"
+    else
+        pass "$tag: clean power-off (exit 0) in ${secs}s"
+    fi
+    if grep -qE "STRATA-GUEST-READY $(printf '%s' "$REL" | sed 's/[.+]/\\&/g') cpus=$N\$" <<<"$out"; then
+        pass "$tag: STRATA-GUEST-READY $REL cpus=$N"
+    else
+        got=$(grep -o 'STRATA-GUEST-READY.*' <<<"$out" | head -n 1 || true)
+        fail "$tag: want 'STRATA-GUEST-READY $REL cpus=$N', got '${got:-nothing}'"
+    fi
+    # The command's output: the lines between READY and CMD-EXIT.
+    body=$(awk '/STRATA-GUEST-READY/ { on = 1; next } /STRATA-CMD-EXIT/ { on = 0 } on' <<<"$out")
+    if grep -qx "$N" <<<"$body"; then
+        pass "$tag: guest counts $N processor(s) in /proc/cpuinfo"
+    else
+        fail "$tag: /proc/cpuinfo processor count: want '$N', output was: $(echo "$body" | head -n 3 | tr '\n' '|')"
+    fi
+    if grep -qx "$INIT_MD5  /init" <<<"$body"; then
+        pass "$tag: md5sum /init = $INIT_MD5 (matches host)"
+    else
+        fail "$tag: md5sum /init: want $INIT_MD5, got '$(grep '/init$' <<<"$body" | head -n 1)'"
+    fi
+    if grep -qE 'STRATA-CMD-EXIT 0$' <<<"$out"; then
+        pass "$tag: STRATA-CMD-EXIT 0"
+    else
+        got=$(grep -o 'STRATA-CMD-EXIT.*' <<<"$out" | head -n 1 || true)
+        fail "$tag: want 'STRATA-CMD-EXIT 0', got '${got:-nothing}' (last lines: $(tail -n 3 <<<"$out" | tr '\n' '|'))"
+    fi
+done
+
+finish
