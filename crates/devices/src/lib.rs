@@ -6,7 +6,18 @@
 //! platform crate places devices on the [`bus::Bus`] and wires their
 //! [`IrqLine`]s to the interrupt controllers and the harts.
 
+pub mod aclint;
 pub mod bus;
+pub mod plic;
+pub mod rtc;
+pub mod syscon;
+pub mod uart;
+
+pub use aclint::{Aclint, AclintHartLines, Timebase};
+pub use plic::{source_line, Plic, SharedMmio};
+pub use rtc::GoldfishRtc;
+pub use syscon::{PowerLatch, PowerRequest, Syscon};
+pub use uart::Uart;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
