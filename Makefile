@@ -1,0 +1,82 @@
+# Strata build/test entry points.
+#   make setup        host tools + guest kernel/busybox (cached) + initramfs
+#   make build        cargo build --release
+#   make test         setup + build + cargo tests + boot test on Strata + conformance
+#   make demo         boot the guest on Strata with an interactive shell
+#   make qemu-demo    the same guest under QEMU (reference)
+#   make boot-test-qemu   the boot test against QEMU
+#   make bench        boot benchmark (MACHINES=qemu for QEMU only)
+#   make conformance  tests/conformance/run.sh
+#   make clean        remove build/ and cargo outputs; distclean also drops .cache/
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO       ?= cargo
+TARGET_DIR  ?= $(or $(CARGO_TARGET_DIR),target)
+STRATA_BIN  ?= $(TARGET_DIR)/release/strata
+QEMU        ?= qemu-system-riscv64
+SMP         ?= 2
+MEM         ?= 512M
+GUEST       := build/guest
+APPEND      ?= console=ttyS0 earlycon=sbi
+export STRATA_BIN
+
+.PHONY: all setup setup-host guest initramfs build demo test cargo-test boot-test \
+        boot-test-qemu conformance bench qemu-demo clean distclean
+
+all: build
+
+setup: setup-host guest
+
+setup-host:
+	@scripts/setup-host.sh
+
+# Cached after the first run: works offline, re-packs the initramfs (~1 s).
+guest: setup-host
+	@scripts/fetch-guest.sh
+
+initramfs:
+	@scripts/mkinitramfs.sh
+
+build:
+	$(CARGO) build --release
+
+demo: setup build
+	$(STRATA_BIN) machine --bios $(GUEST)/fw_dynamic.bin --kernel $(GUEST)/Image \
+	    --initrd $(GUEST)/initramfs.cpio --append "$(APPEND)" -m $(MEM) --smp $(SMP)
+
+qemu-demo: setup
+	@echo "QEMU: Ctrl-A X quits; 'exit' in the guest shell powers off"
+	$(QEMU) -M virt -smp $(SMP) -m $(MEM) -bios $(GUEST)/fw_dynamic.bin \
+	    -kernel $(GUEST)/Image -initrd $(GUEST)/initramfs.cpio \
+	    -append "$(APPEND)" -nographic
+
+test: setup build
+	$(CARGO) test --workspace --release
+	tests/boot/boot-test.sh --machine strata
+	$(MAKE) --no-print-directory conformance
+
+cargo-test:
+	$(CARGO) test --workspace --release
+
+boot-test: setup build
+	tests/boot/boot-test.sh --machine strata
+
+boot-test-qemu: setup
+	tests/boot/boot-test.sh --machine qemu
+
+conformance:
+	@[ -x tests/conformance/run.sh ] || { echo "make conformance: tests/conformance/run.sh is missing or not executable" >&2; exit 1; }
+	tests/conformance/run.sh
+
+bench: setup
+	scripts/bench-boot.sh
+
+clean:
+	rm -rf build
+	$(CARGO) clean
+
+distclean: clean
+	rm -rf .cache

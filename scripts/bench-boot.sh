@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Boot benchmark: boots the guest kernel+initramfs to power-off (guest command
+# `true`) with hyperfine on each machine, then prints the median of each and
+# the ratio Strata/QEMU.
+#
+# Env: MACHINES   "qemu strata" (default) or "qemu" for a QEMU-only run
+#      SMP        guest CPUs (default 1)
+#      RUNS       hyperfine runs per machine (default 5), WARMUP (default 1)
+#      STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64)
+# Output: build/bench/boot-<machine>.json (hyperfine --export-json)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MACHINES=${MACHINES:-"qemu strata"}
+SMP=${SMP:-1}
+RUNS=${RUNS:-5}
+WARMUP=${WARMUP:-1}
+STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
+QEMU_BIN=${QEMU_BIN:-qemu-system-riscv64}
+GUEST="$ROOT/build/guest"
+OUT="$ROOT/build/bench"
+
+die() { echo "bench-boot: ERROR: $*" >&2; exit 1; }
+
+command -v hyperfine >/dev/null 2>&1 || die "hyperfine not found (run scripts/setup-host.sh)"
+command -v jq >/dev/null 2>&1 || die "jq not found (run scripts/setup-host.sh)"
+for f in fw_dynamic.bin Image initramfs.cpio; do
+    [ -s "$GUEST/$f" ] || die "missing $GUEST/$f (run: make setup)"
+done
+for m in $MACHINES; do
+    case "$m" in
+        qemu)   command -v "$QEMU_BIN" >/dev/null 2>&1 || die "$QEMU_BIN not found (run scripts/setup-host.sh)" ;;
+        strata) [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first (or MACHINES=qemu for a QEMU-only run)" ;;
+        *) die "unknown machine '$m' (qemu|strata)" ;;
+    esac
+done
+mkdir -p "$OUT"
+
+APPEND='console=ttyS0 panic=-1 strata.cmd=true'
+q() { printf '%q ' "$@"; }
+cmd_for() {
+    case "$1" in
+        qemu)   q "$QEMU_BIN" -M virt -smp "$SMP" -m 512M -bios "$GUEST/fw_dynamic.bin" \
+                  -kernel "$GUEST/Image" -initrd "$GUEST/initramfs.cpio" -append "$APPEND" \
+                  -display none -monitor none -serial stdio -no-reboot ;;
+        strata) q "$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
+                  --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
+    esac
+}
+
+declare -A MEDIAN
+for m in $MACHINES; do
+    cmd=$(cmd_for "$m")
+    json="$OUT/boot-$m.json"
+    echo "== $m (smp=$SMP, $RUNS runs): $cmd"
+    # A boot must end in a clean power-off (exit 0): hyperfine fails otherwise.
+    hyperfine --runs "$RUNS" --warmup "$WARMUP" --shell bash \
+        --command-name "$m" --export-json "$json" "$cmd" \
+        || die "$m: boot failed (non-zero exit); try: tests/boot/boot-test.sh --machine $m"
+    MEDIAN[$m]=$(jq -r '.results[0].median' "$json")
+done
+
+echo
+echo "boot to power-off, median of $RUNS runs (smp=$SMP):"
+for m in $MACHINES; do
+    printf '  %-7s %8.3f s\n' "$m" "${MEDIAN[$m]}"
+done
+if [ -n "${MEDIAN[qemu]:-}" ] && [ -n "${MEDIAN[strata]:-}" ]; then
+    awk -v s="${MEDIAN[strata]}" -v q="${MEDIAN[qemu]}" \
+        'BEGIN { printf "  ratio strata/qemu: %.2f\n", s / q }'
+fi
