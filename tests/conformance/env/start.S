@@ -276,7 +276,7 @@ msg_overflow:   .asciz "signature overflow"
 
         .bss
         .balign 64
-        .globl rt_mtrap, rt_strap, rt_resume, rt_sig_count, rt_sig
+        .globl rt_mtrap, rt_strap, rt_resume, rt_sig_count, rt_sig, rt_msave, rt_ssave
 rt_mtrap:       .skip 40        /* cause, epc, tval, prev priv, count */
 rt_strap:       .skip 40
 rt_resume:      .skip 8
