@@ -20,7 +20,7 @@ QEMU        ?= qemu-system-riscv64
 SMP         ?= 2
 MEM         ?= 512M
 GUEST       := build/guest
-APPEND      ?= console=ttyS0 earlycon=sbi
+APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all setup setup-host guest initramfs build demo test cargo-test boot-test \

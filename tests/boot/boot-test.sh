@@ -70,7 +70,7 @@ if [ "$(md5sum <"$ROOT/guest/init" | cut -d' ' -f1)" != "$INIT_MD5" ]; then
 fi
 
 GUEST_CMD='grep -c ^processor /proc/cpuinfo; md5sum /init'
-APPEND="console=ttyS0 earlycon=sbi panic=-1 strata.cmd=\"$GUEST_CMD\"${EXTRA_APPEND:+ $EXTRA_APPEND}"
+APPEND="console=ttyS0 earlycon panic=-1 strata.cmd=\"$GUEST_CMD\"${EXTRA_APPEND:+ $EXTRA_APPEND}"
 
 run_guest() {   # run_guest SMP LOG -> sets RC
     local smp=$1 log=$2
