@@ -1,1 +1,227 @@
-//! placeholder
+//! A RISC-V RV64GC hart: decode, execute, CSRs, privilege modes, traps and
+//! interrupts.
+//!
+//! The hart reaches guest RAM directly (through its TLB) and everything
+//! else through the small [`Bus`] trait, so it knows nothing of the board
+//! it is placed on.
+
+pub mod csr;
+pub mod decode;
+mod exec;
+mod fp;
+pub mod isa;
+mod mem;
+pub mod stats;
+pub mod trap;
+
+use std::sync::Arc;
+
+use csr::{satp, status, Csrs};
+use decode::Insn;
+use strata_devices::HartIrqs;
+use strata_memory::GuestRam;
+use strata_mmu::pmp::Pmp;
+use strata_mmu::tlb::Tlb;
+pub use strata_mmu::Priv;
+
+/// What a hart needs from the board besides RAM.
+pub trait Bus {
+    /// A load from a non-RAM physical address; `None` is an access fault.
+    fn mmio_read(&mut self, pa: u64, size: u8) -> Option<u64>;
+    /// A store to a non-RAM physical address; `false` is an access fault.
+    fn mmio_write(&mut self, pa: u64, size: u8, value: u64) -> bool;
+    /// The current value of the platform timer (`mtime`), which the `time`
+    /// CSR reads (Zicntr).
+    fn mtime(&self) -> u64;
+}
+
+/// Number of slots of the decoded-instruction cache (a power of two).
+const DCACHE_SLOTS: usize = 4096;
+
+/// One slot of the decoded-instruction cache. Decoding is a pure function
+/// of the instruction bits, so the cache is keyed by the bits alone: it can
+/// never be stale, whatever the guest does to its code.
+#[derive(Clone, Copy)]
+struct DSlot {
+    raw: u32,
+    insn: Insn,
+}
+
+pub struct Hart {
+    pub hartid: u64,
+    pub x: [u64; 32],
+    /// FP registers as raw 64-bit patterns (single values NaN-boxed).
+    pub f: [u64; 32],
+    pub pc: u64,
+    pub prv: Priv,
+    pub csr: Csrs,
+    pub pmp: Pmp,
+    /// Retired instructions (the basis of `minstret` and `mcycle`).
+    pub instret: u64,
+    /// Waiting in WFI for an interrupt.
+    pub wfi: bool,
+    pub stats: stats::HartStats,
+
+    ram: Arc<GuestRam>,
+    irqs: Arc<HartIrqs>,
+    tlb: Tlb,
+    /// TLB context ids for fetches and for loads/stores (see `mem.rs`).
+    ctx_fetch: u16,
+    ctx_data: u16,
+    /// LR reservation: the physical address reserved, if any.
+    reservation: Option<u64>,
+    /// The value the last LR read (an SC succeeds only if memory still
+    /// holds it, the way a compare-and-swap based implementation behaves).
+    lr_value: u64,
+    /// Set by anything that may change which interrupt is deliverable, so
+    /// the run loop re-checks before the next instruction.
+    event: bool,
+    /// The bits of the instruction being executed (for `mtval` on illegal
+    /// instructions).
+    cur_insn_bits: u64,
+    dcache: Box<[DSlot]>,
+}
+
+/// Why [`Hart::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunExit {
+    /// The budget was used up.
+    Budget,
+    /// The hart is in WFI with nothing to wake it.
+    Idle,
+}
+
+impl Hart {
+    pub fn new(hartid: u64, ram: Arc<GuestRam>, irqs: Arc<HartIrqs>) -> Self {
+        let mut h = Self {
+            hartid,
+            x: [0; 32],
+            f: [0; 32],
+            pc: 0,
+            prv: Priv::M,
+            csr: Csrs::default(),
+            pmp: Pmp::new(),
+            instret: 0,
+            wfi: false,
+            stats: stats::HartStats::default(),
+            ram,
+            irqs,
+            tlb: Tlb::new(),
+            ctx_fetch: 0,
+            ctx_data: 0,
+            reservation: None,
+            lr_value: 0,
+            event: true,
+            cur_insn_bits: 0,
+            dcache: vec![DSlot { raw: 0, insn: decode::decode(0) }; DCACHE_SLOTS].into_boxed_slice(),
+        };
+        h.update_mmu_ctx();
+        h
+    }
+
+    /// Puts the hart in the reset state the platform wants: M-mode at `pc`.
+    pub fn reset(&mut self, pc: u64) {
+        self.pc = pc;
+        self.prv = Priv::M;
+        self.csr = Csrs::default();
+        self.csr.mstatus = 0;
+        self.wfi = false;
+        self.reservation = None;
+        self.tlb.flush();
+        self.update_mmu_ctx();
+    }
+
+    pub fn set_priv(&mut self, p: Priv) {
+        self.prv = p;
+        self.update_mmu_ctx();
+        self.event = true;
+    }
+
+    /// Recomputes the TLB context ids after a change of privilege,
+    /// `mstatus` or `satp`. The id packs everything that changes the outcome
+    /// of a translation and is not flushed on change: the effective
+    /// privilege (bits 1..0), SUM (bit 2), MXR (bit 3), and whether
+    /// translation is on (bit 4).
+    pub(crate) fn update_mmu_ctx(&mut self) {
+        let ms = self.csr.mstatus;
+        let data_priv = if self.prv == Priv::M && ms & status::MPRV != 0 {
+            Priv::from_bits(ms >> status::MPP_SHIFT)
+        } else {
+            self.prv
+        };
+        let paging = self.csr.satp >> satp::MODE_SHIFT != satp::BARE;
+        let ctx = |p: Priv| -> u16 {
+            let on = paging && p != Priv::M;
+            (p as u16) | ((ms & status::SUM != 0) as u16) << 2 | ((ms & status::MXR != 0) as u16) << 3 | (on as u16) << 4
+        };
+        self.ctx_fetch = ctx(self.prv);
+        self.ctx_data = ctx(data_priv);
+    }
+
+    pub fn irqs(&self) -> &Arc<HartIrqs> {
+        &self.irqs
+    }
+
+    pub fn tlb_stats(&self) -> strata_mmu::tlb::TlbStats {
+        self.tlb.stats
+    }
+
+    /// Leaves WFI if an interrupt is pending and enabled in `mie` (§3.3.3:
+    /// WFI resumes on any such interrupt, whatever the global enables), then
+    /// takes the highest-priority deliverable interrupt, if any.
+    pub fn poll_interrupts(&mut self) {
+        if self.mip() & self.csr.mie != 0 {
+            self.wfi = false;
+        }
+        if let Some(c) = self.interrupt_to_take() {
+            self.take_trap(c, 0);
+        }
+    }
+
+    /// Runs up to `budget` instructions (trapping ones included). Returns
+    /// the number of instruction slots used and why it stopped.
+    pub fn run(&mut self, bus: &mut dyn Bus, budget: u64) -> (u64, RunExit) {
+        let mut used = 0;
+        let mut exit = RunExit::Budget;
+        while used < budget {
+            self.event = false;
+            self.poll_interrupts();
+            if self.wfi {
+                exit = RunExit::Idle;
+                break;
+            }
+            while used < budget {
+                used += 1;
+                match self.step(bus) {
+                    Ok(()) => self.instret += 1,
+                    Err(t) => self.take_trap(t.cause, t.tval),
+                }
+                if self.event {
+                    break;
+                }
+            }
+        }
+        // Another hart or a device may touch memory before this hart runs
+        // again; an SC after that must fail (§8.2 allows spurious failure).
+        self.reservation = None;
+        self.stats.steps += used;
+        (used, exit)
+    }
+
+    /// Fetches, decodes and executes one instruction.
+    #[inline]
+    pub fn step(&mut self, bus: &mut dyn Bus) -> Result<(), trap::Trap> {
+        let raw = self.fetch(bus)?;
+        let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
+        let slot = &mut self.dcache[(key ^ (key >> 12) ^ (key >> 20)) as usize & (DCACHE_SLOTS - 1)];
+        let insn = if slot.raw == key {
+            slot.insn
+        } else {
+            let i = decode::decode(key);
+            *slot = DSlot { raw: key, insn: i };
+            i
+        };
+        self.cur_insn_bits = key as u64;
+        self.execute(bus, &insn)
+    }
+}

@@ -1,0 +1,283 @@
+//! Instruction semantics (Unprivileged ISA 20191213 chapters 2, 5, 7, 8, 9;
+//! Privileged Architecture 20211203 §3.3 and §4.2.1).
+
+use crate::csr::status;
+use crate::decode::Insn;
+use crate::isa::Op;
+use crate::trap::{cause, Trap};
+use crate::{Bus, Hart, Priv};
+use strata_mmu::Access;
+
+#[inline(always)]
+fn sext32(v: u64) -> u64 {
+    v as i32 as u64
+}
+
+impl Hart {
+    #[inline(always)]
+    fn illegal_insn(&self) -> Trap {
+        Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits)
+    }
+
+    #[inline(always)]
+    pub(crate) fn execute(&mut self, bus: &mut dyn Bus, i: &Insn) -> Result<(), Trap> {
+        let pc = self.pc;
+        let mut next = pc.wrapping_add(i.len as u64);
+        let a = self.x[i.rs1 as usize];
+        let b = self.x[i.rs2 as usize];
+        let imm = i.imm as u64;
+        let rd = i.rd as usize;
+        macro_rules! wr {
+            ($v:expr) => {{
+                let v = $v;
+                self.x[rd] = v;
+                self.x[0] = 0;
+            }};
+        }
+        macro_rules! branch {
+            ($c:expr) => {
+                if $c {
+                    next = pc.wrapping_add(imm);
+                }
+            };
+        }
+        let addr = a.wrapping_add(imm);
+        match i.op {
+            Op::LUI => wr!(imm),
+            Op::AUIPC => wr!(pc.wrapping_add(imm)),
+            Op::JAL => {
+                wr!(next);
+                next = pc.wrapping_add(imm);
+            }
+            Op::JALR => {
+                let t = addr & !1;
+                wr!(next);
+                next = t;
+            }
+            Op::BEQ => branch!(a == b),
+            Op::BNE => branch!(a != b),
+            Op::BLT => branch!((a as i64) < (b as i64)),
+            Op::BGE => branch!((a as i64) >= (b as i64)),
+            Op::BLTU => branch!(a < b),
+            Op::BGEU => branch!(a >= b),
+            Op::LB => wr!(self.load(bus, addr, 1)? as i8 as u64),
+            Op::LH => wr!(self.load(bus, addr, 2)? as i16 as u64),
+            Op::LW => wr!(self.load(bus, addr, 4)? as i32 as u64),
+            Op::LD => wr!(self.load(bus, addr, 8)?),
+            Op::LBU => wr!(self.load(bus, addr, 1)?),
+            Op::LHU => wr!(self.load(bus, addr, 2)?),
+            Op::LWU => wr!(self.load(bus, addr, 4)?),
+            Op::SB => self.store(bus, addr, 1, b)?,
+            Op::SH => self.store(bus, addr, 2, b)?,
+            Op::SW => self.store(bus, addr, 4, b)?,
+            Op::SD => self.store(bus, addr, 8, b)?,
+            Op::ADDI => wr!(a.wrapping_add(imm)),
+            Op::SLTI => wr!(((a as i64) < (imm as i64)) as u64),
+            Op::SLTIU => wr!((a < imm) as u64),
+            Op::XORI => wr!(a ^ imm),
+            Op::ORI => wr!(a | imm),
+            Op::ANDI => wr!(a & imm),
+            Op::SLLI => wr!(a << (imm & 63)),
+            Op::SRLI => wr!(a >> (imm & 63)),
+            Op::SRAI => wr!(((a as i64) >> (imm & 63)) as u64),
+            Op::ADD => wr!(a.wrapping_add(b)),
+            Op::SUB => wr!(a.wrapping_sub(b)),
+            Op::SLL => wr!(a << (b & 63)),
+            Op::SLT => wr!(((a as i64) < (b as i64)) as u64),
+            Op::SLTU => wr!((a < b) as u64),
+            Op::XOR => wr!(a ^ b),
+            Op::SRL => wr!(a >> (b & 63)),
+            Op::SRA => wr!(((a as i64) >> (b & 63)) as u64),
+            Op::OR => wr!(a | b),
+            Op::AND => wr!(a & b),
+            Op::ADDIW => wr!(sext32(a.wrapping_add(imm))),
+            Op::SLLIW => wr!(sext32(((a as u32) << (imm & 31)) as u64)),
+            Op::SRLIW => wr!(sext32(((a as u32) >> (imm & 31)) as u64)),
+            Op::SRAIW => wr!(((a as i32) >> (imm & 31)) as u64),
+            Op::ADDW => wr!(sext32(a.wrapping_add(b))),
+            Op::SUBW => wr!(sext32(a.wrapping_sub(b))),
+            Op::SLLW => wr!(sext32(((a as u32) << (b & 31)) as u64)),
+            Op::SRLW => wr!(sext32(((a as u32) >> (b & 31)) as u64)),
+            Op::SRAW => wr!(((a as i32) >> (b & 31)) as u64),
+            // This interpreter performs every access in program order and
+            // its decoded-instruction cache is keyed by instruction bits, so
+            // neither fence has anything left to do.
+            Op::FENCE | Op::FENCE_I => {}
+            Op::ECALL => {
+                let c = match self.prv {
+                    Priv::U => cause::ECALL_U,
+                    Priv::S => cause::ECALL_S,
+                    Priv::M => cause::ECALL_M,
+                };
+                return Err(Trap::new(c, 0));
+            }
+            Op::EBREAK => return Err(Trap::new(cause::BREAKPOINT, pc)),
+            Op::CSRRW | Op::CSRRS | Op::CSRRC | Op::CSRRWI | Op::CSRRSI | Op::CSRRCI => {
+                let n = i.imm as u16;
+                let imm_form = matches!(i.op, Op::CSRRWI | Op::CSRRSI | Op::CSRRCI);
+                let src = if imm_form { i.rs1 as u64 } else { a };
+                // §9.1: CSRRS/CSRRC with rs1 = x0 (or uimm = 0) do not write.
+                let is_write = matches!(i.op, Op::CSRRW | Op::CSRRWI) || i.rs1 != 0;
+                let old = self.csr_read(bus, n)?;
+                if is_write {
+                    let new = match i.op {
+                        Op::CSRRW | Op::CSRRWI => src,
+                        Op::CSRRS | Op::CSRRSI => old | src,
+                        _ => old & !src,
+                    };
+                    self.csr_write(n, new)?;
+                }
+                wr!(old);
+            }
+            Op::MRET => {
+                if self.prv != Priv::M {
+                    return Err(self.illegal_insn());
+                }
+                let ms = self.csr.mstatus;
+                let mpp = Priv::from_bits(ms >> status::MPP_SHIFT);
+                let mut v = ms & !(status::MIE | status::MPP);
+                if ms & status::MPIE != 0 {
+                    v |= status::MIE;
+                }
+                v |= status::MPIE;
+                // §3.1.6.3: returning to a mode below M clears MPRV.
+                if mpp != Priv::M {
+                    v &= !status::MPRV;
+                }
+                self.csr.mstatus = v;
+                next = self.csr.mepc;
+                self.set_priv(mpp);
+            }
+            Op::SRET => {
+                if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TSR != 0) {
+                    return Err(self.illegal_insn());
+                }
+                let ms = self.csr.mstatus;
+                let spp = if ms & status::SPP != 0 { Priv::S } else { Priv::U };
+                let mut v = ms & !(status::SIE | status::SPP | status::MPRV);
+                if ms & status::SPIE != 0 {
+                    v |= status::SIE;
+                }
+                v |= status::SPIE;
+                self.csr.mstatus = v;
+                next = self.csr.sepc;
+                self.set_priv(spp);
+            }
+            Op::WFI => {
+                // §3.1.6.5: TW makes WFI illegal below M; with S-mode
+                // present, WFI in U-mode is illegal too (as QEMU does, with
+                // a time limit of zero).
+                if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TW != 0) {
+                    return Err(self.illegal_insn());
+                }
+                if self.mip() & self.csr.mie == 0 {
+                    self.wfi = true;
+                }
+                self.event = true;
+            }
+            Op::SFENCE_VMA => {
+                if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TVM != 0) {
+                    return Err(self.illegal_insn());
+                }
+                self.flush_tlb(if i.rs1 != 0 { Some(a) } else { None });
+            }
+            Op::MUL => wr!(a.wrapping_mul(b)),
+            Op::MULH => wr!(((a as i64 as i128 * b as i64 as i128) >> 64) as u64),
+            Op::MULHSU => wr!(((a as i64 as i128 * b as i128) >> 64) as u64),
+            Op::MULHU => wr!(((a as u128 * b as u128) >> 64) as u64),
+            // §7.2: division by zero and overflow do not trap.
+            Op::DIV => wr!(if b == 0 { u64::MAX } else { (a as i64).wrapping_div(b as i64) as u64 }),
+            Op::DIVU => wr!(if b == 0 { u64::MAX } else { a / b }),
+            Op::REM => wr!(if b == 0 { a } else { (a as i64).wrapping_rem(b as i64) as u64 }),
+            Op::REMU => wr!(if b == 0 { a } else { a % b }),
+            Op::MULW => wr!(sext32(a.wrapping_mul(b))),
+            Op::DIVW => {
+                let (x, y) = (a as i32, b as i32);
+                wr!(if y == 0 { u64::MAX } else { x.wrapping_div(y) as u64 })
+            }
+            Op::DIVUW => {
+                let (x, y) = (a as u32, b as u32);
+                wr!(if y == 0 { u64::MAX } else { sext32((x / y) as u64) })
+            }
+            Op::REMW => {
+                let (x, y) = (a as i32, b as i32);
+                wr!(if y == 0 { x as u64 } else { x.wrapping_rem(y) as u64 })
+            }
+            Op::REMUW => {
+                let (x, y) = (a as u32, b as u32);
+                wr!(sext32(if y == 0 { x } else { x % y } as u64))
+            }
+            Op::LR_W | Op::LR_D => {
+                let size = if i.op == Op::LR_W { 4 } else { 8 };
+                let pa = self.atomic_pa(a, size, Access::Load)?;
+                let v = self.phys_load(bus, pa, a, size, cause::LOAD_ACCESS)?;
+                self.set_reservation(Some(pa));
+                self.lr_value = v;
+                wr!(if size == 4 { sext32(v) } else { v });
+            }
+            Op::SC_W | Op::SC_D => {
+                let size = if i.op == Op::SC_W { 4 } else { 8 };
+                // Alignment is checked whether or not the SC would succeed.
+                if a & (size as u64 - 1) != 0 {
+                    return Err(Trap::new(cause::STORE_MISALIGNED, a));
+                }
+                let ok = match self.reservation() {
+                    None => false,
+                    Some(r) => {
+                        let pa = self.atomic_pa(a, size, Access::Store)?;
+                        // The reservation holds if it names these bytes and
+                        // they still hold what the LR read.
+                        pa == r && self.phys_load(bus, pa, a, size, cause::STORE_ACCESS)? == self.lr_value
+                    }
+                };
+                self.set_reservation(None);
+                if ok {
+                    let pa = self.atomic_pa(a, size, Access::Store)?;
+                    self.phys_store(bus, pa, a, size, b)?;
+                }
+                wr!(!ok as u64);
+            }
+            Op::AMOSWAP_W | Op::AMOADD_W | Op::AMOXOR_W | Op::AMOAND_W | Op::AMOOR_W | Op::AMOMIN_W
+            | Op::AMOMAX_W | Op::AMOMINU_W | Op::AMOMAXU_W => {
+                let pa = self.atomic_pa(a, 4, Access::Store)?;
+                let old = self.phys_load(bus, pa, a, 4, cause::STORE_ACCESS)? as u32;
+                let v = b as u32;
+                let new = match i.op {
+                    Op::AMOSWAP_W => v,
+                    Op::AMOADD_W => old.wrapping_add(v),
+                    Op::AMOXOR_W => old ^ v,
+                    Op::AMOAND_W => old & v,
+                    Op::AMOOR_W => old | v,
+                    Op::AMOMIN_W => (old as i32).min(v as i32) as u32,
+                    Op::AMOMAX_W => (old as i32).max(v as i32) as u32,
+                    Op::AMOMINU_W => old.min(v),
+                    _ => old.max(v),
+                };
+                self.phys_store(bus, pa, a, 4, new as u64)?;
+                wr!(old as i32 as u64);
+            }
+            Op::AMOSWAP_D | Op::AMOADD_D | Op::AMOXOR_D | Op::AMOAND_D | Op::AMOOR_D | Op::AMOMIN_D
+            | Op::AMOMAX_D | Op::AMOMINU_D | Op::AMOMAXU_D => {
+                let pa = self.atomic_pa(a, 8, Access::Store)?;
+                let old = self.phys_load(bus, pa, a, 8, cause::STORE_ACCESS)?;
+                let new = match i.op {
+                    Op::AMOSWAP_D => b,
+                    Op::AMOADD_D => old.wrapping_add(b),
+                    Op::AMOXOR_D => old ^ b,
+                    Op::AMOAND_D => old & b,
+                    Op::AMOOR_D => old | b,
+                    Op::AMOMIN_D => (old as i64).min(b as i64) as u64,
+                    Op::AMOMAX_D => (old as i64).max(b as i64) as u64,
+                    Op::AMOMINU_D => old.min(b),
+                    _ => old.max(b),
+                };
+                self.phys_store(bus, pa, a, 8, new)?;
+                wr!(old);
+            }
+            Op::ILLEGAL => return Err(self.illegal_insn()),
+            _ => self.execute_fp(bus, i, addr)?,
+        }
+        self.pc = next;
+        Ok(())
+    }
+}
