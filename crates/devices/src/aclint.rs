@@ -29,13 +29,13 @@ use crate::{IrqLine, MmioDevice};
 
 /// Size of the CLINT window on QEMU's `virt` board.
 pub const CLINT_MMIO_SIZE: u64 = 0x10000;
-/// Offset of MSIP[0].
+/// Offset of `MSIP[0]`.
 pub const MSIP_BASE: u64 = 0x0000;
-/// Offset of MTIMECMP[0] (the MTIMER device's base).
+/// Offset of `MTIMECMP[0]` (the MTIMER device's base).
 pub const MTIMECMP_BASE: u64 = 0x4000;
 /// Offset of MTIME (MTIMER base + 0x7ff8).
 pub const MTIME_OFFSET: u64 = 0xbff8;
-/// Most harts the layout can address: MTIMECMP[h] must end at or below
+/// Most harts the layout can address: `MTIMECMP[h]` must end at or below
 /// MTIME (4095 harts, ACLINT §2.1).
 pub const MAX_HARTS: usize = ((MTIME_OFFSET - MTIMECMP_BASE) / 8) as usize;
 
