@@ -62,10 +62,31 @@ rt_trap_m:
         sd      t0, 0(sp)
         sd      t1, 8(sp)
         sd      t2, 16(sp)
-        la      t1, rt_mtrap
-        csrr    t0, mcause
-        sd      t0, 0(t1)
         csrr    t2, mepc
+        /* RETURN_M (ecall from U/S/M with a7 = magic) is invisible: it is
+           not recorded in rt_mtrap. */
+        csrr    t0, mcause
+        li      t1, CAUSE_ECALL_U
+        bltu    t0, t1, .Lm_record
+        li      t1, CAUSE_ECALL_M
+        bgtu    t0, t1, .Lm_record
+        li      t1, 10
+        beq     t0, t1, .Lm_record
+        li      t1, RT_MAGIC
+        bne     a7, t1, 1f
+        addi    t2, t2, 4
+        j       .Lm_to_m
+1:      li      t1, RT_MAGIC_FWD
+        bne     a7, t1, .Lm_record
+        mv      t2, a6
+.Lm_to_m:
+        li      t0, MSTATUS_MPP
+        csrs    mstatus, t0
+        csrw    mepc, t2
+        j       .Lm_out
+.Lm_record:
+        la      t1, rt_mtrap
+        sd      t0, 0(t1)
         sd      t2, 8(t1)
         csrr    t0, mtval
         sd      t0, 16(t1)
@@ -80,25 +101,6 @@ rt_trap_m:
         bgeu    t0, t1, rt_too_many_traps
         csrr    t0, mcause
         bltz    t0, .Lm_irq
-        /* RETURN_M? (ecall from U/S/M with a7 = magic) */
-        li      t1, CAUSE_ECALL_U
-        bltu    t0, t1, .Lm_resume
-        li      t1, CAUSE_ECALL_M
-        bgtu    t0, t1, .Lm_resume
-        li      t1, 10
-        beq     t0, t1, .Lm_resume
-        li      t1, RT_MAGIC
-        bne     a7, t1, 1f
-        addi    t2, t2, 4
-        j       .Lm_to_m
-1:      li      t1, RT_MAGIC_FWD
-        bne     a7, t1, .Lm_resume
-        mv      t2, a6
-.Lm_to_m:
-        li      t0, MSTATUS_MPP
-        csrs    mstatus, t0
-        csrw    mepc, t2
-        j       .Lm_out
 .Lm_resume:
         ld      t0, rt_resume
         beqz    t0, .Lm_skip
@@ -139,10 +141,23 @@ rt_trap_s:
         sd      t0, 0(sp)
         sd      t1, 8(sp)
         sd      t2, 16(sp)
-        la      t1, rt_strap
-        csrr    t0, scause
-        sd      t0, 0(t1)
         csrr    t2, sepc
+        /* RETURN_M from U delegated here: forward to M, unrecorded. */
+        csrr    t0, scause
+        li      t1, CAUSE_ECALL_U
+        bne     t0, t1, .Ls_record
+        li      t1, RT_MAGIC
+        bne     a7, t1, .Ls_record
+        addi    a6, t2, 4
+        li      a7, RT_MAGIC_FWD
+        ld      t0, 0(sp)
+        ld      t1, 8(sp)
+        ld      t2, 16(sp)
+        csrrw   sp, sscratch, sp
+        ecall
+.Ls_record:
+        la      t1, rt_strap
+        sd      t0, 0(t1)
         sd      t2, 8(t1)
         csrr    t0, stval
         sd      t0, 16(t1)
@@ -157,17 +172,7 @@ rt_trap_s:
         bgeu    t0, t1, .Ls_fatal
         csrr    t0, scause
         bltz    t0, .Ls_irq
-        li      t1, CAUSE_ECALL_U
-        bne     t0, t1, .Ls_resume
-        li      t1, RT_MAGIC
-        bne     a7, t1, .Ls_resume
-        addi    a6, t2, 4
-        li      a7, RT_MAGIC_FWD
-        ld      t0, 0(sp)
-        ld      t1, 8(sp)
-        ld      t2, 16(sp)
-        csrrw   sp, sscratch, sp
-        ecall
+        j       .Ls_resume
 .Ls_fatal:
         li      a7, RT_MAGIC
         ecall
