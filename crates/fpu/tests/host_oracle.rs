@@ -247,7 +247,12 @@ fn h_cmp(a: u64, b: u64, single: bool, signalling: bool) -> (bool, bool, bool, u
     };
     // Unordered sets ZF = PF = CF = 1; less: CF; equal: ZF.
     let ordered = p == 0;
-    (ordered && z != 0, ordered && c != 0, ordered && (c != 0 || z != 0), fl)
+    (
+        ordered && z != 0,
+        ordered && c != 0,
+        ordered && (c != 0 || z != 0),
+        fl,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -272,8 +277,14 @@ struct Fmt {
     ebits: u32,
     fbits: u32,
 }
-const S: Fmt = Fmt { ebits: 8, fbits: 23 };
-const D: Fmt = Fmt { ebits: 11, fbits: 52 };
+const S: Fmt = Fmt {
+    ebits: 8,
+    fbits: 23,
+};
+const D: Fmt = Fmt {
+    ebits: 11,
+    fbits: 52,
+};
 
 impl Fmt {
     fn emax(self) -> u64 {
@@ -297,7 +308,7 @@ impl Fmt {
     fn canonical_nan(self) -> u64 {
         self.make(false, self.emax(), 1 << (self.fbits - 1))
     }
-    fn from_f64(self, x: f64) -> u64 {
+    fn encode_f64(self, x: f64) -> u64 {
         if self.fbits == 23 {
             (x as f32).to_bits() as u64
         } else {
@@ -314,50 +325,64 @@ impl Fmt {
         let mut v = vec![];
         for neg in [false, true] {
             v.extend([
-                self.make(neg, 0, 0),                // zero
-                self.make(neg, 0, 1),                // min subnormal
+                self.make(neg, 0, 0), // zero
+                self.make(neg, 0, 1), // min subnormal
                 self.make(neg, 0, 2),
-                self.make(neg, 0, q),                // half of min normal
-                self.make(neg, 0, fm),               // max subnormal
-                self.make(neg, 1, 0),                // min normal
+                self.make(neg, 0, q),  // half of min normal
+                self.make(neg, 0, fm), // max subnormal
+                self.make(neg, 1, 0),  // min normal
                 self.make(neg, 1, 1),
-                self.make(neg, emax - 1, fm),        // max normal
+                self.make(neg, emax - 1, fm), // max normal
                 self.make(neg, emax - 1, fm - 1),
                 self.make(neg, emax - 1, 0),
-                self.make(neg, emax, 0),             // infinity
-                self.make(neg, emax, q),             // canonical-payload qNaN
-                self.make(neg, emax, q | 0x1234),    // qNaN with payload
-                self.make(neg, emax, 1),             // sNaN
-                self.make(neg, emax, q >> 1),        // sNaN
-                self.make(neg, bias, 0),             // 1.0
-                self.make(neg, bias, 1),             // 1 + ulp
-                self.make(neg, bias - 1, fm),        // 1 - ulp/2
-                self.make(neg, bias - 1, 0),         // 0.5
-                self.make(neg, bias, q),             // 1.5
-                self.make(neg, bias + 1, q >> 1),    // 2.5
-                self.make(neg, bias + 1, q),         // 3.0
-                self.make(neg, bias - 2, 0),         // 0.25
-                self.make(neg, bias + self.fbits as u64, 0),     // 2^p-1: last exact-integer step
+                self.make(neg, emax, 0),                     // infinity
+                self.make(neg, emax, q),                     // canonical-payload qNaN
+                self.make(neg, emax, q | 0x1234),            // qNaN with payload
+                self.make(neg, emax, 1),                     // sNaN
+                self.make(neg, emax, q >> 1),                // sNaN
+                self.make(neg, bias, 0),                     // 1.0
+                self.make(neg, bias, 1),                     // 1 + ulp
+                self.make(neg, bias - 1, fm),                // 1 - ulp/2
+                self.make(neg, bias - 1, 0),                 // 0.5
+                self.make(neg, bias, q),                     // 1.5
+                self.make(neg, bias + 1, q >> 1),            // 2.5
+                self.make(neg, bias + 1, q),                 // 3.0
+                self.make(neg, bias - 2, 0),                 // 0.25
+                self.make(neg, bias + self.fbits as u64, 0), // 2^p-1: last exact-integer step
                 self.make(neg, bias + self.fbits as u64, fm),
                 self.make(neg, bias + self.fbits as u64 + 1, 0),
-                self.make(neg, bias + 31, 0),        // 2^31
-                self.make(neg, bias + 30, fm),       // just below 2^31
-                self.make(neg, bias + 32, 0),        // 2^32
-                self.make(neg, bias + 31, fm),       // just below 2^32
-                self.make(neg, bias + 63, 0),        // 2^63
-                self.make(neg, bias + 62, fm),       // just below 2^63
-                self.make(neg, bias + 64, 0),        // 2^64
-                self.make(neg, bias + 63, fm),       // just below 2^64
+                self.make(neg, bias + 31, 0),  // 2^31
+                self.make(neg, bias + 30, fm), // just below 2^31
+                self.make(neg, bias + 32, 0),  // 2^32
+                self.make(neg, bias + 31, fm), // just below 2^32
+                self.make(neg, bias + 63, 0),  // 2^63
+                self.make(neg, bias + 62, fm), // just below 2^63
+                self.make(neg, bias + 64, 0),  // 2^64
+                self.make(neg, bias + 63, fm), // just below 2^64
             ]);
         }
         if self.fbits == 52 {
             // Doubles close to the i32/u32 limits, where a fraction matters.
             for x in [
-                2147483647.5, 2147483647.4, 2147483647.6, 2147483648.5, -2147483648.5,
-                -2147483648.4, -2147483648.6, -2147483649.0, 4294967295.5, 4294967295.4,
-                4294967296.0, -0.4, -0.5, -0.6, -1.0, 0.4, 0.6,
+                2147483647.5,
+                2147483647.4,
+                2147483647.6,
+                2147483648.5,
+                -2147483648.5,
+                -2147483648.4,
+                -2147483648.6,
+                -2147483649.0,
+                4294967295.5,
+                4294967295.4,
+                4294967296.0,
+                -0.4,
+                -0.5,
+                -0.6,
+                -1.0,
+                0.4,
+                0.6,
             ] {
-                v.push(self.from_f64(x));
+                v.push(self.encode_f64(x));
             }
         }
         v
@@ -371,16 +396,16 @@ impl Fmt {
             _ => {
                 let emax = self.emax();
                 let exp = match rng.below(5) {
-                    0 => rng.below(3),                                  // subnormal / tiny
-                    1 => emax - 1 - rng.below(3),                       // huge
-                    2 => self.bias() - 10 + rng.below(20),              // near 1
-                    3 => self.bias() + 20 + rng.below(48),              // integer-conversion range
-                    _ => rng.below(emax),                               // any finite
+                    0 => rng.below(3),                     // subnormal / tiny
+                    1 => emax - 1 - rng.below(3),          // huge
+                    2 => self.bias() - 10 + rng.below(20), // near 1
+                    3 => self.bias() + 20 + rng.below(48), // integer-conversion range
+                    _ => rng.below(emax),                  // any finite
                 };
                 let frac = match rng.below(5) {
                     0 => 0,
                     1 => self.fmask(),
-                    2 => 1 << rng.below(self.fbits as u64),            // one bit
+                    2 => 1 << rng.below(self.fbits as u64), // one bit
                     3 => self.fmask() ^ (1 << rng.below(self.fbits as u64)),
                     _ => rng.next(),
                 };
@@ -393,11 +418,12 @@ impl Fmt {
     /// cancellation in add/sub and ties in rounding.
     fn near(self, rng: &mut Rng, a: u64) -> u64 {
         let exp = (a >> self.fbits) & self.emax();
-        let e = (exp as i64 + rng.below(2 * (self.fbits as u64 + 3)) as i64 - (self.fbits as i64 + 3))
+        let e = (exp as i64 + rng.below(2 * (self.fbits as u64 + 3)) as i64
+            - (self.fbits as i64 + 3))
             .clamp(0, self.emax() as i64 - 1) as u64;
         let frac = match rng.below(3) {
-            0 => a,                               // same significand
-            1 => a ^ (1 << rng.below(4)),         // differs in the last bits
+            0 => a,                       // same significand
+            1 => a ^ (1 << rng.below(4)), // differs in the last bits
             _ => rng.next(),
         };
         self.make(rng.next() & 1 != 0, e, frac)
@@ -421,7 +447,13 @@ struct Failures {
 
 impl Failures {
     fn new(what: &'static str) -> Self {
-        Failures { what, list: vec![], checked: 0, seen: 0, nans: 0 }
+        Failures {
+            what,
+            list: vec![],
+            checked: 0,
+            seen: 0,
+            nans: 0,
+        }
     }
     fn fail(&mut self, msg: String) {
         if self.list.len() < 20 {
@@ -496,11 +528,18 @@ const RANDOM_PER_MODE: usize = 200_000;
 /// with nearby exponents).
 fn pairs(f: Fmt, seed: u64) -> Vec<(u64, u64)> {
     let e = f.edges();
-    let mut v: Vec<(u64, u64)> = e.iter().flat_map(|&a| e.iter().map(move |&b| (a, b))).collect();
+    let mut v: Vec<(u64, u64)> = e
+        .iter()
+        .flat_map(|&a| e.iter().map(move |&b| (a, b)))
+        .collect();
     let mut rng = Rng(seed);
     for _ in 0..RANDOM_PER_MODE {
         let a = f.random(&mut rng, &e);
-        let b = if rng.next() & 1 == 0 { f.near(&mut rng, a) } else { f.random(&mut rng, &e) };
+        let b = if rng.next() & 1 == 0 {
+            f.near(&mut rng, a)
+        } else {
+            f.random(&mut rng, &e)
+        };
         v.push((a, b));
     }
     v
@@ -519,7 +558,12 @@ fn check_bin_s(what: &'static str, ours: Bin<u32>, host: HostBin<u32>, must_see:
             let (a, b) = (a as u32, b as u32);
             let o = ours(a, b, rm);
             let h = host(a, b, rc);
-            fl.float(S, &|| format!("{what}({a:#010x}, {b:#010x}) {rm:?}"), (o.0 as u64, o.1), (h.0 as u64, h.1));
+            fl.float(
+                S,
+                &|| format!("{what}({a:#010x}, {b:#010x}) {rm:?}"),
+                (o.0 as u64, o.1),
+                (h.0 as u64, h.1),
+            );
         }
     }
     fl.done(must_see);
@@ -542,7 +586,12 @@ fn add_sub_mul_div_s() {
     check_bin_s("add_s", fpu::add_s, h_add_s, ADD_FLAGS);
     check_bin_s("sub_s", fpu::sub_s, h_sub_s, ADD_FLAGS);
     check_bin_s("mul_s", fpu::mul_s, h_mul_s, ADD_FLAGS | flags::UF);
-    check_bin_s("div_s", fpu::div_s, h_div_s, ADD_FLAGS | flags::UF | flags::DZ);
+    check_bin_s(
+        "div_s",
+        fpu::div_s,
+        h_div_s,
+        ADD_FLAGS | flags::UF | flags::DZ,
+    );
 }
 
 #[test]
@@ -550,7 +599,12 @@ fn add_sub_mul_div_d() {
     check_bin_d("add_d", fpu::add_d, h_add_d, ADD_FLAGS);
     check_bin_d("sub_d", fpu::sub_d, h_sub_d, ADD_FLAGS);
     check_bin_d("mul_d", fpu::mul_d, h_mul_d, ADD_FLAGS | flags::UF);
-    check_bin_d("div_d", fpu::div_d, h_div_d, ADD_FLAGS | flags::UF | flags::DZ);
+    check_bin_d(
+        "div_d",
+        fpu::div_d,
+        h_div_d,
+        ADD_FLAGS | flags::UF | flags::DZ,
+    );
 }
 
 fn singles(f: Fmt, seed: u64, n: usize) -> Vec<u64> {
@@ -569,7 +623,12 @@ fn sqrt_s_d() {
             let a = a as u32;
             let o = fpu::sqrt_s(a, rm);
             let h = h_sqrt_s(a, rc);
-            fl.float(S, &|| format!("sqrt_s({a:#010x}) {rm:?}"), (o.0 as u64, o.1), (h.0 as u64, h.1));
+            fl.float(
+                S,
+                &|| format!("sqrt_s({a:#010x}) {rm:?}"),
+                (o.0 as u64, o.1),
+                (h.0 as u64, h.1),
+            );
         }
     }
     fl.done(flags::NX | flags::NV);
@@ -601,16 +660,23 @@ fn triples(f: Fmt, seed: u64) -> Vec<(u64, u64, u64)> {
     let mut rng = Rng(seed);
     for _ in 0..RANDOM_PER_MODE {
         let a = f.random(&mut rng, &e);
-        let b = if rng.below(2) == 0 { f.near(&mut rng, a) } else { f.random(&mut rng, &e) };
+        let b = if rng.below(2) == 0 {
+            f.near(&mut rng, a)
+        } else {
+            f.random(&mut rng, &e)
+        };
         let c = match rng.below(3) {
             0 => {
                 // -(a*b) computed in f64 then narrowed, nudged by a few ulps.
                 let (x, y) = if f.fbits == 23 {
-                    (f32::from_bits(a as u32) as f64, f32::from_bits(b as u32) as f64)
+                    (
+                        f32::from_bits(a as u32) as f64,
+                        f32::from_bits(b as u32) as f64,
+                    )
                 } else {
                     (f64::from_bits(a), f64::from_bits(b))
                 };
-                let p = f.from_f64(-(x * y));
+                let p = f.encode_f64(-(x * y));
                 p.wrapping_add(rng.below(5)).wrapping_sub(2) & (f.sign() | (f.sign() - 1))
             }
             1 => f.near(&mut rng, a),
@@ -661,7 +727,7 @@ fn fused_s() {
                     S,
                     &|| format!("{what}({a:#010x}, {b:#010x}, {c:#010x}) {rm:?}"),
                     (o.0 as u64, o.1),
-                    (h.0 as u64, h.1),
+                    h,
                 );
             }
         }
@@ -684,7 +750,12 @@ fn fused_d() {
             for (a, b, c) in triples(D, 0xf3d ^ rc as u64) {
                 let o = ours(a, b, c, rm);
                 let h = fma_nv_rule(D, a, b, c, host(a, b, c, rc));
-                fl.float(D, &|| format!("{what}({a:#018x}, {b:#018x}, {c:#018x}) {rm:?}"), o, h);
+                fl.float(
+                    D,
+                    &|| format!("{what}({a:#018x}, {b:#018x}, {c:#018x}) {rm:?}"),
+                    o,
+                    h,
+                );
             }
         }
         fl.done(flags::NX | flags::UF | flags::OF | flags::NV);
@@ -714,7 +785,12 @@ fn float_float_conversions() {
         for a in v {
             let o = fpu::cvt_s_d(a, rm);
             let h = h_d_to_s(a, rc);
-            fl.float(S, &|| format!("cvt_s_d({a:#018x}) {rm:?}"), (o.0 as u64, o.1), (h.0 as u64, h.1));
+            fl.float(
+                S,
+                &|| format!("cvt_s_d({a:#018x}) {rm:?}"),
+                (o.0 as u64, o.1),
+                (h.0 as u64, h.1),
+            );
         }
     }
     fl.done(flags::NX | flags::UF | flags::OF | flags::NV);
@@ -762,7 +838,11 @@ fn expected_to_int(f: Fmt, a: u64, kind: IntKind, rc: u32) -> (u64, u8) {
             Some(r) => Some((r as i128, fl)),
             None if !neg => {
                 // |a| >= 2^63: a is an integer there, so a - 2^63 is exact.
-                let x = if single { f32::from_bits(a as u32) as f64 } else { f64::from_bits(a) };
+                let x = if single {
+                    f32::from_bits(a as u32) as f64
+                } else {
+                    f64::from_bits(a)
+                };
                 let y = x - 9223372036854775808.0;
                 let (r2, fl2) = h_to_i64(y.to_bits(), false, rc);
                 r2.map(|r2| (r2 as i128 + (1i128 << 63), fl2))
@@ -780,7 +860,8 @@ fn expected_to_int(f: Fmt, a: u64, kind: IntKind, rc: u32) -> (u64, u8) {
 fn float_to_int() {
     // The 32-bit oracle above is built on the 64-bit instruction; cross-check
     // it with the 32-bit one for signed W (both must agree where x86 is valid).
-    let kinds: [(IntKind, fn(u32, Rm) -> (u64, u8), fn(u64, Rm) -> (u64, u8)); 4] = [
+    type Ours = (IntKind, fn(u32, Rm) -> (u64, u8), fn(u64, Rm) -> (u64, u8));
+    let kinds: [Ours; 4] = [
         (IntKind::W, fpu::cvt_w_s, fpu::cvt_w_d),
         (IntKind::Wu, fpu::cvt_wu_s, fpu::cvt_wu_d),
         (IntKind::L, fpu::cvt_l_s, fpu::cvt_l_d),
@@ -798,19 +879,35 @@ fn float_to_int() {
                 let want = expected_to_int(S, a, kind, rc);
                 if let IntKind::W = kind {
                     if let (Some(r32), f32_) = h_to_i32(a, true, rc) {
-                        assert_eq!((r32 as i64 as u64, f32_), want, "32-bit oracle cross-check {a:#x}");
+                        assert_eq!(
+                            (r32 as i64 as u64, f32_),
+                            want,
+                            "32-bit oracle cross-check {a:#x}"
+                        );
                     }
                 }
-                fl.int(&|| format!("{kind:?} s {a:#010x} {rm:?}"), ours_s(a as u32, rm), want);
+                fl.int(
+                    &|| format!("{kind:?} s {a:#010x} {rm:?}"),
+                    ours_s(a as u32, rm),
+                    want,
+                );
             }
             for a in singles(D, 23 + rc as u64, RANDOM_PER_MODE) {
                 let want = expected_to_int(D, a, kind, rc);
                 if let IntKind::W = kind {
                     if let (Some(r32), f32_) = h_to_i32(a, false, rc) {
-                        assert_eq!((r32 as i64 as u64, f32_), want, "32-bit oracle cross-check {a:#x}");
+                        assert_eq!(
+                            (r32 as i64 as u64, f32_),
+                            want,
+                            "32-bit oracle cross-check {a:#x}"
+                        );
                     }
                 }
-                fl.int(&|| format!("{kind:?} d {a:#018x} {rm:?}"), ours_d(a, rm), want);
+                fl.int(
+                    &|| format!("{kind:?} d {a:#018x} {rm:?}"),
+                    ours_d(a, rm),
+                    want,
+                );
             }
         }
         fl.done(flags::NX | flags::NV);
@@ -839,10 +936,29 @@ fn h_from_u64(x: u64, single: bool, rc: u32) -> (u64, u8) {
 
 fn ints(seed: u64) -> Vec<u64> {
     let mut v: Vec<u64> = vec![
-        0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1, (1 << 63) + 1, 1 << 31,
-        (1 << 31) - 1, (1 << 31) + 1, 1 << 32, (1 << 32) - 1, 0xffff_ffff_8000_0000,
-        0x0000_0000_8000_0000, (1 << 24) + 1, (1 << 24) + 3, (1 << 53) + 1, (1 << 53) + 3,
-        0x0000_0000_0100_0001, 0x0000_0000_0300_0002, 0xffff_ffff_feff_ffff,
+        0,
+        1,
+        2,
+        3,
+        u64::MAX,
+        u64::MAX - 1,
+        1 << 63,
+        (1 << 63) - 1,
+        (1 << 63) + 1,
+        1 << 31,
+        (1 << 31) - 1,
+        (1 << 31) + 1,
+        1 << 32,
+        (1 << 32) - 1,
+        0xffff_ffff_8000_0000,
+        0x0000_0000_8000_0000,
+        (1 << 24) + 1,
+        (1 << 24) + 3,
+        (1 << 53) + 1,
+        (1 << 53) + 3,
+        0x0000_0000_0100_0001,
+        0x0000_0000_0300_0002,
+        0xffff_ffff_feff_ffff,
     ];
     let mut rng = Rng(seed);
     for _ in 0..RANDOM_PER_MODE {
@@ -851,14 +967,22 @@ fn ints(seed: u64) -> Vec<u64> {
         // including ties, all appear.
         let w = rng.below(65);
         let x = if w == 64 { x } else { x & ((1u64 << w) - 1) };
-        v.push(if rng.below(4) == 0 { x.wrapping_neg() } else { x });
+        v.push(if rng.below(4) == 0 {
+            x.wrapping_neg()
+        } else {
+            x
+        });
     }
     v
 }
 
 #[test]
 fn int_to_float() {
-    type Ours = (&'static str, fn(u64, Rm) -> (u32, u8), fn(u64, Rm) -> (u64, u8));
+    type Ours = (
+        &'static str,
+        fn(u64, Rm) -> (u32, u8),
+        fn(u64, Rm) -> (u64, u8),
+    );
     let ops: [Ours; 4] = [
         ("w", fpu::cvt_s_w, fpu::cvt_d_w),
         ("wu", fpu::cvt_s_wu, fpu::cvt_d_wu),
@@ -879,8 +1003,18 @@ fn int_to_float() {
                 };
                 let o = ours_s(x, rm);
                 let h = host(true);
-                fl.float(S, &|| format!("cvt_s_{what}({x:#x}) {rm:?}"), (o.0 as u64, o.1), h);
-                fl.float(D, &|| format!("cvt_d_{what}({x:#x}) {rm:?}"), ours_d(x, rm), host(false));
+                fl.float(
+                    S,
+                    &|| format!("cvt_s_{what}({x:#x}) {rm:?}"),
+                    (o.0 as u64, o.1),
+                    h,
+                );
+                fl.float(
+                    D,
+                    &|| format!("cvt_d_{what}({x:#x}) {rm:?}"),
+                    ours_d(x, rm),
+                    host(false),
+                );
             }
         }
         fl.done(flags::NX);
@@ -894,20 +1028,40 @@ fn int_to_float() {
 #[test]
 fn comparisons() {
     for (f, seed) in [(S, 31u64), (D, 37)] {
-        let mut fl = Failures::new(if f.fbits == 23 { "compare_s" } else { "compare_d" });
+        let mut fl = Failures::new(if f.fbits == 23 {
+            "compare_s"
+        } else {
+            "compare_d"
+        });
         for (a, b) in pairs(f, seed) {
             let single = f.fbits == 23;
             let (heq, _, _, hqf) = h_cmp(a, b, single, false);
             let (_, hlt, hle, hsf) = h_cmp(a, b, single, true);
             let (eq, lt, le) = if single {
-                (fpu::feq_s(a as u32, b as u32), fpu::flt_s(a as u32, b as u32), fpu::fle_s(a as u32, b as u32))
+                (
+                    fpu::feq_s(a as u32, b as u32),
+                    fpu::flt_s(a as u32, b as u32),
+                    fpu::fle_s(a as u32, b as u32),
+                )
             } else {
                 (fpu::feq_d(a, b), fpu::flt_d(a, b), fpu::fle_d(a, b))
             };
             let ctx = || format!("({a:#x}, {b:#x})");
-            fl.int(&|| format!("feq{}", ctx()), (eq.0 as u64, eq.1), (heq as u64, hqf));
-            fl.int(&|| format!("flt{}", ctx()), (lt.0 as u64, lt.1), (hlt as u64, hsf));
-            fl.int(&|| format!("fle{}", ctx()), (le.0 as u64, le.1), (hle as u64, hsf));
+            fl.int(
+                &|| format!("feq{}", ctx()),
+                (eq.0 as u64, eq.1),
+                (heq as u64, hqf),
+            );
+            fl.int(
+                &|| format!("flt{}", ctx()),
+                (lt.0 as u64, lt.1),
+                (hlt as u64, hsf),
+            );
+            fl.int(
+                &|| format!("fle{}", ctx()),
+                (le.0 as u64, le.1),
+                (hle as u64, hsf),
+            );
         }
         fl.done(flags::NV);
     }
@@ -919,7 +1073,7 @@ fn comparisons() {
 fn oracle_sanity() {
     let one = 1f32.to_bits();
     let tiny = f32::from_bits(1).to_bits(); // min subnormal
-    // 1 + tiny: inexact; RUP rounds up, the others give 1.
+                                            // 1 + tiny: inexact; RUP rounds up, the others give 1.
     assert_eq!(h_add_s(one, tiny, 0), (one, flags::NX));
     assert_eq!(h_add_s(one, tiny, 2), (one + 1, flags::NX));
     assert_eq!(h_add_s(one, tiny, 3), (one, flags::NX));
@@ -930,11 +1084,20 @@ fn oracle_sanity() {
     assert!(f32::from_bits(r).is_nan() && f == flags::NV);
     // max * 2: OF|NX; RTZ gives max.
     let max = f32::MAX.to_bits();
-    assert_eq!(h_mul_s(max, 2f32.to_bits(), 0), (f32::INFINITY.to_bits(), flags::OF | flags::NX));
-    assert_eq!(h_mul_s(max, 2f32.to_bits(), 3), (max, flags::OF | flags::NX));
+    assert_eq!(
+        h_mul_s(max, 2f32.to_bits(), 0),
+        (f32::INFINITY.to_bits(), flags::OF | flags::NX)
+    );
+    assert_eq!(
+        h_mul_s(max, 2f32.to_bits(), 3),
+        (max, flags::OF | flags::NX)
+    );
     // min_normal * 0.5 is exact (subnormal but exact): no UF; * 0.75 is
     // inexact and tiny: UF|NX.
     let mn = f32::MIN_POSITIVE.to_bits();
     assert_eq!(h_mul_s(mn, 0.5f32.to_bits(), 0), (mn >> 1, 0));
-    assert_eq!(h_mul_s(f32::from_bits(3).to_bits(), 0.5f32.to_bits(), 0).1, flags::UF | flags::NX);
+    assert_eq!(
+        h_mul_s(f32::from_bits(3).to_bits(), 0.5f32.to_bits(), 0).1,
+        flags::UF | flags::NX
+    );
 }
