@@ -86,7 +86,7 @@ run_guest() {   # run_guest SMP LOG -> sets RC
                  --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio"
                  --append "$APPEND" -m "$MEM" --smp "$smp") ;;
     esac
-    printf '# %q' "${cmd[@]}" >"$log"; echo >>"$log"
+    { printf '#'; printf ' %q' "${cmd[@]}"; echo; } >"$log"
     set +e
     timeout --kill-after=10 "$BOOT_TIMEOUT" "${cmd[@]}" </dev/null >>"$log" 2>&1
     RC=$?
@@ -109,6 +109,8 @@ for N in $SMP_LIST; do
         fail "$tag: timed out after ${BOOT_TIMEOUT}s"
     elif [ "$RC" -ne 0 ]; then
         fail "$tag: exit status $RC (want 0 = clean power-off)"
+    elif ! grep -q 'reboot: Power down' <<<"$out"; then
+        fail "$tag: exit status 0 but the guest never powered off (no 'reboot: Power down')"
     else
         pass "$tag: clean power-off (exit 0) in ${secs}s"
     fi
