@@ -27,6 +27,29 @@
 //!   not arithmetic, pass NaNs through unchanged.
 //! * Tininess is detected after rounding (§11.4).
 //!
+//! # Example: how an executor uses it
+//!
+//! ```
+//! use strata_fpu::{self as fpu, Rm};
+//!
+//! // FADD.S f3, f1, f2 with rm = DYN and frm = RNE.
+//! let (frm, rm_field) = (0u64, 7u64);
+//! let rm = Rm::from_bits(if rm_field == 7 { frm } else { rm_field })
+//!     .expect("reserved rounding mode: raise illegal instruction");
+//! let f1 = fpu::box_s(1.0f32.to_bits());
+//! let f2 = 0x0000_0000_4000_0000; // not NaN-boxed: reads as the canonical NaN
+//! let (r, fl) = fpu::add_s(fpu::unbox_s(f1), fpu::unbox_s(f2), rm);
+//! let mut fflags = 0u8;
+//! fflags |= fl; // accrue
+//! let f3 = fpu::box_s(r);
+//! assert_eq!(f3, fpu::box_s(fpu::CANONICAL_NAN_S));
+//! assert_eq!(fflags, 0); // a quiet NaN operand raises nothing
+//!
+//! // FCVT.WU.D a0, f4, RTZ: the 32-bit result is sign-extended into a0.
+//! let (a0, fl) = fpu::cvt_wu_d(3e9f64.to_bits(), Rm::Rtz);
+//! assert_eq!((a0, fl), (0xffff_ffff_b2d0_5e00, 0));
+//! ```
+//!
 //! The rounding arithmetic is Berkeley SoftFloat 3 built with its RISC-V
 //! specialization, through the `softfloat-wrapper` crate. SoftFloat keeps its
 //! exception flags in a thread-local variable; every function here clears it
