@@ -48,12 +48,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install these by hand: ${missing[*]}"
     log=$(mktemp)
     if ! $SUDO apt-get -o DPkg::Lock::Timeout=300 update >"$log" 2>&1; then
-        tail -5 "$log" >&2
-        die "apt-get update failed (no network/archive?); cannot install: ${missing[*]}"
+        die "apt-get update failed (no network/archive?), cannot install: ${missing[*]} (apt output: $log)"
     fi
     if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
-        tail -5 "$log" >&2
-        die "apt-get install failed for: ${missing[*]}"
+        die "cannot install: ${missing[*]} ($(grep -m1 '^E:' "$log" || echo 'apt-get install failed'); apt output: $log)"
     fi
     rm -f "$log"
 fi
