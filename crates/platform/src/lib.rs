@@ -1,3 +1,9 @@
-//! The Strata board: memory map, device tree, loaders, run loop.
+//! The Strata board: a memory map compatible with QEMU's `virt` machine,
+//! the device tree, loaders, the console and the run loop.
 
+pub mod console;
 pub mod fdt;
+pub mod loader;
+pub mod machine;
+
+pub use machine::{ClockMode, ExitReason, Machine, MachineConfig};

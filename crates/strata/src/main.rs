@@ -1,1 +1,168 @@
-fn main() {}
+//! The `strata` command.
+//!
+//! `strata machine …` boots a bare board with QEMU-like flags. Exit status:
+//! 0 the guest powered off (or the user typed Ctrl-A x), 1 a host-side error
+//! (bad file, flag or configuration), 2 a usage error, 3 the guest asked for
+//! a reset, 4 the guest powered off reporting failure, 5 the guest hung with
+//! nothing left that could wake it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use strata_platform::console::RawMode;
+use strata_platform::{ClockMode, ExitReason, Machine, MachineConfig};
+
+/// Default firmware: OpenSBI's generic fw_dynamic from Debian's `opensbi`.
+const DEBIAN_OPENSBI: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "A RISC-V machine and hypervisor for studying memory virtualization")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Boot a bare RISC-V board (QEMU `virt` compatible): firmware plus OS.
+    Machine(MachineArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Clock {
+    /// Time advances with instructions; idle time is skipped (deterministic).
+    Virtual,
+    /// Like virtual, but idle periods last as long as in real time.
+    Paced,
+}
+
+#[derive(clap::Args)]
+struct MachineArgs {
+    /// Kernel: a RISC-V Linux Image, or an ELF program (loaded at its
+    /// physical addresses).
+    #[arg(long)]
+    kernel: PathBuf,
+    /// Initial ramdisk, placed in RAM and named in /chosen.
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    /// Kernel command line (/chosen/bootargs).
+    #[arg(long, default_value = "")]
+    append: String,
+    /// RAM size: a number with an optional K, M or G suffix (default MiB).
+    #[arg(short = 'm', long = "memory", default_value = "512M", value_parser = parse_size)]
+    memory: u64,
+    /// Number of harts (1 to 8).
+    #[arg(long, default_value_t = 1)]
+    smp: u32,
+    /// Firmware: OpenSBI fw_dynamic (.bin or .elf), or "none" to start the
+    /// kernel in M-mode. Default: Debian's OpenSBI.
+    #[arg(long)]
+    bios: Option<String>,
+    /// Also write everything the guest prints on the serial port to FILE.
+    #[arg(long)]
+    serial_log: Option<PathBuf>,
+    /// Print translation, trap and speed counters when the machine stops.
+    #[arg(long)]
+    stats: bool,
+    /// How guest time advances. Default: paced on an interactive terminal,
+    /// virtual otherwise.
+    #[arg(long, value_enum)]
+    clock: Option<Clock>,
+}
+
+/// Parses sizes like QEMU's -m: "512", "512M", "1G", "1048576K".
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
+        Some(c) if c.is_ascii_digit() => (s, 1 << 20),
+        _ => return Err(format!("{s:?} is not a size (examples: 512M, 1G)")),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 512M, 1G)"))?;
+    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+fn machine(a: MachineArgs) -> Result<ExitReason, String> {
+    let bios = match a.bios.as_deref() {
+        Some("none") => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            let p = PathBuf::from(DEBIAN_OPENSBI);
+            if !p.exists() {
+                return Err(format!(
+                    "no firmware given and {DEBIAN_OPENSBI} is missing: install Debian's opensbi package, or pass --bios FILE or --bios none"
+                ));
+            }
+            Some(p)
+        }
+    };
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let clock = match a.clock {
+        Some(Clock::Virtual) => ClockMode::Virtual,
+        Some(Clock::Paced) => ClockMode::Paced,
+        None if interactive => ClockMode::Paced,
+        None => ClockMode::Virtual,
+    };
+    let cfg = MachineConfig {
+        ram_size: a.memory,
+        harts: a.smp,
+        bios,
+        kernel: a.kernel,
+        initrd: a.initrd,
+        append: a.append,
+        clock,
+        console_stdout: true,
+        console_stdin: interactive,
+        serial_log: a.serial_log,
+    };
+    let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
+    let raw = if interactive { RawMode::enable() } else { None };
+    let reason = m.run();
+    drop(raw);
+    if a.stats {
+        eprint!("{}", m.stats_report());
+    }
+    Ok(reason)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Machine(a) => machine(a),
+    };
+    match result {
+        Ok(reason) => {
+            match reason {
+                ExitReason::PowerOff | ExitReason::Quit => {}
+                ExitReason::Reset => eprintln!("strata: the guest requested a reset"),
+                ExitReason::GuestFailure(code) => eprintln!("strata: the guest powered off reporting failure (code {code})"),
+                ExitReason::Hung => eprintln!("strata: every hart is waiting for an interrupt that nothing can raise"),
+            }
+            ExitCode::from(reason.status() as u8)
+        }
+        Err(e) => {
+            eprintln!("strata: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512").unwrap(), 512 << 20);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
+        assert!(parse_size("").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+}

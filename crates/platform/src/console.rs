@@ -1,0 +1,158 @@
+//! The host side of the serial console: output to stdout (and an optional
+//! log file), input from stdin in raw mode with QEMU's `Ctrl-A x` escape.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+
+/// Where the guest's UART output goes.
+pub struct ConsoleOut {
+    stdout: Option<io::Stdout>,
+    log: Option<File>,
+    buf: Vec<u8>,
+    /// Everything the guest printed, kept for callers that want it (tests).
+    pub capture: Option<Vec<u8>>,
+}
+
+impl ConsoleOut {
+    pub fn new(to_stdout: bool, log: Option<File>) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            stdout: to_stdout.then(io::stdout),
+            log,
+            buf: Vec::with_capacity(4096),
+            capture: None,
+        }))
+    }
+
+    pub fn push(&mut self, b: u8) {
+        self.buf.push(b);
+        if let Some(c) = &mut self.capture {
+            c.push(b);
+        }
+        if self.buf.len() >= 4096 {
+            self.flush();
+        }
+    }
+
+    /// Writes out what the guest printed. A closed stdout (the reader went
+    /// away) is not the guest's problem: output is dropped from then on.
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Some(out) = &mut self.stdout {
+            let mut lock = out.lock();
+            if lock.write_all(&self.buf).and_then(|_| lock.flush()).is_err() {
+                self.stdout = None;
+            }
+        }
+        if let Some(log) = &mut self.log {
+            if log.write_all(&self.buf).is_err() {
+                self.log = None;
+            }
+        }
+        self.buf.clear();
+    }
+}
+
+/// What the console input thread reports.
+pub enum Input {
+    Byte(u8),
+    /// The user typed `Ctrl-A x`.
+    Quit,
+    /// stdin reached its end.
+    Eof,
+}
+
+/// Terminal state to restore when the machine stops.
+pub struct RawMode {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl RawMode {
+    /// Puts stdin in raw mode if it is a terminal.
+    pub fn enable() -> Option<RawMode> {
+        // SAFETY: isatty and tcgetattr only read the descriptor's state;
+        // `saved` is a plain C struct fully written by tcgetattr before use.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return None;
+            }
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return None;
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            // Keep output post-processing so "\n" still returns the carriage
+            // for host messages printed while raw.
+            raw.c_oflag |= libc::OPOST;
+            if libc::tcsetattr(0, libc::TCSANOW, &raw) != 0 {
+                return None;
+            }
+            Some(RawMode { fd: 0, saved })
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: restores the attributes read in `enable` on the same fd.
+        unsafe {
+            libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
+        }
+    }
+}
+
+/// Reads stdin on a thread of its own and hands bytes to the run loop,
+/// interpreting `Ctrl-A x` (quit) and `Ctrl-A Ctrl-A` (a literal Ctrl-A).
+pub fn spawn_stdin_reader() -> Receiver<Input> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("console-in".into())
+        .spawn(move || {
+            let mut escape = false;
+            let mut buf = [0u8; 256];
+            let mut stdin = io::stdin();
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(Input::Eof);
+                        return;
+                    }
+                    Ok(n) => n,
+                };
+                for &b in &buf[..n] {
+                    let msg = if escape {
+                        escape = false;
+                        match b {
+                            b'x' | b'X' => Input::Quit,
+                            0x01 => Input::Byte(0x01),
+                            _ => continue,
+                        }
+                    } else if b == 0x01 {
+                        escape = true;
+                        continue;
+                    } else {
+                        Input::Byte(b)
+                    };
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .expect("spawning the console thread");
+    rx
+}
+
+/// Drains what is ready without blocking.
+pub fn try_input(rx: &Receiver<Input>) -> Option<Input> {
+    match rx.try_recv() {
+        Ok(i) => Some(i),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Disconnected) => Some(Input::Eof),
+    }
+}

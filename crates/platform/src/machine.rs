@@ -1,0 +1,524 @@
+//! The `virt`-compatible board: RAM, harts, devices, boot hand-off and the
+//! run loop.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_devices::aclint::{Aclint, AclintHartLines, Timebase, CLINT_MMIO_SIZE};
+use strata_devices::bus::Bus as DeviceBus;
+use strata_devices::plic::{source_line, Plic, PLIC_MMIO_SIZE};
+use strata_devices::rtc::{host_clock, GoldfishRtc, RTC_MMIO_SIZE};
+use strata_devices::syscon::{PowerLatch, PowerRequest, Syscon, SYSCON_MMIO_SIZE};
+use strata_devices::uart::{Uart, UART_MMIO_SIZE};
+use strata_devices::{mip, HartIrqBit, HartIrqs, IrqLine, SharedMmio};
+use strata_hart::{Hart, RunExit};
+use strata_memory::GuestRam;
+
+use crate::console::{self, ConsoleOut, Input};
+use crate::fdt::{self, FdtConfig};
+use crate::loader::{self, ImageKind, LoadError};
+
+pub const RAM_BASE: u64 = 0x8000_0000;
+/// The timebase the device tree advertises (as QEMU's `virt` does).
+pub const TIMEBASE_HZ: u64 = 10_000_000;
+/// Virtual time: instructions per `mtime` tick, i.e. a nominal 100 MIPS hart
+/// at the 10 MHz timebase.
+pub const INSNS_PER_TICK: u64 = 10;
+/// Instructions a hart runs before the loop turns to the next hart and to
+/// the devices.
+const CHUNK: u64 = 4096;
+
+/// The extensions Strata implements and tests; the device tree advertises
+/// exactly these.
+pub const ISA_BASE: &str = "rv64imafdc";
+pub const ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockMode {
+    /// `mtime` advances with retired instructions; an idle machine jumps to
+    /// its next timer deadline at once. Deterministic and fast.
+    Virtual,
+    /// As `Virtual`, but an idle machine waits in real time for its next
+    /// deadline, so guest sleeps last as long as the user expects.
+    Paced,
+}
+
+pub struct MachineConfig {
+    pub ram_size: u64,
+    pub harts: u32,
+    /// Firmware (OpenSBI `fw_dynamic`), or `None` to start the kernel itself
+    /// in M-mode (bare-metal ELF programs).
+    pub bios: Option<PathBuf>,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+    pub clock: ClockMode,
+    /// Copy console output to stdout.
+    pub console_stdout: bool,
+    /// Feed stdin to the UART.
+    pub console_stdin: bool,
+    pub serial_log: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The guest powered the machine off.
+    PowerOff,
+    /// The guest asked for a reset.
+    Reset,
+    /// The guest powered off reporting failure with this code.
+    GuestFailure(u16),
+    /// Every hart waits for an interrupt that nothing can raise.
+    Hung,
+    /// The user typed `Ctrl-A x`.
+    Quit,
+}
+
+impl ExitReason {
+    /// The process exit status for this outcome (documented in the README).
+    pub fn status(self) -> i32 {
+        match self {
+            ExitReason::PowerOff | ExitReason::Quit => 0,
+            ExitReason::Reset => 3,
+            ExitReason::GuestFailure(_) => 4,
+            ExitReason::Hung => 5,
+        }
+    }
+}
+
+/// The part of the board the harts reach through `strata_hart::Bus`.
+struct Board {
+    devices: DeviceBus,
+    time: Arc<Timebase>,
+}
+
+impl strata_hart::Bus for Board {
+    #[inline]
+    fn mmio_read(&mut self, pa: u64, size: u8) -> Option<u64> {
+        self.devices.read(pa, size)
+    }
+    #[inline]
+    fn mmio_write(&mut self, pa: u64, size: u8, value: u64) -> bool {
+        self.devices.write(pa, size, value)
+    }
+    #[inline]
+    fn mtime(&self) -> u64 {
+        self.time.now()
+    }
+}
+
+pub struct Machine {
+    pub ram: Arc<GuestRam>,
+    pub harts: Vec<Hart>,
+    board: Board,
+    aclint: Arc<Mutex<Aclint>>,
+    rtc: Arc<Mutex<GoldfishRtc>>,
+    uart: Arc<Mutex<Uart>>,
+    power: Arc<PowerLatch>,
+    console: Arc<Mutex<ConsoleOut>>,
+    input: Option<Receiver<Input>>,
+    clock: ClockMode,
+    /// Where the boot images landed (for `--stats` and tests).
+    pub layout: Layout,
+    started: Option<Instant>,
+    elapsed: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Layout {
+    pub entry: u64,
+    pub kernel: (u64, u64),
+    pub initrd: Option<(u64, u64)>,
+    pub dtb: u64,
+    pub fw_dynamic_info: Option<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
+const FW_DYNAMIC_MAGIC: u64 = 0x4942_534f;
+const FW_DYNAMIC_VERSION: u64 = 2;
+const NEXT_MODE_S: u64 = 1;
+
+const MIB: u64 = 1 << 20;
+
+fn align_up(v: u64, a: u64) -> u64 {
+    v.div_ceil(a) * a
+}
+
+impl Machine {
+    pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
+        if cfg.harts == 0 || cfg.harts > 8 {
+            return Err(LoadError(format!("--smp {}: Strata supports 1 to 8 harts", cfg.harts)));
+        }
+        if cfg.ram_size < 16 * MIB {
+            return Err(LoadError(format!("-m {} MiB: at least 16 MiB of RAM is needed", cfg.ram_size / MIB)));
+        }
+        // RAM ends below the 64-bit physical address limit of Sv39's 56-bit
+        // physical addresses with room to spare; the host must also hold it.
+        if cfg.ram_size > 64 * 1024 * MIB {
+            return Err(LoadError(format!("-m {} MiB: at most 64 GiB of RAM is supported", cfg.ram_size / MIB)));
+        }
+        if let Some(host) = host_ram_bytes() {
+            if cfg.ram_size > host {
+                return Err(LoadError(format!(
+                    "-m {} MiB is more than this host's {} MiB of RAM",
+                    cfg.ram_size / MIB,
+                    host / MIB
+                )));
+            }
+        }
+        let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(LoadError)?);
+
+        // ---- images ----
+        let kernel_bytes = loader::read_file("kernel", &cfg.kernel)?;
+        loader::check_not_foreign("kernel", &kernel_bytes)?;
+        let kind = loader::classify(&kernel_bytes);
+        let mut layout = Layout::default();
+        let mut fw_end = RAM_BASE;
+        let firmware_entry = match &cfg.bios {
+            Some(path) => {
+                let fw = loader::read_file("firmware", path)?;
+                loader::check_not_foreign("firmware", &fw)?;
+                let l = match loader::classify(&fw) {
+                    ImageKind::Elf => loader::load_elf(&ram, "firmware", &fw)?,
+                    ImageKind::LinuxImage => {
+                        return Err(LoadError(format!("{} is a Linux kernel, not firmware", path.display())))
+                    }
+                    ImageKind::Raw => loader::load_raw(&ram, "firmware", &fw, RAM_BASE)?,
+                };
+                fw_end = l.end;
+                Some(l.entry)
+            }
+            None => None,
+        };
+        let kernel = match kind {
+            ImageKind::Elf => loader::load_elf(&ram, "kernel", &kernel_bytes)?,
+            ImageKind::LinuxImage => {
+                if firmware_entry.is_none() {
+                    return Err(LoadError(
+                        "a Linux Image runs in S-mode and needs SBI firmware: give --bios (e.g. OpenSBI's fw_dynamic.bin)"
+                            .into(),
+                    ));
+                }
+                // RV64 kernels want a 2 MiB aligned load address above the
+                // firmware (boot-image-header.rst).
+                loader::load_linux_image(&ram, "kernel", &kernel_bytes, align_up(fw_end, 2 * MIB))?
+            }
+            ImageKind::Raw => {
+                if firmware_entry.is_some() {
+                    loader::load_raw(&ram, "kernel", &kernel_bytes, align_up(fw_end, 2 * MIB))?
+                } else {
+                    return Err(LoadError(format!(
+                        "{} is neither an ELF file nor a RISC-V Linux Image",
+                        cfg.kernel.display()
+                    )));
+                }
+            }
+        };
+        if firmware_entry.is_some() && kernel.start < fw_end {
+            return Err(LoadError("the kernel overlaps the firmware".into()));
+        }
+        layout.kernel = (kernel.start, kernel.end);
+
+        // The device tree goes at the top of RAM, 2 MiB aligned as QEMU
+        // places it; fw_dynamic_info and the initrd go below it.
+        let initrd = match &cfg.initrd {
+            Some(p) => {
+                let d = loader::read_file("initrd", p)?;
+                if d.is_empty() {
+                    return Err(LoadError(format!("initrd {} is empty", p.display())));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let dtb_slot = (ram.end() - 64 * 1024) & !(2 * MIB - 1);
+        let info_addr = dtb_slot - 0x1000;
+        let mut low_limit = info_addr;
+        if let Some(d) = &initrd {
+            let start = (info_addr.saturating_sub(d.len() as u64)) & !0xfff;
+            if start < kernel.end || start < RAM_BASE {
+                return Err(LoadError(format!(
+                    "RAM too small: the kernel ends at {:#x} and the {} MiB initrd must fit below {:#x}; try a larger -m",
+                    kernel.end,
+                    d.len() as u64 / MIB,
+                    info_addr
+                )));
+            }
+            ram.write_bytes(start, d).map_err(|e| LoadError(format!("initrd: {e}")))?;
+            layout.initrd = Some((start, start + d.len() as u64));
+            low_limit = start;
+        }
+        if kernel.end > low_limit {
+            return Err(LoadError(format!(
+                "RAM too small for the kernel (it ends at {:#x}); try a larger -m",
+                kernel.end
+            )));
+        }
+        let fdt_cfg = FdtConfig {
+            harts: cfg.harts,
+            isa_base: ISA_BASE.into(),
+            isa_extensions: ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            mmu_type: "riscv,sv48".into(),
+            ram_base: RAM_BASE,
+            ram_size: cfg.ram_size,
+            bootargs: cfg.append.clone(),
+            initrd: layout.initrd,
+            timebase_frequency: TIMEBASE_HZ as u32,
+            virtio_mmio: vec![],
+        };
+        let dtb = fdt::build_fdt(&fdt_cfg).map_err(LoadError)?;
+        if dtb.len() as u64 > 64 * 1024 {
+            return Err(LoadError("device tree larger than 64 KiB".into()));
+        }
+        ram.write_bytes(dtb_slot, &dtb).map_err(|e| LoadError(format!("device tree: {e}")))?;
+        layout.dtb = dtb_slot;
+
+        let entry = match firmware_entry {
+            Some(fw_entry) => {
+                // fw_dynamic_info: magic, version, next_addr, next_mode,
+                // options, boot_hart.
+                let info = [FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, kernel.entry, NEXT_MODE_S, 0, 0];
+                for (i, v) in info.iter().enumerate() {
+                    ram.store(info_addr + 8 * i as u64, 8, *v).map_err(|e| LoadError(e.to_string()))?;
+                }
+                layout.fw_dynamic_info = Some(info_addr);
+                fw_entry
+            }
+            None => kernel.entry,
+        };
+        layout.entry = entry;
+
+        // ---- devices ----
+        let time = Timebase::new();
+        let irqs: Vec<Arc<HartIrqs>> = (0..cfg.harts).map(|_| HartIrqs::new()).collect();
+        let line = |h: usize, bit: u32| -> Arc<dyn IrqLine> { Arc::new(HartIrqBit { irqs: irqs[h].clone(), bit }) };
+        let aclint = Arc::new(Mutex::new(Aclint::new(
+            time.clone(),
+            (0..cfg.harts as usize).map(|h| AclintHartLines { msip: line(h, mip::MSIP), mtip: line(h, mip::MTIP) }).collect(),
+        )));
+        let plic_outputs = (0..cfg.harts as usize).flat_map(|h| [line(h, mip::MEIP), line(h, mip::SEIP)]).collect();
+        let plic = Plic::shared(plic_outputs);
+        let console = ConsoleOut::new(cfg.console_stdout, match &cfg.serial_log {
+            Some(p) => Some(std::fs::File::create(p).map_err(|e| {
+                LoadError(format!("cannot create serial log {}: {e}", p.display()))
+            })?),
+            None => None,
+        });
+        let out = console.clone();
+        let uart = Arc::new(Mutex::new(Uart::new(
+            Box::new(move |b| lock(&out).push(b)),
+            source_line(&plic, fdt::UART_IRQ),
+        )));
+        let rtc = Arc::new(Mutex::new(GoldfishRtc::new(host_clock(), source_line(&plic, fdt::RTC_IRQ))));
+        let power = PowerLatch::new();
+        let mut devices = DeviceBus::new();
+        let add = |d: &mut DeviceBus, base, size, name, dev| d.add(base, size, name, dev).map_err(LoadError);
+        add(&mut devices, fdt::SYSCON_BASE, SYSCON_MMIO_SIZE, "syscon", Box::new(Syscon::new(power.clone())))?;
+        add(&mut devices, fdt::RTC_BASE, RTC_MMIO_SIZE, "rtc", Box::new(SharedMmio(rtc.clone())))?;
+        add(&mut devices, fdt::CLINT_BASE, CLINT_MMIO_SIZE, "clint", Box::new(SharedMmio(aclint.clone())))?;
+        add(&mut devices, fdt::PLIC_BASE, PLIC_MMIO_SIZE, "plic", Box::new(SharedMmio(plic.clone())))?;
+        add(&mut devices, fdt::UART_BASE, UART_MMIO_SIZE, "uart", Box::new(SharedMmio(uart.clone())))?;
+
+        // ---- harts ----
+        let harts = (0..cfg.harts)
+            .map(|h| {
+                let mut hart = Hart::new(h as u64, ram.clone(), irqs[h as usize].clone());
+                hart.reset(entry);
+                hart.x[10] = h as u64; // a0: hart id
+                hart.x[11] = dtb_slot; // a1: device tree
+                if let Some(info) = layout.fw_dynamic_info {
+                    hart.x[12] = info; // a2: fw_dynamic_info
+                }
+                hart
+            })
+            .collect();
+
+        let input = cfg.console_stdin.then(console::spawn_stdin_reader);
+        Ok(Machine {
+            ram,
+            harts,
+            board: Board { devices, time },
+            aclint,
+            rtc,
+            uart,
+            power,
+            console,
+            input,
+            clock: cfg.clock,
+            layout,
+            started: None,
+            elapsed: Duration::ZERO,
+        })
+    }
+
+    /// Keeps a copy of everything the guest prints (for tests).
+    pub fn capture_console(&mut self) {
+        lock(&self.console).capture = Some(Vec::new());
+    }
+
+    pub fn console_output(&self) -> Vec<u8> {
+        lock(&self.console).capture.clone().unwrap_or_default()
+    }
+
+    pub fn mtime(&self) -> u64 {
+        self.board.time.now()
+    }
+
+    /// Moves time forward by `ticks` and lets the timer devices react.
+    fn advance_time(&mut self, ticks: u64) {
+        if ticks > 0 {
+            self.board.time.advance(ticks);
+        }
+        lock(&self.aclint).update();
+        lock(&self.rtc).update();
+    }
+
+    /// Feeds pending console input to the UART. Returns `Some` when the
+    /// user asked to quit.
+    fn pump_input(&mut self) -> Option<ExitReason> {
+        let rx = self.input.as_ref()?;
+        let mut uart = lock(&self.uart);
+        while uart.rx_space() > 0 {
+            match console::try_input(rx) {
+                Some(Input::Byte(b)) => uart.push_input(b),
+                Some(Input::Quit) => return Some(ExitReason::Quit),
+                Some(Input::Eof) => {
+                    drop(uart);
+                    self.input = None;
+                    return None;
+                }
+                None => break,
+            }
+        }
+        None
+    }
+
+    /// Runs until the guest powers off or resets, or nothing can happen.
+    pub fn run(&mut self) -> ExitReason {
+        let start = Instant::now();
+        self.started = Some(start);
+        let wall_start = start;
+        let mut tick_rem = 0u64;
+        let reason = loop {
+            let mut used_max = 0;
+            let mut all_idle = true;
+            for h in self.harts.iter_mut() {
+                let (used, exit) = h.run(&mut self.board, CHUNK);
+                used_max = used_max.max(used);
+                if exit == RunExit::Budget {
+                    all_idle = false;
+                }
+            }
+            tick_rem += used_max;
+            let ticks = tick_rem / INSNS_PER_TICK;
+            tick_rem %= INSNS_PER_TICK;
+            self.advance_time(ticks);
+            if let Some(req) = self.power.take_request() {
+                break match req {
+                    PowerRequest::PowerOff => ExitReason::PowerOff,
+                    PowerRequest::Reset => ExitReason::Reset,
+                    PowerRequest::Fail(code) => ExitReason::GuestFailure(code),
+                };
+            }
+            if let Some(r) = self.pump_input() {
+                break r;
+            }
+            lock(&self.console).flush();
+            if all_idle && !self.harts.iter().any(|h| h.mip() & h.csr.mie != 0) {
+                if let Some(r) = self.idle(wall_start) {
+                    break r;
+                }
+            }
+        };
+        lock(&self.console).flush();
+        self.elapsed = start.elapsed();
+        reason
+    }
+
+    /// Every hart waits in WFI: move time to the next event.
+    fn idle(&mut self, wall_start: Instant) -> Option<ExitReason> {
+        let now = self.board.time.now();
+        let rtc_deadline = lock(&self.rtc)
+            .alarm_in_ns()
+            .map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
+        let deadline = match (lock(&self.aclint).next_deadline(), rtc_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(deadline) = deadline else {
+            // Only console input can wake the machine now.
+            let Some(rx) = &self.input else { return Some(ExitReason::Hung) };
+            match rx.recv() {
+                Ok(Input::Byte(b)) => lock(&self.uart).push_input(b),
+                Ok(Input::Quit) => return Some(ExitReason::Quit),
+                Ok(Input::Eof) | Err(_) => {
+                    self.input = None;
+                    return Some(ExitReason::Hung);
+                }
+            }
+            return None;
+        };
+        let delta = deadline.saturating_sub(now);
+        if self.clock == ClockMode::Paced {
+            // Do not let guest time run ahead of host time while idle.
+            let guest_ns = (self.board.time.raw() as u128 * 1_000_000_000 / TIMEBASE_HZ as u128) as u64;
+            let host_ns = wall_start.elapsed().as_nanos() as u64;
+            let ahead = guest_ns.saturating_add(delta.saturating_mul(100)).saturating_sub(host_ns);
+            let wait = Duration::from_nanos(ahead.min(50_000_000));
+            if let Some(rx) = &self.input {
+                match rx.recv_timeout(wait) {
+                    Ok(Input::Byte(b)) => {
+                        lock(&self.uart).push_input(b);
+                        return None;
+                    }
+                    Ok(Input::Quit) => return Some(ExitReason::Quit),
+                    Ok(Input::Eof) => self.input = None,
+                    Err(_) => {}
+                }
+            } else {
+                std::thread::sleep(wait);
+            }
+        }
+        self.advance_time(delta);
+        None
+    }
+
+    /// A human-readable report of the run's counters (`--stats`).
+    pub fn stats_report(&self) -> String {
+        let mut s = String::new();
+        let secs = self.elapsed.as_secs_f64();
+        let steps: u64 = self.harts.iter().map(|h| h.stats.steps).sum();
+        let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
+        let _ = writeln!(s, "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS", retired as f64 / secs.max(1e-9) / 1e6);
+        let _ = writeln!(s, "strata: guest time {:.3} s (mtime {})", self.board.time.raw() as f64 / TIMEBASE_HZ as f64, self.mtime());
+        for h in &self.harts {
+            let t = h.tlb_stats();
+            let _ = writeln!(
+                s,
+                "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} | walks {} refs {}",
+                h.hartid, h.instret, h.stats.steps, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes,
+                h.stats.walks, h.stats.walk_refs
+            );
+            let exc: Vec<String> = h.stats.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
+            let int: Vec<String> = h.stats.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
+            let _ = writeln!(s, "hart {}: exceptions by cause [{}] interrupts by cause [{}]", h.hartid, exc.join(" "), int.join(" "));
+        }
+        let _ = steps;
+        s
+    }
+}
+
+/// Total RAM of the host, from /proc/meminfo.
+fn host_ram_bytes() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
