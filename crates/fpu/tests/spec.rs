@@ -216,6 +216,24 @@ fn rmm_ties_go_away_from_zero() {
     );
     assert_eq!(fpu::cvt_s_d(d(1.0 + 2f64.powi(-24)), Rm::Rne), (ONE, NX));
 
+    // Division and square root cannot produce ties at full precision, but a
+    // subnormal quotient can: 2^-127 / 2^23 = 2^-150 is halfway between 0
+    // and 2^-149 (tiny and inexact: UF | NX).
+    assert_eq!(
+        fpu::div_s(0x0040_0000, s(2f32.powi(23)), Rm::Rne),
+        (PZ, UF | NX)
+    );
+    assert_eq!(
+        fpu::div_s(0x0040_0000, s(2f32.powi(23)), Rm::Rmm),
+        (1, UF | NX)
+    );
+    assert_eq!(fpu::div_d(1, D_TWO, Rm::Rne), (D_PZ, UF | NX));
+    assert_eq!(fpu::div_d(1, D_TWO, Rm::Rmm), (1, UF | NX));
+    assert_eq!(fpu::div_d(3 | D_NZ, D_TWO, Rm::Rmm), (2 | D_NZ, UF | NX));
+    assert_eq!(fpu::div_d(3 | D_NZ, D_TWO, Rm::Rne), (2 | D_NZ, UF | NX));
+    assert_eq!(fpu::div_d(5, D_TWO, Rm::Rne), (2, UF | NX));
+    assert_eq!(fpu::div_d(5, D_TWO, Rm::Rmm), (3, UF | NX));
+
     // Overflow in RMM goes to infinity, like RNE.
     assert_eq!(fpu::mul_s(MAX, TWO, Rm::Rmm), (PINF, OF | NX));
 }
