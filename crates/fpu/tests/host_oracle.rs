@@ -1254,8 +1254,8 @@ fn rmm_arithmetic_s() {
     }
 
     // (name, ours, host, negate the product, negate the addend)
-    type Op = (&'static str, Tri<u32>, HostTri<u32>, bool, bool);
-    let ops: [Op; 4] = [
+    type FusedOp = (&'static str, Tri<u32>, HostTri<u32>, bool, bool);
+    let ops: [FusedOp; 4] = [
         ("fmadd_s", fpu::fmadd_s, h_fmadd_s, false, false),
         ("fmsub_s", fpu::fmsub_s, h_fmsub_s, false, true),
         ("fnmsub_s", fpu::fnmsub_s, h_fnmsub_s, true, false),
