@@ -449,7 +449,7 @@ macro_rules! format_fns {
         pub fn $min(a: $bits, b: $bits) -> ($bits, u8) {
             minmax::<$fmt>(a, b, false)
         }
-        #[doc = concat!("FMAX.", $name, " (", $sec, ", IEEE 754-2019 maximumNumber); see the min function for the NaN and signed-zero rules.")]
+        #[doc = concat!("FMAX.", $name, " (", $sec, ", IEEE 754-2019 maximumNumber): `+0.0 > -0.0`; NaN rules as for [`", stringify!($min), "`].")]
         pub fn $max(a: $bits, b: $bits) -> ($bits, u8) {
             minmax::<$fmt>(a, b, true)
         }
