@@ -197,6 +197,27 @@ test_main:
         ecall
 .endm
 
+/* ACCESS name, mode, va, cause, insn: set s1 = va, run insn in mode
+   (PRV_S/PRV_U/PRV_M), then check the M-mode trap cause (NO_TRAP if none). */
+.macro ACCESS name, mode, va, cause, insn:vararg
+        CLEAR_TRAP
+        li      s1, \va
+        SET_RESUME .Lr\@
+        GOTO_MODE \mode
+        \insn
+.Lr\@:  RETURN_M
+        DISARM
+        TRAP_CAUSE a0
+        CHECK_EQ "\name", a0, \cause
+.endm
+/* Same and also check mtval == s1 (faulting VA) */
+.macro FAULT name, mode, va, cause, insn:vararg
+        ACCESS "\name", \mode, \va, \cause, \insn
+        TRAP_TVAL a0
+        sub     a0, a0, s1
+        CHECK_EQ "\name: mtval=va", a0, 0
+.endm
+
 /* Arithmetic helpers: rd = op(v1, v2) */
 .macro TRR op, exp, v1, v2
         li      s1, \v1

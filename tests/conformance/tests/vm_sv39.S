@@ -35,26 +35,6 @@
         sfence.vma
 .endm
 
-/* Run insn in mode (s1 = address), expecting trap cause (or NO_TRAP). */
-.macro ACCESS name, mode, va, cause, insn:vararg
-        CLEAR_TRAP
-        li      s1, \va
-        SET_RESUME .Lr\@
-        GOTO_MODE \mode
-        \insn
-.Lr\@:  RETURN_M
-        DISARM
-        TRAP_CAUSE a0
-        CHECK_EQ "\name", a0, \cause
-.endm
-/* Same and also check mtval == s1 (faulting VA) */
-.macro FAULT name, mode, va, cause, insn:vararg
-        ACCESS "\name", \mode, \va, \cause, \insn
-        TRAP_TVAL a0
-        sub     a0, a0, s1
-        CHECK_EQ "\name: mtval=va", a0, 0
-.endm
-
 TEST_BEGIN(vm_sv39)
         /* distinct contents per data page */
         la      t3, pages
