@@ -10,24 +10,33 @@
 use crate::isa::{self, Encoding, Imm, Op};
 use std::sync::OnceLock;
 
-/// A decoded instruction. Register fields are always extracted from their
+/// A decoded instruction, packed into 8 bytes so the decoded-instruction
+/// cache stays small. Register fields are always extracted from their
 /// standard positions; `imm` holds the format's immediate (or the CSR
-/// number). `len` is 2 or 4.
+/// number; every RV64GC immediate fits in 32 bits). The FP fields `rs3` and
+/// `rm` (bits 31..27 and 14..12) are read from the instruction bits by the
+/// FP executor, and the length from the low two bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Insn {
     pub op: Op,
     pub rd: u8,
     pub rs1: u8,
     pub rs2: u8,
-    pub rs3: u8,
-    /// Bits 14..12: funct3, the rounding mode of FP arithmetic.
-    pub rm: u8,
-    pub len: u8,
-    pub imm: i64,
+    pub imm: i32,
 }
 
 impl Insn {
-    pub const ILLEGAL: Insn = Insn { op: Op::ILLEGAL, rd: 0, rs1: 0, rs2: 0, rs3: 0, rm: 0, len: 4, imm: 0 };
+    pub const ILLEGAL: Insn = Insn { op: Op::ILLEGAL, rd: 0, rs1: 0, rs2: 0, imm: 0 };
+}
+
+/// Length in bytes of the instruction whose low bits are `raw`.
+#[inline(always)]
+pub fn insn_len(raw: u32) -> u64 {
+    if raw & 3 == 3 {
+        4
+    } else {
+        2
+    }
 }
 
 #[inline]
@@ -100,10 +109,7 @@ pub fn decode(raw: u32) -> Insn {
                 rd: bits(raw, 11, 7) as u8,
                 rs1: bits(raw, 19, 15) as u8,
                 rs2: bits(raw, 24, 20) as u8,
-                rs3: bits(raw, 31, 27) as u8,
-                rm: bits(raw, 14, 12) as u8,
-                len: 4,
-                imm: imm32(raw, e.imm),
+                imm: imm32(raw, e.imm) as i32,
             };
         }
     }
@@ -126,14 +132,14 @@ fn decode16(raw: u16) -> Insn {
     let t = tables();
     for r in &t.compressed[((raw >> 13) << 2 | (raw & 3)) as usize] {
         if raw & r.mask == r.bits {
-            return (r.expand)(raw).unwrap_or(Insn { len: 2, ..Insn::ILLEGAL });
+            return (r.expand)(raw).unwrap_or(Insn::ILLEGAL);
         }
     }
-    Insn { len: 2, ..Insn::ILLEGAL }
+    Insn::ILLEGAL
 }
 
 fn c(op: Op, rd: u32, rs1: u32, rs2: u32, imm: i64) -> Option<Insn> {
-    Some(Insn { op, rd: rd as u8, rs1: rs1 as u8, rs2: rs2 as u8, rs3: 0, rm: 0, len: 2, imm })
+    Some(Insn { op, rd: rd as u8, rs1: rs1 as u8, rs2: rs2 as u8, imm: imm as i32 })
 }
 
 /// The popular-register fields rd'/rs1'/rs2' name x8..x15.
@@ -285,7 +291,7 @@ mod tests {
     fn decodes_base_instructions() {
         // addi a0, a0, -1  (0xfff50513)
         let i = decode(0xfff5_0513);
-        assert_eq!((i.op, i.rd, i.rs1, i.imm, i.len), (Op::ADDI, 10, 10, -1, 4));
+        assert_eq!((i.op, i.rd, i.rs1, i.imm, insn_len(0xfff5_0513)), (Op::ADDI, 10, 10, -1, 4));
         // jal ra, -4 (0xffdff0ef)
         let i = decode(0xffdf_f0ef);
         assert_eq!((i.op, i.rd, i.imm), (Op::JAL, 1, -4));
@@ -313,7 +319,7 @@ mod tests {
     fn expands_compressed_instructions() {
         // c.addi4spn a0, sp, 8 (0x0028)
         let i = decode(0x0028);
-        assert_eq!((i.op, i.rd, i.rs1, i.imm, i.len), (Op::ADDI, 10, 2, 8, 2));
+        assert_eq!((i.op, i.rd, i.rs1, i.imm, insn_len(0x0028)), (Op::ADDI, 10, 2, 8, 2));
         assert_eq!(decode(0x0000).op, Op::ILLEGAL, "all-zero word");
         // c.li a0, -1 (0x557d)
         let i = decode(0x557d);

@@ -20,13 +20,15 @@ impl Hart {
     }
 
     #[inline(always)]
-    pub(crate) fn execute(&mut self, bus: &mut dyn Bus, i: &Insn) -> Result<(), Trap> {
+    pub(crate) fn execute(&mut self, bus: &mut dyn Bus, i: Insn, raw: u32) -> Result<(), Trap> {
         let pc = self.pc;
-        let mut next = pc.wrapping_add(i.len as u64);
-        let a = self.x[i.rs1 as usize];
-        let b = self.x[i.rs2 as usize];
-        let imm = i.imm as u64;
-        let rd = i.rd as usize;
+        let mut next = pc.wrapping_add(crate::decode::insn_len(raw));
+        // Register fields are 5 bits; the masks let the compiler drop the
+        // bounds checks.
+        let a = self.x[i.rs1 as usize & 31];
+        let b = self.x[i.rs2 as usize & 31];
+        let imm = i.imm as i64 as u64;
+        let rd = i.rd as usize & 31;
         macro_rules! wr {
             ($v:expr) => {{
                 let v = $v;
@@ -275,7 +277,7 @@ impl Hart {
                 wr!(old);
             }
             Op::ILLEGAL => return Err(self.illegal_insn()),
-            _ => self.execute_fp(bus, i, addr)?,
+            _ => self.execute_fp(bus, &i, raw, addr)?,
         }
         self.pc = next;
         Ok(())

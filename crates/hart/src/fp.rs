@@ -17,16 +17,19 @@ impl Hart {
 
     /// Resolves an instruction's rm field, raising illegal instruction for
     /// the reserved values and for DYN when `frm` holds one (§11.2).
-    fn rounding(&self, i: &Insn) -> Result<Rm, Trap> {
-        let rm = if i.rm == 7 { self.csr.frm } else { i.rm as u64 };
+    fn rounding(&self, raw: u32) -> Result<Rm, Trap> {
+        let field = (raw >> 12) & 7;
+        let rm = if field == 7 { self.csr.frm } else { field as u64 };
         Rm::from_bits(rm).ok_or(Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits))
     }
 
-    pub(crate) fn execute_fp(&mut self, bus: &mut dyn Bus, i: &Insn, addr: u64) -> Result<(), Trap> {
+    pub(crate) fn execute_fp(&mut self, bus: &mut dyn Bus, i: &Insn, raw: u32, addr: u64) -> Result<(), Trap> {
         if self.csr.mstatus & status::FS == 0 {
             return Err(Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits));
         }
-        let (rd, r1, r2, r3) = (i.rd as usize, i.rs1 as usize, i.rs2 as usize, i.rs3 as usize);
+        let (rd, r1, r2) = (i.rd as usize & 31, i.rs1 as usize & 31, i.rs2 as usize & 31);
+        // rs3 (R4-type) sits in bits 31..27.
+        let r3 = (raw >> 27) as usize;
         let (f1, f2, f3) = (self.f[r1], self.f[r2], self.f[r3]);
         let (s1, s2, s3) = (unbox_s(f1), unbox_s(f2), unbox_s(f3));
         let x1 = self.x[r1];
@@ -74,24 +77,24 @@ impl Hart {
                     }};
                 }
                 match op {
-                    Op::FMADD_S => s!(fpu::fmadd_s(s1, s2, s3, self.rounding(i)?)),
-                    Op::FMSUB_S => s!(fpu::fmsub_s(s1, s2, s3, self.rounding(i)?)),
-                    Op::FNMSUB_S => s!(fpu::fnmsub_s(s1, s2, s3, self.rounding(i)?)),
-                    Op::FNMADD_S => s!(fpu::fnmadd_s(s1, s2, s3, self.rounding(i)?)),
-                    Op::FADD_S => s!(fpu::add_s(s1, s2, self.rounding(i)?)),
-                    Op::FSUB_S => s!(fpu::sub_s(s1, s2, self.rounding(i)?)),
-                    Op::FMUL_S => s!(fpu::mul_s(s1, s2, self.rounding(i)?)),
-                    Op::FDIV_S => s!(fpu::div_s(s1, s2, self.rounding(i)?)),
-                    Op::FSQRT_S => s!(fpu::sqrt_s(s1, self.rounding(i)?)),
+                    Op::FMADD_S => s!(fpu::fmadd_s(s1, s2, s3, self.rounding(raw)?)),
+                    Op::FMSUB_S => s!(fpu::fmsub_s(s1, s2, s3, self.rounding(raw)?)),
+                    Op::FNMSUB_S => s!(fpu::fnmsub_s(s1, s2, s3, self.rounding(raw)?)),
+                    Op::FNMADD_S => s!(fpu::fnmadd_s(s1, s2, s3, self.rounding(raw)?)),
+                    Op::FADD_S => s!(fpu::add_s(s1, s2, self.rounding(raw)?)),
+                    Op::FSUB_S => s!(fpu::sub_s(s1, s2, self.rounding(raw)?)),
+                    Op::FMUL_S => s!(fpu::mul_s(s1, s2, self.rounding(raw)?)),
+                    Op::FDIV_S => s!(fpu::div_s(s1, s2, self.rounding(raw)?)),
+                    Op::FSQRT_S => s!(fpu::sqrt_s(s1, self.rounding(raw)?)),
                     Op::FSGNJ_S => (Out::F(box_s(fpu::sgnj_s(s1, s2))), 0),
                     Op::FSGNJN_S => (Out::F(box_s(fpu::sgnjn_s(s1, s2))), 0),
                     Op::FSGNJX_S => (Out::F(box_s(fpu::sgnjx_s(s1, s2))), 0),
                     Op::FMIN_S => s!(fpu::min_s(s1, s2)),
                     Op::FMAX_S => s!(fpu::max_s(s1, s2)),
-                    Op::FCVT_W_S => x!(fpu::cvt_w_s(s1, self.rounding(i)?)),
-                    Op::FCVT_WU_S => x!(fpu::cvt_wu_s(s1, self.rounding(i)?)),
-                    Op::FCVT_L_S => x!(fpu::cvt_l_s(s1, self.rounding(i)?)),
-                    Op::FCVT_LU_S => x!(fpu::cvt_lu_s(s1, self.rounding(i)?)),
+                    Op::FCVT_W_S => x!(fpu::cvt_w_s(s1, self.rounding(raw)?)),
+                    Op::FCVT_WU_S => x!(fpu::cvt_wu_s(s1, self.rounding(raw)?)),
+                    Op::FCVT_L_S => x!(fpu::cvt_l_s(s1, self.rounding(raw)?)),
+                    Op::FCVT_LU_S => x!(fpu::cvt_lu_s(s1, self.rounding(raw)?)),
                     // FMV.X.W moves the low 32 bits as they are, boxed or
                     // not, sign-extended (§11.7).
                     Op::FMV_X_W => (Out::X(f1 as u32 as i32 as u64), 0),
@@ -99,43 +102,43 @@ impl Hart {
                     Op::FEQ_S => cmp!(fpu::feq_s(s1, s2)),
                     Op::FLT_S => cmp!(fpu::flt_s(s1, s2)),
                     Op::FLE_S => cmp!(fpu::fle_s(s1, s2)),
-                    Op::FCVT_S_W => s!(fpu::cvt_s_w(x1, self.rounding(i)?)),
-                    Op::FCVT_S_WU => s!(fpu::cvt_s_wu(x1, self.rounding(i)?)),
-                    Op::FCVT_S_L => s!(fpu::cvt_s_l(x1, self.rounding(i)?)),
-                    Op::FCVT_S_LU => s!(fpu::cvt_s_lu(x1, self.rounding(i)?)),
+                    Op::FCVT_S_W => s!(fpu::cvt_s_w(x1, self.rounding(raw)?)),
+                    Op::FCVT_S_WU => s!(fpu::cvt_s_wu(x1, self.rounding(raw)?)),
+                    Op::FCVT_S_L => s!(fpu::cvt_s_l(x1, self.rounding(raw)?)),
+                    Op::FCVT_S_LU => s!(fpu::cvt_s_lu(x1, self.rounding(raw)?)),
                     Op::FMV_W_X => (Out::F(box_s(x1 as u32)), 0),
-                    Op::FMADD_D => d!(fpu::fmadd_d(f1, f2, f3, self.rounding(i)?)),
-                    Op::FMSUB_D => d!(fpu::fmsub_d(f1, f2, f3, self.rounding(i)?)),
-                    Op::FNMSUB_D => d!(fpu::fnmsub_d(f1, f2, f3, self.rounding(i)?)),
-                    Op::FNMADD_D => d!(fpu::fnmadd_d(f1, f2, f3, self.rounding(i)?)),
-                    Op::FADD_D => d!(fpu::add_d(f1, f2, self.rounding(i)?)),
-                    Op::FSUB_D => d!(fpu::sub_d(f1, f2, self.rounding(i)?)),
-                    Op::FMUL_D => d!(fpu::mul_d(f1, f2, self.rounding(i)?)),
-                    Op::FDIV_D => d!(fpu::div_d(f1, f2, self.rounding(i)?)),
-                    Op::FSQRT_D => d!(fpu::sqrt_d(f1, self.rounding(i)?)),
+                    Op::FMADD_D => d!(fpu::fmadd_d(f1, f2, f3, self.rounding(raw)?)),
+                    Op::FMSUB_D => d!(fpu::fmsub_d(f1, f2, f3, self.rounding(raw)?)),
+                    Op::FNMSUB_D => d!(fpu::fnmsub_d(f1, f2, f3, self.rounding(raw)?)),
+                    Op::FNMADD_D => d!(fpu::fnmadd_d(f1, f2, f3, self.rounding(raw)?)),
+                    Op::FADD_D => d!(fpu::add_d(f1, f2, self.rounding(raw)?)),
+                    Op::FSUB_D => d!(fpu::sub_d(f1, f2, self.rounding(raw)?)),
+                    Op::FMUL_D => d!(fpu::mul_d(f1, f2, self.rounding(raw)?)),
+                    Op::FDIV_D => d!(fpu::div_d(f1, f2, self.rounding(raw)?)),
+                    Op::FSQRT_D => d!(fpu::sqrt_d(f1, self.rounding(raw)?)),
                     Op::FSGNJ_D => (Out::F(fpu::sgnj_d(f1, f2)), 0),
                     Op::FSGNJN_D => (Out::F(fpu::sgnjn_d(f1, f2)), 0),
                     Op::FSGNJX_D => (Out::F(fpu::sgnjx_d(f1, f2)), 0),
                     Op::FMIN_D => d!(fpu::min_d(f1, f2)),
                     Op::FMAX_D => d!(fpu::max_d(f1, f2)),
-                    Op::FCVT_S_D => s!(fpu::cvt_s_d(f1, self.rounding(i)?)),
+                    Op::FCVT_S_D => s!(fpu::cvt_s_d(f1, self.rounding(raw)?)),
                     Op::FCVT_D_S => {
-                        self.rounding(i)?;
+                        self.rounding(raw)?;
                         d!(fpu::cvt_d_s(s1))
                     }
                     Op::FEQ_D => cmp!(fpu::feq_d(f1, f2)),
                     Op::FLT_D => cmp!(fpu::flt_d(f1, f2)),
                     Op::FLE_D => cmp!(fpu::fle_d(f1, f2)),
                     Op::FCLASS_D => (Out::X(fpu::fclass_d(f1)), 0),
-                    Op::FCVT_W_D => x!(fpu::cvt_w_d(f1, self.rounding(i)?)),
-                    Op::FCVT_WU_D => x!(fpu::cvt_wu_d(f1, self.rounding(i)?)),
-                    Op::FCVT_L_D => x!(fpu::cvt_l_d(f1, self.rounding(i)?)),
-                    Op::FCVT_LU_D => x!(fpu::cvt_lu_d(f1, self.rounding(i)?)),
+                    Op::FCVT_W_D => x!(fpu::cvt_w_d(f1, self.rounding(raw)?)),
+                    Op::FCVT_WU_D => x!(fpu::cvt_wu_d(f1, self.rounding(raw)?)),
+                    Op::FCVT_L_D => x!(fpu::cvt_l_d(f1, self.rounding(raw)?)),
+                    Op::FCVT_LU_D => x!(fpu::cvt_lu_d(f1, self.rounding(raw)?)),
                     Op::FMV_X_D => (Out::X(f1), 0),
-                    Op::FCVT_D_W => d!(fpu::cvt_d_w(x1, self.rounding(i)?)),
-                    Op::FCVT_D_WU => d!(fpu::cvt_d_wu(x1, self.rounding(i)?)),
-                    Op::FCVT_D_L => d!(fpu::cvt_d_l(x1, self.rounding(i)?)),
-                    Op::FCVT_D_LU => d!(fpu::cvt_d_lu(x1, self.rounding(i)?)),
+                    Op::FCVT_D_W => d!(fpu::cvt_d_w(x1, self.rounding(raw)?)),
+                    Op::FCVT_D_WU => d!(fpu::cvt_d_wu(x1, self.rounding(raw)?)),
+                    Op::FCVT_D_L => d!(fpu::cvt_d_l(x1, self.rounding(raw)?)),
+                    Op::FCVT_D_LU => d!(fpu::cvt_d_lu(x1, self.rounding(raw)?)),
                     Op::FMV_D_X => (Out::F(x1), 0),
                     _ => return Err(Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits)),
                 }

@@ -36,11 +36,13 @@ pub trait Bus {
 }
 
 /// Number of slots of the decoded-instruction cache (a power of two).
-const DCACHE_SLOTS: usize = 4096;
+const DCACHE_SLOTS: usize = 8192;
 
-/// One slot of the decoded-instruction cache. Decoding is a pure function
-/// of the instruction bits, so the cache is keyed by the bits alone: it can
-/// never be stale, whatever the guest does to its code.
+/// One slot of the decoded-instruction cache. Slots are indexed by the
+/// instruction's address, so straight-line code uses neighbouring slots, but
+/// a slot hits only if it holds the very bits just fetched: decoding is a
+/// pure function of the bits, so the cache can never be stale, whatever the
+/// guest does to its code.
 #[derive(Clone, Copy)]
 struct DSlot {
     raw: u32,
@@ -213,7 +215,7 @@ impl Hart {
     pub fn step(&mut self, bus: &mut dyn Bus) -> Result<(), trap::Trap> {
         let raw = self.fetch(bus)?;
         let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
-        let slot = &mut self.dcache[(key ^ (key >> 12) ^ (key >> 20)) as usize & (DCACHE_SLOTS - 1)];
+        let slot = &mut self.dcache[(self.pc >> 1) as usize & (DCACHE_SLOTS - 1)];
         let insn = if slot.raw == key {
             slot.insn
         } else {
@@ -222,6 +224,6 @@ impl Hart {
             i
         };
         self.cur_insn_bits = key as u64;
-        self.execute(bus, &insn)
+        self.execute(bus, insn, key)
     }
 }
