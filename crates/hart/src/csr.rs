@@ -144,7 +144,14 @@ pub struct Csrs {
     pub frm: u64,
     pub mcycle_off: u64,
     pub minstret_off: u64,
+    /// Values of mcycle/minstret held while `mcountinhibit` stops them.
+    pub mcycle_frozen: u64,
+    pub minstret_frozen: u64,
 }
+
+/// mcountinhibit bits (§3.1.13): CY = bit 0, IR = bit 2.
+const INHIBIT_CY: u64 = 1;
+const INHIBIT_IR: u64 = 4;
 
 impl Hart {
     /// The value of `mip` as software reads it.
@@ -165,6 +172,19 @@ impl Hart {
             Priv::M => true,
             Priv::S => self.csr.mcounteren & bit != 0,
             Priv::U => self.csr.mcounteren & bit != 0 && self.csr.scounteren & bit != 0,
+        }
+    }
+
+    /// Current value of mcycle (`INHIBIT_CY`) or minstret (`INHIBIT_IR`).
+    /// Both count retired instructions: this hart has no notion of cycles
+    /// apart from instructions.
+    fn counter(&self, bit: u64) -> u64 {
+        let c = &self.csr;
+        let (off, frozen) = if bit == INHIBIT_CY { (c.mcycle_off, c.mcycle_frozen) } else { (c.minstret_off, c.minstret_frozen) };
+        if c.mcountinhibit & bit != 0 {
+            frozen
+        } else {
+            self.instret.wrapping_add(off)
         }
     }
 
@@ -197,9 +217,9 @@ impl Hart {
             CYCLE | TIME | INSTRET | HPMCOUNTER3..=HPMCOUNTER31 if !self.counter_allowed(n) => {
                 return Err(self.illegal())
             }
-            CYCLE => self.instret.wrapping_add(c.mcycle_off),
+            CYCLE => self.counter(INHIBIT_CY),
             TIME => bus.mtime(),
-            INSTRET => self.instret.wrapping_add(c.minstret_off),
+            INSTRET => self.counter(INHIBIT_IR),
             HPMCOUNTER3..=HPMCOUNTER31 => 0,
             SSTATUS => self.mstatus_read() & status::S_READABLE,
             SIE => c.mie & c.mideleg,
@@ -241,8 +261,8 @@ impl Hart {
                 self.pmp.read_cfg((n - PMPCFG0) as usize)
             }
             PMPADDR0..=PMPADDR63 => self.pmp.read_addr((n - PMPADDR0) as usize),
-            MCYCLE => self.instret.wrapping_add(c.mcycle_off),
-            MINSTRET => self.instret.wrapping_add(c.minstret_off),
+            MCYCLE => self.counter(INHIBIT_CY),
+            MINSTRET => self.counter(INHIBIT_IR),
             MHPMCOUNTER3..=MHPMCOUNTER31 => 0,
             _ => return Err(self.illegal()),
         })
@@ -312,7 +332,23 @@ impl Hart {
             MTVEC => c.mtvec = legal_tvec(c.mtvec, v),
             MCOUNTEREN => c.mcounteren = v & 0xffff_ffff,
             MENVCFG => c.menvcfg = v & 1,
-            MCOUNTINHIBIT => c.mcountinhibit = v & 0xffff_fffd,
+            MCOUNTINHIBIT => {
+                let new = v & 0xffff_fffd;
+                // Freeze or thaw each counter at its current value; this
+                // instruction counts as retired before the change.
+                let now = self.instret.wrapping_add(1);
+                for (bit, off, frozen) in [
+                    (INHIBIT_CY, &mut c.mcycle_off, &mut c.mcycle_frozen),
+                    (INHIBIT_IR, &mut c.minstret_off, &mut c.minstret_frozen),
+                ] {
+                    match (c.mcountinhibit & bit != 0, new & bit != 0) {
+                        (false, true) => *frozen = now.wrapping_add(*off),
+                        (true, false) => *off = frozen.wrapping_sub(now),
+                        _ => {}
+                    }
+                }
+                c.mcountinhibit = new;
+            }
             MHPMEVENT3..=MHPMEVENT31 => {}
             MSCRATCH => c.mscratch = v,
             MEPC => c.mepc = v & !1,
@@ -331,8 +367,14 @@ impl Hart {
             // the offset from the running count. minstret is written by the
             // CSR instruction itself, which retires after the write (§3.3.1
             // "... written value ... before the increment"), hence the -1.
-            MCYCLE => c.mcycle_off = v.wrapping_sub(self.instret).wrapping_sub(1),
-            MINSTRET => c.minstret_off = v.wrapping_sub(self.instret).wrapping_sub(1),
+            MCYCLE => {
+                c.mcycle_off = v.wrapping_sub(self.instret).wrapping_sub(1);
+                c.mcycle_frozen = v;
+            }
+            MINSTRET => {
+                c.minstret_off = v.wrapping_sub(self.instret).wrapping_sub(1);
+                c.minstret_frozen = v;
+            }
             MHPMCOUNTER3..=MHPMCOUNTER31 => {}
             _ => return Err(self.illegal()),
         }
