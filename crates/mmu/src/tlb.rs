@@ -37,6 +37,13 @@ pub struct TlbStats {
 
 pub struct Tlb {
     sets: Box<[[Entry; SETS]; 3]>,
+    /// For each entry, the mask of the page it was cut from (`!(size-1)`):
+    /// a 4 KiB entry may be one piece of a superpage, and a fence by address
+    /// anywhere in that superpage must drop it.
+    spans: Box<[[u64; SETS]; 3]>,
+    /// Live entries cut from superpages (an upper bound: fences by address
+    /// only scan the arrays while it is nonzero).
+    super_entries: usize,
     pub stats: TlbStats,
 }
 
@@ -48,7 +55,12 @@ impl Default for Tlb {
 
 impl Tlb {
     pub fn new() -> Self {
-        Self { sets: Box::new([[EMPTY; SETS]; 3]), stats: TlbStats::default() }
+        Self {
+            sets: Box::new([[EMPTY; SETS]; 3]),
+            spans: Box::new([[!0xfff; SETS]; 3]),
+            super_entries: 0,
+            stats: TlbStats::default(),
+        }
     }
 
     #[inline(always)]
@@ -78,12 +90,18 @@ impl Tlb {
         self.stats.misses[access.index()] += 1;
     }
 
-    /// Caches the 4 KiB page of `va` as living at RAM offset `page_off`.
-    pub fn insert(&mut self, access: Access, va: u64, ctx: u16, page_off: u64) {
+    /// Caches the 4 KiB page of `va` as living at RAM offset `page_off`;
+    /// `page_shift` is the size of the page the translation came from.
+    pub fn insert(&mut self, access: Access, va: u64, ctx: u16, page_off: u64, page_shift: u32) {
         debug_assert!(ctx < 0x800);
         self.stats.fills += 1;
-        self.sets[access.index()][Self::slot(va)] =
-            Entry { tag: Self::tag(va, ctx), delta: page_off.wrapping_sub(va & !0xfff) };
+        let slot = Self::slot(va);
+        self.sets[access.index()][slot] = Entry { tag: Self::tag(va, ctx), delta: page_off.wrapping_sub(va & !0xfff) };
+        let span = !((1u64 << page_shift.clamp(12, 63)) - 1);
+        self.spans[access.index()][slot] = span;
+        if span != !0xfff {
+            self.super_entries += 1;
+        }
     }
 
     /// Drops every entry.
@@ -92,15 +110,27 @@ impl Tlb {
         for set in self.sets.iter_mut() {
             set.fill(EMPTY);
         }
+        self.super_entries = 0;
     }
 
-    /// Drops the entries that translate the page of `va`, in every context.
+    /// Drops the entries that translate `va`, in every context, including
+    /// every 4 KiB piece of a superpage that contains `va`.
     pub fn flush_va(&mut self, va: u64) {
         self.stats.flushes += 1;
         let slot = Self::slot(va);
         for set in self.sets.iter_mut() {
             if set[slot].tag & !0xfff == va & !0xfff {
                 set[slot] = EMPTY;
+            }
+        }
+        if self.super_entries == 0 {
+            return;
+        }
+        for (set, spans) in self.sets.iter_mut().zip(self.spans.iter()) {
+            for (e, &span) in set.iter_mut().zip(spans.iter()) {
+                if span != !0xfff && e.tag != INVALID && e.tag & span == va & span {
+                    *e = EMPTY;
+                }
             }
         }
     }
@@ -120,16 +150,29 @@ mod tests {
     fn hit_miss_contexts_and_flushes() {
         let mut t = Tlb::new();
         assert_eq!(t.lookup(Access::Load, 0x1234, 1), None);
-        t.insert(Access::Load, 0x1234, 1, 0x5000);
+        t.insert(Access::Load, 0x1234, 1, 0x5000, 12);
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), Some(0x5ff8));
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 2), None, "other context");
         assert_eq!(t.lookup(Access::Store, 0x1ff8, 1), None, "other access kind");
         assert_eq!(t.lookup(Access::Load, 0x1000 + (SETS as u64) * 0x1000, 1), None, "same slot, other page");
         t.flush_va(0x1000);
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), None);
-        t.insert(Access::Fetch, 0xffff_ffff_8000_0000, 3, 0);
+        t.insert(Access::Fetch, 0xffff_ffff_8000_0000, 3, 0, 12);
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), Some(0x10));
         t.flush();
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), None);
+    }
+
+    #[test]
+    fn fence_by_address_drops_every_piece_of_a_superpage() {
+        let mut t = Tlb::new();
+        // Two 4 KiB pieces of one 2 MiB page, and an unrelated 4 KiB page.
+        t.insert(Access::Load, 0x4000_3000, 1, 0x3000, 21);
+        t.insert(Access::Load, 0x4010_0000, 1, 0x10_0000, 21);
+        t.insert(Access::Load, 0x4020_0000, 1, 0x20_0000, 12);
+        t.flush_va(0x4000_0000);
+        assert_eq!(t.lookup(Access::Load, 0x4000_3000, 1), None);
+        assert_eq!(t.lookup(Access::Load, 0x4010_0000, 1), None);
+        assert_eq!(t.lookup(Access::Load, 0x4020_0000, 1), Some(0x20_0000));
     }
 }
