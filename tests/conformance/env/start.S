@@ -80,8 +80,11 @@ rt_trap_m:
         bne     a7, t1, .Lm_record
         mv      t2, a6
 .Lm_to_m:
+        /* back to M with MIE=0 (GOTO_MODE's mret may have set MIE=MPIE=1) */
         li      t0, MSTATUS_MPP
         csrs    mstatus, t0
+        li      t0, MSTATUS_MPIE
+        csrc    mstatus, t0
         csrw    mepc, t2
         j       .Lm_out
 .Lm_record:

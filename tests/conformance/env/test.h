@@ -181,7 +181,8 @@ test_main:
 /* Switch privilege: the code after GOTO_MODE runs in mode (PRV_U or PRV_S),
    at the same (identity-mapped when paging) addresses.  RETURN_M goes back to
    M-mode right after itself; all registers except a6/a7 are preserved.
-   RETURN_M traps are not recorded in rt_mtrap/rt_strap nor counted. */
+   RETURN_M traps are not recorded in rt_mtrap/rt_strap nor counted, and
+   RETURN_M always comes back with mstatus.MIE=0. */
 .macro GOTO_MODE mode
         li      t0, MSTATUS_MPP
         csrc    mstatus, t0
