@@ -4,6 +4,7 @@
 #include "test.h"
 
 #define CLINT_MTIMECMP 0x2004000
+#define CLINT_MTIME    0x200bff8
 #define IRQ(n) ((1 << 63) | n)
 #define VEC_SLOT rt_msave + 136
 
@@ -167,6 +168,46 @@ TEST_BEGIN(irq)
         CHECK_EQ "vectored-mode ebreak cause", s3, CAUSE_BREAKPOINT
 9:      la      t2, rt_trap_m
         csrw    mtvec, t2
+        csrw    mie, zero
+
+        /* ---- time CSR mirrors the CLINT mtime ---- */
+        li      t3, CLINT_MTIME
+        csrr    s1, time
+        ld      s2, 0(t3)
+        csrr    s4, time
+        sltu    s3, s2, s1
+        sltu    s5, s4, s2
+        or      s3, s3, s5
+        CHECK_EQ "rdtime <= mtime <= rdtime", s3, 0
+        /* ---- wfi ---- */
+        /* pending+enabled in mie but MIE=0: wfi returns, no trap (Priv 3.3.3) */
+        li      t3, CLINT_MTIMECMP
+        sd      zero, 0(t3)
+        li      t2, 0x80
+        csrw    mie, t2
+        CLEAR_TRAP
+        wfi
+        TRAP_COUNT s3
+        CHECK_EQ "wfi with pending MTI, MIE=0: resumes, no trap", s3, 0
+        /* timer in the near future: wfi wakes when it fires */
+        li      t4, CLINT_MTIME
+        ld      t2, 0(t4)
+        li      t5, 20000               /* 2 ms at 10 MHz */
+        add     t2, t2, t5
+        sd      t2, 0(t3)
+        mv      s6, t2
+        CLEAR_TRAP
+10:     wfi
+        csrr    s3, mip
+        andi    s3, s3, 0x80
+        beqz    s3, 10b                 /* wfi may wake spuriously */
+        ld      s2, 0(t4)
+        sltu    s3, s2, s6
+        CHECK_EQ "woke after mtimecmp", s3, 0
+        TRAP_COUNT s3
+        CHECK_EQ "wfi wake-up with MIE=0: no trap", s3, 0
+        li      t2, -1
+        sd      t2, 0(t3)
         csrw    mie, zero
         TEST_END
 
