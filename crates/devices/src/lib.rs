@@ -12,6 +12,7 @@ pub mod plic;
 pub mod rtc;
 pub mod syscon;
 pub mod uart;
+pub mod virtio;
 
 pub use aclint::{Aclint, AclintHartLines, Timebase};
 pub use plic::{source_line, Plic, SharedMmio};

@@ -1,0 +1,542 @@
+//! virtio-blk (Virtio 1.2 §5.2) on a raw image file.
+//!
+//! One request queue (§5.2.2). A request (§5.2.6) is a device-readable
+//! header {type u32, reserved u32, sector u64}, then data (device-readable
+//! for writes, discard and write-zeroes segments; device-writable for reads
+//! and GET_ID), then one device-writable status byte, the last byte of the
+//! chain. The used length is the number of bytes written into the chain,
+//! status included.
+//!
+//! Everything the driver sends is checked: a request without room for the
+//! status byte is completed with length 0 (there is nowhere to report an
+//! error); a short header, a data length that is not a multiple of 512, a
+//! range outside the capacity (§5.2.6.2 "MUST NOT read or write beyond
+//! capacity"), too many or too large discard/write-zeroes segments (the
+//! limits advertised in config space) and writes to a read-only disk
+//! (§5.2.6.2 with VIRTIO_BLK_F_RO) all complete with VIRTIO_BLK_S_IOERR;
+//! unknown types get VIRTIO_BLK_S_UNSUPP. Data moves in bounded chunks, so
+//! a chain that claims gigabytes costs no more host memory than a small one.
+//!
+//! Durability: writes go to the host file with pwrite; a FLUSH completes
+//! only after fdatasync(2) of the file succeeded (§5.2.6.2: data written
+//! before the flush is then on stable storage), so after the guest's
+//! `sync` returns the data survives the emulator being killed.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use strata_memory::GuestRam;
+
+use super::queue::{copy_segments, Chain};
+use super::{id, put_le, DeviceError, QueueCtx, VirtioDevice};
+
+pub const SECTOR: u64 = 512;
+
+/// Feature bits (§5.2.3).
+pub mod feature {
+    pub const SIZE_MAX: u64 = 1 << 1;
+    pub const SEG_MAX: u64 = 1 << 2;
+    pub const RO: u64 = 1 << 5;
+    pub const BLK_SIZE: u64 = 1 << 6;
+    pub const FLUSH: u64 = 1 << 9;
+    pub const DISCARD: u64 = 1 << 13;
+    pub const WRITE_ZEROES: u64 = 1 << 14;
+}
+
+/// Request types (§5.2.6).
+pub mod req {
+    pub const IN: u32 = 0;
+    pub const OUT: u32 = 1;
+    pub const FLUSH: u32 = 4;
+    pub const GET_ID: u32 = 8;
+    pub const DISCARD: u32 = 11;
+    pub const WRITE_ZEROES: u32 = 13;
+}
+
+/// Status values (§5.2.6).
+pub const S_OK: u8 = 0;
+pub const S_IOERR: u8 = 1;
+pub const S_UNSUPP: u8 = 2;
+
+/// GET_ID answers with up to 20 bytes (§5.2.6: VIRTIO_BLK_ID_BYTES).
+pub const ID_BYTES: usize = 20;
+
+const QUEUE_SIZE: u16 = 256;
+/// Segments per request advertised in `seg_max`: the queue size minus the
+/// header and status descriptors (the driver uses indirect tables).
+const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
+const MAX_DISCARD_SECTORS: u32 = 1 << 22;
+const MAX_DISCARD_SEG: u32 = 32;
+const DISCARD_ALIGNMENT: u32 = 8;
+/// Bounce buffer size for moving data between the file and guest RAM.
+const CHUNK: usize = 1 << 20;
+/// Config space through `write_zeroes_may_unmap` and its padding (§5.2.4).
+const CONFIG_LEN: usize = 60;
+
+pub struct Block {
+    file: File,
+    /// Capacity in 512-byte sectors.
+    capacity: u64,
+    readonly: bool,
+    serial: [u8; ID_BYTES],
+    scratch: Vec<u8>,
+    /// Requests completed, by type (for `--stats` and tests).
+    pub completed: u64,
+}
+
+impl Block {
+    /// Opens `path` as a raw disk image. The capacity is the file size,
+    /// which must be a whole number of sectors.
+    pub fn open(path: &Path, readonly: bool, serial: Option<&str>) -> Result<Block, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!readonly)
+            .open(path)
+            .map_err(|e| format!("cannot open disk image {}: {e}", path.display()))?;
+        let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("disk image {} is not a regular file", path.display()));
+        }
+        if meta.len() % SECTOR != 0 {
+            return Err(format!(
+                "disk image {} is {} bytes, not a whole number of 512-byte sectors",
+                path.display(),
+                meta.len()
+            ));
+        }
+        Block::from_file(file, readonly, serial)
+    }
+
+    pub fn from_file(file: File, readonly: bool, serial: Option<&str>) -> Result<Block, String> {
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        let mut s = [0u8; ID_BYTES];
+        if let Some(serial) = serial {
+            if serial.len() > ID_BYTES {
+                return Err(format!("serial {serial:?} is longer than {ID_BYTES} bytes"));
+            }
+            s[..serial.len()].copy_from_slice(serial.as_bytes());
+        }
+        Ok(Block { file, capacity: len / SECTOR, readonly, serial: s, scratch: Vec::new(), completed: 0 })
+    }
+
+    pub fn capacity_sectors(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Is `[sector, sector + n)` inside the disk?
+    fn in_range(&self, sector: u64, n: u64) -> bool {
+        sector.checked_add(n).is_some_and(|end| end <= self.capacity)
+    }
+
+    /// Executes one request; returns the used length.
+    pub fn handle(&mut self, mem: &GuestRam, c: &Chain) -> u32 {
+        let wlen = c.writable_len();
+        if wlen == 0 {
+            return 0;
+        }
+        let status_at = wlen - 1;
+        let (status, written) = self.execute(mem, c, status_at);
+        c.write_at(mem, status_at, &[status]);
+        self.completed += 1;
+        // `written` ≤ status_at < 2^32 × chain length; clamp for the field.
+        u32::try_from(written + 1).unwrap_or(u32::MAX)
+    }
+
+    /// Returns (status, bytes of data written to the guest).
+    fn execute(&mut self, mem: &GuestRam, c: &Chain, data_in: u64) -> (u8, u64) {
+        let mut hdr = [0u8; 16];
+        if c.read_at(mem, 0, &mut hdr) != 16 {
+            return (S_IOERR, 0);
+        }
+        let ty = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
+        let sector = u64::from_le_bytes(hdr[8..16].try_into().unwrap());
+        let data_out = c.readable_len() - 16;
+        match ty {
+            req::IN => {
+                if data_in % SECTOR != 0 || !self.in_range(sector, data_in / SECTOR) {
+                    return (S_IOERR, 0);
+                }
+                match self.read_to_guest(mem, c, sector * SECTOR, data_in) {
+                    Ok(()) => (S_OK, data_in),
+                    Err(()) => (S_IOERR, 0),
+                }
+            }
+            req::OUT => {
+                if self.readonly || data_out % SECTOR != 0 || !self.in_range(sector, data_out / SECTOR) {
+                    return (S_IOERR, 0);
+                }
+                match self.write_from_guest(mem, c, sector * SECTOR, data_out) {
+                    Ok(()) => (S_OK, 0),
+                    Err(()) => (S_IOERR, 0),
+                }
+            }
+            req::FLUSH => {
+                if self.readonly {
+                    return (S_OK, 0);
+                }
+                match self.file.sync_data() {
+                    Ok(()) => (S_OK, 0),
+                    Err(_) => (S_IOERR, 0),
+                }
+            }
+            req::GET_ID => {
+                let n = (ID_BYTES as u64).min(data_in) as usize;
+                let n = c.write_at(mem, 0, &self.serial[..n]);
+                (S_OK, n as u64)
+            }
+            req::DISCARD | req::WRITE_ZEROES => {
+                if self.readonly {
+                    return (S_IOERR, 0);
+                }
+                (self.discard_or_zero(mem, c, ty == req::WRITE_ZEROES, data_out), 0)
+            }
+            _ => (S_UNSUPP, 0),
+        }
+    }
+
+    fn read_to_guest(&mut self, mem: &GuestRam, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
+        let Block { file, scratch, .. } = self;
+        let mut ok = true;
+        let done = copy_segments(&c.writable, 0, len, |addr, at, n| {
+            let mut off = 0;
+            while off < n {
+                let k = (n - off).min(CHUNK);
+                scratch.resize(k, 0);
+                if file.read_exact_at(&mut scratch[..k], pos + (at + off) as u64).is_err()
+                    || mem.write_bytes(addr + off as u64, &scratch[..k]).is_err()
+                {
+                    ok = false;
+                    return false;
+                }
+                off += k;
+            }
+            true
+        });
+        if ok && done as u64 == len {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    fn write_from_guest(&mut self, mem: &GuestRam, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
+        let Block { file, scratch, .. } = self;
+        let mut ok = true;
+        let done = copy_segments(&c.readable, 16, len, |addr, at, n| {
+            let mut off = 0;
+            while off < n {
+                let k = (n - off).min(CHUNK);
+                scratch.resize(k, 0);
+                if mem.read_bytes(addr + off as u64, &mut scratch[..k]).is_err()
+                    || file.write_all_at(&scratch[..k], pos + (at + off) as u64).is_err()
+                {
+                    ok = false;
+                    return false;
+                }
+                off += k;
+            }
+            true
+        });
+        if ok && done as u64 == len {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// DISCARD and WRITE_ZEROES (§5.2.6): the data is an array of
+    /// {sector u64, num_sectors u32, flags u32} segments.
+    fn discard_or_zero(&mut self, mem: &GuestRam, c: &Chain, zero: bool, data_out: u64) -> u8 {
+        const UNMAP: u32 = 1;
+        if data_out == 0 || data_out % 16 != 0 || data_out / 16 > MAX_DISCARD_SEG as u64 {
+            return S_IOERR;
+        }
+        let mut segs = Vec::new();
+        for i in 0..data_out / 16 {
+            let mut s = [0u8; 16];
+            if c.read_at(mem, 16 + 16 * i, &mut s) != 16 {
+                return S_IOERR;
+            }
+            let sector = u64::from_le_bytes(s[0..8].try_into().unwrap());
+            let num = u32::from_le_bytes(s[8..12].try_into().unwrap());
+            let flags = u32::from_le_bytes(s[12..16].try_into().unwrap());
+            // §5.2.6.2: unknown flags, or unmap on a discard, are UNSUPP.
+            if flags & !UNMAP != 0 || (!zero && flags & UNMAP != 0) {
+                return S_UNSUPP;
+            }
+            if num > MAX_DISCARD_SECTORS || !self.in_range(sector, num as u64) {
+                return S_IOERR;
+            }
+            segs.push((sector * SECTOR, num as u64 * SECTOR, flags & UNMAP != 0));
+        }
+        for (pos, len, unmap) in segs {
+            if len == 0 {
+                continue;
+            }
+            let r = if zero {
+                let mode = if unmap {
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE
+                } else {
+                    libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE
+                };
+                if fallocate(&self.file, mode, pos, len) {
+                    Ok(())
+                } else {
+                    self.write_zeroes_slowly(pos, len)
+                }
+            } else {
+                // A discard is a hint (§5.2.6.2): a failed punch is fine.
+                fallocate(&self.file, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, pos, len);
+                Ok(())
+            };
+            if r.is_err() {
+                return S_IOERR;
+            }
+        }
+        S_OK
+    }
+
+    fn write_zeroes_slowly(&mut self, pos: u64, len: u64) -> Result<(), ()> {
+        let zeros = vec![0u8; CHUNK.min(len as usize)];
+        let mut done = 0;
+        while done < len {
+            let k = (len - done).min(zeros.len() as u64) as usize;
+            self.file.write_all_at(&zeros[..k], pos + done).map_err(|_| ())?;
+            done += k as u64;
+        }
+        Ok(())
+    }
+}
+
+fn fallocate(f: &File, mode: libc::c_int, pos: u64, len: u64) -> bool {
+    let (Ok(pos), Ok(len)) = (libc::off_t::try_from(pos), libc::off_t::try_from(len)) else { return false };
+    // SAFETY: fallocate on a file descriptor we own; no memory is passed.
+    unsafe { libc::fallocate(f.as_raw_fd(), mode, pos, len) == 0 }
+}
+
+impl VirtioDevice for Block {
+    fn device_id(&self) -> u32 {
+        id::BLOCK
+    }
+    fn features(&self) -> u64 {
+        let mut f = feature::SEG_MAX | feature::FLUSH;
+        if self.readonly {
+            f |= feature::RO;
+        } else {
+            f |= feature::DISCARD | feature::WRITE_ZEROES;
+        }
+        f
+    }
+    fn num_queues(&self) -> usize {
+        1
+    }
+    fn queue_max_size(&self) -> u16 {
+        QUEUE_SIZE
+    }
+    fn config_len(&self) -> usize {
+        CONFIG_LEN
+    }
+    /// `struct virtio_blk_config` (§5.2.4).
+    fn read_config(&self, offset: usize, data: &mut [u8]) {
+        let mut c = [0u8; CONFIG_LEN];
+        put_le(&mut c, 0, self.capacity, 8);
+        put_le(&mut c, 12, SEG_MAX as u64, 4);
+        put_le(&mut c, 20, SECTOR, 4); // blk_size (read only with BLK_SIZE)
+        put_le(&mut c, 36, MAX_DISCARD_SECTORS as u64, 4);
+        put_le(&mut c, 40, MAX_DISCARD_SEG as u64, 4);
+        put_le(&mut c, 44, DISCARD_ALIGNMENT as u64, 4);
+        put_le(&mut c, 48, MAX_DISCARD_SECTORS as u64, 4);
+        put_le(&mut c, 52, MAX_DISCARD_SEG as u64, 4);
+        c[56] = 1; // write_zeroes_may_unmap
+        if let Some(src) = c.get(offset..offset + data.len()) {
+            data.copy_from_slice(src);
+        }
+    }
+    fn reset(&mut self) {}
+    fn process(&mut self, q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
+        let Some(queue) = ctx.queues.get_mut(q) else { return Ok(()) };
+        while let Some(chain) = queue.pop(ctx.mem)? {
+            let used = self.handle(ctx.mem, &chain);
+            queue.push_used(ctx.mem, chain.head, used)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::virtio::mmio::tests::{bring_up, mk};
+    use crate::virtio::queue::tests::{desc, AVAIL, DATA, DESC, RAM, USED};
+    use crate::virtio::queue::{VIRTQ_DESC_F_NEXT as N, VIRTQ_DESC_F_WRITE as W};
+    use crate::virtio::TestRng;
+    use crate::MmioDevice;
+
+    fn temp_image(name: &str, sectors: u64) -> (std::path::PathBuf, File) {
+        let p = std::env::temp_dir().join(format!("strata-blk-{}-{name}.img", std::process::id()));
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        let data: Vec<u8> = (0..sectors * SECTOR).map(|i| (i / SECTOR) as u8 ^ (i as u8)).collect();
+        f.write_all_at(&data, 0).unwrap();
+        (p, f)
+    }
+
+    struct Rig {
+        m: crate::virtio::VirtioMmio,
+        mem: std::sync::Arc<GuestRam>,
+        idx: u16,
+    }
+
+    impl Rig {
+        fn new(name: &str, sectors: u64, readonly: bool) -> (Rig, std::path::PathBuf) {
+            let (p, _) = temp_image(name, sectors);
+            let blk = Block::open(&p, readonly, Some("strata-serial-0001")).unwrap();
+            let (mut m, mem, _) = mk(Box::new(blk));
+            bring_up(&mut m, 1 << 32 | feature::FLUSH | feature::SEG_MAX | 1 << 28);
+            (Rig { m, mem, idx: 0 }, p)
+        }
+        /// Sends header + data buffers; returns (status, used len).
+        fn request(&mut self, ty: u32, sector: u64, out: &[u8], in_len: u32) -> (u8, u32) {
+            let mem = &*self.mem;
+            mem.store(DATA, 4, ty as u64).unwrap();
+            mem.store(DATA + 4, 4, 0).unwrap();
+            mem.store(DATA + 8, 8, sector).unwrap();
+            mem.write_bytes(DATA + 0x1000, out).unwrap();
+            let mut i = 0;
+            desc(mem, DESC, i, DATA, 16, N, i + 1);
+            i += 1;
+            if !out.is_empty() {
+                desc(mem, DESC, i, DATA + 0x1000, out.len() as u32, N, i + 1);
+                i += 1;
+            }
+            if in_len > 0 {
+                desc(mem, DESC, i, DATA + 0x4_0000, in_len, N | W, i + 1);
+                i += 1;
+            }
+            desc(mem, DESC, i, DATA + 0x200, 1, W, 0);
+            mem.store(AVAIL + 4 + 2 * (self.idx % 8) as u64, 2, 0).unwrap();
+            self.idx = self.idx.wrapping_add(1);
+            mem.store(AVAIL + 2, 2, self.idx as u64).unwrap();
+            self.m.write(crate::virtio::mmio::reg::QUEUE_NOTIFY, 4, 0);
+            assert_eq!(mem.load(USED + 2, 2).unwrap() as u16, self.idx, "request not completed");
+            let used = mem.load(USED + 4 + 8 * ((self.idx - 1) % 8) as u64 + 4, 4).unwrap() as u32;
+            (mem.load(DATA + 0x200, 1).unwrap() as u8, used)
+        }
+        fn data_in(&self, len: usize) -> Vec<u8> {
+            let mut v = vec![0; len];
+            self.mem.read_bytes(DATA + 0x4_0000, &mut v).unwrap();
+            v
+        }
+    }
+
+    #[test]
+    fn read_write_flush_id() {
+        let (mut r, p) = Rig::new("rw", 64, false);
+        assert_eq!(r.m.read(0x100, 8), 64);
+        let (st, used) = r.request(req::IN, 3, &[], 1024);
+        assert_eq!((st, used), (S_OK, 1025));
+        let want: Vec<u8> = (3 * 512..5 * 512u64).map(|i| (i / 512) as u8 ^ i as u8).collect();
+        assert_eq!(r.data_in(1024), want);
+        let (st, used) = r.request(req::OUT, 10, &[0x5a; 512], 0);
+        assert_eq!((st, used), (S_OK, 1));
+        assert_eq!(r.request(req::FLUSH, 0, &[], 0), (S_OK, 1));
+        let mut back = [0u8; 512];
+        File::open(&p).unwrap().read_exact_at(&mut back, 10 * 512).unwrap();
+        assert_eq!(back, [0x5a; 512]);
+        let (st, used) = r.request(req::GET_ID, 0, &[], 20);
+        assert_eq!((st, used), (S_OK, 21));
+        assert_eq!(&r.data_in(20)[..18], b"strata-serial-0001");
+        assert_eq!(r.request(99, 0, &[], 0), (S_UNSUPP, 1));
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_and_malformed_requests_fail() {
+        let (mut r, p) = Rig::new("range", 16, false);
+        assert_eq!(r.request(req::IN, 15, &[], 1024).0, S_IOERR);
+        assert_eq!(r.request(req::IN, 16, &[], 512).0, S_IOERR);
+        assert_eq!(r.request(req::IN, u64::MAX, &[], 512).0, S_IOERR);
+        assert_eq!(r.request(req::IN, 0, &[], 100).0, S_IOERR);
+        assert_eq!(r.request(req::OUT, 16, &[1; 512], 0).0, S_IOERR);
+        assert_eq!(r.request(req::OUT, 0, &[1; 100], 0).0, S_IOERR);
+        assert_eq!(r.request(req::IN, 15, &[], 512).0, S_OK);
+        // Discard segments: out of range, bad flags, bad length.
+        let seg = |s: u64, n: u32, f: u32| [s.to_le_bytes().as_slice(), &n.to_le_bytes(), &f.to_le_bytes()].concat();
+        assert_eq!(r.request(req::DISCARD, 0, &seg(15, 2, 0), 0).0, S_IOERR);
+        assert_eq!(r.request(req::DISCARD, 0, &seg(0, 2, 1), 0).0, S_UNSUPP);
+        assert_eq!(r.request(req::DISCARD, 0, &seg(0, 2, 0)[..15], 0).0, S_IOERR);
+        assert_eq!(r.request(req::DISCARD, 0, &seg(0, 2, 0), 0).0, S_OK);
+        // Write zeroes really zeroes.
+        assert_eq!(r.request(req::WRITE_ZEROES, 0, &seg(4, 2, 0), 0).0, S_OK);
+        assert_eq!(r.request(req::WRITE_ZEROES, 0, &seg(8, 1, 1), 0).0, S_OK);
+        assert_eq!(r.request(req::IN, 4, &[], 512 * 5).0, S_OK);
+        let d = r.data_in(512 * 5);
+        assert!(d[..1024].iter().all(|&b| b == 0));
+        assert!(d[1024..2048].iter().any(|&b| b != 0));
+        assert!(d[2048..].iter().all(|&b| b == 0));
+        // No writable byte at all: completed with length 0, nothing written.
+        let mem = &*r.mem;
+        desc(mem, DESC, 0, DATA, 16, 0, 0);
+        mem.store(DATA, 4, req::OUT as u64).unwrap();
+        mem.store(AVAIL + 4 + 2 * (r.idx % 8) as u64, 2, 0).unwrap();
+        r.idx += 1;
+        mem.store(AVAIL + 2, 2, r.idx as u64).unwrap();
+        r.m.write(crate::virtio::mmio::reg::QUEUE_NOTIFY, 4, 0);
+        assert_eq!(mem.load(USED + 4 + 8 * ((r.idx - 1) % 8) as u64 + 4, 4).unwrap(), 0);
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn read_only_disk_rejects_writes() {
+        let (mut r, p) = Rig::new("ro", 16, true);
+        assert_ne!(r.m.read(crate::virtio::mmio::reg::DEVICE_FEATURES, 4) & feature::RO, 0);
+        assert_eq!(r.request(req::OUT, 0, &[1; 512], 0).0, S_IOERR);
+        assert_eq!(r.request(req::IN, 0, &[], 512).0, S_OK);
+        assert_eq!(r.request(req::FLUSH, 0, &[], 0).0, S_OK);
+        let mut b = [0u8; 512];
+        File::open(&p).unwrap().read_exact_at(&mut b, 0).unwrap();
+        assert_ne!(b, [1; 512]);
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn open_errors_are_clear() {
+        let e = Block::open(Path::new("/nonexistent/disk.img"), false, None).err().unwrap();
+        assert!(e.contains("cannot open disk image /nonexistent/disk.img"), "{e}");
+        let (p, f) = temp_image("odd", 1);
+        f.set_len(700).unwrap();
+        assert!(Block::open(&p, false, None).err().unwrap().contains("whole number"));
+        assert!(Block::open(&p, false, Some("x".repeat(21).as_str())).is_err());
+        std::fs::remove_file(p).unwrap();
+    }
+
+    /// Random request chains: whatever the header says, the file is only
+    /// touched inside its capacity and the host never panics.
+    #[test]
+    fn random_requests_stay_in_bounds() {
+        let (p, _) = temp_image("rand", 8);
+        let mut blk = Block::open(&p, false, None).unwrap();
+        let mem = GuestRam::new(RAM, 0x10_0000).unwrap();
+        let mut rng = TestRng(77);
+        for _ in 0..5000 {
+            let mut c = Chain::default();
+            for _ in 0..rng.below(4) {
+                c.readable.push(crate::virtio::queue::Buf { addr: DATA + rng.below(0x8000), len: rng.below(2048) as u32 + 1 });
+            }
+            for _ in 0..rng.below(4) {
+                c.writable.push(crate::virtio::queue::Buf { addr: DATA + 0x8000 + rng.below(0x8000), len: rng.below(4096) as u32 + 1 });
+            }
+            if let Some(b) = c.readable.first() {
+                let ty = [0u32, 1, 4, 8, 11, 13, rng.next() as u32][rng.below(7) as usize];
+                mem.store(b.addr, 4, ty as u64).unwrap();
+                let sector = if rng.below(2) == 0 { rng.below(10) } else { rng.next() };
+                let _ = mem.store(b.addr + 8, 8, sector);
+            }
+            let used = blk.handle(&mem, &c);
+            assert!(used as u64 <= c.writable_len());
+        }
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 8 * SECTOR);
+        std::fs::remove_file(p).unwrap();
+    }
+}
