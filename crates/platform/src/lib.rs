@@ -5,5 +5,7 @@ pub mod console;
 pub mod fdt;
 pub mod loader;
 pub mod machine;
+pub mod virtio;
 
 pub use machine::{ClockMode, ExitReason, Machine, MachineConfig};
+pub use virtio::{DriveSpec, VirtioConfig};

@@ -61,6 +61,8 @@ pub struct MachineConfig {
     /// Feed stdin to the UART.
     pub console_stdin: bool,
     pub serial_log: Option<PathBuf>,
+    /// virtio-mmio devices (disks, entropy, ...).
+    pub virtio: crate::virtio::VirtioConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +120,8 @@ pub struct Machine {
     rtc: Arc<Mutex<GoldfishRtc>>,
     uart: Arc<Mutex<Uart>>,
     power: Arc<PowerLatch>,
+    /// The virtio-mmio transports, in slot order.
+    pub virtio: Vec<Arc<Mutex<strata_devices::virtio::VirtioMmio>>>,
     console: Arc<Mutex<ConsoleOut>>,
     input: Option<Receiver<Input>>,
     clock: ClockMode,
@@ -173,6 +177,9 @@ impl Machine {
                 )));
             }
         }
+        // virtio slots and backends first: a bad --drive fails fast.
+        let virtio_slots = cfg.virtio.slots().map_err(LoadError)?;
+        let virtio_devs = cfg.virtio.build_devices().map_err(LoadError)?;
         let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(LoadError)?);
 
         // ---- images ----
@@ -271,7 +278,7 @@ impl Machine {
             bootargs: cfg.append.clone(),
             initrd: layout.initrd,
             timebase_frequency: TIMEBASE_HZ as u32,
-            virtio_mmio: vec![],
+            virtio_mmio: virtio_slots.clone(),
         };
         let dtb = fdt::build_fdt(&fdt_cfg).map_err(LoadError)?;
         if dtb.len() as u64 > 64 * 1024 {
@@ -325,6 +332,7 @@ impl Machine {
         add(&mut devices, fdt::CLINT_BASE, CLINT_MMIO_SIZE, "clint", Box::new(SharedMmio(aclint.clone())))?;
         add(&mut devices, fdt::PLIC_BASE, PLIC_MMIO_SIZE, "plic", Box::new(SharedMmio(plic.clone())))?;
         add(&mut devices, fdt::UART_BASE, UART_MMIO_SIZE, "uart", Box::new(SharedMmio(uart.clone())))?;
+        let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, &ram, &plic, &mut devices).map_err(LoadError)?;
 
         // ---- harts ----
         let harts = (0..cfg.harts)
@@ -349,6 +357,7 @@ impl Machine {
             rtc,
             uart,
             power,
+            virtio,
             console,
             input,
             clock: cfg.clock,

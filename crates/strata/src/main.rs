@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
-use strata_platform::{ClockMode, ExitReason, Machine, MachineConfig};
+use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, VirtioConfig};
 
 /// Default firmware: OpenSBI's generic fw_dynamic from Debian's `opensbi`.
 const DEBIAN_OPENSBI: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
@@ -69,6 +69,22 @@ struct MachineArgs {
     /// virtual otherwise.
     #[arg(long, value_enum)]
     clock: Option<Clock>,
+    /// A virtio-blk disk on a raw image file:
+    /// file=PATH[,readonly=on][,serial=STR]. Repeatable; the first is
+    /// /dev/vda. Devices fill the 8 virtio-mmio slots in the order: drives,
+    /// then virtio-rng.
+    #[arg(long = "drive", value_name = "OPTIONS", value_parser = DriveSpec::parse)]
+    drives: Vec<DriveSpec>,
+    /// An extra device. `virtio-rng`: an entropy source fed by the host's
+    /// getrandom (off by default, so the default board matches QEMU's virt).
+    #[arg(long = "device", value_name = "NAME", value_enum)]
+    devices: Vec<DeviceKind>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DeviceKind {
+    /// virtio entropy device (Virtio 1.2 §5.4) backed by getrandom(2).
+    VirtioRng,
 }
 
 /// Parses sizes like QEMU's -m: "512", "512M", "1G", "1048576K".
@@ -117,6 +133,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         console_stdout: true,
         console_stdin: interactive,
         serial_log: a.serial_log,
+        virtio: VirtioConfig { drives: a.drives, rng: a.devices.contains(&DeviceKind::VirtioRng) },
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };

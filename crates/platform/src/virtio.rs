@@ -1,0 +1,146 @@
+//! virtio-mmio devices of the board: option parsing, slot assignment and
+//! construction.
+//!
+//! The board has the eight virtio-mmio slots of QEMU's `virt` machine:
+//! slot n at 0x1000_1000 + n × 0x1000 with PLIC source 1 + n. Devices take
+//! slots in this order: every `--drive` in command-line order, then
+//! virtio-rng, then vsock, then net. Only occupied slots appear in the
+//! device tree and on the bus.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use strata_devices::bus::Bus;
+use strata_devices::plic::{source_line, Plic};
+use strata_devices::virtio::block::Block;
+use strata_devices::virtio::rng::Rng;
+use strata_devices::virtio::{VirtioDevice, VirtioMmio, VIRTIO_MMIO_SIZE};
+use strata_devices::SharedMmio;
+use strata_memory::GuestRam;
+
+pub const VIRTIO_MMIO_BASE: u64 = 0x1000_1000;
+pub const VIRTIO_MMIO_SLOTS: usize = 8;
+pub const VIRTIO_FIRST_IRQ: u32 = 1;
+
+/// One `--drive file=PATH[,readonly=on|off][,serial=STR]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriveSpec {
+    pub file: PathBuf,
+    pub readonly: bool,
+    pub serial: Option<String>,
+}
+
+fn on_off(key: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{key}={v}: expected on or off")),
+    }
+}
+
+impl DriveSpec {
+    pub fn parse(s: &str) -> Result<DriveSpec, String> {
+        let mut file = None;
+        let mut readonly = false;
+        let mut serial = None;
+        for part in s.split(',') {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected key=value (file=PATH[,readonly=on][,serial=STR])"))?;
+            match k {
+                "file" if !v.is_empty() => file = Some(PathBuf::from(v)),
+                "readonly" => readonly = on_off(k, v)?,
+                "serial" => {
+                    if v.len() > 20 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(format!("serial={v}: at most 20 printable ASCII characters"));
+                    }
+                    serial = Some(v.to_string());
+                }
+                _ => return Err(format!("unknown drive option {part:?} (file=PATH[,readonly=on][,serial=STR])")),
+            }
+        }
+        let file = file.ok_or("a drive needs file=PATH")?;
+        Ok(DriveSpec { file, readonly, serial })
+    }
+}
+
+/// The virtio devices a machine gets.
+#[derive(Clone, Debug, Default)]
+pub struct VirtioConfig {
+    pub drives: Vec<DriveSpec>,
+    pub rng: bool,
+}
+
+impl VirtioConfig {
+    pub fn count(&self) -> usize {
+        self.drives.len() + self.rng as usize
+    }
+
+    /// (base, PLIC source) of the occupied slots, for the device tree.
+    pub fn slots(&self) -> Result<Vec<(u64, u32)>, String> {
+        let n = self.count();
+        if n > VIRTIO_MMIO_SLOTS {
+            return Err(format!(
+                "{n} virtio devices requested ({} drives{}), but the board has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
+                self.drives.len(),
+                if self.rng { " + virtio-rng" } else { "" }
+            ));
+        }
+        Ok((0..n).map(|i| (VIRTIO_MMIO_BASE + i as u64 * VIRTIO_MMIO_SIZE, VIRTIO_FIRST_IRQ + i as u32)).collect())
+    }
+
+    /// Opens the backends (files) and builds the devices, in slot order.
+    pub fn build_devices(&self) -> Result<Vec<(String, Box<dyn VirtioDevice>)>, String> {
+        let mut devs: Vec<(String, Box<dyn VirtioDevice>)> = Vec::new();
+        for (i, d) in self.drives.iter().enumerate() {
+            let blk = Block::open(&d.file, d.readonly, d.serial.as_deref())?;
+            devs.push((format!("virtio-blk{i} ({})", d.file.display()), Box::new(blk)));
+        }
+        if self.rng {
+            devs.push(("virtio-rng".into(), Box::new(Rng::new())));
+        }
+        Ok(devs)
+    }
+}
+
+/// Places the devices in their slots on the bus, each with its PLIC line.
+pub fn attach(
+    devs: Vec<(String, Box<dyn VirtioDevice>)>,
+    slots: &[(u64, u32)],
+    ram: &Arc<GuestRam>,
+    plic: &Arc<Mutex<Plic>>,
+    bus: &mut Bus,
+) -> Result<Vec<Arc<Mutex<VirtioMmio>>>, String> {
+    let mut out = Vec::new();
+    for ((name, dev), &(base, irq)) in devs.into_iter().zip(slots) {
+        let m = Arc::new(Mutex::new(VirtioMmio::new(dev, ram.clone(), source_line(plic, irq), name)));
+        bus.add(base, VIRTIO_MMIO_SIZE, "virtio-mmio", Box::new(SharedMmio(m.clone())))?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drive_options() {
+        let d = DriveSpec::parse("file=/x/disk.img,readonly=on,serial=ABC-1").unwrap();
+        assert_eq!(d, DriveSpec { file: "/x/disk.img".into(), readonly: true, serial: Some("ABC-1".into()) });
+        assert!(!DriveSpec::parse("file=a").unwrap().readonly);
+        assert!(DriveSpec::parse("readonly=on").unwrap_err().contains("file=PATH"));
+        assert!(DriveSpec::parse("file=a,readonly=maybe").unwrap_err().contains("on or off"));
+        assert!(DriveSpec::parse("file=a,cache=none").unwrap_err().contains("unknown drive option"));
+        assert!(DriveSpec::parse("file=a,serial=123456789012345678901").is_err());
+        assert!(DriveSpec::parse("disk.img").unwrap_err().contains("key=value"));
+    }
+
+    #[test]
+    fn slots_follow_qemu_virt() {
+        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true };
+        assert_eq!(c.slots().unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
+        c.drives = vec![DriveSpec::parse("file=a").unwrap(); 8];
+        assert!(c.slots().unwrap_err().contains("8 virtio-mmio slots"));
+    }
+}
