@@ -122,6 +122,7 @@ pub struct Machine {
     power: Arc<PowerLatch>,
     /// The virtio-mmio transports, in slot order.
     pub virtio: Vec<Arc<Mutex<strata_devices::virtio::VirtioMmio>>>,
+    virtio_poll_turn: u32,
     console: Arc<Mutex<ConsoleOut>>,
     input: Option<Receiver<Input>>,
     clock: ClockMode,
@@ -358,6 +359,7 @@ impl Machine {
             uart,
             power,
             virtio,
+            virtio_poll_turn: 0,
             console,
             input,
             clock: cfg.clock,
@@ -439,6 +441,7 @@ impl Machine {
             if let Some(r) = self.pump_input() {
                 break r;
             }
+            self.poll_virtio_sometimes();
             lock(&self.console).flush();
             if all_idle && !self.harts.iter().any(|h| h.mip() & h.csr.mie != 0) {
                 if let Some(r) = self.idle(wall_start) {
@@ -461,7 +464,15 @@ impl Machine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // virtio devices with host input (net, vsock) can wake the machine.
+        if self.poll_virtio() {
+            return None;
+        }
         let Some(deadline) = deadline else {
+            if self.virtio_polled() {
+                std::thread::sleep(Duration::from_millis(1));
+                return None;
+            }
             // Only console input can wake the machine now.
             let Some(rx) = &self.input else { return Some(ExitReason::Hung) };
             match rx.recv() {
@@ -480,7 +491,11 @@ impl Machine {
             let guest_ns = (self.board.time.raw() as u128 * 1_000_000_000 / TIMEBASE_HZ as u128) as u64;
             let host_ns = wall_start.elapsed().as_nanos() as u64;
             let ahead = guest_ns.saturating_add(delta.saturating_mul(100)).saturating_sub(host_ns);
-            let wait = Duration::from_nanos(ahead.min(50_000_000));
+            let mut wait = Duration::from_nanos(ahead.min(50_000_000));
+            if self.virtio_polled() {
+                // Look at virtio host input at least every millisecond.
+                wait = wait.min(Duration::from_millis(1));
+            }
             if let Some(rx) = &self.input {
                 match rx.recv_timeout(wait) {
                     Ok(Input::Byte(b)) => {
@@ -494,9 +509,39 @@ impl Machine {
             } else {
                 std::thread::sleep(wait);
             }
+            if self.poll_virtio() {
+                return None;
+            }
         }
         self.advance_time(delta);
         None
+    }
+
+    /// Is any virtio device waiting for host-side input (net, vsock)?
+    fn virtio_polled(&self) -> bool {
+        self.virtio.iter().any(|d| lock(d).polled())
+    }
+
+    /// Polls the virtio devices with host input; true if one delivered
+    /// something to the guest.
+    fn poll_virtio(&mut self) -> bool {
+        let mut did = false;
+        for d in &self.virtio {
+            let mut d = lock(d);
+            if d.polled() {
+                did |= d.poll();
+            }
+        }
+        did
+    }
+
+    /// The run loop's share: every 16th turn (about 64K instructions a
+    /// hart), so idle devices cost little.
+    fn poll_virtio_sometimes(&mut self) {
+        self.virtio_poll_turn = self.virtio_poll_turn.wrapping_add(1);
+        if self.virtio_poll_turn % 16 == 0 && self.virtio_polled() {
+            self.poll_virtio();
+        }
     }
 
     /// A human-readable report of the run's counters (`--stats`).

@@ -4,7 +4,7 @@
 //! The board has the eight virtio-mmio slots of QEMU's `virt` machine:
 //! slot n at 0x1000_1000 + n × 0x1000 with PLIC source 1 + n. Devices take
 //! slots in this order: every `--drive` in command-line order, then
-//! virtio-rng, then vsock, then net. Only occupied slots appear in the
+//! virtio-rng, then every `--netdev`. Only occupied slots appear in the
 //! device tree and on the bus.
 
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use strata_devices::bus::Bus;
 use strata_devices::plic::{source_line, Plic};
 use strata_devices::virtio::block::Block;
+use strata_devices::virtio::net::{parse_mac, Net, Tap};
 use strata_devices::virtio::rng::Rng;
 use strata_devices::virtio::{VirtioDevice, VirtioMmio, VIRTIO_MMIO_SIZE};
 use strata_devices::SharedMmio;
@@ -64,16 +65,47 @@ impl DriveSpec {
     }
 }
 
+/// One `--netdev tap,ifname=NAME[,mac=52:54:00:12:34:56]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetdevSpec {
+    pub ifname: String,
+    pub mac: [u8; 6],
+}
+
+/// QEMU's default guest MAC; further NICs count up in the last byte.
+pub const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+impl NetdevSpec {
+    pub fn parse(s: &str) -> Result<NetdevSpec, String> {
+        let mut parts = s.split(',');
+        match parts.next() {
+            Some("tap") => {}
+            other => return Err(format!("netdev type {:?}: only tap is supported (tap,ifname=NAME[,mac=..])", other.unwrap_or(""))),
+        }
+        let mut ifname = None;
+        let mut mac = DEFAULT_MAC;
+        for part in parts {
+            match part.split_once('=') {
+                Some(("ifname", v)) if !v.is_empty() => ifname = Some(v.to_string()),
+                Some(("mac", v)) => mac = parse_mac(v)?,
+                _ => return Err(format!("unknown netdev option {part:?} (tap,ifname=NAME[,mac=..])")),
+            }
+        }
+        Ok(NetdevSpec { ifname: ifname.ok_or("a tap netdev needs ifname=NAME")?, mac })
+    }
+}
+
 /// The virtio devices a machine gets.
 #[derive(Clone, Debug, Default)]
 pub struct VirtioConfig {
     pub drives: Vec<DriveSpec>,
     pub rng: bool,
+    pub nets: Vec<NetdevSpec>,
 }
 
 impl VirtioConfig {
     pub fn count(&self) -> usize {
-        self.drives.len() + self.rng as usize
+        self.drives.len() + self.rng as usize + self.nets.len()
     }
 
     /// (base, PLIC source) of the occupied slots, for the device tree.
@@ -81,9 +113,10 @@ impl VirtioConfig {
         let n = self.count();
         if n > VIRTIO_MMIO_SLOTS {
             return Err(format!(
-                "{n} virtio devices requested ({} drives{}), but the board has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
+                "{n} virtio devices requested ({} drives{}, {} netdevs), but the board has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
                 self.drives.len(),
-                if self.rng { " + virtio-rng" } else { "" }
+                if self.rng { " + virtio-rng" } else { "" },
+                self.nets.len()
             ));
         }
         Ok((0..n).map(|i| (VIRTIO_MMIO_BASE + i as u64 * VIRTIO_MMIO_SIZE, VIRTIO_FIRST_IRQ + i as u32)).collect())
@@ -98,6 +131,14 @@ impl VirtioConfig {
         }
         if self.rng {
             devs.push(("virtio-rng".into(), Box::new(Rng::new())));
+        }
+        for (i, n) in self.nets.iter().enumerate() {
+            let tap = Tap::open(&n.ifname)?;
+            let mut mac = n.mac;
+            if n.mac == DEFAULT_MAC {
+                mac[5] = mac[5].wrapping_add(i as u8);
+            }
+            devs.push((format!("virtio-net{i} (tap {})", tap.name), Box::new(Net::new(Box::new(tap), mac))));
         }
         Ok(devs)
     }
@@ -137,8 +178,19 @@ mod tests {
     }
 
     #[test]
+    fn netdev_options() {
+        let n = NetdevSpec::parse("tap,ifname=tap0,mac=52:54:00:00:00:09").unwrap();
+        assert_eq!(n, NetdevSpec { ifname: "tap0".into(), mac: [0x52, 0x54, 0, 0, 0, 9] });
+        assert_eq!(NetdevSpec::parse("tap,ifname=t").unwrap().mac, DEFAULT_MAC);
+        assert!(NetdevSpec::parse("user").unwrap_err().contains("only tap"));
+        assert!(NetdevSpec::parse("tap").unwrap_err().contains("ifname"));
+        assert!(NetdevSpec::parse("tap,ifname=t,vhost=on").unwrap_err().contains("unknown netdev option"));
+        assert!(NetdevSpec::parse("tap,ifname=t,mac=1:2").is_err());
+    }
+
+    #[test]
     fn slots_follow_qemu_virt() {
-        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true };
+        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true, nets: vec![] };
         assert_eq!(c.slots().unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
         c.drives = vec![DriveSpec::parse("file=a").unwrap(); 8];
         assert!(c.slots().unwrap_err().contains("8 virtio-mmio slots"));

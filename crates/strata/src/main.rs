@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
-use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, VirtioConfig};
+use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig};
 
 /// Default firmware: OpenSBI's generic fw_dynamic from Debian's `opensbi`.
 const DEBIAN_OPENSBI: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
@@ -72,13 +72,17 @@ struct MachineArgs {
     /// A virtio-blk disk on a raw image file:
     /// file=PATH[,readonly=on][,serial=STR]. Repeatable; the first is
     /// /dev/vda. Devices fill the 8 virtio-mmio slots in the order: drives,
-    /// then virtio-rng.
+    /// then virtio-rng, then netdevs.
     #[arg(long = "drive", value_name = "OPTIONS", value_parser = DriveSpec::parse)]
     drives: Vec<DriveSpec>,
     /// An extra device. `virtio-rng`: an entropy source fed by the host's
     /// getrandom (off by default, so the default board matches QEMU's virt).
     #[arg(long = "device", value_name = "NAME", value_enum)]
     devices: Vec<DeviceKind>,
+    /// A virtio-net NIC on an existing host TAP interface (no offloads):
+    /// tap,ifname=NAME[,mac=52:54:00:12:34:56]. Repeatable.
+    #[arg(long = "netdev", value_name = "OPTIONS", value_parser = NetdevSpec::parse)]
+    netdevs: Vec<NetdevSpec>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,7 +137,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         console_stdout: true,
         console_stdin: interactive,
         serial_log: a.serial_log,
-        virtio: VirtioConfig { drives: a.drives, rng: a.devices.contains(&DeviceKind::VirtioRng) },
+        virtio: VirtioConfig { drives: a.drives, rng: a.devices.contains(&DeviceKind::VirtioRng), nets: a.netdevs },
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };

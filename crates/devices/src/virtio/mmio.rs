@@ -193,6 +193,11 @@ impl VirtioMmio {
         did
     }
 
+    /// Does the run loop need to call [`poll`](Self::poll)?
+    pub fn polled(&self) -> bool {
+        self.dev.polled()
+    }
+
     pub fn wants_poll(&self) -> bool {
         self.live() && self.dev.wants_poll()
     }

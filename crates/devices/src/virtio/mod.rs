@@ -17,6 +17,7 @@
 pub mod block;
 
 pub mod mmio;
+pub mod net;
 
 pub mod queue;
 pub mod rng;
@@ -114,6 +115,10 @@ pub trait VirtioDevice: Send {
     /// buffers, or a host event it waits for; used by the idle loop to know
     /// that the machine is not hung.
     fn wants_poll(&self) -> bool {
+        false
+    }
+    /// The device has host-side input and must be polled by the run loop.
+    fn polled(&self) -> bool {
         false
     }
 }
