@@ -122,13 +122,13 @@ grep -q '3 packets transmitted, 3 packets received' <<<"$out" && pass "$tag: 3/3
     || fail "$tag: ping: $(grep 'packets transmitted' <<<"$out" || echo none)"
 wait "$LISTENER" 2>/dev/null || true
 LISTENER=""
-got=$(sha256sum <"$WORK/received" 2>/dev/null | cut -d' ' -f1)
+got=$( { [ -f "$WORK/received" ] && sha256sum <"$WORK/received" | cut -d' ' -f1; } || echo "nothing received")
 [ "$got" = "$WANT_SHA" ] && pass "$tag: host received the guest's TCP payload intact ($(stat -c %s "$WORK/received") bytes)" \
     || fail "$tag: TCP payload sha256 $got, want $WANT_SHA"
 grep -qE 'STRATA-CMD-EXIT 0$' <<<"$out" && pass "$tag: guest command exit 0" || fail "$tag: guest command failed"
 t0=$(awk '/ NC-START/ { print $1; exit }' "$log")
 t1=$(awk '/ NC-END/ { print $1; exit }' "$log")
 if [ -n "$t0" ] && [ -n "$t1" ]; then
-    echo "   TCP guest->host ($MACHINE): $(stat -c %s "$WORK/received") bytes in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f s host wall", b - a }')"
+    echo "   TCP guest->host ($MACHINE): $(stat -c %s "$WORK/received" 2>/dev/null || echo 0) bytes in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f s host wall", b - a }')"
 fi
 finish

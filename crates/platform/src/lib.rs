@@ -8,4 +8,4 @@ pub mod machine;
 pub mod virtio;
 
 pub use machine::{ClockMode, ExitReason, Machine, MachineConfig};
-pub use virtio::{DriveSpec, NetdevSpec, VirtioConfig};
+pub use virtio::{DriveSpec, NetdevSpec, VirtioConfig, VsockSpec};

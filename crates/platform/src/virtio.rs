@@ -4,7 +4,7 @@
 //! The board has the eight virtio-mmio slots of QEMU's `virt` machine:
 //! slot n at 0x1000_1000 + n × 0x1000 with PLIC source 1 + n. Devices take
 //! slots in this order: every `--drive` in command-line order, then
-//! virtio-rng, then every `--netdev`. Only occupied slots appear in the
+//! virtio-rng, then vsock, then every `--netdev`. Only occupied slots appear in the
 //! device tree and on the bus.
 
 use std::path::PathBuf;
@@ -15,6 +15,7 @@ use strata_devices::plic::{source_line, Plic};
 use strata_devices::virtio::block::Block;
 use strata_devices::virtio::net::{parse_mac, Net, Tap};
 use strata_devices::virtio::rng::Rng;
+use strata_devices::virtio::vsock::Vsock;
 use strata_devices::virtio::{VirtioDevice, VirtioMmio, VIRTIO_MMIO_SIZE};
 use strata_devices::SharedMmio;
 use strata_memory::GuestRam;
@@ -95,17 +96,43 @@ impl NetdevSpec {
     }
 }
 
+/// `--vsock cid=N,uds=PATH` (Firecracker-style host Unix sockets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VsockSpec {
+    pub cid: u64,
+    pub uds: PathBuf,
+}
+
+impl VsockSpec {
+    pub fn parse(s: &str) -> Result<VsockSpec, String> {
+        let (mut cid, mut uds) = (None, None);
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("cid", v)) => cid = Some(v.parse::<u64>().map_err(|_| format!("vsock cid={v}: not a number"))?),
+                Some(("uds", v)) if !v.is_empty() => uds = Some(PathBuf::from(v)),
+                _ => return Err(format!("unknown vsock option {part:?} (cid=N,uds=PATH)")),
+            }
+        }
+        let cid = cid.ok_or("vsock needs cid=N (3 or more)")?;
+        if cid < 3 || cid >= u32::MAX as u64 {
+            return Err(format!("vsock cid={cid}: guest CIDs are 3 to 4294967294"));
+        }
+        Ok(VsockSpec { cid, uds: uds.ok_or("vsock needs uds=PATH")? })
+    }
+}
+
 /// The virtio devices a machine gets.
 #[derive(Clone, Debug, Default)]
 pub struct VirtioConfig {
     pub drives: Vec<DriveSpec>,
     pub rng: bool,
     pub nets: Vec<NetdevSpec>,
+    pub vsock: Option<VsockSpec>,
 }
 
 impl VirtioConfig {
     pub fn count(&self) -> usize {
-        self.drives.len() + self.rng as usize + self.nets.len()
+        self.drives.len() + self.rng as usize + self.vsock.is_some() as usize + self.nets.len()
     }
 
     /// (base, PLIC source) of the occupied slots, for the device tree.
@@ -131,6 +158,9 @@ impl VirtioConfig {
         }
         if self.rng {
             devs.push(("virtio-rng".into(), Box::new(Rng::new())));
+        }
+        if let Some(v) = &self.vsock {
+            devs.push((format!("virtio-vsock ({})", v.uds.display()), Box::new(Vsock::new(v.cid, v.uds.clone())?)));
         }
         for (i, n) in self.nets.iter().enumerate() {
             let tap = Tap::open(&n.ifname)?;
@@ -189,8 +219,17 @@ mod tests {
     }
 
     #[test]
+    fn vsock_options() {
+        assert_eq!(VsockSpec::parse("cid=3,uds=/tmp/v.sock").unwrap(), VsockSpec { cid: 3, uds: "/tmp/v.sock".into() });
+        assert!(VsockSpec::parse("cid=2,uds=/x").unwrap_err().contains("3 to"));
+        assert!(VsockSpec::parse("uds=/x").unwrap_err().contains("cid"));
+        assert!(VsockSpec::parse("cid=3").unwrap_err().contains("uds"));
+        assert!(VsockSpec::parse("cid=3,uds=/x,port=1").is_err());
+    }
+
+    #[test]
     fn slots_follow_qemu_virt() {
-        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true, nets: vec![] };
+        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true, nets: vec![], vsock: None };
         assert_eq!(c.slots().unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
         c.drives = vec![DriveSpec::parse("file=a").unwrap(); 8];
         assert!(c.slots().unwrap_err().contains("8 virtio-mmio slots"));

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
-use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig};
+use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig, VsockSpec};
 
 /// Default firmware: OpenSBI's generic fw_dynamic from Debian's `opensbi`.
 const DEBIAN_OPENSBI: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
@@ -72,7 +72,7 @@ struct MachineArgs {
     /// A virtio-blk disk on a raw image file:
     /// file=PATH[,readonly=on][,serial=STR]. Repeatable; the first is
     /// /dev/vda. Devices fill the 8 virtio-mmio slots in the order: drives,
-    /// then virtio-rng, then netdevs.
+    /// then virtio-rng, vsock, netdevs.
     #[arg(long = "drive", value_name = "OPTIONS", value_parser = DriveSpec::parse)]
     drives: Vec<DriveSpec>,
     /// An extra device. `virtio-rng`: an entropy source fed by the host's
@@ -83,6 +83,11 @@ struct MachineArgs {
     /// tap,ifname=NAME[,mac=52:54:00:12:34:56]. Repeatable.
     #[arg(long = "netdev", value_name = "OPTIONS", value_parser = NetdevSpec::parse)]
     netdevs: Vec<NetdevSpec>,
+    /// A virtio-vsock device, Firecracker style: cid=N,uds=PATH. Host
+    /// programs connect to PATH and send "CONNECT <port>\n" (answer
+    /// "OK <hostport>\n"); guest connections to CID 2 port P reach PATH_P.
+    #[arg(long = "vsock", value_name = "OPTIONS", value_parser = VsockSpec::parse)]
+    vsock: Option<VsockSpec>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,7 +142,9 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         console_stdout: true,
         console_stdin: interactive,
         serial_log: a.serial_log,
-        virtio: VirtioConfig { drives: a.drives, rng: a.devices.contains(&DeviceKind::VirtioRng), nets: a.netdevs },
+        virtio: VirtioConfig { drives: a.drives, rng: a.devices.contains(&DeviceKind::VirtioRng), nets: a.netdevs,
+            vsock: a.vsock,
+        },
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };

@@ -21,6 +21,7 @@ pub mod net;
 
 pub mod queue;
 pub mod rng;
+pub mod vsock;
 
 
 use strata_memory::GuestRam;
