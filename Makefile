@@ -80,3 +80,20 @@ clean:
 
 distclean: clean
 	rm -rf .cache
+
+# Random differential testing against QEMU (crates/difftest, tests/difftest).
+#   make fuzz-diff SEED=123 COUNT=1000000   one seeded run (add REDUCE=1 to shrink failures)
+#   make difftest                           regression reproducers + a fixed-seed run
+DIFFTEST_BIN  ?= $(TARGET_DIR)/release/strata-difftest
+SEED          ?= $(shell date +%s)
+COUNT         ?= 100000
+DIFFTEST_SEED ?= 20240601
+DIFFTEST_COUNT ?= 200000
+
+.PHONY: fuzz-diff difftest
+fuzz-diff: build
+	$(DIFFTEST_BIN) run --seed $(SEED) --count $(COUNT) $(if $(REDUCE),--reduce)
+
+difftest: build
+	$(if $(wildcard tests/difftest/regress/*.S),$(DIFFTEST_BIN) check $(sort $(wildcard tests/difftest/regress/*.S)))
+	$(DIFFTEST_BIN) run --seed $(DIFFTEST_SEED) --count $(DIFFTEST_COUNT)

@@ -18,7 +18,9 @@ SECTIONS
   .rodata : { *(.rodata .rodata.*) }
   . = ALIGN(4096);
   .data : { *(.data .data.*) }
-  . = ALIGN(4096);
+  /* Fixed address, so that removing or adding code (reduction) does not
+     move the sandbox and change address-derived register values. */
+  . = 0x80400000;
   .bss (NOLOAD) : { *(.bss .bss.*) }
   _end = .;
 }

@@ -499,10 +499,14 @@ impl Gen {
         let off = self.sandbox_off(size, true);
         let t = self.wreg_not(&[]);
         if self.r.chance(1, 4) {
-            // LR/SC pair on the same address, optionally one ALU op between.
+            // A constrained LR/SC loop (Unpriv 8.3): SC may fail spuriously
+            // (Strata drops the reservation between run slices), but the
+            // loop must eventually succeed, so the end state is the same on
+            // any conforming machine. rd2 is the retry flag: never x0 and
+            // never an input of the SC.
             let rd1 = self.wreg_not(&[t]);
             let rs2 = self.wreg_not(&[t]);
-            let rd2 = self.wreg();
+            let rd2 = self.wreg_not(&[t, rs2, rd1]);
             let mid = if self.r.chance(1, 2) {
                 format!("\naddi x{rs2}, x{rd1}, {}", self.r.range_i64(-8, 8))
             } else {
@@ -510,7 +514,7 @@ impl Gen {
             };
             let ord2 = *self.r.pick(&["", ".aq", ".rl", ".aqrl"]);
             format!(
-                "addi x{t}, x{base}, {off}\nlr.{w}{ord} x{rd1}, (x{t}){mid}\nsc.{w}{ord2} x{rd2}, x{rs2}, (x{t})"
+                "addi x{t}, x{base}, {off}\n1: lr.{w}{ord} x{rd1}, (x{t}){mid}\nsc.{w}{ord2} x{rd2}, x{rs2}, (x{t})\nbnez x{rd2}, 1b"
             )
         } else {
             let op = *self.r.pick(&[
@@ -646,7 +650,12 @@ impl Gen {
 
 /// The integer register an assembly line writes, if any (for checks).
 pub fn int_dest(line: &str) -> Option<u32> {
-    let line = line.trim();
+    let mut line = line.trim();
+    if let Some((lab, rest)) = line.split_once(": ") {
+        if lab.chars().all(|c| c.is_ascii_digit()) {
+            line = rest.trim();
+        }
+    }
     let (mn, rest) = line.split_once(' ')?;
     let first = rest.split(',').next()?.trim();
     let writes = !(mn.starts_with('s') && !mn.starts_with("sc") && !mn.starts_with("sl") && !mn.starts_with("sr") && !mn.starts_with("su"))
@@ -721,5 +730,6 @@ mod tests {
         assert_eq!(int_dest("slli x8, x1, 3"), Some(8));
         assert_eq!(int_dest("fsd f1, 0(x8)"), None);
         assert_eq!(int_dest("la x31, L"), Some(31));
+        assert_eq!(int_dest("1: lr.d x9, (x7)"), Some(9));
     }
 }

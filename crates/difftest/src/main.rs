@@ -163,7 +163,11 @@ fn cmd_run(a: &Args) -> Result<bool, String> {
             }
         }
     }
-    eprintln!("difftest: {} programs, {} instructions each, {:.1}s", programs, cfg.insns, started.elapsed().as_secs_f64());
+    eprintln!(
+        "difftest: seed {seed}, {programs} programs of {} instructions, {:.1}s",
+        cfg.insns,
+        started.elapsed().as_secs_f64()
+    );
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
 }

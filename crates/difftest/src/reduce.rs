@@ -21,7 +21,13 @@ impl<'a> Reducer<'a> {
 
     pub fn reduce(&mut self, p: &Program) -> Program {
         let mut cur = self.truncate(p);
-        (self.log)(&format!("after truncation: {} items", cur.weight()));
+        (self.log)(&format!("after truncation: {} instructions", cur.weight()));
+        cur = self.localize(cur);
+        (self.log)(&format!(
+            "after localization: {} instructions; last item: {:?}",
+            cur.weight(),
+            cur.items.last()
+        ));
         loop {
             let before = (cur.weight(), count_items(&cur.items), loop_total(&cur.items));
             cur = self.ddmin_at(cur, &[]);
@@ -53,6 +59,27 @@ impl<'a> Reducer<'a> {
         if hi < cps.len() {
             out.items.truncate(cps[hi]);
         }
+        out
+    }
+
+    /// Smallest failing prefix at item granularity (binary search below
+    /// the first failing checkpoint). Cutting the tail keeps the addresses
+    /// of everything before it, so this works for layout-sensitive bugs.
+    fn localize(&mut self, cur: Program) -> Program {
+        let start = cur.items.iter().rposition(|i| *i == Item::Checkpoint).map_or(0, |k| k + 1);
+        let (mut lo, mut hi) = (start, cur.items.len()); // items[..hi] fails
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let mut cand = cur.clone();
+            cand.items.truncate(mid);
+            if self.check(&cand) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let mut out = cur;
+        out.items.truncate(hi);
         out
     }
 
