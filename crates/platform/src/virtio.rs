@@ -4,7 +4,7 @@
 //! The board has the eight virtio-mmio slots of QEMU's `virt` machine:
 //! slot n at 0x1000_1000 + n × 0x1000 with PLIC source 1 + n. Devices take
 //! slots in this order: every `--drive` in command-line order, then
-//! virtio-rng, then vsock, then every `--netdev`. Only occupied slots appear in the
+//! virtio-rng, then virtio-console, then vsock, then every `--netdev`. Only occupied slots appear in the
 //! device tree and on the bus.
 
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use strata_devices::bus::Bus;
 use strata_devices::plic::{source_line, Plic};
 use strata_devices::virtio::block::Block;
+use strata_devices::virtio::console::Console;
 use strata_devices::virtio::net::{parse_mac, Net, Tap};
 use strata_devices::virtio::rng::Rng;
 use strata_devices::virtio::vsock::Vsock;
@@ -128,11 +129,13 @@ pub struct VirtioConfig {
     pub rng: bool,
     pub nets: Vec<NetdevSpec>,
     pub vsock: Option<VsockSpec>,
+    /// virtio-console bridged to a Unix socket at this path.
+    pub console: Option<PathBuf>,
 }
 
 impl VirtioConfig {
     pub fn count(&self) -> usize {
-        self.drives.len() + self.rng as usize + self.vsock.is_some() as usize + self.nets.len()
+        self.drives.len() + self.rng as usize + self.console.is_some() as usize + self.vsock.is_some() as usize + self.nets.len()
     }
 
     /// (base, PLIC source) of the occupied slots, for the device tree.
@@ -158,6 +161,9 @@ impl VirtioConfig {
         }
         if self.rng {
             devs.push(("virtio-rng".into(), Box::new(Rng::new())));
+        }
+        if let Some(p) = &self.console {
+            devs.push((format!("virtio-console ({})", p.display()), Box::new(Console::new(p.clone())?)));
         }
         if let Some(v) = &self.vsock {
             devs.push((format!("virtio-vsock ({})", v.uds.display()), Box::new(Vsock::new(v.cid, v.uds.clone())?)));
@@ -229,7 +235,7 @@ mod tests {
 
     #[test]
     fn slots_follow_qemu_virt() {
-        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true, nets: vec![], vsock: None };
+        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true, nets: vec![], vsock: None, console: None };
         assert_eq!(c.slots().unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
         c.drives = vec![DriveSpec::parse("file=a").unwrap(); 8];
         assert!(c.slots().unwrap_err().contains("8 virtio-mmio slots"));

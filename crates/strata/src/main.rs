@@ -72,7 +72,7 @@ struct MachineArgs {
     /// A virtio-blk disk on a raw image file:
     /// file=PATH[,readonly=on][,serial=STR]. Repeatable; the first is
     /// /dev/vda. Devices fill the 8 virtio-mmio slots in the order: drives,
-    /// then virtio-rng, vsock, netdevs.
+    /// then virtio-rng, virtio-console, vsock, netdevs.
     #[arg(long = "drive", value_name = "OPTIONS", value_parser = DriveSpec::parse)]
     drives: Vec<DriveSpec>,
     /// An extra device. `virtio-rng`: an entropy source fed by the host's
@@ -88,6 +88,10 @@ struct MachineArgs {
     /// "OK <hostport>\n"); guest connections to CID 2 port P reach PATH_P.
     #[arg(long = "vsock", value_name = "OPTIONS", value_parser = VsockSpec::parse)]
     vsock: Option<VsockSpec>,
+    /// A virtio-console port (/dev/hvc0 in the guest) bridged to a Unix
+    /// socket that Strata creates at PATH (connect with e.g. socat).
+    #[arg(long = "virtio-console", value_name = "PATH")]
+    virtio_console: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,6 +148,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         serial_log: a.serial_log,
         virtio: VirtioConfig { drives: a.drives, rng: a.devices.contains(&DeviceKind::VirtioRng), nets: a.netdevs,
             vsock: a.vsock,
+            console: a.virtio_console,
         },
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;

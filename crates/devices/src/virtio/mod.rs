@@ -6,7 +6,7 @@
 //! - [`mmio`]: the virtio-mmio transport, version 2 (§4.2.2), which owns the
 //!   device status (§2.1), feature negotiation (§2.2), the queues and the
 //!   interrupt line, and is what the board places on the MMIO bus.
-//! - The devices ([`block`], [`rng`], ...): plain
+//! - The devices ([`block`], [`rng`], [`console`], [`vsock`], [`net`]): plain
 //!   state machines behind [`VirtioDevice`], independent of the transport and
 //!   of the run loop.
 //!
@@ -15,6 +15,7 @@
 //! run loop through [`mmio::VirtioMmio::poll`].
 
 pub mod block;
+pub mod console;
 
 pub mod mmio;
 pub mod net;
