@@ -27,6 +27,8 @@ PKGS=(
     "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
     "make:/usr/bin/make"
     "jq:/usr/bin/jq"
+    # softfloat-sys (the FPU's reference IEEE implementation) builds with CMake.
+    "cmake:/usr/bin/cmake"
 )
 
 missing=()
