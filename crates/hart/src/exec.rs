@@ -19,9 +19,11 @@ impl Hart {
         Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits)
     }
 
+    /// Executes `i` (whose bits are `raw`) at `pc` and returns the address
+    /// of the next instruction. `self.pc` is not read or written: the
+    /// caller keeps it, and sets it before taking a trap.
     #[inline(always)]
-    pub(crate) fn execute(&mut self, bus: &mut dyn Bus, i: Insn, raw: u32) -> Result<(), Trap> {
-        let pc = self.pc;
+    pub(crate) fn execute(&mut self, bus: &mut dyn Bus, i: Insn, raw: u32, pc: u64) -> Result<u64, Trap> {
         let mut next = pc.wrapping_add(crate::decode::insn_len(raw));
         // Register fields are 5 bits; the masks let the compiler drop the
         // bounds checks.
@@ -101,10 +103,13 @@ impl Hart {
             Op::SLLW => wr!(sext32(((a as u32) << (b & 31)) as u64)),
             Op::SRLW => wr!(sext32(((a as u32) >> (b & 31)) as u64)),
             Op::SRAW => wr!(((a as i32) >> (b & 31)) as u64),
-            // This interpreter performs every access in program order and
-            // its decoded-instruction cache is keyed by instruction bits, so
-            // neither fence has anything left to do.
-            Op::FENCE | Op::FENCE_I => {}
+            // This interpreter performs every access in program order, so
+            // FENCE has nothing left to do.
+            Op::FENCE => {}
+            // The decoded-code cache re-checks a page's generation whenever
+            // the run loop enters it, which an event forces: writes by other
+            // harts and by devices are seen from the next instruction on.
+            Op::FENCE_I => self.event = true,
             Op::ECALL => {
                 let c = match self.prv {
                     Priv::U => cause::ECALL_U,
@@ -279,7 +284,6 @@ impl Hart {
             Op::ILLEGAL => return Err(self.illegal_insn()),
             _ => self.execute_fp(bus, &i, raw, addr)?,
         }
-        self.pc = next;
-        Ok(())
+        Ok(next)
     }
 }

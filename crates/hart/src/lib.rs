@@ -5,6 +5,7 @@
 //! else through the small [`Bus`] trait, so it knows nothing of the board
 //! it is placed on.
 
+mod code;
 pub mod csr;
 pub mod decode;
 mod exec;
@@ -35,19 +36,7 @@ pub trait Bus {
     fn mtime(&self) -> u64;
 }
 
-/// Number of slots of the decoded-instruction cache (a power of two).
-const DCACHE_SLOTS: usize = 8192;
-
-/// One slot of the decoded-instruction cache. Slots are indexed by the
-/// instruction's address, so straight-line code uses neighbouring slots, but
-/// a slot hits only if it holds the very bits just fetched: decoding is a
-/// pure function of the bits, so the cache can never be stale, whatever the
-/// guest does to its code.
-#[derive(Clone, Copy)]
-struct DSlot {
-    raw: u32,
-    insn: Insn,
-}
+pub use code::CodeStats;
 
 pub struct Hart {
     pub hartid: u64,
@@ -81,7 +70,7 @@ pub struct Hart {
     /// The bits of the instruction being executed (for `mtval` on illegal
     /// instructions).
     cur_insn_bits: u64,
-    dcache: Box<[DSlot]>,
+    code: code::CodeCache,
 }
 
 /// Why [`Hart::run`] returned.
@@ -115,7 +104,7 @@ impl Hart {
             lr_value: 0,
             event: true,
             cur_insn_bits: 0,
-            dcache: vec![DSlot { raw: 0, insn: decode::decode(0) }; DCACHE_SLOTS].into_boxed_slice(),
+            code: code::CodeCache::new(),
         };
         h.update_mmu_ctx();
         h
@@ -130,7 +119,9 @@ impl Hart {
         self.wfi = false;
         self.reservation = None;
         self.tlb.flush();
+        self.code.clear();
         self.update_mmu_ctx();
+        self.event = true;
     }
 
     pub fn set_priv(&mut self, p: Priv) {
@@ -168,6 +159,10 @@ impl Hart {
         self.tlb.stats
     }
 
+    pub fn code_stats(&self) -> CodeStats {
+        self.code.stats
+    }
+
     /// Leaves WFI if an interrupt is pending and enabled in `mie` (§3.3.3:
     /// WFI resumes on any such interrupt, whatever the global enables), then
     /// takes the highest-priority deliverable interrupt, if any.
@@ -193,10 +188,17 @@ impl Hart {
                 break;
             }
             while used < budget {
-                used += 1;
-                match self.step(bus) {
-                    Ok(()) => self.instret += 1,
-                    Err(t) => self.take_trap(t.cause, t.tval),
+                let pc = self.pc;
+                match self.enter_code_page(pc) {
+                    Ok(Some(idx)) => used += self.run_page(bus, idx, pc, budget - used),
+                    Ok(None) => {
+                        used += 1;
+                        self.step_slow(bus);
+                    }
+                    Err(t) => {
+                        used += 1;
+                        self.take_trap(t.cause, t.tval);
+                    }
                 }
                 if self.event {
                     break;
@@ -210,20 +212,76 @@ impl Hart {
         (used, exit)
     }
 
-    /// Fetches, decodes and executes one instruction.
+    /// Finds the decoded-code page for `pc`, if its page may be cached:
+    /// the fetch translation is in the TLB (or goes there now).
     #[inline]
+    fn enter_code_page(&mut self, pc: u64) -> Result<Option<usize>, trap::Trap> {
+        let off = match self.tlb.lookup(strata_mmu::Access::Fetch, pc, self.ctx_fetch) {
+            Some(off) => off,
+            None => {
+                self.tlb.note_miss(strata_mmu::Access::Fetch);
+                self.translate_fetch(pc)?;
+                match self.tlb.lookup(strata_mmu::Access::Fetch, pc, self.ctx_fetch) {
+                    Some(off) => off,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(self.code.enter(&self.ram, off >> 12)))
+    }
+
+    /// Runs instructions from decoded-code page `idx`, starting at `pc`,
+    /// while control stays in the page, nothing sets `event`, and `budget`
+    /// lasts. Returns the instruction slots used; `self.pc` is up to date.
+    #[inline(always)]
+    fn run_page(&mut self, bus: &mut dyn Bus, idx: usize, mut pc: u64, budget: u64) -> u64 {
+        let vpage = pc & !0xfff;
+        let mut used = 0;
+        loop {
+            used += 1;
+            let Some(s) = self.code.slot(&self.ram, idx, (pc & 0xfff) as usize) else {
+                // A 32-bit instruction straddling the page end.
+                self.pc = pc;
+                self.step_slow(bus);
+                return used;
+            };
+            self.cur_insn_bits = s.raw as u64;
+            match self.execute(bus, s.insn, s.raw, pc) {
+                Ok(next) => {
+                    self.instret += 1;
+                    pc = next;
+                }
+                Err(t) => {
+                    self.pc = pc;
+                    self.take_trap(t.cause, t.tval);
+                    return used;
+                }
+            }
+            if self.event || used >= budget || pc & !0xfff != vpage {
+                self.pc = pc;
+                return used;
+            }
+        }
+    }
+
+    /// Runs one instruction without the decoded-code cache (and takes its
+    /// trap, if it raises one).
+    fn step_slow(&mut self, bus: &mut dyn Bus) {
+        match self.step(bus) {
+            Ok(()) => self.instret += 1,
+            Err(t) => self.take_trap(t.cause, t.tval),
+        }
+    }
+
+    /// Fetches, decodes and executes one instruction, without the
+    /// decoded-code cache. On success `self.pc` moves on; on a trap it still
+    /// names the instruction.
     pub fn step(&mut self, bus: &mut dyn Bus) -> Result<(), trap::Trap> {
         let raw = self.fetch(bus)?;
         let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
-        let slot = &mut self.dcache[(self.pc >> 1) as usize & (DCACHE_SLOTS - 1)];
-        let insn = if slot.raw == key {
-            slot.insn
-        } else {
-            let i = decode::decode(key);
-            *slot = DSlot { raw: key, insn: i };
-            i
-        };
+        let insn: Insn = decode::decode(key);
         self.cur_insn_bits = key as u64;
-        self.execute(bus, insn, key)
+        self.pc = self.execute(bus, insn, key, self.pc)?;
+        Ok(())
     }
 }

@@ -109,6 +109,12 @@ impl Hart {
         Ok(pa)
     }
 
+    /// Translates the fetch of the instruction at `pc` (filling the TLB
+    /// when the page may be cached).
+    pub(crate) fn translate_fetch(&mut self, pc: u64) -> Result<u64, Trap> {
+        self.translate(pc, 2, Access::Fetch)
+    }
+
     /// Fetches the instruction at `pc`: 32 bits, or 16 if the low half is a
     /// compressed instruction.
     #[inline(always)]
@@ -181,7 +187,10 @@ impl Hart {
     pub(crate) fn store(&mut self, bus: &mut dyn Bus, va: u64, size: u8, v: u64) -> Result<(), Trap> {
         if (va & 0xfff) + size as u64 <= 0x1000 {
             if let Some(off) = self.tlb.lookup(Access::Store, va, self.ctx_data) {
-                self.ram.store_off(off, size, v);
+                if self.ram.store_off(off, size, v) {
+                    // The page held decoded code: look at it afresh.
+                    self.event = true;
+                }
                 return Ok(());
             }
         }
@@ -203,7 +212,8 @@ impl Hart {
         }
         self.tlb.note_miss(Access::Store);
         let pa = self.translate(va, size as u64, Access::Store)?;
-        if self.ram.store(pa, size, v).is_ok() {
+        if let Ok(hit_code) = self.ram.store_checked(pa, size, v) {
+            self.event |= hit_code;
             return Ok(());
         }
         self.event = true;
@@ -243,7 +253,8 @@ impl Hart {
     }
 
     pub(crate) fn phys_store(&mut self, bus: &mut dyn Bus, pa: u64, va: u64, size: u8, v: u64) -> Result<(), Trap> {
-        if self.ram.store(pa, size, v).is_ok() {
+        if let Ok(hit_code) = self.ram.store_checked(pa, size, v) {
+            self.event |= hit_code;
             return Ok(());
         }
         self.event = true;
@@ -263,6 +274,8 @@ impl Hart {
     }
 
     pub(crate) fn flush_tlb(&mut self, va: Option<u64>) {
+        // The run loop's cached code page came from the TLB.
+        self.event = true;
         match va {
             Some(va) => self.tlb.flush_va(va),
             None => self.tlb.flush(),

@@ -12,6 +12,10 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+/// log2 of the page size that code tracking works in.
+pub const PAGE_SHIFT: u32 = 12;
 
 /// An address that does not fall inside guest RAM (or an access that runs
 /// past its end).
@@ -35,6 +39,12 @@ pub struct GuestRam {
     // The bytes live in `UnsafeCell`s so that shared references may write
     // them; see the SAFETY notes on the accessors.
     bytes: Box<[UnsafeCell<u8>]>,
+    /// Per 4 KiB page: nonzero while some hart holds instructions decoded
+    /// from the page (see [`GuestRam::mark_code`]).
+    code: Box<[AtomicU8]>,
+    /// Per page: bumped by every write that reaches a page marked as code,
+    /// so a hart's decoded copy of the page can tell it is stale.
+    code_gen: Box<[AtomicU32]>,
 }
 
 // SAFETY: `GuestRam` hands out no references into its storage; every access
@@ -65,7 +75,10 @@ impl GuestRam {
         // `u8` (it is `repr(transparent)`), so a boxed slice of one is a boxed
         // slice of the other with the same length and allocation layout.
         let bytes = unsafe { Box::from_raw(Box::into_raw(boxed) as *mut [UnsafeCell<u8>]) };
-        Ok(Self { base, bytes })
+        let pages = len.div_ceil(1 << PAGE_SHIFT);
+        let code = (0..pages).map(|_| AtomicU8::new(0)).collect();
+        let code_gen = (0..pages).map(|_| AtomicU32::new(0)).collect();
+        Ok(Self { base, bytes, code, code_gen })
     }
 
     #[inline]
@@ -134,15 +147,74 @@ impl GuestRam {
         }
     }
 
-    /// Little-endian store of the low `size` (1, 2, 4 or 8) bytes of `v`.
+    /// Little-endian store of the low `size` (1, 2, 4 or 8) bytes of `v`,
+    /// which must not cross a 4 KiB page. Returns true if the page held
+    /// decoded code, which the store has now made stale.
     #[inline(always)]
-    pub fn store_off(&self, off: usize, size: u8, v: u64) {
+    pub fn store_off(&self, off: usize, size: u8, v: u64) -> bool {
+        self.write_sized(off, size, v);
+        self.note_write(off >> PAGE_SHIFT)
+    }
+
+    #[inline(always)]
+    fn write_sized(&self, off: usize, size: u8, v: u64) {
         match size {
             1 => self.write_at::<1>(off, [v as u8]),
             2 => self.write_at(off, (v as u16).to_le_bytes()),
             4 => self.write_at(off, (v as u32).to_le_bytes()),
             _ => self.write_at(off, v.to_le_bytes()),
         }
+    }
+
+    // ---- code tracking -----------------------------------------------------
+    //
+    // A hart that caches decoded instructions of a page marks the page as
+    // code and remembers its generation. Every write path of this type
+    // (hart stores, page-table A/D updates, device DMA, loaders) checks the
+    // mark of each page it touches; a write to a marked page clears the mark
+    // and bumps the generation, so the next time the hart enters the page it
+    // sees the change and decodes afresh. The check costs one byte load per
+    // store; stores to pages without code pay nothing else.
+
+    /// Marks the page at RAM offset `page << 12` as holding decoded code
+    /// and returns its generation. `page` must be below `pages()`.
+    #[inline]
+    pub fn mark_code(&self, page: usize) -> u32 {
+        self.code[page].store(1, Ordering::Relaxed);
+        self.code_gen[page].load(Ordering::Relaxed)
+    }
+
+    /// Whether code decoded from `page` at generation `gen` is still what
+    /// RAM holds.
+    #[inline]
+    pub fn code_valid(&self, page: usize, gen: u32) -> bool {
+        self.code[page].load(Ordering::Relaxed) != 0 && self.code_gen[page].load(Ordering::Relaxed) == gen
+    }
+
+    /// Number of 4 KiB pages (the last may be partial).
+    #[inline]
+    pub fn pages(&self) -> usize {
+        self.code.len()
+    }
+
+    #[inline(always)]
+    fn note_write(&self, page: usize) -> bool {
+        if self.code[page].load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.code[page].store(0, Ordering::Relaxed);
+        self.code_gen[page].fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Notes a write to RAM offsets `off..off+len` (len > 0); true if it hit
+    /// code.
+    fn note_write_range(&self, off: usize, len: usize) -> bool {
+        let mut hit = false;
+        for page in off >> PAGE_SHIFT..=(off + len - 1) >> PAGE_SHIFT {
+            hit |= self.note_write(page);
+        }
+        hit
     }
 
     /// Guest-physical load; `Err` if any byte is outside RAM.
@@ -153,9 +225,15 @@ impl GuestRam {
 
     /// Guest-physical store; `Err` if any byte is outside RAM.
     pub fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange> {
+        self.store_checked(addr, size, v).map(|_| ())
+    }
+
+    /// As [`store`](Self::store), and says whether the store hit a page
+    /// holding decoded code. The store may cross a page.
+    pub fn store_checked(&self, addr: u64, size: u8, v: u64) -> Result<bool, OutOfRange> {
         let off = self.offset_of(addr, size as u64).ok_or(OutOfRange { addr, len: size as u64 })?;
-        self.store_off(off, size, v);
-        Ok(())
+        self.write_sized(off, size, v);
+        Ok(self.note_write_range(off, size.max(1) as usize))
     }
 
     /// Copies guest memory into `dst`.
@@ -181,6 +259,7 @@ impl GuestRam {
         }
         // SAFETY: as in `read_bytes`, with the copy going the other way.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr_at(off), src.len()) };
+        self.note_write_range(off, src.len());
         Ok(())
     }
 
@@ -192,6 +271,7 @@ impl GuestRam {
         }
         // SAFETY: the range was bounds-checked by `offset_of`.
         unsafe { std::ptr::write_bytes(self.ptr_at(off), 0, len as usize) };
+        self.note_write_range(off, len as usize);
         Ok(())
     }
 }
@@ -222,6 +302,27 @@ mod tests {
         assert!(ram.write_bytes(0x10f1, &[0u8; 16]).is_err());
         ram.zero(0x10f0, 16).unwrap();
         assert_eq!(ram.load(0x10f8, 8).unwrap(), 0);
+    }
+
+    #[test]
+    fn writes_to_code_pages_bump_their_generation() {
+        let ram = GuestRam::new(0x8000_0000, 0x3000).unwrap();
+        let g = ram.mark_code(1);
+        assert!(ram.code_valid(1, g));
+        assert!(!ram.store_off(0x10, 4, 0), "page 0 holds no code");
+        assert!(ram.code_valid(1, g));
+        assert!(ram.store_off(0x1ffc, 4, 1), "page 1 does");
+        assert!(!ram.code_valid(1, g));
+        // Re-marked, then hit by DMA-style bulk writes and a page-crossing store.
+        let g = ram.mark_code(1);
+        ram.write_bytes(0x8000_0ff0, &[1; 0x20]).unwrap();
+        assert!(!ram.code_valid(1, g));
+        let g = ram.mark_code(2);
+        assert_eq!(ram.store_checked(0x8000_1ffc, 8, 0), Ok(true));
+        assert!(!ram.code_valid(2, g));
+        let g = ram.mark_code(0);
+        ram.zero(0x8000_0000, 1).unwrap();
+        assert!(!ram.code_valid(0, g));
     }
 
     #[test]

@@ -1,0 +1,123 @@
+//! The decoded-code cache: instructions decoded once per physical page and
+//! run many times.
+//!
+//! Each cached page holds one slot per 2-byte offset (RVC puts instructions
+//! at any even address), filled the first time the instruction there runs.
+//! While the hart stays inside one virtual page and nothing happens that
+//! could change translation or privilege (every such change sets
+//! `Hart::event`), it takes its instructions straight from the page's slots:
+//! no TLB lookup, no fetch from RAM, no decode.
+//!
+//! Staleness is ruled out by [`GuestRam`]'s code tracking: entering a page
+//! marks it as code, and any write that reaches it (a store by any hart, a
+//! page-table A/D update, device DMA) bumps the page's generation, which the
+//! hart checks whenever it enters the page. A store by this hart to a code
+//! page also sets `event`, so self-modifying code within the page being run
+//! is seen at the very next instruction, as on QEMU. Other writers are seen
+//! at the next page entry or event, which `fence.i` forces (Unprivileged ISA
+//! 20191213 §3: a hart sees other agents' code writes after its `fence.i`).
+//!
+//! Only pages that a TLB entry may cache (RAM, whole page allowed by PMP)
+//! are cached; anything else takes the per-instruction path.
+
+use crate::decode::{self, Insn};
+use strata_memory::GuestRam;
+
+/// Number of cached pages (direct-mapped by physical page number; a power
+/// of two). Slot arrays are allocated on first use.
+const PAGES: usize = 1024;
+const SLOTS: usize = 2048;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Slot {
+    /// The instruction bits (16 or 32 significant); 0 means "not decoded
+    /// yet" (0 is the all-zero illegal instruction, which simply decodes
+    /// again each time it runs).
+    pub raw: u32,
+    pub insn: Insn,
+}
+
+const EMPTY: Slot = Slot { raw: 0, insn: Insn::ILLEGAL };
+
+struct Page {
+    /// RAM page number (RAM offset >> 12), or `usize::MAX`.
+    page: usize,
+    gen: u32,
+    slots: Option<Box<[Slot; SLOTS]>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeStats {
+    /// Entries into a page (after a jump across pages, or an event).
+    pub page_entries: u64,
+    /// Entries that had to (re)build the page: first use, eviction, or a
+    /// write to its code.
+    pub page_fills: u64,
+    /// Instructions decoded into slots.
+    pub decodes: u64,
+}
+
+pub(crate) struct CodeCache {
+    pages: Box<[Page]>,
+    pub stats: CodeStats,
+}
+
+impl CodeCache {
+    pub fn new() -> Self {
+        Self {
+            pages: (0..PAGES).map(|_| Page { page: usize::MAX, gen: 0, slots: None }).collect(),
+            stats: CodeStats::default(),
+        }
+    }
+
+    /// Makes the cache hold RAM page `page` as it is now; returns its index.
+    #[inline]
+    pub fn enter(&mut self, ram: &GuestRam, page: usize) -> usize {
+        self.stats.page_entries += 1;
+        let idx = page & (PAGES - 1);
+        let p = &mut self.pages[idx];
+        if p.page != page || !ram.code_valid(page, p.gen) {
+            self.stats.page_fills += 1;
+            p.page = page;
+            p.gen = ram.mark_code(page);
+            match &mut p.slots {
+                Some(s) => s.fill(EMPTY),
+                None => p.slots = Some(Box::new([EMPTY; SLOTS])),
+            }
+        }
+        idx
+    }
+
+    /// The slot of page-offset `off` in cached page `idx`, decoding it from
+    /// RAM first if needed. `None` for a 32-bit instruction that straddles
+    /// the end of the page (the caller fetches it the slow way).
+    #[inline(always)]
+    pub fn slot(&mut self, ram: &GuestRam, idx: usize, off: usize) -> Option<Slot> {
+        let p = &mut self.pages[idx & (PAGES - 1)];
+        let base = p.page << 12;
+        let slots = p.slots.as_deref_mut()?;
+        let s = &mut slots[(off >> 1) & (SLOTS - 1)];
+        if s.raw != 0 {
+            return Some(*s);
+        }
+        let off = off & 0xffe;
+        let lo = ram.load_off(base + off, 2) as u32;
+        let raw = if lo & 3 != 3 {
+            lo
+        } else if off <= 0xffc {
+            ram.load_off(base + off, 4) as u32
+        } else {
+            return None;
+        };
+        self.stats.decodes += 1;
+        *s = Slot { raw, insn: decode::decode(raw) };
+        Some(*s)
+    }
+
+    /// Forgets every page (after a reset).
+    pub fn clear(&mut self) {
+        for p in self.pages.iter_mut() {
+            p.page = usize::MAX;
+        }
+    }
+}
