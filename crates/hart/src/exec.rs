@@ -1,8 +1,9 @@
 //! Instruction semantics (Unprivileged ISA 20191213 chapters 2, 5, 7, 8, 9;
 //! Privileged Architecture 20211203 §3.3 and §4.2.1).
 
-use crate::csr::status;
+use crate::csr::{hstatus, status};
 use crate::decode::Insn;
+use crate::stats::Fence;
 use crate::isa::Op;
 use crate::trap::{cause, Trap};
 use crate::{Bus, Hart, Priv};
@@ -17,6 +18,19 @@ impl Hart {
     #[inline(always)]
     fn illegal_insn(&self) -> Trap {
         Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits)
+    }
+
+    /// The rules shared by the hypervisor instructions (§8.3, §8.6.1): a
+    /// virtual-instruction exception when V=1; illegal in U-mode, except
+    /// HLV/HLVX/HSV when `hstatus.HU` = 1 (`load_store`).
+    fn hypervisor_insn_allowed(&self, load_store: bool) -> Result<(), Trap> {
+        if self.virt {
+            return Err(self.virtual_insn());
+        }
+        if self.prv == Priv::U && !(load_store && self.csr.hstatus & hstatus::HU != 0) {
+            return Err(self.illegal_insn());
+        }
+        Ok(())
     }
 
     /// Executes `i` (whose bits are `raw`) at `pc` and returns the address
@@ -111,10 +125,11 @@ impl Hart {
             // harts and by devices are seen from the next instruction on.
             Op::FENCE_I => self.event = true,
             Op::ECALL => {
-                let c = match self.prv {
-                    Priv::U => cause::ECALL_U,
-                    Priv::S => cause::ECALL_S,
-                    Priv::M => cause::ECALL_M,
+                let c = match (self.prv, self.virt) {
+                    (Priv::U, _) => cause::ECALL_U,
+                    (Priv::S, false) => cause::ECALL_S,
+                    (Priv::S, true) => cause::ECALL_VS,
+                    (Priv::M, _) => cause::ECALL_M,
                 };
                 return Err(Trap::new(c, 0));
             }
@@ -125,7 +140,7 @@ impl Hart {
                 let src = if imm_form { i.rs1 as u64 } else { a };
                 // §9.1: CSRRS/CSRRC with rs1 = x0 (or uimm = 0) do not write.
                 let is_write = matches!(i.op, Op::CSRRW | Op::CSRRWI) || i.rs1 != 0;
-                let old = self.csr_read(bus, n)?;
+                let old = self.csr_read(bus, n, is_write)?;
                 if is_write {
                     let new = match i.op {
                         Op::CSRRW | Op::CSRRWI => src,
@@ -137,12 +152,16 @@ impl Hart {
                 wr!(old);
             }
             Op::MRET => {
+                // Valid only in M; not HS-qualified, so illegal from V=1 too.
                 if self.prv != Priv::M {
                     return Err(self.illegal_insn());
                 }
+                // §3.3.2, §8.6.4: to MPP (and MPV unless MPP is M); MPP
+                // and MPV become U and 0, MIE = MPIE, MPIE = 1.
                 let ms = self.csr.mstatus;
                 let mpp = Priv::from_bits(ms >> status::MPP_SHIFT);
-                let mut v = ms & !(status::MIE | status::MPP);
+                let virt = mpp != Priv::M && ms & status::MPV != 0;
+                let mut v = ms & !(status::MIE | status::MPP | status::MPV);
                 if ms & status::MPIE != 0 {
                     v |= status::MIE;
                 }
@@ -153,29 +172,57 @@ impl Hart {
                 }
                 self.csr.mstatus = v;
                 next = self.csr.mepc;
-                self.set_priv(mpp);
+                self.set_mode(mpp, virt);
             }
             Op::SRET => {
-                if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TSR != 0) {
-                    return Err(self.illegal_insn());
+                if self.virt {
+                    // §8.6.1: SRET in VU, or in VS with VTSR, is a virtual
+                    // instruction; in VS it returns through vsstatus.
+                    if self.prv == Priv::U || self.csr.hstatus & hstatus::VTSR != 0 {
+                        return Err(self.virtual_insn());
+                    }
+                    let vs = self.csr.vsstatus;
+                    let spp = if vs & status::SPP != 0 { Priv::S } else { Priv::U };
+                    let mut v = vs & !(status::SIE | status::SPP);
+                    if vs & status::SPIE != 0 {
+                        v |= status::SIE;
+                    }
+                    v |= status::SPIE;
+                    self.csr.vsstatus = v;
+                    next = self.csr.vsepc;
+                    self.set_mode(spp, true);
+                } else {
+                    if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TSR != 0) {
+                        return Err(self.illegal_insn());
+                    }
+                    // §8.6.4: V becomes hstatus.SPV, which is cleared.
+                    let ms = self.csr.mstatus;
+                    let spp = if ms & status::SPP != 0 { Priv::S } else { Priv::U };
+                    let virt = self.csr.hstatus & hstatus::SPV != 0;
+                    self.csr.hstatus &= !hstatus::SPV;
+                    let mut v = ms & !(status::SIE | status::SPP | status::MPRV);
+                    if ms & status::SPIE != 0 {
+                        v |= status::SIE;
+                    }
+                    v |= status::SPIE;
+                    self.csr.mstatus = v;
+                    next = self.csr.sepc;
+                    self.set_mode(spp, virt);
                 }
-                let ms = self.csr.mstatus;
-                let spp = if ms & status::SPP != 0 { Priv::S } else { Priv::U };
-                let mut v = ms & !(status::SIE | status::SPP | status::MPRV);
-                if ms & status::SPIE != 0 {
-                    v |= status::SIE;
-                }
-                v |= status::SPIE;
-                self.csr.mstatus = v;
-                next = self.csr.sepc;
-                self.set_priv(spp);
             }
             Op::WFI => {
                 // §3.1.6.5: TW makes WFI illegal below M; with S-mode
                 // present, WFI in U-mode is illegal too (as QEMU does, with
-                // a time limit of zero).
-                if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TW != 0) {
-                    return Err(self.illegal_insn());
+                // a time limit of zero). §8.6.1: in VU (TW=0), or in VS with
+                // VTW=1 (TW=0), it is a virtual instruction.
+                let tw = self.csr.mstatus & status::TW != 0;
+                match (self.prv, self.virt) {
+                    (Priv::M, _) => {}
+                    (_, _) if tw => return Err(self.illegal_insn()),
+                    (Priv::U, false) => return Err(self.illegal_insn()),
+                    (Priv::U, true) => return Err(self.virtual_insn()),
+                    (Priv::S, true) if self.csr.hstatus & hstatus::VTW != 0 => return Err(self.virtual_insn()),
+                    _ => {}
                 }
                 if self.mip() & self.csr.mie == 0 {
                     self.wfi = true;
@@ -183,10 +230,62 @@ impl Hart {
                 self.event = true;
             }
             Op::SFENCE_VMA => {
-                if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TVM != 0) {
-                    return Err(self.illegal_insn());
+                let va = (i.rs1 != 0).then_some(a);
+                let asid = (i.rs2 != 0).then_some(b);
+                match (self.prv, self.virt) {
+                    (Priv::U, false) => return Err(self.illegal_insn()),
+                    (Priv::S, false) if self.csr.mstatus & status::TVM != 0 => return Err(self.illegal_insn()),
+                    (Priv::U, true) => return Err(self.virtual_insn()),
+                    (Priv::S, true) if self.csr.hstatus & hstatus::VTVM != 0 => return Err(self.virtual_insn()),
+                    (_, virt) => {
+                        self.stats.count_fence(if virt { Fence::SfenceV } else { Fence::Sfence });
+                        self.fence_vma(virt, va, asid);
+                    }
                 }
-                self.flush_tlb(if i.rs1 != 0 { Some(a) } else { None });
+            }
+            Op::HFENCE_VVMA | Op::HFENCE_GVMA => {
+                // §8.3.2: valid in M and HS (GVMA in HS only with TVM=0).
+                self.hypervisor_insn_allowed(false)?;
+                if i.op == Op::HFENCE_GVMA {
+                    if self.prv == Priv::S && self.csr.mstatus & status::TVM != 0 {
+                        return Err(self.illegal_insn());
+                    }
+                    self.stats.count_fence(Fence::HfenceGvma);
+                    // rs1 holds the guest-physical address >> 2.
+                    self.fence_gvma((i.rs1 != 0).then_some(a << 2), (i.rs2 != 0).then_some(b));
+                } else {
+                    self.stats.count_fence(Fence::HfenceVvma);
+                    self.fence_vma(true, (i.rs1 != 0).then_some(a), (i.rs2 != 0).then_some(b));
+                }
+            }
+            Op::HLV_B | Op::HLV_BU | Op::HLV_H | Op::HLV_HU | Op::HLVX_HU | Op::HLV_W | Op::HLV_WU | Op::HLVX_WU
+            | Op::HLV_D => {
+                self.hypervisor_insn_allowed(true)?;
+                let (size, signed, hlvx) = match i.op {
+                    Op::HLV_B => (1, true, false),
+                    Op::HLV_BU => (1, false, false),
+                    Op::HLV_H => (2, true, false),
+                    Op::HLV_HU => (2, false, false),
+                    Op::HLVX_HU => (2, false, true),
+                    Op::HLV_W => (4, true, false),
+                    Op::HLV_WU => (4, false, false),
+                    Op::HLVX_WU => (4, false, true),
+                    _ => (8, false, false),
+                };
+                // HLV takes no offset: the address is rs1.
+                let v = self.hlv(bus, a, size, hlvx)?;
+                let shift = 64 - 8 * size as u32;
+                wr!(if signed { ((v << shift) as i64 >> shift) as u64 } else { v });
+            }
+            Op::HSV_B | Op::HSV_H | Op::HSV_W | Op::HSV_D => {
+                self.hypervisor_insn_allowed(true)?;
+                let size = match i.op {
+                    Op::HSV_B => 1,
+                    Op::HSV_H => 2,
+                    Op::HSV_W => 4,
+                    _ => 8,
+                };
+                self.hsv(bus, a, size, b)?;
             }
             Op::MUL => wr!(a.wrapping_mul(b)),
             Op::MULH => wr!(((a as i64 as i128 * b as i64 as i128) >> 64) as u64),

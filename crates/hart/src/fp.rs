@@ -2,7 +2,6 @@
 //! The arithmetic lives in `strata-fpu`; this file is the register, CSR and
 //! `mstatus.FS` plumbing around it.
 
-use crate::csr::status;
 use crate::decode::Insn;
 use crate::isa::Op;
 use crate::trap::{cause, Trap};
@@ -11,8 +10,9 @@ use strata_fpu::{self as fpu, box_s, unbox_s, Rm};
 
 impl Hart {
     fn fp_dirty(&mut self) {
-        // §3.1.6.6: any change to FP state marks FS Dirty.
-        self.csr.mstatus |= status::FS;
+        // §3.1.6.6: any change to FP state marks FS Dirty (in vsstatus too
+        // when V=1, §8.2.11).
+        self.fs_dirty();
     }
 
     /// Resolves an instruction's rm field, raising illegal instruction for
@@ -24,7 +24,9 @@ impl Hart {
     }
 
     pub(crate) fn execute_fp(&mut self, bus: &mut dyn Bus, i: &Insn, raw: u32, addr: u64) -> Result<(), Trap> {
-        if self.csr.mstatus & status::FS == 0 {
+        // §8.2.11: when V=1, FS must be on in vsstatus as well; FS off is
+        // an illegal instruction, never a virtual one (§8.6.1).
+        if !self.fs_enabled() {
             return Err(Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits));
         }
         let (rd, r1, r2) = (i.rd as usize & 31, i.rs1 as usize & 31, i.rs2 as usize & 31);

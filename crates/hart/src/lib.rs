@@ -17,13 +17,15 @@ pub mod trap;
 
 use std::sync::Arc;
 
-use csr::{satp, status, Csrs};
+use csr::{hgatp, satp, status, Csrs};
 use decode::Insn;
 use strata_devices::HartIrqs;
 use strata_memory::GuestRam;
 use strata_mmu::pmp::Pmp;
-use strata_mmu::tlb::Tlb;
+use strata_mmu::space::{SpaceKey, Spaces, VmidStats};
+use strata_mmu::tlb::{Tlb, SPACE_SHIFT};
 pub use strata_mmu::Priv;
+pub use trap::TrapTarget;
 
 /// What a hart needs from the board besides RAM.
 pub trait Bus {
@@ -45,6 +47,9 @@ pub struct Hart {
     pub f: [u64; 32],
     pub pc: u64,
     pub prv: Priv,
+    /// The virtualization mode V (Priv. §8.1): with `prv`, U/HS/M when
+    /// false, VU/VS when true.
+    pub virt: bool,
     pub csr: Csrs,
     pub pmp: Pmp,
     /// Retired instructions (the basis of `minstret` and `mcycle`).
@@ -56,9 +61,18 @@ pub struct Hart {
     ram: Arc<GuestRam>,
     irqs: Arc<HartIrqs>,
     tlb: Tlb,
-    /// TLB context ids for fetches and for loads/stores (see `mem.rs`).
+    /// Address-space slots of the TLB, and the current ones: for `satp`
+    /// (0 when Bare) and for the `vsatp`/`hgatp` pair.
+    spaces: Spaces,
+    space_s: u8,
+    space_v: u8,
+    /// TLB context ids for fetches and for loads/stores (see
+    /// `update_mmu_ctx`).
     ctx_fetch: u16,
     ctx_data: u16,
+    /// What the next trap carries besides cause and tval, set by the paths
+    /// that raise guest-page faults and faults on guest virtual addresses.
+    trap_extra: trap::TrapExtra,
     /// LR reservation: the physical address reserved, if any.
     reservation: Option<u64>,
     /// The value the last LR read (an SC succeeds only if memory still
@@ -90,6 +104,7 @@ impl Hart {
             f: [0; 32],
             pc: 0,
             prv: Priv::M,
+            virt: false,
             csr: Csrs::default(),
             pmp: Pmp::new(),
             instret: 0,
@@ -98,15 +113,19 @@ impl Hart {
             ram,
             irqs,
             tlb: Tlb::new(),
+            spaces: Spaces::new(),
+            space_s: 0,
+            space_v: 0,
             ctx_fetch: 0,
             ctx_data: 0,
+            trap_extra: trap::TrapExtra::default(),
             reservation: None,
             lr_value: 0,
             event: true,
             cur_insn_bits: 0,
             code: code::CodeCache::new(),
         };
-        h.update_mmu_ctx();
+        h.atp_changed();
         h
     }
 
@@ -114,41 +133,113 @@ impl Hart {
     pub fn reset(&mut self, pc: u64) {
         self.pc = pc;
         self.prv = Priv::M;
+        self.virt = false;
         self.csr = Csrs::default();
         self.csr.mstatus = 0;
         self.wfi = false;
         self.reservation = None;
+        self.spaces.clear(&mut self.tlb);
         self.tlb.flush();
         self.code.clear();
-        self.update_mmu_ctx();
+        self.atp_changed();
         self.event = true;
     }
 
-    pub fn set_priv(&mut self, p: Priv) {
+    /// Enters privilege `p` with virtualization mode `virt`.
+    pub(crate) fn set_mode(&mut self, p: Priv, virt: bool) {
+        debug_assert!(!(virt && p == Priv::M));
         self.prv = p;
+        self.virt = virt;
         self.update_mmu_ctx();
         self.event = true;
     }
 
-    /// Recomputes the TLB context ids after a change of privilege,
-    /// `mstatus` or `satp`. The id packs everything that changes the outcome
-    /// of a translation and is not flushed on change: the effective
-    /// privilege (bits 1..0), SUM (bit 2), MXR (bit 3), and whether
-    /// translation is on (bit 4).
+    /// Recomputes the TLB context ids after a change of privilege, V,
+    /// `mstatus` or `vsstatus`. An id is the address-space slot (bits 10..6)
+    /// and the mode bits that change the outcome of a translation: the
+    /// privilege (bits 1..0), SUM (bit 2), MXR as the first stage sees it
+    /// (bit 3), MXR as the G-stage sees it (bit 4), and V (bit 5).
     pub(crate) fn update_mmu_ctx(&mut self) {
         let ms = self.csr.mstatus;
-        let data_priv = if self.prv == Priv::M && ms & status::MPRV != 0 {
-            Priv::from_bits(ms >> status::MPP_SHIFT)
+        let vss = self.csr.vsstatus;
+        let ctx = |p: Priv, virt: bool| -> u16 {
+            let b = |v: u64, f: u64| (v & f != 0) as u16;
+            match (p, virt) {
+                (Priv::M, _) => Priv::M as u16,
+                (_, false) if self.space_s == 0 => p as u16,
+                (_, false) => (self.space_s as u16) << SPACE_SHIFT | p as u16 | b(ms, status::SUM) << 2 | b(ms, status::MXR) << 3,
+                (_, true) => {
+                    (self.space_v as u16) << SPACE_SHIFT
+                        | p as u16
+                        | b(vss, status::SUM) << 2
+                        | b(vss | ms, status::MXR) << 3
+                        | b(ms, status::MXR) << 4
+                        | 1 << 5
+                }
+            }
+        };
+        self.ctx_fetch = ctx(self.prv, self.virt);
+        let d = self.data_mode();
+        self.ctx_data = ctx(d.prv, d.virt);
+    }
+
+    /// `satp`, `vsatp` or `hgatp` changed: pick the address-space slots the
+    /// TLB uses now. Nothing is flushed (§4.1.11, §8.2.10: software fences
+    /// when it reuses an ASID or VMID for new tables).
+    pub(crate) fn atp_changed(&mut self) {
+        let c = &self.csr;
+        let (satp_v, vsatp_v, hgatp_v) = (c.satp, c.vsatp, c.hgatp);
+        self.space_s = if satp_v >> satp::MODE_SHIFT == satp::BARE {
+            0
         } else {
-            self.prv
+            self.spaces.slot_for(SpaceKey { virt: false, atp: satp_v, hgatp: 0 }, &[self.space_v], &mut self.tlb)
         };
-        let paging = self.csr.satp >> satp::MODE_SHIFT != satp::BARE;
-        let ctx = |p: Priv| -> u16 {
-            let on = paging && p != Priv::M;
-            (p as u16) | ((ms & status::SUM != 0) as u16) << 2 | ((ms & status::MXR != 0) as u16) << 3 | (on as u16) << 4
-        };
-        self.ctx_fetch = ctx(self.prv);
-        self.ctx_data = ctx(data_priv);
+        self.space_v = self.spaces.slot_for(
+            SpaceKey { virt: true, atp: vsatp_v, hgatp: hgatp_v },
+            &[self.space_s],
+            &mut self.tlb,
+        );
+        self.update_mmu_ctx();
+        self.event = true;
+    }
+
+    /// Drops every cached translation (after a PMP change, §3.7.2).
+    pub(crate) fn flush_all_translations(&mut self) {
+        self.tlb.flush();
+        self.event = true;
+    }
+
+    /// SFENCE.VMA (§4.2.1; with V=1 it applies to the current VM's VS-stage,
+    /// §8.5.3) and HFENCE.VVMA (§8.3.2): drop the entries of the matching
+    /// address spaces, for one address or all.
+    pub(crate) fn fence_vma(&mut self, virt: bool, va: Option<u64>, asid: Option<u64>) {
+        let vmid = self.csr.hgatp & hgatp::VMID_MASK;
+        let mask = self.spaces.mask_where(|k| {
+            k.virt == virt && (!virt || k.hgatp & hgatp::VMID_MASK == vmid) && asid.is_none_or(|a| k.asid() == a & 0xffff)
+        });
+        self.tlb.flush_spaces(mask, va);
+        self.event = true;
+    }
+
+    /// HFENCE.GVMA (§8.3.2): drop the combined entries of the matching VMs
+    /// whose G-stage leaf covers `gpa`, or all of them.
+    pub(crate) fn fence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
+        let mask = self.spaces.mask_where(|k| k.virt && vmid.is_none_or(|v| k.vmid() == v & 0x3fff));
+        self.tlb.flush_gpa(mask, gpa);
+        self.event = true;
+    }
+
+    /// Drops every cached translation, in every address space, that reaches
+    /// the guest-RAM page at offset `ram_page << 12` (invalidation by
+    /// physical address, used when a page changes hands).
+    pub fn invalidate_ram_page(&mut self, ram_page: u64) {
+        self.tlb.flush_ram_page(ram_page);
+        self.event = true;
+    }
+
+    /// TLB hits and misses by (V, VMID).
+    pub fn tlb_vmid_stats(&self) -> VmidStats {
+        self.spaces.vmid_stats(&self.tlb)
     }
 
     pub fn irqs(&self) -> &Arc<HartIrqs> {
@@ -217,9 +308,12 @@ impl Hart {
     #[inline]
     fn enter_code_page(&mut self, pc: u64) -> Result<Option<usize>, trap::Trap> {
         let off = match self.tlb.lookup(strata_mmu::Access::Fetch, pc, self.ctx_fetch) {
-            Some(off) => off,
+            Some(off) => {
+                self.tlb.count_hit(self.ctx_fetch);
+                off
+            }
             None => {
-                self.tlb.note_miss(strata_mmu::Access::Fetch);
+                self.tlb.note_miss(strata_mmu::Access::Fetch, self.ctx_fetch);
                 self.translate_fetch(pc)?;
                 match self.tlb.lookup(strata_mmu::Access::Fetch, pc, self.ctx_fetch) {
                     Some(off) => off,

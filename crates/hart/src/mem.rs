@@ -1,17 +1,17 @@
 //! The hart's memory paths: fetch, load, store and AMO, with the TLB fast
 //! path and the slow path through the page-table walker, PMP and the bus.
 
-use crate::csr::{satp, status};
-use crate::trap::{cause, Trap};
+use crate::csr::{hgatp, hstatus, satp, status};
+use crate::trap::{cause, Trap, TrapExtra};
 use crate::{Bus, Hart, Priv};
 use strata_memory::GuestRam;
 use strata_mmu::pmp::Pmp;
 use strata_mmu::walk::{self, PtMemory, Scheme, WalkError};
 use strata_mmu::Access;
 
-/// Page-table memory for single-stage walks: RAM only, with each PTE access
-/// checked by PMP as an S-mode access (Priv. §3.7.1: implicit accesses of a
-/// walk are checked at S-mode privilege).
+/// Page-table memory for single-stage and G-stage walks: RAM only, with
+/// each PTE access checked by PMP as an S-mode access (Priv. §3.7.1:
+/// implicit accesses of a walk are checked at S-mode privilege).
 struct PhysPt<'a> {
     ram: &'a GuestRam,
     pmp: &'a Pmp,
@@ -40,11 +40,105 @@ impl PtMemory for PhysPt<'_> {
     }
 }
 
+/// The G-stage of a two-stage translation (Priv. §8.5.1): `hgatp`'s scheme
+/// and root, or `None` for Bare.
+#[derive(Clone, Copy)]
+struct GStage {
+    scheme: Option<Scheme>,
+    root: u64,
+}
+
+impl GStage {
+    fn of(hgatp_value: u64) -> GStage {
+        let scheme = match hgatp_value >> hgatp::MODE_SHIFT {
+            hgatp::SV39X4 => Some(Scheme::SV39X4),
+            hgatp::SV48X4 => Some(Scheme::SV48X4),
+            _ => None,
+        };
+        GStage { scheme, root: hgatp_value & hgatp::PPN_MASK }
+    }
+
+    /// Translates guest-physical `gpa`. Every G-stage access is a user
+    /// access (§8.5.1: leaves need U=1).
+    fn translate(
+        &self,
+        mem: &mut PhysPt,
+        gpa: u64,
+        access: Access,
+        mxr: bool,
+        hlvx: bool,
+    ) -> Result<walk::Leaf, WalkError<()>> {
+        match self.scheme {
+            None => Ok(walk::Leaf { pa: gpa, page_shift: 12, pte: 0, pte_addr: 0, refs: 0, writes: 0 }),
+            Some(scheme) => {
+                let perms = walk::Perms { user: true, sum: false, mxr, hlvx };
+                walk::walk(mem, scheme, self.root, gpa, access, perms)
+            }
+        }
+    }
+}
+
+/// Why an implicit VS-stage page-table access failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GuestPtError {
+    /// An access fault (PMP, or not RAM).
+    Access,
+    /// The G-stage translation of the PTE's guest-physical address faulted;
+    /// `write` for an A/D update.
+    GuestPage { gpa: u64, write: bool },
+}
+
+/// Page-table memory for VS-stage walks: each PTE address is a guest
+/// physical address, itself translated by the G-stage as an implicit load
+/// (or store, for A/D updates), Priv. §8.5.1.
+struct GuestPt<'a> {
+    phys: PhysPt<'a>,
+    g: GStage,
+    /// G-stage PTEs read while locating VS-stage PTEs.
+    refs: u32,
+    writes: u32,
+}
+
+impl GuestPt<'_> {
+    fn locate(&mut self, gpa: u64, access: Access) -> Result<u64, GuestPtError> {
+        let write = access == Access::Store;
+        match self.g.translate(&mut self.phys, gpa, access, false, false) {
+            Ok(leaf) => {
+                self.refs += leaf.refs;
+                self.writes += leaf.writes;
+                Ok(leaf.pa)
+            }
+            Err(WalkError::PageFault) => Err(GuestPtError::GuestPage { gpa, write }),
+            Err(WalkError::Mem(())) => Err(GuestPtError::Access),
+        }
+    }
+}
+
+impl PtMemory for GuestPt<'_> {
+    type Error = GuestPtError;
+    fn read_pte(&mut self, gpa: u64) -> Result<u64, GuestPtError> {
+        let pa = self.locate(gpa, Access::Load)?;
+        self.phys.read_pte(pa).map_err(|_| GuestPtError::Access)
+    }
+    fn update_pte(&mut self, gpa: u64, old: u64, new: u64) -> Result<bool, GuestPtError> {
+        let pa = self.locate(gpa, Access::Store)?;
+        self.phys.update_pte(pa, old, new).map_err(|_| GuestPtError::Access)
+    }
+}
+
 fn page_fault(a: Access) -> u64 {
     match a {
         Access::Fetch => cause::INSN_PAGE,
         Access::Load => cause::LOAD_PAGE,
         Access::Store => cause::STORE_PAGE,
+    }
+}
+
+fn guest_page_fault(a: Access) -> u64 {
+    match a {
+        Access::Fetch => cause::INSN_GUEST_PAGE,
+        Access::Load => cause::LOAD_GUEST_PAGE,
+        Access::Store => cause::STORE_GUEST_PAGE,
     }
 }
 
@@ -56,57 +150,190 @@ fn access_fault(a: Access) -> u64 {
     }
 }
 
+/// §8.6.3, Table 8.12: the pseudoinstructions `htinst`/`mtinst` must hold
+/// for a guest-page fault on an implicit VS-stage page-table access: a
+/// 64-bit read, or a 64-bit write for an A/D update.
+const TINST_PT_READ: u64 = 0x3000;
+const TINST_PT_WRITE: u64 = 0x3020;
+
+/// The effective mode of an access: privilege, virtualization mode, and
+/// for HLVX whether execute permission stands in for read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AccessMode {
+    pub prv: Priv,
+    pub virt: bool,
+    pub hlvx: bool,
+}
+
 impl Hart {
-    /// The privilege an access is made at (§3.1.6.3: MPRV makes M-mode loads
-    /// and stores use MPP's privilege; fetches are unaffected).
-    fn access_priv(&self, a: Access) -> Priv {
-        if a != Access::Fetch && self.prv == Priv::M && self.csr.mstatus & status::MPRV != 0 {
-            Priv::from_bits(self.csr.mstatus >> status::MPP_SHIFT)
+    /// The mode explicit loads and stores are made in (§3.1.6.3, §8.4.1:
+    /// with MPRV, M-mode accesses use MPP and MPV).
+    pub(crate) fn data_mode(&self) -> AccessMode {
+        let ms = self.csr.mstatus;
+        if self.prv == Priv::M && ms & status::MPRV != 0 {
+            let prv = Priv::from_bits(ms >> status::MPP_SHIFT);
+            AccessMode { prv, virt: prv != Priv::M && ms & status::MPV != 0, hlvx: false }
         } else {
-            self.prv
+            AccessMode { prv: self.prv, virt: self.virt, hlvx: false }
         }
     }
 
+    /// The mode of HLV/HLVX/HSV accesses (§8.3.1): as though V=1, at the
+    /// privilege `hstatus.SPVP` names.
+    pub(crate) fn hlv_mode(&self, hlvx: bool) -> AccessMode {
+        let prv = if self.csr.hstatus & hstatus::SPVP != 0 { Priv::S } else { Priv::U };
+        AccessMode { prv, virt: true, hlvx }
+    }
+
+    fn fetch_mode(&self) -> AccessMode {
+        AccessMode { prv: self.prv, virt: self.virt, hlvx: false }
+    }
+
     /// Translates `va` for an access of `len` bytes that does not cross a
-    /// page, checks PMP, and caches the page in the TLB when it may.
+    /// page, made by the current instruction in its data mode; caches the
+    /// page in the TLB when it may.
     fn translate(&mut self, va: u64, len: u64, a: Access) -> Result<u64, Trap> {
-        let prv = self.access_priv(a);
-        let mode = self.csr.satp >> satp::MODE_SHIFT;
-        let mut page_shift = 12;
-        let pa = if prv == Priv::M || mode == satp::BARE {
-            va
-        } else {
-            let scheme = if mode == satp::SV48 { Scheme::SV48 } else { Scheme::SV39 };
-            let ms = self.csr.mstatus;
+        let mode = if a == Access::Fetch { self.fetch_mode() } else { self.data_mode() };
+        self.translate_as(va, len, a, mode, true)
+    }
+
+    /// Translates `va` in `mode`, checks PMP, and (if `cache`) fills the
+    /// TLB. On a fault, the trap's second value, instruction and GVA flag
+    /// go to `self.trap_extra`.
+    pub(crate) fn translate_as(&mut self, va: u64, len: u64, a: Access, mode: AccessMode, cache: bool) -> Result<u64, Trap> {
+        self.trap_extra = TrapExtra::default();
+        let r = self.translate_inner(va, a, mode);
+        let (pa, page_shift, g) = match r {
+            Ok(t) => t,
+            Err(t) => {
+                self.trap_extra.gva = mode.virt;
+                return Err(t);
+            }
+        };
+        if !self.pmp.check(pa, len, a, mode.prv)
+            || (mode.hlvx && !self.pmp.check(pa, len, Access::Fetch, mode.prv))
+        {
+            self.trap_extra.gva = mode.virt;
+            return Err(Trap::new(access_fault(a), va));
+        }
+        if cache {
+            if let Some(off) = self.ram.offset_of(pa & !0xfff, 0x1000) {
+                if self.pmp.page_allows(pa, a, mode.prv) {
+                    let ctx = if a == Access::Fetch { self.ctx_fetch } else { self.ctx_data };
+                    self.tlb.insert(a, va, ctx, off as u64, page_shift, g);
+                }
+            }
+        }
+        Ok(pa)
+    }
+
+    /// The page-table part of a translation: the physical address, the
+    /// first-stage page size, and for two-stage translations the
+    /// guest-physical address and G-stage page size.
+    #[allow(clippy::type_complexity)]
+    fn translate_inner(&mut self, va: u64, a: Access, mode: AccessMode) -> Result<(u64, u32, Option<(u64, u32)>), Trap> {
+        if mode.prv == Priv::M {
+            return Ok((va, 12, None));
+        }
+        let ms = self.csr.mstatus;
+        if !mode.virt {
+            let atp = self.csr.satp;
+            let scheme = match atp >> satp::MODE_SHIFT {
+                satp::SV39 => Scheme::SV39,
+                satp::SV48 => Scheme::SV48,
+                _ => return Ok((va, 12, None)),
+            };
             let perms = walk::Perms {
-                user: prv == Priv::U,
+                user: mode.prv == Priv::U,
                 sum: ms & status::SUM != 0,
                 mxr: ms & status::MXR != 0,
                 hlvx: false,
             };
             let mut pt = PhysPt { ram: &self.ram, pmp: &self.pmp };
-            let r = walk::walk(&mut pt, scheme, self.csr.satp & satp::PPN_MASK, va, a, perms);
+            let r = walk::walk(&mut pt, scheme, atp & satp::PPN_MASK, va, a, perms);
             self.stats.walks += 1;
-            match r {
+            return match r {
                 Ok(leaf) => {
                     self.stats.walk_refs += leaf.refs as u64;
-                    page_shift = leaf.page_shift;
-                    leaf.pa
+                    self.stats.walk_ad_writes += leaf.writes as u64;
+                    Ok((leaf.pa, leaf.page_shift, None))
                 }
-                Err(WalkError::PageFault) => return Err(Trap::new(page_fault(a), va)),
-                Err(WalkError::Mem(())) => return Err(Trap::new(access_fault(a), va)),
+                Err(WalkError::PageFault) => Err(Trap::new(page_fault(a), va)),
+                Err(WalkError::Mem(())) => Err(Trap::new(access_fault(a), va)),
+            };
+        }
+        // Two-stage translation (§8.5): VS-stage through vsatp, each of
+        // its PTE reads G-stage translated, then G-stage of the result.
+        let vs = self.csr.vsatp;
+        let vss = self.csr.vsstatus;
+        let g = GStage::of(self.csr.hgatp);
+        let mut pt = GuestPt { phys: PhysPt { ram: &self.ram, pmp: &self.pmp }, g, refs: 0, writes: 0 };
+        let vs_scheme = match vs >> satp::MODE_SHIFT {
+            satp::SV39 => Some(Scheme::SV39),
+            satp::SV48 => Some(Scheme::SV48),
+            _ => None,
+        };
+        let mut refs = 0;
+        let mut writes = 0;
+        let (gpa, vs_shift) = match vs_scheme {
+            None => (va, 12),
+            Some(scheme) => {
+                let perms = walk::Perms {
+                    user: mode.prv == Priv::U,
+                    // §8.3.1, §8.4.1: vsstatus.SUM applies; MXR from either
+                    // status register opens execute-only VS-stage pages.
+                    sum: vss & status::SUM != 0,
+                    mxr: (vss | ms) & status::MXR != 0,
+                    hlvx: mode.hlvx,
+                };
+                let r = walk::walk(&mut pt, scheme, vs & satp::PPN_MASK, va, a, perms);
+                refs += pt.refs;
+                writes += pt.writes;
+                match r {
+                    Ok(leaf) => {
+                        refs += leaf.refs;
+                        writes += leaf.writes;
+                        (leaf.pa, leaf.page_shift)
+                    }
+                    Err(e) => {
+                        self.count_walk2(refs, writes);
+                        return Err(match e {
+                            WalkError::PageFault => Trap::new(page_fault(a), va),
+                            WalkError::Mem(GuestPtError::Access) => Trap::new(access_fault(a), va),
+                            WalkError::Mem(GuestPtError::GuestPage { gpa, write }) => {
+                                self.trap_extra.tval2 = gpa >> 2;
+                                self.trap_extra.tinst = if write { TINST_PT_WRITE } else { TINST_PT_READ };
+                                Trap::new(guest_page_fault(a), va)
+                            }
+                        });
+                    }
+                }
             }
         };
-        if !self.pmp.check(pa, len, a, prv) {
-            return Err(Trap::new(access_fault(a), va));
-        }
-        if let Some(off) = self.ram.offset_of(pa & !0xfff, 0x1000) {
-            if self.pmp.page_allows(pa, a, prv) {
-                let ctx = if a == Access::Fetch { self.ctx_fetch } else { self.ctx_data };
-                self.tlb.insert(a, va, ctx, off as u64, page_shift);
+        // §8.5.1: HS-level MXR opens execute-only G-stage pages to loads.
+        let r = g.translate(&mut pt.phys, gpa, a, ms & status::MXR != 0, mode.hlvx);
+        let out = match r {
+            Ok(leaf) => {
+                refs += leaf.refs;
+                writes += leaf.writes;
+                Ok((leaf.pa, vs_shift, Some((gpa, leaf.page_shift))))
             }
-        }
-        Ok(pa)
+            Err(WalkError::PageFault) => {
+                self.trap_extra.tval2 = gpa >> 2;
+                Err(Trap::new(guest_page_fault(a), va))
+            }
+            Err(WalkError::Mem(())) => Err(Trap::new(access_fault(a), va)),
+        };
+        self.count_walk2(refs, writes);
+        out
+    }
+
+    fn count_walk2(&mut self, refs: u32, writes: u32) {
+        let st = &mut self.stats;
+        st.walks2 += 1;
+        st.walk2_refs += refs as u64;
+        st.walk2_max_refs = st.walk2_max_refs.max(refs);
+        st.walk_ad_writes += writes as u64;
     }
 
     /// Translates the fetch of the instruction at `pc` (filling the TLB
@@ -132,7 +359,7 @@ impl Hart {
         if let Some(off) = self.tlb.lookup(Access::Fetch, va, self.ctx_fetch) {
             return Ok(self.ram.load_off(off, 2) as u32);
         }
-        self.tlb.note_miss(Access::Fetch);
+        self.tlb.note_miss(Access::Fetch, self.ctx_fetch);
         let pa = self.translate(va, 2, Access::Fetch)?;
         // Instructions execute from RAM only (QEMU's virt board has a ROM
         // at 0x1000 that Strata does not need: harts start at the firmware).
@@ -156,26 +383,32 @@ impl Hart {
     pub(crate) fn load(&mut self, bus: &mut dyn Bus, va: u64, size: u8) -> Result<u64, Trap> {
         if (va & 0xfff) + size as u64 <= 0x1000 {
             if let Some(off) = self.tlb.lookup(Access::Load, va, self.ctx_data) {
+                self.tlb.count_hit(self.ctx_data);
                 return Ok(self.ram.load_off(off, size));
             }
         }
-        self.load_slow(bus, va, size)
+        let mode = self.data_mode();
+        self.load_slow(bus, va, size, mode, true)
     }
 
+    /// A load that missed the TLB (or is made in a mode the TLB does not
+    /// cache, `cache` = false: HLV and HLVX).
     #[cold]
-    fn load_slow(&mut self, bus: &mut dyn Bus, va: u64, size: u8) -> Result<u64, Trap> {
+    fn load_slow(&mut self, bus: &mut dyn Bus, va: u64, size: u8, mode: AccessMode, cache: bool) -> Result<u64, Trap> {
         if (va & 0xfff) + size as u64 > 0x1000 {
             // Misaligned across a page: byte by byte, so each page is
             // translated and checked on its own (misaligned accesses are
             // supported in hardware here, as §2.6 permits).
             let mut v = 0;
             for i in 0..size as u64 {
-                v |= self.load_slow(bus, va.wrapping_add(i), 1)? << (8 * i);
+                v |= self.load_slow(bus, va.wrapping_add(i), 1, mode, cache)? << (8 * i);
             }
             return Ok(v);
         }
-        self.tlb.note_miss(Access::Load);
-        let pa = self.translate(va, size as u64, Access::Load)?;
+        if cache {
+            self.tlb.note_miss(Access::Load, self.ctx_data);
+        }
+        let pa = self.translate_as(va, size as u64, Access::Load, mode, cache)?;
         if let Ok(v) = self.ram.load(pa, size) {
             return Ok(v);
         }
@@ -187,6 +420,7 @@ impl Hart {
     pub(crate) fn store(&mut self, bus: &mut dyn Bus, va: u64, size: u8, v: u64) -> Result<(), Trap> {
         if (va & 0xfff) + size as u64 <= 0x1000 {
             if let Some(off) = self.tlb.lookup(Access::Store, va, self.ctx_data) {
+                self.tlb.count_hit(self.ctx_data);
                 if self.ram.store_off(off, size, v) {
                     // The page held decoded code: look at it afresh.
                     self.event = true;
@@ -194,24 +428,27 @@ impl Hart {
                 return Ok(());
             }
         }
-        self.store_slow(bus, va, size, v)
+        let mode = self.data_mode();
+        self.store_slow(bus, va, size, v, mode, true)
     }
 
     #[cold]
-    fn store_slow(&mut self, bus: &mut dyn Bus, va: u64, size: u8, v: u64) -> Result<(), Trap> {
+    fn store_slow(&mut self, bus: &mut dyn Bus, va: u64, size: u8, v: u64, mode: AccessMode, cache: bool) -> Result<(), Trap> {
         if (va & 0xfff) + size as u64 > 0x1000 {
             // Check both pages before writing either byte, so a fault on the
             // second page leaves memory unchanged.
             let second = (va | 0xfff).wrapping_add(1);
-            self.translate(va, second.wrapping_sub(va), Access::Store)?;
-            self.translate(second, va.wrapping_add(size as u64).wrapping_sub(second), Access::Store)?;
+            self.translate_as(va, second.wrapping_sub(va), Access::Store, mode, cache)?;
+            self.translate_as(second, va.wrapping_add(size as u64).wrapping_sub(second), Access::Store, mode, cache)?;
             for i in 0..size as u64 {
-                self.store_slow(bus, va.wrapping_add(i), 1, v >> (8 * i))?;
+                self.store_slow(bus, va.wrapping_add(i), 1, v >> (8 * i), mode, cache)?;
             }
             return Ok(());
         }
-        self.tlb.note_miss(Access::Store);
-        let pa = self.translate(va, size as u64, Access::Store)?;
+        if cache {
+            self.tlb.note_miss(Access::Store, self.ctx_data);
+        }
+        let pa = self.translate_as(va, size as u64, Access::Store, mode, cache)?;
         if let Ok(hit_code) = self.ram.store_checked(pa, size, v) {
             self.event |= hit_code;
             return Ok(());
@@ -224,18 +461,34 @@ impl Hart {
         }
     }
 
+    /// HLV.* and HLVX.* (§8.3.1): a load made as though V=1 at privilege
+    /// `hstatus.SPVP`. Faults report a guest virtual address (GVA=1).
+    pub(crate) fn hlv(&mut self, bus: &mut dyn Bus, va: u64, size: u8, hlvx: bool) -> Result<u64, Trap> {
+        let mode = self.hlv_mode(hlvx);
+        self.load_slow(bus, va, size, mode, false).inspect_err(|_| self.trap_extra.gva = true)
+    }
+
+    /// HSV.* (§8.3.1).
+    pub(crate) fn hsv(&mut self, bus: &mut dyn Bus, va: u64, size: u8, v: u64) -> Result<(), Trap> {
+        let mode = self.hlv_mode(false);
+        self.store_slow(bus, va, size, v, mode, false).inspect_err(|_| self.trap_extra.gva = true)
+    }
+
     /// Translates the address of an LR, SC or AMO. These must be naturally
     /// aligned (§8.2, §8.4); a misaligned one raises an address-misaligned
     /// exception (load for LR, store/AMO otherwise).
     pub(crate) fn atomic_pa(&mut self, va: u64, size: u8, a: Access) -> Result<u64, Trap> {
+        let mode = self.data_mode();
         if va & (size as u64 - 1) != 0 {
             let c = if a == Access::Load { cause::LOAD_MISALIGNED } else { cause::STORE_MISALIGNED };
+            self.trap_extra = TrapExtra { gva: mode.virt, ..TrapExtra::default() };
             return Err(Trap::new(c, va));
         }
-        let pa = self.translate(va, size as u64, a)?;
+        let pa = self.translate_as(va, size as u64, a, mode, true)?;
         // AMOs need read permission too; W without R is a reserved PTE
         // encoding, so a writable page is readable. PMP is checked apart.
-        if a == Access::Store && !self.pmp.check(pa, size as u64, Access::Load, self.access_priv(a)) {
+        if a == Access::Store && !self.pmp.check(pa, size as u64, Access::Load, mode.prv) {
+            self.trap_extra = TrapExtra { gva: mode.virt, ..TrapExtra::default() };
             return Err(Trap::new(cause::STORE_ACCESS, va));
         }
         Ok(pa)
@@ -271,14 +524,5 @@ impl Hart {
 
     pub(crate) fn reservation(&self) -> Option<u64> {
         self.reservation
-    }
-
-    pub(crate) fn flush_tlb(&mut self, va: Option<u64>) {
-        // The run loop's cached code page came from the TLB.
-        self.event = true;
-        match va {
-            Some(va) => self.tlb.flush_va(va),
-            None => self.tlb.flush(),
-        }
     }
 }

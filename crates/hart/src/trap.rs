@@ -1,11 +1,15 @@
 //! Exceptions and interrupts (Privileged Architecture 20211203, §3.1.15
 //! Table 3.6 for the cause codes, §3.1.6.1 and §3.1.9 for when an interrupt
-//! is taken, §3.3.1 and §4.1.1 for trap entry and return).
+//! is taken, §3.3.1 and §4.1.1 for trap entry and return, and §8.6 for the
+//! Hypervisor extension's three-way routing: M, HS or VS).
 
-use crate::csr::status;
+use crate::csr::{hstatus, status, IP_VS};
 use crate::{Hart, Priv};
 
-/// A synchronous exception on its way to the trap handler.
+/// A synchronous exception on its way to the trap handler. The second trap
+/// value (`htval`/`mtval2`), the trap instruction (`htinst`/`mtinst`) and
+/// whether `tval` is a guest virtual address travel beside it in the hart
+/// (`Hart::trap_extra`), set by the memory paths that know them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Trap {
     pub cause: u64,
@@ -19,6 +23,17 @@ impl Trap {
     }
 }
 
+/// What a trap carries besides cause and tval (§8.6.2–8.6.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapExtra {
+    /// Faulting guest-physical address >> 2, for guest-page faults.
+    pub tval2: u64,
+    /// Transformed instruction or pseudoinstruction, or 0.
+    pub tinst: u64,
+    /// `tval` holds a guest virtual address.
+    pub gva: bool,
+}
+
 pub mod cause {
     pub const INSN_MISALIGNED: u64 = 0;
     pub const INSN_ACCESS: u64 = 1;
@@ -30,79 +45,200 @@ pub mod cause {
     pub const STORE_ACCESS: u64 = 7;
     pub const ECALL_U: u64 = 8;
     pub const ECALL_S: u64 = 9;
+    pub const ECALL_VS: u64 = 10;
     pub const ECALL_M: u64 = 11;
     pub const INSN_PAGE: u64 = 12;
     pub const LOAD_PAGE: u64 = 13;
     pub const STORE_PAGE: u64 = 15;
+    pub const INSN_GUEST_PAGE: u64 = 20;
+    pub const LOAD_GUEST_PAGE: u64 = 21;
+    pub const VIRTUAL_INSN: u64 = 22;
+    pub const STORE_GUEST_PAGE: u64 = 23;
 
     /// Interrupt causes are these codes with bit 63 set.
     pub const INTERRUPT: u64 = 1 << 63;
     pub const SSI: u64 = 1;
+    pub const VSSI: u64 = 2;
     pub const MSI: u64 = 3;
     pub const STI: u64 = 5;
+    pub const VSTI: u64 = 6;
     pub const MTI: u64 = 7;
     pub const SEI: u64 = 9;
+    pub const VSEI: u64 = 10;
     pub const MEI: u64 = 11;
+    pub const SGEI: u64 = 12;
+
+    /// Exceptions whose `tval` is an address (or the pc, for breakpoints),
+    /// hence a guest virtual address when taken from V=1 (§8.2.1 GVA).
+    pub fn writes_address(code: u64) -> bool {
+        matches!(code, 0 | 1 | 3 | 4 | 5 | 6 | 7 | 12 | 13 | 15 | 20 | 21 | 23)
+    }
 }
 
-/// The order in which simultaneous interrupts are taken (§3.1.9: MEI, MSI,
-/// MTI, SEI, SSI, STI).
-const PRIORITY: [u64; 6] = [cause::MEI, cause::MSI, cause::MTI, cause::SEI, cause::SSI, cause::STI];
+/// The order in which simultaneous interrupts are taken (§3.1.9 and
+/// §8.4.3: MEI, MSI, MTI, SEI, SSI, STI, SGEI, VSEI, VSSI, VSTI).
+const PRIORITY: [u64; 10] = [
+    cause::MEI,
+    cause::MSI,
+    cause::MTI,
+    cause::SEI,
+    cause::SSI,
+    cause::STI,
+    cause::SGEI,
+    cause::VSEI,
+    cause::VSSI,
+    cause::VSTI,
+];
+
+/// Where a trap goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapTarget {
+    M,
+    HS,
+    VS,
+}
 
 impl Hart {
+    /// The nominal privilege as stored in xPP fields: 1 for S/VS, 0 for U/VU.
+    fn nominal_s(&self) -> bool {
+        self.prv == Priv::S
+    }
+
+    /// Where a trap with this cause goes from the current mode (§8.6.2).
+    pub fn trap_target(&self, cause: u64) -> TrapTarget {
+        let interrupt = cause & cause::INTERRUPT != 0;
+        let code = cause & !cause::INTERRUPT;
+        if self.prv == Priv::M || code >= 64 {
+            return TrapTarget::M;
+        }
+        let (mdeleg, hdeleg) = if interrupt {
+            (self.mideleg(), self.csr.hideleg)
+        } else {
+            (self.csr.medeleg, self.csr.hedeleg)
+        };
+        if mdeleg >> code & 1 == 0 {
+            TrapTarget::M
+        } else if self.virt && hdeleg >> code & 1 != 0 {
+            TrapTarget::VS
+        } else {
+            TrapTarget::HS
+        }
+    }
+
     /// Enters the trap handler for `cause` (bit 63 set for interrupts).
     pub fn take_trap(&mut self, cause: u64, tval: u64) {
         let interrupt = cause & cause::INTERRUPT != 0;
         let code = cause & !cause::INTERRUPT;
-        self.stats.count_trap(cause);
-        let deleg = if interrupt { self.csr.mideleg } else { self.csr.medeleg };
+        let extra = std::mem::take(&mut self.trap_extra);
+        let gva = !interrupt && (extra.gva || (self.virt && cause::writes_address(code)));
         let epc = self.pc;
-        if self.prv <= Priv::S && code < 64 && (deleg >> code) & 1 != 0 {
-            // Trap to S-mode (§4.1.1).
-            let s = &mut self.csr;
-            s.scause = cause;
-            s.sepc = epc;
-            s.stval = tval;
-            let sie = s.mstatus & status::SIE != 0;
-            s.mstatus &= !(status::SPIE | status::SIE | status::SPP);
-            if sie {
-                s.mstatus |= status::SPIE;
+        let target = self.trap_target(cause);
+        self.stats.count_trap(cause, target);
+        match target {
+            TrapTarget::VS => {
+                // §8.6.4: vsstatus, vsepc, vscause, vstval; V stays 1. A
+                // VS-level interrupt is reported with its S-level code.
+                let vcause = if interrupt && matches!(code, cause::VSSI | cause::VSTI | cause::VSEI) {
+                    cause - 1
+                } else {
+                    cause
+                };
+                let spp = self.nominal_s();
+                let s = &mut self.csr;
+                s.vscause = vcause;
+                s.vsepc = epc;
+                s.vstval = tval;
+                let sie = s.vsstatus & status::SIE != 0;
+                s.vsstatus &= !(status::SPIE | status::SIE | status::SPP);
+                if sie {
+                    s.vsstatus |= status::SPIE;
+                }
+                if spp {
+                    s.vsstatus |= status::SPP;
+                }
+                self.pc = tvec_target(s.vstvec, vcause);
+                self.set_mode(Priv::S, true);
             }
-            if self.prv == Priv::S {
-                s.mstatus |= status::SPP;
+            TrapTarget::HS => {
+                // §8.6.4: V=0; hstatus.SPV, SPVP and GVA; htval, htinst.
+                let spp = self.nominal_s();
+                let was_virt = self.virt;
+                let s = &mut self.csr;
+                s.scause = cause;
+                s.sepc = epc;
+                s.stval = tval;
+                s.htval = extra.tval2;
+                s.htinst = extra.tinst;
+                let mut h = s.hstatus & !(hstatus::SPV | hstatus::GVA);
+                if was_virt {
+                    h |= hstatus::SPV;
+                    h = if spp { h | hstatus::SPVP } else { h & !hstatus::SPVP };
+                }
+                if gva {
+                    h |= hstatus::GVA;
+                }
+                s.hstatus = h;
+                let sie = s.mstatus & status::SIE != 0;
+                s.mstatus &= !(status::SPIE | status::SIE | status::SPP);
+                if sie {
+                    s.mstatus |= status::SPIE;
+                }
+                if spp {
+                    s.mstatus |= status::SPP;
+                }
+                self.pc = tvec_target(s.stvec, cause);
+                self.set_mode(Priv::S, false);
             }
-            self.pc = tvec_target(s.stvec, cause);
-            self.set_priv(Priv::S);
-        } else {
-            let s = &mut self.csr;
-            s.mcause = cause;
-            s.mepc = epc;
-            s.mtval = tval;
-            let mie = s.mstatus & status::MIE != 0;
-            s.mstatus &= !(status::MPIE | status::MIE | status::MPP);
-            if mie {
-                s.mstatus |= status::MPIE;
+            TrapTarget::M => {
+                let prv = self.prv;
+                let was_virt = self.virt;
+                let s = &mut self.csr;
+                s.mcause = cause;
+                s.mepc = epc;
+                s.mtval = tval;
+                s.mtval2 = extra.tval2;
+                s.mtinst = extra.tinst;
+                let mie = s.mstatus & status::MIE != 0;
+                s.mstatus &= !(status::MPIE | status::MIE | status::MPP | status::MPV | status::GVA);
+                if mie {
+                    s.mstatus |= status::MPIE;
+                }
+                s.mstatus |= (prv as u64) << status::MPP_SHIFT;
+                if was_virt {
+                    s.mstatus |= status::MPV;
+                }
+                if gva {
+                    s.mstatus |= status::GVA;
+                }
+                self.pc = tvec_target(s.mtvec, cause);
+                self.set_mode(Priv::M, false);
             }
-            s.mstatus |= (self.prv as u64) << status::MPP_SHIFT;
-            self.pc = tvec_target(s.mtvec, cause);
-            self.set_priv(Priv::M);
         }
         // A trap ends any LR reservation this hart holds only if software
         // says so; the spec lets it survive. Strata keeps it.
     }
 
-    /// The pending-and-enabled interrupt to take now, if any.
+    /// The pending-and-enabled interrupt to take now, if any (§3.1.9,
+    /// §8.4.3: M-level interrupts outrank HS-level ones, which outrank
+    /// VS-level ones).
     pub fn interrupt_to_take(&self) -> Option<u64> {
         let pending = self.mip() & self.csr.mie;
         if pending == 0 {
             return None;
         }
-        let m_enabled = self.prv < Priv::M || self.csr.mstatus & status::MIE != 0;
-        let s_enabled = self.prv < Priv::S || (self.prv == Priv::S && self.csr.mstatus & status::SIE != 0);
-        let m_pending = if m_enabled { pending & !self.csr.mideleg } else { 0 };
-        let s_pending = if s_enabled { pending & self.csr.mideleg } else { 0 };
-        // Interrupts for M-mode outrank those for S-mode (§3.1.9).
-        for set in [m_pending, s_pending] {
+        let ms = self.csr.mstatus;
+        let mideleg = self.mideleg();
+        let hideleg = self.csr.hideleg & IP_VS;
+        let m_enabled = self.prv < Priv::M || ms & status::MIE != 0;
+        // HS-level: always enabled when V=1 or below S; in HS by SIE.
+        let hs_enabled = self.virt || self.prv < Priv::S || (self.prv == Priv::S && ms & status::SIE != 0);
+        // VS-level: only while V=1; in VS by vsstatus.SIE.
+        let vs_enabled =
+            self.virt && (self.prv == Priv::U || (self.prv == Priv::S && self.csr.vsstatus & status::SIE != 0));
+        let m_set = if m_enabled { pending & !mideleg } else { 0 };
+        let hs_set = if hs_enabled { pending & mideleg & !hideleg } else { 0 };
+        let vs_set = if vs_enabled { pending & mideleg & hideleg } else { 0 };
+        for set in [m_set, hs_set, vs_set] {
             if set != 0 {
                 for c in PRIORITY {
                     if set & (1 << c) != 0 {

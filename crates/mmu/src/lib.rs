@@ -5,9 +5,11 @@
 //! - [`walk`]: the page-table walker, written once for every mode.
 //! - [`pmp`]: physical memory protection (§3.7).
 //! - [`tlb`]: the hart's software TLB of finished translations.
+//! - [`space`]: address-space slots, which tag TLB entries by ASID and VMID.
 
 pub mod pmp;
 pub mod pte;
+pub mod space;
 pub mod tlb;
 pub mod walk;
 

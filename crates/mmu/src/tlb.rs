@@ -6,18 +6,39 @@
 //! 4 KiB passed the page-table permission and PMP checks are cached; MMIO and
 //! pages with finer-grained PMP always take the slow path.
 //!
-//! The tag is the virtual page number combined with a small *context id*
-//! chosen by the hart (privilege level, SUM, MXR and similar state that
-//! changes the outcome of a walk). Entries of other contexts are never hit,
-//! so changing privilege does not need a flush.
+//! Entries hold *combined* translations: for V=1 the VS-stage and the
+//! G-stage result in one entry, from guest virtual address to machine
+//! memory. The tag is the virtual page number combined with an 11-bit
+//! *context id* chosen by the hart: an address-space slot (see
+//! [`crate::space`]: which `satp`, or which `vsatp`/`hgatp` pair, with its
+//! ASID and VMID) and the mode bits that change the outcome of a walk
+//! (privilege, SUM, MXR). Entries of other contexts are never hit, so
+//! changing privilege, ASID or VMID needs no flush: unlike QEMU's TLB,
+//! which is flushed on every such switch, each address space keeps its
+//! entries while another runs.
+//!
+//! Besides the tag, each entry remembers the superpage it was cut from (so
+//! a fence by address drops every 4 KiB piece of it), and for V=1 the guest
+//! physical page it went through and the size of the G-stage leaf (so
+//! `HFENCE.GVMA` with an address drops exactly the entries whose G-stage
+//! leaf covers it, §8.3.2), and the machine page it reaches (for
+//! invalidation by physical address).
 
 use crate::Access;
 
 pub const SETS: usize = 512;
 
+/// Context ids are 11 bits: `slot << SPACE_SHIFT | mode`.
+pub const CTX_BITS: u32 = 11;
+pub const SPACE_SHIFT: u32 = 6;
+/// Number of address-space slots (slot 0 is "no translation").
+pub const SPACES: usize = 1 << (CTX_BITS - SPACE_SHIFT);
+
 /// A tag that no lookup matches: real tags have a context id below 0x800 in
 /// their low 12 bits.
 const INVALID: u64 = u64::MAX;
+/// `gpa` of an entry that did not go through G-stage translation.
+const NO_GPA: u64 = u64::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -28,19 +49,50 @@ struct Entry {
 
 const EMPTY: Entry = Entry { tag: INVALID, delta: 0 };
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What an entry was made from, kept apart from the hot `Entry`.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    /// `!(size - 1)` of the VS-stage (or single-stage) leaf.
+    span: u64,
+    /// Guest-physical address of this 4 KiB piece, or `NO_GPA`.
+    gpa: u64,
+    /// `!(size - 1)` of the G-stage leaf.
+    gspan: u64,
+}
+
+const NO_META: Meta = Meta { span: !0xfff, gpa: NO_GPA, gspan: !0xfff };
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlbStats {
+    /// Misses by access kind.
     pub misses: [u64; 3],
+    /// Hits and misses by address-space slot (the hart counts hits on its
+    /// fast paths through [`Tlb::count_hit`]); folded into per-VMID totals
+    /// by [`crate::space::Spaces`] when a slot is reused.
+    pub slot_hits: [u64; SPACES],
+    pub slot_misses: [u64; SPACES],
     pub fills: u64,
+    /// Flush operations, and the live entries they dropped.
     pub flushes: u64,
+    pub dropped: u64,
+}
+
+impl Default for TlbStats {
+    fn default() -> Self {
+        Self {
+            misses: [0; 3],
+            slot_hits: [0; SPACES],
+            slot_misses: [0; SPACES],
+            fills: 0,
+            flushes: 0,
+            dropped: 0,
+        }
+    }
 }
 
 pub struct Tlb {
     sets: Box<[[Entry; SETS]; 3]>,
-    /// For each entry, the mask of the page it was cut from (`!(size-1)`):
-    /// a 4 KiB entry may be one piece of a superpage, and a fence by address
-    /// anywhere in that superpage must drop it.
-    spans: Box<[[u64; SETS]; 3]>,
+    meta: Box<[[Meta; SETS]; 3]>,
     /// Live entries cut from superpages (an upper bound: fences by address
     /// only scan the arrays while it is nonzero).
     super_entries: usize,
@@ -53,11 +105,17 @@ impl Default for Tlb {
     }
 }
 
+/// The space slot of a context id.
+#[inline(always)]
+pub const fn ctx_space(ctx: u16) -> usize {
+    (ctx >> SPACE_SHIFT) as usize & (SPACES - 1)
+}
+
 impl Tlb {
     pub fn new() -> Self {
         Self {
             sets: Box::new([[EMPTY; SETS]; 3]),
-            spans: Box::new([[!0xfff; SETS]; 3]),
+            meta: Box::new([[NO_META; SETS]; 3]),
             super_entries: 0,
             stats: TlbStats::default(),
         }
@@ -84,55 +142,123 @@ impl Tlb {
         }
     }
 
-    /// Records a miss (kept out of `lookup` so the hit path stays minimal).
-    #[inline]
-    pub fn note_miss(&mut self, access: Access) {
-        self.stats.misses[access.index()] += 1;
+    /// Counts a hit for the address space of `ctx`.
+    #[inline(always)]
+    pub fn count_hit(&mut self, ctx: u16) {
+        self.stats.slot_hits[ctx_space(ctx)] += 1;
     }
 
-    /// Caches the 4 KiB page of `va` as living at RAM offset `page_off`;
-    /// `page_shift` is the size of the page the translation came from.
-    pub fn insert(&mut self, access: Access, va: u64, ctx: u16, page_off: u64, page_shift: u32) {
-        debug_assert!(ctx < 0x800);
+    /// Records a miss (kept out of `lookup` so the hit path stays minimal).
+    #[inline]
+    pub fn note_miss(&mut self, access: Access, ctx: u16) {
+        self.stats.misses[access.index()] += 1;
+        self.stats.slot_misses[ctx_space(ctx)] += 1;
+    }
+
+    /// Caches the 4 KiB page of `va` as living at RAM offset `page_off`.
+    /// `page_shift` is the size of the (VS-stage or single-stage) page the
+    /// translation came from; `g` is, for a two-stage translation, the
+    /// guest-physical address and the G-stage leaf's size.
+    pub fn insert(&mut self, access: Access, va: u64, ctx: u16, page_off: u64, page_shift: u32, g: Option<(u64, u32)>) {
+        debug_assert!(ctx < 1 << CTX_BITS);
         self.stats.fills += 1;
+        let a = access.index();
         let slot = Self::slot(va);
-        self.sets[access.index()][slot] = Entry { tag: Self::tag(va, ctx), delta: page_off.wrapping_sub(va & !0xfff) };
+        self.sets[a][slot] = Entry { tag: Self::tag(va, ctx), delta: page_off.wrapping_sub(va & !0xfff) };
         let span = !((1u64 << page_shift.clamp(12, 63)) - 1);
-        self.spans[access.index()][slot] = span;
+        let (gpa, gspan) = match g {
+            Some((gpa, gshift)) => (gpa & !0xfff, !((1u64 << gshift.clamp(12, 63)) - 1)),
+            None => (NO_GPA, !0xfff),
+        };
+        self.meta[a][slot] = Meta { span, gpa, gspan };
         if span != !0xfff {
             self.super_entries += 1;
         }
+    }
+
+    /// Drops every entry for which `pred(entry_va_tag, ctx, meta)` holds.
+    fn drop_where(&mut self, mut pred: impl FnMut(u64, u16, &Meta) -> bool) {
+        self.stats.flushes += 1;
+        let mut dropped = 0;
+        for (set, metas) in self.sets.iter_mut().zip(self.meta.iter()) {
+            for (e, m) in set.iter_mut().zip(metas.iter()) {
+                if e.tag != INVALID && pred(e.tag & !0xfff, (e.tag & 0x7ff) as u16, m) {
+                    *e = EMPTY;
+                    dropped += 1;
+                }
+            }
+        }
+        self.stats.dropped += dropped;
     }
 
     /// Drops every entry.
     pub fn flush(&mut self) {
         self.stats.flushes += 1;
         for set in self.sets.iter_mut() {
-            set.fill(EMPTY);
-        }
-        self.super_entries = 0;
-    }
-
-    /// Drops the entries that translate `va`, in every context, including
-    /// every 4 KiB piece of a superpage that contains `va`.
-    pub fn flush_va(&mut self, va: u64) {
-        self.stats.flushes += 1;
-        let slot = Self::slot(va);
-        for set in self.sets.iter_mut() {
-            if set[slot].tag & !0xfff == va & !0xfff {
-                set[slot] = EMPTY;
-            }
-        }
-        if self.super_entries == 0 {
-            return;
-        }
-        for (set, spans) in self.sets.iter_mut().zip(self.spans.iter()) {
-            for (e, &span) in set.iter_mut().zip(spans.iter()) {
-                if span != !0xfff && e.tag != INVALID && e.tag & span == va & span {
+            for e in set.iter_mut() {
+                if e.tag != INVALID {
+                    self.stats.dropped += 1;
                     *e = EMPTY;
                 }
             }
         }
+        self.super_entries = 0;
+    }
+
+    /// Drops the entries of the address-space slots in `spaces` (a bit mask
+    /// of slots) that translate `va`, or all of them if `va` is `None`.
+    /// Every 4 KiB piece of a superpage that contains `va` goes too.
+    pub fn flush_spaces(&mut self, spaces: u64, va: Option<u64>) {
+        let in_spaces = |ctx: u16| spaces >> ctx_space(ctx) & 1 != 0;
+        match va {
+            None => self.drop_where(|_, ctx, _| in_spaces(ctx)),
+            Some(va) => {
+                let page = va & !0xfff;
+                if self.super_entries == 0 {
+                    // Only the one slot per kind can hold `va`.
+                    self.stats.flushes += 1;
+                    let slot = Self::slot(va);
+                    for set in self.sets.iter_mut() {
+                        let e = &mut set[slot];
+                        if e.tag != INVALID && e.tag & !0xfff == page && in_spaces((e.tag & 0x7ff) as u16) {
+                            *e = EMPTY;
+                            self.stats.dropped += 1;
+                        }
+                    }
+                } else {
+                    self.drop_where(|tag_va, ctx, m| in_spaces(ctx) && tag_va & m.span == va & m.span);
+                }
+            }
+        }
+    }
+
+    /// Drops the entries of `spaces` that went through G-stage translation
+    /// of guest-physical address `gpa` (any entry whose G-stage leaf covers
+    /// it), or all entries of `spaces` if `gpa` is `None`.
+    pub fn flush_gpa(&mut self, spaces: u64, gpa: Option<u64>) {
+        let in_spaces = |ctx: u16| spaces >> ctx_space(ctx) & 1 != 0;
+        match gpa {
+            None => self.drop_where(|_, ctx, _| in_spaces(ctx)),
+            Some(gpa) => {
+                self.drop_where(|_, ctx, m| in_spaces(ctx) && m.gpa != NO_GPA && m.gpa & m.gspan == gpa & m.gspan)
+            }
+        }
+    }
+
+    /// Drops every entry, in every context, that reaches RAM page
+    /// `ram_page` (RAM offset >> 12): invalidation by physical address.
+    pub fn flush_ram_page(&mut self, ram_page: u64) {
+        self.stats.flushes += 1;
+        let mut dropped = 0;
+        for set in self.sets.iter_mut() {
+            for e in set.iter_mut() {
+                if e.tag != INVALID && (e.tag & !0xfff).wrapping_add(e.delta) >> 12 == ram_page {
+                    *e = EMPTY;
+                    dropped += 1;
+                }
+            }
+        }
+        self.stats.dropped += dropped;
     }
 
     /// Drops store entries only (used when a page becomes watched, e.g. for
@@ -140,24 +266,33 @@ impl Tlb {
     pub fn flush_stores(&mut self) {
         self.sets[Access::Store.index()].fill(EMPTY);
     }
+
+    /// Number of live entries (for tests and statistics).
+    pub fn live_entries(&self) -> usize {
+        self.sets.iter().flat_map(|s| s.iter()).filter(|e| e.tag != INVALID).count()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ctx(space: u16, mode: u16) -> u16 {
+        space << SPACE_SHIFT | mode
+    }
+
     #[test]
     fn hit_miss_contexts_and_flushes() {
         let mut t = Tlb::new();
         assert_eq!(t.lookup(Access::Load, 0x1234, 1), None);
-        t.insert(Access::Load, 0x1234, 1, 0x5000, 12);
+        t.insert(Access::Load, 0x1234, 1, 0x5000, 12, None);
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), Some(0x5ff8));
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 2), None, "other context");
         assert_eq!(t.lookup(Access::Store, 0x1ff8, 1), None, "other access kind");
         assert_eq!(t.lookup(Access::Load, 0x1000 + (SETS as u64) * 0x1000, 1), None, "same slot, other page");
-        t.flush_va(0x1000);
+        t.flush_spaces(!0, Some(0x1000));
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), None);
-        t.insert(Access::Fetch, 0xffff_ffff_8000_0000, 3, 0, 12);
+        t.insert(Access::Fetch, 0xffff_ffff_8000_0000, 3, 0, 12, None);
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), Some(0x10));
         t.flush();
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), None);
@@ -167,12 +302,58 @@ mod tests {
     fn fence_by_address_drops_every_piece_of_a_superpage() {
         let mut t = Tlb::new();
         // Two 4 KiB pieces of one 2 MiB page, and an unrelated 4 KiB page.
-        t.insert(Access::Load, 0x4000_3000, 1, 0x3000, 21);
-        t.insert(Access::Load, 0x4010_0000, 1, 0x10_0000, 21);
-        t.insert(Access::Load, 0x4020_0000, 1, 0x20_0000, 12);
-        t.flush_va(0x4000_0000);
+        t.insert(Access::Load, 0x4000_3000, 1, 0x3000, 21, None);
+        t.insert(Access::Load, 0x4010_0000, 1, 0x10_0000, 21, None);
+        t.insert(Access::Load, 0x4020_0000, 1, 0x20_0000, 12, None);
+        t.flush_spaces(!0, Some(0x4000_0000));
         assert_eq!(t.lookup(Access::Load, 0x4000_3000, 1), None);
         assert_eq!(t.lookup(Access::Load, 0x4010_0000, 1), None);
         assert_eq!(t.lookup(Access::Load, 0x4020_0000, 1), Some(0x20_0000));
+    }
+
+    #[test]
+    fn fences_keep_other_address_spaces() {
+        let mut t = Tlb::new();
+        let (a, b) = (ctx(1, 1), ctx(2, 1));
+        t.insert(Access::Load, 0x1000, a, 0x7000, 12, None);
+        t.insert(Access::Store, 0x1000, b, 0x8000, 12, None);
+        t.flush_spaces(1 << 1, Some(0x1000));
+        assert_eq!(t.lookup(Access::Load, 0x1000, a), None);
+        assert_eq!(t.lookup(Access::Store, 0x1000, b), Some(0x8000), "space 2 untouched");
+        t.insert(Access::Load, 0x5000, a, 0x7000, 12, None);
+        t.flush_spaces(1 << 1, None);
+        assert_eq!(t.lookup(Access::Load, 0x5000, a), None);
+        assert_eq!(t.lookup(Access::Store, 0x1000, b), Some(0x8000));
+    }
+
+    #[test]
+    fn gpa_fence_drops_entries_whose_g_stage_leaf_covers_it() {
+        let mut t = Tlb::new();
+        let v = ctx(3, 1);
+        // GVA 0x1000 -> GPA 0x20_3000 inside a 2 MiB G-stage leaf.
+        t.insert(Access::Load, 0x1000, v, 0x9000, 12, Some((0x20_3000, 21)));
+        // GVA 0x2000 -> GPA 0x40_0000 through a 4 KiB G-stage leaf.
+        t.insert(Access::Load, 0x2000, v, 0xa000, 12, Some((0x40_0000, 12)));
+        // A fence on another 4 KiB page of the same 2 MiB leaf drops the first.
+        t.flush_gpa(1 << 3, Some(0x3f_f000));
+        assert_eq!(t.lookup(Access::Load, 0x1000, v), None);
+        assert_eq!(t.lookup(Access::Load, 0x2000, v), Some(0xa000));
+        // A fence next to the 4 KiB leaf leaves it.
+        t.flush_gpa(1 << 3, Some(0x40_1000));
+        assert_eq!(t.lookup(Access::Load, 0x2000, v), Some(0xa000));
+        t.flush_gpa(1 << 3, Some(0x40_0ff8));
+        assert_eq!(t.lookup(Access::Load, 0x2000, v), None);
+    }
+
+    #[test]
+    fn ram_page_flush_reaches_every_context() {
+        let mut t = Tlb::new();
+        t.insert(Access::Load, 0x1000, ctx(1, 0), 0x5000, 12, None);
+        t.insert(Access::Fetch, 0x9000, ctx(4, 1), 0x5000, 12, Some((0x1000, 12)));
+        t.insert(Access::Load, 0x2000, ctx(1, 0), 0x6000, 12, None);
+        t.flush_ram_page(5);
+        assert_eq!(t.live_entries(), 1);
+        assert_eq!(t.stats.dropped, 2);
+        assert_eq!(t.lookup(Access::Load, 0x2000, ctx(1, 0)), Some(0x6000));
     }
 }

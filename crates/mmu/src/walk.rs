@@ -75,8 +75,10 @@ pub struct Leaf {
     pub pte: u64,
     /// Address of the leaf PTE.
     pub pte_addr: u64,
-    /// Page-table memory references the walk made (reads and A/D writes).
+    /// Page-table entries the walk read.
     pub refs: u32,
+    /// A/D updates it wrote.
+    pub writes: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +116,7 @@ pub fn walk<M: PtMemory>(
         return Err(WalkError::PageFault);
     }
     let mut refs = 0;
+    let mut writes = 0;
     'restart: loop {
         let mut table = root_ppn << 12;
         let mut level = scheme.levels - 1;
@@ -163,7 +166,7 @@ pub fn walk<M: PtMemory>(
                 want |= pte::D;
             }
             if want != pte {
-                refs += 1;
+                writes += 1;
                 if !mem.update_pte(pte_addr, pte, want).map_err(WalkError::Mem)? {
                     continue 'restart;
                 }
@@ -171,7 +174,7 @@ pub fn walk<M: PtMemory>(
             let page_shift = 12 + 9 * level;
             let offset_mask = (1u64 << page_shift) - 1;
             let pa = ((ppn << 12) & !offset_mask) | (va & offset_mask);
-            return Ok(Leaf { pa, page_shift, pte: want, pte_addr, refs });
+            return Ok(Leaf { pa, page_shift, pte: want, pte_addr, refs, writes });
         }
     }
 }
@@ -232,7 +235,7 @@ mod tests {
         assert_eq!(l.pte & (A | D), A, "a load sets A only");
         let l = walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Store, S).unwrap();
         assert_eq!(l.pte & (A | D), A | D);
-        assert_eq!(l.refs, 4, "three reads and one D update");
+        assert_eq!((l.refs, l.writes), (3, 1), "three reads and one D update");
     }
 
     #[test]

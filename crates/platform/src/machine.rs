@@ -33,8 +33,8 @@ const CHUNK: u64 = 4096;
 
 /// The extensions Strata implements and tests; the device tree advertises
 /// exactly these.
-pub const ISA_BASE: &str = "rv64imafdc";
-pub const ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"];
+pub const ISA_BASE: &str = "rv64imafdch";
+pub const ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "h", "zicsr", "zifencei", "zicntr"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClockMode {
@@ -417,10 +417,16 @@ impl Machine {
         self.started = Some(start);
         let wall_start = start;
         let mut tick_rem = 0u64;
+        // Debug aid: STRATA_PC_SAMPLES=FILE writes one sampled guest PC per
+        // hart chunk, for symbolizing against a System.map.
+        let mut samples: Option<Vec<u64>> = std::env::var_os("STRATA_PC_SAMPLES").map(|_| Vec::new());
         let reason = loop {
             let mut used_max = 0;
             let mut all_idle = true;
             for h in self.harts.iter_mut() {
+                if let Some(s) = &mut samples {
+                    s.push(h.pc);
+                }
                 let (used, exit) = h.run(&mut self.board, CHUNK);
                 used_max = used_max.max(used);
                 if exit == RunExit::Budget {
@@ -451,6 +457,10 @@ impl Machine {
         };
         lock(&self.console).flush();
         self.elapsed = start.elapsed();
+        if let (Some(s), Some(path)) = (samples, std::env::var_os("STRATA_PC_SAMPLES")) {
+            let text: String = s.iter().map(|pc| format!("{pc:x}\n")).collect();
+            let _ = std::fs::write(path, text);
+        }
         reason
     }
 
@@ -554,14 +564,38 @@ impl Machine {
         let _ = writeln!(s, "strata: guest time {:.3} s (mtime {})", self.board.time.raw() as f64 / TIMEBASE_HZ as f64, self.mtime());
         for h in &self.harts {
             let t = h.tlb_stats();
+            let st = &h.stats;
             let _ = writeln!(
                 s,
-                "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} | walks {} refs {}",
-                h.hartid, h.instret, h.stats.steps, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes,
-                h.stats.walks, h.stats.walk_refs
+                "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} dropped {}",
+                h.hartid, h.instret, st.steps, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped
             );
-            let exc: Vec<String> = h.stats.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
-            let int: Vec<String> = h.stats.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
+            let by_vmid: Vec<String> = h
+                .tlb_vmid_stats()
+                .iter()
+                .map(|((v, vmid), (hit, miss))| {
+                    if *v {
+                        format!("V=1 vmid {vmid}: {hit} hits {miss} misses")
+                    } else {
+                        format!("V=0: {hit} hits {miss} misses")
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "hart {}: tlb by address space [{}]", h.hartid, by_vmid.join(", "));
+            let avg2 = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
+            let _ = writeln!(
+                s,
+                "hart {}: walks single-stage {} (PTE reads {}) two-stage {} (PTE reads {}, {avg2:.1} per walk, max {}) A/D writes {}",
+                h.hartid, st.walks, st.walk_refs, st.walks2, st.walk2_refs, st.walk2_max_refs, st.walk_ad_writes
+            );
+            let f = st.fences;
+            let _ = writeln!(
+                s,
+                "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | traps to M {} HS {} VS {}",
+                h.hartid, f[0], f[1], f[2], f[3], st.traps_to[0], st.traps_to[1], st.traps_to[2]
+            );
+            let exc: Vec<String> = st.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
+            let int: Vec<String> = st.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
             let _ = writeln!(s, "hart {}: exceptions by cause [{}] interrupts by cause [{}]", h.hartid, exc.join(" "), int.join(" "));
         }
         let _ = steps;
