@@ -217,6 +217,11 @@ impl HypMemory {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn tracker_mut_for_tests(&mut self) -> &mut Tracker {
+        &mut self.tracker
+    }
+
     /// The ownership state (read-only: changes go through `HypMemory`, so
     /// the tables stay in step).
     pub fn tracker(&self) -> &Tracker {

@@ -252,11 +252,16 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// Most pages one tracker manages: 2^26 pages, 256 GiB of machine memory
+    /// (a larger request is refused rather than attempted).
+    pub const MAX_PAGES: u64 = 1 << 26;
+
     /// Tracks `pages` pages starting at `base`, all free and known to be
     /// zero (machine RAM is zero at reset: the emulator allocates it zeroed).
     pub fn new(base: MachinePage, pages: u64) -> Result<Tracker, OwnershipError> {
         let end = base.pfn().checked_add(pages);
         let bad = pages == 0
+            || pages > Self::MAX_PAGES
             || end.is_none()
             || end.is_some_and(|e| e > u64::MAX / PAGE_SIZE)
             || usize::try_from(pages).is_err();

@@ -148,7 +148,7 @@ impl Perms {
 
     /// Expressible as a leaf PTE: non-empty, and not write-without-read.
     pub const fn is_valid(self) -> bool {
-        self.0 != 0 && !(self.write() && !self.read())
+        self.0 != 0 && (self.read() || !self.write())
     }
 }
 
