@@ -173,17 +173,26 @@ pub enum GStageError {
     /// Empty permissions, or write without read (§4.3.1 Table 4.5).
     InvalidPerms(Perms),
     /// Something is already mapped there.
-    AlreadyMapped { gpa: u64 },
+    AlreadyMapped {
+        gpa: u64,
+    },
     /// A larger leaf covers the address.
-    SuperpageInTheWay { gpa: u64 },
+    SuperpageInTheWay {
+        gpa: u64,
+    },
     /// A table is mapped where a superpage leaf was asked for.
-    TableInTheWay { gpa: u64 },
+    TableInTheWay {
+        gpa: u64,
+    },
     NotMapped(u64),
     /// A hardware VMID wider than `hgatp.VMID` (14 bits).
     VmidTooLarge(u16),
     /// Table memory misbehaved: an allocation was misaligned, or a table
     /// holds an entry this builder never writes.
-    Corrupt { pa: u64, value: u64 },
+    Corrupt {
+        pa: u64,
+        value: u64,
+    },
     Memory(TableMemError),
 }
 
@@ -197,16 +206,26 @@ impl fmt::Display for GStageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use GStageError::*;
         match *self {
-            GpaOutOfRange(g) => write!(f, "guest-physical address {g:#x} is out of range for the G-stage mode"),
+            GpaOutOfRange(g) => write!(
+                f,
+                "guest-physical address {g:#x} is out of range for the G-stage mode"
+            ),
             Misaligned(a) => write!(f, "address {a:#x} is not aligned to the page size"),
             PaOutOfRange(a) => write!(f, "machine address {a:#x} cannot be named by a PTE"),
             InvalidPerms(p) => write!(f, "permissions {p} cannot be mapped"),
             AlreadyMapped { gpa } => write!(f, "guest-physical {gpa:#x} is already mapped"),
-            SuperpageInTheWay { gpa } => write!(f, "a superpage already covers guest-physical {gpa:#x}"),
-            TableInTheWay { gpa } => write!(f, "smaller pages are mapped inside guest-physical {gpa:#x}"),
+            SuperpageInTheWay { gpa } => {
+                write!(f, "a superpage already covers guest-physical {gpa:#x}")
+            }
+            TableInTheWay { gpa } => {
+                write!(f, "smaller pages are mapped inside guest-physical {gpa:#x}")
+            }
             NotMapped(g) => write!(f, "guest-physical {g:#x} is not mapped"),
             VmidTooLarge(v) => write!(f, "VMID {v} does not fit hgatp.VMID (14 bits)"),
-            Corrupt { pa, value } => write!(f, "page-table memory at {pa:#x} holds unexpected {value:#x}"),
+            Corrupt { pa, value } => write!(
+                f,
+                "page-table memory at {pa:#x} holds unexpected {value:#x}"
+            ),
             Memory(e) => write!(f, "page-table memory: {e}"),
         }
     }
@@ -271,7 +290,10 @@ enum Step {
 
 impl GStage {
     /// Allocates and zeroes an empty root table.
-    pub fn new<M: TableMemory + ?Sized>(mode: GStageMode, mem: &mut M) -> Result<GStage, GStageError> {
+    pub fn new<M: TableMemory + ?Sized>(
+        mode: GStageMode,
+        mem: &mut M,
+    ) -> Result<GStage, GStageError> {
         let root = mem.alloc_root_table()?;
         if root % (4 * PAGE_SIZE) != 0 {
             return Err(GStageError::Corrupt { pa: root, value: 0 });
@@ -299,7 +321,12 @@ impl GStage {
         Ok((self.mode.hgatp_mode() << 60) | ((vmid as u64) << 44) | (self.root >> 12))
     }
 
-    fn zero_table<M: TableMemory + ?Sized>(&self, mem: &mut M, table: u64, level: u32) -> Result<(), GStageError> {
+    fn zero_table<M: TableMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        table: u64,
+        level: u32,
+    ) -> Result<(), GStageError> {
         for i in 0..self.mode.entries(level) {
             mem.write_u64(table + 8 * i, 0)?;
         }
@@ -325,7 +352,13 @@ impl GStage {
     }
 
     /// Maps one 4 KiB page.
-    pub fn map<M: TableMemory + ?Sized>(&mut self, mem: &mut M, gpa: u64, pa: u64, perms: Perms) -> Result<(), GStageError> {
+    pub fn map<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        gpa: u64,
+        pa: u64,
+        perms: Perms,
+    ) -> Result<(), GStageError> {
         self.map_sized(mem, gpa, pa, perms, PageSize::Size4K)
     }
 
@@ -365,7 +398,9 @@ impl GStage {
             let v = mem.read_u64(slot)?;
             if level == leaf_level {
                 break match self.step(slot, v, level)? {
-                    Step::Invalid => mem.write_u64(slot, leaf_pte(pa, perms)).map_err(GStageError::from),
+                    Step::Invalid => mem
+                        .write_u64(slot, leaf_pte(pa, perms))
+                        .map_err(GStageError::from),
                     Step::Leaf => Err(GStageError::AlreadyMapped { gpa }),
                     Step::Table(_) => Err(GStageError::TableInTheWay { gpa }),
                 };
@@ -397,7 +432,12 @@ impl GStage {
     }
 
     /// Frees the empty tables on `path` (deepest first; never the root).
-    fn prune<M: TableMemory + ?Sized>(&self, mem: &mut M, gpa: u64, path: &[(u64, u32)]) -> Result<(), GStageError> {
+    fn prune<M: TableMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        gpa: u64,
+        path: &[(u64, u32)],
+    ) -> Result<(), GStageError> {
         for w in (1..path.len()).rev() {
             let (table, level) = path[w];
             for i in 0..self.mode.entries(level) {
@@ -414,7 +454,11 @@ impl GStage {
 
     /// Removes the leaf that covers `gpa` and returns it. Tables left empty
     /// are freed.
-    pub fn unmap<M: TableMemory + ?Sized>(&mut self, mem: &mut M, gpa: u64) -> Result<Leaf, GStageError> {
+    pub fn unmap<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        gpa: u64,
+    ) -> Result<Leaf, GStageError> {
         if !self.mode.gpa_ok(gpa) {
             return Err(GStageError::GpaOutOfRange(gpa));
         }
@@ -450,11 +494,20 @@ impl GStage {
         if pa % size != 0 || !ad_ok {
             return Err(GStageError::Corrupt { pa: slot, value: v });
         }
-        Ok(Leaf { gpa: gpa & !(size - 1), pa, size, perms: perms_of(v) })
+        Ok(Leaf {
+            gpa: gpa & !(size - 1),
+            pa,
+            size,
+            perms: perms_of(v),
+        })
     }
 
     /// The leaf covering `gpa`, if any.
-    pub fn translate<M: TableMemory + ?Sized>(&self, mem: &M, gpa: u64) -> Result<Option<Leaf>, GStageError> {
+    pub fn translate<M: TableMemory + ?Sized>(
+        &self,
+        mem: &M,
+        gpa: u64,
+    ) -> Result<Option<Leaf>, GStageError> {
         if !self.mode.gpa_ok(gpa) {
             return Ok(None);
         }
@@ -477,14 +530,28 @@ impl GStage {
     /// Every leaf, in gpa order.
     pub fn leaves<M: TableMemory + ?Sized>(&self, mem: &M) -> Result<Vec<Leaf>, GStageError> {
         let mut out = Vec::new();
-        self.visit(mem, self.root, self.mode.levels() - 1, 0, &mut |_| {}, &mut out)?;
+        self.visit(
+            mem,
+            self.root,
+            self.mode.levels() - 1,
+            0,
+            &mut |_| {},
+            &mut out,
+        )?;
         Ok(out)
     }
 
     /// Machine addresses of every table page, root pages included.
     pub fn table_pages<M: TableMemory + ?Sized>(&self, mem: &M) -> Result<Vec<u64>, GStageError> {
         let mut pages: Vec<u64> = (0..4).map(|i| self.root + i * PAGE_SIZE).collect();
-        self.visit(mem, self.root, self.mode.levels() - 1, 0, &mut |t| pages.push(t), &mut Vec::new())?;
+        self.visit(
+            mem,
+            self.root,
+            self.mode.levels() - 1,
+            0,
+            &mut |t| pages.push(t),
+            &mut Vec::new(),
+        )?;
         Ok(pages)
     }
 
@@ -516,7 +583,14 @@ impl GStage {
     /// Frees every table, the root last.
     pub fn destroy<M: TableMemory + ?Sized>(self, mem: &mut M) -> Result<(), GStageError> {
         let mut tables = Vec::new();
-        self.visit(mem, self.root, self.mode.levels() - 1, 0, &mut |t| tables.push(t), &mut Vec::new())?;
+        self.visit(
+            mem,
+            self.root,
+            self.mode.levels() - 1,
+            0,
+            &mut |t| tables.push(t),
+            &mut Vec::new(),
+        )?;
         // Zero before freeing: the contract is that freed tables are empty.
         for &t in &tables {
             self.zero_table(mem, t, 0)?;

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::gstage::{GStage, GStageError, GStageMode, Leaf, TableMemError, TableMemory};
-use crate::tracker::{Effects, OwnershipError, PageZeroer, Refused, SearchFrom, Tracker, Unmap, ZeroFailed};
+use crate::tracker::{
+    Effects, OwnershipError, PageZeroer, Refused, SearchFrom, Tracker, Unmap, ZeroFailed,
+};
 use crate::types::{HostAccess, MachinePage, Owner, Perms, VmId, PAGE_SIZE};
 
 /// Machine RAM as the hypervisor reaches it.
@@ -106,7 +108,9 @@ impl<M: MachineMemory + ?Sized> Tables<'_, M> {
             self.tracker
                 .zero_page(p, &mut Zeroer(&mut *self.mem))
                 .map_err(|_| TableMemError::BadAddress(p.addr()))?;
-            self.tracker.alloc(p, Owner::Hypervisor).map_err(|_| TableMemError::OutOfMemory)?;
+            self.tracker
+                .alloc(p, Owner::Hypervisor)
+                .map_err(|_| TableMemError::OutOfMemory)?;
             self.table_pages.insert(p);
         }
         Ok(first.addr())
@@ -139,7 +143,10 @@ impl<M: MachineMemory + ?Sized> TableMemory for Tables<'_, M> {
     }
 
     fn alloc_table_page(&mut self) -> Result<u64, TableMemError> {
-        let p = self.tracker.find_free(SearchFrom::Highest, false).ok_or(TableMemError::OutOfMemory)?;
+        let p = self
+            .tracker
+            .find_free(SearchFrom::Highest, false)
+            .ok_or(TableMemError::OutOfMemory)?;
         self.take(p, 1)
     }
 
@@ -258,7 +265,11 @@ impl HypMemory {
     ) -> (&'a mut BTreeMap<VmId, GStage>, Tables<'a, M>) {
         (
             &mut self.gstages,
-            Tables { tracker: &mut self.tracker, table_pages: &mut self.table_pages, mem },
+            Tables {
+                tracker: &mut self.tracker,
+                table_pages: &mut self.table_pages,
+                mem,
+            },
         )
     }
 
@@ -270,7 +281,11 @@ impl HypMemory {
     }
 
     /// Removes the reported mappings from the G-stage tables.
-    fn apply<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, eff: &Effects) -> Result<(), Error> {
+    fn apply<M: MachineMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        eff: &Effects,
+    ) -> Result<(), Error> {
         #[cfg(test)]
         if self.bug_skip_teardown {
             return Ok(());
@@ -278,11 +293,16 @@ impl HypMemory {
         let (gstages, mut tables) = self.split(mem);
         let mut first_err = None;
         for u in &eff.unmapped {
-            let Some(g) = gstages.get_mut(&u.vm) else { continue };
+            let Some(g) = gstages.get_mut(&u.vm) else {
+                continue;
+            };
             match g.unmap(&mut tables, u.gpa) {
                 Ok(leaf) if leaf.pa == u.page.addr() => {}
                 Ok(leaf) => {
-                    first_err.get_or_insert(Error::GStage(GStageError::Corrupt { pa: leaf.pa, value: u.gpa }));
+                    first_err.get_or_insert(Error::GStage(GStageError::Corrupt {
+                        pa: leaf.pa,
+                        value: u.gpa,
+                    }));
                 }
                 Err(e) => {
                     first_err.get_or_insert(Error::GStage(e));
@@ -293,7 +313,12 @@ impl HypMemory {
     }
 
     /// Creates VM `id` with an empty G-stage root table.
-    pub fn create_vm<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, id: VmId, protected: bool) -> Result<(), Error> {
+    pub fn create_vm<M: MachineMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        id: VmId,
+        protected: bool,
+    ) -> Result<(), Error> {
         self.tracker.create_vm(id, protected)?;
         let mode = self.mode;
         let (gstages, mut tables) = self.split(mem);
@@ -312,11 +337,20 @@ impl HypMemory {
     /// Destroys VM `id` and frees its tables. Its pages become free and
     /// await zeroing. The effects list the VM's own mappings (flush its
     /// whole VMID) and those of borrowers of its pages.
-    pub fn destroy_vm<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, id: VmId) -> Result<Effects, Error> {
+    pub fn destroy_vm<M: MachineMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        id: VmId,
+    ) -> Result<Effects, Error> {
         let eff = self.tracker.destroy_vm(id)?;
         let own = self.gstages.remove(&id);
         let others = Effects {
-            unmapped: eff.unmapped.iter().filter(|u| u.vm != id).copied().collect(),
+            unmapped: eff
+                .unmapped
+                .iter()
+                .filter(|u| u.vm != id)
+                .copied()
+                .collect(),
             awaiting_zero: Vec::new(),
         };
         let r = self.apply(mem, &others);
@@ -328,11 +362,17 @@ impl HypMemory {
     }
 
     /// Gives a free page to `to`, lowest first, zeroing it if needed.
-    pub fn alloc_page<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, to: Owner) -> Result<MachinePage, Error> {
+    pub fn alloc_page<M: MachineMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        to: Owner,
+    ) -> Result<MachinePage, Error> {
         let page = self
             .tracker
             .find_free(SearchFrom::Lowest, false)
-            .ok_or(Error::GStage(GStageError::Memory(TableMemError::OutOfMemory)))?;
+            .ok_or(Error::GStage(GStageError::Memory(
+                TableMemError::OutOfMemory,
+            )))?;
         self.tracker.zero_page(page, &mut Zeroer(mem))?;
         self.tracker.alloc(page, to)?;
         Ok(page)
@@ -352,7 +392,13 @@ impl HypMemory {
     }
 
     /// [`Tracker::share`]. Nothing is mapped yet, so no tables change.
-    pub fn share(&mut self, owner: Owner, page: MachinePage, borrower: Owner, perms: Perms) -> Result<(), Error> {
+    pub fn share(
+        &mut self,
+        owner: Owner,
+        page: MachinePage,
+        borrower: Owner,
+        perms: Perms,
+    ) -> Result<(), Error> {
         self.guard(page)?;
         Ok(self.tracker.share(owner, page, borrower, perms)?)
     }
@@ -370,7 +416,12 @@ impl HypMemory {
     }
 
     /// [`Tracker::reclaim`], with the G-stage entries removed.
-    pub fn reclaim<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, requester: Owner, page: MachinePage) -> Result<Effects, Error> {
+    pub fn reclaim<M: MachineMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        requester: Owner,
+        page: MachinePage,
+    ) -> Result<Effects, Error> {
         self.guard(page)?;
         let eff = self.tracker.reclaim(requester, page)?;
         self.apply(mem, &eff).map(|()| eff)
@@ -404,9 +455,20 @@ impl HypMemory {
     }
 
     /// Unmaps `vm`'s `gpa`; the caller invalidates the returned translation.
-    pub fn unmap<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, vm: VmId, gpa: u64) -> Result<Unmap, Error> {
+    pub fn unmap<M: MachineMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        vm: VmId,
+        gpa: u64,
+    ) -> Result<Unmap, Error> {
         let u = self.tracker.unmap(vm, gpa)?;
-        self.apply(mem, &Effects { unmapped: vec![u], awaiting_zero: Vec::new() })?;
+        self.apply(
+            mem,
+            &Effects {
+                unmapped: vec![u],
+                awaiting_zero: Vec::new(),
+            },
+        )?;
         Ok(u)
     }
 
@@ -416,17 +478,30 @@ impl HypMemory {
     }
 
     /// What `vm`'s G-stage tables say about `gpa`.
-    pub fn translate<M: MachineMemory + ?Sized>(&self, mem: &M, vm: VmId, gpa: u64) -> Result<Option<Leaf>, Error> {
+    pub fn translate<M: MachineMemory + ?Sized>(
+        &self,
+        mem: &M,
+        vm: VmId,
+        gpa: u64,
+    ) -> Result<Option<Leaf>, Error> {
         let g = self.gstages.get(&vm).ok_or(OwnershipError::NoSuchVm(vm))?;
         Ok(g.translate(&ReadTables(mem), gpa)?)
     }
 
     /// Checks every page the range `gpa..gpa+len` of `vm` touches.
-    fn host_pages(&self, vm: VmId, gpa: u64, len: usize, access: HostAccess) -> Result<Vec<(u64, usize, usize)>, Error> {
+    fn host_pages(
+        &self,
+        vm: VmId,
+        gpa: u64,
+        len: usize,
+        access: HostAccess,
+    ) -> Result<Vec<(u64, usize, usize)>, Error> {
         let mut out = Vec::new();
         let mut done = 0usize;
         while done < len {
-            let cur = gpa.checked_add(done as u64).ok_or(Refused::NotMapped { vm, gpa: u64::MAX })?;
+            let cur = gpa
+                .checked_add(done as u64)
+                .ok_or(Refused::NotMapped { vm, gpa: u64::MAX })?;
             let off = (cur % PAGE_SIZE) as usize;
             let n = (PAGE_SIZE as usize - off).min(len - done);
             let page = self.tracker.host_access_gpa(vm, cur, access)?;
@@ -441,7 +516,13 @@ impl HypMemory {
     /// guest-physical `gpa..gpa+buf.len()`, or refuses — before reading
     /// anything — if any page of it is not mapped, is a protected VM's page
     /// not shared with the host, or awaits zeroing.
-    pub fn host_read<M: MachineMemory + ?Sized>(&self, mem: &M, vm: VmId, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+    pub fn host_read<M: MachineMemory + ?Sized>(
+        &self,
+        mem: &M,
+        vm: VmId,
+        gpa: u64,
+        buf: &mut [u8],
+    ) -> Result<(), Error> {
         for (pa, at, n) in self.host_pages(vm, gpa, buf.len(), HostAccess::Read)? {
             mem.read(pa, &mut buf[at..at + n])?;
         }
@@ -450,7 +531,13 @@ impl HypMemory {
 
     /// The guest-memory write interface; refuses like [`host_read`](Self::host_read)
     /// (a protected page needs a writable share with the host).
-    pub fn host_write<M: MachineMemory + ?Sized>(&self, mem: &mut M, vm: VmId, gpa: u64, data: &[u8]) -> Result<(), Error> {
+    pub fn host_write<M: MachineMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        vm: VmId,
+        gpa: u64,
+        data: &[u8],
+    ) -> Result<(), Error> {
         for (pa, at, n) in self.host_pages(vm, gpa, data.len(), HostAccess::Write)? {
             mem.write(pa, &data[at..at + n])?;
         }
@@ -467,7 +554,8 @@ impl HypMemory {
         let mut reached = BTreeSet::new();
         for (&vm, g) in &self.gstages {
             let leaves = g.leaves(&rt).map_err(|e| format!("{vm}: {e}"))?;
-            let have: Vec<(u64, u64, Perms)> = leaves.iter().map(|l| (l.gpa, l.pa, l.perms)).collect();
+            let have: Vec<(u64, u64, Perms)> =
+                leaves.iter().map(|l| (l.gpa, l.pa, l.perms)).collect();
             let want: Vec<(u64, u64, Perms)> = self
                 .tracker
                 .mappings(vm)
@@ -483,14 +571,21 @@ impl HypMemory {
             }
         }
         if reached != self.table_pages {
-            return Err(format!("table pages reached {reached:?}, recorded {:?}", self.table_pages));
+            return Err(format!(
+                "table pages reached {reached:?}, recorded {:?}",
+                self.table_pages
+            ));
         }
         for &p in &self.table_pages {
             if self.tracker.owner(p) != Ok(Owner::Hypervisor) {
                 return Err(format!("table {p} is not hypervisor-owned"));
             }
         }
-        if self.gstages.keys().ne(self.tracker.vms().iter().map(|(v, _)| v)) {
+        if self
+            .gstages
+            .keys()
+            .ne(self.tracker.vms().iter().map(|(v, _)| v))
+        {
             return Err("VMs with tables differ from VMs in the tracker".into());
         }
         Ok(())

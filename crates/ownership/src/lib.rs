@@ -122,7 +122,9 @@ mod types;
 #[cfg(test)]
 mod model_tests;
 
-pub use gstage::{pte, GStage, GStageError, GStageMode, Leaf, PageSize, TableMemError, TableMemory};
+pub use gstage::{
+    pte, GStage, GStageError, GStageMode, Leaf, PageSize, TableMemError, TableMemory,
+};
 pub use hyp::{Error, HypMemory, MachineMemory};
 pub use tracker::{
     Effects, OwnershipError, PageZeroer, Refused, SearchFrom, Tracker, Unmap, ZeroFailed,

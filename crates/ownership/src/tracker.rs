@@ -73,7 +73,10 @@ pub enum OwnershipError {
     /// The page is outside the memory the tracker manages.
     PageOutOfRange(MachinePage),
     /// The tracker's range is empty or wraps around the address space.
-    BadRange { base: MachinePage, pages: u64 },
+    BadRange {
+        base: MachinePage,
+        pages: u64,
+    },
     /// A guest-physical address that is not 4 KiB aligned.
     MisalignedGpa(u64),
     NoSuchVm(VmId),
@@ -83,30 +86,66 @@ pub enum OwnershipError {
     /// The two parties of a transfer or share are the same.
     SameParty(Owner),
     /// The requester does not own the page.
-    NotOwner { page: MachinePage, requester: Owner, owner: Owner },
+    NotOwner {
+        page: MachinePage,
+        requester: Owner,
+        owner: Owner,
+    },
     /// The page was reclaimed or freed and has not been zeroed yet.
     AwaitingZero(MachinePage),
     /// The page is lent to borrowers; unshare (or reclaim) it first.
     PageShared(MachinePage),
     /// A protected VM's page may be shared with the hypervisor only.
-    ProtectedShare { page: MachinePage, vm: VmId, borrower: Owner },
+    ProtectedShare {
+        page: MachinePage,
+        vm: VmId,
+        borrower: Owner,
+    },
     /// A protected VM's page cannot be taken away from it while it lives.
-    ProtectedPage { page: MachinePage, vm: VmId },
-    AlreadyShared { page: MachinePage, borrower: Owner },
-    NotShared { page: MachinePage, borrower: Owner },
+    ProtectedPage {
+        page: MachinePage,
+        vm: VmId,
+    },
+    AlreadyShared {
+        page: MachinePage,
+        borrower: Owner,
+    },
+    NotShared {
+        page: MachinePage,
+        borrower: Owner,
+    },
     /// Empty, or write without read (§4.3.1 Table 4.5 reserves R=0/W=1).
     InvalidPerms(Perms),
     /// The VM already maps something at this guest-physical address.
-    GpaInUse { vm: VmId, gpa: u64, page: MachinePage },
-    NotMapped { vm: VmId, gpa: u64 },
+    GpaInUse {
+        vm: VmId,
+        gpa: u64,
+        page: MachinePage,
+    },
+    NotMapped {
+        vm: VmId,
+        gpa: u64,
+    },
     /// The VM neither owns nor borrows the page.
-    NoRight { vm: VmId, page: MachinePage },
+    NoRight {
+        vm: VmId,
+        page: MachinePage,
+    },
     /// The VM borrows the page, but with fewer permissions than it asked for.
-    PermsExceedGrant { vm: VmId, page: MachinePage, requested: Perms, granted: Perms },
+    PermsExceedGrant {
+        vm: VmId,
+        page: MachinePage,
+        requested: Perms,
+        granted: Perms,
+    },
     /// The requester has no right to reclaim this page (it is free, or the
     /// requester neither donated it nor is the hypervisor taking it back from
     /// a VM), or there is nothing to take back (own page with no borrowers).
-    NotReclaimable { page: MachinePage, requester: Owner, owner: Owner },
+    NotReclaimable {
+        page: MachinePage,
+        requester: Owner,
+        owner: Owner,
+    },
     /// The zeroer failed; the page still awaits zeroing.
     ZeroFailed(MachinePage),
 }
@@ -165,10 +204,17 @@ pub enum Refused {
     OutOfRange(MachinePage),
     NoSuchVm(VmId),
     /// The VM maps nothing at this guest-physical address.
-    NotMapped { vm: VmId, gpa: u64 },
+    NotMapped {
+        vm: VmId,
+        gpa: u64,
+    },
     /// The page belongs to a protected VM, which has not shared it with the
     /// hypervisor for this kind of access.
-    Protected { page: MachinePage, vm: VmId, access: HostAccess },
+    Protected {
+        page: MachinePage,
+        vm: VmId,
+        access: HostAccess,
+    },
     /// The page still holds a previous owner's data.
     AwaitingZero(MachinePage),
     /// Writing a free page would break "free pages are zero".
@@ -270,7 +316,13 @@ impl Tracker {
         }
         Ok(Tracker {
             base: base.pfn(),
-            info: vec![PageInfo { owner: Owner::Free, donor: None }; pages as usize],
+            info: vec![
+                PageInfo {
+                    owner: Owner::Free,
+                    donor: None
+                };
+                pages as usize
+            ],
             vms: BTreeMap::new(),
             borrows: BTreeMap::new(),
             rmap: BTreeMap::new(),
@@ -361,7 +413,10 @@ impl Tracker {
 
     /// What `borrower` was granted on `page`, if it borrows it.
     pub fn grant(&self, page: MachinePage, borrower: Owner) -> Option<Perms> {
-        self.borrows.get(&page).and_then(|b| b.get(&borrower)).copied()
+        self.borrows
+            .get(&page)
+            .and_then(|b| b.get(&borrower))
+            .copied()
     }
 
     /// The page was reclaimed or freed and must be zeroed before anyone
@@ -386,7 +441,11 @@ impl Tracker {
 
     /// What `vm` maps at the page containing guest-physical `gpa`.
     pub fn lookup(&self, vm: VmId, gpa: u64) -> Option<(MachinePage, Perms)> {
-        self.vms.get(&vm)?.maps.get(&(gpa & !(PAGE_SIZE - 1))).copied()
+        self.vms
+            .get(&vm)?
+            .maps
+            .get(&(gpa & !(PAGE_SIZE - 1)))
+            .copied()
     }
 
     /// Every mapping of `vm`, sorted by gpa.
@@ -395,13 +454,21 @@ impl Tracker {
             .vm(vm)?
             .maps
             .iter()
-            .map(|(&gpa, &(page, perms))| Unmap { vm, gpa, page, perms })
+            .map(|(&gpa, &(page, perms))| Unmap {
+                vm,
+                gpa,
+                page,
+                perms,
+            })
             .collect())
     }
 
     /// Who maps machine page `page`: every (vm, gpa), sorted.
     pub fn who_maps(&self, page: MachinePage) -> Vec<(VmId, u64)> {
-        self.rmap.get(&page).map(|s| s.iter().copied().collect()).unwrap_or_default()
+        self.rmap
+            .get(&page)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Every page owned by `owner`, sorted.
@@ -441,7 +508,10 @@ impl Tracker {
         let aligned = |i: u64| (self.base + i) % align == 0;
         match from {
             SearchFrom::Lowest => (0..=last_start).filter(|&i| aligned(i)).find(|&i| fits(i)),
-            SearchFrom::Highest => (0..=last_start).rev().filter(|&i| aligned(i)).find(|&i| fits(i)),
+            SearchFrom::Highest => (0..=last_start)
+                .rev()
+                .filter(|&i| aligned(i))
+                .find(|&i| fits(i)),
         }
         .map(|i| MachinePage::from_pfn(self.base + i))
     }
@@ -457,13 +527,23 @@ impl Tracker {
                         self.rmap.remove(&page);
                     }
                 }
-                eff.unmapped.push(Unmap { vm, gpa, page, perms });
+                eff.unmapped.push(Unmap {
+                    vm,
+                    gpa,
+                    page,
+                    perms,
+                });
             }
         }
     }
 
     /// Removes the mappings of `page` by VMs that `which` selects.
-    fn drop_mappings_of(&mut self, page: MachinePage, which: impl Fn(VmId) -> bool, eff: &mut Effects) {
+    fn drop_mappings_of(
+        &mut self,
+        page: MachinePage,
+        which: impl Fn(VmId) -> bool,
+        eff: &mut Effects,
+    ) {
         let victims: Vec<(VmId, u64)> = self
             .rmap
             .get(&page)
@@ -486,7 +566,13 @@ impl Tracker {
         if self.vms.contains_key(&id) {
             return Err(OwnershipError::VmExists(id));
         }
-        self.vms.insert(id, VmState { protected, maps: BTreeMap::new() });
+        self.vms.insert(
+            id,
+            VmState {
+                protected,
+                maps: BTreeMap::new(),
+            },
+        );
         Ok(())
     }
 
@@ -504,7 +590,12 @@ impl Tracker {
                     self.rmap.remove(&page);
                 }
             }
-            eff.unmapped.push(Unmap { vm: id, gpa, page, perms });
+            eff.unmapped.push(Unmap {
+                vm: id,
+                gpa,
+                page,
+                perms,
+            });
         }
         let me = Owner::Vm(id);
         for i in 0..self.info.len() {
@@ -512,7 +603,10 @@ impl Tracker {
             if self.info[i].owner == me {
                 self.borrows.remove(&page);
                 self.drop_mappings_of(page, |_| true, &mut eff);
-                self.info[i] = PageInfo { owner: Owner::Free, donor: None };
+                self.info[i] = PageInfo {
+                    owner: Owner::Free,
+                    donor: None,
+                };
                 self.make_pending(page, &mut eff);
             } else if self.info[i].donor == Some(me) {
                 self.info[i].donor = None;
@@ -535,7 +629,12 @@ impl Tracker {
     ///   VM's data never leaves it this way (share it for that).
     ///
     /// The page must not be shared out or awaiting zeroing.
-    pub fn donate(&mut self, from: Owner, page: MachinePage, to: Owner) -> Result<Effects, OwnershipError> {
+    pub fn donate(
+        &mut self,
+        from: Owner,
+        page: MachinePage,
+        to: Owner,
+    ) -> Result<Effects, OwnershipError> {
         let i = self.idx(page)?;
         self.party_or_free(from)?;
         self.party_or_free(to)?;
@@ -544,7 +643,11 @@ impl Tracker {
         }
         let owner = self.info[i].owner;
         if owner != from {
-            return Err(OwnershipError::NotOwner { page, requester: from, owner });
+            return Err(OwnershipError::NotOwner {
+                page,
+                requester: from,
+                owner,
+            });
         }
         if self.pending.contains(&page) {
             return Err(OwnershipError::AwaitingZero(page));
@@ -563,7 +666,11 @@ impl Tracker {
         let zero = to == Owner::Free || self.is_protected_owner(from).is_some();
         self.info[i] = PageInfo {
             owner: to,
-            donor: if from == Owner::Free || to == Owner::Free { None } else { Some(from) },
+            donor: if from == Owner::Free || to == Owner::Free {
+                None
+            } else {
+                Some(from)
+            },
         };
         if zero {
             self.make_pending(page, &mut eff);
@@ -603,7 +710,11 @@ impl Tracker {
         }
         let actual = self.info[i].owner;
         if actual != owner {
-            return Err(OwnershipError::NotOwner { page, requester: owner, owner: actual });
+            return Err(OwnershipError::NotOwner {
+                page,
+                requester: owner,
+                owner: actual,
+            });
         }
         if self.pending.contains(&page) {
             return Err(OwnershipError::AwaitingZero(page));
@@ -620,13 +731,21 @@ impl Tracker {
         if self.grant(page, borrower).is_some() {
             return Err(OwnershipError::AlreadyShared { page, borrower });
         }
-        self.borrows.entry(page).or_default().insert(borrower, perms);
+        self.borrows
+            .entry(page)
+            .or_default()
+            .insert(borrower, perms);
         Ok(())
     }
 
     /// `owner` ends `borrower`'s loan of `page`; the borrower's mappings of
     /// it are removed and reported.
-    pub fn unshare(&mut self, owner: Owner, page: MachinePage, borrower: Owner) -> Result<Effects, OwnershipError> {
+    pub fn unshare(
+        &mut self,
+        owner: Owner,
+        page: MachinePage,
+        borrower: Owner,
+    ) -> Result<Effects, OwnershipError> {
         let i = self.idx(page)?;
         self.party(owner)?;
         if borrower == Owner::Free {
@@ -634,7 +753,11 @@ impl Tracker {
         }
         let actual = self.info[i].owner;
         if actual != owner {
-            return Err(OwnershipError::NotOwner { page, requester: owner, owner: actual });
+            return Err(OwnershipError::NotOwner {
+                page,
+                requester: owner,
+                owner: actual,
+            });
         }
         if self.grant(page, borrower).is_none() {
             return Err(OwnershipError::NotShared { page, borrower });
@@ -665,14 +788,22 @@ impl Tracker {
     ///   that VM lives: it leaves only by the VM's own donation or by
     ///   [`destroy_vm`](Self::destroy_vm). (Taking it would let the host
     ///   swap zeros — or anything — under a running protected guest.)
-    pub fn reclaim(&mut self, requester: Owner, page: MachinePage) -> Result<Effects, OwnershipError> {
+    pub fn reclaim(
+        &mut self,
+        requester: Owner,
+        page: MachinePage,
+    ) -> Result<Effects, OwnershipError> {
         let i = self.idx(page)?;
         self.party(requester)?;
         let PageInfo { owner, donor } = self.info[i];
         let mut eff = Effects::default();
         if owner == requester {
             let Some(b) = self.borrows.remove(&page) else {
-                return Err(OwnershipError::NotReclaimable { page, requester, owner });
+                return Err(OwnershipError::NotReclaimable {
+                    page,
+                    requester,
+                    owner,
+                });
             };
             self.drop_mappings_of(page, |m| b.contains_key(&Owner::Vm(m)), &mut eff);
             return Ok(eff.finish());
@@ -681,13 +812,21 @@ impl Tracker {
             return Err(OwnershipError::ProtectedPage { page, vm });
         }
         let permitted = owner != Owner::Free
-            && (donor == Some(requester) || (requester == Owner::Hypervisor && owner.vm().is_some()));
+            && (donor == Some(requester)
+                || (requester == Owner::Hypervisor && owner.vm().is_some()));
         if !permitted {
-            return Err(OwnershipError::NotReclaimable { page, requester, owner });
+            return Err(OwnershipError::NotReclaimable {
+                page,
+                requester,
+                owner,
+            });
         }
         self.borrows.remove(&page);
         self.drop_mappings_of(page, |_| true, &mut eff);
-        self.info[i] = PageInfo { owner: requester, donor: None };
+        self.info[i] = PageInfo {
+            owner: requester,
+            donor: None,
+        };
         #[cfg(test)]
         let skip = self.bugs.no_zero_on_reclaim;
         #[cfg(not(test))]
@@ -702,7 +841,13 @@ impl Tracker {
     /// The VM must own the page (any valid perms) or borrow it (perms within
     /// the grant); the page must not be awaiting zeroing; `gpa` must be free
     /// in the VM. The same page may be mapped at several gpas.
-    pub fn map(&mut self, vm: VmId, gpa: u64, page: MachinePage, perms: Perms) -> Result<(), OwnershipError> {
+    pub fn map(
+        &mut self,
+        vm: VmId,
+        gpa: u64,
+        page: MachinePage,
+        perms: Perms,
+    ) -> Result<(), OwnershipError> {
         let st = self.vm(vm)?;
         if gpa % PAGE_SIZE != 0 {
             return Err(OwnershipError::MisalignedGpa(gpa));
@@ -725,7 +870,12 @@ impl Tracker {
             match self.grant(page, Owner::Vm(vm)) {
                 None => return Err(OwnershipError::NoRight { vm, page }),
                 Some(granted) if !granted.contains(perms) => {
-                    return Err(OwnershipError::PermsExceedGrant { vm, page, requested: perms, granted })
+                    return Err(OwnershipError::PermsExceedGrant {
+                        vm,
+                        page,
+                        requested: perms,
+                        granted,
+                    })
                 }
                 Some(_) => {}
             }
@@ -748,7 +898,9 @@ impl Tracker {
         }
         let mut eff = Effects::default();
         self.drop_mapping(vm, gpa, &mut eff);
-        eff.unmapped.pop().ok_or(OwnershipError::NotMapped { vm, gpa })
+        eff.unmapped
+            .pop()
+            .ok_or(OwnershipError::NotMapped { vm, gpa })
     }
 
     /// May a host-side interface access `page`? Refuses pages of protected
@@ -774,7 +926,12 @@ impl Tracker {
 
     /// The host-side check in guest-physical terms: which machine page holds
     /// `vm`'s guest-physical `gpa` (any alignment), and may the host access it?
-    pub fn host_access_gpa(&self, vm: VmId, gpa: u64, access: HostAccess) -> Result<MachinePage, Refused> {
+    pub fn host_access_gpa(
+        &self,
+        vm: VmId,
+        gpa: u64,
+        access: HostAccess,
+    ) -> Result<MachinePage, Refused> {
         if !self.vms.contains_key(&vm) {
             return Err(Refused::NoSuchVm(vm));
         }
@@ -784,22 +941,31 @@ impl Tracker {
     }
 
     /// Zeroes `page` through `z` if it is awaiting zeroing; returns whether it was.
-    pub fn zero_page<Z: PageZeroer + ?Sized>(&mut self, page: MachinePage, z: &mut Z) -> Result<bool, OwnershipError> {
+    pub fn zero_page<Z: PageZeroer + ?Sized>(
+        &mut self,
+        page: MachinePage,
+        z: &mut Z,
+    ) -> Result<bool, OwnershipError> {
         self.idx(page)?;
         if !self.pending.contains(&page) {
             return Ok(false);
         }
-        z.zero_page(page).map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
+        z.zero_page(page)
+            .map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
         self.pending.remove(&page);
         Ok(true)
     }
 
     /// Zeroes every page awaiting zeroing, lowest first; returns how many.
     /// On a zeroer failure the failed page and those after it stay pending.
-    pub fn zero_pending<Z: PageZeroer + ?Sized>(&mut self, z: &mut Z) -> Result<usize, OwnershipError> {
+    pub fn zero_pending<Z: PageZeroer + ?Sized>(
+        &mut self,
+        z: &mut Z,
+    ) -> Result<usize, OwnershipError> {
         let mut n = 0;
         while let Some(&p) = self.pending.first() {
-            z.zero_page(p).map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
+            z.zero_page(p)
+                .map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
             self.pending.remove(&p);
             n += 1;
         }
@@ -818,7 +984,10 @@ impl Tracker {
                 }
             }
             if let Some(d) = inf.donor {
-                if d == inf.owner || d == Owner::Free || d.vm().is_some_and(|v| !self.vms.contains_key(&v)) {
+                if d == inf.owner
+                    || d == Owner::Free
+                    || d.vm().is_some_and(|v| !self.vms.contains_key(&v))
+                {
                     return Err(format!("{page} has bad donor {d} (owner {})", inf.owner));
                 }
             }
@@ -848,21 +1017,30 @@ impl Tracker {
             for (&gpa, &(page, perms)) in &st.maps {
                 count += 1;
                 if !self.rmap.get(&page).is_some_and(|s| s.contains(&(vm, gpa))) {
-                    return Err(format!("{vm} gpa {gpa:#x} -> {page} missing from reverse map"));
+                    return Err(format!(
+                        "{vm} gpa {gpa:#x} -> {page} missing from reverse map"
+                    ));
                 }
                 if self.pending.contains(&page) {
                     return Err(format!("{vm} maps {page}, which awaits zero"));
                 }
                 let owner = self.owner(page).map_err(|e| e.to_string())?;
-                let ok = owner == Owner::Vm(vm) || self.grant(page, Owner::Vm(vm)).is_some_and(|g| g.contains(perms));
+                let ok = owner == Owner::Vm(vm)
+                    || self
+                        .grant(page, Owner::Vm(vm))
+                        .is_some_and(|g| g.contains(perms));
                 if !ok {
-                    return Err(format!("{vm} maps {page} ({perms}) without the right (owner {owner})"));
+                    return Err(format!(
+                        "{vm} maps {page} ({perms}) without the right (owner {owner})"
+                    ));
                 }
             }
         }
         let rcount: usize = self.rmap.values().map(|s| s.len()).sum();
         if rcount != count || self.rmap.values().any(|s| s.is_empty()) {
-            return Err(format!("reverse map has {rcount} entries, forward maps {count}"));
+            return Err(format!(
+                "reverse map has {rcount} entries, forward maps {count}"
+            ));
         }
         Ok(())
     }
