@@ -46,8 +46,12 @@ pub enum Error {
     Refused(Refused),
     /// The page holds G-stage tables; it can't be given to a VM.
     TablePage(MachinePage),
-    /// Machine memory failed.
+    /// Machine memory failed, or has no free page left.
     Memory(TableMemError),
+    /// During a teardown, a VM's tables mapped `gpa` to a different page
+    /// than the bookkeeping said (the table memory was overwritten behind
+    /// the builder's back). The entry was removed anyway.
+    TablesDisagree { vm: VmId, gpa: u64 },
 }
 
 impl From<OwnershipError> for Error {
@@ -79,6 +83,12 @@ impl fmt::Display for Error {
             Error::Refused(e) => write!(f, "{e}"),
             Error::TablePage(p) => write!(f, "{p} holds G-stage tables"),
             Error::Memory(e) => write!(f, "machine memory: {e}"),
+            Error::TablesDisagree { vm, gpa } => {
+                write!(
+                    f,
+                    "{vm}'s G-stage tables disagree with the bookkeeping at {gpa:#x}"
+                )
+            }
         }
     }
 }
@@ -298,11 +308,11 @@ impl HypMemory {
             };
             match g.unmap(&mut tables, u.gpa) {
                 Ok(leaf) if leaf.pa == u.page.addr() => {}
-                Ok(leaf) => {
-                    first_err.get_or_insert(Error::GStage(GStageError::Corrupt {
-                        pa: leaf.pa,
-                        value: u.gpa,
-                    }));
+                Ok(_) => {
+                    first_err.get_or_insert(Error::TablesDisagree {
+                        vm: u.vm,
+                        gpa: u.gpa,
+                    });
                 }
                 Err(e) => {
                     first_err.get_or_insert(Error::GStage(e));
@@ -370,9 +380,7 @@ impl HypMemory {
         let page = self
             .tracker
             .find_free(SearchFrom::Lowest, false)
-            .ok_or(Error::GStage(GStageError::Memory(
-                TableMemError::OutOfMemory,
-            )))?;
+            .ok_or(Error::Memory(TableMemError::OutOfMemory))?;
         self.tracker.zero_page(page, &mut Zeroer(mem))?;
         self.tracker.alloc(page, to)?;
         Ok(page)
