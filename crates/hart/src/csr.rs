@@ -693,6 +693,31 @@ impl Hart {
         Ok(())
     }
 
+    /// Reads CSR `n` with no access checks, as M-mode would (the `time`
+    /// counter reads as 0 here; it lives on the bus). For software running
+    /// on the host in a privileged mode: Strata's hypervisor, debuggers.
+    pub fn csr_peek(&self, n: u16) -> Option<u64> {
+        struct NoBus;
+        impl Bus for NoBus {
+            fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
+                None
+            }
+            fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
+                false
+            }
+            fn mtime(&self) -> u64 {
+                0
+            }
+        }
+        self.csr_value(&mut NoBus, n, false)
+    }
+
+    /// Writes CSR `n` with its architectural write semantics and no access
+    /// checks. Returns false for a CSR that does not exist.
+    pub fn csr_poke(&mut self, n: u16, v: u64) -> bool {
+        self.csr_peek(n).is_some() && self.csr_write(n, v).is_ok()
+    }
+
     pub(crate) fn set_mstatus(&mut self, v: u64) {
         self.csr.mstatus = v;
         self.update_mmu_ctx();

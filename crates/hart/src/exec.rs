@@ -20,6 +20,24 @@ impl Hart {
         Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits)
     }
 
+    /// SRET from M or HS (§3.3.2, §8.6.4): to the privilege in SPP and the
+    /// V in `hstatus.SPV`, which is cleared; SIE = SPIE, SPIE = 1. Returns
+    /// the new pc, `sepc`.
+    pub(crate) fn sret_hs(&mut self) -> u64 {
+        let ms = self.csr.mstatus;
+        let spp = if ms & status::SPP != 0 { Priv::S } else { Priv::U };
+        let virt = self.csr.hstatus & hstatus::SPV != 0;
+        self.csr.hstatus &= !hstatus::SPV;
+        let mut v = ms & !(status::SIE | status::SPP | status::MPRV);
+        if ms & status::SPIE != 0 {
+            v |= status::SIE;
+        }
+        v |= status::SPIE;
+        self.csr.mstatus = v;
+        self.set_mode(spp, virt);
+        self.csr.sepc
+    }
+
     /// The rules shared by the hypervisor instructions (§8.3, §8.6.1): a
     /// virtual-instruction exception when V=1; illegal in U-mode, except
     /// HLV/HLVX/HSV when `hstatus.HU` = 1 (`load_store`).
@@ -195,19 +213,7 @@ impl Hart {
                     if self.prv == Priv::U || (self.prv == Priv::S && self.csr.mstatus & status::TSR != 0) {
                         return Err(self.illegal_insn());
                     }
-                    // §8.6.4: V becomes hstatus.SPV, which is cleared.
-                    let ms = self.csr.mstatus;
-                    let spp = if ms & status::SPP != 0 { Priv::S } else { Priv::U };
-                    let virt = self.csr.hstatus & hstatus::SPV != 0;
-                    self.csr.hstatus &= !hstatus::SPV;
-                    let mut v = ms & !(status::SIE | status::SPP | status::MPRV);
-                    if ms & status::SPIE != 0 {
-                        v |= status::SIE;
-                    }
-                    v |= status::SPIE;
-                    self.csr.mstatus = v;
-                    next = self.csr.sepc;
-                    self.set_mode(spp, virt);
+                    next = self.sret_hs();
                 }
             }
             Op::WFI => {

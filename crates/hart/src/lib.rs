@@ -73,6 +73,12 @@ pub struct Hart {
     /// What the next trap carries besides cause and tval, set by the paths
     /// that raise guest-page faults and faults on guest virtual addresses.
     trap_extra: trap::TrapExtra,
+    /// Hypervisor mode (`strata run`): HS-mode is Strata's hypervisor, code
+    /// on the host, so a trap into HS stops the hart (see
+    /// [`Hart::enter_guest`]) instead of running code at `stvec`.
+    hyp_mode: bool,
+    /// Set when a trap went to HS (or M) in hypervisor mode.
+    hyp_exit: Option<TrapTarget>,
     /// LR reservation: the physical address reserved, if any.
     reservation: Option<u64>,
     /// The value the last LR read (an SC succeeds only if memory still
@@ -119,6 +125,8 @@ impl Hart {
             ctx_fetch: 0,
             ctx_data: 0,
             trap_extra: trap::TrapExtra::default(),
+            hyp_mode: false,
+            hyp_exit: None,
             reservation: None,
             lr_value: 0,
             event: true,
@@ -221,6 +229,13 @@ impl Hart {
         self.event = true;
     }
 
+    /// HFENCE.GVMA executed by host software in HS-mode (Strata's
+    /// hypervisor); `gpa` is not shifted.
+    pub fn hfence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
+        self.stats.count_fence(stats::Fence::HfenceGvma);
+        self.fence_gvma(gpa, vmid);
+    }
+
     /// HFENCE.GVMA (§8.3.2): drop the combined entries of the matching VMs
     /// whose G-stage leaf covers `gpa`, or all of them.
     pub(crate) fn fence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
@@ -231,10 +246,33 @@ impl Hart {
 
     /// Drops every cached translation, in every address space, that reaches
     /// the guest-RAM page at offset `ram_page << 12` (invalidation by
-    /// physical address, used when a page changes hands).
-    pub fn invalidate_ram_page(&mut self, ram_page: u64) {
+    /// physical address, used when a page changes hands). Returns how many.
+    pub fn invalidate_ram_page(&mut self, ram_page: u64) -> u64 {
+        let before = self.tlb.stats.dropped;
         self.tlb.flush_ram_page(ram_page);
         self.event = true;
+        self.tlb.stats.dropped - before
+    }
+
+    /// The coarse alternatives to [`invalidate_ram_page`] for a change to
+    /// RAM page `ram_page`: drop every translation of the VMs with these
+    /// VMIDs (`Some`), or of every address space (`None`), counting the
+    /// collateral. Returns (dropped, collateral).
+    pub fn invalidate_coarse(&mut self, vmids: Option<&[u64]>, ram_page: u64) -> (u64, u64) {
+        let (d, c) = (self.tlb.stats.dropped, self.tlb.stats.collateral_dropped);
+        let mask = match vmids {
+            Some(ids) => self.spaces.mask_where(|k| k.virt && ids.contains(&k.vmid())),
+            None => u64::MAX,
+        };
+        self.tlb.flush_spaces_for_page(mask, ram_page);
+        self.event = true;
+        (self.tlb.stats.dropped - d, self.tlb.stats.collateral_dropped - c)
+    }
+
+    /// Keeps a reverse index from RAM pages to TLB entries, which makes
+    /// [`invalidate_ram_page`] cost what the page has, not the TLB's size.
+    pub fn enable_tlb_reverse_index(&mut self) {
+        self.tlb.enable_reverse_index();
     }
 
     /// TLB hits and misses by (V, VMID).
@@ -273,6 +311,9 @@ impl Hart {
         let mut exit = RunExit::Budget;
         while used < budget {
             self.event = false;
+            if self.hyp_exit.is_some() {
+                break;
+            }
             self.poll_interrupts();
             if self.wfi {
                 exit = RunExit::Idle;
@@ -313,7 +354,7 @@ impl Hart {
                 off
             }
             None => {
-                self.tlb.note_miss(strata_mmu::Access::Fetch, self.ctx_fetch);
+                self.tlb.note_miss(strata_mmu::Access::Fetch, pc, self.ctx_fetch);
                 self.translate_fetch(pc)?;
                 match self.tlb.lookup(strata_mmu::Access::Fetch, pc, self.ctx_fetch) {
                     Some(off) => off,
@@ -347,6 +388,7 @@ impl Hart {
                 }
                 Err(t) => {
                     self.pc = pc;
+                    self.note_transformed_insn(&s.insn, s.raw, &t);
                     self.take_trap(t.cause, t.tval);
                     return used;
                 }
@@ -375,7 +417,70 @@ impl Hart {
         let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
         let insn: Insn = decode::decode(key);
         self.cur_insn_bits = key as u64;
-        self.pc = self.execute(bus, insn, key, self.pc)?;
-        Ok(())
+        match self.execute(bus, insn, key, self.pc) {
+            Ok(next) => {
+                self.pc = next;
+                Ok(())
+            }
+            Err(t) => {
+                self.note_transformed_insn(&insn, key, &t);
+                Err(t)
+            }
+        }
+    }
+
+    // ---- hypervisor mode ---------------------------------------------------
+
+    /// Puts the hart under a host-side hypervisor: from now on a trap into
+    /// HS-mode (or M-mode) ends [`enter_guest`](Self::enter_guest) with the
+    /// trap's CSRs written as the architecture says, for the hypervisor to
+    /// read. The hart starts in HS-mode with nothing delegated to M's care:
+    /// `medeleg` and `mideleg` hand every delegable trap to HS.
+    pub fn set_hypervisor_mode(&mut self) {
+        self.hyp_mode = true;
+        self.csr.medeleg = 0xb7ff | 0xf << 20;
+        self.csr.mideleg = csr::IP_S;
+        // No M-mode software: counters are HS's to hand out (hcounteren),
+        // and PMP entry 0 opens all of memory to S and U (§3.7.1: with PMP
+        // implemented and no entry matching, S/U accesses fail), as the
+        // firmware of a bare machine would.
+        self.csr.mcounteren = 0xffff_ffff;
+        self.pmp.write_addr(0, u64::MAX >> 10);
+        self.pmp.write_cfg(0, 0x1f); // NAPOT, R W X
+        self.tlb.flush();
+        // FP state on, so guests may turn theirs on in vsstatus.
+        self.csr.mstatus |= status::FS;
+        self.set_mode(Priv::S, false);
+    }
+
+    /// Returns to the guest with SRET (V = `hstatus.SPV`, privilege =
+    /// `sstatus.SPP`, pc = `sepc`) and runs it until the next trap into HS,
+    /// or for `budget` instruction slots; when the budget ends first, the
+    /// hart takes a supervisor timer interrupt into HS (the preemption a
+    /// host timer would cause), so on return the guest's state is always
+    /// where a trap leaves it. Returns the slots used and where the trap
+    /// went (M only if the guest did something no HS handler can see).
+    pub fn enter_guest(&mut self, bus: &mut dyn Bus, budget: u64) -> (u64, TrapTarget) {
+        debug_assert!(self.hyp_mode && self.prv == Priv::S && !self.virt);
+        self.pc = self.sret_hs();
+        self.hyp_exit = None;
+        let (used, _) = self.run(bus, budget);
+        let to = match self.hyp_exit.take() {
+            Some(to) => to,
+            None => {
+                if self.virt || self.prv != Priv::S {
+                    self.take_trap(trap::cause::INTERRUPT | trap::cause::STI, 0);
+                }
+                self.hyp_exit.take().unwrap_or(TrapTarget::HS)
+            }
+        };
+        (used, to)
+    }
+
+    /// In hypervisor mode, records that a trap went to `to` (HS or M).
+    pub(crate) fn note_hyp_trap(&mut self, to: TrapTarget) {
+        if self.hyp_mode && to != TrapTarget::VS {
+            self.hyp_exit = Some(to);
+        }
     }
 }

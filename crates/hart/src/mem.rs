@@ -359,7 +359,7 @@ impl Hart {
         if let Some(off) = self.tlb.lookup(Access::Fetch, va, self.ctx_fetch) {
             return Ok(self.ram.load_off(off, 2) as u32);
         }
-        self.tlb.note_miss(Access::Fetch, self.ctx_fetch);
+        self.tlb.note_miss(Access::Fetch, va, self.ctx_fetch);
         let pa = self.translate(va, 2, Access::Fetch)?;
         // Instructions execute from RAM only (QEMU's virt board has a ROM
         // at 0x1000 that Strata does not need: harts start at the firmware).
@@ -406,7 +406,7 @@ impl Hart {
             return Ok(v);
         }
         if cache {
-            self.tlb.note_miss(Access::Load, self.ctx_data);
+            self.tlb.note_miss(Access::Load, va, self.ctx_data);
         }
         let pa = self.translate_as(va, size as u64, Access::Load, mode, cache)?;
         if let Ok(v) = self.ram.load(pa, size) {
@@ -446,7 +446,7 @@ impl Hart {
             return Ok(());
         }
         if cache {
-            self.tlb.note_miss(Access::Store, self.ctx_data);
+            self.tlb.note_miss(Access::Store, va, self.ctx_data);
         }
         let pa = self.translate_as(va, size as u64, Access::Store, mode, cache)?;
         if let Ok(hit_code) = self.ram.store_checked(pa, size, v) {

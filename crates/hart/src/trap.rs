@@ -4,6 +4,7 @@
 //! Hypervisor extension's three-way routing: M, HS or VS).
 
 use crate::csr::{hstatus, status, IP_VS};
+use crate::decode::Insn;
 use crate::{Hart, Priv};
 
 /// A synchronous exception on its way to the trap handler. The second trap
@@ -214,8 +215,48 @@ impl Hart {
                 self.set_mode(Priv::M, false);
             }
         }
+        self.note_hyp_trap(target);
         // A trap ends any LR reservation this hart holds only if software
         // says so; the spec lets it survive. Strata keeps it.
+    }
+
+    /// §8.6.3: for a guest-page fault of an explicit load or store, `htinst`
+    /// may hold a transformation of the trapping instruction, which saves a
+    /// hypervisor emulating MMIO from reading the instruction from guest
+    /// memory. Strata writes it: opcode, funct3 and rd (loads) or rs2
+    /// (stores) of the 32-bit form, the offset of the faulting byte in bits
+    /// 19..15, zero immediates, and bit 1 clear for a compressed original.
+    pub(crate) fn note_transformed_insn(&mut self, i: &Insn, raw: u32, t: &Trap) {
+        if !matches!(t.cause, cause::LOAD_GUEST_PAGE | cause::STORE_GUEST_PAGE) || self.trap_extra.tinst != 0 {
+            return;
+        }
+        use crate::isa::Op;
+        let (opcode, f3, load) = match i.op {
+            Op::LB => (0x03, 0, true),
+            Op::LH => (0x03, 1, true),
+            Op::LW => (0x03, 2, true),
+            Op::LD => (0x03, 3, true),
+            Op::LBU => (0x03, 4, true),
+            Op::LHU => (0x03, 5, true),
+            Op::LWU => (0x03, 6, true),
+            Op::FLW => (0x07, 2, true),
+            Op::FLD => (0x07, 3, true),
+            Op::SB => (0x23, 0, false),
+            Op::SH => (0x23, 1, false),
+            Op::SW => (0x23, 2, false),
+            Op::SD => (0x23, 3, false),
+            Op::FSW => (0x27, 2, false),
+            Op::FSD => (0x27, 3, false),
+            _ => return,
+        };
+        let va = self.x[i.rs1 as usize & 31].wrapping_add(i.imm as i64 as u64);
+        let offset = t.tval.wrapping_sub(va) & 31;
+        let mut v = opcode | f3 << 12 | offset << 15;
+        v |= if load { (i.rd as u64 & 31) << 7 } else { (i.rs2 as u64 & 31) << 20 };
+        if raw & 3 != 3 {
+            v &= !2;
+        }
+        self.trap_extra.tinst = v;
     }
 
     /// The pending-and-enabled interrupt to take now, if any (§3.1.9,

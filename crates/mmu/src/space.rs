@@ -39,8 +39,18 @@ impl SpaceKey {
     }
 }
 
-/// Per-(V, VMID) totals of TLB hits and misses, kept across slot reuse.
-pub type VmidStats = BTreeMap<(bool, u64), (u64, u64)>;
+/// TLB counts of one address space, or of all of a VM's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaceCounts {
+    pub hits: u64,
+    pub misses: u64,
+    /// Misses on translations a coarse invalidation dropped although they
+    /// did not reach the page that changed.
+    pub collateral_misses: u64,
+}
+
+/// Per-(V, VMID) totals, kept across slot reuse.
+pub type VmidStats = BTreeMap<(bool, u64), SpaceCounts>;
 
 pub struct Spaces {
     keys: [Option<SpaceKey>; SPACES],
@@ -92,8 +102,9 @@ impl Spaces {
         tlb.flush_spaces(1 << i, None);
         if let Some(k) = self.keys[i].take() {
             let e = self.retired.entry((k.virt, if k.virt { k.vmid() } else { 0 })).or_default();
-            e.0 += std::mem::take(&mut tlb.stats.slot_hits[i]);
-            e.1 += std::mem::take(&mut tlb.stats.slot_misses[i]);
+            e.hits += std::mem::take(&mut tlb.stats.slot_hits[i]);
+            e.misses += std::mem::take(&mut tlb.stats.slot_misses[i]);
+            e.collateral_misses += std::mem::take(&mut tlb.stats.collateral_misses[i]);
         }
     }
 
@@ -122,10 +133,11 @@ impl Spaces {
                 None => continue,
             };
             let e = m.entry(id).or_default();
-            e.0 += tlb.stats.slot_hits[i];
-            e.1 += tlb.stats.slot_misses[i];
+            e.hits += tlb.stats.slot_hits[i];
+            e.misses += tlb.stats.slot_misses[i];
+            e.collateral_misses += tlb.stats.collateral_misses[i];
         }
-        m.retain(|_, v| *v != (0, 0));
+        m.retain(|_, v| *v != SpaceCounts::default());
         m
     }
 }

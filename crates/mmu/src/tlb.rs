@@ -24,6 +24,8 @@
 //! leaf covers it, §8.3.2), and the machine page it reaches (for
 //! invalidation by physical address).
 
+use std::collections::{HashMap, HashSet};
+
 use crate::Access;
 
 pub const SETS: usize = 512;
@@ -75,6 +77,11 @@ pub struct TlbStats {
     /// Flush operations, and the live entries they dropped.
     pub flushes: u64,
     pub dropped: u64,
+    /// Entries dropped by an invalidation although they did not reach the
+    /// page that changed, and later misses on exactly those translations,
+    /// by address-space slot: the collateral damage of a coarse flush.
+    pub collateral_dropped: u64,
+    pub collateral_misses: [u64; SPACES],
 }
 
 impl Default for TlbStats {
@@ -86,6 +93,8 @@ impl Default for TlbStats {
             fills: 0,
             flushes: 0,
             dropped: 0,
+            collateral_dropped: 0,
+            collateral_misses: [0; SPACES],
         }
     }
 }
@@ -96,6 +105,16 @@ pub struct Tlb {
     /// Live entries cut from superpages (an upper bound: fences by address
     /// only scan the arrays while it is nonzero).
     super_entries: usize,
+    /// Reverse index from RAM page to the entries that were filled with a
+    /// translation reaching it (`access * SETS + set`), when enabled. Kept
+    /// lazily: an entry evicted since is skipped when the page is looked
+    /// up, and the index is rebuilt from the live entries when it grows
+    /// past a few times the TLB's size.
+    rev: Option<HashMap<u64, Vec<u16>>>,
+    rev_len: usize,
+    /// (context, page) of entries dropped as collateral, for counting the
+    /// misses they cause.
+    collateral: HashSet<(u16, u64)>,
     pub stats: TlbStats,
 }
 
@@ -117,7 +136,38 @@ impl Tlb {
             sets: Box::new([[EMPTY; SETS]; 3]),
             meta: Box::new([[NO_META; SETS]; 3]),
             super_entries: 0,
+            rev: None,
+            rev_len: 0,
+            collateral: HashSet::new(),
             stats: TlbStats::default(),
+        }
+    }
+
+    /// Keeps the reverse index by RAM page from now on (a hypervisor that
+    /// invalidates by physical address wants it; plain machines do not pay
+    /// for it).
+    pub fn enable_reverse_index(&mut self) {
+        if self.rev.is_none() {
+            self.rev = Some(HashMap::new());
+            self.rebuild_rev();
+        }
+    }
+
+    fn entry_page(e: &Entry) -> u64 {
+        (e.tag & !0xfff).wrapping_add(e.delta) >> 12
+    }
+
+    fn rebuild_rev(&mut self) {
+        let Some(rev) = &mut self.rev else { return };
+        rev.clear();
+        self.rev_len = 0;
+        for (a, set) in self.sets.iter().enumerate() {
+            for (i, e) in set.iter().enumerate() {
+                if e.tag != INVALID {
+                    rev.entry(Self::entry_page(e)).or_default().push((a * SETS + i) as u16);
+                    self.rev_len += 1;
+                }
+            }
         }
     }
 
@@ -150,9 +200,12 @@ impl Tlb {
 
     /// Records a miss (kept out of `lookup` so the hit path stays minimal).
     #[inline]
-    pub fn note_miss(&mut self, access: Access, ctx: u16) {
+    pub fn note_miss(&mut self, access: Access, va: u64, ctx: u16) {
         self.stats.misses[access.index()] += 1;
         self.stats.slot_misses[ctx_space(ctx)] += 1;
+        if !self.collateral.is_empty() && self.collateral.remove(&(ctx, va >> 12)) {
+            self.stats.collateral_misses[ctx_space(ctx)] += 1;
+        }
     }
 
     /// Caches the 4 KiB page of `va` as living at RAM offset `page_off`.
@@ -173,6 +226,13 @@ impl Tlb {
         self.meta[a][slot] = Meta { span, gpa, gspan };
         if span != !0xfff {
             self.super_entries += 1;
+        }
+        if let Some(rev) = &mut self.rev {
+            rev.entry(page_off >> 12).or_default().push((a * SETS + slot) as u16);
+            self.rev_len += 1;
+            if self.rev_len > 8 * 3 * SETS {
+                self.rebuild_rev();
+            }
         }
     }
 
@@ -247,18 +307,63 @@ impl Tlb {
 
     /// Drops every entry, in every context, that reaches RAM page
     /// `ram_page` (RAM offset >> 12): invalidation by physical address.
+    /// With the reverse index this looks at that page's entries only.
     pub fn flush_ram_page(&mut self, ram_page: u64) {
+        self.stats.flushes += 1;
+        let mut dropped = 0;
+        match self.rev.as_mut().and_then(|r| r.remove(&ram_page)) {
+            Some(codes) => {
+                self.rev_len -= codes.len();
+                for c in codes {
+                    let (a, i) = (c as usize / SETS, c as usize % SETS);
+                    let e = &mut self.sets[a][i];
+                    if e.tag != INVALID && Self::entry_page(e) == ram_page {
+                        *e = EMPTY;
+                        dropped += 1;
+                    }
+                }
+            }
+            None if self.rev.is_some() => {}
+            None => {
+                for set in self.sets.iter_mut() {
+                    for e in set.iter_mut() {
+                        if e.tag != INVALID && Self::entry_page(e) == ram_page {
+                            *e = EMPTY;
+                            dropped += 1;
+                        }
+                    }
+                }
+            }
+        }
+        self.stats.dropped += dropped;
+    }
+
+    /// A coarse invalidation made for a change to RAM page `ram_page`:
+    /// drops every entry of `spaces` (a slot mask; `u64::MAX` for all),
+    /// counting those that did not reach the page as collateral and
+    /// remembering them so that later misses on them are counted too.
+    pub fn flush_spaces_for_page(&mut self, spaces: u64, ram_page: u64) {
         self.stats.flushes += 1;
         let mut dropped = 0;
         for set in self.sets.iter_mut() {
             for e in set.iter_mut() {
-                if e.tag != INVALID && (e.tag & !0xfff).wrapping_add(e.delta) >> 12 == ram_page {
+                let ctx = (e.tag & 0x7ff) as u16;
+                if e.tag != INVALID && spaces >> ctx_space(ctx) & 1 != 0 {
+                    if Self::entry_page(e) != ram_page {
+                        self.stats.collateral_dropped += 1;
+                        self.collateral.insert((ctx, e.tag >> 12));
+                    }
                     *e = EMPTY;
                     dropped += 1;
                 }
             }
         }
         self.stats.dropped += dropped;
+        // Bound the bookkeeping: a translation dropped long ago and never
+        // used again is no longer interesting.
+        if self.collateral.len() > 64 * 3 * SETS {
+            self.collateral.clear();
+        }
     }
 
     /// Drops store entries only (used when a page becomes watched, e.g. for
@@ -343,6 +448,49 @@ mod tests {
         assert_eq!(t.lookup(Access::Load, 0x2000, v), Some(0xa000));
         t.flush_gpa(1 << 3, Some(0x40_0ff8));
         assert_eq!(t.lookup(Access::Load, 0x2000, v), None);
+    }
+
+    #[test]
+    fn reverse_index_finds_the_page_entries_and_skips_evicted_ones() {
+        let mut t = Tlb::new();
+        t.enable_reverse_index();
+        t.insert(Access::Load, 0x1000, ctx(1, 0), 0x5000, 12, None);
+        // Same set: evicts the first entry, whose index record goes stale.
+        t.insert(Access::Load, 0x1000 + (SETS as u64) * 0x1000, ctx(1, 0), 0x9000, 12, None);
+        t.insert(Access::Store, 0x3000, ctx(2, 0), 0x5000, 12, None);
+        t.flush_ram_page(5);
+        assert_eq!(t.stats.dropped, 1);
+        assert_eq!(t.lookup(Access::Load, 0x1000 + (SETS as u64) * 0x1000, ctx(1, 0)), Some(0x9000));
+        // Many fills force rebuilds; the index stays exact.
+        for i in 0..10_000u64 {
+            t.insert(Access::Load, i << 12, ctx(1, 0), (i % 7) << 12, 12, None);
+        }
+        let live_on_3 = (0..3 * SETS).filter(|&c| {
+            let e = t.sets[c / SETS][c % SETS];
+            e.tag != INVALID && Tlb::entry_page(&e) == 3
+        }).count() as u64;
+        let before = t.stats.dropped;
+        t.flush_ram_page(3);
+        assert_eq!(t.stats.dropped - before, live_on_3);
+        assert!(live_on_3 > 0);
+    }
+
+    #[test]
+    fn coarse_flushes_count_collateral_misses() {
+        let mut t = Tlb::new();
+        t.insert(Access::Load, 0x1000, ctx(1, 0), 0x5000, 12, None);
+        t.insert(Access::Load, 0x2000, ctx(1, 0), 0x6000, 12, None);
+        t.insert(Access::Load, 0x3000, ctx(2, 0), 0x7000, 12, None);
+        // Page 5 changed hands; the whole of slot 1 goes.
+        t.flush_spaces_for_page(1 << 1, 5);
+        assert_eq!(t.stats.collateral_dropped, 1, "0x2000 did not reach page 5");
+        t.note_miss(Access::Load, 0x1000, ctx(1, 0));
+        assert_eq!(t.stats.collateral_misses[1], 0, "the entry for page 5 had to go");
+        t.note_miss(Access::Load, 0x2abc, ctx(1, 0));
+        assert_eq!(t.stats.collateral_misses[1], 1);
+        t.note_miss(Access::Load, 0x2abc, ctx(1, 0));
+        assert_eq!(t.stats.collateral_misses[1], 1, "counted once");
+        assert_eq!(t.lookup(Access::Load, 0x3000, ctx(2, 0)), Some(0x7000));
     }
 
     #[test]

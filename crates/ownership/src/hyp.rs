@@ -386,6 +386,27 @@ impl HypMemory {
         Ok(page)
     }
 
+    /// Gives `count` consecutive free pages to `to`, lowest run first,
+    /// zeroing any that need it; returns the first. One search for the
+    /// whole run, so giving a VM its memory is linear in its size.
+    pub fn alloc_run<M: MachineMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        count: u64,
+        to: Owner,
+    ) -> Result<MachinePage, Error> {
+        let first = self
+            .tracker
+            .find_free_run(count, 1, SearchFrom::Lowest, false)
+            .ok_or(Error::Memory(TableMemError::OutOfMemory))?;
+        for i in 0..count {
+            let page = MachinePage::from_pfn(first.pfn() + i);
+            self.tracker.zero_page(page, &mut Zeroer(mem))?;
+            self.tracker.alloc(page, to)?;
+        }
+        Ok(first)
+    }
+
     /// [`Tracker::donate`], with the G-stage entries removed.
     pub fn donate<M: MachineMemory + ?Sized>(
         &mut self,

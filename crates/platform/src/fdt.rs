@@ -83,6 +83,9 @@ pub struct FdtConfig {
     pub timebase_frequency: u32,
     /// virtio-mmio slots: (base, PLIC source).
     pub virtio_mmio: Vec<(u64, u32)>,
+    /// Whether the board has the ACLINT/CLINT (a bare machine does; a VM
+    /// under Strata's hypervisor gets its timer and IPIs from SBI).
+    pub clint: bool,
 }
 
 impl FdtConfig {
@@ -262,20 +265,22 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     f.property_string("compatible", "simple-bus").map_err(e)?;
     f.property_null("ranges").map_err(e)?;
 
-    let clint = f.begin_node(&format!("clint@{CLINT_BASE:x}")).map_err(e)?;
-    f.property_string_list(
-        "compatible",
-        vec!["sifive,clint0".into(), "riscv,clint0".into()],
-    )
-    .map_err(e)?;
-    f.property_array_u64("reg", &reg(CLINT_BASE, CLINT_MMIO_SIZE))
+    if cfg.clint {
+        let clint = f.begin_node(&format!("clint@{CLINT_BASE:x}")).map_err(e)?;
+        f.property_string_list(
+            "compatible",
+            vec!["sifive,clint0".into(), "riscv,clint0".into()],
+        )
         .map_err(e)?;
-    let cells: Vec<u32> = (0..cfg.harts)
-        .flat_map(|h| [phandle_intc(h), IRQ_M_SOFT, phandle_intc(h), IRQ_M_TIMER])
-        .collect();
-    f.property_array_u32("interrupts-extended", &cells)
-        .map_err(e)?;
-    f.end_node(clint).map_err(e)?;
+        f.property_array_u64("reg", &reg(CLINT_BASE, CLINT_MMIO_SIZE))
+            .map_err(e)?;
+        let cells: Vec<u32> = (0..cfg.harts)
+            .flat_map(|h| [phandle_intc(h), IRQ_M_SOFT, phandle_intc(h), IRQ_M_TIMER])
+            .collect();
+        f.property_array_u32("interrupts-extended", &cells)
+            .map_err(e)?;
+        f.end_node(clint).map_err(e)?;
+    }
 
     let plic = f.begin_node(&format!("plic@{PLIC_BASE:x}")).map_err(e)?;
     f.property_u32("phandle", PHANDLE_PLIC).map_err(e)?;
@@ -505,6 +510,7 @@ mod tests {
             virtio_mmio: (0..8)
                 .map(|n| (0x1000_1000 + n * 0x1000, n as u32 + 1))
                 .collect(),
+            clint: true,
         }
     }
 

@@ -19,7 +19,7 @@ use strata_memory::GuestRam;
 
 use crate::console::{self, ConsoleOut, Input};
 use crate::fdt::{self, FdtConfig};
-use crate::loader::{self, ImageKind, LoadError};
+use crate::loader::LoadError;
 
 pub const RAM_BASE: u64 = 0x8000_0000;
 /// The timebase the device tree advertises (as QEMU's `virt` does).
@@ -145,16 +145,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
-const FW_DYNAMIC_MAGIC: u64 = 0x4942_534f;
-const FW_DYNAMIC_VERSION: u64 = 2;
-const NEXT_MODE_S: u64 = 1;
 
 const MIB: u64 = 1 << 20;
 
-fn align_up(v: u64, a: u64) -> u64 {
-    v.div_ceil(a) * a
-}
 
 impl Machine {
     pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
@@ -184,124 +177,31 @@ impl Machine {
         let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(LoadError)?);
 
         // ---- images ----
-        let kernel_bytes = loader::read_file("kernel", &cfg.kernel)?;
-        loader::check_not_foreign("kernel", &kernel_bytes)?;
-        let kind = loader::classify(&kernel_bytes);
-        let mut layout = Layout::default();
-        let mut fw_end = RAM_BASE;
-        let firmware_entry = match &cfg.bios {
-            Some(path) => {
-                let fw = loader::read_file("firmware", path)?;
-                loader::check_not_foreign("firmware", &fw)?;
-                let l = match loader::classify(&fw) {
-                    ImageKind::Elf => loader::load_elf(&ram, "firmware", &fw)?,
-                    ImageKind::LinuxImage => {
-                        return Err(LoadError(format!("{} is a Linux kernel, not firmware", path.display())))
-                    }
-                    ImageKind::Raw => loader::load_raw(&ram, "firmware", &fw, RAM_BASE)?,
-                };
-                fw_end = l.end;
-                Some(l.entry)
-            }
-            None => None,
-        };
-        let kernel = match kind {
-            ImageKind::Elf => loader::load_elf(&ram, "kernel", &kernel_bytes)?,
-            ImageKind::LinuxImage => {
-                if firmware_entry.is_none() {
-                    return Err(LoadError(
-                        "a Linux Image runs in S-mode and needs SBI firmware: give --bios (e.g. OpenSBI's fw_dynamic.bin)"
-                            .into(),
-                    ));
-                }
-                // RV64 kernels want a 2 MiB aligned load address above the
-                // firmware (boot-image-header.rst).
-                loader::load_linux_image(&ram, "kernel", &kernel_bytes, align_up(fw_end, 2 * MIB))?
-            }
-            ImageKind::Raw => {
-                if firmware_entry.is_some() {
-                    loader::load_raw(&ram, "kernel", &kernel_bytes, align_up(fw_end, 2 * MIB))?
-                } else {
-                    return Err(LoadError(format!(
-                        "{} is neither an ELF file nor a RISC-V Linux Image",
-                        cfg.kernel.display()
-                    )));
-                }
-            }
-        };
-        if firmware_entry.is_some() && kernel.start < fw_end {
-            return Err(LoadError("the kernel overlaps the firmware".into()));
-        }
-        layout.kernel = (kernel.start, kernel.end);
-
-        // The device tree goes at the top of RAM, 2 MiB aligned as QEMU
-        // places it; fw_dynamic_info and the initrd go below it.
-        let initrd = match &cfg.initrd {
-            Some(p) => {
-                let d = loader::read_file("initrd", p)?;
-                if d.is_empty() {
-                    return Err(LoadError(format!("initrd {} is empty", p.display())));
-                }
-                Some(d)
-            }
-            None => None,
-        };
-        let dtb_slot = (ram.end() - 64 * 1024) & !(2 * MIB - 1);
-        let info_addr = dtb_slot - 0x1000;
-        let mut low_limit = info_addr;
-        if let Some(d) = &initrd {
-            let start = (info_addr.saturating_sub(d.len() as u64)) & !0xfff;
-            if start < kernel.end || start < RAM_BASE {
-                return Err(LoadError(format!(
-                    "RAM too small: the kernel ends at {:#x} and the {} MiB initrd must fit below {:#x}; try a larger -m",
-                    kernel.end,
-                    d.len() as u64 / MIB,
-                    info_addr
-                )));
-            }
-            ram.write_bytes(start, d).map_err(|e| LoadError(format!("initrd: {e}")))?;
-            layout.initrd = Some((start, start + d.len() as u64));
-            low_limit = start;
-        }
-        if kernel.end > low_limit {
-            return Err(LoadError(format!(
-                "RAM too small for the kernel (it ends at {:#x}); try a larger -m",
-                kernel.end
-            )));
-        }
-        let fdt_cfg = FdtConfig {
-            harts: cfg.harts,
-            isa_base: ISA_BASE.into(),
-            isa_extensions: ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
-            mmu_type: "riscv,sv48".into(),
-            ram_base: RAM_BASE,
-            ram_size: cfg.ram_size,
-            bootargs: cfg.append.clone(),
-            initrd: layout.initrd,
-            timebase_frequency: TIMEBASE_HZ as u32,
-            virtio_mmio: virtio_slots.clone(),
-        };
-        let dtb = fdt::build_fdt(&fdt_cfg).map_err(LoadError)?;
-        if dtb.len() as u64 > 64 * 1024 {
-            return Err(LoadError("device tree larger than 64 KiB".into()));
-        }
-        ram.write_bytes(dtb_slot, &dtb).map_err(|e| LoadError(format!("device tree: {e}")))?;
-        layout.dtb = dtb_slot;
-
-        let entry = match firmware_entry {
-            Some(fw_entry) => {
-                // fw_dynamic_info: magic, version, next_addr, next_mode,
-                // options, boot_hart.
-                let info = [FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, kernel.entry, NEXT_MODE_S, 0, 0];
-                for (i, v) in info.iter().enumerate() {
-                    ram.store(info_addr + 8 * i as u64, 8, *v).map_err(|e| LoadError(e.to_string()))?;
-                }
-                layout.fw_dynamic_info = Some(info_addr);
-                fw_entry
-            }
-            None => kernel.entry,
-        };
-        layout.entry = entry;
+        let layout = crate::boot::load(
+            &ram,
+            &crate::boot::BootConfig {
+                bios: cfg.bios.as_deref(),
+                kernel: &cfg.kernel,
+                initrd: cfg.initrd.as_deref(),
+                append: &cfg.append,
+                sbi_provided: false,
+                fdt: FdtConfig {
+                    harts: cfg.harts,
+                    isa_base: ISA_BASE.into(),
+                    isa_extensions: ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+                    mmu_type: "riscv,sv48".into(),
+                    ram_base: RAM_BASE,
+                    ram_size: cfg.ram_size,
+                    bootargs: String::new(),
+                    initrd: None,
+                    timebase_frequency: TIMEBASE_HZ as u32,
+                    virtio_mmio: virtio_slots.clone(),
+                    clint: true,
+                },
+            },
+        )?;
+        let entry = layout.entry;
+        let dtb_slot = layout.dtb;
 
         // ---- devices ----
         let time = Timebase::new();
@@ -573,11 +473,11 @@ impl Machine {
             let by_vmid: Vec<String> = h
                 .tlb_vmid_stats()
                 .iter()
-                .map(|((v, vmid), (hit, miss))| {
+                .map(|((v, vmid), c)| {
                     if *v {
-                        format!("V=1 vmid {vmid}: {hit} hits {miss} misses")
+                        format!("V=1 vmid {vmid}: {} hits {} misses", c.hits, c.misses)
                     } else {
-                        format!("V=0: {hit} hits {miss} misses")
+                        format!("V=0: {} hits {} misses", c.hits, c.misses)
                     }
                 })
                 .collect();

@@ -1,10 +1,13 @@
 //! The `strata` command.
 //!
-//! `strata machine …` boots a bare board with QEMU-like flags. Exit status:
-//! 0 the guest powered off (or the user typed Ctrl-A x), 1 a host-side error
-//! (bad file, flag or configuration), 2 a usage error, 3 the guest asked for
-//! a reset, 4 the guest powered off reporting failure, 5 the guest hung with
-//! nothing left that could wake it.
+//! `strata machine …` boots a bare board with QEMU-like flags; `strata run …`
+//! starts VMs under Strata's hypervisor (one from flags, several from a TOML
+//! file). Exit status: 0 the guest(s) powered off (or the user typed Ctrl-A
+//! x), 1 a host-side error (bad file, flag or configuration), 2 a usage
+//! error, 3 a guest asked for a reset, 4 a guest powered off reporting
+//! failure, 5 a guest hung with nothing left that could wake it, 6 the
+//! hypervisor stopped a VM (a guest action it cannot serve). With several
+//! VMs the status is the worst of theirs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +30,151 @@ struct Cli {
 enum Cmd {
     /// Boot a bare RISC-V board (QEMU `virt` compatible): firmware plus OS.
     Machine(MachineArgs),
+    /// Run VMs under Strata's hypervisor: one from flags, or several from
+    /// a TOML file (--config).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A TOML file describing the VMs (see docs/hypervisor.md); excludes the
+    /// single-VM flags.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Kernel of the VM: a RISC-V Linux Image (booted in VS-mode with SBI
+    /// from the hypervisor) or an ELF program.
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    #[arg(long)]
+    initrd: Option<PathBuf>,
+    #[arg(long)]
+    append: Option<String>,
+    /// Guest memory (K, M or G suffix; default MiB).
+    #[arg(short = 'm', long = "memory", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// vCPUs of the VM (1 to 8).
+    #[arg(long)]
+    smp: Option<u32>,
+    /// Make the VM protected: no host-side interface can read its memory.
+    #[arg(long)]
+    protected: bool,
+    /// The VM's name (labels its console with several VMs).
+    #[arg(long)]
+    name: Option<String>,
+    /// Physical harts (default: one per vCPU, at most 8).
+    #[arg(long)]
+    harts: Option<u32>,
+    /// How cached translations are invalidated when a page changes hands:
+    /// pa (exactly the translations reaching it), vmid, or all.
+    #[arg(long, default_value = "pa")]
+    invalidation: strata_hypervisor::Policy,
+    #[arg(long)]
+    serial_log: Option<PathBuf>,
+    /// Print hypervisor, translation and speed counters at the end.
+    #[arg(long)]
+    stats: bool,
+    #[arg(long, value_enum)]
+    clock: Option<Clock>,
+}
+
+/// The TOML form of `strata run --config` (docs/hypervisor.md).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    harts: Option<u32>,
+    invalidation: Option<String>,
+    #[serde(rename = "vm")]
+    vms: Vec<VmFile>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VmFile {
+    name: String,
+    memory: Option<String>,
+    vcpus: Option<u32>,
+    kernel: PathBuf,
+    initrd: Option<PathBuf>,
+    cmdline: Option<String>,
+    #[serde(default)]
+    protected: bool,
+    serial_log: Option<PathBuf>,
+}
+
+fn run(a: RunArgs) -> Result<i32, String> {
+    use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
+    let mut policy = a.invalidation;
+    let mut harts = a.harts;
+    let vms = match &a.config {
+        Some(path) => {
+            if a.kernel.is_some() || a.initrd.is_some() || a.append.is_some() || a.memory.is_some() || a.smp.is_some() || a.protected || a.name.is_some() || a.serial_log.is_some() {
+                return Err("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log".into());
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let f: RunFile = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
+            if let Some(p) = f.invalidation {
+                policy = p.parse()?;
+            }
+            harts = harts.or(f.harts);
+            let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+            let rel = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+            f.vms
+                .into_iter()
+                .map(|v| {
+                    Ok(VmConfig {
+                        memory: match &v.memory {
+                            Some(m) => parse_size(m).map_err(|e| format!("VM {}: memory {e}", v.name))?,
+                            None => 512 << 20,
+                        },
+                        vcpus: v.vcpus.unwrap_or(1),
+                        protected: v.protected,
+                        kernel: rel(v.kernel),
+                        initrd: v.initrd.map(rel),
+                        append: v.cmdline.unwrap_or_default(),
+                        serial_log: v.serial_log,
+                        name: v.name,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?
+        }
+        None => {
+            let kernel = a.kernel.ok_or("give --kernel (or --config FILE)")?;
+            vec![VmConfig {
+                name: a.name.unwrap_or_else(|| "vm0".into()),
+                memory: a.memory.unwrap_or(512 << 20),
+                vcpus: a.smp.unwrap_or(1),
+                protected: a.protected,
+                kernel,
+                initrd: a.initrd,
+                append: a.append.unwrap_or_default(),
+                serial_log: a.serial_log,
+            }]
+        }
+    };
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let clock = match a.clock {
+        Some(Clock::Virtual) => ClockMode::Virtual,
+        Some(Clock::Paced) => ClockMode::Paced,
+        None if interactive => ClockMode::Paced,
+        None => ClockMode::Virtual,
+    };
+    let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: interactive };
+    let mut m = HypMachine::new(&cfg).map_err(|e| e.to_string())?;
+    let raw = if interactive { RawMode::enable() } else { None };
+    let out = m.run();
+    drop(raw);
+    if a.stats {
+        eprint!("{}", m.stats_report());
+    }
+    for (name, end) in &out.vms {
+        match end {
+            Some(strata_hypervisor::vm::VmEnd::PowerOff) => {}
+            Some(e) => eprintln!("strata: VM {name}: {}", e.describe()),
+            None if out.quit => {}
+            None => eprintln!("strata: VM {name}: waits for an interrupt that nothing can raise"),
+        }
+    }
+    Ok(out.status())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -165,6 +313,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Machine(a) => machine(a),
+        Cmd::Run(a) => {
+            return match run(a) {
+                Ok(status) => ExitCode::from(status as u8),
+                Err(e) => {
+                    eprintln!("strata: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
     };
     match result {
         Ok(reason) => {

@@ -1,0 +1,108 @@
+//! Emulating a guest's MMIO access from the trap it causes.
+//!
+//! Device windows are not mapped in a VM's G-stage tables, so a guest load
+//! or store there raises a load/store guest-page fault (causes 21/23) into
+//! HS-mode with `htval` = GPA >> 2 and, on Strata's hart, `htinst` holding
+//! the transformed instruction (Priv. §8.6.3): enough to emulate the access
+//! without reading the guest's instruction from its memory.
+
+/// A decoded MMIO access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A load into x`rd` (or f`rd` when `fp`).
+    Load { rd: usize, size: u8, signed: bool, fp: bool },
+    /// A store of x`rs2` (or f`rs2`).
+    Store { rs2: usize, size: u8, fp: bool },
+}
+
+/// Decodes a transformed load/store instruction from `htinst`. Returns the
+/// access and the original instruction's length, or `None` if `htinst` is
+/// not a transformed basic load or store (zero, a pseudoinstruction, or
+/// anything else): the caller then treats the access as a fault.
+pub fn decode(tinst: u64) -> Option<(Access, u64)> {
+    // Bit 0 set: a transformed standard instruction; bit 1 tells whether
+    // the original was 32-bit (1) or compressed (0).
+    if tinst & 1 == 0 || tinst >> 32 != 0 {
+        return None;
+    }
+    let len = if tinst & 2 != 0 { 4 } else { 2 };
+    let insn = tinst as u32 | 2;
+    let opcode = insn & 0x7f;
+    let funct3 = (insn >> 12) & 7;
+    let rd = ((insn >> 7) & 31) as usize;
+    let rs2 = ((insn >> 20) & 31) as usize;
+    let acc = match opcode {
+        0x03 => {
+            let (size, signed) = match funct3 {
+                0 => (1, true),
+                1 => (2, true),
+                2 => (4, true),
+                3 => (8, false),
+                4 => (1, false),
+                5 => (2, false),
+                6 => (4, false),
+                _ => return None,
+            };
+            Access::Load { rd, size, signed, fp: false }
+        }
+        0x07 if funct3 == 2 || funct3 == 3 => Access::Load { rd, size: 1 << funct3, signed: false, fp: true },
+        0x23 if funct3 <= 3 => Access::Store { rs2, size: 1 << funct3, fp: false },
+        0x27 if funct3 == 2 || funct3 == 3 => Access::Store { rs2, size: 1 << funct3, fp: true },
+        _ => return None,
+    };
+    Some((acc, len))
+}
+
+/// Sign- or zero-extends a `size`-byte value read from a device.
+pub fn extend(v: u64, size: u8, signed: bool) -> u64 {
+    let shift = 64 - 8 * size as u32;
+    if shift == 0 {
+        v
+    } else if signed {
+        ((v << shift) as i64 >> shift) as u64
+    } else {
+        v & (u64::MAX >> shift)
+    }
+}
+
+/// NaN-boxes a 32-bit FP value (Unprivileged ISA §12.2).
+pub fn box_f32(v: u64) -> u64 {
+    v | 0xffff_ffff_0000_0000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_transformed_loads_and_stores() {
+        // lw a0, 0(x0) transformed: opcode 0x03, funct3 2, rd 10.
+        assert_eq!(decode(0x0000_2503), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 4)));
+        // Compressed original: bit 1 clear.
+        assert_eq!(decode(0x0000_2501), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 2)));
+        // sb a1: opcode 0x23, funct3 0, rs2 11.
+        assert_eq!(decode(0x00b0_0023), Some((Access::Store { rs2: 11, size: 1, fp: false }, 4)));
+        // lbu, ld.
+        assert_eq!(decode(0x0000_4283), Some((Access::Load { rd: 5, size: 1, signed: false, fp: false }, 4)));
+        assert_eq!(decode(0x0000_3283), Some((Access::Load { rd: 5, size: 8, signed: false, fp: false }, 4)));
+        // fsd f3.
+        assert_eq!(decode(0x0030_3027), Some((Access::Store { rs2: 3, size: 8, fp: true }, 4)));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_transformed_load_or_store() {
+        assert_eq!(decode(0), None);
+        assert_eq!(decode(0x3000), None, "the PTE-read pseudoinstruction");
+        assert_eq!(decode(0x0000_7003), None, "funct3 7 is no load");
+        assert_eq!(decode(0x0000_202f), None, "an AMO");
+        assert_eq!(decode(1 << 32 | 0x2503), None, "high bits set");
+    }
+
+    #[test]
+    fn extension() {
+        assert_eq!(extend(0x80, 1, true), u64::MAX - 0x7f);
+        assert_eq!(extend(0x1_0080, 1, false), 0x80);
+        assert_eq!(extend(0xffff_ffff, 4, true), u64::MAX);
+        assert_eq!(extend(5, 8, true), 5);
+    }
+}

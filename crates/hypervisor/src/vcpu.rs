@@ -1,0 +1,210 @@
+//! Virtual harts and the world switch.
+//!
+//! A vCPU's architectural state lives here while it is not on a hart. The
+//! world switch moves it in and out through [`HartOps`]: the general and FP
+//! registers, the VS CSRs that stand in for the S CSRs while V=1 (Priv.
+//! §8.2.11–8.2.18), the per-guest hypervisor CSRs (`hvip`, `hcounteren`,
+//! `henvcfg`, `htimedelta`), the guest pc (in `sepc`) and privilege (VS or
+//! VU, in `sstatus.SPP`). `hgatp` — the VM's G-stage root and VMID — is
+//! switched with it; VMIDs, not flushes, keep VMs' cached translations
+//! apart.
+
+use crate::hart::{Csr, HartOps};
+
+/// SBI HSM states (SBI 2.0 §9.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HsmState {
+    Started,
+    Stopped,
+    /// Waiting to start at the next scheduling point.
+    StartPending,
+    /// Retentive suspend (waits like WFI).
+    Suspended,
+}
+
+impl HsmState {
+    /// The SBI encoding.
+    pub fn sbi(self) -> u64 {
+        match self {
+            HsmState::Started => 0,
+            HsmState::Stopped => 1,
+            HsmState::StartPending => 2,
+            HsmState::Suspended => 4,
+        }
+    }
+}
+
+/// The CSRs saved and restored by the world switch: the VS CSRs, the
+/// per-guest hypervisor CSRs, and the S CSRs that have no VS twin and so
+/// must be swapped by software (§8.2: scounteren, senvcfg).
+const SWITCHED: [Csr; 14] = [
+    Csr::Vsstatus,
+    Csr::Vsie,
+    Csr::Vstvec,
+    Csr::Vsscratch,
+    Csr::Vsepc,
+    Csr::Vscause,
+    Csr::Vstval,
+    Csr::Vsatp,
+    Csr::Hcounteren,
+    Csr::Henvcfg,
+    Csr::Htimedelta,
+    Csr::Fcsr,
+    Csr::Scounteren,
+    Csr::Senvcfg,
+];
+
+/// `hstatus` bits (Priv. §8.2.1).
+pub mod hstatus {
+    pub const SPV: u64 = 1 << 7;
+    pub const SPVP: u64 = 1 << 8;
+    pub const VTW: u64 = 1 << 21;
+}
+
+/// `hvip`/`hip` bits (Priv. §8.2.3).
+pub mod hvip {
+    pub const VSSIP: u64 = 1 << 2;
+    pub const VSTIP: u64 = 1 << 6;
+    pub const VSEIP: u64 = 1 << 10;
+}
+
+const SSTATUS_SPP: u64 = 1 << 8;
+
+#[derive(Clone, Debug, Default)]
+pub struct VcpuStats {
+    pub exits: u64,
+    pub sbi_calls: u64,
+    pub mmio: u64,
+    pub wfi: u64,
+    pub preemptions: u64,
+    pub injected: u64,
+    pub switches_in: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Vcpu {
+    /// Index of the VM in the hypervisor's list.
+    pub vm: usize,
+    /// The vCPU's hart id inside its VM.
+    pub id: u64,
+    pub hsm: HsmState,
+    pub x: [u64; 32],
+    pub f: [u64; 32],
+    pub pc: u64,
+    /// Running in VS-mode (true) or VU-mode.
+    pub vs_mode: bool,
+    csrs: [u64; SWITCHED.len()],
+    /// The injected interrupts the vCPU has pending: `hvip` while it is off
+    /// a hart (VSSIP can also be set and cleared by the guest itself).
+    pub hvip: u64,
+    /// SBI set_timer deadline (in `time` units), if armed.
+    pub timer: Option<u64>,
+    /// Waiting for an interrupt (WFI or retentive suspend).
+    pub waiting: bool,
+    /// Hart this vCPU's state is loaded on.
+    pub loaded_on: Option<usize>,
+    pub stats: VcpuStats,
+}
+
+impl Vcpu {
+    pub fn new(vm: usize, id: u64) -> Self {
+        Self {
+            vm,
+            id,
+            hsm: HsmState::Stopped,
+            x: [0; 32],
+            f: [0; 32],
+            pc: 0,
+            vs_mode: true,
+            csrs: [0; SWITCHED.len()],
+            hvip: 0,
+            timer: None,
+            waiting: false,
+            loaded_on: None,
+            stats: VcpuStats::default(),
+        }
+    }
+
+    /// Resets the vCPU to start at `pc` in VS-mode with a0 = hart id and
+    /// a1 = `opaque`, translation off and interrupts disabled (SBI 2.0
+    /// §9.2 hart_start; also the boot hart's entry, Linux's RISC-V boot
+    /// protocol).
+    pub fn reset(&mut self, pc: u64, opaque: u64) {
+        let (vm, id, stats) = (self.vm, self.id, std::mem::take(&mut self.stats));
+        *self = Vcpu::new(vm, id);
+        self.stats = stats;
+        self.pc = pc;
+        self.x[10] = id;
+        self.x[11] = opaque;
+        // Counters readable by the guest (time is what Linux needs).
+        self.csrs[8] = 0xffff_ffff;
+    }
+
+    /// Loads this vCPU onto a hart: registers, VS CSRs, the VM's `hgatp`,
+    /// and SRET's return state.
+    pub fn switch_in(&mut self, hart: &mut dyn HartOps, hgatp: u64, hart_index: usize) {
+        self.stats.switches_in += 1;
+        for (n, &v) in self.x.iter().enumerate().skip(1) {
+            hart.set_gpr(n, v);
+        }
+        for (n, &v) in self.f.iter().enumerate() {
+            hart.set_fpr(n, v);
+        }
+        // §8.5.3 note: zero vsatp before switching hgatp, so no VS-stage
+        // translation of one guest is ever cached under another's VMID.
+        hart.set_csr(Csr::Vsatp, 0);
+        hart.set_csr(Csr::Hgatp, hgatp);
+        for (c, &v) in SWITCHED.iter().zip(self.csrs.iter()) {
+            hart.set_csr(*c, v);
+        }
+        hart.set_csr(Csr::Hvip, self.hvip);
+        self.loaded_on = Some(hart_index);
+        self.prepare_return(hart);
+    }
+
+    /// Saves the vCPU's state from the hart it is on (after a trap into
+    /// HS-mode, when the guest pc is in `sepc`).
+    pub fn switch_out(&mut self, hart: &mut dyn HartOps) {
+        self.capture_return(hart);
+        for n in 1..32 {
+            self.x[n] = hart.gpr(n);
+        }
+        for n in 0..32 {
+            self.f[n] = hart.fpr(n);
+        }
+        for (c, v) in SWITCHED.iter().zip(self.csrs.iter_mut()) {
+            *v = hart.csr(*c);
+        }
+        self.hvip = hart.csr(Csr::Hvip);
+        self.loaded_on = None;
+    }
+
+    /// Reads where the guest was when it trapped: pc and VS/VU.
+    pub fn capture_return(&mut self, hart: &dyn HartOps) {
+        self.pc = hart.csr(Csr::Sepc);
+        self.vs_mode = hart.csr(Csr::Sstatus) & SSTATUS_SPP != 0;
+    }
+
+    /// Sets `sepc`, `sstatus.SPP` and `hstatus` (SPV=1, SPVP, VTW) so that
+    /// the next SRET enters the guest where it is to continue.
+    pub fn prepare_return(&self, hart: &mut dyn HartOps) {
+        hart.set_csr(Csr::Sepc, self.pc);
+        let ss = hart.csr(Csr::Sstatus);
+        hart.set_csr(Csr::Sstatus, if self.vs_mode { ss | SSTATUS_SPP } else { ss & !SSTATUS_SPP });
+        let mut hs = hart.csr(Csr::Hstatus) | hstatus::SPV | hstatus::VTW;
+        hs = if self.vs_mode { hs | hstatus::SPVP } else { hs & !hstatus::SPVP };
+        hart.set_csr(Csr::Hstatus, hs);
+    }
+
+    /// Whether an interrupt the guest has enabled (in `vsie`) is pending:
+    /// what ends a WFI (Priv. §3.3.3).
+    pub fn wakeup_pending(&self) -> bool {
+        let vsie = self.csrs[1];
+        (self.hvip >> 1) & vsie != 0
+    }
+
+    /// `vsie`, as last saved.
+    pub fn vsie(&self) -> u64 {
+        self.csrs[1]
+    }
+}

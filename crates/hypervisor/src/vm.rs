@@ -1,0 +1,182 @@
+//! A virtual machine: its memory, its devices and how it ended.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use strata_devices::bus::Bus as DeviceBus;
+use strata_devices::plic::{source_line, Plic, PLIC_MMIO_SIZE};
+use strata_devices::rtc::{GoldfishRtc, RtcClock, RTC_MMIO_SIZE};
+use strata_devices::syscon::{PowerLatch, PowerRequest, Syscon, SYSCON_MMIO_SIZE};
+use strata_devices::uart::{Uart, UartSink, UART_MMIO_SIZE};
+use strata_devices::{IrqLine, SharedMmio};
+use strata_ownership::{MachinePage, VmId};
+
+/// A VM's guest-physical platform: QEMU `virt` addresses, like the bare
+/// board, so the same Debian kernel runs in either.
+pub mod layout {
+    pub const RAM_BASE: u64 = 0x8000_0000;
+    pub const SYSCON_BASE: u64 = 0x0010_0000;
+    pub const RTC_BASE: u64 = 0x0010_1000;
+    pub const PLIC_BASE: u64 = 0x0c00_0000;
+    pub const UART_BASE: u64 = 0x1000_0000;
+    pub const UART_IRQ: u32 = 10;
+    pub const RTC_IRQ: u32 = 11;
+}
+
+/// What a VM needs to boot, prepared by the platform: memory size, images
+/// already laid out (guest-physical address and bytes), and the entry.
+pub struct VmSpec {
+    pub name: String,
+    pub memory: u64,
+    pub vcpus: u32,
+    pub protected: bool,
+    /// (guest-physical address, bytes) to load before the VM starts.
+    pub segments: Vec<(u64, Vec<u8>)>,
+    /// Where vCPU 0 starts, in VS-mode, with a0 = 0 and a1 = `dtb`.
+    pub entry: u64,
+    pub dtb: u64,
+    /// Where the VM's console output goes.
+    pub console: UartSink,
+    /// The RTC's time source (nanoseconds since the epoch).
+    pub clock: RtcClock,
+}
+
+/// How a VM ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmEnd {
+    PowerOff,
+    Reset,
+    /// The guest powered off reporting failure with this code.
+    Failure(u32),
+    /// The hypervisor stopped the VM: a guest action it cannot serve.
+    Crashed(String),
+}
+
+impl VmEnd {
+    pub fn describe(&self) -> String {
+        match self {
+            VmEnd::PowerOff => "powered off".into(),
+            VmEnd::Reset => "asked for a reset (Strata stops it)".into(),
+            VmEnd::Failure(c) => format!("powered off reporting failure {c}"),
+            VmEnd::Crashed(why) => format!("stopped by the hypervisor: {why}"),
+        }
+    }
+}
+
+/// An interrupt line into one vCPU's VS-level external interrupt
+/// (`hvip.VSEIP`), driven by the VM's PLIC.
+pub struct VseipLine(pub Arc<AtomicBool>);
+
+impl IrqLine for VseipLine {
+    fn set_level(&self, level: bool) {
+        self.0.store(level, Ordering::Relaxed);
+    }
+}
+
+/// An interrupt line nobody listens to (the PLIC's M-mode contexts: guests
+/// run in VS-mode).
+struct Unwired;
+impl IrqLine for Unwired {
+    fn set_level(&self, _: bool) {}
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VmStats {
+    pub sbi_calls: u64,
+    pub mmio_exits: u64,
+    pub injected_faults: u64,
+    pub virtual_insn: u64,
+}
+
+pub struct Vm {
+    pub name: String,
+    pub id: VmId,
+    /// The hardware VMID in `hgatp`.
+    pub vmid: u64,
+    pub protected: bool,
+    pub ram_size: u64,
+    /// The machine pages that back guest RAM from `RAM_BASE` (contiguous
+    /// when the VM is created; the mapping is page by page, so pages may
+    /// later be reassigned one at a time).
+    pub ram_first: MachinePage,
+    pub hgatp: u64,
+    pub bus: DeviceBus,
+    pub plic: Arc<Mutex<Plic>>,
+    /// Per vCPU: the PLIC's S-context output.
+    pub vseip: Vec<Arc<AtomicBool>>,
+    pub uart: Arc<Mutex<Uart>>,
+    pub rtc: Arc<Mutex<GoldfishRtc>>,
+    pub power: Arc<PowerLatch>,
+    /// Indices into the hypervisor's vCPU list, by vCPU id.
+    pub vcpus: Vec<usize>,
+    pub end: Option<VmEnd>,
+    pub stats: VmStats,
+}
+
+impl Vm {
+    /// Builds the VM's devices: PLIC (two contexts per vCPU, M then S, as
+    /// the device tree says), UART, syscon and RTC.
+    pub fn devices(
+        vcpus: u32,
+        console: UartSink,
+        clock: RtcClock,
+    ) -> Result<(DeviceBus, Arc<Mutex<Plic>>, Vec<Arc<AtomicBool>>, Arc<Mutex<Uart>>, Arc<Mutex<GoldfishRtc>>, Arc<PowerLatch>), String>
+    {
+        let vseip: Vec<Arc<AtomicBool>> = (0..vcpus).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let outputs: Vec<Arc<dyn IrqLine>> = vseip
+            .iter()
+            .flat_map(|l| [Arc::new(Unwired) as Arc<dyn IrqLine>, Arc::new(VseipLine(l.clone())) as Arc<dyn IrqLine>])
+            .collect();
+        let plic = Plic::shared(outputs);
+        let uart = Arc::new(Mutex::new(Uart::new(console, source_line(&plic, layout::UART_IRQ))));
+        let rtc = Arc::new(Mutex::new(GoldfishRtc::new(clock, source_line(&plic, layout::RTC_IRQ))));
+        let power = PowerLatch::new();
+        let mut bus = DeviceBus::new();
+        bus.add(layout::SYSCON_BASE, SYSCON_MMIO_SIZE, "syscon", Box::new(Syscon::new(power.clone())))?;
+        bus.add(layout::RTC_BASE, RTC_MMIO_SIZE, "rtc", Box::new(SharedMmio(rtc.clone())))?;
+        bus.add(layout::PLIC_BASE, PLIC_MMIO_SIZE, "plic", Box::new(SharedMmio(plic.clone())))?;
+        bus.add(layout::UART_BASE, UART_MMIO_SIZE, "uart", Box::new(SharedMmio(uart.clone())))?;
+        Ok((bus, plic, vseip, uart, rtc, power))
+    }
+
+    /// Notes a power request the guest made through the syscon device.
+    pub fn poll_power(&mut self) {
+        if self.end.is_some() {
+            return;
+        }
+        if let Some(r) = self.power.take_request() {
+            self.end = Some(match r {
+                PowerRequest::PowerOff => VmEnd::PowerOff,
+                PowerRequest::Reset => VmEnd::Reset,
+                PowerRequest::Fail(c) => VmEnd::Failure(c as u32),
+            });
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.end.is_none()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Vm {
+    pub fn update_rtc(&self) {
+        lock(&self.rtc).update();
+    }
+
+    pub fn rtc_alarm_in_ns(&self) -> Option<u64> {
+        lock(&self.rtc).alarm_in_ns()
+    }
+
+    pub fn push_console_input(&self, b: u8) -> bool {
+        let mut u = lock(&self.uart);
+        if u.rx_space() == 0 {
+            return false;
+        }
+        u.push_input(b);
+        true
+    }
+}

@@ -1,0 +1,163 @@
+//! Placing the boot images in guest RAM: firmware, kernel, initrd, the
+//! device tree and OpenSBI's `fw_dynamic_info` — the layout QEMU's `virt`
+//! board uses, shared by the bare machine and by VMs under Strata's
+//! hypervisor.
+
+use std::path::Path;
+
+use strata_memory::GuestRam;
+
+use crate::fdt::{self, FdtConfig};
+use crate::loader::{self, ImageKind, LoadError};
+use crate::machine::Layout;
+
+/// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
+const FW_DYNAMIC_MAGIC: u64 = 0x4942_534f;
+const FW_DYNAMIC_VERSION: u64 = 2;
+const NEXT_MODE_S: u64 = 1;
+
+const MIB: u64 = 1 << 20;
+/// The device tree's slot at the top of RAM.
+pub const DTB_MAX: u64 = 64 * 1024;
+
+fn align_up(v: u64, a: u64) -> u64 {
+    v.div_ceil(a) * a
+}
+
+pub struct BootConfig<'a> {
+    /// Firmware (OpenSBI `fw_dynamic`), or `None`.
+    pub bios: Option<&'a Path>,
+    pub kernel: &'a Path,
+    pub initrd: Option<&'a Path>,
+    pub append: &'a str,
+    /// The SBI comes from outside RAM (Strata's hypervisor), so a Linux
+    /// Image may boot without firmware.
+    pub sbi_provided: bool,
+    /// The device tree to build; `bootargs` and `initrd` are filled in here.
+    pub fdt: FdtConfig,
+}
+
+/// Loads the images into `ram` and returns where they went.
+pub fn load(ram: &GuestRam, cfg: &BootConfig) -> Result<Layout, LoadError> {
+    let base = ram.base();
+    let kernel_bytes = loader::read_file("kernel", cfg.kernel)?;
+    loader::check_not_foreign("kernel", &kernel_bytes)?;
+    let kind = loader::classify(&kernel_bytes);
+    let mut layout = Layout::default();
+    let mut fw_end = base;
+    let firmware_entry = match cfg.bios {
+        Some(path) => {
+            let fw = loader::read_file("firmware", path)?;
+            loader::check_not_foreign("firmware", &fw)?;
+            let l = match loader::classify(&fw) {
+                ImageKind::Elf => loader::load_elf(ram, "firmware", &fw)?,
+                ImageKind::LinuxImage => {
+                    return Err(LoadError(format!("{} is a Linux kernel, not firmware", path.display())))
+                }
+                ImageKind::Raw => loader::load_raw(ram, "firmware", &fw, base)?,
+            };
+            fw_end = l.end;
+            Some(l.entry)
+        }
+        None => None,
+    };
+    let kernel = match kind {
+        ImageKind::Elf => loader::load_elf(ram, "kernel", &kernel_bytes)?,
+        ImageKind::LinuxImage => {
+            if firmware_entry.is_none() && !cfg.sbi_provided {
+                return Err(LoadError(
+                    "a Linux Image runs in S-mode and needs SBI firmware: give --bios (e.g. OpenSBI's fw_dynamic.bin)".into(),
+                ));
+            }
+            // RV64 kernels want a 2 MiB aligned load address above the
+            // firmware (boot-image-header.rst); without firmware, the same
+            // place, as QEMU leaves the first 2 MiB to OpenSBI.
+            let at = if firmware_entry.is_some() { align_up(fw_end, 2 * MIB) } else { base + 2 * MIB };
+            loader::load_linux_image(ram, "kernel", &kernel_bytes, at)?
+        }
+        ImageKind::Raw => {
+            if firmware_entry.is_some() {
+                loader::load_raw(ram, "kernel", &kernel_bytes, align_up(fw_end, 2 * MIB))?
+            } else {
+                return Err(LoadError(format!(
+                    "{} is neither an ELF file nor a RISC-V Linux Image",
+                    cfg.kernel.display()
+                )));
+            }
+        }
+    };
+    if firmware_entry.is_some() && kernel.start < fw_end {
+        return Err(LoadError("the kernel overlaps the firmware".into()));
+    }
+    layout.kernel = (kernel.start, kernel.end);
+
+    // The device tree goes at the top of RAM, 2 MiB aligned as QEMU places
+    // it; fw_dynamic_info and the initrd go below it.
+    let initrd = match cfg.initrd {
+        Some(p) => {
+            let d = loader::read_file("initrd", p)?;
+            if d.is_empty() {
+                return Err(LoadError(format!("initrd {} is empty", p.display())));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    let dtb_slot = (ram.end() - DTB_MAX) & !(2 * MIB - 1);
+    let info_addr = dtb_slot - 0x1000;
+    let mut low_limit = info_addr;
+    if let Some(d) = &initrd {
+        let start = (info_addr.saturating_sub(d.len() as u64)) & !0xfff;
+        if start < kernel.end || start < base {
+            return Err(LoadError(format!(
+                "RAM too small: the kernel ends at {:#x} and the {} MiB initrd must fit below {:#x}; try a larger -m",
+                kernel.end,
+                d.len() as u64 / MIB,
+                info_addr
+            )));
+        }
+        ram.write_bytes(start, d).map_err(|e| LoadError(format!("initrd: {e}")))?;
+        layout.initrd = Some((start, start + d.len() as u64));
+        low_limit = start;
+    }
+    if kernel.end > low_limit {
+        return Err(LoadError(format!("RAM too small for the kernel (it ends at {:#x}); try a larger -m", kernel.end)));
+    }
+    let fdt_cfg = FdtConfig { bootargs: cfg.append.to_string(), initrd: layout.initrd, ..cfg.fdt.clone() };
+    let dtb = fdt::build_fdt(&fdt_cfg).map_err(LoadError)?;
+    if dtb.len() as u64 > DTB_MAX {
+        return Err(LoadError("device tree larger than 64 KiB".into()));
+    }
+    ram.write_bytes(dtb_slot, &dtb).map_err(|e| LoadError(format!("device tree: {e}")))?;
+    layout.dtb = dtb_slot;
+
+    layout.entry = match firmware_entry {
+        Some(fw_entry) => {
+            // fw_dynamic_info: magic, version, next_addr, next_mode,
+            // options, boot_hart.
+            let info = [FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, kernel.entry, NEXT_MODE_S, 0, 0];
+            for (i, v) in info.iter().enumerate() {
+                ram.store(info_addr + 8 * i as u64, 8, *v).map_err(|e| LoadError(e.to_string()))?;
+            }
+            layout.fw_dynamic_info = Some(info_addr);
+            fw_entry
+        }
+        None => kernel.entry,
+    };
+    Ok(layout)
+}
+
+/// The byte ranges of `ram` the images occupy (for copying them into a
+/// VM): kernel, initrd, device tree.
+pub fn segments(ram: &GuestRam, layout: &Layout) -> Result<Vec<(u64, Vec<u8>)>, LoadError> {
+    let mut out = Vec::new();
+    let mut ranges = vec![layout.kernel, (layout.dtb, layout.dtb + DTB_MAX)];
+    ranges.extend(layout.initrd);
+    for (start, end) in ranges {
+        let end = end.min(ram.end());
+        let mut buf = vec![0u8; (end - start) as usize];
+        ram.read_bytes(start, &mut buf).map_err(|e| LoadError(e.to_string()))?;
+        out.push((start, buf));
+    }
+    Ok(out)
+}

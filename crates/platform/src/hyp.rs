@@ -1,0 +1,551 @@
+//! `strata run`: the machine under Strata's hypervisor.
+//!
+//! The board here is bare: RAM ("machine memory"), harts in hypervisor
+//! mode (HS-mode is the host-side hypervisor, `strata_hypervisor`) and the
+//! timebase. Every VM gets its own devices from the hypervisor; this module
+//! prepares the VMs' boot images and device trees, wires their consoles,
+//! and runs the loop that gives the harts to the hypervisor.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_devices::aclint::Timebase;
+use strata_devices::rtc::host_clock;
+use strata_hart::{Bus, Hart, TrapTarget};
+use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
+use strata_hypervisor::ownership::{self, MachineMemory};
+use strata_hypervisor::vm::{layout, VmEnd, VmSpec};
+use strata_hypervisor::{Hypervisor, Policy};
+use strata_memory::GuestRam;
+
+use crate::boot::{self, BootConfig};
+use crate::console::{self, Input};
+use crate::fdt::FdtConfig;
+use crate::loader::LoadError;
+use crate::machine::{ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
+
+/// The ISA a guest sees: the hart's, without H (Strata does not offer
+/// nested virtualization).
+pub const GUEST_ISA_BASE: &str = "rv64imafdc";
+pub const GUEST_ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"];
+
+/// Machine RAM starts where the `virt` board's does.
+const MACHINE_RAM_BASE: u64 = 0x8000_0000;
+const CHUNK: u64 = 4096;
+const MIB: u64 = 1 << 20;
+
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub name: String,
+    pub memory: u64,
+    pub vcpus: u32,
+    pub protected: bool,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+    pub serial_log: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub vms: Vec<VmConfig>,
+    /// Physical harts; `None` for one per vCPU (at most 8).
+    pub harts: Option<u32>,
+    pub policy: Policy,
+    pub clock: ClockMode,
+    /// Copy the VMs' consoles to stdout (each line labelled with the VM's
+    /// name when there are several).
+    pub console_stdout: bool,
+    /// Feed stdin to the first VM's UART.
+    pub console_stdin: bool,
+}
+
+/// One VM's console: to stdout (labelled by line when several VMs share
+/// it), to its log file, and to a capture buffer for tests.
+struct VmConsole {
+    label: Option<String>,
+    stdout: bool,
+    log: Option<File>,
+    line: Vec<u8>,
+    capture: Vec<u8>,
+}
+
+impl VmConsole {
+    fn push(&mut self, b: u8) {
+        self.capture.push(b);
+        if let Some(f) = &mut self.log {
+            if f.write_all(&[b]).is_err() {
+                self.log = None;
+            }
+        }
+        self.line.push(b);
+        if b == b'\n' || self.line.len() >= 4096 {
+            self.flush_line();
+        }
+    }
+
+    /// Writes out the current line. Unlabelled output is also flushed in the
+    /// middle of a line (a shell prompt has no newline).
+    fn flush_line(&mut self) {
+        if self.line.is_empty() || !self.stdout {
+            self.line.clear();
+            return;
+        }
+        let out = io::stdout();
+        let mut out = out.lock();
+        let r = match &self.label {
+            Some(l) => out.write_all(format!("[{l}] ").as_bytes()).and_then(|_| out.write_all(&self.line)),
+            None => out.write_all(&self.line),
+        };
+        if r.and_then(|_| out.flush()).is_err() {
+            self.stdout = false;
+        }
+        self.line.clear();
+    }
+
+    fn tick(&mut self) {
+        if self.label.is_none() {
+            self.flush_line();
+        }
+    }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Machine memory for the hypervisor: the board's RAM.
+struct Ram(Arc<GuestRam>);
+
+impl MachineMemory for Ram {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), ownership::TableMemError> {
+        self.0.read_bytes(pa, buf).map_err(|_| ownership::TableMemError::BadAddress(pa))
+    }
+    fn write(&mut self, pa: u64, data: &[u8]) -> Result<(), ownership::TableMemError> {
+        self.0.write_bytes(pa, data).map_err(|_| ownership::TableMemError::BadAddress(pa))
+    }
+    fn zero_page(&mut self, page: ownership::MachinePage) -> Result<(), ownership::TableMemError> {
+        self.0.zero(page.addr(), ownership::PAGE_SIZE).map_err(|_| ownership::TableMemError::BadAddress(page.addr()))
+    }
+}
+
+/// What the harts reach besides RAM under the hypervisor: nothing but the
+/// timer (guests' devices are the hypervisor's, reached through traps).
+struct HypBus(Arc<Timebase>);
+
+impl Bus for HypBus {
+    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
+        None
+    }
+    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
+        false
+    }
+    fn mtime(&self) -> u64 {
+        self.0.now()
+    }
+}
+
+/// An emulated hart as the hypervisor sees it ([`HartOps`]).
+pub struct HypHart<'a> {
+    hart: &'a mut Hart,
+    bus: HypBus,
+    ram_base: u64,
+}
+
+impl HartOps for HypHart<'_> {
+    fn hart_id(&self) -> u64 {
+        self.hart.hartid
+    }
+    fn csr(&self, c: Csr) -> u64 {
+        self.hart.csr_peek(c.number()).unwrap_or(0)
+    }
+    fn set_csr(&mut self, c: Csr, v: u64) {
+        self.hart.csr_poke(c.number(), v);
+    }
+    fn gpr(&self, n: usize) -> u64 {
+        self.hart.x[n & 31]
+    }
+    fn set_gpr(&mut self, n: usize, v: u64) {
+        if n & 31 != 0 {
+            self.hart.x[n & 31] = v;
+        }
+    }
+    fn fpr(&self, n: usize) -> u64 {
+        self.hart.f[n & 31]
+    }
+    fn set_fpr(&mut self, n: usize, v: u64) {
+        self.hart.f[n & 31] = v;
+    }
+    fn time(&self) -> u64 {
+        self.bus.mtime()
+    }
+    fn enter_guest(&mut self, budget: u64) -> (u64, TrapTo) {
+        let (used, to) = self.hart.enter_guest(&mut self.bus, budget);
+        (used, if to == TrapTarget::M { TrapTo::M } else { TrapTo::Hs })
+    }
+    fn hfence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
+        self.hart.hfence_gvma(gpa, vmid);
+    }
+    fn invalidate_page(&mut self, page_addr: u64) -> u64 {
+        self.hart.invalidate_ram_page((page_addr - self.ram_base) >> 12)
+    }
+    fn invalidate_coarse(&mut self, vmids: Option<&[u64]>, page_addr: u64) -> (u64, u64) {
+        self.hart.invalidate_coarse(vmids, (page_addr - self.ram_base) >> 12)
+    }
+    fn collateral_misses(&self) -> Vec<(u64, u64)> {
+        self.hart
+            .tlb_vmid_stats()
+            .iter()
+            .filter(|((virt, _), _)| *virt)
+            .map(|((_, vmid), c)| (*vmid, c.collateral_misses))
+            .collect()
+    }
+}
+
+/// How `strata run` ended.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// Each VM's name and end (`None`: still running when nothing could
+    /// happen any more, or when the user quit).
+    pub vms: Vec<(String, Option<VmEnd>)>,
+    pub quit: bool,
+}
+
+impl RunOutcome {
+    /// The process exit status: 0 when every VM powered off cleanly (or the
+    /// user quit), otherwise the worst of 3 (reset), 4 (failure reported),
+    /// 5 (hung: waiting for an interrupt nothing can raise), 6 (stopped by
+    /// the hypervisor).
+    pub fn status(&self) -> i32 {
+        if self.quit {
+            return 0;
+        }
+        self.vms
+            .iter()
+            .map(|(_, e)| match e {
+                Some(VmEnd::PowerOff) => 0,
+                Some(VmEnd::Reset) => 3,
+                Some(VmEnd::Failure(_)) => 4,
+                None => 5,
+                Some(VmEnd::Crashed(_)) => 6,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+pub struct HypMachine {
+    pub ram: Arc<GuestRam>,
+    pub harts: Vec<Hart>,
+    time: Arc<Timebase>,
+    pub hyp: Hypervisor,
+    consoles: Vec<Arc<Mutex<VmConsole>>>,
+    input: Option<Receiver<Input>>,
+    clock: ClockMode,
+    elapsed: Duration,
+}
+
+impl HypMachine {
+    pub fn new(cfg: &RunConfig) -> Result<HypMachine, LoadError> {
+        if cfg.vms.is_empty() {
+            return Err(LoadError("no VM to run".into()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for vm in &cfg.vms {
+            if vm.name.is_empty() || !names.insert(vm.name.clone()) {
+                return Err(LoadError(format!("VM names must be non-empty and distinct ('{}')", vm.name)));
+            }
+            if vm.vcpus == 0 || vm.vcpus > 8 {
+                return Err(LoadError(format!("VM {}: {} vCPUs; 1 to 8 are supported", vm.name, vm.vcpus)));
+            }
+            if vm.memory < 16 * MIB || vm.memory % 4096 != 0 {
+                return Err(LoadError(format!("VM {}: memory must be at least 16 MiB, in whole 4 KiB pages", vm.name)));
+            }
+        }
+        let vcpus: u32 = cfg.vms.iter().map(|v| v.vcpus).sum();
+        let harts = cfg.harts.unwrap_or_else(|| vcpus.min(8));
+        if harts == 0 || harts > 8 {
+            return Err(LoadError(format!("--harts {harts}: Strata supports 1 to 8 harts")));
+        }
+        // Machine memory: the VMs' RAM, plus their G-stage tables (one page
+        // per 512 mapped, a 16 KiB root and a few upper levels each) and
+        // room to move pages around.
+        let vm_total: u64 = cfg.vms.iter().map(|v| v.memory).sum();
+        let machine = vm_total + vm_total / 256 + 16 * MIB * cfg.vms.len() as u64;
+        if let Some(host) = host_ram_bytes() {
+            if machine > host {
+                return Err(LoadError(format!(
+                    "the VMs need {} MiB of memory; this host has {} MiB",
+                    machine / MIB,
+                    host / MIB
+                )));
+            }
+        }
+        let ram = Arc::new(GuestRam::new(MACHINE_RAM_BASE, machine).map_err(LoadError)?);
+        let mem = Box::new(Ram(ram.clone()));
+        let mut hyp = Hypervisor::new(mem, MACHINE_RAM_BASE, machine / 4096, harts as usize, cfg.policy)
+            .map_err(|e| LoadError(e.to_string()))?;
+
+        let labelled = cfg.vms.len() > 1;
+        let mut consoles = Vec::new();
+        for vm in &cfg.vms {
+            let (segments, entry, dtb) = vm_images(vm)?;
+            let log = match &vm.serial_log {
+                Some(p) => Some(
+                    File::create(p).map_err(|e| LoadError(format!("cannot create serial log {}: {e}", p.display())))?,
+                ),
+                None => None,
+            };
+            let con = Arc::new(Mutex::new(VmConsole {
+                label: labelled.then(|| vm.name.clone()),
+                stdout: cfg.console_stdout,
+                log,
+                line: Vec::new(),
+                capture: Vec::new(),
+            }));
+            let sink = {
+                let c = con.clone();
+                Box::new(move |b: u8| lock(&c).push(b)) as strata_devices::uart::UartSink
+            };
+            hyp.create_vm(VmSpec {
+                name: vm.name.clone(),
+                memory: vm.memory,
+                vcpus: vm.vcpus,
+                protected: vm.protected,
+                segments,
+                entry,
+                dtb,
+                console: sink,
+                clock: host_clock(),
+            })
+            .map_err(|e| LoadError(e.to_string()))?;
+            consoles.push(con);
+        }
+
+        let time = Timebase::new();
+        let harts = (0..harts)
+            .map(|h| {
+                let mut hart = Hart::new(h as u64, ram.clone(), strata_devices::HartIrqs::new());
+                hart.reset(0);
+                hart.set_hypervisor_mode();
+                hart.enable_tlb_reverse_index();
+                let mut ops = HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE };
+                Hypervisor::init_hart(&mut ops);
+                hart
+            })
+            .collect();
+        let input = cfg.console_stdin.then(console::spawn_stdin_reader);
+        Ok(HypMachine { ram, harts, time, hyp, consoles, input, clock: cfg.clock, elapsed: Duration::ZERO })
+    }
+
+    /// Everything VM `vm` printed so far (for tests).
+    pub fn console_output(&self, vm: usize) -> Vec<u8> {
+        self.consoles.get(vm).map(|c| lock(c).capture.clone()).unwrap_or_default()
+    }
+
+    /// The harts, as the hypervisor drives them.
+    pub fn with_harts<R>(&mut self, f: impl FnOnce(&mut Hypervisor, &mut [&mut dyn HartOps]) -> R) -> R {
+        let mut ops: Vec<HypHart> = self
+            .harts
+            .iter_mut()
+            .map(|hart| HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE })
+            .collect();
+        let mut refs: Vec<&mut dyn HartOps> = ops.iter_mut().map(|h| h as &mut dyn HartOps).collect();
+        f(&mut self.hyp, &mut refs)
+    }
+
+    /// One round: every hart runs its vCPUs for a chunk, then time moves.
+    /// Returns false when nothing more can happen.
+    pub fn step(&mut self, wall_start: Instant) -> bool {
+        let slice = self.with_harts(|hyp, harts| hyp.run_slice(harts, CHUNK));
+        let used = slice.used.iter().copied().max().unwrap_or(0);
+        self.time.advance(used / INSNS_PER_TICK);
+        self.hyp.update_devices();
+        for c in &self.consoles {
+            lock(c).tick();
+        }
+        if self.hyp.all_ended() {
+            return false;
+        }
+        if slice.idle {
+            return self.idle(wall_start);
+        }
+        true
+    }
+
+    /// Every vCPU waits: move time to the next timer or RTC alarm.
+    fn idle(&mut self, wall_start: Instant) -> bool {
+        let now = self.time.now();
+        let rtc = self.hyp.rtc_alarm_in_ns().map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
+        let deadline = match (self.hyp.next_deadline(), rtc) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match deadline {
+            Some(d) => {
+                let delta = d.saturating_sub(now).max(1);
+                if self.clock == ClockMode::Paced {
+                    let guest_ns = (self.time.raw() as u128 * 1_000_000_000 / TIMEBASE_HZ as u128) as u64;
+                    let host_ns = wall_start.elapsed().as_nanos() as u64;
+                    let ahead = guest_ns.saturating_add(delta.saturating_mul(100)).saturating_sub(host_ns);
+                    std::thread::sleep(Duration::from_nanos(ahead.min(50_000_000)));
+                }
+                self.time.advance(delta);
+                true
+            }
+            // Only console input could wake a VM now.
+            None => match &self.input {
+                Some(rx) => match rx.recv() {
+                    Ok(Input::Byte(b)) => {
+                        self.hyp.console_input(0, b);
+                        true
+                    }
+                    _ => false,
+                },
+                None => false,
+            },
+        }
+    }
+
+    fn pump_input(&mut self) -> bool {
+        let Some(rx) = &self.input else { return false };
+        loop {
+            match console::try_input(rx) {
+                Some(Input::Byte(b)) => {
+                    if !self.hyp.console_input(0, b) {
+                        return false;
+                    }
+                }
+                Some(Input::Quit) => return true,
+                Some(Input::Eof) => {
+                    self.input = None;
+                    return false;
+                }
+                None => return false,
+            }
+        }
+    }
+
+    /// Runs until every VM has ended, or nothing more can happen.
+    pub fn run(&mut self) -> RunOutcome {
+        let start = Instant::now();
+        let mut quit = false;
+        while self.step(start) {
+            if self.pump_input() {
+                quit = true;
+                break;
+            }
+        }
+        for c in &self.consoles {
+            lock(c).flush_line();
+        }
+        self.elapsed = start.elapsed();
+        RunOutcome { vms: self.hyp.vms.iter().map(|v| (v.name.clone(), v.end.clone())).collect(), quit }
+    }
+
+    /// A human-readable report of the run's counters (`--stats`).
+    pub fn stats_report(&self) -> String {
+        let mut s = String::new();
+        let secs = self.elapsed.as_secs_f64();
+        let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
+        let _ = writeln!(
+            s,
+            "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
+            retired as f64 / secs.max(1e-9) / 1e6
+        );
+        for vm in &self.hyp.vms {
+            let vc: Vec<String> = vm
+                .vcpus
+                .iter()
+                .map(|&i| {
+                    let c = &self.hyp.vcpus[i].stats;
+                    format!(
+                        "vcpu{} exits {} sbi {} mmio {} wfi {} preempt {} injected {}",
+                        self.hyp.vcpus[i].id, c.exits, c.sbi_calls, c.mmio, c.wfi, c.preemptions, c.injected
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "vm {} (vmid {}{}): {} | {}",
+                vm.name,
+                vm.vmid,
+                if vm.protected { ", protected" } else { "" },
+                vm.end.as_ref().map_or("running".into(), |e| e.describe()),
+                vc.join("; ")
+            );
+        }
+        let i = &self.hyp.inval;
+        let _ = writeln!(
+            s,
+            "invalidation policy {}: {} pages, {} translations dropped, {} of them collateral",
+            self.hyp.policy, i.invalidations, i.dropped, i.collateral_dropped
+        );
+        for h in &self.harts {
+            let st = &h.stats;
+            let by: Vec<String> = h
+                .tlb_vmid_stats()
+                .iter()
+                .map(|((v, vmid), c)| {
+                    if *v {
+                        format!("vmid {vmid}: {} hits {} misses {} collateral", c.hits, c.misses, c.collateral_misses)
+                    } else {
+                        format!("V=0: {} hits {} misses", c.hits, c.misses)
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "hart {}: retired {} | tlb [{}]", h.hartid, h.instret, by.join(", "));
+            let avg = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
+            let _ = writeln!(
+                s,
+                "hart {}: two-stage walks {} (PTE reads {}, {avg:.1} per walk, max {}), fences hfence.gvma {} sfence.vma(V=1) {}",
+                h.hartid, st.walks2, st.walk2_refs, st.walk2_max_refs, st.fences[3], st.fences[1]
+            );
+        }
+        s
+    }
+}
+
+/// Builds a VM's boot images (kernel, initrd, device tree) the way the
+/// bare board would, in scratch memory, and returns them as segments.
+fn vm_images(vm: &VmConfig) -> Result<(Vec<(u64, Vec<u8>)>, u64, u64), LoadError> {
+    let scratch = GuestRam::new(layout::RAM_BASE, vm.memory).map_err(LoadError)?;
+    let l = boot::load(
+        &scratch,
+        &BootConfig {
+            bios: None,
+            kernel: &vm.kernel,
+            initrd: vm.initrd.as_deref(),
+            append: &vm.append,
+            sbi_provided: true,
+            fdt: FdtConfig {
+                harts: vm.vcpus,
+                isa_base: GUEST_ISA_BASE.into(),
+                isa_extensions: GUEST_ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+                mmu_type: "riscv,sv48".into(),
+                ram_base: layout::RAM_BASE,
+                ram_size: vm.memory,
+                bootargs: String::new(),
+                initrd: None,
+                timebase_frequency: TIMEBASE_HZ as u32,
+                virtio_mmio: Vec::new(),
+                clint: false,
+            },
+        },
+    )
+    .map_err(|e| LoadError(format!("VM {}: {}", vm.name, e.0)))?;
+    let segs = boot::segments(&scratch, &l)?;
+    Ok((segs, l.entry, l.dtb))
+}
+
+fn host_ram_bytes() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
