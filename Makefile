@@ -7,6 +7,7 @@
 #   make boot-test-qemu   the boot test against QEMU
 #   make bench        boot benchmark (MACHINES=qemu for QEMU only)
 #   make conformance  tests/conformance/run.sh
+#   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
 SHELL := /bin/bash
@@ -24,7 +25,7 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu conformance bench qemu-demo clean distclean
+        boot-test-qemu conformance kvm-test kvm-test-qemu bench qemu-demo clean distclean
 
 all: build
 
@@ -70,6 +71,12 @@ boot-test-qemu: setup
 conformance:
 	@[ -x tests/conformance/run.sh ] || { echo "make conformance: tests/conformance/run.sh is missing or not executable" >&2; exit 1; }
 	tests/conformance/run.sh
+
+kvm-test: setup build
+	tests/kvm/kvm-test.sh --machine strata
+
+kvm-test-qemu: setup
+	tests/kvm/kvm-test.sh --machine qemu
 
 bench: setup
 	scripts/bench-boot.sh
