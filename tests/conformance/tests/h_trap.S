@@ -303,6 +303,8 @@ TEST_BEGIN(h_trap)
         li      t0, MSTATUS_TSR
         csrc    mstatus, t0
         VEXPECT "VU sret: virtual instruction", PRV_U, CAUSE_VIRTUAL, sret
+        /* No interrupt is pending or enabled, so a WFI can never complete:
+           with VTW=1 it must trap (the same reading as deleg's TW case) */
         li      t0, HSTATUS_VTW
         csrs    hstatus, t0
         VEXPECT "VS wfi with VTW=1: virtual instruction", PRV_S, CAUSE_VIRTUAL, wfi
