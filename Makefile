@@ -7,6 +7,8 @@
 #   make boot-test-qemu   the boot test against QEMU
 #   make bench        boot benchmark (MACHINES=qemu for QEMU only)
 #   make conformance  tests/conformance/run.sh
+#   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
+#   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
 SHELL := /bin/bash
@@ -24,7 +26,7 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu conformance bench qemu-demo clean distclean
+        boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu bench qemu-demo clean distclean
 
 all: build
 
@@ -70,6 +72,18 @@ boot-test-qemu: setup
 conformance:
 	@[ -x tests/conformance/run.sh ] || { echo "make conformance: tests/conformance/run.sh is missing or not executable" >&2; exit 1; }
 	tests/conformance/run.sh
+
+kvm-test: setup build
+	tests/kvm/kvm-test.sh --machine strata
+
+kvm-test-qemu: setup
+	tests/kvm/kvm-test.sh --machine qemu
+
+kvm-nested: setup build
+	tests/kvm/nested-test.sh --machine strata
+
+kvm-nested-qemu: setup
+	tests/kvm/nested-test.sh --machine qemu
 
 bench: setup
 	scripts/bench-boot.sh

@@ -11,6 +11,11 @@
 #   TIMEOUT=seconds           per-test, per-machine time limit (default 20)
 #   BUILD_DIR=path            build outputs (default: <repo>/build/conformance)
 #   NO_CACHE=1                ignore cached QEMU signatures
+#
+# A test source may ask QEMU for a specific CPU with a marker comment, e.g.
+#   /* qemu-cpu: rv64,h=true */
+# (first match wins; tests without one get QEMU's default CPU). Strata has no
+# such option: it must implement everything by default.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,6 +46,7 @@ QEMU_VER="$("$QEMU" --version | head -n1)"
 
 # ---- build ---------------------------------------------------------------
 tests=()
+declare -A QCPU
 for src in "$HERE"/tests/*.S "$HERE"/tests/*.c; do
   [[ -e "$src" ]] || continue
   name="$(basename "${src%.*}")"
@@ -57,11 +63,14 @@ for src in "$HERE"/tests/*.S "$HERE"/tests/*.c; do
     exit 2
   fi
   tests+=("$name")
+  QCPU[$name]="$(sed -n 's/.*qemu-cpu:[[:space:]]*\([^[:space:]*]*\).*/\1/p' "$src" | head -n 1)"
 done
 [[ ${#tests[@]} -gt 0 ]] || { echo "no tests selected" >&2; exit 2; }
 
-run_qemu() { # elf out
-  timeout -k 2 "$TIMEOUT" "$QEMU" -M virt -bios none -kernel "$1" -m 128M -smp 1 \
+run_qemu() { # elf out cpu
+  local cpu=()
+  [[ -n "$3" ]] && cpu=(-cpu "$3")
+  timeout -k 2 "$TIMEOUT" "$QEMU" -M virt "${cpu[@]}" -bios none -kernel "$1" -m 128M -smp 1 \
     -display none -serial stdio -monitor none </dev/null >"$2" 2>&1 || true
 }
 run_strata() { # elf out
@@ -75,10 +84,10 @@ total_fail=0
 start=$(date +%s)
 for name in "${tests[@]}"; do
   elf="$BUILD/elf/$name.elf"
-  key="$( (sha256sum "$elf" | cut -d' ' -f1; echo "$QEMU_VER") | sha256sum | cut -c1-32)"
+  key="$( (sha256sum "$elf" | cut -d' ' -f1; echo "$QEMU_VER"; echo "cpu=${QCPU[$name]}") | sha256sum | cut -c1-32)"
   qout="$BUILD/qemu-cache/$name-$key.out"
   if [[ -n "${NO_CACHE:-}" || ! -s "$qout" ]] || ! grep -q '^END ' "$qout"; then
-    run_qemu "$elf" "$qout"
+    run_qemu "$elf" "$qout" "${QCPU[$name]}"
   fi
   mout="$BUILD/out/$name.$MACHINE.out"
   if [[ "$MACHINE" == strata ]]; then
