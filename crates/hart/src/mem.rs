@@ -104,8 +104,14 @@ impl GuestPt<'_> {
         let write = access == Access::Store;
         match self.g.translate(&mut self.phys, gpa, access, false, false) {
             Ok(leaf) => {
-                self.refs += leaf.refs;
-                self.writes += leaf.writes;
+                // The G-stage walk that locates a PTE for an A/D update is
+                // part of that write, not of the translation's reads.
+                if write {
+                    self.writes += leaf.refs + leaf.writes;
+                } else {
+                    self.refs += leaf.refs;
+                    self.writes += leaf.writes;
+                }
                 Ok(leaf.pa)
             }
             Err(WalkError::PageFault) => Err(GuestPtError::GuestPage { gpa, write }),
