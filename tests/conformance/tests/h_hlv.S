@@ -259,12 +259,20 @@ TEST_BEGIN(h_hlv)
         li      t0, MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_MPV
         csrc    mstatus, t0
         CHECK_EQ "MPRV MPV=1 MPP=U: U page readable", s3, 0x8877665544332211
+        /* MPRV is set only around the faulting load: the harness's own
+           stores (CLEAR_TRAP, DISARM) must not be translated as VU accesses,
+           and the trap's MRET leaves MPRV=1 with MPP=U. */
+        li      s1, VA0
+        CLEAR_TRAP
+        SET_RESUME 1f
         li      t0, MSTATUS_MPRV | (PRV_U << 11) | MSTATUS_MPV
         csrs    mstatus, t0
-        li      s1, VA0
-        EXPECT_TRAP "MPRV MPV=1 MPP=U: S page faults", CAUSE_LOAD_PAGE, ld s3, 0(s1)
-        li      t0, MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_MPV
+        ld      s3, 0(s1)
+1:      li      t0, MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_MPV
         csrc    mstatus, t0
+        DISARM
+        TRAP_CAUSE a0
+        CHECK_EQ "MPRV MPV=1 MPP=U: S page faults cause", a0, CAUSE_LOAD_PAGE
         TRAP_MGVA s2
         /* QEMU DEPARTURE: Priv 8.4.1: an MPRV (MPV=1) access fault writes a guest VA
            to mtval, so GVA=1; QEMU 7.2 leaves GVA=0 */
