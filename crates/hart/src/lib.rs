@@ -93,6 +93,16 @@ pub struct Hart {
     code: code::CodeCache,
 }
 
+/// One cached translation (see [`Hart::tlb_entries`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    pub access: strata_mmu::Access,
+    pub vmid: Option<u64>,
+    pub va: u64,
+    pub gpa: Option<u64>,
+    pub ram_page: u64,
+}
+
 /// Why [`Hart::run`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunExit {
@@ -273,6 +283,20 @@ impl Hart {
     /// [`invalidate_ram_page`] cost what the page has, not the TLB's size.
     pub fn enable_tlb_reverse_index(&mut self) {
         self.tlb.enable_reverse_index();
+    }
+
+    /// The TLB's live entries, for checking them against the page tables:
+    /// (access kind, VMID for two-stage entries, virtual page address,
+    /// guest-physical page address, RAM page number).
+    pub fn tlb_entries(&self) -> Vec<TlbEntry> {
+        self.tlb
+            .entries()
+            .into_iter()
+            .map(|(access, ctx, va, gpa, ram_page)| {
+                let key = self.spaces.key(strata_mmu::tlb::ctx_space(ctx));
+                TlbEntry { access, vmid: key.filter(|k| k.virt).map(|k| k.vmid()), va, gpa, ram_page }
+            })
+            .collect()
     }
 
     /// TLB hits and misses by (V, VMID).

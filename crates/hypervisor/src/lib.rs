@@ -330,6 +330,17 @@ impl Hypervisor {
         Some(leaf.pa + (gpa & (PAGE_SIZE - 1)))
     }
 
+    /// Checks that the ownership bookkeeping and every VM's G-stage tables
+    /// agree (see `HypMemory::check`).
+    pub fn check_memory(&self) -> Result<(), String> {
+        self.hm.check(&*self.mem)
+    }
+
+    /// The machine address VM `vm`'s G-stage tables map at `gpa`, if any.
+    pub fn translate(&self, vm: usize, gpa: u64) -> Option<u64> {
+        self.guest_pa(self.vms.get(vm)?.id, gpa)
+    }
+
     /// The hypervisor's own access to guest memory (loading images, SBI
     /// calls that pass buffers). Part of the trusted core: it reaches
     /// protected VMs too. Everything else uses `host_read`/`host_write`.
@@ -876,8 +887,8 @@ impl Hypervisor {
     /// unmapped there).
     pub fn give_page(&mut self, vm: usize, page: MachinePage, gpa: u64) -> Result<(), HypError> {
         let id = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?.id;
-        let _ = self.hm.donate(&mut *self.mem, Owner::Hypervisor, page, Owner::Vm(id))?;
         self.hm.zero_pending(&mut *self.mem)?;
+        let _ = self.hm.donate(&mut *self.mem, Owner::Hypervisor, page, Owner::Vm(id))?;
         self.hm.map(&mut *self.mem, id, gpa, page, Perms::RWX)?;
         Ok(())
     }

@@ -108,6 +108,11 @@ impl Spaces {
         }
     }
 
+    /// The key of slot `i`, if it holds one.
+    pub fn key(&self, i: usize) -> Option<SpaceKey> {
+        self.keys.get(i).copied().flatten()
+    }
+
     /// Bit mask of the slots whose key satisfies `f`.
     pub fn mask_where(&self, f: impl Fn(&SpaceKey) -> bool) -> u64 {
         (1..SPACES).filter(|&i| self.keys[i].as_ref().is_some_and(&f)).fold(0, |m, i| m | 1 << i)

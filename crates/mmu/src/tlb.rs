@@ -372,6 +372,22 @@ impl Tlb {
         self.sets[Access::Store.index()].fill(EMPTY);
     }
 
+    /// Every live entry: (access kind, context id, virtual page address,
+    /// guest-physical page address for two-stage entries, RAM page).
+    pub fn entries(&self) -> Vec<(Access, u16, u64, Option<u64>, u64)> {
+        let kinds = [Access::Fetch, Access::Load, Access::Store];
+        let mut v = Vec::new();
+        for (k, (set, metas)) in self.sets.iter().zip(self.meta.iter()).enumerate() {
+            for (e, m) in set.iter().zip(metas.iter()) {
+                if e.tag != INVALID {
+                    let gpa = (m.gpa != NO_GPA).then_some(m.gpa);
+                    v.push((kinds[k], (e.tag & 0x7ff) as u16, e.tag & !0xfff, gpa, Self::entry_page(e)));
+                }
+            }
+        }
+        v
+    }
+
     /// Number of live entries (for tests and statistics).
     pub fn live_entries(&self) -> usize {
         self.sets.iter().flat_map(|s| s.iter()).filter(|e| e.tag != INVALID).count()

@@ -1,0 +1,168 @@
+//! Strata's hypervisor on emulated harts: memory isolation, protected VMs,
+//! reclaimed pages, and invalidation by physical address, with small guests
+//! that walk their memory (strata_platform::testguest).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use strata_hypervisor::Policy;
+use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
+use strata_platform::testguest;
+use strata_platform::ClockMode;
+
+const RAM: u64 = 0x8000_0000;
+/// The walkers touch pages 0x8010_0000.. of their VM (clear of the code).
+const WALK_BASE: u64 = 0x8010_0000;
+const WALK_PAGES: u64 = 64;
+
+fn guest_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("strata-hyp-test-{}-{name}.elf", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn vm(name: &str, kernel: &PathBuf, protected: bool) -> VmConfig {
+    VmConfig {
+        name: name.into(),
+        memory: 16 << 20,
+        vcpus: 1,
+        protected,
+        kernel: kernel.clone(),
+        initrd: None,
+        append: String::new(),
+        serial_log: None,
+    }
+}
+
+fn machine(vms: Vec<VmConfig>, harts: u32, policy: Policy) -> HypMachine {
+    HypMachine::new(&RunConfig {
+        vms,
+        harts: Some(harts),
+        policy,
+        clock: ClockMode::Virtual,
+        console_stdout: false,
+        console_stdin: false,
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn walker() -> PathBuf {
+    guest_file("walker", &testguest::page_walker(WALK_BASE, WALK_PAGES, 4096))
+}
+
+/// Every cached two-stage translation on every hart must be one the VM's
+/// current G-stage tables still make (the hypervisor maps all RAM RWX).
+fn check_tlbs_against_tables(m: &HypMachine) -> usize {
+    let mut n = 0;
+    for h in &m.harts {
+        for e in h.tlb_entries() {
+            let Some(vmid) = e.vmid else { continue };
+            let vm = m.hyp.vms.iter().position(|v| v.vmid == vmid).expect("an entry of an unknown VMID");
+            let gpa = e.gpa.expect("two-stage entries remember their GPA");
+            let mapped = m.hyp.translate(vm, gpa);
+            let cached = RAM + (e.ram_page << 12);
+            assert_eq!(mapped, Some(cached), "hart {}: {:?} for VM {vm} GPA {gpa:#x} reaches a page its tables do not map there", h.hartid, e);
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn the_host_interface_refuses_protected_memory() {
+    let k = walker();
+    let m = machine(vec![vm("open", &k, false), vm("secret", &k, true)], 1, Policy::Pa);
+    let code = testguest::page_walker(WALK_BASE, WALK_PAGES, 4096);
+    let mut buf = [0u8; 16];
+    m.hyp.host_read(0, RAM, &mut buf).expect("an ordinary VM's memory is readable");
+    assert_eq!(&buf[..], &code[0x1000..0x1010], "the host sees the VM's loaded program");
+    let err = m.hyp.host_read(1, RAM, &mut buf).expect_err("a protected VM's memory must be refused");
+    assert!(err.to_string().contains("protected"), "the refusal says why: {err}");
+    // Nor through its other pages, nor by writing.
+    assert!(m.hyp.host_read(1, WALK_BASE + 5 * 4096, &mut buf).is_err());
+    let mut m = m;
+    assert!(m.hyp.host_write(1, WALK_BASE, &[1, 2, 3]).is_err());
+    assert!(m.hyp.host_write(0, WALK_BASE, &[1, 2, 3]).is_ok());
+}
+
+#[test]
+fn a_reclaimed_page_reads_as_zero_in_its_next_owner() {
+    let k = walker();
+    let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 1, Policy::Pa);
+    // A page of A outside what its walker touches, filled with A's data.
+    let gpa = RAM + (8 << 20);
+    m.hyp.host_write(0, gpa, &[0xa5; 4096]).unwrap();
+    let start = Instant::now();
+    for _ in 0..50 {
+        assert!(m.step(start));
+    }
+    let page = m.with_harts(|hyp, harts| hyp.reclaim_page(harts, 0, gpa)).unwrap();
+    let mut buf = [0u8; 8];
+    assert!(m.hyp.host_read(0, gpa, &mut buf).is_err(), "A no longer maps it");
+    // B gets it at a fresh guest-physical address.
+    let at = 0x9000_0000;
+    m.hyp.give_page(1, page, at).unwrap();
+    let mut got = vec![0xffu8; 4096];
+    m.hyp.host_read(1, at, &mut got).unwrap();
+    assert!(got.iter().all(|&b| b == 0), "B must not see A's data");
+    for _ in 0..50 {
+        assert!(m.step(start));
+    }
+    check_tlbs_against_tables(&m);
+}
+
+/// Random page migrations under every policy, on two harts, with both VMs
+/// running; after every step no cached translation may reach a page its
+/// VM's tables no longer map there.
+#[test]
+fn no_cached_translation_outlives_its_mapping() {
+    let k = walker();
+    for policy in [Policy::Pa, Policy::Vmid, Policy::All] {
+        let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 2, policy);
+        let start = Instant::now();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut checked = 0;
+        for step in 0..300 {
+            assert!(m.step(start));
+            checked += check_tlbs_against_tables(&m);
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let vm = (seed & 1) as usize;
+            let gpa = WALK_BASE + (seed >> 8) % WALK_PAGES * 4096;
+            m.with_harts(|hyp, harts| hyp.migrate_page(harts, vm, gpa)).unwrap();
+            checked += check_tlbs_against_tables(&m);
+            if step % 50 == 0 {
+                m.hyp.check_memory().unwrap_or_else(|e| panic!("{policy}: {e}"));
+            }
+        }
+        assert!(checked > 1000, "{policy}: the check must have seen cached translations ({checked})");
+        assert_eq!(m.hyp.inval.invalidations, 300);
+    }
+}
+
+#[test]
+fn only_coarse_policies_cause_collateral_misses() {
+    let k = walker();
+    let mut collateral = Vec::new();
+    for policy in [Policy::Pa, Policy::Vmid, Policy::All] {
+        let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 2, policy);
+        let start = Instant::now();
+        for i in 0..200u64 {
+            assert!(m.step(start));
+            // A's pages move; B only runs.
+            let gpa = WALK_BASE + (i * 7 % WALK_PAGES) * 4096;
+            m.with_harts(|hyp, harts| hyp.migrate_page(harts, 0, gpa)).unwrap();
+        }
+        let by_vm = m.with_harts(|hyp, harts| hyp.collateral_misses(harts));
+        collateral.push((policy, by_vm, m.hyp.inval.clone()));
+    }
+    let get = |p: Policy, vm: &str| -> u64 {
+        collateral.iter().find(|(q, ..)| *q == p).unwrap().1.iter().find(|(n, _)| n == vm).unwrap().1
+    };
+    assert_eq!(get(Policy::Pa, "a") + get(Policy::Pa, "b"), 0, "pa drops only what reached the moved pages");
+    assert_eq!(collateral[0].2.collateral_dropped, 0);
+    assert!(get(Policy::Vmid, "a") > 0, "vmid flushes all of A, most of it unrelated");
+    assert_eq!(get(Policy::Vmid, "b"), 0, "vmid leaves B alone");
+    assert!(get(Policy::All, "b") > 0, "all flushes B too, which had nothing to do with it");
+}
