@@ -1,7 +1,8 @@
 # Strata build/test entry points.
 #   make setup        host tools + guest kernel/busybox (cached) + initramfs
 #   make build        cargo build --release
-#   make test         setup + build + cargo tests + boot test on Strata + conformance
+#   make test         setup + build + every test: cargo tests, boot, conformance,
+#                     difftest, KVM on Strata, strata run (hypervisor)
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
@@ -9,6 +10,7 @@
 #   make conformance  tests/conformance/run.sh
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
+#   make hyp-test     strata run: VMs under Strata's hypervisor (tests/hyp)
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
 SHELL := /bin/bash
@@ -26,7 +28,8 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu bench qemu-demo clean distclean
+        boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
+        clean distclean
 
 all: build
 
@@ -59,6 +62,9 @@ test: setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory difftest
+	tests/kvm/kvm-test.sh --machine strata
+	tests/hyp/run-test.sh
 
 cargo-test:
 	$(CARGO) test --workspace --release
@@ -84,6 +90,9 @@ kvm-nested: setup build
 
 kvm-nested-qemu: setup
 	tests/kvm/nested-test.sh --machine qemu
+
+hyp-test: setup build
+	tests/hyp/run-test.sh
 
 bench: setup
 	scripts/bench-boot.sh

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# strata run: VMs under Strata's hypervisor.
+#
+#   1. the default guest (Debian kernel + initramfs) as one VM with 2 vCPUs:
+#      it reaches userspace, sees 2 CPUs, runs a command whose output is
+#      checked against values computed on the host, and powers off (exit 0);
+#   2. two VMs side by side from a TOML file, the second protected, on two
+#      harts: both reach userspace and power off cleanly, each console is
+#      labelled;
+#   3. two probe guests (tests/hyp/probe.c) that load and store at
+#      guest-physical addresses outside their memory, including the machine
+#      addresses where the other VM's memory lies: every such access must be
+#      the architectural access fault, never data;
+#   4. bad configurations get one clear error line and exit 1.
+#
+# Usage: tests/hyp/run-test.sh [--only N]
+# Env:   STRATA_BIN (target/release/strata), RUN_TIMEOUT (600),
+#        CC_RISCV (riscv64-unknown-elf-gcc)
+# Logs:  build/test/hyp-*.log
+# Last line: "<passed> passed, <failed> failed"; exit 1 on any failure.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$ROOT/tests/hyp"
+STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
+RUN_TIMEOUT=${RUN_TIMEOUT:-600}
+CC=${CC_RISCV:-riscv64-unknown-elf-gcc}
+GUEST="$ROOT/build/guest"
+LOGDIR="$ROOT/build/test"
+ONLY=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) ONLY=$2; shift 2 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "run-test: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+mkdir -p "$LOGDIR"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+PASSED=0
+FAILED=0
+pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
+finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+# check LOG WHAT PATTERN: the log holds a line matching the extended regex
+check() { if grep -Eq -- "$3" "$1"; then pass "$2"; else fail "$2 (no line matching '$3' in $1)"; fi; }
+
+[ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; }
+for f in Image initramfs.cpio kernel-release; do
+    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
+done
+command -v "$CC" >/dev/null 2>&1 || { fail "$CC not found (run: scripts/setup-host.sh)"; finish; }
+REL=$(cat "$GUEST/kernel-release")
+INIT_MD5=$(cd "$WORK" && cpio --quiet -i --to-stdout init <"$GUEST/initramfs.cpio" | md5sum | cut -d' ' -f1)
+
+run() {   # run LOG ARGS...: runs strata with a timeout, sets RC
+    local log=$1; shift
+    { printf '#'; printf ' %q' "$STRATA_BIN" "$@"; echo; } >"$log"
+    set +e
+    timeout --kill-after=10 "$RUN_TIMEOUT" "$STRATA_BIN" "$@" </dev/null >>"$log" 2>&1
+    RC=$?
+    set -e
+    # The guest's tty ends lines with CR LF.
+    sed -i 's/\r$//' "$log"
+}
+
+# --- 1: one VM, 2 vCPUs ------------------------------------------------------
+if want 1; then
+    LOG="$LOGDIR/hyp-one-vm.log"
+    CMD='grep -c ^processor /proc/cpuinfo; md5sum /init'
+    echo "== 1: the default guest as one VM with 2 vCPUs ($LOG)"
+    run "$LOG" run --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio" -m 512M --smp 2 \
+        --append "console=ttyS0 panic=-1 strata.cmd=\"$CMD\"" --stats
+    [ "$RC" -eq 0 ] && pass "one VM: clean power-off (exit 0)" || fail "one VM: exit status $RC (see $LOG)"
+    check "$LOG" "one VM: userspace with 2 CPUs" "^STRATA-GUEST-READY $REL cpus=2$"
+    check "$LOG" "one VM: /proc/cpuinfo lists 2 processors" "^2$"
+    check "$LOG" "one VM: md5sum /init matches the host" "^$INIT_MD5  /init$"
+    check "$LOG" "one VM: the command succeeded" "^STRATA-CMD-EXIT 0$"
+    check "$LOG" "one VM: the hypervisor saw it power off" "^vm vm0 \(vmid 1\): powered off"
+fi
+
+# --- 2: two VMs, one protected ------------------------------------------------
+if want 2; then
+    LOG="$LOGDIR/hyp-two-vms.log"
+    cat >"$WORK/two.toml" <<EOF
+harts = 2
+[[vm]]
+name = "open"
+memory = "256M"
+kernel = "$GUEST/Image"
+initrd = "$GUEST/initramfs.cpio"
+cmdline = "console=ttyS0 panic=-1 strata.cmd=\"echo I-AM-OPEN\""
+
+[[vm]]
+name = "secret"
+memory = "256M"
+protected = true
+kernel = "$GUEST/Image"
+initrd = "$GUEST/initramfs.cpio"
+cmdline = "console=ttyS0 panic=-1 strata.cmd=\"echo I-AM-SECRET\""
+EOF
+    echo "== 2: two VMs side by side, one protected ($LOG)"
+    run "$LOG" run --config "$WORK/two.toml" --stats
+    [ "$RC" -eq 0 ] && pass "two VMs: both powered off (exit 0)" || fail "two VMs: exit status $RC (see $LOG)"
+    for vm in open secret; do
+        check "$LOG" "two VMs: $vm reached userspace" "^\[$vm\] STRATA-GUEST-READY $REL cpus=1"
+        check "$LOG" "two VMs: $vm ran its own command" "^\[$vm\] I-AM-$(echo $vm | tr a-z A-Z)"
+        check "$LOG" "two VMs: $vm powered off" "^vm $vm \(vmid [0-9]+(, protected)?\): powered off"
+    done
+    check "$LOG" "two VMs: the second is protected" "^vm secret \(vmid 2, protected\)"
+    if grep -q "^\[open\] I-AM-SECRET\|^\[secret\] I-AM-OPEN" "$LOG"; then
+        fail "two VMs: a console shows the other VM's output"
+    else
+        pass "two VMs: each console shows only its own VM"
+    fi
+fi
+
+# --- 3: probes outside guest memory --------------------------------------------
+if want 3; then
+    LOG="$LOGDIR/hyp-probe.log"
+    echo "== 3: guests probing guest-physical addresses outside their memory ($LOG)"
+    if ! "$CC" -march=rv64gc -mabi=lp64d -mcmodel=medany -nostdlib -nostartfiles -static \
+            -ffreestanding -O2 -T "$ROOT/tests/conformance/env/link.ld" \
+            -o "$WORK/probe.elf" "$HERE/probe-start.S" "$HERE/probe.c" 2>"$WORK/cc.log"; then
+        cat "$WORK/cc.log"; fail "cannot build the probe guest"; finish
+    fi
+    cat >"$WORK/probe.toml" <<EOF
+harts = 2
+[[vm]]
+name = "p1"
+memory = "16M"
+kernel = "probe.elf"
+[[vm]]
+name = "p2"
+memory = "16M"
+protected = true
+kernel = "probe.elf"
+EOF
+    run "$LOG" run --config "$WORK/probe.toml"
+    [ "$RC" -eq 0 ] && pass "probes: both VMs powered off (exit 0)" || fail "probes: exit status $RC (see $LOG)"
+    for vm in p1 p2; do
+        check "$LOG" "probes: $vm reads its own memory" "^\[$vm\] PROBE own addr=0x[0-9a-f]+ cause=none value=0x1122334455667788$"
+        n=$(grep -c "^\[$vm\] PROBE load .* cause=0x0000000000000005 value=0x00000000deadbeef$" "$LOG" || true)
+        [ "$n" -eq 4 ] && pass "probes: $vm gets a load access fault, and no data, at all 4 outside addresses" \
+                       || fail "probes: $vm: $n of 4 outside loads faulted without data"
+        n=$(grep -c "^\[$vm\] PROBE store .* cause=0x0000000000000007 " "$LOG" || true)
+        [ "$n" -eq 4 ] && pass "probes: $vm gets a store access fault at all 4 outside addresses" \
+                       || fail "probes: $vm: $n of 4 outside stores faulted"
+        check "$LOG" "probes: $vm finished" "^\[$vm\] PROBE DONE$"
+    done
+fi
+
+# --- 4: bad input --------------------------------------------------------------
+if want 4; then
+    echo "== 4: bad configurations"
+    # bad WHAT PATTERN ARGS...: exit 1 (host-side error) or, with
+    # WANT_RC=2, a usage error, with a line matching PATTERN, no panic.
+    bad() {
+        local what=$1 pat=$2; shift 2
+        local log="$WORK/bad.log" want=${WANT_RC:-1}
+        run "$log" "$@"
+        if [ "$RC" -eq "$want" ] && grep -Eq -- "$pat" "$log" && ! grep -q panicked "$log"; then
+            pass "bad input: $what"
+        else
+            fail "bad input: $what (exit $RC, want $want and '$pat'): $(tail -n 2 "$log" | tr '\n' ' ')"
+        fi
+    }
+    printf 'harts = 1\n[[vm]]\nname = "x"\nkernel = "nope"\nbogus = 1\n' >"$WORK/bad1.toml"
+    bad "unknown TOML key" "unknown field .bogus." run --config "$WORK/bad1.toml"
+    printf '[[vm]]\nname = "x"\nkernel = "%s"\n[[vm]]\nname = "x"\nkernel = "%s"\n' "$GUEST/Image" "$GUEST/Image" >"$WORK/bad2.toml"
+    bad "duplicate VM names" "distinct" run --config "$WORK/bad2.toml"
+    printf '[[vm]]\nname = "x"\nkernel = "%s"\nvcpus = 9\n' "$GUEST/Image" >"$WORK/bad3.toml"
+    bad "too many vCPUs" "1 to 8" run --config "$WORK/bad3.toml"
+    bad "missing kernel" "cannot read kernel" run --kernel "$WORK/none" -m 64M
+    bad "--config with --kernel" "do not combine" run --config "$WORK/bad3.toml" --kernel "$GUEST/Image"
+    bad "memory too small" "at least 16 MiB" run --kernel "$GUEST/Image" -m 1M
+    bad "no kernel at all" "give --kernel" run
+    WANT_RC=2 bad "unknown policy (usage error)" "unknown invalidation policy" run --kernel "$GUEST/Image" --invalidation sometimes
+    WANT_RC=2 bad "unknown flag (usage error)" "unexpected argument" run --kernel "$GUEST/Image" --frobnicate
+    printf 'not toml [' >"$WORK/bad4.toml"
+    bad "malformed TOML" "bad4.toml" run --config "$WORK/bad4.toml"
+fi
+
+finish
