@@ -6,7 +6,8 @@
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
-#   make bench        boot benchmark (MACHINES=qemu for QEMU only)
+#   make bench        benchmarks against QEMU: boot (machine and hypervisor),
+#                     invalidation policies, Linux KVM (scripts/bench-*.sh)
 #   make conformance  tests/conformance/run.sh
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
@@ -94,8 +95,11 @@ kvm-nested-qemu: setup
 hyp-test: setup build
 	tests/hyp/run-test.sh
 
-bench: setup
+# Strata against QEMU, side by side; figures go to docs/benchmarks.md.
+bench: setup build
 	scripts/bench-boot.sh
+	scripts/bench-invalidation.sh
+	scripts/bench-kvm.sh
 
 clean:
 	rm -rf build

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Boot benchmark: boots the guest kernel+initramfs to power-off (guest command
-# `true`) with hyperfine on each machine, then prints the median of each and
-# the ratio Strata/QEMU.
+# Boot benchmark: boots the default guest kernel+initramfs to power-off (guest
+# command `true`) with hyperfine on QEMU, on Strata's bare board (`strata
+# machine`, under OpenSBI) and under Strata's hypervisor (`strata run`, the
+# same kernel as a VM), in one run; prints each median, the ratios
+# strata/qemu and run/machine, and Strata's instructions per second.
 #
-# Env: MACHINES   "qemu strata" (default) or "qemu" for a QEMU-only run
+# Env: MACHINES   "qemu strata strata-run" (default); any subset
 #      SMP        guest CPUs (default 1)
 #      RUNS       hyperfine runs per machine (default 5), WARMUP (default 1)
 #      STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64)
-# Output: build/bench/boot-<machine>.json (hyperfine --export-json)
+# Output: build/bench/boot-<machine>.json (hyperfine --export-json),
+#         build/bench/boot-summary.txt
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MACHINES=${MACHINES:-"qemu strata"}
+MACHINES=${MACHINES:-"qemu strata strata-run"}
 SMP=${SMP:-1}
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
@@ -30,8 +33,8 @@ done
 for m in $MACHINES; do
     case "$m" in
         qemu)   command -v "$QEMU_BIN" >/dev/null 2>&1 || die "$QEMU_BIN not found (run scripts/setup-host.sh)" ;;
-        strata) [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first (or MACHINES=qemu for a QEMU-only run)" ;;
-        *) die "unknown machine '$m' (qemu|strata)" ;;
+        strata|strata-run) [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first" ;;
+        *) die "unknown machine '$m' (qemu|strata|strata-run)" ;;
     esac
 done
 mkdir -p "$OUT"
@@ -45,27 +48,36 @@ cmd_for() {
                   -display none -monitor none -serial stdio -no-reboot ;;
         strata) q "$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
                   --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
+        strata-run) q "$STRATA_BIN" run --kernel "$GUEST/Image" \
+                  --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
     esac
 }
 
-declare -A MEDIAN
+declare -A MEDIAN MIPS
 for m in $MACHINES; do
     cmd=$(cmd_for "$m")
     json="$OUT/boot-$m.json"
     echo "== $m (smp=$SMP, $RUNS runs): $cmd"
     # A boot must end in a clean power-off (exit 0): hyperfine fails otherwise.
-    hyperfine --runs "$RUNS" --warmup "$WARMUP" --shell bash \
+    hyperfine --runs "$RUNS" --warmup "$WARMUP" --shell bash --output null \
         --command-name "$m" --export-json "$json" "$cmd" \
-        || die "$m: boot failed (non-zero exit); try: tests/boot/boot-test.sh --machine $m"
+        || die "$m: boot failed (non-zero exit); try: tests/boot/boot-test.sh --machine ${m%-run}"
     MEDIAN[$m]=$(jq -r '.results[0].median' "$json")
+    if [ "$m" != qemu ]; then
+        # One more boot for the counters (not timed by hyperfine).
+        MIPS[$m]=$(eval "$cmd --stats" 2>&1 >/dev/null | sed -n 's/.* \([0-9.]*\) MIPS$/\1/p' | head -n 1)
+    fi
 done
 
-echo
-echo "boot to power-off, median of $RUNS runs (smp=$SMP):"
-for m in $MACHINES; do
-    printf '  %-7s %8.3f s\n' "$m" "${MEDIAN[$m]}"
-done
-if [ -n "${MEDIAN[qemu]:-}" ] && [ -n "${MEDIAN[strata]:-}" ]; then
-    awk -v s="${MEDIAN[strata]}" -v q="${MEDIAN[qemu]}" \
-        'BEGIN { printf "  ratio strata/qemu: %.2f\n", s / q }'
-fi
+{
+    echo "boot to power-off, median of $RUNS runs (smp=$SMP):"
+    for m in $MACHINES; do
+        printf '  %-10s %8.3f s%s\n' "$m" "${MEDIAN[$m]}" "${MIPS[$m]:+   (${MIPS[$m]} MIPS)}"
+    done
+    if [ -n "${MEDIAN[qemu]:-}" ] && [ -n "${MEDIAN[strata]:-}" ]; then
+        awk -v s="${MEDIAN[strata]}" -v q="${MEDIAN[qemu]}" 'BEGIN { printf "  ratio strata/qemu: %.2f\n", s / q }'
+    fi
+    if [ -n "${MEDIAN[strata-run]:-}" ] && [ -n "${MEDIAN[strata]:-}" ]; then
+        awk -v r="${MEDIAN[strata-run]}" -v s="${MEDIAN[strata]}" 'BEGIN { printf "  ratio strata-run/strata (hypervisor over bare board): %.2f\n", r / s }'
+    fi
+} | tee "$OUT/boot-summary.txt"

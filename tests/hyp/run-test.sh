@@ -54,6 +54,9 @@ for f in Image initramfs.cpio kernel-release; do
 done
 command -v "$CC" >/dev/null 2>&1 || { fail "$CC not found (run: scripts/setup-host.sh)"; finish; }
 REL=$(cat "$GUEST/kernel-release")
+# The release as an extended regex: Debian's have '.' and '+' in them
+# ("6.12.117+deb13-riscv64").
+REL_RE=$(printf '%s' "$REL" | sed 's/[.+]/\\&/g')
 INIT_MD5=$(cd "$WORK" && cpio --quiet -i --to-stdout init <"$GUEST/initramfs.cpio" | md5sum | cut -d' ' -f1)
 
 run() {   # run LOG ARGS...: runs strata with a timeout, sets RC
@@ -75,7 +78,7 @@ if want 1; then
     run "$LOG" run --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio" -m 512M --smp 2 \
         --append "console=ttyS0 panic=-1 strata.cmd=\"$CMD\"" --stats
     [ "$RC" -eq 0 ] && pass "one VM: clean power-off (exit 0)" || fail "one VM: exit status $RC (see $LOG)"
-    check "$LOG" "one VM: userspace with 2 CPUs" "^STRATA-GUEST-READY $REL cpus=2$"
+    check "$LOG" "one VM: userspace with 2 CPUs" "^STRATA-GUEST-READY $REL_RE cpus=2$"
     check "$LOG" "one VM: /proc/cpuinfo lists 2 processors" "^2$"
     check "$LOG" "one VM: md5sum /init matches the host" "^$INIT_MD5  /init$"
     check "$LOG" "one VM: the command succeeded" "^STRATA-CMD-EXIT 0$"
@@ -106,7 +109,7 @@ EOF
     run "$LOG" run --config "$WORK/two.toml" --stats
     [ "$RC" -eq 0 ] && pass "two VMs: both powered off (exit 0)" || fail "two VMs: exit status $RC (see $LOG)"
     for vm in open secret; do
-        check "$LOG" "two VMs: $vm reached userspace" "^\[$vm\] STRATA-GUEST-READY $REL cpus=1"
+        check "$LOG" "two VMs: $vm reached userspace" "^\[$vm\] STRATA-GUEST-READY $REL_RE cpus=1"
         check "$LOG" "two VMs: $vm ran its own command" "^\[$vm\] I-AM-$(echo $vm | tr a-z A-Z)"
         check "$LOG" "two VMs: $vm powered off" "^vm $vm \(vmid [0-9]+(, protected)?\): powered off"
     done

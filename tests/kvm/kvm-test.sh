@@ -16,7 +16,8 @@
 # Usage: tests/kvm/kvm-test.sh [--machine qemu|strata] [--smp N] [--timeout SECS]
 # Env:   MACHINE (strata), SMP (2), BOOT_TIMEOUT (900), STRATA_BIN
 #        (target/release/strata), QEMU_BIN (qemu-system-riscv64), QEMU_CPU
-#        (rv64,h=true), CC_RISCV (riscv64-linux-gnu-gcc), KVM_TEST_VERBOSE=1
+#        (rv64,h=true), CC_RISCV (riscv64-linux-gnu-gcc), KVM_TEST_VERBOSE=1,
+#        STRATA_EXTRA_ARGS (more strata flags, e.g. --stats for scripts/bench-kvm.sh)
 # Logs:  build/test/kvm-<machine>.log
 # Last line: "<passed> passed, <failed> failed"; exit 1 on any failure.  A
 # machine without the H extension FAILS here (kvm.ko refuses to load): this
@@ -117,7 +118,8 @@ case "$MACHINE" in
              -display none -monitor none -serial stdio -no-reboot) ;;
     strata)
         CMD=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image"
-             --initrd "$WORK/initramfs-kvm.cpio" --append "$APPEND" -m 512M --smp "$SMP") ;;
+             --initrd "$WORK/initramfs-kvm.cpio" --append "$APPEND" -m 512M --smp "$SMP"
+             ${STRATA_EXTRA_ARGS:-}) ;;
 esac
 { printf '#'; printf ' %q' "${CMD[@]}"; echo; } >"$LOG"
 echo "== kvm-test on $MACHINE smp=$SMP (timeout ${BOOT_TIMEOUT}s, log $LOG)"
