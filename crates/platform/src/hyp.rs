@@ -27,7 +27,7 @@ use crate::boot::{self, BootConfig};
 use crate::console::{self, Input};
 use crate::fdt::FdtConfig;
 use crate::loader::LoadError;
-use crate::machine::{ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
+use crate::machine::{host_ram_bytes, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
 
 /// The ISA a guest sees: the hart's, without H (Strata does not offer
 /// nested virtualization).
@@ -541,11 +541,4 @@ fn vm_images(vm: &VmConfig) -> Result<(Vec<(u64, Vec<u8>)>, u64, u64), LoadError
     .map_err(|e| LoadError(format!("VM {}: {}", vm.name, e.0)))?;
     let segs = boot::segments(&scratch, &l)?;
     Ok((segs, l.entry, l.dtb))
-}
-
-fn host_ram_bytes() -> Option<u64> {
-    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

@@ -504,7 +504,7 @@ impl Machine {
 }
 
 /// Total RAM of the host, from /proc/meminfo.
-fn host_ram_bytes() -> Option<u64> {
+pub(crate) fn host_ram_bytes() -> Option<u64> {
     let m = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -152,12 +152,7 @@ fn run(a: RunArgs) -> Result<i32, String> {
         }
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let clock = match a.clock {
-        Some(Clock::Virtual) => ClockMode::Virtual,
-        Some(Clock::Paced) => ClockMode::Paced,
-        None if interactive => ClockMode::Paced,
-        None => ClockMode::Virtual,
-    };
+    let clock = clock_mode(a.clock, interactive);
     let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: interactive };
     let mut m = HypMachine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };
@@ -248,6 +243,17 @@ enum DeviceKind {
     VirtioRng,
 }
 
+/// The clock asked for, or paced on an interactive terminal and virtual
+/// otherwise.
+fn clock_mode(c: Option<Clock>, interactive: bool) -> ClockMode {
+    match c {
+        Some(Clock::Virtual) => ClockMode::Virtual,
+        Some(Clock::Paced) => ClockMode::Paced,
+        None if interactive => ClockMode::Paced,
+        None => ClockMode::Virtual,
+    }
+}
+
 /// Parses sizes like QEMU's -m: "512", "512M", "1G", "1048576K".
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -277,12 +283,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         }
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let clock = match a.clock {
-        Some(Clock::Virtual) => ClockMode::Virtual,
-        Some(Clock::Paced) => ClockMode::Paced,
-        None if interactive => ClockMode::Paced,
-        None => ClockMode::Virtual,
-    };
+    let clock = clock_mode(a.clock, interactive);
     let cfg = MachineConfig {
         ram_size: a.memory,
         harts: a.smp,
