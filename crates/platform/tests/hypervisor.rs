@@ -111,9 +111,9 @@ fn a_reclaimed_page_reads_as_zero_in_its_next_owner() {
     check_tlbs_against_tables(&m);
 }
 
-/// Random page migrations under every policy, on two harts, with both VMs
-/// running; after every step no cached translation may reach a page its
-/// VM's tables no longer map there.
+/// Random page migrations and reclaims under every policy, on two harts,
+/// with both VMs running; after every step no cached translation may reach
+/// a page its VM's tables no longer map there.
 #[test]
 fn no_cached_translation_outlives_its_mapping() {
     let k = walker();
@@ -130,14 +130,27 @@ fn no_cached_translation_outlives_its_mapping() {
             seed ^= seed << 17;
             let vm = (seed & 1) as usize;
             let gpa = WALK_BASE + (seed >> 8) % WALK_PAGES * 4096;
-            m.with_harts(|hyp, harts| hyp.migrate_page(harts, vm, gpa)).unwrap();
+            match (seed >> 4) % 3 {
+                // Move the page to another machine page.
+                0 | 1 => m.with_harts(|hyp, harts| hyp.migrate_page(harts, vm, gpa)).unwrap(),
+                // Take it away (it is zeroed), check, and give it back.
+                _ => {
+                    let page = m.with_harts(|hyp, harts| hyp.reclaim_page(harts, vm, gpa)).unwrap();
+                    checked += check_tlbs_against_tables(&m);
+                    let mut b = [0u8; 8];
+                    assert!(m.hyp.host_read(vm, gpa, &mut b).is_err(), "a reclaimed page is unmapped");
+                    m.hyp.give_page(vm, page, gpa).unwrap();
+                    m.hyp.host_read(vm, gpa, &mut b).unwrap();
+                    assert_eq!(b, [0; 8], "and comes back zeroed");
+                }
+            }
             checked += check_tlbs_against_tables(&m);
             if step % 50 == 0 {
                 m.hyp.check_memory().unwrap_or_else(|e| panic!("{policy}: {e}"));
             }
         }
         assert!(checked > 1000, "{policy}: the check must have seen cached translations ({checked})");
-        assert_eq!(m.hyp.inval.invalidations, 300);
+        assert!(m.hyp.inval.invalidations >= 300);
     }
 }
 
