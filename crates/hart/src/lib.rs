@@ -79,6 +79,10 @@ pub struct Hart {
     hyp_mode: bool,
     /// Set when a trap went to HS (or M) in hypervisor mode.
     hyp_exit: Option<TrapTarget>,
+    /// Write transformed load/store instructions to `htinst`/`mtinst` on
+    /// guest-page faults (§8.6.3). Off, the hart writes zero, which the
+    /// spec also allows: hypervisor developers can test their fallback.
+    pub transformed_tinst: bool,
     /// LR reservation: the physical address reserved, if any.
     reservation: Option<u64>,
     /// The value the last LR read (an SC succeeds only if memory still
@@ -137,6 +141,7 @@ impl Hart {
             trap_extra: trap::TrapExtra::default(),
             hyp_mode: false,
             hyp_exit: None,
+            transformed_tinst: true,
             reservation: None,
             lr_value: 0,
             event: true,
@@ -499,6 +504,25 @@ impl Hart {
             }
         };
         (used, to)
+    }
+
+    /// HLVX.HU as host software in HS-mode would execute it, to read the
+    /// guest instruction at `va` (16 or 32 bits) with execute permission
+    /// through both stages (§8.3.1). A fault is returned, not taken: the
+    /// caller (a hypervisor emulating the instruction) decides what the
+    /// guest sees. Trap state is left as it was.
+    pub fn hlvx_insn(&mut self, bus: &mut dyn Bus, va: u64) -> Result<u32, trap::Trap> {
+        let saved = self.trap_extra;
+        let r = (|| {
+            let lo = self.hlv(bus, va, 2, true)? as u32;
+            if lo & 3 != 3 {
+                return Ok(lo);
+            }
+            let hi = self.hlv(bus, va.wrapping_add(2), 2, true)? as u32;
+            Ok(lo | hi << 16)
+        })();
+        self.trap_extra = saved;
+        r
     }
 
     /// In hypervisor mode, records that a trap went to `to` (HS or M).

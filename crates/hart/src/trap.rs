@@ -227,7 +227,10 @@ impl Hart {
     /// (stores) of the 32-bit form, the offset of the faulting byte in bits
     /// 19..15, zero immediates, and bit 1 clear for a compressed original.
     pub(crate) fn note_transformed_insn(&mut self, i: &Insn, raw: u32, t: &Trap) {
-        if !matches!(t.cause, cause::LOAD_GUEST_PAGE | cause::STORE_GUEST_PAGE) || self.trap_extra.tinst != 0 {
+        if !self.transformed_tinst
+            || !matches!(t.cause, cause::LOAD_GUEST_PAGE | cause::STORE_GUEST_PAGE)
+            || self.trap_extra.tinst != 0
+        {
             return;
         }
         use crate::isa::Op;

@@ -100,6 +100,10 @@ pub trait HartOps {
     /// preemption after `budget` instruction slots arrives as a supervisor
     /// timer interrupt). Returns the slots used.
     fn enter_guest(&mut self, budget: u64) -> (u64, TrapTo);
+    /// HLVX.HU from HS-mode: the guest instruction at `va` (as the guest
+    /// sees it: VS-stage then G-stage, with execute permission), or `None`
+    /// if the access faults.
+    fn read_guest_insn(&mut self, va: u64) -> Option<u32>;
     /// HFENCE.GVMA: `gpa` (not shifted) and `vmid`, each optional.
     fn hfence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>);
     /// Drops every cached translation, in every VMID and ASID, that reaches

@@ -630,7 +630,13 @@ impl Hypervisor {
         let stval = hart.csr(Csr::Stval);
         let gpa = hart.csr(Csr::Htval) << 2 | (stval & 3);
         let fault = if cause == LOAD_GUEST_PAGE { LOAD_ACCESS } else { STORE_ACCESS };
-        let Some((acc, len)) = mmio::decode(hart.csr(Csr::Htinst)) else {
+        // htinst may be zero (Priv. §8.6.3): then read the instruction from
+        // the guest, as an HS-mode hypervisor would with HLVX.
+        let decoded = mmio::decode(hart.csr(Csr::Htinst)).or_else(|| {
+            let pc = hart.csr(Csr::Sepc);
+            hart.read_guest_insn(pc).and_then(mmio::decode_insn)
+        });
+        let Some((acc, len)) = decoded else {
             self.inject(hart, v, fault, stval);
             return Next::Continue;
         };

@@ -53,6 +53,39 @@ pub fn decode(tinst: u64) -> Option<(Access, u64)> {
     Some((acc, len))
 }
 
+/// Decodes a guest's load or store instruction read from its memory (for
+/// traps whose `htinst` is zero, which the spec allows): the 32-bit basic
+/// loads and stores, and the compressed ones with register-based addresses
+/// (C.LW, C.LD, C.SW, C.SD, C.FLD, C.FSD; Unprivileged ISA §16.3). Returns
+/// the access and the instruction's length.
+pub fn decode_insn(insn: u32) -> Option<(Access, u64)> {
+    if insn & 3 == 3 {
+        let opcode = insn & 0x7f;
+        if !matches!(opcode, 0x03 | 0x07 | 0x23 | 0x27) {
+            return None;
+        }
+        // The transformed form keeps opcode, funct3 and rd/rs2.
+        let keep = insn & (0x7f | 7 << 12 | if opcode & 0x20 == 0 { 31 << 7 } else { 31 << 20 });
+        return decode(keep as u64);
+    }
+    let rd_ = ((insn >> 2) & 7) as usize + 8;
+    let (load, size, fp) = match (insn >> 13, insn & 3) {
+        (0b010, 0) => (true, 4, false),
+        (0b011, 0) => (true, 8, false),
+        (0b001, 0) => (true, 8, true),
+        (0b110, 0) => (false, 4, false),
+        (0b111, 0) => (false, 8, false),
+        (0b101, 0) => (false, 8, true),
+        _ => return None,
+    };
+    let acc = if load {
+        Access::Load { rd: rd_, size, signed: size == 4 && !fp, fp }
+    } else {
+        Access::Store { rs2: rd_, size, fp }
+    };
+    Some((acc, 2))
+}
+
 /// Sign- or zero-extends a `size`-byte value read from a device.
 pub fn extend(v: u64, size: u8, signed: bool) -> u64 {
     let shift = 64 - 8 * size as u32;
@@ -96,6 +129,18 @@ mod tests {
         assert_eq!(decode(0x0000_7003), None, "funct3 7 is no load");
         assert_eq!(decode(0x0000_202f), None, "an AMO");
         assert_eq!(decode(1 << 32 | 0x2503), None, "high bits set");
+    }
+
+    #[test]
+    fn decodes_instructions_read_from_the_guest() {
+        // Words from riscv64-unknown-elf-as: lw a0,8(a1); sd a2,-16(sp);
+        // c.lw a0,4(a1); c.sd a2,8(a3); c.fld fa0,0(a1); addi (not memory).
+        assert_eq!(decode_insn(0x0085a503), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 4)));
+        assert_eq!(decode_insn(0xfec13823), Some((Access::Store { rs2: 12, size: 8, fp: false }, 4)));
+        assert_eq!(decode_insn(0x41c8), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 2)));
+        assert_eq!(decode_insn(0xe690), Some((Access::Store { rs2: 12, size: 8, fp: false }, 2)));
+        assert_eq!(decode_insn(0x2188), Some((Access::Load { rd: 10, size: 8, signed: false, fp: true }, 2)));
+        assert_eq!(decode_insn(0x00150513), None);
     }
 
     #[test]

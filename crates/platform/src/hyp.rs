@@ -188,6 +188,9 @@ impl HartOps for HypHart<'_> {
         let (used, to) = self.hart.enter_guest(&mut self.bus, budget);
         (used, if to == TrapTarget::M { TrapTo::M } else { TrapTo::Hs })
     }
+    fn read_guest_insn(&mut self, va: u64) -> Option<u32> {
+        self.hart.hlvx_insn(&mut self.bus, va).ok()
+    }
     fn hfence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
         self.hart.hfence_gvma(gpa, vmid);
     }

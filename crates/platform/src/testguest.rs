@@ -90,6 +90,10 @@ impl Asm {
         self.emit(i_type(off, rs1, 3, rd, 0x03))
     }
 
+    pub fn sb(&mut self, rs2: u32, rs1: u32, off: i32) -> &mut Self {
+        self.emit(s_type(off, rs2, rs1, 0, 0x23))
+    }
+
     pub fn sd(&mut self, rs2: u32, rs1: u32, off: i32) -> &mut Self {
         self.emit(s_type(off, rs2, rs1, 3, 0x23))
     }
@@ -173,6 +177,21 @@ pub fn page_walker(base: u64, pages: u64, stride: u64) -> Vec<u8> {
     a.ld(T2, T0, 0).addi(T2, T2, 1).sd(T2, T0, 0);
     a.li(S0, stride).add(T0, T0, S0).addi(T1, T1, -1).bne(T1, ZERO, inner);
     a.j(outer);
+    elf(&a.bytes(), 0x8000_0000)
+}
+
+/// A guest that writes `text` to the UART at `0x1000_0000` byte by byte
+/// (MMIO stores, which a hypervisor emulates) and shuts down with SBI SRST.
+pub fn uart_hello(text: &str) -> Vec<u8> {
+    use reg::*;
+    let mut a = Asm::new();
+    a.li(T0, 0x1000_0000);
+    for b in text.bytes() {
+        a.li(T1, b as u64).sb(T1, T0, 0);
+    }
+    a.li(A1, 0).sbi(0x5352_5354, 0, 0);
+    let end = a.here();
+    a.j(end);
     elf(&a.bytes(), 0x8000_0000)
 }
 

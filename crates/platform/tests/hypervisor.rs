@@ -179,3 +179,22 @@ fn only_coarse_policies_cause_collateral_misses() {
     assert_eq!(get(Policy::Vmid, "b"), 0, "vmid leaves B alone");
     assert!(get(Policy::All, "b") > 0, "all flushes B too, which had nothing to do with it");
 }
+
+/// MMIO emulation works from the transformed instruction in htinst, and
+/// from the guest's instruction itself (read with HLVX) when the hart
+/// writes zero to htinst, as the spec allows.
+#[test]
+fn mmio_is_emulated_with_and_without_transformed_htinst() {
+    let k = guest_file("hello", &testguest::uart_hello("hello over mmio\n"));
+    for transformed in [true, false] {
+        let mut m = machine(vec![vm("h", &k, false)], 1, Policy::Pa);
+        for h in m.harts.iter_mut() {
+            h.transformed_tinst = transformed;
+        }
+        let out = m.run();
+        assert_eq!(out.status(), 0, "htinst transformed={transformed}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&m.console_output(0)), "hello over mmio\n", "transformed={transformed}");
+        let mmio: u64 = m.hyp.vcpus.iter().map(|c| c.stats.mmio).sum();
+        assert_eq!(mmio, 16, "one exit per byte");
+    }
+}
