@@ -275,6 +275,12 @@ impl Hart {
         self.csr.mip | self.irqs.pending() | (self.csr.hvip & IP_VS)
     }
 
+    /// The software-writable bits of `mip`: SSIP, STIP, SEIP as written, and
+    /// VSSIP (an alias of `hvip.VSSIP`), without any device line.
+    pub(crate) fn mip_software(&self) -> u64 {
+        self.csr.mip | (self.csr.hvip & bit(hip::VSSIP))
+    }
+
     /// `mideleg` as it reads: the VS-level bits are read-only one (§8.4.2).
     #[inline]
     pub(crate) fn mideleg(&self) -> u64 {

@@ -160,10 +160,16 @@ impl Hart {
                 let is_write = matches!(i.op, Op::CSRRW | Op::CSRRWI) || i.rs1 != 0;
                 let old = self.csr_read(bus, n, is_write)?;
                 if is_write {
+                    // §3.1.9: a read of mip ORs the external interrupt lines
+                    // into SEIP (and MEIP, MTIP, MSIP), but only the
+                    // software-writable bits take part in CSRRS/CSRRC; else
+                    // clearing STIP while a device interrupt is pending would
+                    // latch SEIP in software for good.
+                    let base = if n == crate::csr::addr::MIP { self.mip_software() } else { old };
                     let new = match i.op {
                         Op::CSRRW | Op::CSRRWI => src,
-                        Op::CSRRS | Op::CSRRSI => old | src,
-                        _ => old & !src,
+                        Op::CSRRS | Op::CSRRSI => base | src,
+                        _ => base & !src,
                     };
                     self.csr_write(n, new)?;
                 }
