@@ -317,15 +317,19 @@ impl Machine {
         self.started = Some(start);
         let wall_start = start;
         let mut tick_rem = 0u64;
-        // Debug aid: STRATA_PC_SAMPLES=FILE writes one sampled guest PC per
-        // hart chunk, for symbolizing against a System.map.
-        let mut samples: Option<Vec<u64>> = std::env::var_os("STRATA_PC_SAMPLES").map(|_| Vec::new());
+        // Debug aid: STRATA_PC_SAMPLES=FILE writes one sampled guest pc per
+        // hart chunk ("<pc hex> <V>"), for symbolizing against the guest's
+        // kallsyms; written as it goes, so a hung run leaves its samples.
+        let mut samples = std::env::var_os("STRATA_PC_SAMPLES")
+            .and_then(|p| std::fs::File::create(p).ok())
+            .map(std::io::BufWriter::new);
         let reason = loop {
             let mut used_max = 0;
             let mut all_idle = true;
             for h in self.harts.iter_mut() {
                 if let Some(s) = &mut samples {
-                    s.push(h.pc);
+                    use std::io::Write as _;
+                    let _ = writeln!(s, "{:x} {}", h.pc, h.virt as u8);
                 }
                 let (used, exit) = h.run(&mut self.board, CHUNK);
                 used_max = used_max.max(used);
@@ -357,10 +361,7 @@ impl Machine {
         };
         lock(&self.console).flush();
         self.elapsed = start.elapsed();
-        if let (Some(s), Some(path)) = (samples, std::env::var_os("STRATA_PC_SAMPLES")) {
-            let text: String = s.iter().map(|pc| format!("{pc:x}\n")).collect();
-            let _ = std::fs::write(path, text);
-        }
+        drop(samples);
         reason
     }
 
