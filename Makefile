@@ -5,7 +5,8 @@
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
-#   make bench        boot benchmark (MACHINES=qemu for QEMU only)
+#   make bench        boot + virtio-blk benchmarks (MACHINES=qemu for QEMU only)
+#   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make conformance  tests/conformance/run.sh
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
@@ -56,6 +57,7 @@ qemu-demo: setup
 test: setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
+	$(MAKE) --no-print-directory virtio-test
 	$(MAKE) --no-print-directory conformance
 
 cargo-test:
@@ -67,12 +69,18 @@ boot-test: setup build
 boot-test-qemu: setup
 	tests/boot/boot-test.sh --machine qemu
 
+# Every tests/virtio check on Strata; the last line is "N passed, M failed".
+.PHONY: virtio-test
+virtio-test: setup build
+	tests/virtio/virtio-test.sh
+
 conformance:
 	@[ -x tests/conformance/run.sh ] || { echo "make conformance: tests/conformance/run.sh is missing or not executable" >&2; exit 1; }
 	tests/conformance/run.sh
 
 bench: setup
 	scripts/bench-boot.sh
+	scripts/bench-virtio.sh
 
 clean:
 	rm -rf build

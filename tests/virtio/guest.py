@@ -24,7 +24,6 @@ for tests/virtio/virtio-test.sh.
 import base64
 import hashlib
 import os
-import select
 import socket
 import sys
 import threading

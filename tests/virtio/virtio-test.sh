@@ -90,8 +90,9 @@ VM=""
 BG=()
 
 cleanup() {
+    set +e   # nothing here may change the exit status
     [ -n "$VM" ] && kill -KILL "$VM" 2>/dev/null
-    for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${BG[@]}"; do kill -- "-$p" 2>/dev/null; done
     ip netns del "$NS" 2>/dev/null
     rm -rf "$WORK"
 }
@@ -116,6 +117,15 @@ g() {
     return "$rc"
 }
 sha() { sha256sum | cut -d' ' -f1; }
+# reap PID: a host-side helper (started with setsid, so PID is its process
+# group) gets 15 s to finish after the guest side did; then its group is
+# killed (a hung guest must not leave the test waiting on it).
+reap() {
+    local i
+    for i in $(seq 150); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -- "-$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 # range_md5 FILE OFFSET_MIB LENGTH_MIB: md5sum output for a piece of FILE.
 range_md5() { dd if="$1" bs=1M skip="$2" count="$3" status=none | md5sum; }
 
@@ -264,19 +274,19 @@ if [ "$MACHINE" = qemu ]; then
     skip "vsock: no vhost-vsock on this host"
 else
 # ------------------------------------------------------------ console
-python3 "$GPY" console "$CON" host-says-hi >"$WORK/console.out" 2>&1 &
+setsid python3 "$GPY" console "$CON" host-says-hi >"$WORK/console.out" 2>&1 &
 BG+=($!)
 out=$(g 'exec 3<>/dev/hvc0; stty raw -echo <&3; echo guest-says-hello >&3; read -r line <&3; echo "got $line"' || true)
-wait "${BG[-1]}" 2>/dev/null || true
+reap "${BG[-1]}"
 expect "console: the host reads the guest's line from /dev/hvc0" "guest-says-hello" "$(head -n 1 "$WORK/console.out")"
 expect "console: the guest reads the host's line from /dev/hvc0" "got host-says-hi" "$out"
 
 # ------------------------------------------------------------ vsock
-python3 "$GPY" serve-line "${UDS}_5000" >"$WORK/serve.out" 2>&1 &
+setsid python3 "$GPY" serve-line "${UDS}_5000" >"$WORK/serve.out" 2>&1 &
 BG+=($!)
 for _ in $(seq 50); do [ -S "${UDS}_5000" ] && break; sleep 0.1; done
 out=$(g '/t/guest-tool connect 2 5000 hello-from-guest' || true)
-wait "${BG[-1]}" 2>/dev/null || true
+reap "${BG[-1]}"
 expect "vsock guest->host: <uds>_5000 got the guest's line" "hello-from-guest" "$(cat "$WORK/serve.out")"
 expect "vsock guest->host: the guest got the echo" "echo: hello-from-guest" "$out"
 g '/t/guest-tool listen 52 >/tmp/listen.out 2>&1 & /t/guest-tool echo 53 >/tmp/echo.out 2>&1 & sleep 1; cat /tmp/listen.out /tmp/echo.out' >"$WORK/l.out" 2>&1 || true
@@ -299,7 +309,7 @@ expect "net: eth0 has the configured MAC; 3/3 pings to the host answered" \
     "$MAC|3 packets transmitted, 3 packets received, 0% packet loss|" "$(tr '\n' '|' <<<"$out")"
 # Host -> guest ($NET_MIB MiB): the guest checksums what it receives.
 t0=$SECONDS
-python3 - "$GPY" "$NS" "$GUEST_IP" "$WORK/net.bin" >"$WORK/send.out" 2>&1 <<'EOF' &
+setsid python3 - "$GPY" "$NS" "$GUEST_IP" "$WORK/net.bin" >"$WORK/send.out" 2>&1 <<'EOF' &
 import subprocess, sys, time
 gpy, ns, ip, path = sys.argv[1:]
 for _ in range(120):   # retry until the guest listens
@@ -310,15 +320,15 @@ sys.exit(1)
 EOF
 BG+=($!)
 out=$(STEP_TIMEOUT=300 g '/t/guest-tool tcp-recv 5602 2>/dev/null | md5sum' || true)
-wait "${BG[-1]}" 2>/dev/null || true
+reap "${BG[-1]}"
 expect "net: $NET_MIB MiB TCP host->guest over TAP, guest md5 equals the host's ($((SECONDS - t0)) s)" "$NET_MD5  -" "$out"
 # Guest -> host (16 MiB of vdd): the guest checksums what it sends.
 t0=$SECONDS
-ip netns exec "$NS" python3 "$GPY" tcp-recv "$HOST_IP" 5601 >"$WORK/recv.out" 2>&1 &
+setsid ip netns exec "$NS" python3 "$GPY" tcp-recv "$HOST_IP" 5601 >"$WORK/recv.out" 2>&1 &
 BG+=($!)
 sleep 1
 out=$(STEP_TIMEOUT=300 g "rm -f /tmp/f; mkfifo /tmp/f; md5sum </tmp/f >/tmp/sum & dd if=/dev/vdd bs=1M count=16 2>/dev/null | tee /tmp/f | /t/guest-tool tcp-send $HOST_IP 5601; wait; cat /tmp/sum" || true)
-wait "${BG[-1]}" 2>/dev/null || true
+reap "${BG[-1]}"
 vdd_now=$(range_md5 "$WORK/vdd.img" 0 16 | cut -d' ' -f1)
 expect "net: 16 MiB TCP guest->host over TAP, host md5 equals the guest's ($((SECONDS - t0)) s)" \
     "$vdd_now $((16 << 20))|$vdd_now  -" "$(cat "$WORK/recv.out")|$out"
