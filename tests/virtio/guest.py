@@ -16,9 +16,9 @@ for tests/virtio/virtio-test.sh.
   guest.py serve-line PATH                listen on Unix socket PATH, answer one
       connection's first line with "echo: <line>" (guest -> host)
   guest.py console PATH LINE              connect to a virtio-console socket,
-      print the first line the guest writes, answer with LINE
+      print "connected", then the first line the guest writes; answer LINE
   guest.py tcp-recv ADDR PORT             accept one TCP connection, print
-      "<sha256> <bytes>" of what arrives
+      "<md5> <bytes>" of what arrives (and "listening" on stderr first)
   guest.py tcp-send ADDR PORT FILE        connect and send FILE
 """
 import base64
@@ -159,6 +159,9 @@ def console(path, answer):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(120)
     s.connect(path)
+    # Output the guest writes while no client is connected is dropped, so
+    # the test starts the guest side only after this line.
+    print("connected", flush=True)
     f = s.makefile("rb")
     print(f.readline().decode().strip())
     sys.stdout.flush()
@@ -171,6 +174,7 @@ def tcp_recv(addr, port):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.listen(1)
+    print("listening", file=sys.stderr, flush=True)
     s.settimeout(600)
     c, _ = s.accept()
     c.settimeout(300)
