@@ -41,6 +41,7 @@ done
 mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-virtio.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+trap 'exit 143' TERM INT HUP
 
 # One image, fully allocated (no holes that would make reads cheaper).
 IMG="$WORK/disk.img"

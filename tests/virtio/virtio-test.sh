@@ -98,6 +98,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP   # so that EXIT's cleanup runs
 
 PASSED=0
 FAILED=0
