@@ -5,11 +5,11 @@
 # commands run in the guest through a vsock agent (tests/virtio/guest-tool.c,
 # host side tests/virtio/guest.py) rather than scraped from the console.
 #
-# Devices: vda ext4 (rw, serial), vdb ext4 read-only (tools), vdc ext4 (for
-# the SIGKILL check), vdd raw 64 MiB of random data; virtio-rng,
-# virtio-console on a Unix socket, vsock (Firecracker-style Unix sockets),
-# virtio-net on a TAP that Strata creates inside a private network
-# namespace (10.213.0.0/24).
+# Devices: vda ext4 (rw, serial), vdb ext4 read-only (tools), vdc raw 64 MiB
+# of random data; virtio-rng, virtio-console on a Unix socket, vsock
+# (Firecracker-style Unix sockets), and two virtio-net NICs in a private
+# network namespace: one on a TAP that Strata creates (10.213.0.0/24, MAC
+# given), one on a TAP made beforehand and named (10.214.0.0/24, default MAC).
 #
 # Checks, in order:
 #   transport  every device negotiated VERSION_1, RING_INDIRECT_DESC and
@@ -25,9 +25,9 @@
 #   console    a line each way over /dev/hvc0
 #   vsock      echo guest->host (<uds>_5000), echo host->guest (CONNECT 52),
 #              and a 4 MiB bulk echo host->guest->host
-#   net        MAC, ping, 64 MiB TCP host->guest and 64 MiB guest->host,
-#              md5 equal on both sides
-#   sigkill    the guest writes a file to vdc and syncs; the emulator is
+#   net        MACs, ping on both NICs, 64 MiB TCP host->guest and 16 MiB
+#              guest->host, md5 equal on both sides
+#   sigkill    the guest writes a file to vda and syncs; the emulator is
 #              killed with SIGKILL as soon as `sync` returned; the journal is
 #              replayed on a copy, `e2fsck -fn` is clean and the file intact
 #   host       the device models reported no driver error (NEEDS_RESET)
@@ -79,6 +79,10 @@ STDERR="$LOGDIR/virtio-$MACHINE.stderr.log"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-virtio-test.XXXXXX")
 NS=strata-vt$$
 TAP=svt$$
+TAP2=svtu$$
+HOST2_IP=10.214.0.1
+GUEST2_IP=10.214.0.2
+MAC2=52:54:00:12:34:57   # Strata's and QEMU's default for a second NIC
 HOST_IP=10.213.0.1
 GUEST_IP=10.213.0.2
 MAC=52:54:00:ab:cd:ef
@@ -146,9 +150,13 @@ done
 [ "$(id -u)" -eq 0 ] || { fail "needs root for the network namespace and TAP"; finish; }
 ip netns add "$NS" 2>"$WORK/err" || { fail "cannot create network namespace: $(cat "$WORK/err")"; finish; }
 ip -n "$NS" link set lo up
+# The second NIC's TAP exists before the machine starts (named by the user).
+ip -n "$NS" tuntap add dev "$TAP2" mode tap
+ip -n "$NS" addr add "$HOST2_IP/24" dev "$TAP2"
+ip -n "$NS" link set "$TAP2" up
 
 # --- guest tools and disk images
-mkdir -p "$WORK/root/sub" "$WORK/tools" "$WORK/empty"
+mkdir -p "$WORK/root/sub" "$WORK/tools"
 "$CC" -static -O2 -o "$WORK/tools/guest-tool" "$ROOT/tests/virtio/guest-tool.c" || { fail "cannot build guest-tool.c"; finish; }
 head -c 1048576 /dev/urandom >"$WORK/root/known.bin"
 echo "hello from the host" >"$WORK/root/sub/hello.txt"
@@ -159,9 +167,7 @@ NEW_SHA=$(awk "$GEN" | sha)
 mkext4() { truncate -s "$2" "$1"; mkfs.ext4 -q -F -d "$3" "$1" >/dev/null; }
 mkext4 "$WORK/vda.img" 64M "$WORK/root"
 mkext4 "$WORK/vdb.img" 16M "$WORK/tools"
-mkext4 "$WORK/vdc.img" 64M "$WORK/empty"
-head -c $((64 << 20)) /dev/urandom >"$WORK/vdd.img"
-VDD_MD5=$(md5sum <"$WORK/vdd.img" | cut -d' ' -f1)
+head -c $((64 << 20)) /dev/urandom >"$WORK/raw.img"
 VDB_SHA=$(sha <"$WORK/vdb.img")
 head -c $((NET_MIB << 20)) /dev/urandom >"$WORK/net.bin"
 NET_MD5=$(md5sum <"$WORK/net.bin" | cut -d' ' -f1)
@@ -178,16 +184,16 @@ if [ "$MACHINE" = strata ]; then
     CMD=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio"
          --append "$APPEND" -m 512M --smp 1 --clock paced
          --drive "file=$WORK/vda.img,serial=STRATA-DISK-0" --drive "file=$WORK/vdb.img,readonly=on,serial=STRATA-TOOLS"
-         --drive "file=$WORK/vdc.img" --drive "file=$WORK/vdd.img"
+         --drive "file=$WORK/raw.img"
          --device virtio-rng --virtio-console "$CON" --vsock "cid=3,uds=$UDS"
-         --netdev "tap,ifname=$TAP,mac=$MAC")
+         --netdev "tap,ifname=$TAP,mac=$MAC" --netdev "tap,ifname=$TAP2")
 else
     # Modern virtio-mmio (QEMU 7.2 defaults to the legacy interface).
     CMD=("$QEMU_BIN" -M virt -smp 1 -m 512M -bios "$GUEST/fw_dynamic.bin" -kernel "$GUEST/Image"
          -initrd "$GUEST/initramfs.cpio" -append "$APPEND" -display none -monitor none -serial stdio -no-reboot
          -global virtio-mmio.force-legacy=false)
     i=0
-    for d in "vda.img,serial=STRATA-DISK-0" "vdb.img,readonly=on,serial=STRATA-TOOLS" vdc.img vdd.img; do
+    for d in "vda.img,serial=STRATA-DISK-0" "vdb.img,readonly=on,serial=STRATA-TOOLS" raw.img; do
         f=${d%%,*}; ro=""; ser=""
         case "$d" in *readonly=on*) ro=",readonly=on" ;; esac
         case "$d" in *serial=*) ser=",serial=${d##*serial=}" ;; esac
@@ -196,7 +202,8 @@ else
     done
     CMD+=(-device virtio-rng-device
           -device virtio-serial-device -chardev "socket,id=con,path=$CON,server=on,wait=off" -device virtconsole,chardev=con
-          -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" -device "virtio-net-device,netdev=n0,mac=$MAC")
+          -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" -device "virtio-net-device,netdev=n0,mac=$MAC"
+          -netdev "tap,id=n1,ifname=$TAP2,script=no,downscript=no" -device "virtio-net-device,netdev=n1,mac=$MAC2")
 fi
 { printf '#'; printf ' %q' ip netns exec "$NS" "${CMD[@]}"; echo; } | tee "$SERIAL" >"$STDERR"
 echo "== $MACHINE: all virtio devices in one boot (logs $SERIAL, $STDERR)"
@@ -212,11 +219,13 @@ if ! grep -q "$READY" "$SERIAL"; then
 fi
 if [ "$MACHINE" = strata ]; then
     pass "booted in $SECONDS s; guest agent listening on vsock port 1024 (host->guest vsock works)"
-    if grep -q "created TAP interface $TAP" "$STDERR" && ip -n "$NS" link show "$TAP" >/dev/null 2>&1; then
+    if grep -q "created TAP interface $TAP " "$STDERR" && ip -n "$NS" link show "$TAP" >/dev/null 2>&1; then
         pass "strata created TAP $TAP (in namespace $NS)"
     else
         fail "no TAP $TAP created by strata: $(grep -i tap "$STDERR" | head -n 2 | tr '\n' '|')"
     fi
+    if grep -q "created TAP interface $TAP2 " "$STDERR"; then fail "strata re-created the existing TAP $TAP2"
+    else pass "strata attached to the existing TAP $TAP2"; fi
 else
     pass "booted in $SECONDS s; guest agent on /dev/hvc0"
 fi
@@ -225,16 +234,16 @@ ip -n "$NS" link set "$TAP" up 2>/dev/null || true
 
 # ------------------------------------------------------------ transport
 out=$(g 'for d in /sys/bus/virtio/devices/*; do f=$(cat $d/features); echo "$(cat $d/device) ${f:28:1}${f:29:1}${f:32:1}"; done' || true)
-if [ "$MACHINE" = strata ]; then devs="0x0001 0x0002 0x0002 0x0002 0x0002 0x0003 0x0004 0x0013"
-else devs="0x0001 0x0002 0x0002 0x0002 0x0002 0x0003 0x0004"; fi
+if [ "$MACHINE" = strata ]; then devs="0x0001 0x0001 0x0002 0x0002 0x0002 0x0003 0x0004 0x0013"
+else devs="0x0001 0x0001 0x0002 0x0002 0x0002 0x0003 0x0004"; fi
 expect "transport: $(wc -w <<<"$devs") virtio devices, each with VERSION_1 + RING_INDIRECT_DESC + RING_EVENT_IDX negotiated" \
     "$devs | 111" \
     "$(awk '{print $1}' <<<"$out" | sort | tr '\n' ' ' | sed 's/ $//') | $(awk '{print $2}' <<<"$out" | sort -u | tr '\n' ' ' | sed 's/ $//')"
 
 # ------------------------------------------------------------ blk
-out=$(g 'for d in vda vdb vdc vdd; do echo "$d $(cat /sys/block/$d/size) $(cat /sys/block/$d/ro) $(cat /sys/block/$d/serial)"; done' || true)
-expect "blk: four disks with their sizes, read-only flags and serials (GET_ID)" \
-    "vda 131072 0 STRATA-DISK-0|vdb 32768 1 STRATA-TOOLS|vdc 131072 0 |vdd 131072 0 |" "$(tr '\n' '|' <<<"$out")"
+out=$(g 'for d in vda vdb vdc; do echo "$d $(cat /sys/block/$d/size) $(cat /sys/block/$d/ro) $(cat /sys/block/$d/serial)"; done' || true)
+expect "blk: three disks with their sizes, read-only flags and serials (GET_ID)" \
+    "vda 131072 0 STRATA-DISK-0|vdb 32768 1 STRATA-TOOLS|vdc 131072 0 |" "$(tr '\n' '|' <<<"$out")"
 out=$(g 'mount /dev/vda /mnt && sha256sum /mnt/known.bin && cat /mnt/sub/hello.txt' || true)
 expect "blk: guest sha256 of known.bin (made by mkfs.ext4 -d) matches the host" \
     "$KNOWN_SHA  /mnt/known.bin|hello from the host|" "$(tr '\n' '|' <<<"$out")"
@@ -246,21 +255,21 @@ if e2fsck -fn "$WORK/vda.img" >"$WORK/fsck.out" 2>&1; then pass "blk: e2fsck -fn
 else fail "blk: e2fsck -fn: $(tail -n 4 "$WORK/fsck.out" | tr '\n' '|')"; fi
 out=$(g 'if dd if=/dev/zero of=/dev/vdb bs=512 count=1 oflag=direct 2>/dev/null; then echo write-succeeded; else echo write-refused; fi' || true)
 expect "blk: a write to read-only vdb is refused" "write-refused" "$out"
-# O_DIRECT: 4 MiB of vdd's random data copied to offset 32 MiB, read back.
-out=$(g 'dd if=/dev/vdd of=/dev/vdd bs=1M count=4 skip=0 seek=32 iflag=direct oflag=direct 2>/dev/null && dd if=/dev/vdd bs=1M count=4 skip=32 iflag=direct 2>/dev/null | md5sum' || true)
-want=$(range_md5 "$WORK/vdd.img" 0 4)
-host=$(range_md5 "$WORK/vdd.img" 32 4)
+# O_DIRECT: 4 MiB of vdc's random data copied to offset 32 MiB, read back.
+out=$(g 'dd if=/dev/vdc of=/dev/vdc bs=1M count=4 skip=0 seek=32 iflag=direct oflag=direct 2>/dev/null && dd if=/dev/vdc bs=1M count=4 skip=32 iflag=direct 2>/dev/null | md5sum' || true)
+want=$(range_md5 "$WORK/raw.img" 0 4)
+host=$(range_md5 "$WORK/raw.img" 32 4)
 expect "blk: O_DIRECT write then read agrees with the source and with the host file" "$want|$want" "${out}|$host"
 # DISCARD (hole punched in the host file) and WRITE_ZEROES (zeros).
-out=$(g 'echo $(cat /sys/block/vdd/queue/discard_max_bytes) $(cat /sys/block/vdd/queue/write_zeroes_max_bytes)' || true)
+out=$(g 'echo $(cat /sys/block/vdc/queue/discard_max_bytes) $(cat /sys/block/vdc/queue/write_zeroes_max_bytes)' || true)
 if [[ "$out" =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]]; then pass "blk: the guest sees discard and write-zeroes support ($out)"
 else fail "blk: discard/write-zeroes limits: '$out'"; fi
-blocks_before=$(stat -c %b "$WORK/vdd.img")
-out=$(g '/t/guest-tool discard /dev/vdd 8388608 4194304 && /t/guest-tool zeroout /dev/vdd 16777216 1048576 && echo done' || true)
-blocks_after=$(stat -c %b "$WORK/vdd.img")
+blocks_before=$(stat -c %b "$WORK/raw.img")
+out=$(g '/t/guest-tool discard /dev/vdc 8388608 4194304 && /t/guest-tool zeroout /dev/vdc 16777216 1048576 && echo done' || true)
+blocks_after=$(stat -c %b "$WORK/raw.img")
 zeros=$(range_md5 /dev/zero 0 1)
-z1=$(range_md5 "$WORK/vdd.img" 16 1)
-d1=$(range_md5 "$WORK/vdd.img" 8 1)
+z1=$(range_md5 "$WORK/raw.img" 16 1)
+d1=$(range_md5 "$WORK/raw.img" 8 1)
 expect "blk: BLKDISCARD and BLKZEROOUT succeed in the guest" "done" "$out"
 expect "blk: the zeroed range reads as zeros on the host" "$zeros" "$z1"
 freed=$(( (blocks_before - blocks_after) * 512 ))
@@ -309,9 +318,16 @@ expect "vsock: the guest servers saw the line and all bytes" "VSOCK-LISTENING 52
 fi
 
 # ------------------------------------------------------------ net
-out=$(g "cat /sys/class/net/eth0/address && ip link set eth0 up && ip addr add $GUEST_IP/24 dev eth0 && ping -c 3 -W 5 $HOST_IP | grep 'packets transmitted'" || true)
-expect "net: eth0 has the configured MAC; 3/3 pings to the host answered" \
-    "$MAC|3 packets transmitted, 3 packets received, 0% packet loss|" "$(tr '\n' '|' <<<"$out")"
+# The guest finds each NIC by its MAC (probe order decides eth0/eth1).
+up_nic() {   # up_nic MAC GUEST_IP HOST_IP
+    g "i=\$(grep -l '^$1\$' /sys/class/net/*/address | cut -d/ -f5); echo \$i | cut -c1-3; ip link set \$i up && ip addr add $2/24 dev \$i && ping -c 3 -W 5 $3 | grep 'packets transmitted'"
+}
+out=$(up_nic "$MAC" "$GUEST_IP" "$HOST_IP" || true)
+expect "net: a NIC has the configured MAC $MAC; 3/3 pings over the created TAP answered" \
+    "eth|3 packets transmitted, 3 packets received, 0% packet loss|" "$(tr '\n' '|' <<<"$out")"
+out=$(up_nic "$MAC2" "$GUEST2_IP" "$HOST2_IP" || true)
+expect "net: the second NIC has the default MAC $MAC2; 3/3 pings over the named TAP answered" \
+    "eth|3 packets transmitted, 3 packets received, 0% packet loss|" "$(tr '\n' '|' <<<"$out")"
 # Host -> guest ($NET_MIB MiB): the guest checksums what it receives.
 t0=$SECONDS
 setsid python3 - "$GPY" "$NS" "$GUEST_IP" "$WORK/net.bin" >"$WORK/send.out" 2>&1 <<'EOF' &
@@ -327,16 +343,16 @@ BG+=($!)
 out=$(STEP_TIMEOUT=300 g '/t/guest-tool tcp-recv 5602 2>/dev/null | md5sum' || true)
 reap "${BG[-1]}"
 expect "net: $NET_MIB MiB TCP host->guest over TAP, guest md5 equals the host's ($((SECONDS - t0)) s)" "$NET_MD5  -" "$out"
-# Guest -> host (16 MiB of vdd): the guest checksums what it sends.
+# Guest -> host (16 MiB of vdc): the guest checksums what it sends.
 t0=$SECONDS
 setsid ip netns exec "$NS" python3 "$GPY" tcp-recv "$HOST_IP" 5601 >"$WORK/recv.out" 2>"$WORK/recv.err" &
 BG+=($!)
 for _ in $(seq 100); do grep -q '^listening' "$WORK/recv.err" && break; sleep 0.1; done
-out=$(STEP_TIMEOUT=300 g "rm -f /tmp/f; mkfifo /tmp/f; md5sum </tmp/f >/tmp/sum & dd if=/dev/vdd bs=1M count=16 2>/dev/null | tee /tmp/f | /t/guest-tool tcp-send $HOST_IP 5601; wait; cat /tmp/sum" || true)
+out=$(STEP_TIMEOUT=300 g "rm -f /tmp/f; mkfifo /tmp/f; md5sum </tmp/f >/tmp/sum & dd if=/dev/vdc bs=1M count=16 2>/dev/null | tee /tmp/f | /t/guest-tool tcp-send $HOST_IP 5601; wait; cat /tmp/sum" || true)
 reap "${BG[-1]}"
-vdd_now=$(range_md5 "$WORK/vdd.img" 0 16 | cut -d' ' -f1)
+raw_now=$(range_md5 "$WORK/raw.img" 0 16 | cut -d' ' -f1)
 expect "net: 16 MiB TCP guest->host over TAP, host md5 equals the guest's ($((SECONDS - t0)) s)" \
-    "$vdd_now $((16 << 20))|$vdd_now  -" "$(cat "$WORK/recv.out")|$out"
+    "$raw_now $((16 << 20))|$raw_now  -" "$(cat "$WORK/recv.out")|$out"
 
 # ------------------------------------------------------------ interrupts
 # By now every device has completed requests: each one's interrupt line is a
@@ -350,17 +366,19 @@ expect "transport: each of the $n devices' interrupts came through the PLIC" "$n
 [ "$lines" = "$n" ] && [ "$busy" = "$n" ] || echo "   /proc/interrupts: $(tr -s ' ' <<<"$out" | tr '\n' '|')"
 
 # ------------------------------------------------------------ SIGKILL after sync
-out=$(g "mkdir -p /k && mount /dev/vdc /k && awk '$GEN' >/k/killfile && sync && echo synced" || true)
+out=$(g "mkdir -p /k && mount /dev/vda /k && awk '$GEN' >/k/killfile && sync && echo synced" || true)
 kill -KILL "$VM" 2>/dev/null || true
 wait "$VM" 2>/dev/null || true
 VM=""
 expect "sigkill: the guest wrote and synced; $MACHINE killed with SIGKILL right after" "synced" "$out"
-cp --sparse=always "$WORK/vdc.img" "$WORK/replayed.img"
+cp --sparse=always "$WORK/vda.img" "$WORK/replayed.img"
 e2fsck -E journal_only -y "$WORK/replayed.img" >"$WORK/replay.out" 2>&1 || true
 if e2fsck -fn "$WORK/replayed.img" >"$WORK/fsck.out" 2>&1; then pass "sigkill: after journal replay, e2fsck -fn is clean"
 else fail "sigkill: e2fsck -fn after replay: $(grep -v '^Pass\|^e2fsck' "$WORK/fsck.out" | head -n 6 | tr '\n' '|')"; fi
 got=$(debugfs -R "cat /killfile" "$WORK/replayed.img" 2>/dev/null | sha)
 expect "sigkill: the synced file is there, intact" "$NEW_SHA" "$got"
+got=$(debugfs -R "cat /known.bin" "$WORK/replayed.img" 2>/dev/null | sha)
+expect "sigkill: the host's known.bin is still intact" "$KNOWN_SHA" "$got"
 
 # ------------------------------------------------------------ host side
 expect "host: the read-only image is unchanged" "$VDB_SHA" "$(sha <"$WORK/vdb.img")"
