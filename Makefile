@@ -7,7 +7,8 @@
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
-#                     invalidation policies, Linux KVM (scripts/bench-*.sh)
+#                     virtio-blk, invalidation policies, Linux KVM (scripts/bench-*.sh)
+#   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make conformance  tests/conformance/run.sh
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
@@ -62,6 +63,7 @@ qemu-demo: setup
 test: setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
+	$(MAKE) --no-print-directory virtio-test
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory difftest
 	tests/kvm/kvm-test.sh --machine strata
@@ -75,6 +77,11 @@ boot-test: setup build
 
 boot-test-qemu: setup
 	tests/boot/boot-test.sh --machine qemu
+
+# Every tests/virtio check on Strata; the last line is "N passed, M failed".
+.PHONY: virtio-test
+virtio-test: setup build
+	tests/virtio/virtio-test.sh
 
 conformance:
 	@[ -x tests/conformance/run.sh ] || { echo "make conformance: tests/conformance/run.sh is missing or not executable" >&2; exit 1; }
@@ -98,6 +105,7 @@ hyp-test: setup build
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build
 	scripts/bench-boot.sh
+	scripts/bench-virtio.sh
 	scripts/bench-invalidation.sh
 	scripts/bench-kvm.sh
 

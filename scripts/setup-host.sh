@@ -29,6 +29,11 @@ PKGS=(
     "jq:/usr/bin/jq"
     # softfloat-sys (the FPU's reference IEEE implementation) builds with CMake.
     "cmake:/usr/bin/cmake"
+    # tests/virtio: host side of the guest agent and sockets (python3), the
+    # network namespace and TAP (iproute2), setsid (util-linux).
+    "python3:/usr/bin/python3"
+    "iproute2:/sbin/ip"
+    "util-linux:/usr/bin/setsid"
 )
 
 missing=()

@@ -67,10 +67,12 @@ impl DriveSpec {
     }
 }
 
-/// One `--netdev tap,ifname=NAME[,mac=52:54:00:12:34:56]`.
+/// One `--netdev tap[,ifname=NAME][,mac=52:54:00:12:34:56]`: the TAP
+/// interface NAME (created if it does not exist), or a new one the kernel
+/// names when `ifname` is left out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetdevSpec {
-    pub ifname: String,
+    pub ifname: Option<String>,
     pub mac: [u8; 6],
 }
 
@@ -82,7 +84,7 @@ impl NetdevSpec {
         let mut parts = s.split(',');
         match parts.next() {
             Some("tap") => {}
-            other => return Err(format!("netdev type {:?}: only tap is supported (tap,ifname=NAME[,mac=..])", other.unwrap_or(""))),
+            other => return Err(format!("netdev type {:?}: only tap is supported (tap[,ifname=NAME][,mac=..])", other.unwrap_or(""))),
         }
         let mut ifname = None;
         let mut mac = DEFAULT_MAC;
@@ -90,10 +92,10 @@ impl NetdevSpec {
             match part.split_once('=') {
                 Some(("ifname", v)) if !v.is_empty() => ifname = Some(v.to_string()),
                 Some(("mac", v)) => mac = parse_mac(v)?,
-                _ => return Err(format!("unknown netdev option {part:?} (tap,ifname=NAME[,mac=..])")),
+                _ => return Err(format!("unknown netdev option {part:?} (tap[,ifname=NAME][,mac=..])")),
             }
         }
-        Ok(NetdevSpec { ifname: ifname.ok_or("a tap netdev needs ifname=NAME")?, mac })
+        Ok(NetdevSpec { ifname, mac })
     }
 }
 
@@ -169,10 +171,13 @@ impl VirtioConfig {
             devs.push((format!("virtio-vsock ({})", v.uds.display()), Box::new(Vsock::new(v.cid, v.uds.clone())?)));
         }
         for (i, n) in self.nets.iter().enumerate() {
-            let tap = Tap::open(&n.ifname)?;
+            let tap = Tap::open(n.ifname.as_deref())?;
             let mut mac = n.mac;
             if n.mac == DEFAULT_MAC {
                 mac[5] = mac[5].wrapping_add(i as u8);
+            }
+            if tap.created {
+                eprintln!("strata: virtio-net{i}: created TAP interface {} (it goes away when strata exits)", tap.name);
             }
             devs.push((format!("virtio-net{i} (tap {})", tap.name), Box::new(Net::new(Box::new(tap), mac))));
         }
@@ -216,10 +221,11 @@ mod tests {
     #[test]
     fn netdev_options() {
         let n = NetdevSpec::parse("tap,ifname=tap0,mac=52:54:00:00:00:09").unwrap();
-        assert_eq!(n, NetdevSpec { ifname: "tap0".into(), mac: [0x52, 0x54, 0, 0, 0, 9] });
+        assert_eq!(n, NetdevSpec { ifname: Some("tap0".into()), mac: [0x52, 0x54, 0, 0, 0, 9] });
         assert_eq!(NetdevSpec::parse("tap,ifname=t").unwrap().mac, DEFAULT_MAC);
         assert!(NetdevSpec::parse("user").unwrap_err().contains("only tap"));
-        assert!(NetdevSpec::parse("tap").unwrap_err().contains("ifname"));
+        assert_eq!(NetdevSpec::parse("tap").unwrap(), NetdevSpec { ifname: None, mac: DEFAULT_MAC });
+        assert!(NetdevSpec::parse("tap,ifname=").is_err());
         assert!(NetdevSpec::parse("tap,ifname=t,vhost=on").unwrap_err().contains("unknown netdev option"));
         assert!(NetdevSpec::parse("tap,ifname=t,mac=1:2").is_err());
     }

@@ -222,8 +222,10 @@ struct MachineArgs {
     /// getrandom (off by default, so the default board matches QEMU's virt).
     #[arg(long = "device", value_name = "NAME", value_enum)]
     devices: Vec<DeviceKind>,
-    /// A virtio-net NIC on an existing host TAP interface (no offloads):
-    /// tap,ifname=NAME[,mac=52:54:00:12:34:56]. Repeatable.
+    /// A virtio-net NIC on a host TAP interface (no offloads):
+    /// tap[,ifname=NAME][,mac=52:54:00:12:34:56]. NAME is used if it
+    /// exists and created otherwise (needs CAP_NET_ADMIN); without ifname a
+    /// new TAP is created and its name printed. Repeatable.
     #[arg(long = "netdev", value_name = "OPTIONS", value_parser = NetdevSpec::parse)]
     netdevs: Vec<NetdevSpec>,
     /// A virtio-vsock device, Firecracker style: cid=N,uds=PATH. Host

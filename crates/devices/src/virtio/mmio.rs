@@ -1,12 +1,16 @@
 //! The virtio-mmio transport, modern interface (Virtio 1.2 §4.2.2,
 //! Version = 2).
 //!
-//! Register map (§4.2.2, table "MMIO Device Register Layout"); control
-//! registers are 32 bits wide and the driver must access them with aligned
-//! 32-bit accesses (§4.2.2.2), so other accesses below 0x100 read as zero
-//! and are ignored. Configuration space at 0x100 allows 8/16/32/64-bit
-//! accesses inside the device's configuration length; anything outside it
-//! reads as zero and is ignored.
+//! Register map (§4.2.2, table "MMIO Device Register Layout"). §4.2.2.2
+//! gives the driver three rules: control registers only with aligned 32-bit
+//! accesses, no writes to read-only registers, and no accesses to locations
+//! the table (or, for configuration space, the device type) does not
+//! describe. Reads that break them return zero. Writes that break them are
+//! driver errors: the device enters DEVICE_NEEDS_RESET. That covers narrow
+//! or misaligned control writes, writes to read-only or reserved registers,
+//! configuration writes beyond the device's configuration length or of a
+//! width other than 1/2/4/8, and writes the device does not accept
+//! (read-only configuration fields).
 //!
 //! Status (§2.1, §3.1.1): the driver only adds bits; writing 0 resets the
 //! device (§2.4, §4.2.3.1). FEATURES_OK is accepted only for a subset of
@@ -18,9 +22,10 @@
 //! whose size or rings are invalid (§2.7), a notification for a broken
 //! chain, or any other driver error the device cannot recover from sets
 //! DEVICE_NEEDS_RESET with a configuration-change interrupt (§2.1.2).
-//! Notifications before DRIVER_OK are ignored (§3.1.1: the device does not
-//! consume buffers before DRIVER_OK); queues are scanned when DRIVER_OK is
-//! set so nothing made available early is lost.
+//! A notification before DRIVER_OK (§3.1.1: "The driver MUST NOT send any
+//! buffer available notifications to the device before setting DRIVER_OK")
+//! or for a queue the device does not have is a driver error too:
+//! DEVICE_NEEDS_RESET, nothing is consumed.
 
 use std::sync::Arc;
 
@@ -169,6 +174,23 @@ impl VirtioMmio {
             self.interrupt_status |= INT_USED_BUFFER;
             self.update_irq();
         }
+    }
+
+    /// QueueNotify (§4.2.2): work on queue `q`.
+    fn notify(&mut self, q: usize) {
+        if self.status & status::DEVICE_NEEDS_RESET != 0 {
+            return;
+        }
+        if self.status & status::DRIVER_OK == 0 {
+            self.needs_reset(DeviceError(format!("notification for queue {q} before DRIVER_OK")));
+            return;
+        }
+        if q >= self.queues.len() {
+            let n = self.queues.len();
+            self.needs_reset(DeviceError(format!("notification for queue {q}, but the device has {n}")));
+            return;
+        }
+        self.process_queue(q);
     }
 
     fn process_queue(&mut self, q: usize) {
@@ -339,7 +361,9 @@ impl VirtioMmio {
             // Sizes above 16 bits become 0, which `validate` rejects.
             reg::QUEUE_NUM => self.queue_reg(|q| q.size = u16::try_from(v).unwrap_or(0)),
             reg::QUEUE_READY => self.set_queue_ready(v),
-            reg::QUEUE_NOTIFY => self.process_queue(v as usize & 0xffff),
+            // With VIRTIO_F_NOTIFICATION_DATA (not offered) the upper half
+            // would carry more; without it the value is the queue index.
+            reg::QUEUE_NOTIFY => self.notify(v as usize),
             reg::INTERRUPT_ACK => {
                 self.interrupt_status &= !v;
                 self.update_irq();
@@ -351,7 +375,9 @@ impl VirtioMmio {
             reg::QUEUE_DRIVER_HIGH => self.queue_reg(|q| hi(&mut q.avail_addr)),
             reg::QUEUE_DEVICE_LOW => self.queue_reg(|q| lo(&mut q.used_addr)),
             reg::QUEUE_DEVICE_HIGH => self.queue_reg(|q| hi(&mut q.used_addr)),
-            _ => {}
+            // No shared memory regions, but the register is writable.
+            reg::SHM_SEL => {}
+            _ => self.needs_reset(DeviceError(format!("write of {v:#x} to read-only or reserved register {off:#x}"))),
         }
     }
 
@@ -378,12 +404,21 @@ impl MmioDevice for VirtioMmio {
 
     fn write(&mut self, offset: u64, size: u8, value: u64) {
         if offset >= reg::CONFIG {
-            if let Some(o) = self.config_range(offset, size) {
-                self.dev.write_config(o, &value.to_le_bytes()[..size as usize]);
+            let r = match self.config_range(offset, size) {
+                Some(o) => self.dev.write_config(o, &value.to_le_bytes()[..size as usize]),
+                None => Err(DeviceError(format!(
+                    "{size}-byte configuration write at {:#x}, outside the {}-byte configuration space",
+                    offset - reg::CONFIG,
+                    self.dev.config_len()
+                ))),
+            };
+            if let Err(e) = r {
+                self.needs_reset(e);
             }
             return;
         }
         if size != 4 || offset % 4 != 0 {
+            self.needs_reset(DeviceError(format!("{size}-byte write to control register offset {offset:#x}")));
             return;
         }
         self.write_reg(offset, value as u32);
@@ -424,8 +459,9 @@ pub(crate) mod tests {
         fn read_config(&self, o: usize, d: &mut [u8]) {
             d.copy_from_slice(&self.cfg[o..o + d.len()]);
         }
-        fn write_config(&mut self, o: usize, d: &[u8]) {
+        fn write_config(&mut self, o: usize, d: &[u8]) -> Result<(), DeviceError> {
             self.cfg[o..o + d.len()].copy_from_slice(d);
+            Ok(())
         }
         fn reset(&mut self) {}
         fn process(&mut self, q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
@@ -499,15 +535,43 @@ pub(crate) mod tests {
         // Unaligned or narrow register accesses are ignored.
         assert_eq!(m.read(reg::MAGIC_VALUE, 2), 0);
         assert_eq!(m.read(reg::MAGIC_VALUE + 1, 4), 0);
-        // Config: in range, sizes 1..8; out of range reads 0, writes ignored.
+        // Config: in range, sizes 1..8; out of range reads 0.
         assert_eq!(m.read(0x100, 8), 0x0807_0605_0403_0201);
         assert_eq!(m.read(0x106, 2), 0x0807);
         assert_eq!(m.read(0x106, 4), 0);
-        m.write(0x107, 2, 0xffff);
-        m.write(0x200, 4, 0xffff_ffff);
-        assert_eq!(m.read(0x100, 8), 0x0807_0605_0403_0201);
+        assert_eq!(m.read(0x100, 3), 0);
         m.write(0x107, 1, 0x99);
         assert_eq!(m.read(0x107, 1), 0x99);
+        assert_eq!(m.read(reg::STATUS, 4), 0);
+    }
+
+    /// §4.2.2.2 violations by writes: each one alone puts a fresh device
+    /// into DEVICE_NEEDS_RESET, and changes nothing else.
+    #[test]
+    fn bad_writes_set_needs_reset() {
+        let cases: [(u64, u8, u64); 9] = [
+            (0x107, 2, 0xffff),           // config write straddling the end
+            (0x200, 4, 0xffff_ffff),      // config write far outside
+            (0x100, 3, 0),                // config write of an odd width
+            (reg::MAGIC_VALUE, 4, 0),     // read-only register
+            (reg::DEVICE_FEATURES, 4, 1), // read-only register
+            (reg::QUEUE_NUM_MAX, 4, 8),   // read-only register
+            (0x0c8, 4, 1),                // reserved offset
+            (reg::STATUS, 1, 1),          // narrow control write
+            (reg::QUEUE_SEL + 2, 4, 0),   // misaligned control write
+        ];
+        for (off, size, v) in cases {
+            let (d, _) = echo();
+            let (mut m, _, _) = mk(d);
+            m.write(off, size, v);
+            assert_eq!(m.read(reg::STATUS, 4) as u32, status::DEVICE_NEEDS_RESET, "write {size}@{off:#x}");
+            assert!(m.last_error.is_some());
+            assert_eq!(m.read(0x100, 8), 0x0807_0605_0403_0201, "write {size}@{off:#x}");
+        }
+        // A device with read-only configuration refuses every write there.
+        let (mut m, _, _) = mk(Box::new(crate::virtio::rng::Rng::new()));
+        m.write(0x100, 1, 0);
+        assert_ne!(m.read(reg::STATUS, 4) as u32 & status::DEVICE_NEEDS_RESET, 0);
     }
 
     #[test]
@@ -527,14 +591,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn notify_before_driver_ok_or_for_a_missing_queue_sets_needs_reset() {
+        let (d, seen) = echo();
+        let (mut m, mem, wire) = mk(d);
+        desc(&mem, DESC, 2, DATA, 4, VIRTQ_DESC_F_WRITE, 0);
+        offer(&mem, 2);
+        m.write(reg::STATUS, 4, 3);
+        m.write(reg::QUEUE_NOTIFY, 4, 0);
+        assert_eq!(m.read(reg::STATUS, 4) as u32, 3 | status::DEVICE_NEEDS_RESET);
+        // Not DRIVER_OK yet: no configuration-change interrupt.
+        assert!(!wire.0.load(Ordering::SeqCst));
+        // Even a complete bring-up afterwards consumes nothing.
+        m.write(reg::STATUS, 4, 3 | 8 | 4);
+        assert!(seen.lock().unwrap().is_empty());
+        assert_eq!(mem.load(USED + 2, 2).unwrap(), 0);
+        // After a reset the device works, and a notification for queue 2
+        // of a two-queue device is refused.
+        bring_up(&mut m, 1 << 32);
+        assert_eq!(*seen.lock().unwrap(), vec![2]);
+        m.write(reg::QUEUE_NOTIFY, 4, 2);
+        assert_ne!(m.read(reg::STATUS, 4) as u32 & status::DEVICE_NEEDS_RESET, 0);
+        assert_ne!(m.read(reg::INTERRUPT_STATUS, 4) as u32 & INT_CONFIG_CHANGE, 0);
+    }
+
+    #[test]
     fn notify_completes_and_interrupts() {
         let (d, seen) = echo();
         let (mut m, mem, wire) = mk(d);
         desc(&mem, DESC, 2, DATA, 4, VIRTQ_DESC_F_WRITE, 0);
-        // Made available and notified before DRIVER_OK: not consumed yet.
+        // Made available (without a notification) before DRIVER_OK.
         offer(&mem, 2);
-        m.write(reg::QUEUE_NOTIFY, 4, 0);
-        assert!(seen.lock().unwrap().is_empty());
         bring_up(&mut m, 1 << 32 | 1 << 28);
         // DRIVER_OK scanned the queue.
         assert_eq!(*seen.lock().unwrap(), vec![2]);

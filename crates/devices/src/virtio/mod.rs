@@ -16,7 +16,8 @@
 
 pub mod block;
 pub mod console;
-
+#[cfg(test)]
+mod hostile;
 pub mod mmio;
 pub mod net;
 
@@ -98,9 +99,13 @@ pub trait VirtioDevice: Send {
     /// Reads configuration space; `offset + data.len() <= config_len()` is
     /// checked by the transport.
     fn read_config(&self, offset: usize, data: &mut [u8]);
-    /// Writes configuration space (most fields are read-only; such writes
-    /// are ignored). Bounds are checked by the transport.
-    fn write_config(&mut self, _offset: usize, _data: &[u8]) {}
+    /// Writes configuration space; bounds are checked by the transport.
+    /// The devices here have no driver-writable fields without features
+    /// they do not offer, so the default refuses: a write to a read-only
+    /// field breaks §4.2.2.2 and the transport answers DEVICE_NEEDS_RESET.
+    fn write_config(&mut self, offset: usize, data: &[u8]) -> Result<(), DeviceError> {
+        Err(DeviceError(format!("{}-byte write to read-only configuration field at {offset:#x}", data.len())))
+    }
     /// The driver set DRIVER_OK with these features negotiated.
     fn activate(&mut self, _features: u64) {}
     /// Back to the initial state (§2.4); the transport resets the queues.

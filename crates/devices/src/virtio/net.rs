@@ -155,14 +155,22 @@ impl VirtioDevice for Net {
 pub struct Tap {
     fd: std::fs::File,
     pub name: String,
+    /// Strata created the interface (it did not exist before); the kernel
+    /// removes it when Strata's descriptor closes.
+    pub created: bool,
 }
 
 impl Tap {
-    pub fn open(ifname: &str) -> Result<Tap, String> {
+    /// Attaches to the TAP interface `ifname`, or creates it if there is
+    /// no interface of that name (TUNSETIFF does so given CAP_NET_ADMIN).
+    /// With `None` the kernel picks a free name (`tap0`, `tap1`, ...).
+    pub fn open(ifname: Option<&str>) -> Result<Tap, String> {
         use std::os::unix::io::AsRawFd;
-        if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
-            return Err(format!("TAP interface name {ifname:?} must be 1 to {} bytes", libc::IFNAMSIZ - 1));
+        let ifname = ifname.unwrap_or("");
+        if ifname.len() >= libc::IFNAMSIZ || ifname.contains('/') || ifname.contains(char::is_whitespace) || ifname == "." || ifname == ".." {
+            return Err(format!("TAP interface name {ifname:?} must be 1 to {} bytes, without '/' or spaces", libc::IFNAMSIZ - 1));
         }
+        let existed = !ifname.is_empty() && std::path::Path::new("/sys/class/net").join(ifname).exists();
         let fd = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -176,10 +184,13 @@ impl Tap {
         // SAFETY: TUNSETIFF reads and writes a struct ifreq, 40 bytes here.
         let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, ifr.as_mut_ptr()) };
         if r < 0 {
-            return Err(format!(
-                "cannot attach to TAP interface {ifname}: {} (create it first: ip tuntap add dev {ifname} mode tap; needs CAP_NET_ADMIN)",
-                io::Error::last_os_error()
-            ));
+            let e = io::Error::last_os_error();
+            let shown = if ifname.is_empty() { "(a new one)" } else { ifname };
+            return Err(if existed {
+                format!("cannot attach to TAP interface {shown}: {e} (is it a TAP, and may this user use it? ip tuntap add dev {ifname} mode tap user $USER)")
+            } else {
+                format!("cannot create TAP interface {shown}: {e} (creating needs CAP_NET_ADMIN; or create it first: ip tuntap add dev NAME mode tap user $USER)")
+            });
         }
         // SAFETY: plain fcntl on our descriptor.
         unsafe {
@@ -187,7 +198,7 @@ impl Tap {
             libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
         }
         let end = ifr[..16].iter().position(|&b| b == 0).unwrap_or(16);
-        Ok(Tap { fd, name: String::from_utf8_lossy(&ifr[..end]).into_owned() })
+        Ok(Tap { fd, name: String::from_utf8_lossy(&ifr[..end]).into_owned(), created: !existed })
     }
 }
 

@@ -108,6 +108,10 @@ enum State {
     Established,
 }
 
+/// Shutdown flags of a SHUTDOWN packet (§5.10.6.6).
+pub const SHUTDOWN_RCV: u32 = 1;
+pub const SHUTDOWN_SEND: u32 = 2;
+
 struct Conn {
     stream: UnixStream,
     state: State,
@@ -121,8 +125,12 @@ struct Conn {
     tx_cnt: u32,
     peer_buf_alloc: u32,
     peer_fwd_cnt: u32,
-    /// The host side reached end of file (SHUTDOWN sent).
+    /// The host side reached end of file (SHUTDOWN with SEND sent).
     host_eof: bool,
+    /// SHUTDOWN flags the guest sent (it will send / receive no more).
+    guest_shut: u32,
+    /// The host stream's write side has been shut down.
+    host_write_shut: bool,
 }
 
 impl Conn {
@@ -137,6 +145,8 @@ impl Conn {
             peer_buf_alloc: 0,
             peer_fwd_cnt: 0,
             host_eof: false,
+            guest_shut: 0,
+            host_write_shut: false,
         }
     }
     fn peer_credit(&self) -> u32 {
@@ -148,6 +158,44 @@ impl Conn {
 struct Pending {
     stream: UnixStream,
     line: Vec<u8>,
+}
+
+/// Control packets (RST, RESPONSE, credit updates, ...) waiting for guest
+/// receive buffers. Every guest packet adds at most one, so the device
+/// stops taking guest packets while this many wait: a guest that sends
+/// without ever posting receive buffers cannot make the queue grow.
+pub const CTRL_LIMIT: usize = 256;
+
+/// Connects to a Unix stream socket without ever blocking: a listener
+/// whose backlog is full answers EAGAIN, which the device treats as a
+/// refusal (a blocking connect would stall the whole machine).
+fn connect_nonblocking(path: &std::path::Path) -> io::Result<UnixStream> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "Unix socket path too long"));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket nobody else owns; the stream closes it.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un and `len` does not exceed it.
+    let r = unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stream)
 }
 
 pub struct Vsock {
@@ -233,9 +281,10 @@ impl Vsock {
                     self.rst(key.0, key.1);
                     return;
                 }
-                let path = format!("{}_{}", self.uds.display(), h.dst_port);
-                match UnixStream::connect(&path) {
-                    Ok(s) if s.set_nonblocking(true).is_ok() => {
+                // The port is a number, so the path stays next to `uds`.
+                let path = PathBuf::from(format!("{}_{}", self.uds.display(), h.dst_port));
+                match connect_nonblocking(&path) {
+                    Ok(s) => {
                         let mut c = Conn::new(s, State::Established);
                         c.peer_buf_alloc = h.buf_alloc;
                         c.peer_fwd_cnt = h.fwd_cnt;
@@ -243,7 +292,7 @@ impl Vsock {
                         let r = self.hdr(key.0, key.1, op::RESPONSE);
                         self.ctrl.push_back(r);
                     }
-                    _ => self.rst(key.0, key.1),
+                    Err(_) => self.rst(key.0, key.1),
                 }
             }
             op::RESPONSE => match self.conns.get_mut(&key) {
@@ -260,8 +309,12 @@ impl Vsock {
                     self.rst(key.0, key.1);
                     return;
                 };
-                // The guest may not exceed the buffer we advertised.
-                if c.state != State::Established || c.to_host.len() + payload.len() > BUF_ALLOC as usize + 64 {
+                // The guest may not exceed the buffer we advertised, nor send
+                // after saying it would not.
+                if c.state != State::Established
+                    || c.guest_shut & SHUTDOWN_SEND != 0
+                    || c.to_host.len() + payload.len() > BUF_ALLOC as usize + 64
+                {
                     self.rst(key.0, key.1);
                     return;
                 }
@@ -278,18 +331,20 @@ impl Vsock {
                     self.rst(key.0, key.1);
                 }
             }
-            op::CREDIT_UPDATE => {}
-            op::SHUTDOWN => {
-                // Flush what the guest sent, then close; the RST tells the
-                // guest the connection is gone (§5.10.6.6).
-                if let Some(mut c) = self.conns.remove(&key) {
-                    let _ = c.stream.set_nonblocking(false);
-                    let (a, b) = c.to_host.as_slices();
-                    let _ = c.stream.write_all(a).and_then(|_| c.stream.write_all(b));
-                    let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            op::CREDIT_UPDATE => {
+                if !self.conns.contains_key(&key) {
+                    self.rst(key.0, key.1);
                 }
-                let r = self.hdr(key.0, key.1, op::RST);
-                self.ctrl.push_back(r);
+            }
+            op::SHUTDOWN => {
+                // §5.10.6.6: the guest will send (SEND) and/or receive (RCV)
+                // no more. What it sent is still delivered: host_io flushes
+                // it, shuts the host stream's write side, and once both
+                // directions are shut, closes the connection with an RST.
+                match self.conns.get_mut(&key) {
+                    Some(c) => c.guest_shut |= h.flags & (SHUTDOWN_RCV | SHUTDOWN_SEND),
+                    None => self.rst(key.0, key.1),
+                }
             }
             op::RST => {
                 self.conns.remove(&key);
@@ -298,30 +353,42 @@ impl Vsock {
         }
     }
 
-    fn transmit(&mut self, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
-        let Some(q) = ctx.queues.get_mut(TXQ) else { return Ok(()) };
-        let mut pkts = Vec::new();
-        while let Some(c) = q.pop(ctx.mem)? {
+    /// Takes the guest's packets from the transmit queue. Stops while
+    /// [`CTRL_LIMIT`] control packets wait for receive buffers; returns
+    /// whether it stopped early for that reason.
+    fn transmit(&mut self, ctx: &mut QueueCtx<'_>) -> Result<bool, DeviceError> {
+        if !ctx.queues.get(TXQ).is_some_and(|q| q.ready) {
+            return Ok(false);
+        }
+        let mut data = Vec::new();
+        loop {
+            if self.ctrl.len() >= CTRL_LIMIT {
+                return Ok(true);
+            }
+            let q = &mut ctx.queues[TXQ];
+            let Some(c) = q.pop(ctx.mem)? else { return Ok(false) };
             let mut hb = [0u8; HDR_LEN];
+            let mut pkt = None;
             if c.read_at(ctx.mem, 0, &mut hb) == HDR_LEN {
                 let h = Hdr::parse(&hb);
                 let len = h.len as usize;
+                // A length beyond the chain or MAX_PKT: dropped.
                 if len <= MAX_PKT && (len as u64) <= c.readable_len() - HDR_LEN as u64 {
-                    let mut data = vec![0u8; len];
+                    data.resize(len, 0);
                     if c.read_at(ctx.mem, HDR_LEN as u64, &mut data) == len {
-                        pkts.push((h, data));
+                        pkt = Some(h);
                     }
                 }
             }
             q.push_used(ctx.mem, c.head, 0)?;
+            if let Some(h) = pkt {
+                self.from_guest(h, &data);
+            }
         }
-        for (h, d) in pkts {
-            self.from_guest(h, &d);
-        }
-        Ok(())
     }
 
-    /// Host side: accept, read CONNECT lines, move data to the host.
+    /// Host side: accept, read CONNECT lines, move data to the host, finish
+    /// shutdowns.
     fn host_io(&mut self) {
         if let Some(l) = &self.listener {
             while self.pending.len() < 64 {
@@ -377,24 +444,46 @@ impl Vsock {
         }
         // Guest data to the host streams.
         let mut credit = Vec::new();
+        let mut closed = Vec::new();
         for (&k, c) in self.conns.iter_mut() {
+            let mut broken = false;
             while !c.to_host.is_empty() {
                 let (a, _) = c.to_host.as_slices();
                 match c.stream.write(a) {
                     Ok(n) if n > 0 => {
                         c.to_host.drain(..n);
-                        if c.state == State::Established {
-                            c.fwd_cnt = c.fwd_cnt.wrapping_add(n as u32);
-                        }
+                        c.fwd_cnt = c.fwd_cnt.wrapping_add(n as u32);
                     }
-                    _ => break,
+                    Ok(_) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        // The host end is gone: the connection is dead.
+                        broken = true;
+                        break;
+                    }
                 }
+            }
+            if broken {
+                closed.push(k);
+                continue;
+            }
+            if c.to_host.is_empty() && c.guest_shut & SHUTDOWN_SEND != 0 && !c.host_write_shut {
+                let _ = c.stream.shutdown(std::net::Shutdown::Write);
+                c.host_write_shut = true;
+            }
+            // Both directions finished: close with an RST (§5.10.6.6).
+            if c.host_write_shut && (c.host_eof || c.guest_shut & SHUTDOWN_RCV != 0) {
+                closed.push(k);
+                continue;
             }
             // Tell the guest about freed buffer space now and then.
             if c.fwd_cnt.wrapping_sub(c.fwd_cnt_sent) >= BUF_ALLOC / 4 {
                 c.fwd_cnt_sent = c.fwd_cnt;
                 credit.push(k);
             }
+        }
+        for k in closed {
+            self.rst(k.0, k.1);
         }
         for k in credit {
             let u = self.hdr(k.0, k.1, op::CREDIT_UPDATE);
@@ -412,6 +501,9 @@ impl Vsock {
 
     /// Fills guest receive buffers: control packets first, then data.
     fn receive(&mut self, ctx: &mut QueueCtx<'_>) -> Result<bool, DeviceError> {
+        if !ctx.queues.get(RXQ).is_some_and(|q| q.ready) {
+            return Ok(false);
+        }
         let mut did = false;
         while let Some(h) = self.ctrl.front().copied() {
             let Some(c) = ctx.queues[RXQ].pop(ctx.mem)? else { return Ok(did) };
@@ -424,7 +516,7 @@ impl Vsock {
         for k in keys {
             for _ in 0..16 {
                 let Some(conn) = self.conns.get_mut(&k) else { break };
-                if conn.state != State::Established || conn.host_eof {
+                if conn.state != State::Established || conn.host_eof || conn.guest_shut & SHUTDOWN_RCV != 0 {
                     break;
                 }
                 let credit = conn.peer_credit() as usize;
@@ -436,10 +528,11 @@ impl Vsock {
                 let r = if room == 0 { Err(io::ErrorKind::InvalidInput.into()) } else { conn.stream.read(&mut self.buf[..room]) };
                 match r {
                     Ok(0) => {
-                        // Host closed: SHUTDOWN both directions (§5.10.6.6).
+                        // Host end of file: we will send no more (§5.10.6.6).
+                        // If the guest is done sending too, host_io closes.
                         conn.host_eof = true;
                         let mut h = self.hdr(k.0, k.1, op::SHUTDOWN);
-                        h.flags = 3;
+                        h.flags = SHUTDOWN_SEND;
                         let used = self.deliver(ctx, &c, &h, &[]);
                         ctx.queues[RXQ].push_used(ctx.mem, c.head, used)?;
                         did = true;
@@ -462,6 +555,24 @@ impl Vsock {
                         break;
                     }
                 }
+            }
+        }
+        Ok(did)
+    }
+
+    /// Everything the device can do now: host I/O, guest packets, receive
+    /// buffers, until nothing moves (bounded: each round either drains the
+    /// control queue or stops).
+    fn work(&mut self, ctx: &mut QueueCtx<'_>) -> Result<bool, DeviceError> {
+        let mut did = false;
+        for _ in 0..8 {
+            self.host_io();
+            did |= self.receive(ctx)?;
+            let more = self.transmit(ctx)?;
+            self.host_io();
+            did |= self.receive(ctx)?;
+            if !more || self.ctrl.len() >= CTRL_LIMIT {
+                break;
             }
         }
         Ok(did)
@@ -491,22 +602,11 @@ impl VirtioDevice for Vsock {
         self.conns.clear();
         self.ctrl.clear();
     }
-    fn process(&mut self, q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
-        if q == TXQ {
-            self.transmit(ctx)?;
-            self.host_io();
-        }
-        if ctx.queues.get(RXQ).is_some_and(|q| q.ready) {
-            self.receive(ctx)?;
-        }
-        Ok(())
+    fn process(&mut self, _q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
+        self.work(ctx).map(|_| ())
     }
     fn poll(&mut self, ctx: &mut QueueCtx<'_>) -> Result<bool, DeviceError> {
-        self.host_io();
-        if !ctx.queues.get(RXQ).is_some_and(|q| q.ready) {
-            return Ok(false);
-        }
-        self.receive(ctx)
+        self.work(ctx)
     }
     fn polled(&self) -> bool {
         true
@@ -601,5 +701,173 @@ mod tests {
                 assert!(c.to_host.len() <= BUF_ALLOC as usize + 64 + MAX_PKT);
             }
         }
+    }
+
+    /// Guest RAM with the three queues (size 16) for driving the device
+    /// through its queues, as the Linux driver would.
+    struct Rig {
+        mem: strata_memory::GuestRam,
+        queues: Vec<crate::virtio::Queue>,
+        tx_idx: u16,
+        rx_idx: u16,
+        rx_seen: u16,
+    }
+
+    const RAM: u64 = 0x8000_0000;
+    const QBASE: [u64; 3] = [RAM + 0x1000, RAM + 0x5000, RAM + 0x9000];
+    const TXDATA: u64 = RAM + 0x2_0000;
+    const RXDATA: u64 = RAM + 0x4_0000;
+
+    impl Rig {
+        fn new() -> Rig {
+            let mem = strata_memory::GuestRam::new(RAM, 0x10_0000).unwrap();
+            let mut queues = Vec::new();
+            for b in QBASE {
+                let mut q = crate::virtio::Queue::new(16);
+                q.size = 16;
+                q.desc_addr = b;
+                q.avail_addr = b + 0x1000;
+                q.used_addr = b + 0x2000;
+                q.ready = true;
+                q.set_features(false, false);
+                q.validate(&mem).unwrap();
+                queues.push(q);
+            }
+            Rig { mem, queues, tx_idx: 0, rx_idx: 0, rx_seen: 0 }
+        }
+        fn ctx(&mut self) -> QueueCtx<'_> {
+            QueueCtx { mem: &self.mem, queues: &mut self.queues }
+        }
+        /// Offers one guest packet on the transmit queue (not notified).
+        fn offer_tx(&mut self, h: Hdr, payload: &[u8]) {
+            let slot = (self.tx_idx % 16) as u64;
+            let at = TXDATA + slot * 0x1000;
+            self.mem.write_bytes(at, &h.bytes()).unwrap();
+            self.mem.write_bytes(at + HDR_LEN as u64, payload).unwrap();
+            let d = QBASE[TXQ] + 16 * slot;
+            self.mem.store(d, 8, at).unwrap();
+            self.mem.store(d + 8, 4, (HDR_LEN + payload.len()) as u64).unwrap();
+            self.mem.store(d + 12, 4, 0).unwrap();
+            self.mem.store(QBASE[TXQ] + 0x1000 + 4 + 2 * slot, 2, slot).unwrap();
+            self.tx_idx = self.tx_idx.wrapping_add(1);
+            self.mem.store(QBASE[TXQ] + 0x1000 + 2, 2, self.tx_idx as u64).unwrap();
+        }
+        fn post_rx(&mut self, n: u16) {
+            for _ in 0..n {
+                let slot = (self.rx_idx % 16) as u64;
+                let d = QBASE[RXQ] + 16 * slot;
+                self.mem.store(d, 8, RXDATA + slot * 0x1000).unwrap();
+                self.mem.store(d + 8, 4, 0x1000).unwrap();
+                self.mem.store(d + 12, 4, crate::virtio::queue::VIRTQ_DESC_F_WRITE as u64).unwrap();
+                self.mem.store(QBASE[RXQ] + 0x1000 + 4 + 2 * slot, 2, slot).unwrap();
+                self.rx_idx = self.rx_idx.wrapping_add(1);
+            }
+            self.mem.store(QBASE[RXQ] + 0x1000 + 2, 2, self.rx_idx as u64).unwrap();
+        }
+        /// Packets the device put in receive buffers since the last call.
+        fn take_rx(&mut self) -> Vec<(Hdr, Vec<u8>)> {
+            let used = self.mem.load(QBASE[RXQ] + 0x2000 + 2, 2).unwrap() as u16;
+            let mut out = Vec::new();
+            while self.rx_seen != used {
+                let e = QBASE[RXQ] + 0x2000 + 4 + 8 * (self.rx_seen % 16) as u64;
+                let id = self.mem.load(e, 4).unwrap();
+                let len = self.mem.load(e + 4, 4).unwrap() as usize;
+                let mut b = vec![0u8; len];
+                self.mem.read_bytes(RXDATA + id * 0x1000, &mut b).unwrap();
+                let h = Hdr::parse(b[..HDR_LEN].try_into().unwrap());
+                out.push((h, b[HDR_LEN..].to_vec()));
+                self.rx_seen = self.rx_seen.wrapping_add(1);
+            }
+            out
+        }
+    }
+
+    fn guest_pkt(src_port: u32, dst_port: u32, op: u16) -> Hdr {
+        Hdr { src_cid: 3, dst_cid: 2, src_port, dst_port, ty: TYPE_STREAM, op, buf_alloc: 1 << 20, ..Hdr::default() }
+    }
+
+    /// Guest connects, sends, half-closes (SHUTDOWN SEND); the host reads
+    /// everything and EOF, answers and closes; the guest gets the answer,
+    /// then SHUTDOWN SEND, then the RST that ends the connection.
+    #[test]
+    fn half_close_in_both_directions() {
+        let (mut v, p) = dev("hc");
+        let lp = format!("{}_6000", p.display());
+        let l = UnixListener::bind(&lp).unwrap();
+        let mut r = Rig::new();
+        r.post_rx(16);
+        r.offer_tx(guest_pkt(1000, 6000, op::REQUEST), &[]);
+        let mut rw = guest_pkt(1000, 6000, op::RW);
+        rw.len = 6;
+        r.offer_tx(rw, b"hello\n");
+        let mut sd = guest_pkt(1000, 6000, op::SHUTDOWN);
+        sd.flags = SHUTDOWN_SEND;
+        r.offer_tx(sd, &[]);
+        v.work(&mut r.ctx()).unwrap();
+        let got = r.take_rx();
+        assert_eq!(got.iter().map(|(h, _)| h.op).collect::<Vec<_>>(), vec![op::RESPONSE]);
+        let (mut s, _) = l.accept().unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap(); // EOF: the guest's SEND shutdown
+        assert_eq!(all, b"hello\n");
+        // The connection is still open the other way.
+        s.write_all(b"answer").unwrap();
+        drop(s);
+        let mut pkts = Vec::new();
+        for _ in 0..100 {
+            v.work(&mut r.ctx()).unwrap();
+            pkts.extend(r.take_rx());
+            if pkts.iter().any(|(h, _)| h.op == op::RST) {
+                break;
+            }
+        }
+        let ops: Vec<u16> = pkts.iter().map(|(h, _)| h.op).collect();
+        assert_eq!(ops, vec![op::RW, op::SHUTDOWN, op::RST], "{pkts:?}");
+        assert_eq!(pkts[0].1, b"answer");
+        assert_eq!(pkts[1].0.flags, SHUTDOWN_SEND);
+        assert!(v.conns.is_empty());
+        std::fs::remove_file(lp).unwrap();
+    }
+
+    /// A guest that floods connection requests without posting receive
+    /// buffers: the device stops taking packets at CTRL_LIMIT answers.
+    #[test]
+    fn control_backlog_is_bounded() {
+        let (mut v, _p) = dev("flood");
+        let mut r = Rig::new();
+        for i in 0..2000u32 {
+            r.offer_tx(guest_pkt(i, 7777, op::REQUEST), &[]);
+            v.work(&mut r.ctx()).unwrap();
+            assert!(v.ctrl.len() <= CTRL_LIMIT);
+            if r.tx_idx.wrapping_sub(r.queues[TXQ].next_avail()) >= 16 {
+                break; // the device stopped consuming: the queue is full
+            }
+        }
+        assert_eq!(v.ctrl.len(), CTRL_LIMIT);
+        // Receive buffers let it go on.
+        r.post_rx(16);
+        v.work(&mut r.ctx()).unwrap();
+        assert_eq!(r.take_rx().len(), 16);
+        assert!(r.queues[TXQ].next_avail() > CTRL_LIMIT as u16);
+    }
+
+    /// A host listener that never accepts: once its backlog is full the
+    /// device answers RST instead of blocking the machine in connect(2).
+    #[test]
+    fn full_host_backlog_is_a_refusal_not_a_hang() {
+        let (mut v, p) = dev("backlog");
+        let lp = format!("{}_8000", p.display());
+        let l = UnixListener::bind(&lp).unwrap();
+        // SAFETY: listen(2) on the listener's own descriptor (backlog 2).
+        assert_eq!(unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&l), 2) }, 0);
+        let mut rst = 0;
+        for port in 0..400u32 {
+            v.from_guest(guest_pkt(port, 8000, op::REQUEST), &[]);
+            while let Some(h) = v.ctrl.pop_front() {
+                rst += (h.op == op::RST) as u32;
+            }
+        }
+        assert!(rst > 0 && rst < 400, "{rst} refusals");
+        std::fs::remove_file(lp).unwrap();
     }
 }
