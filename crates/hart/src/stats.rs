@@ -27,3 +27,18 @@ impl HartStats {
         }
     }
 }
+
+/// JIT counters (x86-64 hosts; see `jit/`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitStats {
+    /// Blocks compiled, the instructions in them, and their code bytes.
+    pub blocks: u64,
+    pub insns: u64,
+    pub bytes: u64,
+    /// Instructions compiled as calls into the interpreter.
+    pub interp_insns: u64,
+    /// Times the code buffer filled up and was emptied.
+    pub flushes: u64,
+    /// Block executions.
+    pub runs: u64,
+}
