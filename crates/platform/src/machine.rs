@@ -63,6 +63,9 @@ pub struct MachineConfig {
     pub serial_log: Option<PathBuf>,
     /// virtio-mmio devices (disks, entropy, ...).
     pub virtio: crate::virtio::VirtioConfig,
+    /// Compile guest code to host code (x86-64 hosts); off: interpret
+    /// everything. Both must give the same architectural results.
+    pub jit: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,6 +342,9 @@ impl Machine {
         let harts = (0..cfg.harts)
             .map(|h| {
                 let mut hart = Hart::new(h as u64, ram.clone(), irqs[h as usize].clone());
+                // Without executable memory (or off x86-64) the hart
+                // interprets, which gives the same results.
+                hart.set_jit(cfg.jit);
                 hart.reset(entry);
                 hart.x[10] = h as u64; // a0: hart id
                 hart.x[11] = dtb_slot; // a1: device tree
@@ -560,6 +566,20 @@ impl Machine {
                 h.hartid, h.instret, h.stats.steps, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes,
                 h.stats.walks, h.stats.walk_refs
             );
+            let c = h.code_stats();
+            let _ = write!(s, "hart {}: code pages entered {} filled {} decodes {}", h.hartid, c.page_entries, c.page_fills, c.decodes);
+            match h.jit_stats() {
+                Some(j) => {
+                    let _ = writeln!(
+                        s,
+                        " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} block runs {}",
+                        j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, " | jit off");
+                }
+            }
             let exc: Vec<String> = h.stats.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
             let int: Vec<String> = h.stats.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
             let _ = writeln!(s, "hart {}: exceptions by cause [{}] interrupts by cause [{}]", h.hartid, exc.join(" "), int.join(" "));

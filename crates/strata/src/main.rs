@@ -65,6 +65,10 @@ struct MachineArgs {
     /// Print translation, trap and speed counters when the machine stops.
     #[arg(long)]
     stats: bool,
+    /// Interpret every instruction instead of compiling guest code to host
+    /// code (also: environment variable STRATA_NO_JIT=1).
+    #[arg(long)]
+    no_jit: bool,
     /// How guest time advances. Default: paced on an interactive terminal,
     /// virtual otherwise.
     #[arg(long, value_enum)]
@@ -150,6 +154,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
             vsock: a.vsock,
             console: a.virtio_console,
         },
+        jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };
@@ -159,6 +164,11 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         eprint!("{}", m.stats_report());
     }
     Ok(reason)
+}
+
+/// An environment variable set to anything but "", "0" or "false".
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 fn main() -> ExitCode {
