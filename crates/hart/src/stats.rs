@@ -39,6 +39,8 @@ pub struct JitStats {
     pub interp_insns: u64,
     /// Times the code buffer filled up and was emptied.
     pub flushes: u64,
-    /// Block executions.
+    /// Blocks entered from the run loop.
     pub runs: u64,
+    /// Jumps between blocks linked (chained).
+    pub links: u64,
 }

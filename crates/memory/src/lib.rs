@@ -191,6 +191,20 @@ impl GuestRam {
         self.code[page].load(Ordering::Relaxed) != 0 && self.code_gen[page].load(Ordering::Relaxed) == gen
     }
 
+    /// Host addresses for code generated at run time (the hart's JIT): RAM
+    /// offset 0, and the code marks, one byte per 4 KiB page, nonzero while
+    /// the page holds decoded code. Generated code may read and write RAM
+    /// through the first only inside pages it knows to be in RAM (a TLB
+    /// hit), and may write only to a page whose mark reads zero; a write to
+    /// a marked page must go through [`store_off`](Self::store_off) so the
+    /// page's generation moves. Both stay valid as long as `self`.
+    pub fn raw_parts(&self) -> (*mut u8, *const u8) {
+        let bytes = if self.bytes.is_empty() { std::ptr::null_mut() } else { self.ptr_at(0) };
+        // `AtomicU8` has the size and alignment of `u8`; a plain byte load
+        // of it is a relaxed load on the hosts the JIT supports.
+        (bytes, self.code.as_ptr() as *const u8)
+    }
+
     /// Number of 4 KiB pages (the last may be partial).
     #[inline]
     pub fn pages(&self) -> usize {

@@ -28,6 +28,31 @@ struct Entry {
 
 const EMPTY: Entry = Entry { tag: INVALID, delta: 0 };
 
+/// log2 of the size of an [`Entry`].
+const ENTRY_SHIFT: u32 = 4;
+const _: () = assert!(std::mem::size_of::<Entry>() == 1 << ENTRY_SHIFT);
+
+/// How to do what [`Tlb::lookup`] does from generated code.
+///
+/// The entry for an access of kind `a` to virtual address `va` is at
+/// `base + a.index() * kind_stride + ((va >> 12) & (sets - 1)) << entry_shift`.
+/// It is a hit if the `u64` at `tag_off` in it equals
+/// `(va & page_mask) | ctx` (the same context id `lookup` takes); the RAM
+/// offset of `va` is then `va + (the u64 at delta_off)`. A hit covers the
+/// whole 4 KiB page of `va`, which lies entirely inside guest RAM, so an
+/// access that does not cross that page stays inside RAM. (A page-crossing
+/// access can be caught by comparing the tag of its last byte's page.)
+#[derive(Clone, Copy, Debug)]
+pub struct RawLayout {
+    pub base: *const u8,
+    pub kind_stride: usize,
+    pub entry_shift: u32,
+    pub sets: usize,
+    pub tag_off: usize,
+    pub delta_off: usize,
+    pub page_mask: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TlbStats {
     pub misses: [u64; 3],
@@ -135,6 +160,22 @@ impl Tlb {
         }
     }
 
+    /// Where the entries live, for code generated at run time (the hart's
+    /// JIT) that looks up loads and stores without calling [`lookup`]
+    /// (Self::lookup). The layout may change; users must take it from here.
+    /// The pointer stays valid for the life of this `Tlb`.
+    pub fn raw_layout(&self) -> RawLayout {
+        RawLayout {
+            base: self.sets.as_ptr() as *const u8,
+            kind_stride: std::mem::size_of::<[Entry; SETS]>(),
+            entry_shift: ENTRY_SHIFT,
+            sets: SETS,
+            tag_off: std::mem::offset_of!(Entry, tag),
+            delta_off: std::mem::offset_of!(Entry, delta),
+            page_mask: !0xfff,
+        }
+    }
+
     /// Drops store entries only (used when a page becomes watched, e.g. for
     /// a reservation or for cached code).
     pub fn flush_stores(&mut self) {
@@ -161,6 +202,37 @@ mod tests {
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), Some(0x10));
         t.flush();
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), None);
+    }
+
+    /// Reads entries the way generated code does, through `raw_layout`,
+    /// and checks that it agrees with `lookup`.
+    #[test]
+    fn raw_layout_agrees_with_lookup() {
+        let mut t = Tlb::new();
+        t.insert(Access::Store, 0xffff_ffc0_1234_5000, 5, 0x77_7000, 12);
+        t.insert(Access::Load, 0x8000_2000, 3, 0x2000, 12);
+        let l = t.raw_layout();
+        let raw = |a: Access, va: u64, ctx: u16| -> Option<usize> {
+            let at = a.index() * l.kind_stride + (((va >> 12) as usize & (l.sets - 1)) << l.entry_shift);
+            // SAFETY: `at` indexes an entry inside the sets array, as the
+            // layout describes; both fields are u64s inside that entry.
+            let (tag, delta) = unsafe {
+                let e = l.base.add(at);
+                (std::ptr::read_unaligned(e.add(l.tag_off) as *const u64), std::ptr::read_unaligned(e.add(l.delta_off) as *const u64))
+            };
+            (tag == (va & l.page_mask) | ctx as u64).then(|| va.wrapping_add(delta) as usize)
+        };
+        for (a, va, ctx) in [
+            (Access::Store, 0xffff_ffc0_1234_5ff8, 5),
+            (Access::Store, 0xffff_ffc0_1234_5ff8, 4),
+            (Access::Load, 0xffff_ffc0_1234_5ff8, 5),
+            (Access::Load, 0x8000_2abc, 3),
+            (Access::Fetch, 0x8000_2abc, 3),
+            (Access::Load, 0x8000_3000, 3),
+        ] {
+            assert_eq!(raw(a, va, ctx), t.lookup(a, va, ctx), "{a:?} {va:#x} {ctx}");
+        }
+        assert_eq!(raw(Access::Load, 0x8000_2abc, 3), Some(0x2abc));
     }
 
     #[test]

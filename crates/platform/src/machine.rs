@@ -572,8 +572,8 @@ impl Machine {
                 Some(j) => {
                     let _ = writeln!(
                         s,
-                        " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} block runs {}",
-                        j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs
+                        " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} entries {} links {}",
+                        j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs, j.links
                     );
                 }
                 None => {

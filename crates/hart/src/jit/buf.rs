@@ -71,6 +71,18 @@ impl CodeBuf {
         Some(at)
     }
 
+    /// Overwrites the 4 bytes at offset `off` (inside code already
+    /// pushed) with `v`; out-of-range offsets are ignored.
+    pub fn patch_i32(&mut self, off: usize, v: i32) {
+        if off.checked_add(4).is_some_and(|end| end <= self.pos) {
+            // SAFETY: `off..off+4` lies inside the written part of the
+            // mapping. No code runs while the run loop patches (one thread
+            // owns the hart); the bytes are a jump's displacement, so the
+            // next execution sees either the old or the new target.
+            unsafe { std::ptr::write_unaligned(self.ptr.as_ptr().add(off) as *mut i32, v) };
+        }
+    }
+
     /// Forgets everything from offset `keep` on.
     pub fn truncate(&mut self, keep: usize) {
         self.pos = keep.min(self.pos);

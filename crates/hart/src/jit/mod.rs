@@ -11,11 +11,20 @@
 //! x86 code operating on `Hart::x` in memory (there is no register cache
 //! yet): ALU ops and their immediate and W forms, LUI/AUIPC, MUL*, and
 //! branches and jumps, which write `Hart::pc`. DIV/REM call small helpers.
-//! Loads and stores call `extern "C"` helpers that go through the hart's own
-//! `load`/`store` (TLB, page-table walk, PMP, MMIO and every fault written
-//! once, in `mem.rs`). Every other instruction (CSR, FP, AMO, system) calls
-//! [`interp`], which runs it through `Hart::execute`, exactly as the
-//! interpreter does.
+//! Loads and stores probe the hart's TLB inline (its layout comes from
+//! `Tlb::raw_layout`, RAM's from `GuestRam::raw_parts`) and access RAM
+//! directly on a hit that stays in the page (and, for stores, whose page
+//! holds no decoded code); anything else calls an `extern "C"` helper that
+//! goes through the hart's own `load`/`store` (page-table walk, PMP, MMIO
+//! and every fault written once, in `mem.rs`). Every other instruction
+//! (CSR, FP, AMO, system) calls [`interp`], which runs it through
+//! `Hart::execute`, exactly as the interpreter does.
+//!
+//! **Chaining.** An exit to a constant target in the same page checks the
+//! budget (`instret` against [`Ctx::limit`]) and jumps straight to the
+//! target's block once the run loop has linked it; until then it returns
+//! to the run loop, reporting the jump to patch. Blocks of one page are
+//! valid together, so a link never outlives its target.
 //!
 //! **Precise state.** Generated code writes each result to `Hart::x` as the
 //! instruction completes, so registers are always architecturally exact.
@@ -57,7 +66,7 @@ use crate::isa::{self, Op};
 use crate::stats::JitStats;
 use crate::trap::Trap;
 use crate::{Bus, Hart};
-use x86::{mem, Alu, Asm, Cc, Fixup, Shift, M, R};
+use x86::{mem, mem_idx, Alu, Asm, Cc, Fixup, Shift, M, R};
 
 /// The longest block, in instructions.
 pub(crate) const MAX_BLOCK_INSNS: usize = 64;
@@ -84,13 +93,69 @@ const OFF_PC: i32 = offset_of!(Hart, pc) as i32 - OFF_X as i32 - XBIAS;
 const OFF_INSTRET: i32 = offset_of!(Hart, instret) as i32 - OFF_X as i32 - XBIAS;
 
 /// What generated code and helpers share while a block runs. `r12` holds
-/// its address.
+/// its address; the entry stub loads the fast-path pointers into
+/// registers.
 #[repr(C)]
 pub(crate) struct Ctx {
     hart: *mut Hart,
     /// Points at the run loop's `&mut dyn Bus`.
     bus: *mut (),
     trap: Trap,
+    /// The TLB's entries (`Tlb::raw_layout`), into r13.
+    tlb: *const u8,
+    /// Guest RAM and its code marks (`GuestRam::raw_parts`), into r14, r15.
+    ram: *mut u8,
+    marks: *const u8,
+    /// The TLB context id of loads and stores (`Hart::ctx_data`), into rbp.
+    /// Anything that changes it sets `event`, which ends the block.
+    data_ctx: u64,
+    /// Chained jumps between blocks continue while `instret` is below this.
+    limit: u64,
+    /// Set by an exit that could jump straight to the next block: the
+    /// address of that jump's rel32, which the run loop then links.
+    exit_site: u64,
+}
+
+const CTX_LIMIT: i32 = offset_of!(Ctx, limit) as i32;
+const CTX_EXIT_SITE: i32 = offset_of!(Ctx, exit_site) as i32;
+
+const CTX_TLB: i32 = offset_of!(Ctx, tlb) as i32;
+const CTX_RAM: i32 = offset_of!(Ctx, ram) as i32;
+const CTX_MARKS: i32 = offset_of!(Ctx, marks) as i32;
+const CTX_DATA_CTX: i32 = offset_of!(Ctx, data_ctx) as i32;
+
+/// How generated code finds TLB entries (from `Tlb::raw_layout`), checked
+/// to be encodable; `None` makes every access call its helper.
+#[derive(Clone, Copy)]
+struct TlbShape {
+    /// Right shift of `va` that leaves the set index times the entry size
+    /// in place, and the mask that keeps just that.
+    shift: u8,
+    index_mask: i32,
+    /// Displacements of the load and store entries' tag and delta.
+    load_tag: i32,
+    load_delta: i32,
+    store_tag: i32,
+    store_delta: i32,
+    page_mask: i32,
+}
+
+impl TlbShape {
+    fn new(l: &strata_mmu::tlb::RawLayout) -> Option<TlbShape> {
+        let d = |kind: strata_mmu::Access, off: usize| i32::try_from(kind.index() * l.kind_stride + off).ok();
+        let index_mask = ((l.sets as u64 - 1) << l.entry_shift) as i32;
+        let ok = l.sets.is_power_of_two() && l.entry_shift <= 12 && (l.sets as u64) << l.entry_shift < 1 << 31;
+        let page_mask = i32::try_from(l.page_mask as i64).ok()?;
+        ok.then_some(TlbShape {
+            shift: 12 - l.entry_shift as u8,
+            index_mask,
+            load_tag: d(strata_mmu::Access::Load, l.tag_off)?,
+            load_delta: d(strata_mmu::Access::Load, l.delta_off)?,
+            store_tag: d(strata_mmu::Access::Store, l.tag_off)?,
+            store_delta: d(strata_mmu::Access::Store, l.delta_off)?,
+            page_mask,
+        })
+    }
 }
 
 pub(crate) struct Jit {
@@ -118,7 +183,8 @@ impl Jit {
     pub fn new() -> Option<Box<Jit>> {
         let mut buf = buf::CodeBuf::new(CODE_BUF_BYTES)?;
         // The entry stub saves the callee-saved registers the SysV ABI
-        // requires (generated code uses rbx and r12, and may use r13-r15),
+        // requires (generated code uses rbx, rbp and r12-r15; helpers keep
+        // them),
         // keeps rsp 16-byte aligned for helper calls (6 pushes + 8 on top of
         // the return address), and jumps to the block. Blocks leave through
         // the epilogue.
@@ -129,6 +195,10 @@ impl Jit {
         a.alu_ri(Alu::Sub, true, R::Rsp, 8);
         a.mov_rr(true, R::R12, R::Rdi);
         a.mov_rr(true, R::Rbx, R::Rsi);
+        a.mov_rm(true, R::R13, mem(R::R12, CTX_TLB));
+        a.mov_rm(true, R::R14, mem(R::R12, CTX_RAM));
+        a.mov_rm(true, R::R15, mem(R::R12, CTX_MARKS));
+        a.mov_rm(true, R::Rbp, mem(R::R12, CTX_DATA_CTX));
         a.jmp_r(R::Rdx);
         let epilogue = a.len();
         a.alu_ri(Alu::Add, true, R::Rsp, 8);
@@ -148,6 +218,20 @@ impl Jit {
             asm: Vec::with_capacity(16 << 10),
             stats: JitStats::default(),
         }))
+    }
+
+    /// Points the chaining jump whose rel32 is at address `site` at the
+    /// block at offset `block`. Both are in the current epoch: the site was
+    /// just reported by a block that ran, and no flush happened since.
+    fn link(&mut self, site: u64, block: u32) {
+        let target = self.buf.addr(block as usize);
+        let rel = target.wrapping_sub(site.wrapping_add(4)) as i64;
+        if let (Ok(rel), Some(off)) = (i32::try_from(rel), site.checked_sub(self.buf.addr(0))) {
+            if off as usize >= self.stubs_end {
+                self.buf.patch_i32(off as usize, rel);
+                self.stats.links += 1;
+            }
+        }
     }
 
     /// Empties the code buffer: every block compiled so far is dead.
@@ -354,8 +438,8 @@ fn unpack(p: u64) -> Insn {
 fn xm(r: u8) -> M {
     mem(R::Rbx, (r as i32 & 31) * 8 - XBIAS)
 }
-const PC: M = M { base: R::Rbx, disp: OFF_PC };
-const INSTRET: M = M { base: R::Rbx, disp: OFF_INSTRET };
+const PC: M = mem(R::Rbx, OFF_PC);
+const INSTRET: M = mem(R::Rbx, OFF_INSTRET);
 
 /// Instructions that, run by the interpreter, always leave the block (a
 /// trap, a change of privilege or control, or `event`): compiling what
@@ -374,22 +458,32 @@ fn is_branch(op: Op) -> bool {
     matches!(op, Op::BEQ | Op::BNE | Op::BLT | Op::BGE | Op::BLTU | Op::BGEU | Op::JAL | Op::JALR)
 }
 
-/// A cold path taken when a memory helper reports a trap or an event.
+/// The cold path of a load or store: the TLB missed (or the access
+/// crosses a page, or a store hits a page holding code), so the helper
+/// does the access; if it traps or sets `event` the block ends here.
 struct Stub {
-    fix: Fixup,
+    /// The jumps that lead here from the fast path.
+    miss: Vec<Fixup>,
+    /// Where the fast path continues (the load's value is in rax there).
+    resume: usize,
+    helper: u64,
     /// The instruction's pc and length, and its index in the block.
     pc: u64,
     len: u64,
     k: u32,
     /// How many instructions of the block `instret` already includes.
     synced: u32,
-    /// For loads, the destination register (the value is in `rax`).
+    /// For loads, the destination register; for stores, the source.
     load_rd: Option<u8>,
+    store_rs2: u8,
 }
 
 struct Compiler {
     a: Asm,
     epilogue: u64,
+    /// The virtual page the block comes from.
+    vpage: u64,
+    tlb: Option<TlbShape>,
     /// Instructions emitted so far, and how many of them `instret` has.
     n: u32,
     synced: u32,
@@ -420,10 +514,37 @@ impl Compiler {
         }
     }
 
-    /// Leaves the block for `next` after `self.n` instructions.
+    /// Leaves the block for `next` after `self.n` instructions. Within the
+    /// block's page, the exit is a jump the run loop can later point
+    /// straight at the block for `next` (*chaining*): blocks of one page
+    /// are valid together, and nothing at a block's end can have set
+    /// `event` (every helper that sets it ends the block early), so only
+    /// the budget needs checking on the way.
     fn exit_to(&mut self, next: u64) {
+        if next & !0xfff != self.vpage {
+            self.store_const(PC, next);
+            self.add_instret(self.n);
+            self.a.alu_rr(Alu::Xor, false, R::Rax, R::Rax);
+            self.a.jmp_abs(self.epilogue);
+            return;
+        }
+        self.a.mov_rm(true, R::Rax, INSTRET);
+        let d = self.n - self.synced;
+        if d != 0 {
+            self.a.alu_ri(Alu::Add, true, R::Rax, d as i32);
+            self.a.mov_mr(true, INSTRET, R::Rax);
+        }
+        self.a.alu_rm(Alu::Cmp, true, R::Rax, mem(R::R12, CTX_LIMIT));
+        let spent = self.a.jcc(Cc::Ae);
+        // The link: a jmp to the next instruction until the run loop
+        // patches its rel32.
+        let link = self.a.jmp();
+        self.a.bind(link);
+        let site = self.a.base + self.a.len() as u64 - 4;
+        self.a.bind(spent);
         self.store_const(PC, next);
-        self.add_instret(self.n);
+        self.a.mov_ri(R::Rax, site);
+        self.a.mov_mr(true, mem(R::R12, CTX_EXIT_SITE), R::Rax);
         self.a.alu_rr(Alu::Xor, false, R::Rax, R::Rax);
         self.a.jmp_abs(self.epilogue);
     }
@@ -516,27 +637,98 @@ impl Compiler {
         self.a.mov_mr(true, xm(i.rd), R::Rax);
     }
 
-    fn load(&mut self, f: LoadFn, i: &Insn, pc: u64, len: u64) {
-        self.addr_to_rsi(i.rs1, i.imm);
-        self.a.mov_rr(true, R::Rdi, R::R12);
-        self.call(f as usize as u64);
-        self.a.test_rr(false, R::Rdx, R::Rdx);
-        let fix = self.a.jcc(Cc::Ne);
-        let rd = (i.rd != 0).then_some(i.rd);
-        if let Some(rd) = rd {
-            self.a.mov_mr(true, xm(rd), R::Rax);
+    /// The inline TLB probe for an access of `n` bytes at `rsi`: on a hit
+    /// leaves the RAM offset in rcx; jumps that miss go to `miss`. A
+    /// page-crossing access misses: the tag is taken from its last byte.
+    fn tlb_probe(&mut self, t: TlbShape, store: bool, n: u8, miss: &mut Vec<Fixup>) {
+        let (tag, delta) = if store { (t.store_tag, t.store_delta) } else { (t.load_tag, t.load_delta) };
+        self.a.mov_rr(true, R::Rax, R::Rsi);
+        self.a.shift_ri(Shift::Shr, true, R::Rax, t.shift);
+        self.a.alu_ri(Alu::And, false, R::Rax, t.index_mask);
+        if n > 1 {
+            self.a.lea(R::Rcx, mem(R::Rsi, n as i32 - 1));
+        } else {
+            self.a.mov_rr(true, R::Rcx, R::Rsi);
         }
-        self.stubs.push(Stub { fix, pc, len, k: self.n, synced: self.synced, load_rd: Some(rd.unwrap_or(0)) });
+        self.a.alu_ri(Alu::And, true, R::Rcx, t.page_mask);
+        self.a.alu_rr(Alu::Or, true, R::Rcx, R::Rbp);
+        self.a.alu_rm(Alu::Cmp, true, R::Rcx, mem_idx(R::R13, R::Rax, tag));
+        miss.push(self.a.jcc(Cc::Ne));
+        self.a.mov_rm(true, R::Rcx, mem_idx(R::R13, R::Rax, delta));
+        self.a.alu_rr(Alu::Add, true, R::Rcx, R::Rsi);
     }
 
-    fn store(&mut self, f: StoreFn, i: &Insn, pc: u64, len: u64) {
+    fn load(&mut self, f: LoadFn, n: u8, signed: bool, i: &Insn, pc: u64, len: u64) {
         self.addr_to_rsi(i.rs1, i.imm);
-        self.a.mov_rm(true, R::Rdx, xm(i.rs2));
-        self.a.mov_rr(true, R::Rdi, R::R12);
-        self.call(f as usize as u64);
-        self.a.test_rr(false, R::Rax, R::Rax);
-        let fix = self.a.jcc(Cc::Ne);
-        self.stubs.push(Stub { fix, pc, len, k: self.n, synced: self.synced, load_rd: None });
+        let mut miss = Vec::new();
+        match self.tlb {
+            Some(t) => {
+                self.tlb_probe(t, false, n, &mut miss);
+                let m = mem_idx(R::R14, R::Rcx, 0);
+                match (n, signed) {
+                    (1, false) => self.a.movzx8(R::Rax, m),
+                    (1, true) => self.a.movsx8(R::Rax, m),
+                    (2, false) => self.a.movzx16(R::Rax, m),
+                    (2, true) => self.a.movsx16(R::Rax, m),
+                    (4, false) => self.a.mov_rm(false, R::Rax, m),
+                    (4, true) => self.a.movsx32(R::Rax, m),
+                    _ => self.a.mov_rm(true, R::Rax, m),
+                }
+            }
+            None => miss.push(self.a.jmp()),
+        }
+        let resume = self.a.len();
+        if i.rd != 0 {
+            self.a.mov_mr(true, xm(i.rd), R::Rax);
+        }
+        self.stubs.push(Stub {
+            miss,
+            resume,
+            helper: f as usize as u64,
+            pc,
+            len,
+            k: self.n,
+            synced: self.synced,
+            load_rd: Some(i.rd),
+            store_rs2: 0,
+        });
+    }
+
+    fn store(&mut self, f: StoreFn, n: u8, i: &Insn, pc: u64, len: u64) {
+        self.addr_to_rsi(i.rs1, i.imm);
+        let mut miss = Vec::new();
+        match self.tlb {
+            Some(t) => {
+                self.tlb_probe(t, true, n, &mut miss);
+                // A page holding decoded code is written by the helper, so
+                // that its generation moves and the block ends.
+                self.a.mov_rr(true, R::Rax, R::Rcx);
+                self.a.shift_ri(Shift::Shr, true, R::Rax, 12);
+                self.a.cmp_m8i(mem_idx(R::R15, R::Rax, 0), 0);
+                miss.push(self.a.jcc(Cc::Ne));
+                self.a.mov_rm(true, R::Rdx, xm(i.rs2));
+                let m = mem_idx(R::R14, R::Rcx, 0);
+                match n {
+                    1 => self.a.mov_m8(m, R::Rdx),
+                    2 => self.a.mov_m16(m, R::Rdx),
+                    4 => self.a.mov_mr(false, m, R::Rdx),
+                    _ => self.a.mov_mr(true, m, R::Rdx),
+                }
+            }
+            None => miss.push(self.a.jmp()),
+        }
+        let resume = self.a.len();
+        self.stubs.push(Stub {
+            miss,
+            resume,
+            helper: f as usize as u64,
+            pc,
+            len,
+            k: self.n,
+            synced: self.synced,
+            load_rd: None,
+            store_rs2: i.rs2,
+        });
     }
 
     /// An instruction run by the interpreter, in the middle of the block.
@@ -644,17 +836,17 @@ impl Compiler {
             // The interpreter performs every access in program order, so
             // FENCE has nothing to do (as in exec.rs).
             Op::FENCE => {}
-            Op::LB => self.load(load::<1, true>, i, pc, len),
-            Op::LH => self.load(load::<2, true>, i, pc, len),
-            Op::LW => self.load(load::<4, true>, i, pc, len),
-            Op::LD => self.load(load::<8, false>, i, pc, len),
-            Op::LBU => self.load(load::<1, false>, i, pc, len),
-            Op::LHU => self.load(load::<2, false>, i, pc, len),
-            Op::LWU => self.load(load::<4, false>, i, pc, len),
-            Op::SB => self.store(store::<1>, i, pc, len),
-            Op::SH => self.store(store::<2>, i, pc, len),
-            Op::SW => self.store(store::<4>, i, pc, len),
-            Op::SD => self.store(store::<8>, i, pc, len),
+            Op::LB => self.load(load::<1, true>, 1, true, i, pc, len),
+            Op::LH => self.load(load::<2, true>, 2, true, i, pc, len),
+            Op::LW => self.load(load::<4, true>, 4, true, i, pc, len),
+            Op::LD => self.load(load::<8, false>, 8, false, i, pc, len),
+            Op::LBU => self.load(load::<1, false>, 1, false, i, pc, len),
+            Op::LHU => self.load(load::<2, false>, 2, false, i, pc, len),
+            Op::LWU => self.load(load::<4, false>, 4, false, i, pc, len),
+            Op::SB => self.store(store::<1>, 1, i, pc, len),
+            Op::SH => self.store(store::<2>, 2, i, pc, len),
+            Op::SW => self.store(store::<4>, 4, i, pc, len),
+            Op::SD => self.store(store::<8>, 8, i, pc, len),
             Op::BEQ | Op::BNE | Op::BLT | Op::BGE | Op::BLTU | Op::BGEU => {
                 let cc = match i.op {
                     Op::BEQ => Cc::E,
@@ -708,9 +900,22 @@ impl Compiler {
     /// Emits the cold paths of the memory instructions.
     fn emit_stubs(&mut self) {
         for s in std::mem::take(&mut self.stubs) {
-            self.a.bind(s.fix);
+            for f in s.miss {
+                self.a.bind(f);
+            }
+            // rsi still holds the address.
+            if s.load_rd.is_none() {
+                self.a.mov_rm(true, R::Rdx, xm(s.store_rs2));
+            }
+            self.a.mov_rr(true, R::Rdi, R::R12);
+            self.call(s.helper);
             // Status: in rdx for loads, rax for stores.
             let st = if s.load_rd.is_some() { R::Rdx } else { R::Rax };
+            self.a.test_rr(false, st, st);
+            let out = self.a.jcc(Cc::Ne);
+            let back = self.a.jmp();
+            self.a.patch(back, s.resume);
+            self.a.bind(out);
             self.a.alu_ri(Alu::Cmp, false, st, ST_TRAP as i32);
             let event = self.a.jcc(Cc::Ne);
             // A trap: pc names the instruction, which did not retire.
@@ -763,17 +968,23 @@ impl Hart {
         // overwritten (flushes keep the stubs).
         let enter: EnterFn = unsafe { std::mem::transmute::<usize, EnterFn>(enter_addr as usize) };
         let mut used = 0;
+        // An exit of the last block that may jump straight to this one.
+        let mut site = 0;
         loop {
             let pc = self.pc;
             let off = (pc & 0xfff) as usize;
             let mut block = self.code.jit_block(idx, off);
             if block == 0 {
+                let epoch = self.jit.as_ref().map_or(0, |j| j.epoch);
                 match self.jit_compile(idx, pc) {
                     Some(b) => {
-                        let epoch = self.jit.as_ref().map_or(0, |j| j.epoch);
-                        // A flush during compilation dropped the page's
-                        // other blocks.
-                        self.code.jit_enter(idx, vpage, epoch);
+                        let now = self.jit.as_ref().map_or(0, |j| j.epoch);
+                        if now != epoch {
+                            // A flush during compilation dropped the page's
+                            // other blocks, and the site is gone too.
+                            self.code.jit_enter(idx, vpage, now);
+                            site = 0;
+                        }
                         self.code.set_jit_block(idx, off, b);
                         block = b;
                     }
@@ -786,11 +997,27 @@ impl Hart {
                 }
             }
             let Some(jit) = self.jit.as_mut() else { return used };
+            if site != 0 {
+                jit.link(site, block);
+            }
             jit.stats.runs += 1;
             let code = jit.buf.addr(block as usize);
             let before = self.instret;
+            let (ram, marks) = self.ram.raw_parts();
+            let tlb = self.tlb.raw_layout().base;
+            let data_ctx = self.ctx_data as u64;
             let hart: *mut Hart = self;
-            let mut ctx = Ctx { hart, bus: &mut bus as *mut &mut dyn Bus as *mut (), trap: Trap::new(0, 0) };
+            let mut ctx = Ctx {
+                hart,
+                bus: &mut bus as *mut &mut dyn Bus as *mut (),
+                trap: Trap::new(0, 0),
+                tlb,
+                ram,
+                marks,
+                data_ctx,
+                limit: before.wrapping_add(budget.saturating_sub(used)),
+                exit_site: 0,
+            };
             // SAFETY: `code` is a block compiled in the current epoch of this
             // hart's buffer, valid for this page's current contents and
             // virtual page (`jit_enter` and the page's generation check in
@@ -803,6 +1030,7 @@ impl Hart {
                 enter(&mut ctx, xbase, code)
             };
             used += self.instret.wrapping_sub(before);
+            site = ctx.exit_site;
             if rc == RC_TRAP {
                 used += 1;
                 self.take_trap(ctx.trap.cause, ctx.trap.tval);
@@ -831,14 +1059,15 @@ impl Hart {
                 break;
             }
         }
+        let tlb = TlbShape::new(&self.tlb.raw_layout());
         let jit = self.jit.as_mut()?;
         let r = if insns.is_empty() {
             None
         } else {
-            jit.compile_block(&insns, p).or_else(|| {
+            jit.compile_block(&insns, p, tlb).or_else(|| {
                 // The buffer is full: empty it and try once more.
                 jit.flush();
-                jit.compile_block(&insns, p)
+                jit.compile_block(&insns, p, tlb)
             })
         };
         jit.insns = insns;
@@ -849,13 +1078,15 @@ impl Hart {
 impl Jit {
     /// Assembles `insns` (ending at `end`, the pc after the last) into the
     /// buffer; `None` if it does not fit.
-    fn compile_block(&mut self, insns: &[(u64, u32, Insn)], end: u64) -> Option<u32> {
+    fn compile_block(&mut self, insns: &[(u64, u32, Insn)], end: u64, tlb: Option<TlbShape>) -> Option<u32> {
         let base = self.buf.next_addr();
         let mut buf = std::mem::take(&mut self.asm);
         buf.clear();
         let mut c = Compiler {
             a: Asm { buf, base },
             epilogue: self.buf.addr(self.epilogue),
+            vpage: insns[0].0 & !0xfff,
+            tlb,
             n: 0,
             synced: 0,
             stubs: Vec::new(),

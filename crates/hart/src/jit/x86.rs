@@ -36,16 +36,24 @@ impl R {
     }
 }
 
-/// A memory operand `[base + disp]`.
+/// A memory operand `[base + index + disp]` (scale 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct M {
     pub base: R,
+    /// Never rsp, which the SIB byte cannot name as an index.
+    pub index: Option<R>,
     pub disp: i32,
 }
 
 /// `[base + disp]`.
-pub fn mem(base: R, disp: i32) -> M {
-    M { base, disp }
+pub const fn mem(base: R, disp: i32) -> M {
+    M { base, index: None, disp }
+}
+
+/// `[base + index + disp]`.
+pub fn mem_idx(base: R, index: R, disp: i32) -> M {
+    debug_assert!(index != R::Rsp);
+    M { base, index: Some(index), disp }
 }
 
 /// Condition codes (the low nibble of Jcc/SETcc/CMOVcc).
@@ -123,8 +131,14 @@ impl Asm {
     /// A REX prefix if one is needed: `w` for 64-bit operand size, `r` the
     /// ModR/M reg field, `b` the r/m (or opcode) register.
     fn rex(&mut self, w: bool, r: u8, b: u8) {
-        let v = 0x40 | (w as u8) << 3 | (r >> 3 & 1) << 2 | (b >> 3 & 1);
-        if v != 0x40 {
+        self.rex_x(w, r, 0, b, false);
+    }
+
+    /// As `rex`, with the SIB index `x`; `force` emits a REX even when it
+    /// carries no bits (byte registers spl/bpl/sil/dil need one).
+    fn rex_x(&mut self, w: bool, r: u8, x: u8, b: u8, force: bool) {
+        let v = 0x40 | (w as u8) << 3 | (r >> 3 & 1) << 2 | (x >> 3 & 1) << 1 | (b >> 3 & 1);
+        if v != 0x40 || force {
             self.b(v);
         }
     }
@@ -132,6 +146,7 @@ impl Asm {
     /// ModR/M (+SIB, +displacement) for a memory operand.
     fn modrm_m(&mut self, reg: u8, m: M) {
         let base = m.base.n() & 7;
+        // rbp/r13 as a base with mod 00 would mean "no base": use disp8 0.
         let (md, disp8) = if m.disp == 0 && base != 5 {
             (0u8, None)
         } else if (-128..=127).contains(&m.disp) {
@@ -139,10 +154,19 @@ impl Asm {
         } else {
             (2, None)
         };
-        self.b(md << 6 | (reg & 7) << 3 | base);
-        if base == 4 {
-            // rsp/r12 as a base need a SIB byte: no index, scale 1.
-            self.b(0x24);
+        match m.index {
+            Some(ix) => {
+                // r/m = 100: a SIB byte follows (scale 1, index, base).
+                self.b(md << 6 | (reg & 7) << 3 | 4);
+                self.b((ix.n() & 7) << 3 | base);
+            }
+            None => {
+                self.b(md << 6 | (reg & 7) << 3 | base);
+                if base == 4 {
+                    // rsp/r12 as a base need a SIB byte: no index.
+                    self.b(0x24);
+                }
+            }
         }
         match (md, disp8) {
             (1, Some(d)) => self.b(d as u8),
@@ -163,9 +187,57 @@ impl Asm {
     }
 
     fn op_rm(&mut self, w: bool, op: &[u8], reg: u8, m: M) {
-        self.rex(w, reg, m.base.n());
+        self.rex_x(w, reg, m.index.map_or(0, R::n), m.base.n(), false);
         self.buf.extend_from_slice(op);
         self.modrm_m(reg, m);
+    }
+
+    // ---- sized memory accesses -----------------------------------------------
+
+    /// `movzx dst32, byte [m]` (zero-extends to 64 bits).
+    pub fn movzx8(&mut self, dst: R, m: M) {
+        self.op_rm(false, &[0x0f, 0xb6], dst.n(), m);
+    }
+
+    /// `movzx dst32, word [m]`.
+    pub fn movzx16(&mut self, dst: R, m: M) {
+        self.op_rm(false, &[0x0f, 0xb7], dst.n(), m);
+    }
+
+    /// `movsx dst64, byte [m]`.
+    pub fn movsx8(&mut self, dst: R, m: M) {
+        self.op_rm(true, &[0x0f, 0xbe], dst.n(), m);
+    }
+
+    /// `movsx dst64, word [m]`.
+    pub fn movsx16(&mut self, dst: R, m: M) {
+        self.op_rm(true, &[0x0f, 0xbf], dst.n(), m);
+    }
+
+    /// `movsxd dst64, dword [m]`.
+    pub fn movsx32(&mut self, dst: R, m: M) {
+        self.op_rm(true, &[0x63], dst.n(), m);
+    }
+
+    /// `mov byte [m], src8`.
+    pub fn mov_m8(&mut self, m: M, src: R) {
+        // spl/bpl/sil/dil exist only with a REX prefix (else ah..bh).
+        let force = (4..8).contains(&src.n());
+        self.rex_x(false, src.n(), m.index.map_or(0, R::n), m.base.n(), force);
+        self.b(0x88);
+        self.modrm_m(src.n(), m);
+    }
+
+    /// `mov word [m], src16`.
+    pub fn mov_m16(&mut self, m: M, src: R) {
+        self.b(0x66);
+        self.op_rm(false, &[0x89], src.n(), m);
+    }
+
+    /// `cmp byte [m], imm8`.
+    pub fn cmp_m8i(&mut self, m: M, imm: u8) {
+        self.op_rm(false, &[0x80], 7, m);
+        self.b(imm);
     }
 
     // ---- moves -------------------------------------------------------------
@@ -217,7 +289,6 @@ impl Asm {
     }
 
     /// `lea dst, [m]`.
-    #[allow(dead_code)]
     pub fn lea(&mut self, dst: R, m: M) {
         self.op_rm(true, &[0x8d], dst.n(), m);
     }
@@ -506,6 +577,38 @@ mod tests {
         assert_eq!(bytes(|a| a.setcc(Cc::B, Rax)), [0x0f, 0x92, 0xc0]);
         assert_eq!(bytes(|a| a.cmov(Cc::E, Rcx, Rdx)), [0x48, 0x0f, 0x44, 0xca]);
         assert_eq!(bytes(|a| a.cmov(Cc::Ne, R8, R9)), [0x4d, 0x0f, 0x45, 0xc1]);
+    }
+
+    #[test]
+    fn indexed_and_sized_accesses() {
+        let x = |b, i, d| mem_idx(b, i, d);
+        // cmp rcx, [r13+rax+0x2000] ; mov rcx, [r13+rax+8] ; mov rax, [r14+rcx]
+        assert_eq!(
+            bytes(|a| a.alu_rm(Alu::Cmp, true, Rcx, x(R13, Rax, 0x2000))),
+            [0x49, 0x3b, 0x8c, 0x05, 0x00, 0x20, 0x00, 0x00]
+        );
+        assert_eq!(bytes(|a| a.mov_rm(true, Rcx, x(R13, Rax, 8))), [0x49, 0x8b, 0x4c, 0x05, 0x08]);
+        assert_eq!(bytes(|a| a.mov_rm(true, Rax, x(R14, Rcx, 0))), [0x49, 0x8b, 0x04, 0x0e]);
+        // movzx eax, byte/word [r14+rcx] ; movsx rax, byte/word ; movsxd rax, dword ; mov eax, dword
+        assert_eq!(bytes(|a| a.movzx8(Rax, x(R14, Rcx, 0))), [0x41, 0x0f, 0xb6, 0x04, 0x0e]);
+        assert_eq!(bytes(|a| a.movzx16(Rax, x(R14, Rcx, 0))), [0x41, 0x0f, 0xb7, 0x04, 0x0e]);
+        assert_eq!(bytes(|a| a.movsx8(Rax, x(R14, Rcx, 0))), [0x49, 0x0f, 0xbe, 0x04, 0x0e]);
+        assert_eq!(bytes(|a| a.movsx16(Rax, x(R14, Rcx, 0))), [0x49, 0x0f, 0xbf, 0x04, 0x0e]);
+        assert_eq!(bytes(|a| a.movsx32(Rax, x(R14, Rcx, 0))), [0x49, 0x63, 0x04, 0x0e]);
+        assert_eq!(bytes(|a| a.mov_rm(false, Rax, x(R14, Rcx, 0))), [0x41, 0x8b, 0x04, 0x0e]);
+        // mov byte/word/dword/qword [r14+rcx], dl/dx/edx/rdx
+        assert_eq!(bytes(|a| a.mov_m8(x(R14, Rcx, 0), Rdx)), [0x41, 0x88, 0x14, 0x0e]);
+        assert_eq!(bytes(|a| a.mov_m16(x(R14, Rcx, 0), Rdx)), [0x66, 0x41, 0x89, 0x14, 0x0e]);
+        assert_eq!(bytes(|a| a.mov_mr(false, x(R14, Rcx, 0), Rdx)), [0x41, 0x89, 0x14, 0x0e]);
+        assert_eq!(bytes(|a| a.mov_mr(true, x(R14, Rcx, 0), Rdx)), [0x49, 0x89, 0x14, 0x0e]);
+        // cmp byte [r15+rax], 0 ; mov rax, [rbx+r12] ; mov rax, [rbp+rcx] ; mov rax, [r13+r9]
+        assert_eq!(bytes(|a| a.cmp_m8i(x(R15, Rax, 0), 0)), [0x41, 0x80, 0x3c, 0x07, 0x00]);
+        assert_eq!(bytes(|a| a.mov_rm(true, Rax, x(Rbx, R12, 0))), [0x4a, 0x8b, 0x04, 0x23]);
+        assert_eq!(bytes(|a| a.mov_rm(true, Rax, x(Rbp, Rcx, 0))), [0x48, 0x8b, 0x44, 0x0d, 0x00]);
+        assert_eq!(bytes(|a| a.mov_rm(true, Rax, x(R13, R9, 0))), [0x4b, 0x8b, 0x44, 0x0d, 0x00]);
+        // lea rcx, [rsi+7] ; mov rbp, [r12+0x38]
+        assert_eq!(bytes(|a| a.lea(Rcx, mem(Rsi, 7))), [0x48, 0x8d, 0x4e, 0x07]);
+        assert_eq!(bytes(|a| a.mov_rm(true, Rbp, mem(R12, 0x38))), [0x49, 0x8b, 0x6c, 0x24, 0x38]);
     }
 
     #[test]
