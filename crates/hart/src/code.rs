@@ -29,8 +29,11 @@ use crate::decode::{self, Insn};
 use strata_memory::GuestRam;
 
 /// Number of cached pages (direct-mapped by physical page number; a power
-/// of two). Slot arrays are allocated on first use.
-const PAGES: usize = 1024;
+/// of two). Slot arrays are allocated on first use. At 1024, conflicts
+/// between hot pages 4 MiB apart caused 20 times more refills than 4096
+/// does in a Linux boot (38565 against 1849), each one a recompilation for
+/// the JIT; past 4096 the count no longer falls.
+const PAGES: usize = 4096;
 const SLOTS: usize = 2048;
 
 #[derive(Clone, Copy)]
