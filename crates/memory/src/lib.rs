@@ -66,15 +66,25 @@ impl GuestRam {
         if base.checked_add(size).is_none() {
             return Err(format!("RAM at {base:#x} of size {size:#x} overflows the address space"));
         }
-        let mut v: Vec<u8> = Vec::new();
-        v.try_reserve_exact(len)
-            .map_err(|_| format!("cannot allocate {} MiB of guest RAM on this host", size >> 20))?;
-        v.resize(len, 0);
-        let boxed = v.into_boxed_slice();
-        // SAFETY: `UnsafeCell<u8>` has the same in-memory representation as
-        // `u8` (it is `repr(transparent)`), so a boxed slice of one is a boxed
-        // slice of the other with the same length and allocation layout.
-        let bytes = unsafe { Box::from_raw(Box::into_raw(boxed) as *mut [UnsafeCell<u8>]) };
+        let no_ram = || format!("cannot allocate {} MiB of guest RAM on this host", size >> 20);
+        let bytes: Box<[UnsafeCell<u8>]> = if len == 0 {
+            Box::new([])
+        } else {
+            // Zeroed by the allocator (calloc: fresh pages from the kernel
+            // are already zero), so pages cost host memory only once the
+            // guest touches them; filling a Vec would touch them all now.
+            let layout = std::alloc::Layout::array::<UnsafeCell<u8>>(len).map_err(|_| no_ram())?;
+            // SAFETY: `layout` has a nonzero size (len > 0).
+            let p = unsafe { std::alloc::alloc_zeroed(layout) };
+            if p.is_null() {
+                return Err(no_ram());
+            }
+            // SAFETY: `p` is a live allocation from the global allocator
+            // with the layout of `[UnsafeCell<u8>; len]`, which is what a
+            // `Box<[UnsafeCell<u8>]>` of that length frees; all-zero bytes
+            // are valid `UnsafeCell<u8>` values.
+            unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p as *mut UnsafeCell<u8>, len)) }
+        };
         let pages = len.div_ceil(1 << PAGE_SHIFT);
         let code = (0..pages).map(|_| AtomicU8::new(0)).collect();
         let code_gen = (0..pages).map(|_| AtomicU32::new(0)).collect();
