@@ -12,7 +12,7 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// log2 of the page size that code tracking works in.
 pub const PAGE_SHIFT: u32 = 12;
@@ -45,6 +45,9 @@ pub struct GuestRam {
     /// Per page: bumped by every write that reaches a page marked as code,
     /// so a hart's decoded copy of the page can tell it is stale.
     code_gen: Box<[AtomicU32]>,
+    /// Bumped with any page's `code_gen`: one number that moves whenever
+    /// any decoded code anywhere may have gone stale.
+    code_writes: AtomicU64,
 }
 
 // SAFETY: `GuestRam` hands out no references into its storage; every access
@@ -88,7 +91,7 @@ impl GuestRam {
         let pages = len.div_ceil(1 << PAGE_SHIFT);
         let code = (0..pages).map(|_| AtomicU8::new(0)).collect();
         let code_gen = (0..pages).map(|_| AtomicU32::new(0)).collect();
-        Ok(Self { base, bytes, code, code_gen })
+        Ok(Self { base, bytes, code, code_gen, code_writes: AtomicU64::new(0) })
     }
 
     #[inline]
@@ -228,7 +231,16 @@ impl GuestRam {
         }
         self.code[page].store(0, Ordering::Relaxed);
         self.code_gen[page].fetch_add(1, Ordering::Relaxed);
+        self.code_writes.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// How many writes have reached pages marked as code so far: while it
+    /// is unchanged, every page's `code_valid` answer is too (for caches
+    /// that cannot afford to ask page by page).
+    #[inline]
+    pub fn code_writes(&self) -> u64 {
+        self.code_writes.load(Ordering::Relaxed)
     }
 
     /// Notes a write to RAM offsets `off..off+len` (len > 0); true if it hit
@@ -345,8 +357,13 @@ mod tests {
         assert_eq!(ram.store_checked(0x8000_1ffc, 8, 0), Ok(true));
         assert!(!ram.code_valid(2, g));
         let g = ram.mark_code(0);
+        let w = ram.code_writes();
         ram.zero(0x8000_0000, 1).unwrap();
         assert!(!ram.code_valid(0, g));
+        assert_eq!(ram.code_writes(), w + 1);
+        // Writes to unmarked pages leave the count alone.
+        ram.zero(0x8000_0000, 1).unwrap();
+        assert_eq!(ram.code_writes(), w + 1);
     }
 
     #[test]

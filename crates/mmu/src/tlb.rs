@@ -69,6 +69,8 @@ pub struct Tlb {
     /// Live entries cut from superpages (an upper bound: fences by address
     /// only scan the arrays while it is nonzero).
     super_entries: usize,
+    /// Bumped by every flush (see [`generation`](Self::generation)).
+    generation: u64,
     pub stats: TlbStats,
 }
 
@@ -84,6 +86,7 @@ impl Tlb {
             sets: Box::new([[EMPTY; SETS]; 3]),
             spans: Box::new([[!0xfff; SETS]; 3]),
             super_entries: 0,
+            generation: 0,
             stats: TlbStats::default(),
         }
     }
@@ -129,9 +132,19 @@ impl Tlb {
         }
     }
 
+    /// A number that changes whenever a flush drops translations: anything
+    /// derived from this TLB's translations (the JIT's jump cache) is
+    /// still good while it is unchanged. (An entry replaced by `insert` is
+    /// not a flush: the translation it held was not revoked.)
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Drops every entry.
     pub fn flush(&mut self) {
         self.stats.flushes += 1;
+        self.generation += 1;
         for set in self.sets.iter_mut() {
             set.fill(EMPTY);
         }
@@ -142,6 +155,7 @@ impl Tlb {
     /// every 4 KiB piece of a superpage that contains `va`.
     pub fn flush_va(&mut self, va: u64) {
         self.stats.flushes += 1;
+        self.generation += 1;
         let slot = Self::slot(va);
         for set in self.sets.iter_mut() {
             if set[slot].tag & !0xfff == va & !0xfff {
@@ -179,6 +193,7 @@ impl Tlb {
     /// Drops store entries only (used when a page becomes watched, e.g. for
     /// a reservation or for cached code).
     pub fn flush_stores(&mut self) {
+        self.generation += 1;
         self.sets[Access::Store.index()].fill(EMPTY);
     }
 }
@@ -196,8 +211,10 @@ mod tests {
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 2), None, "other context");
         assert_eq!(t.lookup(Access::Store, 0x1ff8, 1), None, "other access kind");
         assert_eq!(t.lookup(Access::Load, 0x1000 + (SETS as u64) * 0x1000, 1), None, "same slot, other page");
+        let g = t.generation();
         t.flush_va(0x1000);
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), None);
+        assert_ne!(t.generation(), g, "a flush moves the generation");
         t.insert(Access::Fetch, 0xffff_ffff_8000_0000, 3, 0, 12);
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), Some(0x10));
         t.flush();

@@ -114,8 +114,13 @@ pub(crate) struct Ctx {
     /// Set by an exit that could jump straight to the next block: the
     /// address of that jump's rel32, which the run loop then links.
     exit_site: u64,
+    /// The jump cache, and the stamp its entries must carry to be used now.
+    jc: *const JcEntry,
+    stamp: u64,
 }
 
+const CTX_JC: i32 = offset_of!(Ctx, jc) as i32;
+const CTX_STAMP: i32 = offset_of!(Ctx, stamp) as i32;
 const CTX_LIMIT: i32 = offset_of!(Ctx, limit) as i32;
 const CTX_EXIT_SITE: i32 = offset_of!(Ctx, exit_site) as i32;
 
@@ -158,8 +163,46 @@ impl TlbShape {
     }
 }
 
+/// Entries in the jump cache (a power of two).
+const JC_SIZE: usize = 2048;
+
+/// A jump-cache entry: the block for virtual pc `vpc`, usable while the
+/// hart's stamp equals `stamp`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct JcEntry {
+    vpc: u64,
+    stamp: u64,
+    code: u64,
+    _pad: u64,
+}
+const _: () = assert!(std::mem::size_of::<JcEntry>() == 32);
+
+/// The jump-cache slot of `pc`: offset bits mixed with page bits, so that
+/// the same offset in different pages (page-aligned functions) does not
+/// collide. Generated code computes the same (`Compiler::jc_exit`).
+#[inline]
+fn jc_index(pc: u64) -> usize {
+    ((pc >> 1) ^ (pc >> 12)) as usize & (JC_SIZE - 1)
+}
+
+/// A `vpc` no jump has: instruction addresses are even.
+const JC_EMPTY: JcEntry = JcEntry { vpc: 1, stamp: 0, code: 0, _pad: 0 };
+
 pub(crate) struct Jit {
     buf: buf::CodeBuf,
+    /// Jumps whose target is known only at run time (JALR: returns,
+    /// indirect calls) or lies in another page look their block up here,
+    /// by virtual pc, instead of going back to the run loop. An entry is
+    /// good while nothing has changed since it was made that the run loop
+    /// would have checked: the fetch translation (no TLB flush), the code
+    /// (no write to any page holding code), the code buffer (no flush) and
+    /// the fetch context (privilege, paging). The first three bump
+    /// `jc_gen`; the stamp is `jc_gen` with the context id.
+    jc: Box<[JcEntry; JC_SIZE]>,
+    jc_gen: u64,
+    jc_tlb_gen: u64,
+    jc_code_writes: u64,
     /// Bumped whenever the buffer is emptied; blocks of older epochs are
     /// dead.
     epoch: u32,
@@ -214,6 +257,10 @@ impl Jit {
             epoch: 0,
             epilogue,
             stubs_end,
+            jc: Box::new([JC_EMPTY; JC_SIZE]),
+            jc_gen: 0,
+            jc_tlb_gen: 0,
+            jc_code_writes: 0,
             insns: Vec::with_capacity(MAX_BLOCK_INSNS),
             asm: Vec::with_capacity(16 << 10),
             stats: JitStats::default(),
@@ -237,6 +284,7 @@ impl Jit {
     /// Empties the code buffer: every block compiled so far is dead.
     fn flush(&mut self) {
         self.buf.truncate(self.stubs_end);
+        self.jc_gen += 1;
         self.epoch = self.epoch.wrapping_add(1);
         self.stats.flushes += 1;
     }
@@ -522,10 +570,9 @@ impl Compiler {
     /// the budget needs checking on the way.
     fn exit_to(&mut self, next: u64) {
         if next & !0xfff != self.vpage {
-            self.store_const(PC, next);
-            self.add_instret(self.n);
-            self.a.alu_rr(Alu::Xor, false, R::Rax, R::Rax);
-            self.a.jmp_abs(self.epilogue);
+            self.a.mov_ri(R::Rcx, next);
+            self.a.mov_mr(true, PC, R::Rcx);
+            self.jc_exit();
             return;
         }
         self.a.mov_rm(true, R::Rax, INSTRET);
@@ -545,6 +592,38 @@ impl Compiler {
         self.store_const(PC, next);
         self.a.mov_ri(R::Rax, site);
         self.a.mov_mr(true, mem(R::R12, CTX_EXIT_SITE), R::Rax);
+        self.a.alu_rr(Alu::Xor, false, R::Rax, R::Rax);
+        self.a.jmp_abs(self.epilogue);
+    }
+
+    /// Leaves the block for the pc in rcx (already in `Hart::pc`) after
+    /// `self.n` instructions: through the jump cache if it has the target
+    /// and the budget lasts, else to the run loop.
+    fn jc_exit(&mut self) {
+        self.a.mov_rm(true, R::Rax, INSTRET);
+        let d = self.n - self.synced;
+        if d != 0 {
+            self.a.alu_ri(Alu::Add, true, R::Rax, d as i32);
+            self.a.mov_mr(true, INSTRET, R::Rax);
+        }
+        self.a.alu_rm(Alu::Cmp, true, R::Rax, mem(R::R12, CTX_LIMIT));
+        let spent = self.a.jcc(Cc::Ae);
+        // rax = &jc[jc_index(pc)]
+        self.a.mov_rr(false, R::Rax, R::Rcx);
+        self.a.shift_ri(Shift::Shr, false, R::Rax, 11);
+        self.a.alu_rr(Alu::Xor, false, R::Rax, R::Rcx);
+        self.a.shift_ri(Shift::Shl, false, R::Rax, 4);
+        self.a.alu_ri(Alu::And, false, R::Rax, ((JC_SIZE - 1) << 5) as i32);
+        self.a.alu_rm(Alu::Add, true, R::Rax, mem(R::R12, CTX_JC));
+        self.a.alu_rm(Alu::Cmp, true, R::Rcx, mem(R::Rax, offset_of!(JcEntry, vpc) as i32));
+        let miss = self.a.jcc(Cc::Ne);
+        self.a.mov_rm(true, R::Rdx, mem(R::R12, CTX_STAMP));
+        self.a.alu_rm(Alu::Cmp, true, R::Rdx, mem(R::Rax, offset_of!(JcEntry, stamp) as i32));
+        let stale = self.a.jcc(Cc::Ne);
+        self.a.jmp_m(mem(R::Rax, offset_of!(JcEntry, code) as i32));
+        self.a.bind(spent);
+        self.a.bind(miss);
+        self.a.bind(stale);
         self.a.alu_rr(Alu::Xor, false, R::Rax, R::Rax);
         self.a.jmp_abs(self.epilogue);
     }
@@ -827,11 +906,48 @@ impl Compiler {
             Op::REMW if !alu_nop => self.call2(remw, i),
             Op::REMUW if !alu_nop => self.call2(remuw, i),
             // The pure ALU ops above with rd = x0.
-            Op::LUI | Op::AUIPC | Op::ADDI | Op::XORI | Op::ORI | Op::ANDI | Op::SLTI | Op::SLTIU | Op::SLLI
-            | Op::SRLI | Op::SRAI | Op::ADD | Op::SUB | Op::XOR | Op::OR | Op::AND | Op::SLT | Op::SLTU
-            | Op::SLL | Op::SRL | Op::SRA | Op::ADDIW | Op::SLLIW | Op::SRLIW | Op::SRAIW | Op::ADDW
-            | Op::SUBW | Op::SLLW | Op::SRLW | Op::SRAW | Op::MUL | Op::MULW | Op::MULH | Op::MULHU
-            | Op::MULHSU | Op::DIV | Op::DIVU | Op::REM | Op::REMU | Op::DIVW | Op::DIVUW | Op::REMW
+            Op::LUI
+            | Op::AUIPC
+            | Op::ADDI
+            | Op::XORI
+            | Op::ORI
+            | Op::ANDI
+            | Op::SLTI
+            | Op::SLTIU
+            | Op::SLLI
+            | Op::SRLI
+            | Op::SRAI
+            | Op::ADD
+            | Op::SUB
+            | Op::XOR
+            | Op::OR
+            | Op::AND
+            | Op::SLT
+            | Op::SLTU
+            | Op::SLL
+            | Op::SRL
+            | Op::SRA
+            | Op::ADDIW
+            | Op::SLLIW
+            | Op::SRLIW
+            | Op::SRAIW
+            | Op::ADDW
+            | Op::SUBW
+            | Op::SLLW
+            | Op::SRLW
+            | Op::SRAW
+            | Op::MUL
+            | Op::MULW
+            | Op::MULH
+            | Op::MULHU
+            | Op::MULHSU
+            | Op::DIV
+            | Op::DIVU
+            | Op::REM
+            | Op::REMU
+            | Op::DIVW
+            | Op::DIVUW
+            | Op::REMW
             | Op::REMUW => {}
             // The interpreter performs every access in program order, so
             // FENCE has nothing to do (as in exec.rs).
@@ -886,9 +1002,7 @@ impl Compiler {
                     self.store_const(xm(i.rd), next);
                 }
                 self.a.mov_mr(true, PC, R::Rcx);
-                self.add_instret(self.n);
-                self.a.alu_rr(Alu::Xor, false, R::Rax, R::Rax);
-                self.a.jmp_abs(self.epilogue);
+                self.jc_exit();
                 return false;
             }
             _ => self.interp(i, raw, pc),
@@ -959,7 +1073,9 @@ impl Hart {
     /// and `budget` lasts. Returns the instruction slots used.
     pub(crate) fn run_page_jit(&mut self, mut bus: &mut dyn Bus, idx: usize, pc: u64, budget: u64) -> u64 {
         let vpage = pc & !0xfff;
-        let Some(jit) = self.jit.as_ref() else { return 0 };
+        let Some(jit) = self.jit.as_ref() else {
+            return 0;
+        };
         let epoch = jit.epoch;
         let enter_addr = jit.buf.addr(0);
         self.code.jit_enter(idx, vpage, epoch);
@@ -996,12 +1112,23 @@ impl Hart {
                     }
                 }
             }
-            let Some(jit) = self.jit.as_mut() else { return used };
+            let Some(jit) = self.jit.as_mut() else {
+                return used;
+            };
             if site != 0 {
                 jit.link(site, block);
             }
             jit.stats.runs += 1;
             let code = jit.buf.addr(block as usize);
+            let (tlb_gen, code_writes) = (self.tlb.generation(), self.ram.code_writes());
+            if tlb_gen != jit.jc_tlb_gen || code_writes != jit.jc_code_writes {
+                jit.jc_gen += 1;
+                jit.jc_tlb_gen = tlb_gen;
+                jit.jc_code_writes = code_writes;
+            }
+            let stamp = jit.jc_gen << 16 | self.ctx_fetch as u64;
+            jit.jc[jc_index(pc)] = JcEntry { vpc: pc, stamp, code, _pad: 0 };
+            let jc = jit.jc.as_ptr();
             let before = self.instret;
             let (ram, marks) = self.ram.raw_parts();
             let tlb = self.tlb.raw_layout().base;
@@ -1017,6 +1144,8 @@ impl Hart {
                 data_ctx,
                 limit: before.wrapping_add(budget.saturating_sub(used)),
                 exit_site: 0,
+                jc,
+                stamp,
             };
             // SAFETY: `code` is a block compiled in the current epoch of this
             // hart's buffer, valid for this page's current contents and
@@ -1052,7 +1181,9 @@ impl Hart {
         let vpage = pc & !0xfff;
         let mut p = pc;
         while insns.len() < MAX_BLOCK_INSNS && p & !0xfff == vpage {
-            let Some(s) = self.code.slot(&self.ram, idx, (p & 0xfff) as usize) else { break };
+            let Some(s) = self.code.slot(&self.ram, idx, (p & 0xfff) as usize) else {
+                break;
+            };
             insns.push((p, s.raw, s.insn));
             p = p.wrapping_add(insn_len(s.raw));
             if is_branch(s.insn.op) || always_leaves(&s.insn) {
@@ -1120,13 +1251,68 @@ impl Jit {
 fn classify_interp(i: &Insn) -> bool {
     !matches!(
         i.op,
-        Op::LUI | Op::AUIPC | Op::ADDI | Op::XORI | Op::ORI | Op::ANDI | Op::SLTI | Op::SLTIU | Op::SLLI
-            | Op::SRLI | Op::SRAI | Op::ADD | Op::SUB | Op::XOR | Op::OR | Op::AND | Op::SLT | Op::SLTU
-            | Op::SLL | Op::SRL | Op::SRA | Op::ADDIW | Op::SLLIW | Op::SRLIW | Op::SRAIW | Op::ADDW
-            | Op::SUBW | Op::SLLW | Op::SRLW | Op::SRAW | Op::MUL | Op::MULW | Op::MULH | Op::MULHU
-            | Op::MULHSU | Op::DIV | Op::DIVU | Op::REM | Op::REMU | Op::DIVW | Op::DIVUW | Op::REMW
-            | Op::REMUW | Op::FENCE | Op::LB | Op::LH | Op::LW | Op::LD | Op::LBU | Op::LHU | Op::LWU
-            | Op::SB | Op::SH | Op::SW | Op::SD | Op::BEQ | Op::BNE | Op::BLT | Op::BGE | Op::BLTU
-            | Op::BGEU | Op::JAL | Op::JALR
+        Op::LUI
+            | Op::AUIPC
+            | Op::ADDI
+            | Op::XORI
+            | Op::ORI
+            | Op::ANDI
+            | Op::SLTI
+            | Op::SLTIU
+            | Op::SLLI
+            | Op::SRLI
+            | Op::SRAI
+            | Op::ADD
+            | Op::SUB
+            | Op::XOR
+            | Op::OR
+            | Op::AND
+            | Op::SLT
+            | Op::SLTU
+            | Op::SLL
+            | Op::SRL
+            | Op::SRA
+            | Op::ADDIW
+            | Op::SLLIW
+            | Op::SRLIW
+            | Op::SRAIW
+            | Op::ADDW
+            | Op::SUBW
+            | Op::SLLW
+            | Op::SRLW
+            | Op::SRAW
+            | Op::MUL
+            | Op::MULW
+            | Op::MULH
+            | Op::MULHU
+            | Op::MULHSU
+            | Op::DIV
+            | Op::DIVU
+            | Op::REM
+            | Op::REMU
+            | Op::DIVW
+            | Op::DIVUW
+            | Op::REMW
+            | Op::REMUW
+            | Op::FENCE
+            | Op::LB
+            | Op::LH
+            | Op::LW
+            | Op::LD
+            | Op::LBU
+            | Op::LHU
+            | Op::LWU
+            | Op::SB
+            | Op::SH
+            | Op::SW
+            | Op::SD
+            | Op::BEQ
+            | Op::BNE
+            | Op::BLT
+            | Op::BGE
+            | Op::BLTU
+            | Op::BGEU
+            | Op::JAL
+            | Op::JALR
     )
 }

@@ -83,7 +83,14 @@ fn s_type(imm: i32, rs2: u32, rs1: u32, f3: u32, op: u32) -> u32 {
 }
 fn b_type(off: i32, rs2: u32, rs1: u32, f3: u32) -> u32 {
     let o = off as u32;
-    (o >> 12 & 1) << 31 | (o >> 5 & 0x3f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (o >> 1 & 0xf) << 8 | (o >> 11 & 1) << 7 | 0x63
+    (o >> 12 & 1) << 31
+        | (o >> 5 & 0x3f) << 25
+        | rs2 << 20
+        | rs1 << 15
+        | f3 << 12
+        | (o >> 1 & 0xf) << 8
+        | (o >> 11 & 1) << 7
+        | 0x63
 }
 fn j_type(off: i32, rd: u32) -> u32 {
     let o = off as u32;
@@ -115,10 +122,33 @@ enum Item {
     Smc(u32, usize),
     /// A counted loop over `body` (ALU words), `n` times, counter x28.
     Loop(u32, Vec<u32>),
+    /// A counted loop (x28) that calls a function placed after it and
+    /// `pad` words on (often in another page), which returns with `ret`;
+    /// with `smc` the loop rewrites one of the function's instructions
+    /// (`addi x10, x10, x28`) before each call. ALU words keep x1 intact.
+    CallLoop {
+        n: u32,
+        body: Vec<u32>,
+        pad: u32,
+        f1: Vec<u32>,
+        smc: bool,
+        f2: Vec<u32>,
+    },
+}
+
+/// An ALU word that does not write x1 (the return address).
+fn alu_word_keep_ra(r: &mut Rng) -> u32 {
+    let w = alu_word(r);
+    if (w >> 7) & 31 == 1 {
+        (w & !(31 << 7)) | 10 << 7
+    } else {
+        w
+    }
 }
 
 const RD: &[u32] = &[1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
-const RS: &[u32] = &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
+const RS: &[u32] =
+    &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
 
 fn alu_word(r: &mut Rng) -> u32 {
     let rd = r.pick(RD);
@@ -133,14 +163,31 @@ fn alu_word(r: &mut Rng) -> u32 {
         0 | 1 => {
             // OP: ADD SUB SLL SLT SLTU XOR SRL SRA OR AND and the M ops.
             let (f7, f3) = r.pick(&[
-                (0, 0), (0x20, 0), (0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0x20, 5), (0, 6), (0, 7),
-                (1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7),
+                (0, 0),
+                (0x20, 0),
+                (0, 1),
+                (0, 2),
+                (0, 3),
+                (0, 4),
+                (0, 5),
+                (0x20, 5),
+                (0, 6),
+                (0, 7),
+                (1, 0),
+                (1, 1),
+                (1, 2),
+                (1, 3),
+                (1, 4),
+                (1, 5),
+                (1, 6),
+                (1, 7),
             ]);
             r_type(f7, b, a, f3, rd, 0x33)
         }
         2 => {
             // OP-32: ADDW SUBW SLLW SRLW SRAW MULW DIVW DIVUW REMW REMUW.
-            let (f7, f3) = r.pick(&[(0, 0), (0x20, 0), (0, 1), (0, 5), (0x20, 5), (1, 0), (1, 4), (1, 5), (1, 6), (1, 7)]);
+            let (f7, f3) =
+                r.pick(&[(0, 0), (0x20, 0), (0, 1), (0, 5), (0x20, 5), (1, 0), (1, 4), (1, 5), (1, 6), (1, 7)]);
             r_type(f7, b, a, f3, rd, 0x3b)
         }
         3 => {
@@ -169,9 +216,9 @@ fn alu_word(r: &mut Rng) -> u32 {
 fn mem_word(r: &mut Rng) -> u32 {
     let rd = r.pick(RD);
     let (base, off) = match r.below(16) {
-        0 => (9, r.below(64) as i32 * 8),               // MMIO, aligned
-        1 => (7, r.below(64) as i32 - 32),              // a fault
-        _ => (8, r.below(4096) as i32 - 2048),          // RAM, any alignment
+        0 => (9, r.below(64) as i32 * 8),      // MMIO, aligned
+        1 => (7, r.below(64) as i32 - 32),     // a fault
+        _ => (8, r.below(4096) as i32 - 2048), // RAM, any alignment
     };
     if r.below(2) == 0 {
         i_type(off, base, r.pick(&[0, 1, 2, 3, 4, 5, 6]), rd, 0x03)
@@ -183,16 +230,17 @@ fn mem_word(r: &mut Rng) -> u32 {
 fn other_word(r: &mut Rng) -> u32 {
     let rd = r.pick(RD);
     match r.below(14) {
-        0 => csr(2, 0xb02, 0, rd),          // csrr rd, minstret
-        1 => csr(2, 0xb00, 0, rd),          // csrr rd, mcycle
-        2 => csr(1, 0x340, r.pick(RS), rd), // csrrw rd, mscratch, rs
-        3 => csr(2, 0x340, 0, rd),          // csrr rd, mscratch
-        4 => 0x0000_0073,                   // ecall
-        5 => 0x0010_0073,                   // ebreak
-        6 => 0xffff_ffff,                   // illegal
-        7 => 0x0ff0_000f,                   // fence
-        8 => 0x0000_100f,                   // fence.i
-        9 => csr(6, 0x300, 8, 0),           // csrsi mstatus, MIE: take the pending interrupt
+        0 => csr(2, 0xb02, 0, rd),                      // csrr rd, minstret
+        1 => csr(2, 0xb00, 0, rd),                      // csrr rd, mcycle
+        2 => csr(1, 0x340, r.pick(RS), rd),             // csrrw rd, mscratch, rs
+        3 => csr(2, 0x340, 0, rd),                      // csrr rd, mscratch
+        4 => 0x0000_0073,                               // ecall
+        5 => 0x0010_0073,                               // ebreak
+        6 => 0xffff_ffff,                               // illegal
+        7 => 0x0ff0_000f,                               // fence
+        8 => 0x0000_100f,                               // fence.i
+        9 if r.below(2) == 0 => csr(6, 0x300, 8, 0),    // csrsi mstatus, MIE: take the pending interrupt
+        9 => r_type(9, 0, r.pick(&[0, 8]), 0, 0, 0x73), // sfence.vma x0 / x8
         // fmv.d.x f(rd), rs ; fadd.d f1, f2, f3 (rm dyn) ; fmv.x.d rd, f(n)
         10 => r_type(0x79, 0, r.pick(RS), 0, rd, 0x53),
         11 => r_type(0x01, rd & 7, rd & 15, 7, rd, 0x53),
@@ -238,6 +286,19 @@ fn gen_program(r: &mut Rng, n: usize) -> Vec<Item> {
             36 => Item::Jalr(r.pick(&[0, 1, 5]), 1 + r.below(8) as usize),
             37 => Item::Smc(alu_word(r), 1 + r.below(12) as usize),
             38 => Item::Loop(1 + r.below(20) as u32, (0..1 + r.below(6)).map(|_| alu_word(r)).collect()),
+            39 if r.below(2) == 0 => {
+                let words = |r: &mut Rng, n: u64| (0..n).map(|_| alu_word_keep_ra(r)).collect::<Vec<u32>>();
+                let (nb, n1, n2) = (1 + r.below(4), r.below(4), r.below(4));
+                let (body, f1, f2) = (words(r, nb), words(r, n1), words(r, n2));
+                Item::CallLoop {
+                    n: 1 + r.below(12) as u32,
+                    body,
+                    pad: if r.below(2) == 0 { r.below(8) as u32 } else { 200 + r.below(1200) as u32 },
+                    f1,
+                    smc: r.below(2) == 0,
+                    f2,
+                }
+            }
             _ => Item::Branch(r.pick(&[0, 1]), r.pick(RS), 0, 1 + r.below(4) as usize),
         };
         v.push(it);
@@ -252,6 +313,16 @@ fn item_len(it: &Item) -> u64 {
         Item::Jalr(..) => 8,
         Item::Smc(..) => 16,
         Item::Loop(_, body) => 4 * body.len() as u64 + 12,
+        Item::CallLoop { body, pad, f1, smc, f2, .. } => {
+            4 * (1
+                + body.len() as u64
+                + 4
+                + *pad as u64
+                + f1.len() as u64
+                + if *smc { 7 } else { 0 }
+                + f2.len() as u64
+                + 1)
+        }
     }
 }
 
@@ -265,7 +336,16 @@ fn assemble(items: &[Item]) -> Vec<u8> {
         a += item_len(it);
     }
     addr.push(a);
-    let target = |i: usize, skip: usize| addr[(i + skip).min(items.len())];
+    // Forward targets, or the next item where the format cannot reach
+    // (CallLoop padding makes items long).
+    let target = |i: usize, skip: usize, range: u64| {
+        let t = addr[(i + skip).min(items.len())];
+        if t - addr[i] < range {
+            t
+        } else {
+            addr[i + 1]
+        }
+    };
     let mut out = Vec::new();
     let w = |out: &mut Vec<u8>, x: u32| out.extend_from_slice(&x.to_le_bytes());
     for (i, it) in items.iter().enumerate() {
@@ -273,10 +353,10 @@ fn assemble(items: &[Item]) -> Vec<u8> {
         match it {
             Item::Word(x, _) => w(&mut out, *x),
             Item::Half(h) => out.extend_from_slice(&h.to_le_bytes()),
-            Item::Branch(f3, a, b, s) => w(&mut out, b_type((target(i, *s) - here) as i32, *b, *a, *f3)),
-            Item::Jal(rd, s) => w(&mut out, j_type((target(i, *s) - here) as i32, *rd)),
+            Item::Branch(f3, a, b, s) => w(&mut out, b_type((target(i, *s, 4096) - here) as i32, *b, *a, *f3)),
+            Item::Jal(rd, s) => w(&mut out, j_type((target(i, *s, 1 << 20) - here) as i32, *rd)),
             Item::CJ(s) => {
-                let o = (target(i, *s) - here) as u16;
+                let o = (target(i, *s, 2048) - here) as u16;
                 let h = 0xa001
                     | (o >> 11 & 1) << 12
                     | (o >> 4 & 1) << 11
@@ -289,7 +369,7 @@ fn assemble(items: &[Item]) -> Vec<u8> {
                 out.extend_from_slice(&h.to_le_bytes());
             }
             Item::CBeqz(rs, s) => {
-                let o = (target(i, *s) - here) as u16;
+                let o = (target(i, *s, 256) - here) as u16;
                 let h = 0xc001
                     | (o >> 8 & 1) << 12
                     | (o >> 3 & 3) << 10
@@ -301,14 +381,14 @@ fn assemble(items: &[Item]) -> Vec<u8> {
             }
             Item::Jalr(rd, s) => {
                 w(&mut out, u_type(0, 6, 0x17));
-                w(&mut out, i_type((target(i, *s) - here) as i32, 6, 0, *rd, 0x67));
+                w(&mut out, i_type((target(i, *s, 2048) - here) as i32, 6, 0, *rd, 0x67));
             }
             Item::Smc(word, s) => {
                 // Only overwrite a plain ALU word; otherwise store over
                 // this item's own already-executed first word.
                 let j = (i + s).min(items.len());
                 let dst = match items.get(j) {
-                    Some(Item::Word(_, true)) => addr[j],
+                    Some(Item::Word(_, true)) if addr[j] - (here + 8) < 2048 => addr[j],
                     _ => here,
                 };
                 let lo = ((*word as i32) << 20) >> 20;
@@ -326,6 +406,45 @@ fn assemble(items: &[Item]) -> Vec<u8> {
                 w(&mut out, i_type(-1, 28, 0, 28, 0x13));
                 w(&mut out, b_type(-(4 * body.len() as i32 + 4), 0, 28, 1));
             }
+            Item::CallLoop { n, body, pad, f1, smc, f2 } => {
+                let start = out.len();
+                let words =
+                    |out: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+                let smc_len = if *smc { 6 } else { 0 };
+                let func = 4 * (1 + body.len() as i32 + smc_len + 4 + *pad as i32);
+                let patched = func + 4 * f1.len() as i32;
+                let end = func + 4 * (f1.len() as i32 + if *smc { 1 } else { 0 } + f2.len() as i32 + 1);
+                w(&mut out, i_type(*n as i32, 0, 0, 28, 0x13));
+                words(&mut out, body);
+                if *smc {
+                    // x5 = addi x10, x10, x28, stored over the function's
+                    // `patched` word (often in another page) before the call.
+                    w(&mut out, i_type(20, 28, 1, 5, 0x13)); // slli x5, x28, 20
+                    w(&mut out, u_type(0x50 << 12, 6, 0x37)); // lui x6, 0x50
+                    w(&mut out, i_type(0x513, 6, 0, 6, 0x13)); // addi x6, x6, 0x513
+                    w(&mut out, r_type(0, 6, 5, 6, 5, 0x33)); // or x5, x5, x6
+                    let off = patched - (out.len() - start) as i32;
+                    let hi = (off + 0x800) >> 12;
+                    w(&mut out, u_type((hi << 12) as u32, 6, 0x17)); // auipc x6, hi
+                    w(&mut out, s_type(off - (hi << 12), 5, 6, 2, 0x23)); // sw x5, lo(x6)
+                }
+                let at = (out.len() - start) as i32;
+                w(&mut out, j_type(func - at, 1)); // call
+                w(&mut out, i_type(-1, 28, 0, 28, 0x13));
+                w(&mut out, b_type(4 - (at + 8), 0, 28, 1)); // back to the body
+                let at = (out.len() - start) as i32;
+                w(&mut out, j_type(end - at, 0)); // over the function
+                for _ in 0..*pad {
+                    w(&mut out, 0x0000_0013);
+                }
+                words(&mut out, f1);
+                if *smc {
+                    w(&mut out, i_type(0, 10, 0, 10, 0x13)); // addi x10, x10, 0 (rewritten)
+                }
+                words(&mut out, f2);
+                w(&mut out, i_type(0, 1, 0, 0, 0x67)); // ret
+                debug_assert_eq!((out.len() - start) as i32, end);
+            }
         }
     }
     w(&mut out, csr(1, 0x304, 0, 0)); // csrw mie, x0
@@ -337,19 +456,19 @@ fn assemble(items: &[Item]) -> Vec<u8> {
 /// `mie` and return; exceptions resume after the faulting instruction.
 fn handler() -> Vec<u8> {
     let code = [
-        csr(2, 0x342, 0, 31),           // csrr x31, mcause
-        b_type(40, 0, 31, 4),           // blt x31, x0, irq
-        csr(2, 0x341, 0, 31),           // csrr x31, mepc
-        i_type(0, 31, 5, 30, 0x03),     // lhu x30, 0(x31)
-        i_type(3, 30, 7, 30, 0x13),     // andi x30, x30, 3
-        i_type(2, 31, 0, 31, 0x13),     // addi x31, x31, 2
-        i_type(3, 0, 0, 29, 0x13),      // li x29, 3
-        b_type(8, 29, 30, 1),           // bne x30, x29, 1f
-        i_type(2, 31, 0, 31, 0x13),     // addi x31, x31, 2
-        csr(1, 0x341, 31, 0),           // 1: csrw mepc, x31
-        0x3020_0073,                    // mret
-        csr(1, 0x304, 0, 0),            // irq: csrw mie, x0
-        0x3020_0073,                    // mret
+        csr(2, 0x342, 0, 31),       // csrr x31, mcause
+        b_type(40, 0, 31, 4),       // blt x31, x0, irq
+        csr(2, 0x341, 0, 31),       // csrr x31, mepc
+        i_type(0, 31, 5, 30, 0x03), // lhu x30, 0(x31)
+        i_type(3, 30, 7, 30, 0x13), // andi x30, x30, 3
+        i_type(2, 31, 0, 31, 0x13), // addi x31, x31, 2
+        i_type(3, 0, 0, 29, 0x13),  // li x29, 3
+        b_type(8, 29, 30, 1),       // bne x30, x29, 1f
+        i_type(2, 31, 0, 31, 0x13), // addi x31, x31, 2
+        csr(1, 0x341, 31, 0),       // 1: csrw mepc, x31
+        0x3020_0073,                // mret
+        csr(1, 0x304, 0, 0),        // irq: csrw mie, x0
+        0x3020_0073,                // mret
     ];
     code.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
@@ -427,8 +546,23 @@ fn state(r: &Run) -> String {
     format!(
         "pc {:#x} prv {:?} instret {} steps {} x {:x?} f {:x?} mstatus {:#x} mepc {:#x} mcause {:#x} mtval {:#x} \
          mscratch {:#x} mie {:#x} fflags {:#x} exc {:?} int {:?} mem {:#x} mmio {:x?}",
-        h.pc, h.prv, h.instret, h.stats.steps, h.x, h.f, h.csr.mstatus, h.csr.mepc, h.csr.mcause, h.csr.mtval,
-        h.csr.mscratch, h.csr.mie, h.csr.fflags, h.stats.exceptions, h.stats.interrupts, sum, r.bus.log
+        h.pc,
+        h.prv,
+        h.instret,
+        h.stats.steps,
+        h.x,
+        h.f,
+        h.csr.mstatus,
+        h.csr.mepc,
+        h.csr.mcause,
+        h.csr.mtval,
+        h.csr.mscratch,
+        h.csr.mie,
+        h.csr.fflags,
+        h.stats.exceptions,
+        h.stats.interrupts,
+        sum,
+        r.bus.log
     )
 }
 
@@ -477,16 +611,16 @@ fn packing_round_trips_every_encoding() {
 #[test]
 fn a_block_traps_precisely() {
     let words = [
-        i_type(10, 0, 0, 10, 0x13),  // li a0, 10
-        i_type(0, 0, 0, 11, 0x13),   // li a1, 0
+        i_type(10, 0, 0, 10, 0x13),     // li a0, 10
+        i_type(0, 0, 0, 11, 0x13),      // li a1, 0
         r_type(0, 10, 11, 0, 11, 0x33), // loop: add a1, a1, a0
-        i_type(-1, 10, 0, 10, 0x13), // addi a0, a0, -1
-        b_type(-8, 0, 10, 1),        // bnez a0, loop
-        i_type(7, 11, 0, 12, 0x13),  // addi a2, a1, 7
-        i_type(0, 7, 3, 13, 0x03),   // ld a3, 0(x7): access fault
-        i_type(1, 0, 0, 14, 0x13),   // li a4, 1 (runs after the handler)
-        csr(1, 0x304, 0, 0),         // csrw mie, x0
-        0x1050_0073,                 // wfi
+        i_type(-1, 10, 0, 10, 0x13),    // addi a0, a0, -1
+        b_type(-8, 0, 10, 1),           // bnez a0, loop
+        i_type(7, 11, 0, 12, 0x13),     // addi a2, a1, 7
+        i_type(0, 7, 3, 13, 0x03),      // ld a3, 0(x7): access fault
+        i_type(1, 0, 0, 14, 0x13),      // li a4, 1 (runs after the handler)
+        csr(1, 0x304, 0, 0),            // csrw mie, x0
+        0x1050_0073,                    // wfi
     ];
     let prog: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let mut r = setup(1, &prog, true, false);
@@ -503,3 +637,105 @@ fn a_block_traps_precisely() {
     assert_eq!(h.instret, 2 + 30 + 1 + 3 + 11);
 }
 
+/// The jump cache must not outlive a remapping (TLB flush) or a change of
+/// privilege. S-mode code calls a function through a page whose mapping
+/// it flips between two physical pages (each flip followed by
+/// `sfence.vma`), then drops to U-mode and jumps to the same (S-only)
+/// page, which must fault. Expected values come from the program, not
+/// from the interpreter; the interpreter must agree too.
+#[test]
+fn jump_cache_follows_remaps_and_privilege() {
+    const VA: u64 = 0xc000_0000;
+    let (func_a, func_b, user) = (RAM_BASE + 0x6000, RAM_BASE + 0x7000, RAM_BASE + 0x8000);
+    let (l1, l0) = (PT_ROOT + 0x1000, PT_ROOT + 0x2000);
+    // rd = v for a page-aligned v below 2^43: lui + addiw of v >> 12 (a
+    // positive 31-bit value), then slli 12.
+    let li_page = |rd: u32, v: u64| -> Vec<u32> {
+        let v = (v >> 12) as u32;
+        let lo = ((v as i32) << 20) >> 20;
+        let hi = v.wrapping_sub(lo as u32);
+        vec![u_type(hi, rd, 0x37), i_type(lo, rd, 0, rd, 0x1b), i_type(12, rd, 1, rd, 0x13)]
+    };
+    let mut main = Vec::new();
+    main.extend(li_page(8, VA)); // s0 = VA
+    main.extend(li_page(19, l0)); // s3 = &L0[0]
+    main.push(i_type((((func_a ^ func_b) >> 12) << 10) as i32, 0, 0, 20, 0x13)); // s4
+    main.push(i_type(4, 0, 0, 9, 0x13)); // li s1, 4
+    main.push(i_type(0, 0, 0, 18, 0x13)); // li s2, 0
+    let lp = main.len();
+    main.push(i_type(0, 19, 3, 5, 0x03)); // ld t0, 0(s3)
+    main.push(r_type(0, 20, 5, 4, 5, 0x33)); // xor t0, t0, s4
+    main.push(s_type(0, 5, 19, 3, 0x23)); // sd t0, 0(s3)
+    main.push(r_type(9, 0, 8, 0, 0, 0x73)); // sfence.vma s0
+    main.push(i_type(0, 8, 0, 1, 0x67)); // jalr ra, 0(s0)
+    main.push(r_type(0, 10, 18, 0, 18, 0x33)); // add s2, s2, a0
+    main.push(i_type(-1, 9, 0, 9, 0x13)); // addi s1, s1, -1
+    let back = -(4 * (main.len() - lp) as i32);
+    main.push(b_type(back, 0, 9, 1)); // bnez s1, loop
+    main.extend(li_page(5, VA + 0x1000)); // sepc = the user page
+    main.push(csr(1, 0x141, 5, 0)); // csrw sepc, t0
+    main.push(i_type(0x100, 0, 0, 6, 0x13)); // li t1, SPP
+    main.push(csr(3, 0x100, 6, 0)); // csrc sstatus, t1
+    main.push(0x1020_0073); // sret
+    let prog: Vec<u8> = main.iter().flat_map(|w| w.to_le_bytes()).collect();
+    for chunk in [1, 7, 50, 10_000] {
+        let mut runs = Vec::new();
+        for jit in [false, true] {
+            let mut r = setup(7, &prog, jit, true);
+            r.hart.csr.mie = 0;
+            let ram = r.hart.ram.clone();
+            // Handler: record mcause in x30 and stop.
+            let stop = [csr(2, 0x342, 0, 30), csr(1, 0x304, 0, 0), 0x1050_0073, j_type(-4, 0)];
+            ram.write_bytes(HANDLER, &stop.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+            // li a0, 1 ; ret   /   li a0, 2 ; ret   /   jalr ra, 0(s0) ; ecall
+            let code = |a: &[u32]| a.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+            ram.write_bytes(func_a, &code(&[i_type(1, 0, 0, 10, 0x13), i_type(0, 1, 0, 0, 0x67)])).unwrap();
+            ram.write_bytes(func_b, &code(&[i_type(2, 0, 0, 10, 0x13), i_type(0, 1, 0, 0, 0x67)])).unwrap();
+            ram.write_bytes(user, &code(&[i_type(0, 8, 0, 1, 0x67), 0x0000_0073])).unwrap();
+            // VPN2 = 3 -> L1 -> L0: [0] = func_a (S, RX), [1] = user (U, RX).
+            let table = |pa: u64| (pa >> 12) << 10 | 1;
+            let leaf = |pa: u64, u: u64| (pa >> 12) << 10 | 0xcb | u << 4;
+            ram.store(PT_ROOT + 3 * 8, 8, table(l1)).unwrap();
+            ram.store(l1, 8, table(l0)).unwrap();
+            ram.store(l0, 8, leaf(func_a, 0)).unwrap();
+            ram.store(l0 + 8, 8, leaf(user, 1)).unwrap();
+            assert!(run(&mut r, chunk));
+            let h = &r.hart;
+            // Calls went to B, A, B, A; then U-mode's jump to the S page faulted.
+            assert_eq!(
+                h.x[18],
+                2 + 1 + 2 + 1,
+                "jit {jit} chunk {chunk}: each call reached the page mapped at the time"
+            );
+            let fault = (h.x[30], h.csr.mepc, h.csr.mtval);
+            assert_eq!(fault, (crate::trap::cause::INSN_PAGE, VA, VA), "jit {jit} chunk {chunk}");
+            runs.push(state(&r));
+        }
+        assert_eq!(runs[0], runs[1], "chunk {chunk}");
+    }
+}
+
+/// Calls and returns across pages go block to block through the jump
+/// cache: 1000 calls of a function two pages away need only a handful of
+/// entries from the run loop (without the cache, at least two per call).
+#[test]
+fn cross_page_calls_stay_in_compiled_code() {
+    let mut code = vec![
+        i_type(1000, 0, 0, 9, 0x13), // li s1, 1000
+        i_type(0, 0, 0, 10, 0x13),   // li a0, 0
+        j_type(0x2000 - 8, 1),       // loop: jal ra, func (at +0x2000)
+        i_type(-1, 9, 0, 9, 0x13),   // addi s1, s1, -1
+        b_type(-8, 0, 9, 1),         // bnez s1, loop
+        csr(1, 0x304, 0, 0),         // csrw mie, x0
+        0x1050_0073,                 // wfi
+    ];
+    code.resize(0x2000 / 4, 0x13);
+    code.extend([i_type(1, 10, 0, 10, 0x13), i_type(0, 1, 0, 0, 0x67)]); // func: addi a0, a0, 1; ret
+    let prog: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let mut r = setup(3, &prog, true, false);
+    r.hart.csr.mie = 0;
+    assert!(run(&mut r, 1 << 20));
+    assert_eq!(r.hart.x[10], 1000);
+    let s = r.hart.jit_stats().unwrap();
+    assert!(s.runs < 50, "{} entries from the run loop for 1000 calls", s.runs);
+}

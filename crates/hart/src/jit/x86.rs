@@ -408,6 +408,11 @@ impl Asm {
         self.modrm_r(2, r.n());
     }
 
+    /// `jmp qword [m]`.
+    pub fn jmp_m(&mut self, m: M) {
+        self.op_rm(false, &[0xff], 4, m);
+    }
+
     /// `jmp r`.
     pub fn jmp_r(&mut self, r: R) {
         self.rex(false, 0, r.n());
@@ -624,6 +629,10 @@ mod tests {
         assert_eq!(bytes(|a| a.call_r(R11)), [0x41, 0xff, 0xd3]);
         assert_eq!(bytes(|a| a.jmp_r(Rdx)), [0xff, 0xe2]);
         assert_eq!(bytes(|a| a.jmp_r(R8)), [0x41, 0xff, 0xe0]);
+        // jmp qword [rax+16] ; jmp qword [r12+0x48] ; cmp rcx, [rax]
+        assert_eq!(bytes(|a| a.jmp_m(mem(Rax, 16))), [0xff, 0x60, 0x10]);
+        assert_eq!(bytes(|a| a.jmp_m(mem(R12, 0x48))), [0x41, 0xff, 0x64, 0x24, 0x48]);
+        assert_eq!(bytes(|a| a.alu_rm(Alu::Cmp, true, Rcx, mem(Rax, 0))), [0x48, 0x3b, 0x08]);
         // {disp32} jne over one ret: 0f 85 01 00 00 00 c3 ; a jmp back to
         // the start from offset 7 ends at 12: displacement -12.
         let b = bytes(|a| {
