@@ -2,6 +2,7 @@
 #   make setup        host tools + guest kernel/busybox (cached) + initramfs
 #   make build        cargo build --release
 #   make test         setup + build + cargo tests + boot test on Strata + conformance
+#                     + difftest (vs QEMU) + difftest-jit (JIT vs interpreter)
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
@@ -57,6 +58,8 @@ test: setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory difftest
+	$(MAKE) --no-print-directory difftest-jit
 
 cargo-test:
 	$(CARGO) test --workspace --release
@@ -84,16 +87,22 @@ distclean: clean
 # Random differential testing against QEMU (crates/difftest, tests/difftest).
 #   make fuzz-diff SEED=123 COUNT=1000000   one seeded run (add REDUCE=1 to shrink failures)
 #   make difftest                           regression reproducers + a fixed-seed run
+#   make difftest-jit                       the same programs, Strata's JIT against its interpreter
 DIFFTEST_BIN  ?= $(TARGET_DIR)/release/strata-difftest
 SEED          ?= $(shell date +%s)
 COUNT         ?= 100000
 DIFFTEST_SEED ?= 20240601
 DIFFTEST_COUNT ?= 200000
 
-.PHONY: fuzz-diff difftest
+.PHONY: fuzz-diff difftest difftest-jit
 fuzz-diff: build
 	$(DIFFTEST_BIN) run --seed $(SEED) --count $(COUNT) $(if $(REDUCE),--reduce)
 
 difftest: build
 	$(if $(wildcard tests/difftest/regress/*.S),$(DIFFTEST_BIN) check $(sort $(wildcard tests/difftest/regress/*.S)))
 	$(DIFFTEST_BIN) run --seed $(DIFFTEST_SEED) --count $(DIFFTEST_COUNT)
+
+# No QEMU involved: Strata with --no-jit is the oracle, so more programs fit.
+difftest-jit: build
+	$(if $(wildcard tests/difftest/regress/*.S),$(DIFFTEST_BIN) check --oracle interp $(sort $(wildcard tests/difftest/regress/*.S)))
+	$(DIFFTEST_BIN) run --oracle interp --seed $(DIFFTEST_SEED) --count $$(( $(DIFFTEST_COUNT) * 5 ))

@@ -210,6 +210,9 @@ pub(crate) struct Jit {
     /// permanent stubs.
     epilogue: usize,
     stubs_end: usize,
+    /// With STRATA_PERF_MAP=1, every block is listed in /tmp/perf-PID.map,
+    /// so `perf report` names host code by the guest pc it came from.
+    perf_map: Option<std::io::BufWriter<std::fs::File>>,
     /// Scratch space reused by every compilation.
     insns: Vec<(u64, u32, Insn)>,
     asm: Vec<u8>,
@@ -261,6 +264,10 @@ impl Jit {
             jc_gen: 0,
             jc_tlb_gen: 0,
             jc_code_writes: 0,
+            perf_map: std::env::var_os("STRATA_PERF_MAP")
+                .filter(|v| v == "1")
+                .and_then(|_| std::fs::File::create(format!("/tmp/perf-{}.map", std::process::id())).ok())
+                .map(std::io::BufWriter::new),
             insns: Vec::with_capacity(MAX_BLOCK_INSNS),
             asm: Vec::with_capacity(16 << 10),
             stats: JitStats::default(),
@@ -1243,6 +1250,11 @@ impl Jit {
         self.stats.insns += n as u64;
         self.stats.bytes += bytes as u64;
         self.stats.interp_insns += interp as u64;
+        if let Some(map) = &mut self.perf_map {
+            use std::io::Write;
+            // perf's format for JIT code: start, size (hex), name.
+            let _ = writeln!(map, "{:x} {:x} guest_{:x}", self.buf.addr(at), bytes, insns[0].0);
+        }
         u32::try_from(at).ok()
     }
 }
