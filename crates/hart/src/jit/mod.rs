@@ -8,9 +8,11 @@
 //! bounds how far a block overruns the run loop's budget.
 //!
 //! **What is compiled.** RV64I/M integer instructions become straight-line
-//! x86 code operating on `Hart::x` in memory (there is no register cache
-//! yet): ALU ops and their immediate and W forms, LUI/AUIPC, MUL*, and
-//! branches and jumps, which write `Hart::pc`. DIV/REM call small helpers.
+//! x86 code: ALU ops and their immediate and W forms, LUI/AUIPC, MUL*, and
+//! branches and jumps, which write `Hart::pc`. The (up to) four guest
+//! registers a block uses most live in r8-r11 for its length; the others
+//! are operated on in `Hart::x`, and every exit, helper call and trap path
+//! writes the cached ones back first. DIV/REM call small helpers.
 //! Loads and stores probe the hart's TLB inline (its layout comes from
 //! `Tlb::raw_layout`, RAM's from `GuestRam::raw_parts`) and access RAM
 //! directly on a hit that stays in the page (and, for stores, whose page
@@ -26,8 +28,9 @@
 //! to the run loop, reporting the jump to patch. Blocks of one page are
 //! valid together, so a link never outlives its target.
 //!
-//! **Precise state.** Generated code writes each result to `Hart::x` as the
-//! instruction completes, so registers are always architecturally exact.
+//! **Precise state.** Whenever control can leave compiled code (a trap,
+//! an exit, a helper), `Hart::x` holds exactly the registers as of the
+//! instruction boundary there.
 //! `instret` is added lazily: a block adds its count at each exit, and
 //! before an interpreted instruction (which may read `minstret`). When a
 //! helper reports a trap, the block's exit stub for that instruction sets
@@ -528,10 +531,17 @@ struct Stub {
     k: u32,
     /// How many instructions of the block `instret` already includes.
     synced: u32,
+    /// The cache slots holding values not yet in `Hart::x` there.
+    dirty: u8,
     /// For loads, the destination register; for stores, the source.
     load_rd: Option<u8>,
     store_rs2: u8,
 }
+
+/// Host registers that hold guest registers for the length of a block
+/// (caller-saved: helper calls clobber them, so each call is bracketed by
+/// a write-back and a reload).
+const CACHE_REGS: [R; 4] = [R::R8, R::R9, R::R10, R::R11];
 
 struct Compiler {
     a: Asm,
@@ -543,6 +553,29 @@ struct Compiler {
     n: u32,
     synced: u32,
     stubs: Vec<Stub>,
+    /// The guest register each cache register holds for this block (0:
+    /// none), and the slots written since they were last stored. The
+    /// block is straight-line code, so these are known at every point.
+    cached: [u8; 4],
+    dirty: u8,
+}
+
+/// The registers instruction `i` reads and the one it writes (0: none),
+/// for the compiled operations (others are handled by the interpreter,
+/// which works on `Hart::x` in memory).
+fn reg_uses(i: &Insn) -> ([u8; 2], u8) {
+    match i.op {
+        Op::LUI | Op::AUIPC | Op::JAL => ([0, 0], i.rd),
+        Op::ADDI | Op::XORI | Op::ORI | Op::ANDI | Op::SLTI | Op::SLTIU | Op::SLLI | Op::SRLI | Op::SRAI
+        | Op::ADDIW | Op::SLLIW | Op::SRLIW | Op::SRAIW | Op::LB | Op::LH | Op::LW | Op::LD | Op::LBU | Op::LHU
+        | Op::LWU | Op::JALR => ([i.rs1, 0], i.rd),
+        Op::SB | Op::SH | Op::SW | Op::SD | Op::BEQ | Op::BNE | Op::BLT | Op::BGE | Op::BLTU | Op::BGEU => {
+            ([i.rs1, i.rs2], 0)
+        }
+        Op::FENCE => ([0, 0], 0),
+        _ if !classify_interp(i) => ([i.rs1, i.rs2], i.rd),
+        _ => ([0, 0], 0),
+    }
 }
 
 impl Compiler {
@@ -550,6 +583,113 @@ impl Compiler {
         self.a.mov_ri(R::Rax, f);
         self.a.call_r(R::Rax);
     }
+
+    // ---- the register cache ----------------------------------------------
+
+    /// Picks the (up to four) registers used most often in the block, if
+    /// used at least twice, and emits their loads for those read before
+    /// being written.
+    fn alloc_regs(&mut self, insns: &[(u64, u32, Insn)]) {
+        let mut count = [0u32; 32];
+        let mut first_read = [None::<bool>; 32];
+        for (_, _, i) in insns {
+            let (reads, write) = reg_uses(i);
+            for r in reads.into_iter().filter(|&r| r != 0) {
+                count[r as usize & 31] += 1;
+                first_read[r as usize & 31].get_or_insert(true);
+            }
+            if write != 0 {
+                count[write as usize & 31] += 1;
+                first_read[write as usize & 31].get_or_insert(false);
+            }
+        }
+        let mut regs: Vec<u8> = (1..32u8).filter(|&r| count[r as usize] >= 2).collect();
+        regs.sort_by_key(|&r| std::cmp::Reverse(count[r as usize]));
+        for (s, &r) in regs.iter().take(CACHE_REGS.len()).enumerate() {
+            self.cached[s] = r;
+            if first_read[r as usize] == Some(true) {
+                self.a.mov_rm(true, CACHE_REGS[s], xm(r));
+            }
+        }
+    }
+
+    fn slot(&self, r: u8) -> Option<usize> {
+        if r == 0 {
+            return None;
+        }
+        self.cached.iter().position(|&c| c == r)
+    }
+
+    /// `dst = x[r]` (all 64 bits, or the low 32 zero-extended).
+    fn get(&mut self, w64: bool, dst: R, r: u8) {
+        match self.slot(r) {
+            Some(s) => self.a.mov_rr(w64, dst, CACHE_REGS[s]),
+            None => self.a.mov_rm(w64, dst, xm(r)),
+        }
+    }
+
+    /// `dst = dst <op> x[r]`.
+    fn alu_x(&mut self, op: Alu, w64: bool, dst: R, r: u8) {
+        match self.slot(r) {
+            Some(s) => self.a.alu_rr(op, w64, dst, CACHE_REGS[s]),
+            None => self.a.alu_rm(op, w64, dst, xm(r)),
+        }
+    }
+
+    /// `x[r] = src` (nothing for x0).
+    fn put(&mut self, r: u8, src: R) {
+        if r == 0 {
+            return;
+        }
+        match self.slot(r) {
+            Some(s) => {
+                self.a.mov_rr(true, CACHE_REGS[s], src);
+                self.dirty |= 1 << s;
+            }
+            None => self.a.mov_mr(true, xm(r), src),
+        }
+    }
+
+    /// `x[r] = v`.
+    fn put_const(&mut self, r: u8, v: u64) {
+        if r == 0 {
+            return;
+        }
+        match self.slot(r) {
+            Some(s) => {
+                self.a.mov_ri(CACHE_REGS[s], v);
+                self.dirty |= 1 << s;
+            }
+            None => self.store_const(xm(r), v),
+        }
+    }
+
+    /// Stores the slots in `mask` to `Hart::x`.
+    fn write_back(&mut self, mask: u8) {
+        for s in 0..CACHE_REGS.len() {
+            if mask & 1 << s != 0 {
+                self.a.mov_mr(true, xm(self.cached[s]), CACHE_REGS[s]);
+            }
+        }
+    }
+
+    /// Makes `Hart::x` current (before a call that reads or clobbers the
+    /// cache registers).
+    fn sync_regs(&mut self) {
+        self.write_back(self.dirty);
+        self.dirty = 0;
+    }
+
+    /// Reloads every cache register from `Hart::x` (after a call).
+    fn reload_regs(&mut self) {
+        for s in 0..CACHE_REGS.len() {
+            if self.cached[s] != 0 {
+                self.a.mov_rm(true, CACHE_REGS[s], xm(self.cached[s]));
+            }
+        }
+    }
+
+    // ---- exits -----------------------------------------------------------
 
     /// Adds the instructions not yet counted, up to `upto`, to `instret`.
     fn add_instret(&mut self, upto: u32) {
@@ -569,19 +709,9 @@ impl Compiler {
         }
     }
 
-    /// Leaves the block for `next` after `self.n` instructions. Within the
-    /// block's page, the exit is a jump the run loop can later point
-    /// straight at the block for `next` (*chaining*): blocks of one page
-    /// are valid together, and nothing at a block's end can have set
-    /// `event` (every helper that sets it ends the block early), so only
-    /// the budget needs checking on the way.
-    fn exit_to(&mut self, next: u64) {
-        if next & !0xfff != self.vpage {
-            self.a.mov_ri(R::Rcx, next);
-            self.a.mov_mr(true, PC, R::Rcx);
-            self.jc_exit();
-            return;
-        }
+    /// `rax = instret += (instructions not yet counted)`; then jumps to
+    /// the returned fixup if the budget is spent.
+    fn count_and_check_budget(&mut self) -> Fixup {
         self.a.mov_rm(true, R::Rax, INSTRET);
         let d = self.n - self.synced;
         if d != 0 {
@@ -589,7 +719,24 @@ impl Compiler {
             self.a.mov_mr(true, INSTRET, R::Rax);
         }
         self.a.alu_rm(Alu::Cmp, true, R::Rax, mem(R::R12, CTX_LIMIT));
-        let spent = self.a.jcc(Cc::Ae);
+        self.a.jcc(Cc::Ae)
+    }
+
+    /// Leaves the block for `next` after `self.n` instructions. Within the
+    /// block's page, the exit is a jump the run loop can later point
+    /// straight at the block for `next` (*chaining*): blocks of one page
+    /// are valid together, and nothing at a block's end can have set
+    /// `event` (every helper that sets it ends the block early), so only
+    /// the budget needs checking on the way.
+    fn exit_to(&mut self, next: u64) {
+        self.write_back(self.dirty);
+        if next & !0xfff != self.vpage {
+            self.a.mov_ri(R::Rcx, next);
+            self.a.mov_mr(true, PC, R::Rcx);
+            self.jc_exit();
+            return;
+        }
+        let spent = self.count_and_check_budget();
         // The link: a jmp to the next instruction until the run loop
         // patches its rel32.
         let link = self.a.jmp();
@@ -603,18 +750,12 @@ impl Compiler {
         self.a.jmp_abs(self.epilogue);
     }
 
-    /// Leaves the block for the pc in rcx (already in `Hart::pc`) after
-    /// `self.n` instructions: through the jump cache if it has the target
-    /// and the budget lasts, else to the run loop.
+    /// Leaves the block for the pc in rcx (already in `Hart::pc`, the
+    /// cache written back) after `self.n` instructions: through the jump
+    /// cache if it has the target and the budget lasts, else to the run
+    /// loop.
     fn jc_exit(&mut self) {
-        self.a.mov_rm(true, R::Rax, INSTRET);
-        let d = self.n - self.synced;
-        if d != 0 {
-            self.a.alu_ri(Alu::Add, true, R::Rax, d as i32);
-            self.a.mov_mr(true, INSTRET, R::Rax);
-        }
-        self.a.alu_rm(Alu::Cmp, true, R::Rax, mem(R::R12, CTX_LIMIT));
-        let spent = self.a.jcc(Cc::Ae);
+        let spent = self.count_and_check_budget();
         // rax = &jc[jc_index(pc)]
         self.a.mov_rr(false, R::Rax, R::Rcx);
         self.a.shift_ri(Shift::Shr, false, R::Rax, 11);
@@ -635,9 +776,11 @@ impl Compiler {
         self.a.jmp_abs(self.epilogue);
     }
 
+    // ---- operations --------------------------------------------------------
+
     /// `rsi = x[rs1] + imm` (an effective address).
     fn addr_to_rsi(&mut self, rs1: u8, imm: i32) {
-        self.a.mov_rm(true, R::Rsi, xm(rs1));
+        self.get(true, R::Rsi, rs1);
         if imm != 0 {
             self.a.alu_ri(Alu::Add, true, R::Rsi, imm);
         }
@@ -645,19 +788,26 @@ impl Compiler {
 
     /// `x[rd] = op(x[rs1], x[rs2])` for a two-operand x86 ALU op.
     fn alu_rr(&mut self, op: Alu, w64: bool, i: &Insn) {
-        self.a.mov_rm(w64, R::Rax, xm(i.rs1));
-        self.a.alu_rm(op, w64, R::Rax, xm(i.rs2));
+        self.get(w64, R::Rax, i.rs1);
+        self.alu_x(op, w64, R::Rax, i.rs2);
         if !w64 {
             self.a.movsxd(R::Rax, R::Rax);
         }
-        self.a.mov_mr(true, xm(i.rd), R::Rax);
+        self.put(i.rd, R::Rax);
     }
 
     /// `x[rd] = op(x[rs1], imm)`.
     fn alu_ri(&mut self, op: Alu, w64: bool, i: &Insn) {
+        let nop = i.imm == 0 && matches!(op, Alu::Add | Alu::Or | Alu::Xor);
         if w64 && i.rd == i.rs1 {
-            if !(i.imm == 0 && matches!(op, Alu::Add | Alu::Or | Alu::Xor)) {
-                self.a.alu_mi(op, xm(i.rd), i.imm);
+            if !nop {
+                match self.slot(i.rd) {
+                    Some(s) => {
+                        self.a.alu_ri(op, true, CACHE_REGS[s], i.imm);
+                        self.dirty |= 1 << s;
+                    }
+                    None => self.a.alu_mi(op, xm(i.rd), i.imm),
+                }
             }
             return;
         }
@@ -667,32 +817,34 @@ impl Compiler {
                 Alu::Add | Alu::Or | Alu::Xor => i.imm as i64 as u64,
                 _ => 0,
             };
-            self.store_const(xm(i.rd), v);
+            self.put_const(i.rd, v);
             return;
         }
-        self.a.mov_rm(w64, R::Rax, xm(i.rs1));
-        self.a.alu_ri(op, w64, R::Rax, i.imm);
+        self.get(w64, R::Rax, i.rs1);
+        if !(w64 && nop) {
+            self.a.alu_ri(op, w64, R::Rax, i.imm);
+        }
         if !w64 {
             self.a.movsxd(R::Rax, R::Rax);
         }
-        self.a.mov_mr(true, xm(i.rd), R::Rax);
+        self.put(i.rd, R::Rax);
     }
 
     /// `x[rd] = (x[rs1] <cc> src) as u64`, `src` being x[rs2] or imm.
     fn set_cc(&mut self, cc: Cc, i: &Insn, imm: bool) {
         self.a.alu_rr(Alu::Xor, false, R::Rcx, R::Rcx);
-        self.a.mov_rm(true, R::Rax, xm(i.rs1));
+        self.get(true, R::Rax, i.rs1);
         if imm {
             self.a.alu_ri(Alu::Cmp, true, R::Rax, i.imm);
         } else {
-            self.a.alu_rm(Alu::Cmp, true, R::Rax, xm(i.rs2));
+            self.alu_x(Alu::Cmp, true, R::Rax, i.rs2);
         }
         self.a.setcc(cc, R::Rcx);
-        self.a.mov_mr(true, xm(i.rd), R::Rcx);
+        self.put(i.rd, R::Rcx);
     }
 
     fn shift_imm(&mut self, op: Shift, w64: bool, i: &Insn) {
-        self.a.mov_rm(w64, R::Rax, xm(i.rs1));
+        self.get(w64, R::Rax, i.rs1);
         let sh = (i.imm as u8) & if w64 { 63 } else { 31 };
         if sh != 0 {
             self.a.shift_ri(op, w64, R::Rax, sh);
@@ -700,27 +852,38 @@ impl Compiler {
         if !w64 {
             self.a.movsxd(R::Rax, R::Rax);
         }
-        self.a.mov_mr(true, xm(i.rd), R::Rax);
+        self.put(i.rd, R::Rax);
     }
 
     /// Shifts by x[rs2]; x86 masks the count to 6 (or 5) bits just as
     /// RV64 does (ISA §5.2).
     fn shift_reg(&mut self, op: Shift, w64: bool, i: &Insn) {
-        self.a.mov_rm(false, R::Rcx, xm(i.rs2));
-        self.a.mov_rm(w64, R::Rax, xm(i.rs1));
+        self.get(false, R::Rcx, i.rs2);
+        self.get(w64, R::Rax, i.rs1);
         self.a.shift_cl(op, w64, R::Rax);
         if !w64 {
             self.a.movsxd(R::Rax, R::Rax);
         }
-        self.a.mov_mr(true, xm(i.rd), R::Rax);
+        self.put(i.rd, R::Rax);
+    }
+
+    /// `rax * x[r]` into rdx:rax (`mul`/`imul` with one operand).
+    fn mul_wide(&mut self, signed: bool, r: u8) {
+        match (self.slot(r), signed) {
+            (Some(s), _) => self.a.mul_r(signed, CACHE_REGS[s]),
+            (None, false) => self.a.mul_m(xm(r)),
+            (None, true) => self.a.imul1_m(xm(r)),
+        }
     }
 
     /// `x[rd] = f(x[rs1], x[rs2])` through an `extern "C"` helper.
     fn call2(&mut self, f: extern "C" fn(u64, u64) -> u64, i: &Insn) {
-        self.a.mov_rm(true, R::Rdi, xm(i.rs1));
-        self.a.mov_rm(true, R::Rsi, xm(i.rs2));
+        self.get(true, R::Rdi, i.rs1);
+        self.get(true, R::Rsi, i.rs2);
+        self.sync_regs();
         self.call(f as usize as u64);
-        self.a.mov_mr(true, xm(i.rd), R::Rax);
+        self.reload_regs();
+        self.put(i.rd, R::Rax);
     }
 
     /// The inline TLB probe for an access of `n` bytes at `rsi`: on a hit
@@ -764,9 +927,8 @@ impl Compiler {
             None => miss.push(self.a.jmp()),
         }
         let resume = self.a.len();
-        if i.rd != 0 {
-            self.a.mov_mr(true, xm(i.rd), R::Rax);
-        }
+        let dirty = self.dirty;
+        self.put(i.rd, R::Rax);
         self.stubs.push(Stub {
             miss,
             resume,
@@ -775,6 +937,7 @@ impl Compiler {
             len,
             k: self.n,
             synced: self.synced,
+            dirty,
             load_rd: Some(i.rd),
             store_rs2: 0,
         });
@@ -792,7 +955,7 @@ impl Compiler {
                 self.a.shift_ri(Shift::Shr, true, R::Rax, 12);
                 self.a.cmp_m8i(mem_idx(R::R15, R::Rax, 0), 0);
                 miss.push(self.a.jcc(Cc::Ne));
-                self.a.mov_rm(true, R::Rdx, xm(i.rs2));
+                self.get(true, R::Rdx, i.rs2);
                 let m = mem_idx(R::R14, R::Rcx, 0);
                 match n {
                     1 => self.a.mov_m8(m, R::Rdx),
@@ -812,6 +975,7 @@ impl Compiler {
             len,
             k: self.n,
             synced: self.synced,
+            dirty: self.dirty,
             load_rd: None,
             store_rs2: i.rs2,
         });
@@ -819,7 +983,9 @@ impl Compiler {
 
     /// An instruction run by the interpreter, in the middle of the block.
     fn interp(&mut self, i: &Insn, raw: u32, pc: u64) {
-        // It may read minstret/mcycle: bring instret up to date first.
+        // It reads and writes Hart::x, and may read minstret/mcycle: bring
+        // both up to date first.
+        self.sync_regs();
         self.add_instret(self.n);
         self.synced = self.n + 1;
         self.a.mov_rr(true, R::Rdi, R::R12);
@@ -832,6 +998,7 @@ impl Compiler {
         // The helper has set pc and instret; its status is the block's
         // exit code (ST_TRAP = RC_TRAP).
         self.a.jcc_abs(Cc::Ne, self.epilogue);
+        self.reload_regs();
     }
 
     /// Emits instruction `i` (index `self.n`); returns false if it ends the
@@ -844,8 +1011,8 @@ impl Compiler {
         // (HINTs, ISA §2.9), so they need no code at all.
         let alu_nop = i.rd == 0;
         match i.op {
-            Op::LUI if !alu_nop => self.store_const(xm(i.rd), imm),
-            Op::AUIPC if !alu_nop => self.store_const(xm(i.rd), pc.wrapping_add(imm)),
+            Op::LUI if !alu_nop => self.put_const(i.rd, imm),
+            Op::AUIPC if !alu_nop => self.put_const(i.rd, pc.wrapping_add(imm)),
             Op::ADDI if !alu_nop => self.alu_ri(Alu::Add, true, i),
             Op::XORI if !alu_nop => self.alu_ri(Alu::Xor, true, i),
             Op::ORI if !alu_nop => self.alu_ri(Alu::Or, true, i),
@@ -874,35 +1041,32 @@ impl Compiler {
             Op::SLLW if !alu_nop => self.shift_reg(Shift::Shl, false, i),
             Op::SRLW if !alu_nop => self.shift_reg(Shift::Shr, false, i),
             Op::SRAW if !alu_nop => self.shift_reg(Shift::Sar, false, i),
-            Op::MUL if !alu_nop => {
-                self.a.mov_rm(true, R::Rax, xm(i.rs1));
-                self.a.imul_rm(true, R::Rax, xm(i.rs2));
-                self.a.mov_mr(true, xm(i.rd), R::Rax);
-            }
-            Op::MULW if !alu_nop => {
-                self.a.mov_rm(false, R::Rax, xm(i.rs1));
-                self.a.imul_rm(false, R::Rax, xm(i.rs2));
-                self.a.movsxd(R::Rax, R::Rax);
-                self.a.mov_mr(true, xm(i.rd), R::Rax);
+            Op::MUL | Op::MULW if !alu_nop => {
+                let w64 = i.op == Op::MUL;
+                self.get(w64, R::Rax, i.rs1);
+                match self.slot(i.rs2) {
+                    Some(s) => self.a.imul_rr(w64, R::Rax, CACHE_REGS[s]),
+                    None => self.a.imul_rm(w64, R::Rax, xm(i.rs2)),
+                }
+                if !w64 {
+                    self.a.movsxd(R::Rax, R::Rax);
+                }
+                self.put(i.rd, R::Rax);
             }
             Op::MULH | Op::MULHU if !alu_nop => {
-                self.a.mov_rm(true, R::Rax, xm(i.rs1));
-                if i.op == Op::MULH {
-                    self.a.imul1_m(xm(i.rs2));
-                } else {
-                    self.a.mul_m(xm(i.rs2));
-                }
-                self.a.mov_mr(true, xm(i.rd), R::Rdx);
+                self.get(true, R::Rax, i.rs1);
+                self.mul_wide(i.op == Op::MULH, i.rs2);
+                self.put(i.rd, R::Rdx);
             }
             Op::MULHSU if !alu_nop => {
                 // hi(signed a * unsigned b) = hi(a * b unsigned) - (a < 0 ? b : 0)
-                self.a.mov_rm(true, R::Rax, xm(i.rs1));
-                self.a.mul_m(xm(i.rs2));
-                self.a.mov_rm(true, R::Rax, xm(i.rs1));
+                self.get(true, R::Rax, i.rs1);
+                self.mul_wide(false, i.rs2);
+                self.get(true, R::Rax, i.rs1);
                 self.a.shift_ri(Shift::Sar, true, R::Rax, 63);
-                self.a.alu_rm(Alu::And, true, R::Rax, xm(i.rs2));
+                self.alu_x(Alu::And, true, R::Rax, i.rs2);
                 self.a.alu_rr(Alu::Sub, true, R::Rdx, R::Rax);
-                self.a.mov_mr(true, xm(i.rd), R::Rdx);
+                self.put(i.rd, R::Rdx);
             }
             Op::DIV if !alu_nop => self.call2(div, i),
             Op::DIVU if !alu_nop => self.call2(divu, i),
@@ -913,48 +1077,11 @@ impl Compiler {
             Op::REMW if !alu_nop => self.call2(remw, i),
             Op::REMUW if !alu_nop => self.call2(remuw, i),
             // The pure ALU ops above with rd = x0.
-            Op::LUI
-            | Op::AUIPC
-            | Op::ADDI
-            | Op::XORI
-            | Op::ORI
-            | Op::ANDI
-            | Op::SLTI
-            | Op::SLTIU
-            | Op::SLLI
-            | Op::SRLI
-            | Op::SRAI
-            | Op::ADD
-            | Op::SUB
-            | Op::XOR
-            | Op::OR
-            | Op::AND
-            | Op::SLT
-            | Op::SLTU
-            | Op::SLL
-            | Op::SRL
-            | Op::SRA
-            | Op::ADDIW
-            | Op::SLLIW
-            | Op::SRLIW
-            | Op::SRAIW
-            | Op::ADDW
-            | Op::SUBW
-            | Op::SLLW
-            | Op::SRLW
-            | Op::SRAW
-            | Op::MUL
-            | Op::MULW
-            | Op::MULH
-            | Op::MULHU
-            | Op::MULHSU
-            | Op::DIV
-            | Op::DIVU
-            | Op::REM
-            | Op::REMU
-            | Op::DIVW
-            | Op::DIVUW
-            | Op::REMW
+            Op::LUI | Op::AUIPC | Op::ADDI | Op::XORI | Op::ORI | Op::ANDI | Op::SLTI | Op::SLTIU | Op::SLLI
+            | Op::SRLI | Op::SRAI | Op::ADD | Op::SUB | Op::XOR | Op::OR | Op::AND | Op::SLT | Op::SLTU
+            | Op::SLL | Op::SRL | Op::SRA | Op::ADDIW | Op::SLLIW | Op::SRLIW | Op::SRAIW | Op::ADDW
+            | Op::SUBW | Op::SLLW | Op::SRLW | Op::SRAW | Op::MUL | Op::MULW | Op::MULH | Op::MULHU
+            | Op::MULHSU | Op::DIV | Op::DIVU | Op::REM | Op::REMU | Op::DIVW | Op::DIVUW | Op::REMW
             | Op::REMUW => {}
             // The interpreter performs every access in program order, so
             // FENCE has nothing to do (as in exec.rs).
@@ -980,8 +1107,8 @@ impl Compiler {
                     _ => Cc::Ae,
                 };
                 self.n += 1;
-                self.a.mov_rm(true, R::Rax, xm(i.rs1));
-                self.a.alu_rm(Alu::Cmp, true, R::Rax, xm(i.rs2));
+                self.get(true, R::Rax, i.rs1);
+                self.alu_x(Alu::Cmp, true, R::Rax, i.rs2);
                 let taken = self.a.jcc(cc);
                 self.exit_to(next);
                 self.a.bind(taken);
@@ -990,9 +1117,7 @@ impl Compiler {
             }
             Op::JAL => {
                 self.n += 1;
-                if i.rd != 0 {
-                    self.store_const(xm(i.rd), next);
-                }
+                self.put_const(i.rd, next);
                 self.exit_to(pc.wrapping_add(imm));
                 return false;
             }
@@ -1000,14 +1125,13 @@ impl Compiler {
                 self.n += 1;
                 // The target comes from rs1 before rd (which may be rs1) is
                 // written; bit 0 is cleared (ISA §2.5).
-                self.a.mov_rm(true, R::Rcx, xm(i.rs1));
+                self.get(true, R::Rcx, i.rs1);
                 if i.imm != 0 {
                     self.a.alu_ri(Alu::Add, true, R::Rcx, i.imm);
                 }
                 self.a.alu_ri(Alu::And, true, R::Rcx, -2);
-                if i.rd != 0 {
-                    self.store_const(xm(i.rd), next);
-                }
+                self.put_const(i.rd, next);
+                self.write_back(self.dirty);
                 self.a.mov_mr(true, PC, R::Rcx);
                 self.jc_exit();
                 return false;
@@ -1024,16 +1148,26 @@ impl Compiler {
             for f in s.miss {
                 self.a.bind(f);
             }
-            // rsi still holds the address.
+            // rsi still holds the address; the cache registers the values
+            // of their guest registers. The helper clobbers them: write the
+            // dirty ones back now (the trap and event exits need that
+            // too), reload them all if the block goes on.
             if s.load_rd.is_none() {
-                self.a.mov_rm(true, R::Rdx, xm(s.store_rs2));
+                self.get(true, R::Rdx, s.store_rs2);
             }
+            self.write_back(s.dirty);
             self.a.mov_rr(true, R::Rdi, R::R12);
             self.call(s.helper);
             // Status: in rdx for loads, rax for stores.
             let st = if s.load_rd.is_some() { R::Rdx } else { R::Rax };
             self.a.test_rr(false, st, st);
             let out = self.a.jcc(Cc::Ne);
+            if s.load_rd.is_some() {
+                // The reload must not clobber the value in rax: none of the
+                // cache registers is rax.
+                debug_assert!(!CACHE_REGS.contains(&R::Rax));
+            }
+            self.reload_regs();
             let back = self.a.jmp();
             self.a.patch(back, s.resume);
             self.a.bind(out);
@@ -1228,7 +1362,10 @@ impl Jit {
             n: 0,
             synced: 0,
             stubs: Vec::new(),
+            cached: [0; 4],
+            dirty: 0,
         };
+        c.alloc_regs(insns);
         let mut open = true;
         for &(pc, raw, ref i) in insns {
             if !c.insn(i, raw, pc) {

@@ -358,6 +358,21 @@ impl Asm {
         self.op_rm(w, &[0x0f, 0xaf], dst.n(), m);
     }
 
+    /// `imul dst, src` (two-operand, low half).
+    pub fn imul_rr(&mut self, w: bool, dst: R, src: R) {
+        self.rex(w, dst.n(), src.n());
+        self.b(0x0f);
+        self.b(0xaf);
+        self.modrm_r(dst.n(), src.n());
+    }
+
+    /// `mul r` / `imul r` (one operand): rdx:rax = rax * r.
+    pub fn mul_r(&mut self, signed: bool, r: R) {
+        self.rex(true, 0, r.n());
+        self.b(0xf7);
+        self.modrm_r(if signed { 5 } else { 4 }, r.n());
+    }
+
     /// `mul qword [m]`: rdx:rax = rax * [m], unsigned.
     pub fn mul_m(&mut self, m: M) {
         self.op_rm(true, &[0xf7], 4, m);
@@ -577,6 +592,18 @@ mod tests {
         assert_eq!(bytes(|a| a.imul_rm(false, Rax, mem(Rbx, 8))), [0x0f, 0xaf, 0x43, 0x08]);
         assert_eq!(bytes(|a| a.mul_m(mem(Rbx, 8))), [0x48, 0xf7, 0x63, 0x08]);
         assert_eq!(bytes(|a| a.imul1_m(mem(Rbx, -0x10))), [0x48, 0xf7, 0x6b, 0xf0]);
+        // imul rax, r9 ; imul eax, r10d ; mul r11 ; imul r8
+        assert_eq!(bytes(|a| a.imul_rr(true, Rax, R9)), [0x49, 0x0f, 0xaf, 0xc1]);
+        assert_eq!(bytes(|a| a.imul_rr(false, Rax, R10)), [0x41, 0x0f, 0xaf, 0xc2]);
+        assert_eq!(bytes(|a| a.mul_r(false, R11)), [0x49, 0xf7, 0xe3]);
+        assert_eq!(bytes(|a| a.mul_r(true, R8)), [0x49, 0xf7, 0xe8]);
+        // mov r9, rax ; mov r10d, eax ; mov rax, r11 ; mov eax, r8d ; add rax, r9 ; cmp rax, r10
+        assert_eq!(bytes(|a| a.mov_rr(true, R9, Rax)), [0x49, 0x89, 0xc1]);
+        assert_eq!(bytes(|a| a.mov_rr(false, R10, Rax)), [0x41, 0x89, 0xc2]);
+        assert_eq!(bytes(|a| a.mov_rr(true, Rax, R11)), [0x4c, 0x89, 0xd8]);
+        assert_eq!(bytes(|a| a.mov_rr(false, Rax, R8)), [0x44, 0x89, 0xc0]);
+        assert_eq!(bytes(|a| a.alu_rr(Alu::Add, true, Rax, R9)), [0x4c, 0x01, 0xc8]);
+        assert_eq!(bytes(|a| a.alu_rr(Alu::Cmp, true, Rax, R10)), [0x4c, 0x39, 0xd0]);
         // setl cl ; setb al ; cmove rcx, rdx ; cmovne r8, r9
         assert_eq!(bytes(|a| a.setcc(Cc::L, Rcx)), [0x0f, 0x9c, 0xc1]);
         assert_eq!(bytes(|a| a.setcc(Cc::B, Rax)), [0x0f, 0x92, 0xc0]);
