@@ -230,7 +230,13 @@ impl Jit {
     /// A JIT with an empty code buffer; `None` if the host will not map
     /// executable memory.
     pub fn new() -> Option<Box<Jit>> {
-        let mut buf = buf::CodeBuf::new(CODE_BUF_BYTES)?;
+        Self::with_buffer(CODE_BUF_BYTES)
+    }
+
+    /// A JIT whose code buffer holds `bytes` (tests use small ones, to
+    /// flush often).
+    pub fn with_buffer(bytes: usize) -> Option<Box<Jit>> {
+        let mut buf = buf::CodeBuf::new(bytes)?;
         // The entry stub saves the callee-saved registers the SysV ABI
         // requires (generated code uses rbx, rbp and r12-r15; helpers keep
         // them),
@@ -1197,10 +1203,11 @@ impl Hart {
     /// Turns the JIT on or off; returns whether it is on (it cannot be on
     /// if the host will not map executable memory).
     pub fn set_jit(&mut self, on: bool) -> bool {
-        if !on {
-            self.jit = None;
-        } else if self.jit.is_none() {
-            self.jit = Jit::new();
+        if on != self.jit.is_some() {
+            // Block maps name offsets in the old buffer (if any): forget
+            // them with the decoded pages, so a new JIT starts clean.
+            self.code.clear();
+            self.jit = if on { Jit::new() } else { None };
         }
         self.jit.is_some()
     }

@@ -567,19 +567,31 @@ fn state(r: &Run) -> String {
 }
 
 fn differential(seed: u64, paged: bool) {
+    differential_with(seed, paged, None);
+}
+
+/// As `differential`; `buffer` gives the JIT a code buffer of that many
+/// bytes instead of the default. Returns the JIT's statistics.
+fn differential_with(seed: u64, paged: bool, buffer: Option<usize>) -> JitStats {
     let mut rng = Rng(seed);
     let n = 50 + rng.below(1500) as usize;
     let prog = assemble(&gen_program(&mut rng, n));
     let chunk = 1 + rng.below(300);
     let mut a = setup(seed, &prog, false, paged);
     let mut b = setup(seed, &prog, true, paged);
+    if let Some(bytes) = buffer {
+        b.hart.jit = Jit::with_buffer(bytes);
+        assert!(b.hart.jit.is_some());
+    }
     assert!(run(&mut a, chunk), "seed {seed:#x}: the interpreter did not reach the final wfi: {}", state(&a));
     assert!(run(&mut b, chunk), "seed {seed:#x}: the JIT did not reach the final wfi");
     let (sa, sb) = (state(&a), state(&b));
     assert!(sa == sb, "seed {seed:#x} (paged {paged}):\ninterp {sa}\njit    {sb}");
     // The program ran to its end, and compiled code did run.
     assert_eq!(a.hart.pc, PROG + prog.len() as u64 - 4 + 4, "seed {seed:#x}: stopped after the final wfi");
-    assert!(b.hart.jit_stats().unwrap().runs > 0);
+    let s = b.hart.jit_stats().unwrap();
+    assert!(s.runs > 0);
+    s
 }
 
 #[test]
@@ -594,6 +606,39 @@ fn jit_matches_interpreter_sv39() {
     for seed in 1000..1300 {
         differential(seed, true);
     }
+}
+
+/// A code buffer a few blocks large: it fills and is emptied over and
+/// over, with links and jump-cache entries pointing into it.
+#[test]
+fn jit_matches_interpreter_with_a_tiny_code_buffer() {
+    let mut flushes = 0;
+    for seed in 2000..2060 {
+        flushes += differential_with(seed, seed % 2 == 0, Some(24 << 10)).flushes;
+    }
+    assert!(flushes > 100, "the small buffer filled only {flushes} times");
+}
+
+/// Turning the JIT off and on again mid-run starts from a clean slate.
+#[test]
+fn jit_can_be_switched_off_and_on_while_running() {
+    let mut rng = Rng(77);
+    let prog = assemble(&gen_program(&mut rng, 800));
+    let mut a = setup(77, &prog, false, false);
+    let mut b = setup(77, &prog, true, false);
+    assert!(run(&mut a, 100));
+    for turn in 0.. {
+        let (_, exit) = b.hart.run(&mut b.bus, 100);
+        if exit == RunExit::Idle {
+            break;
+        }
+        assert!(turn < 1_000_000);
+        if turn % 3 == 0 {
+            assert!(!b.hart.set_jit(false));
+            assert!(b.hart.set_jit(true));
+        }
+    }
+    assert_eq!(state(&a), state(&b));
 }
 
 #[test]
