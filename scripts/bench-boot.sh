@@ -3,7 +3,8 @@
 # `true`) with hyperfine on each machine, then prints the median of each and
 # the ratio Strata/QEMU.
 #
-# Env: MACHINES   "qemu strata" (default) or "qemu" for a QEMU-only run
+# Env: MACHINES   "qemu strata" (default) or "qemu" for a QEMU-only run;
+#                 "strata-nojit" is Strata with its JIT off (--no-jit)
 #      SMP        guest CPUs (default 1)
 #      RUNS       hyperfine runs per machine (default 5), WARMUP (default 1)
 #      STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64)
@@ -30,8 +31,8 @@ done
 for m in $MACHINES; do
     case "$m" in
         qemu)   command -v "$QEMU_BIN" >/dev/null 2>&1 || die "$QEMU_BIN not found (run scripts/setup-host.sh)" ;;
-        strata) [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first (or MACHINES=qemu for a QEMU-only run)" ;;
-        *) die "unknown machine '$m' (qemu|strata)" ;;
+        strata|strata-nojit) [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first (or MACHINES=qemu for a QEMU-only run)" ;;
+        *) die "unknown machine '$m' (qemu|strata|strata-nojit)" ;;
     esac
 done
 mkdir -p "$OUT"
@@ -44,6 +45,8 @@ cmd_for() {
                   -kernel "$GUEST/Image" -initrd "$GUEST/initramfs.cpio" -append "$APPEND" \
                   -display none -monitor none -serial stdio -no-reboot ;;
         strata) q "$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
+                  --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
+        strata-nojit) q "$STRATA_BIN" machine --no-jit --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
                   --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
     esac
 }
@@ -63,7 +66,7 @@ done
 echo
 echo "boot to power-off, median of $RUNS runs (smp=$SMP):"
 for m in $MACHINES; do
-    printf '  %-7s %8.3f s\n' "$m" "${MEDIAN[$m]}"
+    printf '  %-12s %8.3f s\n' "$m" "${MEDIAN[$m]}"
 done
 if [ -n "${MEDIAN[qemu]:-}" ] && [ -n "${MEDIAN[strata]:-}" ]; then
     awk -v s="${MEDIAN[strata]}" -v q="${MEDIAN[qemu]}" \
