@@ -443,11 +443,7 @@ extern "C" fn divw(a: u64, b: u64) -> u64 {
 }
 extern "C" fn divuw(a: u64, b: u64) -> u64 {
     let (x, y) = (a as u32, b as u32);
-    if y == 0 {
-        u64::MAX
-    } else {
-        (x / y) as i32 as i64 as u64
-    }
+    x.checked_div(y).map_or(u64::MAX, |q| q as i32 as i64 as u64)
 }
 extern "C" fn remw(a: u64, b: u64) -> u64 {
     let (x, y) = (a as i32, b as i32);
@@ -672,9 +668,9 @@ impl Compiler {
 
     /// Stores the slots in `mask` to `Hart::x`.
     fn write_back(&mut self, mask: u8) {
-        for s in 0..CACHE_REGS.len() {
+        for (s, &h) in CACHE_REGS.iter().enumerate() {
             if mask & 1 << s != 0 {
-                self.a.mov_mr(true, xm(self.cached[s]), CACHE_REGS[s]);
+                self.a.mov_mr(true, xm(self.cached[s]), h);
             }
         }
     }
@@ -688,9 +684,9 @@ impl Compiler {
 
     /// Reloads every cache register from `Hart::x` (after a call).
     fn reload_regs(&mut self) {
-        for s in 0..CACHE_REGS.len() {
+        for (s, &h) in CACHE_REGS.iter().enumerate() {
             if self.cached[s] != 0 {
-                self.a.mov_rm(true, CACHE_REGS[s], xm(self.cached[s]));
+                self.a.mov_rm(true, h, xm(self.cached[s]));
             }
         }
     }

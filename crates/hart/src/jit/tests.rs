@@ -194,9 +194,9 @@ fn alu_word(r: &mut Rng) -> u32 {
             // OP-IMM.
             match r.below(9) {
                 f3 @ (0 | 2 | 3 | 4 | 6 | 7) => i_type(imm, a, f3 as u32, rd, 0x13),
-                1 => i_type((imm & 63) as i32, a, 1, rd, 0x13),
-                5 => i_type((imm & 63) as i32, a, 5, rd, 0x13),
-                _ => i_type((imm & 63) as i32 | 0x400, a, 5, rd, 0x13),
+                1 => i_type(imm & 63, a, 1, rd, 0x13),
+                5 => i_type(imm & 63, a, 5, rd, 0x13),
+                _ => i_type((imm & 63) | 0x400, a, 5, rd, 0x13),
             }
         }
         4 => {
