@@ -69,7 +69,9 @@ pub struct Tlb {
     /// Live entries cut from superpages (an upper bound: fences by address
     /// only scan the arrays while it is nonzero).
     super_entries: usize,
-    /// Bumped by every flush (see [`generation`](Self::generation)).
+    /// Bumped by every flush (see [`generation`](Self::generation)). Any
+    /// new method that drops entries must bump it too: the hart's JIT
+    /// keeps jumps between translated pages only while it is unchanged.
     generation: u64,
     pub stats: TlbStats,
 }

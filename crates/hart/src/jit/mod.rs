@@ -1270,6 +1270,9 @@ impl Hart {
                 jit.jc_tlb_gen = tlb_gen;
                 jit.jc_code_writes = code_writes;
             }
+            // The fetch context id must name everything that selects the
+            // fetch translation besides the TLB's contents (privilege,
+            // paging; with the H extension, V and the VMID too).
             let stamp = jit.jc_gen << 16 | self.ctx_fetch as u64;
             jit.jc[jc_index(pc)] = JcEntry { vpc: pc, stamp, code, _pad: 0 };
             let jc = jit.jc.as_ptr();
