@@ -1,8 +1,9 @@
 # Strata build/test entry points.
 #   make setup        host tools + guest kernel/busybox (cached) + initramfs
 #   make build        cargo build --release
-#   make test         setup + build + every test: cargo tests, boot, conformance,
-#                     difftest, KVM on Strata, strata run (hypervisor)
+#   make test         setup + build + every test: cargo tests, boot, virtio,
+#                     conformance, difftest (vs QEMU), difftest-jit (JIT vs
+#                     interpreter), KVM on Strata, strata run (hypervisor)
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
@@ -66,6 +67,7 @@ test: setup build
 	$(MAKE) --no-print-directory virtio-test
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory difftest
+	$(MAKE) --no-print-directory difftest-jit
 	tests/kvm/kvm-test.sh --machine strata
 	tests/hyp/run-test.sh
 
@@ -119,16 +121,22 @@ distclean: clean
 # Random differential testing against QEMU (crates/difftest, tests/difftest).
 #   make fuzz-diff SEED=123 COUNT=1000000   one seeded run (add REDUCE=1 to shrink failures)
 #   make difftest                           regression reproducers + a fixed-seed run
+#   make difftest-jit                       the same programs, Strata's JIT against its interpreter
 DIFFTEST_BIN  ?= $(TARGET_DIR)/release/strata-difftest
 SEED          ?= $(shell date +%s)
 COUNT         ?= 100000
 DIFFTEST_SEED ?= 20240601
 DIFFTEST_COUNT ?= 200000
 
-.PHONY: fuzz-diff difftest
+.PHONY: fuzz-diff difftest difftest-jit
 fuzz-diff: build
 	$(DIFFTEST_BIN) run --seed $(SEED) --count $(COUNT) $(if $(REDUCE),--reduce)
 
 difftest: build
 	$(if $(wildcard tests/difftest/regress/*.S),$(DIFFTEST_BIN) check $(sort $(wildcard tests/difftest/regress/*.S)))
 	$(DIFFTEST_BIN) run --seed $(DIFFTEST_SEED) --count $(DIFFTEST_COUNT)
+
+# No QEMU involved: Strata with --no-jit is the oracle, so more programs fit.
+difftest-jit: build
+	$(if $(wildcard tests/difftest/regress/*.S),$(DIFFTEST_BIN) check --oracle interp $(sort $(wildcard tests/difftest/regress/*.S)))
+	$(DIFFTEST_BIN) run --oracle interp --seed $(DIFFTEST_SEED) --count $$(( $(DIFFTEST_COUNT) * 5 ))

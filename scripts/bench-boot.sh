@@ -5,7 +5,8 @@
 # same kernel as a VM), in one run; prints each median, the ratios
 # strata/qemu and run/machine, and Strata's instructions per second.
 #
-# Env: MACHINES   "qemu strata strata-run" (default); any subset
+# Env: MACHINES   "qemu strata strata-run" (default); any subset, and
+#                 "strata-nojit" (Strata with its JIT off, --no-jit)
 #      SMP        guest CPUs (default 1)
 #      RUNS       hyperfine runs per machine (default 5), WARMUP (default 1)
 #      STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64)
@@ -33,8 +34,8 @@ done
 for m in $MACHINES; do
     case "$m" in
         qemu)   command -v "$QEMU_BIN" >/dev/null 2>&1 || die "$QEMU_BIN not found (run scripts/setup-host.sh)" ;;
-        strata|strata-run) [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first" ;;
-        *) die "unknown machine '$m' (qemu|strata|strata-run)" ;;
+        strata|strata-run|strata-nojit) [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first" ;;
+        *) die "unknown machine '$m' (qemu|strata|strata-run|strata-nojit)" ;;
     esac
 done
 mkdir -p "$OUT"
@@ -47,6 +48,8 @@ cmd_for() {
                   -kernel "$GUEST/Image" -initrd "$GUEST/initramfs.cpio" -append "$APPEND" \
                   -display none -monitor none -serial stdio -no-reboot ;;
         strata) q "$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
+                  --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
+        strata-nojit) q "$STRATA_BIN" machine --no-jit --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
                   --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
         strata-run) q "$STRATA_BIN" run --kernel "$GUEST/Image" \
                   --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
@@ -61,7 +64,7 @@ for m in $MACHINES; do
     # A boot must end in a clean power-off (exit 0): hyperfine fails otherwise.
     hyperfine --runs "$RUNS" --warmup "$WARMUP" --shell bash --output null \
         --command-name "$m" --export-json "$json" "$cmd" \
-        || die "$m: boot failed (non-zero exit); try: tests/boot/boot-test.sh --machine ${m%-run}"
+        || die "$m: boot failed (non-zero exit); try: tests/boot/boot-test.sh --machine strata"
     MEDIAN[$m]=$(jq -r '.results[0].median' "$json")
     if [ "$m" != qemu ]; then
         # One more boot for the counters (not timed by hyperfine).

@@ -5,12 +5,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What Strata (with its JIT on) is compared against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oracle {
+    /// QEMU, the reference machine.
+    Qemu,
+    /// Strata itself with the JIT off (`--no-jit`): every instruction
+    /// interpreted. Checks the JIT against the interpreter.
+    Interp,
+}
+
+impl Oracle {
+    pub fn parse(s: &str) -> Result<Oracle, String> {
+        match s {
+            "qemu" => Ok(Oracle::Qemu),
+            "interp" => Ok(Oracle::Interp),
+            _ => Err(format!("unknown oracle {s:?} (qemu or interp)")),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Tools {
     pub cc: String,
     pub qemu: String,
     pub strata: PathBuf,
     pub timeout: Duration,
+    pub oracle: Oracle,
 }
 
 impl Tools {
@@ -26,6 +47,7 @@ impl Tools {
             timeout: Duration::from_secs(
                 std::env::var("TIMEOUT").ok().and_then(|t| t.parse().ok()).unwrap_or(30),
             ),
+            oracle: Oracle::Qemu,
         }
     }
 }
@@ -91,14 +113,26 @@ fn finish(mut child: std::process::Child, deadline: Instant) -> RunOut {
     RunOut { stdout: String::from_utf8_lossy(&bytes).replace('\r', ""), timed_out, status }
 }
 
-/// Run `elf` on both machines at once; returns (qemu, strata).
+/// Run `elf` on both machines at once; returns (oracle, strata).
 pub fn run_both(tools: &Tools, elf: &Path) -> Result<(RunOut, RunOut), String> {
-    let mut q = Command::new(&tools.qemu);
-    q.args(["-M", "virt", "-bios", "none", "-kernel"]).arg(elf).args([
-        "-m", "128M", "-smp", "1", "-display", "none", "-serial", "stdio", "-monitor", "none",
-    ]);
+    let q = match tools.oracle {
+        Oracle::Qemu => {
+            let mut q = Command::new(&tools.qemu);
+            q.args(["-M", "virt", "-bios", "none", "-kernel"]).arg(elf).args([
+                "-m", "128M", "-smp", "1", "-display", "none", "-serial", "stdio", "-monitor", "none",
+            ]);
+            q
+        }
+        Oracle::Interp => {
+            let mut q = Command::new(&tools.strata);
+            q.args(["machine", "--no-jit", "--bios", "none", "--kernel"]).arg(elf).args(["-m", "128M"]);
+            q
+        }
+    };
     let mut s = Command::new(&tools.strata);
     s.args(["machine", "--bios", "none", "--kernel"]).arg(elf).args(["-m", "128M"]);
+    // The JIT is on unless the environment turns it off: make sure.
+    s.env_remove("STRATA_NO_JIT");
     let deadline = Instant::now() + tools.timeout;
     let qc = spawn(q)?;
     let sc = spawn(s)?;

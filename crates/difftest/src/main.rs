@@ -6,6 +6,9 @@
 //!   strata-difftest reduce (--prog-seed X | --seed S --program I) [--insns M] [-o FILE]
 //!   strata-difftest check FILE.S...
 //!
+//! Every command takes `--oracle qemu|interp` (default qemu): `interp`
+//! compares Strata with its JIT against Strata with `--no-jit`.
+//!
 //! Environment: STRATA_BIN (default $CARGO_TARGET_DIR/release/strata or
 //! target/release/strata), QEMU, CC_RISCV, TIMEOUT (seconds per run).
 
@@ -65,7 +68,8 @@ fn usage() -> String {
     "usage: strata-difftest run --seed S --count N [--insns-per-program M] [--checkpoint-every K] [--reduce] [--dir D]\n\
      \x20      strata-difftest gen --prog-seed X [--insns M] [-o FILE]\n\
      \x20      strata-difftest reduce (--prog-seed X | --seed S --program I) [--insns M] [-o FILE]\n\
-     \x20      strata-difftest check FILE.S..."
+     \x20      strata-difftest check FILE.S...\n\
+     \x20      (any command: --oracle qemu|interp; interp = Strata with --no-jit)"
         .into()
 }
 
@@ -108,6 +112,14 @@ fn work_dir(a: &Args) -> Result<PathBuf, String> {
     Ok(d)
 }
 
+fn tools(a: &Args) -> Result<Tools, String> {
+    let mut t = Tools::from_env();
+    if let Some(o) = a.get("--oracle") {
+        t.oracle = strata_difftest::exec::Oracle::parse(o)?;
+    }
+    Ok(t)
+}
+
 fn check_tools(t: &Tools) -> Result<(), String> {
     if !t.strata.exists() {
         return Err(format!("strata binary not found at {} (set STRATA_BIN)", t.strata.display()));
@@ -125,7 +137,7 @@ fn cmd_run(a: &Args) -> Result<bool, String> {
     let seed = a.num("--seed")?.ok_or("run needs --seed")?;
     let count = a.num("--count")?.unwrap_or(100_000) as usize;
     let cfg = gen_config(a)?;
-    let tools = Tools::from_env();
+    let tools = tools(a)?;
     check_tools(&tools)?;
     let dir = work_dir(a)?;
     let programs = count.div_ceil(cfg.insns.max(1)).max(1);
@@ -192,7 +204,7 @@ fn cmd_reduce(a: &Args) -> Result<bool, String> {
         ),
     };
     let cfg = gen_config(a)?;
-    let tools = Tools::from_env();
+    let tools = tools(a)?;
     check_tools(&tools)?;
     let dir = work_dir(a)?;
     let out = a.get("-o").map(PathBuf::from).unwrap_or_else(|| dir.join(format!("reduced-{ps:016x}.S")));
@@ -250,7 +262,7 @@ fn cmd_check(a: &Args) -> Result<bool, String> {
     if a.files.is_empty() {
         return Err("check needs .S files".into());
     }
-    let tools = Tools::from_env();
+    let tools = tools(a)?;
     check_tools(&tools)?;
     let dir = work_dir(a)?;
     let (mut passed, mut failed) = (0, 0);

@@ -11,6 +11,8 @@ pub mod decode;
 mod exec;
 mod fp;
 pub mod isa;
+#[cfg(target_arch = "x86_64")]
+mod jit;
 mod mem;
 pub mod stats;
 pub mod trap;
@@ -95,6 +97,9 @@ pub struct Hart {
     /// instructions).
     cur_insn_bits: u64,
     code: code::CodeCache,
+    /// The block compiler and its code, when on (`set_jit`).
+    #[cfg(target_arch = "x86_64")]
+    jit: Option<Box<jit::Jit>>,
 }
 
 /// One cached translation (see [`Hart::tlb_entries`]).
@@ -147,6 +152,8 @@ impl Hart {
             event: true,
             cur_insn_bits: 0,
             code: code::CodeCache::new(),
+            #[cfg(target_arch = "x86_64")]
+            jit: None,
         };
         h.atp_changed();
         h
@@ -351,7 +358,7 @@ impl Hart {
             while used < budget {
                 let pc = self.pc;
                 match self.enter_code_page(pc) {
-                    Ok(Some(idx)) => used += self.run_page(bus, idx, pc, budget - used),
+                    Ok(Some(idx)) => used += self.run_code_page(bus, idx, pc, budget - used),
                     Ok(None) => {
                         used += 1;
                         self.step_slow(bus);
@@ -392,6 +399,28 @@ impl Hart {
             }
         };
         Ok(Some(self.code.enter(&self.ram, off >> 12)))
+    }
+
+    /// Runs code from decoded-code page `idx` starting at `pc` (=
+    /// `self.pc`): compiled blocks when the JIT is on, else the interpreter.
+    #[inline(always)]
+    fn run_code_page(&mut self, bus: &mut dyn Bus, idx: usize, pc: u64, budget: u64) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if self.jit.is_some() {
+            return self.run_page_jit(bus, idx, pc, budget);
+        }
+        self.run_page(bus, idx, pc, budget)
+    }
+
+    /// JIT on/off where there is no JIT: always off.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn set_jit(&mut self, _on: bool) -> bool {
+        false
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn jit_stats(&self) -> Option<stats::JitStats> {
+        None
     }
 
     /// Runs instructions from decoded-code page `idx`, starting at `pc`,

@@ -54,3 +54,20 @@ impl HartStats {
         self.fences[f as usize] += 1;
     }
 }
+
+/// JIT counters (x86-64 hosts; see `jit/`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitStats {
+    /// Blocks compiled, the instructions in them, and their code bytes.
+    pub blocks: u64,
+    pub insns: u64,
+    pub bytes: u64,
+    /// Instructions compiled as calls into the interpreter.
+    pub interp_insns: u64,
+    /// Times the code buffer filled up and was emptied.
+    pub flushes: u64,
+    /// Blocks entered from the run loop.
+    pub runs: u64,
+    /// Jumps between blocks linked (chained).
+    pub links: u64,
+}

@@ -12,7 +12,7 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// log2 of the page size that code tracking works in.
 pub const PAGE_SHIFT: u32 = 12;
@@ -45,6 +45,9 @@ pub struct GuestRam {
     /// Per page: bumped by every write that reaches a page marked as code,
     /// so a hart's decoded copy of the page can tell it is stale.
     code_gen: Box<[AtomicU32]>,
+    /// Bumped with any page's `code_gen`: one number that moves whenever
+    /// any decoded code anywhere may have gone stale.
+    code_writes: AtomicU64,
 }
 
 // SAFETY: `GuestRam` hands out no references into its storage; every access
@@ -66,19 +69,29 @@ impl GuestRam {
         if base.checked_add(size).is_none() {
             return Err(format!("RAM at {base:#x} of size {size:#x} overflows the address space"));
         }
-        let mut v: Vec<u8> = Vec::new();
-        v.try_reserve_exact(len)
-            .map_err(|_| format!("cannot allocate {} MiB of guest RAM on this host", size >> 20))?;
-        v.resize(len, 0);
-        let boxed = v.into_boxed_slice();
-        // SAFETY: `UnsafeCell<u8>` has the same in-memory representation as
-        // `u8` (it is `repr(transparent)`), so a boxed slice of one is a boxed
-        // slice of the other with the same length and allocation layout.
-        let bytes = unsafe { Box::from_raw(Box::into_raw(boxed) as *mut [UnsafeCell<u8>]) };
+        let no_ram = || format!("cannot allocate {} MiB of guest RAM on this host", size >> 20);
+        let bytes: Box<[UnsafeCell<u8>]> = if len == 0 {
+            Box::new([])
+        } else {
+            // Zeroed by the allocator (calloc: fresh pages from the kernel
+            // are already zero), so pages cost host memory only once the
+            // guest touches them; filling a Vec would touch them all now.
+            let layout = std::alloc::Layout::array::<UnsafeCell<u8>>(len).map_err(|_| no_ram())?;
+            // SAFETY: `layout` has a nonzero size (len > 0).
+            let p = unsafe { std::alloc::alloc_zeroed(layout) };
+            if p.is_null() {
+                return Err(no_ram());
+            }
+            // SAFETY: `p` is a live allocation from the global allocator
+            // with the layout of `[UnsafeCell<u8>; len]`, which is what a
+            // `Box<[UnsafeCell<u8>]>` of that length frees; all-zero bytes
+            // are valid `UnsafeCell<u8>` values.
+            unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p as *mut UnsafeCell<u8>, len)) }
+        };
         let pages = len.div_ceil(1 << PAGE_SHIFT);
         let code = (0..pages).map(|_| AtomicU8::new(0)).collect();
         let code_gen = (0..pages).map(|_| AtomicU32::new(0)).collect();
-        Ok(Self { base, bytes, code, code_gen })
+        Ok(Self { base, bytes, code, code_gen, code_writes: AtomicU64::new(0) })
     }
 
     #[inline]
@@ -191,6 +204,20 @@ impl GuestRam {
         self.code[page].load(Ordering::Relaxed) != 0 && self.code_gen[page].load(Ordering::Relaxed) == gen
     }
 
+    /// Host addresses for code generated at run time (the hart's JIT): RAM
+    /// offset 0, and the code marks, one byte per 4 KiB page, nonzero while
+    /// the page holds decoded code. Generated code may read and write RAM
+    /// through the first only inside pages it knows to be in RAM (a TLB
+    /// hit), and may write only to a page whose mark reads zero; a write to
+    /// a marked page must go through [`store_off`](Self::store_off) so the
+    /// page's generation moves. Both stay valid as long as `self`.
+    pub fn raw_parts(&self) -> (*mut u8, *const u8) {
+        let bytes = if self.bytes.is_empty() { std::ptr::null_mut() } else { self.ptr_at(0) };
+        // `AtomicU8` has the size and alignment of `u8`; a plain byte load
+        // of it is a relaxed load on the hosts the JIT supports.
+        (bytes, self.code.as_ptr() as *const u8)
+    }
+
     /// Number of 4 KiB pages (the last may be partial).
     #[inline]
     pub fn pages(&self) -> usize {
@@ -204,7 +231,16 @@ impl GuestRam {
         }
         self.code[page].store(0, Ordering::Relaxed);
         self.code_gen[page].fetch_add(1, Ordering::Relaxed);
+        self.code_writes.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// How many writes have reached pages marked as code so far: while it
+    /// is unchanged, every page's `code_valid` answer is too (for caches
+    /// that cannot afford to ask page by page).
+    #[inline]
+    pub fn code_writes(&self) -> u64 {
+        self.code_writes.load(Ordering::Relaxed)
     }
 
     /// Notes a write to RAM offsets `off..off+len` (len > 0); true if it hit
@@ -321,8 +357,13 @@ mod tests {
         assert_eq!(ram.store_checked(0x8000_1ffc, 8, 0), Ok(true));
         assert!(!ram.code_valid(2, g));
         let g = ram.mark_code(0);
+        let w = ram.code_writes();
         ram.zero(0x8000_0000, 1).unwrap();
         assert!(!ram.code_valid(0, g));
+        assert_eq!(ram.code_writes(), w + 1);
+        // Writes to unmarked pages leave the count alone.
+        ram.zero(0x8000_0000, 1).unwrap();
+        assert_eq!(ram.code_writes(), w + 1);
     }
 
     #[test]

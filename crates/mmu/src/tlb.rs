@@ -51,6 +51,31 @@ struct Entry {
 
 const EMPTY: Entry = Entry { tag: INVALID, delta: 0 };
 
+/// log2 of the size of an [`Entry`].
+const ENTRY_SHIFT: u32 = 4;
+const _: () = assert!(std::mem::size_of::<Entry>() == 1 << ENTRY_SHIFT);
+
+/// How to do what [`Tlb::lookup`] does from generated code.
+///
+/// The entry for an access of kind `a` to virtual address `va` is at
+/// `base + a.index() * kind_stride + ((va >> 12) & (sets - 1)) << entry_shift`.
+/// It is a hit if the `u64` at `tag_off` in it equals
+/// `(va & page_mask) | ctx` (the same context id `lookup` takes); the RAM
+/// offset of `va` is then `va + (the u64 at delta_off)`. A hit covers the
+/// whole 4 KiB page of `va`, which lies entirely inside guest RAM, so an
+/// access that does not cross that page stays inside RAM. (A page-crossing
+/// access can be caught by comparing the tag of its last byte's page.)
+#[derive(Clone, Copy, Debug)]
+pub struct RawLayout {
+    pub base: *const u8,
+    pub kind_stride: usize,
+    pub entry_shift: u32,
+    pub sets: usize,
+    pub tag_off: usize,
+    pub delta_off: usize,
+    pub page_mask: u64,
+}
+
 /// What an entry was made from, kept apart from the hot `Entry`.
 #[derive(Clone, Copy, Debug)]
 struct Meta {
@@ -115,6 +140,10 @@ pub struct Tlb {
     /// (context, page) of entries dropped as collateral, for counting the
     /// misses they cause.
     collateral: HashSet<(u16, u64)>,
+    /// Bumped by every flush (see [`generation`](Self::generation)). Any
+    /// new method that drops entries must bump it too: the hart's JIT
+    /// keeps jumps between translated pages only while it is unchanged.
+    generation: u64,
     pub stats: TlbStats,
 }
 
@@ -139,6 +168,7 @@ impl Tlb {
             rev: None,
             rev_len: 0,
             collateral: HashSet::new(),
+            generation: 0,
             stats: TlbStats::default(),
         }
     }
@@ -239,6 +269,7 @@ impl Tlb {
     /// Drops every entry for which `pred(entry_va_tag, ctx, meta)` holds.
     fn drop_where(&mut self, mut pred: impl FnMut(u64, u16, &Meta) -> bool) {
         self.stats.flushes += 1;
+        self.generation += 1;
         let mut dropped = 0;
         for (set, metas) in self.sets.iter_mut().zip(self.meta.iter()) {
             for (e, m) in set.iter_mut().zip(metas.iter()) {
@@ -254,6 +285,7 @@ impl Tlb {
     /// Drops every entry.
     pub fn flush(&mut self) {
         self.stats.flushes += 1;
+        self.generation += 1;
         for set in self.sets.iter_mut() {
             for e in set.iter_mut() {
                 if e.tag != INVALID {
@@ -277,6 +309,7 @@ impl Tlb {
                 if self.super_entries == 0 {
                     // Only the one slot per kind can hold `va`.
                     self.stats.flushes += 1;
+        self.generation += 1;
                     let slot = Self::slot(va);
                     for set in self.sets.iter_mut() {
                         let e = &mut set[slot];
@@ -310,6 +343,7 @@ impl Tlb {
     /// With the reverse index this looks at that page's entries only.
     pub fn flush_ram_page(&mut self, ram_page: u64) {
         self.stats.flushes += 1;
+        self.generation += 1;
         let mut dropped = 0;
         match self.rev.as_mut().and_then(|r| r.remove(&ram_page)) {
             Some(codes) => {
@@ -344,6 +378,7 @@ impl Tlb {
     /// remembering them so that later misses on them are counted too.
     pub fn flush_spaces_for_page(&mut self, spaces: u64, ram_page: u64) {
         self.stats.flushes += 1;
+        self.generation += 1;
         let mut dropped = 0;
         for set in self.sets.iter_mut() {
             for e in set.iter_mut() {
@@ -369,7 +404,33 @@ impl Tlb {
     /// Drops store entries only (used when a page becomes watched, e.g. for
     /// a reservation or for cached code).
     pub fn flush_stores(&mut self) {
+        self.generation += 1;
         self.sets[Access::Store.index()].fill(EMPTY);
+    }
+
+    /// A number that changes whenever a flush drops translations: anything
+    /// derived from this TLB's translations (the JIT's jump cache) is
+    /// still good while it is unchanged. (An entry replaced by `insert` is
+    /// not a flush: the translation it held was not revoked.)
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Where the entries live, for code generated at run time (the hart's
+    /// JIT) that looks up loads and stores without calling [`lookup`]
+    /// (Self::lookup). The layout may change; users must take it from here.
+    /// The pointer stays valid for the life of this `Tlb`.
+    pub fn raw_layout(&self) -> RawLayout {
+        RawLayout {
+            base: self.sets.as_ptr() as *const u8,
+            kind_stride: std::mem::size_of::<[Entry; SETS]>(),
+            entry_shift: ENTRY_SHIFT,
+            sets: SETS,
+            tag_off: std::mem::offset_of!(Entry, tag),
+            delta_off: std::mem::offset_of!(Entry, delta),
+            page_mask: !0xfff,
+        }
     }
 
     /// Every live entry: (access kind, context id, virtual page address,
@@ -411,8 +472,10 @@ mod tests {
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 2), None, "other context");
         assert_eq!(t.lookup(Access::Store, 0x1ff8, 1), None, "other access kind");
         assert_eq!(t.lookup(Access::Load, 0x1000 + (SETS as u64) * 0x1000, 1), None, "same slot, other page");
+        let g = t.generation();
         t.flush_spaces(!0, Some(0x1000));
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), None);
+        assert_ne!(t.generation(), g, "a flush moves the generation");
         t.insert(Access::Fetch, 0xffff_ffff_8000_0000, 3, 0, 12, None);
         assert_eq!(t.lookup(Access::Fetch, 0xffff_ffff_8000_0010, 3), Some(0x10));
         t.flush();

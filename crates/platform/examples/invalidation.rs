@@ -51,6 +51,7 @@ fn main() {
         clock: ClockMode::Virtual,
         console_stdout: false,
         console_stdin: false,
+        jit: true,
     })
     .unwrap_or_else(|e| {
         eprintln!("invalidation: {e}");

@@ -63,6 +63,8 @@ pub struct RunConfig {
     pub console_stdout: bool,
     /// Feed stdin to the first VM's UART.
     pub console_stdin: bool,
+    /// Compile guest code to host code (x86-64 hosts).
+    pub jit: bool,
 }
 
 /// One VM's console: to stdout (labelled by line when several VMs share
@@ -335,6 +337,7 @@ impl HypMachine {
             .map(|h| {
                 let mut hart = Hart::new(h as u64, ram.clone(), strata_devices::HartIrqs::new());
                 hart.reset(0);
+                hart.set_jit(cfg.jit);
                 hart.set_hypervisor_mode();
                 hart.enable_tlb_reverse_index();
                 let mut ops = HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE };

@@ -63,6 +63,9 @@ pub struct MachineConfig {
     pub serial_log: Option<PathBuf>,
     /// virtio-mmio devices (disks, entropy, ...).
     pub virtio: crate::virtio::VirtioConfig,
+    /// Compile guest code to host code (x86-64 hosts); off: interpret
+    /// everything. Both must give the same architectural results.
+    pub jit: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +242,9 @@ impl Machine {
         let harts = (0..cfg.harts)
             .map(|h| {
                 let mut hart = Hart::new(h as u64, ram.clone(), irqs[h as usize].clone());
+                // Without executable memory (or off x86-64) the hart
+                // interprets, which gives the same results.
+                hart.set_jit(cfg.jit);
                 hart.reset(entry);
                 hart.x[10] = h as u64; // a0: hart id
                 hart.x[11] = dtb_slot; // a1: device tree
@@ -495,6 +501,20 @@ impl Machine {
                 "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | traps to M {} HS {} VS {}",
                 h.hartid, f[0], f[1], f[2], f[3], st.traps_to[0], st.traps_to[1], st.traps_to[2]
             );
+            let c = h.code_stats();
+            let _ = write!(s, "hart {}: code pages entered {} filled {} decodes {}", h.hartid, c.page_entries, c.page_fills, c.decodes);
+            match h.jit_stats() {
+                Some(j) => {
+                    let _ = writeln!(
+                        s,
+                        " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} entries {} links {}",
+                        j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs, j.links
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, " | jit off");
+                }
+            }
             let exc: Vec<String> = st.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
             let int: Vec<String> = st.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
             let _ = writeln!(s, "hart {}: exceptions by cause [{}] interrupts by cause [{}]", h.hartid, exc.join(" "), int.join(" "));

@@ -16,7 +16,10 @@ const WALK_BASE: u64 = 0x8010_0000;
 const WALK_PAGES: u64 = 64;
 
 fn guest_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("strata-hyp-test-{}-{name}.elf", std::process::id()));
+    // Tests run in parallel threads: each file gets its own name.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("strata-hyp-test-{}-{n}-{name}.elf", std::process::id()));
     std::fs::write(&p, bytes).unwrap();
     p
 }
@@ -42,6 +45,7 @@ fn machine(vms: Vec<VmConfig>, harts: u32, policy: Policy) -> HypMachine {
         clock: ClockMode::Virtual,
         console_stdout: false,
         console_stdin: false,
+        jit: true,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

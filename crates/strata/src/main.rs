@@ -73,6 +73,9 @@ struct RunArgs {
     /// Print hypervisor, translation and speed counters at the end.
     #[arg(long)]
     stats: bool,
+    /// Interpret every instruction (also: STRATA_NO_JIT=1).
+    #[arg(long)]
+    no_jit: bool,
     #[arg(long, value_enum)]
     clock: Option<Clock>,
 }
@@ -153,7 +156,8 @@ fn run(a: RunArgs) -> Result<i32, String> {
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let clock = clock_mode(a.clock, interactive);
-    let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: interactive };
+    let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
+    let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: interactive, jit };
     let mut m = HypMachine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };
     let out = m.run();
@@ -208,6 +212,10 @@ struct MachineArgs {
     /// Print translation, trap and speed counters when the machine stops.
     #[arg(long)]
     stats: bool,
+    /// Interpret every instruction instead of compiling guest code to host
+    /// code (also: environment variable STRATA_NO_JIT=1).
+    #[arg(long)]
+    no_jit: bool,
     /// How guest time advances. Default: paced on an interactive terminal,
     /// virtual otherwise.
     #[arg(long, value_enum)]
@@ -301,6 +309,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
             vsock: a.vsock,
             console: a.virtio_console,
         },
+        jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };
@@ -310,6 +319,11 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         eprint!("{}", m.stats_report());
     }
     Ok(reason)
+}
+
+/// An environment variable set to anything but "", "0" or "false".
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 fn main() -> ExitCode {
