@@ -312,6 +312,62 @@ impl GuestRam {
     }
 }
 
+/// Guest memory as devices reach it for DMA: guest-physical addresses,
+/// bounded accesses. [`GuestRam`] is the plain case; a VM under Strata's
+/// hypervisor has a view that translates its guest-physical pages to the
+/// machine pages that back them.
+pub trait GuestMemory: Send + Sync {
+    /// Whether `addr..addr+len` is all reachable.
+    fn contains(&self, addr: u64, len: u64) -> bool;
+    fn load(&self, addr: u64, size: u8) -> Result<u64, OutOfRange>;
+    fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange>;
+    fn read_bytes(&self, addr: u64, dst: &mut [u8]) -> Result<(), OutOfRange>;
+    fn write_bytes(&self, addr: u64, src: &[u8]) -> Result<(), OutOfRange>;
+    fn zero(&self, addr: u64, len: u64) -> Result<(), OutOfRange>;
+}
+
+impl GuestMemory for GuestRam {
+    fn contains(&self, addr: u64, len: u64) -> bool {
+        GuestRam::contains(self, addr, len)
+    }
+    fn load(&self, addr: u64, size: u8) -> Result<u64, OutOfRange> {
+        GuestRam::load(self, addr, size)
+    }
+    fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange> {
+        GuestRam::store(self, addr, size, v)
+    }
+    fn read_bytes(&self, addr: u64, dst: &mut [u8]) -> Result<(), OutOfRange> {
+        GuestRam::read_bytes(self, addr, dst)
+    }
+    fn write_bytes(&self, addr: u64, src: &[u8]) -> Result<(), OutOfRange> {
+        GuestRam::write_bytes(self, addr, src)
+    }
+    fn zero(&self, addr: u64, len: u64) -> Result<(), OutOfRange> {
+        GuestRam::zero(self, addr, len)
+    }
+}
+
+impl<T: GuestMemory + ?Sized> GuestMemory for std::sync::Arc<T> {
+    fn contains(&self, addr: u64, len: u64) -> bool {
+        (**self).contains(addr, len)
+    }
+    fn load(&self, addr: u64, size: u8) -> Result<u64, OutOfRange> {
+        (**self).load(addr, size)
+    }
+    fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange> {
+        (**self).store(addr, size, v)
+    }
+    fn read_bytes(&self, addr: u64, dst: &mut [u8]) -> Result<(), OutOfRange> {
+        (**self).read_bytes(addr, dst)
+    }
+    fn write_bytes(&self, addr: u64, src: &[u8]) -> Result<(), OutOfRange> {
+        (**self).write_bytes(addr, src)
+    }
+    fn zero(&self, addr: u64, len: u64) -> Result<(), OutOfRange> {
+        (**self).zero(addr, len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

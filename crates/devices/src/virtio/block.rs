@@ -27,7 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use strata_memory::GuestRam;
+use strata_memory::GuestMemory;
 
 use super::queue::{copy_segments, Chain};
 use super::{id, put_le, DeviceError, QueueCtx, VirtioDevice};
@@ -131,7 +131,7 @@ impl Block {
     }
 
     /// Executes one request; returns the used length.
-    pub fn handle(&mut self, mem: &GuestRam, c: &Chain) -> u32 {
+    pub fn handle(&mut self, mem: &dyn GuestMemory, c: &Chain) -> u32 {
         let wlen = c.writable_len();
         if wlen == 0 {
             return 0;
@@ -145,7 +145,7 @@ impl Block {
     }
 
     /// Returns (status, bytes of data written to the guest).
-    fn execute(&mut self, mem: &GuestRam, c: &Chain, data_in: u64) -> (u8, u64) {
+    fn execute(&mut self, mem: &dyn GuestMemory, c: &Chain, data_in: u64) -> (u8, u64) {
         let mut hdr = [0u8; 16];
         if c.read_at(mem, 0, &mut hdr) != 16 {
             return (S_IOERR, 0);
@@ -199,7 +199,7 @@ impl Block {
     /// Moves `len` bytes at file offset `pos` into the chain's writable
     /// buffers: one pread per [`CHUNK`] of the request (not one per guest
     /// segment), then a copy into each segment.
-    fn read_to_guest(&mut self, mem: &GuestRam, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
+    fn read_to_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
         let Block { file, scratch, .. } = self;
         let mut done = 0u64;
         while done < len {
@@ -220,7 +220,7 @@ impl Block {
 
     /// Moves `len` bytes from the chain's readable buffers (after the
     /// 16-byte header) to file offset `pos`, one pwrite per [`CHUNK`].
-    fn write_from_guest(&mut self, mem: &GuestRam, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
+    fn write_from_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
         let Block { file, scratch, .. } = self;
         let mut done = 0u64;
         while done < len {
@@ -241,7 +241,7 @@ impl Block {
 
     /// DISCARD and WRITE_ZEROES (§5.2.6): the data is an array of
     /// {sector u64, num_sectors u32, flags u32} segments.
-    fn discard_or_zero(&mut self, mem: &GuestRam, c: &Chain, zero: bool, data_out: u64) -> u8 {
+    fn discard_or_zero(&mut self, mem: &dyn GuestMemory, c: &Chain, zero: bool, data_out: u64) -> u8 {
         const UNMAP: u32 = 1;
         if data_out == 0 || data_out % 16 != 0 || data_out / 16 > MAX_DISCARD_SEG as u64 {
             return S_IOERR;
@@ -361,6 +361,7 @@ impl VirtioDevice for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_memory::GuestRam;
     use crate::virtio::mmio::tests::{bring_up, mk};
     use crate::virtio::queue::tests::{desc, AVAIL, DATA, DESC, RAM, USED};
     use crate::virtio::queue::{VIRTQ_DESC_F_NEXT as N, VIRTQ_DESC_F_WRITE as W};

@@ -20,7 +20,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use strata_memory::GuestRam;
+use strata_memory::{GuestMemory, GuestRam};
 
 use super::mmio::reg;
 use super::mmio::tests::Wire;
@@ -54,7 +54,7 @@ fn layout(q: usize, size: u16) -> Layout {
     Layout { size, desc: base, avail: base + 0x1000, used: base + 0x2000, indirect: INDIRECT + q as u64 * 0x1000 }
 }
 
-fn put_desc(mem: &GuestRam, table: u64, i: u64, addr: u64, len: u32, flags: u16, next: u16) {
+fn put_desc(mem: &dyn GuestMemory, table: u64, i: u64, addr: u64, len: u32, flags: u16, next: u16) {
     let at = table + 16 * i;
     mem.store(at, 8, addr).unwrap();
     mem.store(at + 8, 4, len as u64).unwrap();
@@ -64,7 +64,7 @@ fn put_desc(mem: &GuestRam, table: u64, i: u64, addr: u64, len: u32, flags: u16,
 
 /// A random descriptor: mostly well-formed (writable buffers in the write
 /// area, readable ones in the read area), sometimes hostile.
-fn random_desc(rng: &mut TestRng, mem: &GuestRam, table: u64, i: u64, l: &Layout, entries: u64, in_indirect: bool) {
+fn random_desc(rng: &mut TestRng, mem: &dyn GuestMemory, table: u64, i: u64, l: &Layout, entries: u64, in_indirect: bool) {
     let mut flags = match rng.below(40) {
         0 => rng.next() as u16 & 7,
         1..=12 => VIRTQ_DESC_F_WRITE,
@@ -100,7 +100,7 @@ fn random_desc(rng: &mut TestRng, mem: &GuestRam, table: u64, i: u64, l: &Layout
 /// device-writable ones, linked with NEXT; now and then through an
 /// indirect table) starting at `head`, then sometimes breaks one thing
 /// about it. Returns the head to offer.
-fn driver_chain(rng: &mut TestRng, mem: &GuestRam, l: &Layout, head: u16, indirect_ok: bool) -> u16 {
+fn driver_chain(rng: &mut TestRng, mem: &dyn GuestMemory, l: &Layout, head: u16, indirect_ok: bool) -> u16 {
     let r = rng.below(3);
     let w = if r == 0 { 1 + rng.below(3) } else { rng.below(3) };
     let n = (r + w).min(4);
@@ -152,7 +152,7 @@ fn driver_chain(rng: &mut TestRng, mem: &GuestRam, l: &Layout, head: u16, indire
 /// Fills the read area with plausible request headers for every device
 /// type (virtio-blk, vsock, net headers are all read from offset 0 of the
 /// chain) and random bytes.
-fn fill_read_area(rng: &mut TestRng, mem: &GuestRam) {
+fn fill_read_area(rng: &mut TestRng, mem: &dyn GuestMemory) {
     for off in (0..AREA).step_by(16) {
         let a = READ_AREA + off;
         match rng.below(4) {
@@ -192,7 +192,7 @@ fn fill_read_area(rng: &mut TestRng, mem: &GuestRam) {
 /// Byte ranges a device may legally write: the used rings, and buffers of
 /// writable descriptors in every main table and in every table a main-table
 /// INDIRECT descriptor points to (whatever the walker might follow).
-fn allowed(mem: &GuestRam, layouts: &[Layout]) -> Vec<(u64, u64)> {
+fn allowed(mem: &dyn GuestMemory, layouts: &[Layout]) -> Vec<(u64, u64)> {
     let mut r = Vec::new();
     let desc = |at: u64| -> Option<(u64, u64, u16)> {
         Some((mem.load(at, 8).ok()?, mem.load(at + 8, 4).ok()?, mem.load(at + 12, 2).ok()? as u16))
@@ -217,7 +217,7 @@ fn allowed(mem: &GuestRam, layouts: &[Layout]) -> Vec<(u64, u64)> {
     r
 }
 
-fn check_writes(before: &[u8], mem: &GuestRam, ok: &[(u64, u64)], what: &str) {
+fn check_writes(before: &[u8], mem: &dyn GuestMemory, ok: &[(u64, u64)], what: &str) {
     let mut after = vec![0u8; before.len()];
     mem.read_bytes(RAM, &mut after).unwrap();
     for (i, (a, b)) in before.iter().zip(&after).enumerate() {

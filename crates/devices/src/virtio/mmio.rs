@@ -29,7 +29,7 @@
 
 use std::sync::Arc;
 
-use strata_memory::GuestRam;
+use strata_memory::GuestMemory;
 
 use super::{feature, status, DeviceError, Queue, QueueCtx, VirtioDevice};
 use crate::{IrqLine, MmioDevice};
@@ -82,7 +82,7 @@ const TRANSPORT_FEATURES: u64 = feature::VERSION_1 | feature::RING_INDIRECT_DESC
 
 pub struct VirtioMmio {
     dev: Box<dyn VirtioDevice>,
-    mem: Arc<GuestRam>,
+    mem: Arc<dyn GuestMemory>,
     irq: Arc<dyn IrqLine>,
     name: String,
     queues: Vec<Queue>,
@@ -100,7 +100,7 @@ pub struct VirtioMmio {
 }
 
 impl VirtioMmio {
-    pub fn new(dev: Box<dyn VirtioDevice>, mem: Arc<GuestRam>, irq: Arc<dyn IrqLine>, name: impl Into<String>) -> Self {
+    pub fn new(dev: Box<dyn VirtioDevice>, mem: Arc<dyn GuestMemory>, irq: Arc<dyn IrqLine>, name: impl Into<String>) -> Self {
         let max = dev.queue_max_size().clamp(1, super::queue::MAX_QUEUE_SIZE);
         let queues = (0..dev.num_queues()).map(|_| Queue::new(max)).collect();
         // Device-type bits are 0..=23 (§6); the transport owns the rest.
@@ -197,7 +197,7 @@ impl VirtioMmio {
         if !self.live() || !self.queues.get(q).is_some_and(|q| q.ready) {
             return;
         }
-        let mut ctx = QueueCtx { mem: &self.mem, queues: &mut self.queues };
+        let mut ctx = QueueCtx { mem: &*self.mem, queues: &mut self.queues };
         let r = self.dev.process(q, &mut ctx);
         self.finish(r);
     }
@@ -208,7 +208,7 @@ impl VirtioMmio {
         if !self.live() {
             return false;
         }
-        let mut ctx = QueueCtx { mem: &self.mem, queues: &mut self.queues };
+        let mut ctx = QueueCtx { mem: &*self.mem, queues: &mut self.queues };
         let r = self.dev.poll(&mut ctx);
         let did = matches!(r, Ok(true));
         self.finish(r.map(|_| ()));
@@ -302,7 +302,7 @@ impl VirtioMmio {
         if q.ready {
             return;
         }
-        match q.validate(&mem) {
+        match q.validate(&*mem) {
             Ok(()) => q.ready = true,
             Err(e) => {
                 let sel = self.queue_sel;
@@ -428,6 +428,7 @@ impl MmioDevice for VirtioMmio {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use strata_memory::GuestRam;
     use crate::virtio::queue::tests::{desc, AVAIL, DATA, DESC, RAM, USED};
     use crate::virtio::queue::VIRTQ_DESC_F_WRITE;
     use crate::virtio::TestRng;
@@ -514,7 +515,7 @@ pub(crate) mod tests {
         (Box::new(Echo { seen: seen.clone(), cfg: [1, 2, 3, 4, 5, 6, 7, 8] }), seen)
     }
 
-    fn offer(mem: &GuestRam, head: u16) {
+    fn offer(mem: &dyn GuestMemory, head: u16) {
         let idx = mem.load(AVAIL + 2, 2).unwrap() as u16;
         mem.store(AVAIL + 4 + 2 * (idx % 8) as u64, 2, head as u64).unwrap();
         mem.store(AVAIL + 2, 2, idx.wrapping_add(1) as u64).unwrap();

@@ -26,7 +26,7 @@ pub mod rng;
 pub mod vsock;
 
 
-use strata_memory::GuestRam;
+use strata_memory::GuestMemory;
 
 pub use mmio::{VirtioMmio, VIRTIO_MMIO_SIZE};
 pub use queue::{Chain, ChainError, Queue};
@@ -74,7 +74,7 @@ impl From<ChainError> for DeviceError {
 /// the transport's business (it looks at what the device put in the used
 /// rings afterwards).
 pub struct QueueCtx<'a> {
-    pub mem: &'a GuestRam,
+    pub mem: &'a dyn GuestMemory,
     pub queues: &'a mut [Queue],
 }
 

@@ -32,7 +32,7 @@
 use std::fmt;
 use std::sync::atomic::{fence, Ordering};
 
-use strata_memory::GuestRam;
+use strata_memory::GuestMemory;
 
 /// Descriptor flags (§2.7.5).
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
@@ -126,7 +126,7 @@ impl Chain {
 
     /// Reads `dst.len()` bytes from offset `off` of the readable part.
     /// Returns how many bytes were available (short at the end).
-    pub fn read_at(&self, mem: &GuestRam, off: u64, dst: &mut [u8]) -> usize {
+    pub fn read_at(&self, mem: &dyn GuestMemory, off: u64, dst: &mut [u8]) -> usize {
         copy_segments(&self.readable, off, dst.len() as u64, |addr, pos, n| {
             mem.read_bytes(addr, &mut dst[pos..pos + n]).is_ok()
         })
@@ -134,7 +134,7 @@ impl Chain {
 
     /// Writes `src` at offset `off` of the writable part. Returns how many
     /// bytes fitted.
-    pub fn write_at(&self, mem: &GuestRam, off: u64, src: &[u8]) -> usize {
+    pub fn write_at(&self, mem: &dyn GuestMemory, off: u64, src: &[u8]) -> usize {
         copy_segments(&self.writable, off, src.len() as u64, |addr, pos, n| {
             mem.write_bytes(addr, &src[pos..pos + n]).is_ok()
         })
@@ -237,7 +237,7 @@ impl Queue {
 
     /// Checks the size and ring placement the driver configured (§2.7,
     /// §2.7.2 alignment table). Called when the driver enables the queue.
-    pub fn validate(&self, mem: &GuestRam) -> Result<(), ChainError> {
+    pub fn validate(&self, mem: &dyn GuestMemory) -> Result<(), ChainError> {
         let s = self.size;
         if s == 0 || !s.is_power_of_two() || s > self.max_size || s > MAX_QUEUE_SIZE {
             return Err(ChainError::BadQueueSize(s));
@@ -261,18 +261,18 @@ impl Queue {
             || overlaps(addr, len, self.used_addr, self.used_bytes())
     }
 
-    fn load16(mem: &GuestRam, addr: u64) -> Result<u16, ChainError> {
+    fn load16(mem: &dyn GuestMemory, addr: u64) -> Result<u16, ChainError> {
         mem.load(addr, 2).map(|v| v as u16).map_err(|_| ChainError::BadRing("ring field", addr))
     }
 
     /// The driver's available index.
-    fn avail_idx(&self, mem: &GuestRam) -> Result<u16, ChainError> {
+    fn avail_idx(&self, mem: &dyn GuestMemory) -> Result<u16, ChainError> {
         Self::load16(mem, self.avail_addr + 2)
     }
 
     /// Is there a chain to pop? Also publishes `avail_event` (§2.7.10) when
     /// EVENT_IDX is on, so the driver notifies for the next buffer.
-    pub fn has_available(&mut self, mem: &GuestRam) -> Result<bool, ChainError> {
+    pub fn has_available(&mut self, mem: &dyn GuestMemory) -> Result<bool, ChainError> {
         let idx = self.avail_idx(mem)?;
         let pending = idx.wrapping_sub(self.next_avail);
         if pending > self.size {
@@ -291,7 +291,7 @@ impl Queue {
     }
 
     /// Pops the next available chain, `Ok(None)` if there is none.
-    pub fn pop(&mut self, mem: &GuestRam) -> Result<Option<Chain>, ChainError> {
+    pub fn pop(&mut self, mem: &dyn GuestMemory) -> Result<Option<Chain>, ChainError> {
         if !self.has_available(mem)? {
             return Ok(None);
         }
@@ -312,7 +312,7 @@ impl Queue {
     }
 
     /// Walks the chain starting at `head` (§2.7.5, §2.7.5.3).
-    pub fn walk(&self, mem: &GuestRam, head: u16) -> Result<Chain, ChainError> {
+    pub fn walk(&self, mem: &dyn GuestMemory, head: u16) -> Result<Chain, ChainError> {
         let mut chain = Chain { head, ..Chain::default() };
         // The table being walked: (address, entries).
         let mut table = (self.desc_addr, self.size as u32);
@@ -390,7 +390,7 @@ impl Queue {
 
     /// Puts a used element (§2.7.8): `len` is the number of bytes the
     /// device wrote into the chain's writable buffers.
-    pub fn push_used(&mut self, mem: &GuestRam, head: u16, len: u32) -> Result<(), ChainError> {
+    pub fn push_used(&mut self, mem: &dyn GuestMemory, head: u16, len: u32) -> Result<(), ChainError> {
         let slot = self.used_addr + 4 + 8 * (self.next_used % self.size) as u64;
         let elem = (head as u64) | ((len as u64) << 32);
         mem.store(slot, 8, elem).map_err(|_| ChainError::UsedRing(slot))?;
@@ -405,7 +405,7 @@ impl Queue {
     /// After a batch of [`push_used`](Self::push_used): does the driver
     /// want a used-buffer notification (§2.7.7 without EVENT_IDX, §2.7.10
     /// with it)?
-    pub fn needs_notification(&mut self, mem: &GuestRam) -> bool {
+    pub fn needs_notification(&mut self, mem: &dyn GuestMemory) -> bool {
         let new = self.next_used;
         let old = self.signalled_used;
         if new == old {
@@ -430,6 +430,7 @@ impl Queue {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use strata_memory::GuestRam;
     use crate::virtio::TestRng;
 
     pub const RAM: u64 = 0x8000_0000;
@@ -451,7 +452,7 @@ pub(crate) mod tests {
         (mem, q)
     }
 
-    pub fn desc(mem: &GuestRam, table: u64, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+    pub fn desc(mem: &dyn GuestMemory, table: u64, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
         let at = table + 16 * i as u64;
         mem.store(at, 8, addr).unwrap();
         mem.store(at + 8, 4, len as u64).unwrap();
@@ -460,7 +461,7 @@ pub(crate) mod tests {
     }
 
     /// Makes `head` available at the driver's next slot.
-    pub fn offer(mem: &GuestRam, q: &Queue, head: u16) {
+    pub fn offer(mem: &dyn GuestMemory, q: &Queue, head: u16) {
         let idx = mem.load(AVAIL + 2, 2).unwrap() as u16;
         mem.store(AVAIL + 4 + 2 * (idx % q.size) as u64, 2, head as u64).unwrap();
         mem.store(AVAIL + 2, 2, idx.wrapping_add(1) as u64).unwrap();
@@ -538,7 +539,7 @@ pub(crate) mod tests {
         assert_eq!(c.writable, vec![Buf { addr: DATA + 0x200, len: 4 }]);
     }
 
-    fn pop_err(mem: &GuestRam, q: &mut Queue) -> ChainError {
+    fn pop_err(mem: &dyn GuestMemory, q: &mut Queue) -> ChainError {
         q.pop(mem).expect_err("hostile chain accepted")
     }
 
