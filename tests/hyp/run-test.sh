@@ -11,7 +11,11 @@
 #      guest-physical addresses outside their memory, including the machine
 #      addresses where the other VM's memory lies: every such access must be
 #      the architectural access fault, never data;
-#   4. bad configurations get one clear error line and exit 1.
+#   4. bad configurations get one clear error line and exit 1;
+#   5. virtio under the hypervisor: two VMs, each with its own ext4 disk
+#      (built on the host with mkfs.ext4 -d) and virtio-rng, read a file the
+#      host put there and write one back (the host reads it with debugfs);
+#      a protected VM asking for a disk is refused.
 #
 # Usage: tests/hyp/run-test.sh [--only N]
 # Env:   STRATA_BIN (target/release/strata), RUN_TIMEOUT (600),
@@ -185,6 +189,55 @@ if want 4; then
     WANT_RC=2 bad "unknown flag (usage error)" "unexpected argument" run --kernel "$GUEST/Image" --frobnicate
     printf 'not toml [' >"$WORK/bad4.toml"
     bad "malformed TOML" "bad4.toml" run --config "$WORK/bad4.toml"
+fi
+
+# --- 5: virtio devices of VMs -------------------------------------------------
+if want 5; then
+    LOG="$LOGDIR/hyp-virtio.log"
+    echo "== 5: virtio-blk and virtio-rng in VMs under the hypervisor ($LOG)"
+    MODS="virtio_mmio,virtio_blk,ext4,virtio_rng"
+    for vm in a b; do
+        mkdir -p "$WORK/disk-$vm"
+        echo "host data for $vm $(date +%s%N)" >"$WORK/disk-$vm/hello.txt"
+        truncate -s 32M "$WORK/$vm.img"
+        mkfs.ext4 -q -F -d "$WORK/disk-$vm" "$WORK/$vm.img"
+    done
+    # The guest writes the md5 of its command line (which names the VM).
+    GCMD='mount /dev/vda /mnt && sha256sum /mnt/hello.txt && md5sum /proc/cmdline | cut -c1-32 > /mnt/back.txt && sync && umount /mnt && head -c 64 /dev/hwrng | wc -c'
+    for vm in a b; do
+        cat >>"$WORK/virtio.toml" <<EOF
+[[vm]]
+name = "$vm"
+memory = "256M"
+kernel = "$GUEST/Image"
+initrd = "$GUEST/initramfs.cpio"
+cmdline = "console=ttyS0 panic=-1 strata.modules=$MODS strata.cmd=\"$GCMD\" vm=$vm"
+drives = ["file=$WORK/$vm.img,serial=disk-$vm"]
+rng = true
+EOF
+    done
+    run "$LOG" run --config "$WORK/virtio.toml" --harts 2
+    [ "$RC" -eq 0 ] && pass "virtio: both VMs powered off (exit 0)" || fail "virtio: exit status $RC (see $LOG)"
+    for vm in a b; do
+        want_sum=$(sha256sum <"$WORK/disk-$vm/hello.txt" | cut -d' ' -f1)
+        check "$LOG" "virtio: VM $vm reads its own disk's file (sha256 matches the host)" "^\[$vm\] $want_sum  /mnt/hello.txt$"
+        check "$LOG" "virtio: VM $vm reads 64 bytes from its virtio-rng" "^\[$vm\] 64$"
+        cmdline="console=ttyS0 panic=-1 strata.modules=$MODS strata.cmd=\"$GCMD\" vm=$vm"
+        want=$(printf '%s\n' "$cmdline" | md5sum | cut -c1-32)
+        got=$(debugfs -R 'cat /back.txt' "$WORK/$vm.img" 2>/dev/null | tr -d '\n')
+        if [ "$got" = "$want" ]; then
+            pass "virtio: the host reads back what VM $vm wrote to its disk"
+        else
+            fail "virtio: VM $vm's disk holds '$got', want '$want'"
+        fi
+    done
+    printf '[[vm]]\nname = "x"\nprotected = true\nkernel = "%s"\ndrives = ["file=%s"]\n' "$GUEST/Image" "$WORK/a.img" >"$WORK/bad5.toml"
+    run "$WORK/bad5.log" run --config "$WORK/bad5.toml"
+    if [ "$RC" -eq 1 ] && grep -q "protected VM cannot have virtio devices" "$WORK/bad5.log"; then
+        pass "virtio: a protected VM with a disk is refused"
+    else
+        fail "virtio: a protected VM with a disk: exit $RC: $(tail -n 1 "$WORK/bad5.log")"
+    fi
 fi
 
 finish

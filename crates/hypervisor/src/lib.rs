@@ -294,6 +294,13 @@ impl Hypervisor {
             rtc,
             power,
             vcpus: vcpu_ids,
+            dma: (!spec.protected).then(|| {
+                let map = Arc::new(vm::DmaMap::new(spec.memory));
+                for i in 0..spec.memory / PAGE_SIZE {
+                    map.set(layout::RAM_BASE + i * PAGE_SIZE, Some((first.pfn() + i) * PAGE_SIZE));
+                }
+                map
+            }),
             end: None,
             stats: Default::default(),
         });
@@ -835,6 +842,7 @@ impl Hypervisor {
         self.mem.write(new.addr(), &buf).map_err(|e| HypError::Memory(e.into()))?;
         self.hm.unmap(&mut *self.mem, id, gpa)?;
         self.hm.map(&mut *self.mem, id, gpa, new, Perms::RWX)?;
+        self.note_dma(vm, gpa, Some(new.addr()));
         let _ = self.hm.donate(&mut *self.mem, Owner::Vm(id), old, Owner::Free)?;
         self.invalidate(harts, old, &[vm]);
         Ok(())
@@ -885,6 +893,7 @@ impl Hypervisor {
             .ok_or_else(|| HypError::Config(format!("{gpa:#x} is not mapped in VM {vm}")))?;
         let page = MachinePage::containing(leaf.pa);
         let _ = self.hm.reclaim(&mut *self.mem, Owner::Hypervisor, page)?;
+        self.note_dma(vm, gpa, None);
         self.invalidate(harts, page, &[vm]);
         Ok(page)
     }
@@ -896,13 +905,36 @@ impl Hypervisor {
         self.hm.zero_pending(&mut *self.mem)?;
         let _ = self.hm.donate(&mut *self.mem, Owner::Hypervisor, page, Owner::Vm(id))?;
         self.hm.map(&mut *self.mem, id, gpa, page, Perms::RWX)?;
+        self.note_dma(vm, gpa, Some(page.addr()));
         Ok(())
+    }
+
+    /// Keeps the VM's DMA map (for host-side device models) in step with
+    /// its G-stage mappings.
+    fn note_dma(&self, vm: usize, gpa: u64, pa: Option<u64>) {
+        if let Some(map) = self.vms.get(vm).and_then(|v| v.dma.as_ref()) {
+            map.set(gpa, pa);
+        }
+    }
+
+    /// Adds a device model to VM `vm`'s bus at guest-physical `base`.
+    pub fn add_device(
+        &mut self,
+        vm: usize,
+        base: u64,
+        size: u64,
+        name: &'static str,
+        dev: Box<dyn strata_devices::MmioDevice>,
+    ) -> Result<(), HypError> {
+        let v = self.vms.get_mut(vm).ok_or(HypError::NoSuchVm(vm))?;
+        v.bus.add(base, size, name, dev).map_err(HypError::Config)
     }
 
     /// Removes VM `vm`'s mapping at `gpa` (the page stays the VM's).
     pub fn unmap(&mut self, harts: &mut [&mut dyn HartOps], vm: usize, gpa: u64) -> Result<(), HypError> {
         let id = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?.id;
         let u = self.hm.unmap(&mut *self.mem, id, gpa)?;
+        self.note_dma(vm, gpa, None);
         self.invalidate(harts, u.page, &[vm]);
         Ok(())
     }

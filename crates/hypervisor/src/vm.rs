@@ -41,6 +41,40 @@ pub struct VmSpec {
     pub clock: RtcClock,
 }
 
+/// A VM's guest-physical-to-machine page table for host-side device
+/// models (virtio DMA): one entry per page of the VM's RAM, kept in step
+/// with its G-stage mappings by the hypervisor. Only an ordinary VM has
+/// one; a protected VM's memory is out of reach of host-side code.
+pub struct DmaMap {
+    pages: Vec<std::sync::atomic::AtomicU64>,
+}
+
+const UNMAPPED: u64 = u64::MAX;
+
+impl DmaMap {
+    pub fn new(ram_size: u64) -> Self {
+        Self { pages: (0..ram_size / 4096).map(|_| std::sync::atomic::AtomicU64::new(UNMAPPED)).collect() }
+    }
+
+    fn index(&self, gpa: u64) -> Option<usize> {
+        let i = gpa.checked_sub(layout::RAM_BASE)? >> 12;
+        (i < self.pages.len() as u64).then_some(i as usize)
+    }
+
+    /// The machine address of `gpa`, if the VM maps it now.
+    pub fn translate(&self, gpa: u64) -> Option<u64> {
+        let pa = self.pages[self.index(gpa)?].load(Ordering::Acquire);
+        (pa != UNMAPPED).then_some(pa + (gpa & 0xfff))
+    }
+
+    /// Records that `gpa`'s page is at machine address `pa` (or unmapped).
+    pub fn set(&self, gpa: u64, pa: Option<u64>) {
+        if let Some(i) = self.index(gpa) {
+            self.pages[i].store(pa.map_or(UNMAPPED, |p| p & !0xfff), Ordering::Release);
+        }
+    }
+}
+
 /// How a VM ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VmEnd {
@@ -109,6 +143,8 @@ pub struct Vm {
     pub power: Arc<PowerLatch>,
     /// Indices into the hypervisor's vCPU list, by vCPU id.
     pub vcpus: Vec<usize>,
+    /// For host-side device models; `None` for a protected VM.
+    pub dma: Option<Arc<DmaMap>>,
     pub end: Option<VmEnd>,
     pub stats: VmStats,
 }

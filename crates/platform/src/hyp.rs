@@ -28,6 +28,10 @@ use crate::console::{self, Input};
 use crate::fdt::FdtConfig;
 use crate::loader::LoadError;
 use crate::machine::{host_ram_bytes, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
+use crate::virtio::VirtioConfig;
+use strata_devices::virtio::VirtioMmio;
+use strata_hypervisor::vm::DmaMap;
+use strata_memory::{GuestMemory, OutOfRange};
 
 /// The ISA a guest sees: the hart's, without H (Strata does not offer
 /// nested virtualization).
@@ -49,6 +53,9 @@ pub struct VmConfig {
     pub initrd: Option<PathBuf>,
     pub append: String,
     pub serial_log: Option<PathBuf>,
+    /// The VM's virtio devices (an ordinary VM only: their models are
+    /// host-side code, which a protected VM's memory is closed to).
+    pub virtio: VirtioConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +140,60 @@ impl MachineMemory for Ram {
     }
     fn zero_page(&mut self, page: ownership::MachinePage) -> Result<(), ownership::TableMemError> {
         self.0.zero(page.addr(), ownership::PAGE_SIZE).map_err(|_| ownership::TableMemError::BadAddress(page.addr()))
+    }
+}
+
+/// A VM's memory as its host-side device models (virtio) see it: guest
+/// physical addresses, translated page by page through the VM's DMA map
+/// (kept in step with its G-stage tables by the hypervisor) to machine RAM.
+struct VmMemory {
+    ram: Arc<GuestRam>,
+    map: Arc<DmaMap>,
+}
+
+impl VmMemory {
+    /// Runs `f(machine address, offset in the request, length)` over the
+    /// pages of `gpa..gpa+len`, after checking that every one is mapped.
+    fn pieces(&self, gpa: u64, len: u64, mut f: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>) -> Result<(), OutOfRange> {
+        let bad = OutOfRange { addr: gpa, len };
+        let end = gpa.checked_add(len).ok_or(bad)?;
+        let mut parts = Vec::new();
+        let mut cur = gpa;
+        while cur < end {
+            let n = (0x1000 - (cur & 0xfff)).min(end - cur);
+            parts.push((self.map.translate(cur).ok_or(bad)?, (cur - gpa) as usize, n as usize));
+            cur += n;
+        }
+        for (pa, at, n) in parts {
+            f(pa, at, n)?;
+        }
+        Ok(())
+    }
+}
+
+impl GuestMemory for VmMemory {
+    fn contains(&self, addr: u64, len: u64) -> bool {
+        self.pieces(addr, len, |_, _, _| Ok(())).is_ok()
+    }
+    fn load(&self, addr: u64, size: u8) -> Result<u64, OutOfRange> {
+        let mut b = [0u8; 8];
+        self.read_bytes(addr, &mut b[..size as usize])?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange> {
+        self.write_bytes(addr, &v.to_le_bytes()[..size as usize])
+    }
+    fn read_bytes(&self, addr: u64, dst: &mut [u8]) -> Result<(), OutOfRange> {
+        let ram = &self.ram;
+        self.pieces(addr, dst.len() as u64, |pa, at, n| ram.read_bytes(pa, &mut dst[at..at + n]))
+    }
+    fn write_bytes(&self, addr: u64, src: &[u8]) -> Result<(), OutOfRange> {
+        let ram = &self.ram;
+        self.pieces(addr, src.len() as u64, |pa, at, n| ram.write_bytes(pa, &src[at..at + n]))
+    }
+    fn zero(&self, addr: u64, len: u64) -> Result<(), OutOfRange> {
+        let ram = &self.ram;
+        self.pieces(addr, len, |pa, _, n| ram.zero(pa, n as u64))
     }
 }
 
@@ -250,6 +311,9 @@ pub struct HypMachine {
     time: Arc<Timebase>,
     pub hyp: Hypervisor,
     consoles: Vec<Arc<Mutex<VmConsole>>>,
+    /// Every VM's virtio devices (those with host input are polled).
+    virtio: Vec<Arc<Mutex<VirtioMmio>>>,
+    poll_turn: u32,
     input: Option<Receiver<Input>>,
     clock: ClockMode,
     elapsed: Duration,
@@ -267,6 +331,12 @@ impl HypMachine {
             }
             if vm.vcpus == 0 || vm.vcpus > 8 {
                 return Err(LoadError(format!("VM {}: {} vCPUs; 1 to 8 are supported", vm.name, vm.vcpus)));
+            }
+            if vm.protected && vm.virtio.count() > 0 {
+                return Err(LoadError(format!(
+                    "VM {}: a protected VM cannot have virtio devices: their models are host-side code, and a protected VM's memory is closed to it (docs/hypervisor.md)",
+                    vm.name
+                )));
             }
             if vm.memory < 16 * MIB || vm.memory % 4096 != 0 {
                 return Err(LoadError(format!("VM {}: memory must be at least 16 MiB, in whole 4 KiB pages", vm.name)));
@@ -298,8 +368,11 @@ impl HypMachine {
 
         let labelled = cfg.vms.len() > 1;
         let mut consoles = Vec::new();
+        let mut virtio = Vec::new();
         for vm in &cfg.vms {
-            let (segments, entry, dtb) = vm_images(vm)?;
+            let slots = vm.virtio.slots().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+            let devs = vm.virtio.build_devices().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+            let (segments, entry, dtb) = vm_images(vm, &slots)?;
             let log = match &vm.serial_log {
                 Some(p) => Some(
                     File::create(p).map_err(|e| LoadError(format!("cannot create serial log {}: {e}", p.display())))?,
@@ -317,7 +390,7 @@ impl HypMachine {
                 let c = con.clone();
                 Box::new(move |b: u8| lock(&c).push(b)) as strata_devices::uart::UartSink
             };
-            hyp.create_vm(VmSpec {
+            let index = hyp.create_vm(VmSpec {
                 name: vm.name.clone(),
                 memory: vm.memory,
                 vcpus: vm.vcpus,
@@ -330,6 +403,17 @@ impl HypMachine {
             })
             .map_err(|e| LoadError(e.to_string()))?;
             consoles.push(con);
+            if !devs.is_empty() {
+                let map = hyp.vms[index].dma.clone().expect("an ordinary VM has a DMA map");
+                let mem: Arc<dyn GuestMemory> = Arc::new(VmMemory { ram: ram.clone(), map });
+                let plic = hyp.vms[index].plic.clone();
+                let hyp = &mut hyp;
+                let added = crate::virtio::attach(devs, &slots, mem, &plic, &mut |base, size, dev| {
+                    hyp.add_device(index, base, size, "virtio-mmio", dev).map_err(|e| e.to_string())
+                })
+                .map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+                virtio.extend(added);
+            }
         }
 
         let time = Timebase::new();
@@ -346,7 +430,7 @@ impl HypMachine {
             })
             .collect();
         let input = cfg.console_stdin.then(console::spawn_stdin_reader);
-        Ok(HypMachine { ram, harts, time, hyp, consoles, input, clock: cfg.clock, elapsed: Duration::ZERO })
+        Ok(HypMachine { ram, harts, time, hyp, consoles, virtio, poll_turn: 0, input, clock: cfg.clock, elapsed: Duration::ZERO })
     }
 
     /// Everything VM `vm` printed so far (for tests).
@@ -372,6 +456,10 @@ impl HypMachine {
         let used = slice.used.iter().copied().max().unwrap_or(0);
         self.time.advance(used / INSNS_PER_TICK);
         self.hyp.update_devices();
+        self.poll_turn = self.poll_turn.wrapping_add(1);
+        if self.poll_turn % 16 == 0 {
+            self.poll_virtio();
+        }
         for c in &self.consoles {
             lock(c).tick();
         }
@@ -384,8 +472,25 @@ impl HypMachine {
         true
     }
 
+    /// Lets virtio devices with host input (net, vsock, console) deliver
+    /// it; true if one did.
+    fn poll_virtio(&mut self) -> bool {
+        let mut did = false;
+        for d in &self.virtio {
+            let mut d = lock(d);
+            if d.polled() {
+                did |= d.poll();
+            }
+        }
+        did
+    }
+
     /// Every vCPU waits: move time to the next timer or RTC alarm.
     fn idle(&mut self, wall_start: Instant) -> bool {
+        if self.poll_virtio() {
+            return true;
+        }
+        let polled = self.virtio.iter().any(|d| lock(d).polled());
         let now = self.time.now();
         let rtc = self.hyp.rtc_alarm_in_ns().map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
         let deadline = match (self.hyp.next_deadline(), rtc) {
@@ -402,6 +507,11 @@ impl HypMachine {
                     std::thread::sleep(Duration::from_nanos(ahead.min(50_000_000)));
                 }
                 self.time.advance(delta);
+                true
+            }
+            // Devices with host input may wake a VM; look every millisecond.
+            None if polled => {
+                std::thread::sleep(Duration::from_millis(1));
                 true
             }
             // Only console input could wake a VM now.
@@ -519,7 +629,7 @@ impl HypMachine {
 
 /// Builds a VM's boot images (kernel, initrd, device tree) the way the
 /// bare board would, in scratch memory, and returns them as segments.
-fn vm_images(vm: &VmConfig) -> Result<(Vec<(u64, Vec<u8>)>, u64, u64), LoadError> {
+fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<(Vec<(u64, Vec<u8>)>, u64, u64), LoadError> {
     let scratch = GuestRam::new(layout::RAM_BASE, vm.memory).map_err(LoadError)?;
     let l = boot::load(
         &scratch,
@@ -539,7 +649,7 @@ fn vm_images(vm: &VmConfig) -> Result<(Vec<(u64, Vec<u8>)>, u64, u64), LoadError
                 bootargs: String::new(),
                 initrd: None,
                 timebase_frequency: TIMEBASE_HZ as u32,
-                virtio_mmio: Vec::new(),
+                virtio_mmio: virtio_slots.to_vec(),
                 clint: false,
             },
         },

@@ -236,7 +236,10 @@ impl Machine {
         add(&mut devices, fdt::CLINT_BASE, CLINT_MMIO_SIZE, "clint", Box::new(SharedMmio(aclint.clone())))?;
         add(&mut devices, fdt::PLIC_BASE, PLIC_MMIO_SIZE, "plic", Box::new(SharedMmio(plic.clone())))?;
         add(&mut devices, fdt::UART_BASE, UART_MMIO_SIZE, "uart", Box::new(SharedMmio(uart.clone())))?;
-        let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, &ram, &plic, &mut devices).map_err(LoadError)?;
+        let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, ram.clone(), &plic, &mut |base, size, dev| {
+            devices.add(base, size, "virtio-mmio", dev)
+        })
+        .map_err(LoadError)?;
 
         // ---- harts ----
         let harts = (0..cfg.harts)

@@ -10,7 +10,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use strata_devices::bus::Bus;
 use strata_devices::plic::{source_line, Plic};
 use strata_devices::virtio::block::Block;
 use strata_devices::virtio::console::Console;
@@ -18,8 +17,8 @@ use strata_devices::virtio::net::{parse_mac, Net, Tap};
 use strata_devices::virtio::rng::Rng;
 use strata_devices::virtio::vsock::Vsock;
 use strata_devices::virtio::{VirtioDevice, VirtioMmio, VIRTIO_MMIO_SIZE};
-use strata_devices::SharedMmio;
-use strata_memory::GuestRam;
+use strata_devices::{MmioDevice, SharedMmio};
+use strata_memory::GuestMemory;
 
 pub const VIRTIO_MMIO_BASE: u64 = 0x1000_1000;
 pub const VIRTIO_MMIO_SLOTS: usize = 8;
@@ -185,18 +184,20 @@ impl VirtioConfig {
     }
 }
 
-/// Places the devices in their slots on the bus, each with its PLIC line.
+/// Places the devices in their slots, each with its PLIC line: `add`
+/// puts a window on the bus (the board's, or a VM's). Devices reach guest
+/// memory through `mem`.
 pub fn attach(
     devs: Vec<(String, Box<dyn VirtioDevice>)>,
     slots: &[(u64, u32)],
-    ram: &Arc<GuestRam>,
+    mem: Arc<dyn GuestMemory>,
     plic: &Arc<Mutex<Plic>>,
-    bus: &mut Bus,
+    add: &mut dyn FnMut(u64, u64, Box<dyn MmioDevice>) -> Result<(), String>,
 ) -> Result<Vec<Arc<Mutex<VirtioMmio>>>, String> {
     let mut out = Vec::new();
     for ((name, dev), &(base, irq)) in devs.into_iter().zip(slots) {
-        let m = Arc::new(Mutex::new(VirtioMmio::new(dev, ram.clone(), source_line(plic, irq), name)));
-        bus.add(base, VIRTIO_MMIO_SIZE, "virtio-mmio", Box::new(SharedMmio(m.clone())))?;
+        let m = Arc::new(Mutex::new(VirtioMmio::new(dev, mem.clone(), source_line(plic, irq), name)));
+        add(base, VIRTIO_MMIO_SIZE, Box::new(SharedMmio(m.clone())))?;
         out.push(m);
     }
     Ok(out)

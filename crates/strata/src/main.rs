@@ -76,6 +76,9 @@ struct RunArgs {
     /// Interpret every instruction (also: STRATA_NO_JIT=1).
     #[arg(long)]
     no_jit: bool,
+    /// The VM's virtio devices, as for `strata machine`.
+    #[command(flatten)]
+    virtio: VirtioArgs,
     #[arg(long, value_enum)]
     clock: Option<Clock>,
 }
@@ -102,6 +105,15 @@ struct VmFile {
     #[serde(default)]
     protected: bool,
     serial_log: Option<PathBuf>,
+    /// virtio devices, in the flags' syntax: drives = ["file=disk.img,readonly=on"]
+    #[serde(default)]
+    drives: Vec<String>,
+    #[serde(default)]
+    rng: bool,
+    #[serde(default)]
+    netdevs: Vec<String>,
+    vsock: Option<String>,
+    virtio_console: Option<PathBuf>,
 }
 
 fn run(a: RunArgs) -> Result<i32, String> {
@@ -110,6 +122,9 @@ fn run(a: RunArgs) -> Result<i32, String> {
     let mut harts = a.harts;
     let vms = match &a.config {
         Some(path) => {
+            if a.virtio.count() > 0 {
+                return Err("--config describes the VMs: give their virtio devices in the file (drives, rng, netdevs, vsock, virtio_console)".into());
+            }
             if a.kernel.is_some() || a.initrd.is_some() || a.append.is_some() || a.memory.is_some() || a.smp.is_some() || a.protected || a.name.is_some() || a.serial_log.is_some() {
                 return Err("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log".into());
             }
@@ -124,7 +139,24 @@ fn run(a: RunArgs) -> Result<i32, String> {
             f.vms
                 .into_iter()
                 .map(|v| {
+                    let bad = |e: String| format!("VM {}: {e}", v.name);
+                    let virtio = VirtioConfig {
+                        drives: v
+                            .drives
+                            .iter()
+                            .map(|d| DriveSpec::parse(d).map(|mut d| {
+                                d.file = rel(d.file);
+                                d
+                            }))
+                            .collect::<Result<_, _>>()
+                            .map_err(bad)?,
+                        rng: v.rng,
+                        nets: v.netdevs.iter().map(|n| NetdevSpec::parse(n)).collect::<Result<_, _>>().map_err(bad)?,
+                        vsock: v.vsock.as_deref().map(VsockSpec::parse).transpose().map_err(bad)?,
+                        console: v.virtio_console.clone(),
+                    };
                     Ok(VmConfig {
+                        virtio,
                         memory: match &v.memory {
                             Some(m) => parse_size(m).map_err(|e| format!("VM {}: memory {e}", v.name))?,
                             None => 512 << 20,
@@ -143,6 +175,7 @@ fn run(a: RunArgs) -> Result<i32, String> {
         None => {
             let kernel = a.kernel.ok_or("give --kernel (or --config FILE)")?;
             vec![VmConfig {
+                virtio: a.virtio.config(),
                 name: a.name.unwrap_or_else(|| "vm0".into()),
                 memory: a.memory.unwrap_or(512 << 20),
                 vcpus: a.smp.unwrap_or(1),
@@ -220,6 +253,13 @@ struct MachineArgs {
     /// virtual otherwise.
     #[arg(long, value_enum)]
     clock: Option<Clock>,
+    #[command(flatten)]
+    virtio: VirtioArgs,
+}
+
+/// virtio devices, for `strata machine` and `strata run`.
+#[derive(clap::Args)]
+struct VirtioArgs {
     /// A virtio-blk disk on a raw image file:
     /// file=PATH[,readonly=on][,serial=STR]. Repeatable; the first is
     /// /dev/vda. Devices fill the 8 virtio-mmio slots in the order: drives,
@@ -245,6 +285,22 @@ struct MachineArgs {
     /// socket that Strata creates at PATH (connect with e.g. socat).
     #[arg(long = "virtio-console", value_name = "PATH")]
     virtio_console: Option<PathBuf>,
+}
+
+impl VirtioArgs {
+    fn count(&self) -> usize {
+        self.drives.len() + self.devices.len() + self.netdevs.len() + self.vsock.is_some() as usize + self.virtio_console.is_some() as usize
+    }
+
+    fn config(self) -> VirtioConfig {
+        VirtioConfig {
+            drives: self.drives,
+            rng: self.devices.contains(&DeviceKind::VirtioRng),
+            nets: self.netdevs,
+            vsock: self.vsock,
+            console: self.virtio_console,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -305,10 +361,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         console_stdout: true,
         console_stdin: interactive,
         serial_log: a.serial_log,
-        virtio: VirtioConfig { drives: a.drives, rng: a.devices.contains(&DeviceKind::VirtioRng), nets: a.netdevs,
-            vsock: a.vsock,
-            console: a.virtio_console,
-        },
+        virtio: a.virtio.config(),
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
