@@ -3,7 +3,8 @@
 #   make build        cargo build --release
 #   make test         setup + build + every test: cargo tests, boot, virtio,
 #                     conformance, difftest (vs QEMU), difftest-jit (JIT vs
-#                     interpreter), KVM on Strata, strata run (hypervisor)
+#                     interpreter), KVM and a nested Linux under KVM on Strata,
+#                     strata run (hypervisor)
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
@@ -69,6 +70,7 @@ test: setup build
 	$(MAKE) --no-print-directory difftest
 	$(MAKE) --no-print-directory difftest-jit
 	tests/kvm/kvm-test.sh --machine strata
+	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
 
 cargo-test:
