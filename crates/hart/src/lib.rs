@@ -63,6 +63,8 @@ pub struct Hart {
     ram: Arc<GuestRam>,
     irqs: Arc<HartIrqs>,
     tlb: Tlb,
+    /// G-stage translations of VS-stage page-table pages (see `mem.rs`).
+    gcache: mem::GCache,
     /// Address-space slots of the TLB, and the current ones: for `satp`
     /// (0 when Bare) and for the `vsatp`/`hgatp` pair.
     spaces: Spaces,
@@ -77,7 +79,7 @@ pub struct Hart {
     trap_extra: trap::TrapExtra,
     /// Hypervisor mode (`strata run`): HS-mode is Strata's hypervisor, code
     /// on the host, so a trap into HS stops the hart (see
-    /// [`Hart::enter_guest`]) instead of running code at `stvec`.
+    /// [`Hart::run_guest`]) instead of running code at `stvec`.
     hyp_mode: bool,
     /// Set when a trap went to HS (or M) in hypervisor mode.
     hyp_exit: Option<TrapTarget>,
@@ -138,6 +140,7 @@ impl Hart {
             ram,
             irqs,
             tlb: Tlb::new(),
+            gcache: mem::GCache::new(),
             spaces: Spaces::new(),
             space_s: 0,
             space_v: 0,
@@ -170,6 +173,7 @@ impl Hart {
         self.reservation = None;
         self.spaces.clear(&mut self.tlb);
         self.tlb.flush();
+        self.gcache.clear();
         self.code.clear();
         self.atp_changed();
         self.event = true;
@@ -236,6 +240,7 @@ impl Hart {
     /// Drops every cached translation (after a PMP change, §3.7.2).
     pub(crate) fn flush_all_translations(&mut self) {
         self.tlb.flush();
+        self.gcache.clear();
         self.event = true;
     }
 
@@ -263,6 +268,7 @@ impl Hart {
     pub(crate) fn fence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
         let mask = self.spaces.mask_where(|k| k.virt && vmid.is_none_or(|v| k.vmid() == v & 0x3fff));
         self.tlb.flush_gpa(mask, gpa);
+        self.gcache.clear();
         self.event = true;
     }
 
@@ -272,6 +278,7 @@ impl Hart {
     pub fn invalidate_ram_page(&mut self, ram_page: u64) -> u64 {
         let before = self.tlb.stats.dropped;
         self.tlb.flush_ram_page(ram_page);
+        self.gcache.clear();
         self.event = true;
         self.tlb.stats.dropped - before
     }
@@ -287,6 +294,7 @@ impl Hart {
             None => u64::MAX,
         };
         self.tlb.flush_spaces_for_page(mask, ram_page);
+        self.gcache.clear();
         self.event = true;
         (self.tlb.stats.dropped - d, self.tlb.stats.collateral_dropped - c)
     }
@@ -294,7 +302,7 @@ impl Hart {
     /// Keeps a reverse index from RAM pages to TLB entries, which makes
     /// [`invalidate_ram_page`] cost what the page has, not the TLB's size.
     pub fn enable_tlb_reverse_index(&mut self) {
-        self.tlb.enable_reverse_index();
+        self.tlb.enable_reverse_index(self.ram.pages());
     }
 
     /// The TLB's live entries, for checking them against the page tables:
@@ -490,7 +498,7 @@ impl Hart {
     // ---- hypervisor mode ---------------------------------------------------
 
     /// Puts the hart under a host-side hypervisor: from now on a trap into
-    /// HS-mode (or M-mode) ends [`enter_guest`](Self::enter_guest) with the
+    /// HS-mode (or M-mode) ends [`run_guest`](Self::run_guest) with the
     /// trap's CSRs written as the architecture says, for the hypervisor to
     /// read. The hart starts in HS-mode with nothing delegated to M's care:
     /// `medeleg` and `mideleg` hand every delegable trap to HS.
@@ -511,28 +519,31 @@ impl Hart {
         self.set_mode(Priv::S, false);
     }
 
-    /// Returns to the guest with SRET (V = `hstatus.SPV`, privilege =
-    /// `sstatus.SPP`, pc = `sepc`) and runs it until the next trap into HS,
-    /// or for `budget` instruction slots; when the budget ends first, the
-    /// hart takes a supervisor timer interrupt into HS (the preemption a
-    /// host timer would cause), so on return the guest's state is always
-    /// where a trap leaves it. Returns the slots used and where the trap
-    /// went (M only if the guest did something no HS handler can see).
-    pub fn enter_guest(&mut self, bus: &mut dyn Bus, budget: u64) -> (u64, TrapTarget) {
-        debug_assert!(self.hyp_mode && self.prv == Priv::S && !self.virt);
-        self.pc = self.sret_hs();
+    /// Runs the guest for up to `budget` instruction slots. If the hart
+    /// stopped in HS-mode at a trap, it first returns to the guest with SRET
+    /// (V = `hstatus.SPV`, privilege = `sstatus.SPP`, pc = `sepc`);
+    /// otherwise the guest simply goes on. Returns the slots used and, if a
+    /// trap went to HS (or M), where: the guest's state is then where the
+    /// trap left it. `None`: the budget ended with the guest still running,
+    /// as it would on hardware until the hypervisor's next timer interrupt.
+    pub fn run_guest(&mut self, bus: &mut dyn Bus, budget: u64) -> (u64, Option<TrapTarget>) {
+        debug_assert!(self.hyp_mode);
+        if !self.virt && self.prv == Priv::S {
+            self.pc = self.sret_hs();
+        }
         self.hyp_exit = None;
         let (used, _) = self.run(bus, budget);
-        let to = match self.hyp_exit.take() {
-            Some(to) => to,
-            None => {
-                if self.virt || self.prv != Priv::S {
-                    self.take_trap(trap::cause::INTERRUPT | trap::cause::STI, 0);
-                }
-                self.hyp_exit.take().unwrap_or(TrapTarget::HS)
-            }
-        };
-        (used, to)
+        (used, self.hyp_exit.take())
+    }
+
+    /// Takes the guest off the hart with a supervisor timer interrupt into
+    /// HS-mode (what the hypervisor's own timer does on hardware), so its
+    /// state is in trap form; nothing happens if it is already stopped.
+    pub fn preempt_guest(&mut self) {
+        if self.virt || self.prv != Priv::S {
+            self.take_trap(trap::cause::INTERRUPT | trap::cause::STI, 0);
+            self.hyp_exit = None;
+        }
     }
 
     /// HLVX.HU as host software in HS-mode would execute it, to read the

@@ -96,10 +96,15 @@ pub trait HartOps {
     fn set_fpr(&mut self, n: usize, v: u64);
     /// The `time` CSR as HS-mode reads it.
     fn time(&self) -> u64;
-    /// SRET into the guest and run until the next trap into HS-mode (a
-    /// preemption after `budget` instruction slots arrives as a supervisor
-    /// timer interrupt). Returns the slots used.
-    fn enter_guest(&mut self, budget: u64) -> (u64, TrapTo);
+    /// Runs the guest for up to `budget` instruction slots: SRET into it if
+    /// the hart stopped at a trap into HS-mode, else let it go on. Returns
+    /// the slots used and where a trap went, or `None` if the budget ended
+    /// with the guest still running (its hypervisor timer has not fired).
+    fn run_guest(&mut self, budget: u64) -> (u64, Option<TrapTo>);
+    /// Stops a running guest with a supervisor timer interrupt into HS-mode
+    /// (the hypervisor's timer firing), so its state is in trap form; no-op
+    /// if it is stopped already.
+    fn preempt(&mut self);
     /// HLVX.HU from HS-mode: the guest instruction at `va` (as the guest
     /// sees it: VS-stage then G-stage, with execute permission), or `None`
     /// if the access faults.

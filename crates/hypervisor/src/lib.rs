@@ -464,6 +464,8 @@ impl Hypervisor {
 
     fn unload(&mut self, harts: &mut [&mut dyn HartOps], h: usize) {
         if let Some(old) = self.loaded[h].take() {
+            harts[h].preempt();
+            self.vcpus[old].stats.preemptions += 1;
             self.vcpus[old].switch_out(&mut *harts[h]);
         }
     }
@@ -507,16 +509,22 @@ impl Hypervisor {
             }
             let next = loop {
                 self.sync_irqs(&mut *harts[h], v);
-                let (n, to) = harts[h].enter_guest(budget - used);
+                let (n, to) = harts[h].run_guest(budget - used);
                 used += n;
-                self.vcpus[v].stats.exits += 1;
                 let next = match to {
-                    TrapTo::M => {
+                    // The slice is over with the guest still running: it
+                    // stays on the hart until someone else needs it.
+                    None => Next::Preempted,
+                    Some(TrapTo::M) => {
+                        self.vcpus[v].stats.exits += 1;
                         let cause = harts[h].csr(Csr::Scause);
                         self.crash(self.vcpus[v].vm, format!("a trap went to M-mode (scause {cause:#x})"));
                         Next::Off
                     }
-                    TrapTo::Hs => self.handle_exit(harts, h, v),
+                    Some(TrapTo::Hs) => {
+                        self.vcpus[v].stats.exits += 1;
+                        self.handle_exit(harts, h, v)
+                    }
                 };
                 if !matches!(next, Next::Continue) || used >= budget {
                     break next;
@@ -540,7 +548,8 @@ impl Hypervisor {
     fn handle_exit(&mut self, harts: &mut [&mut dyn HartOps], h: usize, v: usize) -> Next {
         let cause = harts[h].csr(Csr::Scause);
         if cause & CAUSE_INTERRUPT != 0 {
-            self.vcpus[v].stats.preemptions += 1;
+            // Only preempt() raises an interrupt into HS, and it is not a
+            // guest exit; seen here, it is one all the same.
             return Next::Preempted;
         }
         let vm = self.vcpus[v].vm;

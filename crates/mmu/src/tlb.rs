@@ -24,7 +24,7 @@
 //! leaf covers it, §8.3.2), and the machine page it reaches (for
 //! invalidation by physical address).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::Access;
 
@@ -127,16 +127,21 @@ impl Default for TlbStats {
 pub struct Tlb {
     sets: Box<[[Entry; SETS]; 3]>,
     meta: Box<[[Meta; SETS]; 3]>,
-    /// Live entries cut from superpages (an upper bound: fences by address
-    /// only scan the arrays while it is nonzero).
-    super_entries: usize,
-    /// Reverse index from RAM page to the entries that were filled with a
-    /// translation reaching it (`access * SETS + set`), when enabled. Kept
-    /// lazily: an entry evicted since is skipped when the page is looked
-    /// up, and the index is rebuilt from the live entries when it grows
-    /// past a few times the TLB's size.
-    rev: Option<HashMap<u64, Vec<u16>>>,
-    rev_len: usize,
+    /// A region (`va & super_mask == super_base`) that holds every page
+    /// the live superpage entries came from, widened as they are filled
+    /// (QEMU's large-page trick): a fence by address outside it has only
+    /// one set per kind to look at; inside, it scans the TLB for pieces of
+    /// superpages. `super_mask` 0 when no superpage entry was filled since
+    /// the last full flush.
+    super_base: u64,
+    super_mask: u64,
+    /// Reverse index from RAM page to the entries that reach it, when
+    /// enabled: an intrusive doubly-linked list per page (`head[page]`,
+    /// and `next`/`prev`/`owner` per entry), relinked as entries are
+    /// filled, so filling and invalidating a page cost no allocation and
+    /// no scan. An entry dropped since it was linked stays in its list and
+    /// is skipped when found invalid.
+    rev: Option<Box<RevIndex>>,
     /// (context, page) of entries dropped as collateral, for counting the
     /// misses they cause.
     collateral: HashSet<(u16, u64)>,
@@ -153,6 +158,52 @@ impl Default for Tlb {
     }
 }
 
+const NIL: u16 = u16::MAX;
+const ENTRIES: usize = 3 * SETS;
+
+struct RevIndex {
+    head: Vec<u16>,
+    next: [u16; ENTRIES],
+    prev: [u16; ENTRIES],
+    /// The RAM page each entry is linked under (`u64::MAX`: none).
+    owner: [u64; ENTRIES],
+}
+
+impl RevIndex {
+    fn new(pages: usize) -> Self {
+        Self { head: vec![NIL; pages], next: [NIL; ENTRIES], prev: [NIL; ENTRIES], owner: [u64::MAX; ENTRIES] }
+    }
+
+    fn unlink(&mut self, c: usize) {
+        let page = self.owner[c];
+        if page == u64::MAX {
+            return;
+        }
+        let (n, p) = (self.next[c], self.prev[c]);
+        if p == NIL {
+            self.head[page as usize] = n;
+        } else {
+            self.next[p as usize] = n;
+        }
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+        self.owner[c] = u64::MAX;
+    }
+
+    fn link(&mut self, c: usize, page: u64) {
+        self.unlink(c);
+        let Some(h) = self.head.get_mut(page as usize) else { return };
+        self.next[c] = *h;
+        self.prev[c] = NIL;
+        if *h != NIL {
+            self.prev[*h as usize] = c as u16;
+        }
+        *h = c as u16;
+        self.owner[c] = page;
+    }
+}
+
 /// The space slot of a context id.
 #[inline(always)]
 pub const fn ctx_space(ctx: u16) -> usize {
@@ -164,41 +215,32 @@ impl Tlb {
         Self {
             sets: Box::new([[EMPTY; SETS]; 3]),
             meta: Box::new([[NO_META; SETS]; 3]),
-            super_entries: 0,
+            super_base: 0,
+            super_mask: 0,
             rev: None,
-            rev_len: 0,
             collateral: HashSet::new(),
             generation: 0,
             stats: TlbStats::default(),
         }
     }
 
-    /// Keeps the reverse index by RAM page from now on (a hypervisor that
-    /// invalidates by physical address wants it; plain machines do not pay
-    /// for it).
-    pub fn enable_reverse_index(&mut self) {
-        if self.rev.is_none() {
-            self.rev = Some(HashMap::new());
-            self.rebuild_rev();
+    /// Keeps the reverse index by RAM page from now on, for a RAM of
+    /// `ram_pages` pages (a hypervisor that invalidates by physical address
+    /// wants it; plain machines do not pay for it).
+    pub fn enable_reverse_index(&mut self, ram_pages: usize) {
+        let mut rev = Box::new(RevIndex::new(ram_pages));
+        for (a, set) in self.sets.iter().enumerate() {
+            for (i, e) in set.iter().enumerate() {
+                if e.tag != INVALID {
+                    rev.link(a * SETS + i, Self::entry_page(e));
+                }
+            }
         }
+        self.rev = Some(rev);
     }
 
     fn entry_page(e: &Entry) -> u64 {
         (e.tag & !0xfff).wrapping_add(e.delta) >> 12
-    }
-
-    fn rebuild_rev(&mut self) {
-        let Some(rev) = &mut self.rev else { return };
-        rev.clear();
-        self.rev_len = 0;
-        for (a, set) in self.sets.iter().enumerate() {
-            for (i, e) in set.iter().enumerate() {
-                if e.tag != INVALID {
-                    rev.entry(Self::entry_page(e)).or_default().push((a * SETS + i) as u16);
-                    self.rev_len += 1;
-                }
-            }
-        }
     }
 
     #[inline(always)]
@@ -254,15 +296,20 @@ impl Tlb {
             None => (NO_GPA, !0xfff),
         };
         self.meta[a][slot] = Meta { span, gpa, gspan };
+        let code = a * SETS + slot;
         if span != !0xfff {
-            self.super_entries += 1;
+            if self.super_mask == 0 {
+                self.super_mask = span;
+                self.super_base = va & span;
+            } else {
+                while va & self.super_mask != self.super_base {
+                    self.super_mask <<= 1;
+                    self.super_base &= self.super_mask;
+                }
+            }
         }
         if let Some(rev) = &mut self.rev {
-            rev.entry(page_off >> 12).or_default().push((a * SETS + slot) as u16);
-            self.rev_len += 1;
-            if self.rev_len > 8 * 3 * SETS {
-                self.rebuild_rev();
-            }
+            rev.link(code, page_off >> 12);
         }
     }
 
@@ -282,6 +329,16 @@ impl Tlb {
         self.stats.dropped += dropped;
     }
 
+    /// Drops entry `c` if `pred(entry_va_tag, ctx, meta)` holds.
+    fn drop_one_if(&mut self, c: usize, pred: impl Fn(u64, u16, &Meta) -> bool) {
+        let (k, i) = (c / SETS, c % SETS);
+        let e = &mut self.sets[k][i];
+        if e.tag != INVALID && pred(e.tag & !0xfff, (e.tag & 0x7ff) as u16, &self.meta[k][i]) {
+            *e = EMPTY;
+            self.stats.dropped += 1;
+        }
+    }
+
     /// Drops every entry.
     pub fn flush(&mut self) {
         self.stats.flushes += 1;
@@ -294,7 +351,7 @@ impl Tlb {
                 }
             }
         }
-        self.super_entries = 0;
+        self.super_mask = 0;
     }
 
     /// Drops the entries of the address-space slots in `spaces` (a bit mask
@@ -305,21 +362,18 @@ impl Tlb {
         match va {
             None => self.drop_where(|_, ctx, _| in_spaces(ctx)),
             Some(va) => {
-                let page = va & !0xfff;
-                if self.super_entries == 0 {
-                    // Only the one slot per kind can hold `va`.
-                    self.stats.flushes += 1;
-        self.generation += 1;
-                    let slot = Self::slot(va);
-                    for set in self.sets.iter_mut() {
-                        let e = &mut set[slot];
-                        if e.tag != INVALID && e.tag & !0xfff == page && in_spaces((e.tag & 0x7ff) as u16) {
-                            *e = EMPTY;
-                            self.stats.dropped += 1;
-                        }
-                    }
+                let hit = |tag_va: u64, ctx: u16, m: &Meta| in_spaces(ctx) && tag_va & m.span == va & m.span;
+                if self.super_mask != 0 && va & self.super_mask == self.super_base {
+                    // Pieces of a superpage holding `va` may sit in any set.
+                    self.drop_where(hit);
                 } else {
-                    self.drop_where(|tag_va, ctx, m| in_spaces(ctx) && tag_va & m.span == va & m.span);
+                    // Only the one set per kind that `va` maps to can.
+                    self.stats.flushes += 1;
+                    self.generation += 1;
+                    let slot = Self::slot(va);
+                    for k in 0..3 {
+                        self.drop_one_if(k * SETS + slot, hit);
+                    }
                 }
             }
         }
@@ -345,19 +399,21 @@ impl Tlb {
         self.stats.flushes += 1;
         self.generation += 1;
         let mut dropped = 0;
-        match self.rev.as_mut().and_then(|r| r.remove(&ram_page)) {
-            Some(codes) => {
-                self.rev_len -= codes.len();
-                for c in codes {
-                    let (a, i) = (c as usize / SETS, c as usize % SETS);
-                    let e = &mut self.sets[a][i];
+        match self.rev.as_mut() {
+            Some(rev) => {
+                let mut c = rev.head.get(ram_page as usize).copied().unwrap_or(NIL);
+                while c != NIL {
+                    let next = rev.next[c as usize];
+                    let (k, i) = (c as usize / SETS, c as usize % SETS);
+                    let e = &mut self.sets[k][i];
                     if e.tag != INVALID && Self::entry_page(e) == ram_page {
                         *e = EMPTY;
                         dropped += 1;
                     }
+                    rev.unlink(c as usize);
+                    c = next;
                 }
             }
-            None if self.rev.is_some() => {}
             None => {
                 for set in self.sets.iter_mut() {
                     for e in set.iter_mut() {
@@ -495,6 +551,47 @@ mod tests {
         assert_eq!(t.lookup(Access::Load, 0x4020_0000, 1), Some(0x20_0000));
     }
 
+    /// Random fills (4 KiB pieces of 4 KiB, 2 MiB and 1 GiB pages) and
+    /// fences by address, against a naive model that scans everything.
+    #[test]
+    fn fences_by_address_match_a_full_scan() {
+        let mut t = Tlb::new();
+        t.enable_reverse_index(1 << 16);
+        // model: (kind, set) -> (va page, ctx, span) of the live entry
+        let mut model: std::collections::HashMap<(usize, usize), (u64, u16, u64)> = Default::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for step in 0..20_000 {
+            let r = rnd();
+            let va = (r & 0x3f_ffff_f000) | 0x40_0000_0000;
+            let ctx = ctx((r >> 40) as u16 % 3 + 1, 1);
+            if r >> 62 != 0 {
+                let shift = [12, 21, 30][(r >> 50) as usize % 3];
+                let kind = [Access::Fetch, Access::Load, Access::Store][(r >> 55) as usize % 3];
+                t.insert(kind, va, ctx, (r >> 8) & 0xff_f000, shift, None);
+                model.insert((kind.index(), Tlb::slot(va)), (va, ctx, !((1u64 << shift) - 1)));
+            } else {
+                let spaces = 1u64 << ((r >> 44) % 4);
+                let fva = if step % 2 == 0 { va } else { model.values().next().map_or(va, |e| e.0 | 0x123) };
+                t.flush_spaces(spaces, Some(fva));
+                model.retain(|_, &mut (v, c, span)| !(spaces >> ctx_space(c) & 1 != 0 && v & span == fva & span));
+            }
+            if step % 997 == 0 {
+                for k in 0..3 {
+                    for i in 0..SETS {
+                        let live = t.sets[k][i].tag != INVALID;
+                        assert_eq!(live, model.contains_key(&(k, i)), "step {step}: entry {k}/{i}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn fences_keep_other_address_spaces() {
         let mut t = Tlb::new();
@@ -532,7 +629,7 @@ mod tests {
     #[test]
     fn reverse_index_finds_the_page_entries_and_skips_evicted_ones() {
         let mut t = Tlb::new();
-        t.enable_reverse_index();
+        t.enable_reverse_index(64);
         t.insert(Access::Load, 0x1000, ctx(1, 0), 0x5000, 12, None);
         // Same set: evicts the first entry, whose index record goes stale.
         t.insert(Access::Load, 0x1000 + (SETS as u64) * 0x1000, ctx(1, 0), 0x9000, 12, None);

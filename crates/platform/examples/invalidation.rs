@@ -43,6 +43,7 @@ fn main() {
         initrd: None,
         append: String::new(),
         serial_log: None,
+        virtio: Default::default(),
     };
     let mut m = HypMachine::new(&RunConfig {
         vms: vec![vm("a"), vm("b")],

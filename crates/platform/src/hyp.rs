@@ -247,9 +247,12 @@ impl HartOps for HypHart<'_> {
     fn time(&self) -> u64 {
         self.bus.mtime()
     }
-    fn enter_guest(&mut self, budget: u64) -> (u64, TrapTo) {
-        let (used, to) = self.hart.enter_guest(&mut self.bus, budget);
-        (used, if to == TrapTarget::M { TrapTo::M } else { TrapTo::Hs })
+    fn run_guest(&mut self, budget: u64) -> (u64, Option<TrapTo>) {
+        let (used, to) = self.hart.run_guest(&mut self.bus, budget);
+        (used, to.map(|t| if t == TrapTarget::M { TrapTo::M } else { TrapTo::Hs }))
+    }
+    fn preempt(&mut self) {
+        self.hart.preempt_guest();
     }
     fn read_guest_insn(&mut self, va: u64) -> Option<u32> {
         self.hart.hlvx_insn(&mut self.bus, va).ok()

@@ -34,6 +34,7 @@ fn vm(name: &str, kernel: &PathBuf, protected: bool) -> VmConfig {
         initrd: None,
         append: String::new(),
         serial_log: None,
+        virtio: Default::default(),
     }
 }
 

@@ -206,6 +206,9 @@ fn run(a: RunArgs) -> Result<i32, String> {
             None => eprintln!("strata: VM {name}: waits for an interrupt that nothing can raise"),
         }
     }
+    // The process ends now: tearing down gigabytes of bookkeeping page by
+    // page would only delay the exit status.
+    std::mem::forget(m);
     Ok(out.status())
 }
 
@@ -371,6 +374,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
     if a.stats {
         eprint!("{}", m.stats_report());
     }
+    // As in `run`: the process ends now, no need to free the machine.
+    std::mem::forget(m);
     Ok(reason)
 }
 
