@@ -280,6 +280,90 @@ struct VmState {
     maps: BTreeMap<u64, (MachinePage, Perms)>,
 }
 
+/// The reverse map, page -> every (vm, gpa) that maps it. Most pages are
+/// mapped once, so the first mapping of each page sits in a vector indexed
+/// by page (no allocation per page, which giving a VM gigabytes would
+/// otherwise cost), and only further ones go to a side table.
+#[derive(Clone, Debug)]
+struct RevMap {
+    base: u64,
+    first: Vec<Option<(VmId, u64)>>,
+    more: BTreeMap<MachinePage, BTreeSet<(VmId, u64)>>,
+    total: usize,
+}
+
+impl RevMap {
+    fn new(base: u64, pages: u64) -> Self {
+        Self { base, first: vec![None; pages as usize], more: BTreeMap::new(), total: 0 }
+    }
+
+    fn slot(&self, page: MachinePage) -> Option<usize> {
+        let i = page.pfn().checked_sub(self.base)? as usize;
+        (i < self.first.len()).then_some(i)
+    }
+
+    fn insert(&mut self, page: MachinePage, item: (VmId, u64)) {
+        let Some(i) = self.slot(page) else { return };
+        match self.first[i] {
+            None => self.first[i] = Some(item),
+            Some(f) if f == item => return,
+            Some(_) => {
+                if !self.more.entry(page).or_default().insert(item) {
+                    return;
+                }
+            }
+        }
+        self.total += 1;
+    }
+
+    fn remove(&mut self, page: MachinePage, item: (VmId, u64)) {
+        let Some(i) = self.slot(page) else { return };
+        if self.first[i] == Some(item) {
+            // Promote a further mapping, if there is one.
+            self.first[i] = None;
+            if let Some(set) = self.more.get_mut(&page) {
+                self.first[i] = set.pop_first();
+                if set.is_empty() {
+                    self.more.remove(&page);
+                }
+            }
+            self.total -= 1;
+        } else if let Some(set) = self.more.get_mut(&page) {
+            if set.remove(&item) {
+                self.total -= 1;
+            }
+            if set.is_empty() {
+                self.more.remove(&page);
+            }
+        }
+    }
+
+    fn contains(&self, page: MachinePage, item: (VmId, u64)) -> bool {
+        self.slot(page).is_some_and(|i| self.first[i] == Some(item))
+            || self.more.get(&page).is_some_and(|s| s.contains(&item))
+    }
+
+    /// Every mapping of `page`, sorted.
+    fn items(&self, page: MachinePage) -> Vec<(VmId, u64)> {
+        let mut v: Vec<(VmId, u64)> = self.slot(page).and_then(|i| self.first[i]).into_iter().collect();
+        if let Some(set) = self.more.get(&page) {
+            v.extend(set.iter().copied());
+            v.sort_unstable();
+        }
+        v
+    }
+
+    fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The side table holds no empty sets and no page whose first slot is
+    /// free (a removal always promotes).
+    fn well_formed(&self) -> bool {
+        self.more.iter().all(|(p, s)| !s.is_empty() && self.slot(*p).is_some_and(|i| self.first[i].is_some()))
+    }
+}
+
 /// The ownership state of every 4 KiB page in one contiguous range of
 /// machine memory, and of every VM's guest-physical mappings of them.
 #[derive(Clone, Debug)]
@@ -290,7 +374,7 @@ pub struct Tracker {
     /// Pages lent out: page -> borrower -> granted permissions.
     borrows: BTreeMap<MachinePage, BTreeMap<Owner, Perms>>,
     /// Reverse map: page -> every (vm, gpa) that maps it.
-    rmap: BTreeMap<MachinePage, BTreeSet<(VmId, u64)>>,
+    rmap: RevMap,
     /// Pages that must be zeroed before anyone may use them.
     pending: BTreeSet<MachinePage>,
     #[cfg(test)]
@@ -325,7 +409,7 @@ impl Tracker {
             ],
             vms: BTreeMap::new(),
             borrows: BTreeMap::new(),
-            rmap: BTreeMap::new(),
+            rmap: RevMap::new(base.pfn(), pages),
             pending: BTreeSet::new(),
             #[cfg(test)]
             bugs: Bugs::default(),
@@ -465,10 +549,7 @@ impl Tracker {
 
     /// Who maps machine page `page`: every (vm, gpa), sorted.
     pub fn who_maps(&self, page: MachinePage) -> Vec<(VmId, u64)> {
-        self.rmap
-            .get(&page)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
+        self.rmap.items(page)
     }
 
     /// Every page owned by `owner`, sorted.
@@ -521,12 +602,7 @@ impl Tracker {
     fn drop_mapping(&mut self, vm: VmId, gpa: u64, eff: &mut Effects) {
         if let Some(st) = self.vms.get_mut(&vm) {
             if let Some((page, perms)) = st.maps.remove(&gpa) {
-                if let Some(set) = self.rmap.get_mut(&page) {
-                    set.remove(&(vm, gpa));
-                    if set.is_empty() {
-                        self.rmap.remove(&page);
-                    }
-                }
+                self.rmap.remove(page, (vm, gpa));
                 eff.unmapped.push(Unmap {
                     vm,
                     gpa,
@@ -544,11 +620,7 @@ impl Tracker {
         which: impl Fn(VmId) -> bool,
         eff: &mut Effects,
     ) {
-        let victims: Vec<(VmId, u64)> = self
-            .rmap
-            .get(&page)
-            .map(|s| s.iter().copied().filter(|&(v, _)| which(v)).collect())
-            .unwrap_or_default();
+        let victims: Vec<(VmId, u64)> = self.rmap.items(page).into_iter().filter(|&(v, _)| which(v)).collect();
         for (vm, gpa) in victims {
             self.drop_mapping(vm, gpa, eff);
         }
@@ -584,12 +656,7 @@ impl Tracker {
         let st = self.vms.remove(&id).ok_or(OwnershipError::NoSuchVm(id))?;
         let mut eff = Effects::default();
         for (gpa, (page, perms)) in st.maps {
-            if let Some(set) = self.rmap.get_mut(&page) {
-                set.remove(&(id, gpa));
-                if set.is_empty() {
-                    self.rmap.remove(&page);
-                }
-            }
+            self.rmap.remove(page, (id, gpa));
             eff.unmapped.push(Unmap {
                 vm: id,
                 gpa,
@@ -883,7 +950,7 @@ impl Tracker {
         if let Some(st) = self.vms.get_mut(&vm) {
             st.maps.insert(gpa, (page, perms));
         }
-        self.rmap.entry(page).or_default().insert((vm, gpa));
+        self.rmap.insert(page, (vm, gpa));
         Ok(())
     }
 
@@ -1016,7 +1083,7 @@ impl Tracker {
         for (&vm, st) in &self.vms {
             for (&gpa, &(page, perms)) in &st.maps {
                 count += 1;
-                if !self.rmap.get(&page).is_some_and(|s| s.contains(&(vm, gpa))) {
+                if !self.rmap.contains(page, (vm, gpa)) {
                     return Err(format!(
                         "{vm} gpa {gpa:#x} -> {page} missing from reverse map"
                     ));
@@ -1036,8 +1103,8 @@ impl Tracker {
                 }
             }
         }
-        let rcount: usize = self.rmap.values().map(|s| s.len()).sum();
-        if rcount != count || self.rmap.values().any(|s| s.is_empty()) {
+        let rcount = self.rmap.total();
+        if rcount != count || !self.rmap.well_formed() {
             return Err(format!(
                 "reverse map has {rcount} entries, forward maps {count}"
             ));
