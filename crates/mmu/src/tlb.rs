@@ -25,6 +25,7 @@
 //! invalidation by physical address).
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::Access;
 
@@ -102,6 +103,9 @@ pub struct TlbStats {
     /// Flush operations, and the live entries they dropped.
     pub flushes: u64,
     pub dropped: u64,
+    /// Fences by address that had to scan the whole TLB for the pieces of
+    /// a superpage holding the address.
+    pub fence_scans: u64,
     /// Entries dropped by an invalidation although they did not reach the
     /// page that changed, and later misses on exactly those translations,
     /// by address-space slot: the collateral damage of a coarse flush.
@@ -118,6 +122,7 @@ impl Default for TlbStats {
             fills: 0,
             flushes: 0,
             dropped: 0,
+            fence_scans: 0,
             collateral_dropped: 0,
             collateral_misses: [0; SPACES],
         }
@@ -127,14 +132,13 @@ impl Default for TlbStats {
 pub struct Tlb {
     sets: Box<[[Entry; SETS]; 3]>,
     meta: Box<[[Meta; SETS]; 3]>,
-    /// A region (`va & super_mask == super_base`) that holds every page
-    /// the live superpage entries came from, widened as they are filled
-    /// (QEMU's large-page trick): a fence by address outside it has only
-    /// one set per kind to look at; inside, it scans the TLB for pieces of
-    /// superpages. `super_mask` 0 when no superpage entry was filled since
-    /// the last full flush.
-    super_base: u64,
-    super_mask: u64,
+    /// Every superpage that pieces were cut from since the last full flush:
+    /// a fence by address outside all of them has only one set per kind
+    /// to look at; inside one, it scans the TLB for the pieces, which may
+    /// sit in any set. (QEMU keeps one widening region instead; Linux's
+    /// linear map of 2 MiB pages next to its 4 KiB vmalloc and user pages
+    /// widened that region over nearly every fence.)
+    supers: SuperSet,
     /// Reverse index from RAM page to the entries that reach it, when
     /// enabled: an intrusive doubly-linked list per page (`head[page]`,
     /// and `next`/`prev`/`owner` per entry), relinked as entries are
@@ -210,13 +214,84 @@ pub const fn ctx_space(ctx: u16) -> usize {
     (ctx >> SPACE_SHIFT) as usize & (SPACES - 1)
 }
 
+/// The superpages (base and size) that TLB entries were cut from.
+#[derive(Default)]
+struct SuperSet {
+    /// `(va >> shift) << 6 | shift` of each superpage.
+    keys: HashSet<u64, BuildHasherDefault<MulHasher>>,
+    /// Bit `shift` set when some superpage of `1 << shift` bytes is present.
+    shifts: u64,
+}
+
+impl SuperSet {
+    /// More than this and the TLB starts afresh: the set must not grow
+    /// without bound while a guest maps ever new superpages.
+    const MAX: usize = 4096;
+
+    fn key(va: u64, shift: u32) -> u64 {
+        (va >> shift) << 6 | shift as u64
+    }
+
+    /// Remembers the superpage of `1 << shift` bytes holding `va`; false if
+    /// the set is full.
+    fn insert(&mut self, va: u64, shift: u32) -> bool {
+        let shift = shift.clamp(12, 63);
+        let key = Self::key(va, shift);
+        if self.keys.contains(&key) {
+            return true;
+        }
+        if self.keys.len() >= Self::MAX {
+            return false;
+        }
+        self.keys.insert(key);
+        self.shifts |= 1 << shift;
+        true
+    }
+
+    /// Whether some remembered superpage holds `va`.
+    fn covers(&self, va: u64) -> bool {
+        let mut shifts = self.shifts;
+        while shifts != 0 {
+            let shift = shifts.trailing_zeros();
+            if self.keys.contains(&Self::key(va, shift)) {
+                return true;
+            }
+            shifts &= shifts - 1;
+        }
+        false
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.shifts = 0;
+    }
+}
+
+/// A multiplicative hash for the `u64` keys of [`SuperSet`] (SipHash would
+/// cost more than the lookup it guards).
+#[derive(Default)]
+struct MulHasher(u64);
+
+impl Hasher for MulHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 impl Tlb {
     pub fn new() -> Self {
         Self {
             sets: Box::new([[EMPTY; SETS]; 3]),
             meta: Box::new([[NO_META; SETS]; 3]),
-            super_base: 0,
-            super_mask: 0,
+            supers: SuperSet::default(),
             rev: None,
             collateral: HashSet::new(),
             generation: 0,
@@ -297,16 +372,13 @@ impl Tlb {
         };
         self.meta[a][slot] = Meta { span, gpa, gspan };
         let code = a * SETS + slot;
-        if span != !0xfff {
-            if self.super_mask == 0 {
-                self.super_mask = span;
-                self.super_base = va & span;
-            } else {
-                while va & self.super_mask != self.super_base {
-                    self.super_mask <<= 1;
-                    self.super_base &= self.super_mask;
-                }
-            }
+        if span != !0xfff && !self.supers.insert(va, page_shift) {
+            // Too many superpages to remember: start afresh (a TLB may drop
+            // any entry at any time), keeping only the one just filled.
+            let keep = (self.sets[a][slot], self.meta[a][slot]);
+            self.flush();
+            (self.sets[a][slot], self.meta[a][slot]) = keep;
+            self.supers.insert(va, page_shift);
         }
         if let Some(rev) = &mut self.rev {
             rev.link(code, page_off >> 12);
@@ -351,7 +423,7 @@ impl Tlb {
                 }
             }
         }
-        self.super_mask = 0;
+        self.supers.clear();
     }
 
     /// Drops the entries of the address-space slots in `spaces` (a bit mask
@@ -363,8 +435,9 @@ impl Tlb {
             None => self.drop_where(|_, ctx, _| in_spaces(ctx)),
             Some(va) => {
                 let hit = |tag_va: u64, ctx: u16, m: &Meta| in_spaces(ctx) && tag_va & m.span == va & m.span;
-                if self.super_mask != 0 && va & self.super_mask == self.super_base {
+                if self.supers.covers(va) {
                     // Pieces of a superpage holding `va` may sit in any set.
+                    self.stats.fence_scans += 1;
                     self.drop_where(hit);
                 } else {
                     // Only the one set per kind that `va` maps to can.
@@ -559,6 +632,7 @@ mod tests {
         t.enable_reverse_index(1 << 16);
         // model: (kind, set) -> (va page, ctx, span) of the live entry
         let mut model: std::collections::HashMap<(usize, usize), (u64, u16, u64)> = Default::default();
+        let mut restarts = 0;
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut rnd = || {
             x ^= x << 13;
@@ -573,7 +647,13 @@ mod tests {
             if r >> 62 != 0 {
                 let shift = [12, 21, 30][(r >> 50) as usize % 3];
                 let kind = [Access::Fetch, Access::Load, Access::Store][(r >> 55) as usize % 3];
+                let gen = t.generation();
                 t.insert(kind, va, ctx, (r >> 8) & 0xff_f000, shift, None);
+                if t.generation() != gen {
+                    // Too many superpages: the TLB started afresh.
+                    model.clear();
+                    restarts += 1;
+                }
                 model.insert((kind.index(), Tlb::slot(va)), (va, ctx, !((1u64 << shift) - 1)));
             } else {
                 let spaces = 1u64 << ((r >> 44) % 4);
@@ -590,6 +670,8 @@ mod tests {
                 }
             }
         }
+        assert!(restarts > 0, "the superpage set's bound was reached and handled");
+        assert!(t.stats.fence_scans > 0 && t.stats.fence_scans < t.stats.flushes);
     }
 
     #[test]

@@ -477,8 +477,8 @@ impl Machine {
             let st = &h.stats;
             let _ = writeln!(
                 s,
-                "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} dropped {}",
-                h.hartid, h.instret, st.steps, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped
+                "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
+                h.hartid, h.instret, st.steps, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped, t.fence_scans
             );
             let by_vmid: Vec<String> = h
                 .tlb_vmid_stats()
