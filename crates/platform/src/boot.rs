@@ -5,10 +5,8 @@
 
 use std::path::Path;
 
-use strata_memory::GuestRam;
-
 use crate::fdt::{self, FdtConfig};
-use crate::loader::{self, ImageKind, LoadError};
+use crate::loader::{self, ImageKind, LoadError, LoadTarget};
 use crate::machine::Layout;
 
 /// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
@@ -38,7 +36,7 @@ pub struct BootConfig<'a> {
 }
 
 /// Loads the images into `ram` and returns where they went.
-pub fn load(ram: &GuestRam, cfg: &BootConfig) -> Result<Layout, LoadError> {
+pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError> {
     let base = ram.base();
     let kernel_bytes = loader::read_file("kernel", cfg.kernel)?;
     loader::check_not_foreign("kernel", &kernel_bytes)?;
@@ -116,7 +114,7 @@ pub fn load(ram: &GuestRam, cfg: &BootConfig) -> Result<Layout, LoadError> {
                 info_addr
             )));
         }
-        ram.write_bytes(start, d).map_err(|e| LoadError(format!("initrd: {e}")))?;
+        ram.write(start, d).map_err(|e| LoadError(format!("initrd: {e}")))?;
         layout.initrd = Some((start, start + d.len() as u64));
         low_limit = start;
     }
@@ -128,7 +126,7 @@ pub fn load(ram: &GuestRam, cfg: &BootConfig) -> Result<Layout, LoadError> {
     if dtb.len() as u64 > DTB_MAX {
         return Err(LoadError("device tree larger than 64 KiB".into()));
     }
-    ram.write_bytes(dtb_slot, &dtb).map_err(|e| LoadError(format!("device tree: {e}")))?;
+    ram.write(dtb_slot, &dtb).map_err(|e| LoadError(format!("device tree: {e}")))?;
     layout.dtb = dtb_slot;
 
     layout.entry = match firmware_entry {
@@ -136,9 +134,8 @@ pub fn load(ram: &GuestRam, cfg: &BootConfig) -> Result<Layout, LoadError> {
             // fw_dynamic_info: magic, version, next_addr, next_mode,
             // options, boot_hart.
             let info = [FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, kernel.entry, NEXT_MODE_S, 0, 0];
-            for (i, v) in info.iter().enumerate() {
-                ram.store(info_addr + 8 * i as u64, 8, *v).map_err(|e| LoadError(e.to_string()))?;
-            }
+            let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
+            ram.write(info_addr, &bytes).map_err(|e| LoadError(format!("fw_dynamic_info: {e}")))?;
             layout.fw_dynamic_info = Some(info_addr);
             fw_entry
         }
@@ -147,17 +144,3 @@ pub fn load(ram: &GuestRam, cfg: &BootConfig) -> Result<Layout, LoadError> {
     Ok(layout)
 }
 
-/// The byte ranges of `ram` the images occupy (for copying them into a
-/// VM): kernel, initrd, device tree.
-pub fn segments(ram: &GuestRam, layout: &Layout) -> Result<Vec<(u64, Vec<u8>)>, LoadError> {
-    let mut out = Vec::new();
-    let mut ranges = vec![layout.kernel, (layout.dtb, layout.dtb + DTB_MAX)];
-    ranges.extend(layout.initrd);
-    for (start, end) in ranges {
-        let end = end.min(ram.end());
-        let mut buf = vec![0u8; (end - start) as usize];
-        ram.read_bytes(start, &mut buf).map_err(|e| LoadError(e.to_string()))?;
-        out.push((start, buf));
-    }
-    Ok(out)
-}

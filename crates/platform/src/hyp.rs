@@ -26,7 +26,7 @@ use strata_memory::GuestRam;
 use crate::boot::{self, BootConfig};
 use crate::console::{self, Input};
 use crate::fdt::FdtConfig;
-use crate::loader::LoadError;
+use crate::loader::{LoadError, Segments};
 use crate::machine::{host_ram_bytes, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
 use crate::virtio::VirtioConfig;
 use strata_devices::virtio::VirtioMmio;
@@ -631,11 +631,12 @@ impl HypMachine {
 }
 
 /// Builds a VM's boot images (kernel, initrd, device tree) the way the
-/// bare board would, in scratch memory, and returns them as segments.
+/// bare board would, and returns them as segments to write into the VM's
+/// fresh memory.
 fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<(Vec<(u64, Vec<u8>)>, u64, u64), LoadError> {
-    let scratch = GuestRam::new(layout::RAM_BASE, vm.memory).map_err(LoadError)?;
+    let segs = Segments::new(layout::RAM_BASE, vm.memory);
     let l = boot::load(
-        &scratch,
+        &segs,
         &BootConfig {
             bios: None,
             kernel: &vm.kernel,
@@ -658,6 +659,5 @@ fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<(Vec<(u64, Ve
         },
     )
     .map_err(|e| LoadError(format!("VM {}: {}", vm.name, e.0)))?;
-    let segs = boot::segments(&scratch, &l)?;
-    Ok((segs, l.entry, l.dtb))
+    Ok((segs.into_segments(), l.entry, l.dtb))
 }

@@ -4,6 +4,7 @@
 //! oversized file is an error with a sentence that names the file, never a
 //! panic or an out-of-bounds copy.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::Path;
 
@@ -26,6 +27,86 @@ fn err<T>(msg: impl Into<String>) -> Result<T, LoadError> {
 
 pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, LoadError> {
     std::fs::read(path).map_err(|e| LoadError(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// Where images are loaded: the board's RAM, or a [`Segments`] recorder
+/// that keeps them for a hypervisor to copy into a VM later.
+pub trait LoadTarget {
+    /// The guest-physical range `base()..end()` images may occupy.
+    fn base(&self) -> u64;
+    fn end(&self) -> u64;
+    fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), LoadError>;
+    fn zero(&self, addr: u64, len: u64) -> Result<(), LoadError>;
+
+    fn contains(&self, addr: u64, len: u64) -> bool {
+        addr >= self.base() && addr.checked_add(len).is_some_and(|e| e <= self.end())
+    }
+}
+
+impl LoadTarget for GuestRam {
+    fn base(&self) -> u64 {
+        GuestRam::base(self)
+    }
+    fn end(&self) -> u64 {
+        GuestRam::end(self)
+    }
+    fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), LoadError> {
+        self.write_bytes(addr, bytes).map_err(|e| LoadError(e.to_string()))
+    }
+    fn zero(&self, addr: u64, len: u64) -> Result<(), LoadError> {
+        GuestRam::zero(self, addr, len).map_err(|e| LoadError(e.to_string()))
+    }
+}
+
+/// Records what a loader writes, as (address, bytes) segments to apply in
+/// order, for memory that starts out all zeros (a VM's fresh pages): so a
+/// VM's images cost neither scratch RAM of the VM's size nor copies of the
+/// kernel's BSS.
+pub struct Segments {
+    base: u64,
+    end: u64,
+    segs: RefCell<Vec<(u64, Vec<u8>)>>,
+}
+
+impl Segments {
+    pub fn new(base: u64, size: u64) -> Self {
+        Self { base, end: base.saturating_add(size), segs: RefCell::new(Vec::new()) }
+    }
+
+    /// The segments, in the order they must be written.
+    pub fn into_segments(self) -> Vec<(u64, Vec<u8>)> {
+        self.segs.into_inner()
+    }
+}
+
+impl LoadTarget for Segments {
+    fn base(&self) -> u64 {
+        self.base
+    }
+    fn end(&self) -> u64 {
+        self.end
+    }
+    fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), LoadError> {
+        if !self.contains(addr, bytes.len() as u64) {
+            return err(format!("{addr:#x}+{:#x} is outside guest RAM", bytes.len()));
+        }
+        self.segs.borrow_mut().push((addr, bytes.to_vec()));
+        Ok(())
+    }
+    fn zero(&self, addr: u64, len: u64) -> Result<(), LoadError> {
+        if !self.contains(addr, len) {
+            return err(format!("{addr:#x}+{len:#x} is outside guest RAM"));
+        }
+        // The target starts zeroed: only bytes written earlier need it.
+        for (at, bytes) in self.segs.borrow_mut().iter_mut() {
+            let lo = addr.max(*at);
+            let hi = (addr + len).min(*at + bytes.len() as u64);
+            if lo < hi {
+                bytes[(lo - *at) as usize..(hi - *at) as usize].fill(0);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a loaded image asks the platform for.
@@ -71,7 +152,7 @@ fn u64le(d: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_le_bytes(d.get(off..off + 8)?.try_into().ok()?))
 }
 
-fn place(ram: &GuestRam, what: &str, addr: u64, bytes: &[u8], mem_size: u64) -> Result<(), LoadError> {
+fn place(ram: &dyn LoadTarget, what: &str, addr: u64, bytes: &[u8], mem_size: u64) -> Result<(), LoadError> {
     if mem_size < bytes.len() as u64 || !ram.contains(addr, mem_size) {
         return err(format!(
             "{what} needs {:#x}..{:#x}, which is outside guest RAM {:#x}..{:#x} (try a larger -m)",
@@ -81,14 +162,14 @@ fn place(ram: &GuestRam, what: &str, addr: u64, bytes: &[u8], mem_size: u64) -> 
             ram.end()
         ));
     }
-    ram.write_bytes(addr, bytes).map_err(|e| LoadError(format!("{what}: {e}")))?;
+    ram.write(addr, bytes).map_err(|e| LoadError(format!("{what}: {e}")))?;
     ram.zero(addr + bytes.len() as u64, mem_size - bytes.len() as u64)
         .map_err(|e| LoadError(format!("{what}: {e}")))
 }
 
 /// Loads an ELF64 little-endian RISC-V executable by its program headers'
 /// physical addresses (what QEMU's `virt` board does for `-kernel x.elf`).
-pub fn load_elf(ram: &GuestRam, what: &str, d: &[u8]) -> Result<Loaded, LoadError> {
+pub fn load_elf(ram: &dyn LoadTarget, what: &str, d: &[u8]) -> Result<Loaded, LoadError> {
     let bad = |why: &str| LoadError(format!("{what} is not a usable ELF file: {why}"));
     if d.len() < 64 {
         return Err(bad("truncated header"));
@@ -140,7 +221,7 @@ pub fn load_elf(ram: &GuestRam, what: &str, d: &[u8]) -> Result<Loaded, LoadErro
 /// RV64 (Documentation/arch/riscv/boot-image-header.rst). The header's
 /// `image_size` (offset 0x10) is the memory the kernel occupies including
 /// its BSS, so the whole of it must fit in RAM.
-pub fn load_linux_image(ram: &GuestRam, what: &str, d: &[u8], addr: u64) -> Result<Loaded, LoadError> {
+pub fn load_linux_image(ram: &dyn LoadTarget, what: &str, d: &[u8], addr: u64) -> Result<Loaded, LoadError> {
     if d.len() < 0x40 || &d[0x38..0x3c] != b"RSC\x05" {
         return err(format!("{what} is not a RISC-V Linux Image (no \"RSC\\x05\" magic at offset 0x38)"));
     }
@@ -150,7 +231,7 @@ pub fn load_linux_image(ram: &GuestRam, what: &str, d: &[u8], addr: u64) -> Resu
 }
 
 /// Loads a flat binary at `addr`.
-pub fn load_raw(ram: &GuestRam, what: &str, d: &[u8], addr: u64) -> Result<Loaded, LoadError> {
+pub fn load_raw(ram: &dyn LoadTarget, what: &str, d: &[u8], addr: u64) -> Result<Loaded, LoadError> {
     if d.is_empty() {
         return err(format!("{what} is empty"));
     }
@@ -183,6 +264,48 @@ mod tests {
 
     fn ram() -> GuestRam {
         GuestRam::new(0x8000_0000, 0x40_0000).unwrap()
+    }
+
+    /// Loading into a recorder and applying its segments to zeroed RAM
+    /// gives the same bytes as loading into that RAM directly.
+    #[test]
+    fn segments_replay_to_what_a_direct_load_writes() {
+        let ops: [(u64, u64, Option<u8>); 5] = [
+            (0x8000_1000, 0x3000, Some(0xaa)),
+            (0x8000_2000, 0x800, None), // zeroes part of the first
+            (0x8000_2400, 0x10, Some(0x55)),
+            (0x8000_0ff0, 0x20, None), // straddles the first's start
+            (0x8030_0000, 0x100, Some(0x11)),
+        ];
+        let direct = ram();
+        let rec = Segments::new(0x8000_0000, 0x40_0000);
+        for &(addr, len, byte) in &ops {
+            let t: [&dyn LoadTarget; 2] = [&direct, &rec];
+            for t in t {
+                match byte {
+                    Some(b) => t.write(addr, &vec![b; len as usize]).unwrap(),
+                    None => t.zero(addr, len).unwrap(),
+                }
+            }
+        }
+        let replayed = ram();
+        for (addr, bytes) in rec.into_segments() {
+            replayed.write_bytes(addr, &bytes).unwrap();
+        }
+        let (mut a, mut b) = (vec![0u8; 0x40_0000], vec![0u8; 0x40_0000]);
+        direct.read_bytes(0x8000_0000, &mut a).unwrap();
+        replayed.read_bytes(0x8000_0000, &mut b).unwrap();
+        assert!(a == b, "replayed segments differ from a direct load");
+        assert_eq!(a[0x2000], 0, "the zeroing after the write took effect");
+        assert_eq!((a[0x100f], a[0x1010]), (0, 0xaa), "the straddling zeroing ends where it should");
+    }
+
+    #[test]
+    fn segments_refuse_writes_outside_ram() {
+        let rec = Segments::new(0x8000_0000, 0x1000);
+        assert!(rec.write(0x8000_0ff0, &[0; 0x20]).is_err());
+        assert!(rec.zero(0x7fff_f000, 0x10).is_err());
+        assert!(rec.write(u64::MAX - 4, &[0; 8]).is_err());
     }
 
     fn elf(machine: u16, paddr: u64, payload: &[u8]) -> Vec<u8> {

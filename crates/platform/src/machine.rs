@@ -181,7 +181,7 @@ impl Machine {
 
         // ---- images ----
         let layout = crate::boot::load(
-            &ram,
+            &*ram,
             &crate::boot::BootConfig {
                 bios: cfg.bios.as_deref(),
                 kernel: &cfg.kernel,
