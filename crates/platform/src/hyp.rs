@@ -619,6 +619,12 @@ impl HypMachine {
                 })
                 .collect();
             let _ = writeln!(s, "hart {}: retired {} | tlb [{}]", h.hartid, h.instret, by.join(", "));
+            let t = h.tlb_stats();
+            let _ = writeln!(
+                s,
+                "hart {}: tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
+                h.hartid, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped, t.fence_scans
+            );
             let avg = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
             let _ = writeln!(
                 s,

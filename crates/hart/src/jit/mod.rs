@@ -136,9 +136,11 @@ const CTX_DATA_CTX: i32 = offset_of!(Ctx, data_ctx) as i32;
 /// to be encodable; `None` makes every access call its helper.
 #[derive(Clone, Copy)]
 struct TlbShape {
-    /// Right shift of `va` that leaves the set index times the entry size
-    /// in place, and the mask that keeps just that.
+    /// Right shifts of `va` that leave the set index's two halves (see
+    /// `RawLayout`) times the entry size in place, to be XORed, and the
+    /// mask that keeps just that.
     shift: u8,
+    fold: u8,
     index_mask: i32,
     /// Displacements of the load and store entries' tag and delta.
     load_tag: i32,
@@ -152,10 +154,14 @@ impl TlbShape {
     fn new(l: &strata_mmu::tlb::RawLayout) -> Option<TlbShape> {
         let d = |kind: strata_mmu::Access, off: usize| i32::try_from(kind.index() * l.kind_stride + off).ok();
         let index_mask = ((l.sets as u64 - 1) << l.entry_shift) as i32;
-        let ok = l.sets.is_power_of_two() && l.entry_shift <= 12 && (l.sets as u64) << l.entry_shift < 1 << 31;
+        let ok = l.sets.is_power_of_two()
+            && l.entry_shift <= 12
+            && (l.sets as u64) << l.entry_shift < 1 << 31
+            && (l.entry_shift..64).contains(&l.fold_shift);
         let page_mask = i32::try_from(l.page_mask as i64).ok()?;
         ok.then_some(TlbShape {
             shift: 12 - l.entry_shift as u8,
+            fold: (l.fold_shift - l.entry_shift) as u8,
             index_mask,
             load_tag: d(strata_mmu::Access::Load, l.tag_off)?,
             load_delta: d(strata_mmu::Access::Load, l.delta_off)?,
@@ -895,6 +901,9 @@ impl Compiler {
         let (tag, delta) = if store { (t.store_tag, t.store_delta) } else { (t.load_tag, t.load_delta) };
         self.a.mov_rr(true, R::Rax, R::Rsi);
         self.a.shift_ri(Shift::Shr, true, R::Rax, t.shift);
+        self.a.mov_rr(true, R::Rcx, R::Rsi);
+        self.a.shift_ri(Shift::Shr, true, R::Rcx, t.fold);
+        self.a.alu_rr(Alu::Xor, true, R::Rax, R::Rcx);
         self.a.alu_ri(Alu::And, false, R::Rax, t.index_mask);
         if n > 1 {
             self.a.lea(R::Rcx, mem(R::Rsi, n as i32 - 1));
