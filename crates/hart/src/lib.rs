@@ -56,6 +56,9 @@ pub struct Hart {
     pub pmp: Pmp,
     /// Retired instructions (the basis of `minstret` and `mcycle`).
     pub instret: u64,
+    /// Loads and stores that JIT code served from the TLB inline since it
+    /// was entered; moved to the TLB's hit counters when it returns.
+    jit_hits: u64,
     /// Waiting in WFI for an interrupt.
     pub wfi: bool,
     pub stats: stats::HartStats,
@@ -135,6 +138,7 @@ impl Hart {
             csr: Csrs::default(),
             pmp: Pmp::new(),
             instret: 0,
+            jit_hits: 0,
             wfi: false,
             stats: stats::HartStats::default(),
             ram,
@@ -394,7 +398,7 @@ impl Hart {
     fn enter_code_page(&mut self, pc: u64) -> Result<Option<usize>, trap::Trap> {
         let off = match self.tlb.lookup(strata_mmu::Access::Fetch, pc, self.ctx_fetch) {
             Some(off) => {
-                self.tlb.count_hit(self.ctx_fetch);
+                self.tlb.count_fetch_hit(self.ctx_fetch);
                 off
             }
             None => {

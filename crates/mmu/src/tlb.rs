@@ -102,6 +102,9 @@ pub struct TlbStats {
     /// by [`crate::space::Spaces`] when a slot is reused.
     pub slot_hits: [u64; SPACES],
     pub slot_misses: [u64; SPACES],
+    /// Of the hits, those of instruction fetches (a fetch is looked up
+    /// once per entry to a decoded-code page, not per instruction).
+    pub fetch_hits: u64,
     pub fills: u64,
     /// Flush operations, and the live entries they dropped.
     pub flushes: u64,
@@ -122,6 +125,7 @@ impl Default for TlbStats {
             misses: [0; 3],
             slot_hits: [0; SPACES],
             slot_misses: [0; SPACES],
+            fetch_hits: 0,
             fills: 0,
             flushes: 0,
             dropped: 0,
@@ -352,6 +356,21 @@ impl Tlb {
     #[inline(always)]
     pub fn count_hit(&mut self, ctx: u16) {
         self.stats.slot_hits[ctx_space(ctx)] += 1;
+    }
+
+    /// Counts a hit of an instruction fetch for the address space of `ctx`
+    /// (kept apart too, so that data hits can be told from fetch hits).
+    #[inline(always)]
+    pub fn count_fetch_hit(&mut self, ctx: u16) {
+        self.stats.slot_hits[ctx_space(ctx)] += 1;
+        self.stats.fetch_hits += 1;
+    }
+
+    /// Counts `n` hits for the address space of `ctx` (made by code that
+    /// probes the TLB itself, see [`raw_layout`](Self::raw_layout)).
+    #[inline]
+    pub fn count_hits(&mut self, ctx: u16, n: u64) {
+        self.stats.slot_hits[ctx_space(ctx)] += n;
     }
 
     /// Records a miss (kept out of `lookup` so the hit path stays minimal).

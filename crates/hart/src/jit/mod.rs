@@ -94,6 +94,7 @@ const XBIAS: i32 = 128;
 const OFF_X: usize = offset_of!(Hart, x);
 const OFF_PC: i32 = offset_of!(Hart, pc) as i32 - OFF_X as i32 - XBIAS;
 const OFF_INSTRET: i32 = offset_of!(Hart, instret) as i32 - OFF_X as i32 - XBIAS;
+const OFF_JIT_HITS: i32 = offset_of!(Hart, jit_hits) as i32 - OFF_X as i32 - XBIAS;
 
 /// What generated code and helpers share while a block runs. `r12` holds
 /// its address; the entry stub loads the fast-path pointers into
@@ -506,6 +507,7 @@ fn xm(r: u8) -> M {
 }
 const PC: M = mem(R::Rbx, OFF_PC);
 const INSTRET: M = mem(R::Rbx, OFF_INSTRET);
+const JIT_HITS: M = mem(R::Rbx, OFF_JIT_HITS);
 
 /// Instructions that, run by the interpreter, always leave the block (a
 /// trap, a change of privilege or control, or `event`): compiling what
@@ -539,6 +541,12 @@ struct Stub {
     k: u32,
     /// How many instructions of the block `instret` already includes.
     synced: u32,
+    /// Inline-probed accesses before this one, and how many of them
+    /// `jit_hits` already includes; whether this access was probed inline
+    /// (its helper then counts it, so the fast path's count is undone).
+    m: u32,
+    m_synced: u32,
+    inline: bool,
     /// The cache slots holding values not yet in `Hart::x` there.
     dirty: u8,
     /// For loads, the destination register; for stores, the source.
@@ -560,6 +568,12 @@ struct Compiler {
     /// Instructions emitted so far, and how many of them `instret` has.
     n: u32,
     synced: u32,
+    /// Loads and stores probed inline so far, and how many of them
+    /// `jit_hits` has: counted lazily at the same points as `instret`,
+    /// each as a hit unless its stub runs (the TLB's hit counters, which
+    /// the interpreter keeps per access, would otherwise miss JIT code).
+    m: u32,
+    m_synced: u32,
     stubs: Vec<Stub>,
     /// The guest register each cache register holds for this block (0:
     /// none), and the slots written since they were last stored. The
@@ -705,6 +719,16 @@ impl Compiler {
         if d != 0 {
             self.a.alu_mi(Alu::Add, INSTRET, d as i32);
         }
+        self.add_hits();
+    }
+
+    /// Adds the inline accesses not yet counted to `jit_hits` (call where
+    /// `instret` is brought up to date).
+    fn add_hits(&mut self) {
+        let d = self.m - self.m_synced;
+        if d != 0 {
+            self.a.alu_mi(Alu::Add, JIT_HITS, d as i32);
+        }
     }
 
     /// Stores the constant `v` to `[m]` (64-bit).
@@ -720,6 +744,7 @@ impl Compiler {
     /// `rax = instret += (instructions not yet counted)`; then jumps to
     /// the returned fixup if the budget is spent.
     fn count_and_check_budget(&mut self) -> Fixup {
+        self.add_hits();
         self.a.mov_rm(true, R::Rax, INSTRET);
         let d = self.n - self.synced;
         if d != 0 {
@@ -940,6 +965,7 @@ impl Compiler {
         let resume = self.a.len();
         let dirty = self.dirty;
         self.put(i.rd, R::Rax);
+        let inline = self.tlb.is_some();
         self.stubs.push(Stub {
             miss,
             resume,
@@ -948,10 +974,14 @@ impl Compiler {
             len,
             k: self.n,
             synced: self.synced,
+            m: self.m,
+            m_synced: self.m_synced,
+            inline,
             dirty,
             load_rd: Some(i.rd),
             store_rs2: 0,
         });
+        self.m += inline as u32;
     }
 
     fn store(&mut self, f: StoreFn, n: u8, i: &Insn, pc: u64, len: u64) {
@@ -978,6 +1008,7 @@ impl Compiler {
             None => miss.push(self.a.jmp()),
         }
         let resume = self.a.len();
+        let inline = self.tlb.is_some();
         self.stubs.push(Stub {
             miss,
             resume,
@@ -986,10 +1017,14 @@ impl Compiler {
             len,
             k: self.n,
             synced: self.synced,
+            m: self.m,
+            m_synced: self.m_synced,
+            inline,
             dirty: self.dirty,
             load_rd: None,
             store_rs2: i.rs2,
         });
+        self.m += inline as u32;
     }
 
     /// An instruction run by the interpreter, in the middle of the block.
@@ -999,6 +1034,7 @@ impl Compiler {
         self.sync_regs();
         self.add_instret(self.n);
         self.synced = self.n + 1;
+        self.m_synced = self.m;
         self.a.mov_rr(true, R::Rdi, R::R12);
         self.a.mov_ri(R::Rsi, pack(i));
         self.a.mov_ri(R::Rdx, raw as u64);
@@ -1179,9 +1215,18 @@ impl Compiler {
                 debug_assert!(!CACHE_REGS.contains(&R::Rax));
             }
             self.reload_regs();
+            if s.inline {
+                // The helper counted this access; the fast path will too.
+                self.a.alu_mi(Alu::Sub, JIT_HITS, 1);
+            }
             let back = self.a.jmp();
             self.a.patch(back, s.resume);
             self.a.bind(out);
+            // Trap or event: the block ends here, after the inline accesses
+            // before this one.
+            if s.m > s.m_synced {
+                self.a.alu_mi(Alu::Add, JIT_HITS, (s.m - s.m_synced) as i32);
+            }
             self.a.alu_ri(Alu::Cmp, false, st, ST_TRAP as i32);
             let event = self.a.jcc(Cc::Ne);
             // A trap: pc names the instruction, which did not retire.
@@ -1315,6 +1360,11 @@ impl Hart {
                 enter(&mut ctx, xbase, code)
             };
             used += self.instret.wrapping_sub(before);
+            if self.jit_hits != 0 {
+                // Every access in this entry used the data context it began
+                // with (what changes it ends the entry).
+                self.tlb.count_hits(data_ctx as u16, std::mem::take(&mut self.jit_hits));
+            }
             site = ctx.exit_site;
             if rc == RC_TRAP {
                 used += 1;
@@ -1376,6 +1426,8 @@ impl Jit {
             tlb,
             n: 0,
             synced: 0,
+            m: 0,
+            m_synced: 0,
             stubs: Vec::new(),
             cached: [0; 4],
             dirty: 0,
