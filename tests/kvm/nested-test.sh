@@ -9,6 +9,7 @@
 # Env:   MACHINE (strata), BOOT_TIMEOUT (1800), STRATA_BIN, QEMU_BIN, QEMU_CPU
 #        (rv64,h=true), CC_RISCV, NESTED_MEM_MB (256)
 # Logs:  build/test/kvm-nested-<machine>.log
+# Env:   STRATA_EXTRA_ARGS (more strata flags, e.g. --stats for scripts/bench-kvm.sh)
 # Last line: "<passed> passed, <failed> failed"; exit 1 on any failure (a
 # machine without the H extension fails: kvm.ko does not load).
 set -euo pipefail
@@ -85,7 +86,8 @@ case "$MACHINE" in
              -display none -monitor none -serial stdio -no-reboot) ;;
     strata)
         CMD=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image"
-             --initrd "$WORK/initramfs-nested.cpio" --append "$APPEND" -m 1G --smp 1) ;;
+             --initrd "$WORK/initramfs-nested.cpio" --append "$APPEND" -m 1G --smp 1
+             ${STRATA_EXTRA_ARGS:-}) ;;
 esac
 { printf '#'; printf ' %q' "${CMD[@]}"; echo; } >"$LOG"
 echo "== nested Linux under KVM on $MACHINE (timeout ${BOOT_TIMEOUT}s, log $LOG)"
