@@ -238,6 +238,15 @@ impl Hart {
                 }
                 if self.mip() & self.csr.mie == 0 {
                     self.wfi = true;
+                } else if self.interrupt_to_take().is_none() {
+                    // §3.3.3: WFI does not wait while an interrupt is pending
+                    // in mie, even one the global enables keep from being
+                    // taken. Such a WFI is usually in a loop that polls
+                    // memory, which only another hart can change: OpenSBI's
+                    // HSM wait, entered with the cold-boot IPI still pending,
+                    // spins like that until Linux starts the hart. Give the
+                    // other harts the rest of this hart's budget.
+                    self.yield_slice = true;
                 }
                 self.event = true;
             }

@@ -98,6 +98,9 @@ pub struct Hart {
     /// Set by anything that may change which interrupt is deliverable, so
     /// the run loop re-checks before the next instruction.
     event: bool,
+    /// Set by a WFI that could not wait (an interrupt is pending that
+    /// cannot be taken yet): `run` gives up the rest of its budget.
+    yield_slice: bool,
     /// The bits of the instruction being executed (for `mtval` on illegal
     /// instructions).
     cur_insn_bits: u64,
@@ -157,6 +160,7 @@ impl Hart {
             reservation: None,
             lr_value: 0,
             event: true,
+            yield_slice: false,
             cur_insn_bits: 0,
             code: code::CodeCache::new(),
             #[cfg(target_arch = "x86_64")]
@@ -383,6 +387,9 @@ impl Hart {
                 if self.event {
                     break;
                 }
+            }
+            if std::mem::take(&mut self.yield_slice) {
+                break;
             }
         }
         // Another hart or a device may touch memory before this hart runs

@@ -1,0 +1,80 @@
+//! A WFI that cannot wait (§3.3.3: an interrupt is pending in `mie`, but
+//! the global enable keeps it from being taken) ends the hart's run early,
+//! so that in a round-robin of harts a hart spinning on `wfi` in a polling
+//! loop (OpenSBI's HSM wait with a stale IPI) does not take its whole
+//! budget from the harts doing work. The architectural effect is unchanged:
+//! WFI still completes as a no-op.
+
+use std::sync::Arc;
+
+use strata_devices::{mip, HartIrqs};
+use strata_hart::{Bus, Hart, RunExit};
+use strata_memory::GuestRam;
+
+struct NoDevices;
+impl Bus for NoDevices {
+    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
+        None
+    }
+    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
+        false
+    }
+    fn mtime(&self) -> u64 {
+        0
+    }
+}
+
+const BASE: u64 = 0x8000_0000;
+const WFI: u32 = 0x1050_0073;
+/// `csrrsi x0, mie, 8` (MSIE), `wfi`, `addi t0, t0, 1`, `j -8` (back to the wfi).
+const PROG: [u32; 4] = [0x3044_6073, WFI, 0x0012_8293, 0xff9f_f06f];
+
+fn hart(msip: bool, mstatus_mie: bool) -> (Hart, Arc<HartIrqs>) {
+    let ram = Arc::new(GuestRam::new(BASE, 1 << 20).unwrap());
+    for (i, w) in PROG.iter().enumerate() {
+        ram.store(BASE + 4 * i as u64, 4, *w as u64).unwrap();
+    }
+    ram.store(BASE + 0x100, 4, 0x0000_006f).unwrap(); // the trap handler: `j .`
+    let irqs = HartIrqs::new();
+    let mut h = Hart::new(0, ram, irqs.clone());
+    h.reset(BASE);
+    h.set_jit(false);
+    if mstatus_mie {
+        // An mtvec that spins at BASE + 0x100: `j .`.
+        assert!(h.csr_poke(0x305, BASE + 0x100));
+        assert!(h.csr_poke(0x300, 1 << 3));
+    }
+    irqs.set(mip::MSIP, msip);
+    (h, irqs)
+}
+
+#[test]
+fn a_wfi_that_cannot_wait_gives_up_the_budget() {
+    let (mut h, _irqs) = hart(true, false);
+    let (used, exit) = h.run(&mut NoDevices, 10_000);
+    assert_eq!(exit, RunExit::Budget);
+    assert!(used <= 3, "ran {used} instructions: the hart kept its budget after a no-op WFI");
+    assert_eq!(h.pc, BASE + 8, "WFI completed (as a no-op)");
+    // The next run goes on from there, and yields again at the next WFI.
+    let (used, _) = h.run(&mut NoDevices, 10_000);
+    assert!(used <= 3);
+    assert_eq!(h.x[5], 1, "the loop body ran once in between");
+}
+
+#[test]
+fn a_wfi_with_nothing_pending_waits() {
+    let (mut h, _irqs) = hart(false, false);
+    let (_, exit) = h.run(&mut NoDevices, 10_000);
+    assert_eq!(exit, RunExit::Idle);
+    assert!(h.wfi);
+}
+
+#[test]
+fn an_interrupt_that_can_be_taken_is_taken_without_yielding() {
+    let (mut h, _irqs) = hart(true, true);
+    assert!(h.csr_poke(0x304, 1 << 3)); // mie.MSIE before the first instruction
+    let (used, exit) = h.run(&mut NoDevices, 1000);
+    assert_eq!(exit, RunExit::Budget);
+    assert_eq!(used, 1000, "the hart ran its whole budget (in the trap handler's loop)");
+    assert_eq!(h.csr_peek(0x342).unwrap(), 1 << 63 | 3, "mcause: machine software interrupt");
+}
