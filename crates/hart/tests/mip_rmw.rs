@@ -4,26 +4,10 @@
 //! OpenSBI clearing STIP while a device interrupt was pending left SEIP set
 //! for good, and the guest livelocked on a PLIC with nothing to claim).
 
-use std::sync::Arc;
+mod common;
 
-use strata_devices::{mip, HartIrqs};
-use strata_hart::{Bus, Hart};
-use strata_memory::GuestRam;
-
-struct NoDevices;
-impl Bus for NoDevices {
-    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
-        None
-    }
-    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
-        false
-    }
-    fn mtime(&self) -> u64 {
-        0
-    }
-}
-
-const BASE: u64 = 0x8000_0000;
+use common::{hart_with, NoDevices};
+use strata_devices::mip;
 const MIP: u32 = 0x344;
 
 fn csr(op_f3: u32, rd: u32, rs1: u32, n: u32) -> u32 {
@@ -32,15 +16,9 @@ fn csr(op_f3: u32, rd: u32, rs1: u32, n: u32) -> u32 {
 
 #[test]
 fn csrrc_on_mip_does_not_latch_a_device_seip() {
-    let ram = Arc::new(GuestRam::new(BASE, 1 << 20).unwrap());
     // li t0, 1 << 5 (STIP); csrrs x0, mip, t0; csrrc x0, mip, t0; csrrs x0, mip, x0 (a read)
     let prog = [0x0200_0293u32, csr(2, 0, 5, MIP), csr(3, 0, 5, MIP), csr(2, 6, 0, MIP)];
-    for (i, w) in prog.iter().enumerate() {
-        ram.store(BASE + 4 * i as u64, 4, *w as u64).unwrap();
-    }
-    let irqs = HartIrqs::new();
-    let mut h = Hart::new(0, ram, irqs.clone());
-    h.reset(BASE);
+    let (mut h, irqs, _) = hart_with(&prog, 1 << 20);
     irqs.set(mip::SEIP, true); // the PLIC's S-context output is high
     for _ in 0..prog.len() {
         h.step(&mut NoDevices).expect("no trap");
@@ -53,14 +31,9 @@ fn csrrc_on_mip_does_not_latch_a_device_seip() {
 
 #[test]
 fn software_seip_is_still_writable() {
-    let ram = Arc::new(GuestRam::new(BASE, 1 << 20).unwrap());
     // li t0, 1 << 9 (SEIP); csrrs x0, mip, t0
     let prog = [0x2000_0293u32, csr(2, 0, 5, MIP)];
-    for (i, w) in prog.iter().enumerate() {
-        ram.store(BASE + 4 * i as u64, 4, *w as u64).unwrap();
-    }
-    let mut h = Hart::new(0, ram, HartIrqs::new());
-    h.reset(BASE);
+    let (mut h, _, _) = hart_with(&prog, 1 << 20);
     for _ in 0..prog.len() {
         h.step(&mut NoDevices).expect("no trap");
     }

@@ -4,25 +4,9 @@
 //! with the JIT on, inline hits went uncounted, and a boot reported 2.7 M
 //! hits where it made 340 M.
 
-use std::sync::Arc;
+mod common;
 
-use strata_hart::{Bus, Hart};
-use strata_memory::GuestRam;
-
-struct NoDevices;
-impl Bus for NoDevices {
-    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
-        None
-    }
-    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
-        false
-    }
-    fn mtime(&self) -> u64 {
-        0
-    }
-}
-
-const BASE: u64 = 0x8000_0000;
+use common::{hart_with, NoDevices, BASE};
 const DATA: u64 = BASE + 0x10_0000;
 
 fn i_type(op: u32, f3: u32, rd: u32, rs1: u32, imm: i32) -> u32 {
@@ -86,12 +70,7 @@ fn program() -> Vec<u32> {
 /// Runs the program to its spin; returns (data hits + data misses, hits,
 /// misses), as the TLB counted them.
 fn run(jit: bool) -> (u64, u64, u64) {
-    let ram = Arc::new(GuestRam::new(BASE, 4 << 20).unwrap());
-    for (i, w) in program().iter().enumerate() {
-        ram.store(BASE + 4 * i as u64, 4, *w as u64).unwrap();
-    }
-    let mut h = Hart::new(0, ram, strata_devices::HartIrqs::new());
-    h.reset(BASE);
+    let (mut h, _, _) = hart_with(&program(), 4 << 20);
     assert_eq!(h.set_jit(jit), jit, "the JIT is available on this host");
     let mut guard = 0;
     while h.x[5] != 0 || h.pc != BASE + 4 * (program().len() as u64 - 1) {

@@ -5,39 +5,20 @@
 //! budget from the harts doing work. The architectural effect is unchanged:
 //! WFI still completes as a no-op.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{hart_with, NoDevices, BASE};
 use strata_devices::{mip, HartIrqs};
-use strata_hart::{Bus, Hart, RunExit};
-use strata_memory::GuestRam;
-
-struct NoDevices;
-impl Bus for NoDevices {
-    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
-        None
-    }
-    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
-        false
-    }
-    fn mtime(&self) -> u64 {
-        0
-    }
-}
-
-const BASE: u64 = 0x8000_0000;
+use strata_hart::{Hart, RunExit};
 const WFI: u32 = 0x1050_0073;
 /// `csrrsi x0, mie, 8` (MSIE), `wfi`, `addi t0, t0, 1`, `j -8` (back to the wfi).
 const PROG: [u32; 4] = [0x3044_6073, WFI, 0x0012_8293, 0xff9f_f06f];
 
 fn hart(msip: bool, mstatus_mie: bool) -> (Hart, Arc<HartIrqs>) {
-    let ram = Arc::new(GuestRam::new(BASE, 1 << 20).unwrap());
-    for (i, w) in PROG.iter().enumerate() {
-        ram.store(BASE + 4 * i as u64, 4, *w as u64).unwrap();
-    }
+    let (mut h, irqs, ram) = hart_with(&PROG, 1 << 20);
     ram.store(BASE + 0x100, 4, 0x0000_006f).unwrap(); // the trap handler: `j .`
-    let irqs = HartIrqs::new();
-    let mut h = Hart::new(0, ram, irqs.clone());
-    h.reset(BASE);
     h.set_jit(false);
     if mstatus_mie {
         // An mtvec that spins at BASE + 0x100: `j .`.

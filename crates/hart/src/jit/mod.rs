@@ -965,11 +965,28 @@ impl Compiler {
         let resume = self.a.len();
         let dirty = self.dirty;
         self.put(i.rd, R::Rax);
+        self.push_stub(miss, resume, f as usize as u64, pc, len, dirty, Some(i.rd), 0);
+    }
+
+    /// Records the slow path of the access at `pc` (see [`Stub`]), emitted
+    /// after the block; counts the access as probed inline if it was.
+    #[allow(clippy::too_many_arguments)]
+    fn push_stub(
+        &mut self,
+        miss: Vec<Fixup>,
+        resume: usize,
+        helper: u64,
+        pc: u64,
+        len: u64,
+        dirty: u8,
+        load_rd: Option<u8>,
+        store_rs2: u8,
+    ) {
         let inline = self.tlb.is_some();
         self.stubs.push(Stub {
             miss,
             resume,
-            helper: f as usize as u64,
+            helper,
             pc,
             len,
             k: self.n,
@@ -978,8 +995,8 @@ impl Compiler {
             m_synced: self.m_synced,
             inline,
             dirty,
-            load_rd: Some(i.rd),
-            store_rs2: 0,
+            load_rd,
+            store_rs2,
         });
         self.m += inline as u32;
     }
@@ -1008,23 +1025,7 @@ impl Compiler {
             None => miss.push(self.a.jmp()),
         }
         let resume = self.a.len();
-        let inline = self.tlb.is_some();
-        self.stubs.push(Stub {
-            miss,
-            resume,
-            helper: f as usize as u64,
-            pc,
-            len,
-            k: self.n,
-            synced: self.synced,
-            m: self.m,
-            m_synced: self.m_synced,
-            inline,
-            dirty: self.dirty,
-            load_rd: None,
-            store_rs2: i.rs2,
-        });
-        self.m += inline as u32;
+        self.push_stub(miss, resume, f as usize as u64, pc, len, self.dirty, None, i.rs2);
     }
 
     /// An instruction run by the interpreter, in the middle of the block.
