@@ -784,17 +784,23 @@ impl Hypervisor {
                 (err::SUCCESS, 0)
             }
             (eid::DBCN, 0) => {
+                // §12.1: the buffer's address is base_addr_hi:base_addr_lo,
+                // XLEN bits each; on RV64 a non-zero high half is beyond any
+                // guest-physical address. At most a page is written per call
+                // (a partial write is allowed, and the count returned).
                 let n = a[0].min(4096) as usize;
-                let addr = a[1] | a[2] << 32;
+                let addr = a[1];
                 let mut buf = vec![0u8; n];
-                if self.guest_read(self.vms[vm].id, addr, &mut buf) {
+                if a[2] == 0 && self.guest_read(self.vms[vm].id, addr, &mut buf) {
                     let mut out = lock(&self.consoles[vm]);
                     for b in buf {
                         (out)(b);
                     }
                     (err::SUCCESS, n as u64)
                 } else {
-                    (err::INVALID_ADDRESS, 0)
+                    // §12.1: memory that does not meet the requirements of
+                    // §3.2 (shared memory physical address range).
+                    (err::INVALID_PARAM, 0)
                 }
             }
             (eid::DBCN, 1) => (err::SUCCESS, 0),

@@ -13,6 +13,9 @@ pub mod reg {
     pub const A0: u32 = 10;
     pub const A1: u32 = 11;
     pub const A2: u32 = 12;
+    pub const A3: u32 = 13;
+    pub const A4: u32 = 14;
+    pub const A5: u32 = 15;
     pub const A6: u32 = 16;
     pub const A7: u32 = 17;
 }
@@ -129,6 +132,30 @@ impl Asm {
         self.li(reg::A7, eid).li(reg::A6, fid).li(reg::A0, arg0).ecall()
     }
 
+    /// Any instruction word.
+    pub fn word(&mut self, w: u32) -> &mut Self {
+        self.emit(w)
+    }
+
+    /// A load with `funct3` = `f3` (LB, LH, LW, LD, LBU, LHU, LWU).
+    pub fn load(&mut self, f3: u32, rd: u32, rs1: u32, off: i32) -> &mut Self {
+        self.emit(i_type(off, rs1, f3 & 7, rd, 0x03))
+    }
+
+    /// A store with `funct3` = `f3` (SB, SH, SW, SD).
+    pub fn store(&mut self, f3: u32, rs2: u32, rs1: u32, off: i32) -> &mut Self {
+        self.emit(s_type(off, rs2, rs1, f3 & 3, 0x23))
+    }
+
+    /// `csrrw rd, csr, rs1` (`f3` = 1) and the other Zicsr forms by `f3`.
+    pub fn csr(&mut self, f3: u32, rd: u32, csr: u32, rs1: u32) -> &mut Self {
+        self.emit((csr & 0xfff) << 20 | rs1 << 15 | (f3 & 7) << 12 | rd << 7 | 0x73)
+    }
+
+    pub fn sret(&mut self) -> &mut Self {
+        self.emit(0x1020_0073)
+    }
+
     pub fn bytes(&self) -> Vec<u8> {
         self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
     }
@@ -178,6 +205,177 @@ pub fn page_walker(base: u64, pages: u64, stride: u64) -> Vec<u8> {
     a.li(S0, stride).add(T0, T0, S0).addi(T1, T1, -1).bne(T1, ZERO, inner);
     a.j(outer);
     elf(&a.bytes(), 0x8000_0000)
+}
+
+/// A hostile guest, a deterministic function of `seed`: `actions` random
+/// things a guest should not be able to hurt anyone with, then an SBI
+/// shutdown. It calls the SBI with random extensions, functions and
+/// arguments (not SRST, nor HSM stop or suspend of itself, which would end
+/// the run early; it may start its second vCPU at a random address); loads
+/// and stores at random guest-physical addresses, in and out of its RAM,
+/// device windows and holes, of every width, aligned or not (not at the
+/// syscon, whose writes may power it off, nor into its own code); reads and
+/// writes random CSRs (but not the handful that would stop its trap
+/// handler from working); runs privileged and hypervisor instructions it
+/// may not (MRET, HFENCE, HLV/HSV, ...), and random instruction words of
+/// the opcodes that neither jump nor store. Its trap handler (`stvec`)
+/// skips whatever faulted.
+pub fn hostile(seed: u64, actions: usize, ram_bytes: u64) -> Vec<u8> {
+    use reg::*;
+    const RAM: u64 = 0x8000_0000;
+    const CODE_MAX: u64 = 0x10_0000;
+    let mut x = seed | 1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut a = Asm::new();
+    let start = a.here();
+    a.j(start + 24); // over the handler
+    // handler (at RAM + 4): sepc += 4; sret. Only 32-bit words fault here.
+    a.csr(2, T0, 0x141, ZERO).addi(T0, T0, 4).csr(1, ZERO, 0x141, T0).sret();
+    a.word(0x0000_0013); // nop: the handler ends at +20, so `start + 24` is here
+    a.li(T0, RAM + 4).csr(1, ZERO, 0x105, T0); // stvec
+    let eids = [0x10u64, 0x5449_4d45, 0x73_5049, 0x5246_4e43, 0x48_534d, 0x4442_434e, 0x01, 0x02, 0x0a00_0000];
+    for _ in 0..actions {
+        let r = rnd();
+        // An address: mostly where it hurts.
+        let addr = |r: u64| -> u64 {
+            let k = r % 16;
+            let off = (r >> 8) & 0xfff;
+            match k {
+                0 => r.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                1 => RAM + ram_bytes + off,            // just past RAM
+                2 => RAM.wrapping_sub(8 + off),        // just below RAM
+                3 => 0x0c00_0000 + ((r >> 8) & 0x3f_ffff), // PLIC
+                4 => 0x1000_0000 + (r >> 8) % 8,       // UART
+                5 => 0x1000_1000 + ((r >> 8) & 0x7fff), // virtio windows (none here)
+                6 => 0x10_1000 + off,                  // RTC
+                7 => 0x0200_0000 + ((r >> 8) & 0xffff), // where a CLINT would be
+                8 => 1 << (30 + (r >> 8) % 34),        // far away
+                9 => u64::MAX - off,
+                10 => off,                             // page zero
+                _ => RAM + CODE_MAX + (r >> 8) % (ram_bytes - CODE_MAX - 8), // its own data
+            }
+        };
+        match r % 8 {
+            0 | 1 => {
+                // An SBI call.
+                let eid = if r >> 60 == 0 { rnd() } else { eids[(r >> 8) as usize % eids.len()] };
+                let mut fid = (r >> 16) % 8;
+                if eid == 0x48_534d && (fid == 1 || fid == 3) {
+                    fid = 2; // hart_get_status instead of stopping itself
+                }
+                a.li(A7, eid).li(A6, if r >> 59 & 1 == 0 { fid } else { rnd() });
+                for reg in [A0, A1, A2, A3, A4, A5] {
+                    let v = match rnd() % 4 {
+                        0 => rnd() % 4,
+                        1 => addr(rnd()),
+                        2 => rnd(),
+                        _ => u64::MAX,
+                    };
+                    a.li(reg, v);
+                }
+                a.ecall();
+            }
+            2 | 3 => {
+                let at = addr(r >> 3);
+                let f3 = [0, 1, 2, 3, 4, 5, 6][(r >> 40) as usize % 7];
+                a.li(T1, at).load(f3, A0, T1, 0);
+            }
+            4 => {
+                let at = addr(r >> 3);
+                let syscon = (0x10_0000..0x10_1000).contains(&at);
+                let code = (RAM..RAM + CODE_MAX).contains(&at);
+                if !syscon && !code {
+                    a.li(T1, at).li(A0, rnd()).store((r >> 40) as u32 % 4, A0, T1, 0);
+                }
+            }
+            5 => {
+                // A CSR: read any, write any but those the handler needs.
+                let csr = (r >> 8) as u32 & 0xfff;
+                let keep = [0x100, 0x105, 0x141, 0x180];
+                if r >> 40 & 1 == 0 || keep.contains(&csr) {
+                    a.csr(2, A0, csr, ZERO);
+                } else {
+                    a.li(A1, rnd()).csr(1 + (r >> 41) as u32 % 3, A0, csr, A1);
+                }
+            }
+            6 => {
+                // Instructions VS-mode may not run, or only harmlessly.
+                let words = [
+                    0x3020_0073u32, // mret
+                    0x2200_0073,    // hfence.vvma
+                    0x6200_0073,    // hfence.gvma
+                    0x6c03_4573,    // hlv.d a0, (t1)
+                    0x6ea3_4073,    // hsv.d a0, (t1)
+                    0x0010_0073,    // ebreak
+                    0x1200_0073,    // sfence.vma
+                    0x0000_100f,    // fence.i
+                    0x7b20_0073,    // dret
+                    0x0000_0000,    // the all-zero illegal word
+                    0xffff_ffff,    // the all-ones illegal word
+                ];
+                a.li(T1, addr(r >> 3)).word(words[(r >> 8) as usize % words.len()]);
+            }
+            _ => {
+                // A random word of an opcode that neither jumps nor stores.
+                let ops = [0x03u32, 0x07, 0x0b, 0x13, 0x1b, 0x2b, 0x33, 0x37, 0x3b, 0x43, 0x47, 0x4b, 0x4f, 0x53, 0x57, 0x5b, 0x77, 0x7b];
+                let op = ops[(r >> 8) as usize % ops.len()];
+                let mut w = (rnd() as u32 & !0x7f) | op;
+                if (w >> 7) & 31 == T0 {
+                    w &= !(31 << 7); // leave the handler's register alone
+                }
+                a.word(w);
+            }
+        }
+    }
+    a.li(A0, 0).li(A1, 0).li(A6, 0).li(A7, 0x5352_5354).ecall();
+    let end = a.here();
+    a.j(end);
+    assert!((a.bytes().len() as u64) < CODE_MAX, "the program fits its code area");
+    elf(&a.bytes(), RAM)
+}
+
+/// A guest that checks the SBI debug console's buffer rules (SBI 2.0
+/// §12.1) and reports on the console itself, without branches: it writes
+/// `text` with `console_write`, then prints, with `console_write_byte`,
+/// `'I' + error` and `'0' + value` of that call, then `'I' + error` of a
+/// call with the same low address but a non-zero `base_addr_hi`, and of one
+/// whose buffer lies outside its RAM; then shuts down. Expected output:
+/// `text`, `I`, `'0' + text.len()`, `F`, `F` (`F` = `'I'` - 3,
+/// SBI_ERR_INVALID_PARAM).
+pub fn dbcn_probe(text: &str) -> Vec<u8> {
+    use reg::*;
+    const RAM: u64 = 0x8000_0000;
+    const DBCN: u64 = 0x4442_434e;
+    const MSG: u64 = RAM + 0x800;
+    assert!(text.len() < 10);
+    let mut a = Asm::new();
+    let write_byte_of = |a: &mut Asm, from: u32, base: i32| {
+        a.addi(A0, from, base).li(A7, DBCN).li(A6, 2).ecall();
+    };
+    // console_write(len, MSG, 0)
+    a.li(A0, text.len() as u64).li(A1, MSG).li(A2, 0).li(A7, DBCN).li(A6, 0).ecall();
+    a.add(S0, A0, ZERO).add(S1, A1, ZERO);
+    write_byte_of(&mut a, S0, 'I' as i32);
+    write_byte_of(&mut a, S1, '0' as i32);
+    // The same low half, a high half of 1.
+    a.li(A0, text.len() as u64).li(A1, MSG).li(A2, 1).li(A7, DBCN).li(A6, 0).ecall();
+    write_byte_of(&mut a, A0, 'I' as i32);
+    // Outside RAM.
+    a.li(A0, 4).li(A1, 0x1000).li(A2, 0).li(A7, DBCN).li(A6, 0).ecall();
+    write_byte_of(&mut a, A0, 'I' as i32);
+    a.li(A0, 0).li(A1, 0).li(A6, 0).li(A7, 0x5352_5354).ecall();
+    let end = a.here();
+    a.j(end);
+    let mut code = a.bytes();
+    assert!(code.len() <= 0x800);
+    code.resize(0x800, 0);
+    code.extend_from_slice(text.as_bytes());
+    elf(&code, RAM)
 }
 
 /// A guest that writes `text` to the UART at `0x1000_0000` byte by byte

@@ -203,3 +203,73 @@ fn mmio_is_emulated_with_and_without_transformed_htinst() {
         assert_eq!(mmio, 16, "one exit per byte");
     }
 }
+
+/// Hostile guests (`testguest::hostile`: random SBI calls, loads and stores
+/// anywhere, random CSRs, privileged and hypervisor instructions, random
+/// instruction words, a second vCPU started at a random address), ordinary
+/// and protected, each beside a page walker. Whatever they do, the host
+/// keeps running, the hostile VM gets to its own shutdown, the walker runs
+/// on with memory only it wrote, and the ownership and TLB invariants hold.
+#[test]
+fn hostile_guests_hurt_nobody() {
+    use strata_hypervisor::vm::VmEnd;
+    let w = walker();
+    for seed in 1..=24u64 {
+        let h = guest_file("hostile", &testguest::hostile(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 16 << 20));
+        let mut hostile = vm("hostile", &h, seed % 2 == 1);
+        hostile.vcpus = 2;
+        let mut m = machine(vec![hostile, vm("walker", &w, false)], 2, Policy::Pa);
+        let start = Instant::now();
+        let mut steps = 0u64;
+        while m.hyp.vms[0].end.is_none() {
+            assert!(m.step(start), "seed {seed}: the machine stopped");
+            steps += 1;
+            assert!(steps < 100_000, "seed {seed}: the hostile VM never finished");
+            if steps % 256 == 0 {
+                check_tlbs_against_tables(&m);
+            }
+        }
+        let vm0 = &m.hyp.vms[0];
+        assert!(matches!(vm0.end, Some(VmEnd::PowerOff)), "seed {seed}: the hostile VM ended {:?}", vm0.end);
+        assert!(vm0.stats.sbi_calls > 100, "seed {seed}: it made its SBI calls ({:?})", vm0.stats);
+        assert!(vm0.stats.injected_faults + vm0.stats.mmio_exits > 100, "seed {seed}: its faults reached the hypervisor ({:?})", vm0.stats);
+        // The walker went on, and its counters are its own: each pass adds
+        // one to every page in order, so they never differ by more than 1.
+        for _ in 0..64 {
+            assert!(m.step(start));
+        }
+        assert!(m.hyp.vms[1].end.is_none(), "seed {seed}: the walker stopped: {:?}", m.hyp.vms[1].end);
+        let mut counts = Vec::new();
+        for p in 0..WALK_PAGES {
+            let mut b = [0u8; 8];
+            m.hyp.host_read(1, WALK_BASE + p * 4096, &mut b).unwrap();
+            counts.push(u64::from_le_bytes(b));
+        }
+        assert!(counts[0] > 0, "seed {seed}: the walker made progress");
+        assert!(
+            counts.windows(2).all(|p| p[0] == p[1] || p[0] == p[1] + 1) && counts[0] <= counts[63] + 1,
+            "seed {seed}: the walker's memory was touched by someone else: {counts:?}"
+        );
+        m.hyp.check_memory().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        check_tlbs_against_tables(&m);
+    }
+}
+
+/// The SBI debug console takes its buffer's address as base_addr_hi:lo
+/// (SBI 2.0 §12.1) and refuses memory the VM does not have with
+/// SBI_ERR_INVALID_PARAM (a regression: the high half was ORed in shifted
+/// by 32, and the error was INVALID_ADDRESS).
+#[test]
+fn the_debug_console_checks_its_buffer() {
+    let k = guest_file("dbcn", &testguest::dbcn_probe("hello"));
+    let log = std::env::temp_dir().join(format!("strata-hyp-test-{}-dbcn.log", std::process::id()));
+    let mut v = vm("d", &k, false);
+    v.serial_log = Some(log.clone());
+    let mut m = machine(vec![v], 1, Policy::Pa);
+    let out = m.run();
+    assert_eq!(out.status(), 0, "{out:?}");
+    drop(m);
+    let got = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(got, "helloI5FF", "text, SUCCESS and its length, then INVALID_PARAM twice");
+}
