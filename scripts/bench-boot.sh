@@ -69,7 +69,7 @@ for m in $MACHINES; do
     MEDIAN[$m]=$(jq -r '.results[0].median' "$json")
     if [ "$m" != qemu ]; then
         # One more boot for the counters (not timed by hyperfine).
-        MIPS[$m]=$(eval "$cmd --stats" 2>&1 >/dev/null | sed -n 's/.* \([0-9.]*\) MIPS$/\1/p' | head -n 1)
+        MIPS[$m]=$(eval "$cmd --stats" </dev/null 2>&1 >/dev/null | sed -n 's/.* \([0-9.]*\) MIPS$/\1/p' | head -n 1)
     fi
 done
 
@@ -80,8 +80,8 @@ PAIRED=""
 if [[ " $MACHINES " == *" strata "* && " $MACHINES " == *" strata-run "* ]]; then
     ratios=()
     for _ in $(seq "$PAIRS"); do
-        t0=$(date +%s%N); eval "$(cmd_for strata)" >/dev/null 2>&1 || die "strata: boot failed"
-        t1=$(date +%s%N); eval "$(cmd_for strata-run)" >/dev/null 2>&1 || die "strata-run: boot failed"
+        t0=$(date +%s%N); eval "$(cmd_for strata)" </dev/null >/dev/null 2>&1 || die "strata: boot failed"
+        t1=$(date +%s%N); eval "$(cmd_for strata-run)" </dev/null >/dev/null 2>&1 || die "strata-run: boot failed"
         t2=$(date +%s%N)
         ratios+=("$(awk -v a=$((t1 - t0)) -v b=$((t2 - t1)) 'BEGIN { printf "%.4f", b / a }')")
     done

@@ -190,7 +190,9 @@ fn run(a: RunArgs) -> Result<i32, String> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let clock = clock_mode(a.clock, interactive);
     let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
-    let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: interactive, jit };
+    // Console input comes from stdin whatever it is (a terminal, in raw
+    // mode; a pipe or file, as it is, so a script can drive the guest).
+    let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit };
     let mut m = HypMachine::new(&cfg).map_err(|e| e.to_string())?;
     let raw = if interactive { RawMode::enable() } else { None };
     let out = m.run();
@@ -362,7 +364,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         append: a.append,
         clock,
         console_stdout: true,
-        console_stdin: interactive,
+        // As for `strata run`: stdin feeds the console, terminal or not.
+        console_stdin: true,
         serial_log: a.serial_log,
         virtio: a.virtio.config(),
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
