@@ -2,7 +2,7 @@
 # Boot test: boots the Strata guest (build/guest/{fw_dynamic.bin,Image,initramfs.cpio})
 # on a machine -- `qemu` (reference) or `strata` (ours) -- for each SMP count,
 # runs a command in the guest and checks its output against values computed
-# on the host.
+# on the host; then types a command into the guest's shell through stdin.
 #
 # Usage: tests/boot/boot-test.sh [--machine qemu|strata] [--smp "1 2"] [--timeout SECS]
 # Env:   MACHINE (default strata), SMP_LIST (default "1 2"), BOOT_TIMEOUT (300),
@@ -139,5 +139,55 @@ for N in $SMP_LIST; do
         fail "$tag: want 'STRATA-CMD-EXIT 0', got '${got:-nothing}' (last lines: $(tail -n 3 <<<"$out" | tr '\n' '|'))"
     fi
 done
+
+# --- the console from a pipe: no strata.cmd, so /init starts a shell; a
+# script types a command into it through stdin once the shell is up, then
+# `exit`, which powers the guest off. The output (computed by the guest)
+# must come back on stdout.
+console_log="$LOGDIR/boot-$MACHINE-console.log"
+fifo="$LOGDIR/console-$$.fifo"
+rm -f "$fifo"
+mkfifo "$fifo"
+token="t$$x$RANDOM"
+CAPPEND="console=ttyS0 panic=-1${EXTRA_APPEND:+ $EXTRA_APPEND}"
+case "$MACHINE" in
+    qemu)
+        ccmd=("$QEMU_BIN" -M virt -smp 1 -m "$MEM" -bios "$GUEST/fw_dynamic.bin" -kernel "$GUEST/Image"
+              -initrd "$GUEST/initramfs.cpio" -append "$CAPPEND" -display none -monitor none -serial stdio -no-reboot) ;;
+    strata)
+        ccmd=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image"
+              --initrd "$GUEST/initramfs.cpio" --append "$CAPPEND" -m "$MEM" --smp 1) ;;
+esac
+echo "== console through a pipe on $MACHINE (log $console_log)"
+{ printf '#'; printf ' %q' "${ccmd[@]}"; echo; } >"$console_log"
+timeout --kill-after=10 "$BOOT_TIMEOUT" "${ccmd[@]}" <"$fifo" >>"$console_log" 2>&1 &
+cpid=$!
+exec 3>"$fifo"   # held open: the machine sees no end of input meanwhile
+for _ in $(seq $((BOOT_TIMEOUT * 10))); do
+    grep -q 'built-in shell' "$console_log" && break
+    kill -0 "$cpid" 2>/dev/null || break
+    sleep 0.1
+done
+sleep 1
+printf 'echo CONSOLE-%s-$((6 * 7))\n' "$token" >&3
+sleep 1
+printf 'exit\n' >&3
+set +e
+wait "$cpid"
+RC=$?
+set -e
+exec 3>&-
+rm -f "$fifo"
+cout=$(tr -d '\r' <"$console_log")
+if grep -qx "CONSOLE-$token-42" <<<"$cout"; then
+    pass "$MACHINE console: a command typed through a pipe ran in the guest shell"
+else
+    fail "$MACHINE console: no 'CONSOLE-$token-42' from the guest (last lines: $(tail -n 3 <<<"$cout" | tr '\n' '|'))"
+fi
+if [ "$RC" -eq 0 ] && grep -q 'reboot: Power down' <<<"$cout"; then
+    pass "$MACHINE console: 'exit' through the pipe powered the guest off"
+else
+    fail "$MACHINE console: want a clean power-off after 'exit', got exit status $RC"
+fi
 
 finish
