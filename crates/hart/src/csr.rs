@@ -155,16 +155,18 @@ pub mod hip {
 }
 
 /// `misa`: RV64 with A, C, D, F, H, I, M, S, U (Priv. §3.1.1). Read-only.
-pub const MISA_VALUE: u64 = 2 << 62
-    | 1 << (b'A' - b'A')
-    | 1 << (b'C' - b'A')
-    | 1 << (b'D' - b'A')
-    | 1 << (b'F' - b'A')
-    | 1 << (b'H' - b'A')
-    | 1 << (b'I' - b'A')
-    | 1 << (b'M' - b'A')
-    | 1 << (b'S' - b'A')
-    | 1 << (b'U' - b'A');
+pub const MISA_VALUE: u64 = 2 << 62 | misa_bits(b"ACDFHIMSU");
+
+/// The `misa` Extensions bits of the letters in `letters` (bit 0 is A).
+const fn misa_bits(letters: &[u8]) -> u64 {
+    let mut v = 0;
+    let mut i = 0;
+    while i < letters.len() {
+        v |= 1 << (letters[i] - b'A');
+        i += 1;
+    }
+    v
+}
 
 const fn bit(n: u32) -> u64 {
     1 << n

@@ -152,10 +152,6 @@ impl Asm {
         self.emit((csr & 0xfff) << 20 | rs1 << 15 | (f3 & 7) << 12 | rd << 7 | 0x73)
     }
 
-    pub fn sret(&mut self) -> &mut Self {
-        self.emit(0x1020_0073)
-    }
-
     pub fn bytes(&self) -> Vec<u8> {
         self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
     }
@@ -207,20 +203,32 @@ pub fn page_walker(base: u64, pages: u64, stride: u64) -> Vec<u8> {
     elf(&a.bytes(), 0x8000_0000)
 }
 
+/// Where a [`hostile`] guest runs, which decides its trap CSRs and how it
+/// ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// In VS-mode under Strata's hypervisor: `stvec`/`sepc`/`sret`, ends
+    /// with SBI SRST shutdown.
+    Vs,
+    /// In M-mode on the bare board with no firmware: `mtvec`/`mepc`/`mret`,
+    /// ends by writing the power-off value to the syscon.
+    M,
+}
+
 /// A hostile guest, a deterministic function of `seed`: `actions` random
-/// things a guest should not be able to hurt anyone with, then an SBI
-/// shutdown. It calls the SBI with random extensions, functions and
-/// arguments (not SRST, nor HSM stop or suspend of itself, which would end
-/// the run early; it may start its second vCPU at a random address); loads
-/// and stores at random guest-physical addresses, in and out of its RAM,
+/// things a guest should not be able to hurt anyone with, then a clean
+/// power-off. It calls the SBI (`ecall`) with random extensions, functions
+/// and arguments (not SRST, nor HSM stop or suspend of itself, which would
+/// end the run early; it may start its second vCPU at a random address);
+/// loads and stores at random physical addresses, in and out of its RAM,
 /// device windows and holes, of every width, aligned or not (not at the
 /// syscon, whose writes may power it off, nor into its own code); reads and
 /// writes random CSRs (but not the handful that would stop its trap
-/// handler from working); runs privileged and hypervisor instructions it
-/// may not (MRET, HFENCE, HLV/HSV, ...), and random instruction words of
-/// the opcodes that neither jump nor store. Its trap handler (`stvec`)
-/// skips whatever faulted.
-pub fn hostile(seed: u64, actions: usize, ram_bytes: u64) -> Vec<u8> {
+/// handler from working: status, trap vector and pc, `satp`, PMP); runs
+/// privileged and hypervisor instructions (MRET in VS-mode, HFENCE,
+/// HLV/HSV, ...), and random instruction words of the opcodes that neither
+/// jump nor store. Its trap handler skips whatever faulted.
+pub fn hostile(seed: u64, actions: usize, ram_bytes: u64, level: Level) -> Vec<u8> {
     use reg::*;
     const RAM: u64 = 0x8000_0000;
     const CODE_MAX: u64 = 0x10_0000;
@@ -231,13 +239,18 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64) -> Vec<u8> {
         x ^= x << 17;
         x
     };
+    // (epc, tvec, the return instruction) of the level.
+    let (epc, tvec, ret) = match level {
+        Level::Vs => (0x141, 0x105, 0x1020_0073),
+        Level::M => (0x341, 0x305, 0x3020_0073),
+    };
     let mut a = Asm::new();
     let start = a.here();
     a.j(start + 24); // over the handler
-    // handler (at RAM + 4): sepc += 4; sret. Only 32-bit words fault here.
-    a.csr(2, T0, 0x141, ZERO).addi(T0, T0, 4).csr(1, ZERO, 0x141, T0).sret();
+    // handler (at RAM + 4): epc += 4; return. Only 32-bit words fault here.
+    a.csr(2, T0, epc, ZERO).addi(T0, T0, 4).csr(1, ZERO, epc, T0).word(ret);
     a.word(0x0000_0013); // nop: the handler ends at +20, so `start + 24` is here
-    a.li(T0, RAM + 4).csr(1, ZERO, 0x105, T0); // stvec
+    a.li(T0, RAM + 4).csr(1, ZERO, tvec, T0);
     let eids = [0x10u64, 0x5449_4d45, 0x73_5049, 0x5246_4e43, 0x48_534d, 0x4442_434e, 0x01, 0x02, 0x0a00_0000];
     for _ in 0..actions {
         let r = rnd();
@@ -296,8 +309,9 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64) -> Vec<u8> {
             5 => {
                 // A CSR: read any, write any but those the handler needs.
                 let csr = (r >> 8) as u32 & 0xfff;
-                let keep = [0x100, 0x105, 0x141, 0x180];
-                if r >> 40 & 1 == 0 || keep.contains(&csr) {
+                let keep = [0x100, 0x105, 0x141, 0x180, 0x300, 0x305, 0x341];
+                let pmp = (0x3a0..=0x3ef).contains(&csr);
+                if r >> 40 & 1 == 0 || keep.contains(&csr) || pmp {
                     a.csr(2, A0, csr, ZERO);
                 } else {
                     a.li(A1, rnd()).csr(1 + (r >> 41) as u32 % 3, A0, csr, A1);
@@ -306,7 +320,7 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64) -> Vec<u8> {
             6 => {
                 // Instructions VS-mode may not run, or only harmlessly.
                 let words = [
-                    0x3020_0073u32, // mret
+                    if level == Level::Vs { 0x3020_0073u32 } else { 0x0000_0013 }, // mret (legal in M: a nop there)
                     0x2200_0073,    // hfence.vvma
                     0x6200_0073,    // hfence.gvma
                     0x6c03_4573,    // hlv.d a0, (t1)
@@ -332,7 +346,11 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64) -> Vec<u8> {
             }
         }
     }
-    a.li(A0, 0).li(A1, 0).li(A6, 0).li(A7, 0x5352_5354).ecall();
+    match level {
+        Level::Vs => a.li(A0, 0).li(A1, 0).li(A6, 0).li(A7, 0x5352_5354).ecall(),
+        // The syscon's power-off value (QEMU virt's "sifive,test").
+        Level::M => a.li(T1, 0x10_0000).li(A0, 0x5555).store(2, A0, T1, 0),
+    };
     let end = a.here();
     a.j(end);
     assert!((a.bytes().len() as u64) < CODE_MAX, "the program fits its code area");

@@ -215,7 +215,7 @@ fn hostile_guests_hurt_nobody() {
     use strata_hypervisor::vm::VmEnd;
     let w = walker();
     for seed in 1..=24u64 {
-        let h = guest_file("hostile", &testguest::hostile(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 16 << 20));
+        let h = guest_file("hostile", &testguest::hostile(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 16 << 20, testguest::Level::Vs));
         let mut hostile = vm("hostile", &h, seed % 2 == 1);
         hostile.vcpus = 2;
         let mut m = machine(vec![hostile, vm("walker", &w, false)], 2, Policy::Pa);
