@@ -128,7 +128,7 @@ DIFFTEST_BIN  ?= $(TARGET_DIR)/release/strata-difftest
 SEED          ?= $(shell date +%s)
 COUNT         ?= 100000
 DIFFTEST_SEED ?= 20240601
-DIFFTEST_COUNT ?= 200000
+DIFFTEST_COUNT ?= 500000
 
 .PHONY: fuzz-diff difftest difftest-jit
 fuzz-diff: build
