@@ -61,6 +61,9 @@ pub enum Input {
     Byte(u8),
     /// The user typed `Ctrl-A x`.
     Quit,
+    /// The user typed `Ctrl-A c`: input to the next VM's console (`strata
+    /// run` with several VMs; the bare board has one console).
+    NextConsole,
     /// stdin reached its end.
     Eof,
 }
@@ -107,7 +110,8 @@ impl Drop for RawMode {
 }
 
 /// Reads stdin on a thread of its own and hands bytes to the run loop,
-/// interpreting `Ctrl-A x` (quit) and `Ctrl-A Ctrl-A` (a literal Ctrl-A).
+/// interpreting `Ctrl-A x` (quit), `Ctrl-A c` (next console) and
+/// `Ctrl-A Ctrl-A` (a literal Ctrl-A).
 pub fn spawn_stdin_reader() -> Receiver<Input> {
     let (tx, rx) = mpsc::channel();
     // If the thread cannot be made, its closure (and the sender) is
@@ -131,6 +135,7 @@ pub fn spawn_stdin_reader() -> Receiver<Input> {
                         escape = false;
                         match b {
                             b'x' | b'X' => Input::Quit,
+                            b'c' | b'C' => Input::NextConsole,
                             0x01 => Input::Byte(0x01),
                             _ => continue,
                         }

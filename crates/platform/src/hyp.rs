@@ -318,6 +318,12 @@ pub struct HypMachine {
     virtio: Vec<Arc<Mutex<VirtioMmio>>>,
     poll_turn: u32,
     input: Option<Receiver<Input>>,
+    /// The VM whose console gets the input (`Ctrl-A c` moves it on), and a
+    /// byte taken from the input that its UART had no room for yet.
+    focus: usize,
+    held: Option<u8>,
+    /// Input that arrived while the machine waited for it in `idle`.
+    waiting_input: Option<Input>,
     clock: ClockMode,
     elapsed: Duration,
 }
@@ -433,7 +439,32 @@ impl HypMachine {
             })
             .collect();
         let input = cfg.console_stdin.then(console::spawn_stdin_reader);
-        Ok(HypMachine { ram, harts, time, hyp, consoles, virtio, poll_turn: 0, input, clock: cfg.clock, elapsed: Duration::ZERO })
+        Ok(HypMachine {
+            ram,
+            harts,
+            time,
+            hyp,
+            consoles,
+            virtio,
+            poll_turn: 0,
+            input,
+            focus: 0,
+            held: None,
+            waiting_input: None,
+            clock: cfg.clock,
+            elapsed: Duration::ZERO,
+        })
+    }
+
+    /// Takes console input from `rx` instead of stdin (tests, and later a
+    /// control API).
+    pub fn set_input(&mut self, rx: Receiver<Input>) {
+        self.input = Some(rx);
+    }
+
+    /// The VM whose console gets the input.
+    pub fn console_focus(&self) -> usize {
+        self.focus
     }
 
     /// Everything VM `vm` printed so far (for tests).
@@ -517,29 +548,64 @@ impl HypMachine {
                 std::thread::sleep(Duration::from_millis(1));
                 true
             }
-            // Only console input could wake a VM now.
+            // Only console input could wake a VM now: wait for it, and
+            // leave it to `pump_input`.
             None => match &self.input {
                 Some(rx) => match rx.recv() {
-                    Ok(Input::Byte(b)) => {
-                        self.hyp.console_input(0, b);
+                    Ok(i) => {
+                        self.waiting_input = Some(i);
                         true
                     }
-                    _ => false,
+                    Err(_) => false,
                 },
                 None => false,
             },
         }
     }
 
+    /// Moves the console input to the next VM still running (none: stays).
+    fn next_console(&mut self) {
+        let n = self.hyp.vms.len();
+        let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| self.hyp.vms[v].end.is_none());
+        if let Some(v) = next {
+            if v != self.focus {
+                eprintln!("\r\nstrata: console input now goes to VM {}\r", self.hyp.vms[v].name);
+            }
+            self.focus = v;
+        }
+    }
+
     fn pump_input(&mut self) -> bool {
-        let Some(rx) = &self.input else { return false };
+        if self.hyp.vms[self.focus].end.is_some() {
+            // Its VM is gone: so is what was typed for it.
+            self.held = None;
+            if self.hyp.vms.iter().any(|v| v.end.is_none()) {
+                self.next_console();
+            }
+        }
+        // A byte the UART had no room for goes first, or waits again.
+        if let Some(b) = self.held {
+            if !self.hyp.console_input(self.focus, b) {
+                return false;
+            }
+            self.held = None;
+        }
         loop {
-            match console::try_input(rx) {
+            let next = match self.waiting_input.take() {
+                Some(i) => Some(i),
+                None => match &self.input {
+                    Some(rx) => console::try_input(rx),
+                    None => return false,
+                },
+            };
+            match next {
                 Some(Input::Byte(b)) => {
-                    if !self.hyp.console_input(0, b) {
+                    if !self.hyp.console_input(self.focus, b) {
+                        self.held = Some(b);
                         return false;
                     }
                 }
+                Some(Input::NextConsole) => self.next_console(),
                 Some(Input::Quit) => return true,
                 Some(Input::Eof) => {
                     self.input = None;
@@ -552,9 +618,17 @@ impl HypMachine {
 
     /// Runs until every VM has ended, or nothing more can happen.
     pub fn run(&mut self) -> RunOutcome {
+        self.run_rounds(u64::MAX)
+    }
+
+    /// As [`run`](Self::run), for at most `rounds` rounds (tests bound a
+    /// run with it; VMs that have not ended then show no end).
+    pub fn run_rounds(&mut self, rounds: u64) -> RunOutcome {
         let start = Instant::now();
         let mut quit = false;
-        while self.step(start) {
+        let mut n = 0;
+        while n < rounds && self.step(start) {
+            n += 1;
             if self.pump_input() {
                 quit = true;
                 break;

@@ -309,6 +309,8 @@ impl Machine {
             match console::try_input(rx) {
                 Some(Input::Byte(b)) => uart.push_input(b),
                 Some(Input::Quit) => return Some(ExitReason::Quit),
+                // One console: nothing to switch to.
+                Some(Input::NextConsole) => {}
                 Some(Input::Eof) => {
                     drop(uart);
                     self.input = None;
@@ -398,6 +400,7 @@ impl Machine {
             match rx.recv() {
                 Ok(Input::Byte(b)) => lock(&self.uart).push_input(b),
                 Ok(Input::Quit) => return Some(ExitReason::Quit),
+                Ok(Input::NextConsole) => {}
                 Ok(Input::Eof) | Err(_) => {
                     self.input = None;
                     return Some(ExitReason::Hung);
@@ -424,7 +427,7 @@ impl Machine {
                     }
                     Ok(Input::Quit) => return Some(ExitReason::Quit),
                     Ok(Input::Eof) => self.input = None,
-                    Err(_) => {}
+                    Ok(Input::NextConsole) | Err(_) => {}
                 }
             } else {
                 std::thread::sleep(wait);

@@ -56,6 +56,18 @@ impl Asm {
         self.emit(i_type(imm, rs1, 0, rd, 0x13))
     }
 
+    pub fn andi(&mut self, rd: u32, rs1: u32, imm: i32) -> &mut Self {
+        self.emit(i_type(imm, rs1, 7, rd, 0x13))
+    }
+
+    pub fn xori(&mut self, rd: u32, rs1: u32, imm: i32) -> &mut Self {
+        self.emit(i_type(imm, rs1, 4, rd, 0x13))
+    }
+
+    pub fn sub(&mut self, rd: u32, rs1: u32, rs2: u32) -> &mut Self {
+        self.emit(0x20 << 25 | rs2 << 20 | rs1 << 15 | rd << 7 | 0x33)
+    }
+
     pub fn slli(&mut self, rd: u32, rs1: u32, sh: u32) -> &mut Self {
         self.emit(i_type(sh as i32 & 63, rs1, 1, rd, 0x13))
     }
@@ -396,6 +408,23 @@ pub fn dbcn_probe(text: &str) -> Vec<u8> {
     elf(&code, RAM)
 }
 
+/// A guest that echoes what its UART receives until a `q` (echoed too),
+/// then shuts down with SBI SRST: console input made visible.
+pub fn uart_echo() -> Vec<u8> {
+    use reg::*;
+    let mut a = Asm::new();
+    a.li(T0, 0x1000_0000);
+    let top = a.here();
+    // Wait for LSR.DR (data ready, bit 0 of the register at offset 5).
+    a.load(4, T1, T0, 5).andi(T1, T1, 1).xori(T1, T1, 1).bne(T1, ZERO, top);
+    a.load(4, A0, T0, 0).sb(A0, T0, 0);
+    a.li(T1, b'q' as u64).sub(T1, A0, T1).bne(T1, ZERO, top);
+    a.li(A0, 0).li(A1, 0).sbi(0x5352_5354, 0, 0);
+    let end = a.here();
+    a.j(end);
+    elf(&a.bytes(), 0x8000_0000)
+}
+
 /// A guest that writes `text` to the UART at `0x1000_0000` byte by byte
 /// (MMIO stores, which a hypervisor emulates) and shuts down with SBI SRST.
 pub fn uart_hello(text: &str) -> Vec<u8> {
@@ -426,6 +455,12 @@ mod tests {
         a.lui(reg::T0, 0x80000); // lui t0,0x80000
         a.ecall();
         assert_eq!(a.words, vec![0xfff28293, 0x0082b383, 0x0072b823, 0x008282b3, 0x800002b7, 0x00000073]);
+        let mut c = Asm::new();
+        c.andi(reg::T1, reg::T1, 1); // andi t1,t1,1
+        c.xori(reg::T1, reg::T1, 1); // xori t1,t1,1
+        c.sub(reg::T1, reg::A0, reg::T1); // sub t1,a0,t1
+        c.load(4, reg::T1, reg::T0, 5); // lbu t1,5(t0)
+        assert_eq!(c.words, vec![0x00137313, 0x00134313, 0x40650333, 0x0052c303]);
         let mut b = Asm::new();
         let top = b.here();
         b.addi(reg::T1, reg::T1, -1);
