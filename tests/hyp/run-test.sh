@@ -92,25 +92,10 @@ fi
 # --- 2: two VMs, one protected ------------------------------------------------
 if want 2; then
     LOG="$LOGDIR/hyp-two-vms.log"
-    cat >"$WORK/two.toml" <<EOF
-harts = 2
-[[vm]]
-name = "open"
-memory = "256M"
-kernel = "$GUEST/Image"
-initrd = "$GUEST/initramfs.cpio"
-cmdline = "console=ttyS0 panic=-1 strata.cmd=\"echo I-AM-OPEN\""
-
-[[vm]]
-name = "secret"
-memory = "256M"
-protected = true
-kernel = "$GUEST/Image"
-initrd = "$GUEST/initramfs.cpio"
-cmdline = "console=ttyS0 panic=-1 strata.cmd=\"echo I-AM-SECRET\""
-EOF
+    # The example the README points to, so that it cannot rot.
+    TWO="$ROOT/examples/two-vms.toml"
     echo "== 2: two VMs side by side, one protected ($LOG)"
-    run "$LOG" run --config "$WORK/two.toml" --stats
+    run "$LOG" run --config "$TWO" --stats
     [ "$RC" -eq 0 ] && pass "two VMs: both powered off (exit 0)" || fail "two VMs: exit status $RC (see $LOG)"
     for vm in open secret; do
         check "$LOG" "two VMs: $vm reached userspace" "^\[$vm\] STRATA-GUEST-READY $REL_RE cpus=1"
