@@ -27,7 +27,7 @@ use crate::boot::{self, BootConfig};
 use crate::console::{self, Input};
 use crate::fdt::FdtConfig;
 use crate::loader::{LoadError, Segments};
-use crate::machine::{host_ram_bytes, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
+use crate::machine::{host_ram_bytes, lock, paced_wait, tlb_counts, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
 use crate::virtio::VirtioConfig;
 use strata_devices::virtio::VirtioMmio;
 use strata_hypervisor::vm::DmaMap;
@@ -122,10 +122,6 @@ impl VmConsole {
             self.flush_line();
         }
     }
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Machine memory for the hypervisor: the board's RAM.
@@ -509,14 +505,7 @@ impl HypMachine {
     /// Lets virtio devices with host input (net, vsock, console) deliver
     /// it; true if one did.
     fn poll_virtio(&mut self) -> bool {
-        let mut did = false;
-        for d in &self.virtio {
-            let mut d = lock(d);
-            if d.polled() {
-                did |= d.poll();
-            }
-        }
-        did
+        crate::virtio::poll_all(&self.virtio)
     }
 
     /// Every vCPU waits: move time to the next timer or RTC alarm.
@@ -524,7 +513,7 @@ impl HypMachine {
         if self.poll_virtio() {
             return true;
         }
-        let polled = self.virtio.iter().any(|d| lock(d).polled());
+        let polled = crate::virtio::any_polled(&self.virtio);
         let now = self.time.now();
         let rtc = self.hyp.rtc_alarm_in_ns().map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
         let deadline = match (self.hyp.next_deadline(), rtc) {
@@ -535,10 +524,7 @@ impl HypMachine {
             Some(d) => {
                 let delta = d.saturating_sub(now).max(1);
                 if self.clock == ClockMode::Paced {
-                    let guest_ns = (self.time.raw() as u128 * 1_000_000_000 / TIMEBASE_HZ as u128) as u64;
-                    let host_ns = wall_start.elapsed().as_nanos() as u64;
-                    let ahead = guest_ns.saturating_add(delta.saturating_mul(100)).saturating_sub(host_ns);
-                    std::thread::sleep(Duration::from_nanos(ahead.min(50_000_000)));
+                    std::thread::sleep(paced_wait(self.time.raw(), delta, wall_start));
                 }
                 self.time.advance(delta);
                 true
@@ -579,9 +565,7 @@ impl HypMachine {
         if self.hyp.vms[self.focus].end.is_some() {
             // Its VM is gone: so is what was typed for it.
             self.held = None;
-            if self.hyp.vms.iter().any(|v| v.end.is_none()) {
-                self.next_console();
-            }
+            self.next_console();
         }
         // A byte the UART had no room for goes first, or waits again.
         if let Some(b) = self.held {
@@ -693,12 +677,7 @@ impl HypMachine {
                 })
                 .collect();
             let _ = writeln!(s, "hart {}: retired {} | tlb [{}]", h.hartid, h.instret, by.join(", "));
-            let t = h.tlb_stats();
-            let _ = writeln!(
-                s,
-                "hart {}: tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
-                h.hartid, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped, t.fence_scans
-            );
+            let _ = writeln!(s, "hart {}: {}", h.hartid, tlb_counts(h));
             let avg = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
             let _ = writeln!(
                 s,

@@ -144,8 +144,29 @@ pub struct Layout {
     pub fw_dynamic_info: Option<u64>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`, also after a panic elsewhere poisoned it (device state stays
+/// usable: every device keeps its own invariants per access).
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The TLB counters `--stats` prints for a hart, on both machines.
+pub(crate) fn tlb_counts(h: &Hart) -> String {
+    let t = h.tlb_stats();
+    format!(
+        "tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
+        t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped, t.fence_scans
+    )
+}
+
+/// How long an idle machine with paced time waits for a deadline `delta`
+/// ticks after guest time `raw` (ticks), so that guest time does not run
+/// ahead of host time since `wall_start`; at most 50 ms at a time.
+pub(crate) fn paced_wait(raw: u64, delta: u64, wall_start: Instant) -> Duration {
+    let ns = |ticks: u64| (ticks as u128 * 1_000_000_000 / TIMEBASE_HZ as u128) as u64;
+    let host_ns = wall_start.elapsed().as_nanos() as u64;
+    let ahead = ns(raw).saturating_add(ns(delta)).saturating_sub(host_ns);
+    Duration::from_nanos(ahead.min(50_000_000))
 }
 
 
@@ -411,10 +432,7 @@ impl Machine {
         let delta = deadline.saturating_sub(now);
         if self.clock == ClockMode::Paced {
             // Do not let guest time run ahead of host time while idle.
-            let guest_ns = (self.board.time.raw() as u128 * 1_000_000_000 / TIMEBASE_HZ as u128) as u64;
-            let host_ns = wall_start.elapsed().as_nanos() as u64;
-            let ahead = guest_ns.saturating_add(delta.saturating_mul(100)).saturating_sub(host_ns);
-            let mut wait = Duration::from_nanos(ahead.min(50_000_000));
+            let mut wait = paced_wait(self.board.time.raw(), delta, wall_start);
             if self.virtio_polled() {
                 // Look at virtio host input at least every millisecond.
                 wait = wait.min(Duration::from_millis(1));
@@ -442,20 +460,13 @@ impl Machine {
 
     /// Is any virtio device waiting for host-side input (net, vsock)?
     fn virtio_polled(&self) -> bool {
-        self.virtio.iter().any(|d| lock(d).polled())
+        crate::virtio::any_polled(&self.virtio)
     }
 
     /// Polls the virtio devices with host input; true if one delivered
     /// something to the guest.
     fn poll_virtio(&mut self) -> bool {
-        let mut did = false;
-        for d in &self.virtio {
-            let mut d = lock(d);
-            if d.polled() {
-                did |= d.poll();
-            }
-        }
-        did
+        crate::virtio::poll_all(&self.virtio)
     }
 
     /// The run loop's share: every 16th turn (about 64K instructions a
@@ -476,12 +487,14 @@ impl Machine {
         let _ = writeln!(s, "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS", retired as f64 / secs.max(1e-9) / 1e6);
         let _ = writeln!(s, "strata: guest time {:.3} s (mtime {})", self.board.time.raw() as f64 / TIMEBASE_HZ as f64, self.mtime());
         for h in &self.harts {
-            let t = h.tlb_stats();
             let st = &h.stats;
             let _ = writeln!(
                 s,
-                "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
-                h.hartid, h.instret, st.steps, t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped, t.fence_scans
+                "hart {}: retired {} steps {} | {}",
+                h.hartid,
+                h.instret,
+                st.steps,
+                tlb_counts(h)
             );
             let by_vmid: Vec<String> = h
                 .tlb_vmid_stats()
