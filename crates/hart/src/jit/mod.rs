@@ -542,11 +542,9 @@ struct Stub {
     /// How many instructions of the block `instret` already includes.
     synced: u32,
     /// Inline-probed accesses before this one, and how many of them
-    /// `jit_hits` already includes; whether this access was probed inline
-    /// (its helper then counts it, so the fast path's count is undone).
+    /// `jit_hits` already includes.
     m: u32,
     m_synced: u32,
-    inline: bool,
     /// The cache slots holding values not yet in `Hart::x` there.
     dirty: u8,
     /// For loads, the destination register; for stores, the source.
@@ -969,7 +967,8 @@ impl Compiler {
     }
 
     /// Records the slow path of the access at `pc` (see [`Stub`]), emitted
-    /// after the block; counts the access as probed inline if it was.
+    /// after the block; counts the access as probed inline if the block
+    /// probes the TLB inline at all.
     #[allow(clippy::too_many_arguments)]
     fn push_stub(
         &mut self,
@@ -982,7 +981,6 @@ impl Compiler {
         load_rd: Option<u8>,
         store_rs2: u8,
     ) {
-        let inline = self.tlb.is_some();
         self.stubs.push(Stub {
             miss,
             resume,
@@ -993,12 +991,11 @@ impl Compiler {
             synced: self.synced,
             m: self.m,
             m_synced: self.m_synced,
-            inline,
             dirty,
             load_rd,
             store_rs2,
         });
-        self.m += inline as u32;
+        self.m += self.tlb.is_some() as u32;
     }
 
     fn store(&mut self, f: StoreFn, n: u8, i: &Insn, pc: u64, len: u64) {
@@ -1216,8 +1213,9 @@ impl Compiler {
                 debug_assert!(!CACHE_REGS.contains(&R::Rax));
             }
             self.reload_regs();
-            if s.inline {
-                // The helper counted this access; the fast path will too.
+            if self.tlb.is_some() {
+                // The access was probed inline, and the helper counted it
+                // too: the fast path's count is undone.
                 self.a.alu_mi(Alu::Sub, JIT_HITS, 1);
             }
             let back = self.a.jmp();
