@@ -617,6 +617,11 @@ impl Tlb {
 mod tests {
     use super::*;
 
+    /// The first page above `va`'s that the TLB puts in the same set.
+    fn rival_of(va: u64) -> u64 {
+        ((va >> 12) + 1..).map(|p| p << 12).find(|&r| Tlb::slot(r) == Tlb::slot(va)).unwrap()
+    }
+
     fn ctx(space: u16, mode: u16) -> u16 {
         space << SPACE_SHIFT | mode
     }
@@ -629,7 +634,7 @@ mod tests {
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), Some(0x5ff8));
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 2), None, "other context");
         assert_eq!(t.lookup(Access::Store, 0x1ff8, 1), None, "other access kind");
-        assert_eq!(t.lookup(Access::Load, 0x1000 + (SETS as u64) * 0x1000, 1), None, "same slot, other page");
+        assert_eq!(t.lookup(Access::Load, rival_of(0x1000), 1), None, "same slot, other page");
         let g = t.generation();
         t.flush_spaces(!0, Some(0x1000));
         assert_eq!(t.lookup(Access::Load, 0x1ff8, 1), None);
@@ -743,7 +748,7 @@ mod tests {
         t.enable_reverse_index(64);
         t.insert(Access::Load, 0x1000, ctx(1, 0), 0x5000, 12, None);
         // Same set: evicts the first entry, whose index record goes stale.
-        let rival = (2..).map(|p: u64| p << 12).find(|&va| Tlb::slot(va) == Tlb::slot(0x1000)).unwrap();
+        let rival = rival_of(0x1000);
         t.insert(Access::Load, rival, ctx(1, 0), 0x9000, 12, None);
         assert_eq!(t.lookup(Access::Load, 0x1000, ctx(1, 0)), None, "evicted");
         t.insert(Access::Store, 0x3000, ctx(2, 0), 0x5000, 12, None);

@@ -20,6 +20,10 @@ pub mod reg {
     pub const A7: u32 = 17;
 }
 
+/// SBI extension ids the test guests use (SBI 2.0 §10, §12).
+const SRST: u64 = 0x5352_5354;
+const DBCN: u64 = 0x4442_434e;
+
 /// An instruction stream with backward labels.
 #[derive(Default)]
 pub struct Asm {
@@ -102,15 +106,15 @@ impl Asm {
     }
 
     pub fn ld(&mut self, rd: u32, rs1: u32, off: i32) -> &mut Self {
-        self.emit(i_type(off, rs1, 3, rd, 0x03))
+        self.load(3, rd, rs1, off)
     }
 
     pub fn sb(&mut self, rs2: u32, rs1: u32, off: i32) -> &mut Self {
-        self.emit(s_type(off, rs2, rs1, 0, 0x23))
+        self.store(0, rs2, rs1, off)
     }
 
     pub fn sd(&mut self, rs2: u32, rs1: u32, off: i32) -> &mut Self {
-        self.emit(s_type(off, rs2, rs1, 3, 0x23))
+        self.store(3, rs2, rs1, off)
     }
 
     /// `bne rs1, rs2, target` with `target` from [`here`](Self::here).
@@ -263,7 +267,7 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64, level: Level) -> Vec<u
     a.csr(2, T0, epc, ZERO).addi(T0, T0, 4).csr(1, ZERO, epc, T0).word(ret);
     a.word(0x0000_0013); // nop: the handler ends at +20, so `start + 24` is here
     a.li(T0, RAM + 4).csr(1, ZERO, tvec, T0);
-    let eids = [0x10u64, 0x5449_4d45, 0x73_5049, 0x5246_4e43, 0x48_534d, 0x4442_434e, 0x01, 0x02, 0x0a00_0000];
+    let eids = [0x10u64, 0x5449_4d45, 0x73_5049, 0x5246_4e43, 0x48_534d, DBCN, 0x01, 0x02, 0x0a00_0000];
     for _ in 0..actions {
         let r = rnd();
         // An address: mostly where it hurts.
@@ -359,7 +363,7 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64, level: Level) -> Vec<u
         }
     }
     match level {
-        Level::Vs => a.li(A0, 0).li(A1, 0).li(A6, 0).li(A7, 0x5352_5354).ecall(),
+        Level::Vs => a.li(A1, 0).sbi(SRST, 0, 0),
         // The syscon's power-off value (QEMU virt's "sifive,test").
         Level::M => a.li(T1, 0x10_0000).li(A0, 0x5555).store(2, A0, T1, 0),
     };
@@ -380,7 +384,6 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64, level: Level) -> Vec<u
 pub fn dbcn_probe(text: &str) -> Vec<u8> {
     use reg::*;
     const RAM: u64 = 0x8000_0000;
-    const DBCN: u64 = 0x4442_434e;
     const MSG: u64 = RAM + 0x800;
     assert!(text.len() < 10);
     let mut a = Asm::new();
@@ -398,7 +401,7 @@ pub fn dbcn_probe(text: &str) -> Vec<u8> {
     // Outside RAM.
     a.li(A0, 4).li(A1, 0x1000).li(A2, 0).li(A7, DBCN).li(A6, 0).ecall();
     write_byte_of(&mut a, A0, 'I' as i32);
-    a.li(A0, 0).li(A1, 0).li(A6, 0).li(A7, 0x5352_5354).ecall();
+    a.li(A1, 0).sbi(SRST, 0, 0);
     let end = a.here();
     a.j(end);
     let mut code = a.bytes();
@@ -419,7 +422,7 @@ pub fn uart_echo() -> Vec<u8> {
     a.load(4, T1, T0, 5).andi(T1, T1, 1).xori(T1, T1, 1).bne(T1, ZERO, top);
     a.load(4, A0, T0, 0).sb(A0, T0, 0);
     a.li(T1, b'q' as u64).sub(T1, A0, T1).bne(T1, ZERO, top);
-    a.li(A0, 0).li(A1, 0).sbi(0x5352_5354, 0, 0);
+    a.li(A1, 0).sbi(SRST, 0, 0);
     let end = a.here();
     a.j(end);
     elf(&a.bytes(), 0x8000_0000)
@@ -434,7 +437,7 @@ pub fn uart_hello(text: &str) -> Vec<u8> {
     for b in text.bytes() {
         a.li(T1, b as u64).sb(T1, T0, 0);
     }
-    a.li(A1, 0).sbi(0x5352_5354, 0, 0);
+    a.li(A1, 0).sbi(SRST, 0, 0);
     let end = a.here();
     a.j(end);
     elf(&a.bytes(), 0x8000_0000)
