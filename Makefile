@@ -1,7 +1,8 @@
 # Strata build/test entry points.
 #   make setup        host tools + guest kernel/busybox (cached) + initramfs
 #   make build        cargo build --release
-#   make test         setup + build + every test: cargo tests, boot, virtio,
+#   make check        cargo fmt --check, clippy (-D warnings), rustdoc (-D warnings)
+#   make test         check + setup + build + every test: cargo tests, boot, virtio,
 #                     conformance, difftest (vs QEMU), difftest-jit (JIT vs
 #                     interpreter), KVM and a nested Linux under KVM on Strata,
 #                     strata run (hypervisor)
@@ -31,7 +32,7 @@ GUEST       := build/guest
 APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
-.PHONY: all setup setup-host guest initramfs build demo test cargo-test boot-test \
+.PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
         boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
         clean distclean
 
@@ -62,7 +63,14 @@ qemu-demo: setup
 	    -kernel $(GUEST)/Image -initrd $(GUEST)/initramfs.cpio \
 	    -append "$(APPEND)" -nographic
 
-test: setup build
+# The quality gate, first in make test: format, lints (warnings denied, every
+# unsafe block with a SAFETY comment) and rustdoc (warnings denied).
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --release
+
+test: check setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
 	$(MAKE) --no-print-directory virtio-test

@@ -61,9 +61,7 @@ impl Timebase {
     /// The current `mtime` value as the guest sees it.
     #[inline]
     pub fn now(&self) -> u64 {
-        self.raw
-            .load(Ordering::Relaxed)
-            .wrapping_add(self.offset.load(Ordering::Relaxed))
+        self.raw.load(Ordering::Relaxed).wrapping_add(self.offset.load(Ordering::Relaxed))
     }
 
     /// The run loop's own tick count (no guest offset).
@@ -87,10 +85,7 @@ impl Timebase {
 
     /// Makes [`now`](Self::now) read `value` (a guest write to `mtime`).
     pub fn set_now(&self, value: u64) {
-        self.offset.store(
-            value.wrapping_sub(self.raw.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
+        self.offset.store(value.wrapping_sub(self.raw.load(Ordering::Relaxed)), Ordering::Relaxed);
     }
 }
 
@@ -124,12 +119,7 @@ impl Aclint {
             .map(|lines| {
                 lines.msip.set_level(false);
                 lines.mtip.set_level(false);
-                HartState {
-                    lines,
-                    msip: false,
-                    mtimecmp: u64::MAX,
-                    mtip: false,
-                }
+                HartState { lines, msip: false, mtimecmp: u64::MAX, mtip: false }
             })
             .collect();
         let mut a = Aclint { time, harts };
@@ -165,11 +155,7 @@ impl Aclint {
     /// cannot be reached in any realistic run).
     pub fn next_deadline(&self) -> Option<u64> {
         let now = self.time.now();
-        self.harts
-            .iter()
-            .map(|h| h.mtimecmp)
-            .filter(|&c| c > now && c != u64::MAX)
-            .min()
+        self.harts.iter().map(|h| h.mtimecmp).filter(|&c| c > now && c != u64::MAX).min()
     }
 
     /// MTIMECMP of `hart` (for debugging and tests).
@@ -185,10 +171,7 @@ impl Aclint {
         if off < MTIME_OFFSET {
             let h = (off - MTIMECMP_BASE) / 8;
             let hi = (off - MTIMECMP_BASE) & 7 != 0;
-            return self
-                .harts
-                .get(h as usize)
-                .map_or(0, |h| half(h.mtimecmp, hi));
+            return self.harts.get(h as usize).map_or(0, |h| half(h.mtimecmp, hi));
         }
         if off < MTIME_OFFSET + 8 {
             return half(self.time.now(), off != MTIME_OFFSET);
@@ -240,9 +223,7 @@ impl MmioDevice for Aclint {
     fn read(&mut self, offset: u64, size: u8) -> u64 {
         match size {
             4 if offset & 3 == 0 => self.read_word(offset) as u64,
-            8 if offset & 7 == 0 => {
-                self.read_word(offset) as u64 | (self.read_word(offset + 4) as u64) << 32
-            }
+            8 if offset & 7 == 0 => self.read_word(offset) as u64 | (self.read_word(offset + 4) as u64) << 32,
             _ => 0,
         }
     }
@@ -288,16 +269,9 @@ mod tests {
 
     fn clint(n: usize) -> (Aclint, Arc<Timebase>, Lines) {
         let tb = Timebase::new();
-        let lines: Vec<(Arc<Line>, Arc<Line>)> = (0..n)
-            .map(|_| (Arc::new(Line::default()), Arc::new(Line::default())))
-            .collect();
-        let hl = lines
-            .iter()
-            .map(|(s, t)| AclintHartLines {
-                msip: s.clone(),
-                mtip: t.clone(),
-            })
-            .collect();
+        let lines: Vec<(Arc<Line>, Arc<Line>)> =
+            (0..n).map(|_| (Arc::new(Line::default()), Arc::new(Line::default()))).collect();
+        let hl = lines.iter().map(|(s, t)| AclintHartLines { msip: s.clone(), mtip: t.clone() }).collect();
         (Aclint::new(tb.clone(), hl), tb, lines)
     }
 
@@ -334,11 +308,7 @@ mod tests {
         c.update();
         assert!(l[1].1.get(), "mtime >= mtimecmp");
         assert!(!l[0].1.get());
-        assert_eq!(
-            c.next_deadline(),
-            None,
-            "already-passed compare values are not deadlines"
-        );
+        assert_eq!(c.next_deadline(), None, "already-passed compare values are not deadlines");
         // Writing a later compare value lowers the line (level semantics).
         c.write(0x4008, 8, 1000);
         assert!(!l[1].1.get());
@@ -383,16 +353,9 @@ mod tests {
     #[test]
     fn bad_sizes_and_offsets_are_harmless() {
         let (mut c, _, l) = clint(1);
-        for (off, size) in [
-            (0u64, 1u8),
-            (0, 2),
-            (2, 4),
-            (0x4004, 8),
-            (0xbffc, 8),
-            (0xc000, 4),
-            (0xfffc, 4),
-            (u64::MAX - 3, 4),
-        ] {
+        for (off, size) in
+            [(0u64, 1u8), (0, 2), (2, 4), (0x4004, 8), (0xbffc, 8), (0xc000, 4), (0xfffc, 4), (u64::MAX - 3, 4)]
+        {
             assert_eq!(c.read(off, size), 0, "{off:#x}/{size}");
             c.write(off, size, 0);
         }

@@ -98,12 +98,7 @@ impl Plic {
             .take(max_ctx)
             .map(|out| {
                 out.set_level(false);
-                Context {
-                    enable: [0; WORDS],
-                    threshold: 0,
-                    out,
-                    out_level: false,
-                }
+                Context { enable: [0; WORDS], threshold: 0, out, out_level: false }
             })
             .collect();
         Plic {
@@ -221,11 +216,7 @@ impl Plic {
         if off < CONTEXT_BASE {
             let ctx = ((off - ENABLE_BASE) / ENABLE_STRIDE) as usize;
             let w = ((off - ENABLE_BASE) % ENABLE_STRIDE / 4) as usize;
-            return self
-                .contexts
-                .get(ctx)
-                .and_then(|c| c.enable.get(w).copied())
-                .unwrap_or(0);
+            return self.contexts.get(ctx).and_then(|c| c.enable.get(w).copied()).unwrap_or(0);
         }
         let ctx = ((off - CONTEXT_BASE) / CONTEXT_STRIDE) as usize;
         match (off - CONTEXT_BASE) % CONTEXT_STRIDE {
@@ -301,10 +292,7 @@ impl IrqLine for PlicSource {
 /// The wire of source `src` (1..=95) of a shared PLIC. A line for source 0
 /// or an out-of-range source is accepted and does nothing.
 pub fn source_line(plic: &Arc<Mutex<Plic>>, src: u32) -> Arc<dyn IrqLine> {
-    Arc::new(PlicSource {
-        plic: plic.clone(),
-        src,
-    })
+    Arc::new(PlicSource { plic: plic.clone(), src })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -378,11 +366,7 @@ mod tests {
         m.write(prio(96), 4, 3);
         assert_eq!(m.read(prio(96), 4), 0, "no source 96");
         m.write(enable(S0), 4, 0xffff_ffff);
-        assert_eq!(
-            m.read(enable(S0), 4),
-            0xffff_fffe,
-            "source 0 cannot be enabled"
-        );
+        assert_eq!(m.read(enable(S0), 4), 0xffff_fffe, "source 0 cannot be enabled");
         m.write(enable(S0) + 8, 4, 0xffff_ffff);
         assert_eq!(m.read(enable(S0) + 8, 4), 0xffff_ffff, "sources 64..=95");
         m.write(enable(S0) + 12, 4, 0xffff_ffff);
@@ -515,20 +499,11 @@ mod wiring_tests {
     fn uart_through_plic_to_hart() {
         let hart = HartIrqs::new();
         let outs: Vec<Arc<dyn IrqLine>> = vec![
-            Arc::new(HartIrqBit {
-                irqs: hart.clone(),
-                bit: mip::MEIP,
-            }),
-            Arc::new(HartIrqBit {
-                irqs: hart.clone(),
-                bit: mip::SEIP,
-            }),
+            Arc::new(HartIrqBit { irqs: hart.clone(), bit: mip::MEIP }),
+            Arc::new(HartIrqBit { irqs: hart.clone(), bit: mip::SEIP }),
         ];
         let plic = Plic::shared(outs);
-        let uart = Arc::new(Mutex::new(Uart::new(
-            Box::new(|_| {}),
-            source_line(&plic, 10),
-        )));
+        let uart = Arc::new(Mutex::new(Uart::new(Box::new(|_| {}), source_line(&plic, 10))));
         let mut pbus = SharedMmio(plic.clone());
         let mut ubus = SharedMmio(uart.clone());
         pbus.write(4 * 10, 4, 1);
@@ -540,10 +515,6 @@ mod wiring_tests {
         assert_eq!(hart.pending(), 0);
         assert_eq!(ubus.read(0, 1), b'k' as u64);
         pbus.write(0x20_1004, 4, 10);
-        assert_eq!(
-            hart.pending(),
-            0,
-            "the UART dropped its line before completion"
-        );
+        assert_eq!(hart.pending(), 0, "the UART dropped its line before completion");
     }
 }

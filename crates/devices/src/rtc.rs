@@ -51,12 +51,7 @@ pub type RtcClock = Box<dyn Fn() -> u64 + Send>;
 /// The host's wall clock, in nanoseconds since the Unix epoch (0 if the host
 /// clock is set before 1970).
 pub fn host_clock() -> RtcClock {
-    Box::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    })
+    Box::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0))
 }
 
 pub struct GoldfishRtc {
@@ -196,11 +191,7 @@ mod tests {
         let t = Arc::new(AtomicU64::new(start));
         let tc = t.clone();
         let line = Arc::new(Line::default());
-        (
-            GoldfishRtc::new(Box::new(move || tc.load(Ordering::SeqCst)), line.clone()),
-            t,
-            line,
-        )
+        (GoldfishRtc::new(Box::new(move || tc.load(Ordering::SeqCst)), line.clone()), t, line)
     }
 
     #[test]
@@ -208,11 +199,7 @@ mod tests {
         let (mut r, t, _) = rtc(0x0000_0005_ffff_fff0);
         assert_eq!(r.read(TIME_LOW, 4), 0xffff_fff0);
         t.store(0x0000_0006_0000_0010, Ordering::SeqCst);
-        assert_eq!(
-            r.read(TIME_HIGH, 4),
-            5,
-            "high half latched at the TIME_LOW read"
-        );
+        assert_eq!(r.read(TIME_HIGH, 4), 5, "high half latched at the TIME_LOW read");
         assert_eq!(r.read(TIME_LOW, 4), 0x10);
         assert_eq!(r.read(TIME_HIGH, 4), 6);
     }
@@ -281,14 +268,7 @@ mod tests {
     #[test]
     fn bad_accesses_are_harmless() {
         let (mut r, _, line) = rtc(77);
-        for (off, size) in [
-            (0u64, 8u8),
-            (0, 1),
-            (2, 4),
-            (0x20, 4),
-            (0xffc, 4),
-            (u64::MAX - 3, 4),
-        ] {
+        for (off, size) in [(0u64, 8u8), (0, 1), (2, 4), (0x20, 4), (0xffc, 4), (u64::MAX - 3, 4)] {
             assert_eq!(r.read(off, size), 0, "{off:#x}/{size}");
             r.write(off, size, u64::MAX);
         }

@@ -77,12 +77,7 @@ impl PowerLatch {
     /// pending.
     pub fn request(&self, value: u32) {
         if Self::decode(1 << 32 | value as u64).is_some() {
-            let _ = self.req.compare_exchange(
-                0,
-                1 << 32 | value as u64,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ = self.req.compare_exchange(0, 1 << 32 | value as u64, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 }
@@ -138,11 +133,7 @@ mod tests {
         d.write(0, 8, 0xdead_beef_0000_5555);
         assert_eq!(l.take_request(), Some(PowerRequest::PowerOff));
         d.write(0, 2, 0xffff_7777);
-        assert_eq!(
-            l.take_request(),
-            Some(PowerRequest::Reset),
-            "16-bit store, as OpenSBI does"
-        );
+        assert_eq!(l.take_request(), Some(PowerRequest::Reset), "16-bit store, as OpenSBI does");
     }
 
     #[test]

@@ -336,11 +336,7 @@ impl Uart {
                 if id == IIR_THRE {
                     self.thre_pending = false;
                 }
-                let fifo = if self.fifo_enabled() {
-                    IIR_FIFO_ENABLED
-                } else {
-                    0
-                };
+                let fifo = if self.fifo_enabled() { IIR_FIFO_ENABLED } else { 0 };
                 id | fifo
             }
             LCR => self.lcr,
@@ -443,10 +439,7 @@ mod tests {
         // A wider access acts on the byte register, as QEMU's does.
         u.write(0, 4, 0x1234_5621);
         assert_eq!(&*out.lock().unwrap(), b"hi!");
-        assert_eq!(
-            u.read(5, 1) as u8 & (LSR_THRE | LSR_TEMT),
-            LSR_THRE | LSR_TEMT
-        );
+        assert_eq!(u.read(5, 1) as u8 & (LSR_THRE | LSR_TEMT), LSR_THRE | LSR_TEMT);
         assert_eq!(u.read(2, 1), 0x01, "no interrupt, FIFOs off");
         assert!(!line.get());
     }
@@ -464,10 +457,7 @@ mod tests {
         u.write(3, 1, 0x03);
         assert_eq!(u.read(3, 1), 0x03);
         assert_eq!(u.read(1, 1), 0x00, "IER untouched by the DLM write");
-        assert!(
-            out.lock().unwrap().is_empty(),
-            "DLL write is not a THR write"
-        );
+        assert!(out.lock().unwrap().is_empty(), "DLL write is not a THR write");
     }
 
     #[test]

@@ -85,8 +85,7 @@ pub fn emit_items(items: &[Item], s: &mut String, labels: &mut usize) {
                 let l = format!(".Lloop{}", *labels);
                 writeln!(s, "    li x{LOOP_REG}, {count}\n{l}:").unwrap();
                 emit_items(body, s, labels);
-                writeln!(s, "    addi x{LOOP_REG}, x{LOOP_REG}, -1\n    bnez x{LOOP_REG}, {l}")
-                    .unwrap();
+                writeln!(s, "    addi x{LOOP_REG}, x{LOOP_REG}, -1\n    bnez x{LOOP_REG}, {l}").unwrap();
             }
             Item::Checkpoint => {
                 s.push_str("    sd x1, 72(gp)\n    jal x1, __cp\n    ld x1, 72(gp)\n");

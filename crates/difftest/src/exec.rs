@@ -44,9 +44,7 @@ impl Tools {
             cc: std::env::var("CC_RISCV").unwrap_or_else(|_| "riscv64-unknown-elf-gcc".into()),
             qemu: std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-riscv64".into()),
             strata,
-            timeout: Duration::from_secs(
-                std::env::var("TIMEOUT").ok().and_then(|t| t.parse().ok()).unwrap_or(30),
-            ),
+            timeout: Duration::from_secs(std::env::var("TIMEOUT").ok().and_then(|t| t.parse().ok()).unwrap_or(30)),
             oracle: Oracle::Qemu,
         }
     }
@@ -66,11 +64,7 @@ pub fn build(tools: &Tools, src: &Path, elf: &Path) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", tools.cc))?;
     if !out.status.success() {
-        return Err(format!(
-            "build of {} failed:\n{}",
-            src.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("build of {} failed:\n{}", src.display(), String::from_utf8_lossy(&out.stderr)));
     }
     Ok(())
 }
@@ -118,9 +112,9 @@ pub fn run_both(tools: &Tools, elf: &Path) -> Result<(RunOut, RunOut), String> {
     let q = match tools.oracle {
         Oracle::Qemu => {
             let mut q = Command::new(&tools.qemu);
-            q.args(["-M", "virt", "-bios", "none", "-kernel"]).arg(elf).args([
-                "-m", "128M", "-smp", "1", "-display", "none", "-serial", "stdio", "-monitor", "none",
-            ]);
+            q.args(["-M", "virt", "-bios", "none", "-kernel"])
+                .arg(elf)
+                .args(["-m", "128M", "-smp", "1", "-display", "none", "-serial", "stdio", "-monitor", "none"]);
             q
         }
         Oracle::Interp => {
@@ -146,7 +140,11 @@ pub fn run_both(tools: &Tools, elf: &Path) -> Result<(RunOut, RunOut), String> {
 pub enum Verdict {
     /// `mtval_choices`: trap lines whose mtval differed only within the
     /// implementation's freedom (see [`mtval_equivalent`]).
-    Pass { checkpoints: usize, traps: usize, mtval_choices: usize },
+    Pass {
+        checkpoints: usize,
+        traps: usize,
+        mtval_choices: usize,
+    },
     /// The oracle itself did not produce a complete dump.
     OracleBroken(String),
     Mismatch(Mismatch),
@@ -164,13 +162,7 @@ pub struct Mismatch {
 
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "checkpoint {}: qemu `{}` strata `{}`",
-            self.checkpoint,
-            describe(&self.qemu),
-            describe(&self.strata)
-        )
+        write!(f, "checkpoint {}: qemu `{}` strata `{}`", self.checkpoint, describe(&self.qemu), describe(&self.strata))
     }
 }
 
@@ -273,6 +265,14 @@ pub fn mtval_equivalent(q: &str, s: &str) -> bool {
     allowed.contains(&q[1]) && allowed.contains(&s[1])
 }
 
+/// Build `src` and compare the two machines on it.
+pub fn check_source(tools: &Tools, src: &Path) -> Result<Verdict, String> {
+    let elf = src.with_extension("elf");
+    build(tools, src, &elf)?;
+    let (q, s) = run_both(tools, &elf)?;
+    Ok(compare(&q, &s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,12 +292,4 @@ mod tests {
         let l1 = "T 0000000000000005 0000000000000008 0000000080000010 00003003";
         assert!(!mtval_equivalent(l0, l1));
     }
-}
-
-/// Build `src` and compare the two machines on it.
-pub fn check_source(tools: &Tools, src: &Path) -> Result<Verdict, String> {
-    let elf = src.with_extension("elf");
-    build(tools, src, &elf)?;
-    let (q, s) = run_both(tools, &elf)?;
-    Ok(compare(&q, &s))
 }

@@ -115,10 +115,8 @@ struct Gen {
     r: Rng,
 }
 
-const WRITABLE: [u32; 27] = [
-    1, 2, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
-    29, 30,
-];
+const WRITABLE: [u32; 27] =
+    [1, 2, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30];
 
 const RM: [&str; 6] = ["rne", "rtz", "rdn", "rup", "rmm", "dyn"];
 
@@ -175,10 +173,30 @@ const F64_EDGES: [u64; 30] = [
 ];
 
 const F32_EDGES: [u32; 24] = [
-    0x0000_0000, 0x8000_0000, 0x7f80_0000, 0xff80_0000, 0x7fc0_0000, 0xffc0_0001, 0x7f80_0001,
-    0xffa0_0000, 0x0000_0001, 0x007f_ffff, 0x8000_0001, 0x0080_0000, 0x7f7f_ffff, 0xff7f_ffff,
-    0x3f80_0000, 0xbf80_0000, 0x3f00_0000, 0x4020_0000, 0xc020_0000, 0x4f00_0000, 0xcf00_0000,
-    0x5f00_0000, 0xdf00_0000, 0x4f80_0000,
+    0x0000_0000,
+    0x8000_0000,
+    0x7f80_0000,
+    0xff80_0000,
+    0x7fc0_0000,
+    0xffc0_0001,
+    0x7f80_0001,
+    0xffa0_0000,
+    0x0000_0001,
+    0x007f_ffff,
+    0x8000_0001,
+    0x0080_0000,
+    0x7f7f_ffff,
+    0xff7f_ffff,
+    0x3f80_0000,
+    0xbf80_0000,
+    0x3f00_0000,
+    0x4020_0000,
+    0xc020_0000,
+    0x4f00_0000,
+    0xcf00_0000,
+    0x5f00_0000,
+    0xdf00_0000,
+    0x4f80_0000,
 ];
 
 impl Gen {
@@ -212,7 +230,7 @@ impl Gen {
         if self.r.chance(1, 3) {
             "dyn"
         } else {
-            *self.r.pick(&RM)
+            RM[self.r.below(RM.len() as u64) as usize]
         }
     }
     fn imm12(&mut self) -> i64 {
@@ -316,9 +334,7 @@ impl Gen {
     fn loop_item(&mut self) -> Item {
         let count = 1 + self.r.below(6) as u32;
         let n = 2 + self.r.below(7) as usize;
-        let body = (0..n)
-            .map(|_| if self.r.chance(1, 8) { self.skip_item() } else { Item::Op(self.op()) })
-            .collect();
+        let body = (0..n).map(|_| if self.r.chance(1, 8) { self.skip_item() } else { Item::Op(self.op()) }).collect();
         Item::Loop { count, body }
     }
 
@@ -339,8 +355,8 @@ impl Gen {
             }
             3 => {
                 let op = *self.r.pick(&[
-                    "mul", "mulh", "mulhsu", "mulhu", "div", "divu", "rem", "remu", "mulw",
-                    "divw", "divuw", "remw", "remuw",
+                    "mul", "mulh", "mulhsu", "mulhu", "div", "divu", "rem", "remu", "mulw", "divw", "divuw", "remw",
+                    "remuw",
                 ]);
                 format!("{op} x{}, x{}, x{}", self.wreg(), self.rreg(), self.rreg())
             }
@@ -367,7 +383,11 @@ impl Gen {
         match self.r.below(6) {
             0 => "fence".into(),
             1 => "fence.i".into(),
-            2 => format!("fence {}, {}", self.r.pick(&["r", "w", "rw", "i", "o", "iorw"]), self.r.pick(&["r", "w", "rw", "iorw"])),
+            2 => format!(
+                "fence {}, {}",
+                self.r.pick(&["r", "w", "rw", "i", "o", "iorw"]),
+                self.r.pick(&["r", "w", "rw", "iorw"])
+            ),
             3 => "nop".into(),
             4 => format!("addi x0, x{}, {}", self.rreg(), self.imm12()),
             _ => {
@@ -386,8 +406,8 @@ impl Gen {
 
     fn alu_rr(&mut self) -> String {
         let op = *self.r.pick(&[
-            "add", "sub", "sll", "slt", "sltu", "xor", "srl", "sra", "or", "and", "addw", "subw",
-            "sllw", "srlw", "sraw",
+            "add", "sub", "sll", "slt", "sltu", "xor", "srl", "sra", "or", "and", "addw", "subw", "sllw", "srlw",
+            "sraw",
         ]);
         format!("{op} x{}, x{}, x{}", self.wreg(), self.rreg(), self.rreg())
     }
@@ -404,8 +424,7 @@ impl Gen {
                 format!("{op} x{rd}, x{rs}, {}", self.r.below(32))
             }
             _ => {
-                let op =
-                    *self.r.pick(&["addi", "slti", "sltiu", "xori", "ori", "andi", "addiw"]);
+                let op = *self.r.pick(&["addi", "slti", "sltiu", "xori", "ori", "andi", "addiw"]);
                 format!("{op} x{rd}, x{rs}, {}", self.imm12())
             }
         }
@@ -415,11 +434,8 @@ impl Gen {
     /// the sandbox; aligned most of the time, clustered near 0 half the time
     /// so loads see earlier stores.
     fn sandbox_off(&mut self, size: i64, align: bool) -> i64 {
-        let mut off = if self.r.chance(1, 2) {
-            self.r.range_i64(-64, 64)
-        } else {
-            self.r.range_i64(-2048, 2047 - size)
-        };
+        let mut off =
+            if self.r.chance(1, 2) { self.r.range_i64(-64, 64) } else { self.r.range_i64(-2048, 2047 - size) };
         if align {
             off &= !(size - 1);
         }
@@ -517,10 +533,9 @@ impl Gen {
                 "addi x{t}, x{base}, {off}\n1: lr.{w}{ord} x{rd1}, (x{t}){mid}\nsc.{w}{ord2} x{rd2}, x{rs2}, (x{t})\nbnez x{rd2}, 1b"
             )
         } else {
-            let op = *self.r.pick(&[
-                "amoswap", "amoadd", "amoxor", "amoand", "amoor", "amomin", "amomax", "amominu",
-                "amomaxu",
-            ]);
+            let op = *self
+                .r
+                .pick(&["amoswap", "amoadd", "amoxor", "amoand", "amoor", "amomin", "amomax", "amominu", "amomaxu"]);
             let rd = self.wreg();
             format!("addi x{t}, x{base}, {off}\n{op}.{w}{ord} x{rd}, x{}, (x{t})", self.rreg())
         }
@@ -658,10 +673,10 @@ pub fn int_dest(line: &str) -> Option<u32> {
     }
     let (mn, rest) = line.split_once(' ')?;
     let first = rest.split(',').next()?.trim();
-    let writes = !(mn.starts_with('s') && !mn.starts_with("sc") && !mn.starts_with("sl") && !mn.starts_with("sr") && !mn.starts_with("su"))
-        && !mn.starts_with("fs")
-        && !mn.starts_with('.')
-        && !mn.starts_with('b');
+    // Stores (s*, fs*), branches and directives write no register; sc, sll*,
+    // sra*/srl* and sub* do.
+    let store = mn.starts_with('s') && !["sc", "sl", "sr", "su"].iter().any(|p| mn.starts_with(p));
+    let writes = !(store || mn.starts_with("fs") || mn.starts_with('.') || mn.starts_with('b'));
     if !writes {
         return None;
     }

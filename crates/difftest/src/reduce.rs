@@ -23,11 +23,7 @@ impl<'a> Reducer<'a> {
         let mut cur = self.truncate(p);
         (self.log)(&format!("after truncation: {} instructions", cur.weight()));
         cur = self.localize(cur);
-        (self.log)(&format!(
-            "after localization: {} instructions; last item: {:?}",
-            cur.weight(),
-            cur.items.last()
-        ));
+        (self.log)(&format!("after localization: {} instructions; last item: {:?}", cur.weight(), cur.items.last()));
         loop {
             let before = (cur.weight(), count_items(&cur.items), loop_total(&cur.items));
             cur = self.ddmin_at(cur, &[]);
@@ -217,8 +213,7 @@ pub fn check_well_formed(asm: &str) -> Result<(), String> {
                 }
             }
         } else if let Some(pos) = t.find(".L") {
-            let lab: String =
-                t[pos..].chars().take_while(|c| c.is_alphanumeric() || *c == '.' || *c == '_').collect();
+            let lab: String = t[pos..].chars().take_while(|c| c.is_alphanumeric() || *c == '.' || *c == '_').collect();
             uses.push((lab, n));
         }
     }

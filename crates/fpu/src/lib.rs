@@ -265,11 +265,7 @@ fn sqrt<F: Fmt>(a: F::B, rm: Rm) -> (F::B, u8) {
 /// `a*b + c` with a single rounding. Negating an operand is an exact sign
 /// flip, so the four fused instructions are this with `a` and/or `c` negated.
 fn fma<F: Fmt>(a: F::B, b: F::B, c: F::B, rm: Rm) -> (F::B, u8) {
-    with_flags(|| {
-        F::wrap(a)
-            .fused_mul_add(F::wrap(b), F::wrap(c), rm.sf())
-            .raw()
-    })
+    with_flags(|| F::wrap(a).fused_mul_add(F::wrap(b), F::wrap(c), rm.sf()).raw())
 }
 
 /// FMIN/FMAX per §11.6 (ISA 20191213, IEEE 754-2019 minimumNumber /
@@ -277,11 +273,7 @@ fn fma<F: Fmt>(a: F::B, b: F::B, c: F::B, rm: Rm) -> (F::B, u8) {
 /// other input; if both are NaN the result is the canonical NaN; NV is raised
 /// if either input is a signalling NaN.
 fn minmax<F: Fmt>(a: F::B, b: F::B, want_max: bool) -> (F::B, u8) {
-    let fl = if is_snan::<F>(a) || is_snan::<F>(b) {
-        flags::NV
-    } else {
-        0
-    };
+    let fl = if is_snan::<F>(a) || is_snan::<F>(b) { flags::NV } else { 0 };
     let r = match (is_nan::<F>(a), is_nan::<F>(b)) {
         (true, true) => F::CANON,
         (true, false) => b,

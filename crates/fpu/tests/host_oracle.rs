@@ -249,12 +249,7 @@ fn h_cmp(a: u64, b: u64, single: bool, signalling: bool) -> (bool, bool, bool, u
     };
     // Unordered sets ZF = PF = CF = 1; less: CF; equal: ZF.
     let ordered = p == 0;
-    (
-        ordered && z != 0,
-        ordered && c != 0,
-        ordered && (c != 0 || z != 0),
-        fl,
-    )
+    (ordered && z != 0, ordered && c != 0, ordered && (c != 0 || z != 0), fl)
 }
 
 // ---------------------------------------------------------------------------
@@ -279,14 +274,8 @@ struct Fmt {
     ebits: u32,
     fbits: u32,
 }
-const S: Fmt = Fmt {
-    ebits: 8,
-    fbits: 23,
-};
-const D: Fmt = Fmt {
-    ebits: 11,
-    fbits: 52,
-};
+const S: Fmt = Fmt { ebits: 8, fbits: 23 };
+const D: Fmt = Fmt { ebits: 11, fbits: 52 };
 
 impl Fmt {
     fn emax(self) -> u64 {
@@ -420,8 +409,7 @@ impl Fmt {
     /// cancellation in add/sub and ties in rounding.
     fn near(self, rng: &mut Rng, a: u64) -> u64 {
         let exp = (a >> self.fbits) & self.emax();
-        let e = (exp as i64 + rng.below(2 * (self.fbits as u64 + 3)) as i64
-            - (self.fbits as i64 + 3))
+        let e = (exp as i64 + rng.below(2 * (self.fbits as u64 + 3)) as i64 - (self.fbits as i64 + 3))
             .clamp(0, self.emax() as i64 - 1) as u64;
         let frac = match rng.below(3) {
             0 => a,                       // same significand
@@ -449,13 +437,7 @@ struct Failures {
 
 impl Failures {
     fn new(what: &'static str) -> Self {
-        Failures {
-            what,
-            list: vec![],
-            checked: 0,
-            seen: 0,
-            nans: 0,
-        }
+        Failures { what, list: vec![], checked: 0, seen: 0, nans: 0 }
     }
     fn fail(&mut self, msg: String) {
         if self.list.len() < 20 {
@@ -470,11 +452,7 @@ impl Failures {
         self.checked += 1;
         self.seen |= host.1;
         self.nans += f.is_nan(host.0) as u64;
-        let ok_val = if f.is_nan(host.0) {
-            ours.0 == f.canonical_nan()
-        } else {
-            ours.0 == host.0
-        };
+        let ok_val = if f.is_nan(host.0) { ours.0 == f.canonical_nan() } else { ours.0 == host.0 };
         if !ok_val || ours.1 != host.1 {
             self.fail(format!(
                 "{}: ours {:#x} flags {:#07b}, host {:#x} flags {:#07b}",
@@ -530,18 +508,11 @@ const RANDOM_PER_MODE: usize = 200_000;
 /// with nearby exponents).
 fn pairs(f: Fmt, seed: u64) -> Vec<(u64, u64)> {
     let e = f.edges();
-    let mut v: Vec<(u64, u64)> = e
-        .iter()
-        .flat_map(|&a| e.iter().map(move |&b| (a, b)))
-        .collect();
+    let mut v: Vec<(u64, u64)> = e.iter().flat_map(|&a| e.iter().map(move |&b| (a, b))).collect();
     let mut rng = Rng(seed);
     for _ in 0..RANDOM_PER_MODE {
         let a = f.random(&mut rng, &e);
-        let b = if rng.next() & 1 == 0 {
-            f.near(&mut rng, a)
-        } else {
-            f.random(&mut rng, &e)
-        };
+        let b = if rng.next() & 1 == 0 { f.near(&mut rng, a) } else { f.random(&mut rng, &e) };
         v.push((a, b));
     }
     v
@@ -560,12 +531,7 @@ fn check_bin_s(what: &'static str, ours: Bin<u32>, host: HostBin<u32>, must_see:
             let (a, b) = (a as u32, b as u32);
             let o = ours(a, b, rm);
             let h = host(a, b, rc);
-            fl.float(
-                S,
-                &|| format!("{what}({a:#010x}, {b:#010x}) {rm:?}"),
-                (o.0 as u64, o.1),
-                (h.0 as u64, h.1),
-            );
+            fl.float(S, &|| format!("{what}({a:#010x}, {b:#010x}) {rm:?}"), (o.0 as u64, o.1), (h.0 as u64, h.1));
         }
     }
     fl.done(must_see);
@@ -588,12 +554,7 @@ fn add_sub_mul_div_s() {
     check_bin_s("add_s", fpu::add_s, h_add_s, ADD_FLAGS);
     check_bin_s("sub_s", fpu::sub_s, h_sub_s, ADD_FLAGS);
     check_bin_s("mul_s", fpu::mul_s, h_mul_s, ADD_FLAGS | flags::UF);
-    check_bin_s(
-        "div_s",
-        fpu::div_s,
-        h_div_s,
-        ADD_FLAGS | flags::UF | flags::DZ,
-    );
+    check_bin_s("div_s", fpu::div_s, h_div_s, ADD_FLAGS | flags::UF | flags::DZ);
 }
 
 #[test]
@@ -601,12 +562,7 @@ fn add_sub_mul_div_d() {
     check_bin_d("add_d", fpu::add_d, h_add_d, ADD_FLAGS);
     check_bin_d("sub_d", fpu::sub_d, h_sub_d, ADD_FLAGS);
     check_bin_d("mul_d", fpu::mul_d, h_mul_d, ADD_FLAGS | flags::UF);
-    check_bin_d(
-        "div_d",
-        fpu::div_d,
-        h_div_d,
-        ADD_FLAGS | flags::UF | flags::DZ,
-    );
+    check_bin_d("div_d", fpu::div_d, h_div_d, ADD_FLAGS | flags::UF | flags::DZ);
 }
 
 fn singles(f: Fmt, seed: u64, n: usize) -> Vec<u64> {
@@ -625,12 +581,7 @@ fn sqrt_s_d() {
             let a = a as u32;
             let o = fpu::sqrt_s(a, rm);
             let h = h_sqrt_s(a, rc);
-            fl.float(
-                S,
-                &|| format!("sqrt_s({a:#010x}) {rm:?}"),
-                (o.0 as u64, o.1),
-                (h.0 as u64, h.1),
-            );
+            fl.float(S, &|| format!("sqrt_s({a:#010x}) {rm:?}"), (o.0 as u64, o.1), (h.0 as u64, h.1));
         }
     }
     fl.done(flags::NX | flags::NV);
@@ -662,19 +613,12 @@ fn triples(f: Fmt, seed: u64) -> Vec<(u64, u64, u64)> {
     let mut rng = Rng(seed);
     for _ in 0..RANDOM_PER_MODE {
         let a = f.random(&mut rng, &e);
-        let b = if rng.below(2) == 0 {
-            f.near(&mut rng, a)
-        } else {
-            f.random(&mut rng, &e)
-        };
+        let b = if rng.below(2) == 0 { f.near(&mut rng, a) } else { f.random(&mut rng, &e) };
         let c = match rng.below(3) {
             0 => {
                 // -(a*b) computed in f64 then narrowed, nudged by a few ulps.
                 let (x, y) = if f.fbits == 23 {
-                    (
-                        f32::from_bits(a as u32) as f64,
-                        f32::from_bits(b as u32) as f64,
-                    )
+                    (f32::from_bits(a as u32) as f64, f32::from_bits(b as u32) as f64)
                 } else {
                     (f64::from_bits(a), f64::from_bits(b))
                 };
@@ -725,12 +669,7 @@ fn fused_s() {
                 let o = ours(a, b, c, rm);
                 let h = host(a, b, c, rc);
                 let h = fma_nv_rule(S, a as u64, b as u64, c as u64, (h.0 as u64, h.1));
-                fl.float(
-                    S,
-                    &|| format!("{what}({a:#010x}, {b:#010x}, {c:#010x}) {rm:?}"),
-                    (o.0 as u64, o.1),
-                    h,
-                );
+                fl.float(S, &|| format!("{what}({a:#010x}, {b:#010x}, {c:#010x}) {rm:?}"), (o.0 as u64, o.1), h);
             }
         }
         fl.done(flags::NX | flags::UF | flags::OF | flags::NV);
@@ -752,12 +691,7 @@ fn fused_d() {
             for (a, b, c) in triples(D, 0xf3d ^ rc as u64) {
                 let o = ours(a, b, c, rm);
                 let h = fma_nv_rule(D, a, b, c, host(a, b, c, rc));
-                fl.float(
-                    D,
-                    &|| format!("{what}({a:#018x}, {b:#018x}, {c:#018x}) {rm:?}"),
-                    o,
-                    h,
-                );
+                fl.float(D, &|| format!("{what}({a:#018x}, {b:#018x}, {c:#018x}) {rm:?}"), o, h);
             }
         }
         fl.done(flags::NX | flags::UF | flags::OF | flags::NV);
@@ -787,12 +721,7 @@ fn float_float_conversions() {
         for a in v {
             let o = fpu::cvt_s_d(a, rm);
             let h = h_d_to_s(a, rc);
-            fl.float(
-                S,
-                &|| format!("cvt_s_d({a:#018x}) {rm:?}"),
-                (o.0 as u64, o.1),
-                (h.0 as u64, h.1),
-            );
+            fl.float(S, &|| format!("cvt_s_d({a:#018x}) {rm:?}"), (o.0 as u64, o.1), (h.0 as u64, h.1));
         }
     }
     fl.done(flags::NX | flags::UF | flags::OF | flags::NV);
@@ -840,11 +769,7 @@ fn expected_to_int(f: Fmt, a: u64, kind: IntKind, rc: u32) -> (u64, u8) {
             Some(r) => Some((r as i128, fl)),
             None if !neg => {
                 // |a| >= 2^63: a is an integer there, so a - 2^63 is exact.
-                let x = if single {
-                    f32::from_bits(a as u32) as f64
-                } else {
-                    f64::from_bits(a)
-                };
+                let x = if single { f32::from_bits(a as u32) as f64 } else { f64::from_bits(a) };
                 let y = x - 9223372036854775808.0;
                 let (r2, fl2) = h_to_i64(y.to_bits(), false, rc);
                 r2.map(|r2| (r2 as i128 + (1i128 << 63), fl2))
@@ -881,35 +806,19 @@ fn float_to_int() {
                 let want = expected_to_int(S, a, kind, rc);
                 if let IntKind::W = kind {
                     if let (Some(r32), f32_) = h_to_i32(a, true, rc) {
-                        assert_eq!(
-                            (r32 as i64 as u64, f32_),
-                            want,
-                            "32-bit oracle cross-check {a:#x}"
-                        );
+                        assert_eq!((r32 as i64 as u64, f32_), want, "32-bit oracle cross-check {a:#x}");
                     }
                 }
-                fl.int(
-                    &|| format!("{kind:?} s {a:#010x} {rm:?}"),
-                    ours_s(a as u32, rm),
-                    want,
-                );
+                fl.int(&|| format!("{kind:?} s {a:#010x} {rm:?}"), ours_s(a as u32, rm), want);
             }
             for a in singles(D, 23 + rc as u64, RANDOM_PER_MODE) {
                 let want = expected_to_int(D, a, kind, rc);
                 if let IntKind::W = kind {
                     if let (Some(r32), f32_) = h_to_i32(a, false, rc) {
-                        assert_eq!(
-                            (r32 as i64 as u64, f32_),
-                            want,
-                            "32-bit oracle cross-check {a:#x}"
-                        );
+                        assert_eq!((r32 as i64 as u64, f32_), want, "32-bit oracle cross-check {a:#x}");
                     }
                 }
-                fl.int(
-                    &|| format!("{kind:?} d {a:#018x} {rm:?}"),
-                    ours_d(a, rm),
-                    want,
-                );
+                fl.int(&|| format!("{kind:?} d {a:#018x} {rm:?}"), ours_d(a, rm), want);
             }
         }
         fl.done(flags::NX | flags::NV);
@@ -928,11 +837,8 @@ fn h_from_u64(x: u64, single: bool, rc: u32) -> (u64, u8) {
         return h_from_i64(x as i64, single, rc);
     }
     let (h, fl) = h_from_i64(((x >> 1) | (x & 1)) as i64, single, rc);
-    let doubled = if single {
-        ((f32::from_bits(h as u32)) * 2.0).to_bits() as u64
-    } else {
-        (f64::from_bits(h) * 2.0).to_bits()
-    };
+    let doubled =
+        if single { ((f32::from_bits(h as u32)) * 2.0).to_bits() as u64 } else { (f64::from_bits(h) * 2.0).to_bits() };
     (doubled, fl)
 }
 
@@ -969,22 +875,14 @@ fn ints(seed: u64) -> Vec<u64> {
         // including ties, all appear.
         let w = rng.below(65);
         let x = if w == 64 { x } else { x & ((1u64 << w) - 1) };
-        v.push(if rng.below(4) == 0 {
-            x.wrapping_neg()
-        } else {
-            x
-        });
+        v.push(if rng.below(4) == 0 { x.wrapping_neg() } else { x });
     }
     v
 }
 
 #[test]
 fn int_to_float() {
-    type Ours = (
-        &'static str,
-        fn(u64, Rm) -> (u32, u8),
-        fn(u64, Rm) -> (u64, u8),
-    );
+    type Ours = (&'static str, fn(u64, Rm) -> (u32, u8), fn(u64, Rm) -> (u64, u8));
     let ops: [Ours; 4] = [
         ("w", fpu::cvt_s_w, fpu::cvt_d_w),
         ("wu", fpu::cvt_s_wu, fpu::cvt_d_wu),
@@ -1005,18 +903,8 @@ fn int_to_float() {
                 };
                 let o = ours_s(x, rm);
                 let h = host(true);
-                fl.float(
-                    S,
-                    &|| format!("cvt_s_{what}({x:#x}) {rm:?}"),
-                    (o.0 as u64, o.1),
-                    h,
-                );
-                fl.float(
-                    D,
-                    &|| format!("cvt_d_{what}({x:#x}) {rm:?}"),
-                    ours_d(x, rm),
-                    host(false),
-                );
+                fl.float(S, &|| format!("cvt_s_{what}({x:#x}) {rm:?}"), (o.0 as u64, o.1), h);
+                fl.float(D, &|| format!("cvt_d_{what}({x:#x}) {rm:?}"), ours_d(x, rm), host(false));
             }
         }
         fl.done(flags::NX);
@@ -1030,40 +918,20 @@ fn int_to_float() {
 #[test]
 fn comparisons() {
     for (f, seed) in [(S, 31u64), (D, 37)] {
-        let mut fl = Failures::new(if f.fbits == 23 {
-            "compare_s"
-        } else {
-            "compare_d"
-        });
+        let mut fl = Failures::new(if f.fbits == 23 { "compare_s" } else { "compare_d" });
         for (a, b) in pairs(f, seed) {
             let single = f.fbits == 23;
             let (heq, _, _, hqf) = h_cmp(a, b, single, false);
             let (_, hlt, hle, hsf) = h_cmp(a, b, single, true);
             let (eq, lt, le) = if single {
-                (
-                    fpu::feq_s(a as u32, b as u32),
-                    fpu::flt_s(a as u32, b as u32),
-                    fpu::fle_s(a as u32, b as u32),
-                )
+                (fpu::feq_s(a as u32, b as u32), fpu::flt_s(a as u32, b as u32), fpu::fle_s(a as u32, b as u32))
             } else {
                 (fpu::feq_d(a, b), fpu::flt_d(a, b), fpu::fle_d(a, b))
             };
             let ctx = || format!("({a:#x}, {b:#x})");
-            fl.int(
-                &|| format!("feq{}", ctx()),
-                (eq.0 as u64, eq.1),
-                (heq as u64, hqf),
-            );
-            fl.int(
-                &|| format!("flt{}", ctx()),
-                (lt.0 as u64, lt.1),
-                (hlt as u64, hsf),
-            );
-            fl.int(
-                &|| format!("fle{}", ctx()),
-                (le.0 as u64, le.1),
-                (hle as u64, hsf),
-            );
+            fl.int(&|| format!("feq{}", ctx()), (eq.0 as u64, eq.1), (heq as u64, hqf));
+            fl.int(&|| format!("flt{}", ctx()), (lt.0 as u64, lt.1), (hlt as u64, hsf));
+            fl.int(&|| format!("fle{}", ctx()), (le.0 as u64, le.1), (hle as u64, hsf));
         }
         fl.done(flags::NV);
     }
@@ -1086,22 +954,13 @@ fn oracle_sanity() {
     assert!(f32::from_bits(r).is_nan() && f == flags::NV);
     // max * 2: OF|NX; RTZ gives max.
     let max = f32::MAX.to_bits();
-    assert_eq!(
-        h_mul_s(max, 2f32.to_bits(), 0),
-        (f32::INFINITY.to_bits(), flags::OF | flags::NX)
-    );
-    assert_eq!(
-        h_mul_s(max, 2f32.to_bits(), 3),
-        (max, flags::OF | flags::NX)
-    );
+    assert_eq!(h_mul_s(max, 2f32.to_bits(), 0), (f32::INFINITY.to_bits(), flags::OF | flags::NX));
+    assert_eq!(h_mul_s(max, 2f32.to_bits(), 3), (max, flags::OF | flags::NX));
     // min_normal * 0.5 is exact (subnormal but exact): no UF; * 0.75 is
     // inexact and tiny: UF|NX.
     let mn = f32::MIN_POSITIVE.to_bits();
     assert_eq!(h_mul_s(mn, 0.5f32.to_bits(), 0), (mn >> 1, 0));
-    assert_eq!(
-        h_mul_s(f32::from_bits(3).to_bits(), 0.5f32.to_bits(), 0).1,
-        flags::UF | flags::NX
-    );
+    assert_eq!(h_mul_s(f32::from_bits(3).to_bits(), 0.5f32.to_bits(), 0).1, flags::UF | flags::NX);
 }
 
 // ---------------------------------------------------------------------------
@@ -1157,11 +1016,7 @@ fn to_f64(f: Fmt, v: u64) -> f64 {
 
 /// Exact `a*b + c` of singles via the host's f64 FMA, if it is exact there.
 fn exact_fma_s(a: u32, b: u32, c: u32) -> Option<f64> {
-    let (x, y, z) = (
-        to_f64(S, a as u64),
-        to_f64(S, b as u64),
-        to_f64(S, c as u64),
-    );
+    let (x, y, z) = (to_f64(S, a as u64), to_f64(S, b as u64), to_f64(S, c as u64));
     let (r, fl) = h_fmadd_d(x.to_bits(), y.to_bits(), z.to_bits(), RC_RNE);
     (fl == 0).then_some(f64::from_bits(r))
 }
@@ -1170,10 +1025,7 @@ fn exact_fma_s(a: u32, b: u32, c: u32) -> Option<f64> {
 /// integers scaled by powers of two (into the subnormal and overflow ranges
 /// too), which are ties at single precision very often.
 fn rmm_pairs_s(seed: u64) -> Vec<(u32, u32)> {
-    let mut v: Vec<(u32, u32)> = pairs(S, seed)
-        .into_iter()
-        .map(|(a, b)| (a as u32, b as u32))
-        .collect();
+    let mut v: Vec<(u32, u32)> = pairs(S, seed).into_iter().map(|(a, b)| (a as u32, b as u32)).collect();
     let mut rng = Rng(seed ^ 0xabcd);
     for _ in 0..RANDOM_PER_MODE {
         let a = (rng.below(1 << 13) | 1) as f32 * 2f32.powi(rng.below(40) as i32 - 20);
@@ -1199,12 +1051,7 @@ fn rmm_pairs_s(seed: u64) -> Vec<(u32, u32)> {
 struct TieCount(u64, &'static str);
 impl TieCount {
     fn done(self) {
-        assert!(
-            self.0 >= 100,
-            "{}: only {} ties among the operands: widen the generator",
-            self.1,
-            self.0
-        );
+        assert!(self.0 >= 100, "{}: only {} ties among the operands: widen the generator", self.1, self.0);
         eprintln!("{}: {} ties", self.1, self.0);
     }
 }
@@ -1212,12 +1059,7 @@ impl TieCount {
 #[test]
 fn rmm_arithmetic_s() {
     require_fma();
-    type Op = (
-        &'static str,
-        Bin<u32>,
-        HostBin<u32>,
-        fn(f64, f64) -> (f64, u8),
-    );
+    type Op = (&'static str, Bin<u32>, HostBin<u32>, fn(f64, f64) -> (f64, u8));
     let ops: [Op; 3] = [
         ("add_s", fpu::add_s, h_add_s, |x, y| {
             let (r, f) = h_add_d(x.to_bits(), y.to_bits(), RC_RNE);
@@ -1242,12 +1084,7 @@ fn rmm_arithmetic_s() {
             let want = rmm_s(exact, &h);
             ties.0 += (want != h(RC_RNE)) as u64;
             let o = ours(a, b, Rm::Rmm);
-            fl.float(
-                S,
-                &|| format!("{what}({a:#010x}, {b:#010x}) Rmm"),
-                (o.0 as u64, o.1),
-                (want.0 as u64, want.1),
-            );
+            fl.float(S, &|| format!("{what}({a:#010x}, {b:#010x}) Rmm"), (o.0 as u64, o.1), (want.0 as u64, want.1));
         }
         fl.done(flags::NX | flags::OF | flags::NV);
         ties.done();
@@ -1268,10 +1105,7 @@ fn rmm_arithmetic_s() {
         for (a, b) in rmm_pairs_s(0x5b5b) {
             let c = match rng.below(3) {
                 0 => S.random(&mut rng, &S.edges()) as u32,
-                1 => {
-                    ((rng.below(1 << 20) | 1) as f32).to_bits()
-                        | ((rng.next() as u32) & 0x8000_0000)
-                }
+                1 => ((rng.below(1 << 20) | 1) as f32).to_bits() | ((rng.next() as u32) & 0x8000_0000),
                 _ => 0x3f80_0000 | ((rng.next() as u32) & 0x8000_0000),
             };
             let flip = |v: u32, f: bool| if f { v ^ 0x8000_0000 } else { v };
@@ -1311,50 +1145,26 @@ fn rmm_div_sqrt() {
     // Quotients that land among the subnormals, many of them ties.
     for _ in 0..RANDOM_PER_MODE {
         let a = S.make(rng.below(2) == 0, rng.below(4), rng.next());
-        let b = S.make(
-            rng.below(2) == 0,
-            S.bias() + rng.below(26),
-            rng.below(4) << 21,
-        );
+        let b = S.make(rng.below(2) == 0, S.bias() + rng.below(26), rng.below(4) << 21);
         ps.push((a, b));
     }
     for (a, b) in ps {
         let (a, b) = (a as u32, b as u32);
         // The quotient of singles, if exact in f64 (otherwise it has too many
         // bits to be a single-precision tie).
-        let (q, qf) = h_div_d(
-            to_f64(S, a as u64).to_bits(),
-            to_f64(S, b as u64).to_bits(),
-            RC_RNE,
-        );
-        let want = rmm_s((qf == 0).then_some(f64::from_bits(q)), &|rc| {
-            h_div_s(a, b, rc)
-        });
+        let (q, qf) = h_div_d(to_f64(S, a as u64).to_bits(), to_f64(S, b as u64).to_bits(), RC_RNE);
+        let want = rmm_s((qf == 0).then_some(f64::from_bits(q)), &|rc| h_div_s(a, b, rc));
         ties.0 += (want != h_div_s(a, b, RC_RNE)) as u64;
         let o = fpu::div_s(a, b, Rm::Rmm);
-        fl.float(
-            S,
-            &|| format!("div_s({a:#010x}, {b:#010x}) Rmm"),
-            (o.0 as u64, o.1),
-            (want.0 as u64, want.1),
-        );
+        fl.float(S, &|| format!("div_s({a:#010x}, {b:#010x}) Rmm"), (o.0 as u64, o.1), (want.0 as u64, want.1));
         let o = fpu::sqrt_s(a, Rm::Rmm);
         let h = h_sqrt_s(a, RC_RNE);
-        fl.float(
-            S,
-            &|| format!("sqrt_s({a:#010x}) Rmm"),
-            (o.0 as u64, o.1),
-            (h.0 as u64, h.1),
-        );
+        fl.float(S, &|| format!("sqrt_s({a:#010x}) Rmm"), (o.0 as u64, o.1), (h.0 as u64, h.1));
     }
     let mut ps = pairs(D, 0x6d6d);
     for _ in 0..RANDOM_PER_MODE {
         let a = D.make(rng.below(2) == 0, rng.below(4), rng.next());
-        let b = D.make(
-            rng.below(2) == 0,
-            D.bias() + rng.below(55),
-            rng.below(4) << 50,
-        );
+        let b = D.make(rng.below(2) == 0, D.bias() + rng.below(55), rng.below(4) << 50);
         ps.push((a, b));
     }
     ties.done();
@@ -1362,18 +1172,8 @@ fn rmm_div_sqrt() {
     for (a, b) in ps {
         let want = rmm_div_d(a, b);
         ties.0 += (want != h_div_d(a, b, RC_RNE)) as u64;
-        fl.float(
-            D,
-            &|| format!("div_d({a:#018x}, {b:#018x}) Rmm"),
-            fpu::div_d(a, b, Rm::Rmm),
-            want,
-        );
-        fl.float(
-            D,
-            &|| format!("sqrt_d({a:#018x}) Rmm"),
-            fpu::sqrt_d(a, Rm::Rmm),
-            h_sqrt_d(a, RC_RNE),
-        );
+        fl.float(D, &|| format!("div_d({a:#018x}, {b:#018x}) Rmm"), fpu::div_d(a, b, Rm::Rmm), want);
+        fl.float(D, &|| format!("sqrt_d({a:#018x}) Rmm"), fpu::sqrt_d(a, Rm::Rmm), h_sqrt_d(a, RC_RNE));
     }
     fl.done(flags::NX | flags::UF | flags::OF | flags::DZ | flags::NV);
     ties.done();
@@ -1426,12 +1226,7 @@ fn rmm_conversions() {
         let want = rmm_s(Some(f64::from_bits(a)), &h);
         ties.0 += (want != h(RC_RNE)) as u64;
         let o = fpu::cvt_s_d(a, Rm::Rmm);
-        fl.float(
-            S,
-            &|| format!("cvt_s_d({a:#018x}) Rmm"),
-            (o.0 as u64, o.1),
-            (want.0 as u64, want.1),
-        );
+        fl.float(S, &|| format!("cvt_s_d({a:#018x}) Rmm"), (o.0 as u64, o.1), (want.0 as u64, want.1));
     }
     fl.done(flags::NX | flags::UF | flags::OF | flags::NV);
     ties.done();
@@ -1439,11 +1234,7 @@ fn rmm_conversions() {
     // Integer -> float: the exact value is the integer; the candidates'
     // values are integers too (or beyond 2^64 for u64::MAX-ish inputs, which
     // i128 holds).
-    type Ours = (
-        &'static str,
-        fn(u64, Rm) -> (u32, u8),
-        fn(u64, Rm) -> (u64, u8),
-    );
+    type Ours = (&'static str, fn(u64, Rm) -> (u32, u8), fn(u64, Rm) -> (u64, u8));
     let ops: [Ours; 4] = [
         ("w", fpu::cvt_s_w, fpu::cvt_d_w),
         ("wu", fpu::cvt_s_wu, fpu::cvt_d_wu),
@@ -1456,18 +1247,9 @@ fn rmm_conversions() {
         for x in ints(0x9090) {
             type Host = Box<dyn Fn(bool, u32) -> (u64, u8)>;
             let (exact, host): (i128, Host) = match what {
-                "w" => (
-                    x as u32 as i32 as i128,
-                    Box::new(move |s, rc| h_from_i64(x as u32 as i32 as i64, s, rc)),
-                ),
-                "wu" => (
-                    x as u32 as i128,
-                    Box::new(move |s, rc| h_from_i64(x as u32 as i64, s, rc)),
-                ),
-                "l" => (
-                    x as i64 as i128,
-                    Box::new(move |s, rc| h_from_i64(x as i64, s, rc)),
-                ),
+                "w" => (x as u32 as i32 as i128, Box::new(move |s, rc| h_from_i64(x as u32 as i32 as i64, s, rc))),
+                "wu" => (x as u32 as i128, Box::new(move |s, rc| h_from_i64(x as u32 as i64, s, rc))),
+                "l" => (x as i64 as i128, Box::new(move |s, rc| h_from_i64(x as i64, s, rc))),
                 _ => (x as i128, Box::new(move |s, rc| h_from_u64(x, s, rc))),
             };
             for single in [true, false] {
@@ -1491,12 +1273,7 @@ fn rmm_conversions() {
                 } else {
                     ours_d(x, Rm::Rmm)
                 };
-                fl.float(
-                    f,
-                    &|| format!("cvt_{}_{what}({x:#x}) Rmm", if single { "s" } else { "d" }),
-                    o,
-                    want,
-                );
+                fl.float(f, &|| format!("cvt_{}_{what}({x:#x}) Rmm", if single { "s" } else { "d" }), o, want);
             }
         }
         fl.done(flags::NX);
@@ -1523,11 +1300,7 @@ fn rmm_float_to_int() {
                 // k + 0.5 for k of every magnitude the format can hold a
                 // half for, and around the 32-bit limits.
                 let k = (rng.next() >> rng.below(64)) as i64 as f64;
-                let k = if rng.below(2) == 0 {
-                    k
-                } else {
-                    2147483647.0 + (rng.below(8) as f64) - 4.0
-                };
+                let k = if rng.below(2) == 0 { k } else { 2147483647.0 + (rng.below(8) as f64) - 4.0 };
                 let v = k + 0.5;
                 if f.fbits == 23 && v.abs() < (1 << 23) as f64 {
                     inputs.push((v as f32).to_bits() as u64);
@@ -1548,11 +1321,7 @@ fn rmm_float_to_int() {
                 };
                 ties.0 += tie as u64;
                 let want = expected_to_int(f, a, kind, rc);
-                let o = if f.fbits == 23 {
-                    ours_s(a as u32, Rm::Rmm)
-                } else {
-                    ours_d(a, Rm::Rmm)
-                };
+                let o = if f.fbits == 23 { ours_s(a as u32, Rm::Rmm) } else { ours_d(a, Rm::Rmm) };
                 fl.int(&|| format!("{kind:?} {a:#x} Rmm"), o, want);
             }
         }

@@ -72,27 +72,14 @@ fn fflags_layout_table_11_2() {
 fn nan_boxing() {
     assert_eq!(fpu::box_s(ONE), 0xffff_ffff_3f80_0000);
     assert_eq!(fpu::unbox_s(0xffff_ffff_3f80_0000), ONE);
-    assert_eq!(
-        fpu::unbox_s(fpu::box_s(SNAN)),
-        SNAN,
-        "a boxed NaN keeps its bits"
-    );
+    assert_eq!(fpu::unbox_s(fpu::box_s(SNAN)), SNAN, "a boxed NaN keeps its bits");
     // Not properly boxed: the operand is the canonical NaN.
-    for reg in [
-        0x0000_0000_3f80_0000u64,
-        0xffff_fffe_3f80_0000,
-        0x7fff_ffff_3f80_0000,
-        0xffff_0000_ffff_ffff,
-        D_ONE,
-    ] {
+    for reg in [0x0000_0000_3f80_0000u64, 0xffff_fffe_3f80_0000, 0x7fff_ffff_3f80_0000, 0xffff_0000_ffff_ffff, D_ONE] {
         assert_eq!(fpu::unbox_s(reg), CANONICAL_NAN_S, "{reg:#x}");
     }
     // An improperly boxed operand therefore behaves as a quiet NaN: adding it
     // gives the canonical NaN with no flags.
-    assert_eq!(
-        fpu::add_s(fpu::unbox_s(D_ONE), ONE, Rm::Rne),
-        (CANONICAL_NAN_S, 0)
-    );
+    assert_eq!(fpu::add_s(fpu::unbox_s(D_ONE), ONE, Rm::Rne), (CANONICAL_NAN_S, 0));
 }
 
 // --- §11.3 NaN generation -------------------------------------------------------
@@ -150,10 +137,7 @@ fn rmm_ties_go_away_from_zero() {
     let half_ulp = s(2f32.powi(-24));
     assert_eq!(fpu::add_s(ONE, half_ulp, Rm::Rne), (ONE, NX));
     assert_eq!(fpu::add_s(ONE, half_ulp, Rm::Rmm), (0x3f80_0001, NX));
-    assert_eq!(
-        fpu::add_s(NEG_ONE, half_ulp | 0x8000_0000, Rm::Rmm),
-        (0xbf80_0001, NX)
-    );
+    assert_eq!(fpu::add_s(NEG_ONE, half_ulp | 0x8000_0000, Rm::Rmm), (0xbf80_0001, NX));
     assert_eq!(fpu::sub_s(NEG_ONE, half_ulp, Rm::Rmm), (0xbf80_0001, NX));
     // Just below the tie, RMM rounds to nearest (down): b = 2^-24 (1 - 2^-24).
     assert_eq!(fpu::add_s(ONE, 0x337f_ffff, Rm::Rmm), (ONE, NX));
@@ -174,19 +158,13 @@ fn rmm_ties_go_away_from_zero() {
     assert_eq!(fpu::fmadd_s(ONE, ONE, half_ulp, Rm::Rmm), (0x3f80_0001, NX));
     assert_eq!(fpu::fmadd_s(ONE, ONE, half_ulp, Rm::Rne), (ONE, NX));
     // -(1 * 1) - 2^-24: the negative tie goes to -(1 + 2^-23).
-    assert_eq!(
-        fpu::fnmadd_s(ONE, ONE, half_ulp, Rm::Rmm),
-        (0xbf80_0001, NX)
-    );
+    assert_eq!(fpu::fnmadd_s(ONE, ONE, half_ulp, Rm::Rmm), (0xbf80_0001, NX));
 
     // Double: 1 + 2^-53 is halfway between 1.0 and 1 + 2^-52.
     let dh = d(2f64.powi(-53));
     assert_eq!(fpu::add_d(D_ONE, dh, Rm::Rne), (D_ONE, NX));
     assert_eq!(fpu::add_d(D_ONE, dh, Rm::Rmm), (D_ONE + 1, NX));
-    assert_eq!(
-        fpu::fmsub_d(D_ONE, D_ONE, dh | D_NZ, Rm::Rmm),
-        (D_ONE + 1, NX)
-    );
+    assert_eq!(fpu::fmsub_d(D_ONE, D_ONE, dh | D_NZ, Rm::Rmm), (D_ONE + 1, NX));
 
     // Integer -> float: 2^24 + 1 is a tie in single precision.
     let x = (1u64 << 24) + 1;
@@ -210,23 +188,14 @@ fn rmm_ties_go_away_from_zero() {
     assert_eq!(fpu::cvt_w_d(d(2.4), Rm::Rmm), (2, NX));
 
     // Double -> single: 1 + 2^-24 (exact in double) is the single tie above.
-    assert_eq!(
-        fpu::cvt_s_d(d(1.0 + 2f64.powi(-24)), Rm::Rmm),
-        (0x3f80_0001, NX)
-    );
+    assert_eq!(fpu::cvt_s_d(d(1.0 + 2f64.powi(-24)), Rm::Rmm), (0x3f80_0001, NX));
     assert_eq!(fpu::cvt_s_d(d(1.0 + 2f64.powi(-24)), Rm::Rne), (ONE, NX));
 
     // Division and square root cannot produce ties at full precision, but a
     // subnormal quotient can: 2^-127 / 2^23 = 2^-150 is halfway between 0
     // and 2^-149 (tiny and inexact: UF | NX).
-    assert_eq!(
-        fpu::div_s(0x0040_0000, s(2f32.powi(23)), Rm::Rne),
-        (PZ, UF | NX)
-    );
-    assert_eq!(
-        fpu::div_s(0x0040_0000, s(2f32.powi(23)), Rm::Rmm),
-        (1, UF | NX)
-    );
+    assert_eq!(fpu::div_s(0x0040_0000, s(2f32.powi(23)), Rm::Rne), (PZ, UF | NX));
+    assert_eq!(fpu::div_s(0x0040_0000, s(2f32.powi(23)), Rm::Rmm), (1, UF | NX));
     assert_eq!(fpu::div_d(1, D_TWO, Rm::Rne), (D_PZ, UF | NX));
     assert_eq!(fpu::div_d(1, D_TWO, Rm::Rmm), (1, UF | NX));
     assert_eq!(fpu::div_d(3 | D_NZ, D_TWO, Rm::Rmm), (2 | D_NZ, UF | NX));
@@ -263,10 +232,7 @@ fn underflow_is_detected_after_rounding() {
     assert_eq!(fpu::cvt_s_d(v, Rm::Rtz), (MIN_NORMAL - 1, UF | NX));
     // A tiny but exact result does not underflow (masked underflow
     // requires inexactness, IEEE 754 §7.5).
-    assert_eq!(
-        fpu::mul_s(MIN_NORMAL, s(0.5), Rm::Rne),
-        (MIN_NORMAL >> 1, 0)
-    );
+    assert_eq!(fpu::mul_s(MIN_NORMAL, s(0.5), Rm::Rne), (MIN_NORMAL >> 1, 0));
     // The same for double via multiplication: (2^-1022 (1 + 2^-52)) *
     // (1 - 2^-52) = 2^-1022 (1 - 2^-104), which rounds to 2^-1022 at 53-bit
     // precision in RNE and RUP (not tiny after rounding: NX only) but to
@@ -275,14 +241,8 @@ fn underflow_is_detected_after_rounding() {
     let below_one = d(1.0 - 2f64.powi(-52));
     assert_eq!(fpu::mul_d(dmin + 1, below_one, Rm::Rne), (dmin, NX));
     assert_eq!(fpu::mul_d(dmin + 1, below_one, Rm::Rup), (dmin, NX));
-    assert_eq!(
-        fpu::mul_d(dmin + 1, below_one, Rm::Rtz),
-        (dmin - 1, UF | NX)
-    );
-    assert_eq!(
-        fpu::mul_d(dmin + 1, below_one, Rm::Rdn),
-        (dmin - 1, UF | NX)
-    );
+    assert_eq!(fpu::mul_d(dmin + 1, below_one, Rm::Rtz), (dmin - 1, UF | NX));
+    assert_eq!(fpu::mul_d(dmin + 1, below_one, Rm::Rdn), (dmin - 1, UF | NX));
     // Whereas 2^-1022 (1 - 2^-53) is exact at 53 bits, hence tiny even in
     // RNE, where it then rounds (tie to even) up to 2^-1022.
     let below_one = d(1.0 - 2f64.powi(-53));
@@ -319,10 +279,7 @@ fn fused_single_rounding() {
     // for. A separate multiply would first round 1 + 2^-11 + 2^-24 (a tie at
     // 24 bits) to the even 1 + 2^-11, and the subtraction would give 2^-11.
     let a = s(1.0 + 2f32.powi(-12));
-    assert_eq!(
-        fpu::fmsub_s(a, a, ONE, Rm::Rne),
-        (s(2f32.powi(-11) + 2f32.powi(-24)), 0)
-    );
+    assert_eq!(fpu::fmsub_s(a, a, ONE, Rm::Rne), (s(2f32.powi(-11) + 2f32.powi(-24)), 0));
     let (p, pf) = fpu::mul_s(a, a, Rm::Rne);
     assert_eq!((p, pf), (s(1.0 + 2f32.powi(-11)), NX));
     assert_eq!(fpu::sub_s(p, ONE, Rm::Rne), (s(2f32.powi(-11)), 0));
@@ -334,28 +291,16 @@ fn fused_inf_times_zero_is_invalid_even_with_quiet_nan_addend() {
     // multiplicands are ∞ and zero, even when the addend is a quiet NaN."
     for rm in ALL {
         assert_eq!(fpu::fmadd_s(PINF, PZ, QNAN, rm), (CANONICAL_NAN_S, NV));
-        assert_eq!(
-            fpu::fmsub_s(NZ, NINF, QNAN_PAYLOAD, rm),
-            (CANONICAL_NAN_S, NV)
-        );
+        assert_eq!(fpu::fmsub_s(NZ, NINF, QNAN_PAYLOAD, rm), (CANONICAL_NAN_S, NV));
         assert_eq!(fpu::fnmadd_s(PZ, PINF, NEG_QNAN, rm), (CANONICAL_NAN_S, NV));
-        assert_eq!(
-            fpu::fnmsub_d(D_PINF, D_NZ, D_QNAN, rm),
-            (CANONICAL_NAN_D, NV)
-        );
-        assert_eq!(
-            fpu::fmadd_d(D_PZ, D_NINF, D_QNAN_PAYLOAD, rm),
-            (CANONICAL_NAN_D, NV)
-        );
+        assert_eq!(fpu::fnmsub_d(D_PINF, D_NZ, D_QNAN, rm), (CANONICAL_NAN_D, NV));
+        assert_eq!(fpu::fmadd_d(D_PZ, D_NINF, D_QNAN_PAYLOAD, rm), (CANONICAL_NAN_D, NV));
         // Finite * finite + qNaN: quiet, no flag.
         assert_eq!(fpu::fmadd_s(ONE, ONE, QNAN, rm), (CANONICAL_NAN_S, 0));
         // inf * 0 + finite: invalid.
         assert_eq!(fpu::fmadd_s(PINF, PZ, ONE, rm), (CANONICAL_NAN_S, NV));
         // inf * 1 + -inf: invalid.
-        assert_eq!(
-            fpu::fmadd_d(D_PINF, D_ONE, D_NINF, rm),
-            (CANONICAL_NAN_D, NV)
-        );
+        assert_eq!(fpu::fmadd_d(D_PINF, D_ONE, D_NINF, rm), (CANONICAL_NAN_D, NV));
     }
 }
 
@@ -400,10 +345,7 @@ fn min_max_nans() {
     assert_eq!(fpu::min_s(QNAN_PAYLOAD, NEG_QNAN), (CANONICAL_NAN_S, 0));
     assert_eq!(fpu::max_s(QNAN_PAYLOAD, SNAN), (CANONICAL_NAN_S, NV));
     assert_eq!(fpu::max_s(SNAN, SNAN), (CANONICAL_NAN_S, NV));
-    assert_eq!(
-        fpu::min_d(D_QNAN_PAYLOAD, D_QNAN_PAYLOAD),
-        (CANONICAL_NAN_D, 0)
-    );
+    assert_eq!(fpu::min_d(D_QNAN_PAYLOAD, D_QNAN_PAYLOAD), (CANONICAL_NAN_D, 0));
     assert_eq!(fpu::max_d(D_SNAN, D_QNAN), (CANONICAL_NAN_D, NV));
 }
 
@@ -498,15 +440,9 @@ fn sign_injection() {
     assert_eq!(fpu::sgnjx_s(NEG_ONE, ONE), NEG_ONE);
     assert_eq!(fpu::sgnjx_s(ONE, NEG_ONE), NEG_ONE);
     // Not arithmetic: NaN payloads (even signalling) pass through.
-    assert_eq!(
-        fpu::sgnj_s(SNAN_PAYLOAD, NEG_ONE),
-        SNAN_PAYLOAD | 0x8000_0000
-    );
+    assert_eq!(fpu::sgnj_s(SNAN_PAYLOAD, NEG_ONE), SNAN_PAYLOAD | 0x8000_0000);
     assert_eq!(fpu::sgnj_d(D_ONE, D_NZ), d(-1.0));
-    assert_eq!(
-        fpu::sgnjn_d(D_QNAN_PAYLOAD, D_QNAN_PAYLOAD),
-        D_QNAN_PAYLOAD | D_NZ
-    );
+    assert_eq!(fpu::sgnjn_d(D_QNAN_PAYLOAD, D_QNAN_PAYLOAD), D_QNAN_PAYLOAD | D_NZ);
     assert_eq!(fpu::sgnjx_d(d(-2.0), d(-3.0)), D_TWO);
 }
 
@@ -538,11 +474,7 @@ fn float_to_int_table_11_4() {
         assert_eq!(fpu::cvt_lu_d(D_NINF, rm), (0, NV));
         assert_eq!(fpu::cvt_w_s(s(2147483648.0), rm), (i32max, NV)); // 2^31
         assert_eq!(fpu::cvt_w_d(d(-2147483649.0), rm), (i32min, NV));
-        assert_eq!(
-            fpu::cvt_w_d(d(1e10 + 0.5), rm),
-            (i32max, NV),
-            "out of range: NV, no NX"
-        );
+        assert_eq!(fpu::cvt_w_d(d(1e10 + 0.5), rm), (i32max, NV), "out of range: NV, no NX");
         assert_eq!(fpu::cvt_wu_d(d(4294967296.0), rm), (u32max, NV)); // 2^32
         assert_eq!(fpu::cvt_wu_s(NEG_ONE, rm), (0, NV));
         assert_eq!(fpu::cvt_l_s(s(2f32.powi(63)), rm), (i64::MAX as u64, NV)); // 2^63
@@ -552,14 +484,8 @@ fn float_to_int_table_11_4() {
         assert_eq!(fpu::cvt_w_s(s(-2147483648.0), rm), (i32min, 0));
         assert_eq!(fpu::cvt_w_d(d(2147483647.0), rm), (i32max, 0));
         assert_eq!(fpu::cvt_wu_d(d(4294967295.0), rm), (u32max, 0));
-        assert_eq!(
-            fpu::cvt_l_d(d(-9223372036854775808.0), rm),
-            (i64::MIN as u64, 0)
-        );
-        assert_eq!(
-            fpu::cvt_lu_s(s(18446742974197923840.0), rm),
-            (0xffff_ff00_0000_0000, 0)
-        );
+        assert_eq!(fpu::cvt_l_d(d(-9223372036854775808.0), rm), (i64::MIN as u64, 0));
+        assert_eq!(fpu::cvt_lu_s(s(18446742974197923840.0), rm), (0xffff_ff00_0000_0000, 0));
         // Zeros and small integers.
         assert_eq!(fpu::cvt_w_s(NZ, rm), (0, 0));
         assert_eq!(fpu::cvt_lu_s(NZ, rm), (0, 0));
@@ -600,42 +526,17 @@ fn int_to_float() {
     // W/WU use only the low 32 bits of rs1.
     assert_eq!(fpu::cvt_s_w(0xdead_beef_0000_0003, Rm::Rne), (THREE, 0));
     assert_eq!(fpu::cvt_s_w(0x0000_0000_ffff_ffff, Rm::Rne), (NEG_ONE, 0));
-    assert_eq!(
-        fpu::cvt_s_wu(0xffff_ffff_ffff_ffff, Rm::Rtz),
-        (s(4294967040.0), NX)
-    );
-    assert_eq!(
-        fpu::cvt_s_wu(0xffff_ffff_ffff_ffff, Rm::Rne),
-        (s(4294967296.0), NX)
-    );
-    assert_eq!(
-        fpu::cvt_d_w(0x1234_5678_8000_0000, Rm::Rne),
-        (d(-2147483648.0), 0)
-    );
-    assert_eq!(
-        fpu::cvt_d_wu(0x1234_5678_8000_0000, Rm::Rne),
-        (d(2147483648.0), 0)
-    );
+    assert_eq!(fpu::cvt_s_wu(0xffff_ffff_ffff_ffff, Rm::Rtz), (s(4294967040.0), NX));
+    assert_eq!(fpu::cvt_s_wu(0xffff_ffff_ffff_ffff, Rm::Rne), (s(4294967296.0), NX));
+    assert_eq!(fpu::cvt_d_w(0x1234_5678_8000_0000, Rm::Rne), (d(-2147483648.0), 0));
+    assert_eq!(fpu::cvt_d_wu(0x1234_5678_8000_0000, Rm::Rne), (d(2147483648.0), 0));
     // All 32-bit integers are exact in double.
     assert_eq!(fpu::cvt_d_wu(0xffff_ffff, Rm::Rmm), (d(4294967295.0), 0));
     assert_eq!(fpu::cvt_d_l(u64::MAX, Rm::Rne), (d(-1.0), 0));
-    assert_eq!(
-        fpu::cvt_d_lu(u64::MAX, Rm::Rne),
-        (d(18446744073709551616.0), NX)
-    );
-    assert_eq!(
-        fpu::cvt_d_lu(u64::MAX, Rm::Rtz),
-        (d(18446744073709549568.0), NX)
-    );
-    assert_eq!(
-        fpu::cvt_s_l(1 << 63, Rm::Rne),
-        (s(-9223372036854775808.0), 0)
-    );
-    assert_eq!(
-        fpu::cvt_s_lu(0, Rm::Rdn),
-        (PZ, 0),
-        "integer zero converts to +0 in every mode"
-    );
+    assert_eq!(fpu::cvt_d_lu(u64::MAX, Rm::Rne), (d(18446744073709551616.0), NX));
+    assert_eq!(fpu::cvt_d_lu(u64::MAX, Rm::Rtz), (d(18446744073709549568.0), NX));
+    assert_eq!(fpu::cvt_s_l(1 << 63, Rm::Rne), (s(-9223372036854775808.0), 0));
+    assert_eq!(fpu::cvt_s_lu(0, Rm::Rdn), (PZ, 0), "integer zero converts to +0 in every mode");
     assert_eq!(fpu::cvt_d_l(0, Rm::Rdn), (D_PZ, 0));
 }
 
@@ -655,17 +556,11 @@ fn float_float_conversions() {
     assert_eq!(fpu::cvt_d_s(0xff80_0001), (CANONICAL_NAN_D, NV));
     for rm in ALL {
         assert_eq!(fpu::cvt_s_d(D_QNAN_PAYLOAD, rm), (CANONICAL_NAN_S, 0));
-        assert_eq!(
-            fpu::cvt_s_d(0xfff8_0000_0000_0001, rm),
-            (CANONICAL_NAN_S, 0)
-        );
+        assert_eq!(fpu::cvt_s_d(0xfff8_0000_0000_0001, rm), (CANONICAL_NAN_S, 0));
         assert_eq!(fpu::cvt_s_d(D_SNAN, rm), (CANONICAL_NAN_S, NV));
         // A payload that only lives in the low bits must not make the
         // narrowed value look like infinity.
-        assert_eq!(
-            fpu::cvt_s_d(0x7ff0_0000_0000_0100, rm),
-            (CANONICAL_NAN_S, NV)
-        );
+        assert_eq!(fpu::cvt_s_d(0x7ff0_0000_0000_0100, rm), (CANONICAL_NAN_S, NV));
         assert_eq!(fpu::cvt_s_d(D_ONE, rm), (ONE, 0));
         assert_eq!(fpu::cvt_s_d(D_NINF, rm), (NINF, 0));
     }
@@ -723,11 +618,7 @@ fn flags_do_not_leak_between_threads() {
     while i < 200_000 || rounds.load(Ordering::Relaxed) < start + 1000 {
         let x = s((i % 1_000_000) as f32);
         assert_eq!(fpu::add_s(x, PZ, Rm::Rne), (x, 0));
-        assert_eq!(
-            fpu::add_s(ONE, 1, Rm::Rne),
-            (ONE, NX),
-            "RNE must not pick up another thread's RUP"
-        );
+        assert_eq!(fpu::add_s(ONE, 1, Rm::Rne), (ONE, NX), "RNE must not pick up another thread's RUP");
         i = i.wrapping_add(1);
     }
     stop.store(true, Ordering::Relaxed);

@@ -83,7 +83,14 @@ impl CodeCache {
     pub fn new() -> Self {
         Self {
             pages: (0..PAGES)
-                .map(|_| Page { page: usize::MAX, gen: 0, slots: None, blocks: None, jit_vpage: NO_VPAGE, jit_epoch: 0 })
+                .map(|_| Page {
+                    page: usize::MAX,
+                    gen: 0,
+                    slots: None,
+                    blocks: None,
+                    jit_vpage: NO_VPAGE,
+                    jit_epoch: 0,
+                })
                 .collect(),
             stats: CodeStats::default(),
         }

@@ -331,7 +331,8 @@ impl Hart {
     /// apart from instructions.
     fn counter(&self, bit: u64) -> u64 {
         let c = &self.csr;
-        let (off, frozen) = if bit == INHIBIT_CY { (c.mcycle_off, c.mcycle_frozen) } else { (c.minstret_off, c.minstret_frozen) };
+        let (off, frozen) =
+            if bit == INHIBIT_CY { (c.mcycle_off, c.mcycle_frozen) } else { (c.minstret_off, c.minstret_frozen) };
         if c.mcountinhibit & bit != 0 {
             frozen
         } else {
@@ -516,9 +517,7 @@ impl Hart {
         match n {
             // §8.6.1: FS off is always an illegal instruction.
             FFLAGS | FRM | FCSR if !self.fs_enabled() => Err(self.illegal()),
-            CYCLE | TIME | INSTRET | HPMCOUNTER3..=HPMCOUNTER31 => {
-                self.counter_check(n).map_err(|r| self.refuse(r))
-            }
+            CYCLE | TIME | INSTRET | HPMCOUNTER3..=HPMCOUNTER31 => self.counter_check(n).map_err(|r| self.refuse(r)),
             SATP if vs && self.csr.hstatus & hstatus::VTVM != 0 => Err(self.virtual_insn()),
             SATP | HGATP if !self.virt && self.prv == Priv::S && self.csr.mstatus & status::TVM != 0 => {
                 Err(self.illegal())

@@ -3,8 +3,8 @@
 
 use crate::csr::{hstatus, status};
 use crate::decode::Insn;
-use crate::stats::Fence;
 use crate::isa::Op;
+use crate::stats::Fence;
 use crate::trap::{cause, Trap};
 use crate::{Bus, Hart, Priv};
 use strata_mmu::Access;
@@ -279,7 +279,14 @@ impl Hart {
                     self.fence_vma(true, (i.rs1 != 0).then_some(a), (i.rs2 != 0).then_some(b));
                 }
             }
-            Op::HLV_B | Op::HLV_BU | Op::HLV_H | Op::HLV_HU | Op::HLVX_HU | Op::HLV_W | Op::HLV_WU | Op::HLVX_WU
+            Op::HLV_B
+            | Op::HLV_BU
+            | Op::HLV_H
+            | Op::HLV_HU
+            | Op::HLVX_HU
+            | Op::HLV_W
+            | Op::HLV_WU
+            | Op::HLVX_WU
             | Op::HLV_D => {
                 self.hypervisor_insn_allowed(true)?;
                 let (size, signed, hlvx) = match i.op {
@@ -314,7 +321,7 @@ impl Hart {
             Op::MULHU => wr!(((a as u128 * b as u128) >> 64) as u64),
             // §7.2: division by zero and overflow do not trap.
             Op::DIV => wr!(if b == 0 { u64::MAX } else { (a as i64).wrapping_div(b as i64) as u64 }),
-            Op::DIVU => wr!(if b == 0 { u64::MAX } else { a / b }),
+            Op::DIVU => wr!(a.checked_div(b).unwrap_or(u64::MAX)),
             Op::REM => wr!(if b == 0 { a } else { (a as i64).wrapping_rem(b as i64) as u64 }),
             Op::REMU => wr!(if b == 0 { a } else { a % b }),
             Op::MULW => wr!(sext32(a.wrapping_mul(b))),
@@ -324,7 +331,7 @@ impl Hart {
             }
             Op::DIVUW => {
                 let (x, y) = (a as u32, b as u32);
-                wr!(if y == 0 { u64::MAX } else { sext32((x / y) as u64) })
+                wr!(x.checked_div(y).map_or(u64::MAX, |q| sext32(q as u64)))
             }
             Op::REMW => {
                 let (x, y) = (a as i32, b as i32);
@@ -364,8 +371,15 @@ impl Hart {
                 }
                 wr!(!ok as u64);
             }
-            Op::AMOSWAP_W | Op::AMOADD_W | Op::AMOXOR_W | Op::AMOAND_W | Op::AMOOR_W | Op::AMOMIN_W
-            | Op::AMOMAX_W | Op::AMOMINU_W | Op::AMOMAXU_W => {
+            Op::AMOSWAP_W
+            | Op::AMOADD_W
+            | Op::AMOXOR_W
+            | Op::AMOAND_W
+            | Op::AMOOR_W
+            | Op::AMOMIN_W
+            | Op::AMOMAX_W
+            | Op::AMOMINU_W
+            | Op::AMOMAXU_W => {
                 let pa = self.atomic_pa(a, 4, Access::Store)?;
                 let old = self.phys_load(bus, pa, a, 4, cause::STORE_ACCESS)? as u32;
                 let v = b as u32;
@@ -383,8 +397,15 @@ impl Hart {
                 self.phys_store(bus, pa, a, 4, new as u64)?;
                 wr!(old as i32 as u64);
             }
-            Op::AMOSWAP_D | Op::AMOADD_D | Op::AMOXOR_D | Op::AMOAND_D | Op::AMOOR_D | Op::AMOMIN_D
-            | Op::AMOMAX_D | Op::AMOMINU_D | Op::AMOMAXU_D => {
+            Op::AMOSWAP_D
+            | Op::AMOADD_D
+            | Op::AMOXOR_D
+            | Op::AMOAND_D
+            | Op::AMOOR_D
+            | Op::AMOMIN_D
+            | Op::AMOMAX_D
+            | Op::AMOMINU_D
+            | Op::AMOMAXU_D => {
                 let pa = self.atomic_pa(a, 8, Access::Store)?;
                 let old = self.phys_load(bus, pa, a, 8, cause::STORE_ACCESS)?;
                 let new = match i.op {

@@ -305,12 +305,7 @@ mod tests {
         for (i, a) in ENCODINGS.iter().enumerate() {
             for b in &ENCODINGS[i + 1..] {
                 let common = a.mask & b.mask;
-                assert!(
-                    a.bits & common != b.bits & common,
-                    "{} and {} overlap",
-                    a.name,
-                    b.name
-                );
+                assert!(a.bits & common != b.bits & common, "{} and {} overlap", a.name, b.name);
             }
         }
     }

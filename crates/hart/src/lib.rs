@@ -209,7 +209,9 @@ impl Hart {
             match (p, virt) {
                 (Priv::M, _) => Priv::M as u16,
                 (_, false) if self.space_s == 0 => p as u16,
-                (_, false) => (self.space_s as u16) << SPACE_SHIFT | p as u16 | b(ms, status::SUM) << 2 | b(ms, status::MXR) << 3,
+                (_, false) => {
+                    (self.space_s as u16) << SPACE_SHIFT | p as u16 | b(ms, status::SUM) << 2 | b(ms, status::MXR) << 3
+                }
                 (_, true) => {
                     (self.space_v as u16) << SPACE_SHIFT
                         | p as u16
@@ -236,11 +238,8 @@ impl Hart {
         } else {
             self.spaces.slot_for(SpaceKey { virt: false, atp: satp_v, hgatp: 0 }, &[self.space_v], &mut self.tlb)
         };
-        self.space_v = self.spaces.slot_for(
-            SpaceKey { virt: true, atp: vsatp_v, hgatp: hgatp_v },
-            &[self.space_s],
-            &mut self.tlb,
-        );
+        self.space_v =
+            self.spaces.slot_for(SpaceKey { virt: true, atp: vsatp_v, hgatp: hgatp_v }, &[self.space_s], &mut self.tlb);
         self.update_mmu_ctx();
         self.event = true;
     }
@@ -258,7 +257,9 @@ impl Hart {
     pub(crate) fn fence_vma(&mut self, virt: bool, va: Option<u64>, asid: Option<u64>) {
         let vmid = self.csr.hgatp & hgatp::VMID_MASK;
         let mask = self.spaces.mask_where(|k| {
-            k.virt == virt && (!virt || k.hgatp & hgatp::VMID_MASK == vmid) && asid.is_none_or(|a| k.asid() == a & 0xffff)
+            k.virt == virt
+                && (!virt || k.hgatp & hgatp::VMID_MASK == vmid)
+                && asid.is_none_or(|a| k.asid() == a & 0xffff)
         });
         self.tlb.flush_spaces(mask, va);
         self.event = true;
@@ -291,7 +292,7 @@ impl Hart {
         self.tlb.stats.dropped - before
     }
 
-    /// The coarse alternatives to [`invalidate_ram_page`] for a change to
+    /// The coarse alternatives to [`invalidate_ram_page`](Self::invalidate_ram_page) for a change to
     /// RAM page `ram_page`: drop every translation of the VMs with these
     /// VMIDs (`Some`), or of every address space (`None`), counting the
     /// collateral. Returns (dropped, collateral).
@@ -308,7 +309,7 @@ impl Hart {
     }
 
     /// Keeps a reverse index from RAM pages to TLB entries, which makes
-    /// [`invalidate_ram_page`] cost what the page has, not the TLB's size.
+    /// [`invalidate_ram_page`](Self::invalidate_ram_page) cost what the page has, not the TLB's size.
     pub fn enable_tlb_reverse_index(&mut self) {
         self.tlb.enable_reverse_index(self.ram.pages());
     }

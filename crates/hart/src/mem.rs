@@ -277,7 +277,14 @@ impl Hart {
     /// Translates `va` in `mode`, checks PMP, and (if `cache`) fills the
     /// TLB. On a fault, the trap's second value, instruction and GVA flag
     /// go to `self.trap_extra`.
-    pub(crate) fn translate_as(&mut self, va: u64, len: u64, a: Access, mode: AccessMode, cache: bool) -> Result<u64, Trap> {
+    pub(crate) fn translate_as(
+        &mut self,
+        va: u64,
+        len: u64,
+        a: Access,
+        mode: AccessMode,
+        cache: bool,
+    ) -> Result<u64, Trap> {
         self.trap_extra = TrapExtra::default();
         let r = self.translate_inner(va, a, mode);
         let (pa, page_shift, g) = match r {
@@ -287,9 +294,7 @@ impl Hart {
                 return Err(t);
             }
         };
-        if !self.pmp.check(pa, len, a, mode.prv)
-            || (mode.hlvx && !self.pmp.check(pa, len, Access::Fetch, mode.prv))
-        {
+        if !self.pmp.check(pa, len, a, mode.prv) || (mode.hlvx && !self.pmp.check(pa, len, Access::Fetch, mode.prv)) {
             self.trap_extra.gva = mode.virt;
             return Err(Trap::new(access_fault(a), va));
         }
@@ -308,7 +313,12 @@ impl Hart {
     /// first-stage page size, and for two-stage translations the
     /// guest-physical address and G-stage page size.
     #[allow(clippy::type_complexity)]
-    fn translate_inner(&mut self, va: u64, a: Access, mode: AccessMode) -> Result<(u64, u32, Option<(u64, u32)>), Trap> {
+    fn translate_inner(
+        &mut self,
+        va: u64,
+        a: Access,
+        mode: AccessMode,
+    ) -> Result<(u64, u32, Option<(u64, u32)>), Trap> {
         if mode.prv == Priv::M {
             return Ok((va, 12, None));
         }
@@ -518,7 +528,15 @@ impl Hart {
     }
 
     #[cold]
-    fn store_slow(&mut self, bus: &mut dyn Bus, va: u64, size: u8, v: u64, mode: AccessMode, cache: bool) -> Result<(), Trap> {
+    fn store_slow(
+        &mut self,
+        bus: &mut dyn Bus,
+        va: u64,
+        size: u8,
+        v: u64,
+        mode: AccessMode,
+        cache: bool,
+    ) -> Result<(), Trap> {
         if (va & 0xfff) + size as u64 > 0x1000 {
             // Check both pages before writing either byte, so a fault on the
             // second page leaves memory unchanged.

@@ -112,11 +112,8 @@ impl Hart {
         if self.prv == Priv::M || code >= 64 {
             return TrapTarget::M;
         }
-        let (mdeleg, hdeleg) = if interrupt {
-            (self.mideleg(), self.csr.hideleg)
-        } else {
-            (self.csr.medeleg, self.csr.hedeleg)
-        };
+        let (mdeleg, hdeleg) =
+            if interrupt { (self.mideleg(), self.csr.hideleg) } else { (self.csr.medeleg, self.csr.hedeleg) };
         if mdeleg >> code & 1 == 0 {
             TrapTarget::M
         } else if self.virt && hdeleg >> code & 1 != 0 {

@@ -18,8 +18,14 @@ fn s_type(f3: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
 }
 fn b_type(f3: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
     let imm = imm as u32;
-    (imm >> 12 & 1) << 31 | (imm >> 5 & 0x3f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (imm >> 1 & 0xf) << 8
-        | (imm >> 11 & 1) << 7 | 0x63
+    (imm >> 12 & 1) << 31
+        | (imm >> 5 & 0x3f) << 25
+        | rs2 << 20
+        | rs1 << 15
+        | f3 << 12
+        | (imm >> 1 & 0xf) << 8
+        | (imm >> 11 & 1) << 7
+        | 0x63
 }
 fn auipc(rd: u32, v: u32) -> u32 {
     (v & 0xffff_f000) | rd << 7 | 0x17

@@ -182,7 +182,13 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Hypervisor {
     /// A hypervisor over `pages` pages of machine memory from `base`, for
     /// `harts` harts.
-    pub fn new(mem: Box<dyn MachineMemory + Send>, base: u64, pages: u64, harts: usize, policy: Policy) -> Result<Self, HypError> {
+    pub fn new(
+        mem: Box<dyn MachineMemory + Send>,
+        base: u64,
+        pages: u64,
+        harts: usize,
+        policy: Policy,
+    ) -> Result<Self, HypError> {
         if harts == 0 {
             return Err(HypError::Config("the hypervisor needs at least one hart".into()));
         }
@@ -818,11 +824,7 @@ impl Hypervisor {
 
     /// When every vCPU waits: the earliest time a timer wakes one.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.vcpus
-            .iter()
-            .filter(|c| self.vms[c.vm].running() && c.waiting)
-            .filter_map(|c| c.timer)
-            .min()
+        self.vcpus.iter().filter(|c| self.vms[c.vm].running() && c.waiting).filter_map(|c| c.timer).min()
     }
 
     /// The earliest RTC alarm of any running VM, in nanoseconds from now.
@@ -900,7 +902,12 @@ impl Hypervisor {
     /// Takes a page back from VM `vm` (the hypervisor reclaiming memory it
     /// lent): the VM loses it, translations are invalidated, and the page
     /// is zeroed before anyone else can map it.
-    pub fn reclaim_page(&mut self, harts: &mut [&mut dyn HartOps], vm: usize, gpa: u64) -> Result<MachinePage, HypError> {
+    pub fn reclaim_page(
+        &mut self,
+        harts: &mut [&mut dyn HartOps],
+        vm: usize,
+        gpa: u64,
+    ) -> Result<MachinePage, HypError> {
         let id = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?.id;
         let leaf = self
             .hm

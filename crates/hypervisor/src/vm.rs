@@ -149,15 +149,15 @@ pub struct Vm {
     pub stats: VmStats,
 }
 
+/// A VM's own devices, as [`Vm::devices`] builds them: the bus they sit on,
+/// the PLIC, each vCPU's VSEIP line, the UART, the RTC and the power latch.
+pub type VmDevices =
+    (DeviceBus, Arc<Mutex<Plic>>, Vec<Arc<AtomicBool>>, Arc<Mutex<Uart>>, Arc<Mutex<GoldfishRtc>>, Arc<PowerLatch>);
+
 impl Vm {
     /// Builds the VM's devices: PLIC (two contexts per vCPU, M then S, as
     /// the device tree says), UART, syscon and RTC.
-    pub fn devices(
-        vcpus: u32,
-        console: UartSink,
-        clock: RtcClock,
-    ) -> Result<(DeviceBus, Arc<Mutex<Plic>>, Vec<Arc<AtomicBool>>, Arc<Mutex<Uart>>, Arc<Mutex<GoldfishRtc>>, Arc<PowerLatch>), String>
-    {
+    pub fn devices(vcpus: u32, console: UartSink, clock: RtcClock) -> Result<VmDevices, String> {
         let vseip: Vec<Arc<AtomicBool>> = (0..vcpus).map(|_| Arc::new(AtomicBool::new(false))).collect();
         let outputs: Vec<Arc<dyn IrqLine>> = vseip
             .iter()

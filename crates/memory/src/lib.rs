@@ -58,6 +58,8 @@ pub struct GuestRam {
 // architecture (RVWMO) already permits to return either value; atomics
 // (LR/SC/AMO) will then need real host atomics, which is noted in the hart.
 unsafe impl Sync for GuestRam {}
+// SAFETY: the storage is a heap allocation owned by the value; nothing in it
+// is tied to the thread that made it.
 unsafe impl Send for GuestRam {}
 
 impl GuestRam {

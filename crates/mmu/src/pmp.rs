@@ -91,7 +91,7 @@ impl Pmp {
     }
 
     /// Writes `pmpaddr<i>`, unless entry i is locked, or entry i+1 is a
-    /// locked TOR entry that uses pmpaddr<i> as its bottom (§3.7.1).
+    /// locked TOR entry that uses `pmpaddr<i>` as its bottom (§3.7.1).
     pub fn write_addr(&mut self, i: usize, val: u64) {
         if i >= ENTRIES || self.locked(i) {
             return;

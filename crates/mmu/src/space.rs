@@ -153,7 +153,11 @@ mod tests {
     use crate::Access;
 
     fn key(asid: u64, vmid: Option<u64>) -> SpaceKey {
-        SpaceKey { virt: vmid.is_some(), atp: 8 << 60 | asid << 44 | 0x80000, hgatp: vmid.map_or(0, |v| 8 << 60 | v << 44) }
+        SpaceKey {
+            virt: vmid.is_some(),
+            atp: 8 << 60 | asid << 44 | 0x80000,
+            hgatp: vmid.map_or(0, |v| 8 << 60 | v << 44),
+        }
     }
 
     #[test]

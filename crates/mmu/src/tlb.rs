@@ -575,7 +575,7 @@ impl Tlb {
     }
 
     /// Where the entries live, for code generated at run time (the hart's
-    /// JIT) that looks up loads and stores without calling [`lookup`]
+    /// JIT) that looks up loads and stores without calling [`lookup`](Self::lookup)
     /// (Self::lookup). The layout may change; users must take it from here.
     /// The pointer stays valid for the life of this `Tlb`.
     pub fn raw_layout(&self) -> RawLayout {
@@ -759,10 +759,12 @@ mod tests {
         for i in 0..10_000u64 {
             t.insert(Access::Load, i << 12, ctx(1, 0), (i % 7) << 12, 12, None);
         }
-        let live_on_3 = (0..3 * SETS).filter(|&c| {
-            let e = t.sets[c / SETS][c % SETS];
-            e.tag != INVALID && Tlb::entry_page(&e) == 3
-        }).count() as u64;
+        let live_on_3 = (0..3 * SETS)
+            .filter(|&c| {
+                let e = t.sets[c / SETS][c % SETS];
+                e.tag != INVALID && Tlb::entry_page(&e) == 3
+            })
+            .count() as u64;
         let before = t.stats.dropped;
         t.flush_ram_page(3);
         assert_eq!(t.stats.dropped - before, live_on_3);

@@ -285,11 +285,8 @@ mod tests {
     #[test]
     fn pte_read_failure_is_reported_as_such() {
         let mut m = Mem::default();
-        m.0.insert(0x1000, ptr(0x2_0000_0)); // next level at 0x2_0000_0000: unreachable
-        assert_eq!(
-            walk(&mut m, Scheme::SV39, 1, 0x0, Access::Load, S),
-            Err(WalkError::Mem(0x2_0000_0000))
-        );
+        m.0.insert(0x1000, ptr(0x0020_0000)); // next level at 0x2_0000_0000: unreachable
+        assert_eq!(walk(&mut m, Scheme::SV39, 1, 0x0, Access::Load, S), Err(WalkError::Mem(0x2_0000_0000)));
     }
 
     #[test]

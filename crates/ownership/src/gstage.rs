@@ -206,10 +206,7 @@ impl fmt::Display for GStageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use GStageError::*;
         match *self {
-            GpaOutOfRange(g) => write!(
-                f,
-                "guest-physical address {g:#x} is out of range for the G-stage mode"
-            ),
+            GpaOutOfRange(g) => write!(f, "guest-physical address {g:#x} is out of range for the G-stage mode"),
             Misaligned(a) => write!(f, "address {a:#x} is not aligned to the page size"),
             PaOutOfRange(a) => write!(f, "machine address {a:#x} cannot be named by a PTE"),
             InvalidPerms(p) => write!(f, "permissions {p} cannot be mapped"),
@@ -222,10 +219,7 @@ impl fmt::Display for GStageError {
             }
             NotMapped(g) => write!(f, "guest-physical {g:#x} is not mapped"),
             VmidTooLarge(v) => write!(f, "VMID {v} does not fit hgatp.VMID (14 bits)"),
-            Corrupt { pa, value } => write!(
-                f,
-                "page-table memory at {pa:#x} holds unexpected {value:#x}"
-            ),
+            Corrupt { pa, value } => write!(f, "page-table memory at {pa:#x} holds unexpected {value:#x}"),
             Memory(e) => write!(f, "page-table memory: {e}"),
         }
     }
@@ -290,10 +284,7 @@ enum Step {
 
 impl GStage {
     /// Allocates and zeroes an empty root table.
-    pub fn new<M: TableMemory + ?Sized>(
-        mode: GStageMode,
-        mem: &mut M,
-    ) -> Result<GStage, GStageError> {
+    pub fn new<M: TableMemory + ?Sized>(mode: GStageMode, mem: &mut M) -> Result<GStage, GStageError> {
         let root = mem.alloc_root_table()?;
         if root % (4 * PAGE_SIZE) != 0 {
             return Err(GStageError::Corrupt { pa: root, value: 0 });
@@ -321,12 +312,7 @@ impl GStage {
         Ok((self.mode.hgatp_mode() << 60) | ((vmid as u64) << 44) | (self.root >> 12))
     }
 
-    fn zero_table<M: TableMemory + ?Sized>(
-        &self,
-        mem: &mut M,
-        table: u64,
-        level: u32,
-    ) -> Result<(), GStageError> {
+    fn zero_table<M: TableMemory + ?Sized>(&self, mem: &mut M, table: u64, level: u32) -> Result<(), GStageError> {
         for i in 0..self.mode.entries(level) {
             mem.write_u64(table + 8 * i, 0)?;
         }
@@ -398,9 +384,7 @@ impl GStage {
             let v = mem.read_u64(slot)?;
             if level == leaf_level {
                 break match self.step(slot, v, level)? {
-                    Step::Invalid => mem
-                        .write_u64(slot, leaf_pte(pa, perms))
-                        .map_err(GStageError::from),
+                    Step::Invalid => mem.write_u64(slot, leaf_pte(pa, perms)).map_err(GStageError::from),
                     Step::Leaf => Err(GStageError::AlreadyMapped { gpa }),
                     Step::Table(_) => Err(GStageError::TableInTheWay { gpa }),
                 };
@@ -432,12 +416,7 @@ impl GStage {
     }
 
     /// Frees the empty tables on `path` (deepest first; never the root).
-    fn prune<M: TableMemory + ?Sized>(
-        &self,
-        mem: &mut M,
-        gpa: u64,
-        path: &[(u64, u32)],
-    ) -> Result<(), GStageError> {
+    fn prune<M: TableMemory + ?Sized>(&self, mem: &mut M, gpa: u64, path: &[(u64, u32)]) -> Result<(), GStageError> {
         for w in (1..path.len()).rev() {
             let (table, level) = path[w];
             for i in 0..self.mode.entries(level) {
@@ -454,11 +433,7 @@ impl GStage {
 
     /// Removes the leaf that covers `gpa` and returns it. Tables left empty
     /// are freed.
-    pub fn unmap<M: TableMemory + ?Sized>(
-        &mut self,
-        mem: &mut M,
-        gpa: u64,
-    ) -> Result<Leaf, GStageError> {
+    pub fn unmap<M: TableMemory + ?Sized>(&mut self, mem: &mut M, gpa: u64) -> Result<Leaf, GStageError> {
         if !self.mode.gpa_ok(gpa) {
             return Err(GStageError::GpaOutOfRange(gpa));
         }
@@ -494,20 +469,11 @@ impl GStage {
         if pa % size != 0 || !ad_ok {
             return Err(GStageError::Corrupt { pa: slot, value: v });
         }
-        Ok(Leaf {
-            gpa: gpa & !(size - 1),
-            pa,
-            size,
-            perms: perms_of(v),
-        })
+        Ok(Leaf { gpa: gpa & !(size - 1), pa, size, perms: perms_of(v) })
     }
 
     /// The leaf covering `gpa`, if any.
-    pub fn translate<M: TableMemory + ?Sized>(
-        &self,
-        mem: &M,
-        gpa: u64,
-    ) -> Result<Option<Leaf>, GStageError> {
+    pub fn translate<M: TableMemory + ?Sized>(&self, mem: &M, gpa: u64) -> Result<Option<Leaf>, GStageError> {
         if !self.mode.gpa_ok(gpa) {
             return Ok(None);
         }
@@ -530,28 +496,14 @@ impl GStage {
     /// Every leaf, in gpa order.
     pub fn leaves<M: TableMemory + ?Sized>(&self, mem: &M) -> Result<Vec<Leaf>, GStageError> {
         let mut out = Vec::new();
-        self.visit(
-            mem,
-            self.root,
-            self.mode.levels() - 1,
-            0,
-            &mut |_| {},
-            &mut out,
-        )?;
+        self.visit(mem, self.root, self.mode.levels() - 1, 0, &mut |_| {}, &mut out)?;
         Ok(out)
     }
 
     /// Machine addresses of every table page, root pages included.
     pub fn table_pages<M: TableMemory + ?Sized>(&self, mem: &M) -> Result<Vec<u64>, GStageError> {
         let mut pages: Vec<u64> = (0..4).map(|i| self.root + i * PAGE_SIZE).collect();
-        self.visit(
-            mem,
-            self.root,
-            self.mode.levels() - 1,
-            0,
-            &mut |t| pages.push(t),
-            &mut Vec::new(),
-        )?;
+        self.visit(mem, self.root, self.mode.levels() - 1, 0, &mut |t| pages.push(t), &mut Vec::new())?;
         Ok(pages)
     }
 
@@ -583,14 +535,7 @@ impl GStage {
     /// Frees every table, the root last.
     pub fn destroy<M: TableMemory + ?Sized>(self, mem: &mut M) -> Result<(), GStageError> {
         let mut tables = Vec::new();
-        self.visit(
-            mem,
-            self.root,
-            self.mode.levels() - 1,
-            0,
-            &mut |t| tables.push(t),
-            &mut Vec::new(),
-        )?;
+        self.visit(mem, self.root, self.mode.levels() - 1, 0, &mut |t| tables.push(t), &mut Vec::new())?;
         // Zero before freeing: the contract is that freed tables are empty.
         for &t in &tables {
             self.zero_table(mem, t, 0)?;

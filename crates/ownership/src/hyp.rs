@@ -16,9 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::gstage::{GStage, GStageError, GStageMode, Leaf, TableMemError, TableMemory};
-use crate::tracker::{
-    Effects, OwnershipError, PageZeroer, Refused, SearchFrom, Tracker, Unmap, ZeroFailed,
-};
+use crate::tracker::{Effects, OwnershipError, PageZeroer, Refused, SearchFrom, Tracker, Unmap, ZeroFailed};
 use crate::types::{HostAccess, MachinePage, Owner, Perms, VmId, PAGE_SIZE};
 
 /// Machine RAM as the hypervisor reaches it.
@@ -84,10 +82,7 @@ impl fmt::Display for Error {
             Error::TablePage(p) => write!(f, "{p} holds G-stage tables"),
             Error::Memory(e) => write!(f, "machine memory: {e}"),
             Error::TablesDisagree { vm, gpa } => {
-                write!(
-                    f,
-                    "{vm}'s G-stage tables disagree with the bookkeeping at {gpa:#x}"
-                )
+                write!(f, "{vm}'s G-stage tables disagree with the bookkeeping at {gpa:#x}")
             }
         }
     }
@@ -115,12 +110,8 @@ impl<M: MachineMemory + ?Sized> Tables<'_, M> {
     fn take(&mut self, first: MachinePage, count: u64) -> Result<u64, TableMemError> {
         for i in 0..count {
             let p = MachinePage::from_pfn(first.pfn() + i);
-            self.tracker
-                .zero_page(p, &mut Zeroer(&mut *self.mem))
-                .map_err(|_| TableMemError::BadAddress(p.addr()))?;
-            self.tracker
-                .alloc(p, Owner::Hypervisor)
-                .map_err(|_| TableMemError::OutOfMemory)?;
+            self.tracker.zero_page(p, &mut Zeroer(&mut *self.mem)).map_err(|_| TableMemError::BadAddress(p.addr()))?;
+            self.tracker.alloc(p, Owner::Hypervisor).map_err(|_| TableMemError::OutOfMemory)?;
             self.table_pages.insert(p);
         }
         Ok(first.addr())
@@ -133,10 +124,7 @@ impl<M: MachineMemory + ?Sized> Tables<'_, M> {
         }
         // Released pages await zeroing (they are zero already, but the
         // tracker's rule is simple: every page freed is zeroed before reuse).
-        let _ = self
-            .tracker
-            .donate(Owner::Hypervisor, page, Owner::Free)
-            .map_err(|_| TableMemError::BadAddress(pa))?;
+        let _ = self.tracker.donate(Owner::Hypervisor, page, Owner::Free).map_err(|_| TableMemError::BadAddress(pa))?;
         Ok(())
     }
 }
@@ -153,18 +141,12 @@ impl<M: MachineMemory + ?Sized> TableMemory for Tables<'_, M> {
     }
 
     fn alloc_table_page(&mut self) -> Result<u64, TableMemError> {
-        let p = self
-            .tracker
-            .find_free(SearchFrom::Highest, false)
-            .ok_or(TableMemError::OutOfMemory)?;
+        let p = self.tracker.find_free(SearchFrom::Highest, false).ok_or(TableMemError::OutOfMemory)?;
         self.take(p, 1)
     }
 
     fn alloc_root_table(&mut self) -> Result<u64, TableMemError> {
-        let p = self
-            .tracker
-            .find_free_run(4, 4, SearchFrom::Highest, false)
-            .ok_or(TableMemError::OutOfMemory)?;
+        let p = self.tracker.find_free_run(4, 4, SearchFrom::Highest, false).ok_or(TableMemError::OutOfMemory)?;
         self.take(p, 4)
     }
 
@@ -273,14 +255,7 @@ impl HypMemory {
         &'a mut self,
         mem: &'a mut M,
     ) -> (&'a mut BTreeMap<VmId, GStage>, Tables<'a, M>) {
-        (
-            &mut self.gstages,
-            Tables {
-                tracker: &mut self.tracker,
-                table_pages: &mut self.table_pages,
-                mem,
-            },
-        )
+        (&mut self.gstages, Tables { tracker: &mut self.tracker, table_pages: &mut self.table_pages, mem })
     }
 
     fn guard(&self, page: MachinePage) -> Result<(), Error> {
@@ -291,11 +266,7 @@ impl HypMemory {
     }
 
     /// Removes the reported mappings from the G-stage tables.
-    fn apply<M: MachineMemory + ?Sized>(
-        &mut self,
-        mem: &mut M,
-        eff: &Effects,
-    ) -> Result<(), Error> {
+    fn apply<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, eff: &Effects) -> Result<(), Error> {
         #[cfg(test)]
         if self.bug_skip_teardown {
             return Ok(());
@@ -309,10 +280,7 @@ impl HypMemory {
             match g.unmap(&mut tables, u.gpa) {
                 Ok(leaf) if leaf.pa == u.page.addr() => {}
                 Ok(_) => {
-                    first_err.get_or_insert(Error::TablesDisagree {
-                        vm: u.vm,
-                        gpa: u.gpa,
-                    });
+                    first_err.get_or_insert(Error::TablesDisagree { vm: u.vm, gpa: u.gpa });
                 }
                 Err(e) => {
                     first_err.get_or_insert(Error::GStage(e));
@@ -347,20 +315,11 @@ impl HypMemory {
     /// Destroys VM `id` and frees its tables. Its pages become free and
     /// await zeroing. The effects list the VM's own mappings (flush its
     /// whole VMID) and those of borrowers of its pages.
-    pub fn destroy_vm<M: MachineMemory + ?Sized>(
-        &mut self,
-        mem: &mut M,
-        id: VmId,
-    ) -> Result<Effects, Error> {
+    pub fn destroy_vm<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, id: VmId) -> Result<Effects, Error> {
         let eff = self.tracker.destroy_vm(id)?;
         let own = self.gstages.remove(&id);
         let others = Effects {
-            unmapped: eff
-                .unmapped
-                .iter()
-                .filter(|u| u.vm != id)
-                .copied()
-                .collect(),
+            unmapped: eff.unmapped.iter().filter(|u| u.vm != id).copied().collect(),
             awaiting_zero: Vec::new(),
         };
         let r = self.apply(mem, &others);
@@ -372,15 +331,9 @@ impl HypMemory {
     }
 
     /// Gives a free page to `to`, lowest first, zeroing it if needed.
-    pub fn alloc_page<M: MachineMemory + ?Sized>(
-        &mut self,
-        mem: &mut M,
-        to: Owner,
-    ) -> Result<MachinePage, Error> {
-        let page = self
-            .tracker
-            .find_free(SearchFrom::Lowest, false)
-            .ok_or(Error::Memory(TableMemError::OutOfMemory))?;
+    pub fn alloc_page<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, to: Owner) -> Result<MachinePage, Error> {
+        let page =
+            self.tracker.find_free(SearchFrom::Lowest, false).ok_or(Error::Memory(TableMemError::OutOfMemory))?;
         self.tracker.zero_page(page, &mut Zeroer(mem))?;
         self.tracker.alloc(page, to)?;
         Ok(page)
@@ -421,13 +374,7 @@ impl HypMemory {
     }
 
     /// [`Tracker::share`]. Nothing is mapped yet, so no tables change.
-    pub fn share(
-        &mut self,
-        owner: Owner,
-        page: MachinePage,
-        borrower: Owner,
-        perms: Perms,
-    ) -> Result<(), Error> {
+    pub fn share(&mut self, owner: Owner, page: MachinePage, borrower: Owner, perms: Perms) -> Result<(), Error> {
         self.guard(page)?;
         Ok(self.tracker.share(owner, page, borrower, perms)?)
     }
@@ -484,20 +431,9 @@ impl HypMemory {
     }
 
     /// Unmaps `vm`'s `gpa`; the caller invalidates the returned translation.
-    pub fn unmap<M: MachineMemory + ?Sized>(
-        &mut self,
-        mem: &mut M,
-        vm: VmId,
-        gpa: u64,
-    ) -> Result<Unmap, Error> {
+    pub fn unmap<M: MachineMemory + ?Sized>(&mut self, mem: &mut M, vm: VmId, gpa: u64) -> Result<Unmap, Error> {
         let u = self.tracker.unmap(vm, gpa)?;
-        self.apply(
-            mem,
-            &Effects {
-                unmapped: vec![u],
-                awaiting_zero: Vec::new(),
-            },
-        )?;
+        self.apply(mem, &Effects { unmapped: vec![u], awaiting_zero: Vec::new() })?;
         Ok(u)
     }
 
@@ -507,12 +443,7 @@ impl HypMemory {
     }
 
     /// What `vm`'s G-stage tables say about `gpa`.
-    pub fn translate<M: MachineMemory + ?Sized>(
-        &self,
-        mem: &M,
-        vm: VmId,
-        gpa: u64,
-    ) -> Result<Option<Leaf>, Error> {
+    pub fn translate<M: MachineMemory + ?Sized>(&self, mem: &M, vm: VmId, gpa: u64) -> Result<Option<Leaf>, Error> {
         let g = self.gstages.get(&vm).ok_or(OwnershipError::NoSuchVm(vm))?;
         Ok(g.translate(&ReadTables(mem), gpa)?)
     }
@@ -528,9 +459,7 @@ impl HypMemory {
         let mut out = Vec::new();
         let mut done = 0usize;
         while done < len {
-            let cur = gpa
-                .checked_add(done as u64)
-                .ok_or(Refused::NotMapped { vm, gpa: u64::MAX })?;
+            let cur = gpa.checked_add(done as u64).ok_or(Refused::NotMapped { vm, gpa: u64::MAX })?;
             let off = (cur % PAGE_SIZE) as usize;
             let n = (PAGE_SIZE as usize - off).min(len - done);
             let page = self.tracker.host_access_gpa(vm, cur, access)?;
@@ -583,8 +512,7 @@ impl HypMemory {
         let mut reached = BTreeSet::new();
         for (&vm, g) in &self.gstages {
             let leaves = g.leaves(&rt).map_err(|e| format!("{vm}: {e}"))?;
-            let have: Vec<(u64, u64, Perms)> =
-                leaves.iter().map(|l| (l.gpa, l.pa, l.perms)).collect();
+            let have: Vec<(u64, u64, Perms)> = leaves.iter().map(|l| (l.gpa, l.pa, l.perms)).collect();
             let want: Vec<(u64, u64, Perms)> = self
                 .tracker
                 .mappings(vm)
@@ -600,21 +528,14 @@ impl HypMemory {
             }
         }
         if reached != self.table_pages {
-            return Err(format!(
-                "table pages reached {reached:?}, recorded {:?}",
-                self.table_pages
-            ));
+            return Err(format!("table pages reached {reached:?}, recorded {:?}", self.table_pages));
         }
         for &p in &self.table_pages {
             if self.tracker.owner(p) != Ok(Owner::Hypervisor) {
                 return Err(format!("table {p} is not hypervisor-owned"));
             }
         }
-        if self
-            .gstages
-            .keys()
-            .ne(self.tracker.vms().iter().map(|(v, _)| v))
-        {
+        if self.gstages.keys().ne(self.tracker.vms().iter().map(|(v, _)| v)) {
             return Err("VMs with tables differ from VMs in the tracker".into());
         }
         Ok(())

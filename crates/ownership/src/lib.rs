@@ -122,11 +122,7 @@ mod types;
 #[cfg(test)]
 mod model_tests;
 
-pub use gstage::{
-    pte, GStage, GStageError, GStageMode, Leaf, PageSize, TableMemError, TableMemory,
-};
+pub use gstage::{pte, GStage, GStageError, GStageMode, Leaf, PageSize, TableMemError, TableMemory};
 pub use hyp::{Error, HypMemory, MachineMemory};
-pub use tracker::{
-    Effects, OwnershipError, PageZeroer, Refused, SearchFrom, Tracker, Unmap, ZeroFailed,
-};
+pub use tracker::{Effects, OwnershipError, PageZeroer, Refused, SearchFrom, Tracker, Unmap, ZeroFailed};
 pub use types::{Access, HostAccess, MachinePage, Owner, Perms, VmId, PAGE_SHIFT, PAGE_SIZE};

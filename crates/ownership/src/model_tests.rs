@@ -58,10 +58,7 @@ fn page_of(i: usize) -> MachinePage {
 }
 
 fn index_of(p: MachinePage) -> Option<usize> {
-    p.pfn()
-        .checked_sub(BASE_PFN)
-        .map(|i| i as usize)
-        .filter(|&i| i < DATA)
+    p.pfn().checked_sub(BASE_PFN).map(|i| i as usize).filter(|&i| i < DATA)
 }
 
 /// Flat machine RAM for the managed range.
@@ -73,16 +70,11 @@ struct Ram {
 
 impl Ram {
     fn new() -> Ram {
-        Ram {
-            bytes: vec![0; (TOTAL * PAGE_SIZE) as usize],
-            broken_zero: false,
-        }
+        Ram { bytes: vec![0; (TOTAL * PAGE_SIZE) as usize], broken_zero: false }
     }
     fn range(&self, pa: u64, len: usize) -> Result<std::ops::Range<usize>, TableMemError> {
-        let off = pa
-            .checked_sub(BASE_PFN * PAGE_SIZE)
-            .ok_or(TableMemError::BadAddress(pa))? as usize;
-        if off.checked_add(len).map_or(true, |e| e > self.bytes.len()) {
+        let off = pa.checked_sub(BASE_PFN * PAGE_SIZE).ok_or(TableMemError::BadAddress(pa))? as usize;
+        if off.checked_add(len).is_none_or(|e| e > self.bytes.len()) {
             return Err(TableMemError::BadAddress(pa));
         }
         Ok(off..off + len)
@@ -156,11 +148,7 @@ fn pte_perms(v: u64) -> Perms {
 fn classify(v: u64, level: u32, at: u64) -> Result<Option<bool>, String> {
     if v & 1 == 0 {
         // The builder writes only zero for an invalid entry.
-        return if v == 0 {
-            Ok(None)
-        } else {
-            Err(format!("junk in invalid PTE {v:#x} at {at:#x}"))
-        };
+        return if v == 0 { Ok(None) } else { Err(format!("junk in invalid PTE {v:#x} at {at:#x}")) };
     }
     if v >> 54 != 0 {
         return Err(format!("reserved bits set in PTE {v:#x} at {at:#x}"));
@@ -198,24 +186,12 @@ fn walk_all(ram: &Ram, mode: GStageMode, root: u64) -> Result<Walked, String> {
     if root % 0x4000 != 0 {
         return Err(format!("root {root:#x} not 16 KiB aligned"));
     }
-    let mut w = Walked {
-        leaves: Vec::new(),
-        tables: (0..4).map(|i| root + i * 0x1000).collect(),
-    };
-    fn rec(
-        ram: &Ram,
-        w: &mut Walked,
-        table: u64,
-        level: u32,
-        top: bool,
-        prefix: u64,
-    ) -> Result<(), String> {
+    let mut w = Walked { leaves: Vec::new(), tables: (0..4).map(|i| root + i * 0x1000).collect() };
+    fn rec(ram: &Ram, w: &mut Walked, table: u64, level: u32, top: bool, prefix: u64) -> Result<(), String> {
         let n = if top { 2048 } else { 512 };
         for i in 0..n {
             let at = table + 8 * i;
-            let v = ram
-                .word(at)
-                .ok_or_else(|| format!("table at {table:#x} outside RAM"))?;
+            let v = ram.word(at).ok_or_else(|| format!("table at {table:#x} outside RAM"))?;
             let gpa = prefix + (i << (12 + 9 * level));
             match classify(v, level, at)? {
                 None => {}
@@ -239,12 +215,7 @@ fn walk_all(ram: &Ram, mode: GStageMode, root: u64) -> Result<Walked, String> {
 }
 
 /// Translate one gpa: Some((pa of the page, perms)).
-fn walk_one(
-    ram: &Ram,
-    mode: GStageMode,
-    root: u64,
-    gpa: u64,
-) -> Result<Option<(u64, Perms)>, String> {
+fn walk_one(ram: &Ram, mode: GStageMode, root: u64, gpa: u64) -> Result<Option<(u64, Perms)>, String> {
     let (levels, bits) = geometry(mode);
     if gpa >> bits != 0 {
         return Ok(None);
@@ -281,13 +252,7 @@ struct MPage {
 
 impl Default for MPage {
     fn default() -> Self {
-        MPage {
-            owner: Owner::Free,
-            donor: None,
-            dirty: false,
-            loans: BTreeMap::new(),
-            words: [0; 4],
-        }
+        MPage { owner: Owner::Free, donor: None, dirty: false, loans: BTreeMap::new(), words: [0; 4] }
     }
 }
 
@@ -397,10 +362,7 @@ type Predicted = Result<Prediction, BTreeSet<Why>>;
 
 impl Model {
     fn new() -> Model {
-        Model {
-            pages: vec![MPage::default(); DATA],
-            ..Model::default()
-        }
+        Model { pages: vec![MPage::default(); DATA], ..Model::default() }
     }
 
     fn is_prot(&self, o: Owner) -> bool {
@@ -419,10 +381,7 @@ impl Model {
     fn state(&self, p: PageArg) -> Option<MPage> {
         match p {
             PageArg::Data(i) => Some(self.pages[i].clone()),
-            PageArg::Table(_) => Some(MPage {
-                owner: Owner::Hypervisor,
-                ..MPage::default()
-            }),
+            PageArg::Table(_) => Some(MPage { owner: Owner::Hypervisor, ..MPage::default() }),
             PageArg::Outside(_) => None,
         }
     }
@@ -469,10 +428,7 @@ impl Model {
     }
 
     fn none() -> Prediction {
-        Prediction {
-            unmapped: Vec::new(),
-            zeroed: Vec::new(),
-        }
+        Prediction { unmapped: Vec::new(), zeroed: Vec::new() }
     }
 
     // Each op: predict, and if the prediction is success, apply it.
@@ -540,9 +496,7 @@ impl Model {
         if !why.is_empty() {
             return Err(why);
         }
-        let PageArg::Data(i) = p else {
-            unreachable!("checked above")
-        };
+        let PageArg::Data(i) = p else { unreachable!("checked above") };
         let unmapped = match from {
             Owner::Vm(v) => self.maps_of_page(i, |m| m == v),
             _ => Vec::new(),
@@ -551,19 +505,9 @@ impl Model {
         self.remove_maps(&unmapped);
         let pg = &mut self.pages[i];
         pg.owner = to;
-        pg.donor = if from != Owner::Free && to != Owner::Free {
-            Some(from)
-        } else {
-            None
-        };
+        pg.donor = if from != Owner::Free && to != Owner::Free { Some(from) } else { None };
         pg.dirty |= zero;
-        Self::done(
-            why,
-            Prediction {
-                unmapped,
-                zeroed: if zero { vec![i] } else { vec![] },
-            },
-        )
+        Self::done(why, Prediction { unmapped, zeroed: if zero { vec![i] } else { vec![] } })
     }
 
     fn share(&mut self, o: Owner, p: PageArg, b: Owner, perms: Perms) -> Predicted {
@@ -624,10 +568,7 @@ impl Model {
         };
         self.remove_maps(&unmapped);
         self.pages[i].loans.remove(&b);
-        Ok(Prediction {
-            unmapped,
-            zeroed: vec![],
-        })
+        Ok(Prediction { unmapped, zeroed: vec![] })
     }
 
     fn reclaim(&mut self, r: Owner, p: PageArg) -> Predicted {
@@ -647,17 +588,13 @@ impl Model {
             let unmapped = self.maps_of_page(i, |m| borrowers.contains(&Owner::Vm(m)));
             self.remove_maps(&unmapped);
             self.pages[i].loans.clear();
-            return Ok(Prediction {
-                unmapped,
-                zeroed: vec![],
-            });
+            return Ok(Prediction { unmapped, zeroed: vec![] });
         }
         if self.is_prot(st.owner) {
             why.insert(Why::ProtPage);
         }
         let allowed = st.owner != Owner::Free
-            && (st.donor == Some(r)
-                || (r == Owner::Hypervisor && matches!(st.owner, Owner::Vm(_))));
+            && (st.donor == Some(r) || (r == Owner::Hypervisor && matches!(st.owner, Owner::Vm(_))));
         if !allowed {
             why.insert(Why::NotReclaimable);
         }
@@ -672,10 +609,7 @@ impl Model {
         pg.donor = None;
         pg.loans.clear();
         pg.dirty = true;
-        Ok(Prediction {
-            unmapped,
-            zeroed: vec![i],
-        })
+        Ok(Prediction { unmapped, zeroed: vec![i] })
     }
 
     fn map(&mut self, mode: GStageMode, v: VmId, gpa: u64, p: PageArg, perms: Perms) -> Predicted {
@@ -736,10 +670,7 @@ impl Model {
             return Err(why);
         }
         self.maps.remove(&(v, gpa));
-        Ok(Prediction {
-            unmapped: vec![(v, gpa, i, pp)],
-            zeroed: vec![],
-        })
+        Ok(Prediction { unmapped: vec![(v, gpa, i, pp)], zeroed: vec![] })
     }
 
     /// What a host access to `vm`'s `gpa` should give: Ok(page index) or the
@@ -756,11 +687,7 @@ impl Model {
             return Err("dirty");
         }
         if self.is_prot(pg.owner) {
-            let g = pg
-                .loans
-                .get(&Owner::Hypervisor)
-                .copied()
-                .unwrap_or(Perms::NONE);
+            let g = pg.loans.get(&Owner::Hypervisor).copied().unwrap_or(Perms::NONE);
             if !(if write { g.write() } else { g.read() }) {
                 return Err("protected");
             }
@@ -799,16 +726,8 @@ struct Sim {
 }
 
 const VMS: [u32; 4] = [1, 2, 3, 4];
-const ALL_PERMS: [Perms; 8] = [
-    Perms::NONE,
-    Perms::R,
-    Perms::W,
-    Perms::X,
-    Perms::RW,
-    Perms::RX,
-    Perms::from_bits(6),
-    Perms::RWX,
-];
+const ALL_PERMS: [Perms; 8] =
+    [Perms::NONE, Perms::R, Perms::W, Perms::X, Perms::RW, Perms::RX, Perms::from_bits(6), Perms::RWX];
 
 impl Sim {
     fn new(seed: u64, mode: GStageMode) -> Sim {
@@ -883,19 +802,14 @@ impl Sim {
         if self.rng.chance(8) {
             self.rng.pick(&ALL_PERMS)
         } else {
-            self.rng
-                .pick(&[Perms::R, Perms::RW, Perms::RX, Perms::RWX, Perms::X])
+            self.rng.pick(&[Perms::R, Perms::RW, Perms::RX, Perms::RWX, Perms::X])
         }
     }
 
     fn page(&mut self) -> PageArg {
         let r = self.rng.below(100);
         if r < 3 {
-            let outside = if self.rng.chance(50) {
-                BASE_PFN + TOTAL + 7
-            } else {
-                BASE_PFN - 1
-            };
+            let outside = if self.rng.chance(50) { BASE_PFN + TOTAL + 7 } else { BASE_PFN - 1 };
             PageArg::Outside(MachinePage::from_pfn(outside))
         } else if r < 6 {
             let t = self.hm.table_pages();
@@ -931,39 +845,24 @@ impl Sim {
                 let mut want: Vec<Unmap> = pred
                     .unmapped
                     .iter()
-                    .map(|&(vm, gpa, i, perms)| Unmap {
-                        vm,
-                        gpa,
-                        page: page_of(i),
-                        perms,
-                    })
+                    .map(|&(vm, gpa, i, perms)| Unmap { vm, gpa, page: page_of(i), perms })
                     .collect();
                 want.sort();
                 if eff.unmapped != want {
-                    return Err(format!(
-                        "{what}: teardown {:?}, model expects {:?}",
-                        eff.unmapped, want
-                    ));
+                    return Err(format!("{what}: teardown {:?}, model expects {:?}", eff.unmapped, want));
                 }
                 let mut wz: Vec<MachinePage> = pred.zeroed.iter().map(|&i| page_of(i)).collect();
                 wz.sort();
                 if eff.awaiting_zero != wz {
-                    return Err(format!(
-                        "{what}: awaiting zero {:?}, model expects {:?}",
-                        eff.awaiting_zero, wz
-                    ));
+                    return Err(format!("{what}: awaiting zero {:?}, model expects {:?}", eff.awaiting_zero, wz));
                 }
                 Ok(())
             }
             (Ok(_), Err(e)) => Err(format!("{what}: refused ({e}), model expects success")),
-            (Err(why), Ok(_)) => Err(format!(
-                "{what}: succeeded, model expects refusal for {why:?}"
-            )),
+            (Err(why), Ok(_)) => Err(format!("{what}: succeeded, model expects refusal for {why:?}")),
             (Err(why), Err(e)) => match why_of(&e) {
                 Some(w) if why.contains(&w) => Ok(()),
-                _ => Err(format!(
-                    "{what}: refused with '{e}', model expects one of {why:?}"
-                )),
+                _ => Err(format!("{what}: refused with '{e}', model expects one of {why:?}")),
             },
         }
     }
@@ -977,10 +876,7 @@ impl Sim {
                 let prot = self.rng.chance(50);
                 self.log.push(format!("create_vm({v:?}, protected={prot})"));
                 let pred = self.model.create(v, prot);
-                let act = self
-                    .hm
-                    .create_vm(&mut self.ram, v, prot)
-                    .map(|()| Effects::default());
+                let act = self.hm.create_vm(&mut self.ram, v, prot).map(|()| Effects::default());
                 self.compare("create", pred, act)
             }
             6..=7 => {
@@ -1008,11 +904,7 @@ impl Sim {
                     PageArg::Data(i) if self.rng.chance(75) => self.model.pages[i].owner,
                     _ => self.party(),
                 };
-                let to = if self.rng.chance(15) {
-                    Owner::Free
-                } else {
-                    self.party()
-                };
+                let to = if self.rng.chance(15) { Owner::Free } else { self.party() };
                 self.log.push(format!("donate({from:?}, {p:?}, {to:?})"));
                 let pred = self.model.donate(from, p, to);
                 let act = self.hm.donate(&mut self.ram, from, p.page(), to);
@@ -1027,23 +919,15 @@ impl Sim {
                     PageArg::Data(i) if self.rng.chance(85) => self.model.pages[i].owner,
                     _ => self.party(),
                 };
-                let b = if self.model.is_prot(owner) && self.rng.chance(60) {
-                    Owner::Hypervisor
-                } else {
-                    self.party()
-                };
+                let b = if self.model.is_prot(owner) && self.rng.chance(60) { Owner::Hypervisor } else { self.party() };
                 let perms = self.perms();
-                self.log
-                    .push(format!("share({owner:?}, {p:?}, {b:?}, {perms})"));
+                self.log.push(format!("share({owner:?}, {p:?}, {b:?}, {perms})"));
                 let by_prot = self.model.is_prot(owner);
                 let pred = self.model.share(owner, p, b, perms);
                 if by_prot && pred.is_ok() {
                     *self.ok_counts.entry("share_by_protected").or_default() += 1;
                 }
-                let act = self
-                    .hm
-                    .share(owner, p.page(), b, perms)
-                    .map(|()| Effects::default());
+                let act = self.hm.share(owner, p.page(), b, perms).map(|()| Effects::default());
                 self.compare("share", pred, act)
             }
             44..=50 => {
@@ -1055,11 +939,7 @@ impl Sim {
                     PageArg::Data(i) if self.rng.chance(85) => {
                         let pg = &self.model.pages[i];
                         let ls: Vec<Owner> = pg.loans.keys().copied().collect();
-                        let b = if ls.is_empty() {
-                            Owner::Hypervisor
-                        } else {
-                            self.rng.pick(&ls)
-                        };
+                        let b = if ls.is_empty() { Owner::Hypervisor } else { self.rng.pick(&ls) };
                         (pg.owner, b)
                     }
                     _ => (self.party(), self.party()),
@@ -1095,11 +975,8 @@ impl Sim {
                 let perms = match p {
                     PageArg::Data(i) if self.rng.chance(70) => {
                         let pg = &self.model.pages[i];
-                        let max = if pg.owner == me {
-                            Perms::RWX
-                        } else {
-                            pg.loans.get(&me).copied().unwrap_or(Perms::R)
-                        };
+                        let max =
+                            if pg.owner == me { Perms::RWX } else { pg.loans.get(&me).copied().unwrap_or(Perms::R) };
                         // a random valid subset of what it may have
                         let sub = Perms::from_bits(max.bits() & (self.rng.next() as u8 | 1));
                         if model_perms_ok(sub) {
@@ -1111,13 +988,9 @@ impl Sim {
                     _ => self.perms(),
                 };
                 let gpa = self.gpa();
-                self.log
-                    .push(format!("map({v:?}, {gpa:#x}, {p:?}, {perms})"));
+                self.log.push(format!("map({v:?}, {gpa:#x}, {p:?}, {perms})"));
                 let pred = self.model.map(self.mode, v, gpa, p, perms);
-                let act = self
-                    .hm
-                    .map(&mut self.ram, v, gpa, p.page(), perms)
-                    .map(|()| Effects::default());
+                let act = self.hm.map(&mut self.ram, v, gpa, p.page(), perms).map(|()| Effects::default());
                 self.compare("map", pred, act)
             }
             83..=89 => {
@@ -1127,49 +1000,34 @@ impl Sim {
                 };
                 self.log.push(format!("unmap({v:?}, {gpa:#x})"));
                 let pred = self.model.unmap(v, gpa);
-                let act = self.hm.unmap(&mut self.ram, v, gpa).map(|u| Effects {
-                    unmapped: vec![u],
-                    awaiting_zero: vec![],
-                });
+                let act =
+                    self.hm.unmap(&mut self.ram, v, gpa).map(|u| Effects { unmapped: vec![u], awaiting_zero: vec![] });
                 self.compare("unmap", pred, act)
             }
             90..=106 => self.guest_access(),
             107..=113 => self.host_access(),
             114..=115 => {
                 let p = self.page();
-                let access = if self.rng.chance(50) {
-                    HostAccess::Read
-                } else {
-                    HostAccess::Write
-                };
+                let access = if self.rng.chance(50) { HostAccess::Read } else { HostAccess::Write };
                 self.log.push(format!("host_access({p:?}, {access:?})"));
                 let want: Result<(), &str> = match p {
                     PageArg::Outside(_) => Err("range"),
                     PageArg::Table(_) => Ok(()),
                     PageArg::Data(i) => {
                         let pg = &self.model.pages[i];
-                        let g = pg
-                            .loans
-                            .get(&Owner::Hypervisor)
-                            .copied()
-                            .unwrap_or(Perms::NONE);
+                        let g = pg.loans.get(&Owner::Hypervisor).copied().unwrap_or(Perms::NONE);
                         if pg.dirty {
                             Err("dirty")
                         } else if pg.owner == Owner::Free && access == HostAccess::Write {
                             Err("free")
-                        } else if self.model.is_prot(pg.owner) && !model_contains(g, access.needs())
-                        {
+                        } else if self.model.is_prot(pg.owner) && !model_contains(g, access.needs()) {
                             Err("protected")
                         } else {
                             Ok(())
                         }
                     }
                 };
-                let got = self
-                    .hm
-                    .tracker()
-                    .host_access(p.page(), access)
-                    .map_err(|e| refusal_kind(&Error::Refused(e)));
+                let got = self.hm.tracker().host_access(p.page(), access).map_err(|e| refusal_kind(&Error::Refused(e)));
                 if got != want {
                     return Err(format!("host_access: got {got:?}, model expects {want:?}"));
                 }
@@ -1177,9 +1035,7 @@ impl Sim {
             }
             _ => {
                 self.log.push("zero_pending()".into());
-                self.hm
-                    .zero_pending(&mut self.ram)
-                    .map_err(|e| format!("zero_pending: {e}"))?;
+                self.hm.zero_pending(&mut self.ram).map_err(|e| format!("zero_pending: {e}"))?;
                 for pg in &mut self.model.pages {
                     if pg.dirty {
                         pg.dirty = false;
@@ -1198,24 +1054,14 @@ impl Sim {
     /// through the G-stage tables only.
     fn guest_access(&mut self) -> Result<(), String> {
         let v = VmId(self.rng.pick(&VMS));
-        let gpa = match self
-            .model
-            .maps
-            .keys()
-            .filter(|k| k.0 == v)
-            .copied()
-            .collect::<Vec<_>>()
-        {
+        let gpa = match self.model.maps.keys().filter(|k| k.0 == v).copied().collect::<Vec<_>>() {
             ks if !ks.is_empty() && self.rng.chance(80) => self.rng.pick(&ks).1,
             _ => self.gpa() & !0xfff,
         };
         let w = self.rng.below(4);
-        let access = self
-            .rng
-            .pick(&[Access::Read, Access::Write, Access::Execute]);
+        let access = self.rng.pick(&[Access::Read, Access::Write, Access::Execute]);
         let val = self.rng.next() | 1;
-        self.log
-            .push(format!("guest {v:?} {access:?} {gpa:#x}+{:#x}", WORDS[w]));
+        self.log.push(format!("guest {v:?} {access:?} {gpa:#x}+{:#x}", WORDS[w]));
         let Some(root) = self.hm.root(v) else {
             if self.model.vms.contains_key(&v) {
                 return Err(format!("{v:?} exists but has no root table"));
@@ -1227,9 +1073,7 @@ impl Sim {
         // The tables translate to exactly the page and perms the model has.
         let model_t = model.map(|(i, pp)| (page_of(i).addr(), pp));
         if walked != model_t {
-            return Err(format!(
-                "tables give {walked:x?} for {v:?} {gpa:#x}, model {model_t:x?}"
-            ));
+            return Err(format!("tables give {walked:x?} for {v:?} {gpa:#x}, model {model_t:x?}"));
         }
         let granted = walked.is_some_and(|(_, pp)| model_contains(pp, access.needs()));
         // The emulator's own walker agrees with ours and never needs to set A/D.
@@ -1242,46 +1086,18 @@ impl Sim {
             Access::Write => strata_mmu::Access::Store,
             Access::Execute => strata_mmu::Access::Fetch,
         };
-        let perms = strata_mmu::walk::Perms {
-            user: true,
-            sum: false,
-            mxr: false,
-            hlvx: false,
-        };
-        let mut view = MmuView {
-            ram: &self.ram,
-            wrote: false,
-        };
-        let hw = strata_mmu::walk::walk(
-            &mut view,
-            scheme,
-            root >> 12,
-            gpa + WORDS[w],
-            maccess,
-            perms,
-        );
+        let perms = strata_mmu::walk::Perms { user: true, sum: false, mxr: false, hlvx: false };
+        let mut view = MmuView { ram: &self.ram, wrote: false };
+        let hw = strata_mmu::walk::walk(&mut view, scheme, root >> 12, gpa + WORDS[w], maccess, perms);
         if view.wrote {
-            return Err(format!(
-                "hardware walk wanted to update A/D at {v:?} {gpa:#x}"
-            ));
+            return Err(format!("hardware walk wanted to update A/D at {v:?} {gpa:#x}"));
         }
         match (&hw, granted) {
             (Ok(l), true) if l.pa == walked.map_or(0, |x| x.0) + WORDS[w] => {}
             (Err(strata_mmu::walk::WalkError::PageFault), false) => {}
-            _ => {
-                return Err(format!(
-                    "strata-mmu walk {hw:x?}, ours grants={granted} ({walked:x?})"
-                ))
-            }
+            _ => return Err(format!("strata-mmu walk {hw:x?}, ours grants={granted} ({walked:x?})")),
         }
-        *self
-            .ok_counts
-            .entry(if granted {
-                "guest_granted"
-            } else {
-                "guest_faulted"
-            })
-            .or_default() += 1;
+        *self.ok_counts.entry(if granted { "guest_granted" } else { "guest_faulted" }).or_default() += 1;
         if !granted {
             return Ok(());
         }
@@ -1322,14 +1138,7 @@ impl Sim {
             .filter(|(_, &(i, _))| self.model.pages[i].loans.contains_key(&Owner::Hypervisor))
             .map(|(&k, _)| k)
             .collect();
-        let gpa = match self
-            .model
-            .maps
-            .keys()
-            .filter(|k| k.0 == v)
-            .copied()
-            .collect::<Vec<_>>()
-        {
+        let gpa = match self.model.maps.keys().filter(|k| k.0 == v).copied().collect::<Vec<_>>() {
             _ if !lent.is_empty() && self.rng.chance(40) => {
                 let (lv, lg) = self.rng.pick(&lent);
                 v = lv;
@@ -1341,25 +1150,18 @@ impl Sim {
         let w = self.rng.below(4);
         let write = self.rng.chance(40);
         let addr = gpa.wrapping_add(WORDS[w]);
-        self.log.push(format!(
-            "host {} {v:?} {addr:#x}",
-            if write { "write" } else { "read" }
-        ));
+        self.log.push(format!("host {} {v:?} {addr:#x}", if write { "write" } else { "read" }));
         let want = self.model.host(v, addr, write);
         if write {
             let val = self.rng.next() | 1;
-            let got = self
-                .hm
-                .host_write(&mut self.ram, v, addr, &val.to_le_bytes());
+            let got = self.hm.host_write(&mut self.ram, v, addr, &val.to_le_bytes());
             match (want, got) {
                 (Ok(i), Ok(())) => {
                     *self.ok_counts.entry("host_write").or_default() += 1;
                     self.model.pages[i].words[w] = val;
                 }
                 (Err(k), Err(e)) if k == refusal_kind(&e) => {}
-                (want, got) => {
-                    return Err(format!("host write: got {got:?}, model expects {want:?}"))
-                }
+                (want, got) => return Err(format!("host write: got {got:?}, model expects {want:?}")),
             }
         } else {
             let mut b = [0u8; 8];
@@ -1368,30 +1170,19 @@ impl Sim {
                 (Ok(i), Ok(())) => {
                     *self.ok_counts.entry("host_read").or_default() += 1;
                     if self.model.is_prot(self.model.pages[i].owner) {
-                        *self
-                            .ok_counts
-                            .entry("host_read_shared_protected")
-                            .or_default() += 1;
+                        *self.ok_counts.entry("host_read_shared_protected").or_default() += 1;
                     }
                     let val = u64::from_le_bytes(b);
                     if val != self.model.pages[i].words[w] {
-                        return Err(format!(
-                            "host read {val:#x}, model holds {:#x}",
-                            self.model.pages[i].words[w]
-                        ));
+                        return Err(format!("host read {val:#x}, model holds {:#x}", self.model.pages[i].words[w]));
                     }
                 }
                 (Err(k), Err(e)) if k == refusal_kind(&e) => {
                     if k == "protected" {
-                        *self
-                            .ok_counts
-                            .entry("host_read_refused_protected")
-                            .or_default() += 1;
+                        *self.ok_counts.entry("host_read_refused_protected").or_default() += 1;
                     }
                 }
-                (want, got) => {
-                    return Err(format!("host read: got {got:?}, model expects {want:?}"))
-                }
+                (want, got) => return Err(format!("host read: got {got:?}, model expects {want:?}")),
             }
         }
         Ok(())
@@ -1401,9 +1192,7 @@ impl Sim {
     fn check(&self) -> Result<(), String> {
         if self.self_check {
             // The implementation's own consistency checks.
-            self.hm
-                .check(&self.ram)
-                .map_err(|e| format!("HypMemory::check: {e}"))?;
+            self.hm.check(&self.ram).map_err(|e| format!("HypMemory::check: {e}"))?;
         }
         self.check_independent()
     }
@@ -1420,36 +1209,16 @@ impl Sim {
         // Every data page's state equals the model's.
         for (i, pg) in self.model.pages.iter().enumerate() {
             let p = page_of(i);
-            let got = (
-                t.owner(p).ok(),
-                t.donor(p).ok().flatten(),
-                t.awaiting_zero(p),
-                t.borrowers(p),
-            );
-            let want = (
-                Some(pg.owner),
-                pg.donor,
-                pg.dirty,
-                pg.loans.iter().map(|(&o, &pp)| (o, pp)).collect::<Vec<_>>(),
-            );
+            let got = (t.owner(p).ok(), t.donor(p).ok().flatten(), t.awaiting_zero(p), t.borrowers(p));
+            let want =
+                (Some(pg.owner), pg.donor, pg.dirty, pg.loans.iter().map(|(&o, &pp)| (o, pp)).collect::<Vec<_>>());
             if got != want {
-                return Err(format!(
-                    "page {i}: (owner, donor, awaiting zero, borrowers) = {got:?}, model {want:?}"
-                ));
+                return Err(format!("page {i}: (owner, donor, awaiting zero, borrowers) = {got:?}, model {want:?}"));
             }
-            let wm: Vec<(VmId, u64)> = self
-                .model
-                .maps
-                .iter()
-                .filter(|(_, &(pi, _))| pi == i)
-                .map(|(&k, _)| k)
-                .collect();
+            let wm: Vec<(VmId, u64)> =
+                self.model.maps.iter().filter(|(_, &(pi, _))| pi == i).map(|(&k, _)| k).collect();
             if t.who_maps(p) != wm {
-                return Err(format!(
-                    "who maps page {i}: {:?}, model {:?}",
-                    t.who_maps(p),
-                    wm
-                ));
+                return Err(format!("who maps page {i}: {:?}, model {:?}", t.who_maps(p), wm));
             }
             if self.hm.is_table_page(p) {
                 return Err(format!("data page {i} is a table page"));
@@ -1460,10 +1229,7 @@ impl Sim {
                 for (k, &off) in WORDS.iter().enumerate() {
                     let got = self.ram.word(p.addr() + off);
                     if got != Some(pg.words[k]) {
-                        return Err(format!(
-                            "page {i}+{off:#x} holds {got:x?}, model {:#x}",
-                            pg.words[k]
-                        ));
+                        return Err(format!("page {i}+{off:#x} holds {got:x?}, model {:#x}", pg.words[k]));
                     }
                 }
             }
@@ -1474,9 +1240,7 @@ impl Sim {
             let o = t.owner(p).map_err(|e| e.to_string())?;
             let table = self.hm.is_table_page(p);
             if !(o == Owner::Free && !table || o == Owner::Hypervisor && table) {
-                return Err(format!(
-                    "page {j} above the data pages: owner {o:?}, table {table}"
-                ));
+                return Err(format!("page {j} above the data pages: owner {o:?}, table {table}"));
             }
         }
         // Independent walk of every VM's tables.
@@ -1499,43 +1263,31 @@ impl Sim {
                 .collect();
             want.sort();
             if w.leaves != want {
-                return Err(format!(
-                    "{v:?}: tables hold leaves {:x?}, model {:x?}",
-                    w.leaves, want
-                ));
+                return Err(format!("{v:?}: tables hold leaves {:x?}, model {:x?}", w.leaves, want));
             }
             for &(_, pa, pp, _) in &w.leaves {
-                let i = index_of(MachinePage::containing(pa))
-                    .ok_or(format!("{v:?} maps {pa:#x}, not a data page"))?;
+                let i = index_of(MachinePage::containing(pa)).ok_or(format!("{v:?} maps {pa:#x}, not a data page"))?;
                 leaves_to.entry(i).or_default().push((v, pp));
             }
         }
         let recorded: BTreeSet<u64> = self.hm.table_pages().iter().map(|p| p.addr()).collect();
         if all_tables != recorded {
-            return Err(format!(
-                "walked table pages {all_tables:x?}, recorded {recorded:x?}"
-            ));
+            return Err(format!("walked table pages {all_tables:x?}, recorded {recorded:x?}"));
         }
         // The safety properties themselves, on what the tables allow.
         for (i, pg) in self.model.pages.iter().enumerate() {
             let p = page_of(i);
             let owner = t.owner(p).map_err(|e| e.to_string())?;
             for &(v, pp) in leaves_to.get(&i).map(|x| x.as_slice()).unwrap_or(&[]) {
-                let by_right = owner == Owner::Vm(v)
-                    || t.grant(p, Owner::Vm(v))
-                        .is_some_and(|g| model_contains(g, pp));
+                let by_right = owner == Owner::Vm(v) || t.grant(p, Owner::Vm(v)).is_some_and(|g| model_contains(g, pp));
                 if !by_right {
-                    return Err(format!(
-                        "{v:?} can reach page {i} ({pp}) without owning or borrowing it"
-                    ));
+                    return Err(format!("{v:?} can reach page {i} ({pp}) without owning or borrowing it"));
                 }
                 if pg.dirty {
                     return Err(format!("page {i} awaits zero but {v:?} can reach it"));
                 }
                 if self.model.is_prot(owner) && owner != Owner::Vm(v) {
-                    return Err(format!(
-                        "protected page {i} of {owner:?} reachable by {v:?}"
-                    ));
+                    return Err(format!("protected page {i} of {owner:?} reachable by {v:?}"));
                 }
             }
             if self.model.is_prot(owner) {
@@ -1578,8 +1330,7 @@ fn run_seeds(
     for seed in seeds {
         let mut sim = Sim::new(seed.wrapping_mul(0x1000_0000_01b3) ^ 0x5eed, mode);
         set(&mut sim);
-        sim.run(steps)
-            .map_err(|e| format!("seed {seed} ({mode:?}): {e}"))?;
+        sim.run(steps).map_err(|e| format!("seed {seed} ({mode:?}): {e}"))?;
         for (k, n) in sim.ok_counts {
             *total.entry(k).or_default() += n;
         }
@@ -1607,16 +1358,9 @@ fn assert_coverage(counts: &BTreeMap<&'static str, usize>) {
         "guest_read_zero",
     ] {
         let n = counts.get(k).copied().unwrap_or(0);
-        assert!(
-            n >= 20,
-            "operation {k} succeeded only {n} times: {counts:?}"
-        );
+        assert!(n >= 20, "operation {k} succeeded only {n} times: {counts:?}");
     }
-    for k in [
-        "share_by_protected",
-        "host_read_shared_protected",
-        "host_read_refused_protected",
-    ] {
+    for k in ["share_by_protected", "host_read_shared_protected", "host_read_refused_protected"] {
         let n = counts.get(k).copied().unwrap_or(0);
         assert!(n >= 3, "event {k} happened only {n} times: {counts:?}");
     }
@@ -1625,37 +1369,25 @@ fn assert_coverage(counts: &BTreeMap<&'static str, usize>) {
 /// How many seeds the main model tests run: 40 by default (30 for Sv48x4),
 /// more with `STRATA_MODEL_SEEDS=N` for a longer soak (`cargo test --release`).
 fn seeds() -> u64 {
-    std::env::var("STRATA_MODEL_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40)
+    std::env::var("STRATA_MODEL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40)
 }
 
 /// Steps per seed: 400, or `STRATA_MODEL_STEPS=N`.
 fn steps() -> usize {
-    std::env::var("STRATA_MODEL_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400)
+    std::env::var("STRATA_MODEL_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(400)
 }
 
 #[test]
 fn model_sv39x4() {
-    let counts = run_seeds(GStageMode::Sv39x4, 0..seeds(), steps(), |_| {})
-        .unwrap_or_else(|e| panic!("{e}"));
+    let counts = run_seeds(GStageMode::Sv39x4, 0..seeds(), steps(), |_| {}).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("sv39x4 successful operations: {counts:?}");
     assert_coverage(&counts);
 }
 
 #[test]
 fn model_sv48x4() {
-    let counts = run_seeds(
-        GStageMode::Sv48x4,
-        1_000_000..1_000_000 + seeds() * 3 / 4,
-        steps(),
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let counts = run_seeds(GStageMode::Sv48x4, 1_000_000..1_000_000 + seeds() * 3 / 4, steps(), |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("sv48x4 successful operations: {counts:?}");
     assert_coverage(&counts);
 }
@@ -1669,40 +1401,29 @@ fn assert_caught(name: &str, set: impl Fn(&mut Sim)) {
         set(s)
     });
     match r {
-        Err(msg) => eprintln!(
-            "{name}: caught as expected: {}",
-            msg.lines().next().unwrap_or("")
-        ),
+        Err(msg) => eprintln!("{name}: caught as expected: {}", msg.lines().next().unwrap_or("")),
         Ok(_) => panic!("the checker did not catch the injected bug '{name}'"),
     }
 }
 
 #[test]
 fn catches_protected_share_bug() {
-    assert_caught("protected VM shares with another VM", |s| {
-        s.hm.tracker_bugs().protected_share = true
-    });
+    assert_caught("protected VM shares with another VM", |s| s.hm.tracker_bugs().protected_share = true);
 }
 
 #[test]
 fn catches_kept_mappings_on_donate() {
-    assert_caught("donor keeps its mappings", |s| {
-        s.hm.tracker_bugs().keep_mappings_on_donate = true
-    });
+    assert_caught("donor keeps its mappings", |s| s.hm.tracker_bugs().keep_mappings_on_donate = true);
 }
 
 #[test]
 fn catches_missing_zero_on_reclaim() {
-    assert_caught("reclaim without zeroing", |s| {
-        s.hm.tracker_bugs().no_zero_on_reclaim = true
-    });
+    assert_caught("reclaim without zeroing", |s| s.hm.tracker_bugs().no_zero_on_reclaim = true);
 }
 
 #[test]
 fn catches_map_of_pending_page() {
-    assert_caught("map a page awaiting zero", |s| {
-        s.hm.tracker_bugs().map_pending = true
-    });
+    assert_caught("map a page awaiting zero", |s| s.hm.tracker_bugs().map_pending = true);
 }
 
 #[test]
@@ -1738,16 +1459,10 @@ fn catches_corrupted_leaf() {
         }
         let pte = sim.ram.word(at).expect("pte");
         sim.ram.set_word(at, pte | pte::R | pte::W | pte::D);
-        assert!(
-            sim.check_independent().is_err(),
-            "made a read-only leaf writable and the checker did not notice"
-        );
+        assert!(sim.check_independent().is_err(), "made a read-only leaf writable and the checker did not notice");
         found += 1;
     }
-    assert!(
-        found >= 5,
-        "too few runs had a read-only mapping to corrupt ({found})"
-    );
+    assert!(found >= 5, "too few runs had a read-only mapping to corrupt ({found})");
 }
 
 impl HypMemory {

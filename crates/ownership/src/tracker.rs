@@ -183,10 +183,9 @@ impl fmt::Display for OwnershipError {
             }
             NotMapped { vm, gpa } => write!(f, "{vm} maps nothing at guest-physical {gpa:#x}"),
             NoRight { vm, page } => write!(f, "{vm} neither owns nor borrows {page}"),
-            PermsExceedGrant { vm, page, requested, granted } => write!(
-                f,
-                "{vm} asked for {requested} on {page}, but it was shared with {granted} only"
-            ),
+            PermsExceedGrant { vm, page, requested, granted } => {
+                write!(f, "{vm} asked for {requested} on {page}, but it was shared with {granted} only")
+            }
             NotReclaimable { page, requester, owner } => {
                 write!(f, "{requester} cannot reclaim {page} (owner: {owner})")
             }
@@ -400,13 +399,7 @@ impl Tracker {
         }
         Ok(Tracker {
             base: base.pfn(),
-            info: vec![
-                PageInfo {
-                    owner: Owner::Free,
-                    donor: None
-                };
-                pages as usize
-            ],
+            info: vec![PageInfo { owner: Owner::Free, donor: None }; pages as usize],
             vms: BTreeMap::new(),
             borrows: BTreeMap::new(),
             rmap: RevMap::new(base.pfn(), pages),
@@ -489,18 +482,12 @@ impl Tracker {
 
     /// The page's borrowers and what each was granted, sorted.
     pub fn borrowers(&self, page: MachinePage) -> Vec<(Owner, Perms)> {
-        self.borrows
-            .get(&page)
-            .map(|b| b.iter().map(|(&o, &p)| (o, p)).collect())
-            .unwrap_or_default()
+        self.borrows.get(&page).map(|b| b.iter().map(|(&o, &p)| (o, p)).collect()).unwrap_or_default()
     }
 
     /// What `borrower` was granted on `page`, if it borrows it.
     pub fn grant(&self, page: MachinePage, borrower: Owner) -> Option<Perms> {
-        self.borrows
-            .get(&page)
-            .and_then(|b| b.get(&borrower))
-            .copied()
+        self.borrows.get(&page).and_then(|b| b.get(&borrower)).copied()
     }
 
     /// The page was reclaimed or freed and must be zeroed before anyone
@@ -525,26 +512,12 @@ impl Tracker {
 
     /// What `vm` maps at the page containing guest-physical `gpa`.
     pub fn lookup(&self, vm: VmId, gpa: u64) -> Option<(MachinePage, Perms)> {
-        self.vms
-            .get(&vm)?
-            .maps
-            .get(&(gpa & !(PAGE_SIZE - 1)))
-            .copied()
+        self.vms.get(&vm)?.maps.get(&(gpa & !(PAGE_SIZE - 1))).copied()
     }
 
     /// Every mapping of `vm`, sorted by gpa.
     pub fn mappings(&self, vm: VmId) -> Result<Vec<Unmap>, OwnershipError> {
-        Ok(self
-            .vm(vm)?
-            .maps
-            .iter()
-            .map(|(&gpa, &(page, perms))| Unmap {
-                vm,
-                gpa,
-                page,
-                perms,
-            })
-            .collect())
+        Ok(self.vm(vm)?.maps.iter().map(|(&gpa, &(page, perms))| Unmap { vm, gpa, page, perms }).collect())
     }
 
     /// Who maps machine page `page`: every (vm, gpa), sorted.
@@ -570,13 +543,7 @@ impl Tracker {
 
     /// `count` consecutive free pages whose first page frame number is a
     /// multiple of `align` (in pages), searching from `from`.
-    pub fn find_free_run(
-        &self,
-        count: u64,
-        align: u64,
-        from: SearchFrom,
-        clean_only: bool,
-    ) -> Option<MachinePage> {
+    pub fn find_free_run(&self, count: u64, align: u64, from: SearchFrom, clean_only: bool) -> Option<MachinePage> {
         if count == 0 || align == 0 || count > self.len() {
             return None;
         }
@@ -589,10 +556,7 @@ impl Tracker {
         let aligned = |i: u64| (self.base + i) % align == 0;
         match from {
             SearchFrom::Lowest => (0..=last_start).filter(|&i| aligned(i)).find(|&i| fits(i)),
-            SearchFrom::Highest => (0..=last_start)
-                .rev()
-                .filter(|&i| aligned(i))
-                .find(|&i| fits(i)),
+            SearchFrom::Highest => (0..=last_start).rev().filter(|&i| aligned(i)).find(|&i| fits(i)),
         }
         .map(|i| MachinePage::from_pfn(self.base + i))
     }
@@ -603,23 +567,13 @@ impl Tracker {
         if let Some(st) = self.vms.get_mut(&vm) {
             if let Some((page, perms)) = st.maps.remove(&gpa) {
                 self.rmap.remove(page, (vm, gpa));
-                eff.unmapped.push(Unmap {
-                    vm,
-                    gpa,
-                    page,
-                    perms,
-                });
+                eff.unmapped.push(Unmap { vm, gpa, page, perms });
             }
         }
     }
 
     /// Removes the mappings of `page` by VMs that `which` selects.
-    fn drop_mappings_of(
-        &mut self,
-        page: MachinePage,
-        which: impl Fn(VmId) -> bool,
-        eff: &mut Effects,
-    ) {
+    fn drop_mappings_of(&mut self, page: MachinePage, which: impl Fn(VmId) -> bool, eff: &mut Effects) {
         let victims: Vec<(VmId, u64)> = self.rmap.items(page).into_iter().filter(|&(v, _)| which(v)).collect();
         for (vm, gpa) in victims {
             self.drop_mapping(vm, gpa, eff);
@@ -638,13 +592,7 @@ impl Tracker {
         if self.vms.contains_key(&id) {
             return Err(OwnershipError::VmExists(id));
         }
-        self.vms.insert(
-            id,
-            VmState {
-                protected,
-                maps: BTreeMap::new(),
-            },
-        );
+        self.vms.insert(id, VmState { protected, maps: BTreeMap::new() });
         Ok(())
     }
 
@@ -657,12 +605,7 @@ impl Tracker {
         let mut eff = Effects::default();
         for (gpa, (page, perms)) in st.maps {
             self.rmap.remove(page, (id, gpa));
-            eff.unmapped.push(Unmap {
-                vm: id,
-                gpa,
-                page,
-                perms,
-            });
+            eff.unmapped.push(Unmap { vm: id, gpa, page, perms });
         }
         let me = Owner::Vm(id);
         for i in 0..self.info.len() {
@@ -670,10 +613,7 @@ impl Tracker {
             if self.info[i].owner == me {
                 self.borrows.remove(&page);
                 self.drop_mappings_of(page, |_| true, &mut eff);
-                self.info[i] = PageInfo {
-                    owner: Owner::Free,
-                    donor: None,
-                };
+                self.info[i] = PageInfo { owner: Owner::Free, donor: None };
                 self.make_pending(page, &mut eff);
             } else if self.info[i].donor == Some(me) {
                 self.info[i].donor = None;
@@ -696,12 +636,7 @@ impl Tracker {
     ///   VM's data never leaves it this way (share it for that).
     ///
     /// The page must not be shared out or awaiting zeroing.
-    pub fn donate(
-        &mut self,
-        from: Owner,
-        page: MachinePage,
-        to: Owner,
-    ) -> Result<Effects, OwnershipError> {
+    pub fn donate(&mut self, from: Owner, page: MachinePage, to: Owner) -> Result<Effects, OwnershipError> {
         let i = self.idx(page)?;
         self.party_or_free(from)?;
         self.party_or_free(to)?;
@@ -710,11 +645,7 @@ impl Tracker {
         }
         let owner = self.info[i].owner;
         if owner != from {
-            return Err(OwnershipError::NotOwner {
-                page,
-                requester: from,
-                owner,
-            });
+            return Err(OwnershipError::NotOwner { page, requester: from, owner });
         }
         if self.pending.contains(&page) {
             return Err(OwnershipError::AwaitingZero(page));
@@ -731,14 +662,8 @@ impl Tracker {
             self.drop_mappings_of(page, |m| m == v, &mut eff);
         }
         let zero = to == Owner::Free || self.is_protected_owner(from).is_some();
-        self.info[i] = PageInfo {
-            owner: to,
-            donor: if from == Owner::Free || to == Owner::Free {
-                None
-            } else {
-                Some(from)
-            },
-        };
+        self.info[i] =
+            PageInfo { owner: to, donor: if from == Owner::Free || to == Owner::Free { None } else { Some(from) } };
         if zero {
             self.make_pending(page, &mut eff);
         }
@@ -777,11 +702,7 @@ impl Tracker {
         }
         let actual = self.info[i].owner;
         if actual != owner {
-            return Err(OwnershipError::NotOwner {
-                page,
-                requester: owner,
-                owner: actual,
-            });
+            return Err(OwnershipError::NotOwner { page, requester: owner, owner: actual });
         }
         if self.pending.contains(&page) {
             return Err(OwnershipError::AwaitingZero(page));
@@ -798,21 +719,13 @@ impl Tracker {
         if self.grant(page, borrower).is_some() {
             return Err(OwnershipError::AlreadyShared { page, borrower });
         }
-        self.borrows
-            .entry(page)
-            .or_default()
-            .insert(borrower, perms);
+        self.borrows.entry(page).or_default().insert(borrower, perms);
         Ok(())
     }
 
     /// `owner` ends `borrower`'s loan of `page`; the borrower's mappings of
     /// it are removed and reported.
-    pub fn unshare(
-        &mut self,
-        owner: Owner,
-        page: MachinePage,
-        borrower: Owner,
-    ) -> Result<Effects, OwnershipError> {
+    pub fn unshare(&mut self, owner: Owner, page: MachinePage, borrower: Owner) -> Result<Effects, OwnershipError> {
         let i = self.idx(page)?;
         self.party(owner)?;
         if borrower == Owner::Free {
@@ -820,11 +733,7 @@ impl Tracker {
         }
         let actual = self.info[i].owner;
         if actual != owner {
-            return Err(OwnershipError::NotOwner {
-                page,
-                requester: owner,
-                owner: actual,
-            });
+            return Err(OwnershipError::NotOwner { page, requester: owner, owner: actual });
         }
         if self.grant(page, borrower).is_none() {
             return Err(OwnershipError::NotShared { page, borrower });
@@ -855,22 +764,14 @@ impl Tracker {
     ///   that VM lives: it leaves only by the VM's own donation or by
     ///   [`destroy_vm`](Self::destroy_vm). (Taking it would let the host
     ///   swap zeros — or anything — under a running protected guest.)
-    pub fn reclaim(
-        &mut self,
-        requester: Owner,
-        page: MachinePage,
-    ) -> Result<Effects, OwnershipError> {
+    pub fn reclaim(&mut self, requester: Owner, page: MachinePage) -> Result<Effects, OwnershipError> {
         let i = self.idx(page)?;
         self.party(requester)?;
         let PageInfo { owner, donor } = self.info[i];
         let mut eff = Effects::default();
         if owner == requester {
             let Some(b) = self.borrows.remove(&page) else {
-                return Err(OwnershipError::NotReclaimable {
-                    page,
-                    requester,
-                    owner,
-                });
+                return Err(OwnershipError::NotReclaimable { page, requester, owner });
             };
             self.drop_mappings_of(page, |m| b.contains_key(&Owner::Vm(m)), &mut eff);
             return Ok(eff.finish());
@@ -879,21 +780,13 @@ impl Tracker {
             return Err(OwnershipError::ProtectedPage { page, vm });
         }
         let permitted = owner != Owner::Free
-            && (donor == Some(requester)
-                || (requester == Owner::Hypervisor && owner.vm().is_some()));
+            && (donor == Some(requester) || (requester == Owner::Hypervisor && owner.vm().is_some()));
         if !permitted {
-            return Err(OwnershipError::NotReclaimable {
-                page,
-                requester,
-                owner,
-            });
+            return Err(OwnershipError::NotReclaimable { page, requester, owner });
         }
         self.borrows.remove(&page);
         self.drop_mappings_of(page, |_| true, &mut eff);
-        self.info[i] = PageInfo {
-            owner: requester,
-            donor: None,
-        };
+        self.info[i] = PageInfo { owner: requester, donor: None };
         #[cfg(test)]
         let skip = self.bugs.no_zero_on_reclaim;
         #[cfg(not(test))]
@@ -908,13 +801,7 @@ impl Tracker {
     /// The VM must own the page (any valid perms) or borrow it (perms within
     /// the grant); the page must not be awaiting zeroing; `gpa` must be free
     /// in the VM. The same page may be mapped at several gpas.
-    pub fn map(
-        &mut self,
-        vm: VmId,
-        gpa: u64,
-        page: MachinePage,
-        perms: Perms,
-    ) -> Result<(), OwnershipError> {
+    pub fn map(&mut self, vm: VmId, gpa: u64, page: MachinePage, perms: Perms) -> Result<(), OwnershipError> {
         let st = self.vm(vm)?;
         if gpa % PAGE_SIZE != 0 {
             return Err(OwnershipError::MisalignedGpa(gpa));
@@ -937,12 +824,7 @@ impl Tracker {
             match self.grant(page, Owner::Vm(vm)) {
                 None => return Err(OwnershipError::NoRight { vm, page }),
                 Some(granted) if !granted.contains(perms) => {
-                    return Err(OwnershipError::PermsExceedGrant {
-                        vm,
-                        page,
-                        requested: perms,
-                        granted,
-                    })
+                    return Err(OwnershipError::PermsExceedGrant { vm, page, requested: perms, granted })
                 }
                 Some(_) => {}
             }
@@ -965,9 +847,7 @@ impl Tracker {
         }
         let mut eff = Effects::default();
         self.drop_mapping(vm, gpa, &mut eff);
-        eff.unmapped
-            .pop()
-            .ok_or(OwnershipError::NotMapped { vm, gpa })
+        eff.unmapped.pop().ok_or(OwnershipError::NotMapped { vm, gpa })
     }
 
     /// May a host-side interface access `page`? Refuses pages of protected
@@ -993,12 +873,7 @@ impl Tracker {
 
     /// The host-side check in guest-physical terms: which machine page holds
     /// `vm`'s guest-physical `gpa` (any alignment), and may the host access it?
-    pub fn host_access_gpa(
-        &self,
-        vm: VmId,
-        gpa: u64,
-        access: HostAccess,
-    ) -> Result<MachinePage, Refused> {
+    pub fn host_access_gpa(&self, vm: VmId, gpa: u64, access: HostAccess) -> Result<MachinePage, Refused> {
         if !self.vms.contains_key(&vm) {
             return Err(Refused::NoSuchVm(vm));
         }
@@ -1008,31 +883,22 @@ impl Tracker {
     }
 
     /// Zeroes `page` through `z` if it is awaiting zeroing; returns whether it was.
-    pub fn zero_page<Z: PageZeroer + ?Sized>(
-        &mut self,
-        page: MachinePage,
-        z: &mut Z,
-    ) -> Result<bool, OwnershipError> {
+    pub fn zero_page<Z: PageZeroer + ?Sized>(&mut self, page: MachinePage, z: &mut Z) -> Result<bool, OwnershipError> {
         self.idx(page)?;
         if !self.pending.contains(&page) {
             return Ok(false);
         }
-        z.zero_page(page)
-            .map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
+        z.zero_page(page).map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
         self.pending.remove(&page);
         Ok(true)
     }
 
     /// Zeroes every page awaiting zeroing, lowest first; returns how many.
     /// On a zeroer failure the failed page and those after it stay pending.
-    pub fn zero_pending<Z: PageZeroer + ?Sized>(
-        &mut self,
-        z: &mut Z,
-    ) -> Result<usize, OwnershipError> {
+    pub fn zero_pending<Z: PageZeroer + ?Sized>(&mut self, z: &mut Z) -> Result<usize, OwnershipError> {
         let mut n = 0;
         while let Some(&p) = self.pending.first() {
-            z.zero_page(p)
-                .map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
+            z.zero_page(p).map_err(|ZeroFailed(p)| OwnershipError::ZeroFailed(p))?;
             self.pending.remove(&p);
             n += 1;
         }
@@ -1051,10 +917,7 @@ impl Tracker {
                 }
             }
             if let Some(d) = inf.donor {
-                if d == inf.owner
-                    || d == Owner::Free
-                    || d.vm().is_some_and(|v| !self.vms.contains_key(&v))
-                {
+                if d == inf.owner || d == Owner::Free || d.vm().is_some_and(|v| !self.vms.contains_key(&v)) {
                     return Err(format!("{page} has bad donor {d} (owner {})", inf.owner));
                 }
             }
@@ -1084,30 +947,21 @@ impl Tracker {
             for (&gpa, &(page, perms)) in &st.maps {
                 count += 1;
                 if !self.rmap.contains(page, (vm, gpa)) {
-                    return Err(format!(
-                        "{vm} gpa {gpa:#x} -> {page} missing from reverse map"
-                    ));
+                    return Err(format!("{vm} gpa {gpa:#x} -> {page} missing from reverse map"));
                 }
                 if self.pending.contains(&page) {
                     return Err(format!("{vm} maps {page}, which awaits zero"));
                 }
                 let owner = self.owner(page).map_err(|e| e.to_string())?;
-                let ok = owner == Owner::Vm(vm)
-                    || self
-                        .grant(page, Owner::Vm(vm))
-                        .is_some_and(|g| g.contains(perms));
+                let ok = owner == Owner::Vm(vm) || self.grant(page, Owner::Vm(vm)).is_some_and(|g| g.contains(perms));
                 if !ok {
-                    return Err(format!(
-                        "{vm} maps {page} ({perms}) without the right (owner {owner})"
-                    ));
+                    return Err(format!("{vm} maps {page} ({perms}) without the right (owner {owner})"));
                 }
             }
         }
         let rcount = self.rmap.total();
         if rcount != count || !self.rmap.well_formed() {
-            return Err(format!(
-                "reverse map has {rcount} entries, forward maps {count}"
-            ));
+            return Err(format!("reverse map has {rcount} entries, forward maps {count}"));
         }
         Ok(())
     }

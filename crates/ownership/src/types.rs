@@ -161,13 +161,7 @@ impl fmt::Debug for Perms {
 impl fmt::Display for Perms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = |on: bool, ch: char| if on { ch } else { '-' };
-        write!(
-            f,
-            "{}{}{}",
-            c(self.read(), 'r'),
-            c(self.write(), 'w'),
-            c(self.exec(), 'x')
-        )
+        write!(f, "{}{}{}", c(self.read(), 'r'), c(self.write(), 'w'), c(self.exec(), 'x'))
     }
 }
 

@@ -4,9 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use strata_ownership::{
-    pte, GStage, GStageError, GStageMode, PageSize, Perms, TableMemError, TableMemory,
-};
+use strata_ownership::{pte, GStage, GStageError, GStageMode, PageSize, Perms, TableMemError, TableMemory};
 
 /// Table memory: a map of words, a bump allocator, and a record of what
 /// was allocated and freed.
@@ -64,10 +62,7 @@ impl TableMemory for MapMem {
         Ok(p)
     }
     fn free_table_page(&mut self, pa: u64) -> Result<(), TableMemError> {
-        assert!(
-            self.live.remove(&pa),
-            "freed a table page twice or one never allocated: {pa:#x}"
-        );
+        assert!(self.live.remove(&pa), "freed a table page twice or one never allocated: {pa:#x}");
         for i in 0..512 {
             assert_eq!(self.word(pa + 8 * i), 0, "freed table {pa:#x} is not empty");
         }
@@ -96,10 +91,7 @@ fn sv39x4_leaf_and_pointer_format() {
     // PPN 0x81234 in bits 53..10; V|R|W|U|A|D = 0x01|0x02|0x04|0x10|0x40|0x80.
     assert_eq!(m.word(t0 + 0x1ff * 8), 0x2048_d0d7);
     let leaf = g.translate(&m, gpa + 0xabc).unwrap().unwrap();
-    assert_eq!(
-        (leaf.gpa, leaf.pa, leaf.size, leaf.perms),
-        (gpa, 0x8123_4000, 4096, Perms::RW)
-    );
+    assert_eq!((leaf.gpa, leaf.pa, leaf.size, leaf.perms), (gpa, 0x8123_4000, 4096, Perms::RW));
     assert_eq!(leaf.translate(gpa + 0xabc), 0x8123_4abc);
     // Read-only, execute-only: no W, no D.
     g.map(&mut m, 0x1000, 0x8000_0000, Perms::X).unwrap();
@@ -126,10 +118,7 @@ fn hgatp_encoding() {
 fn misaligned_root_is_an_error_not_a_panic() {
     let mut m = MapMem::new();
     m.misalign_root = true;
-    assert!(matches!(
-        GStage::new(GStageMode::Sv39x4, &mut m),
-        Err(GStageError::Corrupt { .. })
-    ));
+    assert!(matches!(GStage::new(GStageMode::Sv39x4, &mut m), Err(GStageError::Corrupt { .. })));
 }
 
 #[test]
@@ -137,53 +126,25 @@ fn gpa_width_per_mode() {
     let mut m = MapMem::new();
     let mut g39 = GStage::new(GStageMode::Sv39x4, &mut m).unwrap();
     let mut g48 = GStage::new(GStageMode::Sv48x4, &mut m).unwrap();
-    assert_eq!(
-        g39.map(&mut m, 1 << 41, 0x8000_0000, Perms::R),
-        Err(GStageError::GpaOutOfRange(1 << 41))
-    );
+    assert_eq!(g39.map(&mut m, 1 << 41, 0x8000_0000, Perms::R), Err(GStageError::GpaOutOfRange(1 << 41)));
     g48.map(&mut m, 1 << 41, 0x8000_0000, Perms::R).unwrap();
-    g48.map(&mut m, (1 << 50) - 0x1000, 0x8000_1000, Perms::R)
-        .unwrap();
-    assert_eq!(
-        g48.map(&mut m, 1 << 50, 0x8000_0000, Perms::R),
-        Err(GStageError::GpaOutOfRange(1 << 50))
-    );
+    g48.map(&mut m, (1 << 50) - 0x1000, 0x8000_1000, Perms::R).unwrap();
+    assert_eq!(g48.map(&mut m, 1 << 50, 0x8000_0000, Perms::R), Err(GStageError::GpaOutOfRange(1 << 50)));
     assert_eq!(g39.translate(&m, 1 << 41).unwrap(), None);
-    assert_eq!(
-        g48.translate(&m, (1 << 50) - 1).unwrap().map(|l| l.pa),
-        Some(0x8000_1000)
-    );
+    assert_eq!(g48.translate(&m, (1 << 50) - 1).unwrap().map(|l| l.pa), Some(0x8000_1000));
 }
 
 #[test]
 fn bad_requests_are_errors() {
     let mut m = MapMem::new();
     let mut g = GStage::new(GStageMode::Sv39x4, &mut m).unwrap();
-    assert_eq!(
-        g.map(&mut m, 0, 0x8000_0000, Perms::W),
-        Err(GStageError::InvalidPerms(Perms::W))
-    );
-    assert_eq!(
-        g.map(&mut m, 0, 0x8000_0000, Perms::NONE),
-        Err(GStageError::InvalidPerms(Perms::NONE))
-    );
-    assert_eq!(
-        g.map(&mut m, 0x10, 0x8000_0000, Perms::R),
-        Err(GStageError::Misaligned(0x10))
-    );
-    assert_eq!(
-        g.map(&mut m, 0, 0x8000_0010, Perms::R),
-        Err(GStageError::Misaligned(0x8000_0010))
-    );
-    assert_eq!(
-        g.map(&mut m, 0, 1 << 56, Perms::R),
-        Err(GStageError::PaOutOfRange(1 << 56))
-    );
+    assert_eq!(g.map(&mut m, 0, 0x8000_0000, Perms::W), Err(GStageError::InvalidPerms(Perms::W)));
+    assert_eq!(g.map(&mut m, 0, 0x8000_0000, Perms::NONE), Err(GStageError::InvalidPerms(Perms::NONE)));
+    assert_eq!(g.map(&mut m, 0x10, 0x8000_0000, Perms::R), Err(GStageError::Misaligned(0x10)));
+    assert_eq!(g.map(&mut m, 0, 0x8000_0010, Perms::R), Err(GStageError::Misaligned(0x8000_0010)));
+    assert_eq!(g.map(&mut m, 0, 1 << 56, Perms::R), Err(GStageError::PaOutOfRange(1 << 56)));
     g.map(&mut m, 0, 0x8000_0000, Perms::R).unwrap();
-    assert_eq!(
-        g.map(&mut m, 0, 0x8000_1000, Perms::R),
-        Err(GStageError::AlreadyMapped { gpa: 0 })
-    );
+    assert_eq!(g.map(&mut m, 0, 0x8000_1000, Perms::R), Err(GStageError::AlreadyMapped { gpa: 0 }));
     assert_eq!(g.unmap(&mut m, 0x5000), Err(GStageError::NotMapped(0x5000)));
     assert!(m.live.len() == 2, "failed requests allocated nothing");
 }
@@ -213,14 +174,8 @@ fn out_of_table_memory_leaves_no_trace() {
     let mut m = MapMem::new();
     let mut g = GStage::new(GStageMode::Sv39x4, &mut m).unwrap();
     m.limit = 1; // one table page: not enough for the two levels needed
-    assert_eq!(
-        g.map(&mut m, 0x1000, 0x8000_0000, Perms::R),
-        Err(GStageError::Memory(TableMemError::OutOfMemory))
-    );
-    assert!(
-        m.live.is_empty(),
-        "the table allocated before the failure was freed"
-    );
+    assert_eq!(g.map(&mut m, 0x1000, 0x8000_0000, Perms::R), Err(GStageError::Memory(TableMemError::OutOfMemory)));
+    assert!(m.live.is_empty(), "the table allocated before the failure was freed");
     assert_eq!(g.translate(&m, 0x1000).unwrap(), None);
     for i in 0..2048 {
         assert_eq!(m.word(g.root() + 8 * i), 0);
@@ -231,15 +186,11 @@ fn out_of_table_memory_leaves_no_trace() {
 fn megapages() {
     let mut m = MapMem::new();
     let mut g = GStage::new(GStageMode::Sv39x4, &mut m).unwrap();
-    g.map_sized(&mut m, 0x20_0000, 0x8020_0000, Perms::RX, PageSize::Size2M)
-        .unwrap();
+    g.map_sized(&mut m, 0x20_0000, 0x8020_0000, Perms::RX, PageSize::Size2M).unwrap();
     let l = g.translate(&m, 0x21_2345).unwrap().unwrap();
     assert_eq!((l.gpa, l.pa, l.size), (0x20_0000, 0x8020_0000, 0x20_0000));
     assert_eq!(l.translate(0x21_2345), 0x8021_2345);
-    assert_eq!(
-        g.map(&mut m, 0x20_1000, 0x9000_0000, Perms::R),
-        Err(GStageError::SuperpageInTheWay { gpa: 0x20_1000 })
-    );
+    assert_eq!(g.map(&mut m, 0x20_1000, 0x9000_0000, Perms::R), Err(GStageError::SuperpageInTheWay { gpa: 0x20_1000 }));
     assert_eq!(
         g.map_sized(&mut m, 0x20_0000, 0x8040_0000, Perms::R, PageSize::Size2M),
         Err(GStageError::AlreadyMapped { gpa: 0x20_0000 })
@@ -264,39 +215,19 @@ fn junk_in_a_table_is_reported_not_followed() {
     let root = g.root();
     // A pointer with reserved bits 63..54 set.
     m.words.insert(root, (1 << 60) | (0x12345 << 10) | pte::V);
-    assert!(matches!(
-        g.translate(&m, 0),
-        Err(GStageError::Corrupt { .. })
-    ));
-    assert!(matches!(
-        g.map(&mut m, 0, 0x8000_0000, Perms::R),
-        Err(GStageError::Corrupt { .. })
-    ));
+    assert!(matches!(g.translate(&m, 0), Err(GStageError::Corrupt { .. })));
+    assert!(matches!(g.map(&mut m, 0, 0x8000_0000, Perms::R), Err(GStageError::Corrupt { .. })));
     // A leaf without U (G-stage leaves need U=1, §8.5.1) is not ours either.
-    m.words
-        .insert(root, (0x80000 << 10) | pte::V | pte::R | pte::A);
-    assert!(matches!(
-        g.translate(&m, 0),
-        Err(GStageError::Corrupt { .. })
-    ));
+    m.words.insert(root, (0x80000 << 10) | pte::V | pte::R | pte::A);
+    assert!(matches!(g.translate(&m, 0), Err(GStageError::Corrupt { .. })));
 }
 
 #[test]
 fn destroy_frees_everything() {
     let mut m = MapMem::new();
     let mut g = GStage::new(GStageMode::Sv48x4, &mut m).unwrap();
-    for (i, gpa) in [
-        0u64,
-        0x20_0000,
-        0x4000_0000,
-        0x80_0000_0000,
-        0x3_ffff_ffff_f000,
-    ]
-    .iter()
-    .enumerate()
-    {
-        g.map(&mut m, *gpa, 0x8000_0000 + 0x1000 * i as u64, Perms::RWX)
-            .unwrap();
+    for (i, gpa) in [0u64, 0x20_0000, 0x4000_0000, 0x80_0000_0000, 0x3_ffff_ffff_f000].iter().enumerate() {
+        g.map(&mut m, *gpa, 0x8000_0000 + 0x1000 * i as u64, Perms::RWX).unwrap();
     }
     let tables = g.table_pages(&m).unwrap();
     assert_eq!(tables.len(), 4 + m.live.len());
@@ -321,28 +252,14 @@ fn strata_mmu_walker_agrees() {
             Ok(true)
         }
     }
-    let user = strata_mmu::walk::Perms {
-        user: true,
-        sum: false,
-        mxr: false,
-        hlvx: false,
-    };
-    for (mode, scheme) in [
-        (GStageMode::Sv39x4, Scheme::SV39X4),
-        (GStageMode::Sv48x4, Scheme::SV48X4),
-    ] {
+    let user = strata_mmu::walk::Perms { user: true, sum: false, mxr: false, hlvx: false };
+    for (mode, scheme) in [(GStageMode::Sv39x4, Scheme::SV39X4), (GStageMode::Sv48x4, Scheme::SV48X4)] {
         let mut m = MapMem::new();
         let mut g = GStage::new(mode, &mut m).unwrap();
         let top = (1u64 << mode.gpa_bits()) - 0x1000;
-        let cases = [
-            (0x0, Perms::R),
-            (0x7000, Perms::RW),
-            (0x80_0000_0000, Perms::X),
-            (top, Perms::RWX),
-        ];
+        let cases = [(0x0, Perms::R), (0x7000, Perms::RW), (0x80_0000_0000, Perms::X), (top, Perms::RWX)];
         for (i, &(gpa, p)) in cases.iter().enumerate() {
-            g.map(&mut m, gpa, 0x8000_0000 + 0x1000 * i as u64, p)
-                .unwrap();
+            g.map(&mut m, gpa, 0x8000_0000 + 0x1000 * i as u64, p).unwrap();
         }
         for (i, &(gpa, p)) in cases.iter().enumerate() {
             for (acc, need) in [
@@ -368,15 +285,7 @@ fn strata_mmu_walker_agrees() {
         // Unmapped neighbours fault.
         let mut v = View(&m, false);
         assert_eq!(
-            walk(
-                &mut v,
-                scheme,
-                g.root() >> 12,
-                0x1000,
-                strata_mmu::Access::Load,
-                user
-            )
-            .err(),
+            walk(&mut v, scheme, g.root() >> 12, 0x1000, strata_mmu::Access::Load, user).err(),
             Some(WalkError::PageFault)
         );
     }

@@ -26,10 +26,14 @@ fn main() {
         std::process::exit(2);
     };
     let num = |i: usize, d: u64| -> u64 {
-        args.get(i).map(|s| s.parse().unwrap_or_else(|_| {
-            eprintln!("{usage}");
-            std::process::exit(2)
-        })).unwrap_or(d)
+        args.get(i)
+            .map(|s| {
+                s.parse().unwrap_or_else(|_| {
+                    eprintln!("{usage}");
+                    std::process::exit(2)
+                })
+            })
+            .unwrap_or(d)
     };
     let (rounds, moves) = (num(2, 2000), num(3, 1));
     let path: PathBuf = std::env::temp_dir().join(format!("strata-inval-{}.elf", std::process::id()));

@@ -64,7 +64,8 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
         ImageKind::LinuxImage => {
             if firmware_entry.is_none() && !cfg.sbi_provided {
                 return Err(LoadError(
-                    "a Linux Image runs in S-mode and needs SBI firmware: give --bios (e.g. OpenSBI's fw_dynamic.bin)".into(),
+                    "a Linux Image runs in S-mode and needs SBI firmware: give --bios (e.g. OpenSBI's fw_dynamic.bin)"
+                        .into(),
                 ));
             }
             // RV64 kernels want a 2 MiB aligned load address above the
@@ -143,4 +144,3 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
     };
     Ok(layout)
 }
-

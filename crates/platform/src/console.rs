@@ -116,41 +116,39 @@ pub fn spawn_stdin_reader() -> Receiver<Input> {
     let (tx, rx) = mpsc::channel();
     // If the thread cannot be made, its closure (and the sender) is
     // dropped: the run loop sees the end of input, and runs on without it.
-    let _ = std::thread::Builder::new()
-        .name("console-in".into())
-        .spawn(move || {
-            let mut escape = false;
-            let mut buf = [0u8; 256];
-            let mut stdin = io::stdin();
-            loop {
-                let n = match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(Input::Eof);
-                        return;
+    let _ = std::thread::Builder::new().name("console-in".into()).spawn(move || {
+        let mut escape = false;
+        let mut buf = [0u8; 256];
+        let mut stdin = io::stdin();
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Input::Eof);
+                    return;
+                }
+                Ok(n) => n,
+            };
+            for &b in &buf[..n] {
+                let msg = if escape {
+                    escape = false;
+                    match b {
+                        b'x' | b'X' => Input::Quit,
+                        b'c' | b'C' => Input::NextConsole,
+                        0x01 => Input::Byte(0x01),
+                        _ => continue,
                     }
-                    Ok(n) => n,
+                } else if b == 0x01 {
+                    escape = true;
+                    continue;
+                } else {
+                    Input::Byte(b)
                 };
-                for &b in &buf[..n] {
-                    let msg = if escape {
-                        escape = false;
-                        match b {
-                            b'x' | b'X' => Input::Quit,
-                            b'c' | b'C' => Input::NextConsole,
-                            0x01 => Input::Byte(0x01),
-                            _ => continue,
-                        }
-                    } else if b == 0x01 {
-                        escape = true;
-                        continue;
-                    } else {
-                        Input::Byte(b)
-                    };
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
+                if tx.send(msg).is_err() {
+                    return;
                 }
             }
-        });
+        }
+    });
     rx
 }
 

@@ -103,41 +103,23 @@ impl FdtConfig {
 
     fn validate(&self) -> Result<(), String> {
         if self.harts == 0 || self.harts > MAX_HARTS {
-            return Err(format!(
-                "{} harts: the board supports 1 to {MAX_HARTS}",
-                self.harts
-            ));
+            return Err(format!("{} harts: the board supports 1 to {MAX_HARTS}", self.harts));
         }
         let base = self.isa_base.as_str();
-        let Some(letters) = base
-            .strip_prefix("rv64")
-            .or_else(|| base.strip_prefix("rv32"))
-        else {
-            return Err(format!(
-                "isa_base {base:?} does not start with rv32 or rv64"
-            ));
+        let Some(letters) = base.strip_prefix("rv64").or_else(|| base.strip_prefix("rv32")) else {
+            return Err(format!("isa_base {base:?} does not start with rv32 or rv64"));
         };
         if !letters.starts_with('i') || !letters.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(format!(
-                "isa_base {base:?} must be rv32/rv64, 'i', then lowercase single-letter extensions"
-            ));
+            return Err(format!("isa_base {base:?} must be rv32/rv64, 'i', then lowercase single-letter extensions"));
         }
         for e in &self.isa_extensions {
-            if e.is_empty()
-                || !e
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            {
+            if e.is_empty() || !e.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
                 return Err(format!("bad ISA extension name {e:?}"));
             }
         }
         let mut from_base: Vec<char> = letters.chars().collect();
-        let mut from_list: Vec<char> = self
-            .isa_extensions
-            .iter()
-            .filter(|e| e.len() == 1)
-            .filter_map(|e| e.chars().next())
-            .collect();
+        let mut from_list: Vec<char> =
+            self.isa_extensions.iter().filter(|e| e.len() == 1).filter_map(|e| e.chars().next()).collect();
         from_base.sort_unstable();
         from_list.sort_unstable();
         from_list.dedup();
@@ -147,23 +129,16 @@ impl FdtConfig {
             ));
         }
         if self.ram_size == 0 || self.ram_base.checked_add(self.ram_size).is_none() {
-            return Err(format!(
-                "bad RAM range {:#x}+{:#x}",
-                self.ram_base, self.ram_size
-            ));
+            return Err(format!("bad RAM range {:#x}+{:#x}", self.ram_base, self.ram_size));
         }
         if let Some((start, end)) = self.initrd {
             if end < start {
-                return Err(format!(
-                    "initrd end {end:#x} is before its start {start:#x}"
-                ));
+                return Err(format!("initrd end {end:#x} is before its start {start:#x}"));
             }
         }
         for (i, &(base, irq)) in self.virtio_mmio.iter().enumerate() {
             if irq == 0 || irq > PLIC_NDEV {
-                return Err(format!(
-                    "virtio-mmio at {base:#x}: IRQ {irq} is not a PLIC source (1..={PLIC_NDEV})"
-                ));
+                return Err(format!("virtio-mmio at {base:#x}: IRQ {irq} is not a PLIC source (1..={PLIC_NDEV})"));
             }
             if self.virtio_mmio[..i].iter().any(|&(b, _)| b == base) {
                 return Err(format!("two virtio-mmio slots at {base:#x}"));
@@ -192,16 +167,14 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     f.property_u32("#address-cells", 2).map_err(e)?;
     f.property_u32("#size-cells", 2).map_err(e)?;
     f.property_string("compatible", "riscv-virtio").map_err(e)?;
-    f.property_string("model", "riscv-virtio,strata")
-        .map_err(e)?;
+    f.property_string("model", "riscv-virtio,strata").map_err(e)?;
 
     // /chosen
     let chosen = f.begin_node("chosen").map_err(e)?;
     if !cfg.bootargs.is_empty() {
         f.property_string("bootargs", &cfg.bootargs).map_err(e)?;
     }
-    f.property_string("stdout-path", &format!("/soc/serial@{UART_BASE:x}"))
-        .map_err(e)?;
+    f.property_string("stdout-path", &format!("/soc/serial@{UART_BASE:x}")).map_err(e)?;
     if let Some((start, end)) = cfg.initrd {
         f.property_u64("linux,initrd-start", start).map_err(e)?;
         f.property_u64("linux,initrd-end", end).map_err(e)?;
@@ -209,20 +182,16 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     f.end_node(chosen).map_err(e)?;
 
     // /memory
-    let mem = f
-        .begin_node(&format!("memory@{:x}", cfg.ram_base))
-        .map_err(e)?;
+    let mem = f.begin_node(&format!("memory@{:x}", cfg.ram_base)).map_err(e)?;
     f.property_string("device_type", "memory").map_err(e)?;
-    f.property_array_u64("reg", &reg(cfg.ram_base, cfg.ram_size))
-        .map_err(e)?;
+    f.property_array_u64("reg", &reg(cfg.ram_base, cfg.ram_size)).map_err(e)?;
     f.end_node(mem).map_err(e)?;
 
     // /cpus
     let cpus = f.begin_node("cpus").map_err(e)?;
     f.property_u32("#address-cells", 1).map_err(e)?;
     f.property_u32("#size-cells", 0).map_err(e)?;
-    f.property_u32("timebase-frequency", cfg.timebase_frequency)
-        .map_err(e)?;
+    f.property_u32("timebase-frequency", cfg.timebase_frequency).map_err(e)?;
     let isa = cfg.isa_string();
     let isa_base = &cfg.isa_base[..5]; // "rv64i" / "rv32i", checked by validate()
     for h in 0..cfg.harts {
@@ -234,15 +203,13 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
         f.property_string("compatible", "riscv").map_err(e)?;
         f.property_string("riscv,isa", &isa).map_err(e)?;
         f.property_string("riscv,isa-base", isa_base).map_err(e)?;
-        f.property_string_list("riscv,isa-extensions", cfg.isa_extensions.clone())
-            .map_err(e)?;
+        f.property_string_list("riscv,isa-extensions", cfg.isa_extensions.clone()).map_err(e)?;
         f.property_string("mmu-type", &cfg.mmu_type).map_err(e)?;
         let intc = f.begin_node("interrupt-controller").map_err(e)?;
         f.property_u32("#address-cells", 0).map_err(e)?;
         f.property_u32("#interrupt-cells", 1).map_err(e)?;
         f.property_null("interrupt-controller").map_err(e)?;
-        f.property_string("compatible", "riscv,cpu-intc")
-            .map_err(e)?;
+        f.property_string("compatible", "riscv,cpu-intc").map_err(e)?;
         f.property_u32("phandle", phandle_intc(h)).map_err(e)?;
         f.end_node(intc).map_err(e)?;
         f.end_node(cpu).map_err(e)?;
@@ -267,85 +234,55 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
 
     if cfg.clint {
         let clint = f.begin_node(&format!("clint@{CLINT_BASE:x}")).map_err(e)?;
-        f.property_string_list(
-            "compatible",
-            vec!["sifive,clint0".into(), "riscv,clint0".into()],
-        )
-        .map_err(e)?;
-        f.property_array_u64("reg", &reg(CLINT_BASE, CLINT_MMIO_SIZE))
-            .map_err(e)?;
-        let cells: Vec<u32> = (0..cfg.harts)
-            .flat_map(|h| [phandle_intc(h), IRQ_M_SOFT, phandle_intc(h), IRQ_M_TIMER])
-            .collect();
-        f.property_array_u32("interrupts-extended", &cells)
-            .map_err(e)?;
+        f.property_string_list("compatible", vec!["sifive,clint0".into(), "riscv,clint0".into()]).map_err(e)?;
+        f.property_array_u64("reg", &reg(CLINT_BASE, CLINT_MMIO_SIZE)).map_err(e)?;
+        let cells: Vec<u32> =
+            (0..cfg.harts).flat_map(|h| [phandle_intc(h), IRQ_M_SOFT, phandle_intc(h), IRQ_M_TIMER]).collect();
+        f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
         f.end_node(clint).map_err(e)?;
     }
 
     let plic = f.begin_node(&format!("plic@{PLIC_BASE:x}")).map_err(e)?;
     f.property_u32("phandle", PHANDLE_PLIC).map_err(e)?;
-    f.property_string_list(
-        "compatible",
-        vec!["sifive,plic-1.0.0".into(), "riscv,plic0".into()],
-    )
-    .map_err(e)?;
-    f.property_array_u64("reg", &reg(PLIC_BASE, PLIC_MMIO_SIZE))
-        .map_err(e)?;
+    f.property_string_list("compatible", vec!["sifive,plic-1.0.0".into(), "riscv,plic0".into()]).map_err(e)?;
+    f.property_array_u64("reg", &reg(PLIC_BASE, PLIC_MMIO_SIZE)).map_err(e)?;
     f.property_u32("#address-cells", 0).map_err(e)?;
     f.property_u32("#interrupt-cells", 1).map_err(e)?;
     f.property_null("interrupt-controller").map_err(e)?;
     f.property_u32("riscv,ndev", PLIC_NDEV).map_err(e)?;
     // Context 2h = hart h M-mode, 2h+1 = S-mode, in this order.
-    let cells: Vec<u32> = (0..cfg.harts)
-        .flat_map(|h| [phandle_intc(h), IRQ_M_EXT, phandle_intc(h), IRQ_S_EXT])
-        .collect();
-    f.property_array_u32("interrupts-extended", &cells)
-        .map_err(e)?;
+    let cells: Vec<u32> =
+        (0..cfg.harts).flat_map(|h| [phandle_intc(h), IRQ_M_EXT, phandle_intc(h), IRQ_S_EXT]).collect();
+    f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
     f.end_node(plic).map_err(e)?;
 
     let serial = f.begin_node(&format!("serial@{UART_BASE:x}")).map_err(e)?;
     f.property_string("compatible", "ns16550a").map_err(e)?;
-    f.property_array_u64("reg", &reg(UART_BASE, UART_MMIO_SIZE))
-        .map_err(e)?;
-    f.property_u32("clock-frequency", UART_CLOCK_HZ)
-        .map_err(e)?;
-    f.property_u32("interrupt-parent", PHANDLE_PLIC)
-        .map_err(e)?;
+    f.property_array_u64("reg", &reg(UART_BASE, UART_MMIO_SIZE)).map_err(e)?;
+    f.property_u32("clock-frequency", UART_CLOCK_HZ).map_err(e)?;
+    f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
     f.property_u32("interrupts", UART_IRQ).map_err(e)?;
     f.end_node(serial).map_err(e)?;
 
     let test = f.begin_node(&format!("test@{SYSCON_BASE:x}")).map_err(e)?;
     f.property_u32("phandle", PHANDLE_SYSCON).map_err(e)?;
-    f.property_string_list(
-        "compatible",
-        vec![
-            "sifive,test1".into(),
-            "sifive,test0".into(),
-            "syscon".into(),
-        ],
-    )
-    .map_err(e)?;
-    f.property_array_u64("reg", &reg(SYSCON_BASE, SYSCON_MMIO_SIZE))
+    f.property_string_list("compatible", vec!["sifive,test1".into(), "sifive,test0".into(), "syscon".into()])
         .map_err(e)?;
+    f.property_array_u64("reg", &reg(SYSCON_BASE, SYSCON_MMIO_SIZE)).map_err(e)?;
     f.end_node(test).map_err(e)?;
 
     let rtc = f.begin_node(&format!("rtc@{RTC_BASE:x}")).map_err(e)?;
-    f.property_string("compatible", "google,goldfish-rtc")
-        .map_err(e)?;
-    f.property_array_u64("reg", &reg(RTC_BASE, RTC_MMIO_SIZE))
-        .map_err(e)?;
-    f.property_u32("interrupt-parent", PHANDLE_PLIC)
-        .map_err(e)?;
+    f.property_string("compatible", "google,goldfish-rtc").map_err(e)?;
+    f.property_array_u64("reg", &reg(RTC_BASE, RTC_MMIO_SIZE)).map_err(e)?;
+    f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
     f.property_u32("interrupts", RTC_IRQ).map_err(e)?;
     f.end_node(rtc).map_err(e)?;
 
     for &(base, irq) in &cfg.virtio_mmio {
         let v = f.begin_node(&format!("virtio_mmio@{base:x}")).map_err(e)?;
         f.property_string("compatible", "virtio,mmio").map_err(e)?;
-        f.property_array_u64("reg", &reg(base, VIRTIO_MMIO_SIZE))
-            .map_err(e)?;
-        f.property_u32("interrupt-parent", PHANDLE_PLIC)
-            .map_err(e)?;
+        f.property_array_u64("reg", &reg(base, VIRTIO_MMIO_SIZE)).map_err(e)?;
+        f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
         f.property_u32("interrupts", irq).map_err(e)?;
         f.end_node(v).map_err(e)?;
     }
@@ -353,10 +290,9 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
 
     // syscon-poweroff / syscon-reboot: a 32-bit write of `value` at
     // `offset` in the test device's register map.
-    for (name, compat, value) in [
-        ("poweroff", "syscon-poweroff", FINISHER_PASS),
-        ("reboot", "syscon-reboot", FINISHER_RESET),
-    ] {
+    for (name, compat, value) in
+        [("poweroff", "syscon-poweroff", FINISHER_PASS), ("reboot", "syscon-reboot", FINISHER_RESET)]
+    {
         let n = f.begin_node(name).map_err(e)?;
         f.property_string("compatible", compat).map_err(e)?;
         f.property_u32("regmap", PHANDLE_SYSCON).map_err(e)?;
@@ -410,23 +346,14 @@ mod tests {
                     let (name, next) = cstr(p);
                     p = align(next);
                     path.push(name);
-                    cur = if path.len() == 1 {
-                        "/".into()
-                    } else {
-                        path[1..].iter().map(|n| format!("/{n}")).collect()
-                    };
-                    assert!(
-                        tree.insert(cur.clone(), Props::new()).is_none(),
-                        "duplicate node {cur}"
-                    );
+                    cur =
+                        if path.len() == 1 { "/".into() } else { path[1..].iter().map(|n| format!("/{n}")).collect() };
+                    assert!(tree.insert(cur.clone(), Props::new()).is_none(), "duplicate node {cur}");
                 }
                 2 => {
                     path.pop();
-                    cur = if path.len() <= 1 {
-                        "/".into()
-                    } else {
-                        path[1..].iter().map(|n| format!("/{n}")).collect()
-                    };
+                    cur =
+                        if path.len() <= 1 { "/".into() } else { path[1..].iter().map(|n| format!("/{n}")).collect() };
                 }
                 3 => {
                     let len = be32(dtb, p) as usize;
@@ -445,34 +372,23 @@ mod tests {
     }
 
     fn strings(v: &[u8]) -> Vec<String> {
-        v.split(|&c| c == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8(s.to_vec()).unwrap())
-            .collect()
+        v.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8(s.to_vec()).unwrap()).collect()
     }
 
     fn cells(v: &[u8]) -> Vec<u32> {
         assert!(v.len() & 3 == 0, "not a cell array: {v:?}");
-        v.chunks(4)
-            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
-            .collect()
+        v.chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect()
     }
 
     fn phandles(t: &Tree) -> BTreeMap<u32, String> {
-        t.iter()
-            .filter_map(|(p, props)| props.get("phandle").map(|v| (cells(v)[0], p.clone())))
-            .collect()
+        t.iter().filter_map(|(p, props)| props.get("phandle").map(|v| (cells(v)[0], p.clone()))).collect()
     }
 
     /// A property with its phandles replaced by the paths they point to, so
     /// two trees with different phandle numbering compare equal.
     fn normalized(t: &Tree, ph: &BTreeMap<u32, String>, name: &str, v: &[u8]) -> String {
         let c = || cells(v);
-        let p = |x: u32| {
-            ph.get(&x)
-                .cloned()
-                .unwrap_or_else(|| format!("<dangling phandle {x}>"))
-        };
+        let p = |x: u32| ph.get(&x).cloned().unwrap_or_else(|| format!("<dangling phandle {x}>"));
         match name {
             "interrupt-parent" | "regmap" | "cpu" => p(c()[0]),
             "interrupts-extended" => {
@@ -480,10 +396,7 @@ mod tests {
                 c().chunks(2)
                     .map(|pair| {
                         let target = p(pair[0]);
-                        let n = t
-                            .get(&target)
-                            .and_then(|n| n.get("#interrupt-cells"))
-                            .map(|v| cells(v)[0]);
+                        let n = t.get(&target).and_then(|n| n.get("#interrupt-cells")).map(|v| cells(v)[0]);
                         assert_eq!(n, Some(1), "{target} must have #interrupt-cells = <1>");
                         format!("{target}:{}", pair[1])
                     })
@@ -498,18 +411,14 @@ mod tests {
         FdtConfig {
             harts,
             isa_base: "rv64imafdc".into(),
-            isa_extensions: ["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"]
-                .map(String::from)
-                .to_vec(),
+            isa_extensions: ["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"].map(String::from).to_vec(),
             mmu_type: "riscv,sv48".into(),
             ram_base: 0x8000_0000,
             ram_size: 512 << 20,
             bootargs: "console=ttyS0 earlycon".into(),
             initrd: Some((0x8800_0000, 0x8812_3456)),
             timebase_frequency: 10_000_000,
-            virtio_mmio: (0..8)
-                .map(|n| (0x1000_1000 + n * 0x1000, n as u32 + 1))
-                .collect(),
+            virtio_mmio: (0..8).map(|n| (0x1000_1000 + n * 0x1000, n as u32 + 1)).collect(),
             clint: true,
         }
     }
@@ -524,11 +433,7 @@ mod tests {
     }
 
     fn require_tool(tool: &str, package: &str) {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let ok = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
         assert!(
             matches!(ok, Ok(s) if s.success()),
             "`{tool}` is required by this test and was not found or does not run; \
@@ -541,21 +446,10 @@ mod tests {
         require_tool("dtc", "device-tree-compiler");
         let path = tmp("ours.dtb");
         std::fs::write(&path, dtb).unwrap();
-        let out = Command::new("dtc")
-            .args(["-I", "dtb", "-O", "dts"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = Command::new("dtc").args(["-I", "dtb", "-O", "dts"]).arg(&path).output().unwrap();
         let _ = std::fs::remove_file(&path);
-        assert!(
-            out.status.success(),
-            "dtc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
+        assert!(out.status.success(), "dtc failed: {}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
     }
 
     fn qemu_dtb(harts: u32) -> Vec<u8> {
@@ -564,15 +458,7 @@ mod tests {
         let out = Command::new("qemu-system-riscv64")
             .arg("-M")
             .arg(format!("virt,dumpdtb={}", path.display()))
-            .args([
-                "-smp",
-                &harts.to_string(),
-                "-m",
-                "512M",
-                "-nographic",
-                "-bios",
-                "none",
-            ])
+            .args(["-smp", &harts.to_string(), "-m", "512M", "-nographic", "-bios", "none"])
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -600,40 +486,19 @@ mod tests {
         };
         let n = |path: &str, prop: &str| normalized(&t, &ph, prop, &get(path, prop));
 
-        assert_eq!(
-            strings(&get("/chosen", "bootargs")),
-            ["console=ttyS0 earlycon"]
-        );
-        assert_eq!(
-            strings(&get("/chosen", "stdout-path")),
-            ["/soc/serial@10000000"]
-        );
-        assert_eq!(
-            get("/chosen", "linux,initrd-start"),
-            0x8800_0000u64.to_be_bytes()
-        );
-        assert_eq!(
-            get("/chosen", "linux,initrd-end"),
-            0x8812_3456u64.to_be_bytes()
-        );
-        assert_eq!(
-            cells(&get("/memory@80000000", "reg")),
-            [0, 0x8000_0000, 0, 0x2000_0000]
-        );
+        assert_eq!(strings(&get("/chosen", "bootargs")), ["console=ttyS0 earlycon"]);
+        assert_eq!(strings(&get("/chosen", "stdout-path")), ["/soc/serial@10000000"]);
+        assert_eq!(get("/chosen", "linux,initrd-start"), 0x8800_0000u64.to_be_bytes());
+        assert_eq!(get("/chosen", "linux,initrd-end"), 0x8812_3456u64.to_be_bytes());
+        assert_eq!(cells(&get("/memory@80000000", "reg")), [0, 0x8000_0000, 0, 0x2000_0000]);
         assert_eq!(cells(&get("/cpus", "timebase-frequency")), [10_000_000]);
 
         for h in 0..2 {
             let cpu = format!("/cpus/cpu@{h}");
             assert_eq!(cells(&get(&cpu, "reg")), [h]);
-            assert_eq!(
-                strings(&get(&cpu, "riscv,isa")),
-                ["rv64imafdc_zicsr_zifencei_zicntr"]
-            );
+            assert_eq!(strings(&get(&cpu, "riscv,isa")), ["rv64imafdc_zicsr_zifencei_zicntr"]);
             assert_eq!(strings(&get(&cpu, "riscv,isa-base")), ["rv64i"]);
-            assert_eq!(
-                strings(&get(&cpu, "riscv,isa-extensions")),
-                cfg.isa_extensions
-            );
+            assert_eq!(strings(&get(&cpu, "riscv,isa-extensions")), cfg.isa_extensions);
             assert_eq!(strings(&get(&cpu, "mmu-type")), ["riscv,sv48"]);
             let intc = format!("{cpu}/interrupt-controller");
             assert_eq!(strings(&get(&intc, "compatible")), ["riscv,cpu-intc"]);
@@ -641,34 +506,16 @@ mod tests {
         }
         let i0 = "/cpus/cpu@0/interrupt-controller";
         let i1 = "/cpus/cpu@1/interrupt-controller";
-        assert_eq!(
-            n("/soc/clint@2000000", "interrupts-extended"),
-            format!("{i0}:3 {i0}:7 {i1}:3 {i1}:7")
-        );
-        assert_eq!(
-            n("/soc/plic@c000000", "interrupts-extended"),
-            format!("{i0}:11 {i0}:9 {i1}:11 {i1}:9")
-        );
+        assert_eq!(n("/soc/clint@2000000", "interrupts-extended"), format!("{i0}:3 {i0}:7 {i1}:3 {i1}:7"));
+        assert_eq!(n("/soc/plic@c000000", "interrupts-extended"), format!("{i0}:11 {i0}:9 {i1}:11 {i1}:9"));
         assert_eq!(cells(&get("/soc/plic@c000000", "riscv,ndev")), [95]);
-        assert_eq!(
-            cells(&get("/soc/plic@c000000", "reg")),
-            [0, 0x0c00_0000, 0, 0x60_0000]
-        );
-        assert_eq!(
-            n("/soc/serial@10000000", "interrupt-parent"),
-            "/soc/plic@c000000"
-        );
+        assert_eq!(cells(&get("/soc/plic@c000000", "reg")), [0, 0x0c00_0000, 0, 0x60_0000]);
+        assert_eq!(n("/soc/serial@10000000", "interrupt-parent"), "/soc/plic@c000000");
         assert_eq!(cells(&get("/soc/serial@10000000", "interrupts")), [10]);
-        assert_eq!(
-            cells(&get("/soc/serial@10000000", "clock-frequency")),
-            [0x38_4000]
-        );
+        assert_eq!(cells(&get("/soc/serial@10000000", "clock-frequency")), [0x38_4000]);
         assert_eq!(cells(&get("/soc/rtc@101000", "interrupts")), [11]);
         assert_eq!(cells(&get("/soc/virtio_mmio@10008000", "interrupts")), [8]);
-        assert_eq!(
-            cells(&get("/soc/virtio_mmio@10008000", "reg")),
-            [0, 0x1000_8000, 0, 0x1000]
-        );
+        assert_eq!(cells(&get("/soc/virtio_mmio@10008000", "reg")), [0, 0x1000_8000, 0, 0x1000]);
         assert_eq!(n("/poweroff", "regmap"), "/soc/test@100000");
         assert_eq!(cells(&get("/poweroff", "value")), [0x5555]);
         assert_eq!(cells(&get("/reboot", "value")), [0x7777]);
@@ -690,30 +537,12 @@ mod tests {
             ("no harts", Box::new(|c| c.harts = 0)),
             ("too many harts", Box::new(|c| c.harts = MAX_HARTS + 1)),
             ("bad base", Box::new(|c| c.isa_base = "rv128i".into())),
-            (
-                "letters disagree",
-                Box::new(|c| c.isa_extensions.retain(|e| e != "c")),
-            ),
-            (
-                "extra letter",
-                Box::new(|c| c.isa_extensions.push("h".into())),
-            ),
-            (
-                "bad ext name",
-                Box::new(|c| c.isa_extensions.push("Zicsr".into())),
-            ),
-            (
-                "irq 0",
-                Box::new(|c| c.virtio_mmio = vec![(0x1000_1000, 0)]),
-            ),
-            (
-                "irq 96",
-                Box::new(|c| c.virtio_mmio = vec![(0x1000_1000, 96)]),
-            ),
-            (
-                "dup slot",
-                Box::new(|c| c.virtio_mmio = vec![(0x1000_1000, 1), (0x1000_1000, 2)]),
-            ),
+            ("letters disagree", Box::new(|c| c.isa_extensions.retain(|e| e != "c"))),
+            ("extra letter", Box::new(|c| c.isa_extensions.push("h".into()))),
+            ("bad ext name", Box::new(|c| c.isa_extensions.push("Zicsr".into()))),
+            ("irq 0", Box::new(|c| c.virtio_mmio = vec![(0x1000_1000, 0)])),
+            ("irq 96", Box::new(|c| c.virtio_mmio = vec![(0x1000_1000, 96)])),
+            ("dup slot", Box::new(|c| c.virtio_mmio = vec![(0x1000_1000, 1), (0x1000_1000, 2)])),
             ("initrd backwards", Box::new(|c| c.initrd = Some((2, 1)))),
             ("no ram", Box::new(|c| c.ram_size = 0)),
         ];
@@ -728,10 +557,7 @@ mod tests {
     fn dtc_accepts_it_without_warnings() {
         for harts in [1, 2, 8] {
             let (dts, stderr) = dtc(&build_fdt(&config(harts)).unwrap());
-            assert!(
-                stderr.trim().is_empty(),
-                "dtc complained about our {harts}-hart tree:\n{stderr}"
-            );
+            assert!(stderr.trim().is_empty(), "dtc complained about our {harts}-hart tree:\n{stderr}");
             assert!(dts.contains("riscv,isa = \"rv64imafdc_zicsr_zifencei_zicntr\";"));
             assert!(dts.contains(&format!("cpu@{:x} {{", harts - 1)));
         }
@@ -739,36 +565,18 @@ mod tests {
 
     /// QEMU `virt` nodes we do not create, and why.
     const QEMU_ONLY: &[(&str, &str)] = &[
-        (
-            "/pmu",
-            "no SBI PMU event mapping: Strata has no programmable hpm counters",
-        ),
-        (
-            "/fw-cfg@10100000",
-            "QEMU's firmware configuration interface; Strata loads images itself",
-        ),
-        (
-            "/flash@20000000",
-            "no parallel flash; firmware and kernel are loaded into RAM",
-        ),
+        ("/pmu", "no SBI PMU event mapping: Strata has no programmable hpm counters"),
+        ("/fw-cfg@10100000", "QEMU's firmware configuration interface; Strata loads images itself"),
+        ("/flash@20000000", "no parallel flash; firmware and kernel are loaded into RAM"),
         ("/platform-bus@4000000", "QEMU's dynamic sysbus device area"),
-        (
-            "/soc/pci@30000000",
-            "no PCIe host bridge; devices are virtio-mmio",
-        ),
+        ("/soc/pci@30000000", "no PCIe host bridge; devices are virtio-mmio"),
     ];
 
     /// Properties whose values we deliberately differ on.
     const VALUE_DIFFERS: &[(&str, &str)] = &[
         ("riscv,isa", "each board advertises its own extensions"),
-        (
-            "phandle",
-            "numbering is arbitrary; references are compared by target path",
-        ),
-        (
-            "riscv,ndev",
-            "QEMU 7.2 says 96; the highest source ID is 95 (sources 1..=95)",
-        ),
+        ("phandle", "numbering is arbitrary; references are compared by target path"),
+        ("riscv,ndev", "QEMU 7.2 says 96; the highest source ID is 95 (sources 1..=95)"),
         ("model", "names the board"),
     ];
 
@@ -782,16 +590,11 @@ mod tests {
         let (oph, qph) = (phandles(&ours), phandles(&qemu));
 
         for (path, props) in &ours {
-            let q = qemu
-                .get(path)
-                .unwrap_or_else(|| panic!("-smp {harts}: our node {path} is not in QEMU's tree"));
+            let q = qemu.get(path).unwrap_or_else(|| panic!("-smp {harts}: our node {path} is not in QEMU's tree"));
             if let Some(c) = props.get("compatible") {
                 let theirs = q.get("compatible").map(|v| strings(v)).unwrap_or_default();
                 for s in strings(c) {
-                    assert!(
-                        theirs.contains(&s),
-                        "-smp {harts}: {path}: compatible {s:?} not in QEMU's {theirs:?}"
-                    );
+                    assert!(theirs.contains(&s), "-smp {harts}: {path}: compatible {s:?} not in QEMU's {theirs:?}");
                 }
             }
             // Properties both trees have must agree (up to phandle numbering).
@@ -809,13 +612,8 @@ mod tests {
             }
         }
         for path in qemu.keys() {
-            let left_out = QEMU_ONLY
-                .iter()
-                .any(|(p, _)| path == p || path.starts_with(&format!("{p}/")));
-            assert!(
-                left_out || ours.contains_key(path),
-                "-smp {harts}: QEMU's node {path} is missing from ours"
-            );
+            let left_out = QEMU_ONLY.iter().any(|(p, _)| path == p || path.starts_with(&format!("{p}/")));
+            assert!(left_out || ours.contains_key(path), "-smp {harts}: QEMU's node {path} is missing from ours");
         }
     }
 

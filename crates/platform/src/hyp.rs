@@ -150,7 +150,12 @@ struct VmMemory {
 impl VmMemory {
     /// Runs `f(machine address, offset in the request, length)` over the
     /// pages of `gpa..gpa+len`, after checking that every one is mapped.
-    fn pieces(&self, gpa: u64, len: u64, mut f: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>) -> Result<(), OutOfRange> {
+    fn pieces(
+        &self,
+        gpa: u64,
+        len: u64,
+        mut f: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
+    ) -> Result<(), OutOfRange> {
         let bad = OutOfRange { addr: gpa, len };
         let end = gpa.checked_add(len).ok_or(bad)?;
         let mut parts = Vec::new();
@@ -395,18 +400,19 @@ impl HypMachine {
                 let c = con.clone();
                 Box::new(move |b: u8| lock(&c).push(b)) as strata_devices::uart::UartSink
             };
-            let index = hyp.create_vm(VmSpec {
-                name: vm.name.clone(),
-                memory: vm.memory,
-                vcpus: vm.vcpus,
-                protected: vm.protected,
-                segments,
-                entry,
-                dtb,
-                console: sink,
-                clock: host_clock(),
-            })
-            .map_err(|e| LoadError(e.to_string()))?;
+            let index = hyp
+                .create_vm(VmSpec {
+                    name: vm.name.clone(),
+                    memory: vm.memory,
+                    vcpus: vm.vcpus,
+                    protected: vm.protected,
+                    segments,
+                    entry,
+                    dtb,
+                    console: sink,
+                    clock: host_clock(),
+                })
+                .map_err(|e| LoadError(e.to_string()))?;
             consoles.push(con);
             if !devs.is_empty() {
                 let map = hyp.vms[index].dma.clone().expect("an ordinary VM has a DMA map");
@@ -515,7 +521,8 @@ impl HypMachine {
         }
         let polled = crate::virtio::any_polled(&self.virtio);
         let now = self.time.now();
-        let rtc = self.hyp.rtc_alarm_in_ns().map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
+        let rtc =
+            self.hyp.rtc_alarm_in_ns().map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
         let deadline = match (self.hyp.next_deadline(), rtc) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -692,7 +699,11 @@ impl HypMachine {
 /// Builds a VM's boot images (kernel, initrd, device tree) the way the
 /// bare board would, and returns them as segments to write into the VM's
 /// fresh memory.
-fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<(Vec<(u64, Vec<u8>)>, u64, u64), LoadError> {
+/// A VM's boot images as (address, bytes) segments, its entry and its
+/// device tree's address.
+type VmImages = (Vec<(u64, Vec<u8>)>, u64, u64);
+
+fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, LoadError> {
     let segs = Segments::new(layout::RAM_BASE, vm.memory);
     let l = boot::load(
         &segs,

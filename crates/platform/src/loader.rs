@@ -163,8 +163,7 @@ fn place(ram: &dyn LoadTarget, what: &str, addr: u64, bytes: &[u8], mem_size: u6
         ));
     }
     ram.write(addr, bytes).map_err(|e| LoadError(format!("{what}: {e}")))?;
-    ram.zero(addr + bytes.len() as u64, mem_size - bytes.len() as u64)
-        .map_err(|e| LoadError(format!("{what}: {e}")))
+    ram.zero(addr + bytes.len() as u64, mem_size - bytes.len() as u64).map_err(|e| LoadError(format!("{what}: {e}")))
 }
 
 /// Loads an ELF64 little-endian RISC-V executable by its program headers'
@@ -193,7 +192,8 @@ pub fn load_elf(ram: &dyn LoadTarget, what: &str, d: &[u8]) -> Result<Loaded, Lo
     }
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     for i in 0..phnum {
-        let ph = phoff.checked_add(i.checked_mul(phentsize).ok_or_else(|| bad("header table overflows"))?)
+        let ph = phoff
+            .checked_add(i.checked_mul(phentsize).ok_or_else(|| bad("header table overflows"))?)
             .ok_or_else(|| bad("header table overflows"))?;
         let p_type = u32le(d, ph).ok_or_else(|| bad("truncated program headers"))?;
         if p_type != 1 {

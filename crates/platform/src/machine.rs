@@ -169,9 +169,7 @@ pub(crate) fn paced_wait(raw: u64, delta: u64, wall_start: Instant) -> Duration 
     Duration::from_nanos(ahead.min(50_000_000))
 }
 
-
 const MIB: u64 = 1 << 20;
-
 
 impl Machine {
     pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
@@ -233,21 +231,25 @@ impl Machine {
         let line = |h: usize, bit: u32| -> Arc<dyn IrqLine> { Arc::new(HartIrqBit { irqs: irqs[h].clone(), bit }) };
         let aclint = Arc::new(Mutex::new(Aclint::new(
             time.clone(),
-            (0..cfg.harts as usize).map(|h| AclintHartLines { msip: line(h, mip::MSIP), mtip: line(h, mip::MTIP) }).collect(),
+            (0..cfg.harts as usize)
+                .map(|h| AclintHartLines { msip: line(h, mip::MSIP), mtip: line(h, mip::MTIP) })
+                .collect(),
         )));
         let plic_outputs = (0..cfg.harts as usize).flat_map(|h| [line(h, mip::MEIP), line(h, mip::SEIP)]).collect();
         let plic = Plic::shared(plic_outputs);
-        let console = ConsoleOut::new(cfg.console_stdout, match &cfg.serial_log {
-            Some(p) => Some(std::fs::File::create(p).map_err(|e| {
-                LoadError(format!("cannot create serial log {}: {e}", p.display()))
-            })?),
-            None => None,
-        });
+        let console = ConsoleOut::new(
+            cfg.console_stdout,
+            match &cfg.serial_log {
+                Some(p) => Some(
+                    std::fs::File::create(p)
+                        .map_err(|e| LoadError(format!("cannot create serial log {}: {e}", p.display())))?,
+                ),
+                None => None,
+            },
+        );
         let out = console.clone();
-        let uart = Arc::new(Mutex::new(Uart::new(
-            Box::new(move |b| lock(&out).push(b)),
-            source_line(&plic, fdt::UART_IRQ),
-        )));
+        let uart =
+            Arc::new(Mutex::new(Uart::new(Box::new(move |b| lock(&out).push(b)), source_line(&plic, fdt::UART_IRQ))));
         let rtc = Arc::new(Mutex::new(GoldfishRtc::new(host_clock(), source_line(&plic, fdt::RTC_IRQ))));
         let power = PowerLatch::new();
         let mut devices = DeviceBus::new();
@@ -484,18 +486,20 @@ impl Machine {
         let secs = self.elapsed.as_secs_f64();
         let steps: u64 = self.harts.iter().map(|h| h.stats.steps).sum();
         let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
-        let _ = writeln!(s, "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS", retired as f64 / secs.max(1e-9) / 1e6);
-        let _ = writeln!(s, "strata: guest time {:.3} s (mtime {})", self.board.time.raw() as f64 / TIMEBASE_HZ as f64, self.mtime());
+        let _ = writeln!(
+            s,
+            "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
+            retired as f64 / secs.max(1e-9) / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "strata: guest time {:.3} s (mtime {})",
+            self.board.time.raw() as f64 / TIMEBASE_HZ as f64,
+            self.mtime()
+        );
         for h in &self.harts {
             let st = &h.stats;
-            let _ = writeln!(
-                s,
-                "hart {}: retired {} steps {} | {}",
-                h.hartid,
-                h.instret,
-                st.steps,
-                tlb_counts(h)
-            );
+            let _ = writeln!(s, "hart {}: retired {} steps {} | {}", h.hartid, h.instret, st.steps, tlb_counts(h));
             let by_vmid: Vec<String> = h
                 .tlb_vmid_stats()
                 .iter()
@@ -521,7 +525,11 @@ impl Machine {
                 h.hartid, f[0], f[1], f[2], f[3], st.traps_to[0], st.traps_to[1], st.traps_to[2]
             );
             let c = h.code_stats();
-            let _ = write!(s, "hart {}: code pages entered {} filled {} decodes {}", h.hartid, c.page_entries, c.page_fills, c.decodes);
+            let _ = write!(
+                s,
+                "hart {}: code pages entered {} filled {} decodes {}",
+                h.hartid, c.page_entries, c.page_fills, c.decodes
+            );
             match h.jit_stats() {
                 Some(j) => {
                     let _ = writeln!(
@@ -534,9 +542,17 @@ impl Machine {
                     let _ = writeln!(s, " | jit off");
                 }
             }
-            let exc: Vec<String> = st.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
-            let int: Vec<String> = st.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
-            let _ = writeln!(s, "hart {}: exceptions by cause [{}] interrupts by cause [{}]", h.hartid, exc.join(" "), int.join(" "));
+            let exc: Vec<String> =
+                st.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
+            let int: Vec<String> =
+                st.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
+            let _ = writeln!(
+                s,
+                "hart {}: exceptions by cause [{}] interrupts by cause [{}]",
+                h.hartid,
+                exc.join(" "),
+                int.join(" ")
+            );
         }
         let _ = steps;
         s

@@ -136,7 +136,9 @@ impl Asm {
     /// `jal x0, target`.
     pub fn j(&mut self, target: i64) -> &mut Self {
         let o = (target - self.here()) as i32 as u32;
-        self.emit(((o >> 20) & 1) << 31 | ((o >> 1) & 0x3ff) << 21 | ((o >> 11) & 1) << 20 | ((o >> 12) & 0xff) << 12 | 0x6f)
+        self.emit(
+            ((o >> 20) & 1) << 31 | ((o >> 1) & 0x3ff) << 21 | ((o >> 11) & 1) << 20 | ((o >> 12) & 0xff) << 12 | 0x6f,
+        )
     }
 
     pub fn ecall(&mut self) -> &mut Self {
@@ -190,7 +192,7 @@ pub fn elf(code: &[u8], addr: u64) -> Vec<u8> {
     e.extend_from_slice(&56u16.to_le_bytes()); // phentsize
     e.extend_from_slice(&1u16.to_le_bytes()); // phnum
     e.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
-    // Program header (56 bytes): PT_LOAD, RWX, file offset 0x1000.
+                                  // Program header (56 bytes): PT_LOAD, RWX, file offset 0x1000.
     e.extend_from_slice(&1u32.to_le_bytes());
     e.extend_from_slice(&7u32.to_le_bytes());
     e.extend_from_slice(&0x1000u64.to_le_bytes());
@@ -263,7 +265,7 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64, level: Level) -> Vec<u
     let mut a = Asm::new();
     let start = a.here();
     a.j(start + 24); // over the handler
-    // handler (at RAM + 4): epc += 4; return. Only 32-bit words fault here.
+                     // handler (at RAM + 4): epc += 4; return. Only 32-bit words fault here.
     a.csr(2, T0, epc, ZERO).addi(T0, T0, 4).csr(1, ZERO, epc, T0).word(ret);
     a.word(0x0000_0013); // nop: the handler ends at +20, so `start + 24` is here
     a.li(T0, RAM + 4).csr(1, ZERO, tvec, T0);
@@ -276,16 +278,16 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64, level: Level) -> Vec<u
             let off = (r >> 8) & 0xfff;
             match k {
                 0 => r.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                1 => RAM + ram_bytes + off,            // just past RAM
-                2 => RAM.wrapping_sub(8 + off),        // just below RAM
+                1 => RAM + ram_bytes + off,                // just past RAM
+                2 => RAM.wrapping_sub(8 + off),            // just below RAM
                 3 => 0x0c00_0000 + ((r >> 8) & 0x3f_ffff), // PLIC
-                4 => 0x1000_0000 + (r >> 8) % 8,       // UART
-                5 => 0x1000_1000 + ((r >> 8) & 0x7fff), // virtio windows (none here)
-                6 => 0x10_1000 + off,                  // RTC
-                7 => 0x0200_0000 + ((r >> 8) & 0xffff), // where a CLINT would be
-                8 => 1 << (30 + (r >> 8) % 34),        // far away
+                4 => 0x1000_0000 + (r >> 8) % 8,           // UART
+                5 => 0x1000_1000 + ((r >> 8) & 0x7fff),    // virtio windows (none here)
+                6 => 0x10_1000 + off,                      // RTC
+                7 => 0x0200_0000 + ((r >> 8) & 0xffff),    // where a CLINT would be
+                8 => 1 << (30 + (r >> 8) % 34),            // far away
                 9 => u64::MAX - off,
-                10 => off,                             // page zero
+                10 => off,                                                   // page zero
                 _ => RAM + CODE_MAX + (r >> 8) % (ram_bytes - CODE_MAX - 8), // its own data
             }
         };
@@ -337,22 +339,25 @@ pub fn hostile(seed: u64, actions: usize, ram_bytes: u64, level: Level) -> Vec<u
                 // Instructions VS-mode may not run, or only harmlessly.
                 let words = [
                     if level == Level::Vs { 0x3020_0073u32 } else { 0x0000_0013 }, // mret (legal in M: a nop there)
-                    0x2200_0073,    // hfence.vvma
-                    0x6200_0073,    // hfence.gvma
-                    0x6c03_4573,    // hlv.d a0, (t1)
-                    0x6ea3_4073,    // hsv.d a0, (t1)
-                    0x0010_0073,    // ebreak
-                    0x1200_0073,    // sfence.vma
-                    0x0000_100f,    // fence.i
-                    0x7b20_0073,    // dret
-                    0x0000_0000,    // the all-zero illegal word
-                    0xffff_ffff,    // the all-ones illegal word
+                    0x2200_0073,                                                   // hfence.vvma
+                    0x6200_0073,                                                   // hfence.gvma
+                    0x6c03_4573,                                                   // hlv.d a0, (t1)
+                    0x6ea3_4073,                                                   // hsv.d a0, (t1)
+                    0x0010_0073,                                                   // ebreak
+                    0x1200_0073,                                                   // sfence.vma
+                    0x0000_100f,                                                   // fence.i
+                    0x7b20_0073,                                                   // dret
+                    0x0000_0000,                                                   // the all-zero illegal word
+                    0xffff_ffff,                                                   // the all-ones illegal word
                 ];
                 a.li(T1, addr(r >> 3)).word(words[(r >> 8) as usize % words.len()]);
             }
             _ => {
                 // A random word of an opcode that neither jumps nor stores.
-                let ops = [0x03u32, 0x07, 0x0b, 0x13, 0x1b, 0x2b, 0x33, 0x37, 0x3b, 0x43, 0x47, 0x4b, 0x4f, 0x53, 0x57, 0x5b, 0x77, 0x7b];
+                let ops = [
+                    0x03u32, 0x07, 0x0b, 0x13, 0x1b, 0x2b, 0x33, 0x37, 0x3b, 0x43, 0x47, 0x4b, 0x4f, 0x53, 0x57, 0x5b,
+                    0x77, 0x7b,
+                ];
                 let op = ops[(r >> 8) as usize % ops.len()];
                 let mut w = (rnd() as u32 & !0x7f) | op;
                 if (w >> 7) & 31 == T0 {
@@ -475,7 +480,18 @@ mod tests {
     #[test]
     fn li_builds_every_width() {
         // Interpret the emitted lui/addi/slli sequence.
-        for v in [0u64, 5, 0x7ff, 0x800, 0x8000_0000, 0x8010_0000, 0xffff_ffff, 0x1_2345_6789, u64::MAX, 0x8000_0000_0000_0001] {
+        for v in [
+            0u64,
+            5,
+            0x7ff,
+            0x800,
+            0x8000_0000,
+            0x8010_0000,
+            0xffff_ffff,
+            0x1_2345_6789,
+            u64::MAX,
+            0x8000_0000_0000_0001,
+        ] {
             let mut a = Asm::new();
             a.li(reg::T0, v);
             let mut x = 0u64;

@@ -83,7 +83,12 @@ impl NetdevSpec {
         let mut parts = s.split(',');
         match parts.next() {
             Some("tap") => {}
-            other => return Err(format!("netdev type {:?}: only tap is supported (tap[,ifname=NAME][,mac=..])", other.unwrap_or(""))),
+            other => {
+                return Err(format!(
+                    "netdev type {:?}: only tap is supported (tap[,ifname=NAME][,mac=..])",
+                    other.unwrap_or("")
+                ))
+            }
         }
         let mut ifname = None;
         let mut mac = DEFAULT_MAC;
@@ -123,6 +128,9 @@ impl VsockSpec {
     }
 }
 
+/// A device model with the name its errors and statistics use.
+pub type NamedDevice = (String, Box<dyn VirtioDevice>);
+
 /// The virtio devices a machine gets.
 #[derive(Clone, Debug, Default)]
 pub struct VirtioConfig {
@@ -136,7 +144,11 @@ pub struct VirtioConfig {
 
 impl VirtioConfig {
     pub fn count(&self) -> usize {
-        self.drives.len() + self.rng as usize + self.console.is_some() as usize + self.vsock.is_some() as usize + self.nets.len()
+        self.drives.len()
+            + self.rng as usize
+            + self.console.is_some() as usize
+            + self.vsock.is_some() as usize
+            + self.nets.len()
     }
 
     /// (base, PLIC source) of the occupied slots, for the device tree.
@@ -154,7 +166,7 @@ impl VirtioConfig {
     }
 
     /// Opens the backends (files) and builds the devices, in slot order.
-    pub fn build_devices(&self) -> Result<Vec<(String, Box<dyn VirtioDevice>)>, String> {
+    pub fn build_devices(&self) -> Result<Vec<NamedDevice>, String> {
         let mut devs: Vec<(String, Box<dyn VirtioDevice>)> = Vec::new();
         for (i, d) in self.drives.iter().enumerate() {
             let blk = Block::open(&d.file, d.readonly, d.serial.as_deref())?;
@@ -259,7 +271,13 @@ mod tests {
 
     #[test]
     fn slots_follow_qemu_virt() {
-        let mut c = VirtioConfig { drives: vec![DriveSpec::parse("file=a").unwrap(); 2], rng: true, nets: vec![], vsock: None, console: None };
+        let mut c = VirtioConfig {
+            drives: vec![DriveSpec::parse("file=a").unwrap(); 2],
+            rng: true,
+            nets: vec![],
+            vsock: None,
+            console: None,
+        };
         assert_eq!(c.slots().unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
         c.drives = vec![DriveSpec::parse("file=a").unwrap(); 8];
         assert!(c.slots().unwrap_err().contains("8 virtio-mmio slots"));

@@ -2,7 +2,7 @@
 //! reclaimed pages, and invalidation by physical address, with small guests
 //! that walk their memory (strata_platform::testguest).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use strata_hypervisor::Policy;
@@ -24,13 +24,13 @@ fn guest_file(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn vm(name: &str, kernel: &PathBuf, protected: bool) -> VmConfig {
+fn vm(name: &str, kernel: &Path, protected: bool) -> VmConfig {
     VmConfig {
         name: name.into(),
         memory: 16 << 20,
         vcpus: 1,
         protected,
-        kernel: kernel.clone(),
+        kernel: kernel.to_path_buf(),
         initrd: None,
         append: String::new(),
         serial_log: None,
@@ -66,7 +66,13 @@ fn check_tlbs_against_tables(m: &HypMachine) -> usize {
             let gpa = e.gpa.expect("two-stage entries remember their GPA");
             let mapped = m.hyp.translate(vm, gpa);
             let cached = RAM + (e.ram_page << 12);
-            assert_eq!(mapped, Some(cached), "hart {}: {:?} for VM {vm} GPA {gpa:#x} reaches a page its tables do not map there", h.hartid, e);
+            assert_eq!(
+                mapped,
+                Some(cached),
+                "hart {}: {:?} for VM {vm} GPA {gpa:#x} reaches a page its tables do not map there",
+                h.hartid,
+                e
+            );
             n += 1;
         }
     }
@@ -215,7 +221,10 @@ fn hostile_guests_hurt_nobody() {
     use strata_hypervisor::vm::VmEnd;
     let w = walker();
     for seed in 1..=24u64 {
-        let h = guest_file("hostile", &testguest::hostile(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 16 << 20, testguest::Level::Vs));
+        let h = guest_file(
+            "hostile",
+            &testguest::hostile(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 16 << 20, testguest::Level::Vs),
+        );
         let mut hostile = vm("hostile", &h, seed % 2 == 1);
         hostile.vcpus = 2;
         let mut m = machine(vec![hostile, vm("walker", &w, false)], 2, Policy::Pa);
@@ -232,7 +241,11 @@ fn hostile_guests_hurt_nobody() {
         let vm0 = &m.hyp.vms[0];
         assert!(matches!(vm0.end, Some(VmEnd::PowerOff)), "seed {seed}: the hostile VM ended {:?}", vm0.end);
         assert!(vm0.stats.sbi_calls > 100, "seed {seed}: it made its SBI calls ({:?})", vm0.stats);
-        assert!(vm0.stats.injected_faults + vm0.stats.mmio_exits > 100, "seed {seed}: its faults reached the hypervisor ({:?})", vm0.stats);
+        assert!(
+            vm0.stats.injected_faults + vm0.stats.mmio_exits > 100,
+            "seed {seed}: its faults reached the hypervisor ({:?})",
+            vm0.stats
+        );
         // The walker went on, and its counters are its own: each pass adds
         // one to every page in order, so they never differ by more than 1.
         for _ in 0..64 {

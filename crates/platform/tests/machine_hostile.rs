@@ -25,7 +25,10 @@ fn hostile_programs_cannot_break_the_board() {
     // Live virtio windows too: an entropy device and a disk.
     let disk = file("disk.img", &vec![0u8; 1 << 20]);
     for seed in 1..=12u64 {
-        let kernel = file(&format!("hostile-{seed}.elf"), &testguest::hostile(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 1500, RAM_BYTES, Level::M));
+        let kernel = file(
+            &format!("hostile-{seed}.elf"),
+            &testguest::hostile(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 1500, RAM_BYTES, Level::M),
+        );
         let cfg = MachineConfig {
             ram_size: RAM_BYTES,
             harts: 2,

@@ -9,6 +9,10 @@
 //! hypervisor stopped a VM (a guest action it cannot serve). With several
 //! VMs the status is the worst of theirs.
 
+// The doc comments on the argument structs are clap's --help text, written
+// for a terminal (`file=PATH[,readonly=on]`, `<port>`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -125,11 +129,20 @@ fn run(a: RunArgs) -> Result<i32, String> {
             if a.virtio.count() > 0 {
                 return Err("--config describes the VMs: give their virtio devices in the file (drives, rng, netdevs, vsock, virtio_console)".into());
             }
-            if a.kernel.is_some() || a.initrd.is_some() || a.append.is_some() || a.memory.is_some() || a.smp.is_some() || a.protected || a.name.is_some() || a.serial_log.is_some() {
+            if a.kernel.is_some()
+                || a.initrd.is_some()
+                || a.append.is_some()
+                || a.memory.is_some()
+                || a.smp.is_some()
+                || a.protected
+                || a.name.is_some()
+                || a.serial_log.is_some()
+            {
                 return Err("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log".into());
             }
             let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let f: RunFile = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
+            let f: RunFile =
+                toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
             if let Some(p) = f.invalidation {
                 policy = p.parse()?;
             }
@@ -144,10 +157,12 @@ fn run(a: RunArgs) -> Result<i32, String> {
                         drives: v
                             .drives
                             .iter()
-                            .map(|d| DriveSpec::parse(d).map(|mut d| {
-                                d.file = rel(d.file);
-                                d
-                            }))
+                            .map(|d| {
+                                DriveSpec::parse(d).map(|mut d| {
+                                    d.file = rel(d.file);
+                                    d
+                                })
+                            })
                             .collect::<Result<_, _>>()
                             .map_err(bad)?,
                         rng: v.rng,
@@ -294,7 +309,11 @@ struct VirtioArgs {
 
 impl VirtioArgs {
     fn count(&self) -> usize {
-        self.drives.len() + self.devices.len() + self.netdevs.len() + self.vsock.is_some() as usize + self.virtio_console.is_some() as usize
+        self.drives.len()
+            + self.devices.len()
+            + self.netdevs.len()
+            + self.vsock.is_some() as usize
+            + self.virtio_console.is_some() as usize
     }
 
     fn config(self) -> VirtioConfig {
@@ -406,7 +425,9 @@ fn main() -> ExitCode {
             match reason {
                 ExitReason::PowerOff | ExitReason::Quit => {}
                 ExitReason::Reset => eprintln!("strata: the guest requested a reset"),
-                ExitReason::GuestFailure(code) => eprintln!("strata: the guest powered off reporting failure (code {code})"),
+                ExitReason::GuestFailure(code) => {
+                    eprintln!("strata: the guest powered off reporting failure (code {code})")
+                }
                 ExitReason::Hung => eprintln!("strata: every hart is waiting for an interrupt that nothing can raise"),
             }
             ExitCode::from(reason.status() as u8)

@@ -209,7 +209,9 @@ impl Block {
             }
             file.read_exact_at(&mut scratch[..n], pos + done).map_err(|_| ())?;
             let buf = &scratch[..n];
-            let copied = copy_segments(&c.writable, done, n as u64, |addr, at, k| mem.write_bytes(addr, &buf[at..at + k]).is_ok());
+            let copied = copy_segments(&c.writable, done, n as u64, |addr, at, k| {
+                mem.write_bytes(addr, &buf[at..at + k]).is_ok()
+            });
             if copied != n {
                 return Err(());
             }
@@ -229,7 +231,9 @@ impl Block {
                 scratch.resize(n, 0);
             }
             let buf = &mut scratch[..n];
-            let copied = copy_segments(&c.readable, 16 + done, n as u64, |addr, at, k| mem.read_bytes(addr, &mut buf[at..at + k]).is_ok());
+            let copied = copy_segments(&c.readable, 16 + done, n as u64, |addr, at, k| {
+                mem.read_bytes(addr, &mut buf[at..at + k]).is_ok()
+            });
             if copied != n {
                 return Err(());
             }
@@ -361,12 +365,12 @@ impl VirtioDevice for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_memory::GuestRam;
     use crate::virtio::mmio::tests::{bring_up, mk};
     use crate::virtio::queue::tests::{desc, AVAIL, DATA, DESC, RAM, USED};
     use crate::virtio::queue::{VIRTQ_DESC_F_NEXT as N, VIRTQ_DESC_F_WRITE as W};
     use crate::virtio::TestRng;
     use crate::MmioDevice;
+    use strata_memory::GuestRam;
 
     fn temp_image(name: &str, sectors: u64) -> (std::path::PathBuf, File) {
         let p = std::env::temp_dir().join(format!("strata-blk-{}-{name}.img", std::process::id()));
@@ -569,10 +573,16 @@ mod tests {
         for _ in 0..5000 {
             let mut c = Chain::default();
             for _ in 0..rng.below(4) {
-                c.readable.push(crate::virtio::queue::Buf { addr: DATA + rng.below(0x8000), len: rng.below(2048) as u32 + 1 });
+                c.readable.push(crate::virtio::queue::Buf {
+                    addr: DATA + rng.below(0x8000),
+                    len: rng.below(2048) as u32 + 1,
+                });
             }
             for _ in 0..rng.below(4) {
-                c.writable.push(crate::virtio::queue::Buf { addr: DATA + 0x8000 + rng.below(0x8000), len: rng.below(4096) as u32 + 1 });
+                c.writable.push(crate::virtio::queue::Buf {
+                    addr: DATA + 0x8000 + rng.below(0x8000),
+                    len: rng.below(4096) as u32 + 1,
+                });
             }
             if let Some(b) = c.readable.first() {
                 let ty = [0u32, 1, 4, 8, 11, 13, rng.next() as u32][rng.below(7) as usize];

@@ -41,8 +41,8 @@ impl Console {
                 let _ = std::fs::remove_file(&path);
             }
         }
-        let listener =
-            UnixListener::bind(&path).map_err(|e| format!("virtio-console: cannot listen on {}: {e}", path.display()))?;
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| format!("virtio-console: cannot listen on {}: {e}", path.display()))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         Ok(Console { path, listener, client: None, out: VecDeque::new(), buf: vec![0; MAX_CHUNK] })
     }

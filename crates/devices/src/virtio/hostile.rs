@@ -64,7 +64,15 @@ fn put_desc(mem: &dyn GuestMemory, table: u64, i: u64, addr: u64, len: u32, flag
 
 /// A random descriptor: mostly well-formed (writable buffers in the write
 /// area, readable ones in the read area), sometimes hostile.
-fn random_desc(rng: &mut TestRng, mem: &dyn GuestMemory, table: u64, i: u64, l: &Layout, entries: u64, in_indirect: bool) {
+fn random_desc(
+    rng: &mut TestRng,
+    mem: &dyn GuestMemory,
+    table: u64,
+    i: u64,
+    l: &Layout,
+    entries: u64,
+    in_indirect: bool,
+) {
     let mut flags = match rng.below(40) {
         0 => rng.next() as u16 & 7,
         1..=12 => VIRTQ_DESC_F_WRITE,
@@ -83,7 +91,10 @@ fn random_desc(rng: &mut TestRng, mem: &dyn GuestMemory, table: u64, i: u64, l: 
             1 => (l.used + rng.below(64), 16),
             2 => (RAM + RAM_SIZE - rng.below(32), 64),
             3 => (area + 16 * rng.below(AREA / 16), rng.next() as u32 % 0x2_0000),
-            _ => (area + 16 * rng.below(AREA / 16 - 0x100), [16, 44, 56, 64, 512, 1024, 1526, 4096][rng.below(8) as usize]),
+            _ => (
+                area + 16 * rng.below(AREA / 16 - 0x100),
+                [16, 44, 56, 64, 512, 1024, 1526, 4096][rng.below(8) as usize],
+            ),
         }
     };
     // Mostly the next entry (chains end where a descriptor has no NEXT);
@@ -105,11 +116,8 @@ fn driver_chain(rng: &mut TestRng, mem: &dyn GuestMemory, l: &Layout, head: u16,
     let w = if r == 0 { 1 + rng.below(3) } else { rng.below(3) };
     let n = (r + w).min(4);
     let indirect = rng.below(4) == 0 && (indirect_ok || rng.below(10) == 0);
-    let (table, entries, first) = if indirect {
-        (l.indirect + 0x100 * rng.below(8), 16, 0u64)
-    } else {
-        (l.desc, l.size as u64, head as u64)
-    };
+    let (table, entries, first) =
+        if indirect { (l.indirect + 0x100 * rng.below(8), 16, 0u64) } else { (l.desc, l.size as u64, head as u64) };
     if n > entries {
         return head;
     }
@@ -243,7 +251,8 @@ fn hostile_driver(name: &str, rounds: usize, seed: u64, make: &mut dyn FnMut() -
         let dev = make();
         let nq = dev.num_queues();
         let mut m = VirtioMmio::new(dev, mem.clone(), wire, name.to_string());
-        let feats: u64 = 1 << 32 | if rng.below(4) != 0 { 1 << 28 } else { 0 } | if rng.below(2) == 0 { 1 << 29 } else { 0 };
+        let feats: u64 =
+            1 << 32 | if rng.below(4) != 0 { 1 << 28 } else { 0 } | if rng.below(2) == 0 { 1 << 29 } else { 0 };
         m.write(reg::STATUS, 4, 3);
         m.write(reg::DRIVER_FEATURES_SEL, 4, 0);
         m.write(reg::DRIVER_FEATURES, 4, feats & 0xffff_ffff);
@@ -309,7 +318,11 @@ fn hostile_driver(name: &str, rounds: usize, seed: u64, make: &mut dyn FnMut() -
                 }
                 6 => {
                     let l = &layouts[rng.below(nq as u64) as usize];
-                    let (table, n, ind) = if rng.below(2) == 0 { (l.desc, l.size.min(32) as u64, false) } else { (l.indirect, 128, true) };
+                    let (table, n, ind) = if rng.below(2) == 0 {
+                        (l.desc, l.size.min(32) as u64, false)
+                    } else {
+                        (l.indirect, 128, true)
+                    };
                     if n > 0 {
                         let i = rng.below(n);
                         random_desc(&mut rng, &mem, table, i, l, if ind { 16 } else { l.size as u64 }, ind);
@@ -369,9 +382,8 @@ fn hostile_driver_vs_block() {
         Box::new(super::block::Block::open(&p, false, Some("serial")).unwrap())
     });
     assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 * 512);
-    let ro = hostile_driver("virtio-blk ro", 100, 2, &mut || {
-        Box::new(super::block::Block::open(&p, true, None).unwrap())
-    });
+    let ro =
+        hostile_driver("virtio-blk ro", 100, 2, &mut || Box::new(super::block::Block::open(&p, true, None).unwrap()));
     std::fs::remove_file(&img).unwrap();
     assert!(done > 1000 && ro > 200, "only {done}/{ro} chains completed: the generator is too hostile to test much");
 }
@@ -402,7 +414,8 @@ fn hostile_driver_vs_net() {
     let mut rng = TestRng(4);
     let done = hostile_driver("virtio-net", 300, 5, &mut || {
         // Frames of every size from empty to maximal wait on the host side.
-        let frames: Vec<Vec<u8>> = (0..40).map(|_| vec![0xee; rng.below(super::net::MAX_FRAME as u64 + 1) as usize]).collect();
+        let frames: Vec<Vec<u8>> =
+            (0..40).map(|_| vec![0xee; rng.below(super::net::MAX_FRAME as u64 + 1) as usize]).collect();
         Box::new(super::net::Net::new(Box::new(Frames(Arc::new(Mutex::new(frames)))), [2, 0, 0, 0, 0, 1]))
     });
     assert!(done > 500, "only {done} chains completed");

@@ -100,7 +100,12 @@ pub struct VirtioMmio {
 }
 
 impl VirtioMmio {
-    pub fn new(dev: Box<dyn VirtioDevice>, mem: Arc<dyn GuestMemory>, irq: Arc<dyn IrqLine>, name: impl Into<String>) -> Self {
+    pub fn new(
+        dev: Box<dyn VirtioDevice>,
+        mem: Arc<dyn GuestMemory>,
+        irq: Arc<dyn IrqLine>,
+        name: impl Into<String>,
+    ) -> Self {
         let max = dev.queue_max_size().clamp(1, super::queue::MAX_QUEUE_SIZE);
         let queues = (0..dev.num_queues()).map(|_| Queue::new(max)).collect();
         // Device-type bits are 0..=23 (§6); the transport owns the rest.
@@ -428,12 +433,12 @@ impl MmioDevice for VirtioMmio {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use strata_memory::GuestRam;
     use crate::virtio::queue::tests::{desc, AVAIL, DATA, DESC, RAM, USED};
     use crate::virtio::queue::VIRTQ_DESC_F_WRITE;
     use crate::virtio::TestRng;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
+    use strata_memory::GuestRam;
 
     /// A device that completes every chain by writing 0xab into its first
     /// writable byte.
@@ -507,7 +512,11 @@ pub(crate) mod tests {
         m.write(reg::QUEUE_DEVICE_LOW, 4, USED);
         m.write(reg::QUEUE_READY, 4, 1);
         assert_eq!(m.read(reg::QUEUE_READY, 4), 1);
-        m.write(reg::STATUS, 4, (status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK) as u64);
+        m.write(
+            reg::STATUS,
+            4,
+            (status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK) as u64,
+        );
     }
 
     fn echo() -> (Box<Echo>, Arc<Mutex<Vec<u16>>>) {

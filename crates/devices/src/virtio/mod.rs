@@ -25,7 +25,6 @@ pub mod queue;
 pub mod rng;
 pub mod vsock;
 
-
 use strata_memory::GuestMemory;
 
 pub use mmio::{VirtioMmio, VIRTIO_MMIO_SIZE};
@@ -79,7 +78,7 @@ pub struct QueueCtx<'a> {
 }
 
 /// A virtio device behind a transport. Implementations never panic on
-/// guest input and reach guest memory only through [`GuestRam`]'s bounded
+/// guest input and reach guest memory only through `GuestRam`'s bounded
 /// accessors (via [`Chain`]).
 pub trait VirtioDevice: Send {
     /// The device type (§5).

@@ -123,7 +123,7 @@ impl VirtioDevice for Net {
     fn config_len(&self) -> usize {
         8
     }
-    /// mac[6], status u16 (§5.1.4).
+    /// `mac[6]`, status u16 (§5.1.4).
     fn read_config(&self, offset: usize, data: &mut [u8]) {
         let mut c = [0u8; 8];
         c[..6].copy_from_slice(&self.mac);
@@ -167,8 +167,16 @@ impl Tap {
     pub fn open(ifname: Option<&str>) -> Result<Tap, String> {
         use std::os::unix::io::AsRawFd;
         let ifname = ifname.unwrap_or("");
-        if ifname.len() >= libc::IFNAMSIZ || ifname.contains('/') || ifname.contains(char::is_whitespace) || ifname == "." || ifname == ".." {
-            return Err(format!("TAP interface name {ifname:?} must be 1 to {} bytes, without '/' or spaces", libc::IFNAMSIZ - 1));
+        if ifname.len() >= libc::IFNAMSIZ
+            || ifname.contains('/')
+            || ifname.contains(char::is_whitespace)
+            || ifname == "."
+            || ifname == ".."
+        {
+            return Err(format!(
+                "TAP interface name {ifname:?} must be 1 to {} bytes, without '/' or spaces",
+                libc::IFNAMSIZ - 1
+            ));
         }
         let existed = !ifname.is_empty() && std::path::Path::new("/sys/class/net").join(ifname).exists();
         let fd = std::fs::OpenOptions::new()
@@ -320,7 +328,8 @@ mod tests {
         for _ in 0..2000 {
             let mut c = Chain::default();
             for _ in 0..rng.below(3) {
-                c.writable.push(crate::virtio::queue::Buf { addr: DATA + rng.below(0x1000), len: rng.below(3000) as u32 });
+                c.writable
+                    .push(crate::virtio::queue::Buf { addr: DATA + rng.below(0x1000), len: rng.below(3000) as u32 });
             }
             let frame = vec![0u8; rng.below(2000) as usize];
             let ctx = QueueCtx { mem: &mem, queues: &mut [] };

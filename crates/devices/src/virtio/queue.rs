@@ -24,9 +24,9 @@
 //! structs in §2.7.5, §2.7.6, §2.7.8):
 //! - descriptor table: `size` × {addr u64, len u32, flags u16, next u16},
 //!   16-byte aligned;
-//! - available ring: flags u16, idx u16, ring[size] u16, used_event u16,
+//! - available ring: flags u16, idx u16, `ring[size]` u16, used_event u16,
 //!   2-byte aligned;
-//! - used ring: flags u16, idx u16, ring[size] {id u32, len u32},
+//! - used ring: flags u16, idx u16, `ring[size] {id u32, len u32}`,
 //!   avail_event u16, 4-byte aligned.
 
 use std::fmt;
@@ -56,7 +56,10 @@ pub enum ChainError {
     /// A ring is misaligned or not inside guest RAM.
     BadRing(&'static str, u64),
     /// The available index is more than Queue Size ahead of the device.
-    AvailIdxJump { avail_idx: u16, next_avail: u16 },
+    AvailIdxJump {
+        avail_idx: u16,
+        next_avail: u16,
+    },
     /// A head or `next` index is outside its table.
     IndexOutOfRange(u32),
     /// More descriptors than the table holds: a loop or an overlong chain.
@@ -68,9 +71,15 @@ pub enum ChainError {
     /// A device-readable descriptor after a device-writable one.
     ReadableAfterWritable,
     /// A buffer not inside guest RAM.
-    OutsideRam { addr: u64, len: u32 },
+    OutsideRam {
+        addr: u64,
+        len: u32,
+    },
     /// A buffer that overlaps this queue's descriptor table or rings.
-    OverlapsRing { addr: u64, len: u32 },
+    OverlapsRing {
+        addr: u64,
+        len: u32,
+    },
     /// The used ring could not be written (only possible if the queue was
     /// not validated).
     UsedRing(u64),
@@ -89,10 +98,14 @@ impl fmt::Display for ChainError {
             ChainError::IndirectNotNegotiated => write!(f, "indirect descriptor without VIRTIO_F_RING_INDIRECT_DESC"),
             ChainError::NestedIndirect => write!(f, "indirect descriptor inside an indirect table"),
             ChainError::IndirectWithNext => write!(f, "descriptor with both INDIRECT and NEXT"),
-            ChainError::BadIndirectLen(l) => write!(f, "indirect table length {l} is not a non-zero multiple of 16 within bounds"),
+            ChainError::BadIndirectLen(l) => {
+                write!(f, "indirect table length {l} is not a non-zero multiple of 16 within bounds")
+            }
             ChainError::ReadableAfterWritable => write!(f, "device-readable descriptor after a device-writable one"),
             ChainError::OutsideRam { addr, len } => write!(f, "buffer {addr:#x}+{len:#x} is outside guest RAM"),
-            ChainError::OverlapsRing { addr, len } => write!(f, "buffer {addr:#x}+{len:#x} overlaps the virtqueue's rings"),
+            ChainError::OverlapsRing { addr, len } => {
+                write!(f, "buffer {addr:#x}+{len:#x} overlaps the virtqueue's rings")
+            }
             ChainError::UsedRing(a) => write!(f, "used ring write at {a:#x} failed"),
         }
     }
@@ -430,8 +443,8 @@ impl Queue {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use strata_memory::GuestRam;
     use crate::virtio::TestRng;
+    use strata_memory::GuestRam;
 
     pub const RAM: u64 = 0x8000_0000;
     pub const DESC: u64 = RAM + 0x1000;

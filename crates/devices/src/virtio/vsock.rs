@@ -260,7 +260,7 @@ impl Vsock {
     }
 
     /// One packet from the guest (§5.10.6.4 onwards).
-    fn from_guest(&mut self, h: Hdr, payload: &[u8]) {
+    fn take_from_guest(&mut self, h: Hdr, payload: &[u8]) {
         if h.dst_cid != HOST_CID || h.src_cid != self.guest_cid {
             return; // not for us: drop (no RST to a forged address)
         }
@@ -382,7 +382,7 @@ impl Vsock {
             }
             q.push_used(ctx.mem, c.head, 0)?;
             if let Some(h) = pkt {
-                self.from_guest(h, &data);
+                self.take_from_guest(h, &data);
             }
         }
     }
@@ -393,7 +393,9 @@ impl Vsock {
         if let Some(l) = &self.listener {
             while self.pending.len() < 64 {
                 match l.accept() {
-                    Ok((s, _)) if s.set_nonblocking(true).is_ok() => self.pending.push(Pending { stream: s, line: Vec::new() }),
+                    Ok((s, _)) if s.set_nonblocking(true).is_ok() => {
+                        self.pending.push(Pending { stream: s, line: Vec::new() })
+                    }
                     Ok(_) => {}
                     Err(_) => break,
                 }
@@ -525,7 +527,11 @@ impl Vsock {
                 }
                 let Some(c) = ctx.queues[RXQ].pop(ctx.mem)? else { return Ok(did) };
                 let room = (c.writable_len() as usize).saturating_sub(HDR_LEN).min(MAX_PKT).min(credit);
-                let r = if room == 0 { Err(io::ErrorKind::InvalidInput.into()) } else { conn.stream.read(&mut self.buf[..room]) };
+                let r = if room == 0 {
+                    Err(io::ErrorKind::InvalidInput.into())
+                } else {
+                    conn.stream.read(&mut self.buf[..room])
+                };
                 match r {
                     Ok(0) => {
                         // Host end of file: we will send no more (§5.10.6.6).
@@ -628,7 +634,18 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = Hdr { src_cid: 3, dst_cid: 2, src_port: 1234, dst_port: 52, len: 9, ty: 1, op: 5, flags: 0, buf_alloc: 7, fwd_cnt: 8 };
+        let h = Hdr {
+            src_cid: 3,
+            dst_cid: 2,
+            src_port: 1234,
+            dst_port: 52,
+            len: 9,
+            ty: 1,
+            op: 5,
+            flags: 0,
+            buf_alloc: 7,
+            fwd_cnt: 8,
+        };
         assert_eq!(Hdr::parse(&h.bytes()), h);
     }
 
@@ -640,18 +657,27 @@ mod tests {
     #[test]
     fn guest_connect_to_missing_port_is_reset_and_host_connect_sends_request() {
         let (mut v, p) = dev("a");
-        let req = Hdr { src_cid: 3, dst_cid: 2, src_port: 999, dst_port: 5000, ty: 1, op: op::REQUEST, buf_alloc: 4096, ..Hdr::default() };
-        v.from_guest(req, &[]);
+        let req = Hdr {
+            src_cid: 3,
+            dst_cid: 2,
+            src_port: 999,
+            dst_port: 5000,
+            ty: 1,
+            op: op::REQUEST,
+            buf_alloc: 4096,
+            ..Hdr::default()
+        };
+        v.take_from_guest(req, &[]);
         assert_eq!(v.ctrl.pop_front().map(|h| (h.op, h.dst_port, h.src_port)), Some((op::RST, 999, 5000)));
         // A listener at <uds>_5000 accepts.
         let lp = format!("{}_5000", p.display());
         let l = UnixListener::bind(&lp).unwrap();
-        v.from_guest(req, &[]);
+        v.take_from_guest(req, &[]);
         assert_eq!(v.ctrl.pop_front().map(|h| h.op), Some(op::RESPONSE));
         let mut rw = req;
         rw.op = op::RW;
         rw.len = 5;
-        v.from_guest(rw, b"hello");
+        v.take_from_guest(rw, b"hello");
         v.host_io();
         let (mut s, _) = l.accept().unwrap();
         let mut b = [0u8; 5];
@@ -663,8 +689,17 @@ mod tests {
         v.host_io();
         let r = v.ctrl.pop_front().unwrap();
         assert_eq!((r.op, r.dst_port, r.dst_cid), (op::REQUEST, 52, 3));
-        let resp = Hdr { src_cid: 3, dst_cid: 2, src_port: 52, dst_port: r.src_port, ty: 1, op: op::RESPONSE, buf_alloc: 4096, ..Hdr::default() };
-        v.from_guest(resp, &[]);
+        let resp = Hdr {
+            src_cid: 3,
+            dst_cid: 2,
+            src_port: 52,
+            dst_port: r.src_port,
+            ty: 1,
+            op: op::RESPONSE,
+            buf_alloc: 4096,
+            ..Hdr::default()
+        };
+        v.take_from_guest(resp, &[]);
         v.host_io();
         let mut line = [0u8; 14];
         h.read_exact(&mut line).unwrap();
@@ -692,7 +727,7 @@ mod tests {
                 fwd_cnt: rng.next() as u32,
             };
             let data = vec![0u8; (h.len as usize).min(MAX_PKT)];
-            v.from_guest(h, &data);
+            v.take_from_guest(h, &data);
             v.host_io();
             while v.ctrl.len() > 100 {
                 v.ctrl.pop_front();
@@ -862,7 +897,7 @@ mod tests {
         assert_eq!(unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&l), 2) }, 0);
         let mut rst = 0;
         for port in 0..400u32 {
-            v.from_guest(guest_pkt(port, 8000, op::REQUEST), &[]);
+            v.take_from_guest(guest_pkt(port, 8000, op::REQUEST), &[]);
             while let Some(h) = v.ctrl.pop_front() {
                 rst += (h.op == op::RST) as u32;
             }

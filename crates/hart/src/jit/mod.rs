@@ -586,9 +586,27 @@ struct Compiler {
 fn reg_uses(i: &Insn) -> ([u8; 2], u8) {
     match i.op {
         Op::LUI | Op::AUIPC | Op::JAL => ([0, 0], i.rd),
-        Op::ADDI | Op::XORI | Op::ORI | Op::ANDI | Op::SLTI | Op::SLTIU | Op::SLLI | Op::SRLI | Op::SRAI
-        | Op::ADDIW | Op::SLLIW | Op::SRLIW | Op::SRAIW | Op::LB | Op::LH | Op::LW | Op::LD | Op::LBU | Op::LHU
-        | Op::LWU | Op::JALR => ([i.rs1, 0], i.rd),
+        Op::ADDI
+        | Op::XORI
+        | Op::ORI
+        | Op::ANDI
+        | Op::SLTI
+        | Op::SLTIU
+        | Op::SLLI
+        | Op::SRLI
+        | Op::SRAI
+        | Op::ADDIW
+        | Op::SLLIW
+        | Op::SRLIW
+        | Op::SRAIW
+        | Op::LB
+        | Op::LH
+        | Op::LW
+        | Op::LD
+        | Op::LBU
+        | Op::LHU
+        | Op::LWU
+        | Op::JALR => ([i.rs1, 0], i.rd),
         Op::SB | Op::SH | Op::SW | Op::SD | Op::BEQ | Op::BNE | Op::BLT | Op::BGE | Op::BLTU | Op::BGEU => {
             ([i.rs1, i.rs2], 0)
         }
@@ -1122,11 +1140,48 @@ impl Compiler {
             Op::REMW if !alu_nop => self.call2(remw, i),
             Op::REMUW if !alu_nop => self.call2(remuw, i),
             // The pure ALU ops above with rd = x0.
-            Op::LUI | Op::AUIPC | Op::ADDI | Op::XORI | Op::ORI | Op::ANDI | Op::SLTI | Op::SLTIU | Op::SLLI
-            | Op::SRLI | Op::SRAI | Op::ADD | Op::SUB | Op::XOR | Op::OR | Op::AND | Op::SLT | Op::SLTU
-            | Op::SLL | Op::SRL | Op::SRA | Op::ADDIW | Op::SLLIW | Op::SRLIW | Op::SRAIW | Op::ADDW
-            | Op::SUBW | Op::SLLW | Op::SRLW | Op::SRAW | Op::MUL | Op::MULW | Op::MULH | Op::MULHU
-            | Op::MULHSU | Op::DIV | Op::DIVU | Op::REM | Op::REMU | Op::DIVW | Op::DIVUW | Op::REMW
+            Op::LUI
+            | Op::AUIPC
+            | Op::ADDI
+            | Op::XORI
+            | Op::ORI
+            | Op::ANDI
+            | Op::SLTI
+            | Op::SLTIU
+            | Op::SLLI
+            | Op::SRLI
+            | Op::SRAI
+            | Op::ADD
+            | Op::SUB
+            | Op::XOR
+            | Op::OR
+            | Op::AND
+            | Op::SLT
+            | Op::SLTU
+            | Op::SLL
+            | Op::SRL
+            | Op::SRA
+            | Op::ADDIW
+            | Op::SLLIW
+            | Op::SRLIW
+            | Op::SRAIW
+            | Op::ADDW
+            | Op::SUBW
+            | Op::SLLW
+            | Op::SRLW
+            | Op::SRAW
+            | Op::MUL
+            | Op::MULW
+            | Op::MULH
+            | Op::MULHU
+            | Op::MULHSU
+            | Op::DIV
+            | Op::DIVU
+            | Op::REM
+            | Op::REMU
+            | Op::DIVW
+            | Op::DIVUW
+            | Op::REMW
             | Op::REMUW => {}
             // The interpreter performs every access in program order, so
             // FENCE has nothing to do (as in exec.rs).
