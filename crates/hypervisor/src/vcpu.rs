@@ -54,6 +54,21 @@ const SWITCHED: [Csr; 14] = [
     Csr::Senvcfg,
 ];
 
+/// Where `c` is kept in a vCPU's saved CSRs.
+const fn slot(c: Csr) -> usize {
+    let mut i = 0;
+    while i < SWITCHED.len() {
+        if SWITCHED[i] as u8 == c as u8 {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a switched CSR")
+}
+
+/// `scounteren` at vCPU reset: CY, TM and IR (bits 0–2) readable in VU-mode.
+pub const SCOUNTEREN_AT_RESET: u64 = 0b111;
+
 /// `hstatus` bits (Priv. §8.2.1).
 pub mod hstatus {
     pub const SPV: u64 = 1 << 7;
@@ -136,8 +151,16 @@ impl Vcpu {
         self.pc = pc;
         self.x[10] = id;
         self.x[11] = opaque;
-        // Counters readable by the guest (time is what Linux needs).
-        self.csrs[8] = 0xffff_ffff;
+        // The counter-enable chain for V=1 (Priv. §8.2.6 hcounteren, §4.1.5
+        // scounteren, §8.6.1 virtual-instruction cases): `hcounteren` opens
+        // every counter to the guest, so VS-mode reads them and what VU-mode
+        // may read is decided by the guest's own `scounteren` alone. That
+        // starts as firmware leaves it on a bare machine (OpenSBI, and KVM
+        // for its guests, enable CY, TM and IR for U-mode): Linux never
+        // writes `scounteren` without the SBI PMU extension, yet its vDSO
+        // reads `time` from user programs (`clock_gettime`, issue 12 item 3).
+        self.csrs[slot(Csr::Hcounteren)] = 0xffff_ffff;
+        self.csrs[slot(Csr::Scounteren)] = SCOUNTEREN_AT_RESET;
     }
 
     /// Loads this vCPU onto a hart: registers, VS CSRs, the VM's `hgatp`,
@@ -199,12 +222,12 @@ impl Vcpu {
     /// Whether an interrupt the guest has enabled (in `vsie`) is pending:
     /// what ends a WFI (Priv. §3.3.3).
     pub fn wakeup_pending(&self) -> bool {
-        let vsie = self.csrs[1];
+        let vsie = self.csrs[slot(Csr::Vsie)];
         (self.hvip >> 1) & vsie != 0
     }
 
     /// `vsie`, as last saved.
     pub fn vsie(&self) -> u64 {
-        self.csrs[1]
+        self.csrs[slot(Csr::Vsie)]
     }
 }

@@ -34,6 +34,12 @@ fn i_type(imm: i32, rs1: u32, f3: u32, rd: u32, op: u32) -> u32 {
     ((imm as u32 & 0xfff) << 20) | rs1 << 15 | f3 << 12 | rd << 7 | op
 }
 
+/// `jal x0, off`.
+fn j_type(off: i32) -> u32 {
+    let o = off as u32;
+    ((o >> 20) & 1) << 31 | ((o >> 1) & 0x3ff) << 21 | ((o >> 11) & 1) << 20 | ((o >> 12) & 0xff) << 12 | 0x6f
+}
+
 fn s_type(imm: i32, rs2: u32, rs1: u32, f3: u32, op: u32) -> u32 {
     let imm = imm as u32;
     ((imm >> 5) & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (imm & 0x1f) << 7 | op
@@ -135,10 +141,7 @@ impl Asm {
 
     /// `jal x0, target`.
     pub fn j(&mut self, target: i64) -> &mut Self {
-        let o = (target - self.here()) as i32 as u32;
-        self.emit(
-            ((o >> 20) & 1) << 31 | ((o >> 1) & 0x3ff) << 21 | ((o >> 11) & 1) << 20 | ((o >> 12) & 0xff) << 12 | 0x6f,
-        )
+        self.emit(j_type((target - self.here()) as i32))
     }
 
     pub fn ecall(&mut self) -> &mut Self {
@@ -414,6 +417,72 @@ pub fn dbcn_probe(text: &str) -> Vec<u8> {
     code.resize(0x800, 0);
     code.extend_from_slice(text.as_bytes());
     elf(&code, RAM)
+}
+
+/// A guest that checks which counters its user programs may read (issue 12
+/// item 3): from VS-mode it reads `time` itself, then runs short VU-mode
+/// snippets that read `time`, `cycle` or `instret` and `ecall` back, first
+/// with `scounteren` as the hypervisor left it at reset, then after setting
+/// it to 0 and to TM alone. Its trap handler prints `'A' + scause` on the
+/// SBI debug console: `I` for the snippet's ecall (8, from U-mode), `C` for
+/// an illegal instruction (2); it skips a faulting read and returns to the
+/// snippet, and after the ecall goes on with the next case, printing `|`
+/// between cases. On a bare machine (scounteren = CY|TM|IR, as OpenSBI
+/// leaves it) the output is `V|I|I|I|CI|I|CI`.
+pub fn counter_probe() -> Vec<u8> {
+    use reg::*;
+    const RAM: u64 = 0x8000_0000;
+    const SRET: u32 = 0x1020_0073;
+    const SCAUSE: u32 = 0x142;
+    const SEPC: u32 = 0x141;
+    const STVEC: u32 = 0x105;
+    const SSTATUS: u32 = 0x100;
+    const SCOUNTEREN: u32 = 0x106;
+    const SSTATUS_SPP: u64 = 1 << 8;
+    let (time, cycle, instret) = (0xc01, 0xc00, 0xc02);
+    let print = |a: &mut Asm, from: u32, plus: i32| {
+        a.addi(A0, from, plus).li(A7, DBCN).li(A6, 2).ecall();
+    };
+    let mut a = Asm::new();
+    a.word(0); // `j main`, patched below
+    let sret_at = a.here();
+    a.word(SRET);
+    // The handler: print 'A' + scause; sepc += 4; back to the snippet
+    // unless this was its ecall, else on to the case's continuation in s1.
+    let handler = a.here();
+    a.csr(2, T0, SCAUSE, ZERO);
+    print(&mut a, T0, 'A' as i32);
+    a.csr(2, T1, SEPC, ZERO).addi(T1, T1, 4).csr(1, ZERO, SEPC, T1);
+    a.addi(T1, T0, -8).bne(T1, ZERO, sret_at);
+    a.word(i_type(0, S1, 0, ZERO, 0x67)); // jalr x0, 0(s1)
+                                          // The VU-mode snippets: read a counter, ecall.
+    let snippet = |a: &mut Asm, csr: u32| {
+        let at = a.here();
+        a.csr(2, T2, csr, ZERO).ecall();
+        at
+    };
+    let (u_time, u_cycle, u_instret) = (snippet(&mut a, time), snippet(&mut a, cycle), snippet(&mut a, instret));
+    let main = a.here();
+    a.words[0] = j_type(main as i32);
+    a.li(T0, RAM + handler as u64).csr(1, ZERO, STVEC, T0);
+    a.csr(2, T2, time, ZERO);
+    print(&mut a, ZERO, 'V' as i32);
+    let cases =
+        [(None, u_time), (None, u_cycle), (None, u_instret), (Some(0), u_time), (Some(2), u_time), (None, u_cycle)];
+    for (scounteren, at) in cases {
+        print(&mut a, ZERO, '|' as i32);
+        if let Some(v) = scounteren {
+            a.li(T0, v).csr(1, ZERO, SCOUNTEREN, T0);
+        }
+        a.li(T0, RAM + at as u64).csr(1, ZERO, SEPC, T0);
+        a.li(T0, SSTATUS_SPP).csr(3, ZERO, SSTATUS, T0); // to VU-mode
+                                                         // s1 = the instruction after the sret: auipc s1, 0; addi s1, s1, 12.
+        a.word(S1 << 7 | 0x17).addi(S1, S1, 12).word(SRET);
+    }
+    a.li(A1, 0).sbi(SRST, 0, 0);
+    let end = a.here();
+    a.j(end);
+    elf(&a.bytes(), RAM)
 }
 
 /// A guest that echoes what its UART receives until a `q` (echoed too),

@@ -312,3 +312,26 @@ fn console_input_goes_to_the_focused_vm_and_is_never_dropped() {
     assert_eq!(String::from_utf8_lossy(&m.console_output(1)), "hello q", "VM b gets only what came after Ctrl-A c");
     assert_eq!(m.console_focus(), 1);
 }
+
+/// Issue 12 item 3: user programs in a VM read `time` (Linux's vDSO does
+/// for `clock_gettime`). The hypervisor opens every counter to the guest in
+/// `hcounteren` and starts each vCPU with `scounteren` = CY|TM|IR, as
+/// firmware leaves it on a bare machine, so VU-mode reads them; a counter
+/// the guest kernel closes in `scounteren` is an illegal instruction for
+/// the guest (the hart raises a virtual-instruction exception, Priv.
+/// §8.6.1, which the hypervisor turns into one). See
+/// `testguest::counter_probe` for the output's key.
+#[test]
+fn user_mode_in_a_vm_reads_the_counters_its_kernel_allows() {
+    let k = guest_file("counters", &testguest::counter_probe());
+    let mut m = machine(vec![vm("c", &k, false)], 1, Policy::Pa);
+    let out = m.run();
+    assert_eq!(out.status(), 0, "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&m.console_output(0)),
+        "V|I|I|I|CI|I|CI",
+        "VS reads time; VU reads time, cycle, instret at reset; not time with scounteren = 0; \
+         time but not cycle with scounteren = TM"
+    );
+    assert_eq!(m.hyp.vms[0].stats.virtual_insn, 2, "the two refused reads were virtual-instruction exits");
+}
