@@ -2,7 +2,9 @@
 # Boot test: boots the Strata guest (build/guest/{fw_dynamic.bin,Image,initramfs.cpio})
 # on a machine -- `qemu` (reference) or `strata` (ours) -- for each SMP count,
 # runs a command in the guest and checks its output against values computed
-# on the host; then types a command into the guest's shell through stdin.
+# on the host, and that the kernel's CRNG was ready before /init ran (the
+# board's /chosen/rng-seed; issue 12 item 12); then types a command into the
+# guest's shell through stdin.
 #
 # Usage: tests/boot/boot-test.sh [--machine qemu|strata] [--smp "1 2"] [--timeout SECS]
 # Env:   MACHINE (default strata), SMP_LIST (default "1 2"), BOOT_TIMEOUT (300),
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
         --smp=*) SMP_LIST=${1#*=}; shift ;;
         --timeout) BOOT_TIMEOUT=$2; shift 2 ;;
         --timeout=*) BOOT_TIMEOUT=${1#*=}; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "boot-test: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -69,7 +71,7 @@ if [ "$(md5sum <"$ROOT/guest/init" | cut -d' ' -f1)" != "$INIT_MD5" ]; then
     echo "boot-test: WARNING: guest/init differs from the packed /init; run scripts/mkinitramfs.sh" >&2
 fi
 
-GUEST_CMD='grep -c ^processor /proc/cpuinfo; md5sum /init'
+GUEST_CMD="grep -c ^processor /proc/cpuinfo; md5sum /init; dmesg | grep -e 'crng init done' -e 'Run /init'"
 APPEND="console=ttyS0 earlycon panic=-1 strata.cmd=\"$GUEST_CMD\"${EXTRA_APPEND:+ $EXTRA_APPEND}"
 
 run_guest() {   # run_guest SMP LOG -> sets RC
@@ -131,6 +133,16 @@ for N in $SMP_LIST; do
         pass "$tag: md5sum /init = $INIT_MD5 (matches host)"
     else
         fail "$tag: md5sum /init: want $INIT_MD5, got '$(grep '/init$' <<<"$body" | head -n 1)'"
+    fi
+    # Kernel times (dmesg) of the CRNG's readiness and of starting /init;
+    # the command line, also in dmesg, holds the grep words, not these.
+    ktime() { grep -F -- "$1" <<<"$body" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p' | head -n 1; }
+    crng=$(ktime "random: crng init done")
+    init=$(ktime "Run /init as init process")
+    if [ -n "$crng" ] && [ -n "$init" ] && awk -v c="$crng" -v i="$init" 'BEGIN { exit !(c <= i) }'; then
+        pass "$tag: crng init done at ${crng}s, before /init at ${init}s"
+    else
+        fail "$tag: crng init done at '${crng:-never}', /init at '${init:-?}' (want crng first)"
     fi
     if grep -qE 'STRATA-CMD-EXIT 0$' <<<"$out"; then
         pass "$tag: STRATA-CMD-EXIT 0"

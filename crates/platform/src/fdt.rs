@@ -20,7 +20,8 @@
 //!   `power/reset/syscon-poweroff.yaml` / `syscon-reboot.yaml`,
 //!   `virtio/mmio.yaml`;
 //! - `chosen.yaml`: `bootargs`, `stdout-path`, `linux,initrd-start/end`
-//!   (written as 64-bit values).
+//!   (written as 64-bit values), `rng-seed` and `kaslr-seed` (fresh from the
+//!   host's getrandom(2) in every tree: every boot and every VM its own).
 
 use strata_devices::aclint::CLINT_MMIO_SIZE;
 use strata_devices::plic::{PLIC_MMIO_SIZE, PLIC_NDEV};
@@ -179,6 +180,21 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
         f.property_u64("linux,initrd-start", start).map_err(e)?;
         f.property_u64("linux,initrd-end", end).map_err(e)?;
     }
+    // Entropy for the guest kernel, which has no other source this early:
+    // without it a systemd guest waits minutes for its random pool (issue
+    // 12). Linux mixes all of `rng-seed` into its input pool and, trusting
+    // the boot loader (`random.trust_bootloader`, on by default), credits 8
+    // bits a byte; its CRNG is ready at 256 bits, so 32 bytes (what QEMU's
+    // `virt` gives) make `crng init done` happen as it starts. It takes
+    // `kaslr-seed` only as exactly one 64-bit value.
+    const RNG_SEED_BYTES: usize = 32;
+    const KASLR_SEED_BYTES: usize = 8;
+    let mut seeds = [0u8; RNG_SEED_BYTES + KASLR_SEED_BYTES];
+    strata_devices::virtio::rng::host_random(&mut seeds)
+        .map_err(|err| format!("device tree: the host's getrandom(2) failed: {err}"))?;
+    let (rng, kaslr) = seeds.split_at(RNG_SEED_BYTES);
+    f.property("rng-seed", rng).map_err(e)?;
+    f.property("kaslr-seed", kaslr).map_err(e)?;
     f.end_node(chosen).map_err(e)?;
 
     // /memory
@@ -521,6 +537,29 @@ mod tests {
         assert_eq!(cells(&get("/reboot", "value")), [0x7777]);
     }
 
+    /// Issue 12 item 12: every tree carries its own entropy for the guest
+    /// kernel, of the sizes Linux takes: `rng-seed` of at least 32 bytes
+    /// (its CRNG needs 256 credited bits; QEMU gives exactly 32) and
+    /// `kaslr-seed` of exactly 8 (`get_kaslr_seed` ignores any other size).
+    #[test]
+    fn chosen_has_fresh_seeds_of_the_sizes_linux_takes() {
+        let cfg = config(1);
+        let seeds = |dtb: Vec<u8>| {
+            let t = parse(&dtb);
+            let chosen = &t["/chosen"];
+            let get = |p: &str| chosen.get(p).unwrap_or_else(|| panic!("no /chosen/{p}")).clone();
+            (get("rng-seed"), get("kaslr-seed"))
+        };
+        let (rng1, kaslr1) = seeds(build_fdt(&cfg).unwrap());
+        let (rng2, kaslr2) = seeds(build_fdt(&cfg).unwrap());
+        assert_eq!(rng1.len(), 32, "rng-seed: 256 bits, what Linux needs before `crng init done`");
+        assert_eq!(kaslr1.len(), 8, "kaslr-seed: one 64-bit cell pair");
+        // 2^-256 and 2^-64 chances of a false failure.
+        assert_ne!(rng1, rng2, "two trees must not share their rng-seed");
+        assert_ne!(kaslr1, kaslr2, "two trees must not share their kaslr-seed");
+        assert!(rng1.iter().any(|&b| b != 0) && kaslr1.iter().any(|&b| b != 0), "seeds are not zero");
+    }
+
     #[test]
     fn optional_chosen_properties_and_bad_configs() {
         let mut cfg = config(1);
@@ -578,6 +617,8 @@ mod tests {
         ("phandle", "numbering is arbitrary; references are compared by target path"),
         ("riscv,ndev", "QEMU 7.2 says 96; the highest source ID is 95 (sources 1..=95)"),
         ("model", "names the board"),
+        ("rng-seed", "fresh random bytes in every tree (their size must agree)"),
+        ("kaslr-seed", "fresh random bytes in every tree (QEMU 7.2's riscv virt has none)"),
     ];
 
     fn compare_with_qemu(harts: u32) {
@@ -599,6 +640,9 @@ mod tests {
             }
             // Properties both trees have must agree (up to phandle numbering).
             for (name, v) in props {
+                if let (true, Some(qv)) = (name.ends_with("-seed"), q.get(name)) {
+                    assert_eq!(v.len(), qv.len(), "-smp {harts}: {path}:{name} has another size than QEMU's");
+                }
                 if name == "compatible" || VALUE_DIFFERS.iter().any(|(n, _)| n == name) {
                     continue;
                 }
