@@ -108,6 +108,9 @@ pub struct Hart {
     /// The block compiler and its code, when on (`set_jit`).
     #[cfg(target_arch = "x86_64")]
     jit: Option<Box<jit::Jit>>,
+    /// The VMIDs whose code the JIT may name in the `STRATA_PERF_MAP` file
+    /// while V=1 (`None`: any). See [`set_perf_map_vmids`](Self::set_perf_map_vmids).
+    perf_map_vmids: Option<Vec<u64>>,
 }
 
 /// One cached translation (see [`Hart::tlb_entries`]).
@@ -165,6 +168,7 @@ impl Hart {
             code: code::CodeCache::new(),
             #[cfg(target_arch = "x86_64")]
             jit: None,
+            perf_map_vmids: None,
         };
         h.atp_changed();
         h
@@ -529,6 +533,24 @@ impl Hart {
         // FP state on, so guests may turn theirs on in vsstatus.
         self.csr.mstatus |= status::FS;
         self.set_mode(Priv::S, false);
+    }
+
+    /// Limits what `STRATA_PERF_MAP=1` writes about guests: while V=1, a
+    /// compiled block goes into the map only if the VMID in `hgatp` is one
+    /// of `vmids` (`None`, the default: every block). The map names guest
+    /// code addresses in a host file any host user may read, so a
+    /// hypervisor lists only its ordinary VMs here and a protected VM's
+    /// code stays out (issue 12 item 10); an allow-list fails closed for
+    /// a VMID nobody listed.
+    pub fn set_perf_map_vmids(&mut self, vmids: Option<Vec<u64>>) {
+        self.perf_map_vmids = vmids;
+    }
+
+    /// Whether the JIT may name the code it compiles now in the perf map.
+    #[cfg(target_arch = "x86_64")]
+    fn perf_map_allowed(&self) -> bool {
+        let vmid = (self.csr.hgatp & csr::hgatp::VMID_MASK) >> csr::hgatp::VMID_MASK.trailing_zeros();
+        !self.virt || self.perf_map_vmids.as_ref().is_none_or(|ids| ids.contains(&vmid))
     }
 
     /// Runs the guest for up to `budget` instruction slots. If the hart

@@ -224,6 +224,21 @@ pub fn page_walker(base: u64, pages: u64, stride: u64) -> Vec<u8> {
     elf(&a.bytes(), 0x8000_0000)
 }
 
+/// A guest linked and started at `addr` (in its RAM) that counts `n` down
+/// in a loop, then shuts down with SBI SRST: code at a known place, run
+/// often enough to be compiled.
+pub fn countdown(addr: u64, n: u64) -> Vec<u8> {
+    use reg::*;
+    let mut a = Asm::new();
+    a.li(T0, n);
+    let top = a.here();
+    a.addi(T0, T0, -1).bne(T0, ZERO, top);
+    a.li(A1, 0).sbi(SRST, 0, 0);
+    let end = a.here();
+    a.j(end);
+    elf(&a.bytes(), addr)
+}
+
 /// Where a [`hostile`] guest runs, which decides its trap CSRs and how it
 /// ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

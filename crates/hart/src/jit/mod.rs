@@ -220,9 +220,11 @@ pub(crate) struct Jit {
     /// permanent stubs.
     epilogue: usize,
     stubs_end: usize,
-    /// With STRATA_PERF_MAP=1, every block is listed in /tmp/perf-PID.map,
-    /// so `perf report` names host code by the guest pc it came from.
-    perf_map: Option<std::io::BufWriter<std::fs::File>>,
+    /// With STRATA_PERF_MAP=1, every block is listed in /tmp/perf-PID.map
+    /// ([`perf_map`]), so `perf report` names host code by the guest pc it
+    /// came from; not those of a VM the hart keeps out of it
+    /// (`Hart::set_perf_map_vmids`).
+    perf_map: Option<&'static PerfMap>,
     /// Scratch space reused by every compilation.
     insns: Vec<(u64, u32, Insn)>,
     asm: Vec<u8>,
@@ -280,10 +282,7 @@ impl Jit {
             jc_gen: 0,
             jc_tlb_gen: 0,
             jc_code_writes: 0,
-            perf_map: std::env::var_os("STRATA_PERF_MAP")
-                .filter(|v| v == "1")
-                .and_then(|_| std::fs::File::create(format!("/tmp/perf-{}.map", std::process::id())).ok())
-                .map(std::io::BufWriter::new),
+            perf_map: perf_map(),
             insns: Vec::with_capacity(MAX_BLOCK_INSNS),
             asm: Vec::with_capacity(16 << 10),
             stats: JitStats::default(),
@@ -1451,14 +1450,15 @@ impl Hart {
             }
         }
         let tlb = TlbShape::new(&self.tlb.raw_layout());
+        let named = self.perf_map_allowed();
         let jit = self.jit.as_mut()?;
         let r = if insns.is_empty() {
             None
         } else {
-            jit.compile_block(&insns, p, tlb).or_else(|| {
+            jit.compile_block(&insns, p, tlb, named).or_else(|| {
                 // The buffer is full: empty it and try once more.
                 jit.flush();
-                jit.compile_block(&insns, p, tlb)
+                jit.compile_block(&insns, p, tlb, named)
             })
         };
         jit.insns = insns;
@@ -1468,8 +1468,15 @@ impl Hart {
 
 impl Jit {
     /// Assembles `insns` (ending at `end`, the pc after the last) into the
-    /// buffer; `None` if it does not fit.
-    fn compile_block(&mut self, insns: &[(u64, u32, Insn)], end: u64, tlb: Option<TlbShape>) -> Option<u32> {
+    /// buffer; `None` if it does not fit. `named`: the perf map, if open,
+    /// may list the block.
+    fn compile_block(
+        &mut self,
+        insns: &[(u64, u32, Insn)],
+        end: u64,
+        tlb: Option<TlbShape>,
+        named: bool,
+    ) -> Option<u32> {
         let base = self.buf.next_addr();
         let mut buf = std::mem::take(&mut self.asm);
         buf.clear();
@@ -1508,13 +1515,32 @@ impl Jit {
         self.stats.insns += n as u64;
         self.stats.bytes += bytes as u64;
         self.stats.interp_insns += interp as u64;
-        if let Some(map) = &mut self.perf_map {
+        if let (Some(map), true) = (self.perf_map, named) {
             use std::io::Write;
+            let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // perf's format for JIT code: start, size (hex), name.
             let _ = writeln!(map, "{:x} {:x} guest_{:x}", self.buf.addr(at), bytes, insns[0].0);
         }
         u32::try_from(at).ok()
     }
+}
+
+type PerfMap = std::sync::Mutex<std::io::LineWriter<std::fs::File>>;
+
+/// The process's perf map, if `STRATA_PERF_MAP=1`: created (emptied) once
+/// and shared by every hart's JIT, so that harts do not overwrite each
+/// other's lines through separate file offsets; written a line at a time,
+/// so that nothing is lost when the process ends with `exit`, which drops
+/// nothing.
+fn perf_map() -> Option<&'static PerfMap> {
+    static MAP: OnceLock<Option<PerfMap>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        std::env::var_os("STRATA_PERF_MAP")
+            .filter(|v| v == "1")
+            .and_then(|_| std::fs::File::create(format!("/tmp/perf-{}.map", std::process::id())).ok())
+            .map(|f| std::sync::Mutex::new(std::io::LineWriter::new(f)))
+    })
+    .as_ref()
 }
 
 /// Whether the compiler hands `i` to the interpreter.
