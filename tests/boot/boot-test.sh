@@ -136,7 +136,7 @@ for N in $SMP_LIST; do
     fi
     # Kernel times (dmesg) of the CRNG's readiness and of starting /init;
     # the command line, also in dmesg, holds the grep words, not these.
-    ktime() { grep -F -- "$1" <<<"$body" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p' | head -n 1; }
+    ktime() { grep -F -- "$1" <<<"$body" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p' | head -n 1 || true; }
     crng=$(ktime "random: crng init done")
     init=$(ktime "Run /init as init process")
     if [ -n "$crng" ] && [ -n "$init" ] && awk -v c="$crng" -v i="$init" 'BEGIN { exit !(c <= i) }'; then

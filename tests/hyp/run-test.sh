@@ -57,7 +57,7 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 check() { if grep -Eq -- "$3" "$1"; then pass "$2"; else fail "$2 (no line matching '$3' in $1)"; fi; }
 # ktime LOG PREFIX TEXT: the kernel timestamp (seconds) of the first line
 # "PREFIX[  secs] ...TEXT" in LOG (PREFIX a basic regex), or nothing.
-ktime() { grep -F -- "$3" "$1" | sed -n "s/^$2\[ *\([0-9.]*\)\].*/\1/p" | head -n 1; }
+ktime() { grep -F -- "$3" "$1" | sed -n "s/^$2\[ *\([0-9.]*\)\].*/\1/p" | head -n 1 || true; }
 
 [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; }
 for f in Image initramfs.cpio kernel-release; do
@@ -240,7 +240,7 @@ if want 6; then
     # VU-mode); dmesg gives the kernel times of "crng init done" and of
     # starting /init; this kernel has no KASLR, so it leaves kaslr-seed in
     # the tree for us to read. No double quotes: the TOML string holds it.
-    GCMD="time true; echo RANDOM=\$RANDOM; dmesg | grep -e 'crng init done' -e 'Run /init'; echo KASLR=\$(od -An -tx1 /proc/device-tree/chosen/kaslr-seed | tr -d ' ')"
+    GCMD="dmesg | grep -e 'crng init done' -e 'Run /init'; echo KASLR=\$(od -An -tx1 /proc/device-tree/chosen/kaslr-seed | tr -d ' '); time true; echo RANDOM=\$RANDOM"
     for vm in a b; do
         cat >>"$WORK/time.toml" <<EOF
 [[vm]]
