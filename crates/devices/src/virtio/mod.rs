@@ -18,11 +18,13 @@ pub mod block;
 pub mod console;
 #[cfg(test)]
 mod hostile;
+pub mod image_lock;
 pub mod mmio;
 pub mod net;
 
 pub mod queue;
 pub mod rng;
+
 pub mod vsock;
 
 use strata_memory::GuestMemory;
@@ -127,6 +129,20 @@ pub trait VirtioDevice: Send {
     fn polled(&self) -> bool {
         false
     }
+    /// A host-side failure the device's policy says must stop the machine
+    /// (virtio-blk with `werror=stop`): why. The device then completes no
+    /// more requests; the run loop ends the machine.
+    fn host_stop(&self) -> Option<String> {
+        None
+    }
+    /// Host-side errors so far, one line per kind with its count (for the
+    /// end of the run and `--stats`).
+    fn host_errors(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Makes what the device wrote to host files durable (the machine is
+    /// stopping).
+    fn host_flush(&mut self) {}
 }
 
 /// Writes little-endian `v` into `buf` at `off` if it fits (config-space
