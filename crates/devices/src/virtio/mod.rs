@@ -24,6 +24,7 @@ pub mod net;
 
 pub mod queue;
 pub mod rng;
+pub mod uds;
 
 pub mod vsock;
 
