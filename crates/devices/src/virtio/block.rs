@@ -762,35 +762,38 @@ mod tests {
     /// touched inside its capacity and the host never panics.
     #[test]
     fn random_requests_stay_in_bounds() {
-        let (p, _) = temp_image("rand", 8);
-        let mut blk = Block::open(&p, false, None).unwrap();
-        let mem = GuestRam::new(RAM, 0x10_0000).unwrap();
-        let mut rng = TestRng(77);
-        for _ in 0..5000 {
-            let mut c = Chain::default();
-            for _ in 0..rng.below(4) {
-                c.readable.push(crate::virtio::queue::Buf {
-                    addr: DATA + rng.below(0x8000),
-                    len: rng.below(2048) as u32 + 1,
-                });
+        crate::virtio::with_seeds("random_requests_stay_in_bounds", 77, |seed| {
+            let (p, _) = temp_image("rand", 8);
+            let mut blk = Block::open(&p, false, None).unwrap();
+            let mem = GuestRam::new(RAM, 0x10_0000).unwrap();
+            let mut rng = TestRng::new(seed);
+            for _ in 0..5000 {
+                let mut c = Chain::default();
+                for _ in 0..rng.below(4) {
+                    c.readable.push(crate::virtio::queue::Buf {
+                        addr: DATA + rng.below(0x8000),
+                        len: rng.below(2048) as u32 + 1,
+                    });
+                }
+                for _ in 0..rng.below(4) {
+                    c.writable.push(crate::virtio::queue::Buf {
+                        addr: DATA + 0x8000 + rng.below(0x8000),
+                        len: rng.below(4096) as u32 + 1,
+                    });
+                }
+                if let Some(b) = c.readable.first() {
+                    let ty = [0u32, 1, 4, 8, 11, 13, rng.next() as u32][rng.below(7) as usize];
+                    mem.store(b.addr, 4, ty as u64).unwrap();
+                    let sector = if rng.below(2) == 0 { rng.below(10) } else { rng.next() };
+                    let _ = mem.store(b.addr + 8, 8, sector);
+                }
+                let used = blk.handle(&mem, &c).expect("no host error here");
+                assert!(used as u64 <= c.writable_len());
             }
-            for _ in 0..rng.below(4) {
-                c.writable.push(crate::virtio::queue::Buf {
-                    addr: DATA + 0x8000 + rng.below(0x8000),
-                    len: rng.below(4096) as u32 + 1,
-                });
-            }
-            if let Some(b) = c.readable.first() {
-                let ty = [0u32, 1, 4, 8, 11, 13, rng.next() as u32][rng.below(7) as usize];
-                mem.store(b.addr, 4, ty as u64).unwrap();
-                let sector = if rng.below(2) == 0 { rng.below(10) } else { rng.next() };
-                let _ = mem.store(b.addr + 8, 8, sector);
-            }
-            let used = blk.handle(&mem, &c).expect("no host error here");
-            assert!(used as u64 <= c.writable_len());
-        }
-        assert_eq!(std::fs::metadata(&p).unwrap().len(), 8 * SECTOR);
-        std::fs::remove_file(p).unwrap();
+            assert_eq!(std::fs::metadata(&p).unwrap().len(), 8 * SECTOR);
+            drop(blk);
+            std::fs::remove_file(p).unwrap();
+        });
     }
 
     /// A drive on /dev/full: every write fails with ENOSPC, as on a full
