@@ -163,15 +163,10 @@ fn what_byte_says(byte: u64) -> &'static str {
 }
 
 /// If `file` (already open, e.g. a log about to be truncated) is a disk
-/// image some drive holds, says who and how.
+/// image some drive holds: who ("process 1234 (qemu-system-riscv64)").
 pub fn held_as_image(file: &File) -> Option<String> {
-    let bytes = (0..perm::COUNT).map(|n| PERM_BASE + n).chain((0..perm::COUNT).map(|n| SHARED_BASE + n));
-    for byte in bytes {
-        if locked_by_other(file, byte).unwrap_or(false) {
-            return Some(format!("{} {}", holders_text(file, byte), what_byte_says(byte)));
-        }
-    }
-    None
+    let mut bytes = (0..perm::COUNT).map(|n| PERM_BASE + n).chain((0..perm::COUNT).map(|n| SHARED_BASE + n));
+    bytes.find(|&b| locked_by_other(file, b).unwrap_or(false)).map(|b| holders_text(file, b))
 }
 
 /// Another open file that holds a lock on the image.
