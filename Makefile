@@ -12,6 +12,7 @@
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM (scripts/bench-*.sh)
 #   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
+#   make disk-test    tests/disks: image locks, clobbered paths, a full host disk (root)
 #   make conformance  tests/conformance/run.sh
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
@@ -74,6 +75,7 @@ test: check setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
 	$(MAKE) --no-print-directory virtio-test
+	$(MAKE) --no-print-directory disk-test
 	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory difftest
 	$(MAKE) --no-print-directory difftest-jit
@@ -94,6 +96,11 @@ boot-test-qemu: setup
 .PHONY: virtio-test
 virtio-test: setup build
 	tests/virtio/virtio-test.sh
+
+# Image locking, clobbered host paths, a full host disk (root: a tmpfs).
+.PHONY: disk-test
+disk-test: setup build
+	tests/disks/disk-test.sh
 
 conformance:
 	@[ -x tests/conformance/run.sh ] || { echo "make conformance: tests/conformance/run.sh is missing or not executable" >&2; exit 1; }

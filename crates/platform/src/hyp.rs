@@ -284,14 +284,20 @@ pub struct RunOutcome {
     /// happen any more, or when the user quit).
     pub vms: Vec<(String, Option<VmEnd>)>,
     pub quit: bool,
+    /// A drive's host I/O failed with policy `stop` (`werror=stop`): every
+    /// VM stopped, the disks were flushed.
+    pub disk_stop: bool,
 }
 
 impl RunOutcome {
     /// The process exit status: 0 when every VM powered off cleanly (or the
     /// user quit), otherwise the worst of 3 (reset), 4 (failure reported),
     /// 5 (hung: waiting for an interrupt nothing can raise), 6 (stopped by
-    /// the hypervisor).
+    /// the hypervisor); 9 when a drive with `werror=stop` stopped them all.
     pub fn status(&self) -> i32 {
+        if self.disk_stop {
+            return 9;
+        }
         if self.quit {
             return 0;
         }
@@ -327,6 +333,7 @@ pub struct HypMachine {
     waiting_input: Option<Input>,
     clock: ClockMode,
     elapsed: Duration,
+    disk_stop: bool,
 }
 
 impl HypMachine {
@@ -334,6 +341,8 @@ impl HypMachine {
         if cfg.vms.is_empty() {
             return Err(LoadError("no VM to run".into()));
         }
+        // No file may serve two jobs (one log for two VMs, a log over a disk).
+        crate::hostpaths::check(&crate::hostpaths::run_paths(cfg)).map_err(LoadError)?;
         let mut names = std::collections::BTreeSet::new();
         for vm in &cfg.vms {
             if vm.name.is_empty() || !names.insert(vm.name.clone()) {
@@ -381,12 +390,13 @@ impl HypMachine {
         let mut virtio = Vec::new();
         for vm in &cfg.vms {
             let slots = vm.virtio.slots().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
-            let devs = vm.virtio.build_devices().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+            let mut devs = vm.virtio.build_devices().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+            for (name, _) in devs.iter_mut().filter(|_| cfg.vms.len() > 1) {
+                *name = format!("VM {}: {name}", vm.name);
+            }
             let (segments, entry, dtb) = vm_images(vm, &slots)?;
             let log = match &vm.serial_log {
-                Some(p) => Some(
-                    File::create(p).map_err(|e| LoadError(format!("cannot create serial log {}: {e}", p.display())))?,
-                ),
+                Some(p) => Some(crate::hostpaths::open_serial_log(p).map_err(LoadError)?),
                 None => None,
             };
             let con = Arc::new(Mutex::new(VmConsole {
@@ -458,6 +468,7 @@ impl HypMachine {
             waiting_input: None,
             clock: cfg.clock,
             elapsed: Duration::ZERO,
+            disk_stop: false,
         })
     }
 
@@ -499,6 +510,9 @@ impl HypMachine {
         if self.poll_turn % 16 == 0 {
             self.poll_virtio();
         }
+        if (self.poll_turn % 16 == 0 || slice.idle) && self.disk_stopped() {
+            return false;
+        }
         for c in &self.consoles {
             lock(c).tick();
         }
@@ -509,6 +523,24 @@ impl HypMachine {
             return self.idle(wall_start);
         }
         true
+    }
+
+    /// A drive stopped the machine (`werror=stop`): flush every disk; all
+    /// VMs end. (A stopped drive completes nothing more, so noticing it a
+    /// few rounds late changes nothing a guest can see.)
+    fn disk_stopped(&mut self) -> bool {
+        if crate::virtio::host_stop(&self.virtio).is_none() {
+            return false;
+        }
+        crate::virtio::host_flush(&self.virtio);
+        self.disk_stop = true;
+        true
+    }
+
+    /// Host-side device errors (failed disk writes, ...), one line per
+    /// device that had some; empty if none.
+    pub fn host_error_summary(&self) -> String {
+        crate::virtio::host_error_summary(&self.virtio)
     }
 
     /// Lets virtio devices with host input (net, vsock, console) deliver
@@ -632,7 +664,11 @@ impl HypMachine {
             lock(c).flush_line();
         }
         self.elapsed = start.elapsed();
-        RunOutcome { vms: self.hyp.vms.iter().map(|v| (v.name.clone(), v.end.clone())).collect(), quit }
+        RunOutcome {
+            vms: self.hyp.vms.iter().map(|v| (v.name.clone(), v.end.clone())).collect(),
+            quit,
+            disk_stop: self.disk_stop,
+        }
     }
 
     /// A human-readable report of the run's counters (`--stats`).
@@ -695,6 +731,7 @@ impl HypMachine {
                 h.hartid, st.walks2, st.walk2_refs, st.walk2_max_refs, st.fences[3], st.fences[1]
             );
         }
+        s += &self.host_error_summary();
         s
     }
 }

@@ -4,6 +4,7 @@
 pub mod boot;
 pub mod console;
 pub mod fdt;
+pub mod hostpaths;
 pub mod hyp;
 pub mod loader;
 pub mod machine;

@@ -80,6 +80,9 @@ pub enum ExitReason {
     Hung,
     /// The user typed `Ctrl-A x`.
     Quit,
+    /// A drive's host read or write failed and its policy is `stop`
+    /// (`werror=stop`, `rerror=stop`); the disks were flushed.
+    DiskStopped,
 }
 
 impl ExitReason {
@@ -90,6 +93,7 @@ impl ExitReason {
             ExitReason::Reset => 3,
             ExitReason::GuestFailure(_) => 4,
             ExitReason::Hung => 5,
+            ExitReason::DiskStopped => 9,
         }
     }
 }
@@ -193,6 +197,8 @@ impl Machine {
                 )));
             }
         }
+        // No file may serve two jobs (a log over a disk, one socket twice).
+        crate::hostpaths::check(&crate::hostpaths::machine_paths(cfg)).map_err(LoadError)?;
         // virtio slots and backends first: a bad --drive fails fast.
         let virtio_slots = cfg.virtio.slots().map_err(LoadError)?;
         let virtio_devs = cfg.virtio.build_devices().map_err(LoadError)?;
@@ -240,10 +246,7 @@ impl Machine {
         let console = ConsoleOut::new(
             cfg.console_stdout,
             match &cfg.serial_log {
-                Some(p) => Some(
-                    std::fs::File::create(p)
-                        .map_err(|e| LoadError(format!("cannot create serial log {}: {e}", p.display())))?,
-                ),
+                Some(p) => Some(crate::hostpaths::open_serial_log(p).map_err(LoadError)?),
                 None => None,
             },
         );
@@ -387,6 +390,11 @@ impl Machine {
             }
             self.poll_virtio_sometimes();
             lock(&self.console).flush();
+            if self.virtio_poll_turn % 16 == 0 || all_idle {
+                if let Some(r) = self.disk_stop() {
+                    break r;
+                }
+            }
             if all_idle && !self.harts.iter().any(|h| h.mip() & h.csr.mie != 0) {
                 if let Some(r) = self.idle(wall_start) {
                     break r;
@@ -458,6 +466,21 @@ impl Machine {
         }
         self.advance_time(delta);
         None
+    }
+
+    /// A drive stopped the machine (`werror=stop`): flush every disk and
+    /// end. (A stopped drive completes nothing more, so noticing it a few
+    /// chunks late changes nothing the guest can see.)
+    fn disk_stop(&mut self) -> Option<ExitReason> {
+        crate::virtio::host_stop(&self.virtio)?;
+        crate::virtio::host_flush(&self.virtio);
+        Some(ExitReason::DiskStopped)
+    }
+
+    /// Host-side device errors (failed disk writes, ...), one line per
+    /// device that had some; empty if none.
+    pub fn host_error_summary(&self) -> String {
+        crate::virtio::host_error_summary(&self.virtio)
     }
 
     /// Is any virtio device waiting for host-side input (net, vsock)?
@@ -555,6 +578,7 @@ impl Machine {
             );
         }
         let _ = steps;
+        s += &self.host_error_summary();
         s
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use strata_devices::plic::{source_line, Plic};
-use strata_devices::virtio::block::Block;
+use strata_devices::virtio::block::{Block, ErrorPolicy};
 use strata_devices::virtio::console::Console;
 use strata_devices::virtio::net::{parse_mac, Net, Tap};
 use strata_devices::virtio::rng::Rng;
@@ -24,13 +24,21 @@ pub const VIRTIO_MMIO_BASE: u64 = 0x1000_1000;
 pub const VIRTIO_MMIO_SLOTS: usize = 8;
 pub const VIRTIO_FIRST_IRQ: u32 = 1;
 
-/// One `--drive file=PATH[,readonly=on|off][,serial=STR]`.
+/// One `--drive file=PATH[,readonly=on|off][,serial=STR][,werror=..][,rerror=..]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriveSpec {
     pub file: PathBuf,
     pub readonly: bool,
     pub serial: Option<String>,
+    /// What a failed host write or flush does (QEMU's `werror=`), and a
+    /// failed host read (`rerror=`): report (an I/O error for the guest),
+    /// stop (the machine stops, exit status 9), enospc (stop when the
+    /// host is out of space, report otherwise).
+    pub werror: ErrorPolicy,
+    pub rerror: ErrorPolicy,
 }
+
+const DRIVE_SYNTAX: &str = "file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop]";
 
 fn on_off(key: &str, v: &str) -> Result<bool, String> {
     match v {
@@ -45,10 +53,10 @@ impl DriveSpec {
         let mut file = None;
         let mut readonly = false;
         let mut serial = None;
+        let (mut werror, mut rerror) = (ErrorPolicy::Report, ErrorPolicy::Report);
         for part in s.split(',') {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected key=value (file=PATH[,readonly=on][,serial=STR])"))?;
+            let (k, v) =
+                part.split_once('=').ok_or_else(|| format!("{part:?}: expected key=value ({DRIVE_SYNTAX})"))?;
             match k {
                 "file" if !v.is_empty() => file = Some(PathBuf::from(v)),
                 "readonly" => readonly = on_off(k, v)?,
@@ -58,11 +66,13 @@ impl DriveSpec {
                     }
                     serial = Some(v.to_string());
                 }
-                _ => return Err(format!("unknown drive option {part:?} (file=PATH[,readonly=on][,serial=STR])")),
+                "werror" => werror = ErrorPolicy::parse(k, v)?,
+                "rerror" => rerror = ErrorPolicy::parse(k, v)?,
+                _ => return Err(format!("unknown drive option {part:?} ({DRIVE_SYNTAX})")),
             }
         }
         let file = file.ok_or("a drive needs file=PATH")?;
-        Ok(DriveSpec { file, readonly, serial })
+        Ok(DriveSpec { file, readonly, serial, werror, rerror })
     }
 }
 
@@ -169,7 +179,7 @@ impl VirtioConfig {
     pub fn build_devices(&self) -> Result<Vec<NamedDevice>, String> {
         let mut devs: Vec<(String, Box<dyn VirtioDevice>)> = Vec::new();
         for (i, d) in self.drives.iter().enumerate() {
-            let blk = Block::open(&d.file, d.readonly, d.serial.as_deref())?;
+            let blk = Block::open(&d.file, d.readonly, d.serial.as_deref())?.with_error_policy(d.rerror, d.werror);
             devs.push((format!("virtio-blk{i} ({})", d.file.display()), Box::new(blk)));
         }
         if self.rng {
@@ -213,6 +223,33 @@ pub(crate) fn poll_all(devs: &[Arc<Mutex<VirtioMmio>>]) -> bool {
     did
 }
 
+/// Why a device stopped the machine (a drive with `werror=stop` whose
+/// host write failed), if one did.
+pub(crate) fn host_stop(devs: &[Arc<Mutex<VirtioMmio>>]) -> Option<String> {
+    devs.iter().find_map(|d| crate::machine::lock(d).device().host_stop())
+}
+
+/// Makes what every device wrote durable (the machine stops).
+pub(crate) fn host_flush(devs: &[Arc<Mutex<VirtioMmio>>]) {
+    for d in devs {
+        crate::machine::lock(d).host_flush();
+    }
+}
+
+/// The devices' host-side errors, one line per device that had some
+/// ("strata: virtio-blk0 (disk.img): host errors: 3 writes failed: ...").
+pub fn host_error_summary(devs: &[Arc<Mutex<VirtioMmio>>]) -> String {
+    let mut s = String::new();
+    for d in devs {
+        let d = crate::machine::lock(d);
+        let errs = d.device().host_errors();
+        if !errs.is_empty() {
+            s += &format!("strata: {}: host errors: {}\n", d.name(), errs.join("; "));
+        }
+    }
+    s
+}
+
 /// Places the devices in their slots, each with its PLIC line: `add`
 /// puts a window on the bus (the board's, or a VM's). Devices reach guest
 /// memory through `mem`.
@@ -239,7 +276,20 @@ mod tests {
     #[test]
     fn drive_options() {
         let d = DriveSpec::parse("file=/x/disk.img,readonly=on,serial=ABC-1").unwrap();
-        assert_eq!(d, DriveSpec { file: "/x/disk.img".into(), readonly: true, serial: Some("ABC-1".into()) });
+        assert_eq!(
+            d,
+            DriveSpec {
+                file: "/x/disk.img".into(),
+                readonly: true,
+                serial: Some("ABC-1".into()),
+                werror: ErrorPolicy::Report,
+                rerror: ErrorPolicy::Report
+            }
+        );
+        let d = DriveSpec::parse("file=a,werror=stop,rerror=stop").unwrap();
+        assert_eq!((d.werror, d.rerror), (ErrorPolicy::Stop, ErrorPolicy::Stop));
+        assert_eq!(DriveSpec::parse("file=a,werror=enospc").unwrap().werror, ErrorPolicy::Enospc);
+        assert!(DriveSpec::parse("file=a,werror=ignore").unwrap_err().contains("report, stop or enospc"));
         assert!(!DriveSpec::parse("file=a").unwrap().readonly);
         assert!(DriveSpec::parse("readonly=on").unwrap_err().contains("file=PATH"));
         assert!(DriveSpec::parse("file=a,readonly=maybe").unwrap_err().contains("on or off"));

@@ -6,7 +6,9 @@
 //! x), 1 a host-side error (bad file, flag or configuration), 2 a usage
 //! error, 3 a guest asked for a reset, 4 a guest powered off reporting
 //! failure, 5 a guest hung with nothing left that could wake it, 6 the
-//! hypervisor stopped a VM (a guest action it cannot serve). With several
+//! hypervisor stopped a VM (a guest action it cannot serve), 9 a disk
+//! read or write failed on the host and its drive has `werror=stop` (or
+//! `rerror=stop`): the machine stopped with the disks flushed. With several
 //! VMs the status is the worst of theirs.
 
 // The doc comments on the argument structs are clap's --help text, written
@@ -19,6 +21,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
 use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig, VsockSpec};
+
+/// Why the machine stopped with status 9 (the drive's own line names the
+/// failed request).
+const DISK_STOPPED: &str =
+    "the machine stopped: a disk read or write failed on the host and its drive has werror=stop or rerror=stop; the disks were flushed";
 
 /// Default firmware: OpenSBI's generic fw_dynamic from Debian's `opensbi`.
 const DEBIAN_OPENSBI: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
@@ -214,12 +221,17 @@ fn run(a: RunArgs) -> Result<i32, String> {
     drop(raw);
     if a.stats {
         eprint!("{}", m.stats_report());
+    } else {
+        eprint!("{}", m.host_error_summary());
+    }
+    if out.disk_stop {
+        eprintln!("strata: {DISK_STOPPED}");
     }
     for (name, end) in &out.vms {
         match end {
             Some(strata_hypervisor::vm::VmEnd::PowerOff) => {}
             Some(e) => eprintln!("strata: VM {name}: {}", e.describe()),
-            None if out.quit => {}
+            None if out.quit || out.disk_stop => {}
             None => eprintln!("strata: VM {name}: waits for an interrupt that nothing can raise"),
         }
     }
@@ -281,9 +293,14 @@ struct MachineArgs {
 #[derive(clap::Args)]
 struct VirtioArgs {
     /// A virtio-blk disk on a raw image file:
-    /// file=PATH[,readonly=on][,serial=STR]. Repeatable; the first is
-    /// /dev/vda. Devices fill the 8 virtio-mmio slots in the order: drives,
-    /// then virtio-rng, virtio-console, vsock, netdevs.
+    /// file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop].
+    /// Repeatable; the first is /dev/vda. The image is locked as QEMU locks
+    /// it: one writer, or any number of readonly=on users. werror/rerror:
+    /// what a failed host write/read does: report (the guest gets an I/O
+    /// error; the default), stop (the machine stops, exit status 9), enospc
+    /// (stop when the host is out of space). Devices fill the 8 virtio-mmio
+    /// slots in the order: drives, then virtio-rng, virtio-console, vsock,
+    /// netdevs.
     #[arg(long = "drive", value_name = "OPTIONS", value_parser = DriveSpec::parse)]
     drives: Vec<DriveSpec>,
     /// An extra device. `virtio-rng`: an entropy source fed by the host's
@@ -395,6 +412,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
     drop(raw);
     if a.stats {
         eprint!("{}", m.stats_report());
+    } else {
+        eprint!("{}", m.host_error_summary());
     }
     // As in `run`: the process ends now, no need to free the machine.
     std::mem::forget(m);
@@ -429,6 +448,7 @@ fn main() -> ExitCode {
                     eprintln!("strata: the guest powered off reporting failure (code {code})")
                 }
                 ExitReason::Hung => eprintln!("strata: every hart is waiting for an interrupt that nothing can raise"),
+                ExitReason::DiskStopped => eprintln!("strata: {DISK_STOPPED}"),
             }
             ExitCode::from(reason.status() as u8)
         }

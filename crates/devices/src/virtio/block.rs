@@ -21,11 +21,32 @@
 //! only after fdatasync(2) of the file succeeded (§5.2.6.2: data written
 //! before the flush is then on stable storage), so after the guest's
 //! `sync` returns the data survives the emulator being killed.
+//!
+//! Sharing: [`Block::open`] locks the image the way QEMU does
+//! ([`super::image_lock`]): one writer, or any number of read-only users.
+//!
+//! Host errors: a read, write or flush of the image that fails on the host
+//! (EIO, ENOSPC, EDQUOT, a file shrunk under us, ...) is a host error, not
+//! the guest's. The first of each kind (operation and errno) per drive is
+//! logged on stderr, later ones are counted ([`Block::host_errors`]). What
+//! the guest sees is the drive's policy, QEMU's `rerror=`/`werror=`:
+//!
+//! | policy   | the request                     | the machine          |
+//! |----------|---------------------------------|----------------------|
+//! | `report` | completes with VIRTIO_BLK_S_IOERR | runs on            |
+//! | `stop`   | is never completed              | stops (disks flushed) |
+//! | `enospc` | as `stop` for ENOSPC and EDQUOT, as `report` otherwise | |
+//!
+//! Once stopped, the device completes nothing more (so nothing the guest
+//! wrote after the failed request reaches the disk out of order) and
+//! [`VirtioDevice::host_stop`] says why; the run loop ends the machine.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use strata_memory::GuestMemory;
 
@@ -75,8 +96,73 @@ const CHUNK: usize = 1 << 20;
 /// Config space through `write_zeroes_may_unmap` and its padding (§5.2.4).
 const CONFIG_LEN: usize = 60;
 
+/// What a host error does to the guest's request (QEMU's `rerror=` and
+/// `werror=` drive options); see the module documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    #[default]
+    Report,
+    Stop,
+    Enospc,
+}
+
+impl ErrorPolicy {
+    pub fn parse(key: &str, v: &str) -> Result<ErrorPolicy, String> {
+        match v {
+            "report" => Ok(ErrorPolicy::Report),
+            "stop" => Ok(ErrorPolicy::Stop),
+            "enospc" => Ok(ErrorPolicy::Enospc),
+            _ => Err(format!("{key}={v}: expected report, stop or enospc")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorPolicy::Report => "report",
+            ErrorPolicy::Stop => "stop",
+            ErrorPolicy::Enospc => "enospc",
+        }
+    }
+
+    fn stops(self, errno: Option<i32>) -> bool {
+        match self {
+            ErrorPolicy::Report => false,
+            ErrorPolicy::Stop => true,
+            ErrorPolicy::Enospc => matches!(errno, Some(libc::ENOSPC | libc::EDQUOT)),
+        }
+    }
+}
+
+/// The host operations whose errors are counted apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HostOp {
+    Read,
+    Write,
+    Flush,
+}
+
+impl HostOp {
+    fn noun(self) -> &'static str {
+        match self {
+            HostOp::Read => "read",
+            HostOp::Write => "write",
+            HostOp::Flush => "flush",
+        }
+    }
+}
+
+/// Why moving a request's data failed.
+enum Fail {
+    /// The chain's buffers are not all in guest memory: the guest's fault.
+    Guest,
+    /// The host file refused (offset and length of the failed piece).
+    Host(io::Error, u64, u64),
+}
+
 pub struct Block {
     file: File,
+    /// The image's path, for messages (`None` from [`Block::from_file`]).
+    path: Option<PathBuf>,
     /// Capacity in 512-byte sectors.
     capacity: u64,
     readonly: bool,
@@ -84,11 +170,20 @@ pub struct Block {
     scratch: Vec<u8>,
     /// Requests completed, by type (for `--stats` and tests).
     pub completed: u64,
+    rerror: ErrorPolicy,
+    werror: ErrorPolicy,
+    /// Host errors by operation and errno (0: no errno, e.g. a short read).
+    errors: BTreeMap<(HostOp, i32), (u64, String)>,
+    /// Set when a host error stopped the device (policy `stop`).
+    stopped: Option<String>,
 }
 
 impl Block {
     /// Opens `path` as a raw disk image. The capacity is the file size,
     /// which must be a whole number of sectors.
+    /// The image is locked for the drive's access ([`super::image_lock`]):
+    /// an image another drive or program writes, or reads while refusing
+    /// writers, is refused with the holder's name where it can be found.
     pub fn open(path: &Path, readonly: bool, serial: Option<&str>) -> Result<Block, String> {
         let file = OpenOptions::new()
             .read(true)
@@ -106,7 +201,18 @@ impl Block {
                 meta.len()
             ));
         }
-        Block::from_file(file, readonly, serial)
+        super::image_lock::lock(&file, path, readonly)?;
+        let mut b = Block::from_file(file, readonly, serial)?;
+        b.path = Some(path.to_path_buf());
+        Ok(b)
+    }
+
+    /// Sets what host read errors (`rerror`) and write and flush errors
+    /// (`werror`) do.
+    pub fn with_error_policy(mut self, rerror: ErrorPolicy, werror: ErrorPolicy) -> Block {
+        self.rerror = rerror;
+        self.werror = werror;
+        self
     }
 
     pub fn from_file(file: File, readonly: bool, serial: Option<&str>) -> Result<Block, String> {
@@ -118,7 +224,68 @@ impl Block {
             }
             s[..serial.len()].copy_from_slice(serial.as_bytes());
         }
-        Ok(Block { file, capacity: len / SECTOR, readonly, serial: s, scratch: Vec::new(), completed: 0 })
+        Ok(Block {
+            file,
+            path: None,
+            capacity: len / SECTOR,
+            readonly,
+            serial: s,
+            scratch: Vec::new(),
+            completed: 0,
+            rerror: ErrorPolicy::Report,
+            werror: ErrorPolicy::Report,
+            errors: BTreeMap::new(),
+            stopped: None,
+        })
+    }
+
+    fn image_name(&self) -> String {
+        match &self.path {
+            Some(p) => format!("disk image {}", p.display()),
+            None => "disk image".into(),
+        }
+    }
+
+    /// Host errors so far, one line per kind: "3 writes failed: No space
+    /// left on device (os error 28)".
+    pub fn host_errors(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .map(|((op, _), (n, what))| format!("{n} {}{} failed: {what}", op.noun(), if *n == 1 { "" } else { "s" }))
+            .collect()
+    }
+
+    /// A host error while serving a request: counted, logged the first
+    /// time for its kind, and then the policy decides. `None`: the device
+    /// stopped and the request stays unfinished.
+    fn host_error(&mut self, op: HostOp, pos: u64, len: u64, e: io::Error) -> Option<(u8, u64)> {
+        let errno = e.raw_os_error();
+        let what = match e.kind() {
+            io::ErrorKind::UnexpectedEof => "the image ended early (shrunk by another program?)".to_string(),
+            _ => e.to_string(),
+        };
+        let (policy, key) = if op == HostOp::Read { (self.rerror, "rerror") } else { (self.werror, "werror") };
+        let stop = policy.stops(errno);
+        let entry = self.errors.entry((op, errno.unwrap_or(0))).or_insert((0, what.clone()));
+        entry.0 += 1;
+        let first = entry.0 == 1;
+        let at = if op == HostOp::Flush { String::new() } else { format!(" of {len} bytes at offset {pos}") };
+        let line = format!("{}: {}{at} failed: {what}", self.image_name(), op.noun());
+        if stop {
+            // What did reach the file is made durable before the machine
+            // stops; the failed request itself never completes.
+            let _ = self.file.sync_data();
+            eprintln!("strata: {line}; {key}=stop: the machine stops");
+            self.stopped = Some(format!("{line} ({key}=stop)"));
+            return None;
+        }
+        if first {
+            eprintln!(
+                "strata: {line}; the guest gets an I/O error ({key}={}); more errors like this are counted, not logged",
+                policy.name()
+            );
+        }
+        Some((S_IOERR, 0))
     }
 
     pub fn capacity_sectors(&self) -> u64 {
@@ -130,55 +297,59 @@ impl Block {
         sector.checked_add(n).is_some_and(|end| end <= self.capacity)
     }
 
-    /// Executes one request; returns the used length.
-    pub fn handle(&mut self, mem: &dyn GuestMemory, c: &Chain) -> u32 {
+    /// Executes one request; returns the used length, or `None` when a
+    /// host error stopped the device (the request stays unfinished).
+    pub fn handle(&mut self, mem: &dyn GuestMemory, c: &Chain) -> Option<u32> {
         let wlen = c.writable_len();
         if wlen == 0 {
-            return 0;
+            return Some(0);
         }
         let status_at = wlen - 1;
-        let (status, written) = self.execute(mem, c, status_at);
+        let (status, written) = self.execute(mem, c, status_at)?;
         c.write_at(mem, status_at, &[status]);
         self.completed += 1;
         // `written` ≤ status_at < 2^32 × chain length; clamp for the field.
-        u32::try_from(written + 1).unwrap_or(u32::MAX)
+        Some(u32::try_from(written + 1).unwrap_or(u32::MAX))
     }
 
-    /// Returns (status, bytes of data written to the guest).
-    fn execute(&mut self, mem: &dyn GuestMemory, c: &Chain, data_in: u64) -> (u8, u64) {
+    /// Returns (status, bytes of data written to the guest), or `None` when
+    /// the device stopped.
+    fn execute(&mut self, mem: &dyn GuestMemory, c: &Chain, data_in: u64) -> Option<(u8, u64)> {
         let mut hdr = [0u8; 16];
         if c.read_at(mem, 0, &mut hdr) != 16 {
-            return (S_IOERR, 0);
+            return Some((S_IOERR, 0));
         }
         let ty = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
         let sector = u64::from_le_bytes(hdr[8..16].try_into().unwrap());
         let data_out = c.readable_len() - 16;
-        match ty {
+        let done = match ty {
             req::IN => {
                 if data_in % SECTOR != 0 || !self.in_range(sector, data_in / SECTOR) {
-                    return (S_IOERR, 0);
+                    return Some((S_IOERR, 0));
                 }
                 match self.read_to_guest(mem, c, sector * SECTOR, data_in) {
                     Ok(()) => (S_OK, data_in),
-                    Err(()) => (S_IOERR, 0),
+                    Err(Fail::Guest) => (S_IOERR, 0),
+                    Err(Fail::Host(e, pos, len)) => return self.host_error(HostOp::Read, pos, len, e),
                 }
             }
             req::OUT => {
                 if self.readonly || data_out % SECTOR != 0 || !self.in_range(sector, data_out / SECTOR) {
-                    return (S_IOERR, 0);
+                    return Some((S_IOERR, 0));
                 }
                 match self.write_from_guest(mem, c, sector * SECTOR, data_out) {
                     Ok(()) => (S_OK, 0),
-                    Err(()) => (S_IOERR, 0),
+                    Err(Fail::Guest) => (S_IOERR, 0),
+                    Err(Fail::Host(e, pos, len)) => return self.host_error(HostOp::Write, pos, len, e),
                 }
             }
             req::FLUSH => {
                 if self.readonly {
-                    return (S_OK, 0);
+                    return Some((S_OK, 0));
                 }
                 match self.file.sync_data() {
                     Ok(()) => (S_OK, 0),
-                    Err(_) => (S_IOERR, 0),
+                    Err(e) => return self.host_error(HostOp::Flush, 0, 0, e),
                 }
             }
             req::GET_ID => {
@@ -188,18 +359,23 @@ impl Block {
             }
             req::DISCARD | req::WRITE_ZEROES => {
                 if self.readonly {
-                    return (S_IOERR, 0);
+                    return Some((S_IOERR, 0));
                 }
-                (self.discard_or_zero(mem, c, ty == req::WRITE_ZEROES, data_out), 0)
+                match self.discard_or_zero(mem, c, ty == req::WRITE_ZEROES, data_out) {
+                    Ok(status) => (status, 0),
+                    Err(Fail::Guest) => (S_IOERR, 0),
+                    Err(Fail::Host(e, pos, len)) => return self.host_error(HostOp::Write, pos, len, e),
+                }
             }
             _ => (S_UNSUPP, 0),
-        }
+        };
+        Some(done)
     }
 
     /// Moves `len` bytes at file offset `pos` into the chain's writable
     /// buffers: one pread per [`CHUNK`] of the request (not one per guest
     /// segment), then a copy into each segment.
-    fn read_to_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
+    fn read_to_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), Fail> {
         let Block { file, scratch, .. } = self;
         let mut done = 0u64;
         while done < len {
@@ -207,13 +383,13 @@ impl Block {
             if scratch.len() < n {
                 scratch.resize(n, 0);
             }
-            file.read_exact_at(&mut scratch[..n], pos + done).map_err(|_| ())?;
+            file.read_exact_at(&mut scratch[..n], pos + done).map_err(|e| Fail::Host(e, pos + done, n as u64))?;
             let buf = &scratch[..n];
             let copied = copy_segments(&c.writable, done, n as u64, |addr, at, k| {
                 mem.write_bytes(addr, &buf[at..at + k]).is_ok()
             });
             if copied != n {
-                return Err(());
+                return Err(Fail::Guest);
             }
             done += n as u64;
         }
@@ -222,7 +398,7 @@ impl Block {
 
     /// Moves `len` bytes from the chain's readable buffers (after the
     /// 16-byte header) to file offset `pos`, one pwrite per [`CHUNK`].
-    fn write_from_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), ()> {
+    fn write_from_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), Fail> {
         let Block { file, scratch, .. } = self;
         let mut done = 0u64;
         while done < len {
@@ -235,9 +411,9 @@ impl Block {
                 mem.read_bytes(addr, &mut buf[at..at + k]).is_ok()
             });
             if copied != n {
-                return Err(());
+                return Err(Fail::Guest);
             }
-            file.write_all_at(&scratch[..n], pos + done).map_err(|_| ())?;
+            file.write_all_at(&scratch[..n], pos + done).map_err(|e| Fail::Host(e, pos + done, n as u64))?;
             done += n as u64;
         }
         Ok(())
@@ -245,26 +421,26 @@ impl Block {
 
     /// DISCARD and WRITE_ZEROES (§5.2.6): the data is an array of
     /// {sector u64, num_sectors u32, flags u32} segments.
-    fn discard_or_zero(&mut self, mem: &dyn GuestMemory, c: &Chain, zero: bool, data_out: u64) -> u8 {
+    fn discard_or_zero(&mut self, mem: &dyn GuestMemory, c: &Chain, zero: bool, data_out: u64) -> Result<u8, Fail> {
         const UNMAP: u32 = 1;
         if data_out == 0 || data_out % 16 != 0 || data_out / 16 > MAX_DISCARD_SEG as u64 {
-            return S_IOERR;
+            return Ok(S_IOERR);
         }
         let mut segs = Vec::new();
         for i in 0..data_out / 16 {
             let mut s = [0u8; 16];
             if c.read_at(mem, 16 + 16 * i, &mut s) != 16 {
-                return S_IOERR;
+                return Err(Fail::Guest);
             }
             let sector = u64::from_le_bytes(s[0..8].try_into().unwrap());
             let num = u32::from_le_bytes(s[8..12].try_into().unwrap());
             let flags = u32::from_le_bytes(s[12..16].try_into().unwrap());
             // §5.2.6.2: unknown flags, or unmap on a discard, are UNSUPP.
             if flags & !UNMAP != 0 || (!zero && flags & UNMAP != 0) {
-                return S_UNSUPP;
+                return Ok(S_UNSUPP);
             }
             if num > MAX_DISCARD_SECTORS || !self.in_range(sector, num as u64) {
-                return S_IOERR;
+                return Ok(S_IOERR);
             }
             segs.push((sector * SECTOR, num as u64 * SECTOR, flags & UNMAP != 0));
         }
@@ -272,35 +448,29 @@ impl Block {
             if len == 0 {
                 continue;
             }
-            let r = if zero {
+            if zero {
                 let mode = if unmap {
                     libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE
                 } else {
                     libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE
                 };
-                if fallocate(&self.file, mode, pos, len) {
-                    Ok(())
-                } else {
-                    self.write_zeroes_slowly(pos, len)
+                if !fallocate(&self.file, mode, pos, len) {
+                    self.write_zeroes_slowly(pos, len)?;
                 }
             } else {
                 // A discard is a hint (§5.2.6.2): a failed punch is fine.
                 fallocate(&self.file, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, pos, len);
-                Ok(())
-            };
-            if r.is_err() {
-                return S_IOERR;
             }
         }
-        S_OK
+        Ok(S_OK)
     }
 
-    fn write_zeroes_slowly(&mut self, pos: u64, len: u64) -> Result<(), ()> {
+    fn write_zeroes_slowly(&mut self, pos: u64, len: u64) -> Result<(), Fail> {
         let zeros = vec![0u8; CHUNK.min(len as usize)];
         let mut done = 0;
         while done < len {
             let k = (len - done).min(zeros.len() as u64) as usize;
-            self.file.write_all_at(&zeros[..k], pos + done).map_err(|_| ())?;
+            self.file.write_all_at(&zeros[..k], pos + done).map_err(|e| Fail::Host(e, pos + done, k as u64))?;
             done += k as u64;
         }
         Ok(())
@@ -354,11 +524,29 @@ impl VirtioDevice for Block {
     fn reset(&mut self) {}
     fn process(&mut self, q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
         let Some(queue) = ctx.queues.get_mut(q) else { return Ok(()) };
+        if self.stopped.is_some() {
+            return Ok(());
+        }
         while let Some(chain) = queue.pop(ctx.mem)? {
-            let used = self.handle(ctx.mem, &chain);
+            let Some(used) = self.handle(ctx.mem, &chain) else {
+                // Stopped: the request stays where the guest put it.
+                queue.undo_pop();
+                break;
+            };
             queue.push_used(ctx.mem, chain.head, used)?;
         }
         Ok(())
+    }
+    fn host_stop(&self) -> Option<String> {
+        self.stopped.clone()
+    }
+    fn host_errors(&self) -> Vec<String> {
+        Block::host_errors(self)
+    }
+    fn host_flush(&mut self) {
+        if !self.readonly {
+            let _ = self.file.sync_data();
+        }
     }
 }
 
@@ -390,12 +578,22 @@ mod tests {
         fn new(name: &str, sectors: u64, readonly: bool) -> (Rig, std::path::PathBuf) {
             let (p, _) = temp_image(name, sectors);
             let blk = Block::open(&p, readonly, Some("strata-serial-0001")).unwrap();
+            (Rig::with(blk), p)
+        }
+        fn with(blk: Block) -> Rig {
             let (mut m, mem, _) = mk(Box::new(blk));
             bring_up(&mut m, 1 << 32 | feature::FLUSH | feature::SEG_MAX | 1 << 28);
-            (Rig { m, mem, idx: 0 }, p)
+            Rig { m, mem, idx: 0 }
         }
         /// Sends header + data buffers; returns (status, used len).
         fn request(&mut self, ty: u32, sector: u64, out: &[u8], in_len: u32) -> (u8, u32) {
+            assert!(self.send(ty, sector, out, in_len), "request not completed");
+            let mem = &*self.mem;
+            let used = mem.load(USED + 4 + 8 * ((self.idx - 1) % 8) as u64 + 4, 4).unwrap() as u32;
+            (mem.load(DATA + 0x200, 1).unwrap() as u8, used)
+        }
+        /// Offers a request and notifies; true if the device completed it.
+        fn send(&mut self, ty: u32, sector: u64, out: &[u8], in_len: u32) -> bool {
             let mem = &*self.mem;
             mem.store(DATA, 4, ty as u64).unwrap();
             mem.store(DATA + 4, 4, 0).unwrap();
@@ -417,9 +615,7 @@ mod tests {
             self.idx = self.idx.wrapping_add(1);
             mem.store(AVAIL + 2, 2, self.idx as u64).unwrap();
             self.m.write(crate::virtio::mmio::reg::QUEUE_NOTIFY, 4, 0);
-            assert_eq!(mem.load(USED + 2, 2).unwrap() as u16, self.idx, "request not completed");
-            let used = mem.load(USED + 4 + 8 * ((self.idx - 1) % 8) as u64 + 4, 4).unwrap() as u32;
-            (mem.load(DATA + 0x200, 1).unwrap() as u8, used)
+            mem.load(USED + 2, 2).unwrap() as u16 == self.idx
         }
         fn data_in(&self, len: usize) -> Vec<u8> {
             let mut v = vec![0; len];
@@ -540,7 +736,7 @@ mod tests {
         mem.store(DATA, 4, req::OUT as u64).unwrap();
         mem.store(DATA + 8, 8, 100).unwrap();
         let out = Chain { head: 0, readable: [vec![hdr], bufs.clone()].concat(), writable: vec![status] };
-        assert_eq!(blk.handle(&mem, &out), 1);
+        assert_eq!(blk.handle(&mem, &out), Some(1));
         assert_eq!(mem.load(status.addr, 1).unwrap() as u8, S_OK);
         let mut back = vec![0u8; total as usize];
         f.read_exact_at(&mut back, 100 * SECTOR).unwrap();
@@ -551,7 +747,7 @@ mod tests {
         }
         mem.store(DATA, 4, req::IN as u64).unwrap();
         let inr = Chain { head: 0, readable: vec![hdr], writable: [bufs.clone(), vec![status]].concat() };
-        assert_eq!(blk.handle(&mem, &inr) as u64, total + 1);
+        assert_eq!(blk.handle(&mem, &inr), Some(total as u32 + 1));
         let mut got = Vec::new();
         for b in &bufs {
             let mut v = vec![0u8; b.len as usize];
@@ -566,34 +762,125 @@ mod tests {
     /// touched inside its capacity and the host never panics.
     #[test]
     fn random_requests_stay_in_bounds() {
-        let (p, _) = temp_image("rand", 8);
-        let mut blk = Block::open(&p, false, None).unwrap();
-        let mem = GuestRam::new(RAM, 0x10_0000).unwrap();
-        let mut rng = TestRng(77);
-        for _ in 0..5000 {
-            let mut c = Chain::default();
-            for _ in 0..rng.below(4) {
-                c.readable.push(crate::virtio::queue::Buf {
-                    addr: DATA + rng.below(0x8000),
-                    len: rng.below(2048) as u32 + 1,
-                });
+        crate::virtio::with_seeds("random_requests_stay_in_bounds", 77, |seed| {
+            let (p, _) = temp_image("rand", 8);
+            let mut blk = Block::open(&p, false, None).unwrap();
+            let mem = GuestRam::new(RAM, 0x10_0000).unwrap();
+            let mut rng = TestRng::new(seed);
+            for _ in 0..5000 {
+                let mut c = Chain::default();
+                for _ in 0..rng.below(4) {
+                    c.readable.push(crate::virtio::queue::Buf {
+                        addr: DATA + rng.below(0x8000),
+                        len: rng.below(2048) as u32 + 1,
+                    });
+                }
+                for _ in 0..rng.below(4) {
+                    c.writable.push(crate::virtio::queue::Buf {
+                        addr: DATA + 0x8000 + rng.below(0x8000),
+                        len: rng.below(4096) as u32 + 1,
+                    });
+                }
+                if let Some(b) = c.readable.first() {
+                    let ty = [0u32, 1, 4, 8, 11, 13, rng.next() as u32][rng.below(7) as usize];
+                    mem.store(b.addr, 4, ty as u64).unwrap();
+                    let sector = if rng.below(2) == 0 { rng.below(10) } else { rng.next() };
+                    let _ = mem.store(b.addr + 8, 8, sector);
+                }
+                let used = blk.handle(&mem, &c).expect("no host error here");
+                assert!(used as u64 <= c.writable_len());
             }
-            for _ in 0..rng.below(4) {
-                c.writable.push(crate::virtio::queue::Buf {
-                    addr: DATA + 0x8000 + rng.below(0x8000),
-                    len: rng.below(4096) as u32 + 1,
-                });
-            }
-            if let Some(b) = c.readable.first() {
-                let ty = [0u32, 1, 4, 8, 11, 13, rng.next() as u32][rng.below(7) as usize];
-                mem.store(b.addr, 4, ty as u64).unwrap();
-                let sector = if rng.below(2) == 0 { rng.below(10) } else { rng.next() };
-                let _ = mem.store(b.addr + 8, 8, sector);
-            }
-            let used = blk.handle(&mem, &c);
-            assert!(used as u64 <= c.writable_len());
+            assert_eq!(std::fs::metadata(&p).unwrap().len(), 8 * SECTOR);
+            drop(blk);
+            std::fs::remove_file(p).unwrap();
+        });
+    }
+
+    /// A drive on /dev/full: every write fails with ENOSPC, as on a full
+    /// host file system (the end-to-end test, tests/disks, fills a real
+    /// one).
+    fn full_disk(werror: ErrorPolicy) -> Block {
+        let f = OpenOptions::new().read(true).write(true).open("/dev/full").unwrap();
+        let mut b = Block::from_file(f, false, None).unwrap().with_error_policy(ErrorPolicy::Report, werror);
+        b.capacity = 64;
+        b
+    }
+
+    #[test]
+    fn host_write_errors_are_reported_and_counted() {
+        let mut r = Rig::with(full_disk(ErrorPolicy::Report));
+        for _ in 0..3 {
+            assert_eq!(r.request(req::OUT, 2, &[7; 1024], 0), (S_IOERR, 1));
         }
-        assert_eq!(std::fs::metadata(&p).unwrap().len(), 8 * SECTOR);
+        // Reads still work (/dev/full reads zeros); flush fails (EINVAL).
+        assert_eq!(r.request(req::IN, 0, &[], 512), (S_OK, 513));
+        assert_eq!(r.request(req::FLUSH, 0, &[], 0).0, S_IOERR);
+        assert_eq!(r.m.device().host_stop(), None);
+        let errs = r.m.device().host_errors();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("3 writes failed: No space left on device"), "{errs:?}");
+        assert!(errs[1].starts_with("1 flush failed: "), "{errs:?}");
+    }
+
+    /// werror=stop: the failed request and every later one stay
+    /// unfinished, and the device says why the machine must stop.
+    #[test]
+    fn werror_stop_leaves_the_request_and_stops() {
+        let mut r = Rig::with(full_disk(ErrorPolicy::Stop));
+        assert_eq!(r.request(req::IN, 0, &[], 512), (S_OK, 513));
+        assert!(!r.send(req::OUT, 2, &[7; 512], 0), "the failed write must not complete");
+        let why = r.m.device().host_stop().expect("stopped");
+        assert!(why.contains("write of 512 bytes at offset 1024 failed: No space left on device"), "{why}");
+        assert!(why.contains("werror=stop"), "{why}");
+        assert!(!r.send(req::IN, 0, &[], 512), "nothing completes after the stop");
+        assert_eq!(r.m.device().host_errors().len(), 1);
+        // enospc stops on ENOSPC only.
+        let mut r = Rig::with(full_disk(ErrorPolicy::Enospc));
+        assert!(r.send(req::FLUSH, 0, &[], 0), "a flush error (EINVAL) is reported, not a stop");
+        assert!(!r.send(req::OUT, 0, &[7; 512], 0));
+    }
+
+    /// rerror: a read the host refuses (here EISDIR, from a directory).
+    #[test]
+    fn host_read_errors_follow_rerror() {
+        for (policy, completes) in [(ErrorPolicy::Report, true), (ErrorPolicy::Stop, false)] {
+            let dir = File::open(std::env::temp_dir()).unwrap();
+            let mut b = Block::from_file(dir, true, None).unwrap().with_error_policy(policy, ErrorPolicy::Report);
+            b.capacity = 8;
+            let mut r = Rig::with(b);
+            assert_eq!(r.send(req::IN, 0, &[], 512), completes, "{policy:?}");
+            if completes {
+                assert_eq!(r.request(req::IN, 1, &[], 512).0, S_IOERR);
+                assert!(r.m.device().host_errors()[0].starts_with("2 reads failed: Is a directory"));
+            } else {
+                assert!(r.m.device().host_stop().unwrap().contains("rerror=stop"));
+            }
+        }
+    }
+
+    #[test]
+    fn error_policies_parse() {
+        assert_eq!(ErrorPolicy::parse("werror", "stop"), Ok(ErrorPolicy::Stop));
+        assert_eq!(ErrorPolicy::parse("werror", "report"), Ok(ErrorPolicy::Report));
+        assert_eq!(ErrorPolicy::parse("rerror", "enospc"), Ok(ErrorPolicy::Enospc));
+        assert!(ErrorPolicy::parse("werror", "ignore").unwrap_err().contains("report, stop or enospc"));
+    }
+
+    /// Two drives on one image: one writer, or readers only.
+    #[test]
+    fn images_are_locked() {
+        let (p, _) = temp_image("lock", 8);
+        let w = Block::open(&p, false, None).unwrap();
+        for ro in [false, true] {
+            let e = Block::open(&p, ro, None).err().unwrap();
+            assert!(e.contains(&format!("disk image {} is in use", p.display())), "{e}");
+        }
+        drop(w);
+        let r1 = Block::open(&p, true, None).unwrap();
+        let _r2 = Block::open(&p, true, None).expect("read-only users share");
+        assert!(Block::open(&p, false, None).is_err());
+        drop((r1, _r2));
+        Block::open(&p, false, None).expect("free once closed");
         std::fs::remove_file(p).unwrap();
     }
 }

@@ -35,15 +35,8 @@ pub struct Console {
 
 impl Console {
     pub fn new(path: PathBuf) -> Result<Console, String> {
-        if let Ok(m) = std::fs::symlink_metadata(&path) {
-            use std::os::unix::fs::FileTypeExt;
-            if m.file_type().is_socket() {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| format!("virtio-console: cannot listen on {}: {e}", path.display()))?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        // A stale socket file is replaced, one in use refused.
+        let listener = super::uds::listen(&path, "virtio-console")?;
         Ok(Console { path, listener, client: None, out: VecDeque::new(), buf: vec![0; MAX_CHUNK] })
     }
 

@@ -16,6 +16,10 @@
 //!
 //! Each run also counts completed chains, so a generator that only ever
 //! produced garbage (and so tested nothing) fails the test.
+//!
+//! Every test runs its fixed seed, then `STRATA_SEED` from the environment
+//! if set (`STRATA_SEED=123 cargo test --release -p strata-devices
+//! hostile`); a failure prints the seed ([`super::with_seeds`]).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -242,7 +246,7 @@ fn check_writes(before: &[u8], mem: &dyn GuestMemory, ok: &[(u64, u64)], what: &
 /// Runs `rounds` random driver sessions against devices made by `make`.
 /// Returns the number of chains the device completed (used-ring entries).
 fn hostile_driver(name: &str, rounds: usize, seed: u64, make: &mut dyn FnMut() -> Box<dyn VirtioDevice>) -> u64 {
-    let mut rng = TestRng(seed);
+    let mut rng = TestRng::new(seed);
     let mut completed = 0u64;
     for round in 0..rounds {
         let what = format!("{name} round {round}");
@@ -375,23 +379,31 @@ fn temp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn hostile_driver_vs_block() {
-    let img = temp("blk.img");
-    std::fs::write(&img, vec![0x5au8; 64 * 512]).unwrap();
-    let p = img.clone();
-    let done = hostile_driver("virtio-blk", 400, 1, &mut || {
-        Box::new(super::block::Block::open(&p, false, Some("serial")).unwrap())
+    super::with_seeds("hostile_driver_vs_block", 1, |seed| {
+        let img = temp("blk.img");
+        std::fs::write(&img, vec![0x5au8; 64 * 512]).unwrap();
+        let p = img.clone();
+        let done = hostile_driver("virtio-blk", 400, seed, &mut || {
+            Box::new(super::block::Block::open(&p, false, Some("serial")).unwrap())
+        });
+        assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 * 512);
+        let ro = hostile_driver("virtio-blk ro", 100, seed.wrapping_add(1), &mut || {
+            Box::new(super::block::Block::open(&p, true, None).unwrap())
+        });
+        std::fs::remove_file(&img).unwrap();
+        assert!(
+            done > 1000 && ro > 200,
+            "only {done}/{ro} chains completed: the generator is too hostile to test much"
+        );
     });
-    assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 * 512);
-    let ro =
-        hostile_driver("virtio-blk ro", 100, 2, &mut || Box::new(super::block::Block::open(&p, true, None).unwrap()));
-    std::fs::remove_file(&img).unwrap();
-    assert!(done > 1000 && ro > 200, "only {done}/{ro} chains completed: the generator is too hostile to test much");
 }
 
 #[test]
 fn hostile_driver_vs_rng() {
-    let done = hostile_driver("virtio-rng", 300, 3, &mut || Box::new(super::rng::Rng::new()));
-    assert!(done > 500, "only {done} chains completed");
+    super::with_seeds("hostile_driver_vs_rng", 3, |seed| {
+        let done = hostile_driver("virtio-rng", 300, seed, &mut || Box::new(super::rng::Rng::new()));
+        assert!(done > 500, "only {done} chains completed");
+    });
 }
 
 #[derive(Clone, Default)]
@@ -411,42 +423,48 @@ impl super::net::NetBackend for Frames {
 
 #[test]
 fn hostile_driver_vs_net() {
-    let mut rng = TestRng(4);
-    let done = hostile_driver("virtio-net", 300, 5, &mut || {
-        // Frames of every size from empty to maximal wait on the host side.
-        let frames: Vec<Vec<u8>> =
-            (0..40).map(|_| vec![0xee; rng.below(super::net::MAX_FRAME as u64 + 1) as usize]).collect();
-        Box::new(super::net::Net::new(Box::new(Frames(Arc::new(Mutex::new(frames)))), [2, 0, 0, 0, 0, 1]))
+    super::with_seeds("hostile_driver_vs_net", 5, |seed| {
+        let mut rng = TestRng::new(seed ^ 1);
+        let done = hostile_driver("virtio-net", 300, seed, &mut || {
+            // Frames of every size from empty to maximal wait on the host side.
+            let frames: Vec<Vec<u8>> =
+                (0..40).map(|_| vec![0xee; rng.below(super::net::MAX_FRAME as u64 + 1) as usize]).collect();
+            Box::new(super::net::Net::new(Box::new(Frames(Arc::new(Mutex::new(frames)))), [2, 0, 0, 0, 0, 1]))
+        });
+        assert!(done > 500, "only {done} chains completed");
     });
-    assert!(done > 500, "only {done} chains completed");
 }
 
 #[test]
 fn hostile_driver_vs_console() {
     use std::io::Write;
-    let sock = temp("con.sock");
-    let mut clients = Vec::new();
-    let done = hostile_driver("virtio-console", 200, 6, &mut || {
-        let c = super::console::Console::new(sock.clone()).unwrap();
-        // A host client with input waiting, so the receive path runs too.
-        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
-            let _ = s.write_all(&[0x41; 3000]);
-            clients.push(s);
-        }
-        Box::new(c)
+    super::with_seeds("hostile_driver_vs_console", 6, |seed| {
+        let sock = temp("con.sock");
+        let mut clients = Vec::new();
+        let done = hostile_driver("virtio-console", 200, seed, &mut || {
+            let c = super::console::Console::new(sock.clone()).unwrap();
+            // A host client with input waiting, so the receive path runs too.
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+                let _ = s.write_all(&[0x41; 3000]);
+                clients.push(s);
+            }
+            Box::new(c)
+        });
+        assert!(done > 300, "only {done} chains completed");
     });
-    assert!(done > 300, "only {done} chains completed");
 }
 
 #[test]
 fn hostile_driver_vs_vsock() {
-    let uds = temp("v.sock");
-    let listener = std::os::unix::net::UnixListener::bind(format!("{}_1", uds.display())).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let done = hostile_driver("virtio-vsock", 300, 7, &mut || {
-        while listener.accept().is_ok() {}
-        Box::new(super::vsock::Vsock::new(3, uds.clone()).unwrap())
+    super::with_seeds("hostile_driver_vs_vsock", 7, |seed| {
+        let uds = temp("v.sock");
+        let listener = std::os::unix::net::UnixListener::bind(format!("{}_1", uds.display())).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let done = hostile_driver("virtio-vsock", 300, seed, &mut || {
+            while listener.accept().is_ok() {}
+            Box::new(super::vsock::Vsock::new(3, uds.clone()).unwrap())
+        });
+        let _ = std::fs::remove_file(format!("{}_1", uds.display()));
+        assert!(done > 500, "only {done} chains completed");
     });
-    let _ = std::fs::remove_file(format!("{}_1", uds.display()));
-    assert!(done > 500, "only {done} chains completed");
 }

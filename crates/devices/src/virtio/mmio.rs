@@ -137,6 +137,16 @@ impl VirtioMmio {
         &*self.dev
     }
 
+    /// The name the device's messages use ("virtio-blk0 (disk.img)").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// See [`VirtioDevice::host_flush`].
+    pub fn host_flush(&mut self) {
+        self.dev.host_flush();
+    }
+
     fn update_irq(&mut self) {
         let level = self.interrupt_status != 0;
         if level != self.irq_level {

@@ -18,11 +18,13 @@ pub mod block;
 pub mod console;
 #[cfg(test)]
 mod hostile;
+pub mod image_lock;
 pub mod mmio;
 pub mod net;
 
 pub mod queue;
 pub mod rng;
+pub mod uds;
 pub mod vsock;
 
 use strata_memory::GuestMemory;
@@ -127,6 +129,20 @@ pub trait VirtioDevice: Send {
     fn polled(&self) -> bool {
         false
     }
+    /// A host-side failure the device's policy says must stop the machine
+    /// (virtio-blk with `werror=stop`): why. The device then completes no
+    /// more requests; the run loop ends the machine.
+    fn host_stop(&self) -> Option<String> {
+        None
+    }
+    /// Host-side errors so far, one line per kind with its count (for the
+    /// end of the run and `--stats`).
+    fn host_errors(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Makes what the device wrote to host files durable (the machine is
+    /// stopping).
+    fn host_flush(&mut self) {}
 }
 
 /// Writes little-endian `v` into `buf` at `off` if it fits (config-space
@@ -142,8 +158,44 @@ pub(crate) fn put_le(buf: &mut [u8], off: usize, v: u64, size: usize) {
 #[cfg(test)]
 pub(crate) struct TestRng(pub u64);
 
+/// Runs a randomised test body once per seed: the test's own fixed seed
+/// (so every run covers it), then the one in the environment variable
+/// `STRATA_SEED` if set (decimal or 0x-hex), to explore or to reproduce. A
+/// failure prints the seed that failed and how to rerun it.
+#[cfg(test)]
+pub(crate) fn with_seeds(test: &str, fixed: u64, mut body: impl FnMut(u64)) {
+    let mut seeds = vec![fixed];
+    if let Ok(v) = std::env::var("STRATA_SEED") {
+        let v = v.trim();
+        let parsed = match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        };
+        seeds.push(parsed.unwrap_or_else(|_| panic!("STRATA_SEED={v:?}: not a number")));
+    }
+    struct Report<'a>(&'a str, u64);
+    impl Drop for Report<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                eprintln!(
+                    "{}: failed with seed {}; rerun it with STRATA_SEED={} cargo test --release -p strata-devices {}",
+                    self.0, self.1, self.1, self.0
+                );
+            }
+        }
+    }
+    for seed in seeds {
+        let _report = Report(test, seed);
+        body(seed);
+    }
+}
+
 #[cfg(test)]
 impl TestRng {
+    /// xorshift never leaves 0: a zero seed becomes a fixed odd one.
+    pub fn new(seed: u64) -> TestRng {
+        TestRng(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;

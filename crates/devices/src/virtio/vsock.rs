@@ -29,6 +29,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
 use super::queue::Chain;
+use super::uds::connect_nonblocking;
 use super::{id, put_le, DeviceError, QueueCtx, VirtioDevice};
 
 pub const HDR_LEN: usize = 44;
@@ -166,38 +167,6 @@ struct Pending {
 /// without ever posting receive buffers cannot make the queue grow.
 pub const CTRL_LIMIT: usize = 256;
 
-/// Connects to a Unix stream socket without ever blocking: a listener
-/// whose backlog is full answers EAGAIN, which the device treats as a
-/// refusal (a blocking connect would stall the whole machine).
-fn connect_nonblocking(path: &std::path::Path) -> io::Result<UnixStream> {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::io::FromRawFd;
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "Unix socket path too long"));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = b as libc::c_char;
-    }
-    // SAFETY: socket(2) with constant arguments; the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh socket nobody else owns; the stream closes it.
-    let stream = unsafe { UnixStream::from_raw_fd(fd) };
-    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
-    // SAFETY: `addr` is a valid sockaddr_un and `len` does not exceed it.
-    let r = unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(stream)
-}
-
 pub struct Vsock {
     guest_cid: u64,
     uds: PathBuf,
@@ -212,20 +181,14 @@ pub struct Vsock {
 }
 
 impl Vsock {
-    /// Listens on `uds` (an existing socket file is replaced, as
-    /// Firecracker does).
+    /// Listens on `uds`: a stale socket file there is replaced (as
+    /// Firecracker does), one something listens on is refused
+    /// ([`super::uds::listen`]).
     pub fn new(guest_cid: u64, uds: PathBuf) -> Result<Vsock, String> {
         if guest_cid <= 2 || guest_cid >= u32::MAX as u64 {
             return Err(format!("vsock cid={guest_cid}: guest CIDs are 3 to 4294967294"));
         }
-        if let Ok(m) = std::fs::symlink_metadata(&uds) {
-            use std::os::unix::fs::FileTypeExt;
-            if m.file_type().is_socket() {
-                let _ = std::fs::remove_file(&uds);
-            }
-        }
-        let l = UnixListener::bind(&uds).map_err(|e| format!("vsock: cannot listen on {}: {e}", uds.display()))?;
-        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let l = super::uds::listen(&uds, "vsock")?;
         Ok(Vsock {
             guest_cid,
             uds,
