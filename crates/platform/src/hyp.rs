@@ -39,7 +39,7 @@ pub const GUEST_ISA_BASE: &str = "rv64imafdc";
 pub const GUEST_ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"];
 
 /// Machine RAM starts where the `virt` board's does.
-const MACHINE_RAM_BASE: u64 = 0x8000_0000;
+const MACHINE_RAM_BASE: u64 = strata_devices::board::VIRT.ram_base;
 const CHUNK: u64 = 4096;
 const MIB: u64 = 1 << 20;
 
@@ -380,7 +380,7 @@ impl HypMachine {
         let mut consoles = Vec::new();
         let mut virtio = Vec::new();
         for vm in &cfg.vms {
-            let slots = vm.virtio.slots().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+            let slots = vm.virtio.slots(&layout::BOARD).map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
             let devs = vm.virtio.build_devices().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
             let (segments, entry, dtb) = vm_images(vm, &slots)?;
             let log = match &vm.serial_log {
@@ -718,13 +718,11 @@ fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, Loa
                 isa_base: GUEST_ISA_BASE.into(),
                 isa_extensions: GUEST_ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
                 mmu_type: "riscv,sv48".into(),
-                ram_base: layout::RAM_BASE,
+                board: layout::BOARD,
                 ram_size: vm.memory,
                 bootargs: String::new(),
                 initrd: None,
-                timebase_frequency: TIMEBASE_HZ as u32,
                 virtio_mmio: virtio_slots.to_vec(),
-                clint: false,
             },
         },
     )

@@ -7,23 +7,23 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strata_devices::aclint::{Aclint, AclintHartLines, Timebase, CLINT_MMIO_SIZE};
+use strata_devices::aclint::{Aclint, AclintHartLines, Timebase};
+use strata_devices::board::{VirtWiring, VIRT};
 use strata_devices::bus::Bus as DeviceBus;
-use strata_devices::plic::{source_line, Plic, PLIC_MMIO_SIZE};
-use strata_devices::rtc::{host_clock, GoldfishRtc, RTC_MMIO_SIZE};
-use strata_devices::syscon::{PowerLatch, PowerRequest, Syscon, SYSCON_MMIO_SIZE};
-use strata_devices::uart::{Uart, UART_MMIO_SIZE};
-use strata_devices::{mip, HartIrqBit, HartIrqs, IrqLine, SharedMmio};
+use strata_devices::rtc::{host_clock, GoldfishRtc};
+use strata_devices::syscon::{PowerLatch, PowerRequest};
+use strata_devices::uart::Uart;
+use strata_devices::{mip, HartIrqBit, HartIrqs, IrqLine};
 use strata_hart::{Hart, RunExit};
 use strata_memory::GuestRam;
 
 use crate::console::{self, ConsoleOut, Input};
-use crate::fdt::{self, FdtConfig};
+use crate::fdt::FdtConfig;
 use crate::loader::LoadError;
 
-pub const RAM_BASE: u64 = 0x8000_0000;
+pub const RAM_BASE: u64 = VIRT.ram_base;
 /// The timebase the device tree advertises (as QEMU's `virt` does).
-pub const TIMEBASE_HZ: u64 = 10_000_000;
+pub const TIMEBASE_HZ: u64 = strata_devices::board::TIMEBASE_HZ;
 /// Virtual time: instructions per `mtime` tick, i.e. a nominal 100 MIPS hart
 /// at the 10 MHz timebase.
 pub const INSNS_PER_TICK: u64 = 10;
@@ -194,7 +194,7 @@ impl Machine {
             }
         }
         // virtio slots and backends first: a bad --drive fails fast.
-        let virtio_slots = cfg.virtio.slots().map_err(LoadError)?;
+        let virtio_slots = cfg.virtio.slots(&VIRT).map_err(LoadError)?;
         let virtio_devs = cfg.virtio.build_devices().map_err(LoadError)?;
         let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(LoadError)?);
 
@@ -212,13 +212,11 @@ impl Machine {
                     isa_base: ISA_BASE.into(),
                     isa_extensions: ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
                     mmu_type: "riscv,sv48".into(),
-                    ram_base: RAM_BASE,
+                    board: VIRT,
                     ram_size: cfg.ram_size,
                     bootargs: String::new(),
                     initrd: None,
-                    timebase_frequency: TIMEBASE_HZ as u32,
                     virtio_mmio: virtio_slots.clone(),
-                    clint: true,
                 },
             },
         )?;
@@ -229,14 +227,6 @@ impl Machine {
         let time = Timebase::new();
         let irqs: Vec<Arc<HartIrqs>> = (0..cfg.harts).map(|_| HartIrqs::new()).collect();
         let line = |h: usize, bit: u32| -> Arc<dyn IrqLine> { Arc::new(HartIrqBit { irqs: irqs[h].clone(), bit }) };
-        let aclint = Arc::new(Mutex::new(Aclint::new(
-            time.clone(),
-            (0..cfg.harts as usize)
-                .map(|h| AclintHartLines { msip: line(h, mip::MSIP), mtip: line(h, mip::MTIP) })
-                .collect(),
-        )));
-        let plic_outputs = (0..cfg.harts as usize).flat_map(|h| [line(h, mip::MEIP), line(h, mip::SEIP)]).collect();
-        let plic = Plic::shared(plic_outputs);
         let console = ConsoleOut::new(
             cfg.console_stdout,
             match &cfg.serial_log {
@@ -248,17 +238,21 @@ impl Machine {
             },
         );
         let out = console.clone();
-        let uart =
-            Arc::new(Mutex::new(Uart::new(Box::new(move |b| lock(&out).push(b)), source_line(&plic, fdt::UART_IRQ))));
-        let rtc = Arc::new(Mutex::new(GoldfishRtc::new(host_clock(), source_line(&plic, fdt::RTC_IRQ))));
-        let power = PowerLatch::new();
-        let mut devices = DeviceBus::new();
-        let add = |d: &mut DeviceBus, base, size, name, dev| d.add(base, size, name, dev).map_err(LoadError);
-        add(&mut devices, fdt::SYSCON_BASE, SYSCON_MMIO_SIZE, "syscon", Box::new(Syscon::new(power.clone())))?;
-        add(&mut devices, fdt::RTC_BASE, RTC_MMIO_SIZE, "rtc", Box::new(SharedMmio(rtc.clone())))?;
-        add(&mut devices, fdt::CLINT_BASE, CLINT_MMIO_SIZE, "clint", Box::new(SharedMmio(aclint.clone())))?;
-        add(&mut devices, fdt::PLIC_BASE, PLIC_MMIO_SIZE, "plic", Box::new(SharedMmio(plic.clone())))?;
-        add(&mut devices, fdt::UART_BASE, UART_MMIO_SIZE, "uart", Box::new(SharedMmio(uart.clone())))?;
+        let d = VIRT
+            .build(VirtWiring {
+                plic_contexts: (0..cfg.harts as usize).flat_map(|h| [line(h, mip::MEIP), line(h, mip::SEIP)]).collect(),
+                clint: Some((
+                    time.clone(),
+                    (0..cfg.harts as usize)
+                        .map(|h| AclintHartLines { msip: line(h, mip::MSIP), mtip: line(h, mip::MTIP) })
+                        .collect(),
+                )),
+                console: Box::new(move |b| lock(&out).push(b)),
+                clock: host_clock(),
+            })
+            .map_err(LoadError)?;
+        let (mut devices, plic, uart, rtc, power) = (d.bus, d.plic, d.uart, d.rtc, d.power);
+        let aclint = d.clint.expect("the bare board has a CLINT");
         let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, ram.clone(), &plic, &mut |base, size, dev| {
             devices.add(base, size, "virtio-mmio", dev)
         })
