@@ -196,23 +196,6 @@ impl VirtioConfig {
     }
 }
 
-/// Whether any of `devs` waits for host-side input (net, vsock, console).
-pub(crate) fn any_polled(devs: &[Arc<Mutex<VirtioMmio>>]) -> bool {
-    devs.iter().any(|d| crate::machine::lock(d).polled())
-}
-
-/// Lets those of `devs` with host-side input deliver it; true if one did.
-pub(crate) fn poll_all(devs: &[Arc<Mutex<VirtioMmio>>]) -> bool {
-    let mut did = false;
-    for d in devs {
-        let mut d = crate::machine::lock(d);
-        if d.polled() {
-            did |= d.poll();
-        }
-    }
-    did
-}
-
 /// Places the devices in their slots, each with its PLIC line: `add`
 /// puts a window on the bus (the board's, or a VM's). Devices reach guest
 /// memory through `mem`.

@@ -352,6 +352,13 @@ impl VirtioDevice for Block {
         }
     }
     fn reset(&mut self) {}
+    fn shut_down(&mut self) {
+        // What the guest wrote without a FLUSH is in the host's page cache;
+        // a clean stop puts it on stable storage too.
+        if !self.readonly {
+            let _ = self.file.sync_data();
+        }
+    }
     fn process(&mut self, q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
         let Some(queue) = ctx.queues.get_mut(q) else { return Ok(()) };
         while let Some(chain) = queue.pop(ctx.mem)? {

@@ -220,6 +220,11 @@ impl VirtioMmio {
         did
     }
 
+    /// The machine stops for good: see [`VirtioDevice::shut_down`].
+    pub fn shut_down(&mut self) {
+        self.dev.shut_down();
+    }
+
     /// Does the run loop need to call [`poll`](Self::poll)?
     pub fn polled(&self) -> bool {
         self.dev.polled()

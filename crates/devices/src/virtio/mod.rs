@@ -127,6 +127,10 @@ pub trait VirtioDevice: Send {
     fn polled(&self) -> bool {
         false
     }
+    /// The machine stops for good (power-off, a signal): make durable what
+    /// the guest wrote, and remove what the device created on the host
+    /// (socket files). Called at most once; nothing else is called after.
+    fn shut_down(&mut self) {}
 }
 
 /// Writes little-endian `v` into `buf` at `off` if it fits (config-space
