@@ -159,6 +159,10 @@ impl Workload for BareBoard {
         lock(&self.rtc).alarm_in_ns()
     }
 
+    fn wakeup_pending(&self, harts: &[Hart]) -> bool {
+        harts.iter().any(|h| h.mip() & h.csr.mie != 0)
+    }
+
     fn ended(&mut self) -> bool {
         if self.request.is_none() {
             self.request = self.power.take_request();

@@ -217,6 +217,12 @@ pub trait Workload {
     fn timer_deadline(&self) -> Option<u64>;
     /// The earliest RTC alarm, in nanoseconds from now.
     fn rtc_alarm_in_ns(&self) -> Option<u64>;
+    /// Can a hart take an interrupt now that the devices have looked at the
+    /// time ([`update_devices`](Self::update_devices) runs after the slice
+    /// that found every hart idle)? Then the loop does not wait.
+    fn wakeup_pending(&self, _harts: &[Hart]) -> bool {
+        false
+    }
     /// Has the guest ended (powered off, reset, failed; every VM)?
     fn ended(&mut self) -> bool;
     /// Gives `b` to the focused console; false if it has no room (the
@@ -397,6 +403,11 @@ impl<W: Workload> Runner<W> {
         self.clock
     }
 
+    /// Rounds run so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
     /// The machine's timebase (shared with its devices and harts).
     pub fn timebase(&self) -> Arc<Timebase> {
         self.time.clone()
@@ -518,7 +529,7 @@ impl<W: Workload> Runner<W> {
     /// No hart can run: wait for the next event (see the module
     /// documentation).
     fn idle(&mut self) -> Option<RunEnd> {
-        if self.poll_virtio() {
+        if self.work.wakeup_pending(&self.harts) || self.poll_virtio() {
             return None;
         }
         let polled = self.virtio_polled();
@@ -566,6 +577,8 @@ impl<W: Workload> Runner<W> {
                 }
             }
         }
+        // The next slice sees what the new time raised.
+        self.work.update_devices();
         None
     }
 
