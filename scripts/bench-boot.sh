@@ -10,6 +10,8 @@
 #      SMP        guest CPUs (default 1)
 #      RUNS       hyperfine runs per machine (default 5), WARMUP (default 1)
 #      PAIRS      interleaved machine/run pairs for the hypervisor ratio (10)
+#      CLOCK      Strata's --clock (default host, the default of strata itself,
+#                 like QEMU's guest time; virtual for time from instructions)
 #      STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64)
 # Output: build/bench/boot-<machine>.json (hyperfine --export-json),
 #         build/bench/boot-summary.txt
@@ -20,6 +22,7 @@ MACHINES=${MACHINES:-"qemu strata strata-run"}
 SMP=${SMP:-1}
 RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
+CLOCK=${CLOCK:-host}
 STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
 QEMU_BIN=${QEMU_BIN:-qemu-system-riscv64}
 GUEST="$ROOT/build/guest"
@@ -48,11 +51,11 @@ cmd_for() {
         qemu)   q "$QEMU_BIN" -M virt -smp "$SMP" -m 512M -bios "$GUEST/fw_dynamic.bin" \
                   -kernel "$GUEST/Image" -initrd "$GUEST/initramfs.cpio" -append "$APPEND" \
                   -display none -monitor none -serial stdio -no-reboot ;;
-        strata) q "$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
+        strata) q "$STRATA_BIN" machine --clock "$CLOCK" --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
                   --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
-        strata-nojit) q "$STRATA_BIN" machine --no-jit --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
+        strata-nojit) q "$STRATA_BIN" machine --clock "$CLOCK" --no-jit --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" \
                   --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
-        strata-run) q "$STRATA_BIN" run --kernel "$GUEST/Image" \
+        strata-run) q "$STRATA_BIN" run --clock "$CLOCK" --kernel "$GUEST/Image" \
                   --initrd "$GUEST/initramfs.cpio" --append "$APPEND" -m 512M --smp "$SMP" ;;
     esac
 }
@@ -89,7 +92,7 @@ if [[ " $MACHINES " == *" strata "* && " $MACHINES " == *" strata-run "* ]]; the
 fi
 
 {
-    echo "boot to power-off, median of $RUNS runs (smp=$SMP):"
+    echo "boot to power-off, median of $RUNS runs (smp=$SMP, strata --clock $CLOCK):"
     for m in $MACHINES; do
         printf '  %-10s %8.3f s%s\n' "$m" "${MEDIAN[$m]}" "${MIPS[$m]:+   (${MIPS[$m]} MIPS)}"
     done

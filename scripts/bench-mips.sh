@@ -22,7 +22,7 @@ for src in "$ROOT"/scripts/bench/*.S; do
         flag=(); [ "$mode" = no-jit ] && flag=(--no-jit)
         mips=()
         for _ in $(seq "$RUNS"); do
-            line=$("$STRATA_BIN" machine --bios none --kernel "$elf" -m 64M --stats "${flag[@]}" 2>&1 >/dev/null \
+            line=$("$STRATA_BIN" machine --clock virtual --bios none --kernel "$elf" -m 64M --stats "${flag[@]}" 2>&1 >/dev/null \
                    | grep -o '[0-9.]* MIPS') || die "$name ($mode) did not run"
             mips+=("${line% MIPS}")
         done

@@ -85,7 +85,8 @@ case "$MACHINE" in
              -initrd "$WORK/initramfs-nested.cpio" -append "$APPEND"
              -display none -monitor none -serial stdio -no-reboot) ;;
     strata)
-        CMD=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image"
+        # Virtual time (deterministic), as in kvm-test.sh.
+        CMD=("$STRATA_BIN" machine --clock virtual --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image"
              --initrd "$WORK/initramfs-nested.cpio" --append "$APPEND" -m 1G --smp 1
              ${STRATA_EXTRA_ARGS:-}) ;;
 esac

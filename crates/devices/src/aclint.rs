@@ -24,6 +24,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::{IrqLine, MmioDevice};
 
@@ -40,34 +41,77 @@ pub const MTIME_OFFSET: u64 = 0xbff8;
 pub const MAX_HARTS: usize = ((MTIME_OFFSET - MTIMECMP_BASE) / 8) as usize;
 
 /// The machine's real-time counter (`mtime`), shared by the CLINT, the
-/// harts' `time`/`stimecmp` logic and the run loop.
+/// harts' `time` CSR and the run loop.
 ///
-/// The run loop owns the *raw* count and moves it forward with
-/// [`advance`](Self::advance) (from retired instructions or the host clock,
-/// whichever the loop chooses). What the guest sees is raw + offset, so that
-/// an M-mode write to `mtime` ([`set_now`](Self::set_now)) never moves the
-/// raw count the run loop reasons about.
+/// Two sources, chosen when it is made:
+/// - **counted** ([`new`](Self::new)): the run loop owns the *raw* count and
+///   moves it forward with [`advance`](Self::advance) (from retired
+///   instructions): deterministic;
+/// - **host** ([`host`](Self::host)): the raw count follows the host's
+///   monotonic clock at `hz` ticks a second, read afresh at every access, so
+///   `time` is as fine-grained as the host clock (100 ns at 10 MHz).
+///   [`advance`](Self::advance) and [`set_raw`](Self::set_raw) still work:
+///   they move the count against the host clock (to restore a snapshot, or
+///   to stop time while the machine is paused).
+///
+/// What the guest sees is raw + offset, so that an M-mode write to `mtime`
+/// ([`set_now`](Self::set_now)) never moves the raw count the run loop
+/// reasons about. The raw count never goes backwards unless `set_raw` says
+/// so.
 #[derive(Debug, Default)]
 pub struct Timebase {
+    /// Counted: the raw count. Host: added (wrapping) to the host clock's
+    /// ticks since `host.epoch`.
     raw: AtomicU64,
     offset: AtomicU64,
+    host: Option<HostClock>,
+}
+
+#[derive(Debug)]
+struct HostClock {
+    epoch: Instant,
+    hz: u64,
+}
+
+impl HostClock {
+    #[inline]
+    fn ticks(&self) -> u64 {
+        let ns = self.epoch.elapsed().as_nanos();
+        (ns * self.hz as u128 / 1_000_000_000) as u64
+    }
 }
 
 impl Timebase {
+    /// A counted timebase, at 0.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A timebase that follows the host's monotonic clock at `hz` ticks a
+    /// second, at 0 now.
+    pub fn host(hz: u64) -> Arc<Self> {
+        Arc::new(Self { host: Some(HostClock { epoch: Instant::now(), hz: hz.max(1) }), ..Self::default() })
+    }
+
+    /// Does the count follow the host clock?
+    pub fn is_host(&self) -> bool {
+        self.host.is_some()
     }
 
     /// The current `mtime` value as the guest sees it.
     #[inline]
     pub fn now(&self) -> u64 {
-        self.raw.load(Ordering::Relaxed).wrapping_add(self.offset.load(Ordering::Relaxed))
+        self.raw().wrapping_add(self.offset.load(Ordering::Relaxed))
     }
 
     /// The run loop's own tick count (no guest offset).
     #[inline]
     pub fn raw(&self) -> u64 {
-        self.raw.load(Ordering::Relaxed)
+        let r = self.raw.load(Ordering::Relaxed);
+        match &self.host {
+            None => r,
+            Some(h) => h.ticks().wrapping_add(r),
+        }
     }
 
     /// Moves time forward by `ticks`.
@@ -76,16 +120,17 @@ impl Timebase {
         self.raw.fetch_add(ticks, Ordering::Relaxed);
     }
 
-    /// Sets the raw count (for a run loop that derives time from a counter
-    /// of its own rather than adding deltas).
+    /// Sets the raw count (a run loop that derives time from a counter of
+    /// its own, or a restored snapshot); a host timebase goes on from there.
     #[inline]
     pub fn set_raw(&self, raw: u64) {
-        self.raw.store(raw, Ordering::Relaxed);
+        let base = self.host.as_ref().map_or(0, |h| h.ticks());
+        self.raw.store(raw.wrapping_sub(base), Ordering::Relaxed);
     }
 
     /// Makes [`now`](Self::now) read `value` (a guest write to `mtime`).
     pub fn set_now(&self, value: u64) {
-        self.offset.store(value.wrapping_sub(self.raw.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.offset.store(value.wrapping_sub(self.raw()), Ordering::Relaxed);
     }
 }
 
@@ -149,13 +194,15 @@ impl Aclint {
         }
     }
 
-    /// The smallest MTIMECMP that lies in the future, i.e. the `mtime` value
-    /// at which the next MTIP line will rise. `None` when no timer is armed
-    /// (an MTIMECMP of all ones, its reset value, counts as disarmed: it
-    /// cannot be reached in any realistic run).
+    /// The smallest MTIMECMP whose MTIP line is still low, i.e. the `mtime`
+    /// value at which the next MTIP line will rise. It may already have
+    /// passed when time moves by itself (a host timebase) and
+    /// [`update`](Self::update) has not run since: then the caller must not
+    /// wait. `None` when no timer is armed (an MTIMECMP of all ones, its
+    /// reset value, counts as disarmed: it cannot be reached in any
+    /// realistic run).
     pub fn next_deadline(&self) -> Option<u64> {
-        let now = self.time.now();
-        self.harts.iter().map(|h| h.mtimecmp).filter(|&c| c > now && c != u64::MAX).min()
+        self.harts.iter().filter(|h| !h.mtip && h.mtimecmp != u64::MAX).map(|h| h.mtimecmp).min()
     }
 
     /// MTIMECMP of `hart` (for debugging and tests).
@@ -348,6 +395,40 @@ mod tests {
         assert_eq!(c.read(0xbff8, 8), 2 << 32 | 60);
         c.write(0xbff8, 4, 7);
         assert_eq!(c.read(0xbff8, 8), 2 << 32 | 7);
+    }
+
+    #[test]
+    fn a_host_timebase_follows_the_host_clock_finely() {
+        let tb = Timebase::host(10_000_000);
+        assert!(tb.is_host());
+        let t0 = std::time::Instant::now();
+        let a = tb.raw();
+        // Two reads a few microseconds apart differ: `time` is fine-grained.
+        let mut b = tb.raw();
+        while b == a {
+            b = tb.raw();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let c = tb.raw();
+        let host = t0.elapsed().as_nanos() as u64 / 100;
+        assert!(c >= a + 200_000 && c <= host + 1, "20 ms later: {a} -> {c} ticks, host {host}");
+        // set_raw and set_now move the count against the host clock.
+        tb.set_raw(1 << 40);
+        assert!(tb.raw() >= 1 << 40 && tb.raw() < (1 << 40) + 10_000_000);
+        tb.set_now(5);
+        assert!(tb.now() < 10_000_000 && tb.raw() >= 1 << 40);
+    }
+
+    #[test]
+    fn a_passed_deadline_whose_line_is_low_is_still_a_deadline() {
+        let (mut c, tb, l) = clint(1);
+        c.write(0x4000, 8, 100);
+        tb.advance(150);
+        // Time moved without an update: the caller must not wait.
+        assert_eq!(c.next_deadline(), Some(100));
+        c.update();
+        assert!(l[0].1.get());
+        assert_eq!(c.next_deadline(), None);
     }
 
     #[test]

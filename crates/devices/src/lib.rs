@@ -7,6 +7,7 @@
 //! [`IrqLine`]s to the interrupt controllers and the harts.
 
 pub mod aclint;
+pub mod board;
 pub mod bus;
 pub mod plic;
 pub mod rtc;

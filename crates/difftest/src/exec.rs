@@ -119,12 +119,15 @@ pub fn run_both(tools: &Tools, elf: &Path) -> Result<(RunOut, RunOut), String> {
         }
         Oracle::Interp => {
             let mut q = Command::new(&tools.strata);
-            q.args(["machine", "--no-jit", "--bios", "none", "--kernel"]).arg(elf).args(["-m", "128M"]);
+            q.args(["machine", "--clock", "virtual", "--no-jit", "--bios", "none", "--kernel"])
+                .arg(elf)
+                .args(["-m", "128M"]);
             q
         }
     };
     let mut s = Command::new(&tools.strata);
-    s.args(["machine", "--bios", "none", "--kernel"]).arg(elf).args(["-m", "128M"]);
+    // Virtual time: a run is a function of its instructions (rdtime too).
+    s.args(["machine", "--clock", "virtual", "--bios", "none", "--kernel"]).arg(elf).args(["-m", "128M"]);
     // The JIT is on unless the environment turns it off: make sure.
     s.env_remove("STRATA_NO_JIT");
     let deadline = Instant::now() + tools.timeout;

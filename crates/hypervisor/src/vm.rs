@@ -3,24 +3,22 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use strata_devices::board::{VirtWiring, VIRT_VM};
 use strata_devices::bus::Bus as DeviceBus;
-use strata_devices::plic::{source_line, Plic, PLIC_MMIO_SIZE};
-use strata_devices::rtc::{GoldfishRtc, RtcClock, RTC_MMIO_SIZE};
-use strata_devices::syscon::{PowerLatch, PowerRequest, Syscon, SYSCON_MMIO_SIZE};
-use strata_devices::uart::{Uart, UartSink, UART_MMIO_SIZE};
-use strata_devices::{IrqLine, SharedMmio};
+use strata_devices::plic::Plic;
+use strata_devices::rtc::{GoldfishRtc, RtcClock};
+use strata_devices::syscon::{PowerLatch, PowerRequest};
+use strata_devices::uart::{Uart, UartSink};
+use strata_devices::IrqLine;
 use strata_ownership::{MachinePage, VmId};
 
-/// A VM's guest-physical platform: QEMU `virt` addresses, like the bare
-/// board, so the same Debian kernel runs in either.
+/// A VM's guest-physical platform: [`VIRT_VM`], QEMU `virt` addresses like
+/// the bare board's (without the CLINT), so the same Debian kernel runs in
+/// either.
 pub mod layout {
-    pub const RAM_BASE: u64 = 0x8000_0000;
-    pub const SYSCON_BASE: u64 = 0x0010_0000;
-    pub const RTC_BASE: u64 = 0x0010_1000;
-    pub const PLIC_BASE: u64 = 0x0c00_0000;
-    pub const UART_BASE: u64 = 0x1000_0000;
-    pub const UART_IRQ: u32 = 10;
-    pub const RTC_IRQ: u32 = 11;
+    pub use strata_devices::board::VIRT_VM as BOARD;
+    /// Where the VM's RAM starts.
+    pub const RAM_BASE: u64 = BOARD.ram_base;
 }
 
 /// What a VM needs to boot, prepared by the platform: memory size, images
@@ -155,24 +153,17 @@ pub type VmDevices =
     (DeviceBus, Arc<Mutex<Plic>>, Vec<Arc<AtomicBool>>, Arc<Mutex<Uart>>, Arc<Mutex<GoldfishRtc>>, Arc<PowerLatch>);
 
 impl Vm {
-    /// Builds the VM's devices: PLIC (two contexts per vCPU, M then S, as
-    /// the device tree says), UART, syscon and RTC.
+    /// Builds the VM's devices, the board's device set ([`VIRT_VM`]): PLIC
+    /// (two contexts per vCPU, M then S, as the device tree says), UART,
+    /// syscon and RTC.
     pub fn devices(vcpus: u32, console: UartSink, clock: RtcClock) -> Result<VmDevices, String> {
         let vseip: Vec<Arc<AtomicBool>> = (0..vcpus).map(|_| Arc::new(AtomicBool::new(false))).collect();
-        let outputs: Vec<Arc<dyn IrqLine>> = vseip
+        let plic_contexts: Vec<Arc<dyn IrqLine>> = vseip
             .iter()
             .flat_map(|l| [Arc::new(Unwired) as Arc<dyn IrqLine>, Arc::new(VseipLine(l.clone())) as Arc<dyn IrqLine>])
             .collect();
-        let plic = Plic::shared(outputs);
-        let uart = Arc::new(Mutex::new(Uart::new(console, source_line(&plic, layout::UART_IRQ))));
-        let rtc = Arc::new(Mutex::new(GoldfishRtc::new(clock, source_line(&plic, layout::RTC_IRQ))));
-        let power = PowerLatch::new();
-        let mut bus = DeviceBus::new();
-        bus.add(layout::SYSCON_BASE, SYSCON_MMIO_SIZE, "syscon", Box::new(Syscon::new(power.clone())))?;
-        bus.add(layout::RTC_BASE, RTC_MMIO_SIZE, "rtc", Box::new(SharedMmio(rtc.clone())))?;
-        bus.add(layout::PLIC_BASE, PLIC_MMIO_SIZE, "plic", Box::new(SharedMmio(plic.clone())))?;
-        bus.add(layout::UART_BASE, UART_MMIO_SIZE, "uart", Box::new(SharedMmio(uart.clone())))?;
-        Ok((bus, plic, vseip, uart, rtc, power))
+        let d = VIRT_VM.build(VirtWiring { plic_contexts, clint: None, console, clock })?;
+        Ok((d.bus, d.plic, vseip, d.uart, d.rtc, d.power))
     }
 
     /// Notes a power request the guest made through the syscon device.

@@ -9,7 +9,6 @@
 //! `key=value` counters for the benchmark script.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use strata_hypervisor::Policy;
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
@@ -63,10 +62,10 @@ fn main() {
         std::process::exit(1)
     });
     let _ = std::fs::remove_file(&path);
-    let start = Instant::now();
     let mut k = 0u64;
+    let start = std::time::Instant::now();
     for _ in 0..rounds {
-        m.step(start);
+        m.step();
         for _ in 0..moves {
             let gpa = WALK_BASE + (k * 7 % WALK_PAGES) * 4096;
             k += 1;
@@ -76,10 +75,10 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     let coll = m.with_harts(|hyp, harts| hyp.collateral_misses(harts));
     let misses = |vm: usize| -> u64 {
-        let vmid = m.hyp.vms[vm].vmid;
+        let vmid = m.hyp().vms[vm].vmid;
         m.harts.iter().map(|h| h.tlb_vmid_stats().get(&(true, vmid)).map_or(0, |c| c.misses)).sum()
     };
-    let i = &m.hyp.inval;
+    let i = &m.hyp().inval;
     println!(
         "policy={policy} rounds={rounds} moves={} seconds={secs:.3} dropped={} collateral_dropped={} \
          collateral_misses_a={} collateral_misses_b={} misses_a={} misses_b={}",

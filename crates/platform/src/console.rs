@@ -3,7 +3,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 /// Where the guest's UART output goes.
@@ -109,11 +110,58 @@ impl Drop for RawMode {
     }
 }
 
+/// Wakes a run loop that sleeps in its idle wait (`runner::Runner`): the
+/// write end of a socket pair whose read end the loop polls. Waking a loop
+/// that is not asleep costs one byte, drained on its next wait.
+#[derive(Clone)]
+pub struct Waker(Arc<UnixStream>);
+
+impl Waker {
+    /// A waker and the end to wait on (both non-blocking).
+    pub fn pair() -> io::Result<(Waker, UnixStream)> {
+        let (w, r) = UnixStream::pair()?;
+        w.set_nonblocking(true)?;
+        r.set_nonblocking(true)?;
+        Ok((Waker(Arc::new(w)), r))
+    }
+
+    pub fn wake(&self) {
+        // A full socket buffer means a wake-up is already pending.
+        let _ = (&*self.0).write(&[1]);
+    }
+
+    /// A second handle on the write end, for a signal handler to write to.
+    pub fn try_clone_stream(&self) -> io::Result<UnixStream> {
+        self.0.try_clone()
+    }
+}
+
+/// Sends console input to a run loop and wakes it.
+#[derive(Clone)]
+pub struct InputSender {
+    tx: Sender<Input>,
+    waker: Waker,
+}
+
+impl InputSender {
+    pub fn new(tx: Sender<Input>, waker: Waker) -> Self {
+        Self { tx, waker }
+    }
+
+    /// False when the run loop is gone.
+    pub fn send(&self, i: Input) -> bool {
+        let ok = self.tx.send(i).is_ok();
+        self.waker.wake();
+        ok
+    }
+}
+
 /// Reads stdin on a thread of its own and hands bytes to the run loop,
 /// interpreting `Ctrl-A x` (quit), `Ctrl-A c` (next console) and
 /// `Ctrl-A Ctrl-A` (a literal Ctrl-A).
-pub fn spawn_stdin_reader() -> Receiver<Input> {
+pub fn spawn_stdin_reader(waker: Waker) -> Receiver<Input> {
     let (tx, rx) = mpsc::channel();
+    let tx = InputSender::new(tx, waker);
     // If the thread cannot be made, its closure (and the sender) is
     // dropped: the run loop sees the end of input, and runs on without it.
     let _ = std::thread::Builder::new().name("console-in".into()).spawn(move || {
@@ -123,7 +171,7 @@ pub fn spawn_stdin_reader() -> Receiver<Input> {
         loop {
             let n = match stdin.read(&mut buf) {
                 Ok(0) | Err(_) => {
-                    let _ = tx.send(Input::Eof);
+                    tx.send(Input::Eof);
                     return;
                 }
                 Ok(n) => n,
@@ -143,7 +191,7 @@ pub fn spawn_stdin_reader() -> Receiver<Input> {
                 } else {
                     Input::Byte(b)
                 };
-                if tx.send(msg).is_err() {
+                if !tx.send(msg) {
                     return;
                 }
             }

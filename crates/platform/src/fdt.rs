@@ -23,27 +23,10 @@
 //!   (written as 64-bit values), `rng-seed` and `kaslr-seed` (fresh from the
 //!   host's getrandom(2) in every tree: every boot and every VM its own).
 
-use strata_devices::aclint::CLINT_MMIO_SIZE;
-use strata_devices::plic::{PLIC_MMIO_SIZE, PLIC_NDEV};
-use strata_devices::rtc::RTC_MMIO_SIZE;
-use strata_devices::syscon::{FINISHER_PASS, FINISHER_RESET, SYSCON_MMIO_SIZE};
-use strata_devices::uart::UART_MMIO_SIZE;
+use strata_devices::board::BoardLayout;
+use strata_devices::plic::PLIC_NDEV;
+use strata_devices::syscon::{FINISHER_PASS, FINISHER_RESET};
 use vm_fdt::FdtWriter;
-
-// The QEMU `virt` memory map (see shared platform notes).
-pub const SYSCON_BASE: u64 = 0x0010_0000;
-pub const RTC_BASE: u64 = 0x0010_1000;
-pub const CLINT_BASE: u64 = 0x0200_0000;
-pub const PLIC_BASE: u64 = 0x0c00_0000;
-pub const UART_BASE: u64 = 0x1000_0000;
-pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
-
-/// PLIC source of the UART.
-pub const UART_IRQ: u32 = 10;
-/// PLIC source of the RTC.
-pub const RTC_IRQ: u32 = 11;
-/// The UART's input clock as QEMU's `virt` advertises it (3.6864 MHz).
-pub const UART_CLOCK_HZ: u32 = 0x38_4000;
 
 /// Most harts the PLIC window has contexts for (2 per hart).
 pub const MAX_HARTS: u32 = 512;
@@ -75,18 +58,17 @@ pub struct FdtConfig {
     pub isa_extensions: Vec<String>,
     /// "riscv,sv39", "riscv,sv48", ...
     pub mmu_type: String,
-    pub ram_base: u64,
+    /// The board: addresses, interrupt numbers, timebase, and whether it
+    /// has a CLINT (a bare machine does; a VM under Strata's hypervisor gets
+    /// its timer and IPIs from SBI).
+    pub board: BoardLayout,
     pub ram_size: u64,
     /// Kernel command line; omitted from /chosen when empty.
     pub bootargs: String,
     /// Initrd (start, end) guest-physical addresses.
     pub initrd: Option<(u64, u64)>,
-    pub timebase_frequency: u32,
-    /// virtio-mmio slots: (base, PLIC source).
+    /// The occupied virtio-mmio slots: (base, PLIC source).
     pub virtio_mmio: Vec<(u64, u32)>,
-    /// Whether the board has the ACLINT/CLINT (a bare machine does; a VM
-    /// under Strata's hypervisor gets its timer and IPIs from SBI).
-    pub clint: bool,
 }
 
 impl FdtConfig {
@@ -129,8 +111,9 @@ impl FdtConfig {
                 "single-letter extensions {from_list:?} in isa_extensions do not match isa_base {base:?}"
             ));
         }
-        if self.ram_size == 0 || self.ram_base.checked_add(self.ram_size).is_none() {
-            return Err(format!("bad RAM range {:#x}+{:#x}", self.ram_base, self.ram_size));
+        let ram_base = self.board.ram_base;
+        if self.ram_size == 0 || ram_base.checked_add(self.ram_size).is_none() {
+            return Err(format!("bad RAM range {ram_base:#x}+{:#x}", self.ram_size));
         }
         if let Some((start, end)) = self.initrd {
             if end < start {
@@ -162,6 +145,9 @@ fn reg(base: u64, size: u64) -> [u64; 2] {
 /// Builds the flattened device tree blob for `cfg`.
 pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     cfg.validate()?;
+    let b = &cfg.board;
+    let timebase_frequency =
+        u32::try_from(b.timebase_hz).map_err(|_| format!("timebase {} Hz does not fit a cell", b.timebase_hz))?;
     let mut f = FdtWriter::new().map_err(e)?;
 
     let root = f.begin_node("").map_err(e)?;
@@ -175,7 +161,7 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     if !cfg.bootargs.is_empty() {
         f.property_string("bootargs", &cfg.bootargs).map_err(e)?;
     }
-    f.property_string("stdout-path", &format!("/soc/serial@{UART_BASE:x}")).map_err(e)?;
+    f.property_string("stdout-path", &format!("/soc/serial@{:x}", b.uart.base)).map_err(e)?;
     if let Some((start, end)) = cfg.initrd {
         f.property_u64("linux,initrd-start", start).map_err(e)?;
         f.property_u64("linux,initrd-end", end).map_err(e)?;
@@ -198,16 +184,16 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     f.end_node(chosen).map_err(e)?;
 
     // /memory
-    let mem = f.begin_node(&format!("memory@{:x}", cfg.ram_base)).map_err(e)?;
+    let mem = f.begin_node(&format!("memory@{:x}", b.ram_base)).map_err(e)?;
     f.property_string("device_type", "memory").map_err(e)?;
-    f.property_array_u64("reg", &reg(cfg.ram_base, cfg.ram_size)).map_err(e)?;
+    f.property_array_u64("reg", &reg(b.ram_base, cfg.ram_size)).map_err(e)?;
     f.end_node(mem).map_err(e)?;
 
     // /cpus
     let cpus = f.begin_node("cpus").map_err(e)?;
     f.property_u32("#address-cells", 1).map_err(e)?;
     f.property_u32("#size-cells", 0).map_err(e)?;
-    f.property_u32("timebase-frequency", cfg.timebase_frequency).map_err(e)?;
+    f.property_u32("timebase-frequency", timebase_frequency).map_err(e)?;
     let isa = cfg.isa_string();
     let isa_base = &cfg.isa_base[..5]; // "rv64i" / "rv32i", checked by validate()
     for h in 0..cfg.harts {
@@ -248,20 +234,20 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     f.property_string("compatible", "simple-bus").map_err(e)?;
     f.property_null("ranges").map_err(e)?;
 
-    if cfg.clint {
-        let clint = f.begin_node(&format!("clint@{CLINT_BASE:x}")).map_err(e)?;
+    if let Some(r) = b.clint {
+        let clint = f.begin_node(&format!("clint@{:x}", r.base)).map_err(e)?;
         f.property_string_list("compatible", vec!["sifive,clint0".into(), "riscv,clint0".into()]).map_err(e)?;
-        f.property_array_u64("reg", &reg(CLINT_BASE, CLINT_MMIO_SIZE)).map_err(e)?;
+        f.property_array_u64("reg", &reg(r.base, r.size)).map_err(e)?;
         let cells: Vec<u32> =
             (0..cfg.harts).flat_map(|h| [phandle_intc(h), IRQ_M_SOFT, phandle_intc(h), IRQ_M_TIMER]).collect();
         f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
         f.end_node(clint).map_err(e)?;
     }
 
-    let plic = f.begin_node(&format!("plic@{PLIC_BASE:x}")).map_err(e)?;
+    let plic = f.begin_node(&format!("plic@{:x}", b.plic.base)).map_err(e)?;
     f.property_u32("phandle", PHANDLE_PLIC).map_err(e)?;
     f.property_string_list("compatible", vec!["sifive,plic-1.0.0".into(), "riscv,plic0".into()]).map_err(e)?;
-    f.property_array_u64("reg", &reg(PLIC_BASE, PLIC_MMIO_SIZE)).map_err(e)?;
+    f.property_array_u64("reg", &reg(b.plic.base, b.plic.size)).map_err(e)?;
     f.property_u32("#address-cells", 0).map_err(e)?;
     f.property_u32("#interrupt-cells", 1).map_err(e)?;
     f.property_null("interrupt-controller").map_err(e)?;
@@ -272,32 +258,32 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
     f.end_node(plic).map_err(e)?;
 
-    let serial = f.begin_node(&format!("serial@{UART_BASE:x}")).map_err(e)?;
+    let serial = f.begin_node(&format!("serial@{:x}", b.uart.base)).map_err(e)?;
     f.property_string("compatible", "ns16550a").map_err(e)?;
-    f.property_array_u64("reg", &reg(UART_BASE, UART_MMIO_SIZE)).map_err(e)?;
-    f.property_u32("clock-frequency", UART_CLOCK_HZ).map_err(e)?;
+    f.property_array_u64("reg", &reg(b.uart.base, b.uart.size)).map_err(e)?;
+    f.property_u32("clock-frequency", b.uart_clock_hz).map_err(e)?;
     f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
-    f.property_u32("interrupts", UART_IRQ).map_err(e)?;
+    f.property_u32("interrupts", b.uart_irq).map_err(e)?;
     f.end_node(serial).map_err(e)?;
 
-    let test = f.begin_node(&format!("test@{SYSCON_BASE:x}")).map_err(e)?;
+    let test = f.begin_node(&format!("test@{:x}", b.syscon.base)).map_err(e)?;
     f.property_u32("phandle", PHANDLE_SYSCON).map_err(e)?;
     f.property_string_list("compatible", vec!["sifive,test1".into(), "sifive,test0".into(), "syscon".into()])
         .map_err(e)?;
-    f.property_array_u64("reg", &reg(SYSCON_BASE, SYSCON_MMIO_SIZE)).map_err(e)?;
+    f.property_array_u64("reg", &reg(b.syscon.base, b.syscon.size)).map_err(e)?;
     f.end_node(test).map_err(e)?;
 
-    let rtc = f.begin_node(&format!("rtc@{RTC_BASE:x}")).map_err(e)?;
+    let rtc = f.begin_node(&format!("rtc@{:x}", b.rtc.base)).map_err(e)?;
     f.property_string("compatible", "google,goldfish-rtc").map_err(e)?;
-    f.property_array_u64("reg", &reg(RTC_BASE, RTC_MMIO_SIZE)).map_err(e)?;
+    f.property_array_u64("reg", &reg(b.rtc.base, b.rtc.size)).map_err(e)?;
     f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
-    f.property_u32("interrupts", RTC_IRQ).map_err(e)?;
+    f.property_u32("interrupts", b.rtc_irq).map_err(e)?;
     f.end_node(rtc).map_err(e)?;
 
     for &(base, irq) in &cfg.virtio_mmio {
         let v = f.begin_node(&format!("virtio_mmio@{base:x}")).map_err(e)?;
         f.property_string("compatible", "virtio,mmio").map_err(e)?;
-        f.property_array_u64("reg", &reg(base, VIRTIO_MMIO_SIZE)).map_err(e)?;
+        f.property_array_u64("reg", &reg(base, b.virtio.size)).map_err(e)?;
         f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
         f.property_u32("interrupts", irq).map_err(e)?;
         f.end_node(v).map_err(e)?;
@@ -429,13 +415,11 @@ mod tests {
             isa_base: "rv64imafdc".into(),
             isa_extensions: ["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"].map(String::from).to_vec(),
             mmu_type: "riscv,sv48".into(),
-            ram_base: 0x8000_0000,
+            board: strata_devices::board::VIRT,
             ram_size: 512 << 20,
             bootargs: "console=ttyS0 earlycon".into(),
             initrd: Some((0x8800_0000, 0x8812_3456)),
-            timebase_frequency: 10_000_000,
             virtio_mmio: (0..8).map(|n| (0x1000_1000 + n * 0x1000, n as u32 + 1)).collect(),
-            clint: true,
         }
     }
 

@@ -4,17 +4,17 @@
 //! mode (HS-mode is the host-side hypervisor, `strata_hypervisor`) and the
 //! timebase. Every VM gets its own devices from the hypervisor; this module
 //! prepares the VMs' boot images and device trees, wires their consoles,
-//! and runs the loop that gives the harts to the hypervisor.
+//! and is the [`Workload`] through which the [`Runner`] gives the harts to
+//! the hypervisor.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use strata_devices::aclint::Timebase;
+use strata_devices::board::MAX_RAM;
 use strata_devices::rtc::host_clock;
 use strata_hart::{Bus, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
@@ -24,12 +24,10 @@ use strata_hypervisor::{Hypervisor, Policy};
 use strata_memory::GuestRam;
 
 use crate::boot::{self, BootConfig};
-use crate::console::{self, Input};
 use crate::fdt::FdtConfig;
 use crate::loader::{LoadError, Segments};
-use crate::machine::{host_ram_bytes, lock, paced_wait, tlb_counts, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
+use crate::runner::{check_harts, check_host_ram, check_ram, lock, ClockMode, RunEnd, Runner, Slice, Workload};
 use crate::virtio::VirtioConfig;
-use strata_devices::virtio::VirtioMmio;
 use strata_hypervisor::vm::DmaMap;
 use strata_memory::{GuestMemory, OutOfRange};
 
@@ -39,8 +37,7 @@ pub const GUEST_ISA_BASE: &str = "rv64imafdc";
 pub const GUEST_ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"];
 
 /// Machine RAM starts where the `virt` board's does.
-const MACHINE_RAM_BASE: u64 = 0x8000_0000;
-const CHUNK: u64 = 4096;
+const MACHINE_RAM_BASE: u64 = strata_devices::board::VIRT.ram_base;
 const MIB: u64 = 1 << 20;
 
 #[derive(Clone, Debug)]
@@ -284,17 +281,23 @@ pub struct RunOutcome {
     /// happen any more, or when the user quit).
     pub vms: Vec<(String, Option<VmEnd>)>,
     pub quit: bool,
+    /// The signal that stopped the machine, if one did.
+    pub signal: Option<i32>,
     /// A drive's host I/O failed with policy `stop` (`werror=stop`): every
     /// VM stopped, the disks were flushed.
     pub disk_stop: bool,
 }
 
 impl RunOutcome {
-    /// The process exit status: 0 when every VM powered off cleanly (or the
-    /// user quit), otherwise the worst of 3 (reset), 4 (failure reported),
-    /// 5 (hung: waiting for an interrupt nothing can raise), 6 (stopped by
-    /// the hypervisor); 9 when a drive with `werror=stop` stopped them all.
+    /// The process exit status: 8 when a signal stopped the machine; 0 when
+    /// every VM powered off cleanly (or the user quit), otherwise the worst
+    /// of 3 (reset), 4 (failure reported), 5 (hung: waiting for an interrupt
+    /// nothing can raise), 6 (stopped by the hypervisor); 9 when a drive
+    /// with `werror=stop` stopped them all.
     pub fn status(&self) -> i32 {
+        if self.signal.is_some() {
+            return 8;
+        }
         if self.disk_stop {
             return 9;
         }
@@ -315,28 +318,134 @@ impl RunOutcome {
     }
 }
 
-pub struct HypMachine {
-    pub ram: Arc<GuestRam>,
-    pub harts: Vec<Hart>,
-    time: Arc<Timebase>,
+/// The hypervisor and its VMs as a workload of the runner.
+pub struct Hypervised {
     pub hyp: Hypervisor,
     consoles: Vec<Arc<Mutex<VmConsole>>>,
-    /// Every VM's virtio devices (those with host input are polled).
-    virtio: Vec<Arc<Mutex<VirtioMmio>>>,
-    poll_turn: u32,
-    input: Option<Receiver<Input>>,
-    /// The VM whose console gets the input (`Ctrl-A c` moves it on), and a
-    /// byte taken from the input that its UART had no room for yet.
+    /// The VM whose console gets the input (`Ctrl-A c` moves it on).
     focus: usize,
-    held: Option<u8>,
-    /// Input that arrived while the machine waited for it in `idle`.
-    waiting_input: Option<Input>,
-    clock: ClockMode,
-    elapsed: Duration,
-    disk_stop: bool,
 }
 
-impl HypMachine {
+/// The machine under Strata's hypervisor, on the runner.
+pub type HypMachine = Runner<Hypervised>;
+
+/// The harts as the hypervisor drives them, each with `time` as its timer.
+fn hart_ops<'a>(harts: &'a mut [Hart], time: &Arc<Timebase>) -> Vec<HypHart<'a>> {
+    harts.iter_mut().map(|hart| HypHart { hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE }).collect()
+}
+
+impl Hypervised {
+    /// Moves the console input to the next VM still running (none: stays).
+    fn next_running_console(&mut self) {
+        let n = self.hyp.vms.len();
+        let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| self.hyp.vms[v].end.is_none());
+        if let Some(v) = next {
+            if v != self.focus {
+                eprintln!("\r\nstrata: console input now goes to VM {}\r", self.hyp.vms[v].name);
+            }
+            self.focus = v;
+        }
+    }
+}
+
+impl Workload for Hypervised {
+    type Outcome = RunOutcome;
+
+    fn run_slice(&mut self, harts: &mut [Hart], time: &Arc<Timebase>, budget: u64) -> Slice {
+        let mut ops = hart_ops(harts, time);
+        let mut refs: Vec<&mut dyn HartOps> = ops.iter_mut().map(|h| h as &mut dyn HartOps).collect();
+        let s = self.hyp.run_slice(&mut refs, budget);
+        Slice { used: s.used, idle: s.idle }
+    }
+
+    fn update_devices(&mut self) {
+        self.hyp.update_devices();
+    }
+
+    fn timer_deadline(&self) -> Option<u64> {
+        self.hyp.next_deadline()
+    }
+
+    fn rtc_alarm_in_ns(&self) -> Option<u64> {
+        self.hyp.rtc_alarm_in_ns()
+    }
+
+    fn ended(&mut self) -> bool {
+        self.hyp.all_ended()
+    }
+
+    /// A byte for the focused VM; if that VM has ended, input moves on to
+    /// the next one still running first.
+    fn console_input(&mut self, b: u8) -> bool {
+        if self.hyp.vms[self.focus].end.is_some() {
+            self.next_running_console();
+        }
+        self.hyp.vms[self.focus].end.is_some() || self.hyp.console_input(self.focus, b)
+    }
+
+    fn next_console(&mut self) {
+        self.next_running_console();
+    }
+
+    fn flush_consoles(&mut self, end: bool) {
+        for c in &self.consoles {
+            let mut c = lock(c);
+            if end {
+                c.flush_line();
+            } else {
+                c.tick();
+            }
+        }
+    }
+
+    fn stats(&self, s: &mut String) {
+        let hyp = &self.hyp;
+        for vm in &hyp.vms {
+            let vc: Vec<String> = vm
+                .vcpus
+                .iter()
+                .map(|&i| {
+                    let c = &hyp.vcpus[i].stats;
+                    format!(
+                        "vcpu{} exits {} sbi {} mmio {} wfi {} preempt {} injected {}",
+                        hyp.vcpus[i].id, c.exits, c.sbi_calls, c.mmio, c.wfi, c.preemptions, c.injected
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "vm {} (vmid {}{}): {} | {}",
+                vm.name,
+                vm.vmid,
+                if vm.protected { ", protected" } else { "" },
+                vm.end.as_ref().map_or("running".into(), |e| e.describe()),
+                vc.join("; ")
+            );
+        }
+        let i = &hyp.inval;
+        let _ = writeln!(
+            s,
+            "invalidation policy {}: {} pages, {} translations dropped, {} of them collateral",
+            hyp.policy, i.invalidations, i.dropped, i.collateral_dropped
+        );
+    }
+
+    fn outcome(&mut self, end: RunEnd) -> RunOutcome {
+        RunOutcome {
+            vms: self.hyp.vms.iter().map(|v| (v.name.clone(), v.end.clone())).collect(),
+            quit: end == RunEnd::Quit,
+            disk_stop: matches!(end, RunEnd::DiskStopped(_)),
+            signal: match end {
+                RunEnd::Stopped(sig) => Some(sig),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl Runner<Hypervised> {
+    /// Builds the machine for `cfg`: checks the limits, creates every VM
+    /// with its images, devices and console, and prepares the harts.
     pub fn new(cfg: &RunConfig) -> Result<HypMachine, LoadError> {
         if cfg.vms.is_empty() {
             return Err(LoadError("no VM to run".into()));
@@ -348,38 +457,24 @@ impl HypMachine {
             if vm.name.is_empty() || !names.insert(vm.name.clone()) {
                 return Err(LoadError(format!("VM names must be non-empty and distinct ('{}')", vm.name)));
             }
-            if vm.vcpus == 0 || vm.vcpus > 8 {
-                return Err(LoadError(format!("VM {}: {} vCPUs; 1 to 8 are supported", vm.name, vm.vcpus)));
-            }
+            check_harts(&format!("VM {}: {} vCPUs", vm.name, vm.vcpus), vm.vcpus)?;
             if vm.protected && vm.virtio.count() > 0 {
                 return Err(LoadError(format!(
                     "VM {}: a protected VM cannot have virtio devices: their models are host-side code, and a protected VM's memory is closed to it (docs/hypervisor.md)",
                     vm.name
                 )));
             }
-            if vm.memory < 16 * MIB || vm.memory % 4096 != 0 {
-                return Err(LoadError(format!("VM {}: memory must be at least 16 MiB, in whole 4 KiB pages", vm.name)));
-            }
+            check_ram(&format!("VM {}: memory", vm.name), vm.memory, MAX_RAM)?;
         }
         let vcpus: u32 = cfg.vms.iter().map(|v| v.vcpus).sum();
         let harts = cfg.harts.unwrap_or_else(|| vcpus.min(8));
-        if harts == 0 || harts > 8 {
-            return Err(LoadError(format!("--harts {harts}: Strata supports 1 to 8 harts")));
-        }
+        check_harts(&format!("--harts {harts}"), harts)?;
         // Machine memory: the VMs' RAM, plus their G-stage tables (one page
         // per 512 mapped, a 16 KiB root and a few upper levels each) and
         // room to move pages around.
         let vm_total: u64 = cfg.vms.iter().map(|v| v.memory).sum();
         let machine = vm_total + vm_total / 256 + 16 * MIB * cfg.vms.len() as u64;
-        if let Some(host) = host_ram_bytes() {
-            if machine > host {
-                return Err(LoadError(format!(
-                    "the VMs need {} MiB of memory; this host has {} MiB",
-                    machine / MIB,
-                    host / MIB
-                )));
-            }
-        }
+        check_host_ram("the VMs' machine memory", machine)?;
         let ram = Arc::new(GuestRam::new(MACHINE_RAM_BASE, machine).map_err(LoadError)?);
         let mem = Box::new(Ram(ram.clone()));
         let mut hyp = Hypervisor::new(mem, MACHINE_RAM_BASE, machine / 4096, harts as usize, cfg.policy)
@@ -389,7 +484,7 @@ impl HypMachine {
         let mut consoles = Vec::new();
         let mut virtio = Vec::new();
         for vm in &cfg.vms {
-            let slots = vm.virtio.slots().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+            let slots = vm.virtio.slots(&layout::BOARD).map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
             let mut devs = vm.virtio.build_devices().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
             for (name, _) in devs.iter_mut().filter(|_| cfg.vms.len() > 1) {
                 *name = format!("VM {}: {name}", vm.name);
@@ -437,15 +532,12 @@ impl HypMachine {
             }
         }
 
-        let time = Timebase::new();
-        // STRATA_PERF_MAP names only ordinary VMs' code (issue 12 item 10).
-        let named: Vec<u64> = hyp.vms.iter().filter(|v| !v.protected).map(|v| v.vmid).collect();
-        let harts = (0..harts)
+        let time = cfg.clock.timebase();
+        let harts: Vec<Hart> = (0..harts)
             .map(|h| {
                 let mut hart = Hart::new(h as u64, ram.clone(), strata_devices::HartIrqs::new());
                 hart.reset(0);
                 hart.set_jit(cfg.jit);
-                hart.set_perf_map_vmids(Some(named.clone()));
                 hart.set_hypervisor_mode();
                 hart.enable_tlb_reverse_index();
                 let mut ops = HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE };
@@ -453,286 +545,35 @@ impl HypMachine {
                 hart
             })
             .collect();
-        let input = cfg.console_stdin.then(console::spawn_stdin_reader);
-        Ok(HypMachine {
-            ram,
-            harts,
-            time,
-            hyp,
-            consoles,
-            virtio,
-            poll_turn: 0,
-            input,
-            focus: 0,
-            held: None,
-            waiting_input: None,
-            clock: cfg.clock,
-            elapsed: Duration::ZERO,
-            disk_stop: false,
-        })
+        let work = Hypervised { hyp, consoles, focus: 0 };
+        Runner::from_parts(ram, harts, work, time, cfg.clock, virtio, cfg.console_stdin)
     }
 
-    /// Takes console input from `rx` instead of stdin (tests, and later a
-    /// control API).
-    pub fn set_input(&mut self, rx: Receiver<Input>) {
-        self.input = Some(rx);
+    /// The hypervisor (its VMs, vCPUs, memory and counters).
+    pub fn hyp(&self) -> &Hypervisor {
+        &self.work.hyp
+    }
+
+    pub fn hyp_mut(&mut self) -> &mut Hypervisor {
+        &mut self.work.hyp
     }
 
     /// The VM whose console gets the input.
     pub fn console_focus(&self) -> usize {
-        self.focus
+        self.work.focus
     }
 
     /// Everything VM `vm` printed so far (for tests).
     pub fn console_output(&self, vm: usize) -> Vec<u8> {
-        self.consoles.get(vm).map(|c| lock(c).capture.clone()).unwrap_or_default()
+        self.work.consoles.get(vm).map(|c| lock(c).capture.clone()).unwrap_or_default()
     }
 
     /// The harts, as the hypervisor drives them.
     pub fn with_harts<R>(&mut self, f: impl FnOnce(&mut Hypervisor, &mut [&mut dyn HartOps]) -> R) -> R {
-        let mut ops: Vec<HypHart> = self
-            .harts
-            .iter_mut()
-            .map(|hart| HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE })
-            .collect();
+        let time = self.timebase();
+        let mut ops = hart_ops(&mut self.harts, &time);
         let mut refs: Vec<&mut dyn HartOps> = ops.iter_mut().map(|h| h as &mut dyn HartOps).collect();
-        f(&mut self.hyp, &mut refs)
-    }
-
-    /// One round: every hart runs its vCPUs for a chunk, then time moves.
-    /// Returns false when nothing more can happen.
-    pub fn step(&mut self, wall_start: Instant) -> bool {
-        let slice = self.with_harts(|hyp, harts| hyp.run_slice(harts, CHUNK));
-        let used = slice.used.iter().copied().max().unwrap_or(0);
-        self.time.advance(used / INSNS_PER_TICK);
-        self.hyp.update_devices();
-        self.poll_turn = self.poll_turn.wrapping_add(1);
-        if self.poll_turn % 16 == 0 {
-            self.poll_virtio();
-        }
-        if (self.poll_turn % 16 == 0 || slice.idle) && self.disk_stopped() {
-            return false;
-        }
-        for c in &self.consoles {
-            lock(c).tick();
-        }
-        if self.hyp.all_ended() {
-            return false;
-        }
-        if slice.idle {
-            return self.idle(wall_start);
-        }
-        true
-    }
-
-    /// A drive stopped the machine (`werror=stop`): flush every disk; all
-    /// VMs end. (A stopped drive completes nothing more, so noticing it a
-    /// few rounds late changes nothing a guest can see.)
-    fn disk_stopped(&mut self) -> bool {
-        if crate::virtio::host_stop(&self.virtio).is_none() {
-            return false;
-        }
-        crate::virtio::host_flush(&self.virtio);
-        self.disk_stop = true;
-        true
-    }
-
-    /// Host-side device errors (failed disk writes, ...), one line per
-    /// device that had some; empty if none.
-    pub fn host_error_summary(&self) -> String {
-        crate::virtio::host_error_summary(&self.virtio)
-    }
-
-    /// Lets virtio devices with host input (net, vsock, console) deliver
-    /// it; true if one did.
-    fn poll_virtio(&mut self) -> bool {
-        crate::virtio::poll_all(&self.virtio)
-    }
-
-    /// Every vCPU waits: move time to the next timer or RTC alarm.
-    fn idle(&mut self, wall_start: Instant) -> bool {
-        if self.poll_virtio() {
-            return true;
-        }
-        let polled = crate::virtio::any_polled(&self.virtio);
-        let now = self.time.now();
-        let rtc =
-            self.hyp.rtc_alarm_in_ns().map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
-        let deadline = match (self.hyp.next_deadline(), rtc) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match deadline {
-            Some(d) => {
-                let delta = d.saturating_sub(now).max(1);
-                if self.clock == ClockMode::Paced {
-                    std::thread::sleep(paced_wait(self.time.raw(), delta, wall_start));
-                }
-                self.time.advance(delta);
-                true
-            }
-            // Devices with host input may wake a VM; look every millisecond.
-            None if polled => {
-                std::thread::sleep(Duration::from_millis(1));
-                true
-            }
-            // Only console input could wake a VM now: wait for it, and
-            // leave it to `pump_input`.
-            None => match &self.input {
-                Some(rx) => match rx.recv() {
-                    Ok(i) => {
-                        self.waiting_input = Some(i);
-                        true
-                    }
-                    Err(_) => false,
-                },
-                None => false,
-            },
-        }
-    }
-
-    /// Moves the console input to the next VM still running (none: stays).
-    fn next_console(&mut self) {
-        let n = self.hyp.vms.len();
-        let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| self.hyp.vms[v].end.is_none());
-        if let Some(v) = next {
-            if v != self.focus {
-                eprintln!("\r\nstrata: console input now goes to VM {}\r", self.hyp.vms[v].name);
-            }
-            self.focus = v;
-        }
-    }
-
-    fn pump_input(&mut self) -> bool {
-        if self.hyp.vms[self.focus].end.is_some() {
-            // Its VM is gone: so is what was typed for it.
-            self.held = None;
-            self.next_console();
-        }
-        // A byte the UART had no room for goes first, or waits again.
-        if let Some(b) = self.held {
-            if !self.hyp.console_input(self.focus, b) {
-                return false;
-            }
-            self.held = None;
-        }
-        loop {
-            let next = match self.waiting_input.take() {
-                Some(i) => Some(i),
-                None => match &self.input {
-                    Some(rx) => console::try_input(rx),
-                    None => return false,
-                },
-            };
-            match next {
-                Some(Input::Byte(b)) => {
-                    if !self.hyp.console_input(self.focus, b) {
-                        self.held = Some(b);
-                        return false;
-                    }
-                }
-                Some(Input::NextConsole) => self.next_console(),
-                Some(Input::Quit) => return true,
-                Some(Input::Eof) => {
-                    self.input = None;
-                    return false;
-                }
-                None => return false,
-            }
-        }
-    }
-
-    /// Runs until every VM has ended, or nothing more can happen.
-    pub fn run(&mut self) -> RunOutcome {
-        self.run_rounds(u64::MAX)
-    }
-
-    /// As [`run`](Self::run), for at most `rounds` rounds (tests bound a
-    /// run with it; VMs that have not ended then show no end).
-    pub fn run_rounds(&mut self, rounds: u64) -> RunOutcome {
-        let start = Instant::now();
-        let mut quit = false;
-        let mut n = 0;
-        while n < rounds && self.step(start) {
-            n += 1;
-            if self.pump_input() {
-                quit = true;
-                break;
-            }
-        }
-        for c in &self.consoles {
-            lock(c).flush_line();
-        }
-        self.elapsed = start.elapsed();
-        RunOutcome {
-            vms: self.hyp.vms.iter().map(|v| (v.name.clone(), v.end.clone())).collect(),
-            quit,
-            disk_stop: self.disk_stop,
-        }
-    }
-
-    /// A human-readable report of the run's counters (`--stats`).
-    pub fn stats_report(&self) -> String {
-        let mut s = String::new();
-        let secs = self.elapsed.as_secs_f64();
-        let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
-        let _ = writeln!(
-            s,
-            "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
-            retired as f64 / secs.max(1e-9) / 1e6
-        );
-        for vm in &self.hyp.vms {
-            let vc: Vec<String> = vm
-                .vcpus
-                .iter()
-                .map(|&i| {
-                    let c = &self.hyp.vcpus[i].stats;
-                    format!(
-                        "vcpu{} exits {} sbi {} mmio {} wfi {} preempt {} injected {}",
-                        self.hyp.vcpus[i].id, c.exits, c.sbi_calls, c.mmio, c.wfi, c.preemptions, c.injected
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "vm {} (vmid {}{}): {} | {}",
-                vm.name,
-                vm.vmid,
-                if vm.protected { ", protected" } else { "" },
-                vm.end.as_ref().map_or("running".into(), |e| e.describe()),
-                vc.join("; ")
-            );
-        }
-        let i = &self.hyp.inval;
-        let _ = writeln!(
-            s,
-            "invalidation policy {}: {} pages, {} translations dropped, {} of them collateral",
-            self.hyp.policy, i.invalidations, i.dropped, i.collateral_dropped
-        );
-        for h in &self.harts {
-            let st = &h.stats;
-            let by: Vec<String> = h
-                .tlb_vmid_stats()
-                .iter()
-                .map(|((v, vmid), c)| {
-                    if *v {
-                        format!("vmid {vmid}: {} hits {} misses {} collateral", c.hits, c.misses, c.collateral_misses)
-                    } else {
-                        format!("V=0: {} hits {} misses", c.hits, c.misses)
-                    }
-                })
-                .collect();
-            let _ = writeln!(s, "hart {}: retired {} | tlb [{}]", h.hartid, h.instret, by.join(", "));
-            let _ = writeln!(s, "hart {}: {}", h.hartid, tlb_counts(h));
-            let avg = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
-            let _ = writeln!(
-                s,
-                "hart {}: two-stage walks {} (PTE reads {}, {avg:.1} per walk, max {}), fences hfence.gvma {} sfence.vma(V=1) {}",
-                h.hartid, st.walks2, st.walk2_refs, st.walk2_max_refs, st.fences[3], st.fences[1]
-            );
-        }
-        s += &self.host_error_summary();
-        s
+        f(&mut self.work.hyp, &mut refs)
     }
 }
 
@@ -758,13 +599,11 @@ fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, Loa
                 isa_base: GUEST_ISA_BASE.into(),
                 isa_extensions: GUEST_ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
                 mmu_type: "riscv,sv48".into(),
-                ram_base: layout::RAM_BASE,
+                board: layout::BOARD,
                 ram_size: vm.memory,
                 bootargs: String::new(),
                 initrd: None,
-                timebase_frequency: TIMEBASE_HZ as u32,
                 virtio_mmio: virtio_slots.to_vec(),
-                clint: false,
             },
         },
     )

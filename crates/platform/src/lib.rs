@@ -1,5 +1,7 @@
 //! The Strata board: a memory map compatible with QEMU's `virt` machine,
-//! the device tree, loaders, the console and the run loop.
+//! the device tree, loaders, the console, and the run loop ([`runner`])
+//! under both machines: the bare board ([`machine`]) and Strata's
+//! hypervisor ([`hyp`]).
 
 pub mod boot;
 pub mod console;
@@ -8,8 +10,10 @@ pub mod hostpaths;
 pub mod hyp;
 pub mod loader;
 pub mod machine;
+pub mod runner;
 pub mod testguest;
 pub mod virtio;
 
-pub use machine::{ClockMode, ExitReason, Machine, MachineConfig};
+pub use machine::{ExitReason, Machine, MachineConfig};
+pub use runner::{ClockMode, Runner, StopHandle};
 pub use virtio::{DriveSpec, NetdevSpec, VirtioConfig, VsockSpec};

@@ -1,50 +1,34 @@
-//! The `virt`-compatible board: RAM, harts, devices, boot hand-off and the
-//! run loop.
+//! The bare `virt`-compatible board (`strata machine`): RAM, harts, the
+//! board's devices and the boot hand-off, run as a [`Workload`] of the
+//! [`Runner`].
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use strata_devices::aclint::{Aclint, AclintHartLines, Timebase, CLINT_MMIO_SIZE};
+use strata_devices::aclint::{Aclint, AclintHartLines, Timebase};
+use strata_devices::board::{VirtWiring, MAX_RAM, VIRT};
 use strata_devices::bus::Bus as DeviceBus;
-use strata_devices::plic::{source_line, Plic, PLIC_MMIO_SIZE};
-use strata_devices::rtc::{host_clock, GoldfishRtc, RTC_MMIO_SIZE};
-use strata_devices::syscon::{PowerLatch, PowerRequest, Syscon, SYSCON_MMIO_SIZE};
-use strata_devices::uart::{Uart, UART_MMIO_SIZE};
-use strata_devices::{mip, HartIrqBit, HartIrqs, IrqLine, SharedMmio};
+use strata_devices::rtc::{host_clock, GoldfishRtc};
+use strata_devices::syscon::{PowerLatch, PowerRequest};
+use strata_devices::uart::Uart;
+use strata_devices::{mip, HartIrqBit, HartIrqs, IrqLine};
 use strata_hart::{Hart, RunExit};
 use strata_memory::GuestRam;
 
-use crate::console::{self, ConsoleOut, Input};
-use crate::fdt::{self, FdtConfig};
+use crate::console::ConsoleOut;
+use crate::fdt::FdtConfig;
 use crate::loader::LoadError;
+use crate::runner::{check_harts, check_ram, lock, RunEnd, Runner, Slice, Workload};
+pub use crate::runner::{ClockMode, INSNS_PER_TICK};
 
-pub const RAM_BASE: u64 = 0x8000_0000;
+pub const RAM_BASE: u64 = VIRT.ram_base;
 /// The timebase the device tree advertises (as QEMU's `virt` does).
-pub const TIMEBASE_HZ: u64 = 10_000_000;
-/// Virtual time: instructions per `mtime` tick, i.e. a nominal 100 MIPS hart
-/// at the 10 MHz timebase.
-pub const INSNS_PER_TICK: u64 = 10;
-/// Instructions a hart runs before the loop turns to the next hart and to
-/// the devices.
-const CHUNK: u64 = 4096;
+pub const TIMEBASE_HZ: u64 = strata_devices::board::TIMEBASE_HZ;
 
 /// The extensions Strata implements and tests; the device tree advertises
 /// exactly these.
 pub const ISA_BASE: &str = "rv64imafdch";
 pub const ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "h", "zicsr", "zifencei", "zicntr"];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClockMode {
-    /// `mtime` advances with retired instructions; an idle machine jumps to
-    /// its next timer deadline at once. Deterministic and fast.
-    Virtual,
-    /// As `Virtual`, but an idle machine waits in real time for its next
-    /// deadline, so guest sleeps last as long as the user expects.
-    Paced,
-}
 
 pub struct MachineConfig {
     pub ram_size: u64,
@@ -80,6 +64,8 @@ pub enum ExitReason {
     Hung,
     /// The user typed `Ctrl-A x`.
     Quit,
+    /// A signal (its number) stopped the machine.
+    Stopped(i32),
     /// A drive's host read or write failed and its policy is `stop`
     /// (`werror=stop`, `rerror=stop`); the disks were flushed.
     DiskStopped,
@@ -93,18 +79,19 @@ impl ExitReason {
             ExitReason::Reset => 3,
             ExitReason::GuestFailure(_) => 4,
             ExitReason::Hung => 5,
+            ExitReason::Stopped(_) => 8,
             ExitReason::DiskStopped => 9,
         }
     }
 }
 
 /// The part of the board the harts reach through `strata_hart::Bus`.
-struct Board {
+struct BoardBus {
     devices: DeviceBus,
     time: Arc<Timebase>,
 }
 
-impl strata_hart::Bus for Board {
+impl strata_hart::Bus for BoardBus {
     #[inline]
     fn mmio_read(&mut self, pa: u64, size: u8) -> Option<u64> {
         self.devices.read(pa, size)
@@ -119,25 +106,22 @@ impl strata_hart::Bus for Board {
     }
 }
 
-pub struct Machine {
-    pub ram: Arc<GuestRam>,
-    pub harts: Vec<Hart>,
-    board: Board,
+/// The bare board as a workload: its devices, its console, and the power
+/// request that ends it.
+pub struct BareBoard {
+    bus: BoardBus,
     aclint: Arc<Mutex<Aclint>>,
     rtc: Arc<Mutex<GoldfishRtc>>,
     uart: Arc<Mutex<Uart>>,
     power: Arc<PowerLatch>,
-    /// The virtio-mmio transports, in slot order.
-    pub virtio: Vec<Arc<Mutex<strata_devices::virtio::VirtioMmio>>>,
-    virtio_poll_turn: u32,
+    request: Option<PowerRequest>,
     console: Arc<Mutex<ConsoleOut>>,
-    input: Option<Receiver<Input>>,
-    clock: ClockMode,
-    /// Where the boot images landed (for `--stats` and tests).
+    /// Where the boot images landed (for tests).
     pub layout: Layout,
-    started: Option<Instant>,
-    elapsed: Duration,
 }
+
+/// The bare board on the runner.
+pub type Machine = Runner<BareBoard>;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Layout {
@@ -148,59 +132,89 @@ pub struct Layout {
     pub fw_dynamic_info: Option<u64>,
 }
 
-/// Locks `m`, also after a panic elsewhere poisoned it (device state stays
-/// usable: every device keeps its own invariants per access).
-pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+impl Workload for BareBoard {
+    type Outcome = ExitReason;
 
-/// The TLB counters `--stats` prints for a hart, on both machines.
-pub(crate) fn tlb_counts(h: &Hart) -> String {
-    let t = h.tlb_stats();
-    format!(
-        "tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
-        t.misses[0], t.misses[1], t.misses[2], t.fills, t.flushes, t.dropped, t.fence_scans
-    )
-}
-
-/// How long an idle machine with paced time waits for a deadline `delta`
-/// ticks after guest time `raw` (ticks), so that guest time does not run
-/// ahead of host time since `wall_start`; at most 50 ms at a time.
-pub(crate) fn paced_wait(raw: u64, delta: u64, wall_start: Instant) -> Duration {
-    let ns = |ticks: u64| (ticks as u128 * 1_000_000_000 / TIMEBASE_HZ as u128) as u64;
-    let host_ns = wall_start.elapsed().as_nanos() as u64;
-    let ahead = ns(raw).saturating_add(ns(delta)).saturating_sub(host_ns);
-    Duration::from_nanos(ahead.min(50_000_000))
-}
-
-const MIB: u64 = 1 << 20;
-
-impl Machine {
-    pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
-        if cfg.harts == 0 || cfg.harts > 8 {
-            return Err(LoadError(format!("--smp {}: Strata supports 1 to 8 harts", cfg.harts)));
-        }
-        if cfg.ram_size < 16 * MIB {
-            return Err(LoadError(format!("-m {} MiB: at least 16 MiB of RAM is needed", cfg.ram_size / MIB)));
-        }
-        // RAM ends below the 64-bit physical address limit of Sv39's 56-bit
-        // physical addresses with room to spare; the host must also hold it.
-        if cfg.ram_size > 64 * 1024 * MIB {
-            return Err(LoadError(format!("-m {} MiB: at most 64 GiB of RAM is supported", cfg.ram_size / MIB)));
-        }
-        if let Some(host) = host_ram_bytes() {
-            if cfg.ram_size > host {
-                return Err(LoadError(format!(
-                    "-m {} MiB is more than this host's {} MiB of RAM",
-                    cfg.ram_size / MIB,
-                    host / MIB
-                )));
+    fn run_slice(&mut self, harts: &mut [Hart], _time: &Arc<Timebase>, budget: u64) -> Slice {
+        let mut used = Vec::with_capacity(harts.len());
+        let mut all_idle = true;
+        for h in harts.iter_mut() {
+            let (n, exit) = h.run(&mut self.bus, budget);
+            used.push(n);
+            if exit == RunExit::Budget {
+                all_idle = false;
             }
         }
+        // A hart in WFI with an enabled interrupt pending wakes next slice.
+        let idle = all_idle && !harts.iter().any(|h| h.mip() & h.csr.mie != 0);
+        Slice { used, idle }
+    }
+
+    fn update_devices(&mut self) {
+        lock(&self.aclint).update();
+        lock(&self.rtc).update();
+    }
+
+    fn timer_deadline(&self) -> Option<u64> {
+        lock(&self.aclint).next_deadline()
+    }
+
+    fn rtc_alarm_in_ns(&self) -> Option<u64> {
+        lock(&self.rtc).alarm_in_ns()
+    }
+
+    fn wakeup_pending(&self, harts: &[Hart]) -> bool {
+        harts.iter().any(|h| h.mip() & h.csr.mie != 0)
+    }
+
+    fn ended(&mut self) -> bool {
+        if self.request.is_none() {
+            self.request = self.power.take_request();
+        }
+        self.request.is_some()
+    }
+
+    fn console_input(&mut self, b: u8) -> bool {
+        let mut uart = lock(&self.uart);
+        if uart.rx_space() == 0 {
+            return false;
+        }
+        uart.push_input(b);
+        true
+    }
+
+    fn flush_consoles(&mut self, _end: bool) {
+        lock(&self.console).flush();
+    }
+
+    fn stats(&self, _out: &mut String) {}
+
+    fn outcome(&mut self, end: RunEnd) -> ExitReason {
+        match end {
+            RunEnd::Finished | RunEnd::Rounds => match self.request {
+                Some(PowerRequest::PowerOff) => ExitReason::PowerOff,
+                Some(PowerRequest::Reset) => ExitReason::Reset,
+                Some(PowerRequest::Fail(code)) => ExitReason::GuestFailure(code),
+                None => ExitReason::Hung,
+            },
+            RunEnd::Quit => ExitReason::Quit,
+            RunEnd::Hung => ExitReason::Hung,
+            RunEnd::Stopped(sig) => ExitReason::Stopped(sig),
+            RunEnd::DiskStopped(_) => ExitReason::DiskStopped,
+        }
+    }
+}
+
+impl Runner<BareBoard> {
+    /// Builds the board for `cfg`: checks the limits, opens the virtio
+    /// backends, loads the images and wires the devices.
+    pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
+        check_harts(&format!("--smp {}", cfg.harts), cfg.harts)?;
+        check_ram("-m", cfg.ram_size, MAX_RAM)?;
         // No file may serve two jobs (a log over a disk, one socket twice).
         crate::hostpaths::check(&crate::hostpaths::machine_paths(cfg)).map_err(LoadError)?;
         // virtio slots and backends first: a bad --drive fails fast.
-        let virtio_slots = cfg.virtio.slots().map_err(LoadError)?;
+        let virtio_slots = cfg.virtio.slots(&VIRT).map_err(LoadError)?;
         let virtio_devs = cfg.virtio.build_devices().map_err(LoadError)?;
         let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(LoadError)?);
 
@@ -218,13 +232,11 @@ impl Machine {
                     isa_base: ISA_BASE.into(),
                     isa_extensions: ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
                     mmu_type: "riscv,sv48".into(),
-                    ram_base: RAM_BASE,
+                    board: VIRT,
                     ram_size: cfg.ram_size,
                     bootargs: String::new(),
                     initrd: None,
-                    timebase_frequency: TIMEBASE_HZ as u32,
                     virtio_mmio: virtio_slots.clone(),
-                    clint: true,
                 },
             },
         )?;
@@ -232,17 +244,9 @@ impl Machine {
         let dtb_slot = layout.dtb;
 
         // ---- devices ----
-        let time = Timebase::new();
+        let time = cfg.clock.timebase();
         let irqs: Vec<Arc<HartIrqs>> = (0..cfg.harts).map(|_| HartIrqs::new()).collect();
         let line = |h: usize, bit: u32| -> Arc<dyn IrqLine> { Arc::new(HartIrqBit { irqs: irqs[h].clone(), bit }) };
-        let aclint = Arc::new(Mutex::new(Aclint::new(
-            time.clone(),
-            (0..cfg.harts as usize)
-                .map(|h| AclintHartLines { msip: line(h, mip::MSIP), mtip: line(h, mip::MTIP) })
-                .collect(),
-        )));
-        let plic_outputs = (0..cfg.harts as usize).flat_map(|h| [line(h, mip::MEIP), line(h, mip::SEIP)]).collect();
-        let plic = Plic::shared(plic_outputs);
         let console = ConsoleOut::new(
             cfg.console_stdout,
             match &cfg.serial_log {
@@ -251,24 +255,28 @@ impl Machine {
             },
         );
         let out = console.clone();
-        let uart =
-            Arc::new(Mutex::new(Uart::new(Box::new(move |b| lock(&out).push(b)), source_line(&plic, fdt::UART_IRQ))));
-        let rtc = Arc::new(Mutex::new(GoldfishRtc::new(host_clock(), source_line(&plic, fdt::RTC_IRQ))));
-        let power = PowerLatch::new();
-        let mut devices = DeviceBus::new();
-        let add = |d: &mut DeviceBus, base, size, name, dev| d.add(base, size, name, dev).map_err(LoadError);
-        add(&mut devices, fdt::SYSCON_BASE, SYSCON_MMIO_SIZE, "syscon", Box::new(Syscon::new(power.clone())))?;
-        add(&mut devices, fdt::RTC_BASE, RTC_MMIO_SIZE, "rtc", Box::new(SharedMmio(rtc.clone())))?;
-        add(&mut devices, fdt::CLINT_BASE, CLINT_MMIO_SIZE, "clint", Box::new(SharedMmio(aclint.clone())))?;
-        add(&mut devices, fdt::PLIC_BASE, PLIC_MMIO_SIZE, "plic", Box::new(SharedMmio(plic.clone())))?;
-        add(&mut devices, fdt::UART_BASE, UART_MMIO_SIZE, "uart", Box::new(SharedMmio(uart.clone())))?;
+        let d = VIRT
+            .build(VirtWiring {
+                plic_contexts: (0..cfg.harts as usize).flat_map(|h| [line(h, mip::MEIP), line(h, mip::SEIP)]).collect(),
+                clint: Some((
+                    time.clone(),
+                    (0..cfg.harts as usize)
+                        .map(|h| AclintHartLines { msip: line(h, mip::MSIP), mtip: line(h, mip::MTIP) })
+                        .collect(),
+                )),
+                console: Box::new(move |b| lock(&out).push(b)),
+                clock: host_clock(),
+            })
+            .map_err(LoadError)?;
+        let (mut devices, plic, uart, rtc, power) = (d.bus, d.plic, d.uart, d.rtc, d.power);
+        let aclint = d.clint.expect("the bare board has a CLINT");
         let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, ram.clone(), &plic, &mut |base, size, dev| {
             devices.add(base, size, "virtio-mmio", dev)
         })
         .map_err(LoadError)?;
 
         // ---- harts ----
-        let harts = (0..cfg.harts)
+        let harts: Vec<Hart> = (0..cfg.harts)
             .map(|h| {
                 let mut hart = Hart::new(h as u64, ram.clone(), irqs[h as usize].clone());
                 // Without executable memory (or off x86-64) the hart
@@ -284,309 +292,30 @@ impl Machine {
             })
             .collect();
 
-        let input = cfg.console_stdin.then(console::spawn_stdin_reader);
-        Ok(Machine {
-            ram,
-            harts,
-            board: Board { devices, time },
+        let board = BareBoard {
+            bus: BoardBus { devices, time: time.clone() },
             aclint,
             rtc,
             uart,
             power,
-            virtio,
-            virtio_poll_turn: 0,
+            request: None,
             console,
-            input,
-            clock: cfg.clock,
             layout,
-            started: None,
-            elapsed: Duration::ZERO,
-        })
+        };
+        Runner::from_parts(ram, harts, board, time, cfg.clock, virtio, cfg.console_stdin)
+    }
+
+    /// Where the boot images landed.
+    pub fn layout(&self) -> Layout {
+        self.work.layout
     }
 
     /// Keeps a copy of everything the guest prints (for tests).
     pub fn capture_console(&mut self) {
-        lock(&self.console).capture = Some(Vec::new());
+        lock(&self.work.console).capture = Some(Vec::new());
     }
 
     pub fn console_output(&self) -> Vec<u8> {
-        lock(&self.console).capture.clone().unwrap_or_default()
+        lock(&self.work.console).capture.clone().unwrap_or_default()
     }
-
-    pub fn mtime(&self) -> u64 {
-        self.board.time.now()
-    }
-
-    /// Moves time forward by `ticks` and lets the timer devices react.
-    fn advance_time(&mut self, ticks: u64) {
-        if ticks > 0 {
-            self.board.time.advance(ticks);
-        }
-        lock(&self.aclint).update();
-        lock(&self.rtc).update();
-    }
-
-    /// Feeds pending console input to the UART. Returns `Some` when the
-    /// user asked to quit.
-    fn pump_input(&mut self) -> Option<ExitReason> {
-        let rx = self.input.as_ref()?;
-        let mut uart = lock(&self.uart);
-        while uart.rx_space() > 0 {
-            match console::try_input(rx) {
-                Some(Input::Byte(b)) => uart.push_input(b),
-                Some(Input::Quit) => return Some(ExitReason::Quit),
-                // One console: nothing to switch to.
-                Some(Input::NextConsole) => {}
-                Some(Input::Eof) => {
-                    drop(uart);
-                    self.input = None;
-                    return None;
-                }
-                None => break,
-            }
-        }
-        None
-    }
-
-    /// Runs until the guest powers off or resets, or nothing can happen.
-    pub fn run(&mut self) -> ExitReason {
-        let start = Instant::now();
-        self.started = Some(start);
-        let wall_start = start;
-        let mut tick_rem = 0u64;
-        // Debug aid: STRATA_PC_SAMPLES=FILE writes one sampled guest pc per
-        // hart chunk ("<pc hex> <V>"), for symbolizing against the guest's
-        // kallsyms; written as it goes, so a hung run leaves its samples.
-        let mut samples = std::env::var_os("STRATA_PC_SAMPLES")
-            .and_then(|p| std::fs::File::create(p).ok())
-            .map(std::io::BufWriter::new);
-        let reason = loop {
-            let mut used_max = 0;
-            let mut all_idle = true;
-            for h in self.harts.iter_mut() {
-                if let Some(s) = &mut samples {
-                    use std::io::Write as _;
-                    let _ = writeln!(s, "{:x} {}", h.pc, h.virt as u8);
-                }
-                let (used, exit) = h.run(&mut self.board, CHUNK);
-                used_max = used_max.max(used);
-                if exit == RunExit::Budget {
-                    all_idle = false;
-                }
-            }
-            tick_rem += used_max;
-            let ticks = tick_rem / INSNS_PER_TICK;
-            tick_rem %= INSNS_PER_TICK;
-            self.advance_time(ticks);
-            if let Some(req) = self.power.take_request() {
-                break match req {
-                    PowerRequest::PowerOff => ExitReason::PowerOff,
-                    PowerRequest::Reset => ExitReason::Reset,
-                    PowerRequest::Fail(code) => ExitReason::GuestFailure(code),
-                };
-            }
-            if let Some(r) = self.pump_input() {
-                break r;
-            }
-            self.poll_virtio_sometimes();
-            lock(&self.console).flush();
-            if self.virtio_poll_turn % 16 == 0 || all_idle {
-                if let Some(r) = self.disk_stop() {
-                    break r;
-                }
-            }
-            if all_idle && !self.harts.iter().any(|h| h.mip() & h.csr.mie != 0) {
-                if let Some(r) = self.idle(wall_start) {
-                    break r;
-                }
-            }
-        };
-        lock(&self.console).flush();
-        self.elapsed = start.elapsed();
-        drop(samples);
-        reason
-    }
-
-    /// Every hart waits in WFI: move time to the next event.
-    fn idle(&mut self, wall_start: Instant) -> Option<ExitReason> {
-        let now = self.board.time.now();
-        let rtc_deadline = lock(&self.rtc)
-            .alarm_in_ns()
-            .map(|ns| now.saturating_add(ns.saturating_mul(TIMEBASE_HZ) / 1_000_000_000 + 1));
-        let deadline = match (lock(&self.aclint).next_deadline(), rtc_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        // virtio devices with host input (net, vsock) can wake the machine.
-        if self.poll_virtio() {
-            return None;
-        }
-        let Some(deadline) = deadline else {
-            if self.virtio_polled() {
-                std::thread::sleep(Duration::from_millis(1));
-                return None;
-            }
-            // Only console input can wake the machine now.
-            let Some(rx) = &self.input else { return Some(ExitReason::Hung) };
-            match rx.recv() {
-                Ok(Input::Byte(b)) => lock(&self.uart).push_input(b),
-                Ok(Input::Quit) => return Some(ExitReason::Quit),
-                Ok(Input::NextConsole) => {}
-                Ok(Input::Eof) | Err(_) => {
-                    self.input = None;
-                    return Some(ExitReason::Hung);
-                }
-            }
-            return None;
-        };
-        let delta = deadline.saturating_sub(now);
-        if self.clock == ClockMode::Paced {
-            // Do not let guest time run ahead of host time while idle.
-            let mut wait = paced_wait(self.board.time.raw(), delta, wall_start);
-            if self.virtio_polled() {
-                // Look at virtio host input at least every millisecond.
-                wait = wait.min(Duration::from_millis(1));
-            }
-            if let Some(rx) = &self.input {
-                match rx.recv_timeout(wait) {
-                    Ok(Input::Byte(b)) => {
-                        lock(&self.uart).push_input(b);
-                        return None;
-                    }
-                    Ok(Input::Quit) => return Some(ExitReason::Quit),
-                    Ok(Input::Eof) => self.input = None,
-                    Ok(Input::NextConsole) | Err(_) => {}
-                }
-            } else {
-                std::thread::sleep(wait);
-            }
-            if self.poll_virtio() {
-                return None;
-            }
-        }
-        self.advance_time(delta);
-        None
-    }
-
-    /// A drive stopped the machine (`werror=stop`): flush every disk and
-    /// end. (A stopped drive completes nothing more, so noticing it a few
-    /// chunks late changes nothing the guest can see.)
-    fn disk_stop(&mut self) -> Option<ExitReason> {
-        crate::virtio::host_stop(&self.virtio)?;
-        crate::virtio::host_flush(&self.virtio);
-        Some(ExitReason::DiskStopped)
-    }
-
-    /// Host-side device errors (failed disk writes, ...), one line per
-    /// device that had some; empty if none.
-    pub fn host_error_summary(&self) -> String {
-        crate::virtio::host_error_summary(&self.virtio)
-    }
-
-    /// Is any virtio device waiting for host-side input (net, vsock)?
-    fn virtio_polled(&self) -> bool {
-        crate::virtio::any_polled(&self.virtio)
-    }
-
-    /// Polls the virtio devices with host input; true if one delivered
-    /// something to the guest.
-    fn poll_virtio(&mut self) -> bool {
-        crate::virtio::poll_all(&self.virtio)
-    }
-
-    /// The run loop's share: every 16th turn (about 64K instructions a
-    /// hart), so idle devices cost little.
-    fn poll_virtio_sometimes(&mut self) {
-        self.virtio_poll_turn = self.virtio_poll_turn.wrapping_add(1);
-        if self.virtio_poll_turn % 16 == 0 && self.virtio_polled() {
-            self.poll_virtio();
-        }
-    }
-
-    /// A human-readable report of the run's counters (`--stats`).
-    pub fn stats_report(&self) -> String {
-        let mut s = String::new();
-        let secs = self.elapsed.as_secs_f64();
-        let steps: u64 = self.harts.iter().map(|h| h.stats.steps).sum();
-        let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
-        let _ = writeln!(
-            s,
-            "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
-            retired as f64 / secs.max(1e-9) / 1e6
-        );
-        let _ = writeln!(
-            s,
-            "strata: guest time {:.3} s (mtime {})",
-            self.board.time.raw() as f64 / TIMEBASE_HZ as f64,
-            self.mtime()
-        );
-        for h in &self.harts {
-            let st = &h.stats;
-            let _ = writeln!(s, "hart {}: retired {} steps {} | {}", h.hartid, h.instret, st.steps, tlb_counts(h));
-            let by_vmid: Vec<String> = h
-                .tlb_vmid_stats()
-                .iter()
-                .map(|((v, vmid), c)| {
-                    if *v {
-                        format!("V=1 vmid {vmid}: {} hits {} misses", c.hits, c.misses)
-                    } else {
-                        format!("V=0: {} hits {} misses", c.hits, c.misses)
-                    }
-                })
-                .collect();
-            let _ = writeln!(s, "hart {}: tlb by address space [{}]", h.hartid, by_vmid.join(", "));
-            let avg2 = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
-            let _ = writeln!(
-                s,
-                "hart {}: walks single-stage {} (PTE reads {}) two-stage {} (PTE reads {}, {avg2:.1} per walk, max {}) A/D writes {}",
-                h.hartid, st.walks, st.walk_refs, st.walks2, st.walk2_refs, st.walk2_max_refs, st.walk_ad_writes
-            );
-            let f = st.fences;
-            let _ = writeln!(
-                s,
-                "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | traps to M {} HS {} VS {}",
-                h.hartid, f[0], f[1], f[2], f[3], st.traps_to[0], st.traps_to[1], st.traps_to[2]
-            );
-            let c = h.code_stats();
-            let _ = write!(
-                s,
-                "hart {}: code pages entered {} filled {} decodes {}",
-                h.hartid, c.page_entries, c.page_fills, c.decodes
-            );
-            match h.jit_stats() {
-                Some(j) => {
-                    let _ = writeln!(
-                        s,
-                        " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} entries {} links {}",
-                        j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs, j.links
-                    );
-                }
-                None => {
-                    let _ = writeln!(s, " | jit off");
-                }
-            }
-            let exc: Vec<String> =
-                st.exceptions.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
-            let int: Vec<String> =
-                st.interrupts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect();
-            let _ = writeln!(
-                s,
-                "hart {}: exceptions by cause [{}] interrupts by cause [{}]",
-                h.hartid,
-                exc.join(" "),
-                int.join(" ")
-            );
-        }
-        let _ = steps;
-        s += &self.host_error_summary();
-        s
-    }
-}
-
-/// Total RAM of the host, from /proc/meminfo.
-pub(crate) fn host_ram_bytes() -> Option<u64> {
-    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

@@ -1,8 +1,9 @@
 //! virtio-mmio devices of the board: option parsing, slot assignment and
 //! construction.
 //!
-//! The board has the eight virtio-mmio slots of QEMU's `virt` machine:
-//! slot n at 0x1000_1000 + n × 0x1000 with PLIC source 1 + n. Devices take
+//! The board has the eight virtio-mmio slots of QEMU's `virt` machine
+//! ([`BoardLayout::virtio_slot`]: slot n at 0x1000_1000 + n × 0x1000 with
+//! PLIC source 1 + n). Devices take
 //! slots in this order: every `--drive` in command-line order, then
 //! virtio-rng, then virtio-console, then vsock, then every `--netdev`. Only occupied slots appear in the
 //! device tree and on the bus.
@@ -10,6 +11,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use strata_devices::board::BoardLayout;
 use strata_devices::plic::{source_line, Plic};
 use strata_devices::virtio::block::{Block, ErrorPolicy};
 use strata_devices::virtio::console::Console;
@@ -19,10 +21,6 @@ use strata_devices::virtio::vsock::Vsock;
 use strata_devices::virtio::{VirtioDevice, VirtioMmio, VIRTIO_MMIO_SIZE};
 use strata_devices::{MmioDevice, SharedMmio};
 use strata_memory::GuestMemory;
-
-pub const VIRTIO_MMIO_BASE: u64 = 0x1000_1000;
-pub const VIRTIO_MMIO_SLOTS: usize = 8;
-pub const VIRTIO_FIRST_IRQ: u32 = 1;
 
 /// One `--drive file=PATH[,readonly=on|off][,serial=STR][,werror=..][,rerror=..]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,18 +159,20 @@ impl VirtioConfig {
             + self.nets.len()
     }
 
-    /// (base, PLIC source) of the occupied slots, for the device tree.
-    pub fn slots(&self) -> Result<Vec<(u64, u32)>, String> {
+    /// (base, PLIC source) of the occupied slots of `board`, for the
+    /// device tree.
+    pub fn slots(&self, board: &BoardLayout) -> Result<Vec<(u64, u32)>, String> {
         let n = self.count();
-        if n > VIRTIO_MMIO_SLOTS {
+        if n > board.virtio_slots as usize {
             return Err(format!(
-                "{n} virtio devices requested ({} drives{}, {} netdevs), but the board has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
+                "{n} virtio devices requested ({} drives{}, {} netdevs), but the board has {} virtio-mmio slots",
                 self.drives.len(),
                 if self.rng { " + virtio-rng" } else { "" },
-                self.nets.len()
+                self.nets.len(),
+                board.virtio_slots
             ));
         }
-        Ok((0..n).map(|i| (VIRTIO_MMIO_BASE + i as u64 * VIRTIO_MMIO_SIZE, VIRTIO_FIRST_IRQ + i as u32)).collect())
+        Ok((0..n as u32).filter_map(|i| board.virtio_slot(i)).collect())
     }
 
     /// Opens the backends (files) and builds the devices, in slot order.
@@ -206,34 +206,10 @@ impl VirtioConfig {
     }
 }
 
-/// Whether any of `devs` waits for host-side input (net, vsock, console).
-pub(crate) fn any_polled(devs: &[Arc<Mutex<VirtioMmio>>]) -> bool {
-    devs.iter().any(|d| crate::machine::lock(d).polled())
-}
-
-/// Lets those of `devs` with host-side input deliver it; true if one did.
-pub(crate) fn poll_all(devs: &[Arc<Mutex<VirtioMmio>>]) -> bool {
-    let mut did = false;
-    for d in devs {
-        let mut d = crate::machine::lock(d);
-        if d.polled() {
-            did |= d.poll();
-        }
-    }
-    did
-}
-
 /// Why a device stopped the machine (a drive with `werror=stop` whose
 /// host write failed), if one did.
 pub(crate) fn host_stop(devs: &[Arc<Mutex<VirtioMmio>>]) -> Option<String> {
-    devs.iter().find_map(|d| crate::machine::lock(d).device().host_stop())
-}
-
-/// Makes what every device wrote durable (the machine stops).
-pub(crate) fn host_flush(devs: &[Arc<Mutex<VirtioMmio>>]) {
-    for d in devs {
-        crate::machine::lock(d).host_flush();
-    }
+    devs.iter().find_map(|d| crate::runner::lock(d).device().host_stop())
 }
 
 /// The devices' host-side errors, one line per device that had some
@@ -241,7 +217,7 @@ pub(crate) fn host_flush(devs: &[Arc<Mutex<VirtioMmio>>]) {
 pub fn host_error_summary(devs: &[Arc<Mutex<VirtioMmio>>]) -> String {
     let mut s = String::new();
     for d in devs {
-        let d = crate::machine::lock(d);
+        let d = crate::runner::lock(d);
         let errs = d.device().host_errors();
         if !errs.is_empty() {
             s += &format!("strata: {}: host errors: {}\n", d.name(), errs.join("; "));
@@ -328,8 +304,9 @@ mod tests {
             vsock: None,
             console: None,
         };
-        assert_eq!(c.slots().unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
+        let b = &strata_devices::board::VIRT;
+        assert_eq!(c.slots(b).unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
         c.drives = vec![DriveSpec::parse("file=a").unwrap(); 8];
-        assert!(c.slots().unwrap_err().contains("8 virtio-mmio slots"));
+        assert!(c.slots(b).unwrap_err().contains("8 virtio-mmio slots"));
     }
 }

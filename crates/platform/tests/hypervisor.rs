@@ -3,7 +3,6 @@
 //! that walk their memory (strata_platform::testguest).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use strata_hypervisor::Policy;
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
@@ -62,9 +61,9 @@ fn check_tlbs_against_tables(m: &HypMachine) -> usize {
     for h in &m.harts {
         for e in h.tlb_entries() {
             let Some(vmid) = e.vmid else { continue };
-            let vm = m.hyp.vms.iter().position(|v| v.vmid == vmid).expect("an entry of an unknown VMID");
+            let vm = m.hyp().vms.iter().position(|v| v.vmid == vmid).expect("an entry of an unknown VMID");
             let gpa = e.gpa.expect("two-stage entries remember their GPA");
-            let mapped = m.hyp.translate(vm, gpa);
+            let mapped = m.hyp().translate(vm, gpa);
             let cached = RAM + (e.ram_page << 12);
             assert_eq!(
                 mapped,
@@ -85,15 +84,15 @@ fn the_host_interface_refuses_protected_memory() {
     let m = machine(vec![vm("open", &k, false), vm("secret", &k, true)], 1, Policy::Pa);
     let code = testguest::page_walker(WALK_BASE, WALK_PAGES, 4096);
     let mut buf = [0u8; 16];
-    m.hyp.host_read(0, RAM, &mut buf).expect("an ordinary VM's memory is readable");
+    m.hyp().host_read(0, RAM, &mut buf).expect("an ordinary VM's memory is readable");
     assert_eq!(&buf[..], &code[0x1000..0x1010], "the host sees the VM's loaded program");
-    let err = m.hyp.host_read(1, RAM, &mut buf).expect_err("a protected VM's memory must be refused");
+    let err = m.hyp().host_read(1, RAM, &mut buf).expect_err("a protected VM's memory must be refused");
     assert!(err.to_string().contains("protected"), "the refusal says why: {err}");
     // Nor through its other pages, nor by writing.
-    assert!(m.hyp.host_read(1, WALK_BASE + 5 * 4096, &mut buf).is_err());
+    assert!(m.hyp().host_read(1, WALK_BASE + 5 * 4096, &mut buf).is_err());
     let mut m = m;
-    assert!(m.hyp.host_write(1, WALK_BASE, &[1, 2, 3]).is_err());
-    assert!(m.hyp.host_write(0, WALK_BASE, &[1, 2, 3]).is_ok());
+    assert!(m.hyp_mut().host_write(1, WALK_BASE, &[1, 2, 3]).is_err());
+    assert!(m.hyp_mut().host_write(0, WALK_BASE, &[1, 2, 3]).is_ok());
 }
 
 #[test]
@@ -102,22 +101,21 @@ fn a_reclaimed_page_reads_as_zero_in_its_next_owner() {
     let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 1, Policy::Pa);
     // A page of A outside what its walker touches, filled with A's data.
     let gpa = RAM + (8 << 20);
-    m.hyp.host_write(0, gpa, &[0xa5; 4096]).unwrap();
-    let start = Instant::now();
+    m.hyp_mut().host_write(0, gpa, &[0xa5; 4096]).unwrap();
     for _ in 0..50 {
-        assert!(m.step(start));
+        assert!(m.step());
     }
     let page = m.with_harts(|hyp, harts| hyp.reclaim_page(harts, 0, gpa)).unwrap();
     let mut buf = [0u8; 8];
-    assert!(m.hyp.host_read(0, gpa, &mut buf).is_err(), "A no longer maps it");
+    assert!(m.hyp().host_read(0, gpa, &mut buf).is_err(), "A no longer maps it");
     // B gets it at a fresh guest-physical address.
     let at = 0x9000_0000;
-    m.hyp.give_page(1, page, at).unwrap();
+    m.hyp_mut().give_page(1, page, at).unwrap();
     let mut got = vec![0xffu8; 4096];
-    m.hyp.host_read(1, at, &mut got).unwrap();
+    m.hyp().host_read(1, at, &mut got).unwrap();
     assert!(got.iter().all(|&b| b == 0), "B must not see A's data");
     for _ in 0..50 {
-        assert!(m.step(start));
+        assert!(m.step());
     }
     check_tlbs_against_tables(&m);
 }
@@ -130,11 +128,10 @@ fn no_cached_translation_outlives_its_mapping() {
     let k = walker();
     for policy in [Policy::Pa, Policy::Vmid, Policy::All] {
         let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 2, policy);
-        let start = Instant::now();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut checked = 0;
         for step in 0..300 {
-            assert!(m.step(start));
+            assert!(m.step());
             checked += check_tlbs_against_tables(&m);
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -149,19 +146,19 @@ fn no_cached_translation_outlives_its_mapping() {
                     let page = m.with_harts(|hyp, harts| hyp.reclaim_page(harts, vm, gpa)).unwrap();
                     checked += check_tlbs_against_tables(&m);
                     let mut b = [0u8; 8];
-                    assert!(m.hyp.host_read(vm, gpa, &mut b).is_err(), "a reclaimed page is unmapped");
-                    m.hyp.give_page(vm, page, gpa).unwrap();
-                    m.hyp.host_read(vm, gpa, &mut b).unwrap();
+                    assert!(m.hyp().host_read(vm, gpa, &mut b).is_err(), "a reclaimed page is unmapped");
+                    m.hyp_mut().give_page(vm, page, gpa).unwrap();
+                    m.hyp().host_read(vm, gpa, &mut b).unwrap();
                     assert_eq!(b, [0; 8], "and comes back zeroed");
                 }
             }
             checked += check_tlbs_against_tables(&m);
             if step % 50 == 0 {
-                m.hyp.check_memory().unwrap_or_else(|e| panic!("{policy}: {e}"));
+                m.hyp().check_memory().unwrap_or_else(|e| panic!("{policy}: {e}"));
             }
         }
         assert!(checked > 1000, "{policy}: the check must have seen cached translations ({checked})");
-        assert!(m.hyp.inval.invalidations >= 300);
+        assert!(m.hyp().inval.invalidations >= 300);
     }
 }
 
@@ -171,15 +168,14 @@ fn only_coarse_policies_cause_collateral_misses() {
     let mut collateral = Vec::new();
     for policy in [Policy::Pa, Policy::Vmid, Policy::All] {
         let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 2, policy);
-        let start = Instant::now();
         for i in 0..200u64 {
-            assert!(m.step(start));
+            assert!(m.step());
             // A's pages move; B only runs.
             let gpa = WALK_BASE + (i * 7 % WALK_PAGES) * 4096;
             m.with_harts(|hyp, harts| hyp.migrate_page(harts, 0, gpa)).unwrap();
         }
         let by_vm = m.with_harts(|hyp, harts| hyp.collateral_misses(harts));
-        collateral.push((policy, by_vm, m.hyp.inval.clone()));
+        collateral.push((policy, by_vm, m.hyp().inval.clone()));
     }
     let get = |p: Policy, vm: &str| -> u64 {
         collateral.iter().find(|(q, ..)| *q == p).unwrap().1.iter().find(|(n, _)| n == vm).unwrap().1
@@ -205,7 +201,7 @@ fn mmio_is_emulated_with_and_without_transformed_htinst() {
         let out = m.run();
         assert_eq!(out.status(), 0, "htinst transformed={transformed}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&m.console_output(0)), "hello over mmio\n", "transformed={transformed}");
-        let mmio: u64 = m.hyp.vcpus.iter().map(|c| c.stats.mmio).sum();
+        let mmio: u64 = m.hyp().vcpus.iter().map(|c| c.stats.mmio).sum();
         assert_eq!(mmio, 16, "one exit per byte");
     }
 }
@@ -228,17 +224,16 @@ fn hostile_guests_hurt_nobody() {
         let mut hostile = vm("hostile", &h, seed % 2 == 1);
         hostile.vcpus = 2;
         let mut m = machine(vec![hostile, vm("walker", &w, false)], 2, Policy::Pa);
-        let start = Instant::now();
         let mut steps = 0u64;
-        while m.hyp.vms[0].end.is_none() {
-            assert!(m.step(start), "seed {seed}: the machine stopped");
+        while m.hyp().vms[0].end.is_none() {
+            assert!(m.step(), "seed {seed}: the machine stopped");
             steps += 1;
             assert!(steps < 100_000, "seed {seed}: the hostile VM never finished");
             if steps % 256 == 0 {
                 check_tlbs_against_tables(&m);
             }
         }
-        let vm0 = &m.hyp.vms[0];
+        let vm0 = &m.hyp().vms[0];
         assert!(matches!(vm0.end, Some(VmEnd::PowerOff)), "seed {seed}: the hostile VM ended {:?}", vm0.end);
         assert!(vm0.stats.sbi_calls > 100, "seed {seed}: it made its SBI calls ({:?})", vm0.stats);
         assert!(
@@ -249,13 +244,13 @@ fn hostile_guests_hurt_nobody() {
         // The walker went on, and its counters are its own: each pass adds
         // one to every page in order, so they never differ by more than 1.
         for _ in 0..64 {
-            assert!(m.step(start));
+            assert!(m.step());
         }
-        assert!(m.hyp.vms[1].end.is_none(), "seed {seed}: the walker stopped: {:?}", m.hyp.vms[1].end);
+        assert!(m.hyp().vms[1].end.is_none(), "seed {seed}: the walker stopped: {:?}", m.hyp().vms[1].end);
         let mut counts = Vec::new();
         for p in 0..WALK_PAGES {
             let mut b = [0u8; 8];
-            m.hyp.host_read(1, WALK_BASE + p * 4096, &mut b).unwrap();
+            m.hyp().host_read(1, WALK_BASE + p * 4096, &mut b).unwrap();
             counts.push(u64::from_le_bytes(b));
         }
         assert!(counts[0] > 0, "seed {seed}: the walker made progress");
@@ -263,7 +258,7 @@ fn hostile_guests_hurt_nobody() {
             counts.windows(2).all(|p| p[0] == p[1] || p[0] == p[1] + 1) && counts[0] <= counts[63] + 1,
             "seed {seed}: the walker's memory was touched by someone else: {counts:?}"
         );
-        m.hyp.check_memory().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        m.hyp().check_memory().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         check_tlbs_against_tables(&m);
     }
 }
@@ -295,15 +290,14 @@ fn console_input_goes_to_the_focused_vm_and_is_never_dropped() {
     use strata_platform::console::Input;
     let k = guest_file("echo", &testguest::uart_echo());
     let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 1, Policy::Pa);
-    let (tx, rx) = std::sync::mpsc::channel();
-    m.set_input(rx);
+    let tx = m.input_sender();
     let to_a = "a long line for a small receiver: one byte at a time, then q";
     for b in to_a.bytes() {
-        tx.send(Input::Byte(b)).unwrap();
+        assert!(tx.send(Input::Byte(b)));
     }
-    tx.send(Input::NextConsole).unwrap();
+    assert!(tx.send(Input::NextConsole));
     for b in "hello q".bytes() {
-        tx.send(Input::Byte(b)).unwrap();
+        assert!(tx.send(Input::Byte(b)));
     }
     drop(tx);
     let out = m.run_rounds(200_000);
@@ -333,5 +327,5 @@ fn user_mode_in_a_vm_reads_the_counters_its_kernel_allows() {
         "VS reads time; VU reads time, cycle, instret at reset; not time with scounteren = 0; \
          time but not cycle with scounteren = TM"
     );
-    assert_eq!(m.hyp.vms[0].stats.virtual_insn, 2, "the two refused reads were virtual-instruction exits");
+    assert_eq!(m.hyp().vms[0].stats.virtual_insn, 2, "the two refused reads were virtual-instruction exits");
 }

@@ -6,10 +6,12 @@
 //! x), 1 a host-side error (bad file, flag or configuration), 2 a usage
 //! error, 3 a guest asked for a reset, 4 a guest powered off reporting
 //! failure, 5 a guest hung with nothing left that could wake it, 6 the
-//! hypervisor stopped a VM (a guest action it cannot serve), 9 a disk
-//! read or write failed on the host and its drive has `werror=stop` (or
-//! `rerror=stop`): the machine stopped with the disks flushed. With several
-//! VMs the status is the worst of theirs.
+//! hypervisor stopped a VM (a guest action it cannot serve), 8 a signal
+//! (SIGTERM, SIGINT, SIGHUP) stopped Strata: it flushed the disks, removed
+//! the sockets it made, printed `--stats` if asked and said why on stderr,
+//! 9 a disk read or write failed on the host and its drive has
+//! `werror=stop` (or `rerror=stop`): the machine stopped with the disks
+//! flushed. With several VMs the status is the worst of theirs.
 
 // The doc comments on the argument structs are clap's --help text, written
 // for a terminal (`file=PATH[,readonly=on]`, `<port>`), not rustdoc markup.
@@ -20,6 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
+use strata_platform::runner::signal_name;
 use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig, VsockSpec};
 
 /// Why the machine stopped with status 9 (the drive's own line names the
@@ -90,6 +93,8 @@ struct RunArgs {
     /// The VM's virtio devices, as for `strata machine`.
     #[command(flatten)]
     virtio: VirtioArgs,
+    /// How guest time advances: host (follows the host clock, the default),
+    /// virtual (from retired instructions, deterministic) or paced.
     #[arg(long, value_enum)]
     clock: Option<Clock>,
 }
@@ -210,15 +215,17 @@ fn run(a: RunArgs) -> Result<i32, String> {
         }
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let clock = clock_mode(a.clock, interactive);
+    let clock = clock_mode(a.clock);
     let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
     // Console input comes from stdin whatever it is (a terminal, in raw
     // mode; a pipe or file, as it is, so a script can drive the guest).
     let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit };
     let mut m = HypMachine::new(&cfg).map_err(|e| e.to_string())?;
+    m.stop_handle().install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let raw = if interactive { RawMode::enable() } else { None };
     let out = m.run();
     drop(raw);
+    m.shut_down();
     if a.stats {
         eprint!("{}", m.stats_report());
     } else {
@@ -231,9 +238,12 @@ fn run(a: RunArgs) -> Result<i32, String> {
         match end {
             Some(strata_hypervisor::vm::VmEnd::PowerOff) => {}
             Some(e) => eprintln!("strata: VM {name}: {}", e.describe()),
-            None if out.quit || out.disk_stop => {}
+            None if out.quit || out.disk_stop || out.signal.is_some() => {}
             None => eprintln!("strata: VM {name}: waits for an interrupt that nothing can raise"),
         }
+    }
+    if let Some(sig) = out.signal {
+        eprintln!("strata: stopped by {}", signal_name(sig));
     }
     // The process ends now: tearing down gigabytes of bookkeeping page by
     // page would only delay the exit status.
@@ -243,6 +253,8 @@ fn run(a: RunArgs) -> Result<i32, String> {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Clock {
+    /// Guest time follows the host's clock (the default).
+    Host,
     /// Time advances with instructions; idle time is skipped (deterministic).
     Virtual,
     /// Like virtual, but idle periods last as long as in real time.
@@ -281,8 +293,8 @@ struct MachineArgs {
     /// code (also: environment variable STRATA_NO_JIT=1).
     #[arg(long)]
     no_jit: bool,
-    /// How guest time advances. Default: paced on an interactive terminal,
-    /// virtual otherwise.
+    /// How guest time advances: host (follows the host clock, the default),
+    /// virtual (from retired instructions, deterministic) or paced.
     #[arg(long, value_enum)]
     clock: Option<Clock>,
     #[command(flatten)]
@@ -350,14 +362,12 @@ enum DeviceKind {
     VirtioRng,
 }
 
-/// The clock asked for, or paced on an interactive terminal and virtual
-/// otherwise.
-fn clock_mode(c: Option<Clock>, interactive: bool) -> ClockMode {
+/// The clock asked for, or the host clock.
+fn clock_mode(c: Option<Clock>) -> ClockMode {
     match c {
+        None | Some(Clock::Host) => ClockMode::Host,
         Some(Clock::Virtual) => ClockMode::Virtual,
         Some(Clock::Paced) => ClockMode::Paced,
-        None if interactive => ClockMode::Paced,
-        None => ClockMode::Virtual,
     }
 }
 
@@ -390,7 +400,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         }
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let clock = clock_mode(a.clock, interactive);
+    let clock = clock_mode(a.clock);
     let cfg = MachineConfig {
         ram_size: a.memory,
         harts: a.smp,
@@ -407,9 +417,11 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
     };
     let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
+    m.stop_handle().install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = m.run();
     drop(raw);
+    m.shut_down();
     if a.stats {
         eprint!("{}", m.stats_report());
     } else {
@@ -449,6 +461,7 @@ fn main() -> ExitCode {
                 }
                 ExitReason::Hung => eprintln!("strata: every hart is waiting for an interrupt that nothing can raise"),
                 ExitReason::DiskStopped => eprintln!("strata: {DISK_STOPPED}"),
+                ExitReason::Stopped(sig) => eprintln!("strata: stopped by {}", signal_name(sig)),
             }
             ExitCode::from(reason.status() as u8)
         }

@@ -522,6 +522,13 @@ impl VirtioDevice for Block {
         }
     }
     fn reset(&mut self) {}
+    fn shut_down(&mut self) {
+        // What the guest wrote without a FLUSH is in the host's page cache;
+        // a clean stop puts it on stable storage too.
+        if !self.readonly {
+            let _ = self.file.sync_data();
+        }
+    }
     fn process(&mut self, q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
         let Some(queue) = ctx.queues.get_mut(q) else { return Ok(()) };
         if self.stopped.is_some() {
@@ -542,11 +549,6 @@ impl VirtioDevice for Block {
     }
     fn host_errors(&self) -> Vec<String> {
         Block::host_errors(self)
-    }
-    fn host_flush(&mut self) {
-        if !self.readonly {
-            let _ = self.file.sync_data();
-        }
     }
 }
 

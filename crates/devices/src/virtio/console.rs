@@ -152,11 +152,19 @@ impl VirtioDevice for Console {
     fn polled(&self) -> bool {
         true
     }
+    fn shut_down(&mut self) {
+        self.client = None;
+        // Taken, so that dropping the device later removes nothing (the
+        // path may be someone else's by then).
+        let _ = std::fs::remove_file(std::mem::take(&mut self.path));
+    }
 }
 
 impl Drop for Console {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

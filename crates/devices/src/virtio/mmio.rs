@@ -142,11 +142,6 @@ impl VirtioMmio {
         &self.name
     }
 
-    /// See [`VirtioDevice::host_flush`].
-    pub fn host_flush(&mut self) {
-        self.dev.host_flush();
-    }
-
     fn update_irq(&mut self) {
         let level = self.interrupt_status != 0;
         if level != self.irq_level {
@@ -228,6 +223,11 @@ impl VirtioMmio {
         let did = matches!(r, Ok(true));
         self.finish(r.map(|_| ()));
         did
+    }
+
+    /// The machine stops for good: see [`VirtioDevice::shut_down`].
+    pub fn shut_down(&mut self) {
+        self.dev.shut_down();
     }
 
     /// Does the run loop need to call [`poll`](Self::poll)?

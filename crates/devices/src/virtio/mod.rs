@@ -131,7 +131,8 @@ pub trait VirtioDevice: Send {
     }
     /// A host-side failure the device's policy says must stop the machine
     /// (virtio-blk with `werror=stop`): why. The device then completes no
-    /// more requests; the run loop ends the machine.
+    /// more requests; the run loop ends the machine (and then calls
+    /// [`shut_down`](Self::shut_down), which makes the disks durable).
     fn host_stop(&self) -> Option<String> {
         None
     }
@@ -140,9 +141,11 @@ pub trait VirtioDevice: Send {
     fn host_errors(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Makes what the device wrote to host files durable (the machine is
-    /// stopping).
-    fn host_flush(&mut self) {}
+    /// The machine stops for good (power-off, a signal, a drive's
+    /// `werror=stop`): make durable what the guest wrote, and remove what
+    /// the device created on the host (socket files). Called at most once;
+    /// nothing else is called after.
+    fn shut_down(&mut self) {}
 }
 
 /// Writes little-endian `v` into `buf` at `off` if it fits (config-space

@@ -580,13 +580,23 @@ impl VirtioDevice for Vsock {
     fn polled(&self) -> bool {
         true
     }
+    fn shut_down(&mut self) {
+        self.remove_socket();
+    }
+}
+
+impl Vsock {
+    /// Stops listening and removes the socket file this device made.
+    fn remove_socket(&mut self) {
+        if self.listener.take().is_some() {
+            let _ = std::fs::remove_file(&self.uds);
+        }
+    }
 }
 
 impl Drop for Vsock {
     fn drop(&mut self) {
-        if self.listener.take().is_some() {
-            let _ = std::fs::remove_file(&self.uds);
-        }
+        self.remove_socket();
     }
 }
 

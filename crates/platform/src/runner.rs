@@ -1,0 +1,761 @@
+//! The run loop under both machines.
+//!
+//! A [`Runner`] owns what every Strata machine has: RAM, the harts, guest
+//! time ([`Timebase`], with the [`ClockMode`] that moves it), the console
+//! input, the virtio transports with host-side input, the stop request
+//! (signals), PC sampling and the statistics. What differs between the
+//! bare board (`strata machine`) and the hypervised machine (`strata run`)
+//! is a [`Workload`]: how one slice runs on the harts, which timers and
+//! alarms are armed, which devices follow time, where console input goes,
+//! and when the guest has ended.
+//!
+//! One round of the loop ([`Runner::step`]):
+//!
+//! | step | what |
+//! | --- | --- |
+//! | 1 | a stop request (signal) ends the run |
+//! | 2 | [`Workload::run_slice`]: every hart runs up to [`CHUNK`] instruction slots |
+//! | 3 | guest time moves: [`ClockMode::Virtual`]/[`Paced`](ClockMode::Paced) by the busiest hart's slots, [`INSNS_PER_TICK`] to a tick, the remainder carried to the next round; [`Host`](ClockMode::Host) by itself |
+//! | 4 | [`Workload::update_devices`]: timer lines and RTC alarms follow time |
+//! | 5 | [`Workload::ended`] ends the run |
+//! | 6 | console input goes to the workload's focused console (a byte with no room waits, never dropped) |
+//! | 7 | every 16th round, virtio devices with host input are polled; consoles are flushed |
+//! | 8 | if no hart can run, the idle wait (below) |
+//!
+//! The idle wait: the next event is the earliest armed timer or RTC alarm.
+//! `Virtual` jumps time to it at once. `Paced` waits until host time has
+//! caught up with guest time, then moves guest time no further than host
+//! time. `Host` sleeps until the host clock reaches it. Every wait is a
+//! `poll(2)` on a wake-up socket that console input and stop requests write
+//! to, so it ends at once on input or a signal; with virtio devices that
+//! have host input it ends after at most [`VIRTIO_POLL`]. With no event
+//! armed, no input and no such device, nothing can ever happen: the run
+//! ends as hung.
+//!
+//! Invariants: guest time never goes backwards; in `Virtual` mode it is a
+//! function of the instructions run (the sum over rounds of the busiest
+//! hart's slots, divided by [`INSNS_PER_TICK`] without loss) and of the
+//! deadlines idle jumps reach, so the same guest gives the same time on
+//! both machines; limits on harts and memory are checked only here
+//! ([`check_harts`], [`check_ram`]).
+//!
+//! ## What comes next plugs in here
+//!
+//! - **One host thread per hart** (issue 13): [`Workload::run_slice`] is the
+//!   only place harts execute. A threaded runner gives each hart a thread
+//!   that loops on its share of `run_slice` (the bare board: `Hart::run` on
+//!   its hart; the hypervisor: its per-hart scheduler) while this loop's
+//!   steps 3–8 stay on the main thread as the *service* loop; `Host` time
+//!   needs no coordination between threads (every hart reads the host
+//!   clock), `Virtual` time stays the deterministic single-thread mode. The
+//!   wake-up socket becomes one per hart thread, so a device interrupt can
+//!   wake a hart sleeping in WFI.
+//! - **Snapshots** (issue 15): a round boundary is the quiescent point —
+//!   no hart is inside an instruction, every device has seen the time, no
+//!   console byte is half delivered (it is in `held`). A snapshot takes the
+//!   runner's state (RAM, harts, [`Timebase::raw`] and the tick remainder,
+//!   the clock mode) and asks the workload for its own (a `save`/`restore`
+//!   pair beside `stats`); a stop request already ends the run at exactly
+//!   that point, so "snapshot on a signal" is a second kind of request.
+
+use std::fmt::Write as _;
+use std::io::{BufWriter, Read as _, Write as _};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_devices::aclint::Timebase;
+use strata_devices::board::{MAX_HARTS, MIN_RAM, TIMEBASE_HZ};
+use strata_devices::virtio::VirtioMmio;
+use strata_hart::Hart;
+use strata_memory::GuestRam;
+
+use crate::console::{self, Input, InputSender, Waker};
+use crate::loader::LoadError;
+
+/// Instructions a hart runs before the loop turns to the next hart and to
+/// the devices.
+pub const CHUNK: u64 = 4096;
+/// Virtual time: instructions per `mtime` tick, i.e. a nominal 100 MIPS hart
+/// at the 10 MHz timebase.
+pub const INSNS_PER_TICK: u64 = 10;
+/// Longest idle wait while virtio devices with host input (net, vsock,
+/// console) are attached: they are polled, not waited on.
+pub const VIRTIO_POLL: Duration = Duration::from_millis(1);
+/// Longest single idle wait of a paced clock.
+const PACED_MAX_WAIT: Duration = Duration::from_millis(50);
+
+/// How guest time (`mtime`, the `time` CSR) moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockMode {
+    /// Guest time follows the host's monotonic clock at the board's
+    /// timebase frequency: timers fire at the right host time, `time` is
+    /// fine-grained, idle harts sleep until their next timer. The default.
+    Host,
+    /// `mtime` advances with retired instructions ([`INSNS_PER_TICK`]); an
+    /// idle machine jumps to its next timer deadline at once. Deterministic
+    /// and fast: what tests ask for.
+    Virtual,
+    /// As `Virtual`, but an idle machine waits in real time for its next
+    /// deadline, and guest time never runs ahead of host time while idle.
+    Paced,
+}
+
+impl ClockMode {
+    /// The timebase this mode drives.
+    pub fn timebase(self) -> Arc<Timebase> {
+        match self {
+            ClockMode::Host => Timebase::host(TIMEBASE_HZ),
+            ClockMode::Virtual | ClockMode::Paced => Timebase::new(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockMode::Host => "host",
+            ClockMode::Virtual => "virtual",
+            ClockMode::Paced => "paced",
+        }
+    }
+}
+
+/// Checks a hart or vCPU count: `what` names it in the message ("--smp 9",
+/// "VM a: 9 vCPUs").
+pub fn check_harts(what: &str, n: u32) -> Result<(), LoadError> {
+    if n == 0 || n > MAX_HARTS {
+        return Err(LoadError(format!("{what}: Strata supports 1 to {MAX_HARTS}")));
+    }
+    Ok(())
+}
+
+/// Checks a RAM size for a machine or VM (`what` names it, e.g. "-m"):
+/// at least [`MIN_RAM`], whole pages, at most `max`, and no more than the
+/// host has.
+pub fn check_ram(what: &str, bytes: u64, max: u64) -> Result<(), LoadError> {
+    const MIB: u64 = 1 << 20;
+    if bytes < MIN_RAM {
+        return Err(LoadError(format!("{what} {} MiB: at least {} MiB of RAM is needed", bytes / MIB, MIN_RAM / MIB)));
+    }
+    if bytes % 4096 != 0 {
+        return Err(LoadError(format!("{what}: memory must be a whole number of 4 KiB pages")));
+    }
+    if bytes > max {
+        return Err(LoadError(format!("{what} {} MiB: at most {} GiB of RAM is supported", bytes / MIB, max >> 30)));
+    }
+    check_host_ram(what, bytes)
+}
+
+/// Checks that `bytes` of machine memory fit in the host's RAM.
+pub fn check_host_ram(what: &str, bytes: u64) -> Result<(), LoadError> {
+    const MIB: u64 = 1 << 20;
+    if let Some(host) = host_ram_bytes() {
+        if bytes > host {
+            return Err(LoadError(format!(
+                "{what}: {} MiB is more than this host's {} MiB of RAM",
+                bytes / MIB,
+                host / MIB
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Total RAM of the host, from /proc/meminfo.
+fn host_ram_bytes() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Locks `m`, also after a panic elsewhere poisoned it (device state stays
+/// usable: every device keeps its own invariants per access).
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What one slice did.
+#[derive(Clone, Debug, Default)]
+pub struct Slice {
+    /// Instruction slots each hart used.
+    pub used: Vec<u64>,
+    /// No hart can run until an interrupt arrives.
+    pub idle: bool,
+}
+
+/// Why a run ended, as the runner sees it; the workload turns it into its
+/// own outcome ([`Workload::outcome`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The guest ended ([`Workload::ended`]).
+    Finished,
+    /// The user typed `Ctrl-A x`.
+    Quit,
+    /// Every hart waits for an interrupt that nothing can raise.
+    Hung,
+    /// A stop request: a signal (its number).
+    Stopped(i32),
+    /// A drive's host read or write failed and its policy is `stop`
+    /// (`werror=stop`, `rerror=stop`): why.
+    DiskStopped(String),
+    /// [`Runner::run_rounds`] ran its rounds.
+    Rounds,
+}
+
+/// One kind of machine on the runner: the bare board or the hypervisor.
+pub trait Workload {
+    /// What a run ends with (an exit reason, each VM's end, ...).
+    type Outcome;
+    /// Runs one slice: every hart for up to `budget` instruction slots.
+    fn run_slice(&mut self, harts: &mut [Hart], time: &Arc<Timebase>, budget: u64) -> Slice;
+    /// Lets the devices that follow guest time look at it (timer lines,
+    /// RTC alarms).
+    fn update_devices(&mut self);
+    /// The guest time (`mtime`, as the guest sees it) of the earliest armed
+    /// timer that could wake an idle machine. It may have passed already
+    /// (then the loop does not wait).
+    fn timer_deadline(&self) -> Option<u64>;
+    /// The earliest RTC alarm, in nanoseconds from now.
+    fn rtc_alarm_in_ns(&self) -> Option<u64>;
+    /// Can a hart take an interrupt now that the devices have looked at the
+    /// time ([`update_devices`](Self::update_devices) runs after the slice
+    /// that found every hart idle)? Then the loop does not wait.
+    fn wakeup_pending(&self, _harts: &[Hart]) -> bool {
+        false
+    }
+    /// Has the guest ended (powered off, reset, failed; every VM)?
+    fn ended(&mut self) -> bool;
+    /// Gives `b` to the focused console; false if it has no room (the
+    /// runner keeps the byte and offers it again).
+    fn console_input(&mut self, b: u8) -> bool;
+    /// `Ctrl-A c`: console input to the next console, if there are several.
+    fn next_console(&mut self) {}
+    /// Writes out what the guest printed; `end` at the end of the run.
+    fn flush_consoles(&mut self, end: bool);
+    /// The workload's own `--stats` lines (the runner prints time, speed
+    /// and the harts' counters).
+    fn stats(&self, out: &mut String);
+    /// The outcome of a run that ended for `end`.
+    fn outcome(&mut self, end: RunEnd) -> Self::Outcome;
+}
+
+/// Asks a running machine to stop: from another thread, or from a signal
+/// handler ([`StopHandle::install_signal_handlers`]). The run loop looks at
+/// it every round and in its idle wait.
+#[derive(Clone)]
+pub struct StopHandle {
+    /// The signal number, or 0.
+    signal: Arc<AtomicUsize>,
+    /// Set with `signal`: a second signal then ends the process at once.
+    stopping: Arc<AtomicBool>,
+    waker: Waker,
+}
+
+/// Signals that stop a machine cleanly (exit status 8).
+pub const STOP_SIGNALS: [i32; 3] =
+    [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP];
+
+/// Exit status of a process stopped by a signal whose handler could not
+/// finish (a second signal).
+const SECOND_SIGNAL_STATUS: i32 = 8;
+
+impl StopHandle {
+    /// Stops the run at the next round, as if `signal` had arrived.
+    pub fn stop(&self, signal: i32) {
+        self.signal.store(signal as usize, Ordering::SeqCst);
+        self.stopping.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// Makes SIGTERM, SIGINT and SIGHUP stop the machine cleanly (the run
+    /// ends with [`RunEnd::Stopped`]); a second one while it stops ends the
+    /// process at once with status 8.
+    pub fn install_signal_handlers(&self) -> std::io::Result<()> {
+        use signal_hook::{flag, low_level::pipe};
+        for sig in STOP_SIGNALS {
+            // Registered first, so it sees the flag as the previous signal
+            // left it: set means this is the second.
+            flag::register_conditional_shutdown(sig, SECOND_SIGNAL_STATUS, self.stopping.clone())?;
+            flag::register_usize(sig, self.signal.clone(), sig as usize)?;
+            flag::register(sig, self.stopping.clone())?;
+            pipe::register(sig, self.waker.try_clone_stream()?)?;
+        }
+        Ok(())
+    }
+
+    fn take(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s as i32),
+        }
+    }
+}
+
+/// The name of a signal, e.g. "SIGTERM".
+pub fn signal_name(sig: i32) -> String {
+    signal_hook::low_level::signal_name(sig).map_or_else(|| format!("signal {sig}"), str::to_string)
+}
+
+/// The run loop and what it owns; `W` is the machine.
+pub struct Runner<W: Workload> {
+    pub ram: Arc<GuestRam>,
+    pub harts: Vec<Hart>,
+    /// The machine's workload (the bare board's devices, or the
+    /// hypervisor and its VMs).
+    pub work: W,
+    /// The virtio transports with host-side input or state to shut down,
+    /// in slot order (every VM's, under the hypervisor).
+    pub virtio: Vec<Arc<Mutex<VirtioMmio>>>,
+    time: Arc<Timebase>,
+    clock: ClockMode,
+    /// Instruction slots not yet turned into ticks (virtual and paced).
+    tick_rem: u64,
+    input: Option<Receiver<Input>>,
+    /// Input taken from the channel that the focused console had no room
+    /// for yet.
+    held: Option<u8>,
+    waker: Waker,
+    wake_rx: UnixStream,
+    stop: StopHandle,
+    poll_turn: u32,
+    /// STRATA_PC_SAMPLES: one line per hart and round.
+    samples: Option<BufWriter<std::fs::File>>,
+    started: Option<Instant>,
+    elapsed: Duration,
+    rounds: u64,
+    /// The host time the machine spent in its idle wait.
+    idle_wait: Duration,
+}
+
+impl<W: Workload> Runner<W> {
+    /// A runner for `harts` over `ram`, with guest time `time` moved as
+    /// `clock` says; console input from stdin if `stdin`.
+    pub fn from_parts(
+        ram: Arc<GuestRam>,
+        harts: Vec<Hart>,
+        work: W,
+        time: Arc<Timebase>,
+        clock: ClockMode,
+        virtio: Vec<Arc<Mutex<VirtioMmio>>>,
+        stdin: bool,
+    ) -> Result<Self, LoadError> {
+        let (waker, wake_rx) = Waker::pair().map_err(|e| LoadError(format!("cannot make a wake-up socket: {e}")))?;
+        let input = stdin.then(|| console::spawn_stdin_reader(waker.clone()));
+        let stop = StopHandle {
+            signal: Arc::new(AtomicUsize::new(0)),
+            stopping: Arc::new(AtomicBool::new(false)),
+            waker: waker.clone(),
+        };
+        // Debug aid: STRATA_PC_SAMPLES=FILE writes one sampled guest pc per
+        // hart and round ("<pc hex> <V>"), for symbolizing against the
+        // guest's kallsyms; written as it goes, so a hung run leaves its
+        // samples.
+        let samples =
+            std::env::var_os("STRATA_PC_SAMPLES").and_then(|p| std::fs::File::create(p).ok()).map(BufWriter::new);
+        Ok(Self {
+            ram,
+            harts,
+            work,
+            virtio,
+            time,
+            clock,
+            tick_rem: 0,
+            input,
+            held: None,
+            waker,
+            wake_rx,
+            stop,
+            poll_turn: 0,
+            samples,
+            started: None,
+            elapsed: Duration::ZERO,
+            rounds: 0,
+            idle_wait: Duration::ZERO,
+        })
+    }
+
+    /// The handle that stops this machine (for signal handlers and other
+    /// threads).
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Takes console input from a channel instead of stdin (tests, and
+    /// later a control API): what is sent wakes the machine.
+    pub fn input_sender(&mut self) -> InputSender {
+        let (tx, rx) = mpsc::channel();
+        self.input = Some(rx);
+        InputSender::new(tx, self.waker.clone())
+    }
+
+    /// The current `mtime` as the guest sees it.
+    pub fn mtime(&self) -> u64 {
+        self.time.now()
+    }
+
+    /// Guest time in ticks of the timebase since the machine started
+    /// (without guest writes to `mtime`).
+    pub fn guest_ticks(&self) -> u64 {
+        self.time.raw()
+    }
+
+    pub fn clock(&self) -> ClockMode {
+        self.clock
+    }
+
+    /// Rounds run so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
+    /// The machine's timebase (shared with its devices and harts).
+    pub fn timebase(&self) -> Arc<Timebase> {
+        self.time.clone()
+    }
+
+    /// Runs until the guest ends, the user quits, a stop request comes, or
+    /// nothing more can happen.
+    pub fn run(&mut self) -> W::Outcome {
+        self.run_rounds(u64::MAX)
+    }
+
+    /// As [`run`](Self::run), for at most `rounds` rounds (tests bound a
+    /// run with it).
+    pub fn run_rounds(&mut self, rounds: u64) -> W::Outcome {
+        let start = *self.started.get_or_insert_with(Instant::now);
+        let mut n = 0;
+        let end = loop {
+            if n == rounds {
+                break RunEnd::Rounds;
+            }
+            n += 1;
+            if let Some(end) = self.round() {
+                break end;
+            }
+        };
+        self.work.flush_consoles(true);
+        if let Some(s) = &mut self.samples {
+            let _ = s.flush();
+        }
+        self.elapsed = start.elapsed();
+        self.work.outcome(end)
+    }
+
+    /// One round (see the module documentation); false when the run would
+    /// end (the guest ended, or nothing more can happen).
+    pub fn step(&mut self) -> bool {
+        self.started.get_or_insert_with(Instant::now);
+        self.round().is_none()
+    }
+
+    fn round(&mut self) -> Option<RunEnd> {
+        if let Some(sig) = self.stop.take() {
+            return Some(RunEnd::Stopped(sig));
+        }
+        self.rounds += 1;
+        if let Some(s) = &mut self.samples {
+            for h in &self.harts {
+                let _ = writeln!(s, "{:x} {}", h.pc, h.virt as u8);
+            }
+        }
+        let slice = self.work.run_slice(&mut self.harts, &self.time, CHUNK);
+        let used = slice.used.iter().copied().max().unwrap_or(0);
+        if self.clock != ClockMode::Host {
+            self.tick_rem += used;
+            self.time.advance(self.tick_rem / INSNS_PER_TICK);
+            self.tick_rem %= INSNS_PER_TICK;
+        }
+        self.work.update_devices();
+        if self.work.ended() {
+            return Some(RunEnd::Finished);
+        }
+        if let Some(end) = self.pump_input() {
+            return Some(end);
+        }
+        self.poll_turn = self.poll_turn.wrapping_add(1);
+        if self.poll_turn % 16 == 0 {
+            self.poll_virtio();
+        }
+        // A stopped drive completes nothing more, so noticing it a few
+        // rounds late changes nothing a guest can see.
+        if self.poll_turn % 16 == 0 || slice.idle {
+            if let Some(why) = crate::virtio::host_stop(&self.virtio) {
+                return Some(RunEnd::DiskStopped(why));
+            }
+        }
+        self.work.flush_consoles(false);
+        if slice.idle {
+            return self.idle();
+        }
+        None
+    }
+
+    /// Feeds pending console input to the workload. `Some` when the user
+    /// asked to quit.
+    fn pump_input(&mut self) -> Option<RunEnd> {
+        // A byte the console had no room for goes first, or waits again.
+        if let Some(b) = self.held {
+            if !self.work.console_input(b) {
+                return None;
+            }
+            self.held = None;
+        }
+        loop {
+            let Some(rx) = &self.input else { return None };
+            match console::try_input(rx) {
+                Some(Input::Byte(b)) => {
+                    if !self.work.console_input(b) {
+                        self.held = Some(b);
+                        return None;
+                    }
+                }
+                Some(Input::NextConsole) => self.work.next_console(),
+                Some(Input::Quit) => return Some(RunEnd::Quit),
+                Some(Input::Eof) => self.input = None,
+                None => return None,
+            }
+        }
+    }
+
+    fn virtio_polled(&self) -> bool {
+        self.virtio.iter().any(|d| lock(d).polled())
+    }
+
+    /// Lets the virtio devices with host input deliver it; true if one did.
+    fn poll_virtio(&mut self) -> bool {
+        let mut did = false;
+        for d in &self.virtio {
+            let mut d = lock(d);
+            if d.polled() {
+                did |= d.poll();
+            }
+        }
+        did
+    }
+
+    /// No hart can run: wait for the next event (see the module
+    /// documentation).
+    fn idle(&mut self) -> Option<RunEnd> {
+        if self.work.wakeup_pending(&self.harts) || self.poll_virtio() {
+            return None;
+        }
+        let polled = self.virtio_polled();
+        let now = self.time.now();
+        let rtc = self
+            .work
+            .rtc_alarm_in_ns()
+            .map(|ns| now.saturating_add((ns as u128 * TIMEBASE_HZ as u128 / 1_000_000_000) as u64 + 1));
+        let deadline = match (self.work.timer_deadline(), rtc) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let cap = |d: Duration| if polled { d.min(VIRTIO_POLL) } else { d };
+        let Some(deadline) = deadline else {
+            if !polled && self.input.is_none() && self.held.is_none() {
+                return Some(RunEnd::Hung);
+            }
+            // Only console input, virtio host input or a stop request can
+            // wake the machine now.
+            self.wait(if polled { Some(VIRTIO_POLL) } else { None });
+            return None;
+        };
+        let delta = deadline.wrapping_sub(now);
+        let delta = if delta > u64::MAX / 2 { 0 } else { delta };
+        match self.clock {
+            ClockMode::Virtual => self.time.advance(delta.max(1)),
+            ClockMode::Host => {
+                if delta > 0 {
+                    self.wait(Some(cap(ticks_to_duration(delta))));
+                }
+            }
+            ClockMode::Paced => {
+                let start = self.started.unwrap_or_else(Instant::now);
+                let host = duration_to_ticks(start.elapsed());
+                let raw = self.time.raw();
+                let target = raw.saturating_add(delta.max(1));
+                if target > host {
+                    // Guest time would run ahead of host time: wait, then
+                    // go no further than host time.
+                    self.wait(Some(cap(ticks_to_duration(target - host).min(PACED_MAX_WAIT))));
+                    let host = duration_to_ticks(start.elapsed());
+                    self.time.advance(host.min(target).saturating_sub(raw));
+                } else {
+                    self.time.advance(delta.max(1));
+                }
+            }
+        }
+        // The next slice sees what the new time raised.
+        self.work.update_devices();
+        None
+    }
+
+    /// Sleeps until the wake-up socket is written to (console input, a stop
+    /// request) or `timeout` passes (`None`: no timeout).
+    fn wait(&mut self, timeout: Option<Duration>) {
+        let t0 = Instant::now();
+        let ms = timeout.map_or(-1, |d| d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32);
+        let mut fds = [libc::pollfd { fd: self.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        // SAFETY: `fds` is a valid array of one pollfd for the duration of
+        // the call, and the descriptor stays open (owned by `self`).
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), 1, ms);
+        }
+        let mut buf = [0u8; 64];
+        while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
+        self.idle_wait += t0.elapsed();
+    }
+
+    /// The machine stops for good: flushes the consoles and the disks and
+    /// removes the socket files the devices made. Called once after the
+    /// last run (the process may then end without dropping the machine).
+    pub fn shut_down(&mut self) {
+        self.work.flush_consoles(true);
+        for d in &self.virtio {
+            lock(d).shut_down();
+        }
+    }
+
+    /// A human-readable report of the run's counters (`--stats`): time and
+    /// speed, the workload's lines, then every hart's counters.
+    pub fn stats_report(&self) -> String {
+        let mut s = String::new();
+        let secs = self.elapsed.as_secs_f64();
+        let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
+        let _ = writeln!(
+            s,
+            "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
+            retired as f64 / secs.max(1e-9) / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "strata: guest time {:.3} s (mtime {}), clock {}, {} rounds, idle waits {:.3} s",
+            self.time.raw() as f64 / TIMEBASE_HZ as f64,
+            self.time.now(),
+            self.clock.name(),
+            self.rounds,
+            self.idle_wait.as_secs_f64()
+        );
+        self.work.stats(&mut s);
+        for h in &self.harts {
+            hart_stats(h, &mut s);
+        }
+        s += &self.host_error_summary();
+        s
+    }
+
+    /// Host-side device errors (failed disk writes, ...), one line per
+    /// device that had some; empty if none.
+    pub fn host_error_summary(&self) -> String {
+        crate::virtio::host_error_summary(&self.virtio)
+    }
+}
+
+/// `ticks` of the timebase as host time.
+pub fn ticks_to_duration(ticks: u64) -> Duration {
+    Duration::from_nanos((ticks as u128 * 1_000_000_000 / TIMEBASE_HZ as u128).min(u64::MAX as u128) as u64)
+}
+
+/// Host time `d` in ticks of the timebase.
+pub fn duration_to_ticks(d: Duration) -> u64 {
+    (d.as_nanos() * TIMEBASE_HZ as u128 / 1_000_000_000) as u64
+}
+
+/// One hart's `--stats` lines, the same on both machines.
+fn hart_stats(h: &Hart, s: &mut String) {
+    let st = &h.stats;
+    let t = h.tlb_stats();
+    let _ = writeln!(
+        s,
+        "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
+        h.hartid,
+        h.instret,
+        st.steps,
+        t.misses[0],
+        t.misses[1],
+        t.misses[2],
+        t.fills,
+        t.flushes,
+        t.dropped,
+        t.fence_scans
+    );
+    let by_space: Vec<String> = h
+        .tlb_vmid_stats()
+        .iter()
+        .map(|((v, vmid), c)| {
+            if *v {
+                format!("V=1 vmid {vmid}: {} hits {} misses {} collateral", c.hits, c.misses, c.collateral_misses)
+            } else {
+                format!("V=0: {} hits {} misses", c.hits, c.misses)
+            }
+        })
+        .collect();
+    let _ = writeln!(s, "hart {}: tlb by address space [{}]", h.hartid, by_space.join(", "));
+    let avg2 = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
+    let _ = writeln!(
+        s,
+        "hart {}: walks single-stage {} (PTE reads {}) two-stage {} (PTE reads {}, {avg2:.1} per walk, max {}) A/D writes {}",
+        h.hartid, st.walks, st.walk_refs, st.walks2, st.walk2_refs, st.walk2_max_refs, st.walk_ad_writes
+    );
+    let f = st.fences;
+    let _ = writeln!(
+        s,
+        "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | traps to M {} HS {} VS {}",
+        h.hartid, f[0], f[1], f[2], f[3], st.traps_to[0], st.traps_to[1], st.traps_to[2]
+    );
+    let c = h.code_stats();
+    let _ = write!(
+        s,
+        "hart {}: code pages entered {} filled {} decodes {}",
+        h.hartid, c.page_entries, c.page_fills, c.decodes
+    );
+    match h.jit_stats() {
+        Some(j) => {
+            let _ = writeln!(
+                s,
+                " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} entries {} links {}",
+                j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs, j.links
+            );
+        }
+        None => {
+            let _ = writeln!(s, " | jit off");
+        }
+    }
+    let list = |v: &[u64]| -> String {
+        v.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect::<Vec<_>>().join(" ")
+    };
+    let _ = writeln!(
+        s,
+        "hart {}: exceptions by cause [{}] interrupts by cause [{}]",
+        h.hartid,
+        list(&st.exceptions),
+        list(&st.interrupts)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_and_durations() {
+        assert_eq!(ticks_to_duration(10_000_000), Duration::from_secs(1));
+        assert_eq!(ticks_to_duration(1), Duration::from_nanos(100));
+        assert_eq!(duration_to_ticks(Duration::from_millis(3)), 30_000);
+        assert_eq!(ticks_to_duration(u64::MAX), Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn limits() {
+        assert!(check_harts("--smp 0", 0).is_err());
+        assert!(check_harts("--smp 8", 8).is_ok());
+        let e = check_harts("--smp 9", 9).unwrap_err();
+        assert!(e.0.contains("--smp 9") && e.0.contains("1 to 8"), "{}", e.0);
+        assert!(check_ram("-m", 15 << 20, 1 << 40).unwrap_err().0.contains("at least 16 MiB"));
+        assert!(check_ram("-m", (16 << 20) + 1, 1 << 40).unwrap_err().0.contains("4 KiB pages"));
+        assert!(check_ram("-m", 2 << 30, 1 << 30).unwrap_err().0.contains("at most 1 GiB"));
+        assert!(check_ram("-m", 16 << 20, 1 << 40).is_ok());
+    }
+}
