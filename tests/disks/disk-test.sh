@@ -199,11 +199,15 @@ cat >"$WORK/two-disk.toml" <<EOF
 name = "a"
 memory = "64M"
 kernel = "$GUEST/Image"
+initrd = "$GUEST/initramfs.cpio"
+cmdline = "console=ttyS0 panic=-1 strata.cmd=true"
 drives = ["file=disk.img"]
 [[vm]]
 name = "b"
 memory = "64M"
 kernel = "$GUEST/Image"
+initrd = "$GUEST/initramfs.cpio"
+cmdline = "console=ttyS0 panic=-1 strata.cmd=true"
 drives = ["file=$IMG,readonly=on"]
 EOF
 RC=0
@@ -252,11 +256,15 @@ cat >"$WORK/two-logs.toml" <<EOF
 name = "a"
 memory = "64M"
 kernel = "$GUEST/Image"
+initrd = "$GUEST/initramfs.cpio"
+cmdline = "console=ttyS0 panic=-1 strata.cmd=true"
 serial_log = "$WORK/vm.log"
 [[vm]]
 name = "b"
 memory = "64M"
 kernel = "$GUEST/Image"
+initrd = "$GUEST/initramfs.cpio"
+cmdline = "console=ttyS0 panic=-1 strata.cmd=true"
 serial_log = "$WORK/vm.log"
 EOF
 RC=0

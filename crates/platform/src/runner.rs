@@ -328,6 +328,8 @@ pub struct Runner<W: Workload> {
     rounds: u64,
     /// The host time the machine spent in its idle wait.
     idle_wait: Duration,
+    /// Idle rounds in a row whose next deadline had already passed.
+    passed_deadlines: u32,
 }
 
 impl<W: Workload> Runner<W> {
@@ -374,6 +376,7 @@ impl<W: Workload> Runner<W> {
             elapsed: Duration::ZERO,
             rounds: 0,
             idle_wait: Duration::ZERO,
+            passed_deadlines: 0,
         })
     }
 
@@ -490,6 +493,7 @@ impl<W: Workload> Runner<W> {
         if slice.idle {
             return self.idle();
         }
+        self.passed_deadlines = 0;
         None
     }
 
@@ -568,7 +572,16 @@ impl<W: Workload> Runner<W> {
             ClockMode::Virtual => self.time.advance(delta.max(1)),
             ClockMode::Host => {
                 if delta > 0 {
+                    self.passed_deadlines = 0;
                     self.wait(Some(cap(ticks_to_duration(delta))));
+                } else {
+                    // A deadline that has passed wakes a hart next round;
+                    // if it keeps not doing so (the guest masked that
+                    // timer), do not spin on it.
+                    self.passed_deadlines += 1;
+                    if self.passed_deadlines > 2 {
+                        self.wait(Some(VIRTIO_POLL));
+                    }
                 }
             }
             ClockMode::Paced => {
