@@ -152,6 +152,10 @@ hooks=(
     --customize-hook="echo strata > \"\$1/etc/hostname\""
     --customize-hook="printf '127.0.0.1\tlocalhost\n127.0.1.1\tstrata\n::1\tlocalhost ip6-localhost ip6-loopback\n' > \"\$1/etc/hosts\""
     --customize-hook="printf '/dev/vda\t/\text4\terrors=remount-ro\t0\t1\n' > \"\$1/etc/fstab\""
+    # Mark /etc and /var up to date with /usr, as a booted system would have:
+    # otherwise every boot of a fresh copy reruns ldconfig.service and the
+    # journal catalog rebuild (ConditionNeedsUpdate=), ~10% of the boot.
+    --customize-hook="chroot \"\$1\" /usr/lib/systemd/systemd-update-done"
     --customize-hook="rm -f \"\$1\"/var/cache/apt/*.bin \"\$1\"/var/lib/apt/lists/*_Packages"
 )
 if ! mmdebstrap --mode=root --variant=apt --arch="$ARCH" --include="$PACKAGES" \
