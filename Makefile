@@ -5,7 +5,7 @@
 #   make test         check + setup + build + every test: cargo tests, boot, virtio,
 #                     conformance, difftest (vs QEMU), difftest-jit (JIT vs
 #                     interpreter), KVM and a nested Linux under KVM on Strata,
-#                     strata run (hypervisor)
+#                     strata run (hypervisor), a Debian systemd root disk
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
@@ -17,6 +17,10 @@
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
 #   make hyp-test     strata run: VMs under Strata's hypervisor (tests/hyp)
+#   make rootfs       Debian trixie + systemd ext4 image, cached in /var/cache/strata
+#                     (scripts/build-rootfs.sh; minutes the first time, then instant)
+#   make systemd-test that image boots to systemd "running" on strata machine and
+#                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
 SHELL := /bin/bash
@@ -35,6 +39,7 @@ export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
         boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
+        rootfs systemd-test systemd-test-qemu \
         clean distclean
 
 all: build
@@ -82,6 +87,7 @@ test: check setup build
 	tests/kvm/kvm-test.sh --machine strata
 	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
+	$(MAKE) --no-print-directory systemd-test
 
 cargo-test:
 	$(CARGO) test --workspace --release
@@ -120,6 +126,19 @@ kvm-nested-qemu: setup
 
 hyp-test: setup build
 	tests/hyp/run-test.sh
+
+# Cached outside the checkout (/var/cache/strata, keyed on its inputs): built
+# once per machine, reused by every clone.
+rootfs: setup
+	@scripts/build-rootfs.sh >/dev/null
+
+# Both runs even if the first fails; the target fails if either does.
+systemd-test: setup build rootfs
+	@rc=0; tests/systemd/systemd-test.sh --machine strata || rc=1; \
+	tests/systemd/systemd-test.sh --machine strata-run || rc=1; exit $$rc
+
+systemd-test-qemu: setup rootfs
+	tests/systemd/systemd-test.sh --machine qemu
 
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build

@@ -45,35 +45,7 @@ mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$DEBS" "$OUT"
 : >>"$APTDIR/status"   # empty dpkg status: nothing "installed" for riscv64
 
 # --- the archive URI: the same one the host's apt sources use -------------
-archive_uri() {
-    local uri=""
-    if [ -n "${GUEST_ARCHIVE_URI:-}" ]; then echo "$GUEST_ARCHIVE_URI"; return; fi
-    # deb822 *.sources: first "URIs:" of a stanza whose suite is not -security
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -r "$f" ] || continue
-        uri=$(awk '
-            BEGIN { RS=""; FS="\n" }
-            {
-                u=""; s=""
-                for (i = 1; i <= NF; i++) {
-                    if ($i ~ /^URIs:/)   { u = $i; sub(/^URIs:[ \t]*/, "", u); split(u, a, /[ \t]+/); u = a[1] }
-                    if ($i ~ /^Suites:/) { s = $i }
-                }
-                if (u != "" && s !~ /security/ && u !~ /security/) { print u; exit }
-            }' "$f")
-        [ -n "$uri" ] && break
-    done
-    if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
-        uri=$(awk '$1 == "deb" {
-                  for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { if ($i !~ /security/) { print $i; exit } }
-              }' /etc/apt/sources.list)
-    fi
-    echo "${uri:-http://deb.debian.org/debian}"
-}
-
-URI=$(archive_uri)
-URI=${URI%/}
+URI=$("$ROOT/scripts/archive-uri.sh")
 SRCLIST="$APTDIR/sources.list"
 printf 'deb [arch=%s signed-by=%s] %s %s main\n' "$ARCH" "$KEYRING" "$URI" "$SUITE" >"$SRCLIST.new"
 if ! cmp -s "$SRCLIST.new" "$SRCLIST" 2>/dev/null; then
