@@ -27,7 +27,8 @@ use crate::boot::{self, BootConfig};
 use crate::console::{self, Input};
 use crate::fdt::FdtConfig;
 use crate::loader::{LoadError, Segments};
-use crate::machine::{host_ram_bytes, lock, paced_wait, tlb_counts, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
+use crate::machine::{lock, paced_wait, tlb_counts, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
+use crate::size::host_ram_bytes;
 use crate::virtio::VirtioConfig;
 use strata_devices::virtio::VirtioMmio;
 use strata_hypervisor::vm::DmaMap;
@@ -348,9 +349,8 @@ impl HypMachine {
                     vm.name
                 )));
             }
-            if vm.memory < 16 * MIB || vm.memory % 4096 != 0 {
-                return Err(LoadError(format!("VM {}: memory must be at least 16 MiB, in whole 4 KiB pages", vm.name)));
-            }
+            crate::size::check_ram(vm.memory)
+                .map_err(|e| LoadError(format!("VM {}: memory {}: {e}", vm.name, crate::size::human(vm.memory))))?;
         }
         let vcpus: u32 = cfg.vms.iter().map(|v| v.vcpus).sum();
         let harts = cfg.harts.unwrap_or_else(|| vcpus.min(8));

@@ -7,6 +7,7 @@ pub mod fdt;
 pub mod hyp;
 pub mod loader;
 pub mod machine;
+pub mod size;
 pub mod testguest;
 pub mod virtio;
 

@@ -169,30 +169,15 @@ pub(crate) fn paced_wait(raw: u64, delta: u64, wall_start: Instant) -> Duration 
     Duration::from_nanos(ahead.min(50_000_000))
 }
 
-const MIB: u64 = 1 << 20;
-
 impl Machine {
     pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
         if cfg.harts == 0 || cfg.harts > 8 {
             return Err(LoadError(format!("--smp {}: Strata supports 1 to 8 harts", cfg.harts)));
         }
-        if cfg.ram_size < 16 * MIB {
-            return Err(LoadError(format!("-m {} MiB: at least 16 MiB of RAM is needed", cfg.ram_size / MIB)));
-        }
-        // RAM ends below the 64-bit physical address limit of Sv39's 56-bit
-        // physical addresses with room to spare; the host must also hold it.
-        if cfg.ram_size > 64 * 1024 * MIB {
-            return Err(LoadError(format!("-m {} MiB: at most 64 GiB of RAM is supported", cfg.ram_size / MIB)));
-        }
-        if let Some(host) = host_ram_bytes() {
-            if cfg.ram_size > host {
-                return Err(LoadError(format!(
-                    "-m {} MiB is more than this host's {} MiB of RAM",
-                    cfg.ram_size / MIB,
-                    host / MIB
-                )));
-            }
-        }
+        // The CLI checks -m as the user wrote it (`size::parse_ram_size`);
+        // this is for everyone else.
+        crate::size::check_ram(cfg.ram_size)
+            .map_err(|e| LoadError(format!("RAM size {}: {e}", crate::size::human(cfg.ram_size))))?;
         // virtio slots and backends first: a bad --drive fails fast.
         let virtio_slots = cfg.virtio.slots().map_err(LoadError)?;
         let virtio_devs = cfg.virtio.build_devices().map_err(LoadError)?;
@@ -557,12 +542,4 @@ impl Machine {
         let _ = steps;
         s
     }
-}
-
-/// Total RAM of the host, from /proc/meminfo.
-pub(crate) fn host_ram_bytes() -> Option<u64> {
-    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

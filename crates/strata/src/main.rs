@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
+use strata_platform::size::parse_ram_size;
 use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig, VsockSpec};
 
 /// Default firmware: OpenSBI's generic fw_dynamic from Debian's `opensbi`.
@@ -53,9 +54,9 @@ struct RunArgs {
     initrd: Option<PathBuf>,
     #[arg(long)]
     append: Option<String>,
-    /// Guest memory (K, M or G suffix; default MiB).
-    #[arg(short = 'm', long = "memory", value_parser = parse_size)]
-    memory: Option<u64>,
+    /// Guest memory, as for `strata machine` (default 512M).
+    #[arg(short = 'm', long = "memory")]
+    memory: Option<String>,
     /// vCPUs of the VM (1 to 8).
     #[arg(long)]
     smp: Option<u32>,
@@ -173,7 +174,7 @@ fn run(a: RunArgs) -> Result<i32, String> {
                     Ok(VmConfig {
                         virtio,
                         memory: match &v.memory {
-                            Some(m) => parse_size(m).map_err(|e| format!("VM {}: memory {e}", v.name))?,
+                            Some(m) => parse_ram_size(m).map_err(|e| format!("VM {}: memory {m:?}: {e}", v.name))?,
                             None => 512 << 20,
                         },
                         vcpus: v.vcpus.unwrap_or(1),
@@ -192,7 +193,10 @@ fn run(a: RunArgs) -> Result<i32, String> {
             vec![VmConfig {
                 virtio: a.virtio.config(),
                 name: a.name.unwrap_or_else(|| "vm0".into()),
-                memory: a.memory.unwrap_or(512 << 20),
+                memory: match &a.memory {
+                    Some(m) => parse_ram_size(m).map_err(|e| format!("-m {m}: {e}"))?,
+                    None => 512 << 20,
+                },
                 vcpus: a.smp.unwrap_or(1),
                 protected: a.protected,
                 kernel,
@@ -249,9 +253,11 @@ struct MachineArgs {
     /// Kernel command line (/chosen/bootargs).
     #[arg(long, default_value = "")]
     append: String,
-    /// RAM size: a number with an optional K, M or G suffix (default MiB).
-    #[arg(short = 'm', long = "memory", default_value = "512M", value_parser = parse_size)]
-    memory: u64,
+    /// RAM size, as QEMU's -m: a number (a fraction too) with an optional
+    /// unit B, K, M, G, T, P or E (default M), rounded up to 4 KiB pages;
+    /// 16 MiB to 64 GiB.
+    #[arg(short = 'm', long = "memory", default_value = "512M")]
+    memory: String,
     /// Number of harts (1 to 8).
     #[arg(long, default_value_t = 1)]
     smp: u32,
@@ -344,21 +350,8 @@ fn clock_mode(c: Option<Clock>, interactive: bool) -> ClockMode {
     }
 }
 
-/// Parses sizes like QEMU's -m: "512", "512M", "1G", "1048576K".
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
-        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
-        Some(c) if c.is_ascii_digit() => (s, 1 << 20),
-        _ => return Err(format!("{s:?} is not a size (examples: 512M, 1G)")),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 512M, 1G)"))?;
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("{s:?} is out of range"))
-}
-
 fn machine(a: MachineArgs) -> Result<ExitReason, String> {
+    let ram_size = parse_ram_size(&a.memory).map_err(|e| format!("-m {}: {e}", a.memory))?;
     let bios = match a.bios.as_deref() {
         Some("none") => None,
         Some(p) => Some(PathBuf::from(p)),
@@ -375,7 +368,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let clock = clock_mode(a.clock, interactive);
     let cfg = MachineConfig {
-        ram_size: a.memory,
+        ram_size,
         harts: a.smp,
         bios,
         kernel: a.kernel,
@@ -436,22 +429,5 @@ fn main() -> ExitCode {
             eprintln!("strata: {e}");
             ExitCode::from(1)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512").unwrap(), 512 << 20);
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
-        assert!(parse_size("").is_err());
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("99999999999999G").is_err());
     }
 }
