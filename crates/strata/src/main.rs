@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
+use strata_platform::loader;
 use strata_platform::size::parse_ram_size;
 use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig, VsockSpec};
 
@@ -141,7 +142,9 @@ fn run(a: RunArgs) -> Result<i32, String> {
             {
                 return Err("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log".into());
             }
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = loader::read_file("configuration file", path, loader::CONFIG_MAX).map_err(|e| e.0)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("configuration file {} is not UTF-8 text", path.display()))?;
             let f: RunFile =
                 toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
             if let Some(p) = f.invalidation {
