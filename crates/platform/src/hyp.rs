@@ -291,7 +291,7 @@ impl RunOutcome {
     /// The process exit status: 0 when every VM powered off cleanly (or the
     /// user quit), otherwise the worst of 3 (reset), 4 (failure reported),
     /// 5 (hung: waiting for an interrupt nothing can raise), 6 (stopped by
-    /// the hypervisor).
+    /// the hypervisor), 7 (a vCPU made no progress).
     pub fn status(&self) -> i32 {
         if self.quit {
             return 0;
@@ -304,6 +304,7 @@ impl RunOutcome {
                 Some(VmEnd::Failure(_)) => 4,
                 None => 5,
                 Some(VmEnd::Crashed(_)) => 6,
+                Some(VmEnd::NoProgress(_)) => 7,
             })
             .max()
             .unwrap_or(0)
@@ -489,6 +490,7 @@ impl HypMachine {
     /// Returns false when nothing more can happen.
     pub fn step(&mut self, wall_start: Instant) -> bool {
         let slice = self.with_harts(|hyp, harts| hyp.run_slice(harts, CHUNK));
+        self.stop_stuck_vms();
         let used = slice.used.iter().copied().max().unwrap_or(0);
         self.time.advance(used / INSNS_PER_TICK);
         self.hyp.update_devices();
@@ -506,6 +508,18 @@ impl HypMachine {
             return self.idle(wall_start);
         }
         true
+    }
+
+    /// Ends each VM whose vCPU a hart found trapping in a loop without
+    /// progress (`strata_hart::NoProgress`; exit status 7).
+    fn stop_stuck_vms(&mut self) {
+        for h in &mut self.harts {
+            let Some(s) = h.take_no_progress() else { continue };
+            if let Some(vm) = self.hyp.vms.iter().position(|v| Some(v.vmid) == s.vmid) {
+                let what = format!("its vCPU on hart {} is {}", s.hartid, s.trap_loop());
+                self.hyp.end_vm(vm, VmEnd::NoProgress(what));
+            }
+        }
     }
 
     /// Lets virtio devices with host input (net, vsock, console) deliver

@@ -80,6 +80,8 @@ pub enum ExitReason {
     Hung,
     /// The user typed `Ctrl-A x`.
     Quit,
+    /// A hart traps in a loop without progress (`strata_hart::NoProgress`).
+    NoProgress(strata_hart::NoProgress),
 }
 
 impl ExitReason {
@@ -90,6 +92,7 @@ impl ExitReason {
             ExitReason::Reset => 3,
             ExitReason::GuestFailure(_) => 4,
             ExitReason::Hung => 5,
+            ExitReason::NoProgress(_) => 7,
         }
     }
 }
@@ -345,6 +348,7 @@ impl Machine {
         let reason = loop {
             let mut used_max = 0;
             let mut all_idle = true;
+            let mut stuck = None;
             for h in self.harts.iter_mut() {
                 if let Some(s) = &mut samples {
                     use std::io::Write as _;
@@ -355,6 +359,10 @@ impl Machine {
                 if exit == RunExit::Budget {
                     all_idle = false;
                 }
+                stuck = stuck.or(h.no_progress().copied());
+            }
+            if let Some(s) = stuck {
+                break ExitReason::NoProgress(s);
             }
             tick_rem += used_max;
             let ticks = tick_rem / INSNS_PER_TICK;

@@ -6,8 +6,9 @@
 //! x), 1 a host-side error (bad file, flag or configuration), 2 a usage
 //! error, 3 a guest asked for a reset, 4 a guest powered off reporting
 //! failure, 5 a guest hung with nothing left that could wake it, 6 the
-//! hypervisor stopped a VM (a guest action it cannot serve). With several
-//! VMs the status is the worst of theirs.
+//! hypervisor stopped a VM (a guest action it cannot serve), 7 a guest
+//! made no progress (a hart or vCPU trapping in a loop at the same place).
+//! With several VMs the status is the worst of theirs.
 
 // The doc comments on the argument structs are clap's --help text, written
 // for a terminal (`file=PATH[,readonly=on]`, `<port>`), not rustdoc markup.
@@ -425,6 +426,7 @@ fn main() -> ExitCode {
                     eprintln!("strata: the guest powered off reporting failure (code {code})")
                 }
                 ExitReason::Hung => eprintln!("strata: every hart is waiting for an interrupt that nothing can raise"),
+                ExitReason::NoProgress(s) => eprintln!("strata: {s}"),
             }
             ExitCode::from(reason.status() as u8)
         }
