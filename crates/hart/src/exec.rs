@@ -197,6 +197,8 @@ impl Hart {
                 self.csr.mstatus = v;
                 next = self.csr.mepc;
                 self.set_mode(mpp, virt);
+                // It retires after switching: the new mode starts after it.
+                self.watch.entered(self.instret + 1, next);
             }
             Op::SRET => {
                 if self.virt {
@@ -221,6 +223,8 @@ impl Hart {
                     }
                     next = self.sret_hs();
                 }
+                // It retires after switching: the new mode starts after it.
+                self.watch.entered(self.instret + 1, next);
             }
             Op::WFI => {
                 // §3.1.6.5: TW makes WFI illegal below M; with S-mode

@@ -14,6 +14,7 @@ pub mod isa;
 #[cfg(target_arch = "x86_64")]
 mod jit;
 mod mem;
+mod progress;
 pub mod stats;
 pub mod trap;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use csr::{hgatp, satp, status, Csrs};
 use decode::Insn;
+pub use progress::{NoProgress, NO_PROGRESS_TRAPS};
 use strata_devices::HartIrqs;
 use strata_memory::GuestRam;
 use strata_mmu::pmp::Pmp;
@@ -104,6 +106,8 @@ pub struct Hart {
     /// The bits of the instruction being executed (for `mtval` on illegal
     /// instructions).
     cur_insn_bits: u64,
+    /// Whether the hart keeps trapping without progress (`progress.rs`).
+    watch: progress::ProgressWatch,
     code: code::CodeCache,
     /// The block compiler and its code, when on (`set_jit`).
     #[cfg(target_arch = "x86_64")]
@@ -165,6 +169,7 @@ impl Hart {
             event: true,
             yield_slice: false,
             cur_insn_bits: 0,
+            watch: progress::ProgressWatch::default(),
             code: code::CodeCache::new(),
             #[cfg(target_arch = "x86_64")]
             jit: None,
@@ -189,6 +194,8 @@ impl Hart {
         self.code.clear();
         self.atp_changed();
         self.event = true;
+        self.watch = progress::ProgressWatch::default();
+        self.note_mode_entry();
     }
 
     /// Enters privilege `p` with virtualization mode `virt`.
@@ -196,6 +203,7 @@ impl Hart {
         debug_assert!(!(virt && p == Priv::M));
         self.prv = p;
         self.virt = virt;
+        self.note_mode_entry();
         self.update_mmu_ctx();
         self.event = true;
     }
@@ -564,6 +572,7 @@ impl Hart {
         debug_assert!(self.hyp_mode);
         if !self.virt && self.prv == Priv::S {
             self.pc = self.sret_hs();
+            self.note_mode_entry();
         }
         self.hyp_exit = None;
         let (used, _) = self.run(bus, budget);
@@ -575,6 +584,7 @@ impl Hart {
     /// state is in trap form; nothing happens if it is already stopped.
     pub fn preempt_guest(&mut self) {
         if self.virt || self.prv != Priv::S {
+            self.watch.preempting();
             self.take_trap(trap::cause::INTERRUPT | trap::cause::STI, 0);
             self.hyp_exit = None;
         }

@@ -69,6 +69,47 @@ pub mod cause {
     pub const MEI: u64 = 11;
     pub const SGEI: u64 = 12;
 
+    /// The name of a cause (Priv. Table 3.6 and Table 8.7), for messages.
+    pub fn name(c: u64) -> &'static str {
+        if c & INTERRUPT != 0 {
+            return match c & !INTERRUPT {
+                SSI => "supervisor software interrupt",
+                VSSI => "virtual supervisor software interrupt",
+                MSI => "machine software interrupt",
+                STI => "supervisor timer interrupt",
+                VSTI => "virtual supervisor timer interrupt",
+                MTI => "machine timer interrupt",
+                SEI => "supervisor external interrupt",
+                VSEI => "virtual supervisor external interrupt",
+                MEI => "machine external interrupt",
+                SGEI => "supervisor guest external interrupt",
+                _ => "interrupt",
+            };
+        }
+        match c {
+            INSN_MISALIGNED => "instruction address misaligned",
+            INSN_ACCESS => "instruction access fault",
+            ILLEGAL_INSN => "illegal instruction",
+            BREAKPOINT => "breakpoint",
+            LOAD_MISALIGNED => "load address misaligned",
+            LOAD_ACCESS => "load access fault",
+            STORE_MISALIGNED => "store/AMO address misaligned",
+            STORE_ACCESS => "store/AMO access fault",
+            ECALL_U => "environment call from U-mode",
+            ECALL_S => "environment call from S-mode",
+            ECALL_VS => "environment call from VS-mode",
+            ECALL_M => "environment call from M-mode",
+            INSN_PAGE => "instruction page fault",
+            LOAD_PAGE => "load page fault",
+            STORE_PAGE => "store/AMO page fault",
+            INSN_GUEST_PAGE => "instruction guest-page fault",
+            LOAD_GUEST_PAGE => "load guest-page fault",
+            VIRTUAL_INSN => "virtual instruction",
+            STORE_GUEST_PAGE => "store/AMO guest-page fault",
+            _ => "exception",
+        }
+    }
+
     /// Exceptions whose `tval` is an address (or the pc, for breakpoints),
     /// hence a guest virtual address when taken from V=1 (§8.2.1 GVA).
     pub fn writes_address(code: u64) -> bool {
@@ -129,6 +170,7 @@ impl Hart {
         let code = cause & !cause::INTERRUPT;
         let extra = std::mem::take(&mut self.trap_extra);
         let gva = !interrupt && (extra.gva || (self.virt && cause::writes_address(code)));
+        self.watch_trap(cause, tval);
         let epc = self.pc;
         let target = self.trap_target(cause);
         self.stats.count_trap(cause, target);

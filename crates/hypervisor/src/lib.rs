@@ -545,8 +545,15 @@ impl Hypervisor {
     }
 
     fn crash(&mut self, vm: usize, why: String) {
+        self.end_vm(vm, VmEnd::Crashed(why));
+    }
+
+    /// Ends VM `vm` for `end`, unless it has ended already: its vCPUs are
+    /// not scheduled again (the platform stops a VM whose vCPU makes no
+    /// progress this way).
+    pub fn end_vm(&mut self, vm: usize, end: VmEnd) {
         if self.vms[vm].end.is_none() {
-            self.vms[vm].end = Some(VmEnd::Crashed(why));
+            self.vms[vm].end = Some(end);
         }
     }
 

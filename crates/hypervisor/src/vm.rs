@@ -82,6 +82,9 @@ pub enum VmEnd {
     Failure(u32),
     /// The hypervisor stopped the VM: a guest action it cannot serve.
     Crashed(String),
+    /// Stopped because a vCPU traps in a loop without progress (what the
+    /// hart found, as a sentence).
+    NoProgress(String),
 }
 
 impl VmEnd {
@@ -91,6 +94,7 @@ impl VmEnd {
             VmEnd::Reset => "asked for a reset (Strata stops it)".into(),
             VmEnd::Failure(c) => format!("powered off reporting failure {c}"),
             VmEnd::Crashed(why) => format!("stopped by the hypervisor: {why}"),
+            VmEnd::NoProgress(what) => format!("made no progress: {what}"),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::fdt::{self, FdtConfig};
-use crate::loader::{self, ImageKind, LoadError, LoadTarget};
+use crate::loader::{self, HostFile, ImageKind, LoadError, LoadTarget, Source};
 use crate::machine::Layout;
 
 /// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
@@ -35,24 +35,38 @@ pub struct BootConfig<'a> {
     pub fdt: FdtConfig,
 }
 
-/// Loads the images into `ram` and returns where they went.
+/// Loads the images into `ram` and returns where they went. Each file is
+/// opened and checked (a regular file, no larger than the RAM it goes
+/// into, its headers consistent) before its bytes are read.
 pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError> {
     let base = ram.base();
-    let kernel_bytes = loader::read_file("kernel", cfg.kernel)?;
-    loader::check_not_foreign("kernel", &kernel_bytes)?;
-    let kind = loader::classify(&kernel_bytes);
+    let room = ram.end() - base;
+    let room_text = format!("the {} of guest RAM it must fit in (-m)", crate::size::human(room));
+    let kernel = HostFile::open("kernel", cfg.kernel)?;
+    let kernel_head = kernel.head(loader::HEAD)?;
+    loader::check_not_foreign(kernel.name(), &kernel_head)?;
+    let kind = loader::classify(&kernel_head);
+    if kind != ImageKind::Elf {
+        // An ELF file may carry much besides its segments (debug
+        // information); its segments are checked one by one.
+        kernel.check_size(room, &room_text)?;
+    }
     let mut layout = Layout::default();
     let mut fw_end = base;
     let firmware_entry = match cfg.bios {
         Some(path) => {
-            let fw = loader::read_file("firmware", path)?;
-            loader::check_not_foreign("firmware", &fw)?;
-            let l = match loader::classify(&fw) {
-                ImageKind::Elf => loader::load_elf(ram, "firmware", &fw)?,
+            let fw = HostFile::open("firmware", path)?;
+            let head = fw.head(loader::HEAD)?;
+            loader::check_not_foreign(fw.name(), &head)?;
+            let l = match loader::classify(&head) {
+                ImageKind::Elf => loader::load_elf(ram, &fw)?,
                 ImageKind::LinuxImage => {
-                    return Err(LoadError(format!("{} is a Linux kernel, not firmware", path.display())))
+                    return Err(LoadError(format!("{} is a Linux kernel, not firmware", fw.name())))
                 }
-                ImageKind::Raw => loader::load_raw(ram, "firmware", &fw, base)?,
+                ImageKind::Raw => {
+                    fw.check_size(room, &room_text)?;
+                    loader::load_raw(ram, &fw, base)?
+                }
             };
             fw_end = l.end;
             Some(l.entry)
@@ -60,7 +74,7 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
         None => None,
     };
     let kernel = match kind {
-        ImageKind::Elf => loader::load_elf(ram, "kernel", &kernel_bytes)?,
+        ImageKind::Elf => loader::load_elf(ram, &kernel)?,
         ImageKind::LinuxImage => {
             if firmware_entry.is_none() && !cfg.sbi_provided {
                 return Err(LoadError(
@@ -72,16 +86,13 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
             // firmware (boot-image-header.rst); without firmware, the same
             // place, as QEMU leaves the first 2 MiB to OpenSBI.
             let at = if firmware_entry.is_some() { align_up(fw_end, 2 * MIB) } else { base + 2 * MIB };
-            loader::load_linux_image(ram, "kernel", &kernel_bytes, at)?
+            loader::load_linux_image(ram, &kernel, at)?
         }
         ImageKind::Raw => {
             if firmware_entry.is_some() {
-                loader::load_raw(ram, "kernel", &kernel_bytes, align_up(fw_end, 2 * MIB))?
+                loader::load_raw(ram, &kernel, align_up(fw_end, 2 * MIB))?
             } else {
-                return Err(LoadError(format!(
-                    "{} is neither an ELF file nor a RISC-V Linux Image",
-                    cfg.kernel.display()
-                )));
+                return Err(LoadError(format!("{} is neither an ELF file nor a RISC-V Linux Image", kernel.name())));
             }
         }
     };
@@ -94,28 +105,31 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
     // it; fw_dynamic_info and the initrd go below it.
     let initrd = match cfg.initrd {
         Some(p) => {
-            let d = loader::read_file("initrd", p)?;
-            if d.is_empty() {
-                return Err(LoadError(format!("initrd {} is empty", p.display())));
+            let f = HostFile::open("initrd", p)?;
+            f.check_size(room, &room_text)?;
+            if f.is_empty() {
+                return Err(LoadError(format!("{} is empty", f.name())));
             }
-            Some(d)
+            Some(f)
         }
         None => None,
     };
     let dtb_slot = (ram.end() - DTB_MAX) & !(2 * MIB - 1);
     let info_addr = dtb_slot - 0x1000;
     let mut low_limit = info_addr;
-    if let Some(d) = &initrd {
-        let start = (info_addr.saturating_sub(d.len() as u64)) & !0xfff;
+    if let Some(f) = &initrd {
+        let start = (info_addr.saturating_sub(f.len())) & !0xfff;
         if start < kernel.end || start < base {
             return Err(LoadError(format!(
-                "RAM too small: the kernel ends at {:#x} and the {} MiB initrd must fit below {:#x}; try a larger -m",
+                "RAM too small: the kernel ends at {:#x} and the {} initrd must fit below {:#x}; try a larger -m",
                 kernel.end,
-                d.len() as u64 / MIB,
+                crate::size::human(f.len()),
                 info_addr
             )));
         }
-        ram.write(start, d).map_err(|e| LoadError(format!("initrd: {e}")))?;
+        // Checked to fit: now read it.
+        let d = f.read_at(0, f.len())?;
+        ram.write(start, &d).map_err(|e| LoadError(format!("initrd: {e}")))?;
         layout.initrd = Some((start, start + d.len() as u64));
         low_limit = start;
     }

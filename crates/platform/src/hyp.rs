@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use strata_devices::aclint::Timebase;
-use strata_devices::board::MAX_RAM;
 use strata_devices::rtc::host_clock;
 use strata_hart::{Bus, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
@@ -292,7 +291,8 @@ impl RunOutcome {
     /// The process exit status: 8 when a signal stopped the machine; 0 when
     /// every VM powered off cleanly (or the user quit), otherwise the worst
     /// of 3 (reset), 4 (failure reported), 5 (hung: waiting for an interrupt
-    /// nothing can raise), 6 (stopped by the hypervisor); 9 when a drive
+    /// nothing can raise), 6 (stopped by the hypervisor), 7 (a vCPU made no
+    /// progress); 9 when a drive
     /// with `werror=stop` stopped them all.
     pub fn status(&self) -> i32 {
         if self.signal.is_some() {
@@ -312,6 +312,7 @@ impl RunOutcome {
                 Some(VmEnd::Failure(_)) => 4,
                 None => 5,
                 Some(VmEnd::Crashed(_)) => 6,
+                Some(VmEnd::NoProgress(_)) => 7,
             })
             .max()
             .unwrap_or(0)
@@ -335,6 +336,18 @@ fn hart_ops<'a>(harts: &'a mut [Hart], time: &Arc<Timebase>) -> Vec<HypHart<'a>>
 }
 
 impl Hypervised {
+    /// Ends each VM whose vCPU a hart found trapping in a loop without
+    /// progress (`strata_hart::NoProgress`; exit status 7).
+    fn stop_stuck_vms(&mut self, harts: &mut [Hart]) {
+        for h in harts {
+            let Some(s) = h.take_no_progress() else { continue };
+            if let Some(vm) = self.hyp.vms.iter().position(|v| Some(v.vmid) == s.vmid) {
+                let what = format!("its vCPU on hart {} is {}", s.hartid, s.trap_loop());
+                self.hyp.end_vm(vm, VmEnd::NoProgress(what));
+            }
+        }
+    }
+
     /// Moves the console input to the next VM still running (none: stays).
     fn next_running_console(&mut self) {
         let n = self.hyp.vms.len();
@@ -355,6 +368,9 @@ impl Workload for Hypervised {
         let mut ops = hart_ops(harts, time);
         let mut refs: Vec<&mut dyn HartOps> = ops.iter_mut().map(|h| h as &mut dyn HartOps).collect();
         let s = self.hyp.run_slice(&mut refs, budget);
+        drop(refs);
+        drop(ops);
+        self.stop_stuck_vms(harts);
         Slice { used: s.used, idle: s.idle }
     }
 
@@ -464,7 +480,7 @@ impl Runner<Hypervised> {
                     vm.name
                 )));
             }
-            check_ram(&format!("VM {}: memory", vm.name), vm.memory, MAX_RAM)?;
+            check_ram(&format!("VM {}: memory", vm.name), vm.memory)?;
         }
         let vcpus: u32 = cfg.vms.iter().map(|v| v.vcpus).sum();
         let harts = cfg.harts.unwrap_or_else(|| vcpus.min(8));

@@ -11,6 +11,7 @@ pub mod hyp;
 pub mod loader;
 pub mod machine;
 pub mod runner;
+pub mod size;
 pub mod testguest;
 pub mod virtio;
 

@@ -6,7 +6,9 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::path::Path;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use strata_memory::GuestRam;
 
@@ -25,8 +27,153 @@ fn err<T>(msg: impl Into<String>) -> Result<T, LoadError> {
     Err(LoadError(msg.into()))
 }
 
-pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|e| LoadError(format!("cannot read {what} {}: {e}", path.display())))
+/// The largest configuration file Strata reads (`strata run --config`).
+pub const CONFIG_MAX: u64 = 1 << 20;
+
+/// Where a loader reads an image from: a host file, or bytes in memory.
+pub trait Source {
+    /// What the image is, for messages ("kernel Image").
+    fn name(&self) -> &str;
+    fn len(&self) -> u64;
+    /// `len` bytes from offset `off`, which the caller has checked lie
+    /// within [`len`](Self::len).
+    fn read_at(&self, off: u64, len: u64) -> Result<Vec<u8>, LoadError>;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first `n` bytes, or the whole file if it is shorter.
+    fn head(&self, n: u64) -> Result<Vec<u8>, LoadError> {
+        self.read_at(0, n.min(self.len()))
+    }
+}
+
+/// Bytes already in memory (tests, generated images).
+pub struct Bytes<'a> {
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
+impl Source for Bytes<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read_at(&self, off: u64, len: u64) -> Result<Vec<u8>, LoadError> {
+        off.checked_add(len)
+            .and_then(|end| self.data.get(off as usize..end as usize))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| LoadError(format!("{}: {off:#x}+{len:#x} is past its end", self.name)))
+    }
+}
+
+/// A host file opened for loading. Opening checks that it is a regular
+/// file and learns its length, before a byte is read: `/dev/zero`, a FIFO
+/// or a directory is refused at once, and a file too large for where it
+/// goes is refused without reading it.
+pub struct HostFile {
+    name: String,
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl HostFile {
+    /// Opens `path` as the `what` ("kernel", "initrd", ...). The open does
+    /// not block (`O_NONBLOCK`: opening a FIFO for reading would wait for a
+    /// writer), and the type is taken from the open file, not the path.
+    pub fn open(what: &str, path: &Path) -> Result<HostFile, LoadError> {
+        let name = format!("{what} {}", path.display());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| LoadError(format!("cannot read {name}: {}", io_reason(&e))))?;
+        let meta = file.metadata().map_err(|e| LoadError(format!("cannot read {name}: {}", io_reason(&e))))?;
+        let ft = meta.file_type();
+        let kind = if ft.is_file() {
+            None
+        } else if ft.is_dir() {
+            Some("a directory")
+        } else if ft.is_char_device() {
+            Some("a character device")
+        } else if ft.is_block_device() {
+            Some("a block device")
+        } else if ft.is_fifo() {
+            Some("a FIFO")
+        } else if ft.is_socket() {
+            Some("a socket")
+        } else {
+            Some("not a regular file")
+        };
+        if let Some(kind) = kind {
+            return err(format!("{name} is {kind}; give a regular file"));
+        }
+        Ok(HostFile { name, path: path.to_path_buf(), file, len: meta.len() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Refuses the file if it is larger than `limit` bytes, the room `room`
+    /// describes ("the 64 MiB of guest RAM").
+    pub fn check_size(&self, limit: u64, room: &str) -> Result<(), LoadError> {
+        if self.len > limit {
+            return err(format!("{} is {}, larger than {room}", self.name, crate::size::human(self.len)));
+        }
+        Ok(())
+    }
+
+    /// The whole file, which must be at most `limit` bytes (see
+    /// [`check_size`](Self::check_size)).
+    pub fn read_all(&self, limit: u64, room: &str) -> Result<Vec<u8>, LoadError> {
+        self.check_size(limit, room)?;
+        self.read_at(0, self.len)
+    }
+}
+
+impl Source for HostFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, off: u64, len: u64) -> Result<Vec<u8>, LoadError> {
+        if off.checked_add(len).is_none_or(|end| end > self.len) {
+            return err(format!("{}: {off:#x}+{len:#x} is past its end", self.name));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut buf, off).map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                "it shrank while being read".to_string()
+            } else {
+                io_reason(&e)
+            };
+            LoadError(format!("cannot read {}: {why}", self.name))
+        })?;
+        Ok(buf)
+    }
+}
+
+/// An I/O error without Rust's "(os error N)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Reads a small host file whole (a configuration file): a regular file of
+/// at most `limit` bytes.
+pub fn read_file(what: &str, path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let f = HostFile::open(what, path)?;
+    f.read_all(limit, &format!("the {} Strata reads for it", crate::size::human(limit)))
 }
 
 /// Where images are loaded: the board's RAM, or a [`Segments`] recorder
@@ -131,11 +278,23 @@ pub enum ImageKind {
 }
 
 const EM_RISCV: u16 = 243;
+/// `sizeof(Elf64_Phdr)`.
+const ELF64_PHDR_SIZE: u64 = 56;
+const PT_LOAD: u32 = 1;
+/// The Linux RISC-V Image header's second magic, at offset 0x38
+/// (Documentation/arch/riscv/boot-image-header.rst).
+const IMAGE_MAGIC2: &[u8; 4] = b"RSC\x05";
+/// PE/COFF machine type of RISC-V 64 (PE format, "Machine Types").
+const PE_MACHINE_RISCV64: u16 = 0x5064;
 
-pub fn classify(data: &[u8]) -> ImageKind {
-    if data.starts_with(b"\x7fELF") {
+/// How much of a file [`classify`] and [`check_not_foreign`] look at.
+pub const HEAD: u64 = 4096;
+
+/// Classifies an image by its first bytes ([`HEAD`] of them suffice).
+pub fn classify(head: &[u8]) -> ImageKind {
+    if head.starts_with(b"\x7fELF") {
         ImageKind::Elf
-    } else if data.len() >= 0x40 && &data[0x38..0x3c] == b"RSC\x05" {
+    } else if head.len() >= 0x40 && &head[0x38..0x3c] == IMAGE_MAGIC2 {
         ImageKind::LinuxImage
     } else {
         ImageKind::Raw
@@ -152,8 +311,10 @@ fn u64le(d: &[u8], off: usize) -> Option<u64> {
     Some(u64::from_le_bytes(d.get(off..off + 8)?.try_into().ok()?))
 }
 
-fn place(ram: &dyn LoadTarget, what: &str, addr: u64, bytes: &[u8], mem_size: u64) -> Result<(), LoadError> {
-    if mem_size < bytes.len() as u64 || !ram.contains(addr, mem_size) {
+/// Checks that `mem_size` bytes at `addr` lie in guest RAM, before anything
+/// is read for them.
+fn check_room(ram: &dyn LoadTarget, what: &str, addr: u64, mem_size: u64) -> Result<(), LoadError> {
+    if !ram.contains(addr, mem_size) {
         return err(format!(
             "{what} needs {:#x}..{:#x}, which is outside guest RAM {:#x}..{:#x} (try a larger -m)",
             addr,
@@ -162,57 +323,106 @@ fn place(ram: &dyn LoadTarget, what: &str, addr: u64, bytes: &[u8], mem_size: u6
             ram.end()
         ));
     }
+    Ok(())
+}
+
+fn place(ram: &dyn LoadTarget, what: &str, addr: u64, bytes: &[u8], mem_size: u64) -> Result<(), LoadError> {
+    check_room(ram, what, addr, mem_size.max(bytes.len() as u64))?;
     ram.write(addr, bytes).map_err(|e| LoadError(format!("{what}: {e}")))?;
-    ram.zero(addr + bytes.len() as u64, mem_size - bytes.len() as u64).map_err(|e| LoadError(format!("{what}: {e}")))
+    let rest = mem_size.saturating_sub(bytes.len() as u64);
+    ram.zero(addr + bytes.len() as u64, rest).map_err(|e| LoadError(format!("{what}: {e}")))
 }
 
 /// Loads an ELF64 little-endian RISC-V executable by its program headers'
 /// physical addresses (what QEMU's `virt` board does for `-kernel x.elf`).
-pub fn load_elf(ram: &dyn LoadTarget, what: &str, d: &[u8]) -> Result<Loaded, LoadError> {
-    let bad = |why: &str| LoadError(format!("{what} is not a usable ELF file: {why}"));
+/// Everything is checked before a segment is read: the header, the
+/// program header table and every loadable segment lie within the file,
+/// no segment's file part exceeds its memory part, every segment fits in
+/// guest RAM, and the entry point is in one of them. Only the segments'
+/// bytes are read (an ELF file with debug information may be much larger).
+pub fn load_elf(ram: &dyn LoadTarget, src: &dyn Source) -> Result<Loaded, LoadError> {
+    let what = src.name();
+    let bad = |why: String| LoadError(format!("{what} is not a usable ELF file: {why}"));
+    let d = src.head(64)?;
     if d.len() < 64 {
-        return Err(bad("truncated header"));
+        return Err(bad(format!("its header needs 64 bytes, the file has {}", d.len())));
     }
     if d[4] != 2 {
-        return Err(bad("not a 64-bit ELF (ELFCLASS64 expected)"));
+        return Err(bad("not a 64-bit ELF (ELFCLASS64 expected)".into()));
     }
     if d[5] != 1 {
-        return Err(bad("not little-endian"));
+        return Err(bad("not little-endian".into()));
     }
-    let machine = u16le(d, 18).ok_or_else(|| bad("truncated header"))?;
+    if d[6] != 1 {
+        return Err(bad(format!("ELF version {} (1 expected)", d[6])));
+    }
+    let e_type = u16le(&d, 16).unwrap_or(0);
+    if !matches!(e_type, 2 | 3) {
+        return Err(bad(format!("type {e_type} is not an executable (ET_EXEC or ET_DYN)")));
+    }
+    let machine = u16le(&d, 18).unwrap_or(0);
     if machine != EM_RISCV {
-        return Err(bad(&format!("built for machine {machine}, not RISC-V ({EM_RISCV})")));
+        return Err(bad(format!("built for machine {machine}, not RISC-V ({EM_RISCV})")));
     }
-    let entry = u64le(d, 24).ok_or_else(|| bad("truncated header"))?;
-    let phoff = u64le(d, 32).ok_or_else(|| bad("truncated header"))? as usize;
-    let phentsize = u16le(d, 54).ok_or_else(|| bad("truncated header"))? as usize;
-    let phnum = u16le(d, 56).ok_or_else(|| bad("truncated header"))? as usize;
-    if phentsize < 56 {
-        return Err(bad("program header entries too small"));
+    let entry = u64le(&d, 24).unwrap_or(0);
+    let phoff = u64le(&d, 32).unwrap_or(0);
+    let phentsize = u16le(&d, 54).unwrap_or(0) as u64;
+    let phnum = u16le(&d, 56).unwrap_or(0) as u64;
+    if phentsize != ELF64_PHDR_SIZE {
+        return Err(bad(format!("program header entries of {phentsize} bytes ({ELF64_PHDR_SIZE} expected)")));
     }
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for i in 0..phnum {
-        let ph = phoff
-            .checked_add(i.checked_mul(phentsize).ok_or_else(|| bad("header table overflows"))?)
-            .ok_or_else(|| bad("header table overflows"))?;
-        let p_type = u32le(d, ph).ok_or_else(|| bad("truncated program headers"))?;
-        if p_type != 1 {
+    let table = phnum * ELF64_PHDR_SIZE;
+    if phoff.checked_add(table).is_none_or(|end| end > src.len()) {
+        return Err(bad(format!(
+            "its {phnum} program headers at offset {phoff:#x} run past the end of the file ({:#x} bytes; truncated?)",
+            src.len()
+        )));
+    }
+    let ph = src.read_at(phoff, table)?;
+    // (file offset, file size, physical address, memory size) of each
+    // loadable segment, all checked before any is read.
+    let mut segs = Vec::new();
+    let room = ram.end() - ram.base();
+    let mut file_total = 0u64;
+    for i in 0..phnum as usize {
+        let p = &ph[i * ELF64_PHDR_SIZE as usize..];
+        if u32le(p, 0) != Some(PT_LOAD) {
             continue; // only PT_LOAD occupies memory
         }
-        let off = u64le(d, ph + 8).ok_or_else(|| bad("truncated program headers"))?;
-        let paddr = u64le(d, ph + 24).ok_or_else(|| bad("truncated program headers"))?;
-        let filesz = u64le(d, ph + 32).ok_or_else(|| bad("truncated program headers"))?;
-        let memsz = u64le(d, ph + 40).ok_or_else(|| bad("truncated program headers"))?;
-        let end = off.checked_add(filesz).ok_or_else(|| bad("segment overflows"))?;
-        let bytes = d.get(off as usize..end as usize).ok_or_else(|| bad("segment runs past the end of the file"))?;
-        place(ram, what, paddr, bytes, memsz.max(filesz))?;
+        let (off, paddr, filesz, memsz) =
+            (u64le(p, 8).unwrap_or(0), u64le(p, 24).unwrap_or(0), u64le(p, 32).unwrap_or(0), u64le(p, 40).unwrap_or(0));
+        if off.checked_add(filesz).is_none_or(|end| end > src.len()) {
+            return Err(bad(format!(
+                "segment {i} ({off:#x}+{filesz:#x}) runs past the end of the file ({:#x} bytes; truncated?)",
+                src.len()
+            )));
+        }
+        if filesz > memsz {
+            return Err(bad(format!(
+                "segment {i} has more bytes in the file ({filesz:#x}) than in memory ({memsz:#x})"
+            )));
+        }
+        check_room(ram, what, paddr, memsz)?;
+        file_total = file_total.saturating_add(filesz);
+        if file_total > room {
+            return Err(bad(format!("its segments add up to more than the {} of guest RAM", crate::size::human(room))));
+        }
+        segs.push((off, filesz, paddr, memsz));
+    }
+    if segs.is_empty() {
+        return Err(bad("no loadable segments".into()));
+    }
+    if !segs.iter().any(|&(_, _, paddr, memsz)| entry >= paddr && entry - paddr < memsz) {
+        return Err(bad(format!("its entry point {entry:#x} is in none of its loadable segments")));
+    }
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for (off, filesz, paddr, memsz) in segs {
+        let bytes = src.read_at(off, filesz)?;
+        place(ram, what, paddr, &bytes, memsz)?;
         if memsz > 0 {
             lo = lo.min(paddr);
             hi = hi.max(paddr + memsz);
         }
-    }
-    if lo == u64::MAX {
-        return Err(bad("no loadable segments"));
     }
     Ok(Loaded { entry, start: lo, end: hi })
 }
@@ -220,29 +430,94 @@ pub fn load_elf(ram: &dyn LoadTarget, what: &str, d: &[u8]) -> Result<Loaded, Lo
 /// Loads a Linux RISC-V `Image` at `addr`, which must be 2 MiB aligned for
 /// RV64 (Documentation/arch/riscv/boot-image-header.rst). The header's
 /// `image_size` (offset 0x10) is the memory the kernel occupies including
-/// its BSS, so the whole of it must fit in RAM.
-pub fn load_linux_image(ram: &dyn LoadTarget, what: &str, d: &[u8], addr: u64) -> Result<Loaded, LoadError> {
-    if d.len() < 0x40 || &d[0x38..0x3c] != b"RSC\x05" {
+/// its BSS, so the whole of it must fit in RAM, and the file cannot be
+/// larger. An EFI/PE image (Debian's) also says how long the file must be:
+/// its sections' raw data must all be in it, which catches a truncated
+/// kernel. A plain Image carries no such length.
+pub fn load_linux_image(ram: &dyn LoadTarget, src: &dyn Source, addr: u64) -> Result<Loaded, LoadError> {
+    let what = src.name();
+    let bad = |why: String| LoadError(format!("{what} is not a usable RISC-V Linux Image: {why}"));
+    let d = src.head(0x40)?;
+    if d.len() < 0x40 || &d[0x38..0x3c] != IMAGE_MAGIC2 {
         return err(format!("{what} is not a RISC-V Linux Image (no \"RSC\\x05\" magic at offset 0x38)"));
     }
-    let image_size = u64le(d, 0x10).unwrap_or(0).max(d.len() as u64);
-    place(ram, what, addr, d, image_size)?;
+    let flags = u64le(&d, 0x18).unwrap_or(0);
+    if flags & 1 != 0 {
+        return Err(bad("it is a big-endian kernel (header flags bit 0)".into()));
+    }
+    let image_size = match u64le(&d, 0x10).unwrap_or(0) {
+        // Headers before version 0.2 may leave it zero: the file is all.
+        0 => src.len(),
+        n => n,
+    };
+    if src.len() > image_size {
+        return Err(bad(format!(
+            "the file has {:#x} bytes, more than the {image_size:#x} its header says the kernel occupies",
+            src.len()
+        )));
+    }
+    if d.starts_with(b"MZ") {
+        check_pe_sections(src, &bad)?;
+    }
+    check_room(ram, what, addr, image_size)?;
+    let bytes = src.read_at(0, src.len())?;
+    place(ram, what, addr, &bytes, image_size)?;
     Ok(Loaded { entry: addr, start: addr, end: addr + image_size })
 }
 
-/// Loads a flat binary at `addr`.
-pub fn load_raw(ram: &dyn LoadTarget, what: &str, d: &[u8], addr: u64) -> Result<Loaded, LoadError> {
-    if d.is_empty() {
+/// The PE/COFF headers of an EFI Image (PE format: the signature at the
+/// offset in 0x3c, the COFF file header, the section table after the
+/// optional header): machine RISC-V 64, and every section's raw data
+/// within the file.
+fn check_pe_sections(src: &dyn Source, bad: &dyn Fn(String) -> LoadError) -> Result<(), LoadError> {
+    let len = src.len();
+    let head = src.head(0x40)?;
+    let pe = u32le(&head, 0x3c).unwrap_or(0) as u64;
+    if pe.checked_add(24).is_none_or(|e| e > len) || src.read_at(pe, 4)? != b"PE\0\0" {
+        return Err(bad(format!("it starts with \"MZ\" but has no PE header at {pe:#x} (truncated?)")));
+    }
+    let coff = src.read_at(pe + 4, 20)?;
+    let machine = u16le(&coff, 0).unwrap_or(0);
+    if machine != PE_MACHINE_RISCV64 {
+        return Err(bad(format!("its PE header names machine {machine:#x}, not RISC-V 64 ({PE_MACHINE_RISCV64:#x})")));
+    }
+    let sections = u16le(&coff, 2).unwrap_or(0) as u64;
+    let table = pe + 24 + u16le(&coff, 16).unwrap_or(0) as u64;
+    if table.checked_add(sections * 40).is_none_or(|e| e > len) {
+        return Err(bad("its PE section table runs past the end of the file (truncated?)".into()));
+    }
+    let t = src.read_at(table, sections * 40)?;
+    for s in t.chunks_exact(40) {
+        let name = String::from_utf8_lossy(&s[..8]).trim_end_matches('\0').to_string();
+        let (raw_size, raw_at) = (u32le(s, 16).unwrap_or(0) as u64, u32le(s, 20).unwrap_or(0) as u64);
+        if raw_at + raw_size > len {
+            return Err(bad(format!(
+                "truncated: its section {name} ends at {:#x}, but the file has {len:#x} bytes",
+                raw_at + raw_size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Loads a flat binary at `addr`; its length is checked against the RAM
+/// above `addr` before it is read.
+pub fn load_raw(ram: &dyn LoadTarget, src: &dyn Source, addr: u64) -> Result<Loaded, LoadError> {
+    let what = src.name();
+    if src.is_empty() {
         return err(format!("{what} is empty"));
     }
-    place(ram, what, addr, d, d.len() as u64)?;
-    Ok(Loaded { entry: addr, start: addr, end: addr + d.len() as u64 })
+    check_room(ram, what, addr, src.len())?;
+    let bytes = src.read_at(0, src.len())?;
+    place(ram, what, addr, &bytes, bytes.len() as u64)?;
+    Ok(Loaded { entry: addr, start: addr, end: addr + bytes.len() as u64 })
 }
 
 /// Rejects files that are plainly executables for another machine, which
-/// would otherwise load as a "flat binary" and run garbage.
+/// would otherwise load as a "flat binary" and run garbage. Looks at the
+/// first [`HEAD`] bytes.
 pub fn check_not_foreign(what: &str, d: &[u8]) -> Result<(), LoadError> {
-    if d.starts_with(b"MZ") && !(d.len() >= 0x40 && &d[0x38..0x3c] == b"RSC\x05") {
+    if d.starts_with(b"MZ") && !(d.len() >= 0x40 && &d[0x38..0x3c] == IMAGE_MAGIC2) {
         return err(format!("{what} is a PE/EFI executable without the RISC-V Image header (wrong architecture?)"));
     }
     if d.len() > 0x206 && &d[0x202..0x206] == b"HdrS" {
@@ -261,6 +536,10 @@ pub fn check_not_foreign(what: &str, d: &[u8]) -> Result<(), LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn src<'a>(name: &'a str, data: &'a [u8]) -> Bytes<'a> {
+        Bytes { name, data }
+    }
 
     fn ram() -> GuestRam {
         GuestRam::new(0x8000_0000, 0x40_0000).unwrap()
@@ -313,6 +592,8 @@ mod tests {
         d[0..4].copy_from_slice(b"\x7fELF");
         d[4] = 2;
         d[5] = 1;
+        d[6] = 1;
+        d[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
         d[18..20].copy_from_slice(&machine.to_le_bytes());
         d[24..32].copy_from_slice(&paddr.to_le_bytes());
         d[32..40].copy_from_slice(&64u64.to_le_bytes());
@@ -332,7 +613,7 @@ mod tests {
     fn loads_a_riscv_elf_and_zeroes_bss() {
         let r = ram();
         r.store(0x8000_1004, 4, 0xffff_ffff).unwrap();
-        let l = load_elf(&r, "test", &elf(EM_RISCV, 0x8000_1000, &[0x13, 0, 0, 0])).unwrap();
+        let l = load_elf(&r, &src("test", &elf(EM_RISCV, 0x8000_1000, &[0x13, 0, 0, 0]))).unwrap();
         assert_eq!(l, Loaded { entry: 0x8000_1000, start: 0x8000_1000, end: 0x8000_1014 });
         assert_eq!(r.load(0x8000_1000, 4).unwrap(), 0x13);
         assert_eq!(r.load(0x8000_1004, 4).unwrap(), 0, "bss zeroed");
@@ -341,14 +622,14 @@ mod tests {
     #[test]
     fn rejects_bad_elves() {
         let r = ram();
-        let e = load_elf(&r, "k", &elf(62, 0x8000_0000, &[0; 4])).unwrap_err();
+        let e = load_elf(&r, &src("k", &elf(62, 0x8000_0000, &[0; 4]))).unwrap_err();
         assert!(e.0.contains("not RISC-V"), "{e}");
         let mut t = elf(EM_RISCV, 0x8000_0000, &[0; 4]);
         t.truncate(100);
-        assert!(load_elf(&r, "k", &t).unwrap_err().0.contains("truncated"));
-        let e = load_elf(&r, "k", &elf(EM_RISCV, 0x1000, &[0; 4])).unwrap_err();
+        assert!(load_elf(&r, &src("k", &t)).unwrap_err().0.contains("truncated"));
+        let e = load_elf(&r, &src("k", &elf(EM_RISCV, 0x1000, &[0; 4]))).unwrap_err();
         assert!(e.0.contains("outside guest RAM"), "{e}");
-        let e = load_elf(&r, "k", &elf(EM_RISCV, u64::MAX - 2, &[0; 4])).unwrap_err();
+        let e = load_elf(&r, &src("k", &elf(EM_RISCV, u64::MAX - 2, &[0; 4]))).unwrap_err();
         assert!(e.0.contains("outside guest RAM"), "{e}");
     }
 
@@ -356,14 +637,82 @@ mod tests {
     fn linux_image_header_is_checked_and_sized() {
         let r = ram();
         let mut img = vec![0u8; 0x100];
-        assert!(load_linux_image(&r, "k", &img, 0x8020_0000).is_err());
+        assert!(load_linux_image(&r, &src("k", &img), 0x8020_0000).is_err());
         img[0x38..0x3c].copy_from_slice(b"RSC\x05");
         img[0x10..0x18].copy_from_slice(&0x1000u64.to_le_bytes());
         assert_eq!(classify(&img), ImageKind::LinuxImage);
-        let l = load_linux_image(&r, "k", &img, 0x8020_0000).unwrap();
+        let l = load_linux_image(&r, &src("k", &img), 0x8020_0000).unwrap();
         assert_eq!(l.end, 0x8020_1000);
         img[0x10..0x18].copy_from_slice(&0x100_0000u64.to_le_bytes());
-        assert!(load_linux_image(&r, "k", &img, 0x8020_0000).unwrap_err().0.contains("larger -m"));
+        assert!(load_linux_image(&r, &src("k", &img), 0x8020_0000).unwrap_err().0.contains("larger -m"));
+    }
+
+    /// An EFI Image: "MZ", the RISC-V header, a PE header at 0x40 with one
+    /// section whose raw data is at `raw_at`, `raw_size` bytes long.
+    fn efi_image(len: usize, raw_at: u32, raw_size: u32) -> Vec<u8> {
+        let mut d = vec![0u8; len];
+        d[0..2].copy_from_slice(b"MZ");
+        d[0x10..0x18].copy_from_slice(&(len as u64 * 2).to_le_bytes());
+        d[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        d[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        d[0x40..0x44].copy_from_slice(b"PE\0\0");
+        d[0x44..0x46].copy_from_slice(&PE_MACHINE_RISCV64.to_le_bytes());
+        d[0x46..0x48].copy_from_slice(&1u16.to_le_bytes()); // one section
+        d[0x54..0x56].copy_from_slice(&0u16.to_le_bytes()); // no optional header
+        let sec = 0x40 + 24;
+        d[sec..sec + 5].copy_from_slice(b".text");
+        d[sec + 16..sec + 20].copy_from_slice(&raw_size.to_le_bytes());
+        d[sec + 20..sec + 24].copy_from_slice(&raw_at.to_le_bytes());
+        d
+    }
+
+    #[test]
+    fn an_efi_image_must_hold_its_sections() {
+        let r = ram();
+        let whole = efi_image(0x2000, 0x1000, 0x1000);
+        assert!(load_linux_image(&r, &src("k", &whole), 0x8020_0000).is_ok());
+        let e = load_linux_image(&r, &src("k", &whole[..0x1800]), 0x8020_0000).unwrap_err();
+        assert!(e.0.contains("truncated: its section .text ends at 0x2000, but the file has 0x1800 bytes"), "{e}");
+        let mut x86 = whole.clone();
+        x86[0x44..0x46].copy_from_slice(&0x8664u16.to_le_bytes());
+        assert!(load_linux_image(&r, &src("k", &x86), 0x8020_0000).unwrap_err().0.contains("not RISC-V 64"));
+        let e = load_linux_image(&r, &src("k", &whole[..0x60]), 0x8020_0000).unwrap_err();
+        assert!(e.0.contains("section table runs past the end"), "{e}");
+    }
+
+    #[test]
+    fn an_image_is_no_longer_than_its_header_says_and_little_endian() {
+        let r = ram();
+        let mut img = vec![0u8; 0x2000];
+        img[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        img[0x10..0x18].copy_from_slice(&0x1000u64.to_le_bytes());
+        let e = load_linux_image(&r, &src("k", &img), 0x8020_0000).unwrap_err();
+        assert!(e.0.contains("more than the 0x1000"), "{e}");
+        img[0x10..0x18].copy_from_slice(&0x3000u64.to_le_bytes());
+        img[0x18] = 1;
+        assert!(load_linux_image(&r, &src("k", &img), 0x8020_0000).unwrap_err().0.contains("big-endian"));
+    }
+
+    #[test]
+    fn elf_consistency_is_checked_before_loading() {
+        let r = ram();
+        let good = elf(EM_RISCV, 0x8000_1000, &[0x13, 0, 0, 0]);
+        type Spoil = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: [(&str, Spoil, &str); 5] = [
+            ("phentsize", Box::new(|d| d[54] = 64), "entries of 64 bytes"),
+            ("relocatable", Box::new(|d| d[16] = 1), "not an executable"),
+            ("version", Box::new(|d| d[6] = 0), "ELF version 0"),
+            ("filesz > memsz", Box::new(|d| d[64 + 40] = 2), "more bytes in the file"),
+            ("entry", Box::new(|d| d[24..32].copy_from_slice(&0x8000_2000u64.to_le_bytes())), "entry point 0x80002000"),
+        ];
+        for (what, f, want) in cases {
+            let mut d = good.clone();
+            f(&mut d);
+            let e = load_elf(&r, &src("k", &d)).unwrap_err();
+            assert!(e.0.contains(want), "{what}: {e}");
+        }
+        // Nothing was written by the refused loads.
+        assert_eq!(r.load(0x8000_1000, 4).unwrap(), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use strata_devices::aclint::{Aclint, AclintHartLines, Timebase};
-use strata_devices::board::{VirtWiring, MAX_RAM, VIRT};
+use strata_devices::board::{VirtWiring, VIRT};
 use strata_devices::bus::Bus as DeviceBus;
 use strata_devices::rtc::{host_clock, GoldfishRtc};
 use strata_devices::syscon::{PowerLatch, PowerRequest};
@@ -64,6 +64,8 @@ pub enum ExitReason {
     Hung,
     /// The user typed `Ctrl-A x`.
     Quit,
+    /// A hart traps in a loop without progress (`strata_hart::NoProgress`).
+    NoProgress(strata_hart::NoProgress),
     /// A signal (its number) stopped the machine.
     Stopped(i32),
     /// A drive's host read or write failed and its policy is `stop`
@@ -79,6 +81,7 @@ impl ExitReason {
             ExitReason::Reset => 3,
             ExitReason::GuestFailure(_) => 4,
             ExitReason::Hung => 5,
+            ExitReason::NoProgress(_) => 7,
             ExitReason::Stopped(_) => 8,
             ExitReason::DiskStopped => 9,
         }
@@ -115,6 +118,8 @@ pub struct BareBoard {
     uart: Arc<Mutex<Uart>>,
     power: Arc<PowerLatch>,
     request: Option<PowerRequest>,
+    /// A hart found trapping in a loop without progress: the run ends.
+    stuck: Option<strata_hart::NoProgress>,
     console: Arc<Mutex<ConsoleOut>>,
     /// Where the boot images landed (for tests).
     pub layout: Layout,
@@ -144,6 +149,7 @@ impl Workload for BareBoard {
             if exit == RunExit::Budget {
                 all_idle = false;
             }
+            self.stuck = self.stuck.or(h.no_progress().copied());
         }
         // A hart in WFI with an enabled interrupt pending wakes next slice.
         let idle = all_idle && !harts.iter().any(|h| h.mip() & h.csr.mie != 0);
@@ -168,6 +174,9 @@ impl Workload for BareBoard {
     }
 
     fn ended(&mut self) -> bool {
+        if self.stuck.is_some() {
+            return true;
+        }
         if self.request.is_none() {
             self.request = self.power.take_request();
         }
@@ -191,6 +200,7 @@ impl Workload for BareBoard {
 
     fn outcome(&mut self, end: RunEnd) -> ExitReason {
         match end {
+            RunEnd::Finished if self.stuck.is_some() => ExitReason::NoProgress(self.stuck.take().expect("checked")),
             RunEnd::Finished | RunEnd::Rounds => match self.request {
                 Some(PowerRequest::PowerOff) => ExitReason::PowerOff,
                 Some(PowerRequest::Reset) => ExitReason::Reset,
@@ -210,7 +220,7 @@ impl Runner<BareBoard> {
     /// backends, loads the images and wires the devices.
     pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
         check_harts(&format!("--smp {}", cfg.harts), cfg.harts)?;
-        check_ram("-m", cfg.ram_size, MAX_RAM)?;
+        check_ram("RAM size", cfg.ram_size)?;
         // No file may serve two jobs (a log over a disk, one socket twice).
         crate::hostpaths::check(&crate::hostpaths::machine_paths(cfg)).map_err(LoadError)?;
         // virtio slots and backends first: a bad --drive fails fast.
@@ -299,6 +309,7 @@ impl Runner<BareBoard> {
             uart,
             power,
             request: None,
+            stuck: None,
             console,
             layout,
         };

@@ -68,7 +68,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_devices::aclint::Timebase;
-use strata_devices::board::{MAX_HARTS, MIN_RAM, TIMEBASE_HZ};
+use strata_devices::board::{MAX_HARTS, TIMEBASE_HZ};
 use strata_devices::virtio::VirtioMmio;
 use strata_hart::Hart;
 use strata_memory::GuestRam;
@@ -132,43 +132,22 @@ pub fn check_harts(what: &str, n: u32) -> Result<(), LoadError> {
 }
 
 /// Checks a RAM size for a machine or VM (`what` names it, e.g. "-m"):
-/// at least [`MIN_RAM`], whole pages, at most `max`, and no more than the
-/// host has.
-pub fn check_ram(what: &str, bytes: u64, max: u64) -> Result<(), LoadError> {
-    const MIB: u64 = 1 << 20;
-    if bytes < MIN_RAM {
-        return Err(LoadError(format!("{what} {} MiB: at least {} MiB of RAM is needed", bytes / MIB, MIN_RAM / MIB)));
-    }
-    if bytes % 4096 != 0 {
-        return Err(LoadError(format!("{what}: memory must be a whole number of 4 KiB pages")));
-    }
-    if bytes > max {
-        return Err(LoadError(format!("{what} {} MiB: at most {} GiB of RAM is supported", bytes / MIB, max >> 30)));
-    }
-    check_host_ram(what, bytes)
+/// the limits of [`crate::size::check_ram`] (the one place they are
+/// checked), as a [`LoadError`].
+pub fn check_ram(what: &str, bytes: u64) -> Result<(), LoadError> {
+    crate::size::check_ram(bytes).map_err(|e| LoadError(format!("{what} {}: {e}", crate::size::human(bytes))))
 }
 
 /// Checks that `bytes` of machine memory fit in the host's RAM.
 pub fn check_host_ram(what: &str, bytes: u64) -> Result<(), LoadError> {
-    const MIB: u64 = 1 << 20;
-    if let Some(host) = host_ram_bytes() {
-        if bytes > host {
-            return Err(LoadError(format!(
-                "{what}: {} MiB is more than this host's {} MiB of RAM",
-                bytes / MIB,
-                host / MIB
-            )));
-        }
+    match crate::size::host_ram_bytes() {
+        Some(host) if bytes > host => Err(LoadError(format!(
+            "{what}: {} is more than this host's {} of RAM",
+            crate::size::human(bytes),
+            crate::size::human(host)
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
-}
-
-/// Total RAM of the host, from /proc/meminfo.
-fn host_ram_bytes() -> Option<u64> {
-    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// Locks `m`, also after a panic elsewhere poisoned it (device state stays
@@ -766,9 +745,9 @@ mod tests {
         assert!(check_harts("--smp 8", 8).is_ok());
         let e = check_harts("--smp 9", 9).unwrap_err();
         assert!(e.0.contains("--smp 9") && e.0.contains("1 to 8"), "{}", e.0);
-        assert!(check_ram("-m", 15 << 20, 1 << 40).unwrap_err().0.contains("at least 16 MiB"));
-        assert!(check_ram("-m", (16 << 20) + 1, 1 << 40).unwrap_err().0.contains("4 KiB pages"));
-        assert!(check_ram("-m", 2 << 30, 1 << 30).unwrap_err().0.contains("at most 1 GiB"));
-        assert!(check_ram("-m", 16 << 20, 1 << 40).is_ok());
+        assert!(check_ram("-m", 15 << 20).unwrap_err().0.contains("at least 16 MiB"));
+        assert!(check_ram("-m", (16 << 20) + 1).unwrap_err().0.contains("4 KiB pages"));
+        assert!(check_ram("-m", 65 << 30).unwrap_err().0.contains("at most 64 GiB"));
+        assert!(check_ram("-m", 16 << 20).is_ok());
     }
 }

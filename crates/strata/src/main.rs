@@ -6,11 +6,12 @@
 //! x), 1 a host-side error (bad file, flag or configuration), 2 a usage
 //! error, 3 a guest asked for a reset, 4 a guest powered off reporting
 //! failure, 5 a guest hung with nothing left that could wake it, 6 the
-//! hypervisor stopped a VM (a guest action it cannot serve), 8 a signal
-//! (SIGTERM, SIGINT, SIGHUP) stopped Strata: it flushed the disks, removed
-//! the sockets it made, printed `--stats` if asked and said why on stderr,
-//! 9 a disk read or write failed on the host and its drive has
-//! `werror=stop` (or `rerror=stop`): the machine stopped with the disks
+//! hypervisor stopped a VM (a guest action it cannot serve), 7 a guest
+//! made no progress (a hart or vCPU trapping in a loop at the same place),
+//! 8 a signal (SIGTERM, SIGINT, SIGHUP) stopped Strata: it flushed the
+//! disks, removed the sockets it made, printed `--stats` if asked and said
+//! why on stderr, 9 a disk read or write failed on the host and its drive
+//! has `werror=stop` (or `rerror=stop`): the machine stopped with the disks
 //! flushed. With several VMs the status is the worst of theirs.
 
 // The doc comments on the argument structs are clap's --help text, written
@@ -22,7 +23,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
+use strata_platform::loader;
 use strata_platform::runner::signal_name;
+use strata_platform::size::parse_ram_size;
 use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig, VsockSpec};
 
 /// Why the machine stopped with status 9 (the drive's own line names the
@@ -63,9 +66,9 @@ struct RunArgs {
     initrd: Option<PathBuf>,
     #[arg(long)]
     append: Option<String>,
-    /// Guest memory (K, M or G suffix; default MiB).
-    #[arg(short = 'm', long = "memory", value_parser = parse_size)]
-    memory: Option<u64>,
+    /// Guest memory, as for `strata machine` (default 512M).
+    #[arg(short = 'm', long = "memory")]
+    memory: Option<String>,
     /// vCPUs of the VM (1 to 8).
     #[arg(long)]
     smp: Option<u32>,
@@ -152,7 +155,9 @@ fn run(a: RunArgs) -> Result<i32, String> {
             {
                 return Err("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log".into());
             }
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = loader::read_file("configuration file", path, loader::CONFIG_MAX).map_err(|e| e.0)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("configuration file {} is not UTF-8 text", path.display()))?;
             let f: RunFile =
                 toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
             if let Some(p) = f.invalidation {
@@ -185,7 +190,7 @@ fn run(a: RunArgs) -> Result<i32, String> {
                     Ok(VmConfig {
                         virtio,
                         memory: match &v.memory {
-                            Some(m) => parse_size(m).map_err(|e| format!("VM {}: memory {e}", v.name))?,
+                            Some(m) => parse_ram_size(m).map_err(|e| format!("VM {}: memory {m:?}: {e}", v.name))?,
                             None => 512 << 20,
                         },
                         vcpus: v.vcpus.unwrap_or(1),
@@ -204,7 +209,10 @@ fn run(a: RunArgs) -> Result<i32, String> {
             vec![VmConfig {
                 virtio: a.virtio.config(),
                 name: a.name.unwrap_or_else(|| "vm0".into()),
-                memory: a.memory.unwrap_or(512 << 20),
+                memory: match &a.memory {
+                    Some(m) => parse_ram_size(m).map_err(|e| format!("-m {m}: {e}"))?,
+                    None => 512 << 20,
+                },
                 vcpus: a.smp.unwrap_or(1),
                 protected: a.protected,
                 kernel,
@@ -273,9 +281,11 @@ struct MachineArgs {
     /// Kernel command line (/chosen/bootargs).
     #[arg(long, default_value = "")]
     append: String,
-    /// RAM size: a number with an optional K, M or G suffix (default MiB).
-    #[arg(short = 'm', long = "memory", default_value = "512M", value_parser = parse_size)]
-    memory: u64,
+    /// RAM size, as QEMU's -m: a number (a fraction too) with an optional
+    /// unit B, K, M, G, T, P or E (default M), rounded up to 4 KiB pages;
+    /// 16 MiB to 64 GiB.
+    #[arg(short = 'm', long = "memory", default_value = "512M")]
+    memory: String,
     /// Number of harts (1 to 8).
     #[arg(long, default_value_t = 1)]
     smp: u32,
@@ -371,21 +381,8 @@ fn clock_mode(c: Option<Clock>) -> ClockMode {
     }
 }
 
-/// Parses sizes like QEMU's -m: "512", "512M", "1G", "1048576K".
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
-        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
-        Some(c) if c.is_ascii_digit() => (s, 1 << 20),
-        _ => return Err(format!("{s:?} is not a size (examples: 512M, 1G)")),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 512M, 1G)"))?;
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("{s:?} is out of range"))
-}
-
 fn machine(a: MachineArgs) -> Result<ExitReason, String> {
+    let ram_size = parse_ram_size(&a.memory).map_err(|e| format!("-m {}: {e}", a.memory))?;
     let bios = match a.bios.as_deref() {
         Some("none") => None,
         Some(p) => Some(PathBuf::from(p)),
@@ -402,7 +399,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let clock = clock_mode(a.clock);
     let cfg = MachineConfig {
-        ram_size: a.memory,
+        ram_size,
         harts: a.smp,
         bios,
         kernel: a.kernel,
@@ -462,6 +459,7 @@ fn main() -> ExitCode {
                 ExitReason::Hung => eprintln!("strata: every hart is waiting for an interrupt that nothing can raise"),
                 ExitReason::DiskStopped => eprintln!("strata: {DISK_STOPPED}"),
                 ExitReason::Stopped(sig) => eprintln!("strata: stopped by {}", signal_name(sig)),
+                ExitReason::NoProgress(s) => eprintln!("strata: {s}"),
             }
             ExitCode::from(reason.status() as u8)
         }
@@ -469,22 +467,5 @@ fn main() -> ExitCode {
             eprintln!("strata: {e}");
             ExitCode::from(1)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512").unwrap(), 512 << 20);
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
-        assert!(parse_size("").is_err());
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("99999999999999G").is_err());
     }
 }
