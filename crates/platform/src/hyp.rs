@@ -549,11 +549,14 @@ impl Runner<Hypervised> {
         }
 
         let time = cfg.clock.timebase();
+        // STRATA_PERF_MAP names only ordinary VMs' code (issue 12 item 10).
+        let named: Vec<u64> = hyp.vms.iter().filter(|v| !v.protected).map(|v| v.vmid).collect();
         let harts: Vec<Hart> = (0..harts)
             .map(|h| {
                 let mut hart = Hart::new(h as u64, ram.clone(), strata_devices::HartIrqs::new());
                 hart.reset(0);
                 hart.set_jit(cfg.jit);
+                hart.set_perf_map_vmids(Some(named.clone()));
                 hart.set_hypervisor_mode();
                 hart.enable_tlb_reverse_index();
                 let mut ops = HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE };
