@@ -364,6 +364,7 @@ impl Hypervised {
 impl Workload for Hypervised {
     type Outcome = RunOutcome;
 
+    #[inline]
     fn run_slice(&mut self, harts: &mut [Hart], time: &Arc<Timebase>, budget: u64) -> Slice {
         let mut ops = hart_ops(harts, time);
         let mut refs: Vec<&mut dyn HartOps> = ops.iter_mut().map(|h| h as &mut dyn HartOps).collect();
@@ -374,6 +375,7 @@ impl Workload for Hypervised {
         Slice { used: s.used, idle: s.idle }
     }
 
+    #[inline]
     fn update_devices(&mut self) {
         self.hyp.update_devices();
     }
@@ -386,6 +388,7 @@ impl Workload for Hypervised {
         self.hyp.rtc_alarm_in_ns()
     }
 
+    #[inline]
     fn ended(&mut self) -> bool {
         self.hyp.all_ended()
     }
@@ -403,6 +406,7 @@ impl Workload for Hypervised {
         self.next_running_console();
     }
 
+    #[inline]
     fn flush_consoles(&mut self, end: bool) {
         for c in &self.consoles {
             let mut c = lock(c);

@@ -140,6 +140,7 @@ pub struct Layout {
 impl Workload for BareBoard {
     type Outcome = ExitReason;
 
+    #[inline]
     fn run_slice(&mut self, harts: &mut [Hart], _time: &Arc<Timebase>, budget: u64) -> Slice {
         let mut used = Vec::with_capacity(harts.len());
         let mut all_idle = true;
@@ -156,6 +157,7 @@ impl Workload for BareBoard {
         Slice { used, idle }
     }
 
+    #[inline]
     fn update_devices(&mut self) {
         lock(&self.aclint).update();
         lock(&self.rtc).update();
@@ -173,6 +175,7 @@ impl Workload for BareBoard {
         harts.iter().any(|h| h.mip() & h.csr.mie != 0)
     }
 
+    #[inline]
     fn ended(&mut self) -> bool {
         if self.stuck.is_some() {
             return true;
@@ -192,6 +195,7 @@ impl Workload for BareBoard {
         true
     }
 
+    #[inline]
     fn flush_consoles(&mut self, _end: bool) {
         lock(&self.console).flush();
     }

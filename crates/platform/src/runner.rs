@@ -27,8 +27,11 @@
 //! caught up with guest time, then moves guest time no further than host
 //! time. `Host` sleeps until the host clock reaches it. Every wait is a
 //! `poll(2)` on a wake-up socket that console input and stop requests write
-//! to, so it ends at once on input or a signal; with virtio devices that
-//! have host input it ends after at most [`VIRTIO_POLL`]. With no event
+//! to, and on the host descriptors of the virtio devices (TAP, vsock and
+//! console sockets), so it ends at once on input, a signal or host data for
+//! a device. A device that cannot name all its host work in descriptors, or
+//! whose host data waits for the guest's buffers, is polled every
+//! [`VIRTIO_POLL`] instead until the guest runs again. With no event
 //! armed, no input and no such device, nothing can ever happen: the run
 //! ends as hung.
 //!
@@ -82,8 +85,10 @@ pub const CHUNK: u64 = 4096;
 /// Virtual time: instructions per `mtime` tick, i.e. a nominal 100 MIPS hart
 /// at the 10 MHz timebase.
 pub const INSNS_PER_TICK: u64 = 10;
-/// Longest idle wait while virtio devices with host input (net, vsock,
-/// console) are attached: they are polled, not waited on.
+/// Longest idle wait while a virtio device with host input has work that
+/// no descriptor announces (see [`VirtioDevice::host_fds`]).
+///
+/// [`VirtioDevice::host_fds`]: strata_devices::virtio::VirtioDevice::host_fds
 pub const VIRTIO_POLL: Duration = Duration::from_millis(1);
 /// Longest single idle wait of a paced clock.
 const PACED_MAX_WAIT: Duration = Duration::from_millis(50);
@@ -309,6 +314,13 @@ pub struct Runner<W: Workload> {
     idle_wait: Duration,
     /// Idle rounds in a row whose next deadline had already passed.
     passed_deadlines: u32,
+    /// The last idle wait ended because a virtio device's host descriptor
+    /// was ready.
+    virtio_woke: bool,
+    /// ... and polling the devices then delivered nothing (the guest gave
+    /// them no buffers yet): until the guest runs again, they are polled
+    /// on a timer instead of waited on.
+    virtio_stalled: bool,
 }
 
 impl<W: Workload> Runner<W> {
@@ -356,6 +368,8 @@ impl<W: Workload> Runner<W> {
             rounds: 0,
             idle_wait: Duration::ZERO,
             passed_deadlines: 0,
+            virtio_woke: false,
+            virtio_stalled: false,
         })
     }
 
@@ -473,6 +487,7 @@ impl<W: Workload> Runner<W> {
             return self.idle();
         }
         self.passed_deadlines = 0;
+        self.virtio_stalled = false;
         None
     }
 
@@ -522,8 +537,15 @@ impl<W: Workload> Runner<W> {
     /// No hart can run: wait for the next event (see the module
     /// documentation).
     fn idle(&mut self) -> Option<RunEnd> {
-        if self.work.wakeup_pending(&self.harts) || self.poll_virtio() {
+        if self.work.wakeup_pending(&self.harts) {
             return None;
+        }
+        if self.poll_virtio() {
+            self.virtio_stalled = false;
+            return None;
+        }
+        if std::mem::take(&mut self.virtio_woke) {
+            self.virtio_stalled = true;
         }
         let polled = self.virtio_polled();
         let now = self.time.now();
@@ -535,14 +557,13 @@ impl<W: Workload> Runner<W> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let cap = |d: Duration| if polled { d.min(VIRTIO_POLL) } else { d };
         let Some(deadline) = deadline else {
             if !polled && self.input.is_none() && self.held.is_none() {
                 return Some(RunEnd::Hung);
             }
             // Only console input, virtio host input or a stop request can
             // wake the machine now.
-            self.wait(if polled { Some(VIRTIO_POLL) } else { None });
+            self.wait(None);
             return None;
         };
         let delta = deadline.wrapping_sub(now);
@@ -552,7 +573,7 @@ impl<W: Workload> Runner<W> {
             ClockMode::Host => {
                 if delta > 0 {
                     self.passed_deadlines = 0;
-                    self.wait(Some(cap(ticks_to_duration(delta))));
+                    self.wait(Some(ticks_to_duration(delta)));
                 } else {
                     // A deadline that has passed wakes a hart next round;
                     // if it keeps not doing so (the guest masked that
@@ -571,7 +592,7 @@ impl<W: Workload> Runner<W> {
                 if target > host {
                     // Guest time would run ahead of host time: wait, then
                     // go no further than host time.
-                    self.wait(Some(cap(ticks_to_duration(target - host).min(PACED_MAX_WAIT))));
+                    self.wait(Some(ticks_to_duration(target - host).min(PACED_MAX_WAIT)));
                     let host = duration_to_ticks(start.elapsed());
                     self.time.advance(host.min(target).saturating_sub(raw));
                 } else {
@@ -585,16 +606,39 @@ impl<W: Workload> Runner<W> {
     }
 
     /// Sleeps until the wake-up socket is written to (console input, a stop
-    /// request) or `timeout` passes (`None`: no timeout).
+    /// request), a virtio device's host descriptor is ready, or `timeout`
+    /// passes (`None`: no timeout). Devices that cannot name all their
+    /// host work in descriptors (and stalled ones) cap it at
+    /// [`VIRTIO_POLL`].
     fn wait(&mut self, timeout: Option<Duration>) {
         let t0 = Instant::now();
-        let ms = timeout.map_or(-1, |d| d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32);
-        let mut fds = [libc::pollfd { fd: self.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-        // SAFETY: `fds` is a valid array of one pollfd for the duration of
-        // the call, and the descriptor stays open (owned by `self`).
-        unsafe {
-            libc::poll(fds.as_mut_ptr(), 1, ms);
+        let mut host_fds = Vec::new();
+        let mut timed = false;
+        for d in &self.virtio {
+            let d = lock(d);
+            if d.polled() {
+                timed |= self.virtio_stalled || !d.host_fds(&mut host_fds);
+            }
         }
+        if self.virtio_stalled {
+            host_fds.clear();
+        }
+        let timeout = if timed { Some(timeout.map_or(VIRTIO_POLL, |t| t.min(VIRTIO_POLL))) } else { timeout };
+        let ms = timeout.map_or(-1, |d| d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32);
+        let mut fds = vec![libc::pollfd { fd: self.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        fds.extend(host_fds.iter().map(|h| libc::pollfd {
+            fd: h.fd,
+            events: if h.write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        }));
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the
+        // duration of the call; the descriptors belong to `self` and to the
+        // virtio devices it owns, which stay open meanwhile (a descriptor
+        // closed under us would only make poll report POLLNVAL).
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+        }
+        self.virtio_woke = fds[1..].iter().any(|f| f.revents != 0);
         let mut buf = [0u8; 64];
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
         self.idle_wait += t0.elapsed();

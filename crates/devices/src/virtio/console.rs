@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
-use super::{id, DeviceError, QueueCtx, VirtioDevice};
+use super::{id, DeviceError, HostFd, QueueCtx, VirtioDevice};
 
 const RXQ: usize = 0;
 const TXQ: usize = 1;
@@ -152,6 +152,19 @@ impl VirtioDevice for Console {
     fn polled(&self) -> bool {
         true
     }
+    fn host_fds(&self, fds: &mut Vec<HostFd>) -> bool {
+        match &self.client {
+            // One client at a time: the next is accepted when it leaves.
+            None => fds.push(HostFd::read(&self.listener)),
+            Some(c) => {
+                fds.push(HostFd::read(c));
+                if !self.out.is_empty() {
+                    fds.push(HostFd::write(c));
+                }
+            }
+        }
+        true
+    }
     fn shut_down(&mut self) {
         self.client = None;
         // Taken, so that dropping the device later removes nothing (the
@@ -214,5 +227,30 @@ mod tests {
         assert_eq!(mem.load(USED + 8, 4).unwrap(), 3);
         drop(m);
         assert!(!p.exists());
+    }
+
+    /// An idle run loop sleeps on the listener until a client comes, then
+    /// on the client; shutting down removes the socket file at once.
+    #[test]
+    fn host_descriptors_and_shut_down() {
+        use std::os::fd::AsRawFd;
+        let p = std::env::temp_dir().join(format!("strata-vcon-fds-{}.sock", std::process::id()));
+        let mut c = Console::new(p.clone()).unwrap();
+        let mut fds = Vec::new();
+        assert!(c.host_fds(&mut fds));
+        assert_eq!(fds, [HostFd::read(&c.listener)]);
+        let _host = UnixStream::connect(&p).unwrap();
+        c.accept();
+        fds.clear();
+        assert!(c.host_fds(&mut fds));
+        let client = c.client.as_ref().unwrap().as_raw_fd();
+        assert_eq!(fds, [HostFd { fd: client, write: false }], "the client, not the listener");
+        c.shut_down();
+        assert!(!p.exists(), "shut_down removes the socket file");
+        // Dropping it later removes nothing (the path may be reused).
+        std::fs::write(&p, b"someone else's").unwrap();
+        drop(c);
+        assert!(p.exists());
+        std::fs::remove_file(&p).unwrap();
     }
 }

@@ -225,6 +225,12 @@ impl VirtioMmio {
         did
     }
 
+    /// The descriptors an idle run loop waits on for this device (see
+    /// [`VirtioDevice::host_fds`]); a device not yet live has no host work.
+    pub fn host_fds(&self, fds: &mut Vec<super::HostFd>) -> bool {
+        !self.live() || self.dev.host_fds(fds)
+    }
+
     /// The machine stops for good: see [`VirtioDevice::shut_down`].
     pub fn shut_down(&mut self) {
         self.dev.shut_down();

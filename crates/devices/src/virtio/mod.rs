@@ -141,11 +141,34 @@ pub trait VirtioDevice: Send {
     fn host_errors(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The host descriptors whose readiness means work for
+    /// [`poll`](Self::poll), so that an idle run loop can sleep on them.
+    /// Returns false when the device may also have host work that no
+    /// descriptor announces (the run loop then polls it on a timer).
+    fn host_fds(&self, _fds: &mut Vec<HostFd>) -> bool {
+        false
+    }
     /// The machine stops for good (power-off, a signal, a drive's
     /// `werror=stop`): make durable what the guest wrote, and remove what
     /// the device created on the host (socket files). Called at most once;
     /// nothing else is called after.
     fn shut_down(&mut self) {}
+}
+
+/// A host descriptor a device waits on: readable, or writable if `write`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostFd {
+    pub fd: std::os::fd::RawFd,
+    pub write: bool,
+}
+
+impl HostFd {
+    pub fn read(fd: &impl std::os::fd::AsRawFd) -> Self {
+        HostFd { fd: fd.as_raw_fd(), write: false }
+    }
+    pub fn write(fd: &impl std::os::fd::AsRawFd) -> Self {
+        HostFd { fd: fd.as_raw_fd(), write: true }
+    }
 }
 
 /// Writes little-endian `v` into `buf` at `off` if it fits (config-space

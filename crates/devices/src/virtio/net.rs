@@ -19,7 +19,7 @@
 use std::io;
 
 use super::queue::Chain;
-use super::{id, put_le, DeviceError, QueueCtx, VirtioDevice};
+use super::{id, put_le, DeviceError, HostFd, QueueCtx, VirtioDevice};
 
 pub const NET_HDR_LEN: usize = 12;
 /// Largest Ethernet frame handled (no GSO: MTU 1500 plus headroom for
@@ -42,6 +42,11 @@ pub trait NetBackend: Send {
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
     /// Receives one frame without blocking; `Ok(None)` when none waits.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+    /// The descriptor that becomes readable when a frame arrives, if any
+    /// (without one, the run loop polls the device on a timer).
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 pub struct Net {
@@ -148,6 +153,15 @@ impl VirtioDevice for Net {
     fn polled(&self) -> bool {
         true
     }
+    fn host_fds(&self, fds: &mut Vec<HostFd>) -> bool {
+        match self.backend.fd() {
+            Some(fd) => {
+                fds.push(HostFd { fd, write: false });
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A host TAP interface (Linux `/dev/net/tun`, IFF_TAP | IFF_NO_PI, no
@@ -211,6 +225,10 @@ impl Tap {
 }
 
 impl NetBackend for Tap {
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.fd.as_raw_fd())
+    }
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         use std::io::Write;
         self.fd.write(frame).map(|_| ())

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 
 use super::queue::Chain;
 use super::uds::connect_nonblocking;
-use super::{id, put_le, DeviceError, QueueCtx, VirtioDevice};
+use super::{id, put_le, DeviceError, HostFd, QueueCtx, VirtioDevice};
 
 pub const HDR_LEN: usize = 44;
 pub const HOST_CID: u64 = 2;
@@ -578,6 +578,23 @@ impl VirtioDevice for Vsock {
         self.work(ctx)
     }
     fn polled(&self) -> bool {
+        true
+    }
+    fn host_fds(&self, fds: &mut Vec<HostFd>) -> bool {
+        if let Some(l) = &self.listener {
+            if self.pending.len() < 64 {
+                fds.push(HostFd::read(l));
+            }
+        }
+        fds.extend(self.pending.iter().map(|p| HostFd::read(&p.stream)));
+        for c in self.conns.values() {
+            if c.state == State::Established && !c.host_eof {
+                fds.push(HostFd::read(&c.stream));
+            }
+            if !c.to_host.is_empty() && !c.host_write_shut {
+                fds.push(HostFd::write(&c.stream));
+            }
+        }
         true
     }
     fn shut_down(&mut self) {
