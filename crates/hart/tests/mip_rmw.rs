@@ -7,7 +7,7 @@
 mod common;
 
 use common::{hart_with, NoDevices};
-use strata_devices::mip;
+use strata_arch::irq as mip;
 const MIP: u32 = 0x344;
 
 fn csr(op_f3: u32, rd: u32, rs1: u32, n: u32) -> u32 {

@@ -10,7 +10,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{hart_with, NoDevices, BASE};
-use strata_devices::{mip, HartIrqs};
+use strata_arch::irq as mip;
+use strata_devices::HartIrqs;
 use strata_hart::{Hart, RunExit};
 const WFI: u32 = 0x1050_0073;
 /// `csrrsi x0, mie, 8` (MSIE), `wfi`, `addi t0, t0, 1`, `j -8` (back to the wfi).

@@ -490,7 +490,7 @@ fn setup(seed: u64, prog: &[u8], jit: bool, paged: bool) -> Run {
     }
     let irqs = HartIrqs::new();
     // MTIP pending: taken once code sets mstatus.MIE (mie.MTIE is on).
-    irqs.set(strata_devices::mip::MTIP, true);
+    irqs.set(strata_arch::irq::MTIP, true);
     let mut h = Hart::new(0, ram.clone(), irqs);
     assert_eq!(h.set_jit(jit), jit, "the JIT must be available on x86-64");
     h.reset(PROG);
@@ -505,7 +505,7 @@ fn setup(seed: u64, prog: &[u8], jit: bool, paged: bool) -> Run {
         *f = r.next();
     }
     h.csr.mtvec = HANDLER;
-    h.csr.mie = 1 << strata_devices::mip::MTIP;
+    h.csr.mie = 1 << strata_arch::irq::MTIP;
     h.csr.mstatus = status::FS;
     if paged {
         // PMP entry 0: NAPOT over everything, RWX (§3.7: S-mode accesses
