@@ -4,7 +4,8 @@
 //! home here: CSR numbers and fields ([`csr`]), exception and interrupt
 //! causes ([`cause`]), interrupt numbers ([`irq`]), the page-table formats
 //! ([`pte`]), the instruction encodings ([`isa`]) and the transformed
-//! instructions a trap writes to `mtinst`/`htinst` ([`tinst`]). The crate
+//! instructions a trap writes to `mtinst`/`htinst` ([`tinst`]), and the SBI
+//! extension ids and error codes guests and hypervisor share ([`sbi`]). The crate
 //! has no dependencies, so any crate, however low, may use it; other crates
 //! import from here instead of restating a value (`make check` runs
 //! `scripts/check-duplicates.sh`, which looks for restatements).
@@ -18,4 +19,5 @@ pub mod csr;
 pub mod irq;
 pub mod isa;
 pub mod pte;
+pub mod sbi;
 pub mod tinst;

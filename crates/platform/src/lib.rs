@@ -7,7 +7,6 @@ pub mod fdt;
 pub mod hyp;
 pub mod loader;
 pub mod machine;
-pub mod testguest;
 pub mod virtio;
 
 pub use machine::{ClockMode, ExitReason, Machine, MachineConfig};
