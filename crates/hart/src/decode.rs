@@ -146,7 +146,7 @@ mod tests {
     /// word (the index is only a speed-up).
     #[test]
     fn index_agrees_with_the_table() {
-        proptest!(ProptestConfig::with_cases(20_000), |(raw in any::<u32>())| {
+        proptest!(strata_testkit::prop::config("index_agrees_with_the_table", 20_000), |(raw in any::<u32>())| {
             prop_assert_eq!(decode(raw), isa::decode(raw), "{:#010x}", raw);
         });
         for raw in 0..0x1_0000u32 {

@@ -20,7 +20,7 @@ use strata_hart::{Hart, RunExit};
 /// `csrrsi x0, mie, 8` (MSIE), `wfi`, `addi t0, t0, 1`, `j -8` (back to the wfi).
 fn prog() -> [u32; 4] {
     [
-        encode(Op::CSRRSI, 0, irq::MSIP, 0, addr::MIE as i64),
+        encode(Op::CSRRSI, 0, irq::bit(irq::MSIP) as u32, 0, addr::MIE as i64),
         encode(Op::WFI, 0, 0, 0, 0),
         encode(Op::ADDI, 5, 5, 0, 1),
         encode(Op::JAL, 0, 0, 0, -8),
