@@ -1,7 +1,8 @@
 # Strata build/test entry points.
 #   make setup        host tools + guest kernel/busybox (cached) + initramfs
 #   make build        cargo build --release
-#   make check        cargo fmt --check, clippy (-D warnings), rustdoc (-D warnings)
+#   make check        cargo fmt --check, clippy (-D warnings), rustdoc (-D warnings),
+#                     no architecture or board constant defined twice
 #   make test         check + setup + build + every test: cargo tests, boot, virtio,
 #                     conformance, difftest (vs QEMU), difftest-jit (JIT vs
 #                     interpreter), KVM and a nested Linux under KVM on Strata,
@@ -70,8 +71,10 @@ qemu-demo: setup
 	    -append "$(APPEND)" -nographic
 
 # The quality gate, first in make test: format, lints (warnings denied, every
-# unsafe block with a SAFETY comment) and rustdoc (warnings denied).
+# unsafe block with a SAFETY comment), rustdoc (warnings denied), and no CSR
+# number, cause code, PTE bit or board address defined outside its home.
 check:
+	scripts/check-duplicates.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --release

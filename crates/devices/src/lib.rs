@@ -84,12 +84,8 @@ impl IrqLine for NoIrq {
     fn set_level(&self, _level: bool) {}
 }
 
-/// Standard `mip` bit numbers (Privileged Architecture 20211203, §3.1.9).
+/// Standard `mip` bit numbers (Privileged Architecture 20211203, §3.1.9),
+/// the lines devices drive: one home, `strata_arch::irq`.
 pub mod mip {
-    pub const SSIP: u32 = 1;
-    pub const MSIP: u32 = 3;
-    pub const STIP: u32 = 5;
-    pub const MTIP: u32 = 7;
-    pub const SEIP: u32 = 9;
-    pub const MEIP: u32 = 11;
+    pub use strata_arch::irq::{MEIP, MSIP, MTIP, SEIP, SSIP, STIP};
 }

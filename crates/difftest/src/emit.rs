@@ -5,6 +5,7 @@
 
 use crate::gen::{Head, Item, Program, BASE0_OFF, BASE1_OFF, LOOP_REG, SANDBOX_SIZE};
 use std::fmt::Write;
+use strata_arch::csr::mstatus;
 
 pub const LINK_LD: &str = "\
 /* strata-difftest: everything in RAM at 0x8000_0000 */
@@ -132,7 +133,7 @@ _start:
     addi t0, t0, 8
     addi t1, t1, -1
     bnez t1, 2b
-    li t0, 0x2000          # mstatus.FS = Initial
+    li t0, {fs_initial:#x}          # mstatus.FS = Initial
     csrs mstatus, t0
     csrwi fcsr, 0
     csrwi frm, {frm}
@@ -141,6 +142,7 @@ _start:
         sb_words = SANDBOX_SIZE / 8,
         mem_seed = p.mem_seed as i64,
         frm = p.frm,
+        fs_initial = mstatus::FS_INITIAL,
     )
     .unwrap();
     for (i, v) in p.init_f.iter().enumerate() {

@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use strata_arch::cause;
 
 /// What Strata (with its JIT on) is compared against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,8 +262,8 @@ pub fn mtval_equivalent(q: &str, s: &str) -> bool {
         return false;
     }
     let allowed: [u64; 2] = match q[0] {
-        3 => [0, q[2]],
-        2 => [0, q[3]],
+        cause::BREAKPOINT => [0, q[2]],
+        cause::ILLEGAL_INSN => [0, q[3]],
         _ => return false,
     };
     allowed.contains(&q[1]) && allowed.contains(&s[1])

@@ -13,6 +13,7 @@
 //! Generated code may *read* all 32 registers.
 
 use crate::prng::Rng;
+use strata_arch::csr::mstatus;
 
 pub const SANDBOX_SIZE: u64 = 64 * 1024;
 pub const BASE0_OFF: u64 = 16 * 1024;
@@ -643,7 +644,8 @@ impl Gen {
                     3 => format!("csrr x{}, fflags", self.wreg_not(&[t])),
                     _ => format!("fsgnj.s f{a}, f{b}, f{b}"),
                 };
-                format!("li x{t}, 0x6000\ncsrc mstatus, x{t}\n{op}\nli x{t}, 0x2000\ncsrs mstatus, x{t}")
+                let (fs, initial) = (mstatus::FS, mstatus::FS_INITIAL);
+                format!("li x{t}, {fs:#x}\ncsrc mstatus, x{t}\n{op}\nli x{t}, {initial:#x}\ncsrs mstatus, x{t}")
             }
         }
     }

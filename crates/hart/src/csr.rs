@@ -5,154 +5,30 @@
 
 use crate::trap::{cause, Trap};
 use crate::{Bus, Hart, Priv};
-use strata_devices::mip as ip;
+use strata_arch::irq::{self, bit};
 
-/// CSR addresses (Priv. Tables 2.2–2.5).
-pub mod addr {
-    pub const FFLAGS: u16 = 0x001;
-    pub const FRM: u16 = 0x002;
-    pub const FCSR: u16 = 0x003;
-    pub const CYCLE: u16 = 0xc00;
-    pub const TIME: u16 = 0xc01;
-    pub const INSTRET: u16 = 0xc02;
-    pub const HPMCOUNTER3: u16 = 0xc03;
-    pub const HPMCOUNTER31: u16 = 0xc1f;
-    pub const SSTATUS: u16 = 0x100;
-    pub const SIE: u16 = 0x104;
-    pub const STVEC: u16 = 0x105;
-    pub const SCOUNTEREN: u16 = 0x106;
-    pub const SENVCFG: u16 = 0x10a;
-    pub const SSCRATCH: u16 = 0x140;
-    pub const SEPC: u16 = 0x141;
-    pub const SCAUSE: u16 = 0x142;
-    pub const STVAL: u16 = 0x143;
-    pub const SIP: u16 = 0x144;
-    pub const SATP: u16 = 0x180;
-    // Hypervisor and VS CSRs (Priv. Table 2.3, §8.2).
-    pub const VSSTATUS: u16 = 0x200;
-    pub const VSIE: u16 = 0x204;
-    pub const VSTVEC: u16 = 0x205;
-    pub const VSSCRATCH: u16 = 0x240;
-    pub const VSEPC: u16 = 0x241;
-    pub const VSCAUSE: u16 = 0x242;
-    pub const VSTVAL: u16 = 0x243;
-    pub const VSIP: u16 = 0x244;
-    pub const VSATP: u16 = 0x280;
-    pub const HSTATUS: u16 = 0x600;
-    pub const HEDELEG: u16 = 0x602;
-    pub const HIDELEG: u16 = 0x603;
-    pub const HIE: u16 = 0x604;
-    pub const HTIMEDELTA: u16 = 0x605;
-    pub const HCOUNTEREN: u16 = 0x606;
-    pub const HGEIE: u16 = 0x607;
-    pub const HENVCFG: u16 = 0x60a;
-    pub const HTVAL: u16 = 0x643;
-    pub const HIP: u16 = 0x644;
-    pub const HVIP: u16 = 0x645;
-    pub const HTINST: u16 = 0x64a;
-    pub const HGATP: u16 = 0x680;
-    pub const HGEIP: u16 = 0xe12;
-    pub const MVENDORID: u16 = 0xf11;
-    pub const MARCHID: u16 = 0xf12;
-    pub const MIMPID: u16 = 0xf13;
-    pub const MHARTID: u16 = 0xf14;
-    pub const MCONFIGPTR: u16 = 0xf15;
-    pub const MSTATUS: u16 = 0x300;
-    pub const MISA: u16 = 0x301;
-    pub const MEDELEG: u16 = 0x302;
-    pub const MIDELEG: u16 = 0x303;
-    pub const MIE: u16 = 0x304;
-    pub const MTVEC: u16 = 0x305;
-    pub const MCOUNTEREN: u16 = 0x306;
-    pub const MENVCFG: u16 = 0x30a;
-    pub const MCOUNTINHIBIT: u16 = 0x320;
-    pub const MHPMEVENT3: u16 = 0x323;
-    pub const MHPMEVENT31: u16 = 0x33f;
-    pub const MSCRATCH: u16 = 0x340;
-    pub const MEPC: u16 = 0x341;
-    pub const MCAUSE: u16 = 0x342;
-    pub const MTVAL: u16 = 0x343;
-    pub const MIP: u16 = 0x344;
-    pub const MTINST: u16 = 0x34a;
-    pub const MTVAL2: u16 = 0x34b;
-    pub const PMPCFG0: u16 = 0x3a0;
-    pub const PMPCFG15: u16 = 0x3af;
-    pub const PMPADDR0: u16 = 0x3b0;
-    pub const PMPADDR63: u16 = 0x3ef;
-    pub const MCYCLE: u16 = 0xb00;
-    pub const MINSTRET: u16 = 0xb02;
-    pub const MHPMCOUNTER3: u16 = 0xb03;
-    pub const MHPMCOUNTER31: u16 = 0xb1f;
-}
+/// CSR numbers and fields: one home, `strata-arch`.
+pub use strata_arch::csr::{addr, counters, envcfg, fcsr, hgatp, hstatus, satp, tvec};
 
-/// `mstatus` fields (Priv. §3.1.6, Figure 3.7; MPV and GVA from §8.4.1).
+/// `mstatus` fields (`strata_arch::csr::mstatus`), and which of them this
+/// hart lets software write.
 pub mod status {
-    pub const SIE: u64 = 1 << 1;
-    pub const MIE: u64 = 1 << 3;
-    pub const SPIE: u64 = 1 << 5;
-    pub const MPIE: u64 = 1 << 7;
-    pub const SPP: u64 = 1 << 8;
-    pub const MPP_SHIFT: u32 = 11;
-    pub const MPP: u64 = 3 << MPP_SHIFT;
-    pub const FS_SHIFT: u32 = 13;
-    pub const FS: u64 = 3 << FS_SHIFT;
-    pub const XS: u64 = 3 << 15;
-    pub const VS: u64 = 3 << 9;
-    pub const MPRV: u64 = 1 << 17;
-    pub const SUM: u64 = 1 << 18;
-    pub const MXR: u64 = 1 << 19;
-    pub const TVM: u64 = 1 << 20;
-    pub const TW: u64 = 1 << 21;
-    pub const TSR: u64 = 1 << 22;
-    /// UXL (bits 33..32) = 2, XLEN 64, read-only.
-    pub const UXL: u64 = 2 << 32;
-    /// UXL = SXL = 2 (XLEN 64), read-only.
-    pub const UXL_SXL: u64 = 2 << 32 | 2 << 34;
-    pub const GVA: u64 = 1 << 38;
-    pub const MPV: u64 = 1 << 39;
-    pub const SD: u64 = 1 << 63;
+    pub use strata_arch::csr::mstatus::*;
 
+    /// UXL = 64-bit, read-only (Strata is RV64 only).
+    pub const UXL_64: u64 = XL_64 << UXL_SHIFT;
+    /// UXL = SXL = 64-bit, read-only.
+    pub const UXL_SXL: u64 = UXL_64 | XL_64 << SXL_SHIFT;
     pub const M_WRITABLE: u64 =
         SIE | MIE | SPIE | MPIE | SPP | MPP | FS | MPRV | SUM | MXR | TVM | TW | TSR | GVA | MPV;
     pub const S_WRITABLE: u64 = SIE | SPIE | SPP | FS | SUM | MXR;
-    pub const S_READABLE: u64 = SIE | SPIE | SPP | VS | FS | XS | SUM | MXR | (3 << 32) | SD;
 }
 
-/// `hstatus` fields (Priv. §8.2.1, Figure 8.2).
-pub mod hstatus {
-    pub const GVA: u64 = 1 << 6;
-    pub const SPV: u64 = 1 << 7;
-    pub const SPVP: u64 = 1 << 8;
-    pub const HU: u64 = 1 << 9;
-    pub const VTVM: u64 = 1 << 20;
-    pub const VTW: u64 = 1 << 21;
-    pub const VTSR: u64 = 1 << 22;
-    /// VSXL = 2 (VSXLEN 64), read-only.
-    pub const VSXL: u64 = 2 << 32;
-    /// VSBE is read-only zero (little-endian only); VGEIN is read-only zero
-    /// because GEILEN is zero (no guest external interrupt sources).
-    pub const WRITABLE: u64 = GVA | SPV | SPVP | HU | VTVM | VTW | VTSR;
-}
-
-/// `hgatp` fields (Priv. §8.2.10).
-pub mod hgatp {
-    pub const MODE_SHIFT: u32 = 60;
-    pub const BARE: u64 = 0;
-    pub const SV39X4: u64 = 8;
-    pub const SV48X4: u64 = 9;
-    /// VMIDLEN = 14, the maximum for RV64.
-    pub const VMID_MASK: u64 = 0x3fff << 44;
-    /// PPN bits 1..0 read as zero: the root table is 16 KiB aligned.
-    pub const PPN_MASK: u64 = ((1 << 44) - 1) & !3;
-}
-
-/// Interrupt bits added by the Hypervisor extension (Priv. §8.4.3).
-pub mod hip {
-    pub const VSSIP: u32 = 2;
-    pub const VSTIP: u32 = 6;
-    pub const VSEIP: u32 = 10;
-    pub const SGEIP: u32 = 12;
-}
+/// `hstatus` bits this hart lets software write: VSBE is read-only zero
+/// (little-endian only); VGEIN is read-only zero because GEILEN is zero (no
+/// guest external interrupt sources); VSXL is read-only 64-bit.
+const HSTATUS_WRITABLE: u64 =
+    hstatus::GVA | hstatus::SPV | hstatus::SPVP | hstatus::HU | hstatus::VTVM | hstatus::VTW | hstatus::VTSR;
 
 /// `misa`: RV64 with A, C, D, F, H, I, M, S, U (Priv. §3.1.1). Read-only.
 pub const MISA_VALUE: u64 = 2 << 62 | misa_bits(b"ACDFHIMSU");
@@ -168,33 +44,17 @@ const fn misa_bits(letters: &[u8]) -> u64 {
     v
 }
 
-const fn bit(n: u32) -> u64 {
-    1 << n
-}
-
 /// S-level interrupts.
-pub(crate) const IP_S: u64 = bit(ip::SSIP) | bit(ip::STIP) | bit(ip::SEIP);
+pub(crate) const IP_S: u64 = irq::S_LEVEL;
 /// VS-level interrupts, which `mideleg` always delegates (§8.4.2) and
 /// `hideleg` may delegate further.
-pub(crate) const IP_VS: u64 = bit(hip::VSSIP) | bit(hip::VSTIP) | bit(hip::VSEIP);
+pub(crate) const IP_VS: u64 = irq::VS_LEVEL;
 /// Interrupt bits that exist on this hart (`mie` is writable in these).
-const IP_ALL: u64 = IP_S | IP_VS | bit(ip::MSIP) | bit(ip::MTIP) | bit(ip::MEIP);
-/// Exceptions that may be delegated to HS: all standard causes except
-/// ECALL from M (11), which cannot be delegated (§3.1.8).
-const MEDELEG_WRITABLE: u64 = 0xb7ff | 0xf << 20;
-/// Exceptions that may be delegated on to VS (§8.2.2, Table 8.2): not the
-/// ECALLs from HS, VS and M, nor guest-page faults or virtual instruction.
-const HEDELEG_WRITABLE: u64 = 0xb1ff;
-
-/// satp modes (Priv. §4.1.11, Table 4.4).
-pub mod satp {
-    pub const MODE_SHIFT: u32 = 60;
-    pub const BARE: u64 = 0;
-    pub const SV39: u64 = 8;
-    pub const SV48: u64 = 9;
-    pub const ASID_MASK: u64 = 0xffff << 44;
-    pub const PPN_MASK: u64 = (1 << 44) - 1;
-}
+const IP_ALL: u64 = IP_S | IP_VS | irq::M_LEVEL;
+/// Exceptions that may be delegated to HS (§3.1.8).
+pub(crate) const MEDELEG_WRITABLE: u64 = cause::M_DELEGABLE;
+/// Exceptions that may be delegated on to VS (§8.2.2, Table 8.2).
+const HEDELEG_WRITABLE: u64 = cause::VS_DELEGABLE;
 
 /// `vsstatus` fields a guest may write (§8.2.11: SIE, SPIE, SPP, FS, SUM,
 /// MXR; UXL is read-only 64-bit).
@@ -259,9 +119,9 @@ pub struct Csrs {
     pub minstret_frozen: u64,
 }
 
-/// mcountinhibit bits (§3.1.13): CY = bit 0, IR = bit 2.
-const INHIBIT_CY: u64 = 1;
-const INHIBIT_IR: u64 = 4;
+/// mcountinhibit bits (§3.1.13).
+const INHIBIT_CY: u64 = counters::CY;
+const INHIBIT_IR: u64 = counters::IR;
 
 /// Why a CSR access is refused.
 enum Refusal {
@@ -280,7 +140,7 @@ impl Hart {
     /// The software-writable bits of `mip`: SSIP, STIP, SEIP as written, and
     /// VSSIP (an alias of `hvip.VSSIP`), without any device line.
     pub(crate) fn mip_software(&self) -> u64 {
-        self.csr.mip | (self.csr.hvip & bit(hip::VSSIP))
+        self.csr.mip | (self.csr.hvip & bit(irq::VSSIP))
     }
 
     /// `mideleg` as it reads: the VS-level bits are read-only one (§8.4.2).
@@ -366,7 +226,7 @@ impl Hart {
     }
 
     fn vsstatus_read(&self) -> u64 {
-        let v = self.csr.vsstatus | status::UXL;
+        let v = self.csr.vsstatus | status::UXL_64;
         if v & status::FS == status::FS {
             v | status::SD
         } else {
@@ -420,7 +280,7 @@ impl Hart {
         Some(match n {
             FFLAGS => c.fflags,
             FRM => c.frm,
-            FCSR => c.frm << 5 | c.fflags,
+            FCSR => c.frm << fcsr::FRM_SHIFT | c.fflags,
             CYCLE => self.counter(INHIBIT_CY),
             // §8.2.7: in VS and VU, time reads as time + htimedelta.
             TIME if virt => bus.mtime().wrapping_add(c.htimedelta),
@@ -428,7 +288,7 @@ impl Hart {
             INSTRET => self.counter(INHIBIT_IR),
             HPMCOUNTER3..=HPMCOUNTER31 => 0,
             SSTATUS if virt => self.vsstatus_read(),
-            SSTATUS => self.mstatus_read() & status::S_READABLE,
+            SSTATUS => self.mstatus_read() & status::SSTATUS_VIEW,
             SIE if virt => self.vsie(),
             SIE => c.mie & self.mideleg() & IP_S,
             STVEC if virt => c.vstvec,
@@ -456,7 +316,7 @@ impl Hart {
             VSTVAL => c.vstval,
             VSIP => self.vsip(),
             VSATP => c.vsatp,
-            HSTATUS => c.hstatus | hstatus::VSXL,
+            HSTATUS => c.hstatus | status::XL_64 << hstatus::VSXL_SHIFT,
             HEDELEG => c.hedeleg,
             HIDELEG => c.hideleg,
             HIE => c.mie & IP_VS,
@@ -544,11 +404,11 @@ impl Hart {
         match n {
             FFLAGS | FRM | FCSR => {
                 match n {
-                    FFLAGS => c.fflags = v & 0x1f,
-                    FRM => c.frm = v & 7,
+                    FFLAGS => c.fflags = v & fcsr::FFLAGS_MASK,
+                    FRM => c.frm = v & fcsr::FRM_MASK,
                     _ => {
-                        c.fflags = v & 0x1f;
-                        c.frm = (v >> 5) & 7;
+                        c.fflags = v & fcsr::FFLAGS_MASK;
+                        c.frm = (v >> fcsr::FRM_SHIFT) & fcsr::FRM_MASK;
                     }
                 }
                 self.fs_dirty();
@@ -573,7 +433,7 @@ impl Hart {
             STVEC => c.stvec = legal_tvec(c.stvec, v),
             SCOUNTEREN => c.scounteren = v & 0xffff_ffff,
             // Only FIOM exists among the envcfg fields Strata implements.
-            SENVCFG => c.senvcfg = v & 1,
+            SENVCFG => c.senvcfg = v & envcfg::FIOM,
             SSCRATCH | VSSCRATCH if virt || n == VSSCRATCH => c.vsscratch = v,
             SSCRATCH => c.sscratch = v,
             SEPC | VSEPC if virt || n == VSEPC => c.vsepc = v & !1,
@@ -585,11 +445,11 @@ impl Hart {
             SIP | VSIP if virt || n == VSIP => {
                 // vsip.SSIP is hip.VSSIP (an alias of hvip.VSSIP) when
                 // delegated; the other bits are read-only.
-                let w = c.hideleg & bit(hip::VSSIP);
+                let w = c.hideleg & bit(irq::VSSIP);
                 c.hvip = (c.hvip & !w) | ((v << 1) & w);
             }
             SIP => {
-                let w = c.mideleg & bit(ip::SSIP);
+                let w = c.mideleg & bit(irq::SSIP);
                 c.mip = (c.mip & !w) | (v & w);
             }
             SATP | VSATP if virt || n == VSATP => {
@@ -606,18 +466,18 @@ impl Hart {
                     self.atp_changed();
                 }
             }
-            HSTATUS => c.hstatus = v & hstatus::WRITABLE,
+            HSTATUS => c.hstatus = v & HSTATUS_WRITABLE,
             HEDELEG => c.hedeleg = v & HEDELEG_WRITABLE,
             HIDELEG => c.hideleg = v & IP_VS,
             HIE => c.mie = (c.mie & !IP_VS) | (v & IP_VS),
             HTIMEDELTA => c.htimedelta = v,
             HCOUNTEREN => c.hcounteren = v & 0xffff_ffff,
             HGEIE => {}
-            HENVCFG => c.henvcfg = v & 1,
+            HENVCFG => c.henvcfg = v & envcfg::FIOM,
             HTVAL => c.htval = v,
             // hip.VSSIP is writable (an alias of hvip.VSSIP); VSTIP and
             // VSEIP are read-only there.
-            HIP => c.hvip = (c.hvip & !bit(hip::VSSIP)) | (v & bit(hip::VSSIP)),
+            HIP => c.hvip = (c.hvip & !bit(irq::VSSIP)) | (v & bit(irq::VSSIP)),
             HVIP => c.hvip = v & IP_VS,
             HTINST => c.htinst = v,
             HGATP => {
@@ -626,7 +486,7 @@ impl Hart {
                 // probe (write all ones with MODE=Bare) expects.
                 let mode = v >> hgatp::MODE_SHIFT;
                 let mode = if mode == hgatp::SV39X4 || mode == hgatp::SV48X4 { mode } else { hgatp::BARE };
-                c.hgatp = mode << hgatp::MODE_SHIFT | (v & (hgatp::VMID_MASK | hgatp::PPN_MASK));
+                c.hgatp = mode << hgatp::MODE_SHIFT | (v & (hgatp::VMID_MASK | HGATP_PPN_MASK));
                 self.atp_changed();
             }
             MSTATUS => {
@@ -643,7 +503,7 @@ impl Hart {
             MIE => c.mie = v & IP_ALL,
             MTVEC => c.mtvec = legal_tvec(c.mtvec, v),
             MCOUNTEREN => c.mcounteren = v & 0xffff_ffff,
-            MENVCFG => c.menvcfg = v & 1,
+            MENVCFG => c.menvcfg = v & envcfg::FIOM,
             MCOUNTINHIBIT => {
                 let new = v & 0xffff_fffd;
                 // Freeze or thaw each counter at its current value; this
@@ -671,7 +531,7 @@ impl Hart {
             MIP => {
                 c.mip = (c.mip & !IP_S) | (v & IP_S);
                 // mip.VSSIP aliases hvip.VSSIP (§8.4.3).
-                c.hvip = (c.hvip & !bit(hip::VSSIP)) | (v & bit(hip::VSSIP));
+                c.hvip = (c.hvip & !bit(irq::VSSIP)) | (v & bit(irq::VSSIP));
             }
             PMPCFG0..=PMPCFG15 => {
                 self.pmp.write_cfg((n - PMPCFG0) as usize, v);
@@ -732,21 +592,25 @@ impl Hart {
     }
 }
 
+/// `hgatp.PPN` bits 1..0 read as zero: the root table is 16 KiB aligned
+/// (§8.2.10).
+pub(crate) const HGATP_PPN_MASK: u64 = hgatp::PPN_MASK & !3;
+
 /// A `satp`/`vsatp` value with a supported MODE, masked to its fields;
 /// `None` for an unsupported MODE.
 fn legal_atp(v: u64) -> Option<u64> {
     let mode = v >> satp::MODE_SHIFT;
     match mode {
         satp::BARE => Some(0),
-        satp::SV39 | satp::SV48 => Some(v & (0xf << satp::MODE_SHIFT | satp::ASID_MASK | satp::PPN_MASK)),
+        satp::SV39 | satp::SV48 => Some(v & (satp::MODE | satp::ASID_MASK | satp::PPN_MASK)),
         _ => None,
     }
 }
 
 /// mtvec/stvec: MODE values 2 and 3 are reserved; keep the old MODE then.
 fn legal_tvec(old: u64, v: u64) -> u64 {
-    if v & 3 >= 2 {
-        (v & !3) | (old & 3)
+    if v & tvec::MODE_MASK > tvec::VECTORED {
+        (v & !tvec::MODE_MASK) | (old & tvec::MODE_MASK)
     } else {
         v
     }

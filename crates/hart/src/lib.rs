@@ -10,7 +10,8 @@ pub mod csr;
 pub mod decode;
 mod exec;
 mod fp;
-pub mod isa;
+/// The encoding table: one home, `strata-arch`.
+pub use strata_arch::isa;
 #[cfg(target_arch = "x86_64")]
 mod jit;
 mod mem;
@@ -271,7 +272,7 @@ impl Hart {
         let mask = self.spaces.mask_where(|k| {
             k.virt == virt
                 && (!virt || k.hgatp & hgatp::VMID_MASK == vmid)
-                && asid.is_none_or(|a| k.asid() == a & 0xffff)
+                && asid.is_none_or(|a| k.asid() == a & (satp::ASID_MASK >> satp::ASID_SHIFT))
         });
         self.tlb.flush_spaces(mask, va);
         self.event = true;
@@ -287,7 +288,9 @@ impl Hart {
     /// HFENCE.GVMA (§8.3.2): drop the combined entries of the matching VMs
     /// whose G-stage leaf covers `gpa`, or all of them.
     pub(crate) fn fence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
-        let mask = self.spaces.mask_where(|k| k.virt && vmid.is_none_or(|v| k.vmid() == v & 0x3fff));
+        let mask = self
+            .spaces
+            .mask_where(|k| k.virt && vmid.is_none_or(|v| k.vmid() == v & (hgatp::VMID_MASK >> hgatp::VMID_SHIFT)));
         self.tlb.flush_gpa(mask, gpa);
         self.gcache.clear();
         self.event = true;
@@ -528,7 +531,7 @@ impl Hart {
     /// `medeleg` and `mideleg` hand every delegable trap to HS.
     pub fn set_hypervisor_mode(&mut self) {
         self.hyp_mode = true;
-        self.csr.medeleg = 0xb7ff | 0xf << 20;
+        self.csr.medeleg = csr::MEDELEG_WRITABLE;
         self.csr.mideleg = csr::IP_S;
         // No M-mode software: counters are HS's to hand out (hcounteren),
         // and PMP entry 0 opens all of memory to S and U (§3.7.1: with PMP
@@ -585,7 +588,7 @@ impl Hart {
     pub fn preempt_guest(&mut self) {
         if self.virt || self.prv != Priv::S {
             self.watch.preempting();
-            self.take_trap(trap::cause::INTERRUPT | trap::cause::STI, 0);
+            self.take_trap(trap::cause::interrupt(strata_arch::irq::STIP), 0);
             self.hyp_exit = None;
         }
     }

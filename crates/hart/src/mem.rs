@@ -55,7 +55,7 @@ impl GStage {
             hgatp::SV48X4 => Some(Scheme::SV48X4),
             _ => None,
         };
-        GStage { scheme, root: hgatp_value & hgatp::PPN_MASK }
+        GStage { scheme, root: hgatp_value & crate::csr::HGATP_PPN_MASK }
     }
 
     /// Translates guest-physical `gpa`. Every G-stage access is a user
@@ -230,8 +230,7 @@ fn access_fault(a: Access) -> u64 {
 /// §8.6.3, Table 8.12: the pseudoinstructions `htinst`/`mtinst` must hold
 /// for a guest-page fault on an implicit VS-stage page-table access: a
 /// 64-bit read, or a 64-bit write for an A/D update.
-const TINST_PT_READ: u64 = 0x3000;
-const TINST_PT_WRITE: u64 = 0x3020;
+use strata_arch::tinst::{PT_READ_64 as TINST_PT_READ, PT_WRITE_64 as TINST_PT_WRITE};
 
 /// The effective mode of an access: privilege, virtualization mode, and
 /// for HLVX whether execute permission stands in for read.

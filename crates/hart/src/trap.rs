@@ -6,6 +6,8 @@
 use crate::csr::{hstatus, status, IP_VS};
 use crate::decode::Insn;
 use crate::{Hart, Priv};
+use strata_arch::irq;
+use strata_arch::tinst::Transformed;
 
 /// A synchronous exception on its way to the trap handler. The second trap
 /// value (`htval`/`mtval2`), the trap instruction (`htinst`/`mtinst`) and
@@ -35,102 +37,8 @@ pub struct TrapExtra {
     pub gva: bool,
 }
 
-pub mod cause {
-    pub const INSN_MISALIGNED: u64 = 0;
-    pub const INSN_ACCESS: u64 = 1;
-    pub const ILLEGAL_INSN: u64 = 2;
-    pub const BREAKPOINT: u64 = 3;
-    pub const LOAD_MISALIGNED: u64 = 4;
-    pub const LOAD_ACCESS: u64 = 5;
-    pub const STORE_MISALIGNED: u64 = 6;
-    pub const STORE_ACCESS: u64 = 7;
-    pub const ECALL_U: u64 = 8;
-    pub const ECALL_S: u64 = 9;
-    pub const ECALL_VS: u64 = 10;
-    pub const ECALL_M: u64 = 11;
-    pub const INSN_PAGE: u64 = 12;
-    pub const LOAD_PAGE: u64 = 13;
-    pub const STORE_PAGE: u64 = 15;
-    pub const INSN_GUEST_PAGE: u64 = 20;
-    pub const LOAD_GUEST_PAGE: u64 = 21;
-    pub const VIRTUAL_INSN: u64 = 22;
-    pub const STORE_GUEST_PAGE: u64 = 23;
-
-    /// Interrupt causes are these codes with bit 63 set.
-    pub const INTERRUPT: u64 = 1 << 63;
-    pub const SSI: u64 = 1;
-    pub const VSSI: u64 = 2;
-    pub const MSI: u64 = 3;
-    pub const STI: u64 = 5;
-    pub const VSTI: u64 = 6;
-    pub const MTI: u64 = 7;
-    pub const SEI: u64 = 9;
-    pub const VSEI: u64 = 10;
-    pub const MEI: u64 = 11;
-    pub const SGEI: u64 = 12;
-
-    /// The name of a cause (Priv. Table 3.6 and Table 8.7), for messages.
-    pub fn name(c: u64) -> &'static str {
-        if c & INTERRUPT != 0 {
-            return match c & !INTERRUPT {
-                SSI => "supervisor software interrupt",
-                VSSI => "virtual supervisor software interrupt",
-                MSI => "machine software interrupt",
-                STI => "supervisor timer interrupt",
-                VSTI => "virtual supervisor timer interrupt",
-                MTI => "machine timer interrupt",
-                SEI => "supervisor external interrupt",
-                VSEI => "virtual supervisor external interrupt",
-                MEI => "machine external interrupt",
-                SGEI => "supervisor guest external interrupt",
-                _ => "interrupt",
-            };
-        }
-        match c {
-            INSN_MISALIGNED => "instruction address misaligned",
-            INSN_ACCESS => "instruction access fault",
-            ILLEGAL_INSN => "illegal instruction",
-            BREAKPOINT => "breakpoint",
-            LOAD_MISALIGNED => "load address misaligned",
-            LOAD_ACCESS => "load access fault",
-            STORE_MISALIGNED => "store/AMO address misaligned",
-            STORE_ACCESS => "store/AMO access fault",
-            ECALL_U => "environment call from U-mode",
-            ECALL_S => "environment call from S-mode",
-            ECALL_VS => "environment call from VS-mode",
-            ECALL_M => "environment call from M-mode",
-            INSN_PAGE => "instruction page fault",
-            LOAD_PAGE => "load page fault",
-            STORE_PAGE => "store/AMO page fault",
-            INSN_GUEST_PAGE => "instruction guest-page fault",
-            LOAD_GUEST_PAGE => "load guest-page fault",
-            VIRTUAL_INSN => "virtual instruction",
-            STORE_GUEST_PAGE => "store/AMO guest-page fault",
-            _ => "exception",
-        }
-    }
-
-    /// Exceptions whose `tval` is an address (or the pc, for breakpoints),
-    /// hence a guest virtual address when taken from V=1 (§8.2.1 GVA).
-    pub fn writes_address(code: u64) -> bool {
-        matches!(code, 0 | 1 | 3 | 4 | 5 | 6 | 7 | 12 | 13 | 15 | 20 | 21 | 23)
-    }
-}
-
-/// The order in which simultaneous interrupts are taken (§3.1.9 and
-/// §8.4.3: MEI, MSI, MTI, SEI, SSI, STI, SGEI, VSEI, VSSI, VSTI).
-const PRIORITY: [u64; 10] = [
-    cause::MEI,
-    cause::MSI,
-    cause::MTI,
-    cause::SEI,
-    cause::SSI,
-    cause::STI,
-    cause::SGEI,
-    cause::VSEI,
-    cause::VSSI,
-    cause::VSTI,
-];
+/// Cause codes: one home, `strata-arch`.
+pub use strata_arch::cause;
 
 /// Where a trap goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,9 +170,10 @@ impl Hart {
     /// §8.6.3: for a guest-page fault of an explicit load or store, `htinst`
     /// may hold a transformation of the trapping instruction, which saves a
     /// hypervisor emulating MMIO from reading the instruction from guest
-    /// memory. Strata writes it: opcode, funct3 and rd (loads) or rs2
-    /// (stores) of the 32-bit form, the offset of the faulting byte in bits
-    /// 19..15, zero immediates, and bit 1 clear for a compressed original.
+    /// memory. Strata writes it (`strata_arch::tinst`): opcode, funct3 and
+    /// rd (loads) or rs2 (stores) of the 32-bit form, the offset of the
+    /// faulting byte in bits 19..15, zero immediates, and bit 1 clear for a
+    /// compressed original.
     pub(crate) fn note_transformed_insn(&mut self, i: &Insn, raw: u32, t: &Trap) {
         if !self.transformed_tinst
             || !matches!(t.cause, cause::LOAD_GUEST_PAGE | cause::STORE_GUEST_PAGE)
@@ -272,33 +181,10 @@ impl Hart {
         {
             return;
         }
-        use crate::isa::Op;
-        let (opcode, f3, load) = match i.op {
-            Op::LB => (0x03, 0, true),
-            Op::LH => (0x03, 1, true),
-            Op::LW => (0x03, 2, true),
-            Op::LD => (0x03, 3, true),
-            Op::LBU => (0x03, 4, true),
-            Op::LHU => (0x03, 5, true),
-            Op::LWU => (0x03, 6, true),
-            Op::FLW => (0x07, 2, true),
-            Op::FLD => (0x07, 3, true),
-            Op::SB => (0x23, 0, false),
-            Op::SH => (0x23, 1, false),
-            Op::SW => (0x23, 2, false),
-            Op::SD => (0x23, 3, false),
-            Op::FSW => (0x27, 2, false),
-            Op::FSD => (0x27, 3, false),
-            _ => return,
-        };
         let va = self.x[i.rs1 as usize & 31].wrapping_add(i.imm as i64 as u64);
-        let offset = t.tval.wrapping_sub(va) & 31;
-        let mut v = opcode | f3 << 12 | offset << 15;
-        v |= if load { (i.rd as u64 & 31) << 7 } else { (i.rs2 as u64 & 31) << 20 };
-        if raw & 3 != 3 {
-            v &= !2;
+        if let Some(v) = Transformed::of(i, raw & 3 != 3, va, t.tval).and_then(|t| t.encode()) {
+            self.trap_extra.tinst = v;
         }
-        self.trap_extra.tinst = v;
     }
 
     /// The pending-and-enabled interrupt to take now, if any (§3.1.9,
@@ -323,9 +209,9 @@ impl Hart {
         let vs_set = if vs_enabled { pending & mideleg & hideleg } else { 0 };
         for set in [m_set, hs_set, vs_set] {
             if set != 0 {
-                for c in PRIORITY {
-                    if set & (1 << c) != 0 {
-                        return Some(cause::INTERRUPT | c);
+                for n in irq::PRIORITY {
+                    if set & irq::bit(n) != 0 {
+                        return Some(cause::interrupt(n));
                     }
                 }
             }

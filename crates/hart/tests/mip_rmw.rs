@@ -7,35 +7,41 @@
 mod common;
 
 use common::{hart_with, NoDevices};
-use strata_devices::mip;
-const MIP: u32 = 0x344;
+use strata_arch::csr::addr::MIP;
+use strata_arch::irq::{self as mip, bit};
+use strata_arch::isa::{encode, Op};
 
-fn csr(op_f3: u32, rd: u32, rs1: u32, n: u32) -> u32 {
-    n << 20 | rs1 << 15 | op_f3 << 12 | rd << 7 | 0x73
+fn csr(op: Op, rd: u32, rs1: u32, n: u16) -> u32 {
+    encode(op, rd, rs1, 0, n as i64)
 }
 
 #[test]
 fn csrrc_on_mip_does_not_latch_a_device_seip() {
     // li t0, 1 << 5 (STIP); csrrs x0, mip, t0; csrrc x0, mip, t0; csrrs x0, mip, x0 (a read)
-    let prog = [0x0200_0293u32, csr(2, 0, 5, MIP), csr(3, 0, 5, MIP), csr(2, 6, 0, MIP)];
+    let prog = [
+        encode(Op::ADDI, 5, 0, 0, bit(mip::STIP) as i64),
+        csr(Op::CSRRS, 0, 5, MIP),
+        csr(Op::CSRRC, 0, 5, MIP),
+        csr(Op::CSRRS, 6, 0, MIP),
+    ];
     let (mut h, irqs, _) = hart_with(&prog, 1 << 20);
     irqs.set(mip::SEIP, true); // the PLIC's S-context output is high
     for _ in 0..prog.len() {
         h.step(&mut NoDevices).expect("no trap");
     }
     assert_eq!(h.x[6] >> mip::SEIP & 1, 1, "a read shows the device line");
-    assert_eq!(h.x[6] >> 5 & 1, 0, "STIP was cleared");
+    assert_eq!(h.x[6] >> mip::STIP & 1, 0, "STIP was cleared");
     irqs.set(mip::SEIP, false); // the device is served
-    assert_eq!(h.csr_peek(MIP as u16).unwrap() >> mip::SEIP & 1, 0, "SEIP must fall with the line");
+    assert_eq!(h.csr_peek(MIP).unwrap() >> mip::SEIP & 1, 0, "SEIP must fall with the line");
 }
 
 #[test]
 fn software_seip_is_still_writable() {
     // li t0, 1 << 9 (SEIP); csrrs x0, mip, t0
-    let prog = [0x2000_0293u32, csr(2, 0, 5, MIP)];
+    let prog = [encode(Op::ADDI, 5, 0, 0, bit(mip::SEIP) as i64), csr(Op::CSRRS, 0, 5, MIP)];
     let (mut h, _, _) = hart_with(&prog, 1 << 20);
     for _ in 0..prog.len() {
         h.step(&mut NoDevices).expect("no trap");
     }
-    assert_eq!(h.csr_peek(MIP as u16).unwrap() >> mip::SEIP & 1, 1);
+    assert_eq!(h.csr_peek(MIP).unwrap() >> mip::SEIP & 1, 1);
 }

@@ -8,7 +8,11 @@ mod common;
 use common::{hart_with, NoDevices, BASE};
 use strata_hart::{Hart, Priv, NO_PROGRESS_TRAPS};
 
-const MRET: u32 = 0x3020_0073;
+/// `mret`, from the one encoding table.
+fn mret() -> u32 {
+    strata_arch::isa::encode(strata_arch::isa::Op::MRET, 0, 0, 0, 0)
+}
+
 /// `addi a0, a0, 1`
 const ADDI_A0: u32 = 0x0015_0513;
 /// `lw a1, 0(zero)`: address 0 is nothing on this bus, an access fault.
@@ -26,7 +30,7 @@ const CSRW_MEPC_T2: u32 = 0x3413_9073;
 /// `addi a2, a2, 64`
 const ADDI_A2_64: u32 = 0x0406_0613;
 
-const LOAD_ACCESS: u64 = 5;
+use strata_arch::cause::LOAD_ACCESS;
 const HANDLER: u64 = BASE + 0x100;
 const USER: u64 = BASE + 0x200;
 
@@ -35,7 +39,7 @@ const USER: u64 = BASE + 0x200;
 /// firmware under a kernel would handle them.
 fn user_and_handler(user: &[u32], handler: &[u32], jit: bool) -> Hart {
     let mut prog = vec![0u32; 0x300 / 4];
-    prog[0] = MRET;
+    prog[0] = mret();
     prog[0x100 / 4..0x100 / 4 + handler.len()].copy_from_slice(handler);
     prog[0x200 / 4..0x200 / 4 + user.len()].copy_from_slice(user);
     let (mut h, _irqs, _ram) = hart_with(&prog, 1 << 20);
@@ -85,7 +89,7 @@ fn a_fault_the_handler_sends_back_to_the_same_code_is_reported() {
     // What OpenSBI does under a garbage kernel: redirect each fault to the
     // same entry, where the same instructions lead to the same fault.
     for jit in [false, true] {
-        let mut h = user_and_handler(&[ADDI_A0, LW_ZERO], &[CSRW_MEPC_T1, MRET], jit);
+        let mut h = user_and_handler(&[ADDI_A0, LW_ZERO], &[CSRW_MEPC_T1, mret()], jit);
         let used = run_until_reported(&mut h, 20 * NO_PROGRESS_TRAPS);
         let r = *h.no_progress().unwrap_or_else(|| panic!("jit {jit}: not reported in {used} slots"));
         assert_eq!((r.cause, r.epc, r.tval, r.prv), (LOAD_ACCESS, USER + 4, 0, Priv::U), "jit {jit}");
@@ -101,7 +105,7 @@ fn a_fault_the_handler_sends_back_to_the_same_code_is_reported() {
 fn a_fault_the_handler_completes_is_progress() {
     // The handler emulates the load and moves mepc on (MMIO, misaligned
     // accesses): a polling loop, the same fault at the same place forever.
-    let mut h = user_and_handler(&[LW_ZERO, J_BACK4], &[CSRR_T2_MEPC, ADDI_T2_4, CSRW_MEPC_T2, MRET], true);
+    let mut h = user_and_handler(&[LW_ZERO, J_BACK4], &[CSRR_T2_MEPC, ADDI_T2_4, CSRW_MEPC_T2, mret()], true);
     let used = run_until_reported(&mut h, 20 * NO_PROGRESS_TRAPS);
     assert!(h.no_progress().is_none(), "reported: {}", h.no_progress().unwrap());
     assert!(h.stats.exceptions[LOAD_ACCESS as usize] > 2 * NO_PROGRESS_TRAPS, "only {used} slots ran");
@@ -111,7 +115,7 @@ fn a_fault_the_handler_completes_is_progress() {
 fn a_retried_fault_on_a_new_address_each_time_is_progress() {
     // The handler "fixes" something and retries the instruction, which
     // then faults on the next address: a kernel mapping page after page.
-    let mut h = user_and_handler(&[LW_A2, J_BACK4], &[ADDI_A2_64, MRET], true);
+    let mut h = user_and_handler(&[LW_A2, J_BACK4], &[ADDI_A2_64, mret()], true);
     run_until_reported(&mut h, 10 * NO_PROGRESS_TRAPS);
     assert!(h.no_progress().is_none(), "reported: {}", h.no_progress().unwrap());
     assert!(h.stats.exceptions[LOAD_ACCESS as usize] > 2 * NO_PROGRESS_TRAPS);

@@ -7,40 +7,23 @@
 mod common;
 
 use common::{hart_with, NoDevices, BASE};
+use strata_arch::isa::{encode, Op};
 const DATA: u64 = BASE + 0x10_0000;
 
-fn i_type(op: u32, f3: u32, rd: u32, rs1: u32, imm: i32) -> u32 {
-    (imm as u32 & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op
-}
-fn s_type(f3: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
-    let imm = imm as u32 & 0xfff;
-    (imm >> 5) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (imm & 0x1f) << 7 | 0x23
-}
-fn b_type(f3: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
-    let imm = imm as u32;
-    (imm >> 12 & 1) << 31
-        | (imm >> 5 & 0x3f) << 25
-        | rs2 << 20
-        | rs1 << 15
-        | f3 << 12
-        | (imm >> 1 & 0xf) << 8
-        | (imm >> 11 & 1) << 7
-        | 0x63
-}
 fn auipc(rd: u32, v: u32) -> u32 {
-    (v & 0xffff_f000) | rd << 7 | 0x17
+    encode(Op::AUIPC, rd, 0, 0, (v & 0xffff_f000) as i32 as i64)
 }
 fn ld(rd: u32, rs1: u32, imm: i32) -> u32 {
-    i_type(0x03, 3, rd, rs1, imm)
+    encode(Op::LD, rd, rs1, 0, imm as i64)
 }
 fn lw(rd: u32, rs1: u32, imm: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, imm)
+    encode(Op::LW, rd, rs1, 0, imm as i64)
 }
 fn sd(rs1: u32, rs2: u32, imm: i32) -> u32 {
-    s_type(3, rs1, rs2, imm)
+    encode(Op::SD, 0, rs1, rs2, imm as i64)
 }
 fn addi(rd: u32, rs1: u32, imm: i32) -> u32 {
-    i_type(0x13, 0, rd, rs1, imm)
+    encode(Op::ADDI, rd, rs1, 0, imm as i64)
 }
 
 const ITERATIONS: i32 = 1500;
@@ -68,8 +51,8 @@ fn program() -> Vec<u32> {
         addi(t0, t0, -1),
     ]);
     let here = p.len();
-    p.push(b_type(1, t0, 0, (top as i32 - here as i32) * 4)); // bnez t0, top
-    p.push(0x0000_006f); // j .
+    p.push(encode(Op::BNE, 0, t0, 0, (top as i64 - here as i64) * 4)); // bnez t0, top
+    p.push(encode(Op::JAL, 0, 0, 0, 0)); // j .
     p
 }
 

@@ -10,20 +10,31 @@ mod common;
 use std::sync::Arc;
 
 use common::{hart_with, NoDevices, BASE};
-use strata_devices::{mip, HartIrqs};
+use strata_arch::csr::{addr, mstatus};
+use strata_arch::irq as mip;
+use strata_arch::isa::{encode, Op};
+use strata_arch::{cause, irq};
+use strata_devices::HartIrqs;
 use strata_hart::{Hart, RunExit};
-const WFI: u32 = 0x1050_0073;
+
 /// `csrrsi x0, mie, 8` (MSIE), `wfi`, `addi t0, t0, 1`, `j -8` (back to the wfi).
-const PROG: [u32; 4] = [0x3044_6073, WFI, 0x0012_8293, 0xff9f_f06f];
+fn prog() -> [u32; 4] {
+    [
+        encode(Op::CSRRSI, 0, irq::bit(irq::MSIP) as u32, 0, addr::MIE as i64),
+        encode(Op::WFI, 0, 0, 0, 0),
+        encode(Op::ADDI, 5, 5, 0, 1),
+        encode(Op::JAL, 0, 0, 0, -8),
+    ]
+}
 
 fn hart(msip: bool, mstatus_mie: bool) -> (Hart, Arc<HartIrqs>) {
-    let (mut h, irqs, ram) = hart_with(&PROG, 1 << 20);
-    ram.store(BASE + 0x100, 4, 0x0000_006f).unwrap(); // the trap handler: `j .`
+    let (mut h, irqs, ram) = hart_with(&prog(), 1 << 20);
+    ram.store(BASE + 0x100, 4, encode(Op::JAL, 0, 0, 0, 0) as u64).unwrap(); // the trap handler: `j .`
     h.set_jit(false);
     if mstatus_mie {
         // An mtvec that spins at BASE + 0x100: `j .`.
-        assert!(h.csr_poke(0x305, BASE + 0x100));
-        assert!(h.csr_poke(0x300, 1 << 3));
+        assert!(h.csr_poke(addr::MTVEC, BASE + 0x100));
+        assert!(h.csr_poke(addr::MSTATUS, mstatus::MIE));
     }
     irqs.set(mip::MSIP, msip);
     (h, irqs)
@@ -53,9 +64,9 @@ fn a_wfi_with_nothing_pending_waits() {
 #[test]
 fn an_interrupt_that_can_be_taken_is_taken_without_yielding() {
     let (mut h, _irqs) = hart(true, true);
-    assert!(h.csr_poke(0x304, 1 << 3)); // mie.MSIE before the first instruction
+    assert!(h.csr_poke(addr::MIE, irq::bit(irq::MSIP))); // mie.MSIE before the first instruction
     let (used, exit) = h.run(&mut NoDevices, 1000);
     assert_eq!(exit, RunExit::Budget);
     assert_eq!(used, 1000, "the hart ran its whole budget (in the trap handler's loop)");
-    assert_eq!(h.csr_peek(0x342).unwrap(), 1 << 63 | 3, "mcause: machine software interrupt");
+    assert_eq!(h.csr_peek(addr::MCAUSE).unwrap(), cause::interrupt(irq::MSIP), "mcause: machine software interrupt");
 }

@@ -14,8 +14,9 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-/// log2 of the page size that code tracking works in.
-pub const PAGE_SHIFT: u32 = 12;
+/// log2 of the page size code pages are tracked in: the architecture's base
+/// page (`strata_arch::pte`).
+pub use strata_arch::pte::PAGE_SHIFT;
 
 /// An address that does not fall inside guest RAM (or an access that runs
 /// past its end).

@@ -16,9 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::tlb::{Tlb, SPACES};
 
-/// ASID field of `satp`/`vsatp` (bits 59..44) and VMID field of `hgatp`
-/// (bits 57..44), Priv. §4.1.11 and §8.2.10.
-const ID_SHIFT: u32 = 44;
+use strata_arch::csr::{hgatp, satp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SpaceKey {
@@ -32,10 +30,10 @@ pub struct SpaceKey {
 
 impl SpaceKey {
     pub fn asid(&self) -> u64 {
-        self.atp >> ID_SHIFT & 0xffff
+        (self.atp & satp::ASID_MASK) >> satp::ASID_SHIFT
     }
     pub fn vmid(&self) -> u64 {
-        self.hgatp >> ID_SHIFT & 0x3fff
+        (self.hgatp & hgatp::VMID_MASK) >> hgatp::VMID_SHIFT
     }
 }
 
@@ -155,8 +153,8 @@ mod tests {
     fn key(asid: u64, vmid: Option<u64>) -> SpaceKey {
         SpaceKey {
             virt: vmid.is_some(),
-            atp: 8 << 60 | asid << 44 | 0x80000,
-            hgatp: vmid.map_or(0, |v| 8 << 60 | v << 44),
+            atp: satp::SV39 << satp::MODE_SHIFT | asid << satp::ASID_SHIFT | 0x80000,
+            hgatp: vmid.map_or(0, |v| hgatp::SV39X4 << hgatp::MODE_SHIFT | v << hgatp::VMID_SHIFT),
         }
     }
 

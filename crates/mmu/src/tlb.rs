@@ -659,53 +659,77 @@ mod tests {
     }
 
     /// Random fills (4 KiB pieces of 4 KiB, 2 MiB and 1 GiB pages) and
-    /// fences by address, against a naive model that scans everything.
+    /// fences by address, against a naive model that scans everything. Each
+    /// step is one proptest-drawn word, so a failing run shrinks to the few
+    /// steps that matter; the seed is printed (`STRATA_SEED` replays).
     #[test]
     fn fences_by_address_match_a_full_scan() {
-        let mut t = Tlb::new();
-        t.enable_reverse_index(1 << 16);
-        // model: (kind, set) -> (va page, ctx, span) of the live entry
-        let mut model: std::collections::HashMap<(usize, usize), (u64, u16, u64)> = Default::default();
-        let mut restarts = 0;
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for step in 0..20_000 {
-            let r = rnd();
-            let va = (r & 0x3f_ffff_f000) | 0x40_0000_0000;
-            let ctx = ctx((r >> 40) as u16 % 3 + 1, 1);
-            if r >> 62 != 0 {
-                let shift = [12, 21, 30][(r >> 50) as usize % 3];
-                let kind = [Access::Fetch, Access::Load, Access::Store][(r >> 55) as usize % 3];
-                let gen = t.generation();
-                t.insert(kind, va, ctx, (r >> 8) & 0xff_f000, shift, None);
-                if t.generation() != gen {
-                    // Too many superpages: the TLB started afresh.
-                    model.clear();
-                    restarts += 1;
+        use proptest::prelude::*;
+        let scans = std::cell::Cell::new(false);
+        let cfg = strata_testkit::prop::config("fences_by_address_match_a_full_scan", 4);
+        proptest!(cfg, |(steps in prop::collection::vec(any::<u64>(), 1..20_000))| {
+            let mut t = Tlb::new();
+            t.enable_reverse_index(1 << 16);
+            // model: (kind, set) -> (va page, ctx, span) of the live entry
+            let mut model: std::collections::HashMap<(usize, usize), (u64, u16, u64)> = Default::default();
+            for (step, &r) in steps.iter().enumerate() {
+                let va = (r & 0x3f_ffff_f000) | 0x40_0000_0000;
+                let ctx = ctx((r >> 40) as u16 % 3 + 1, 1);
+                if r >> 62 != 0 {
+                    let shift = [12, 21, 30][(r >> 50) as usize % 3];
+                    let kind = [Access::Fetch, Access::Load, Access::Store][(r >> 55) as usize % 3];
+                    let gen = t.generation();
+                    t.insert(kind, va, ctx, (r >> 8) & 0xff_f000, shift, None);
+                    if t.generation() != gen {
+                        // Too many superpages: the TLB started afresh
+                        // (`superpage_bound_starts_afresh` makes sure of it).
+                        model.clear();
+                    }
+                    model.insert((kind.index(), Tlb::slot(va)), (va, ctx, !((1u64 << shift) - 1)));
+                } else {
+                    let spaces = 1u64 << ((r >> 44) % 4);
+                    let fva = if step % 2 == 0 { va } else { model.values().next().map_or(va, |e| e.0 | 0x123) };
+                    t.flush_spaces(spaces, Some(fva));
+                    model.retain(|_, &mut (v, c, span)| !(spaces >> ctx_space(c) & 1 != 0 && v & span == fva & span));
                 }
-                model.insert((kind.index(), Tlb::slot(va)), (va, ctx, !((1u64 << shift) - 1)));
-            } else {
-                let spaces = 1u64 << ((r >> 44) % 4);
-                let fva = if step % 2 == 0 { va } else { model.values().next().map_or(va, |e| e.0 | 0x123) };
-                t.flush_spaces(spaces, Some(fva));
-                model.retain(|_, &mut (v, c, span)| !(spaces >> ctx_space(c) & 1 != 0 && v & span == fva & span));
-            }
-            if step % 997 == 0 {
-                for k in 0..3 {
-                    for i in 0..SETS {
-                        let live = t.sets[k][i].tag != INVALID;
-                        assert_eq!(live, model.contains_key(&(k, i)), "step {step}: entry {k}/{i}");
+                if step % 997 == 0 || step == steps.len() - 1 {
+                    for k in 0..3 {
+                        for i in 0..SETS {
+                            let live = t.sets[k][i].tag != INVALID;
+                            prop_assert_eq!(live, model.contains_key(&(k, i)), "step {}: entry {}/{}", step, k, i);
+                        }
                     }
                 }
             }
+            if t.stats.fence_scans > 0 && t.stats.fence_scans < t.stats.flushes {
+                scans.set(true);
+            }
+        });
+        assert!(scans.get(), "some fences scanned, and not all of them");
+    }
+
+    /// More distinct superpages than the set remembers: the TLB starts
+    /// afresh (so fences by address stay exact), and fills again.
+    #[test]
+    fn superpage_bound_starts_afresh() {
+        let mut t = Tlb::new();
+        t.enable_reverse_index(1 << 16);
+        let c = ctx(1, 1);
+        let gen = t.generation();
+        let mut restarted_at = None;
+        for i in 0..=SuperSet::MAX as u64 {
+            t.insert(Access::Load, 0x40_0000_0000 + (i << 21), c, i << 21, 21, None);
+            if t.generation() != gen && restarted_at.is_none() {
+                restarted_at = Some(i);
+            }
         }
-        assert!(restarts > 0, "the superpage set's bound was reached and handled");
-        assert!(t.stats.fence_scans > 0 && t.stats.fence_scans < t.stats.flushes);
+        assert_eq!(restarted_at, Some(SuperSet::MAX as u64), "the set holds MAX superpages, not one more");
+        // Only the page inserted after the restart is live.
+        assert_eq!(t.live_entries(), 1);
+        let last = 0x40_0000_0000 + ((SuperSet::MAX as u64) << 21);
+        assert_eq!(t.lookup(Access::Load, last, c), Some(((SuperSet::MAX as u64) << 21) as usize));
+        t.flush_spaces(!0, Some(last));
+        assert_eq!(t.live_entries(), 0, "a fence by address still finds the superpage");
     }
 
     #[test]

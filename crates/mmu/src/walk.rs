@@ -11,42 +11,9 @@
 use crate::pte;
 use crate::Access;
 
-/// The translation scheme of a walk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Scheme {
-    /// Number of levels: 3 for Sv39(x4), 4 for Sv48(x4), 5 for Sv57(x4).
-    pub levels: u32,
-    /// The G-stage "x4" forms widen the root index by two bits and take a
-    /// 16 KiB root table (§8.5.1).
-    pub x4: bool,
-}
-
-impl Scheme {
-    pub const SV39: Scheme = Scheme { levels: 3, x4: false };
-    pub const SV48: Scheme = Scheme { levels: 4, x4: false };
-    pub const SV57: Scheme = Scheme { levels: 5, x4: false };
-    pub const SV39X4: Scheme = Scheme { levels: 3, x4: true };
-    pub const SV48X4: Scheme = Scheme { levels: 4, x4: true };
-    pub const SV57X4: Scheme = Scheme { levels: 5, x4: true };
-
-    /// Width of the virtual (or guest-physical) address in bits.
-    pub const fn va_bits(self) -> u32 {
-        12 + 9 * self.levels + if self.x4 { 2 } else { 0 }
-    }
-
-    /// Whether `va` is a legal input address. Single-stage VAs must be
-    /// sign-extended from their top bit (§4.4.1); guest-physical addresses
-    /// for the x4 forms must have all bits above the width zero (§8.5.1).
-    pub fn va_ok(self, va: u64) -> bool {
-        let bits = self.va_bits();
-        if self.x4 {
-            va >> bits == 0
-        } else {
-            let shift = 64 - bits;
-            ((va << shift) as i64 >> shift) as u64 == va
-        }
-    }
-}
+/// The translation scheme of a walk: levels, and whether it is an x4
+/// G-stage form (one home, `strata_arch::pte`).
+pub use strata_arch::pte::Scheme;
 
 /// Who is asking, and how permissions are read (§4.3.1, §8.5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,16 +85,14 @@ pub fn walk<M: PtMemory>(
     let mut refs = 0;
     let mut writes = 0;
     'restart: loop {
-        let mut table = root_ppn << 12;
+        let mut table = root_ppn << pte::PAGE_SHIFT;
         let mut level = scheme.levels - 1;
         loop {
-            let shift = 12 + 9 * level;
-            let index_bits = if level == scheme.levels - 1 && scheme.x4 { 11 } else { 9 };
-            let index = (va >> shift) & ((1 << index_bits) - 1);
+            let index = scheme.index(va, level);
             let pte_addr = table.wrapping_add(index * 8);
             let pte = mem.read_pte(pte_addr).map_err(WalkError::Mem)?;
             refs += 1;
-            if pte & pte::V == 0 || (pte & pte::R == 0 && pte & pte::W != 0) || pte & pte::RESERVED_HIGH != 0 {
+            if pte & pte::V == 0 || (pte & pte::R == 0 && pte & pte::W != 0) || pte & pte::HIGH_BITS != 0 {
                 return Err(WalkError::PageFault);
             }
             if !pte::is_leaf(pte) {
@@ -135,7 +100,7 @@ pub fn walk<M: PtMemory>(
                     return Err(WalkError::PageFault);
                 }
                 level -= 1;
-                table = pte::ppn(pte) << 12;
+                table = pte::ppn(pte) << pte::PAGE_SHIFT;
                 continue;
             }
             // §4.3.2 step 5: permission checks on the leaf.
@@ -157,7 +122,7 @@ pub fn walk<M: PtMemory>(
             }
             // Step 6: a superpage's low PPN bits must be zero.
             let ppn = pte::ppn(pte);
-            if level > 0 && ppn & ((1 << (9 * level)) - 1) != 0 {
+            if level > 0 && ppn & ((1 << (pte::LEVEL_BITS * level)) - 1) != 0 {
                 return Err(WalkError::PageFault);
             }
             // Step 7: set A, and D for stores.
@@ -171,9 +136,9 @@ pub fn walk<M: PtMemory>(
                     continue 'restart;
                 }
             }
-            let page_shift = 12 + 9 * level;
+            let page_shift = Scheme::page_shift(level);
             let offset_mask = (1u64 << page_shift) - 1;
-            let pa = ((ppn << 12) & !offset_mask) | (va & offset_mask);
+            let pa = ((ppn << pte::PAGE_SHIFT) & !offset_mask) | (va & offset_mask);
             return Ok(Leaf { pa, page_shift, pte: want, pte_addr, refs, writes });
         }
     }

@@ -23,26 +23,11 @@ use std::fmt;
 
 use crate::types::{Perms, PAGE_SIZE};
 
-/// PTE bits (§4.3.1, Figure 4.18; §4.4.1 for the 64-bit layout).
-pub mod pte {
-    pub const V: u64 = 1 << 0;
-    pub const R: u64 = 1 << 1;
-    pub const W: u64 = 1 << 2;
-    pub const X: u64 = 1 << 3;
-    pub const U: u64 = 1 << 4;
-    pub const G: u64 = 1 << 5;
-    pub const A: u64 = 1 << 6;
-    pub const D: u64 = 1 << 7;
-    pub const PPN_SHIFT: u32 = 10;
-    /// 44-bit PPN (bits 53–10).
-    pub const PPN_MASK: u64 = (1 << 44) - 1;
-    /// Bits 63–54: reserved (or Svpbmt/Svnapot, which Strata does not use).
-    pub const HIGH: u64 = 0x3ff << 54;
-
-    pub const fn ppn(pte: u64) -> u64 {
-        (pte >> PPN_SHIFT) & PPN_MASK
-    }
-}
+use strata_arch::csr::hgatp;
+/// PTE bits (§4.3.1, Figure 4.18; §4.4.1 for the 64-bit layout): one
+/// home, `strata_arch::pte`.
+pub use strata_arch::pte;
+use strata_arch::pte::Scheme;
 
 /// The G-stage translation scheme (§8.5.1).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -52,47 +37,41 @@ pub enum GStageMode {
 }
 
 impl GStageMode {
+    /// The scheme's geometry (`strata_arch::pte::Scheme`).
+    pub const fn scheme(self) -> Scheme {
+        match self {
+            GStageMode::Sv39x4 => Scheme::SV39X4,
+            GStageMode::Sv48x4 => Scheme::SV48X4,
+        }
+    }
+
     /// Number of levels of tables.
     pub const fn levels(self) -> u32 {
-        match self {
-            GStageMode::Sv39x4 => 3,
-            GStageMode::Sv48x4 => 4,
-        }
+        self.scheme().levels
     }
 
     /// Width of a guest-physical address: 41 or 50 bits. Bits above must be
     /// zero (§8.5.1), else the access takes a guest-page fault.
     pub const fn gpa_bits(self) -> u32 {
-        12 + 9 * self.levels() + 2
+        self.scheme().va_bits()
     }
 
     /// The `hgatp.MODE` encoding (§8.2.10: 8 = Sv39x4, 9 = Sv48x4).
     pub const fn hgatp_mode(self) -> u64 {
-        match self {
-            GStageMode::Sv39x4 => 8,
-            GStageMode::Sv48x4 => 9,
-        }
+        self.scheme().atp_mode()
     }
 
     /// Whether `gpa` is inside this mode's guest-physical address space.
     pub const fn gpa_ok(self, gpa: u64) -> bool {
-        gpa >> self.gpa_bits() == 0
-    }
-
-    fn index_bits(self, level: u32) -> u32 {
-        if level == self.levels() - 1 {
-            11
-        } else {
-            9
-        }
+        self.scheme().va_ok(gpa)
     }
 
     fn index(self, gpa: u64, level: u32) -> u64 {
-        (gpa >> (12 + 9 * level)) & ((1 << self.index_bits(level)) - 1)
+        self.scheme().index(gpa, level)
     }
 
     fn entries(self, level: u32) -> u64 {
-        1 << self.index_bits(level)
+        1 << self.scheme().index_bits(level)
     }
 }
 
@@ -108,8 +87,8 @@ pub enum PageSize {
 impl PageSize {
     pub const fn bytes(self) -> u64 {
         match self {
-            PageSize::Size4K => 1 << 12,
-            PageSize::Size2M => 1 << 21,
+            PageSize::Size4K => 1 << Scheme::page_shift(0),
+            PageSize::Size2M => 1 << Scheme::page_shift(1),
         }
     }
 
@@ -251,7 +230,7 @@ pub struct GStage {
 }
 
 fn leaf_pte(pa: u64, perms: Perms) -> u64 {
-    let mut v = ((pa >> 12) << pte::PPN_SHIFT) | pte::V | pte::U | pte::A;
+    let mut v = ((pa >> pte::PAGE_SHIFT) << pte::PPN_SHIFT) | pte::V | pte::U | pte::A;
     if perms.read() {
         v |= pte::R;
     }
@@ -265,7 +244,7 @@ fn leaf_pte(pa: u64, perms: Perms) -> u64 {
 }
 
 fn pointer_pte(table: u64) -> u64 {
-    ((table >> 12) << pte::PPN_SHIFT) | pte::V
+    ((table >> pte::PAGE_SHIFT) << pte::PPN_SHIFT) | pte::V
 }
 
 fn is_leaf(v: u64) -> bool {
@@ -306,10 +285,12 @@ impl GStage {
     /// The `hgatp` value that selects these tables for hardware VMID `vmid`
     /// (§8.2.10: MODE in bits 63–60, VMID in 57–44, root PPN in 43–0).
     pub fn hgatp(&self, vmid: u16) -> Result<u64, GStageError> {
-        if vmid >= 1 << 14 {
+        if vmid >= 1 << hgatp::VMID_BITS {
             return Err(GStageError::VmidTooLarge(vmid));
         }
-        Ok((self.mode.hgatp_mode() << 60) | ((vmid as u64) << 44) | (self.root >> 12))
+        Ok((self.mode.hgatp_mode() << hgatp::MODE_SHIFT)
+            | ((vmid as u64) << hgatp::VMID_SHIFT)
+            | (self.root >> pte::PAGE_SHIFT))
     }
 
     fn zero_table<M: TableMemory + ?Sized>(&self, mem: &mut M, table: u64, level: u32) -> Result<(), GStageError> {
@@ -325,7 +306,7 @@ impl GStage {
             return Ok(Step::Invalid);
         }
         let corrupt = Err(GStageError::Corrupt { pa, value: v });
-        if v & pte::HIGH != 0 || (v & pte::W != 0 && v & pte::R == 0) {
+        if v & pte::HIGH_BITS != 0 || (v & pte::W != 0 && v & pte::R == 0) {
             return corrupt;
         }
         if is_leaf(v) {
@@ -334,7 +315,7 @@ impl GStage {
         if level == 0 || v & (pte::U | pte::A | pte::D) != 0 {
             return corrupt;
         }
-        Ok(Step::Table(pte::ppn(v) << 12))
+        Ok(Step::Table(pte::ppn(v) << pte::PAGE_SHIFT))
     }
 
     /// Maps one 4 KiB page.
@@ -370,7 +351,7 @@ impl GStage {
         if pa % size.bytes() != 0 {
             return Err(GStageError::Misaligned(pa));
         }
-        if pa >> 12 > pte::PPN_MASK {
+        if pa >> pte::PAGE_SHIFT > pte::PPN_MASK {
             return Err(GStageError::PaOutOfRange(pa));
         }
         let leaf_level = size.level();
@@ -461,8 +442,8 @@ impl GStage {
     }
 
     fn leaf(&self, slot: u64, v: u64, gpa: u64, level: u32) -> Result<Leaf, GStageError> {
-        let size = 1u64 << (12 + 9 * level);
-        let pa = pte::ppn(v) << 12;
+        let size = 1u64 << Scheme::page_shift(level);
+        let pa = pte::ppn(v) << pte::PAGE_SHIFT;
         // §4.3.2 step 6: a superpage's low PPN bits must be zero; and every
         // leaf this builder writes has U=1 and A=1 (D=1 if writable).
         let ad_ok = v & pte::U != 0 && v & pte::A != 0 && (v & pte::W == 0 || v & pte::D != 0);
@@ -519,7 +500,7 @@ impl GStage {
         for i in 0..self.mode.entries(level) {
             let slot = table + 8 * i;
             let v = mem.read_u64(slot)?;
-            let gpa = base | (i << (12 + 9 * level));
+            let gpa = base | (i << Scheme::page_shift(level));
             match self.step(slot, v, level)? {
                 Step::Invalid => {}
                 Step::Leaf => out.push(self.leaf(slot, v, gpa, level)?),

@@ -14,24 +14,45 @@
 //! The deliberately broken variants at the end switch on bugs inside the
 //! tracker, the manager, or the test RAM, and assert that the checker catches
 //! each one.
+//!
+//! The random choices come from proptest: a run is a list of operations,
+//! each drawing its choices (which operation, which page, VM, address...)
+//! from its own [`Choices`]. A failing run shrinks: operations are dropped
+//! and choices move towards 0, the first option of each. The seed is
+//! printed; `STRATA_SEED` replays a run (`strata_testkit::prop`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::tracker::Bugs;
 use crate::*;
+use proptest::prelude::*;
+use proptest::test_runner::{TestCaseError, TestRunner};
+use std::cell::RefCell;
 
-// ---------------------------------------------------------------- PRNG
+// ---------------------------------------------------------------- choices
 
-/// SplitMix64: small, seedable, good enough to drive a test.
-struct Rng(u64);
+/// The choices one operation may draw: proptest generates them.
+type Choices = [u64; 16];
+
+/// Reads an operation's [`Choices`] in order (the few operations that draw
+/// more than 16 read them again, rotated).
+struct Rng {
+    c: Choices,
+    i: usize,
+}
 
 impl Rng {
+    fn new() -> Rng {
+        Rng { c: [0; 16], i: 0 }
+    }
+    fn start(&mut self, c: &Choices) {
+        self.c = *c;
+        self.i = 0;
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        let v = self.c[self.i % 16].rotate_left(13 * (self.i / 16) as u32);
+        self.i += 1;
+        v
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
@@ -42,6 +63,11 @@ impl Rng {
     fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len())]
     }
+}
+
+/// A run of up to `2 * steps` operations (`steps` on average).
+fn runs(steps: usize) -> impl Strategy<Value = Vec<Choices>> {
+    prop::collection::vec(prop::array::uniform16(any::<u64>()), 1..=2 * steps)
 }
 
 // ---------------------------------------------------------------- RAM
@@ -730,13 +756,13 @@ const ALL_PERMS: [Perms; 8] =
     [Perms::NONE, Perms::R, Perms::W, Perms::X, Perms::RW, Perms::RX, Perms::from_bits(6), Perms::RWX];
 
 impl Sim {
-    fn new(seed: u64, mode: GStageMode) -> Sim {
+    fn new(mode: GStageMode) -> Sim {
         Sim {
             mode,
             hm: HypMemory::new(MachinePage::from_pfn(BASE_PFN), TOTAL, mode).expect("range"),
             ram: Ram::new(),
             model: Model::new(),
-            rng: Rng(seed),
+            rng: Rng::new(),
             step: 0,
             log: Vec::new(),
             ok_counts: BTreeMap::new(),
@@ -1306,10 +1332,11 @@ impl Sim {
         Ok(())
     }
 
-    fn run(&mut self, steps: usize) -> Result<(), String> {
+    fn run(&mut self, ops: &[Choices]) -> Result<(), String> {
         self.check().map_err(|e| format!("initial state: {e}"))?;
-        for s in 0..steps {
+        for (s, c) in ops.iter().enumerate() {
             self.step = s;
+            self.rng.start(c);
             let r = self.op().and_then(|()| self.check());
             if let Err(e) = r {
                 let tail: Vec<&String> = self.log.iter().rev().take(6).rev().collect();
@@ -1320,22 +1347,34 @@ impl Sim {
     }
 }
 
-fn run_seeds(
+/// Runs `cases` random runs of about `steps` operations each (proptest
+/// cases named `test`), with `set` applied to each fresh simulation.
+/// Returns the successful operations by kind, summed, or the (shrunk)
+/// failure. `shrink_iters` bounds the shrinking.
+fn run_cases(
+    test: &str,
     mode: GStageMode,
-    seeds: std::ops::Range<u64>,
+    cases: u32,
     steps: usize,
+    shrink_iters: u32,
     set: impl Fn(&mut Sim),
 ) -> Result<BTreeMap<&'static str, usize>, String> {
-    let mut total = BTreeMap::new();
-    for seed in seeds {
-        let mut sim = Sim::new(seed.wrapping_mul(0x1000_0000_01b3) ^ 0x5eed, mode);
+    let total = RefCell::new(BTreeMap::new());
+    let cfg = strata_testkit::prop::config(test, cases);
+    let mut runner = TestRunner::new(ProptestConfig { max_shrink_iters: shrink_iters, ..cfg });
+    let r = runner.run(&runs(steps), |ops| {
+        let mut sim = Sim::new(mode);
         set(&mut sim);
-        sim.run(steps).map_err(|e| format!("seed {seed} ({mode:?}): {e}"))?;
+        sim.run(&ops).map_err(|e| TestCaseError::fail(format!("{mode:?}: {e}")))?;
         for (k, n) in sim.ok_counts {
-            *total.entry(k).or_default() += n;
+            *total.borrow_mut().entry(k).or_default() += n;
         }
+        Ok(())
+    });
+    match r {
+        Ok(()) => Ok(total.into_inner()),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(total)
 }
 
 /// Every kind of operation must have succeeded a fair number of times, or
@@ -1366,9 +1405,9 @@ fn assert_coverage(counts: &BTreeMap<&'static str, usize>) {
     }
 }
 
-/// How many seeds the main model tests run: 40 by default (30 for Sv48x4),
+/// How many runs the main model tests make: 40 by default (30 for Sv48x4),
 /// more with `STRATA_MODEL_SEEDS=N` for a longer soak (`cargo test --release`).
-fn seeds() -> u64 {
+fn seeds() -> u32 {
     std::env::var("STRATA_MODEL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40)
 }
 
@@ -1379,14 +1418,15 @@ fn steps() -> usize {
 
 #[test]
 fn model_sv39x4() {
-    let counts = run_seeds(GStageMode::Sv39x4, 0..seeds(), steps(), |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let counts =
+        run_cases("model_sv39x4", GStageMode::Sv39x4, seeds(), steps(), 4096, |_| {}).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("sv39x4 successful operations: {counts:?}");
     assert_coverage(&counts);
 }
 
 #[test]
 fn model_sv48x4() {
-    let counts = run_seeds(GStageMode::Sv48x4, 1_000_000..1_000_000 + seeds() * 3 / 4, steps(), |_| {})
+    let counts = run_cases("model_sv48x4", GStageMode::Sv48x4, seeds() * 3 / 4, steps(), 4096, |_| {})
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("sv48x4 successful operations: {counts:?}");
     assert_coverage(&counts);
@@ -1394,9 +1434,10 @@ fn model_sv48x4() {
 
 // ---------------------------------------------------------------- broken variants
 
-/// The checker must catch the bug within a few seeds.
+/// The checker must catch the bug within a few runs. The failure is shrunk
+/// a little, so the message shows a short run that exposes the bug.
 fn assert_caught(name: &str, set: impl Fn(&mut Sim)) {
-    let r = run_seeds(GStageMode::Sv39x4, 0..40, 400, |s| {
+    let r = run_cases(name, GStageMode::Sv39x4, 40, 400, 64, |s| {
         s.self_check = false;
         set(s)
     });
@@ -1440,12 +1481,12 @@ fn catches_zeroer_that_does_not_zero() {
 /// made writable) is found by the independent walk.
 #[test]
 fn catches_corrupted_leaf() {
-    let mut found = 0;
-    for seed in 0..20 {
-        let mut sim = Sim::new(seed, GStageMode::Sv39x4);
-        sim.run(300).unwrap_or_else(|e| panic!("{e}"));
+    let found = std::cell::Cell::new(0);
+    proptest!(strata_testkit::prop::config("catches_corrupted_leaf", 20), |(ops in runs(300))| {
+        let mut sim = Sim::new(GStageMode::Sv39x4);
+        sim.run(&ops).unwrap_or_else(|e| panic!("{e}"));
         let Some((&(v, gpa), _)) = sim.model.maps.iter().find(|(_, &(_, pp))| !pp.write()) else {
-            continue;
+            return Ok(());
         };
         let root = sim.hm.root(v).expect("root");
         // Find the leaf's address with the walker's own arithmetic.
@@ -1459,10 +1500,10 @@ fn catches_corrupted_leaf() {
         }
         let pte = sim.ram.word(at).expect("pte");
         sim.ram.set_word(at, pte | pte::R | pte::W | pte::D);
-        assert!(sim.check_independent().is_err(), "made a read-only leaf writable and the checker did not notice");
-        found += 1;
-    }
-    assert!(found >= 5, "too few runs had a read-only mapping to corrupt ({found})");
+        prop_assert!(sim.check_independent().is_err(), "made a read-only leaf writable and the checker did not notice");
+        found.set(found.get() + 1);
+    });
+    assert!(found.get() >= 5, "too few runs had a read-only mapping to corrupt ({})", found.get());
 }
 
 impl HypMemory {

@@ -3,10 +3,9 @@
 
 use std::fmt;
 
-/// log2 of the machine page size the tracker works in.
-pub const PAGE_SHIFT: u32 = 12;
-/// The machine page size the tracker works in (4 KiB).
-pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
+/// The machine page size the tracker works in: the architecture's base
+/// page (4 KiB, `strata_arch::pte`).
+pub use strata_arch::pte::{PAGE_SHIFT, PAGE_SIZE};
 
 /// A VM's identity in the ownership tracker.
 ///

@@ -12,9 +12,11 @@ use std::path::PathBuf;
 
 use strata_hypervisor::Policy;
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
-use strata_platform::{testguest, ClockMode};
+use strata_platform::machine::RAM_BASE;
+use strata_platform::ClockMode;
+use strata_testkit::guest;
 
-const WALK_BASE: u64 = 0x8010_0000;
+const WALK_BASE: u64 = RAM_BASE + 0x10_0000;
 const WALK_PAGES: u64 = 64;
 
 fn main() {
@@ -36,7 +38,7 @@ fn main() {
     };
     let (rounds, moves) = (num(2, 2000), num(3, 1));
     let path: PathBuf = std::env::temp_dir().join(format!("strata-inval-{}.elf", std::process::id()));
-    std::fs::write(&path, testguest::page_walker(WALK_BASE, WALK_PAGES, 4096)).expect("write the guest");
+    std::fs::write(&path, guest::page_walker(RAM_BASE, WALK_BASE, WALK_PAGES, 4096)).expect("write the guest");
     let vm = |name: &str| VmConfig {
         name: name.into(),
         memory: 16 << 20,

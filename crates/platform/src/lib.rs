@@ -12,7 +12,6 @@ pub mod loader;
 pub mod machine;
 pub mod runner;
 pub mod size;
-pub mod testguest;
 pub mod virtio;
 
 pub use machine::{ExitReason, Machine, MachineConfig};

@@ -18,31 +18,30 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use strata_arch::csr::addr::{MIE, MSTATUS, MTVEC, SIE, SSTATUS, STVEC};
+use strata_arch::isa::Op;
+use strata_devices::board::VIRT;
 use strata_hypervisor::Policy;
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
 use strata_platform::machine::INSNS_PER_TICK;
 use strata_platform::runner::CHUNK;
-use strata_platform::testguest::{self, reg::*, Asm, Level};
 use strata_platform::{ClockMode, ExitReason, Machine, MachineConfig};
+use strata_testkit::asm::{elf, reg::*, Asm};
+use strata_testkit::guest::Level;
 
-const RAM: u64 = 0x8000_0000;
+const RAM: u64 = VIRT.ram_base;
 const HANDLER: u64 = 0x100;
 /// The CLINT's `mtimecmp[0]` and the syscon of the bare board.
-const MTIMECMP0: u64 = 0x0200_4000;
-const SYSCON: u64 = 0x0010_0000;
-const SBI_TIME: u64 = 0x5449_4d45;
-const SBI_SRST: u64 = 0x5352_5354;
-// CSRs (Privileged Architecture 20211203, table 2.2-2.5).
-const MSTATUS: u32 = 0x300;
-const MIE: u32 = 0x304;
-const MTVEC: u32 = 0x305;
-const SSTATUS: u32 = 0x100;
-const SIE: u32 = 0x104;
-const STVEC: u32 = 0x105;
-const WFI: u32 = 0x1050_0073;
-// csrrw / csrrs / csrrsi
-const RW: u32 = 1;
-const RSI: u32 = 6;
+const MTIMECMP0: u64 = match VIRT.clint {
+    Some(c) => c.base + strata_devices::aclint::MTIMECMP_BASE,
+    None => panic!("the bare board has a CLINT"),
+};
+const SYSCON: u64 = VIRT.syscon.base;
+const SBI_TIME: u64 = strata_arch::sbi::ext::TIME;
+const SBI_SRST: u64 = strata_arch::sbi::ext::SRST;
+// csrrw / csrrsi
+const RW: Op = Op::CSRRW;
+const RSI: Op = Op::CSRRSI;
 
 /// A guest that arms its timer at `deadline` (ticks), then spins (or waits
 /// in WFI) until the timer interrupt powers it off.
@@ -64,7 +63,7 @@ fn timer_guest(level: Level, deadline: u64, wfi: bool) -> Vec<u8> {
     }
     let top = a.here();
     if wfi {
-        a.word(WFI);
+        a.insn(Op::WFI, 0, 0, 0, 0);
     }
     a.j(top);
     assert!(a.here() <= HANDLER as i64);
@@ -73,7 +72,7 @@ fn timer_guest(level: Level, deadline: u64, wfi: bool) -> Vec<u8> {
     }
     match level {
         Level::M => {
-            a.li(T0, SYSCON).li(T1, 0x5555).store(2, T1, T0, 0);
+            a.li(T0, SYSCON).li(T1, 0x5555).store(Op::SW, T1, T0, 0);
         }
         Level::Vs => {
             a.li(A1, 0).sbi(SBI_SRST, 0, 0);
@@ -81,7 +80,7 @@ fn timer_guest(level: Level, deadline: u64, wfi: bool) -> Vec<u8> {
     }
     let end = a.here();
     a.j(end);
-    testguest::elf(&a.bytes(), RAM)
+    elf(&a.bytes(), RAM)
 }
 
 fn file(name: &str, bytes: &[u8]) -> PathBuf {

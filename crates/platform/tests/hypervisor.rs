@@ -1,17 +1,19 @@
 //! Strata's hypervisor on emulated harts: memory isolation, protected VMs,
 //! reclaimed pages, and invalidation by physical address, with small guests
-//! that walk their memory (strata_platform::testguest).
+//! that walk their memory (strata_testkit::guest).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use strata_hypervisor::Policy;
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
-use strata_platform::testguest;
 use strata_platform::ClockMode;
+use strata_testkit::guest;
 
-const RAM: u64 = 0x8000_0000;
+const RAM: u64 = strata_platform::machine::RAM_BASE;
 /// The walkers touch pages 0x8010_0000.. of their VM (clear of the code).
-const WALK_BASE: u64 = 0x8010_0000;
+const WALK_BASE: u64 = RAM + 0x10_0000;
 const WALK_PAGES: u64 = 64;
 
 fn guest_file(name: &str, bytes: &[u8]) -> PathBuf {
@@ -51,7 +53,7 @@ fn machine(vms: Vec<VmConfig>, harts: u32, policy: Policy) -> HypMachine {
 }
 
 fn walker() -> PathBuf {
-    guest_file("walker", &testguest::page_walker(WALK_BASE, WALK_PAGES, 4096))
+    guest_file("walker", &guest::page_walker(RAM, WALK_BASE, WALK_PAGES, 4096))
 }
 
 /// Every cached two-stage translation on every hart must be one the VM's
@@ -82,7 +84,7 @@ fn check_tlbs_against_tables(m: &HypMachine) -> usize {
 fn the_host_interface_refuses_protected_memory() {
     let k = walker();
     let m = machine(vec![vm("open", &k, false), vm("secret", &k, true)], 1, Policy::Pa);
-    let code = testguest::page_walker(WALK_BASE, WALK_PAGES, 4096);
+    let code = guest::page_walker(RAM, WALK_BASE, WALK_PAGES, 4096);
     let mut buf = [0u8; 16];
     m.hyp().host_read(0, RAM, &mut buf).expect("an ordinary VM's memory is readable");
     assert_eq!(&buf[..], &code[0x1000..0x1010], "the host sees the VM's loaded program");
@@ -192,7 +194,7 @@ fn only_coarse_policies_cause_collateral_misses() {
 /// writes zero to htinst, as the spec allows.
 #[test]
 fn mmio_is_emulated_with_and_without_transformed_htinst() {
-    let k = guest_file("hello", &testguest::uart_hello("hello over mmio\n"));
+    let k = guest_file("hello", &guest::uart_hello(&common::board(), "hello over mmio\n"));
     for transformed in [true, false] {
         let mut m = machine(vec![vm("h", &k, false)], 1, Policy::Pa);
         for h in m.harts.iter_mut() {
@@ -206,7 +208,7 @@ fn mmio_is_emulated_with_and_without_transformed_htinst() {
     }
 }
 
-/// Hostile guests (`testguest::hostile`: random SBI calls, loads and stores
+/// Hostile guests (`strata_testkit::guest::hostile`: random SBI calls, loads and stores
 /// anywhere, random CSRs, privileged and hypervisor instructions, random
 /// instruction words, a second vCPU started at a random address), ordinary
 /// and protected, each beside a page walker. Whatever they do, the host
@@ -216,10 +218,11 @@ fn mmio_is_emulated_with_and_without_transformed_htinst() {
 fn hostile_guests_hurt_nobody() {
     use strata_hypervisor::vm::VmEnd;
     let w = walker();
-    for seed in 1..=24u64 {
+    let board = common::board();
+    for seed in common::seeds(1..=24) {
         let h = guest_file(
             "hostile",
-            &testguest::hostile(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 16 << 20, testguest::Level::Vs),
+            &guest::hostile(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 16 << 20, guest::Level::Vs, &board),
         );
         let mut hostile = vm("hostile", &h, seed % 2 == 1);
         hostile.vcpus = 2;
@@ -269,7 +272,7 @@ fn hostile_guests_hurt_nobody() {
 /// by 32, and the error was INVALID_ADDRESS).
 #[test]
 fn the_debug_console_checks_its_buffer() {
-    let k = guest_file("dbcn", &testguest::dbcn_probe("hello"));
+    let k = guest_file("dbcn", &guest::dbcn_probe(RAM, "hello"));
     let log = std::env::temp_dir().join(format!("strata-hyp-test-{}-dbcn.log", std::process::id()));
     let mut v = vm("d", &k, false);
     v.serial_log = Some(log.clone());
@@ -288,7 +291,7 @@ fn the_debug_console_checks_its_buffer() {
 #[test]
 fn console_input_goes_to_the_focused_vm_and_is_never_dropped() {
     use strata_platform::console::Input;
-    let k = guest_file("echo", &testguest::uart_echo());
+    let k = guest_file("echo", &guest::uart_echo(&common::board()));
     let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 1, Policy::Pa);
     let tx = m.input_sender();
     let to_a = "a long line for a small receiver: one byte at a time, then q";
@@ -314,10 +317,10 @@ fn console_input_goes_to_the_focused_vm_and_is_never_dropped() {
 /// the guest kernel closes in `scounteren` is an illegal instruction for
 /// the guest (the hart raises a virtual-instruction exception, Priv.
 /// §8.6.1, which the hypervisor turns into one). See
-/// `testguest::counter_probe` for the output's key.
+/// `strata_testkit::guest::counter_probe` for the output's key.
 #[test]
 fn user_mode_in_a_vm_reads_the_counters_its_kernel_allows() {
-    let k = guest_file("counters", &testguest::counter_probe());
+    let k = guest_file("counters", &strata_testkit::guest::counter_probe(strata_hypervisor::vm::layout::RAM_BASE));
     let mut m = machine(vec![vm("c", &k, false)], 1, Policy::Pa);
     let out = m.run();
     assert_eq!(out.status(), 0, "{out:?}");

@@ -2,15 +2,17 @@
 //! harts that pokes every device window and hole with loads and stores of
 //! every width, writes random CSRs, runs hypervisor loads and stores through
 //! random `hgatp` values, and executes random instruction words
-//! (`testguest::hostile` at `Level::M`). The machine must neither panic nor
+//! (`strata_testkit::guest::hostile` at `Level::M`). The machine must neither panic nor
 //! hang: each program ends by powering the board off through the syscon.
+
+mod common;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use strata_platform::testguest::{self, Level};
 use strata_platform::{ClockMode, ExitReason, Machine, MachineConfig, VirtioConfig};
+use strata_testkit::guest::{self, Level};
 
 const RAM_BYTES: u64 = 16 << 20;
 
@@ -24,10 +26,11 @@ fn file(name: &str, bytes: &[u8]) -> PathBuf {
 fn hostile_programs_cannot_break_the_board() {
     // Live virtio windows too: an entropy device and a disk.
     let disk = file("disk.img", &vec![0u8; 1 << 20]);
-    for seed in 1..=12u64 {
+    let board = common::board();
+    for seed in common::seeds(1..=12) {
         let kernel = file(
             &format!("hostile-{seed}.elf"),
-            &testguest::hostile(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 1500, RAM_BYTES, Level::M),
+            &guest::hostile(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 1500, RAM_BYTES, Level::M, &board),
         );
         let cfg = MachineConfig {
             ram_size: RAM_BYTES,

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use strata_platform::testguest;
+use strata_testkit::guest::countdown;
 
-const RAM: u64 = 0x8000_0000;
+const RAM: u64 = strata_devices::board::VIRT.ram_base;
 const OPEN_CODE: u64 = RAM;
 const SECRET_CODE: u64 = RAM + (4 << 20);
 
@@ -22,8 +22,8 @@ fn file(name: &str, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn the_perf_map_names_no_code_of_a_protected_vm() {
-    let open = file("open.elf", &testguest::countdown(OPEN_CODE, 200_000));
-    let secret = file("secret.elf", &testguest::countdown(SECRET_CODE, 200_000));
+    let open = file("open.elf", &countdown(OPEN_CODE, 200_000));
+    let secret = file("secret.elf", &countdown(SECRET_CODE, 200_000));
     let config = file(
         "vms.toml",
         format!(

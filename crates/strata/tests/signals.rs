@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_platform::testguest::{self, reg::*, Asm};
+use strata_arch::isa::Op;
+use strata_testkit::asm::{elf, reg::*, Asm};
 
-const RAM: u64 = 0x8000_0000;
+const RAM: u64 = strata_devices::board::VIRT.ram_base;
 const SBI_SRST: u64 = 0x5352_5354;
 
 fn strata() -> Command {
@@ -33,13 +34,13 @@ fn guest(d: &Path, vs: bool, power_off: bool) -> PathBuf {
         if vs {
             a.li(A1, 0).sbi(SBI_SRST, 0, 0);
         } else {
-            a.li(T0, 0x0010_0000).li(T1, 0x5555).store(2, T1, T0, 0);
+            a.li(T0, 0x0010_0000).li(T1, 0x5555).store(Op::SW, T1, T0, 0);
         }
     }
     let top = a.here();
     a.j(top);
     let p = d.join("guest.elf");
-    std::fs::write(&p, testguest::elf(&a.bytes(), RAM)).unwrap();
+    std::fs::write(&p, elf(&a.bytes(), RAM)).unwrap();
     p
 }
 

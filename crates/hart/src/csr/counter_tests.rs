@@ -26,7 +26,7 @@ use crate::trap::cause;
 use crate::{Bus, Hart, Priv};
 
 const MTIME: u64 = 1_000_000;
-const HTIMEDELTA: u64 = 5;
+const TIME_DELTA: u64 = 5;
 
 /// A bus whose `mtime` stands at [`MTIME`].
 struct Clock;
@@ -115,7 +115,7 @@ fn counter_access_follows_the_enable_registers_in_every_mode() {
             h.csr.mcounteren = enable(bit, m);
             h.csr.hcounteren = enable(bit, hc);
             h.csr.scounteren = enable(bit, s);
-            h.csr.htimedelta = HTIMEDELTA;
+            h.csr.htimedelta = TIME_DELTA;
             h.set_mode(p, v);
             let case =
                 format!("{name}, counter {n:#x}, mcounteren.{bit}={m} hcounteren.{bit}={hc} scounteren.{bit}={s}");
@@ -125,7 +125,7 @@ fn counter_access_follows_the_enable_registers_in_every_mode() {
                 Ok(value) => {
                     if n == TIME {
                         // §8.2.7: with V=1, `time` reads as time + htimedelta.
-                        let expect = if v { MTIME + HTIMEDELTA } else { MTIME };
+                        let expect = if v { MTIME + TIME_DELTA } else { MTIME };
                         assert_eq!(value, expect, "{case}: the value of time");
                     }
                     Read

@@ -2,13 +2,25 @@
 //! harts, one compiling and one interpreting, must end in the same
 //! architectural state (registers, pc, counters, trap CSRs, memory, MMIO
 //! traffic, even the number of instruction slots used).
+//!
+//! Programs are proptest values (lists of items, each an instruction or a
+//! small structure: a branch, a loop, a call, self-modifying code), every
+//! instruction encoded by the one encoding table (`strata_arch::isa`). A
+//! failing program shrinks to a short one; the seed is printed
+//! (`STRATA_SEED` replays it, `strata_testkit::prop`).
 
 use super::*;
-use crate::csr::status;
+use crate::csr::{addr, satp, status};
 use crate::{Priv, RunExit};
+use proptest::prelude::*;
+use proptest::sample::select;
 use std::sync::Arc;
+use strata_arch::irq;
+use strata_arch::isa::{encode, encode_compressed, field, with_field};
+use strata_arch::pte;
 use strata_devices::HartIrqs;
 use strata_memory::GuestRam;
+use strata_testkit::prop::config;
 
 const RAM_BASE: u64 = 0x8000_0000;
 const RAM_SIZE: u64 = 1 << 20;
@@ -51,73 +63,35 @@ impl Bus for TestBus {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
+// ---- programs ----------------------------------------------------------------
+
+/// `encode` for the fixed programs below (panics on operands that do not
+/// fit, which would be a bug in the test).
+fn e(op: Op, rd: u32, rs1: u32, rs2: u32, imm: i64) -> u32 {
+    encode(op, rd, rs1, rs2, imm)
 }
 
-// ---- RV encodings (ISA chapter 24 formats) ----------------------------------
-
-fn r_type(f7: u32, rs2: u32, rs1: u32, f3: u32, rd: u32, op: u32) -> u32 {
-    f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op
-}
-fn i_type(imm: i32, rs1: u32, f3: u32, rd: u32, op: u32) -> u32 {
-    ((imm as u32) & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op
-}
-fn s_type(imm: i32, rs2: u32, rs1: u32, f3: u32, op: u32) -> u32 {
-    let imm = imm as u32;
-    (imm >> 5 & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (imm & 0x1f) << 7 | op
-}
-fn b_type(off: i32, rs2: u32, rs1: u32, f3: u32) -> u32 {
-    let o = off as u32;
-    (o >> 12 & 1) << 31
-        | (o >> 5 & 0x3f) << 25
-        | rs2 << 20
-        | rs1 << 15
-        | f3 << 12
-        | (o >> 1 & 0xf) << 8
-        | (o >> 11 & 1) << 7
-        | 0x63
-}
-fn j_type(off: i32, rd: u32) -> u32 {
-    let o = off as u32;
-    (o >> 20 & 1) << 31 | (o >> 1 & 0x3ff) << 21 | (o >> 11 & 1) << 20 | (o >> 12 & 0xff) << 12 | rd << 7 | 0x6f
-}
-fn u_type(imm: u32, rd: u32, op: u32) -> u32 {
-    imm & 0xffff_f000 | rd << 7 | op
-}
-fn csr(f3: u32, csr: u32, rs1: u32, rd: u32) -> u32 {
-    csr << 20 | rs1 << 15 | f3 << 12 | rd << 7 | 0x73
+/// A compressed instruction by its row in the table and its expansion.
+fn c16(row: &str, op: Op, rd: u32, rs1: u32, rs2: u32, imm: i64) -> u16 {
+    let want = Insn { op, rd: rd as u8, rs1: rs1 as u8, rs2: rs2 as u8, imm: imm as i32 };
+    encode_compressed(row, &want).unwrap_or_else(|| panic!("{row} cannot encode {want:?}"))
 }
 
 /// One item of a program. Forward control flow names items, resolved once
 /// the layout is known; `Smc` stores an instruction over a later `Word`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 enum Item {
     Word(u32, bool),
     Half(u16),
-    /// A branch (funct3, rs1, rs2) to the item `skip` places on.
-    Branch(u32, u32, u32, usize),
+    /// A branch (op, rs1, rs2) to the item `skip` places on.
+    Branch(Op, u32, u32, usize),
     Jal(u32, usize),
     /// `c.j` / `c.beqz rs1'` forward.
     CJ(usize),
     CBeqz(u32, usize),
     /// `auipc x6, 0; jalr rd, off(x6)` forward.
     Jalr(u32, usize),
-    /// `lui x5; addi x5; auipc x6; sw x5, off(x6)` writing `word` over the
+    /// `lui x5; addiw x5; auipc x6; sw x5, off(x6)` writing `word` over the
     /// item `skip` places on (which is an overwritable Word).
     Smc(u32, usize),
     /// A counted loop over `body` (ALU words), `n` times, counter x28.
@@ -136,174 +110,183 @@ enum Item {
     },
 }
 
-/// An ALU word that does not write x1 (the return address).
-fn alu_word_keep_ra(r: &mut Rng) -> u32 {
-    let w = alu_word(r);
-    if (w >> 7) & 31 == 1 {
-        (w & !(31 << 7)) | 10 << 7
-    } else {
-        w
-    }
-}
-
 const RD: &[u32] = &[1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
+/// `RD` without x1, for code that must keep the return address.
+const RD_NO_RA: &[u32] = &[2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
 const RS: &[u32] =
     &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
 
-fn alu_word(r: &mut Rng) -> u32 {
-    let rd = r.pick(RD);
-    let (a, b) = (r.pick(RS), r.pick(RS));
-    let imm = match r.below(4) {
-        0 => r.below(4096) as i32 - 2048,
-        1 => r.below(32) as i32 - 16,
-        2 => r.pick(&[0, -1, 2047, -2048, 1]),
-        _ => r.below(64) as i32,
-    };
-    match r.below(7) {
-        0 | 1 => {
-            // OP: ADD SUB SLL SLT SLTU XOR SRL SRA OR AND and the M ops.
-            let (f7, f3) = r.pick(&[
-                (0, 0),
-                (0x20, 0),
-                (0, 1),
-                (0, 2),
-                (0, 3),
-                (0, 4),
-                (0, 5),
-                (0x20, 5),
-                (0, 6),
-                (0, 7),
-                (1, 0),
-                (1, 1),
-                (1, 2),
-                (1, 3),
-                (1, 4),
-                (1, 5),
-                (1, 6),
-                (1, 7),
-            ]);
-            r_type(f7, b, a, f3, rd, 0x33)
-        }
-        2 => {
-            // OP-32: ADDW SUBW SLLW SRLW SRAW MULW DIVW DIVUW REMW REMUW.
-            let (f7, f3) =
-                r.pick(&[(0, 0), (0x20, 0), (0, 1), (0, 5), (0x20, 5), (1, 0), (1, 4), (1, 5), (1, 6), (1, 7)]);
-            r_type(f7, b, a, f3, rd, 0x3b)
-        }
-        3 => {
-            // OP-IMM.
-            match r.below(9) {
-                f3 @ (0 | 2 | 3 | 4 | 6 | 7) => i_type(imm, a, f3 as u32, rd, 0x13),
-                1 => i_type(imm & 63, a, 1, rd, 0x13),
-                5 => i_type(imm & 63, a, 5, rd, 0x13),
-                _ => i_type((imm & 63) | 0x400, a, 5, rd, 0x13),
-            }
-        }
-        4 => {
-            // OP-IMM-32: ADDIW SLLIW SRLIW SRAIW.
-            match r.below(4) {
-                0 => i_type(imm, a, 0, rd, 0x1b),
-                1 => i_type(imm & 31, a, 1, rd, 0x1b),
-                2 => i_type(imm & 31, a, 5, rd, 0x1b),
-                _ => i_type((imm & 31) | 0x400, a, 5, rd, 0x1b),
-            }
-        }
-        5 => u_type(r.next() as u32, rd, r.pick(&[0x37, 0x17])),
-        _ => r_type(0, b, a, r.pick(&[0, 4, 6, 7]), if r.below(8) == 0 { 0 } else { rd }, 0x33),
-    }
+/// OP: the base register-register ops and M.
+const OPS: &[Op] = &[
+    Op::ADD,
+    Op::SUB,
+    Op::SLL,
+    Op::SLT,
+    Op::SLTU,
+    Op::XOR,
+    Op::SRL,
+    Op::SRA,
+    Op::OR,
+    Op::AND,
+    Op::MUL,
+    Op::MULH,
+    Op::MULHSU,
+    Op::MULHU,
+    Op::DIV,
+    Op::DIVU,
+    Op::REM,
+    Op::REMU,
+];
+/// OP-32.
+const OPS_W: &[Op] =
+    &[Op::ADDW, Op::SUBW, Op::SLLW, Op::SRLW, Op::SRAW, Op::MULW, Op::DIVW, Op::DIVUW, Op::REMW, Op::REMUW];
+/// OP-IMM with a 12-bit immediate, and its shifts.
+const OPS_IMM: &[Op] = &[Op::ADDI, Op::SLTI, Op::SLTIU, Op::XORI, Op::ORI, Op::ANDI];
+const SHIFTS: &[Op] = &[Op::SLLI, Op::SRLI, Op::SRAI];
+const SHIFTS_W: &[Op] = &[Op::SLLIW, Op::SRLIW, Op::SRAIW];
+const LOADS: &[Op] = &[Op::LB, Op::LH, Op::LW, Op::LD, Op::LBU, Op::LHU, Op::LWU];
+const STORES: &[Op] = &[Op::SB, Op::SH, Op::SW, Op::SD];
+
+fn imm12() -> impl Strategy<Value = i64> {
+    prop_oneof![-2048i64..2048, -16i64..16, select(&[0i64, -1, 2047, -2048, 1][..]), 0i64..64]
 }
 
-fn mem_word(r: &mut Rng) -> u32 {
-    let rd = r.pick(RD);
-    let (base, off) = match r.below(16) {
-        0 => (9, r.below(64) as i32 * 8),      // MMIO, aligned
-        1 => (7, r.below(64) as i32 - 32),     // a fault
-        _ => (8, r.below(4096) as i32 - 2048), // RAM, any alignment
-    };
-    if r.below(2) == 0 {
-        i_type(off, base, r.pick(&[0, 1, 2, 3, 4, 5, 6]), rd, 0x03)
-    } else {
-        s_type(off, r.pick(RS), base, r.pick(&[0, 1, 2, 3]), 0x23)
-    }
+/// An ALU instruction writing a register of `rds`.
+fn alu_word(rds: &'static [u32]) -> BoxedStrategy<u32> {
+    let (rd, rs) = (select(rds), select(RS));
+    prop_oneof![
+        2 => (select(OPS), rd.clone(), rs.clone(), rs.clone()).prop_map(|(op, d, a, b)| e(op, d, a, b, 0)),
+        1 => (select(OPS_W), rd.clone(), rs.clone(), rs.clone()).prop_map(|(op, d, a, b)| e(op, d, a, b, 0)),
+        1 => prop_oneof![
+            2 => (select(OPS_IMM), rd.clone(), rs.clone(), imm12()).prop_map(|(op, d, a, i)| e(op, d, a, 0, i)),
+            1 => (select(SHIFTS), rd.clone(), rs.clone(), 0i64..64).prop_map(|(op, d, a, i)| e(op, d, a, 0, i)),
+        ],
+        1 => prop_oneof![
+            (rd.clone(), rs.clone(), imm12()).prop_map(|(d, a, i)| e(Op::ADDIW, d, a, 0, i)),
+            (select(SHIFTS_W), rd.clone(), rs.clone(), 0i64..32).prop_map(|(op, d, a, i)| e(op, d, a, 0, i)),
+        ],
+        1 => (select(&[Op::LUI, Op::AUIPC][..]), rd.clone(), any::<u32>())
+            .prop_map(|(op, d, v)| e(op, d, 0, 0, (v & 0xffff_f000) as i32 as i64)),
+        1 => (select(&[Op::ADD, Op::XOR, Op::OR, Op::AND][..]), prop_oneof![7 => rd, 1 => Just(0)], rs.clone(), rs)
+            .prop_map(|(op, d, a, b)| e(op, d, a, b, 0)),
+    ]
+    .boxed()
 }
 
-fn other_word(r: &mut Rng) -> u32 {
-    let rd = r.pick(RD);
-    match r.below(14) {
-        0 => csr(2, 0xb02, 0, rd),                      // csrr rd, minstret
-        1 => csr(2, 0xb00, 0, rd),                      // csrr rd, mcycle
-        2 => csr(1, 0x340, r.pick(RS), rd),             // csrrw rd, mscratch, rs
-        3 => csr(2, 0x340, 0, rd),                      // csrr rd, mscratch
-        4 => 0x0000_0073,                               // ecall
-        5 => 0x0010_0073,                               // ebreak
-        6 => 0xffff_ffff,                               // illegal
-        7 => 0x0ff0_000f,                               // fence
-        8 => 0x0000_100f,                               // fence.i
-        9 if r.below(2) == 0 => csr(6, 0x300, 8, 0),    // csrsi mstatus, MIE: take the pending interrupt
-        9 => r_type(9, 0, r.pick(&[0, 8]), 0, 0, 0x73), // sfence.vma x0 / x8
-        // fmv.d.x f(rd), rs ; fadd.d f1, f2, f3 (rm dyn) ; fmv.x.d rd, f(n)
-        10 => r_type(0x79, 0, r.pick(RS), 0, rd, 0x53),
-        11 => r_type(0x01, rd & 7, rd & 15, 7, rd, 0x53),
-        12 => r_type(0x71, 0, r.below(32) as u32, 0, rd, 0x53),
+/// A load or store: at MMIO (x9, aligned), at a hole (x7: a fault), or in
+/// RAM (x8, any alignment).
+fn mem_word() -> impl Strategy<Value = u32> {
+    let at = prop_oneof![
+        1 => (Just(9u32), (0i64..64).prop_map(|o| o * 8)),
+        1 => (Just(7u32), -32i64..32),
+        14 => (Just(8u32), -2048i64..2048),
+    ];
+    (select(RD), at, any::<bool>(), select(LOADS), select(STORES), select(RS)).prop_map(
+        |(rd, (base, off), load, l, st, rs2)| {
+            if load {
+                e(l, rd, base, 0, off)
+            } else {
+                e(st, 0, base, rs2, off)
+            }
+        },
+    )
+}
+
+/// CSR accesses, traps, fences, FP moves, an AMO.
+fn other_word() -> impl Strategy<Value = u32> {
+    (0u32..15, select(RD), select(RS), 0u32..32, any::<bool>()).prop_map(|(k, rd, rs, n, b)| match k {
+        0 => e(Op::CSRRS, rd, 0, 0, addr::MINSTRET as i64),
+        1 => e(Op::CSRRS, rd, 0, 0, addr::MCYCLE as i64),
+        2 => e(Op::CSRRW, rd, rs, 0, addr::MSCRATCH as i64),
+        3 => e(Op::CSRRS, rd, 0, 0, addr::MSCRATCH as i64),
+        4 => e(Op::ECALL, 0, 0, 0, 0),
+        5 => e(Op::EBREAK, 0, 0, 0, 0),
+        6 => 0xffff_ffff, // illegal: matches no row
+        7 => with_field(e(Op::FENCE, 0, 0, 0, 0), field::PRED_SUCC, 0xff).unwrap_or_default(),
+        8 => e(Op::FENCE_I, 0, 0, 0, 0),
+        // csrsi mstatus, MIE: take the pending interrupt.
+        9 => e(Op::CSRRSI, 0, status::MIE as u32, 0, addr::MSTATUS as i64),
+        10 => e(Op::SFENCE_VMA, 0, if b { 8 } else { 0 }, 0, 0),
+        // fmv.d.x f(rd), rs ; fadd.d f(rd), f(rd&15), f(rd&7) (rm dyn) ; fmv.x.d rd, f(n)
+        11 => e(Op::FMV_D_X, rd, rs, 0, 0),
+        12 => with_field(e(Op::FADD_D, rd, rd & 15, rd & 7, 0), field::RM, 7).unwrap_or_default(),
+        13 => e(Op::FMV_X_D, rd, n, 0, 0),
         // amoadd.d rd, rs2, (x8) on an aligned address: x8 is aligned.
-        _ => r_type(0, r.pick(RS), 8, 3, rd, 0x2f),
-    }
+        _ => e(Op::AMOADD_D, rd, 8, rs, 0),
+    })
 }
 
-fn compressed(r: &mut Rng) -> u16 {
-    let rdc = r.below(6) as u16 + 2; // x10..x15 as rd'
-    let rd = r.pick(RD) as u16;
-    let imm6 = r.below(64) as u16;
-    match r.below(6) {
-        0 => 0x0001 | (imm6 >> 5) << 12 | rd << 7 | (imm6 & 31) << 2, // c.addi
-        1 => 0x4001 | (imm6 >> 5) << 12 | rd << 7 | (imm6 & 31) << 2, // c.li
-        2 => 0x8002 | rd << 7 | (r.pick(&RD[1..]) as u16) << 2,       // c.mv
-        3 => 0x9002 | rd << 7 | (r.pick(&RD[1..]) as u16) << 2,       // c.add
-        // c.lw / c.sw rd', off(x8): offsets 0..124, multiples of 4.
-        4 => {
-            let off = r.below(32) as u16 * 4;
-            0x4000 | (off >> 3 & 7) << 10 | (off >> 2 & 1) << 6 | (off >> 6 & 1) << 5 | rdc << 2
-        }
-        _ => {
-            let off = r.below(32) as u16 * 4;
-            0xc000 | (off >> 3 & 7) << 10 | (off >> 2 & 1) << 6 | (off >> 6 & 1) << 5 | rdc << 2
-        }
-    }
-}
-
-fn gen_program(r: &mut Rng, n: usize) -> Vec<Item> {
-    let mut v = Vec::new();
-    while v.len() < n {
-        let it = match r.below(40) {
-            0..=15 => Item::Word(alu_word(r), true),
-            16..=25 => Item::Word(mem_word(r), false),
-            26..=28 => Item::Word(other_word(r), false),
-            29..=31 => Item::Half(compressed(r)),
-            32 => Item::Branch(r.pick(&[0, 1, 4, 5, 6, 7]), r.pick(RS), r.pick(RS), 1 + r.below(8) as usize),
-            33 => Item::Jal(r.pick(&[0, 1, 5]), 1 + r.below(8) as usize),
-            34 => Item::CJ(1 + r.below(6) as usize),
-            35 => Item::CBeqz(r.below(6) as u32 + 10, 1 + r.below(6) as usize),
-            36 => Item::Jalr(r.pick(&[0, 1, 5]), 1 + r.below(8) as usize),
-            37 => Item::Smc(alu_word(r), 1 + r.below(12) as usize),
-            38 => Item::Loop(1 + r.below(20) as u32, (0..1 + r.below(6)).map(|_| alu_word(r)).collect()),
-            39 if r.below(2) == 0 => {
-                let words = |r: &mut Rng, n: u64| (0..n).map(|_| alu_word_keep_ra(r)).collect::<Vec<u32>>();
-                let (nb, n1, n2) = (1 + r.below(4), r.below(4), r.below(4));
-                let (body, f1, f2) = (words(r, nb), words(r, n1), words(r, n2));
-                Item::CallLoop {
-                    n: 1 + r.below(12) as u32,
-                    body,
-                    pad: if r.below(2) == 0 { r.below(8) as u32 } else { 200 + r.below(1200) as u32 },
-                    f1,
-                    smc: r.below(2) == 0,
-                    f2,
-                }
+/// A compressed ALU instruction, or C.LW/C.SW at x8.
+fn compressed() -> impl Strategy<Value = u16> {
+    let sext6 = |v: i64| (v << 58) >> 58;
+    (0u32..6, select(RD), select(&RD[1..]), 0i64..64, 10u32..16, 0i64..32).prop_map(
+        move |(k, rd, rs2, imm6, rdc, w)| {
+            match k {
+                0 => c16("C_ADDI", Op::ADDI, rd, rd, 0, sext6(imm6)),
+                1 => c16("C_LI", Op::ADDI, rd, 0, 0, sext6(imm6)),
+                2 => c16("C_JR_MV", Op::ADD, rd, 0, rs2, 0),
+                3 => c16("C_EBREAK_JALR_ADD", Op::ADD, rd, rd, rs2, 0),
+                // c.lw / c.sw rd', off(x8): offsets 0..124, multiples of 4.
+                4 => c16("C_LW", Op::LW, rdc, 8, 0, w * 4),
+                _ => c16("C_SW", Op::SW, 0, 8, rdc, w * 4),
             }
-            _ => Item::Branch(r.pick(&[0, 1]), r.pick(RS), 0, 1 + r.below(4) as usize),
-        };
-        v.push(it);
-    }
-    v
+        },
+    )
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    let skip = |n: usize| 1..n;
+    let call_loop = (
+        1u32..13,
+        prop::collection::vec(alu_word(RD_NO_RA), 1..5),
+        prop_oneof![0u32..8, 200u32..1400],
+        prop::collection::vec(alu_word(RD_NO_RA), 0..4),
+        any::<bool>(),
+        prop::collection::vec(alu_word(RD_NO_RA), 0..4),
+    )
+        .prop_map(|(n, body, pad, f1, smc, f2)| Item::CallLoop { n, body, pad, f1, smc, f2 });
+    let branch_ops = vec![Op::BEQ, Op::BNE, Op::BLT, Op::BGE, Op::BLTU, Op::BGEU];
+    prop_oneof![
+        32 => alu_word(RD).prop_map(|w| Item::Word(w, true)),
+        20 => mem_word().prop_map(|w| Item::Word(w, false)),
+        6 => other_word().prop_map(|w| Item::Word(w, false)),
+        6 => compressed().prop_map(Item::Half),
+        2 => (select(branch_ops), select(RS), select(RS), skip(9)).prop_map(|(op, a, b, s)| Item::Branch(op, a, b, s)),
+        2 => (select(&[0u32, 1, 5][..]), skip(9)).prop_map(|(rd, s)| Item::Jal(rd, s)),
+        2 => skip(7).prop_map(Item::CJ),
+        2 => (10u32..16, skip(7)).prop_map(|(rs, s)| Item::CBeqz(rs, s)),
+        2 => (select(&[0u32, 1, 5][..]), skip(9)).prop_map(|(rd, s)| Item::Jalr(rd, s)),
+        2 => (alu_word(RD), skip(13)).prop_map(|(w, s)| Item::Smc(w, s)),
+        2 => (1u32..21, prop::collection::vec(alu_word(RD), 1..7)).prop_map(|(n, b)| Item::Loop(n, b)),
+        1 => call_loop,
+        1 => (select(&[Op::BEQ, Op::BNE][..]), select(RS), skip(5)).prop_map(|(op, a, s)| Item::Branch(op, a, 0, s)),
+    ]
+}
+
+/// The machine state a program starts from: registers (often edge values)
+/// and the seed of the data area's contents.
+#[derive(Clone, Debug)]
+struct Init {
+    x: Vec<u64>,
+    f: Vec<u64>,
+    data: u64,
+}
+
+fn init() -> impl Strategy<Value = Init> {
+    let edge = select(&[0, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 0x8000_0000, 0xffff_ffff, 0x7fff_ffff][..]);
+    let x = prop::collection::vec(prop_oneof![2 => any::<u64>(), 1 => edge], 31);
+    (x, prop::collection::vec(any::<u64>(), 32), any::<u64>()).prop_map(|(x, f, data)| Init { x, f, data })
+}
+
+/// A program, how many instructions a run gets at a time, and the start.
+fn case(items: std::ops::Range<usize>) -> impl Strategy<Value = (Vec<Item>, u64, Init)> {
+    (prop::collection::vec(item(), items), 1u64..301, init())
+}
+
+/// A start state for the hand-written programs: registers 1..31 and the
+/// FP registers hold their number, data is from seed 0.
+fn fixed_init() -> Init {
+    Init { x: (1..32).collect(), f: (0..32).collect(), data: 0 }
 }
 
 fn item_len(it: &Item) -> u64 {
@@ -324,6 +307,13 @@ fn item_len(it: &Item) -> u64 {
                 + 1)
         }
     }
+}
+
+/// `lui rd, hi; addiw rd, rd, lo` loading the 32-bit value `v`.
+fn li32(rd: u32, v: u32) -> [u32; 2] {
+    let lo = ((v as i32) << 20) >> 20;
+    let hi = v.wrapping_sub(lo as u32);
+    [e(Op::LUI, rd, 0, 0, hi as i32 as i64), e(Op::ADDIW, rd, rd, 0, lo as i64)]
 }
 
 /// Lays the program out at `PROG`, ending in `csrw mie, x0; wfi` (with
@@ -348,40 +338,25 @@ fn assemble(items: &[Item]) -> Vec<u8> {
     };
     let mut out = Vec::new();
     let w = |out: &mut Vec<u8>, x: u32| out.extend_from_slice(&x.to_le_bytes());
+    let nop = e(Op::ADDI, 0, 0, 0, 0);
     for (i, it) in items.iter().enumerate() {
         let here = addr[i];
         match it {
             Item::Word(x, _) => w(&mut out, *x),
             Item::Half(h) => out.extend_from_slice(&h.to_le_bytes()),
-            Item::Branch(f3, a, b, s) => w(&mut out, b_type((target(i, *s, 4096) - here) as i32, *b, *a, *f3)),
-            Item::Jal(rd, s) => w(&mut out, j_type((target(i, *s, 1 << 20) - here) as i32, *rd)),
+            Item::Branch(op, a, b, s) => w(&mut out, e(*op, 0, *a, *b, (target(i, *s, 4096) - here) as i64)),
+            Item::Jal(rd, s) => w(&mut out, e(Op::JAL, *rd, 0, 0, (target(i, *s, 1 << 20) - here) as i64)),
             Item::CJ(s) => {
-                let o = (target(i, *s, 2048) - here) as u16;
-                let h = 0xa001
-                    | (o >> 11 & 1) << 12
-                    | (o >> 4 & 1) << 11
-                    | (o >> 8 & 3) << 9
-                    | (o >> 10 & 1) << 8
-                    | (o >> 6 & 1) << 7
-                    | (o >> 7 & 1) << 6
-                    | (o >> 1 & 7) << 3
-                    | (o >> 5 & 1) << 2;
+                let h = c16("C_J", Op::JAL, 0, 0, 0, (target(i, *s, 2048) - here) as i64);
                 out.extend_from_slice(&h.to_le_bytes());
             }
             Item::CBeqz(rs, s) => {
-                let o = (target(i, *s, 256) - here) as u16;
-                let h = 0xc001
-                    | (o >> 8 & 1) << 12
-                    | (o >> 3 & 3) << 10
-                    | ((*rs - 8) as u16) << 7
-                    | (o >> 6 & 3) << 5
-                    | (o >> 1 & 3) << 3
-                    | (o >> 5 & 1) << 2;
+                let h = c16("C_BEQZ", Op::BEQ, 0, *rs, 0, (target(i, *s, 256) - here) as i64);
                 out.extend_from_slice(&h.to_le_bytes());
             }
             Item::Jalr(rd, s) => {
-                w(&mut out, u_type(0, 6, 0x17));
-                w(&mut out, i_type((target(i, *s, 2048) - here) as i32, 6, 0, *rd, 0x67));
+                w(&mut out, e(Op::AUIPC, 6, 0, 0, 0));
+                w(&mut out, e(Op::JALR, *rd, 6, 0, (target(i, *s, 2048) - here) as i64));
             }
             Item::Smc(word, s) => {
                 // Only overwrite a plain ALU word; otherwise store over
@@ -391,84 +366,86 @@ fn assemble(items: &[Item]) -> Vec<u8> {
                     Some(Item::Word(_, true)) if addr[j] - (here + 8) < 2048 => addr[j],
                     _ => here,
                 };
-                let lo = ((*word as i32) << 20) >> 20;
-                let hi = word.wrapping_sub(lo as u32);
-                w(&mut out, u_type(hi, 5, 0x37));
-                w(&mut out, i_type(lo, 5, 0, 5, 0x1b));
-                w(&mut out, u_type(0, 6, 0x17));
-                w(&mut out, s_type((dst - (here + 8)) as i32, 5, 6, 2, 0x23));
+                li32(5, *word).iter().for_each(|&x| w(&mut out, x));
+                w(&mut out, e(Op::AUIPC, 6, 0, 0, 0));
+                w(&mut out, e(Op::SW, 0, 6, 5, (dst - (here + 8)) as i64));
             }
             Item::Loop(n, body) => {
-                w(&mut out, i_type(*n as i32, 0, 0, 28, 0x13));
+                w(&mut out, e(Op::ADDI, 28, 0, 0, *n as i64));
                 for x in body {
                     w(&mut out, *x);
                 }
-                w(&mut out, i_type(-1, 28, 0, 28, 0x13));
-                w(&mut out, b_type(-(4 * body.len() as i32 + 4), 0, 28, 1));
+                w(&mut out, e(Op::ADDI, 28, 28, 0, -1));
+                w(&mut out, e(Op::BNE, 0, 28, 0, -(4 * body.len() as i64 + 4)));
             }
             Item::CallLoop { n, body, pad, f1, smc, f2 } => {
                 let start = out.len();
                 let words =
                     |out: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
                 let smc_len = if *smc { 6 } else { 0 };
-                let func = 4 * (1 + body.len() as i32 + smc_len + 4 + *pad as i32);
-                let patched = func + 4 * f1.len() as i32;
-                let end = func + 4 * (f1.len() as i32 + if *smc { 1 } else { 0 } + f2.len() as i32 + 1);
-                w(&mut out, i_type(*n as i32, 0, 0, 28, 0x13));
+                let func = 4 * (1 + body.len() as i64 + smc_len + 4 + *pad as i64);
+                let patched = func + 4 * f1.len() as i64;
+                let end = func + 4 * (f1.len() as i64 + if *smc { 1 } else { 0 } + f2.len() as i64 + 1);
+                w(&mut out, e(Op::ADDI, 28, 0, 0, *n as i64));
                 words(&mut out, body);
+                // The function's rewritable word: addi x10, x10, imm.
+                let addi_a0 = e(Op::ADDI, 10, 10, 0, 0);
                 if *smc {
                     // x5 = addi x10, x10, x28, stored over the function's
                     // `patched` word (often in another page) before the call.
-                    w(&mut out, i_type(20, 28, 1, 5, 0x13)); // slli x5, x28, 20
-                    w(&mut out, u_type(0x50 << 12, 6, 0x37)); // lui x6, 0x50
-                    w(&mut out, i_type(0x513, 6, 0, 6, 0x13)); // addi x6, x6, 0x513
-                    w(&mut out, r_type(0, 6, 5, 6, 5, 0x33)); // or x5, x5, x6
-                    let off = patched - (out.len() - start) as i32;
+                    let lo = ((addi_a0 as i32) << 20) >> 20;
+                    w(&mut out, e(Op::SLLI, 5, 28, 0, 20)); // x5 = x28 in the immediate's place
+                    w(&mut out, e(Op::LUI, 6, 0, 0, addi_a0.wrapping_sub(lo as u32) as i32 as i64));
+                    w(&mut out, e(Op::ADDI, 6, 6, 0, lo as i64));
+                    w(&mut out, e(Op::OR, 5, 5, 6, 0));
+                    let off = patched - (out.len() - start) as i64;
                     let hi = (off + 0x800) >> 12;
-                    w(&mut out, u_type((hi << 12) as u32, 6, 0x17)); // auipc x6, hi
-                    w(&mut out, s_type(off - (hi << 12), 5, 6, 2, 0x23)); // sw x5, lo(x6)
+                    w(&mut out, e(Op::AUIPC, 6, 0, 0, hi << 12));
+                    w(&mut out, e(Op::SW, 0, 6, 5, off - (hi << 12)));
                 }
-                let at = (out.len() - start) as i32;
-                w(&mut out, j_type(func - at, 1)); // call
-                w(&mut out, i_type(-1, 28, 0, 28, 0x13));
-                w(&mut out, b_type(4 - (at + 8), 0, 28, 1)); // back to the body
-                let at = (out.len() - start) as i32;
-                w(&mut out, j_type(end - at, 0)); // over the function
+                let at = (out.len() - start) as i64;
+                w(&mut out, e(Op::JAL, 1, 0, 0, func - at)); // call
+                w(&mut out, e(Op::ADDI, 28, 28, 0, -1));
+                w(&mut out, e(Op::BNE, 0, 28, 0, 4 - (at + 8))); // back to the body
+                let at = (out.len() - start) as i64;
+                w(&mut out, e(Op::JAL, 0, 0, 0, end - at)); // over the function
                 for _ in 0..*pad {
-                    w(&mut out, 0x0000_0013);
+                    w(&mut out, nop);
                 }
                 words(&mut out, f1);
                 if *smc {
-                    w(&mut out, i_type(0, 10, 0, 10, 0x13)); // addi x10, x10, 0 (rewritten)
+                    w(&mut out, addi_a0); // rewritten
                 }
                 words(&mut out, f2);
-                w(&mut out, i_type(0, 1, 0, 0, 0x67)); // ret
-                debug_assert_eq!((out.len() - start) as i32, end);
+                w(&mut out, e(Op::JALR, 0, 1, 0, 0)); // ret
+                debug_assert_eq!((out.len() - start) as i64, end);
             }
         }
     }
-    w(&mut out, csr(1, 0x304, 0, 0)); // csrw mie, x0
-    w(&mut out, 0x1050_0073); // wfi
+    w(&mut out, e(Op::CSRRW, 0, 0, 0, addr::MIE as i64)); // csrw mie, x0
+    w(&mut out, e(Op::WFI, 0, 0, 0, 0));
     out
 }
 
 /// The M-mode trap handler (x29-x31 are its own): interrupts disable
 /// `mie` and return; exceptions resume after the faulting instruction.
 fn handler() -> Vec<u8> {
+    let csrr = |rd, n: u16| e(Op::CSRRS, rd, 0, 0, n as i64);
+    let csrw = |n: u16, rs| e(Op::CSRRW, 0, rs, 0, n as i64);
     let code = [
-        csr(2, 0x342, 0, 31),       // csrr x31, mcause
-        b_type(40, 0, 31, 4),       // blt x31, x0, irq
-        csr(2, 0x341, 0, 31),       // csrr x31, mepc
-        i_type(0, 31, 5, 30, 0x03), // lhu x30, 0(x31)
-        i_type(3, 30, 7, 30, 0x13), // andi x30, x30, 3
-        i_type(2, 31, 0, 31, 0x13), // addi x31, x31, 2
-        i_type(3, 0, 0, 29, 0x13),  // li x29, 3
-        b_type(8, 29, 30, 1),       // bne x30, x29, 1f
-        i_type(2, 31, 0, 31, 0x13), // addi x31, x31, 2
-        csr(1, 0x341, 31, 0),       // 1: csrw mepc, x31
-        0x3020_0073,                // mret
-        csr(1, 0x304, 0, 0),        // irq: csrw mie, x0
-        0x3020_0073,                // mret
+        csrr(31, addr::MCAUSE),
+        e(Op::BLT, 0, 31, 0, 40), // blt x31, x0, irq
+        csrr(31, addr::MEPC),
+        e(Op::LHU, 30, 31, 0, 0),
+        e(Op::ANDI, 30, 30, 0, 3),
+        e(Op::ADDI, 31, 31, 0, 2),
+        e(Op::ADDI, 29, 0, 0, 3),
+        e(Op::BNE, 0, 30, 29, 8), // bne x30, x29, 1f
+        e(Op::ADDI, 31, 31, 0, 2),
+        csrw(addr::MEPC, 31), // 1:
+        e(Op::MRET, 0, 0, 0, 0),
+        csrw(addr::MIE, 0), // irq:
+        e(Op::MRET, 0, 0, 0, 0),
     ];
     code.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
@@ -480,32 +457,28 @@ struct Run {
 
 /// Builds a hart with the program loaded. `paged`: run in S-mode under
 /// Sv39 identity gigapages (with `HOLE` unmapped).
-fn setup(seed: u64, prog: &[u8], jit: bool, paged: bool) -> Run {
+fn setup(init: &Init, prog: &[u8], jit: bool, paged: bool) -> Run {
     let ram = Arc::new(GuestRam::new(RAM_BASE, RAM_SIZE).unwrap());
     ram.write_bytes(HANDLER, &handler()).unwrap();
     ram.write_bytes(PROG, prog).unwrap();
-    let mut r = Rng(seed ^ 0xd1b5_4a32_d192_ed03);
+    // Data: a function of the address and the case's data seed.
     for a in (DATA..DATA + DATA_SIZE).step_by(8) {
-        ram.store(a, 8, r.next()).unwrap();
+        let v = (a ^ init.data).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ram.store(a, 8, v ^ v >> 29).unwrap();
     }
     let irqs = HartIrqs::new();
     // MTIP pending: taken once code sets mstatus.MIE (mie.MTIE is on).
-    irqs.set(strata_devices::mip::MTIP, true);
+    irqs.set(irq::MTIP, true);
     let mut h = Hart::new(0, ram.clone(), irqs);
     assert_eq!(h.set_jit(jit), jit, "the JIT must be available on x86-64");
     h.reset(PROG);
-    let edge = [0, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 0x8000_0000, 0xffff_ffff, 0x7fff_ffff];
-    for i in 1..32 {
-        h.x[i] = if r.below(3) == 0 { edge[r.below(8) as usize] } else { r.next() };
-    }
+    h.x[1..].copy_from_slice(&init.x);
     h.x[7] = HOLE;
     h.x[8] = DATA + DATA_SIZE / 2;
     h.x[9] = MMIO;
-    for f in h.f.iter_mut() {
-        *f = r.next();
-    }
+    h.f.copy_from_slice(&init.f);
     h.csr.mtvec = HANDLER;
-    h.csr.mie = 1 << strata_devices::mip::MTIP;
+    h.csr.mie = irq::bit(irq::MTIP);
     h.csr.mstatus = status::FS;
     if paged {
         // PMP entry 0: NAPOT over everything, RWX (§3.7: S-mode accesses
@@ -513,10 +486,11 @@ fn setup(seed: u64, prog: &[u8], jit: bool, paged: bool) -> Run {
         h.pmp.write_addr(0, u64::MAX);
         h.pmp.write_cfg(0, 0x1f);
         // Root table: gigapages VPN[2] = 0 (MMIO) and 2 (RAM), V R W X A D.
-        let leaf = |pa: u64| (pa >> 12) << 10 | 0xcf;
+        let leaf =
+            |pa: u64| (pa >> pte::PAGE_SHIFT) << pte::PPN_SHIFT | pte::V | pte::R | pte::W | pte::X | pte::A | pte::D;
         ram.store(PT_ROOT, 8, leaf(0)).unwrap();
-        ram.store(PT_ROOT + 16, 8, leaf(0x8000_0000)).unwrap();
-        h.csr.satp = 8 << 60 | PT_ROOT >> 12;
+        ram.store(PT_ROOT + 16, 8, leaf(RAM_BASE)).unwrap();
+        h.csr.satp = satp::SV39 << satp::MODE_SHIFT | PT_ROOT >> pte::PAGE_SHIFT;
         h.csr.mstatus |= (Priv::S as u64) << status::MPP_SHIFT;
         h.set_mode(Priv::S, false);
     }
@@ -566,29 +540,23 @@ fn state(r: &Run) -> String {
     )
 }
 
-fn differential(seed: u64, paged: bool) {
-    differential_with(seed, paged, None);
-}
-
-/// As `differential`; `buffer` gives the JIT a code buffer of that many
-/// bytes instead of the default. Returns the JIT's statistics.
-fn differential_with(seed: u64, paged: bool, buffer: Option<usize>) -> JitStats {
-    let mut rng = Rng(seed);
-    let n = 50 + rng.below(1500) as usize;
-    let prog = assemble(&gen_program(&mut rng, n));
-    let chunk = 1 + rng.below(300);
-    let mut a = setup(seed, &prog, false, paged);
-    let mut b = setup(seed, &prog, true, paged);
+/// Runs `items` on an interpreting and a compiling hart and compares them.
+/// `buffer` gives the JIT a code buffer of that many bytes instead of the
+/// default. Returns the JIT's statistics.
+fn differential(items: &[Item], chunk: u64, init: &Init, paged: bool, buffer: Option<usize>) -> JitStats {
+    let prog = assemble(items);
+    let mut a = setup(init, &prog, false, paged);
+    let mut b = setup(init, &prog, true, paged);
     if let Some(bytes) = buffer {
         b.hart.jit = Jit::with_buffer(bytes);
         assert!(b.hart.jit.is_some());
     }
-    assert!(run(&mut a, chunk), "seed {seed:#x}: the interpreter did not reach the final wfi: {}", state(&a));
-    assert!(run(&mut b, chunk), "seed {seed:#x}: the JIT did not reach the final wfi");
+    assert!(run(&mut a, chunk), "the interpreter did not reach the final wfi: {}", state(&a));
+    assert!(run(&mut b, chunk), "the JIT did not reach the final wfi");
     let (sa, sb) = (state(&a), state(&b));
-    assert!(sa == sb, "seed {seed:#x} (paged {paged}):\ninterp {sa}\njit    {sb}");
+    assert!(sa == sb, "(paged {paged}, chunk {chunk}):\ninterp {sa}\njit    {sb}");
     // The program ran to its end, and compiled code did run.
-    assert_eq!(a.hart.pc, PROG + prog.len() as u64 - 4 + 4, "seed {seed:#x}: stopped after the final wfi");
+    assert_eq!(a.hart.pc, PROG + prog.len() as u64, "stopped after the final wfi");
     let s = b.hart.jit_stats().unwrap();
     assert!(s.runs > 0);
     s
@@ -596,49 +564,51 @@ fn differential_with(seed: u64, paged: bool, buffer: Option<usize>) -> JitStats 
 
 #[test]
 fn jit_matches_interpreter_m_mode() {
-    for seed in 0..300 {
-        differential(seed, false);
-    }
+    proptest!(config("jit_matches_interpreter_m_mode", 300), |((items, chunk, init) in case(1..1550))| {
+        differential(&items, chunk, &init, false, None);
+    });
 }
 
 #[test]
 fn jit_matches_interpreter_sv39() {
-    for seed in 1000..1300 {
-        differential(seed, true);
-    }
+    proptest!(config("jit_matches_interpreter_sv39", 300), |((items, chunk, init) in case(1..1550))| {
+        differential(&items, chunk, &init, true, None);
+    });
 }
 
 /// A code buffer a few blocks large: it fills and is emptied over and
 /// over, with links and jump-cache entries pointing into it.
 #[test]
 fn jit_matches_interpreter_with_a_tiny_code_buffer() {
-    let mut flushes = 0;
-    for seed in 2000..2060 {
-        flushes += differential_with(seed, seed % 2 == 0, Some(24 << 10)).flushes;
-    }
-    assert!(flushes > 100, "the small buffer filled only {flushes} times");
+    let flushes = std::cell::Cell::new(0);
+    proptest!(config("jit_matches_interpreter_with_a_tiny_code_buffer", 60),
+        |((items, chunk, init) in case(1..1550), paged in any::<bool>())| {
+        flushes.set(flushes.get() + differential(&items, chunk, &init, paged, Some(24 << 10)).flushes);
+    });
+    assert!(flushes.get() > 100, "the small buffer filled only {} times", flushes.get());
 }
 
 /// Turning the JIT off and on again mid-run starts from a clean slate.
 #[test]
 fn jit_can_be_switched_off_and_on_while_running() {
-    let mut rng = Rng(77);
-    let prog = assemble(&gen_program(&mut rng, 800));
-    let mut a = setup(77, &prog, false, false);
-    let mut b = setup(77, &prog, true, false);
-    assert!(run(&mut a, 100));
-    for turn in 0.. {
-        let (_, exit) = b.hart.run(&mut b.bus, 100);
-        if exit == RunExit::Idle {
-            break;
+    proptest!(config("jit_can_be_switched_off_and_on_while_running", 8), |((items, _, init) in case(800..801))| {
+        let prog = assemble(&items);
+        let mut a = setup(&init, &prog, false, false);
+        let mut b = setup(&init, &prog, true, false);
+        assert!(run(&mut a, 100));
+        for turn in 0.. {
+            let (_, exit) = b.hart.run(&mut b.bus, 100);
+            if exit == RunExit::Idle {
+                break;
+            }
+            assert!(turn < 1_000_000);
+            if turn % 3 == 0 {
+                assert!(!b.hart.set_jit(false));
+                assert!(b.hart.set_jit(true));
+            }
         }
-        assert!(turn < 1_000_000);
-        if turn % 3 == 0 {
-            assert!(!b.hart.set_jit(false));
-            assert!(b.hart.set_jit(true));
-        }
-    }
-    assert_eq!(state(&a), state(&b));
+        prop_assert_eq!(state(&a), state(&b));
+    });
 }
 
 #[test]
@@ -656,19 +626,19 @@ fn packing_round_trips_every_encoding() {
 #[test]
 fn a_block_traps_precisely() {
     let words = [
-        i_type(10, 0, 0, 10, 0x13),     // li a0, 10
-        i_type(0, 0, 0, 11, 0x13),      // li a1, 0
-        r_type(0, 10, 11, 0, 11, 0x33), // loop: add a1, a1, a0
-        i_type(-1, 10, 0, 10, 0x13),    // addi a0, a0, -1
-        b_type(-8, 0, 10, 1),           // bnez a0, loop
-        i_type(7, 11, 0, 12, 0x13),     // addi a2, a1, 7
-        i_type(0, 7, 3, 13, 0x03),      // ld a3, 0(x7): access fault
-        i_type(1, 0, 0, 14, 0x13),      // li a4, 1 (runs after the handler)
-        csr(1, 0x304, 0, 0),            // csrw mie, x0
-        0x1050_0073,                    // wfi
+        e(Op::ADDI, 10, 0, 0, 10),               // li a0, 10
+        e(Op::ADDI, 11, 0, 0, 0),                // li a1, 0
+        e(Op::ADD, 11, 11, 10, 0),               // loop: add a1, a1, a0
+        e(Op::ADDI, 10, 10, 0, -1),              // addi a0, a0, -1
+        e(Op::BNE, 0, 10, 0, -8),                // bnez a0, loop
+        e(Op::ADDI, 12, 11, 0, 7),               // addi a2, a1, 7
+        e(Op::LD, 13, 7, 0, 0),                  // ld a3, 0(x7): access fault
+        e(Op::ADDI, 14, 0, 0, 1),                // li a4, 1 (runs after the handler)
+        e(Op::CSRRW, 0, 0, 0, addr::MIE as i64), // csrw mie, x0
+        e(Op::WFI, 0, 0, 0, 0),
     ];
     let prog: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let mut r = setup(1, &prog, true, false);
+    let mut r = setup(&fixed_init(), &prog, true, false);
     r.hart.x[13] = 0x1234;
     assert!(run(&mut r, 1000));
     let h = &r.hart;
@@ -696,47 +666,51 @@ fn jump_cache_follows_remaps_and_privilege() {
     // rd = v for a page-aligned v below 2^43: lui + addiw of v >> 12 (a
     // positive 31-bit value), then slli 12.
     let li_page = |rd: u32, v: u64| -> Vec<u32> {
-        let v = (v >> 12) as u32;
-        let lo = ((v as i32) << 20) >> 20;
-        let hi = v.wrapping_sub(lo as u32);
-        vec![u_type(hi, rd, 0x37), i_type(lo, rd, 0, rd, 0x1b), i_type(12, rd, 1, rd, 0x13)]
+        let [lui, addiw] = li32(rd, (v >> 12) as u32);
+        vec![lui, addiw, e(Op::SLLI, rd, rd, 0, 12)]
     };
     let mut main = Vec::new();
     main.extend(li_page(8, VA)); // s0 = VA
     main.extend(li_page(19, l0)); // s3 = &L0[0]
-    main.push(i_type((((func_a ^ func_b) >> 12) << 10) as i32, 0, 0, 20, 0x13)); // s4
-    main.push(i_type(4, 0, 0, 9, 0x13)); // li s1, 4
-    main.push(i_type(0, 0, 0, 18, 0x13)); // li s2, 0
+    main.push(e(Op::ADDI, 20, 0, 0, (((func_a ^ func_b) >> pte::PAGE_SHIFT) << pte::PPN_SHIFT) as i64)); // s4
+    main.push(e(Op::ADDI, 9, 0, 0, 4)); // li s1, 4
+    main.push(e(Op::ADDI, 18, 0, 0, 0)); // li s2, 0
     let lp = main.len();
-    main.push(i_type(0, 19, 3, 5, 0x03)); // ld t0, 0(s3)
-    main.push(r_type(0, 20, 5, 4, 5, 0x33)); // xor t0, t0, s4
-    main.push(s_type(0, 5, 19, 3, 0x23)); // sd t0, 0(s3)
-    main.push(r_type(9, 0, 8, 0, 0, 0x73)); // sfence.vma s0
-    main.push(i_type(0, 8, 0, 1, 0x67)); // jalr ra, 0(s0)
-    main.push(r_type(0, 10, 18, 0, 18, 0x33)); // add s2, s2, a0
-    main.push(i_type(-1, 9, 0, 9, 0x13)); // addi s1, s1, -1
+    main.push(e(Op::LD, 5, 19, 0, 0)); // ld t0, 0(s3)
+    main.push(e(Op::XOR, 5, 5, 20, 0)); // xor t0, t0, s4
+    main.push(e(Op::SD, 0, 19, 5, 0)); // sd t0, 0(s3)
+    main.push(e(Op::SFENCE_VMA, 0, 8, 0, 0)); // sfence.vma s0
+    main.push(e(Op::JALR, 1, 8, 0, 0)); // jalr ra, 0(s0)
+    main.push(e(Op::ADD, 18, 18, 10, 0)); // add s2, s2, a0
+    main.push(e(Op::ADDI, 9, 9, 0, -1)); // addi s1, s1, -1
     let back = -(4 * (main.len() - lp) as i32);
-    main.push(b_type(back, 0, 9, 1)); // bnez s1, loop
+    main.push(e(Op::BNE, 0, 9, 0, back as i64)); // bnez s1, loop
     main.extend(li_page(5, VA + 0x1000)); // sepc = the user page
-    main.push(csr(1, 0x141, 5, 0)); // csrw sepc, t0
-    main.push(i_type(0x100, 0, 0, 6, 0x13)); // li t1, SPP
-    main.push(csr(3, 0x100, 6, 0)); // csrc sstatus, t1
-    main.push(0x1020_0073); // sret
+    main.push(e(Op::CSRRW, 0, 5, 0, addr::SEPC as i64)); // csrw sepc, t0
+    main.push(e(Op::ADDI, 6, 0, 0, status::SPP as i64)); // li t1, SPP
+    main.push(e(Op::CSRRC, 0, 6, 0, addr::SSTATUS as i64)); // csrc sstatus, t1
+    main.push(e(Op::SRET, 0, 0, 0, 0));
     let prog: Vec<u8> = main.iter().flat_map(|w| w.to_le_bytes()).collect();
     for chunk in [1, 7, 50, 10_000] {
         let mut runs = Vec::new();
         for jit in [false, true] {
-            let mut r = setup(7, &prog, jit, true);
+            let mut r = setup(&fixed_init(), &prog, jit, true);
             r.hart.csr.mie = 0;
             let ram = r.hart.ram.clone();
             // Handler: record mcause in x30 and stop.
-            let stop = [csr(2, 0x342, 0, 30), csr(1, 0x304, 0, 0), 0x1050_0073, j_type(-4, 0)];
+            let stop = [
+                e(Op::CSRRS, 30, 0, 0, addr::MCAUSE as i64),
+                e(Op::CSRRW, 0, 0, 0, addr::MIE as i64),
+                e(Op::WFI, 0, 0, 0, 0),
+                e(Op::JAL, 0, 0, 0, -4),
+            ];
             ram.write_bytes(HANDLER, &stop.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
             // li a0, 1 ; ret   /   li a0, 2 ; ret   /   jalr ra, 0(s0) ; ecall
             let code = |a: &[u32]| a.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
-            ram.write_bytes(func_a, &code(&[i_type(1, 0, 0, 10, 0x13), i_type(0, 1, 0, 0, 0x67)])).unwrap();
-            ram.write_bytes(func_b, &code(&[i_type(2, 0, 0, 10, 0x13), i_type(0, 1, 0, 0, 0x67)])).unwrap();
-            ram.write_bytes(user, &code(&[i_type(0, 8, 0, 1, 0x67), 0x0000_0073])).unwrap();
+            let ret = e(Op::JALR, 0, 1, 0, 0);
+            ram.write_bytes(func_a, &code(&[e(Op::ADDI, 10, 0, 0, 1), ret])).unwrap();
+            ram.write_bytes(func_b, &code(&[e(Op::ADDI, 10, 0, 0, 2), ret])).unwrap();
+            ram.write_bytes(user, &code(&[e(Op::JALR, 1, 8, 0, 0), e(Op::ECALL, 0, 0, 0, 0)])).unwrap();
             // VPN2 = 3 -> L1 -> L0: [0] = func_a (S, RX), [1] = user (U, RX).
             let table = |pa: u64| (pa >> 12) << 10 | 1;
             let leaf = |pa: u64, u: u64| (pa >> 12) << 10 | 0xcb | u << 4;
@@ -766,18 +740,18 @@ fn jump_cache_follows_remaps_and_privilege() {
 #[test]
 fn cross_page_calls_stay_in_compiled_code() {
     let mut code = vec![
-        i_type(1000, 0, 0, 9, 0x13), // li s1, 1000
-        i_type(0, 0, 0, 10, 0x13),   // li a0, 0
-        j_type(0x2000 - 8, 1),       // loop: jal ra, func (at +0x2000)
-        i_type(-1, 9, 0, 9, 0x13),   // addi s1, s1, -1
-        b_type(-8, 0, 9, 1),         // bnez s1, loop
-        csr(1, 0x304, 0, 0),         // csrw mie, x0
-        0x1050_0073,                 // wfi
+        e(Op::ADDI, 9, 0, 0, 1000),              // li s1, 1000
+        e(Op::ADDI, 10, 0, 0, 0),                // li a0, 0
+        e(Op::JAL, 1, 0, 0, 0x2000 - 8),         // loop: jal ra, func (at +0x2000)
+        e(Op::ADDI, 9, 9, 0, -1),                // addi s1, s1, -1
+        e(Op::BNE, 0, 9, 0, -8),                 // bnez s1, loop
+        e(Op::CSRRW, 0, 0, 0, addr::MIE as i64), // csrw mie, x0
+        e(Op::WFI, 0, 0, 0, 0),
     ];
-    code.resize(0x2000 / 4, 0x13);
-    code.extend([i_type(1, 10, 0, 10, 0x13), i_type(0, 1, 0, 0, 0x67)]); // func: addi a0, a0, 1; ret
+    code.resize(0x2000 / 4, e(Op::ADDI, 0, 0, 0, 0));
+    code.extend([e(Op::ADDI, 10, 10, 0, 1), e(Op::JALR, 0, 1, 0, 0)]); // func: addi a0, a0, 1; ret
     let prog: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let mut r = setup(3, &prog, true, false);
+    let mut r = setup(&fixed_init(), &prog, true, false);
     r.hart.csr.mie = 0;
     assert!(run(&mut r, 1 << 20));
     assert_eq!(r.hart.x[10], 1000);

@@ -1,0 +1,859 @@
+//! RV64GC + H instruction encodings, written once, as data.
+//!
+//! Each row of the 32-bit table is an instruction's name, its bit pattern as
+//! the specification draws it (`0`/`1` fixed bits, `.` operand bits, spaces
+//! ignored), and the immediate format. The [`Op`] enum and the pattern table
+//! [`ENCODINGS`] are generated from the same rows. The compressed table
+//! [`COMPRESSED`] gives each RVC instruction's pattern and its expansion
+//! into the base instruction it stands for (Unpriv. §16.8, Tables
+//! 16.5–16.7), so that execution is written once.
+//!
+//! Both directions live here, side by side: [`Imm::decode`] and
+//! [`Imm::encode`] for the immediate formats, [`Encoding::insn`] and
+//! [`encode`] for whole instructions, [`encode_compressed`] for RVC. The
+//! hart's decoder (`strata-hart`'s `decode.rs`) indexes these tables by
+//! opcode; [`lookup`] here is the plain linear search, for the few callers
+//! off the hot path.
+//!
+//! Sources: Unpriv. chapter 24 (RV32/64G instruction listings) and chapter
+//! 16 (RVC); Priv. §3.3, §4.2.1 and §8.3 (privileged and hypervisor
+//! instructions).
+
+/// How the immediate (if any) is assembled from the instruction bits
+/// (Unpriv. §2.3, Figure 2.4; §2.5 for B and J).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Imm {
+    /// No immediate (R-type, R4-type, system instructions).
+    None,
+    /// I-type: bits 31..20, sign-extended.
+    I,
+    /// S-type: bits 31..25 and 11..7, sign-extended.
+    S,
+    /// B-type: branch offset.
+    B,
+    /// U-type: bits 31..12 in place, sign-extended from bit 31.
+    U,
+    /// J-type: jump offset.
+    J,
+    /// Shift amount, bits 25..20 (RV64 6-bit shamt; the W forms' patterns
+    /// fix bit 25 to zero).
+    Shamt,
+    /// CSR number in bits 31..20, zero-extended.
+    Csr,
+}
+
+#[inline]
+const fn bits(x: u32, hi: u32, lo: u32) -> u32 {
+    (x >> lo) & ((1 << (hi - lo + 1)) - 1)
+}
+
+#[inline]
+const fn sext(x: u64, width: u32) -> i64 {
+    let s = 64 - width;
+    ((x << s) as i64) >> s
+}
+
+impl Imm {
+    /// The immediate of instruction `raw` in this format.
+    #[inline]
+    pub const fn decode(self, raw: u32) -> i64 {
+        match self {
+            Imm::None => 0,
+            Imm::I => (raw as i32 >> 20) as i64,
+            Imm::S => sext((bits(raw, 31, 25) << 5 | bits(raw, 11, 7)) as u64, 12),
+            Imm::B => sext(
+                (bits(raw, 31, 31) << 12 | bits(raw, 7, 7) << 11 | bits(raw, 30, 25) << 5 | bits(raw, 11, 8) << 1)
+                    as u64,
+                13,
+            ),
+            Imm::U => (raw & 0xffff_f000) as i32 as i64,
+            Imm::J => sext(
+                (bits(raw, 31, 31) << 20 | bits(raw, 19, 12) << 12 | bits(raw, 20, 20) << 11 | bits(raw, 30, 21) << 1)
+                    as u64,
+                21,
+            ),
+            Imm::Shamt => bits(raw, 25, 20) as i64,
+            Imm::Csr => bits(raw, 31, 20) as i64,
+        }
+    }
+
+    /// The instruction bits that hold `imm` in this format, or `None` if
+    /// the format cannot hold it (out of range, or an odd branch offset).
+    pub const fn encode(self, imm: i64) -> Option<u32> {
+        let v = imm as u32;
+        let w = match self {
+            Imm::None => 0,
+            Imm::I | Imm::Csr | Imm::Shamt => v << 20,
+            Imm::S => bits(v, 11, 5) << 25 | bits(v, 4, 0) << 7,
+            Imm::B => bits(v, 12, 12) << 31 | bits(v, 10, 5) << 25 | bits(v, 4, 1) << 8 | bits(v, 11, 11) << 7,
+            Imm::U => v & 0xffff_f000,
+            Imm::J => bits(v, 20, 20) << 31 | bits(v, 10, 1) << 21 | bits(v, 11, 11) << 20 | bits(v, 19, 12) << 12,
+        };
+        let w = w & self.field();
+        // Whatever the bits cannot carry is lost: a value that does not come
+        // back is out of range.
+        if self.decode(w) == imm {
+            Some(w)
+        } else {
+            None
+        }
+    }
+
+    /// The instruction bits this format's immediate occupies.
+    pub const fn field(self) -> u32 {
+        match self {
+            Imm::None => 0,
+            Imm::I | Imm::Csr => 0xfff0_0000,
+            Imm::S | Imm::B => 0xfe00_0f80,
+            Imm::U | Imm::J => 0xffff_f000,
+            Imm::Shamt => 0x03f0_0000,
+        }
+    }
+}
+
+/// Parses a pattern into (mask, match) at compile time. Panics (a build
+/// error, since it runs in a const context) on a malformed pattern.
+pub const fn pattern(p: &str, width: u32) -> (u32, u32) {
+    let b = p.as_bytes();
+    let mut mask = 0u32;
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        if c == b' ' || c == b'_' {
+            continue;
+        }
+        mask <<= 1;
+        bits <<= 1;
+        match c {
+            b'0' => mask |= 1,
+            b'1' => {
+                mask |= 1;
+                bits |= 1
+            }
+            b'.' => {}
+            _ => panic!("bad character in encoding pattern"),
+        }
+        n += 1;
+    }
+    if n != width {
+        panic!("encoding pattern has the wrong number of bits");
+    }
+    (mask, bits)
+}
+
+/// A decoded instruction, packed into 8 bytes so a decoded-instruction
+/// cache stays small. Register fields are always extracted from their
+/// standard positions (bits 11..7, 19..15, 24..20); `imm` holds the
+/// format's immediate (or the CSR number; every RV64GC immediate fits in 32
+/// bits). The FP fields `rs3` and `rm` (bits 31..27 and 14..12) stay in the
+/// instruction bits, as does the length (the low two bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    pub op: Op,
+    pub rd: u8,
+    pub rs1: u8,
+    pub rs2: u8,
+    pub imm: i32,
+}
+
+impl Insn {
+    pub const ILLEGAL: Insn = Insn { op: Op::ILLEGAL, rd: 0, rs1: 0, rs2: 0, imm: 0 };
+}
+
+/// Length in bytes of the instruction whose low bits are `raw` (Unpriv.
+/// §1.5: only the 16- and 32-bit lengths exist in RV64GC).
+#[inline(always)]
+pub const fn insn_len(raw: u32) -> u64 {
+    if raw & 3 == 3 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Register fields: where they sit, and which formats use the bits for
+/// something else.
+const RD: u32 = 31 << 7;
+const RS1: u32 = 31 << 15;
+const RS2: u32 = 31 << 20;
+
+impl Encoding {
+    /// Whether instruction word `raw` is this row's.
+    #[inline]
+    pub const fn matches(&self, raw: u32) -> bool {
+        raw & self.mask == self.bits
+    }
+
+    /// The fields of `raw`, which [`matches`](Self::matches) this row.
+    #[inline]
+    pub const fn insn(&self, raw: u32) -> Insn {
+        Insn {
+            op: self.op,
+            rd: bits(raw, 11, 7) as u8,
+            rs1: bits(raw, 19, 15) as u8,
+            rs2: bits(raw, 24, 20) as u8,
+            imm: self.imm.decode(raw) as i32,
+        }
+    }
+
+    /// Which register fields are this row's operands: those the immediate
+    /// does not use and the pattern does not fix.
+    const fn operands(&self) -> u32 {
+        let mut f = RD | RS1 | RS2;
+        f &= !self.imm.field();
+        // A register field the pattern fixes, even in part, is no operand
+        // (rd of SFENCE.VMA, rs2 of LR and of the HLV forms).
+        let mut m = 0;
+        let regs = [RD, RS1, RS2];
+        let mut i = 0;
+        while i < 3 {
+            if f & regs[i] == regs[i] && self.mask & regs[i] == 0 {
+                m |= regs[i];
+            }
+            i += 1;
+        }
+        m
+    }
+}
+
+/// The row of `op` in [`ENCODINGS`] (`None` for [`Op::ILLEGAL`]).
+pub fn encoding(op: Op) -> Option<&'static Encoding> {
+    ENCODINGS.iter().find(|e| e.op == op)
+}
+
+/// The row instruction word `raw` (32-bit) matches, by linear search.
+pub fn lookup(raw: u32) -> Option<&'static Encoding> {
+    ENCODINGS.iter().find(|e| e.matches(raw))
+}
+
+/// Decodes one instruction by linear search of both tables: the reference
+/// the hart's indexed decoder is tested against. `raw`'s low two bits
+/// select the length; for a compressed instruction only the low 16 bits are
+/// looked at.
+pub fn decode(raw: u32) -> Insn {
+    if raw & 3 == 3 {
+        lookup(raw).map_or(Insn::ILLEGAL, |e| e.insn(raw))
+    } else {
+        let raw = raw & 0xffff;
+        COMPRESSED.iter().find(|r| raw & r.mask == r.bits).and_then(|r| (r.expand)(raw)).unwrap_or(Insn::ILLEGAL)
+    }
+}
+
+/// Encodes `op` with the given register fields and immediate (or CSR
+/// number, or shift amount), or `None` if they do not fit: a register above
+/// 31, an immediate out of range, or a field the instruction fixes given a
+/// value other than zero. Fields the instruction does not have must be 0.
+/// Bits that no field names (an FP instruction's rounding mode, FENCE's
+/// predecessor and successor sets, AMO ordering bits) are zero; set them
+/// with [`with_field`].
+pub fn try_encode(op: Op, rd: u32, rs1: u32, rs2: u32, imm: i64) -> Option<u32> {
+    let e = encoding(op)?;
+    if rd > 31 || rs1 > 31 || rs2 > 31 {
+        return None;
+    }
+    let operands = e.operands();
+    let regs = rd << 7 | rs1 << 15 | rs2 << 20;
+    if regs & !operands != 0 {
+        return None;
+    }
+    let imm_bits = e.imm.encode(imm)?;
+    let w = e.bits | ((regs | imm_bits) & !e.mask);
+    // An immediate that runs into fixed bits (SLLIW's shamt[5]) does not
+    // come back.
+    if e.insn(w).imm as i64 != imm {
+        return None;
+    }
+    Some(w)
+}
+
+/// [`try_encode`] for callers whose operands are known to fit (tests,
+/// assemblers of fixed programs). Panics with the instruction's name if
+/// they do not.
+#[track_caller]
+pub fn encode(op: Op, rd: u32, rs1: u32, rs2: u32, imm: i64) -> u32 {
+    try_encode(op, rd, rs1, rs2, imm)
+        .unwrap_or_else(|| panic!("{} cannot encode rd={rd} rs1={rs1} rs2={rs2} imm={imm:#x}", op.name()))
+}
+
+/// Fields no register or immediate names: (high bit, low bit).
+pub mod field {
+    /// The rounding mode of an FP instruction (Unpriv. §11.2).
+    pub const RM: (u32, u32) = (14, 12);
+    /// The third source of a fused multiply-add (Unpriv. §11.6).
+    pub const RS3: (u32, u32) = (31, 27);
+    /// The acquire/release bits of an AMO, LR or SC (Unpriv. §8.2).
+    pub const AQRL: (u32, u32) = (26, 25);
+    /// FENCE's predecessor and successor sets (Unpriv. §2.7).
+    pub const PRED_SUCC: (u32, u32) = (27, 20);
+}
+
+/// Instruction `word` with `value` in the bits of `field` (see [`field`]),
+/// or `None` if `word` matches no row, `value` does not fit, or the row
+/// fixes any of those bits.
+pub fn with_field(word: u32, field: (u32, u32), value: u32) -> Option<u32> {
+    let (hi, lo) = field;
+    let e = lookup(word)?;
+    let width_mask = (1u32 << (hi - lo + 1)) - 1;
+    if value & !width_mask != 0 || e.mask & (width_mask << lo) != 0 {
+        return None;
+    }
+    Some((word & !(width_mask << lo)) | value << lo)
+}
+
+macro_rules! encodings {
+    ($( $name:ident = $pat:literal $imm:ident ;)*) => {
+        /// Every operation the hart executes. Compressed instructions expand
+        /// to one of these ([`COMPRESSED`]).
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Op {
+            $($name,)*
+            /// Any encoding that matches no row, and reserved encodings.
+            ILLEGAL,
+        }
+
+        /// One row of the 32-bit encoding table.
+        #[derive(Clone, Copy, Debug)]
+        pub struct Encoding {
+            pub op: Op,
+            pub name: &'static str,
+            pub mask: u32,
+            pub bits: u32,
+            pub imm: Imm,
+        }
+
+        /// The 32-bit encoding table.
+        pub static ENCODINGS: &[Encoding] = &[
+            $(Encoding {
+                op: Op::$name,
+                name: stringify!($name),
+                mask: pattern($pat, 32).0,
+                bits: pattern($pat, 32).1,
+                imm: Imm::$imm,
+            },)*
+        ];
+
+        impl Op {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Op::$name => stringify!($name),)*
+                    Op::ILLEGAL => "ILLEGAL",
+                }
+            }
+        }
+    };
+}
+
+encodings! {
+    // ---- RV64I (ISA §2, §5) ------------------------------------------------
+    LUI        = "....................  ..... 0110111" U;
+    AUIPC      = "....................  ..... 0010111" U;
+    JAL        = "....................  ..... 1101111" J;
+    JALR       = "............ ..... 000 ..... 1100111" I;
+    BEQ        = "....... ..... ..... 000 ..... 1100011" B;
+    BNE        = "....... ..... ..... 001 ..... 1100011" B;
+    BLT        = "....... ..... ..... 100 ..... 1100011" B;
+    BGE        = "....... ..... ..... 101 ..... 1100011" B;
+    BLTU       = "....... ..... ..... 110 ..... 1100011" B;
+    BGEU       = "....... ..... ..... 111 ..... 1100011" B;
+    LB         = "............ ..... 000 ..... 0000011" I;
+    LH         = "............ ..... 001 ..... 0000011" I;
+    LW         = "............ ..... 010 ..... 0000011" I;
+    LD         = "............ ..... 011 ..... 0000011" I;
+    LBU        = "............ ..... 100 ..... 0000011" I;
+    LHU        = "............ ..... 101 ..... 0000011" I;
+    LWU        = "............ ..... 110 ..... 0000011" I;
+    SB         = "....... ..... ..... 000 ..... 0100011" S;
+    SH         = "....... ..... ..... 001 ..... 0100011" S;
+    SW         = "....... ..... ..... 010 ..... 0100011" S;
+    SD         = "....... ..... ..... 011 ..... 0100011" S;
+    ADDI       = "............ ..... 000 ..... 0010011" I;
+    SLTI       = "............ ..... 010 ..... 0010011" I;
+    SLTIU      = "............ ..... 011 ..... 0010011" I;
+    XORI       = "............ ..... 100 ..... 0010011" I;
+    ORI        = "............ ..... 110 ..... 0010011" I;
+    ANDI       = "............ ..... 111 ..... 0010011" I;
+    SLLI       = "000000 ...... ..... 001 ..... 0010011" Shamt;
+    SRLI       = "000000 ...... ..... 101 ..... 0010011" Shamt;
+    SRAI       = "010000 ...... ..... 101 ..... 0010011" Shamt;
+    ADD        = "0000000 ..... ..... 000 ..... 0110011" None;
+    SUB        = "0100000 ..... ..... 000 ..... 0110011" None;
+    SLL        = "0000000 ..... ..... 001 ..... 0110011" None;
+    SLT        = "0000000 ..... ..... 010 ..... 0110011" None;
+    SLTU       = "0000000 ..... ..... 011 ..... 0110011" None;
+    XOR        = "0000000 ..... ..... 100 ..... 0110011" None;
+    SRL        = "0000000 ..... ..... 101 ..... 0110011" None;
+    SRA        = "0100000 ..... ..... 101 ..... 0110011" None;
+    OR         = "0000000 ..... ..... 110 ..... 0110011" None;
+    AND        = "0000000 ..... ..... 111 ..... 0110011" None;
+    ADDIW      = "............ ..... 000 ..... 0011011" I;
+    SLLIW      = "0000000 ..... ..... 001 ..... 0011011" Shamt;
+    SRLIW      = "0000000 ..... ..... 101 ..... 0011011" Shamt;
+    SRAIW      = "0100000 ..... ..... 101 ..... 0011011" Shamt;
+    ADDW       = "0000000 ..... ..... 000 ..... 0111011" None;
+    SUBW       = "0100000 ..... ..... 000 ..... 0111011" None;
+    SLLW       = "0000000 ..... ..... 001 ..... 0111011" None;
+    SRLW       = "0000000 ..... ..... 101 ..... 0111011" None;
+    SRAW       = "0100000 ..... ..... 101 ..... 0111011" None;
+    // FENCE's fm/pred/succ fields are hints to a memory system this
+    // sequentially consistent interpreter does not have.
+    FENCE      = "............ ..... 000 ..... 0001111" None;
+    FENCE_I    = "............ ..... 001 ..... 0001111" None;
+    ECALL      = "000000000000 00000 000 00000 1110011" None;
+    EBREAK     = "000000000001 00000 000 00000 1110011" None;
+    // ---- Zicsr (ISA §9) ----------------------------------------------------
+    CSRRW      = "............ ..... 001 ..... 1110011" Csr;
+    CSRRS      = "............ ..... 010 ..... 1110011" Csr;
+    CSRRC      = "............ ..... 011 ..... 1110011" Csr;
+    CSRRWI     = "............ ..... 101 ..... 1110011" Csr;
+    CSRRSI     = "............ ..... 110 ..... 1110011" Csr;
+    CSRRCI     = "............ ..... 111 ..... 1110011" Csr;
+    // ---- Privileged (Priv. §3.3, §4.2.1) -----------------------------------
+    MRET       = "0011000 00010 00000 000 00000 1110011" None;
+    SRET       = "0001000 00010 00000 000 00000 1110011" None;
+    WFI        = "0001000 00101 00000 000 00000 1110011" None;
+    SFENCE_VMA = "0001001 ..... ..... 000 00000 1110011" None;
+    // ---- Hypervisor extension (Priv. §8.3) ---------------------------------
+    HFENCE_VVMA = "0010001 ..... ..... 000 00000 1110011" None;
+    HFENCE_GVMA = "0110001 ..... ..... 000 00000 1110011" None;
+    HLV_B      = "0110000 00000 ..... 100 ..... 1110011" None;
+    HLV_BU     = "0110000 00001 ..... 100 ..... 1110011" None;
+    HLV_H      = "0110010 00000 ..... 100 ..... 1110011" None;
+    HLV_HU     = "0110010 00001 ..... 100 ..... 1110011" None;
+    HLVX_HU    = "0110010 00011 ..... 100 ..... 1110011" None;
+    HLV_W      = "0110100 00000 ..... 100 ..... 1110011" None;
+    HLV_WU     = "0110100 00001 ..... 100 ..... 1110011" None;
+    HLVX_WU    = "0110100 00011 ..... 100 ..... 1110011" None;
+    HLV_D      = "0110110 00000 ..... 100 ..... 1110011" None;
+    HSV_B      = "0110001 ..... ..... 100 00000 1110011" None;
+    HSV_H      = "0110011 ..... ..... 100 00000 1110011" None;
+    HSV_W      = "0110101 ..... ..... 100 00000 1110011" None;
+    HSV_D      = "0110111 ..... ..... 100 00000 1110011" None;
+    // ---- M (ISA §7) --------------------------------------------------------
+    MUL        = "0000001 ..... ..... 000 ..... 0110011" None;
+    MULH       = "0000001 ..... ..... 001 ..... 0110011" None;
+    MULHSU     = "0000001 ..... ..... 010 ..... 0110011" None;
+    MULHU      = "0000001 ..... ..... 011 ..... 0110011" None;
+    DIV        = "0000001 ..... ..... 100 ..... 0110011" None;
+    DIVU       = "0000001 ..... ..... 101 ..... 0110011" None;
+    REM        = "0000001 ..... ..... 110 ..... 0110011" None;
+    REMU       = "0000001 ..... ..... 111 ..... 0110011" None;
+    MULW       = "0000001 ..... ..... 000 ..... 0111011" None;
+    DIVW       = "0000001 ..... ..... 100 ..... 0111011" None;
+    DIVUW      = "0000001 ..... ..... 101 ..... 0111011" None;
+    REMW       = "0000001 ..... ..... 110 ..... 0111011" None;
+    REMUW      = "0000001 ..... ..... 111 ..... 0111011" None;
+    // ---- A (ISA §8); aq/rl (bits 26..25) are free ---------------------------
+    LR_W       = "00010 .. 00000 ..... 010 ..... 0101111" None;
+    SC_W       = "00011 .. ..... ..... 010 ..... 0101111" None;
+    AMOSWAP_W  = "00001 .. ..... ..... 010 ..... 0101111" None;
+    AMOADD_W   = "00000 .. ..... ..... 010 ..... 0101111" None;
+    AMOXOR_W   = "00100 .. ..... ..... 010 ..... 0101111" None;
+    AMOAND_W   = "01100 .. ..... ..... 010 ..... 0101111" None;
+    AMOOR_W    = "01000 .. ..... ..... 010 ..... 0101111" None;
+    AMOMIN_W   = "10000 .. ..... ..... 010 ..... 0101111" None;
+    AMOMAX_W   = "10100 .. ..... ..... 010 ..... 0101111" None;
+    AMOMINU_W  = "11000 .. ..... ..... 010 ..... 0101111" None;
+    AMOMAXU_W  = "11100 .. ..... ..... 010 ..... 0101111" None;
+    LR_D       = "00010 .. 00000 ..... 011 ..... 0101111" None;
+    SC_D       = "00011 .. ..... ..... 011 ..... 0101111" None;
+    AMOSWAP_D  = "00001 .. ..... ..... 011 ..... 0101111" None;
+    AMOADD_D   = "00000 .. ..... ..... 011 ..... 0101111" None;
+    AMOXOR_D   = "00100 .. ..... ..... 011 ..... 0101111" None;
+    AMOAND_D   = "01100 .. ..... ..... 011 ..... 0101111" None;
+    AMOOR_D    = "01000 .. ..... ..... 011 ..... 0101111" None;
+    AMOMIN_D   = "10000 .. ..... ..... 011 ..... 0101111" None;
+    AMOMAX_D   = "10100 .. ..... ..... 011 ..... 0101111" None;
+    AMOMINU_D  = "11000 .. ..... ..... 011 ..... 0101111" None;
+    AMOMAXU_D  = "11100 .. ..... ..... 011 ..... 0101111" None;
+    // ---- F (ISA §11); bits 14..12 of the arithmetic ops are rm -------------
+    FLW        = "............ ..... 010 ..... 0000111" I;
+    FSW        = "....... ..... ..... 010 ..... 0100111" S;
+    FMADD_S    = "..... 00 ..... ..... ... ..... 1000011" None;
+    FMSUB_S    = "..... 00 ..... ..... ... ..... 1000111" None;
+    FNMSUB_S   = "..... 00 ..... ..... ... ..... 1001011" None;
+    FNMADD_S   = "..... 00 ..... ..... ... ..... 1001111" None;
+    FADD_S     = "0000000 ..... ..... ... ..... 1010011" None;
+    FSUB_S     = "0000100 ..... ..... ... ..... 1010011" None;
+    FMUL_S     = "0001000 ..... ..... ... ..... 1010011" None;
+    FDIV_S     = "0001100 ..... ..... ... ..... 1010011" None;
+    FSQRT_S    = "0101100 00000 ..... ... ..... 1010011" None;
+    FSGNJ_S    = "0010000 ..... ..... 000 ..... 1010011" None;
+    FSGNJN_S   = "0010000 ..... ..... 001 ..... 1010011" None;
+    FSGNJX_S   = "0010000 ..... ..... 010 ..... 1010011" None;
+    FMIN_S     = "0010100 ..... ..... 000 ..... 1010011" None;
+    FMAX_S     = "0010100 ..... ..... 001 ..... 1010011" None;
+    FCVT_W_S   = "1100000 00000 ..... ... ..... 1010011" None;
+    FCVT_WU_S  = "1100000 00001 ..... ... ..... 1010011" None;
+    FCVT_L_S   = "1100000 00010 ..... ... ..... 1010011" None;
+    FCVT_LU_S  = "1100000 00011 ..... ... ..... 1010011" None;
+    FMV_X_W    = "1110000 00000 ..... 000 ..... 1010011" None;
+    FCLASS_S   = "1110000 00000 ..... 001 ..... 1010011" None;
+    FEQ_S      = "1010000 ..... ..... 010 ..... 1010011" None;
+    FLT_S      = "1010000 ..... ..... 001 ..... 1010011" None;
+    FLE_S      = "1010000 ..... ..... 000 ..... 1010011" None;
+    FCVT_S_W   = "1101000 00000 ..... ... ..... 1010011" None;
+    FCVT_S_WU  = "1101000 00001 ..... ... ..... 1010011" None;
+    FCVT_S_L   = "1101000 00010 ..... ... ..... 1010011" None;
+    FCVT_S_LU  = "1101000 00011 ..... ... ..... 1010011" None;
+    FMV_W_X    = "1111000 00000 ..... 000 ..... 1010011" None;
+    // ---- D (ISA §12) -------------------------------------------------------
+    FLD        = "............ ..... 011 ..... 0000111" I;
+    FSD        = "....... ..... ..... 011 ..... 0100111" S;
+    FMADD_D    = "..... 01 ..... ..... ... ..... 1000011" None;
+    FMSUB_D    = "..... 01 ..... ..... ... ..... 1000111" None;
+    FNMSUB_D   = "..... 01 ..... ..... ... ..... 1001011" None;
+    FNMADD_D   = "..... 01 ..... ..... ... ..... 1001111" None;
+    FADD_D     = "0000001 ..... ..... ... ..... 1010011" None;
+    FSUB_D     = "0000101 ..... ..... ... ..... 1010011" None;
+    FMUL_D     = "0001001 ..... ..... ... ..... 1010011" None;
+    FDIV_D     = "0001101 ..... ..... ... ..... 1010011" None;
+    FSQRT_D    = "0101101 00000 ..... ... ..... 1010011" None;
+    FSGNJ_D    = "0010001 ..... ..... 000 ..... 1010011" None;
+    FSGNJN_D   = "0010001 ..... ..... 001 ..... 1010011" None;
+    FSGNJX_D   = "0010001 ..... ..... 010 ..... 1010011" None;
+    FMIN_D     = "0010101 ..... ..... 000 ..... 1010011" None;
+    FMAX_D     = "0010101 ..... ..... 001 ..... 1010011" None;
+    FCVT_S_D   = "0100000 00001 ..... ... ..... 1010011" None;
+    FCVT_D_S   = "0100001 00000 ..... ... ..... 1010011" None;
+    FEQ_D      = "1010001 ..... ..... 010 ..... 1010011" None;
+    FLT_D      = "1010001 ..... ..... 001 ..... 1010011" None;
+    FLE_D      = "1010001 ..... ..... 000 ..... 1010011" None;
+    FCLASS_D   = "1110001 00000 ..... 001 ..... 1010011" None;
+    FCVT_W_D   = "1100001 00000 ..... ... ..... 1010011" None;
+    FCVT_WU_D  = "1100001 00001 ..... ... ..... 1010011" None;
+    FCVT_L_D   = "1100001 00010 ..... ... ..... 1010011" None;
+    FCVT_LU_D  = "1100001 00011 ..... ... ..... 1010011" None;
+    FMV_X_D    = "1110001 00000 ..... 000 ..... 1010011" None;
+    FCVT_D_W   = "1101001 00000 ..... ... ..... 1010011" None;
+    FCVT_D_WU  = "1101001 00001 ..... ... ..... 1010011" None;
+    FCVT_D_L   = "1101001 00010 ..... ... ..... 1010011" None;
+    FCVT_D_LU  = "1101001 00011 ..... ... ..... 1010011" None;
+    FMV_D_X    = "1111001 00000 ..... 000 ..... 1010011" None;
+}
+
+// ---- RVC -------------------------------------------------------------------
+
+/// One row of the compressed table: the pattern and the expansion.
+pub struct CRow {
+    pub name: &'static str,
+    pub mask: u32,
+    pub bits: u32,
+    /// The base instruction `raw` stands for; `None` for the reserved
+    /// encodings inside the row's pattern.
+    pub expand: fn(u32) -> Option<Insn>,
+}
+
+fn c(op: Op, rd: u32, rs1: u32, rs2: u32, imm: i64) -> Option<Insn> {
+    Some(Insn { op, rd: rd as u8, rs1: rs1 as u8, rs2: rs2 as u8, imm: imm as i32 })
+}
+
+/// The popular-register fields rd'/rs1'/rs2' name x8..x15.
+fn r3(raw: u32, lo: u32) -> u32 {
+    8 + bits(raw, lo + 2, lo)
+}
+
+// Immediate layouts (ISA §16.3–16.7). Each names the bits in the order the
+// specification's figures list them.
+fn ci_imm6(r: u32) -> i64 {
+    sext((bits(r, 12, 12) << 5 | bits(r, 6, 2)) as u64, 6)
+}
+fn ci_uimm6(r: u32) -> u32 {
+    bits(r, 12, 12) << 5 | bits(r, 6, 2)
+}
+fn cl_w_off(r: u32) -> i64 {
+    (bits(r, 12, 10) << 3 | bits(r, 6, 6) << 2 | bits(r, 5, 5) << 6) as i64
+}
+fn cl_d_off(r: u32) -> i64 {
+    (bits(r, 12, 10) << 3 | bits(r, 6, 5) << 6) as i64
+}
+fn cj_off(r: u32) -> i64 {
+    sext(
+        (bits(r, 12, 12) << 11
+            | bits(r, 11, 11) << 4
+            | bits(r, 10, 9) << 8
+            | bits(r, 8, 8) << 10
+            | bits(r, 7, 7) << 6
+            | bits(r, 6, 6) << 7
+            | bits(r, 5, 3) << 1
+            | bits(r, 2, 2) << 5) as u64,
+        12,
+    )
+}
+fn cb_off(r: u32) -> i64 {
+    sext(
+        (bits(r, 12, 12) << 8 | bits(r, 11, 10) << 3 | bits(r, 6, 5) << 6 | bits(r, 4, 3) << 1 | bits(r, 2, 2) << 5)
+            as u64,
+        9,
+    )
+}
+fn lwsp_off(r: u32) -> i64 {
+    (bits(r, 12, 12) << 5 | bits(r, 6, 4) << 2 | bits(r, 3, 2) << 6) as i64
+}
+fn ldsp_off(r: u32) -> i64 {
+    (bits(r, 12, 12) << 5 | bits(r, 6, 5) << 3 | bits(r, 4, 2) << 6) as i64
+}
+fn swsp_off(r: u32) -> i64 {
+    (bits(r, 12, 9) << 2 | bits(r, 8, 7) << 6) as i64
+}
+fn sdsp_off(r: u32) -> i64 {
+    (bits(r, 12, 10) << 3 | bits(r, 9, 7) << 6) as i64
+}
+
+macro_rules! compressed {
+    ($( $name:ident = $pat:literal => $expand:expr ;)*) => {
+        /// The compressed encoding table, with each row's expansion.
+        pub static COMPRESSED: &[CRow] = &[
+            $(CRow {
+                name: stringify!($name),
+                mask: pattern($pat, 16).0,
+                bits: pattern($pat, 16).1,
+                expand: $expand,
+            },)*
+        ];
+    };
+}
+
+compressed! {
+    // ---- Quadrant 0 ----
+    C_ADDI4SPN = "000 ........ ... 00" => |r| {
+        let imm = bits(r, 12, 11) << 4 | bits(r, 10, 7) << 6 | bits(r, 6, 6) << 2 | bits(r, 5, 5) << 3;
+        // nzuimm = 0 is reserved (and covers the all-zero illegal word).
+        if imm == 0 { None } else { c(Op::ADDI, r3(r, 2), 2, 0, imm as i64) }
+    };
+    C_FLD  = "001 ... ... .. ... 00" => |r| c(Op::FLD, r3(r, 2), r3(r, 7), 0, cl_d_off(r));
+    C_LW   = "010 ... ... .. ... 00" => |r| c(Op::LW, r3(r, 2), r3(r, 7), 0, cl_w_off(r));
+    C_LD   = "011 ... ... .. ... 00" => |r| c(Op::LD, r3(r, 2), r3(r, 7), 0, cl_d_off(r));
+    C_FSD  = "101 ... ... .. ... 00" => |r| c(Op::FSD, 0, r3(r, 7), r3(r, 2), cl_d_off(r));
+    C_SW   = "110 ... ... .. ... 00" => |r| c(Op::SW, 0, r3(r, 7), r3(r, 2), cl_w_off(r));
+    C_SD   = "111 ... ... .. ... 00" => |r| c(Op::SD, 0, r3(r, 7), r3(r, 2), cl_d_off(r));
+    // ---- Quadrant 1 ----
+    // C.NOP and the C.ADDI hints (rd=0 or imm=0) execute as the ADDI they
+    // encode, which has no effect.
+    C_ADDI = "000 . ..... ..... 01" => |r| { let rd = bits(r, 11, 7); c(Op::ADDI, rd, rd, 0, ci_imm6(r)) };
+    C_ADDIW = "001 . ..... ..... 01" => |r| {
+        let rd = bits(r, 11, 7);
+        if rd == 0 { None } else { c(Op::ADDIW, rd, rd, 0, ci_imm6(r)) }
+    };
+    C_LI   = "010 . ..... ..... 01" => |r| c(Op::ADDI, bits(r, 11, 7), 0, 0, ci_imm6(r));
+    C_LUI_ADDI16SP = "011 . ..... ..... 01" => |r| {
+        let rd = bits(r, 11, 7);
+        if rd == 2 {
+            let imm = bits(r, 12, 12) << 9 | bits(r, 6, 6) << 4 | bits(r, 5, 5) << 6 | bits(r, 4, 3) << 7 | bits(r, 2, 2) << 5;
+            if imm == 0 { None } else { c(Op::ADDI, 2, 2, 0, sext(imm as u64, 10)) }
+        } else {
+            let imm = ci_imm6(r) << 12;
+            if imm == 0 { None } else { c(Op::LUI, rd, 0, 0, imm) }
+        }
+    };
+    C_SRLI = "100 . 00 ... ..... 01" => |r| { let rd = r3(r, 7); c(Op::SRLI, rd, rd, 0, ci_uimm6(r) as i64) };
+    C_SRAI = "100 . 01 ... ..... 01" => |r| { let rd = r3(r, 7); c(Op::SRAI, rd, rd, 0, ci_uimm6(r) as i64) };
+    C_ANDI = "100 . 10 ... ..... 01" => |r| { let rd = r3(r, 7); c(Op::ANDI, rd, rd, 0, ci_imm6(r)) };
+    C_SUB  = "100 0 11 ... 00 ... 01" => |r| { let rd = r3(r, 7); c(Op::SUB, rd, rd, r3(r, 2), 0) };
+    C_XOR  = "100 0 11 ... 01 ... 01" => |r| { let rd = r3(r, 7); c(Op::XOR, rd, rd, r3(r, 2), 0) };
+    C_OR   = "100 0 11 ... 10 ... 01" => |r| { let rd = r3(r, 7); c(Op::OR, rd, rd, r3(r, 2), 0) };
+    C_AND  = "100 0 11 ... 11 ... 01" => |r| { let rd = r3(r, 7); c(Op::AND, rd, rd, r3(r, 2), 0) };
+    C_SUBW = "100 1 11 ... 00 ... 01" => |r| { let rd = r3(r, 7); c(Op::SUBW, rd, rd, r3(r, 2), 0) };
+    C_ADDW = "100 1 11 ... 01 ... 01" => |r| { let rd = r3(r, 7); c(Op::ADDW, rd, rd, r3(r, 2), 0) };
+    C_J    = "101 ........... 01" => |r| c(Op::JAL, 0, 0, 0, cj_off(r));
+    C_BEQZ = "110 ... ... ..... 01" => |r| c(Op::BEQ, 0, r3(r, 7), 0, cb_off(r));
+    C_BNEZ = "111 ... ... ..... 01" => |r| c(Op::BNE, 0, r3(r, 7), 0, cb_off(r));
+    // ---- Quadrant 2 ----
+    C_SLLI = "000 . ..... ..... 10" => |r| { let rd = bits(r, 11, 7); c(Op::SLLI, rd, rd, 0, ci_uimm6(r) as i64) };
+    C_FLDSP = "001 . ..... ..... 10" => |r| c(Op::FLD, bits(r, 11, 7), 2, 0, ldsp_off(r));
+    C_LWSP = "010 . ..... ..... 10" => |r| {
+        let rd = bits(r, 11, 7);
+        if rd == 0 { None } else { c(Op::LW, rd, 2, 0, lwsp_off(r)) }
+    };
+    C_LDSP = "011 . ..... ..... 10" => |r| {
+        let rd = bits(r, 11, 7);
+        if rd == 0 { None } else { c(Op::LD, rd, 2, 0, ldsp_off(r)) }
+    };
+    C_JR_MV = "100 0 ..... ..... 10" => |r| {
+        let (rd, rs2) = (bits(r, 11, 7), bits(r, 6, 2));
+        match (rd, rs2) {
+            (0, 0) => None,
+            (rs1, 0) => c(Op::JALR, 0, rs1, 0, 0),
+            (rd, rs2) => c(Op::ADD, rd, 0, rs2, 0),
+        }
+    };
+    C_EBREAK_JALR_ADD = "100 1 ..... ..... 10" => |r| {
+        let (rd, rs2) = (bits(r, 11, 7), bits(r, 6, 2));
+        match (rd, rs2) {
+            (0, 0) => c(Op::EBREAK, 0, 0, 0, 0),
+            (rs1, 0) => c(Op::JALR, 1, rs1, 0, 0),
+            (rd, rs2) => c(Op::ADD, rd, rd, rs2, 0),
+        }
+    };
+    C_FSDSP = "101 ...... ..... 10" => |r| c(Op::FSD, 0, 2, bits(r, 6, 2), sdsp_off(r));
+    C_SWSP = "110 ...... ..... 10" => |r| c(Op::SW, 0, 2, bits(r, 6, 2), swsp_off(r));
+    C_SDSP = "111 ...... ..... 10" => |r| c(Op::SD, 0, 2, bits(r, 6, 2), sdsp_off(r));
+}
+
+/// Encodes the compressed instruction of row `name` (as in [`COMPRESSED`],
+/// e.g. `"C_LW"`) that expands to `want`, or `None` if there is none. The
+/// encoder is the decoder run backwards: it tries every word of the row's
+/// pattern (at most 2^13) and keeps the one whose expansion is `want`, so
+/// the immediate layouts are written once, in the expansions.
+pub fn encode_compressed(name: &str, want: &Insn) -> Option<u16> {
+    let r = COMPRESSED.iter().find(|r| r.name == name)?;
+    let free = !r.mask & 0xffff;
+    // Enumerate the subsets of the free bits.
+    let mut sub = 0u32;
+    loop {
+        let raw = r.bits | sub;
+        if (r.expand)(raw).as_ref() == Some(want) {
+            return Some(raw as u16);
+        }
+        if sub == free {
+            return None;
+        }
+        sub = (sub.wrapping_sub(free)) & free;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn no_two_rows_overlap() {
+        // Two rows overlap if some instruction word matches both: their fixed
+        // bits agree wherever both fix them.
+        for (i, a) in ENCODINGS.iter().enumerate() {
+            for b in &ENCODINGS[i + 1..] {
+                let common = a.mask & b.mask;
+                assert!(a.bits & common != b.bits & common, "{} and {} overlap", a.name, b.name);
+            }
+        }
+        for (i, a) in COMPRESSED.iter().enumerate() {
+            for b in &COMPRESSED[i + 1..] {
+                let common = a.mask & b.mask;
+                assert!(a.bits & common != b.bits & common, "{} and {} overlap", a.name, b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_parse_as_drawn() {
+        assert_eq!(pattern("0000000 ..... ..... 000 ..... 0110011", 32), (0xfe00_707f, 0x0000_0033));
+        assert_eq!(pattern("000 ........ ... 00", 16), (0xe003, 0x0000));
+    }
+
+    #[test]
+    fn encodes_as_the_assembler_does() {
+        // Reference words from riscv64-unknown-elf-as.
+        use Op::*;
+        let cases: &[(u32, Op, u32, u32, u32, i64)] = &[
+            (0xfff28293, ADDI, 5, 5, 0, -1),          // addi t0,t0,-1
+            (0x0082b383, LD, 7, 5, 0, 8),             // ld t2,8(t0)
+            (0x0072b823, SD, 0, 5, 7, 16),            // sd t2,16(t0)
+            (0x008282b3, ADD, 5, 5, 8, 0),            // add t0,t0,s0
+            (0x800002b7, LUI, 5, 0, 0, -0x8000_0000), // lui t0,0x80000
+            (0x00000073, ECALL, 0, 0, 0, 0),          // ecall
+            (0x40650333, SUB, 6, 10, 6, 0),           // sub t1,a0,t1
+            (0x0052c303, LBU, 6, 5, 0, 5),            // lbu t1,5(t0)
+            (0xfe031ee3, BNE, 0, 6, 0, -4),           // bne t1,zero,-4
+            (0xff9ff06f, JAL, 0, 0, 0, -8),           // j -8
+            (0xf1402573, CSRRS, 10, 0, 0, 0xf14),     // csrr a0,mhartid
+            (0x43f55513, SRAI, 10, 10, 0, 63),        // srai a0,a0,63
+            (0x10500073, WFI, 0, 0, 0, 0),            // wfi
+            (0x6c034573, HLV_D, 10, 6, 0, 0),         // hlv.d a0,(t1)
+            (0x6ea34073, HSV_D, 0, 6, 10, 0),         // hsv.d a0,(t1)
+            (0x12000073, SFENCE_VMA, 0, 0, 0, 0),     // sfence.vma
+        ];
+        for &(word, op, rd, rs1, rs2, imm) in cases {
+            assert_eq!(encode(op, rd, rs1, rs2, imm), word, "{}", op.name());
+            let d = decode(word);
+            assert_eq!((d.op, d.imm as i64), (op, imm), "{word:#x}");
+        }
+        // fence iorw,iorw; fadd.d with the dynamic rounding mode.
+        assert_eq!(with_field(encode(FENCE, 0, 0, 0, 0), field::PRED_SUCC, 0xff), Some(0x0ff0_000f));
+        assert_eq!(with_field(encode(FADD_D, 1, 2, 3, 0), field::RM, 7), Some(0x0231_70d3));
+        assert_eq!(with_field(encode(ADD, 1, 2, 3, 0), field::RM, 7), None, "funct3 of ADD is fixed");
+    }
+
+    #[test]
+    fn refuses_what_does_not_fit() {
+        assert_eq!(try_encode(Op::ADDI, 1, 1, 0, 2048), None);
+        assert_eq!(try_encode(Op::ADDI, 1, 1, 0, -2049), None);
+        assert_eq!(try_encode(Op::BEQ, 0, 1, 2, 3), None, "odd branch offset");
+        assert_eq!(try_encode(Op::JAL, 1, 0, 0, 1 << 20), None);
+        assert_eq!(try_encode(Op::SLLIW, 1, 1, 0, 32), None, "shamt[5] is fixed for the W forms");
+        assert_eq!(try_encode(Op::SLLI, 1, 1, 0, 63).map(|w| w >> 20 & 63), Some(63));
+        assert_eq!(try_encode(Op::LUI, 1, 0, 0, 0x123), None, "U immediates have no low bits");
+        assert_eq!(try_encode(Op::ADDI, 32, 0, 0, 0), None);
+        assert_eq!(try_encode(Op::SFENCE_VMA, 1, 0, 0, 0), None, "rd of SFENCE.VMA is fixed");
+        assert_eq!(try_encode(Op::ADDI, 1, 1, 7, 0), None, "ADDI has no rs2");
+        assert_eq!(try_encode(Op::ILLEGAL, 0, 0, 0, 0), None);
+    }
+
+    #[test]
+    fn compressed_words_as_the_assembler_writes_them() {
+        let c = |name, op, rd, rs1, rs2, imm| encode_compressed(name, &Insn { op, rd, rs1, rs2, imm });
+        assert_eq!(c("C_ADDI4SPN", Op::ADDI, 10, 2, 0, 8), Some(0x0028));
+        assert_eq!(c("C_LI", Op::ADDI, 10, 0, 0, -1), Some(0x557d));
+        assert_eq!(c("C_J", Op::JAL, 0, 0, 0, -2), Some(0xbffd));
+        assert_eq!(c("C_BEQZ", Op::BEQ, 0, 10, 0, 8), Some(0xc501));
+        assert_eq!(c("C_LDSP", Op::LD, 1, 2, 0, 8), Some(0x60a2));
+        assert_eq!(c("C_SDSP", Op::SD, 0, 2, 1, 8), Some(0xe406));
+        assert_eq!(c("C_LW", Op::LW, 10, 11, 0, 4), Some(0x41c8));
+        assert_eq!(c("C_LW", Op::LW, 10, 11, 0, 2), None, "C.LW offsets are multiples of 4");
+        assert_eq!(c("C_LW", Op::LW, 1, 11, 0, 4), None, "rd' names x8..x15 only");
+        assert_eq!(decode(0x9002).op, Op::EBREAK);
+        assert_eq!(decode(0x0000), Insn::ILLEGAL, "the all-zero word");
+    }
+
+    /// Every format's immediate, any instruction word: what decode reads,
+    /// encode writes back, bit for bit.
+    #[test]
+    fn immediates_round_trip() {
+        let all = [Imm::None, Imm::I, Imm::S, Imm::B, Imm::U, Imm::J, Imm::Shamt, Imm::Csr];
+        proptest!(|(raw in any::<u32>())| {
+            for f in all {
+                prop_assert_eq!(f.encode(f.decode(raw)), Some(raw & f.field()), "{:?}", f);
+            }
+        });
+    }
+
+    /// An instruction of any row with operands it can hold encodes, and
+    /// decodes back to the same row and operands.
+    #[test]
+    fn instructions_round_trip() {
+        let rows = ENCODINGS.len();
+        proptest!(ProptestConfig::with_cases(2048), |(i in 0..rows, rd in 0u32..32, rs1 in 0u32..32, rs2 in 0u32..32, raw in any::<u32>())| {
+            let e = &ENCODINGS[i];
+            let ops = e.operands();
+            let (rd, rs1, rs2) = (rd * (ops & RD != 0) as u32, rs1 * (ops & RS1 != 0) as u32, rs2 * (ops & RS2 != 0) as u32);
+            // An immediate the row can hold: read from a word of the row.
+            let imm = e.imm.decode(e.bits | (raw & !e.mask));
+            let w = try_encode(e.op, rd, rs1, rs2, imm);
+            prop_assert!(w.is_some(), "{} rd={} rs1={} rs2={} imm={:#x}", e.name, rd, rs1, rs2, imm);
+            let w = w.unwrap_or_default();
+            prop_assert_eq!(lookup(w).map(|r| r.op), Some(e.op));
+            let got = decode(w);
+            prop_assert_eq!((got.op, got.imm as i64), (e.op, imm));
+            if ops & RD != 0 { prop_assert_eq!(got.rd as u32, rd); }
+            if ops & RS1 != 0 { prop_assert_eq!(got.rs1 as u32, rs1); }
+            if ops & RS2 != 0 { prop_assert_eq!(got.rs2 as u32, rs2); }
+        });
+    }
+
+    /// Any compressed word that means something encodes back to a word
+    /// that means the same.
+    #[test]
+    fn compressed_round_trips() {
+        proptest!(ProptestConfig::with_cases(1024), |(raw in 0u32..0x1_0000)| {
+            prop_assume!(raw & 3 != 3);
+            let Some(r) = COMPRESSED.iter().find(|r| raw & r.mask == r.bits) else { return Ok(()) };
+            let Some(want) = (r.expand)(raw) else { return Ok(()) };
+            let back = encode_compressed(r.name, &want);
+            prop_assert!(back.is_some(), "{} {:#06x}", r.name, raw);
+            prop_assert_eq!(decode(back.unwrap_or_default() as u32), want);
+        });
+    }
+}
