@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use strata_devices::aclint::Timebase;
@@ -19,8 +19,8 @@ use strata_devices::rtc::host_clock;
 use strata_hart::{Bus, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
 use strata_hypervisor::ownership::{self, MachineMemory};
-use strata_hypervisor::vm::{layout, VmEnd, VmSpec};
-use strata_hypervisor::{Hypervisor, Policy};
+use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
+use strata_hypervisor::{Hypervisor, Policy, VmIndex};
 use strata_memory::GuestRam;
 
 use crate::boot::{self, BootConfig};
@@ -29,7 +29,8 @@ use crate::fdt::FdtConfig;
 use crate::loader::{LoadError, Segments};
 use crate::machine::{host_ram_bytes, lock, paced_wait, tlb_counts, ClockMode, INSNS_PER_TICK, TIMEBASE_HZ};
 use crate::virtio::VirtioConfig;
-use strata_devices::virtio::VirtioMmio;
+use strata_devices::virtio::{VirtioMmio, VIRTIO_MMIO_SIZE};
+use strata_devices::{MmioDevice, SharedMmio};
 use strata_hypervisor::vm::DmaMap;
 use strata_memory::{GuestMemory, OutOfRange};
 
@@ -400,31 +401,42 @@ impl HypMachine {
                 let c = con.clone();
                 Box::new(move |b: u8| lock(&c).push(b)) as strata_devices::uart::UartSink
             };
-            let index = hyp
-                .create_vm(VmSpec {
-                    name: vm.name.clone(),
-                    memory: vm.memory,
-                    vcpus: vm.vcpus,
-                    protected: vm.protected,
-                    segments,
-                    entry,
-                    dtb,
-                    console: sink,
-                    clock: host_clock(),
-                })
-                .map_err(|e| LoadError(e.to_string()))?;
-            consoles.push(con);
-            if !devs.is_empty() {
-                let map = hyp.vms[index].dma.clone().expect("an ordinary VM has a DMA map");
-                let mem: Arc<dyn GuestMemory> = Arc::new(VmMemory { ram: ram.clone(), map });
-                let plic = hyp.vms[index].plic.clone();
-                let hyp = &mut hyp;
-                let added = crate::virtio::attach(devs, &slots, mem, &plic, &mut |base, size, dev| {
-                    hyp.add_device(index, base, size, "virtio-mmio", dev).map_err(|e| e.to_string())
-                })
-                .map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
-                virtio.extend(added);
+            // Each virtio device, as the VM's specification describes it:
+            // built by the hypervisor with the VM's DMA map and PLIC line,
+            // and kept here for polling.
+            let mut devices = Vec::new();
+            let mut built = Vec::new();
+            for ((name, dev), &(base, irq)) in devs.into_iter().zip(&slots) {
+                let (ram, cell) = (ram.clone(), Arc::new(OnceLock::new()));
+                built.push(cell.clone());
+                devices.push(DeviceSpec {
+                    name: "virtio-mmio",
+                    base,
+                    size: VIRTIO_MMIO_SIZE,
+                    irq,
+                    build: Box::new(move |w| {
+                        let mem: Arc<dyn GuestMemory> = Arc::new(VmMemory { ram, map: w.dma });
+                        let m = Arc::new(Mutex::new(VirtioMmio::new(dev, mem, w.irq, name)));
+                        let _ = cell.set(m.clone());
+                        Ok(Box::new(SharedMmio(m)) as Box<dyn MmioDevice>)
+                    }),
+                });
             }
+            hyp.create_vm(VmSpec {
+                name: vm.name.clone(),
+                memory: vm.memory,
+                vcpus: vm.vcpus,
+                protected: vm.protected,
+                segments,
+                entry,
+                dtb,
+                console: sink,
+                clock: host_clock(),
+                devices,
+            })
+            .map_err(|e| LoadError(e.to_string()))?;
+            consoles.push(con);
+            virtio.extend(built.iter().filter_map(|c| c.get().cloned()));
         }
 
         let time = Timebase::new();
@@ -558,25 +570,27 @@ impl HypMachine {
 
     /// Moves the console input to the next VM still running (none: stays).
     fn next_console(&mut self) {
-        let n = self.hyp.vms.len();
-        let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| self.hyp.vms[v].end.is_none());
+        let n = self.hyp.vm_count();
+        let running = |v: usize| self.hyp.vm(VmIndex(v)).is_some_and(|vm| vm.running());
+        let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| running(v));
         if let Some(v) = next {
             if v != self.focus {
-                eprintln!("\r\nstrata: console input now goes to VM {}\r", self.hyp.vms[v].name);
+                let name = self.hyp.vm(VmIndex(v)).map_or("", |vm| vm.name());
+                eprintln!("\r\nstrata: console input now goes to VM {name}\r");
             }
             self.focus = v;
         }
     }
 
     fn pump_input(&mut self) -> bool {
-        if self.hyp.vms[self.focus].end.is_some() {
+        if self.hyp.vm(VmIndex(self.focus)).is_none_or(|vm| !vm.running()) {
             // Its VM is gone: so is what was typed for it.
             self.held = None;
             self.next_console();
         }
         // A byte the UART had no room for goes first, or waits again.
         if let Some(b) = self.held {
-            if !self.hyp.console_input(self.focus, b) {
+            if !self.hyp.console_input(VmIndex(self.focus), b) {
                 return false;
             }
             self.held = None;
@@ -591,7 +605,7 @@ impl HypMachine {
             };
             match next {
                 Some(Input::Byte(b)) => {
-                    if !self.hyp.console_input(self.focus, b) {
+                    if !self.hyp.console_input(VmIndex(self.focus), b) {
                         self.held = Some(b);
                         return false;
                     }
@@ -629,7 +643,7 @@ impl HypMachine {
             lock(c).flush_line();
         }
         self.elapsed = start.elapsed();
-        RunOutcome { vms: self.hyp.vms.iter().map(|v| (v.name.clone(), v.end.clone())).collect(), quit }
+        RunOutcome { vms: self.hyp.vms().map(|(_, v)| (v.name().to_string(), v.end().cloned())).collect(), quit }
     }
 
     /// A human-readable report of the run's counters (`--stats`).
@@ -642,33 +656,49 @@ impl HypMachine {
             "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
             retired as f64 / secs.max(1e-9) / 1e6
         );
-        for vm in &self.hyp.vms {
-            let vc: Vec<String> = vm
-                .vcpus
-                .iter()
-                .map(|&i| {
-                    let c = &self.hyp.vcpus[i].stats;
+        for (index, vm) in self.hyp.vms() {
+            let vc: Vec<String> = self
+                .hyp
+                .vcpus_of(index)
+                .map(|v| {
+                    let c = v.stats();
                     format!(
-                        "vcpu{} exits {} sbi {} mmio {} wfi {} preempt {} injected {}",
-                        self.hyp.vcpus[i].id, c.exits, c.sbi_calls, c.mmio, c.wfi, c.preemptions, c.injected
+                        "vcpu{} ran {} exits {} sbi {} mmio {} wfi {} preempt {} injected {}",
+                        v.id(),
+                        c.slots,
+                        c.exits,
+                        c.sbi_calls,
+                        c.mmio,
+                        c.wfi,
+                        c.preemptions,
+                        c.injected
                     )
                 })
                 .collect();
             let _ = writeln!(
                 s,
                 "vm {} (vmid {}{}): {} | {}",
-                vm.name,
-                vm.vmid,
-                if vm.protected { ", protected" } else { "" },
-                vm.end.as_ref().map_or("running".into(), |e| e.describe()),
+                vm.name(),
+                vm.vmid(),
+                if vm.protected() { ", protected" } else { "" },
+                vm.end().map_or("running".into(), |e| e.describe()),
                 vc.join("; ")
             );
         }
-        let i = &self.hyp.inval;
+        let i = self.hyp.inval_stats();
         let _ = writeln!(
             s,
             "invalidation policy {}: {} pages, {} translations dropped, {} of them collateral",
-            self.hyp.policy, i.invalidations, i.dropped, i.collateral_dropped
+            self.hyp.policy(),
+            i.invalidations,
+            i.dropped,
+            i.collateral_dropped
+        );
+        let sc = self.hyp.sched_stats();
+        let _ = writeln!(
+            s,
+            "scheduler: {} switches, {} moves between harts, {} wake-up preemptions",
+            sc.switches, sc.migrations, sc.wakeup_preemptions
         );
         for h in &self.harts {
             let st = &h.stats;

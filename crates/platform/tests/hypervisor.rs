@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use strata_hypervisor::Policy;
+use strata_hypervisor::{Policy, VmIndex};
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
 use strata_platform::testguest;
 use strata_platform::ClockMode;
@@ -62,7 +62,7 @@ fn check_tlbs_against_tables(m: &HypMachine) -> usize {
     for h in &m.harts {
         for e in h.tlb_entries() {
             let Some(vmid) = e.vmid else { continue };
-            let vm = m.hyp.vms.iter().position(|v| v.vmid == vmid).expect("an entry of an unknown VMID");
+            let vm = m.hyp.vm_by_vmid(vmid).expect("an entry of an unknown VMID");
             let gpa = e.gpa.expect("two-stage entries remember their GPA");
             let mapped = m.hyp.translate(vm, gpa);
             let cached = RAM + (e.ram_page << 12);
@@ -85,15 +85,15 @@ fn the_host_interface_refuses_protected_memory() {
     let m = machine(vec![vm("open", &k, false), vm("secret", &k, true)], 1, Policy::Pa);
     let code = testguest::page_walker(WALK_BASE, WALK_PAGES, 4096);
     let mut buf = [0u8; 16];
-    m.hyp.host_read(0, RAM, &mut buf).expect("an ordinary VM's memory is readable");
+    m.hyp.host_read(VmIndex(0), RAM, &mut buf).expect("an ordinary VM's memory is readable");
     assert_eq!(&buf[..], &code[0x1000..0x1010], "the host sees the VM's loaded program");
-    let err = m.hyp.host_read(1, RAM, &mut buf).expect_err("a protected VM's memory must be refused");
+    let err = m.hyp.host_read(VmIndex(1), RAM, &mut buf).expect_err("a protected VM's memory must be refused");
     assert!(err.to_string().contains("protected"), "the refusal says why: {err}");
     // Nor through its other pages, nor by writing.
-    assert!(m.hyp.host_read(1, WALK_BASE + 5 * 4096, &mut buf).is_err());
+    assert!(m.hyp.host_read(VmIndex(1), WALK_BASE + 5 * 4096, &mut buf).is_err());
     let mut m = m;
-    assert!(m.hyp.host_write(1, WALK_BASE, &[1, 2, 3]).is_err());
-    assert!(m.hyp.host_write(0, WALK_BASE, &[1, 2, 3]).is_ok());
+    assert!(m.hyp.host_write(VmIndex(1), WALK_BASE, &[1, 2, 3]).is_err());
+    assert!(m.hyp.host_write(VmIndex(0), WALK_BASE, &[1, 2, 3]).is_ok());
 }
 
 #[test]
@@ -102,19 +102,19 @@ fn a_reclaimed_page_reads_as_zero_in_its_next_owner() {
     let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], 1, Policy::Pa);
     // A page of A outside what its walker touches, filled with A's data.
     let gpa = RAM + (8 << 20);
-    m.hyp.host_write(0, gpa, &[0xa5; 4096]).unwrap();
+    m.hyp.host_write(VmIndex(0), gpa, &[0xa5; 4096]).unwrap();
     let start = Instant::now();
     for _ in 0..50 {
         assert!(m.step(start));
     }
-    let page = m.with_harts(|hyp, harts| hyp.reclaim_page(harts, 0, gpa)).unwrap();
+    let page = m.with_harts(|hyp, harts| hyp.reclaim_page(harts, VmIndex(0), gpa)).unwrap();
     let mut buf = [0u8; 8];
-    assert!(m.hyp.host_read(0, gpa, &mut buf).is_err(), "A no longer maps it");
+    assert!(m.hyp.host_read(VmIndex(0), gpa, &mut buf).is_err(), "A no longer maps it");
     // B gets it at a fresh guest-physical address.
     let at = 0x9000_0000;
-    m.hyp.give_page(1, page, at).unwrap();
+    m.hyp.give_page(VmIndex(1), page, at).unwrap();
     let mut got = vec![0xffu8; 4096];
-    m.hyp.host_read(1, at, &mut got).unwrap();
+    m.hyp.host_read(VmIndex(1), at, &mut got).unwrap();
     assert!(got.iter().all(|&b| b == 0), "B must not see A's data");
     for _ in 0..50 {
         assert!(m.step(start));
@@ -139,7 +139,7 @@ fn no_cached_translation_outlives_its_mapping() {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let vm = (seed & 1) as usize;
+            let vm = VmIndex((seed & 1) as usize);
             let gpa = WALK_BASE + (seed >> 8) % WALK_PAGES * 4096;
             match (seed >> 4) % 3 {
                 // Move the page to another machine page.
@@ -161,7 +161,7 @@ fn no_cached_translation_outlives_its_mapping() {
             }
         }
         assert!(checked > 1000, "{policy}: the check must have seen cached translations ({checked})");
-        assert!(m.hyp.inval.invalidations >= 300);
+        assert!(m.hyp.inval_stats().invalidations >= 300);
     }
 }
 
@@ -176,10 +176,10 @@ fn only_coarse_policies_cause_collateral_misses() {
             assert!(m.step(start));
             // A's pages move; B only runs.
             let gpa = WALK_BASE + (i * 7 % WALK_PAGES) * 4096;
-            m.with_harts(|hyp, harts| hyp.migrate_page(harts, 0, gpa)).unwrap();
+            m.with_harts(|hyp, harts| hyp.migrate_page(harts, VmIndex(0), gpa)).unwrap();
         }
         let by_vm = m.with_harts(|hyp, harts| hyp.collateral_misses(harts));
-        collateral.push((policy, by_vm, m.hyp.inval.clone()));
+        collateral.push((policy, by_vm, m.hyp.inval_stats().clone()));
     }
     let get = |p: Policy, vm: &str| -> u64 {
         collateral.iter().find(|(q, ..)| *q == p).unwrap().1.iter().find(|(n, _)| n == vm).unwrap().1
@@ -205,7 +205,7 @@ fn mmio_is_emulated_with_and_without_transformed_htinst() {
         let out = m.run();
         assert_eq!(out.status(), 0, "htinst transformed={transformed}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&m.console_output(0)), "hello over mmio\n", "transformed={transformed}");
-        let mmio: u64 = m.hyp.vcpus.iter().map(|c| c.stats.mmio).sum();
+        let mmio: u64 = m.hyp.vcpus_of(VmIndex(0)).map(|c| c.stats().mmio).sum();
         assert_eq!(mmio, 16, "one exit per byte");
     }
 }
@@ -230,7 +230,8 @@ fn hostile_guests_hurt_nobody() {
         let mut m = machine(vec![hostile, vm("walker", &w, false)], 2, Policy::Pa);
         let start = Instant::now();
         let mut steps = 0u64;
-        while m.hyp.vms[0].end.is_none() {
+        let vm0 = |m: &HypMachine| m.hyp.vm(VmIndex(0)).unwrap().end().cloned();
+        while vm0(&m).is_none() {
             assert!(m.step(start), "seed {seed}: the machine stopped");
             steps += 1;
             assert!(steps < 100_000, "seed {seed}: the hostile VM never finished");
@@ -238,24 +239,22 @@ fn hostile_guests_hurt_nobody() {
                 check_tlbs_against_tables(&m);
             }
         }
-        let vm0 = &m.hyp.vms[0];
-        assert!(matches!(vm0.end, Some(VmEnd::PowerOff)), "seed {seed}: the hostile VM ended {:?}", vm0.end);
-        assert!(vm0.stats.sbi_calls > 100, "seed {seed}: it made its SBI calls ({:?})", vm0.stats);
-        assert!(
-            vm0.stats.injected_faults + vm0.stats.mmio_exits > 100,
-            "seed {seed}: its faults reached the hypervisor ({:?})",
-            vm0.stats
-        );
+        let end = vm0(&m);
+        assert!(matches!(end, Some(VmEnd::PowerOff)), "seed {seed}: the hostile VM ended {end:?}");
+        let st = m.hyp.vm(VmIndex(0)).unwrap().stats().clone();
+        assert!(st.sbi_calls > 100, "seed {seed}: it made its SBI calls ({st:?})");
+        assert!(st.injected_faults + st.mmio_exits > 100, "seed {seed}: its faults reached the hypervisor ({st:?})");
         // The walker went on, and its counters are its own: each pass adds
         // one to every page in order, so they never differ by more than 1.
         for _ in 0..64 {
             assert!(m.step(start));
         }
-        assert!(m.hyp.vms[1].end.is_none(), "seed {seed}: the walker stopped: {:?}", m.hyp.vms[1].end);
+        let walker_end = m.hyp.vm(VmIndex(1)).unwrap().end().cloned();
+        assert!(walker_end.is_none(), "seed {seed}: the walker stopped: {walker_end:?}");
         let mut counts = Vec::new();
         for p in 0..WALK_PAGES {
             let mut b = [0u8; 8];
-            m.hyp.host_read(1, WALK_BASE + p * 4096, &mut b).unwrap();
+            m.hyp.host_read(VmIndex(1), WALK_BASE + p * 4096, &mut b).unwrap();
             counts.push(u64::from_le_bytes(b));
         }
         assert!(counts[0] > 0, "seed {seed}: the walker made progress");
