@@ -124,7 +124,7 @@ impl Hypervisor {
                 Next::Continue
             }
             Action::Ipi(ids) => {
-                let mut yield_to = None;
+                let mut next = Next::Continue;
                 for id in ids {
                     let Some(&t) = self.vms[vm].vcpus.get(id as usize) else { continue };
                     if t == v {
@@ -133,21 +133,16 @@ impl Hypervisor {
                     } else if self.vcpus[t].loaded_on.is_some() {
                         self.vcpus[t].ipi = true;
                     } else {
+                        // A guest that sends an IPI usually spins until it
+                        // is answered: the receiver gets its hart early, and
+                        // this one at once if it waits here.
                         self.vcpus[t].hvip |= hvip::VSSIP;
-                        if self.sched.hart_of(t) == h {
-                            yield_to.get_or_insert(t);
+                        if self.sched.kick(t) == h {
+                            next = Next::Requeue;
                         }
                     }
                 }
-                // A guest that sends an IPI usually waits for the answer:
-                // let the receiver, waiting on this hart, have it now.
-                match yield_to {
-                    Some(t) => {
-                        self.sched.yield_to(h, t);
-                        Next::Requeue
-                    }
-                    None => Next::Continue,
-                }
+                next
             }
             Action::FenceVm => {
                 let vmid = self.vms[vm].vmid;

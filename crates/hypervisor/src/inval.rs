@@ -86,6 +86,18 @@ impl Invalidator {
         &self.stats
     }
 
+    /// Invalidates every cached translation of hardware VMID `vmid` on
+    /// every hart: its VM is gone, and `pages` pages it mapped with it. The
+    /// VM's own translations are exactly what must go, so one
+    /// `HFENCE.GVMA x0, vmid` per hart is as precise as one per page, and
+    /// far cheaper; [`Policy::All`] drops everything, as it does per page.
+    pub fn vm_gone(&mut self, harts: &mut [&mut dyn HartOps], vmid: u64, pages: u64) {
+        self.stats.invalidations += pages;
+        for hart in harts.iter_mut() {
+            hart.hfence_gvma(None, (self.policy != Policy::All).then_some(vmid));
+        }
+    }
+
     /// Invalidates the cached translations of machine page `page`, whose
     /// mappings by the VMs with hardware VMIDs `vmids` just went, on every
     /// hart.

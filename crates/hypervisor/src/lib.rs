@@ -114,6 +114,17 @@ pub struct Slice {
     pub idle: bool,
 }
 
+/// What a hart holds of the vCPUs that ran on it, besides the one loaded.
+#[derive(Clone, Debug, Default)]
+struct HartTrace {
+    /// The VM whose registers were last in the hart's register file
+    /// (scrubbed when that VM is retired).
+    residue: Option<VmIndex>,
+    /// Per VM: its vCPU that ran on the hart last (whose translations the
+    /// hart may cache under the VM's VMID).
+    last_ran: std::collections::BTreeMap<VmIndex, VcpuIndex>,
+}
+
 /// What becomes of the vCPU on a hart after an exit or a run.
 enum Next {
     /// Re-enter the same vCPU.
@@ -140,9 +151,8 @@ pub struct Hypervisor {
     vcpus: Table<VcpuIndex, Vcpu>,
     sched: Scheduler,
     inval: Invalidator,
-    /// Per hart: the VM whose registers were last on it (scrubbed from it
-    /// when that VM is retired).
-    residue: Table<HartIndex, Option<VmIndex>>,
+    /// What each hart still holds of the vCPUs that ran on it.
+    harts: Table<HartIndex, HartTrace>,
     next_vmid: u64,
 }
 
@@ -169,21 +179,22 @@ impl Hypervisor {
             vcpus: Table::new(),
             sched: Scheduler::new(harts, SchedParams::default()),
             inval: Invalidator::new(policy),
-            residue: Table::from_fn(harts, |_| None),
+            harts: Table::from_fn(harts, |_| HartTrace::default()),
             next_vmid: 1,
         })
     }
 
-    /// Replaces the scheduler's knobs (before any VM is created).
+    /// Replaces the scheduler's knobs, from its next decision on.
     pub fn set_sched_params(&mut self, params: SchedParams) -> Result<(), HypError> {
-        if !self.vcpus.is_empty() {
-            return Err(HypError::Config("scheduler parameters are set before the first VM".into()));
-        }
         if params.quantum == 0 || params.balance_every == 0 {
             return Err(HypError::Config("the quantum and the balancing interval must not be zero".into()));
         }
-        self.sched = Scheduler::new(self.residue.len(), params);
+        self.sched.set_params(params);
         Ok(())
+    }
+
+    pub fn sched_params(&self) -> SchedParams {
+        self.sched.params()
     }
 
     /// Prepares a hart to run guests: which traps guests handle themselves
@@ -426,7 +437,7 @@ impl Hypervisor {
     /// scheduler balances its queues.
     pub fn run_slice(&mut self, harts: &mut [&mut dyn HartOps], budget: u64) -> Slice {
         let mut s = Slice { used: vec![0; harts.len()], idle: true };
-        for h in 0..harts.len().min(self.residue.len()) {
+        for h in 0..harts.len().min(self.harts.len()) {
             let (used, ran) = self.run_hart(harts, HartIndex(h), budget);
             s.used[h] = used;
             if ran {
@@ -439,7 +450,14 @@ impl Hypervisor {
         self.retire_ended(harts);
         if let Some(now) = harts.first().map(|h| h.time()) {
             let (vms, vcpus) = (&self.vms, &self.vcpus);
-            self.sched.end_round(&|v| ready_now(vms, vcpus, v, now));
+            if let Some(plan) = self.sched.end_round(&|v| ready_now(vms, vcpus, v, now)) {
+                for v in plan.vcpus() {
+                    if let Some(h) = self.vcpus[v].loaded_on.filter(|h| h.0 < harts.len()) {
+                        self.unload(harts, h);
+                    }
+                }
+                self.sched.apply(plan);
+            }
         }
         s
     }
@@ -515,12 +533,27 @@ impl Hypervisor {
     }
 
     /// Puts vCPU `v` on hart `h` (which has none loaded).
+    ///
+    /// A hart's cached VS-stage translations are tagged by VMID, which all
+    /// vCPUs of a VM share, and a guest's SFENCE.VMA is local to the hart
+    /// it runs on. So when `v` last ran on another hart (it has moved, and
+    /// may have fenced there), or another vCPU of its VM ran on `h` since
+    /// `v` did, `h` may hold translations that `v`'s own fences were to
+    /// drop, or that are not `v`'s: they go first (`HFENCE.GVMA x0, vmid`,
+    /// as KVM does when a vCPU changes host CPU).
     fn load(&mut self, harts: &mut [&mut dyn HartOps], h: HartIndex, v: VcpuIndex) {
         let vm = self.vcpus[v].vm;
-        let hgatp = self.vms[vm].hgatp;
+        let (hgatp, vmid) = (self.vms[vm].hgatp, self.vms[vm].vmid);
+        let trace = &mut self.harts[h];
+        let stale = self.vcpus[v].last_hart != Some(h) || trace.last_ran.get(&vm) != Some(&v);
         self.vcpus[v].switch_in(&mut *harts[h.0], hgatp, h);
+        if stale {
+            harts[h.0].hfence_gvma(None, Some(vmid));
+        }
+        trace.last_ran.insert(vm, v);
+        trace.residue = Some(vm);
+        self.vcpus[v].last_hart = Some(h);
         self.sched.set_current(h, Some(v));
-        self.residue[h] = Some(vm);
     }
 
     /// Brings `hvip` on the hart up to date for vCPU `v`: VSTIP from its

@@ -38,6 +38,15 @@ pub struct Guests {
     pub ran: BTreeMap<u64, u64>,
     /// (VMID, a0, a1) seen on re-entry after each trap.
     pub replies: Vec<(u64, u64, u64)>,
+    /// In order, over all harts: (hart, VMID) of each `hgatp` switch to a
+    /// guest (`Load`) and each HFENCE.GVMA by VMID (`Fence`).
+    pub events: Vec<Event>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Load { hart: u64, vmid: u64 },
+    Fence { hart: u64, vmid: u64 },
 }
 
 pub struct MockHart {
@@ -94,6 +103,10 @@ impl HartOps for MockHart {
     }
     fn set_csr(&mut self, c: Csr, v: u64) {
         self.csrs.insert(c, v);
+        if c == Csr::Hgatp && v != 0 {
+            let vmid = self.vmid();
+            self.guests.lock().unwrap().events.push(Event::Load { hart: self.id, vmid });
+        }
     }
     fn gpr(&self, n: usize) -> u64 {
         self.gpr[n & 31]
@@ -154,6 +167,9 @@ impl HartOps for MockHart {
     }
     fn hfence_gvma(&mut self, _: Option<u64>, vmid: Option<u64>) {
         self.fences.push(vmid);
+        if let Some(vmid) = vmid {
+            self.guests.lock().unwrap().events.push(Event::Fence { hart: self.id, vmid });
+        }
     }
     fn invalidate_page(&mut self, _: u64) -> u64 {
         0

@@ -14,7 +14,7 @@
 //! | [`Hypervisor::reclaim_page`] | to the hypervisor | the page | before the next owner maps it ([`Hypervisor::give_page`] zeroes pending pages first) |
 //! | [`Hypervisor::give_page`] | hypervisor → VM | – (nothing mapped it) | pending pages first |
 //! | [`Hypervisor::unmap`] | unchanged | the page | – |
-//! | retiring an ended VM | every page it owned → free; tables freed | every page it mapped, and every borrower's mapping of its pages | all of them, before the next round |
+//! | retiring an ended VM | every page it owned → free; tables freed | its whole VMID (one `HFENCE.GVMA x0, vmid` a hart), and every borrower's mapping of its pages | all of them, before the next round |
 //!
 //! Retiring also scrubs what of the VM stays in the hypervisor itself: its
 //! vCPUs' saved registers, and the registers of any hart it last ran on.
@@ -148,11 +148,13 @@ impl Hypervisor {
             self.sched.remove(t);
             self.vcpus[t].scrub();
         }
-        for h in 0..harts.len().min(self.residue.len()) {
+        for h in 0..harts.len().min(self.harts.len()) {
             let h = HartIndex(h);
-            if self.residue[h] == Some(vm) && self.sched.current(h).is_none() {
+            let trace = &mut self.harts[h];
+            trace.last_ran.remove(&vm);
+            if trace.residue == Some(vm) && self.sched.current(h).is_none() {
                 scrub_hart(&mut *harts[h.0]);
-                self.residue[h] = None;
+                trace.residue = None;
             }
         }
         // Device models must not reach the pages from now on.
@@ -161,8 +163,12 @@ impl Hypervisor {
         }
         let (id, vmid) = (self.vms[vm].id, self.vms[vm].vmid);
         let eff = self.hm.destroy_vm(&mut *self.mem, id)?;
-        for u in &eff.unmapped {
-            let by = if u.vm == id { vmid } else { self.vms.values().find(|v| v.id == u.vm).map_or(0, |v| v.vmid) };
+        // Its own mappings: its whole VMID. Borrowers' mappings of its
+        // pages: page by page.
+        let own = eff.unmapped.iter().filter(|u| u.vm == id).count() as u64;
+        self.inval.vm_gone(harts, vmid, own);
+        for u in eff.unmapped.iter().filter(|u| u.vm != id) {
+            let by = self.vms.values().find(|v| v.id == u.vm).map_or(0, |v| v.vmid);
             self.inval.page(harts, u.page, &[by]);
         }
         self.hm.zero_pending(&mut *self.mem)?;

@@ -22,18 +22,23 @@
 //!   least the hart's least `vruntime` minus one quantum, so waiting does
 //!   not bank CPU time; it then preempts the running vCPU if it is behind
 //!   it by more than a quarter quantum, so interrupts are served promptly.
-//! - **Directed yield.** A vCPU that sends an IPI to a vCPU waiting on the
-//!   same hart gives that vCPU the hart at once (SBI IPI), as a guest that
-//!   sends an IPI usually waits for its answer.
+//! - **Directed yield.** A vCPU sent an IPI (SBI IPI) while waiting or
+//!   waiting for its turn gets its hart at that hart's next pick — at once
+//!   if the sender is on the same hart — as a guest that sends an IPI
+//!   usually spins until it is answered.
 //! - **Work-conserving, fair across harts.** Every
 //!   [`SchedParams::balance_every`] rounds: a hart that has had nothing
 //!   ready for [`SchedParams::idle_passes`] passes takes a ready vCPU that
 //!   waits for its turn on a crowded hart; and when a ready vCPU on a
-//!   crowded hart has fallen more than [`SchedParams::lag_limit`] slots
-//!   behind the vCPU furthest ahead among those alone on their hart, it
-//!   moves to that hart (nine VMs on eight harts each get eight ninths of a
-//!   hart, not two of them half). At most one move per pass, and only of a
-//!   vCPU whose state is on no hart.
+//!   crowded hart has *received* more than [`SchedParams::lag_limit`] slots
+//!   less than the vCPU that has received most among those alone on their
+//!   hart, the two trade places (nine VMs on eight harts each get eight
+//!   ninths of a hart, not two of them half). A vCPU that moves joins its
+//!   new hart's `vruntime`s level with the least of them, so no burst of
+//!   catching up stalls anyone there; the limit is high because a move
+//!   costs the mover its caches (its code is compiled again on a hart that
+//!   has not run it). At most one move per pass; the core takes the vCPUs
+//!   that move off their harts first.
 //!
 //! # States (of a vCPU, as the scheduler sees it)
 //!
@@ -41,7 +46,7 @@
 //! |---|---|---|
 //! | not ready | waits (WFI, suspend), stopped, or its VM ended | ready: an interrupt it enabled is pending, or HSM start |
 //! | ready | can run; its state is in its [`crate::vcpu::Vcpu`] | current: picked by its hart; another queue: moved by balancing |
-//! | current | its state is on its hart ([`Scheduler::current`]) | ready: quantum over and another is behind it, woken vCPU preempts, yield; not ready: it waits or stops |
+//! | current | its state is on its hart ([`Scheduler::current`]) | ready: quantum over and another is behind it, woken vCPU preempts, yield, or the core takes it off to move it; not ready: it waits or stops |
 //! | gone | its VM was retired | – |
 //!
 //! # Invariants
@@ -51,7 +56,8 @@
 //! 2. A hart's current vCPU is in its queue; no vCPU is current on two
 //!    harts.
 //! 3. Only a vCPU that is not current anywhere moves between queues.
-//! 4. `vruntime` never decreases.
+//! 4. `received` never decreases; `vruntime` only when the vCPU moves (it
+//!    is measured against its hart's other vCPUs).
 
 use crate::ids::{HartIndex, Table, VcpuIndex};
 
@@ -62,7 +68,7 @@ pub struct SchedParams {
     pub quantum: u64,
     /// Rounds between balancing passes.
     pub balance_every: u64,
-    /// How far behind (in `vruntime` slots) a ready vCPU on a crowded hart
+    /// How far behind (in slots received) a ready vCPU on a crowded hart
     /// may fall before it moves to a hart whose only vCPU is ahead.
     pub lag_limit: u64,
     /// Consecutive balancing passes a hart must have found nothing ready
@@ -71,13 +77,19 @@ pub struct SchedParams {
 }
 
 impl Default for SchedParams {
-    /// Measured on two 128 MiB Debian VMs booting on one hart (4096-slot
-    /// rounds, guest time at 10 instructions a tick): switching every round
-    /// cost 1.7 times the CPU time of switching every 16 rounds, which costs
-    /// what the same VMs take on two harts. 64 Ki slots are 0.65 ms of
-    /// guest time, well inside a 4 ms kernel tick.
+    /// The quantum is 1 Mi slots: 10 ms of guest time at 10 instructions a
+    /// tick, between the few milliseconds of Linux's CFS and Xen's 30 ms.
+    /// Each switch between VMs costs their caches (TLB, jump cache) about
+    /// 100 µs of host time; four Debian VMs booting on one hart cost 1.52,
+    /// 1.27 and 1.10 times four boots alone with quanta of 64 Ki, 256 Ki
+    /// and 1 Mi slots. Interactive guests do not wait for it: a vCPU woken
+    /// by an interrupt, or sent an IPI, gets the hart early.
+    ///
+    /// The lag limit is 16 quanta: with nine Debian VMs on eight harts a
+    /// move cost about 5000 blocks compiled again (15 ms); at 2 quanta they
+    /// moved 600 times and took 1.35 times the CPU time of nine boots alone.
     fn default() -> Self {
-        SchedParams { quantum: 64 << 10, balance_every: 16, lag_limit: 4 * (64 << 10), idle_passes: 4 }
+        SchedParams { quantum: 1 << 20, balance_every: 16, lag_limit: 16 << 20, idle_passes: 4 }
     }
 }
 
@@ -89,6 +101,26 @@ pub enum Ready {
     /// Yes, and it was not ready until now (woken by an interrupt, or
     /// started).
     Woke,
+}
+
+/// A balancing move ([`Scheduler::end_round`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rebalance {
+    /// `v` moves to the queue of hart `to`, which has had nothing to run.
+    Move { v: VcpuIndex, to: HartIndex },
+    /// `behind`, waiting on a crowded hart, and `ahead`, alone on its hart,
+    /// trade places.
+    Swap { behind: VcpuIndex, ahead: VcpuIndex },
+}
+
+impl Rebalance {
+    /// The vCPUs that move.
+    pub fn vcpus(self) -> Vec<VcpuIndex> {
+        match self {
+            Rebalance::Move { v, .. } => vec![v],
+            Rebalance::Swap { behind, ahead } => vec![behind, ahead],
+        }
+    }
 }
 
 /// Counters of the scheduler's decisions.
@@ -120,7 +152,10 @@ struct HartQueue {
 #[derive(Clone, Copy, Debug)]
 struct Entity {
     hart: HartIndex,
+    /// Slots run, raised on waking and on moving (fairness on a hart).
     vruntime: u64,
+    /// Slots run (fairness across harts).
+    received: u64,
     gone: bool,
 }
 
@@ -147,6 +182,11 @@ impl Scheduler {
         self.params
     }
 
+    /// New knobs, from the next decision on.
+    pub fn set_params(&mut self, params: SchedParams) {
+        self.params = params;
+    }
+
     pub fn stats(&self) -> SchedStats {
         self.stats
     }
@@ -160,7 +200,7 @@ impl Scheduler {
             .min_by_key(|(h, q)| (q.members.len(), *h))
             .map(|(h, _)| h)
             .expect("the hypervisor has at least one hart");
-        let v = self.vcpus.push(Entity { hart, vruntime: 0, gone: false });
+        let v = self.vcpus.push(Entity { hart, vruntime: 0, received: 0, gone: false });
         self.harts[hart].members.push(v);
         hart
     }
@@ -223,17 +263,23 @@ impl Scheduler {
 
     /// Charges `slots` of hart `h` to `v`.
     pub fn charge(&mut self, h: HartIndex, v: VcpuIndex, slots: u64) {
-        self.vcpus[v].vruntime = self.vcpus[v].vruntime.saturating_add(slots);
+        let e = &mut self.vcpus[v];
+        e.vruntime = e.vruntime.saturating_add(slots);
+        e.received = e.received.saturating_add(slots);
         self.harts[h].ran = self.harts[h].ran.saturating_add(slots);
     }
 
-    /// The current vCPU of `h` wants `target` (in the same queue, ready) to
-    /// run before it: its quantum ends now.
-    pub fn yield_to(&mut self, h: HartIndex, target: VcpuIndex) {
+    /// `target` was sent an IPI while its state is on no hart: its hart
+    /// runs it at its next pick, if it is ready then and not far ahead of
+    /// the others waiting there (directed yield; a guest that sends an IPI
+    /// usually waits for the answer). Returns its hart.
+    pub fn kick(&mut self, target: VcpuIndex) -> HartIndex {
+        let h = self.vcpus[target].hart;
         let q = &mut self.harts[h];
-        if q.members.contains(&target) && q.current != Some(target) {
+        if q.current != Some(target) {
             q.yield_to = Some(target);
         }
+        h
     }
 
     /// The vCPU hart `h` should run now, or `None` if none in its queue is
@@ -319,65 +365,85 @@ impl Scheduler {
         chosen
     }
 
-    /// Ends a round: every `balance_every` rounds, balances the queues.
+    /// Ends a round: every `balance_every` rounds, a balancing pass. A move
+    /// it decides on is returned for the core to carry out with
+    /// [`apply`](Self::apply) once the vCPUs in it are off their harts.
     /// `ready` must answer without changing anything.
-    pub fn end_round(&mut self, ready: &dyn Fn(VcpuIndex) -> bool) {
+    pub fn end_round(&mut self, ready: &dyn Fn(VcpuIndex) -> bool) -> Option<Rebalance> {
         self.rounds += 1;
         if self.rounds % self.params.balance_every.max(1) == 0 {
-            self.balance(ready);
+            self.balance(ready)
+        } else {
+            None
         }
     }
 
-    /// One balancing pass (see the module docs); returns the move it made.
-    pub fn balance(&mut self, ready: &dyn Fn(VcpuIndex) -> bool) -> Option<(VcpuIndex, HartIndex)> {
+    /// One balancing pass (see the module docs): the move to make, if any.
+    pub fn balance(&mut self, ready: &dyn Fn(VcpuIndex) -> bool) -> Option<Rebalance> {
         let counts: Vec<usize> = self.harts.values().map(|q| q.members.iter().filter(|&&v| ready(v)).count()).collect();
         for (q, &c) in self.harts.values_mut().zip(&counts) {
             q.idle_passes = if c == 0 { q.idle_passes.saturating_add(1) } else { 0 };
         }
-        // The ready vCPU waiting for its turn with the least vruntime, over
+        // The ready vCPU waiting for its turn that has received least, over
         // the crowded harts.
-        let waiting_min = || {
-            self.harts
-                .iter()
-                .filter(|(h, _)| counts[h.0] >= 2)
-                .flat_map(|(_, q)| q.members.iter().copied().filter(|&v| Some(v) != q.current && ready(v)))
-                .min_by_key(|&v| (self.vcpus[v].vruntime, v))
-        };
+        let x = self
+            .harts
+            .iter()
+            .filter(|(h, _)| counts[h.0] >= 2)
+            .flat_map(|(_, q)| q.members.iter().copied().filter(|&v| Some(v) != q.current && ready(v)))
+            .min_by_key(|&v| (self.vcpus[v].received, v))?;
         // 1. An idle hart takes work.
         let idle = self
             .harts
             .iter()
             .find(|(h, q)| counts[h.0] == 0 && q.idle_passes >= self.params.idle_passes)
             .map(|(h, _)| h);
-        if let Some(idle) = idle {
-            if let Some(x) = waiting_min() {
-                self.migrate(x, idle);
-                return Some((x, idle));
-            }
+        if let Some(to) = idle {
+            return Some(Rebalance::Move { v: x, to });
         }
-        // 2. The furthest behind catches up beside the furthest ahead.
-        let x = waiting_min()?;
-        let (y, to) = self
+        // 2. The one furthest behind and the one alone furthest ahead swap
+        // places.
+        let y = self
             .harts
             .iter()
             .filter(|(h, _)| counts[h.0] == 1)
-            .filter_map(|(h, q)| q.members.iter().copied().find(|&v| ready(v)).map(|v| (v, h)))
-            .max_by_key(|&(v, h)| (self.vcpus[v].vruntime, std::cmp::Reverse(h)))?;
-        if self.vcpus[y].vruntime > self.vcpus[x].vruntime.saturating_add(self.params.lag_limit) {
-            self.migrate(x, to);
-            return Some((x, to));
-        }
-        None
+            .filter_map(|(_, q)| q.members.iter().copied().find(|&v| ready(v)))
+            .max_by_key(|&v| (self.vcpus[v].received, std::cmp::Reverse(v)))?;
+        (self.vcpus[y].received > self.vcpus[x].received.saturating_add(self.params.lag_limit))
+            .then_some(Rebalance::Swap { behind: x, ahead: y })
     }
 
-    fn migrate(&mut self, v: VcpuIndex, to: HartIndex) {
+    /// Carries out a move from [`end_round`](Self::end_round); the vCPUs in
+    /// it must be current on no hart.
+    pub fn apply(&mut self, plan: Rebalance) {
+        match plan {
+            Rebalance::Move { v, to } => self.migrate(v, to, true),
+            Rebalance::Swap { behind, ahead } => {
+                let (a, b) = (self.vcpus[behind].hart, self.vcpus[ahead].hart);
+                self.migrate(ahead, a, false);
+                self.migrate(behind, b, true);
+            }
+        }
+    }
+
+    /// Moves `v` to hart `to`'s queue, level with the least `vruntime`
+    /// there (its own came from another hart's clock: any more would stall
+    /// the others there, any less would stall it); `first`: it runs at the
+    /// new hart's next pick.
+    fn migrate(&mut self, v: VcpuIndex, to: HartIndex, first: bool) {
         let from = self.vcpus[v].hart;
         debug_assert_ne!(self.harts[from].current, Some(v), "{v} moves while on {from}");
         self.harts[from].members.retain(|&m| m != v);
         if self.harts[from].yield_to == Some(v) {
             self.harts[from].yield_to = None;
         }
+        if let Some(floor) = self.harts[to].members.iter().map(|&m| self.vcpus[m].vruntime).min() {
+            self.vcpus[v].vruntime = floor;
+        }
         self.harts[to].members.push(v);
+        if first {
+            self.harts[to].yield_to = Some(v);
+        }
         self.vcpus[v].hart = to;
         self.stats.migrations += 1;
     }

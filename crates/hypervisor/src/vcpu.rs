@@ -109,6 +109,9 @@ pub struct Vcpu {
     pub(crate) waiting: bool,
     /// Hart this vCPU's state is loaded on.
     pub(crate) loaded_on: Option<HartIndex>,
+    /// Hart it ran on last (kept across `reset`: the translations it left
+    /// there outlive a restart).
+    pub(crate) last_hart: Option<HartIndex>,
     pub(crate) stats: VcpuStats,
 }
 
@@ -128,6 +131,7 @@ impl Vcpu {
             timer: None,
             waiting: false,
             loaded_on: None,
+            last_hart: None,
             stats: VcpuStats::default(),
         }
     }
@@ -137,9 +141,10 @@ impl Vcpu {
     /// §9.2 hart_start; also the boot hart's entry, Linux's RISC-V boot
     /// protocol).
     pub(crate) fn reset(&mut self, pc: u64, opaque: u64) {
-        let (vm, id, stats) = (self.vm, self.id, std::mem::take(&mut self.stats));
+        let (vm, id, stats, last) = (self.vm, self.id, std::mem::take(&mut self.stats), self.last_hart);
         *self = Vcpu::new(vm, id);
         self.stats = stats;
+        self.last_hart = last;
         self.pc = pc;
         self.x[10] = id;
         self.x[11] = opaque;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use strata_hypervisor::{Policy, VmIndex};
+use strata_hypervisor::{Policy, SchedParams, VmIndex};
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
 use strata_platform::testguest;
 use strata_platform::ClockMode;
@@ -314,6 +314,9 @@ fn console_input_goes_to_the_focused_vm_and_is_never_dropped() {
 
 // ---- VMs sharing harts (issue 12, case 4) ----------------------------------------
 
+/// Instruction slots each hart runs in a round (`HypMachine::step`).
+const ROUND: u64 = 4096;
+
 /// Instruction slots each VM's vCPUs ran.
 fn vm_slots(m: &HypMachine) -> Vec<u64> {
     (0..m.hyp.vm_count()).map(|v| m.hyp.vm_slots(VmIndex(v))).collect()
@@ -331,13 +334,15 @@ fn vms_sharing_a_hart_get_equal_shares_of_its_work() {
     let k = walker();
     let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false), vm("c", &k, true)], 1, Policy::Pa);
     let start = Instant::now();
-    for _ in 0..2000 {
+    // Ten quanta each.
+    let rounds = 30 * SchedParams::default().quantum / ROUND;
+    for _ in 0..rounds {
         assert!(m.step(start));
     }
     let slots = vm_slots(&m);
     assert_eq!(slots.iter().sum::<u64>(), m.harts[0].instret, "every instruction retired went to a VM: {slots:?}");
     assert!(evenness(&slots) > 0.9, "each VM got a third of the hart: {slots:?}");
-    assert!(m.hyp.sched_stats().switches * 8 < 2000, "a VM keeps the hart for many rounds");
+    assert!(m.hyp.sched_stats().switches * 8 < rounds, "a VM keeps the hart for many rounds");
 }
 
 /// A guest whose code spans `pages` pages (one `addi` and a jump to the
@@ -366,10 +371,12 @@ fn code_spreader(pages: usize) -> PathBuf {
 fn vms_sharing_a_hart_cost_about_the_sum_of_their_work() {
     let k = code_spreader(600);
     let mut cost = Vec::new();
+    // Ten turns each on the shared hart.
+    let rounds = 20 * SchedParams::default().quantum / ROUND;
     for harts in [2, 1] {
         let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false)], harts, Policy::Pa);
         let start = Instant::now();
-        for _ in 0..400 {
+        for _ in 0..rounds {
             assert!(m.step(start));
         }
         let fills: u64 = m.harts.iter().map(|h| h.code_stats().page_fills).sum();
@@ -380,7 +387,7 @@ fn vms_sharing_a_hart_cost_about_the_sum_of_their_work() {
     let (_, fills2, blocks2, _) = cost[0];
     let (_, fills1, blocks1, retired1) = cost[1];
     assert!(fills2 >= 1200, "each VM's 600 pages are decoded once at least: {cost:?}");
-    assert!(retired1 > 400 * 4000, "the shared hart ran: {cost:?}");
+    assert!(retired1 >= rounds * ROUND, "the shared hart ran: {cost:?}");
     assert!(fills1 * 2 <= fills2 * 3, "decoding on one hart costs about what it costs on two: {cost:?}");
     if blocks2 > 0 {
         assert!(blocks1 * 2 <= blocks2 * 3, "and so does compiling: {cost:?}");
@@ -414,6 +421,14 @@ fn smp_walker(vcpus: u64) -> PathBuf {
     guest_file("smp-walker", &testguest::elf(&a.bytes(), RAM))
 }
 
+/// Quanta of 64 Ki slots and moves at a lag of 1 Mi, so that shares even
+/// out within a few thousand rounds (the defaults are checked over longer
+/// runs with mock harts, in the hypervisor crate's unit tests).
+fn short_quanta(m: &mut HypMachine) {
+    let p = SchedParams { quantum: 64 << 10, lag_limit: 1 << 20, ..SchedParams::default() };
+    m.hyp.set_sched_params(p).unwrap();
+}
+
 /// The first counter of vCPU `id`'s walk in VM `v`.
 fn walked(m: &HypMachine, v: usize, id: u64) -> u64 {
     let mut b = [0u8; 8];
@@ -429,8 +444,9 @@ fn nine_vms_on_eight_harts_all_make_progress() {
     let k = walker();
     let vms = (0..9).map(|i| vm(&format!("vm{i}"), &k, i % 3 == 2)).collect();
     let mut m = machine(vms, 8, Policy::Pa);
+    short_quanta(&mut m);
     let start = Instant::now();
-    for _ in 0..3000 {
+    for _ in 0..6000 {
         assert!(m.step(start));
     }
     let slots = vm_slots(&m);
@@ -457,8 +473,9 @@ fn three_vms_of_four_vcpus_on_eight_harts_all_make_progress() {
         })
         .collect();
     let mut m = machine(vms, 8, Policy::Pa);
+    short_quanta(&mut m);
     let start = Instant::now();
-    for _ in 0..3000 {
+    for _ in 0..6000 {
         assert!(m.step(start));
     }
     for v in 0..3 {
