@@ -73,6 +73,28 @@ impl Csr {
     }
 }
 
+/// `scause` values the hypervisor handles (Priv. Table 8.6).
+pub mod cause {
+    /// Set in `scause` for an interrupt.
+    pub const INTERRUPT: u64 = 1 << 63;
+    pub const INSN_ACCESS: u64 = 1;
+    pub const ILLEGAL_INSN: u64 = 2;
+    pub const LOAD_ACCESS: u64 = 5;
+    pub const STORE_ACCESS: u64 = 7;
+    pub const ECALL_VS: u64 = 10;
+    pub const INSN_GUEST_PAGE: u64 = 20;
+    pub const LOAD_GUEST_PAGE: u64 = 21;
+    pub const VIRTUAL_INSN: u64 = 22;
+    pub const STORE_GUEST_PAGE: u64 = 23;
+}
+
+/// `sstatus`/`vsstatus` bits (Priv. §4.1.1).
+pub mod sstatus {
+    pub const SIE: u64 = 1 << 1;
+    pub const SPIE: u64 = 1 << 5;
+    pub const SPP: u64 = 1 << 8;
+}
+
 /// Where the trap that ended a guest run went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrapTo {

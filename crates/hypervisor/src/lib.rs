@@ -4,79 +4,79 @@
 //! The hypervisor takes the place of HS-mode software and of firmware. Its
 //! core talks to harts only through [`hart::HartOps`] — registers, CSRs,
 //! SRET and the trap that ends a guest run, and fences — so the same core
-//! could drive real hardware. Around that core:
+//! could drive real hardware. It is split by concern, each concern with its
+//! own handler:
+//!
+//! | module | concern | handler |
+//! |---|---|---|
+//! | [`sched`] | which vCPU runs on which hart, for how long; fairness across VMs and harts | [`sched::Scheduler`] |
+//! | [`sbi`] | SBI 2.0: BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN | [`sbi::serve`] |
+//! | [`mmio`] | emulating device accesses from the guest-page faults they raise | [`mmio::emulate`] |
+//! | [`inval`] | invalidating cached translations by physical address when a page changes hands | [`inval::Invalidator`] |
+//! | `exit` | what a trap into HS-mode means: dispatch to the above, WFI, faults injected into the guest | `Hypervisor::handle_exit` |
+//! | `pages` | pages changing hands: migration, reclaim, a VM's memory going back to the free pool when it ends | `Hypervisor::retire` |
+//! | [`vm`], [`vcpu`] | a VM's specification, devices and end; a vCPU's state and the world switch | – |
+//! | [`ids`] | typed indices for VMs, vCPUs and harts | – |
+//!
+//! Around that core:
 //!
 //! - **Memory** is owned through [`strata_ownership::HypMemory`]: every
 //!   machine page has one owner; each VM's G-stage tables (Sv39x4, in the
 //!   hardware format, in machine memory) map exactly what it owns or
 //!   borrows. Host-side access to guest memory goes through
 //!   [`Hypervisor::host_read`]/[`Hypervisor::host_write`], which refuse a
-//!   protected VM's memory.
-//! - **vCPUs** ([`vcpu`]) are scheduled round-robin onto harts; the world
-//!   switch saves and restores the VS CSRs and switches `hgatp` (VMIDs,
-//!   not flushes, keep VMs' translations apart).
-//! - **SBI 2.0** ([`sbi`]): BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN.
-//! - **Devices**: each VM has its own PLIC, UART, syscon and RTC, emulated
-//!   from the guest-page faults its MMIO accesses raise ([`mmio`]); timer,
-//!   software and external interrupts are injected through `hvip`.
-//! - **Invalidation by physical address**: when a machine page changes
-//!   hands, [`Policy::Pa`] drops exactly the cached translations that reach
-//!   it, in every VMID and ASID; [`Policy::Vmid`] and [`Policy::All`] are
-//!   the coarse alternatives, kept for comparison, and the collateral they
-//!   cause is counted.
+//!   protected VM's memory. When a VM ends, its pages are taken back,
+//!   invalidated by machine address on every hart, zeroed and freed before
+//!   the next round starts.
+//! - **vCPUs** ([`vcpu`]) are scheduled by [`sched`]; the world switch
+//!   saves and restores the VS CSRs and switches `hgatp` (VMIDs, not
+//!   flushes, keep VMs' translations apart).
+//! - **Devices**: each VM has its own PLIC, UART, syscon and RTC, plus the
+//!   devices its [`vm::VmSpec`] describes; timer, software and external
+//!   interrupts are injected through `hvip`.
 //!
 //! The trust boundary is described in docs/hypervisor.md.
+//!
+//! # A round
+//!
+//! [`Hypervisor::run_slice`] is one round: each hart in turn asks the
+//! scheduler for a vCPU, switches it in if it is not there already, and
+//! runs it until the round's budget or the vCPU's quantum is used up, or
+//! the vCPU waits, stops or its VM ends (then the hart asks again). After
+//! the harts: power requests are noted, ended VMs retired, and the
+//! scheduler balances its queues.
 
 pub mod hart;
+pub mod ids;
+pub mod inval;
 pub mod mmio;
 pub mod sbi;
+pub mod sched;
 pub mod vcpu;
 pub mod vm;
 
+mod exit;
+mod pages;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 pub use strata_ownership as ownership;
 use strata_ownership::{HypMemory, MachineMemory, MachinePage, Owner, Perms, VmId, PAGE_SIZE};
 
 use hart::{Csr, HartOps, TrapTo};
+use ids::Table;
+pub use ids::{HartIndex, VcpuIndex, VmIndex};
+use inval::Invalidator;
+pub use inval::{InvalStats, Policy};
+use sched::{Ready, Scheduler};
+pub use sched::{SchedParams, SchedStats};
 use vcpu::{hvip, HsmState, Vcpu};
-use vm::{layout, Vm, VmEnd, VmSpec};
-
-/// How the hypervisor invalidates cached translations when a machine page
-/// changes hands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
-    /// Exactly the translations that reach the page (the default).
-    Pa,
-    /// Every translation of the VMs involved.
-    Vmid,
-    /// Every translation of every address space.
-    All,
-}
-
-impl std::str::FromStr for Policy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pa" => Ok(Policy::Pa),
-            "vmid" => Ok(Policy::Vmid),
-            "all" => Ok(Policy::All),
-            _ => Err(format!("unknown invalidation policy '{s}' (pa, vmid or all)")),
-        }
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Policy::Pa => "pa",
-            Policy::Vmid => "vmid",
-            Policy::All => "all",
-        })
-    }
-}
+use vm::{layout, Vm, VmSpec};
 
 #[derive(Debug)]
 pub enum HypError {
@@ -84,7 +84,7 @@ pub enum HypError {
     Config(String),
     /// Memory bookkeeping refused the operation.
     Memory(strata_ownership::Error),
-    NoSuchVm(usize),
+    NoSuchVm(VmIndex),
 }
 
 impl fmt::Display for HypError {
@@ -92,7 +92,7 @@ impl fmt::Display for HypError {
         match self {
             HypError::Config(s) => f.write_str(s),
             HypError::Memory(e) => write!(f, "{e}"),
-            HypError::NoSuchVm(i) => write!(f, "no VM number {i}"),
+            HypError::NoSuchVm(i) => write!(f, "no {i}"),
         }
     }
 }
@@ -105,17 +105,6 @@ impl From<strata_ownership::Error> for HypError {
     }
 }
 
-/// Invalidation counters (see [`Policy`]).
-#[derive(Clone, Debug, Default)]
-pub struct InvalStats {
-    /// Pages whose change of hands was invalidated.
-    pub invalidations: u64,
-    /// Cached translations dropped, over all harts.
-    pub dropped: u64,
-    /// Of those, dropped although they did not reach the page.
-    pub collateral_dropped: u64,
-}
-
 /// What one scheduling round did.
 #[derive(Clone, Debug, Default)]
 pub struct Slice {
@@ -125,58 +114,46 @@ pub struct Slice {
     pub idle: bool,
 }
 
-/// Exit reasons as the scheduler sees them.
+/// What a hart holds of the vCPUs that ran on it, besides the one loaded.
+#[derive(Clone, Debug, Default)]
+struct HartTrace {
+    /// The VM whose registers were last in the hart's register file
+    /// (scrubbed when that VM is retired).
+    residue: Option<VmIndex>,
+    /// Per VM: its vCPU that ran on the hart last (whose translations the
+    /// hart may cache under the VM's VMID).
+    last_ran: std::collections::BTreeMap<VmIndex, VcpuIndex>,
+}
+
+/// What becomes of the vCPU on a hart after an exit or a run.
 enum Next {
     /// Re-enter the same vCPU.
     Continue,
-    /// The slice ended (preemption).
+    /// The round's budget is used up; the vCPU stays on the hart.
     Preempted,
+    /// Its quantum is over, or it yielded: ask the scheduler again (it may
+    /// keep it, with no switch).
+    Requeue,
     /// The vCPU cannot run for now (waits, stopped, or its VM ended).
     Off,
 }
 
-const CAUSE_INTERRUPT: u64 = 1 << 63;
-const ECALL_VS: u64 = 10;
-const INSN_GUEST_PAGE: u64 = 20;
-const LOAD_GUEST_PAGE: u64 = 21;
-const VIRTUAL_INSN: u64 = 22;
-const STORE_GUEST_PAGE: u64 = 23;
-const INSN_ACCESS: u64 = 1;
-const ILLEGAL_INSN: u64 = 2;
-const LOAD_ACCESS: u64 = 5;
-const STORE_ACCESS: u64 = 7;
-const WFI: u64 = 0x1050_0073;
-const SSTATUS_SPP: u64 = 1 << 8;
-const SSTATUS_SIE: u64 = 1 << 1;
-const SSTATUS_SPIE: u64 = 1 << 5;
 /// Exceptions a guest handles itself (`hedeleg`): misaligned, access and
 /// page faults, illegal instruction, breakpoint, ecall from VU.
 const HEDELEG: u64 = 0b1011_0001_1111_1111;
 /// VS-level interrupts go to the guest (`hideleg`).
 const HIDELEG: u64 = hvip::VSSIP | hvip::VSTIP | hvip::VSEIP;
 
-type SharedSink = Arc<Mutex<strata_devices::uart::UartSink>>;
-
 pub struct Hypervisor {
     mem: Box<dyn MachineMemory + Send>,
     hm: HypMemory,
-    pub vms: Vec<Vm>,
-    pub vcpus: Vec<Vcpu>,
-    consoles: Vec<SharedSink>,
-    /// Per hart: the vCPUs it runs (round-robin), whose turn is next, and
-    /// which vCPU's state is on it now.
-    assigned: Vec<Vec<usize>>,
-    turn: Vec<usize>,
-    loaded: Vec<Option<usize>>,
-    /// Per vCPU: an IPI waiting to be injected when it next enters.
-    ipi: Vec<bool>,
+    vms: Table<VmIndex, Vm>,
+    vcpus: Table<VcpuIndex, Vcpu>,
+    sched: Scheduler,
+    inval: Invalidator,
+    /// What each hart still holds of the vCPUs that ran on it.
+    harts: Table<HartIndex, HartTrace>,
     next_vmid: u64,
-    pub policy: Policy,
-    pub inval: InvalStats,
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Hypervisor {
@@ -198,17 +175,26 @@ impl Hypervisor {
         Ok(Self {
             mem,
             hm,
-            vms: Vec::new(),
-            vcpus: Vec::new(),
-            consoles: Vec::new(),
-            assigned: vec![Vec::new(); harts],
-            turn: vec![0; harts],
-            loaded: vec![None; harts],
-            ipi: Vec::new(),
+            vms: Table::new(),
+            vcpus: Table::new(),
+            sched: Scheduler::new(harts, SchedParams::default()),
+            inval: Invalidator::new(policy),
+            harts: Table::from_fn(harts, |_| HartTrace::default()),
             next_vmid: 1,
-            policy,
-            inval: InvalStats::default(),
         })
+    }
+
+    /// Replaces the scheduler's knobs, from its next decision on.
+    pub fn set_sched_params(&mut self, params: SchedParams) -> Result<(), HypError> {
+        if params.quantum == 0 || params.balance_every == 0 {
+            return Err(HypError::Config("the quantum and the balancing interval must not be zero".into()));
+        }
+        self.sched.set_params(params);
+        Ok(())
+    }
+
+    pub fn sched_params(&self) -> SchedParams {
+        self.sched.params()
     }
 
     /// Prepares a hart to run guests: which traps guests handle themselves
@@ -225,8 +211,8 @@ impl Hypervisor {
 
     /// Creates a VM: takes its memory from free machine pages, maps it in
     /// its G-stage tables, loads its images, builds its devices, and makes
-    /// vCPU 0 ready to start at the entry point. Returns the VM's index.
-    pub fn create_vm(&mut self, spec: VmSpec) -> Result<usize, HypError> {
+    /// vCPU 0 ready to start at the entry point.
+    pub fn create_vm(&mut self, spec: VmSpec) -> Result<VmIndex, HypError> {
         if spec.vcpus == 0 || spec.vcpus > 8 {
             return Err(HypError::Config(format!("VM {}: {} vCPUs; 1 to 8 are supported", spec.name, spec.vcpus)));
         }
@@ -239,8 +225,8 @@ impl Hypervisor {
         if self.next_vmid >= 1 << 14 {
             return Err(HypError::Config("out of VMIDs".into()));
         }
-        let index = self.vms.len();
-        let id = VmId(index as u32 + 1);
+        let index = self.vms.next_index();
+        let id = VmId(index.0 as u32 + 1);
         let pages = spec.memory / PAGE_SIZE;
         let free = self.hm.tracker().owned_by(Owner::Free).len() as u64;
         if pages > free {
@@ -252,64 +238,34 @@ impl Hypervisor {
             )));
         }
         self.hm.create_vm(&mut *self.mem, id, spec.protected)?;
-        let built = self.populate(id, &spec);
-        let first = match built {
-            Ok(first) => first,
+        let built = self.populate(id, &spec).and_then(|first| {
+            let vmid = self.next_vmid;
+            let hgatp = self.hm.hgatp(id, vmid as u16)?;
+            let first_vcpu = self.vcpus.next_index().0;
+            let vcpu_ids = (0..spec.vcpus as usize).map(|k| VcpuIndex(first_vcpu + k)).collect();
+            let (entry, dtb) = (spec.entry, spec.dtb);
+            let vm = Vm::build(spec, id, vmid, hgatp, first.addr(), vcpu_ids).map_err(HypError::Config)?;
+            Ok((vm, entry, dtb))
+        });
+        let (vm, entry, dtb) = match built {
+            Ok(b) => b,
             Err(e) => {
                 let _ = self.hm.destroy_vm(&mut *self.mem, id);
+                let _ = self.hm.zero_pending(&mut *self.mem);
                 return Err(e);
             }
         };
-        let vmid = self.next_vmid;
         self.next_vmid += 1;
-        let hgatp = self.hm.hgatp(id, vmid as u16)?;
-        let sink: SharedSink = Arc::new(Mutex::new(spec.console));
-        let uart_sink = {
-            let s = sink.clone();
-            Box::new(move |b: u8| (lock(&s))(b)) as strata_devices::uart::UartSink
-        };
-        let (bus, plic, vseip, uart, rtc, power) =
-            Vm::devices(spec.vcpus, uart_sink, spec.clock).map_err(HypError::Config)?;
-        let mut vcpu_ids = Vec::new();
-        for v in 0..spec.vcpus as u64 {
-            let mut c = Vcpu::new(index, v);
-            if v == 0 {
-                c.reset(spec.entry, spec.dtb);
+        for k in 0..vm.vcpus.len() as u64 {
+            let mut c = Vcpu::new(index, k);
+            if k == 0 {
+                c.reset(entry, dtb);
                 c.hsm = HsmState::Started;
             }
-            let k = self.vcpus.len();
-            let harts = self.assigned.len();
-            self.assigned[k % harts].push(k);
             self.vcpus.push(c);
-            self.ipi.push(false);
-            vcpu_ids.push(k);
+            self.sched.add();
         }
-        self.consoles.push(sink);
-        self.vms.push(Vm {
-            name: spec.name,
-            id,
-            vmid,
-            protected: spec.protected,
-            ram_size: spec.memory,
-            ram_first: first,
-            hgatp,
-            bus,
-            plic,
-            vseip,
-            uart,
-            rtc,
-            power,
-            vcpus: vcpu_ids,
-            dma: (!spec.protected).then(|| {
-                let map = Arc::new(vm::DmaMap::new(spec.memory));
-                for i in 0..spec.memory / PAGE_SIZE {
-                    map.set(layout::RAM_BASE + i * PAGE_SIZE, Some((first.pfn() + i) * PAGE_SIZE));
-                }
-                map
-            }),
-            end: None,
-            stats: Default::default(),
-        });
+        self.vms.push(vm);
         Ok(index)
     }
 
@@ -344,13 +300,14 @@ impl Hypervisor {
     }
 
     /// Checks that the ownership bookkeeping and every VM's G-stage tables
-    /// agree (see `HypMemory::check`).
+    /// agree (see `HypMemory::check`), and the scheduler's invariants.
     pub fn check_memory(&self) -> Result<(), String> {
-        self.hm.check(&*self.mem)
+        self.hm.check(&*self.mem)?;
+        self.sched.check()
     }
 
     /// The machine address VM `vm`'s G-stage tables map at `gpa`, if any.
-    pub fn translate(&self, vm: usize, gpa: u64) -> Option<u64> {
+    pub fn translate(&self, vm: VmIndex, gpa: u64) -> Option<u64> {
         self.guest_pa(self.vms.get(vm)?.id, gpa)
     }
 
@@ -388,143 +345,170 @@ impl Hypervisor {
     /// The one guest-memory read interface for everything outside the
     /// hypervisor's core (tests, and later the control API, snapshots, the
     /// debugger, introspection). Refuses a protected VM's memory.
-    pub fn host_read(&self, vm: usize, gpa: u64, buf: &mut [u8]) -> Result<(), HypError> {
+    pub fn host_read(&self, vm: VmIndex, gpa: u64, buf: &mut [u8]) -> Result<(), HypError> {
         let v = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?;
         Ok(self.hm.host_read(&*self.mem, v.id, gpa, buf)?)
     }
 
     /// The guest-memory write interface; refuses like [`host_read`](Self::host_read).
-    pub fn host_write(&mut self, vm: usize, gpa: u64, data: &[u8]) -> Result<(), HypError> {
+    pub fn host_write(&mut self, vm: VmIndex, gpa: u64, data: &[u8]) -> Result<(), HypError> {
         let v = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?;
         Ok(self.hm.host_write(&mut *self.mem, v.id, gpa, data)?)
     }
 
-    pub fn all_ended(&self) -> bool {
-        self.vms.iter().all(|v| !v.running())
+    // ---- what the platform reads ------------------------------------------
+
+    /// Ends VM `vm` for `end`, unless it has ended already: its vCPUs are
+    /// not scheduled again, and it is retired (its memory scrubbed) at the
+    /// end of the round, as any VM that ends (the platform stops a VM whose
+    /// vCPU makes no progress this way).
+    pub fn end_vm(&mut self, vm: VmIndex, end: vm::VmEnd) {
+        if let Some(v) = self.vms.get_mut(vm) {
+            v.finish(end);
+        }
     }
 
-    /// Runs one scheduling round: each hart runs its vCPUs for up to
-    /// `budget` instruction slots.
+    /// VM `vm`, if there is one.
+    pub fn vm(&self, vm: VmIndex) -> Option<&Vm> {
+        self.vms.get(vm)
+    }
+
+    /// Every VM, in creation order.
+    pub fn vms(&self) -> impl Iterator<Item = (VmIndex, &Vm)> {
+        self.vms.iter()
+    }
+
+    pub fn vm_count(&self) -> usize {
+        self.vms.len()
+    }
+
+    /// The VM running under hardware VMID `vmid`.
+    pub fn vm_by_vmid(&self, vmid: u64) -> Option<VmIndex> {
+        self.vms.iter().find(|(_, v)| v.vmid == vmid).map(|(i, _)| i)
+    }
+
+    /// VM `vm`'s vCPUs, by vCPU id.
+    pub fn vcpus_of(&self, vm: VmIndex) -> impl Iterator<Item = &Vcpu> {
+        self.vms.get(vm).into_iter().flat_map(|v| v.vcpus.iter().map(|&c| &self.vcpus[c]))
+    }
+
+    /// Instruction slots VM `vm`'s vCPUs have run, together.
+    pub fn vm_slots(&self, vm: VmIndex) -> u64 {
+        self.vcpus_of(vm).map(|c| c.stats.slots).sum()
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.inval.policy()
+    }
+
+    pub fn inval_stats(&self) -> &InvalStats {
+        self.inval.stats()
+    }
+
+    pub fn sched_stats(&self) -> SchedStats {
+        self.sched.stats()
+    }
+
+    /// The hart whose queue vCPU `v` is in now.
+    pub fn hart_of(&self, v: VcpuIndex) -> Option<HartIndex> {
+        (v.0 < self.vcpus.len()).then(|| self.sched.hart_of(v))
+    }
+
+    pub fn all_ended(&self) -> bool {
+        self.vms.values().all(|v| !v.running())
+    }
+
+    /// When every vCPU waits: the earliest time a timer wakes one.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.vcpus.values().filter(|c| self.vms[c.vm].running() && c.waiting).filter_map(|c| c.timer).min()
+    }
+
+    /// The earliest RTC alarm of any running VM, in nanoseconds from now.
+    pub fn rtc_alarm_in_ns(&self) -> Option<u64> {
+        self.vms.values().filter(|v| v.running()).filter_map(|v| v.rtc_alarm_in_ns()).min()
+    }
+
+    /// Lets the VMs' RTCs raise their alarms.
+    pub fn update_devices(&self) {
+        for vm in self.vms.values().filter(|v| v.running()) {
+            vm.update_rtc();
+        }
+    }
+
+    /// Feeds a byte to VM `vm`'s UART; false if its receive FIFO is full.
+    pub fn console_input(&self, vm: VmIndex, b: u8) -> bool {
+        self.vms.get(vm).is_some_and(|v| v.push_console_input(b))
+    }
+
+    // ---- running -----------------------------------------------------------
+
+    /// Runs one scheduling round: each hart runs vCPUs for up to `budget`
+    /// instruction slots; then VMs that ended are retired and the
+    /// scheduler balances its queues.
     pub fn run_slice(&mut self, harts: &mut [&mut dyn HartOps], budget: u64) -> Slice {
         let mut s = Slice { used: vec![0; harts.len()], idle: true };
-        for h in 0..harts.len().min(self.assigned.len()) {
-            let (used, ran) = self.run_hart(harts, h, budget);
+        for h in 0..harts.len().min(self.harts.len()) {
+            let (used, ran) = self.run_hart(harts, HartIndex(h), budget);
             s.used[h] = used;
             if ran {
                 s.idle = false;
             }
         }
-        for vm in &mut self.vms {
+        for vm in self.vms.values_mut() {
             vm.poll_power();
+        }
+        self.retire_ended(harts);
+        if let Some(now) = harts.first().map(|h| h.time()) {
+            let (vms, vcpus) = (&self.vms, &self.vcpus);
+            if let Some(plan) = self.sched.end_round(&|v| ready_now(vms, vcpus, v, now)) {
+                for v in plan.vcpus() {
+                    if let Some(h) = self.vcpus[v].loaded_on.filter(|h| h.0 < harts.len()) {
+                        self.unload(harts, h);
+                    }
+                }
+                self.sched.apply(plan);
+            }
         }
         s
     }
 
-    fn runnable(&mut self, v: usize, now: u64) -> bool {
-        let vm = &self.vms[self.vcpus[v].vm];
-        if !vm.running() {
-            return false;
-        }
-        let line = vm.vseip.get(self.vcpus[v].id as usize).is_some_and(|l| l.load(Ordering::Relaxed));
-        let c = &mut self.vcpus[v];
-        if c.hsm == HsmState::StartPending {
-            c.hsm = HsmState::Started;
-        }
-        if !matches!(c.hsm, HsmState::Started | HsmState::Suspended) {
-            return false;
-        }
-        if c.waiting {
-            // A switched-out vCPU's interrupt state, brought up to date.
-            if c.timer.is_some_and(|t| now >= t) {
-                c.hvip |= hvip::VSTIP;
-            }
-            if line {
-                c.hvip |= hvip::VSEIP;
-            }
-            if self.ipi[v] {
-                c.hvip |= hvip::VSSIP;
-            }
-            if !c.wakeup_pending() {
-                return false;
-            }
-            c.waiting = false;
-            if c.hsm == HsmState::Suspended {
-                c.hsm = HsmState::Started;
-            }
-        }
-        true
-    }
-
-    /// The next vCPU for hart `h`, round-robin among those it runs.
-    fn pick(&mut self, h: usize, now: u64) -> Option<usize> {
-        let n = self.assigned[h].len();
-        for k in 0..n {
-            let v = self.assigned[h][(self.turn[h] + k) % n];
-            if self.runnable(v, now) {
-                self.turn[h] = (self.turn[h] + k + 1) % n;
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn unload(&mut self, harts: &mut [&mut dyn HartOps], h: usize) {
-        if let Some(old) = self.loaded[h].take() {
-            harts[h].preempt();
-            self.vcpus[old].stats.preemptions += 1;
-            self.vcpus[old].switch_out(&mut *harts[h]);
-        }
-    }
-
-    /// Brings `hvip` on the hart up to date for vCPU `v`: VSTIP from its
-    /// timer, VSEIP from its PLIC context, VSSIP from IPIs sent to it.
-    fn sync_irqs(&mut self, hart: &mut dyn HartOps, v: usize) {
-        let now = hart.time();
-        let c = &self.vcpus[v];
-        let vm = &self.vms[c.vm];
-        let mut hv = hart.csr(Csr::Hvip) & !(hvip::VSTIP | hvip::VSEIP);
-        if c.timer.is_some_and(|t| now >= t) {
-            hv |= hvip::VSTIP;
-        }
-        if vm.vseip.get(c.id as usize).is_some_and(|l| l.load(Ordering::Relaxed)) {
-            hv |= hvip::VSEIP;
-        }
-        if std::mem::take(&mut self.ipi[v]) {
-            hv |= hvip::VSSIP;
-        }
-        hart.set_csr(Csr::Hvip, hv);
-    }
-
-    /// Runs hart `h` for one slice. Returns the slots used and whether any
+    /// Runs hart `h` for one round. Returns the slots used and whether any
     /// vCPU ran.
-    fn run_hart(&mut self, harts: &mut [&mut dyn HartOps], h: usize, budget: u64) -> (u64, bool) {
+    fn run_hart(&mut self, harts: &mut [&mut dyn HartOps], h: HartIndex, budget: u64) -> (u64, bool) {
         let mut used = 0;
         let mut ran = false;
         while used < budget {
-            let now = harts[h].time();
-            let Some(v) = self.pick(h, now) else {
+            let now = harts[h.0].time();
+            let picked = {
+                let (vms, vcpus) = (&self.vms, &mut self.vcpus);
+                self.sched.pick(h, &mut |v| readiness(vms, vcpus, v, now))
+            };
+            let Some(v) = picked else {
                 self.unload(harts, h);
                 break;
             };
             ran = true;
-            if self.loaded[h] != Some(v) {
+            if self.sched.current(h) != Some(v) {
                 self.unload(harts, h);
-                let hgatp = self.vms[self.vcpus[v].vm].hgatp;
-                self.vcpus[v].switch_in(&mut *harts[h], hgatp, h);
-                self.loaded[h] = Some(v);
+                self.load(harts, h, v);
             }
             let next = loop {
-                self.sync_irqs(&mut *harts[h], v);
-                let (n, to) = harts[h].run_guest(budget - used);
+                self.sync_irqs(&mut *harts[h.0], v);
+                let allowed = (budget - used).min(self.sched.quantum_left(h));
+                let (n, to) = harts[h.0].run_guest(allowed);
                 used += n;
+                self.sched.charge(h, v, n);
+                self.vcpus[v].stats.slots += n;
                 let next = match to {
-                    // The slice is over with the guest still running: it
-                    // stays on the hart until someone else needs it.
+                    // The guest is still running: its quantum is over, or
+                    // the round's budget, or it gave the hart back early.
+                    None if n >= allowed && used < budget => Next::Requeue,
                     None => Next::Preempted,
                     Some(TrapTo::M) => {
                         self.vcpus[v].stats.exits += 1;
-                        let cause = harts[h].csr(Csr::Scause);
-                        self.crash(self.vcpus[v].vm, format!("a trap went to M-mode (scause {cause:#x})"));
+                        let cause = harts[h.0].csr(Csr::Scause);
+                        self.vms[self.vcpus[v].vm]
+                            .finish(vm::VmEnd::Crashed(format!("a trap went to M-mode (scause {cause:#x})")));
                         Next::Off
                     }
                     Some(TrapTo::Hs) => {
@@ -532,444 +516,137 @@ impl Hypervisor {
                         self.handle_exit(harts, h, v)
                     }
                 };
-                if !matches!(next, Next::Continue) || used >= budget {
-                    break next;
+                match next {
+                    Next::Continue if used >= budget => break Next::Preempted,
+                    Next::Continue if self.sched.quantum_over(h) => break Next::Requeue,
+                    Next::Continue => {}
+                    other => break other,
                 }
             };
             match next {
                 Next::Off => self.unload(harts, h),
-                Next::Preempted | Next::Continue => break,
+                Next::Requeue | Next::Continue => {}
+                Next::Preempted => break,
             }
         }
         (used, ran)
     }
 
-    fn crash(&mut self, vm: usize, why: String) {
-        self.end_vm(vm, VmEnd::Crashed(why));
-    }
-
-    /// Ends VM `vm` for `end`, unless it has ended already: its vCPUs are
-    /// not scheduled again (the platform stops a VM whose vCPU makes no
-    /// progress this way).
-    pub fn end_vm(&mut self, vm: usize, end: VmEnd) {
-        if self.vms[vm].end.is_none() {
-            self.vms[vm].end = Some(end);
+    /// Takes the current vCPU off hart `h`, saving its state.
+    fn unload(&mut self, harts: &mut [&mut dyn HartOps], h: HartIndex) {
+        if let Some(old) = self.sched.current(h) {
+            harts[h.0].preempt();
+            self.vcpus[old].stats.preemptions += 1;
+            self.vcpus[old].switch_out(&mut *harts[h.0]);
+            self.sched.set_current(h, None);
         }
     }
 
-    /// Handles the trap that ended a guest run on hart `h`.
-    fn handle_exit(&mut self, harts: &mut [&mut dyn HartOps], h: usize, v: usize) -> Next {
-        let cause = harts[h].csr(Csr::Scause);
-        if cause & CAUSE_INTERRUPT != 0 {
-            // Only preempt() raises an interrupt into HS, and it is not a
-            // guest exit; seen here, it is one all the same.
-            return Next::Preempted;
-        }
+    /// Puts vCPU `v` on hart `h` (which has none loaded).
+    ///
+    /// A hart's cached VS-stage translations are tagged by VMID, which all
+    /// vCPUs of a VM share, and a guest's SFENCE.VMA is local to the hart
+    /// it runs on. So when `v` last ran on another hart (it has moved, and
+    /// may have fenced there), or another vCPU of its VM ran on `h` since
+    /// `v` did, `h` may hold translations that `v`'s own fences were to
+    /// drop, or that are not `v`'s: they go first (`HFENCE.GVMA x0, vmid`,
+    /// as KVM does when a vCPU changes host CPU).
+    fn load(&mut self, harts: &mut [&mut dyn HartOps], h: HartIndex, v: VcpuIndex) {
         let vm = self.vcpus[v].vm;
-        let next = match cause {
-            ECALL_VS => {
-                self.vms[vm].stats.sbi_calls += 1;
-                self.vcpus[v].stats.sbi_calls += 1;
-                let hart = &mut *harts[h];
-                let sepc = hart.csr(Csr::Sepc);
-                hart.set_csr(Csr::Sepc, sepc.wrapping_add(4));
-                self.sbi(harts, h, v)
-            }
-            LOAD_GUEST_PAGE | STORE_GUEST_PAGE => self.mmio(&mut *harts[h], v, cause),
-            INSN_GUEST_PAGE => {
-                let tval = harts[h].csr(Csr::Stval);
-                self.inject(&mut *harts[h], v, INSN_ACCESS, tval);
-                Next::Continue
-            }
-            VIRTUAL_INSN => {
-                self.vms[vm].stats.virtual_insn += 1;
-                let hart = &mut *harts[h];
-                let insn = hart.csr(Csr::Stval);
-                if insn == WFI {
-                    let sepc = hart.csr(Csr::Sepc);
-                    hart.set_csr(Csr::Sepc, sepc.wrapping_add(4));
-                    self.vcpus[v].stats.wfi += 1;
-                    self.wait(harts, h, v)
-                } else {
-                    // §8.6.1 note: what the hypervisor does not emulate is
-                    // an illegal instruction for the guest.
-                    self.inject(hart, v, ILLEGAL_INSN, insn);
-                    Next::Continue
-                }
-            }
-            other => {
-                // A trap the guest did not get through hedeleg: give it to
-                // the guest as it is.
-                let tval = harts[h].csr(Csr::Stval);
-                self.inject(&mut *harts[h], v, other, tval);
-                Next::Continue
-            }
-        };
-        self.vms[vm].poll_power();
-        if !self.vms[vm].running() {
-            return Next::Off;
+        let (hgatp, vmid) = (self.vms[vm].hgatp, self.vms[vm].vmid);
+        let trace = &mut self.harts[h];
+        let stale = self.vcpus[v].last_hart != Some(h) || trace.last_ran.get(&vm) != Some(&v);
+        self.vcpus[v].switch_in(&mut *harts[h.0], hgatp, h);
+        if stale {
+            harts[h.0].hfence_gvma(None, Some(vmid));
         }
-        next
+        trace.last_ran.insert(vm, v);
+        trace.residue = Some(vm);
+        self.vcpus[v].last_hart = Some(h);
+        self.sched.set_current(h, Some(v));
     }
 
-    /// The vCPU waits for an interrupt (WFI, or a retentive suspend),
-    /// unless one it has enabled is already pending.
-    fn wait(&mut self, harts: &mut [&mut dyn HartOps], h: usize, v: usize) -> Next {
-        self.sync_irqs(&mut *harts[h], v);
-        let pending = harts[h].csr(Csr::Hvip);
-        let vsie = harts[h].csr(Csr::Vsie);
-        if (pending >> 1) & vsie != 0 {
-            return Next::Continue;
-        }
-        self.vcpus[v].waiting = true;
-        Next::Off
-    }
-
-    /// Redirects a trap into the guest's own handler, as if it had been
-    /// delegated (Priv. §8.6.4 trap entry into VS-mode, done by software).
-    fn inject(&mut self, hart: &mut dyn HartOps, v: usize, cause: u64, tval: u64) {
-        self.vms[self.vcpus[v].vm].stats.injected_faults += 1;
-        self.vcpus[v].stats.injected += 1;
-        let from_vs = hart.csr(Csr::Sstatus) & SSTATUS_SPP != 0;
-        let mut vss = hart.csr(Csr::Vsstatus) & !(SSTATUS_SPP | SSTATUS_SPIE | SSTATUS_SIE);
-        if hart.csr(Csr::Vsstatus) & SSTATUS_SIE != 0 {
-            vss |= SSTATUS_SPIE;
-        }
-        if from_vs {
-            vss |= SSTATUS_SPP;
-        }
-        hart.set_csr(Csr::Vsstatus, vss);
-        hart.set_csr(Csr::Vscause, cause);
-        hart.set_csr(Csr::Vstval, tval);
-        let sepc = hart.csr(Csr::Sepc);
-        hart.set_csr(Csr::Vsepc, sepc);
-        hart.set_csr(Csr::Sepc, hart.csr(Csr::Vstvec) & !3);
+    /// Brings `hvip` on the hart up to date for vCPU `v`: VSTIP from its
+    /// timer, VSEIP from its PLIC context, VSSIP from IPIs sent to it.
+    fn sync_irqs(&mut self, hart: &mut dyn HartOps, v: VcpuIndex) {
+        let now = hart.time();
         let c = &mut self.vcpus[v];
-        c.vs_mode = true;
-        c.pc = hart.csr(Csr::Sepc);
-        c.prepare_return(hart);
-    }
-
-    /// Emulates the MMIO access behind a load/store guest-page fault, or
-    /// gives the guest an access fault if nothing is there.
-    fn mmio(&mut self, hart: &mut dyn HartOps, v: usize, cause: u64) -> Next {
-        let vm = self.vcpus[v].vm;
-        self.vms[vm].stats.mmio_exits += 1;
-        self.vcpus[v].stats.mmio += 1;
-        let stval = hart.csr(Csr::Stval);
-        let gpa = hart.csr(Csr::Htval) << 2 | (stval & 3);
-        let fault = if cause == LOAD_GUEST_PAGE { LOAD_ACCESS } else { STORE_ACCESS };
-        // htinst may be zero (Priv. §8.6.3): then read the instruction from
-        // the guest, as an HS-mode hypervisor would with HLVX.
-        let decoded = mmio::decode(hart.csr(Csr::Htinst)).or_else(|| {
-            let pc = hart.csr(Csr::Sepc);
-            hart.read_guest_insn(pc).and_then(mmio::decode_insn)
-        });
-        let Some((acc, len)) = decoded else {
-            self.inject(hart, v, fault, stval);
-            return Next::Continue;
-        };
-        let bus = &mut self.vms[vm].bus;
-        let ok = match acc {
-            mmio::Access::Load { rd, size, signed, fp } => match bus.read(gpa, size) {
-                Some(raw) => {
-                    if fp {
-                        let val = if size == 4 { mmio::box_f32(raw & 0xffff_ffff) } else { raw };
-                        hart.set_fpr(rd, val);
-                    } else if rd != 0 {
-                        hart.set_gpr(rd, mmio::extend(raw, size, signed));
-                    }
-                    true
-                }
-                None => false,
-            },
-            mmio::Access::Store { rs2, size, fp } => {
-                let val = if fp { hart.fpr(rs2) } else { hart.gpr(rs2) };
-                bus.write(gpa, size, val)
-            }
-        };
-        if ok {
-            let sepc = hart.csr(Csr::Sepc);
-            hart.set_csr(Csr::Sepc, sepc.wrapping_add(len));
-        } else {
-            self.inject(hart, v, fault, stval);
+        let vm = &self.vms[c.vm];
+        let mut hv = hart.csr(Csr::Hvip) & !(hvip::VSTIP | hvip::VSEIP);
+        if c.timer.is_some_and(|t| now >= t) {
+            hv |= hvip::VSTIP;
         }
-        Next::Continue
-    }
-
-    /// Serves an SBI call from vCPU `v` on hart `h` (sepc already moved
-    /// past the ecall).
-    fn sbi(&mut self, harts: &mut [&mut dyn HartOps], h: usize, v: usize) -> Next {
-        use sbi::{eid, err};
-        let hart = &mut *harts[h];
-        let call = sbi::Call {
-            eid: hart.gpr(17),
-            fid: hart.gpr(16),
-            args: [hart.gpr(10), hart.gpr(11), hart.gpr(12), hart.gpr(13), hart.gpr(14), hart.gpr(15)],
-        };
-        let vm = self.vcpus[v].vm;
-        let count = self.vms[vm].vcpus.len() as u64;
-        let mut next = Next::Continue;
-        let a = call.args;
-        let (error, value): (i64, u64) = match (call.eid, call.fid) {
-            (eid::BASE, 0) => (err::SUCCESS, sbi::SPEC_VERSION),
-            (eid::BASE, 1) => (err::SUCCESS, sbi::IMPL_ID),
-            (eid::BASE, 2) => (err::SUCCESS, sbi::IMPL_VERSION),
-            (eid::BASE, 3) => (err::SUCCESS, sbi::EXTENSIONS.contains(&a[0]) as u64),
-            (eid::BASE, 4..=6) => (err::SUCCESS, 0),
-            (eid::TIME, 0) => {
-                self.vcpus[v].timer = Some(a[0]);
-                let hv = hart.csr(Csr::Hvip) & !hvip::VSTIP;
-                hart.set_csr(Csr::Hvip, hv);
-                (err::SUCCESS, 0)
-            }
-            (eid::IPI, 0) => match sbi::hart_mask(a[0], a[1], count) {
-                None => (err::INVALID_PARAM, 0),
-                Some(ids) => {
-                    for id in ids {
-                        let t = self.vms[vm].vcpus[id as usize];
-                        if t == v {
-                            let hv = harts[h].csr(Csr::Hvip) | hvip::VSSIP;
-                            harts[h].set_csr(Csr::Hvip, hv);
-                        } else if self.vcpus[t].loaded_on.is_some() {
-                            self.ipi[t] = true;
-                        } else {
-                            self.vcpus[t].hvip |= hvip::VSSIP;
-                        }
-                    }
-                    (err::SUCCESS, 0)
-                }
-            },
-            (eid::RFENCE, 0) => match sbi::hart_mask(a[0], a[1], count) {
-                // Strata's harts keep decoded code coherent with memory
-                // writes, so a remote FENCE.I has nothing more to do.
-                Some(_) => (err::SUCCESS, 0),
-                None => (err::INVALID_PARAM, 0),
-            },
-            (eid::RFENCE, 1 | 2) => match sbi::hart_mask(a[0], a[1], count) {
-                Some(_) => {
-                    // The VM's VS-stage translations, on every hart: a
-                    // superset of what was asked, and nobody else's.
-                    let vmid = self.vms[vm].vmid;
-                    for hart in harts.iter_mut() {
-                        hart.hfence_gvma(None, Some(vmid));
-                    }
-                    (err::SUCCESS, 0)
-                }
-                None => (err::INVALID_PARAM, 0),
-            },
-            (eid::HSM, 0) => {
-                let (target, start, opaque) = (a[0], a[1], a[2]);
-                match self.vms[vm].vcpus.get(target as usize).copied() {
-                    None => (err::INVALID_PARAM, 0),
-                    Some(t) if self.vcpus[t].hsm != HsmState::Stopped => (err::ALREADY_AVAILABLE, 0),
-                    Some(t) => {
-                        self.vcpus[t].reset(start, opaque);
-                        self.vcpus[t].hsm = HsmState::StartPending;
-                        (err::SUCCESS, 0)
-                    }
-                }
-            }
-            (eid::HSM, 1) => {
-                self.vcpus[v].hsm = HsmState::Stopped;
-                next = Next::Off;
-                (err::SUCCESS, 0)
-            }
-            (eid::HSM, 2) => match self.vms[vm].vcpus.get(a[0] as usize) {
-                None => (err::INVALID_PARAM, 0),
-                Some(&t) => (err::SUCCESS, self.vcpus[t].hsm.sbi()),
-            },
-            (eid::HSM, 3) if a[0] as u32 == 0 => {
-                // Default retentive suspend: wait like WFI, return success.
-                hart.set_gpr(10, 0);
-                hart.set_gpr(11, 0);
-                self.vcpus[v].hsm = HsmState::Suspended;
-                return self.wait(harts, h, v);
-            }
-            (eid::HSM, 3) => (err::NOT_SUPPORTED, 0),
-            (eid::SRST, 0) => {
-                self.vms[vm].end = Some(match (a[0], a[1]) {
-                    (0, 0) => VmEnd::PowerOff,
-                    (0, r) => VmEnd::Failure(r as u32),
-                    _ => VmEnd::Reset,
-                });
-                next = Next::Off;
-                (err::SUCCESS, 0)
-            }
-            (eid::DBCN, 0) => {
-                // §12.1: the buffer's address is base_addr_hi:base_addr_lo,
-                // XLEN bits each; on RV64 a non-zero high half is beyond any
-                // guest-physical address. At most a page is written per call
-                // (a partial write is allowed, and the count returned).
-                let n = a[0].min(4096) as usize;
-                let addr = a[1];
-                let mut buf = vec![0u8; n];
-                if a[2] == 0 && self.guest_read(self.vms[vm].id, addr, &mut buf) {
-                    let mut out = lock(&self.consoles[vm]);
-                    for b in buf {
-                        (out)(b);
-                    }
-                    (err::SUCCESS, n as u64)
-                } else {
-                    // §12.1: memory that does not meet the requirements of
-                    // §3.2 (shared memory physical address range).
-                    (err::INVALID_PARAM, 0)
-                }
-            }
-            (eid::DBCN, 1) => (err::SUCCESS, 0),
-            (eid::DBCN, 2) => {
-                (lock(&self.consoles[vm]))(a[0] as u8);
-                (err::SUCCESS, 0)
-            }
-            _ => (err::NOT_SUPPORTED, 0),
-        };
-        let hart = &mut *harts[h];
-        hart.set_gpr(10, error as u64);
-        hart.set_gpr(11, value);
-        next
-    }
-
-    /// When every vCPU waits: the earliest time a timer wakes one.
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.vcpus.iter().filter(|c| self.vms[c.vm].running() && c.waiting).filter_map(|c| c.timer).min()
-    }
-
-    /// The earliest RTC alarm of any running VM, in nanoseconds from now.
-    pub fn rtc_alarm_in_ns(&self) -> Option<u64> {
-        self.vms.iter().filter(|v| v.running()).filter_map(|v| v.rtc_alarm_in_ns()).min()
-    }
-
-    /// Lets the VMs' RTCs raise their alarms.
-    pub fn update_devices(&self) {
-        for vm in &self.vms {
-            vm.update_rtc();
+        if vm.vseip(c.id) {
+            hv |= hvip::VSEIP;
         }
-    }
-
-    // ---- pages changing hands ----------------------------------------------
-
-    /// Moves VM `vm`'s page at `gpa` to another machine page (what memory
-    /// compaction or migration does): copies it, maps the copy, frees the
-    /// old page (which awaits zeroing) and invalidates the translations of
-    /// the old page on every hart with the current [`Policy`].
-    pub fn migrate_page(&mut self, harts: &mut [&mut dyn HartOps], vm: usize, gpa: u64) -> Result<(), HypError> {
-        let id = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?.id;
-        let gpa = gpa & !(PAGE_SIZE - 1);
-        let leaf = self
-            .hm
-            .translate(&*self.mem, id, gpa)?
-            .ok_or_else(|| HypError::Config(format!("{gpa:#x} is not mapped in VM {vm}")))?;
-        let old = MachinePage::containing(leaf.pa);
-        let new = self.hm.alloc_page(&mut *self.mem, Owner::Vm(id))?;
-        let mut buf = vec![0u8; PAGE_SIZE as usize];
-        self.mem.read(old.addr(), &mut buf).map_err(|e| HypError::Memory(e.into()))?;
-        self.mem.write(new.addr(), &buf).map_err(|e| HypError::Memory(e.into()))?;
-        self.hm.unmap(&mut *self.mem, id, gpa)?;
-        self.hm.map(&mut *self.mem, id, gpa, new, Perms::RWX)?;
-        self.note_dma(vm, gpa, Some(new.addr()));
-        let _ = self.hm.donate(&mut *self.mem, Owner::Vm(id), old, Owner::Free)?;
-        self.invalidate(harts, old, &[vm]);
-        Ok(())
-    }
-
-    /// Invalidates the cached translations of machine page `page`, whose
-    /// mappings by `vms` just changed, on every hart.
-    pub fn invalidate(&mut self, harts: &mut [&mut dyn HartOps], page: MachinePage, vms: &[usize]) {
-        self.inval.invalidations += 1;
-        let vmids: Vec<u64> = vms.iter().filter_map(|&i| self.vms.get(i)).map(|v| v.vmid).collect();
-        for hart in harts.iter_mut() {
-            match self.policy {
-                Policy::Pa => self.inval.dropped += hart.invalidate_page(page.addr()),
-                Policy::Vmid | Policy::All => {
-                    let ids = (self.policy == Policy::Vmid).then_some(&vmids[..]);
-                    let (d, c) = hart.invalidate_coarse(ids, page.addr());
-                    self.inval.dropped += d;
-                    self.inval.collateral_dropped += c;
-                }
-            }
+        if std::mem::take(&mut c.ipi) {
+            hv |= hvip::VSSIP;
         }
+        hart.set_csr(Csr::Hvip, hv);
     }
+}
 
-    /// Collateral misses by VM, summed over harts.
-    pub fn collateral_misses(&self, harts: &[&mut dyn HartOps]) -> Vec<(String, u64)> {
-        self.vms
-            .iter()
-            .map(|vm| {
-                let n = harts
-                    .iter()
-                    .flat_map(|h| h.collateral_misses())
-                    .filter(|(vmid, _)| *vmid == vm.vmid)
-                    .map(|(_, n)| n)
-                    .sum();
-                (vm.name.clone(), n)
-            })
-            .collect()
+/// The interrupts a vCPU off its hart has pending now (`hvip` bits), from
+/// its timer, its PLIC context and IPIs sent to it.
+fn pending_now(vm: &Vm, c: &Vcpu, now: u64) -> u64 {
+    let mut hv = c.hvip;
+    if c.timer.is_some_and(|t| now >= t) {
+        hv |= hvip::VSTIP;
     }
-
-    /// Takes a page back from VM `vm` (the hypervisor reclaiming memory it
-    /// lent): the VM loses it, translations are invalidated, and the page
-    /// is zeroed before anyone else can map it.
-    pub fn reclaim_page(
-        &mut self,
-        harts: &mut [&mut dyn HartOps],
-        vm: usize,
-        gpa: u64,
-    ) -> Result<MachinePage, HypError> {
-        let id = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?.id;
-        let leaf = self
-            .hm
-            .translate(&*self.mem, id, gpa & !(PAGE_SIZE - 1))?
-            .ok_or_else(|| HypError::Config(format!("{gpa:#x} is not mapped in VM {vm}")))?;
-        let page = MachinePage::containing(leaf.pa);
-        let _ = self.hm.reclaim(&mut *self.mem, Owner::Hypervisor, page)?;
-        self.note_dma(vm, gpa, None);
-        self.invalidate(harts, page, &[vm]);
-        Ok(page)
+    if vm.vseip(c.id) {
+        hv |= hvip::VSEIP;
     }
-
-    /// Gives hypervisor-owned `page` to VM `vm` at `gpa` (which must be
-    /// unmapped there).
-    pub fn give_page(&mut self, vm: usize, page: MachinePage, gpa: u64) -> Result<(), HypError> {
-        let id = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?.id;
-        self.hm.zero_pending(&mut *self.mem)?;
-        let _ = self.hm.donate(&mut *self.mem, Owner::Hypervisor, page, Owner::Vm(id))?;
-        self.hm.map(&mut *self.mem, id, gpa, page, Perms::RWX)?;
-        self.note_dma(vm, gpa, Some(page.addr()));
-        Ok(())
+    if c.ipi {
+        hv |= hvip::VSSIP;
     }
+    hv
+}
 
-    /// Keeps the VM's DMA map (for host-side device models) in step with
-    /// its G-stage mappings.
-    fn note_dma(&self, vm: usize, gpa: u64, pa: Option<u64>) {
-        if let Some(map) = self.vms.get(vm).and_then(|v| v.dma.as_ref()) {
-            map.set(gpa, pa);
+/// Whether vCPU `v` can run at `now`, for the scheduler: brings a waiting
+/// vCPU's interrupt state up to date, wakes it if an interrupt it enabled
+/// is pending, and starts a vCPU whose HSM start is pending.
+fn readiness(vms: &Table<VmIndex, Vm>, vcpus: &mut Table<VcpuIndex, Vcpu>, v: VcpuIndex, now: u64) -> Ready {
+    let c = &mut vcpus[v];
+    let vm = &vms[c.vm];
+    if !vm.running() {
+        return Ready::No;
+    }
+    let mut woke = false;
+    if c.hsm == HsmState::StartPending {
+        c.hsm = HsmState::Started;
+        woke = true;
+    }
+    if !matches!(c.hsm, HsmState::Started | HsmState::Suspended) {
+        return Ready::No;
+    }
+    if c.waiting {
+        c.hvip = pending_now(vm, c, now);
+        if !c.wakeup_pending() {
+            return Ready::No;
         }
+        c.waiting = false;
+        if c.hsm == HsmState::Suspended {
+            c.hsm = HsmState::Started;
+        }
+        woke = true;
     }
-
-    /// Adds a device model to VM `vm`'s bus at guest-physical `base`.
-    pub fn add_device(
-        &mut self,
-        vm: usize,
-        base: u64,
-        size: u64,
-        name: &'static str,
-        dev: Box<dyn strata_devices::MmioDevice>,
-    ) -> Result<(), HypError> {
-        let v = self.vms.get_mut(vm).ok_or(HypError::NoSuchVm(vm))?;
-        v.bus.add(base, size, name, dev).map_err(HypError::Config)
+    if woke {
+        Ready::Woke
+    } else {
+        Ready::Yes
     }
+}
 
-    /// Removes VM `vm`'s mapping at `gpa` (the page stays the VM's).
-    pub fn unmap(&mut self, harts: &mut [&mut dyn HartOps], vm: usize, gpa: u64) -> Result<(), HypError> {
-        let id = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?.id;
-        let u = self.hm.unmap(&mut *self.mem, id, gpa)?;
-        self.note_dma(vm, gpa, None);
-        self.invalidate(harts, u.page, &[vm]);
-        Ok(())
+/// [`readiness`] without changing anything (for balancing).
+fn ready_now(vms: &Table<VmIndex, Vm>, vcpus: &Table<VcpuIndex, Vcpu>, v: VcpuIndex, now: u64) -> bool {
+    let c = &vcpus[v];
+    let vm = &vms[c.vm];
+    if !vm.running() {
+        return false;
     }
-
-    /// Feeds a byte to VM `vm`'s UART; false if its receive FIFO is full.
-    pub fn console_input(&self, vm: usize, b: u8) -> bool {
-        self.vms.get(vm).is_some_and(|v| v.push_console_input(b))
+    match c.hsm {
+        HsmState::StartPending => true,
+        HsmState::Stopped => false,
+        HsmState::Started | HsmState::Suspended => !c.waiting || (pending_now(vm, c, now) >> 1) & c.vsie() != 0,
     }
 }

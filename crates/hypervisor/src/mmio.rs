@@ -4,7 +4,72 @@
 //! or store there raises a load/store guest-page fault (causes 21/23) into
 //! HS-mode with `htval` = GPA >> 2 and, on Strata's hart, `htinst` holding
 //! the transformed instruction (Priv. §8.6.3): enough to emulate the access
-//! without reading the guest's instruction from its memory.
+//! without reading the guest's instruction from its memory. When `htinst`
+//! is zero, which the specification allows, the handler reads the
+//! instruction from the guest as HS-mode software would with HLVX.
+//!
+//! [`emulate`] is the handler:
+//!
+//! | the access | the device | outcome |
+//! |---|---|---|
+//! | a load or store it can decode (any width, integer or FP, compressed or not) | answers | done: the load's register written (sign- or zero-extended, FP NaN-boxed), `sepc` past the instruction |
+//! | decodable | nothing at that address, or the device refuses the width | an access fault (cause 5 or 7) for the guest, `stval` = the faulting address |
+//! | not a plain load or store (an AMO, a pseudoinstruction, unreadable) | – | the same access fault |
+
+use strata_devices::bus::Bus as DeviceBus;
+
+use crate::hart::{cause, Csr, HartOps};
+
+/// What [`emulate`] came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emulated {
+    /// Done; the guest goes on after the instruction.
+    Done,
+    /// The guest gets this exception (cause, `stval`) instead.
+    Fault { cause: u64, tval: u64 },
+}
+
+/// The MMIO handler: emulates the access behind the load or store
+/// guest-page fault `trap` (cause 21 or 23) now in `hart`'s CSRs, against
+/// the VM's device `bus`.
+pub fn emulate(hart: &mut dyn HartOps, bus: &mut DeviceBus, trap: u64) -> Emulated {
+    let stval = hart.csr(Csr::Stval);
+    let gpa = hart.csr(Csr::Htval) << 2 | (stval & 3);
+    let fault = Emulated::Fault {
+        cause: if trap == cause::LOAD_GUEST_PAGE { cause::LOAD_ACCESS } else { cause::STORE_ACCESS },
+        tval: stval,
+    };
+    // htinst may be zero (Priv. §8.6.3): then read the instruction from
+    // the guest, as an HS-mode hypervisor would with HLVX.
+    let decoded = decode(hart.csr(Csr::Htinst)).or_else(|| {
+        let pc = hart.csr(Csr::Sepc);
+        hart.read_guest_insn(pc).and_then(decode_insn)
+    });
+    let Some((acc, len)) = decoded else { return fault };
+    let ok = match acc {
+        Access::Load { rd, size, signed, fp } => match bus.read(gpa, size) {
+            Some(raw) => {
+                if fp {
+                    hart.set_fpr(rd, if size == 4 { box_f32(raw & 0xffff_ffff) } else { raw });
+                } else if rd != 0 {
+                    hart.set_gpr(rd, extend(raw, size, signed));
+                }
+                true
+            }
+            None => false,
+        },
+        Access::Store { rs2, size, fp } => {
+            let val = if fp { hart.fpr(rs2) } else { hart.gpr(rs2) };
+            bus.write(gpa, size, val)
+        }
+    };
+    if !ok {
+        return fault;
+    }
+    let sepc = hart.csr(Csr::Sepc);
+    hart.set_csr(Csr::Sepc, sepc.wrapping_add(len));
+    Emulated::Done
+}
 
 /// A decoded MMIO access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,8 @@
 //! switched with it; VMIDs, not flushes, keep VMs' cached translations
 //! apart.
 
-use crate::hart::{Csr, HartOps};
+use crate::hart::{sstatus, Csr, HartOps};
+use crate::ids::{HartIndex, VmIndex};
 
 /// SBI HSM states (SBI 2.0 §9.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,10 +84,12 @@ pub mod hvip {
     pub const VSEIP: u64 = 1 << 10;
 }
 
-const SSTATUS_SPP: u64 = 1 << 8;
-
+/// Counters of one vCPU.
 #[derive(Clone, Debug, Default)]
 pub struct VcpuStats {
+    /// Instruction slots it ran (retired instructions plus trapped ones):
+    /// its share of the harts.
+    pub slots: u64,
     pub exits: u64,
     pub sbi_calls: u64,
     pub mmio: u64,
@@ -98,31 +101,37 @@ pub struct VcpuStats {
 
 #[derive(Clone, Debug)]
 pub struct Vcpu {
-    /// Index of the VM in the hypervisor's list.
-    pub vm: usize,
+    /// Its VM.
+    pub(crate) vm: VmIndex,
     /// The vCPU's hart id inside its VM.
-    pub id: u64,
-    pub hsm: HsmState,
-    pub x: [u64; 32],
-    pub f: [u64; 32],
-    pub pc: u64,
+    pub(crate) id: u64,
+    pub(crate) hsm: HsmState,
+    pub(crate) x: [u64; 32],
+    pub(crate) f: [u64; 32],
+    pub(crate) pc: u64,
     /// Running in VS-mode (true) or VU-mode.
-    pub vs_mode: bool,
+    pub(crate) vs_mode: bool,
     csrs: [u64; SWITCHED.len()],
     /// The injected interrupts the vCPU has pending: `hvip` while it is off
     /// a hart (VSSIP can also be set and cleared by the guest itself).
-    pub hvip: u64,
+    pub(crate) hvip: u64,
+    /// An IPI sent to it while its state was on a hart, for `hvip.VSSIP`
+    /// when that hart next enters it.
+    pub(crate) ipi: bool,
     /// SBI set_timer deadline (in `time` units), if armed.
-    pub timer: Option<u64>,
+    pub(crate) timer: Option<u64>,
     /// Waiting for an interrupt (WFI or retentive suspend).
-    pub waiting: bool,
+    pub(crate) waiting: bool,
     /// Hart this vCPU's state is loaded on.
-    pub loaded_on: Option<usize>,
-    pub stats: VcpuStats,
+    pub(crate) loaded_on: Option<HartIndex>,
+    /// Hart it ran on last (kept across `reset`: the translations it left
+    /// there outlive a restart).
+    pub(crate) last_hart: Option<HartIndex>,
+    pub(crate) stats: VcpuStats,
 }
 
 impl Vcpu {
-    pub fn new(vm: usize, id: u64) -> Self {
+    pub(crate) fn new(vm: VmIndex, id: u64) -> Self {
         Self {
             vm,
             id,
@@ -133,9 +142,11 @@ impl Vcpu {
             vs_mode: true,
             csrs: [0; SWITCHED.len()],
             hvip: 0,
+            ipi: false,
             timer: None,
             waiting: false,
             loaded_on: None,
+            last_hart: None,
             stats: VcpuStats::default(),
         }
     }
@@ -144,10 +155,11 @@ impl Vcpu {
     /// a1 = `opaque`, translation off and interrupts disabled (SBI 2.0
     /// §9.2 hart_start; also the boot hart's entry, Linux's RISC-V boot
     /// protocol).
-    pub fn reset(&mut self, pc: u64, opaque: u64) {
-        let (vm, id, stats) = (self.vm, self.id, std::mem::take(&mut self.stats));
+    pub(crate) fn reset(&mut self, pc: u64, opaque: u64) {
+        let (vm, id, stats, last) = (self.vm, self.id, std::mem::take(&mut self.stats), self.last_hart);
         *self = Vcpu::new(vm, id);
         self.stats = stats;
+        self.last_hart = last;
         self.pc = pc;
         self.x[10] = id;
         self.x[11] = opaque;
@@ -165,7 +177,7 @@ impl Vcpu {
 
     /// Loads this vCPU onto a hart: registers, VS CSRs, the VM's `hgatp`,
     /// and SRET's return state.
-    pub fn switch_in(&mut self, hart: &mut dyn HartOps, hgatp: u64, hart_index: usize) {
+    pub(crate) fn switch_in(&mut self, hart: &mut dyn HartOps, hgatp: u64, hart_index: HartIndex) {
         self.stats.switches_in += 1;
         for (n, &v) in self.x.iter().enumerate().skip(1) {
             hart.set_gpr(n, v);
@@ -187,7 +199,7 @@ impl Vcpu {
 
     /// Saves the vCPU's state from the hart it is on (after a trap into
     /// HS-mode, when the guest pc is in `sepc`).
-    pub fn switch_out(&mut self, hart: &mut dyn HartOps) {
+    pub(crate) fn switch_out(&mut self, hart: &mut dyn HartOps) {
         self.capture_return(hart);
         for n in 1..32 {
             self.x[n] = hart.gpr(n);
@@ -203,17 +215,17 @@ impl Vcpu {
     }
 
     /// Reads where the guest was when it trapped: pc and VS/VU.
-    pub fn capture_return(&mut self, hart: &dyn HartOps) {
+    pub(crate) fn capture_return(&mut self, hart: &dyn HartOps) {
         self.pc = hart.csr(Csr::Sepc);
-        self.vs_mode = hart.csr(Csr::Sstatus) & SSTATUS_SPP != 0;
+        self.vs_mode = hart.csr(Csr::Sstatus) & sstatus::SPP != 0;
     }
 
     /// Sets `sepc`, `sstatus.SPP` and `hstatus` (SPV=1, SPVP, VTW) so that
     /// the next SRET enters the guest where it is to continue.
-    pub fn prepare_return(&self, hart: &mut dyn HartOps) {
+    pub(crate) fn prepare_return(&self, hart: &mut dyn HartOps) {
         hart.set_csr(Csr::Sepc, self.pc);
         let ss = hart.csr(Csr::Sstatus);
-        hart.set_csr(Csr::Sstatus, if self.vs_mode { ss | SSTATUS_SPP } else { ss & !SSTATUS_SPP });
+        hart.set_csr(Csr::Sstatus, if self.vs_mode { ss | sstatus::SPP } else { ss & !sstatus::SPP });
         let mut hs = hart.csr(Csr::Hstatus) | hstatus::SPV | hstatus::VTW;
         hs = if self.vs_mode { hs | hstatus::SPVP } else { hs & !hstatus::SPVP };
         hart.set_csr(Csr::Hstatus, hs);
@@ -230,4 +242,48 @@ impl Vcpu {
     pub fn vsie(&self) -> u64 {
         self.csrs[slot(Csr::Vsie)]
     }
+
+    /// Forgets the guest's state: registers, CSRs, pc and pending
+    /// interrupts become zero and the vCPU stops (its VM has ended; nothing
+    /// of a protected VM stays behind in the hypervisor's own memory).
+    pub(crate) fn scrub(&mut self) {
+        let (vm, id, stats) = (self.vm, self.id, std::mem::take(&mut self.stats));
+        *self = Vcpu::new(vm, id);
+        self.stats = stats;
+    }
+
+    /// Its hart id inside its VM.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its VM.
+    pub fn vm(&self) -> VmIndex {
+        self.vm
+    }
+
+    pub fn hsm(&self) -> HsmState {
+        self.hsm
+    }
+
+    pub fn stats(&self) -> &VcpuStats {
+        &self.stats
+    }
+}
+
+/// Zeroes a hart's general and FP registers and the VS CSRs the world
+/// switch loads, so nothing of the vCPU last on it stays there.
+pub(crate) fn scrub_hart(hart: &mut dyn HartOps) {
+    for n in 1..32 {
+        hart.set_gpr(n, 0);
+    }
+    for n in 0..32 {
+        hart.set_fpr(n, 0);
+    }
+    for c in SWITCHED {
+        hart.set_csr(c, 0);
+    }
+    hart.set_csr(Csr::Hvip, 0);
+    hart.set_csr(Csr::Vsatp, 0);
+    hart.set_csr(Csr::Hgatp, 0);
 }

@@ -1,28 +1,49 @@
-//! A virtual machine: its memory, its devices and how it ended.
+//! A virtual machine: what it is made of (its specification, [`VmSpec`]),
+//! its devices, and how it ended.
+//!
+//! Every VM gets the devices of the QEMU `virt` board that a kernel needs
+//! to boot — a PLIC, a 16550 UART, the syscon and a Goldfish RTC — from
+//! the hypervisor; anything else (virtio devices) the platform describes in
+//! [`VmSpec::devices`], and the hypervisor puts on the VM's bus with an
+//! interrupt line from the VM's PLIC and, for an ordinary VM, a view of its
+//! memory for DMA ([`DeviceWiring`]). Nothing outside this crate reaches a
+//! VM's internals: the platform reads what it reports through accessors.
+//!
+//! A VM's life:
+//!
+//! | state | how it gets there | what holds |
+//! |---|---|---|
+//! | running | [`crate::Hypervisor::create_vm`] | owns its RAM pages, mapped in its G-stage tables; vCPU 0 started |
+//! | ended | a power-off, reset or failure request (SBI SRST or the syscon), or a trap the hypervisor cannot serve | [`Vm::end`] says why; no vCPU of it runs again |
+//! | retired | the end of the scheduling round in which it ended | its pages are unmapped, invalidated by machine address on every hart, zeroed and free; its tables are freed; its DMA map is empty; its vCPUs' saved registers are zero |
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use strata_devices::board::{VirtWiring, VIRT_VM};
+use strata_devices::board::{VirtDevices, VirtWiring};
 use strata_devices::bus::Bus as DeviceBus;
-use strata_devices::plic::Plic;
+use strata_devices::plic::source_line;
 use strata_devices::rtc::{GoldfishRtc, RtcClock};
 use strata_devices::syscon::{PowerLatch, PowerRequest};
 use strata_devices::uart::{Uart, UartSink};
-use strata_devices::IrqLine;
-use strata_ownership::{MachinePage, VmId};
+use strata_devices::{IrqLine, MmioDevice};
+use strata_ownership::{VmId, PAGE_SIZE};
 
-/// A VM's guest-physical platform: [`VIRT_VM`], QEMU `virt` addresses like
-/// the bare board's (without the CLINT), so the same Debian kernel runs in
-/// either.
+use crate::ids::VcpuIndex;
+
+/// A VM's guest-physical platform: QEMU `virt` addresses, like the bare
+/// board, so the same Debian kernel runs in either.
 pub mod layout {
     pub use strata_devices::board::VIRT_VM as BOARD;
     /// Where the VM's RAM starts.
     pub const RAM_BASE: u64 = BOARD.ram_base;
+    pub const UART_IRQ: u32 = BOARD.uart_irq;
+    pub const RTC_IRQ: u32 = BOARD.rtc_irq;
 }
 
-/// What a VM needs to boot, prepared by the platform: memory size, images
-/// already laid out (guest-physical address and bytes), and the entry.
+/// What a VM is made of, prepared by the platform: memory size, images
+/// already laid out (guest-physical address and bytes), the entry, where
+/// its console goes, and the devices it has beyond the board's own.
 pub struct VmSpec {
     pub name: String,
     pub memory: u64,
@@ -37,38 +58,76 @@ pub struct VmSpec {
     pub console: UartSink,
     /// The RTC's time source (nanoseconds since the epoch).
     pub clock: RtcClock,
+    /// Devices beyond the PLIC, UART, syscon and RTC (virtio). Only an
+    /// ordinary VM may have them: their models are host-side code, which a
+    /// protected VM's memory is closed to.
+    pub devices: Vec<DeviceSpec>,
+}
+
+/// A device the platform adds to a VM: a window on the VM's bus, an
+/// interrupt source on its PLIC, and how to build the model once the VM
+/// exists.
+pub struct DeviceSpec {
+    /// For errors and the bus map.
+    pub name: &'static str,
+    /// Guest-physical window.
+    pub base: u64,
+    pub size: u64,
+    /// PLIC interrupt source (1 to 31).
+    pub irq: u32,
+    /// Builds the model from what the VM gives it.
+    pub build: DeviceBuilder,
+}
+
+/// Builds a device model from what its VM gives it (or says why not).
+pub type DeviceBuilder = Box<dyn FnOnce(DeviceWiring) -> Result<Box<dyn MmioDevice>, String> + Send>;
+
+/// What a device model gets from its VM.
+pub struct DeviceWiring {
+    /// Its interrupt line: PLIC source [`DeviceSpec::irq`].
+    pub irq: Arc<dyn IrqLine>,
+    /// The VM's memory as the device's DMA reaches it.
+    pub dma: Arc<DmaMap>,
 }
 
 /// A VM's guest-physical-to-machine page table for host-side device
 /// models (virtio DMA): one entry per page of the VM's RAM, kept in step
-/// with its G-stage mappings by the hypervisor. Only an ordinary VM has
-/// one; a protected VM's memory is out of reach of host-side code.
+/// with its G-stage mappings by the hypervisor, and emptied when the VM is
+/// retired. Only an ordinary VM has one; a protected VM's memory is out of
+/// reach of host-side code.
 pub struct DmaMap {
-    pages: Vec<std::sync::atomic::AtomicU64>,
+    pages: Vec<AtomicU64>,
 }
 
 const UNMAPPED: u64 = u64::MAX;
 
 impl DmaMap {
     pub fn new(ram_size: u64) -> Self {
-        Self { pages: (0..ram_size / 4096).map(|_| std::sync::atomic::AtomicU64::new(UNMAPPED)).collect() }
+        Self { pages: (0..ram_size / PAGE_SIZE).map(|_| AtomicU64::new(UNMAPPED)).collect() }
     }
 
     fn index(&self, gpa: u64) -> Option<usize> {
-        let i = gpa.checked_sub(layout::RAM_BASE)? >> 12;
+        let i = gpa.checked_sub(layout::RAM_BASE)? / PAGE_SIZE;
         (i < self.pages.len() as u64).then_some(i as usize)
     }
 
     /// The machine address of `gpa`, if the VM maps it now.
     pub fn translate(&self, gpa: u64) -> Option<u64> {
         let pa = self.pages[self.index(gpa)?].load(Ordering::Acquire);
-        (pa != UNMAPPED).then_some(pa + (gpa & 0xfff))
+        (pa != UNMAPPED).then_some(pa + (gpa % PAGE_SIZE))
     }
 
     /// Records that `gpa`'s page is at machine address `pa` (or unmapped).
     pub fn set(&self, gpa: u64, pa: Option<u64>) {
         if let Some(i) = self.index(gpa) {
-            self.pages[i].store(pa.map_or(UNMAPPED, |p| p & !0xfff), Ordering::Release);
+            self.pages[i].store(pa.map_or(UNMAPPED, |p| p & !(PAGE_SIZE - 1)), Ordering::Release);
+        }
+    }
+
+    /// Unmaps everything (the VM is gone).
+    pub fn clear(&self) {
+        for p in &self.pages {
+            p.store(UNMAPPED, Ordering::Release);
         }
     }
 }
@@ -101,7 +160,7 @@ impl VmEnd {
 
 /// An interrupt line into one vCPU's VS-level external interrupt
 /// (`hvip.VSEIP`), driven by the VM's PLIC.
-pub struct VseipLine(pub Arc<AtomicBool>);
+struct VseipLine(Arc<AtomicBool>);
 
 impl IrqLine for VseipLine {
     fn set_level(&self, level: bool) {
@@ -116,6 +175,7 @@ impl IrqLine for Unwired {
     fn set_level(&self, _: bool) {}
 }
 
+/// Counters of one VM's exits.
 #[derive(Clone, Debug, Default)]
 pub struct VmStats {
     pub sbi_calls: u64,
@@ -124,54 +184,114 @@ pub struct VmStats {
     pub virtual_insn: u64,
 }
 
+type SharedSink = Arc<Mutex<UartSink>>;
+
 pub struct Vm {
-    pub name: String,
-    pub id: VmId,
+    pub(crate) name: String,
+    pub(crate) id: VmId,
     /// The hardware VMID in `hgatp`.
-    pub vmid: u64,
-    pub protected: bool,
-    pub ram_size: u64,
-    /// The machine pages that back guest RAM from `RAM_BASE` (contiguous
-    /// when the VM is created; the mapping is page by page, so pages may
-    /// later be reassigned one at a time).
-    pub ram_first: MachinePage,
-    pub hgatp: u64,
-    pub bus: DeviceBus,
-    pub plic: Arc<Mutex<Plic>>,
+    pub(crate) vmid: u64,
+    pub(crate) protected: bool,
+    pub(crate) ram_size: u64,
+    pub(crate) hgatp: u64,
+    pub(crate) bus: DeviceBus,
     /// Per vCPU: the PLIC's S-context output.
-    pub vseip: Vec<Arc<AtomicBool>>,
-    pub uart: Arc<Mutex<Uart>>,
-    pub rtc: Arc<Mutex<GoldfishRtc>>,
-    pub power: Arc<PowerLatch>,
-    /// Indices into the hypervisor's vCPU list, by vCPU id.
-    pub vcpus: Vec<usize>,
+    vseip: Vec<Arc<AtomicBool>>,
+    uart: Arc<Mutex<Uart>>,
+    rtc: Arc<Mutex<GoldfishRtc>>,
+    power: Arc<PowerLatch>,
+    pub(crate) console: SharedSink,
+    /// Its vCPUs, by vCPU id.
+    pub(crate) vcpus: Vec<VcpuIndex>,
     /// For host-side device models; `None` for a protected VM.
-    pub dma: Option<Arc<DmaMap>>,
-    pub end: Option<VmEnd>,
-    pub stats: VmStats,
+    pub(crate) dma: Option<Arc<DmaMap>>,
+    pub(crate) end: Option<VmEnd>,
+    /// Its memory has gone back to the free pool.
+    pub(crate) retired: bool,
+    /// Why giving its memory back failed, if it did.
+    pub(crate) retire_error: Option<String>,
+    pub(crate) stats: VmStats,
 }
 
-/// A VM's own devices, as [`Vm::devices`] builds them: the bus they sit on,
-/// the PLIC, each vCPU's VSEIP line, the UART, the RTC and the power latch.
-pub type VmDevices =
-    (DeviceBus, Arc<Mutex<Plic>>, Vec<Arc<AtomicBool>>, Arc<Mutex<Uart>>, Arc<Mutex<GoldfishRtc>>, Arc<PowerLatch>);
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl Vm {
-    /// Builds the VM's devices, the board's device set ([`VIRT_VM`]): PLIC
-    /// (two contexts per vCPU, M then S, as the device tree says), UART,
-    /// syscon and RTC.
-    pub fn devices(vcpus: u32, console: UartSink, clock: RtcClock) -> Result<VmDevices, String> {
-        let vseip: Vec<Arc<AtomicBool>> = (0..vcpus).map(|_| Arc::new(AtomicBool::new(false))).collect();
-        let plic_contexts: Vec<Arc<dyn IrqLine>> = vseip
+    /// Builds a VM's devices — PLIC (two contexts per vCPU, M then S, as
+    /// the device tree says), UART, syscon, RTC, then `spec.devices` —
+    /// for a VM whose RAM begins at machine page `first` (for the DMA map).
+    /// The memory itself is the caller's business.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build(
+        spec: VmSpec,
+        id: VmId,
+        vmid: u64,
+        hgatp: u64,
+        ram_first_pa: u64,
+        vcpus: Vec<VcpuIndex>,
+    ) -> Result<Vm, String> {
+        let VmSpec { name, memory, vcpus: n, protected, console, clock, devices, .. } = spec;
+        if protected && !devices.is_empty() {
+            return Err(format!(
+                "VM {name}: a protected VM cannot have host-side devices: their models would reach its memory"
+            ));
+        }
+        let console: SharedSink = Arc::new(Mutex::new(console));
+        let uart_sink = {
+            let s = console.clone();
+            Box::new(move |b: u8| (lock(&s))(b)) as UartSink
+        };
+        let vseip: Vec<Arc<AtomicBool>> = (0..n).map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let outputs: Vec<Arc<dyn IrqLine>> = vseip
             .iter()
             .flat_map(|l| [Arc::new(Unwired) as Arc<dyn IrqLine>, Arc::new(VseipLine(l.clone())) as Arc<dyn IrqLine>])
             .collect();
-        let d = VIRT_VM.build(VirtWiring { plic_contexts, clint: None, console, clock })?;
-        Ok((d.bus, d.plic, vseip, d.uart, d.rtc, d.power))
+        // The board's own device set, from its one description.
+        let VirtDevices { mut bus, plic, uart, rtc, power, .. } =
+            layout::BOARD.build(VirtWiring { plic_contexts: outputs, clint: None, console: uart_sink, clock })?;
+        let dma = (!protected).then(|| {
+            let map = Arc::new(DmaMap::new(memory));
+            for i in 0..memory / PAGE_SIZE {
+                map.set(layout::RAM_BASE + i * PAGE_SIZE, Some(ram_first_pa + i * PAGE_SIZE));
+            }
+            map
+        });
+        for d in devices {
+            if d.irq == 0 || d.irq >= 32 || d.irq == layout::UART_IRQ || d.irq == layout::RTC_IRQ {
+                return Err(format!("VM {name}: device {} wants PLIC source {}, which is not free", d.name, d.irq));
+            }
+            let Some(map) = dma.clone() else {
+                return Err(format!("VM {name}: a protected VM has no DMA map for device {}", d.name));
+            };
+            let wiring = DeviceWiring { irq: source_line(&plic, d.irq), dma: map };
+            let model = (d.build)(wiring).map_err(|e| format!("VM {name}: {}: {e}", d.name))?;
+            bus.add(d.base, d.size, d.name, model).map_err(|e| format!("VM {name}: {e}"))?;
+        }
+        Ok(Vm {
+            name,
+            id,
+            vmid,
+            protected,
+            ram_size: memory,
+            hgatp,
+            bus,
+            vseip,
+            uart,
+            rtc,
+            power,
+            console,
+            vcpus,
+            dma,
+            end: None,
+            retired: false,
+            retire_error: None,
+            stats: VmStats::default(),
+        })
     }
 
     /// Notes a power request the guest made through the syscon device.
-    pub fn poll_power(&mut self) {
+    pub(crate) fn poll_power(&mut self) {
         if self.end.is_some() {
             return;
         }
@@ -184,30 +304,96 @@ impl Vm {
         }
     }
 
-    pub fn running(&self) -> bool {
-        self.end.is_none()
+    /// Ends the VM for `end`, unless it has ended already.
+    pub(crate) fn finish(&mut self, end: VmEnd) {
+        if self.end.is_none() {
+            self.end = Some(end);
+        }
     }
-}
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+    /// The level of vCPU `id`'s external-interrupt line (its PLIC
+    /// S-context).
+    pub(crate) fn vseip(&self, id: u64) -> bool {
+        self.vseip.get(id as usize).is_some_and(|l| l.load(Ordering::Relaxed))
+    }
 
-impl Vm {
-    pub fn update_rtc(&self) {
+    pub(crate) fn update_rtc(&self) {
         lock(&self.rtc).update();
     }
 
-    pub fn rtc_alarm_in_ns(&self) -> Option<u64> {
+    pub(crate) fn rtc_alarm_in_ns(&self) -> Option<u64> {
         lock(&self.rtc).alarm_in_ns()
     }
 
-    pub fn push_console_input(&self, b: u8) -> bool {
+    pub(crate) fn push_console_input(&self, b: u8) -> bool {
         let mut u = lock(&self.uart);
         if u.rx_space() == 0 {
             return false;
         }
         u.push_input(b);
         true
+    }
+
+    /// Writes `bytes` to the VM's console output (SBI debug console).
+    pub(crate) fn console_write(&self, bytes: &[u8]) {
+        let mut out = lock(&self.console);
+        for &b in bytes {
+            (out)(b);
+        }
+    }
+
+    // ---- what the platform may read ----------------------------------------
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its id in the ownership bookkeeping ([`crate::Hypervisor::memory`]).
+    pub fn owner_id(&self) -> VmId {
+        self.id
+    }
+
+    /// The hardware VMID in its `hgatp`.
+    pub fn vmid(&self) -> u64 {
+        self.vmid
+    }
+
+    pub fn protected(&self) -> bool {
+        self.protected
+    }
+
+    /// Its RAM, in bytes.
+    pub fn memory(&self) -> u64 {
+        self.ram_size
+    }
+
+    /// How it ended, if it has.
+    pub fn end(&self) -> Option<&VmEnd> {
+        self.end.as_ref()
+    }
+
+    pub fn running(&self) -> bool {
+        self.end.is_none()
+    }
+
+    /// Whether its memory has gone back to the free pool (it ended, and
+    /// the round it ended in is over).
+    pub fn retired(&self) -> bool {
+        self.retired
+    }
+
+    /// Why giving its memory back failed (machine memory failed under
+    /// the hypervisor); `None` normally.
+    pub fn retire_error(&self) -> Option<&str> {
+        self.retire_error.as_deref()
+    }
+
+    pub fn stats(&self) -> &VmStats {
+        &self.stats
+    }
+
+    /// Its vCPUs, by vCPU id.
+    pub fn vcpus(&self) -> &[VcpuIndex] {
+        &self.vcpus
     }
 }

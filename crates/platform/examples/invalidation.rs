@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use strata_hypervisor::Policy;
+use strata_hypervisor::{Policy, VmIndex};
 use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
 use strata_platform::machine::RAM_BASE;
 use strata_platform::ClockMode;
@@ -71,16 +71,16 @@ fn main() {
         for _ in 0..moves {
             let gpa = WALK_BASE + (k * 7 % WALK_PAGES) * 4096;
             k += 1;
-            m.with_harts(|hyp, harts| hyp.migrate_page(harts, 0, gpa)).expect("migrate");
+            m.with_harts(|hyp, harts| hyp.migrate_page(harts, VmIndex(0), gpa)).expect("migrate");
         }
     }
     let secs = start.elapsed().as_secs_f64();
     let coll = m.with_harts(|hyp, harts| hyp.collateral_misses(harts));
     let misses = |vm: usize| -> u64 {
-        let vmid = m.hyp().vms[vm].vmid;
+        let vmid = m.hyp().vm(VmIndex(vm)).map_or(0, |v| v.vmid());
         m.harts.iter().map(|h| h.tlb_vmid_stats().get(&(true, vmid)).map_or(0, |c| c.misses)).sum()
     };
-    let i = &m.hyp().inval;
+    let i = m.hyp().inval_stats();
     println!(
         "policy={policy} rounds={rounds} moves={} seconds={secs:.3} dropped={} collateral_dropped={} \
          collateral_misses_a={} collateral_misses_b={} misses_a={} misses_b={}",

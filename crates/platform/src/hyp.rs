@@ -11,15 +11,15 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use strata_devices::aclint::Timebase;
 use strata_devices::rtc::host_clock;
 use strata_hart::{Bus, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
 use strata_hypervisor::ownership::{self, MachineMemory};
-use strata_hypervisor::vm::{layout, VmEnd, VmSpec};
-use strata_hypervisor::{Hypervisor, Policy};
+use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
+use strata_hypervisor::{Hypervisor, Policy, VmIndex};
 use strata_memory::GuestRam;
 
 use crate::boot::{self, BootConfig};
@@ -27,6 +27,8 @@ use crate::fdt::FdtConfig;
 use crate::loader::{LoadError, Segments};
 use crate::runner::{check_harts, check_host_ram, check_ram, lock, ClockMode, RunEnd, Runner, Slice, Workload};
 use crate::virtio::VirtioConfig;
+use strata_devices::virtio::VirtioMmio;
+use strata_devices::{MmioDevice, SharedMmio};
 use strata_hypervisor::vm::DmaMap;
 use strata_memory::{GuestMemory, OutOfRange};
 
@@ -341,7 +343,7 @@ impl Hypervised {
     fn stop_stuck_vms(&mut self, harts: &mut [Hart]) {
         for h in harts {
             let Some(s) = h.take_no_progress() else { continue };
-            if let Some(vm) = self.hyp.vms.iter().position(|v| Some(v.vmid) == s.vmid) {
+            if let Some(vm) = s.vmid.and_then(|vmid| self.hyp.vm_by_vmid(vmid)) {
                 let what = format!("its vCPU on hart {} is {}", s.hartid, s.trap_loop());
                 self.hyp.end_vm(vm, VmEnd::NoProgress(what));
             }
@@ -350,14 +352,20 @@ impl Hypervised {
 
     /// Moves the console input to the next VM still running (none: stays).
     fn next_running_console(&mut self) {
-        let n = self.hyp.vms.len();
-        let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| self.hyp.vms[v].end.is_none());
+        let n = self.hyp.vm_count();
+        let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| self.running(v));
         if let Some(v) = next {
             if v != self.focus {
-                eprintln!("\r\nstrata: console input now goes to VM {}\r", self.hyp.vms[v].name);
+                let name = self.hyp.vm(VmIndex(v)).map_or("", |vm| vm.name());
+                eprintln!("\r\nstrata: console input now goes to VM {name}\r");
             }
             self.focus = v;
         }
+    }
+
+    /// Is VM `v` still running?
+    fn running(&self, v: usize) -> bool {
+        self.hyp.vm(VmIndex(v)).is_some_and(|vm| vm.running())
     }
 }
 
@@ -396,10 +404,10 @@ impl Workload for Hypervised {
     /// A byte for the focused VM; if that VM has ended, input moves on to
     /// the next one still running first.
     fn console_input(&mut self, b: u8) -> bool {
-        if self.hyp.vms[self.focus].end.is_some() {
+        if !self.running(self.focus) {
             self.next_running_console();
         }
-        self.hyp.vms[self.focus].end.is_some() || self.hyp.console_input(self.focus, b)
+        !self.running(self.focus) || self.hyp.console_input(VmIndex(self.focus), b)
     }
 
     fn next_console(&mut self) {
@@ -420,39 +428,54 @@ impl Workload for Hypervised {
 
     fn stats(&self, s: &mut String) {
         let hyp = &self.hyp;
-        for vm in &hyp.vms {
-            let vc: Vec<String> = vm
-                .vcpus
-                .iter()
-                .map(|&i| {
-                    let c = &hyp.vcpus[i].stats;
+        for (index, vm) in hyp.vms() {
+            let vc: Vec<String> = hyp
+                .vcpus_of(index)
+                .map(|v| {
+                    let c = v.stats();
                     format!(
-                        "vcpu{} exits {} sbi {} mmio {} wfi {} preempt {} injected {}",
-                        hyp.vcpus[i].id, c.exits, c.sbi_calls, c.mmio, c.wfi, c.preemptions, c.injected
+                        "vcpu{} ran {} exits {} sbi {} mmio {} wfi {} preempt {} injected {}",
+                        v.id(),
+                        c.slots,
+                        c.exits,
+                        c.sbi_calls,
+                        c.mmio,
+                        c.wfi,
+                        c.preemptions,
+                        c.injected
                     )
                 })
                 .collect();
             let _ = writeln!(
                 s,
                 "vm {} (vmid {}{}): {} | {}",
-                vm.name,
-                vm.vmid,
-                if vm.protected { ", protected" } else { "" },
-                vm.end.as_ref().map_or("running".into(), |e| e.describe()),
+                vm.name(),
+                vm.vmid(),
+                if vm.protected() { ", protected" } else { "" },
+                vm.end().map_or("running".into(), |e| e.describe()),
                 vc.join("; ")
             );
         }
-        let i = &hyp.inval;
+        let i = hyp.inval_stats();
         let _ = writeln!(
             s,
             "invalidation policy {}: {} pages, {} translations dropped, {} of them collateral",
-            hyp.policy, i.invalidations, i.dropped, i.collateral_dropped
+            hyp.policy(),
+            i.invalidations,
+            i.dropped,
+            i.collateral_dropped
+        );
+        let sc = hyp.sched_stats();
+        let _ = writeln!(
+            s,
+            "scheduler: {} switches, {} moves between harts, {} wake-up preemptions",
+            sc.switches, sc.migrations, sc.wakeup_preemptions
         );
     }
 
     fn outcome(&mut self, end: RunEnd) -> RunOutcome {
         RunOutcome {
-            vms: self.hyp.vms.iter().map(|v| (v.name.clone(), v.end.clone())).collect(),
+            vms: self.hyp.vms().map(|(_, v)| (v.name().to_string(), v.end().cloned())).collect(),
             quit: end == RunEnd::Quit,
             disk_stop: matches!(end, RunEnd::DiskStopped(_)),
             signal: match end {
@@ -525,36 +548,47 @@ impl Runner<Hypervised> {
                 let c = con.clone();
                 Box::new(move |b: u8| lock(&c).push(b)) as strata_devices::uart::UartSink
             };
-            let index = hyp
-                .create_vm(VmSpec {
-                    name: vm.name.clone(),
-                    memory: vm.memory,
-                    vcpus: vm.vcpus,
-                    protected: vm.protected,
-                    segments,
-                    entry,
-                    dtb,
-                    console: sink,
-                    clock: host_clock(),
-                })
-                .map_err(|e| LoadError(e.to_string()))?;
-            consoles.push(con);
-            if !devs.is_empty() {
-                let map = hyp.vms[index].dma.clone().expect("an ordinary VM has a DMA map");
-                let mem: Arc<dyn GuestMemory> = Arc::new(VmMemory { ram: ram.clone(), map });
-                let plic = hyp.vms[index].plic.clone();
-                let hyp = &mut hyp;
-                let added = crate::virtio::attach(devs, &slots, mem, &plic, &mut |base, size, dev| {
-                    hyp.add_device(index, base, size, "virtio-mmio", dev).map_err(|e| e.to_string())
-                })
-                .map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
-                virtio.extend(added);
+            // Each virtio device, as the VM's specification describes it:
+            // built by the hypervisor with the VM's DMA map and PLIC line,
+            // and kept here for polling.
+            let mut devices = Vec::new();
+            let mut built = Vec::new();
+            for ((name, dev), &(base, irq)) in devs.into_iter().zip(&slots) {
+                let (ram, cell) = (ram.clone(), Arc::new(OnceLock::new()));
+                built.push(cell.clone());
+                devices.push(DeviceSpec {
+                    name: "virtio-mmio",
+                    base,
+                    size: layout::BOARD.virtio.size,
+                    irq,
+                    build: Box::new(move |w| {
+                        let mem: Arc<dyn GuestMemory> = Arc::new(VmMemory { ram, map: w.dma });
+                        let m = Arc::new(Mutex::new(VirtioMmio::new(dev, mem, w.irq, name)));
+                        let _ = cell.set(m.clone());
+                        Ok(Box::new(SharedMmio(m)) as Box<dyn MmioDevice>)
+                    }),
+                });
             }
+            hyp.create_vm(VmSpec {
+                name: vm.name.clone(),
+                memory: vm.memory,
+                vcpus: vm.vcpus,
+                protected: vm.protected,
+                segments,
+                entry,
+                dtb,
+                console: sink,
+                clock: host_clock(),
+                devices,
+            })
+            .map_err(|e| LoadError(e.to_string()))?;
+            consoles.push(con);
+            virtio.extend(built.iter().filter_map(|c| c.get().cloned()));
         }
 
         let time = cfg.clock.timebase();
         // STRATA_PERF_MAP names only ordinary VMs' code (issue 12 item 10).
-        let named: Vec<u64> = hyp.vms.iter().filter(|v| !v.protected).map(|v| v.vmid).collect();
+        let named: Vec<u64> = hyp.vms().filter(|(_, v)| !v.protected()).map(|(_, v)| v.vmid()).collect();
         let harts: Vec<Hart> = (0..harts)
             .map(|h| {
                 let mut hart = Hart::new(h as u64, ram.clone(), strata_devices::HartIrqs::new());
