@@ -10,7 +10,8 @@
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
-#                     virtio-blk, invalidation policies, Linux KVM (scripts/bench-*.sh)
+#                     virtio-blk, invalidation policies, Linux KVM, several VMs
+#                     sharing harts (scripts/bench-*.sh)
 #   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make conformance  tests/conformance/run.sh
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
@@ -120,6 +121,7 @@ bench: setup build
 	scripts/bench-virtio.sh
 	scripts/bench-invalidation.sh
 	scripts/bench-kvm.sh
+	scripts/bench-multivm.sh
 
 clean:
 	rm -rf build
