@@ -11,7 +11,8 @@
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
-#                     virtio-blk, invalidation policies, Linux KVM (scripts/bench-*.sh)
+#                     virtio-blk, invalidation policies, Linux KVM, several VMs
+#                     sharing harts (scripts/bench-*.sh)
 #   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make disk-test    tests/disks: image locks, clobbered paths, a full host disk (root)
 #   make conformance  tests/conformance/run.sh
@@ -149,6 +150,7 @@ bench: setup build
 	scripts/bench-virtio.sh
 	scripts/bench-invalidation.sh
 	scripts/bench-kvm.sh
+	scripts/bench-multivm.sh
 
 clean:
 	rm -rf build

@@ -125,6 +125,9 @@ impl Hypervisor {
 
     /// Retires every VM that has ended and is not retired yet.
     pub(crate) fn retire_ended(&mut self, harts: &mut [&mut dyn HartOps]) {
+        if self.vms.values().all(|v| v.running() || v.retired) {
+            return;
+        }
         let ended: Vec<VmIndex> = self.vms.iter().filter(|(_, v)| !v.running() && !v.retired).map(|(i, _)| i).collect();
         for vm in ended {
             if let Err(e) = self.retire(harts, vm) {

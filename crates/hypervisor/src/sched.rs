@@ -165,6 +165,7 @@ pub struct Scheduler {
     vcpus: Table<VcpuIndex, Entity>,
     rounds: u64,
     stats: SchedStats,
+    scratch: Vec<(VcpuIndex, bool, usize)>,
 }
 
 impl Scheduler {
@@ -175,6 +176,7 @@ impl Scheduler {
             vcpus: Table::new(),
             rounds: 0,
             stats: SchedStats::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -293,7 +295,10 @@ impl Scheduler {
         };
         let cur_ready = cur.filter(|&c| ready(c) != Ready::No);
         let n = self.harts[h].members.len();
-        let mut ready_list: Vec<(VcpuIndex, bool, usize)> = Vec::new();
+        // (vCPU, just woke, place in the queue), in a buffer kept between
+        // calls: this runs every round on every hart.
+        let mut ready_list = std::mem::take(&mut self.scratch);
+        ready_list.clear();
         for k in 0..n {
             let pos = (turn + k) % n;
             let v = self.harts[h].members[pos];
@@ -352,6 +357,7 @@ impl Scheduler {
                 }
             }
         };
+        self.scratch = ready_list;
         let q = &mut self.harts[h];
         if let Some(v) = chosen {
             if Some(v) == cur {
