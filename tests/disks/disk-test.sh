@@ -123,12 +123,19 @@ hold_qemu() {
     HOLDER=$!
     BG+=("$HOLDER")
 }
-# wait_locked IMG: until some process holds a lock on IMG (/proc/locks).
+# wait_locked IMG BYTE: until some process holds a lock covering BYTE of IMG
+# (/proc/locks). QEMU takes its locks in steps (the block layer's first, the
+# device's write permission when the device attaches), so waiting for any
+# lock races with the second step: wait for the byte under test (101: "has
+# write permission", 201: "shares no write").
 wait_locked() {
     local ino i
     ino=$(stat -c %i "$1")
     for i in $(seq 200); do
-        grep -q ":$ino " /proc/locks && return 0
+        awk -v ino=":$ino" -v b="$2" '$0 ~ ino" " {
+            n = split($0, f, " "); s = f[n - 1]; e = f[n]
+            if (s <= b && (e == "EOF" || b <= e)) found = 1 }
+            END { exit !found }' /proc/locks && return 0
         kill -0 "$HOLDER" 2>/dev/null || return 1
         sleep 0.05
     done
@@ -153,7 +160,7 @@ if [ "$RC" = 0 ] && [ "$(grep -c '^8192' "$LOGS/2b.out" || true)" = 2 ]; then pa
 else fail "2b: status $RC, console: $(grep -E '^[0-9]+|STRATA-CMD' "$LOGS/2b.out" | tr '\n' '|') stderr: $(head -c 300 "$LOGS/2b.err")"; fi
 
 hold_qemu "$IMG"
-if wait_locked "$IMG"; then
+if wait_locked "$IMG" 101; then
     strata_fail 2c "--drive" "file=$IMG"
     expect_refused "2c: a read-write Strata is refused while QEMU writes the image" "$LOGS/2c.err" "$RC" \
         "disk image .*disk.img is in use: process $HOLDER \(qemu-system-riscv64\) has it open for writing"
@@ -164,7 +171,7 @@ else fail "2c: QEMU never locked the image: $(tr '\n' '|' <"$LOGS/qemu-holder.lo
 stop_holder
 
 hold_qemu "$IMG" ,readonly=on
-if wait_locked "$IMG"; then
+if wait_locked "$IMG" 201; then
     strata_cmd 2d 'cat /sys/block/vda/size' --drive "file=$IMG,readonly=on"
     if [ "$RC" = 0 ] && grep -q '^8192' "$LOGS/2d.out"; then pass "2d: a read-only Strata shares an image QEMU reads"
     else fail "2d: status $RC: $(head -c 300 "$LOGS/2d.err")"; fi
@@ -175,7 +182,7 @@ else fail "2d: QEMU never locked the image: $(tr '\n' '|' <"$LOGS/qemu-holder.lo
 stop_holder
 
 hold_strata --drive "file=$IMG"
-if wait_locked "$IMG"; then
+if wait_locked "$IMG" 101; then
     for ro in "" ",readonly=on"; do
         RC=0
         timeout 20 "$QEMU_BIN" -M virt -S -display none -monitor none -serial none \
@@ -243,7 +250,7 @@ expect_refused "6c: --serial-log naming an attached drive is refused" "$LOGS/6c.
 [ "$(sha "$IMG")" = "$IMG_SHA" ] && pass "6c: the image is unchanged" || fail "6c: the image changed"
 
 hold_qemu "$IMG"
-if wait_locked "$IMG"; then
+if wait_locked "$IMG" 101; then
     strata_fail 6d --serial-log "$IMG"
     expect_refused "6d: --serial-log naming an image QEMU holds is refused" "$LOGS/6d.err" "$RC" \
         "serial log .*disk.img is a disk image that process $HOLDER \(qemu-system-riscv64\) holds"
