@@ -345,11 +345,18 @@ fn vms_sharing_a_hart_get_equal_shares_of_its_work() {
 /// next page on each, the last back to the first): every pass enters
 /// every page, as a kernel's working set does.
 fn code_spreader(pages: usize) -> PathBuf {
-    use strata_testkit::asm::reg::{T0, ZERO};
+    use strata_arch::isa::Op;
+    use strata_testkit::asm::reg::{T0, T1, ZERO};
     let mut a = strata_testkit::asm::Asm::new();
+    // The way back spans more than JAL reaches (1 MiB): through a register.
+    a.li(T1, RAM);
     for p in 0..pages {
-        let next = if p + 1 == pages { 0 } else { (p as i64 + 1) * 4096 };
-        a.addi(T0, T0, 1).j(next);
+        a.addi(T0, T0, 1);
+        if p + 1 == pages {
+            a.insn(Op::JALR, ZERO, T1, 0, 0);
+        } else {
+            a.j((p as i64 + 1) * 4096);
+        }
         while a.here() % 4096 != 0 {
             a.addi(ZERO, ZERO, 0);
         }
