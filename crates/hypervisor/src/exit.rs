@@ -23,8 +23,12 @@ use crate::vcpu::{hvip, HsmState};
 use crate::vm::Vm;
 use crate::{Hypervisor, Next};
 
-/// The WFI instruction word.
-const WFI: u64 = 0x1050_0073;
+/// Whether `insn` (from `stval`) is WFI, whose instruction word has no
+/// fields (Priv. §3.3.3).
+pub(crate) fn is_wfi(insn: u64) -> bool {
+    use strata_arch::isa::{encoding, Op};
+    u32::try_from(insn).is_ok_and(|w| encoding(Op::WFI).is_some_and(|e| e.mask == u32::MAX && e.matches(w)))
+}
 
 /// The SBI's view of the calling vCPU's VM.
 struct CallerView<'a> {
@@ -81,7 +85,7 @@ impl Hypervisor {
                 self.vms[vm].stats.virtual_insn += 1;
                 let hart = &mut *harts[h.0];
                 let insn = hart.csr(Csr::Stval);
-                if insn == WFI {
+                if is_wfi(insn) {
                     let sepc = hart.csr(Csr::Sepc);
                     hart.set_csr(Csr::Sepc, sepc.wrapping_add(4));
                     self.vcpus[v].stats.wfi += 1;

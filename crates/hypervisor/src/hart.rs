@@ -43,57 +43,42 @@ pub enum Csr {
 impl Csr {
     /// The CSR number (Priv. Tables 2.2–2.5).
     pub const fn number(self) -> u16 {
+        use strata_arch::csr::addr;
         match self {
-            Csr::Sstatus => 0x100,
-            Csr::Sepc => 0x141,
-            Csr::Scause => 0x142,
-            Csr::Stval => 0x143,
-            Csr::Hstatus => 0x600,
-            Csr::Hedeleg => 0x602,
-            Csr::Hideleg => 0x603,
-            Csr::Hvip => 0x645,
-            Csr::Hcounteren => 0x606,
-            Csr::Henvcfg => 0x60a,
-            Csr::Htimedelta => 0x605,
-            Csr::Htval => 0x643,
-            Csr::Htinst => 0x64a,
-            Csr::Hgatp => 0x680,
-            Csr::Vsstatus => 0x200,
-            Csr::Vsie => 0x204,
-            Csr::Vstvec => 0x205,
-            Csr::Vsscratch => 0x240,
-            Csr::Vsepc => 0x241,
-            Csr::Vscause => 0x242,
-            Csr::Vstval => 0x243,
-            Csr::Vsatp => 0x280,
-            Csr::Scounteren => 0x106,
-            Csr::Senvcfg => 0x10a,
-            Csr::Fcsr => 0x003,
+            Csr::Sstatus => addr::SSTATUS,
+            Csr::Sepc => addr::SEPC,
+            Csr::Scause => addr::SCAUSE,
+            Csr::Stval => addr::STVAL,
+            Csr::Hstatus => addr::HSTATUS,
+            Csr::Hedeleg => addr::HEDELEG,
+            Csr::Hideleg => addr::HIDELEG,
+            Csr::Hvip => addr::HVIP,
+            Csr::Hcounteren => addr::HCOUNTEREN,
+            Csr::Henvcfg => addr::HENVCFG,
+            Csr::Htimedelta => addr::HTIMEDELTA,
+            Csr::Htval => addr::HTVAL,
+            Csr::Htinst => addr::HTINST,
+            Csr::Hgatp => addr::HGATP,
+            Csr::Vsstatus => addr::VSSTATUS,
+            Csr::Vsie => addr::VSIE,
+            Csr::Vstvec => addr::VSTVEC,
+            Csr::Vsscratch => addr::VSSCRATCH,
+            Csr::Vsepc => addr::VSEPC,
+            Csr::Vscause => addr::VSCAUSE,
+            Csr::Vstval => addr::VSTVAL,
+            Csr::Vsatp => addr::VSATP,
+            Csr::Scounteren => addr::SCOUNTEREN,
+            Csr::Senvcfg => addr::SENVCFG,
+            Csr::Fcsr => addr::FCSR,
         }
     }
 }
 
-/// `scause` values the hypervisor handles (Priv. Table 8.6).
-pub mod cause {
-    /// Set in `scause` for an interrupt.
-    pub const INTERRUPT: u64 = 1 << 63;
-    pub const INSN_ACCESS: u64 = 1;
-    pub const ILLEGAL_INSN: u64 = 2;
-    pub const LOAD_ACCESS: u64 = 5;
-    pub const STORE_ACCESS: u64 = 7;
-    pub const ECALL_VS: u64 = 10;
-    pub const INSN_GUEST_PAGE: u64 = 20;
-    pub const LOAD_GUEST_PAGE: u64 = 21;
-    pub const VIRTUAL_INSN: u64 = 22;
-    pub const STORE_GUEST_PAGE: u64 = 23;
-}
-
-/// `sstatus`/`vsstatus` bits (Priv. §4.1.1).
-pub mod sstatus {
-    pub const SIE: u64 = 1 << 1;
-    pub const SPIE: u64 = 1 << 5;
-    pub const SPP: u64 = 1 << 8;
-}
+/// `scause` values (Priv. Table 8.6).
+pub use strata_arch::cause;
+/// `sstatus`/`vsstatus` bits (Priv. §4.1.1): `sstatus` is a view of
+/// `mstatus` with its bits in the same places.
+pub use strata_arch::csr::mstatus as sstatus;
 
 /// Where the trap that ended a guest run went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -138,11 +138,12 @@ enum Next {
     Off,
 }
 
-/// Exceptions a guest handles itself (`hedeleg`): misaligned, access and
-/// page faults, illegal instruction, breakpoint, ecall from VU.
-const HEDELEG: u64 = 0b1011_0001_1111_1111;
+/// Exceptions a guest handles itself (`hedeleg`): every one the
+/// specification lets go on to VS-mode (misaligned, access and page faults,
+/// illegal instruction, breakpoint, ecall from VU).
+const HEDELEG: u64 = strata_arch::cause::VS_DELEGABLE;
 /// VS-level interrupts go to the guest (`hideleg`).
-const HIDELEG: u64 = hvip::VSSIP | hvip::VSTIP | hvip::VSEIP;
+const HIDELEG: u64 = strata_arch::irq::VS_LEVEL;
 
 pub struct Hypervisor {
     mem: Box<dyn MachineMemory + Send>,

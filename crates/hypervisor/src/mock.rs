@@ -149,7 +149,10 @@ impl HartOps for MockHart {
             }
             Step::Wfi { slots, vsie } => {
                 self.csrs.insert(Csr::Vsie, vsie);
-                self.trap(cause::VIRTUAL_INSN, 0x1050_0073);
+                self.trap(
+                    cause::VIRTUAL_INSN,
+                    u64::from(strata_arch::isa::encode(strata_arch::isa::Op::WFI, 0, 0, 0, 0)),
+                );
                 (slots.min(budget.saturating_sub(1)) + 1, Some(TrapTo::Hs))
             }
         };
@@ -159,7 +162,7 @@ impl HartOps for MockHart {
     fn preempt(&mut self) {
         if self.trapped.is_none() {
             self.preempts += 1;
-            self.trap(cause::INTERRUPT | 5, 0);
+            self.trap(cause::INTERRUPT | cause::STI, 0);
         }
     }
     fn read_guest_insn(&mut self, _: u64) -> Option<u32> {

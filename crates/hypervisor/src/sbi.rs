@@ -27,27 +27,10 @@ use crate::hart::HartOps;
 use crate::vcpu::HsmState;
 use crate::vm::VmEnd;
 
-/// Extension ids (SBI 2.0 §4–§12).
-pub mod eid {
-    pub const BASE: u64 = 0x10;
-    pub const TIME: u64 = 0x5449_4d45;
-    pub const IPI: u64 = 0x73_5049;
-    pub const RFENCE: u64 = 0x5246_4e43;
-    pub const HSM: u64 = 0x48_534d;
-    pub const SRST: u64 = 0x5352_5354;
-    pub const DBCN: u64 = 0x4442_434e;
-}
-
 /// Error codes (SBI 2.0 §3, Table 1).
-pub mod err {
-    pub const SUCCESS: i64 = 0;
-    pub const FAILED: i64 = -1;
-    pub const NOT_SUPPORTED: i64 = -2;
-    pub const INVALID_PARAM: i64 = -3;
-    pub const INVALID_ADDRESS: i64 = -5;
-    pub const ALREADY_AVAILABLE: i64 = -6;
-    pub const ALREADY_STOPPED: i64 = -8;
-}
+pub use strata_arch::sbi::error as err;
+/// Extension ids (SBI 2.0 §4–§12).
+pub use strata_arch::sbi::ext as eid;
 
 /// SBI specification version 2.0 (§4.1: major in bits 30..24).
 pub const SPEC_VERSION: u64 = 2 << 24;

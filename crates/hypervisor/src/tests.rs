@@ -13,7 +13,8 @@ use crate::vcpu::HsmState;
 use crate::vm::{layout, VmEnd, VmSpec};
 use crate::{Hypervisor, Policy, SchedParams, Slice, VmIndex};
 
-const BASE: u64 = 0x8000_0000;
+/// The machine's RAM, where the mock harts' memory starts.
+const BASE: u64 = strata_devices::board::VIRT.ram_base;
 const MIB: u64 = 1 << 20;
 const BUDGET: u64 = 4096;
 

@@ -11,6 +11,7 @@
 
 use crate::hart::{sstatus, Csr, HartOps};
 use crate::ids::{HartIndex, VmIndex};
+use strata_arch::csr::counters;
 
 /// SBI HSM states (SBI 2.0 §9.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,21 +68,18 @@ const fn slot(c: Csr) -> usize {
     panic!("not a switched CSR")
 }
 
-/// `scounteren` at vCPU reset: CY, TM and IR (bits 0–2) readable in VU-mode.
-pub const SCOUNTEREN_AT_RESET: u64 = 0b111;
+/// `scounteren` at vCPU reset: CY, TM and IR readable in VU-mode.
+pub const SCOUNTEREN_AT_RESET: u64 = counters::CY | counters::TM | counters::IR;
 
 /// `hstatus` bits (Priv. §8.2.1).
-pub mod hstatus {
-    pub const SPV: u64 = 1 << 7;
-    pub const SPVP: u64 = 1 << 8;
-    pub const VTW: u64 = 1 << 21;
-}
+pub use strata_arch::csr::hstatus;
 
-/// `hvip`/`hip` bits (Priv. §8.2.3).
+/// `hvip`/`hip` bits (Priv. §8.2.3): the VS-level interrupts.
 pub mod hvip {
-    pub const VSSIP: u64 = 1 << 2;
-    pub const VSTIP: u64 = 1 << 6;
-    pub const VSEIP: u64 = 1 << 10;
+    use strata_arch::irq;
+    pub const VSSIP: u64 = irq::bit(irq::VSSIP);
+    pub const VSTIP: u64 = irq::bit(irq::VSTIP);
+    pub const VSEIP: u64 = irq::bit(irq::VSEIP);
 }
 
 /// Counters of one vCPU.
