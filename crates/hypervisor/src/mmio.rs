@@ -6,7 +6,8 @@
 //! the transformed instruction (Priv. §8.6.3): enough to emulate the access
 //! without reading the guest's instruction from its memory. When `htinst`
 //! is zero, which the specification allows, the handler reads the
-//! instruction from the guest as HS-mode software would with HLVX.
+//! instruction from the guest as HS-mode software would with HLVX. Both
+//! forms are decoded by `strata_arch::tinst`, beside the hart's encoder.
 //!
 //! [`emulate`] is the handler:
 //!
@@ -16,6 +17,7 @@
 //! | decodable | nothing at that address, or the device refuses the width | an access fault (cause 5 or 7) for the guest, `stval` = the faulting address |
 //! | not a plain load or store (an AMO, a pseudoinstruction, unreadable) | – | the same access fault |
 
+use strata_arch::tinst::{self, Transformed};
 use strata_devices::bus::Bus as DeviceBus;
 
 use crate::hart::{cause, Csr, HartOps};
@@ -41,114 +43,35 @@ pub fn emulate(hart: &mut dyn HartOps, bus: &mut DeviceBus, trap: u64) -> Emulat
     };
     // htinst may be zero (Priv. §8.6.3): then read the instruction from
     // the guest, as an HS-mode hypervisor would with HLVX.
-    let decoded = decode(hart.csr(Csr::Htinst)).or_else(|| {
+    let decoded = Transformed::decode(hart.csr(Csr::Htinst)).or_else(|| {
         let pc = hart.csr(Csr::Sepc);
-        hart.read_guest_insn(pc).and_then(decode_insn)
+        hart.read_guest_insn(pc).and_then(tinst::transform)
     });
-    let Some((acc, len)) = decoded else { return fault };
-    let ok = match acc {
-        Access::Load { rd, size, signed, fp } => match bus.read(gpa, size) {
+    let Some(t) = decoded else { return fault };
+    let acc = t.access();
+    let reg = usize::from(t.reg);
+    let ok = if acc.store {
+        let val = if acc.fp { hart.fpr(reg) } else { hart.gpr(reg) };
+        bus.write(gpa, acc.size, val)
+    } else {
+        match bus.read(gpa, acc.size) {
             Some(raw) => {
-                if fp {
-                    hart.set_fpr(rd, if size == 4 { box_f32(raw & 0xffff_ffff) } else { raw });
-                } else if rd != 0 {
-                    hart.set_gpr(rd, extend(raw, size, signed));
+                if acc.fp {
+                    hart.set_fpr(reg, if acc.size == 4 { box_f32(raw & 0xffff_ffff) } else { raw });
+                } else if reg != 0 {
+                    hart.set_gpr(reg, extend(raw, acc.size, acc.signed));
                 }
                 true
             }
             None => false,
-        },
-        Access::Store { rs2, size, fp } => {
-            let val = if fp { hart.fpr(rs2) } else { hart.gpr(rs2) };
-            bus.write(gpa, size, val)
         }
     };
     if !ok {
         return fault;
     }
     let sepc = hart.csr(Csr::Sepc);
-    hart.set_csr(Csr::Sepc, sepc.wrapping_add(len));
+    hart.set_csr(Csr::Sepc, sepc.wrapping_add(t.insn_len()));
     Emulated::Done
-}
-
-/// A decoded MMIO access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// A load into x`rd` (or f`rd` when `fp`).
-    Load { rd: usize, size: u8, signed: bool, fp: bool },
-    /// A store of x`rs2` (or f`rs2`).
-    Store { rs2: usize, size: u8, fp: bool },
-}
-
-/// Decodes a transformed load/store instruction from `htinst`. Returns the
-/// access and the original instruction's length, or `None` if `htinst` is
-/// not a transformed basic load or store (zero, a pseudoinstruction, or
-/// anything else): the caller then treats the access as a fault.
-pub fn decode(tinst: u64) -> Option<(Access, u64)> {
-    // Bit 0 set: a transformed standard instruction; bit 1 tells whether
-    // the original was 32-bit (1) or compressed (0).
-    if tinst & 1 == 0 || tinst >> 32 != 0 {
-        return None;
-    }
-    let len = if tinst & 2 != 0 { 4 } else { 2 };
-    let insn = tinst as u32 | 2;
-    let opcode = insn & 0x7f;
-    let funct3 = (insn >> 12) & 7;
-    let rd = ((insn >> 7) & 31) as usize;
-    let rs2 = ((insn >> 20) & 31) as usize;
-    let acc = match opcode {
-        0x03 => {
-            let (size, signed) = match funct3 {
-                0 => (1, true),
-                1 => (2, true),
-                2 => (4, true),
-                3 => (8, false),
-                4 => (1, false),
-                5 => (2, false),
-                6 => (4, false),
-                _ => return None,
-            };
-            Access::Load { rd, size, signed, fp: false }
-        }
-        0x07 if funct3 == 2 || funct3 == 3 => Access::Load { rd, size: 1 << funct3, signed: false, fp: true },
-        0x23 if funct3 <= 3 => Access::Store { rs2, size: 1 << funct3, fp: false },
-        0x27 if funct3 == 2 || funct3 == 3 => Access::Store { rs2, size: 1 << funct3, fp: true },
-        _ => return None,
-    };
-    Some((acc, len))
-}
-
-/// Decodes a guest's load or store instruction read from its memory (for
-/// traps whose `htinst` is zero, which the spec allows): the 32-bit basic
-/// loads and stores, and the compressed ones with register-based addresses
-/// (C.LW, C.LD, C.SW, C.SD, C.FLD, C.FSD; Unprivileged ISA §16.3). Returns
-/// the access and the instruction's length.
-pub fn decode_insn(insn: u32) -> Option<(Access, u64)> {
-    if insn & 3 == 3 {
-        let opcode = insn & 0x7f;
-        if !matches!(opcode, 0x03 | 0x07 | 0x23 | 0x27) {
-            return None;
-        }
-        // The transformed form keeps opcode, funct3 and rd/rs2.
-        let keep = insn & (0x7f | 7 << 12 | if opcode & 0x20 == 0 { 31 << 7 } else { 31 << 20 });
-        return decode(keep as u64);
-    }
-    let rd_ = ((insn >> 2) & 7) as usize + 8;
-    let (load, size, fp) = match (insn >> 13, insn & 3) {
-        (0b010, 0) => (true, 4, false),
-        (0b011, 0) => (true, 8, false),
-        (0b001, 0) => (true, 8, true),
-        (0b110, 0) => (false, 4, false),
-        (0b111, 0) => (false, 8, false),
-        (0b101, 0) => (false, 8, true),
-        _ => return None,
-    };
-    let acc = if load {
-        Access::Load { rd: rd_, size, signed: size == 4 && !fp, fp }
-    } else {
-        Access::Store { rs2: rd_, size, fp }
-    };
-    Some((acc, 2))
 }
 
 /// Sign- or zero-extends a `size`-byte value read from a device.
@@ -170,42 +93,62 @@ pub fn box_f32(v: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use strata_arch::tinst::{transform, MemAccess, Transformed};
+
     use super::*;
 
+    /// (register, access, length) of a decoded form, as `emulate` uses it.
+    fn seen(t: Option<Transformed>) -> Option<(u8, MemAccess, u64)> {
+        t.map(|t| (t.reg, t.access(), t.insn_len()))
+    }
+    fn load(size: u8, signed: bool, fp: bool) -> MemAccess {
+        MemAccess { store: false, size, signed, fp }
+    }
+    fn store(size: u8, fp: bool) -> MemAccess {
+        MemAccess { store: true, size, signed: false, fp }
+    }
+
+    // The words below are written from the specification's tables (Priv.
+    // §8.6.3, Unpriv. Chapter 24), not from the encoder under test.
     #[test]
     fn decodes_transformed_loads_and_stores() {
         // lw a0, 0(x0) transformed: opcode 0x03, funct3 2, rd 10.
-        assert_eq!(decode(0x0000_2503), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 4)));
+        assert_eq!(seen(Transformed::decode(0x0000_2503)), Some((10, load(4, true, false), 4)));
         // Compressed original: bit 1 clear.
-        assert_eq!(decode(0x0000_2501), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 2)));
+        assert_eq!(seen(Transformed::decode(0x0000_2501)), Some((10, load(4, true, false), 2)));
         // sb a1: opcode 0x23, funct3 0, rs2 11.
-        assert_eq!(decode(0x00b0_0023), Some((Access::Store { rs2: 11, size: 1, fp: false }, 4)));
-        // lbu, ld.
-        assert_eq!(decode(0x0000_4283), Some((Access::Load { rd: 5, size: 1, signed: false, fp: false }, 4)));
-        assert_eq!(decode(0x0000_3283), Some((Access::Load { rd: 5, size: 8, signed: false, fp: false }, 4)));
+        assert_eq!(seen(Transformed::decode(0x00b0_0023)), Some((11, store(1, false), 4)));
+        // lbu t0.
+        assert_eq!(seen(Transformed::decode(0x0000_4283)), Some((5, load(1, false, false), 4)));
+        // ld t0: eight bytes, nothing to extend.
+        assert_eq!(
+            seen(Transformed::decode(0x0000_3283)).map(|(r, a, l)| (r, a.size, a.store, l)),
+            Some((5, 8, false, 4))
+        );
         // fsd f3.
-        assert_eq!(decode(0x0030_3027), Some((Access::Store { rs2: 3, size: 8, fp: true }, 4)));
+        assert_eq!(seen(Transformed::decode(0x0030_3027)), Some((3, store(8, true), 4)));
     }
 
     #[test]
     fn refuses_what_is_not_a_transformed_load_or_store() {
-        assert_eq!(decode(0), None);
-        assert_eq!(decode(0x3000), None, "the PTE-read pseudoinstruction");
-        assert_eq!(decode(0x0000_7003), None, "funct3 7 is no load");
-        assert_eq!(decode(0x0000_202f), None, "an AMO");
-        assert_eq!(decode(1 << 32 | 0x2503), None, "high bits set");
+        assert_eq!(Transformed::decode(0), None);
+        assert_eq!(Transformed::decode(tinst::PT_READ_64), None, "the PTE-read pseudoinstruction");
+        assert_eq!(Transformed::decode(0x0000_7003), None, "funct3 7 is no load");
+        assert_eq!(Transformed::decode(0x0000_202f), None, "an AMO");
+        assert_eq!(Transformed::decode(1 << 32 | 0x2503), None, "high bits set");
+        assert_eq!(Transformed::decode(0x0040_2503), None, "a nonzero immediate");
     }
 
     #[test]
     fn decodes_instructions_read_from_the_guest() {
         // Words from riscv64-unknown-elf-as: lw a0,8(a1); sd a2,-16(sp);
         // c.lw a0,4(a1); c.sd a2,8(a3); c.fld fa0,0(a1); addi (not memory).
-        assert_eq!(decode_insn(0x0085a503), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 4)));
-        assert_eq!(decode_insn(0xfec13823), Some((Access::Store { rs2: 12, size: 8, fp: false }, 4)));
-        assert_eq!(decode_insn(0x41c8), Some((Access::Load { rd: 10, size: 4, signed: true, fp: false }, 2)));
-        assert_eq!(decode_insn(0xe690), Some((Access::Store { rs2: 12, size: 8, fp: false }, 2)));
-        assert_eq!(decode_insn(0x2188), Some((Access::Load { rd: 10, size: 8, signed: false, fp: true }, 2)));
-        assert_eq!(decode_insn(0x00150513), None);
+        assert_eq!(seen(transform(0x0085a503)), Some((10, load(4, true, false), 4)));
+        assert_eq!(seen(transform(0xfec13823)), Some((12, store(8, false), 4)));
+        assert_eq!(seen(transform(0x41c8)), Some((10, load(4, true, false), 2)));
+        assert_eq!(seen(transform(0xe690)), Some((12, store(8, false), 2)));
+        assert_eq!(seen(transform(0x2188)), Some((10, load(8, false, true), 2)));
+        assert_eq!(transform(0x00150513), None);
     }
 
     #[test]
