@@ -58,7 +58,7 @@ guest: setup-host
 initramfs:
 	@scripts/mkinitramfs.sh
 
-build:
+build: setup-host
 	$(CARGO) build --release
 
 demo: setup build
@@ -74,7 +74,7 @@ qemu-demo: setup
 # The quality gate, first in make test: format, lints (warnings denied, every
 # unsafe block with a SAFETY comment), rustdoc (warnings denied), and no CSR
 # number, cause code, PTE bit or board address defined outside its home.
-check:
+check: setup-host
 	scripts/check-duplicates.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings

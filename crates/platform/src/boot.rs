@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::fdt::{self, FdtConfig};
-use crate::loader::{self, HostFile, ImageKind, LoadError, LoadTarget, Source};
+use crate::loader::{self, HostFile, ImageKind, Layout as Misfit, LoadError, LoadTarget, Source, Unusable};
 use crate::machine::Layout;
 
 /// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
@@ -61,7 +61,7 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
             let l = match loader::classify(&head) {
                 ImageKind::Elf => loader::load_elf(ram, &fw)?,
                 ImageKind::LinuxImage => {
-                    return Err(LoadError(format!("{} is a Linux kernel, not firmware", fw.name())))
+                    return Err(LoadError::Unusable { what: fw.name().to_string(), kind: Unusable::KernelAsFirmware })
                 }
                 ImageKind::Raw => {
                     fw.check_size(room, &room_text)?;
@@ -77,10 +77,7 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
         ImageKind::Elf => loader::load_elf(ram, &kernel)?,
         ImageKind::LinuxImage => {
             if firmware_entry.is_none() && !cfg.sbi_provided {
-                return Err(LoadError(
-                    "a Linux Image runs in S-mode and needs SBI firmware: give --bios (e.g. OpenSBI's fw_dynamic.bin)"
-                        .into(),
-                ));
+                return Err(LoadError::Layout(Misfit::NeedsFirmware));
             }
             // RV64 kernels want a 2 MiB aligned load address above the
             // firmware (boot-image-header.rst); without firmware, the same
@@ -92,12 +89,12 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
             if firmware_entry.is_some() {
                 loader::load_raw(ram, &kernel, align_up(fw_end, 2 * MIB))?
             } else {
-                return Err(LoadError(format!("{} is neither an ELF file nor a RISC-V Linux Image", kernel.name())));
+                return Err(LoadError::Unusable { what: kernel.name().to_string(), kind: Unusable::Unknown });
             }
         }
     };
     if firmware_entry.is_some() && kernel.start < fw_end {
-        return Err(LoadError("the kernel overlaps the firmware".into()));
+        return Err(LoadError::Layout(Misfit::KernelOverlapsFirmware));
     }
     layout.kernel = (kernel.start, kernel.end);
 
@@ -108,7 +105,7 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
             let f = HostFile::open("initrd", p)?;
             f.check_size(room, &room_text)?;
             if f.is_empty() {
-                return Err(LoadError(format!("{} is empty", f.name())));
+                return Err(LoadError::Unusable { what: f.name().to_string(), kind: Unusable::Empty });
             }
             Some(f)
         }
@@ -120,28 +117,27 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
     if let Some(f) = &initrd {
         let start = (info_addr.saturating_sub(f.len())) & !0xfff;
         if start < kernel.end || start < base {
-            return Err(LoadError(format!(
-                "RAM too small: the kernel ends at {:#x} and the {} initrd must fit below {:#x}; try a larger -m",
-                kernel.end,
-                crate::size::human(f.len()),
-                info_addr
-            )));
+            return Err(LoadError::Layout(Misfit::NoRoomForInitrd {
+                kernel_end: kernel.end,
+                size: f.len(),
+                below: info_addr,
+            }));
         }
         // Checked to fit: now read it.
         let d = f.read_at(0, f.len())?;
-        ram.write(start, &d).map_err(|e| LoadError(format!("initrd: {e}")))?;
+        ram.write(start, &d).map_err(|e| e.within("initrd"))?;
         layout.initrd = Some((start, start + d.len() as u64));
         low_limit = start;
     }
     if kernel.end > low_limit {
-        return Err(LoadError(format!("RAM too small for the kernel (it ends at {:#x}); try a larger -m", kernel.end)));
+        return Err(LoadError::Layout(Misfit::NoRoomForKernel { kernel_end: kernel.end }));
     }
     let fdt_cfg = FdtConfig { bootargs: cfg.append.to_string(), initrd: layout.initrd, ..cfg.fdt.clone() };
-    let dtb = fdt::build_fdt(&fdt_cfg).map_err(LoadError)?;
+    let dtb = fdt::build_fdt(&fdt_cfg).map_err(LoadError::Fdt)?;
     if dtb.len() as u64 > DTB_MAX {
-        return Err(LoadError("device tree larger than 64 KiB".into()));
+        return Err(LoadError::Layout(Misfit::DeviceTreeTooLarge));
     }
-    ram.write(dtb_slot, &dtb).map_err(|e| LoadError(format!("device tree: {e}")))?;
+    ram.write(dtb_slot, &dtb).map_err(|e| e.within("device tree"))?;
     layout.dtb = dtb_slot;
 
     layout.entry = match firmware_entry {
@@ -150,7 +146,7 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
             // options, boot_hart.
             let info = [FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, kernel.entry, NEXT_MODE_S, 0, 0];
             let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
-            ram.write(info_addr, &bytes).map_err(|e| LoadError(format!("fw_dynamic_info: {e}")))?;
+            ram.write(info_addr, &bytes).map_err(|e| e.within("fw_dynamic_info"))?;
             layout.fw_dynamic_info = Some(info_addr);
             fw_entry
         }

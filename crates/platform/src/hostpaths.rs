@@ -87,9 +87,22 @@ fn normalize(p: &Path) -> PathBuf {
     }
 }
 
+/// Why the host files of a configuration cannot be used as given.
+#[derive(Debug, thiserror::Error)]
+pub enum HostPathError {
+    /// One file for two jobs; `file` names it (and its other spelling).
+    #[error("{file} is used twice: as {first} and as {second}; only read-only uses (kernel, initrd, firmware, readonly=on drives) may share a file")]
+    UsedTwice { file: String, first: String, second: String },
+    #[error("cannot create serial log {}: {source}", path.display())]
+    SerialLog { path: PathBuf, source: std::io::Error },
+    /// The serial log is a disk image that `holder` has locked.
+    #[error("serial log {} is a disk image that {holder} holds; refusing to overwrite it", path.display())]
+    SerialLogIsImage { path: PathBuf, holder: String },
+}
+
 /// Refuses a configuration that uses one file for two jobs, unless both
 /// only read it.
-pub fn check(paths: &[HostPath]) -> Result<(), String> {
+pub fn check(paths: &[HostPath]) -> Result<(), HostPathError> {
     let keys: Vec<Key> = paths.iter().map(|h| key(&h.path)).collect();
     for (i, a) in paths.iter().enumerate() {
         for (j, b) in paths.iter().enumerate().take(i) {
@@ -99,10 +112,7 @@ pub fn check(paths: &[HostPath]) -> Result<(), String> {
                 } else {
                     format!("{} (also named {})", b.path.display(), a.path.display())
                 };
-                return Err(format!(
-                    "{same} is used twice: as {} and as {}; only read-only uses (kernel, initrd, firmware, readonly=on drives) may share a file",
-                    b.what, a.what
-                ));
+                return Err(HostPathError::UsedTwice { file: same, first: b.what.clone(), second: a.what.clone() });
             }
         }
     }
@@ -162,15 +172,12 @@ pub fn run_paths(cfg: &crate::hyp::RunConfig) -> Vec<HostPath> {
 
 /// Opens (creates, or empties) a serial log; a file that a drive of this
 /// or another program holds as a disk image is refused, not truncated.
-pub fn open_serial_log(p: &Path) -> Result<File, String> {
-    let cannot = |e: std::io::Error| format!("cannot create serial log {}: {e}", p.display());
+pub fn open_serial_log(p: &Path) -> Result<File, HostPathError> {
+    let cannot = |source: std::io::Error| HostPathError::SerialLog { path: p.to_path_buf(), source };
     // Opened without O_TRUNC: nothing is lost before the check.
     let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(p).map_err(cannot)?;
     if let Some(holder) = strata_devices::virtio::image_lock::held_as_image(&f) {
-        return Err(format!(
-            "serial log {} is a disk image that {holder} holds; refusing to overwrite it",
-            p.display()
-        ));
+        return Err(HostPathError::SerialLogIsImage { path: p.to_path_buf(), holder });
     }
     // Only a regular file has a length (/dev/null, a FIFO or a terminal
     // are fine as they are).
@@ -205,7 +212,7 @@ mod tests {
         assert!(check(&[hp("a", &img, ro), hp("b", &link, ro), hp("k", &img, Use::Kernel)]).is_ok());
         let e = check(&[hp("--drive 0", &img, rw), hp("--serial-log", &link, Use::SerialLog)]).unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             format!(
                 "{} (also named {}) is used twice: as --drive 0 and as --serial-log; only read-only uses (kernel, initrd, firmware, readonly=on drives) may share a file",
                 img.display(),
@@ -221,7 +228,7 @@ mod tests {
         let e =
             check(&[hp("VM a's serial log", &log, Use::SerialLog), hp("VM b's serial log", &other, Use::SerialLog)])
                 .unwrap_err();
-        assert!(e.contains("as VM a's serial log and as VM b's serial log"), "{e}");
+        assert!(e.to_string().contains("as VM a's serial log and as VM b's serial log"), "{e}");
         assert!(check(&[hp("x", &log, Use::Socket), hp("y", &temp("other.sock"), Use::Socket)]).is_ok());
         std::fs::remove_file(&link).unwrap();
         std::fs::remove_file(&img).unwrap();
@@ -233,7 +240,7 @@ mod tests {
         std::fs::write(&img, [7u8; 4096]).unwrap();
         let blk = strata_devices::virtio::block::Block::open(&img, false, None).unwrap();
         let e = open_serial_log(&img).unwrap_err();
-        assert!(e.contains("is a disk image that this Strata process (another drive) holds"), "{e}");
+        assert!(e.to_string().contains("is a disk image that this Strata process (another drive) holds"), "{e}");
         assert_eq!(std::fs::read(&img).unwrap(), [7u8; 4096], "the image was not touched");
         drop(blk);
         // Free, it is an ordinary file: emptied and written.

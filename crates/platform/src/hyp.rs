@@ -23,8 +23,9 @@ use strata_hypervisor::{Hypervisor, Policy, VmIndex};
 use strata_memory::GuestRam;
 
 use crate::boot::{self, BootConfig};
+use crate::error::Error;
 use crate::fdt::FdtConfig;
-use crate::loader::{LoadError, Segments};
+use crate::loader::Segments;
 use crate::runner::{check_harts, check_host_ram, check_ram, lock, ClockMode, RunEnd, Runner, Slice, Workload};
 use crate::virtio::VirtioConfig;
 use strata_devices::virtio::VirtioMmio;
@@ -489,23 +490,20 @@ impl Workload for Hypervised {
 impl Runner<Hypervised> {
     /// Builds the machine for `cfg`: checks the limits, creates every VM
     /// with its images, devices and console, and prepares the harts.
-    pub fn new(cfg: &RunConfig) -> Result<HypMachine, LoadError> {
+    pub fn new(cfg: &RunConfig) -> Result<HypMachine, Error> {
         if cfg.vms.is_empty() {
-            return Err(LoadError("no VM to run".into()));
+            return Err(Error::NoVm);
         }
         // No file may serve two jobs (one log for two VMs, a log over a disk).
-        crate::hostpaths::check(&crate::hostpaths::run_paths(cfg)).map_err(LoadError)?;
+        crate::hostpaths::check(&crate::hostpaths::run_paths(cfg))?;
         let mut names = std::collections::BTreeSet::new();
         for vm in &cfg.vms {
             if vm.name.is_empty() || !names.insert(vm.name.clone()) {
-                return Err(LoadError(format!("VM names must be non-empty and distinct ('{}')", vm.name)));
+                return Err(Error::VmName(vm.name.clone()));
             }
             check_harts(&format!("VM {}: {} vCPUs", vm.name, vm.vcpus), vm.vcpus)?;
             if vm.protected && vm.virtio.count() > 0 {
-                return Err(LoadError(format!(
-                    "VM {}: a protected VM cannot have virtio devices: their models are host-side code, and a protected VM's memory is closed to it (docs/hypervisor.md)",
-                    vm.name
-                )));
+                return Err(Error::ProtectedWithDevices.in_vm(&vm.name));
             }
             check_ram(&format!("VM {}: memory", vm.name), vm.memory)?;
         }
@@ -518,23 +516,22 @@ impl Runner<Hypervised> {
         let vm_total: u64 = cfg.vms.iter().map(|v| v.memory).sum();
         let machine = vm_total + vm_total / 256 + 16 * MIB * cfg.vms.len() as u64;
         check_host_ram("the VMs' machine memory", machine)?;
-        let ram = Arc::new(GuestRam::new(MACHINE_RAM_BASE, machine).map_err(LoadError)?);
+        let ram = Arc::new(GuestRam::new(MACHINE_RAM_BASE, machine).map_err(Error::Board)?);
         let mem = Box::new(Ram(ram.clone()));
-        let mut hyp = Hypervisor::new(mem, MACHINE_RAM_BASE, machine / 4096, harts as usize, cfg.policy)
-            .map_err(|e| LoadError(e.to_string()))?;
+        let mut hyp = Hypervisor::new(mem, MACHINE_RAM_BASE, machine / 4096, harts as usize, cfg.policy)?;
 
         let labelled = cfg.vms.len() > 1;
         let mut consoles = Vec::new();
         let mut virtio = Vec::new();
         for vm in &cfg.vms {
-            let slots = vm.virtio.slots(&layout::BOARD).map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
-            let mut devs = vm.virtio.build_devices().map_err(|e| LoadError(format!("VM {}: {e}", vm.name)))?;
+            let slots = vm.virtio.slots(&layout::BOARD).map_err(|e| Error::from(e).in_vm(&vm.name))?;
+            let mut devs = vm.virtio.build_devices().map_err(|e| e.in_vm(&vm.name))?;
             for (name, _) in devs.iter_mut().filter(|_| cfg.vms.len() > 1) {
                 *name = format!("VM {}: {name}", vm.name);
             }
             let (segments, entry, dtb) = vm_images(vm, &slots)?;
             let log = match &vm.serial_log {
-                Some(p) => Some(crate::hostpaths::open_serial_log(p).map_err(LoadError)?),
+                Some(p) => Some(crate::hostpaths::open_serial_log(p)?),
                 None => None,
             };
             let con = Arc::new(Mutex::new(VmConsole {
@@ -580,8 +577,7 @@ impl Runner<Hypervised> {
                 console: sink,
                 clock: host_clock(),
                 devices,
-            })
-            .map_err(|e| LoadError(e.to_string()))?;
+            })?;
             consoles.push(con);
             virtio.extend(built.iter().filter_map(|c| c.get().cloned()));
         }
@@ -641,7 +637,7 @@ impl Runner<Hypervised> {
 /// device tree's address.
 type VmImages = (Vec<(u64, Vec<u8>)>, u64, u64);
 
-fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, LoadError> {
+fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, Error> {
     let segs = Segments::new(layout::RAM_BASE, vm.memory);
     let l = boot::load(
         &segs,
@@ -664,6 +660,6 @@ fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, Loa
             },
         },
     )
-    .map_err(|e| LoadError(format!("VM {}: {}", vm.name, e.0)))?;
+    .map_err(|e| Error::from(e).in_vm(&vm.name))?;
     Ok((segs.into_segments(), l.entry, l.dtb))
 }

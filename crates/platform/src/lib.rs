@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod console;
+pub mod error;
 pub mod fdt;
 pub mod hostpaths;
 pub mod hyp;
@@ -14,6 +15,7 @@ pub mod runner;
 pub mod size;
 pub mod virtio;
 
+pub use error::Error;
 pub use machine::{ExitReason, Machine, MachineConfig};
 pub use runner::{ClockMode, Runner, StopHandle};
 pub use virtio::{DriveSpec, NetdevSpec, VirtioConfig, VsockSpec};

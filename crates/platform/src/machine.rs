@@ -16,8 +16,8 @@ use strata_hart::{Hart, RunExit};
 use strata_memory::GuestRam;
 
 use crate::console::ConsoleOut;
+use crate::error::Error;
 use crate::fdt::FdtConfig;
-use crate::loader::LoadError;
 use crate::runner::{check_harts, check_ram, lock, RunEnd, Runner, Slice, Workload};
 pub use crate::runner::{ClockMode, INSNS_PER_TICK};
 
@@ -222,15 +222,15 @@ impl Workload for BareBoard {
 impl Runner<BareBoard> {
     /// Builds the board for `cfg`: checks the limits, opens the virtio
     /// backends, loads the images and wires the devices.
-    pub fn new(cfg: &MachineConfig) -> Result<Machine, LoadError> {
+    pub fn new(cfg: &MachineConfig) -> Result<Machine, Error> {
         check_harts(&format!("--smp {}", cfg.harts), cfg.harts)?;
         check_ram("RAM size", cfg.ram_size)?;
         // No file may serve two jobs (a log over a disk, one socket twice).
-        crate::hostpaths::check(&crate::hostpaths::machine_paths(cfg)).map_err(LoadError)?;
+        crate::hostpaths::check(&crate::hostpaths::machine_paths(cfg))?;
         // virtio slots and backends first: a bad --drive fails fast.
-        let virtio_slots = cfg.virtio.slots(&VIRT).map_err(LoadError)?;
-        let virtio_devs = cfg.virtio.build_devices().map_err(LoadError)?;
-        let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(LoadError)?);
+        let virtio_slots = cfg.virtio.slots(&VIRT)?;
+        let virtio_devs = cfg.virtio.build_devices()?;
+        let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(Error::Board)?);
 
         // ---- images ----
         let layout = crate::boot::load(
@@ -264,7 +264,7 @@ impl Runner<BareBoard> {
         let console = ConsoleOut::new(
             cfg.console_stdout,
             match &cfg.serial_log {
-                Some(p) => Some(crate::hostpaths::open_serial_log(p).map_err(LoadError)?),
+                Some(p) => Some(crate::hostpaths::open_serial_log(p)?),
                 None => None,
             },
         );
@@ -281,13 +281,12 @@ impl Runner<BareBoard> {
                 console: Box::new(move |b| lock(&out).push(b)),
                 clock: host_clock(),
             })
-            .map_err(LoadError)?;
+            .map_err(Error::Board)?;
         let (mut devices, plic, uart, rtc, power) = (d.bus, d.plic, d.uart, d.rtc, d.power);
         let aclint = d.clint.expect("the bare board has a CLINT");
         let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, ram.clone(), &plic, &mut |base, size, dev| {
             devices.add(base, size, "virtio-mmio", dev)
-        })
-        .map_err(LoadError)?;
+        })?;
 
         // ---- harts ----
         let harts: Vec<Hart> = (0..cfg.harts)

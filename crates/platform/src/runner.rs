@@ -77,7 +77,7 @@ use strata_hart::Hart;
 use strata_memory::GuestRam;
 
 use crate::console::{self, Input, InputSender, Waker};
-use crate::loader::LoadError;
+use crate::error::Error;
 
 /// Instructions a hart runs before the loop turns to the next hart and to
 /// the devices.
@@ -129,28 +129,24 @@ impl ClockMode {
 
 /// Checks a hart or vCPU count: `what` names it in the message ("--smp 9",
 /// "VM a: 9 vCPUs").
-pub fn check_harts(what: &str, n: u32) -> Result<(), LoadError> {
+pub fn check_harts(what: &str, n: u32) -> Result<(), Error> {
     if n == 0 || n > MAX_HARTS {
-        return Err(LoadError(format!("{what}: Strata supports 1 to {MAX_HARTS}")));
+        return Err(Error::Harts { what: what.to_string() });
     }
     Ok(())
 }
 
 /// Checks a RAM size for a machine or VM (`what` names it, e.g. "-m"):
 /// the limits of [`crate::size::check_ram`] (the one place they are
-/// checked), as a [`LoadError`].
-pub fn check_ram(what: &str, bytes: u64) -> Result<(), LoadError> {
-    crate::size::check_ram(bytes).map_err(|e| LoadError(format!("{what} {}: {e}", crate::size::human(bytes))))
+/// checked), as an [`Error::Ram`].
+pub fn check_ram(what: &str, bytes: u64) -> Result<(), Error> {
+    crate::size::check_ram(bytes).map_err(|source| Error::Ram { what: what.to_string(), bytes, source })
 }
 
 /// Checks that `bytes` of machine memory fit in the host's RAM.
-pub fn check_host_ram(what: &str, bytes: u64) -> Result<(), LoadError> {
+pub fn check_host_ram(what: &str, bytes: u64) -> Result<(), Error> {
     match crate::size::host_ram_bytes() {
-        Some(host) if bytes > host => Err(LoadError(format!(
-            "{what}: {} is more than this host's {} of RAM",
-            crate::size::human(bytes),
-            crate::size::human(host)
-        ))),
+        Some(host) if bytes > host => Err(Error::HostRam { what: what.to_string(), bytes, host }),
         _ => Ok(()),
     }
 }
@@ -334,8 +330,8 @@ impl<W: Workload> Runner<W> {
         clock: ClockMode,
         virtio: Vec<Arc<Mutex<VirtioMmio>>>,
         stdin: bool,
-    ) -> Result<Self, LoadError> {
-        let (waker, wake_rx) = Waker::pair().map_err(|e| LoadError(format!("cannot make a wake-up socket: {e}")))?;
+    ) -> Result<Self, Error> {
+        let (waker, wake_rx) = Waker::pair().map_err(Error::Waker)?;
         let input = stdin.then(|| console::spawn_stdin_reader(waker.clone()));
         let stop = StopHandle {
             signal: Arc::new(AtomicUsize::new(0)),
@@ -788,10 +784,12 @@ mod tests {
         assert!(check_harts("--smp 0", 0).is_err());
         assert!(check_harts("--smp 8", 8).is_ok());
         let e = check_harts("--smp 9", 9).unwrap_err();
-        assert!(e.0.contains("--smp 9") && e.0.contains("1 to 8"), "{}", e.0);
-        assert!(check_ram("-m", 15 << 20).unwrap_err().0.contains("at least 16 MiB"));
-        assert!(check_ram("-m", (16 << 20) + 1).unwrap_err().0.contains("4 KiB pages"));
-        assert!(check_ram("-m", 65 << 30).unwrap_err().0.contains("at most 64 GiB"));
+        assert_eq!(e.to_string(), "--smp 9: Strata supports 1 to 8");
+        let small = check_ram("-m", 15 << 20).unwrap_err();
+        assert!(matches!(small, Error::Ram { source: crate::size::SizeError::BelowMinimum, .. }), "{small:?}");
+        assert_eq!(small.to_string(), "-m 15 MiB: at least 16 MiB of RAM is needed");
+        assert!(check_ram("-m", (16 << 20) + 1).unwrap_err().to_string().contains("4 KiB pages"));
+        assert!(check_ram("-m", 65 << 30).unwrap_err().to_string().contains("at most 64 GiB"));
         assert!(check_ram("-m", 16 << 20).is_ok());
     }
 }

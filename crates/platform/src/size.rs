@@ -13,15 +13,35 @@
 pub use strata_devices::board::{MAX_RAM as RAM_MAX, MIN_RAM as RAM_MIN};
 const PAGE: u64 = 4096;
 
+/// Why a size is not one, or not a usable amount of guest RAM.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("memory hotplug (slots=, maxmem=) is not supported")]
+    Hotplug,
+    #[error("not a size (examples: 512M, 1.5G, 2T; no unit means MiB)")]
+    NotASize,
+    #[error("a fraction of a byte is not a size")]
+    FractionOfAByte,
+    #[error("too large")]
+    TooLarge,
+    #[error("at least {} of RAM is needed", human(RAM_MIN))]
+    BelowMinimum,
+    #[error("at most {} of RAM is supported", human(RAM_MAX))]
+    AboveMaximum,
+    #[error("RAM must be whole 4 KiB pages")]
+    NotWholePages,
+    #[error("more than this host's {} of RAM", human(*host))]
+    MoreThanHost { host: u64 },
+}
+
 /// Parses a size in QEMU's `-m` syntax (see the module documentation) into
 /// bytes. The error says what is wrong, without repeating the text.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let s = text.trim();
     let s = s.strip_prefix("size=").unwrap_or(s);
     if s.contains(',') {
-        return Err("memory hotplug (slots=, maxmem=) is not supported".into());
+        return Err(SizeError::Hotplug);
     }
-    let not_a_size = || "not a size (examples: 512M, 1.5G, 2T; no unit means MiB)".to_string();
     let (num, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], Some(c.to_ascii_uppercase())),
         _ => (s, None),
@@ -34,18 +54,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         Some('T') => 40,
         Some('P') => 50,
         Some('E') => 60,
-        Some(_) => return Err(not_a_size()),
+        Some(_) => return Err(SizeError::NotASize),
     };
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
     let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
     if int.is_empty() || !digits(int) || !digits(frac) || (num.contains('.') && frac.is_empty()) {
-        return Err(not_a_size());
+        return Err(SizeError::NotASize);
     }
     if !frac.is_empty() && shift == 0 {
-        return Err("a fraction of a byte is not a size".into());
+        return Err(SizeError::FractionOfAByte);
     }
-    let too_large = || "too large".to_string();
-    let whole: u128 = int.parse::<u128>().map_err(|_| too_large())? << shift;
+    let whole: u128 = int.parse::<u128>().map_err(|_| SizeError::TooLarge)? << shift;
     // The fraction, to whole bytes (truncated, as QEMU does).
     let mut part: u128 = 0;
     let mut scale: u128 = 1;
@@ -54,33 +73,33 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         scale *= 10;
     }
     let bytes = whole + (part << shift) / scale;
-    u64::try_from(bytes).map_err(|_| too_large())
+    u64::try_from(bytes).map_err(|_| SizeError::TooLarge)
 }
 
 /// Parses a guest RAM size: [`parse_size`], rounded up to whole 4 KiB
 /// pages, then [`check_ram`].
-pub fn parse_ram_size(text: &str) -> Result<u64, String> {
+pub fn parse_ram_size(text: &str) -> Result<u64, SizeError> {
     let bytes = parse_size(text)?;
-    let rounded = bytes.checked_next_multiple_of(PAGE).ok_or_else(|| "too large".to_string())?;
+    let rounded = bytes.checked_next_multiple_of(PAGE).ok_or(SizeError::TooLarge)?;
     check_ram(rounded)?;
     Ok(rounded)
 }
 
 /// Why `bytes` of guest RAM cannot be, if so: below [`RAM_MIN`], above
 /// [`RAM_MAX`] or the host's RAM, or not whole pages.
-pub fn check_ram(bytes: u64) -> Result<(), String> {
+pub fn check_ram(bytes: u64) -> Result<(), SizeError> {
     if bytes < RAM_MIN {
-        return Err(format!("at least {} of RAM is needed", human(RAM_MIN)));
+        return Err(SizeError::BelowMinimum);
     }
     if bytes > RAM_MAX {
-        return Err(format!("at most {} of RAM is supported", human(RAM_MAX)));
+        return Err(SizeError::AboveMaximum);
     }
     if bytes % PAGE != 0 {
-        return Err("RAM must be whole 4 KiB pages".into());
+        return Err(SizeError::NotWholePages);
     }
     if let Some(host) = host_ram_bytes() {
         if bytes > host {
-            return Err(format!("more than this host's {} of RAM", human(host)));
+            return Err(SizeError::MoreThanHost { host });
         }
     }
     Ok(())
@@ -142,17 +161,21 @@ mod tests {
         for text in ["", "M", "12Q", "1.5B", "0x10", "-1", "1.", ".5G", "1 G", "512MiB", "1e3", "1G,maxmem=4G"] {
             assert!(parse_size(text).is_err(), "{text:?} parsed");
         }
-        assert_eq!(parse_size("16E").unwrap_err(), "too large");
-        assert_eq!(parse_size("99999999999999999999999999999999999999999G").unwrap_err(), "too large");
+        assert_eq!(parse_size("16E").unwrap_err(), SizeError::TooLarge);
+        assert_eq!(parse_size("99999999999999999999999999999999999999999G").unwrap_err(), SizeError::TooLarge);
+        assert_eq!(parse_size("1.5B").unwrap_err(), SizeError::FractionOfAByte);
+        assert_eq!(parse_size("1G,maxmem=4G").unwrap_err(), SizeError::Hotplug);
+        assert_eq!(parse_size("12Q").unwrap_err(), SizeError::NotASize);
     }
 
     #[test]
     fn ram_limits_are_one_rule() {
         for text in ["0", "1", "1K", "15M", "16380K"] {
-            assert!(parse_ram_size(text).unwrap_err().contains("at least 16 MiB"), "{text}");
+            assert_eq!(parse_ram_size(text).unwrap_err(), SizeError::BelowMinimum, "{text}");
+            assert_eq!(parse_ram_size(text).unwrap_err().to_string(), "at least 16 MiB of RAM is needed");
         }
-        assert!(parse_ram_size("65G").unwrap_err().contains("at most 64 GiB"));
-        assert!(parse_ram_size("2T").unwrap_err().contains("at most 64 GiB"));
+        assert_eq!(parse_ram_size("65G").unwrap_err().to_string(), "at most 64 GiB of RAM is supported");
+        assert_eq!(parse_ram_size("2T").unwrap_err(), SizeError::AboveMaximum);
         // 16 MiB + 1 byte rounds up to 16 MiB + one page.
         assert_eq!(parse_ram_size("16777217B"), Ok(16 * 1024 * 1024 + 4096));
         assert_eq!(parse_ram_size("16M"), Ok(16 << 20));

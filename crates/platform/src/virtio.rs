@@ -22,6 +22,8 @@ use strata_devices::virtio::{VirtioDevice, VirtioMmio, VIRTIO_MMIO_SIZE};
 use strata_devices::{MmioDevice, SharedMmio};
 use strata_memory::GuestMemory;
 
+use crate::error::Error;
+
 /// One `--drive file=PATH[,readonly=on|off][,serial=STR][,werror=..][,rerror=..]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriveSpec {
@@ -36,40 +38,72 @@ pub struct DriveSpec {
     pub rerror: ErrorPolicy,
 }
 
+/// Why a `--drive`, `--netdev` or `--vsock` value (or its TOML form) is
+/// not one, or why the devices do not fit the board.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("{part:?}: expected key=value ({syntax})")]
+    NotKeyValue { part: String, syntax: &'static str },
+    #[error("{key}={value}: expected on or off")]
+    NotOnOff { key: String, value: String },
+    #[error("serial={0}: at most 20 printable ASCII characters")]
+    Serial(String),
+    #[error("unknown {device} option {part:?} ({syntax})")]
+    UnknownOption { device: &'static str, part: String, syntax: &'static str },
+    /// A required key is missing: the message says which.
+    #[error("{0}")]
+    Missing(&'static str),
+    #[error("netdev type {0:?}: only tap is supported ({NETDEV_SYNTAX})")]
+    NetdevType(String),
+    #[error("vsock cid={0}: not a number")]
+    CidNotANumber(String),
+    #[error("vsock cid={0}: guest CIDs are 3 to 4294967294")]
+    CidRange(u64),
+    /// A value the device model's own parser refused (an error policy, a MAC).
+    #[error("{0}")]
+    Value(String),
+    #[error("{n} virtio devices requested ({drives} drives{}, {nets} netdevs), but the board has {slots} virtio-mmio slots", if *rng { " + virtio-rng" } else { "" })]
+    TooManyDevices { n: usize, drives: usize, rng: bool, nets: usize, slots: u32 },
+}
+
+const NETDEV_SYNTAX: &str = "tap[,ifname=NAME][,mac=..]";
+const VSOCK_SYNTAX: &str = "cid=N,uds=PATH";
+
 const DRIVE_SYNTAX: &str = "file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop]";
 
-fn on_off(key: &str, v: &str) -> Result<bool, String> {
+fn on_off(key: &str, v: &str) -> Result<bool, SpecError> {
     match v {
         "on" | "true" | "yes" | "1" => Ok(true),
         "off" | "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("{key}={v}: expected on or off")),
+        _ => Err(SpecError::NotOnOff { key: key.into(), value: v.into() }),
     }
 }
 
 impl DriveSpec {
-    pub fn parse(s: &str) -> Result<DriveSpec, String> {
+    pub fn parse(s: &str) -> Result<DriveSpec, SpecError> {
         let mut file = None;
         let mut readonly = false;
         let mut serial = None;
         let (mut werror, mut rerror) = (ErrorPolicy::Report, ErrorPolicy::Report);
         for part in s.split(',') {
-            let (k, v) =
-                part.split_once('=').ok_or_else(|| format!("{part:?}: expected key=value ({DRIVE_SYNTAX})"))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| SpecError::NotKeyValue { part: part.into(), syntax: DRIVE_SYNTAX })?;
             match k {
                 "file" if !v.is_empty() => file = Some(PathBuf::from(v)),
                 "readonly" => readonly = on_off(k, v)?,
                 "serial" => {
                     if v.len() > 20 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-                        return Err(format!("serial={v}: at most 20 printable ASCII characters"));
+                        return Err(SpecError::Serial(v.into()));
                     }
                     serial = Some(v.to_string());
                 }
-                "werror" => werror = ErrorPolicy::parse(k, v)?,
-                "rerror" => rerror = ErrorPolicy::parse(k, v)?,
-                _ => return Err(format!("unknown drive option {part:?} ({DRIVE_SYNTAX})")),
+                "werror" => werror = ErrorPolicy::parse(k, v).map_err(SpecError::Value)?,
+                "rerror" => rerror = ErrorPolicy::parse(k, v).map_err(SpecError::Value)?,
+                _ => return Err(SpecError::UnknownOption { device: "drive", part: part.into(), syntax: DRIVE_SYNTAX }),
             }
         }
-        let file = file.ok_or("a drive needs file=PATH")?;
+        let file = file.ok_or(SpecError::Missing("a drive needs file=PATH"))?;
         Ok(DriveSpec { file, readonly, serial, werror, rerror })
     }
 }
@@ -87,24 +121,21 @@ pub struct NetdevSpec {
 pub const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
 impl NetdevSpec {
-    pub fn parse(s: &str) -> Result<NetdevSpec, String> {
+    pub fn parse(s: &str) -> Result<NetdevSpec, SpecError> {
         let mut parts = s.split(',');
         match parts.next() {
             Some("tap") => {}
-            other => {
-                return Err(format!(
-                    "netdev type {:?}: only tap is supported (tap[,ifname=NAME][,mac=..])",
-                    other.unwrap_or("")
-                ))
-            }
+            other => return Err(SpecError::NetdevType(other.unwrap_or("").into())),
         }
         let mut ifname = None;
         let mut mac = DEFAULT_MAC;
         for part in parts {
             match part.split_once('=') {
                 Some(("ifname", v)) if !v.is_empty() => ifname = Some(v.to_string()),
-                Some(("mac", v)) => mac = parse_mac(v)?,
-                _ => return Err(format!("unknown netdev option {part:?} (tap[,ifname=NAME][,mac=..])")),
+                Some(("mac", v)) => mac = parse_mac(v).map_err(SpecError::Value)?,
+                _ => {
+                    return Err(SpecError::UnknownOption { device: "netdev", part: part.into(), syntax: NETDEV_SYNTAX })
+                }
             }
         }
         Ok(NetdevSpec { ifname, mac })
@@ -119,20 +150,20 @@ pub struct VsockSpec {
 }
 
 impl VsockSpec {
-    pub fn parse(s: &str) -> Result<VsockSpec, String> {
+    pub fn parse(s: &str) -> Result<VsockSpec, SpecError> {
         let (mut cid, mut uds) = (None, None);
         for part in s.split(',') {
             match part.split_once('=') {
-                Some(("cid", v)) => cid = Some(v.parse::<u64>().map_err(|_| format!("vsock cid={v}: not a number"))?),
+                Some(("cid", v)) => cid = Some(v.parse::<u64>().map_err(|_| SpecError::CidNotANumber(v.into()))?),
                 Some(("uds", v)) if !v.is_empty() => uds = Some(PathBuf::from(v)),
-                _ => return Err(format!("unknown vsock option {part:?} (cid=N,uds=PATH)")),
+                _ => return Err(SpecError::UnknownOption { device: "vsock", part: part.into(), syntax: VSOCK_SYNTAX }),
             }
         }
-        let cid = cid.ok_or("vsock needs cid=N (3 or more)")?;
+        let cid = cid.ok_or(SpecError::Missing("vsock needs cid=N (3 or more)"))?;
         if cid < 3 || cid >= u32::MAX as u64 {
-            return Err(format!("vsock cid={cid}: guest CIDs are 3 to 4294967294"));
+            return Err(SpecError::CidRange(cid));
         }
-        Ok(VsockSpec { cid, uds: uds.ok_or("vsock needs uds=PATH")? })
+        Ok(VsockSpec { cid, uds: uds.ok_or(SpecError::Missing("vsock needs uds=PATH"))? })
     }
 }
 
@@ -161,38 +192,48 @@ impl VirtioConfig {
 
     /// (base, PLIC source) of the occupied slots of `board`, for the
     /// device tree.
-    pub fn slots(&self, board: &BoardLayout) -> Result<Vec<(u64, u32)>, String> {
+    pub fn slots(&self, board: &BoardLayout) -> Result<Vec<(u64, u32)>, SpecError> {
         let n = self.count();
         if n > board.virtio_slots as usize {
-            return Err(format!(
-                "{n} virtio devices requested ({} drives{}, {} netdevs), but the board has {} virtio-mmio slots",
-                self.drives.len(),
-                if self.rng { " + virtio-rng" } else { "" },
-                self.nets.len(),
-                board.virtio_slots
-            ));
+            return Err(SpecError::TooManyDevices {
+                n,
+                drives: self.drives.len(),
+                rng: self.rng,
+                nets: self.nets.len(),
+                slots: board.virtio_slots,
+            });
         }
         Ok((0..n as u32).filter_map(|i| board.virtio_slot(i)).collect())
     }
 
     /// Opens the backends (files) and builds the devices, in slot order.
-    pub fn build_devices(&self) -> Result<Vec<NamedDevice>, String> {
+    /// A backend that cannot be opened is [`Error::Backend`] with the
+    /// device model's message.
+    pub fn build_devices(&self) -> Result<Vec<NamedDevice>, Error> {
         let mut devs: Vec<(String, Box<dyn VirtioDevice>)> = Vec::new();
         for (i, d) in self.drives.iter().enumerate() {
-            let blk = Block::open(&d.file, d.readonly, d.serial.as_deref())?.with_error_policy(d.rerror, d.werror);
+            let blk = Block::open(&d.file, d.readonly, d.serial.as_deref())
+                .map_err(Error::Backend)?
+                .with_error_policy(d.rerror, d.werror);
             devs.push((format!("virtio-blk{i} ({})", d.file.display()), Box::new(blk)));
         }
         if self.rng {
             devs.push(("virtio-rng".into(), Box::new(Rng::new())));
         }
         if let Some(p) = &self.console {
-            devs.push((format!("virtio-console ({})", p.display()), Box::new(Console::new(p.clone())?)));
+            devs.push((
+                format!("virtio-console ({})", p.display()),
+                Box::new(Console::new(p.clone()).map_err(Error::Backend)?),
+            ));
         }
         if let Some(v) = &self.vsock {
-            devs.push((format!("virtio-vsock ({})", v.uds.display()), Box::new(Vsock::new(v.cid, v.uds.clone())?)));
+            devs.push((
+                format!("virtio-vsock ({})", v.uds.display()),
+                Box::new(Vsock::new(v.cid, v.uds.clone()).map_err(Error::Backend)?),
+            ));
         }
         for (i, n) in self.nets.iter().enumerate() {
-            let tap = Tap::open(n.ifname.as_deref())?;
+            let tap = Tap::open(n.ifname.as_deref()).map_err(Error::Backend)?;
             let mut mac = n.mac;
             if n.mac == DEFAULT_MAC {
                 mac[5] = mac[5].wrapping_add(i as u8);
@@ -235,11 +276,11 @@ pub fn attach(
     mem: Arc<dyn GuestMemory>,
     plic: &Arc<Mutex<Plic>>,
     add: &mut dyn FnMut(u64, u64, Box<dyn MmioDevice>) -> Result<(), String>,
-) -> Result<Vec<Arc<Mutex<VirtioMmio>>>, String> {
+) -> Result<Vec<Arc<Mutex<VirtioMmio>>>, Error> {
     let mut out = Vec::new();
     for ((name, dev), &(base, irq)) in devs.into_iter().zip(slots) {
         let m = Arc::new(Mutex::new(VirtioMmio::new(dev, mem.clone(), source_line(plic, irq), name)));
-        add(base, VIRTIO_MMIO_SIZE, Box::new(SharedMmio(m.clone())))?;
+        add(base, VIRTIO_MMIO_SIZE, Box::new(SharedMmio(m.clone()))).map_err(Error::Board)?;
         out.push(m);
     }
     Ok(out)
@@ -265,13 +306,13 @@ mod tests {
         let d = DriveSpec::parse("file=a,werror=stop,rerror=stop").unwrap();
         assert_eq!((d.werror, d.rerror), (ErrorPolicy::Stop, ErrorPolicy::Stop));
         assert_eq!(DriveSpec::parse("file=a,werror=enospc").unwrap().werror, ErrorPolicy::Enospc);
-        assert!(DriveSpec::parse("file=a,werror=ignore").unwrap_err().contains("report, stop or enospc"));
+        assert!(DriveSpec::parse("file=a,werror=ignore").unwrap_err().to_string().contains("report, stop or enospc"));
         assert!(!DriveSpec::parse("file=a").unwrap().readonly);
-        assert!(DriveSpec::parse("readonly=on").unwrap_err().contains("file=PATH"));
-        assert!(DriveSpec::parse("file=a,readonly=maybe").unwrap_err().contains("on or off"));
-        assert!(DriveSpec::parse("file=a,cache=none").unwrap_err().contains("unknown drive option"));
+        assert!(DriveSpec::parse("readonly=on").unwrap_err().to_string().contains("file=PATH"));
+        assert!(DriveSpec::parse("file=a,readonly=maybe").unwrap_err().to_string().contains("on or off"));
+        assert!(DriveSpec::parse("file=a,cache=none").unwrap_err().to_string().contains("unknown drive option"));
         assert!(DriveSpec::parse("file=a,serial=123456789012345678901").is_err());
-        assert!(DriveSpec::parse("disk.img").unwrap_err().contains("key=value"));
+        assert!(DriveSpec::parse("disk.img").unwrap_err().to_string().contains("key=value"));
     }
 
     #[test]
@@ -279,19 +320,19 @@ mod tests {
         let n = NetdevSpec::parse("tap,ifname=tap0,mac=52:54:00:00:00:09").unwrap();
         assert_eq!(n, NetdevSpec { ifname: Some("tap0".into()), mac: [0x52, 0x54, 0, 0, 0, 9] });
         assert_eq!(NetdevSpec::parse("tap,ifname=t").unwrap().mac, DEFAULT_MAC);
-        assert!(NetdevSpec::parse("user").unwrap_err().contains("only tap"));
+        assert!(NetdevSpec::parse("user").unwrap_err().to_string().contains("only tap"));
         assert_eq!(NetdevSpec::parse("tap").unwrap(), NetdevSpec { ifname: None, mac: DEFAULT_MAC });
         assert!(NetdevSpec::parse("tap,ifname=").is_err());
-        assert!(NetdevSpec::parse("tap,ifname=t,vhost=on").unwrap_err().contains("unknown netdev option"));
+        assert!(NetdevSpec::parse("tap,ifname=t,vhost=on").unwrap_err().to_string().contains("unknown netdev option"));
         assert!(NetdevSpec::parse("tap,ifname=t,mac=1:2").is_err());
     }
 
     #[test]
     fn vsock_options() {
         assert_eq!(VsockSpec::parse("cid=3,uds=/tmp/v.sock").unwrap(), VsockSpec { cid: 3, uds: "/tmp/v.sock".into() });
-        assert!(VsockSpec::parse("cid=2,uds=/x").unwrap_err().contains("3 to"));
-        assert!(VsockSpec::parse("uds=/x").unwrap_err().contains("cid"));
-        assert!(VsockSpec::parse("cid=3").unwrap_err().contains("uds"));
+        assert!(VsockSpec::parse("cid=2,uds=/x").unwrap_err().to_string().contains("3 to"));
+        assert!(VsockSpec::parse("uds=/x").unwrap_err().to_string().contains("cid"));
+        assert!(VsockSpec::parse("cid=3").unwrap_err().to_string().contains("uds"));
         assert!(VsockSpec::parse("cid=3,uds=/x,port=1").is_err());
     }
 
@@ -307,6 +348,6 @@ mod tests {
         let b = &strata_devices::board::VIRT;
         assert_eq!(c.slots(b).unwrap(), vec![(0x1000_1000, 1), (0x1000_2000, 2), (0x1000_3000, 3)]);
         c.drives = vec![DriveSpec::parse("file=a").unwrap(); 8];
-        assert!(c.slots(b).unwrap_err().contains("8 virtio-mmio slots"));
+        assert!(c.slots(b).unwrap_err().to_string().contains("8 virtio-mmio slots"));
     }
 }

@@ -18,8 +18,12 @@
 // for a terminal (`file=PATH[,readonly=on]`, `<port>`), not rustdoc markup.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+mod error;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use error::{CliError, DEBIAN_OPENSBI};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
@@ -34,7 +38,6 @@ const DISK_STOPPED: &str =
     "the machine stopped: a disk read or write failed on the host and its drive has werror=stop or rerror=stop; the disks were flushed";
 
 /// Default firmware: OpenSBI's generic fw_dynamic from Debian's `opensbi`.
-const DEBIAN_OPENSBI: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
 
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A RISC-V machine and hypervisor for studying memory virtualization")]
@@ -135,14 +138,14 @@ struct VmFile {
     virtio_console: Option<PathBuf>,
 }
 
-fn run(a: RunArgs) -> Result<i32, String> {
+fn run(a: RunArgs) -> Result<i32, CliError> {
     use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
     let mut policy = a.invalidation;
     let mut harts = a.harts;
     let vms = match &a.config {
         Some(path) => {
             if a.virtio.count() > 0 {
-                return Err("--config describes the VMs: give their virtio devices in the file (drives, rng, netdevs, vsock, virtio_console)".into());
+                return Err(CliError::ConfigWithDeviceFlags);
             }
             if a.kernel.is_some()
                 || a.initrd.is_some()
@@ -153,15 +156,14 @@ fn run(a: RunArgs) -> Result<i32, String> {
                 || a.name.is_some()
                 || a.serial_log.is_some()
             {
-                return Err("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log".into());
+                return Err(CliError::ConfigWithVmFlags);
             }
-            let bytes = loader::read_file("configuration file", path, loader::CONFIG_MAX).map_err(|e| e.0)?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| format!("configuration file {} is not UTF-8 text", path.display()))?;
-            let f: RunFile =
-                toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
+            let bytes = loader::read_file("configuration file", path, loader::CONFIG_MAX)?;
+            let text = String::from_utf8(bytes).map_err(|_| CliError::NotUtf8(path.clone()))?;
+            let f: RunFile = toml::from_str(&text)
+                .map_err(|e| CliError::Toml { path: path.clone(), message: e.to_string().trim_end().to_string() })?;
             if let Some(p) = f.invalidation {
-                policy = p.parse()?;
+                policy = p.parse().map_err(CliError::Invalidation)?;
             }
             harts = harts.or(f.harts);
             let dir = path.parent().map(PathBuf::from).unwrap_or_default();
@@ -169,7 +171,7 @@ fn run(a: RunArgs) -> Result<i32, String> {
             f.vms
                 .into_iter()
                 .map(|v| {
-                    let bad = |e: String| format!("VM {}: {e}", v.name);
+                    let bad = |source| CliError::VmDevice { vm: v.name.clone(), source };
                     let virtio = VirtioConfig {
                         drives: v
                             .drives
@@ -190,7 +192,10 @@ fn run(a: RunArgs) -> Result<i32, String> {
                     Ok(VmConfig {
                         virtio,
                         memory: match &v.memory {
-                            Some(m) => parse_ram_size(m).map_err(|e| format!("VM {}: memory {m:?}: {e}", v.name))?,
+                            Some(m) => parse_ram_size(m).map_err(|source| CliError::Memory {
+                                what: format!("VM {}: memory {m:?}", v.name),
+                                source,
+                            })?,
                             None => 512 << 20,
                         },
                         vcpus: v.vcpus.unwrap_or(1),
@@ -202,15 +207,17 @@ fn run(a: RunArgs) -> Result<i32, String> {
                         name: v.name,
                     })
                 })
-                .collect::<Result<Vec<_>, String>>()?
+                .collect::<Result<Vec<_>, CliError>>()?
         }
         None => {
-            let kernel = a.kernel.ok_or("give --kernel (or --config FILE)")?;
+            let kernel = a.kernel.ok_or(CliError::NoKernel)?;
             vec![VmConfig {
                 virtio: a.virtio.config(),
                 name: a.name.unwrap_or_else(|| "vm0".into()),
                 memory: match &a.memory {
-                    Some(m) => parse_ram_size(m).map_err(|e| format!("-m {m}: {e}"))?,
+                    Some(m) => {
+                        parse_ram_size(m).map_err(|source| CliError::Memory { what: format!("-m {m}"), source })?
+                    }
                     None => 512 << 20,
                 },
                 vcpus: a.smp.unwrap_or(1),
@@ -228,8 +235,8 @@ fn run(a: RunArgs) -> Result<i32, String> {
     // Console input comes from stdin whatever it is (a terminal, in raw
     // mode; a pipe or file, as it is, so a script can drive the guest).
     let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit };
-    let mut m = HypMachine::new(&cfg).map_err(|e| e.to_string())?;
-    m.stop_handle().install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut m = HypMachine::new(&cfg)?;
+    m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let out = m.run();
     drop(raw);
@@ -381,17 +388,16 @@ fn clock_mode(c: Option<Clock>) -> ClockMode {
     }
 }
 
-fn machine(a: MachineArgs) -> Result<ExitReason, String> {
-    let ram_size = parse_ram_size(&a.memory).map_err(|e| format!("-m {}: {e}", a.memory))?;
+fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
+    let ram_size =
+        parse_ram_size(&a.memory).map_err(|source| CliError::Memory { what: format!("-m {}", a.memory), source })?;
     let bios = match a.bios.as_deref() {
         Some("none") => None,
         Some(p) => Some(PathBuf::from(p)),
         None => {
             let p = PathBuf::from(DEBIAN_OPENSBI);
             if !p.exists() {
-                return Err(format!(
-                    "no firmware given and {DEBIAN_OPENSBI} is missing: install Debian's opensbi package, or pass --bios FILE or --bios none"
-                ));
+                return Err(CliError::NoFirmware);
             }
             Some(p)
         }
@@ -413,8 +419,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, String> {
         virtio: a.virtio.config(),
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
     };
-    let mut m = Machine::new(&cfg).map_err(|e| e.to_string())?;
-    m.stop_handle().install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut m = Machine::new(&cfg)?;
+    m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = m.run();
     drop(raw);
@@ -441,10 +447,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => {
             return match run(a) {
                 Ok(status) => ExitCode::from(status as u8),
-                Err(e) => {
-                    eprintln!("strata: {e}");
-                    ExitCode::from(1)
-                }
+                Err(e) => fail(e),
             }
         }
     };
@@ -463,9 +466,12 @@ fn main() -> ExitCode {
             }
             ExitCode::from(reason.status() as u8)
         }
-        Err(e) => {
-            eprintln!("strata: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => fail(e),
     }
+}
+
+/// Prints `e` as one line and gives its exit status.
+fn fail(e: CliError) -> ExitCode {
+    eprintln!("strata: {e}");
+    ExitCode::from(e.exit_status())
 }

@@ -1,0 +1,72 @@
+//! The platform's errors: one enum per layer, each message one line that
+//! names what was wrong and, where it helps, what to do instead.
+//!
+//! | layer | type | what it covers |
+//! | --- | --- | --- |
+//! | sizes | [`SizeError`] | `-m` and a VM's `memory`: syntax, limits |
+//! | device options | [`SpecError`] | `--drive`, `--netdev`, `--vsock` values, too many devices |
+//! | host files | [`HostPathError`] | one file for two jobs, serial logs |
+//! | images | [`LoadError`] | firmware, kernel and initrd: the file, its format, where it goes |
+//! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
+//!
+//! Every variant reaches the user the same way: the CLI prints
+//! `strata: {error}` and exits with status 1 (README, "exit status").
+//! Errors in the guest are not here: they are the machine's
+//! [`ExitReason`](crate::ExitReason)s.
+
+use strata_devices::board::MAX_HARTS;
+
+use crate::hostpaths::HostPathError;
+use crate::loader::LoadError;
+use crate::size::{human, SizeError};
+use crate::virtio::SpecError;
+
+/// Why a machine (`strata machine`) or a hypervised machine (`strata run`)
+/// could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    HostPath(#[from] HostPathError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A RAM size outside the limits; `what` names it ("-m", "VM a: memory").
+    #[error("{what} {}: {source}", human(*bytes))]
+    Ram { what: String, bytes: u64, source: SizeError },
+    /// More memory than the host has.
+    #[error("{what}: {} is more than this host's {} of RAM", human(*bytes), human(*host))]
+    HostRam { what: String, bytes: u64, host: u64 },
+    /// A hart or vCPU count outside 1..=[`MAX_HARTS`].
+    #[error("{what}: Strata supports 1 to {MAX_HARTS}")]
+    Harts { what: String },
+    /// A device's host side (disk image, TAP interface, socket) could not
+    /// be opened; the device model's message.
+    #[error("{0}")]
+    Backend(String),
+    /// The board could not be put together (guest RAM could not be mapped,
+    /// a device window overlaps another).
+    #[error("{0}")]
+    Board(String),
+    /// The hypervisor refused the configuration.
+    #[error(transparent)]
+    Hypervisor(#[from] strata_hypervisor::HypError),
+    #[error("cannot make a wake-up socket: {0}")]
+    Waker(std::io::Error),
+    #[error("no VM to run")]
+    NoVm,
+    #[error("VM names must be non-empty and distinct ('{0}')")]
+    VmName(String),
+    #[error("a protected VM cannot have virtio devices: their models are host-side code, and a protected VM's memory is closed to it (docs/hypervisor.md)")]
+    ProtectedWithDevices,
+    /// `source` happened to VM `vm`.
+    #[error("VM {vm}: {source}")]
+    InVm { vm: String, source: Box<Error> },
+}
+
+impl Error {
+    /// This error, as one that happened to VM `vm`.
+    pub fn in_vm(self, vm: &str) -> Error {
+        Error::InVm { vm: vm.to_string(), source: Box::new(self) }
+    }
+}
