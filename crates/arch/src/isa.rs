@@ -290,6 +290,32 @@ pub mod field {
     pub const PRED_SUCC: (u32, u32) = (27, 20);
 }
 
+/// FENCE's fields (Unpriv. §2.7): the fence mode, and the bits of the
+/// predecessor and successor sets.
+pub mod fence {
+    /// The fence mode, bits 31..28.
+    pub const FM: (u32, u32) = (31, 28);
+    /// The predecessor set, bits 27..24.
+    pub const PRED: (u32, u32) = (27, 24);
+    /// The successor set, bits 23..20.
+    pub const SUCC: (u32, u32) = (23, 20);
+    /// Set bits: device input, device output, memory reads, memory writes.
+    pub const I: u32 = 0b1000;
+    pub const O: u32 = 0b0100;
+    pub const R: u32 = 0b0010;
+    pub const W: u32 = 0b0001;
+    /// `fm` of FENCE.TSO: orders RW→RW except W→R.
+    pub const FM_TSO: u32 = 0b1000;
+    /// PAUSE (Zihintpause, Unpriv. §2.9 HINTs): FENCE with pred = W,
+    /// succ = 0, fm = 0, rd = rs1 = x0.
+    pub const PAUSE: u32 = 0x0100_000f;
+
+    /// The field `f` of instruction `raw`.
+    pub const fn get(raw: u32, f: (u32, u32)) -> u32 {
+        (raw >> f.1) & ((1 << (f.0 - f.1 + 1)) - 1)
+    }
+}
+
 /// Instruction `word` with `value` in the bits of `field` (see [`field`]),
 /// or `None` if `word` matches no row, `value` does not fit, or the row
 /// fixes any of those bits.
@@ -398,8 +424,8 @@ encodings! {
     SLLW       = "0000000 ..... ..... 001 ..... 0111011" None;
     SRLW       = "0000000 ..... ..... 101 ..... 0111011" None;
     SRAW       = "0100000 ..... ..... 101 ..... 0111011" None;
-    // FENCE's fm/pred/succ fields are hints to a memory system this
-    // sequentially consistent interpreter does not have.
+    // FENCE's fm/pred/succ fields: see `fence` (the hart turns them into
+    // host fences).
     FENCE      = "............ ..... 000 ..... 0001111" None;
     FENCE_I    = "............ ..... 001 ..... 0001111" None;
     ECALL      = "000000000000 00000 000 00000 1110011" None;

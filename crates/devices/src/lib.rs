@@ -22,7 +22,7 @@ pub use syscon::{PowerLatch, PowerRequest, Syscon};
 pub use uart::Uart;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A device reached by loads and stores in a window of guest-physical
 /// address space. `offset` is relative to the window base; `size` is 1, 2, 4
@@ -43,9 +43,15 @@ pub trait IrqLine: Send + Sync {
 /// devices drive: MSIP, MTIP, SEIP, MEIP, and later the VS and guest-external
 /// lines). The hart reads the whole word when it checks for interrupts;
 /// devices set and clear single bits through [`HartIrqBit`].
+///
+/// A hart whose thread sleeps (in WFI, with nothing pending) registers the
+/// thread with [`set_sleeper`](Self::set_sleeper): a bit that rises then
+/// unparks it, so an interrupt raised on any thread (a device, an IPI from
+/// another hart) wakes it without polling.
 #[derive(Default, Debug)]
 pub struct HartIrqs {
     bits: AtomicU64,
+    sleeper: Mutex<Option<std::thread::Thread>>,
 }
 
 impl HartIrqs {
@@ -58,9 +64,27 @@ impl HartIrqs {
     }
     pub fn set(&self, bit: u32, level: bool) {
         if level {
-            self.bits.fetch_or(1 << bit, Ordering::Relaxed);
+            // SeqCst: a sleeper that registered and then found nothing
+            // pending is unparked by whoever raises a bit after that.
+            if self.bits.fetch_or(1 << bit, Ordering::SeqCst) & 1 << bit == 0 {
+                self.wake();
+            }
         } else {
             self.bits.fetch_and(!(1 << bit), Ordering::Relaxed);
+        }
+    }
+
+    /// The thread to wake when a bit rises (`None`: no thread sleeps for
+    /// this hart).
+    pub fn set_sleeper(&self, t: Option<std::thread::Thread>) {
+        *self.sleeper.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+
+    /// Wakes the hart's thread if it sleeps (or makes its next sleep return
+    /// at once).
+    pub fn wake(&self) {
+        if let Some(t) = &*self.sleeper.lock().unwrap_or_else(|p| p.into_inner()) {
+            t.unpark();
         }
     }
 }

@@ -135,9 +135,19 @@ impl Hart {
             Op::SLLW => wr!(sext32(((a as u32) << (b & 31)) as u64)),
             Op::SRLW => wr!(sext32(((a as u32) >> (b & 31)) as u64)),
             Op::SRAW => wr!(((a as i32) >> (b & 31)) as u64),
-            // This interpreter performs every access in program order, so
-            // FENCE has nothing left to do.
-            Op::FENCE => {}
+            // Host memory accesses are relaxed atomics (strata-memory), so
+            // the FENCE's ordering is a host fence (docs/smp.md).
+            Op::FENCE => {
+                if raw == strata_arch::isa::fence::PAUSE {
+                    // A spin-wait hint: leave the slice, so the thread can
+                    // let another hart's thread run.
+                    self.paused = true;
+                    self.yield_slice = true;
+                    self.event = true;
+                } else {
+                    crate::mem::guest_fence(raw)
+                }
+            }
             // The decoded-code cache re-checks a page's generation whenever
             // the run loop enters it, which an event forces: writes by other
             // harts and by devices are seen from the next instruction on.
@@ -355,24 +365,20 @@ impl Hart {
             }
             Op::SC_W | Op::SC_D => {
                 let size = if i.op == Op::SC_W { 4 } else { 8 };
-                // Alignment is checked whether or not the SC would succeed.
-                if a & (size as u64 - 1) != 0 {
-                    return Err(Trap::new(cause::STORE_MISALIGNED, a));
-                }
+                // Alignment and the memory permission checks come first,
+                // whether or not the SC would succeed (Zalrsc: no SC may
+                // retire unless it passes them).
+                let pa = self.atomic_pa(a, size, Access::Store)?;
+                // The reservation holds if it names these bytes and they
+                // still hold what the LR read: the store is a host
+                // compare-and-exchange against that value, so another
+                // hart's store that changed them in between makes it fail
+                // (docs/smp.md: what this guarantees).
                 let ok = match self.reservation() {
-                    None => false,
-                    Some(r) => {
-                        let pa = self.atomic_pa(a, size, Access::Store)?;
-                        // The reservation holds if it names these bytes and
-                        // they still hold what the LR read.
-                        pa == r && self.phys_load(bus, pa, a, size, cause::STORE_ACCESS)? == self.lr_value
-                    }
+                    Some(r) if r == pa => self.phys_cmpxchg(bus, pa, a, size, self.lr_value, b)?,
+                    _ => false,
                 };
                 self.set_reservation(None);
-                if ok {
-                    let pa = self.atomic_pa(a, size, Access::Store)?;
-                    self.phys_store(bus, pa, a, size, b)?;
-                }
                 wr!(!ok as u64);
             }
             Op::AMOSWAP_W
@@ -385,21 +391,23 @@ impl Hart {
             | Op::AMOMINU_W
             | Op::AMOMAXU_W => {
                 let pa = self.atomic_pa(a, 4, Access::Store)?;
-                let old = self.phys_load(bus, pa, a, 4, cause::STORE_ACCESS)? as u32;
                 let v = b as u32;
-                let new = match i.op {
-                    Op::AMOSWAP_W => v,
-                    Op::AMOADD_W => old.wrapping_add(v),
-                    Op::AMOXOR_W => old ^ v,
-                    Op::AMOAND_W => old & v,
-                    Op::AMOOR_W => old | v,
-                    Op::AMOMIN_W => (old as i32).min(v as i32) as u32,
-                    Op::AMOMAX_W => (old as i32).max(v as i32) as u32,
-                    Op::AMOMINU_W => old.min(v),
-                    _ => old.max(v),
-                };
-                self.phys_store(bus, pa, a, 4, new as u64)?;
-                wr!(old as i32 as u64);
+                let op = i.op;
+                let old = self.phys_amo(bus, pa, a, 4, &move |old| {
+                    let old = old as u32;
+                    (match op {
+                        Op::AMOSWAP_W => v,
+                        Op::AMOADD_W => old.wrapping_add(v),
+                        Op::AMOXOR_W => old ^ v,
+                        Op::AMOAND_W => old & v,
+                        Op::AMOOR_W => old | v,
+                        Op::AMOMIN_W => (old as i32).min(v as i32) as u32,
+                        Op::AMOMAX_W => (old as i32).max(v as i32) as u32,
+                        Op::AMOMINU_W => old.min(v),
+                        _ => old.max(v),
+                    }) as u64
+                })?;
+                wr!(old as u32 as i32 as u64);
             }
             Op::AMOSWAP_D
             | Op::AMOADD_D
@@ -411,8 +419,8 @@ impl Hart {
             | Op::AMOMINU_D
             | Op::AMOMAXU_D => {
                 let pa = self.atomic_pa(a, 8, Access::Store)?;
-                let old = self.phys_load(bus, pa, a, 8, cause::STORE_ACCESS)?;
-                let new = match i.op {
+                let op = i.op;
+                let old = self.phys_amo(bus, pa, a, 8, &move |old| match op {
                     Op::AMOSWAP_D => b,
                     Op::AMOADD_D => old.wrapping_add(b),
                     Op::AMOXOR_D => old ^ b,
@@ -422,8 +430,7 @@ impl Hart {
                     Op::AMOMAX_D => (old as i64).max(b as i64) as u64,
                     Op::AMOMINU_D => old.min(b),
                     _ => old.max(b),
-                };
-                self.phys_store(bus, pa, a, 8, new)?;
+                })?;
                 wr!(old);
             }
             Op::ILLEGAL => return Err(self.illegal_insn()),

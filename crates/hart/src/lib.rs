@@ -64,6 +64,10 @@ pub struct Hart {
     jit_hits: u64,
     /// Waiting in WFI for an interrupt.
     pub wfi: bool,
+    /// The hart ran PAUSE (Zihintpause; Linux's `cpu_relax`, in every spin
+    /// loop) since this was last cleared: it waits for another hart, so a
+    /// hart thread gives up the host CPU (`runner/parallel.rs`).
+    pub paused: bool,
     pub stats: stats::HartStats,
 
     ram: Arc<GuestRam>,
@@ -169,6 +173,7 @@ impl Hart {
             lr_value: 0,
             event: true,
             yield_slice: false,
+            paused: false,
             cur_insn_bits: 0,
             watch: progress::ProgressWatch::default(),
             code: code::CodeCache::new(),

@@ -29,14 +29,9 @@ impl PtMemory for PhysPt<'_> {
         if !self.pmp.check(a, 8, Access::Store, Priv::S) {
             return Err(());
         }
-        // One host thread runs every hart, so this read-compare-write is
-        // atomic with respect to the guest.
-        let cur = self.ram.load(a, 8).map_err(|_| ())?;
-        if cur != old {
-            return Ok(false);
-        }
-        self.ram.store(a, 8, new).map_err(|_| ())?;
-        Ok(true)
+        // A host compare-and-exchange: atomic with respect to every other
+        // hart's access to the PTE, whatever thread runs it.
+        self.ram.compare_exchange(a, 8, old, new).map(|(done, _)| done).map_err(|_| ())
     }
 }
 
@@ -620,11 +615,81 @@ impl Hart {
         }
     }
 
+    /// An AMO at `pa`: in RAM, one host atomic read-modify-write; on a
+    /// device, a read then a write (atomic only with respect to this hart:
+    /// device registers take no AMOs from Linux). Returns the old value.
+    pub(crate) fn phys_amo(
+        &mut self,
+        bus: &mut dyn Bus,
+        pa: u64,
+        va: u64,
+        size: u8,
+        f: &dyn Fn(u64) -> u64,
+    ) -> Result<u64, Trap> {
+        if let Ok((old, hit_code)) = self.ram.atomic_rmw(pa, size, f) {
+            self.event |= hit_code;
+            return Ok(old);
+        }
+        let old = self.phys_load(bus, pa, va, size, cause::STORE_ACCESS)?;
+        self.phys_store(bus, pa, va, size, f(old))?;
+        Ok(old)
+    }
+
+    /// A store-conditional's write at `pa`: `new` if the bytes still hold
+    /// `old`, as one host compare-and-exchange in RAM. Returns whether it
+    /// stored.
+    pub(crate) fn phys_cmpxchg(
+        &mut self,
+        bus: &mut dyn Bus,
+        pa: u64,
+        va: u64,
+        size: u8,
+        old: u64,
+        new: u64,
+    ) -> Result<bool, Trap> {
+        if let Ok((done, hit_code)) = self.ram.compare_exchange(pa, size, old, new) {
+            self.event |= hit_code;
+            return Ok(done);
+        }
+        let cur = self.phys_load(bus, pa, va, size, cause::STORE_ACCESS)?;
+        if cur != old {
+            return Ok(false);
+        }
+        self.phys_store(bus, pa, va, size, new)?;
+        Ok(true)
+    }
+
     pub(crate) fn set_reservation(&mut self, pa: Option<u64>) {
         self.reservation = pa;
     }
 
     pub(crate) fn reservation(&self) -> Option<u64> {
         self.reservation
+    }
+}
+
+/// Whether a guest `FENCE` (encoding `raw`; Unpriv. §2.7) orders earlier
+/// stores before later loads: pred has W, succ has R, and it is not
+/// FENCE.TSO. Only such a fence needs a full host fence on x86-64, whose
+/// other orderings TSO keeps anyway.
+#[inline]
+pub(crate) fn fence_needs_full(raw: u32) -> bool {
+    use strata_arch::isa::fence::{get, FM, FM_TSO, PRED, R, SUCC, W};
+    get(raw, FM) != FM_TSO && get(raw, PRED) & W != 0 && get(raw, SUCC) & R != 0
+}
+
+/// The host fence a guest `FENCE` needs (the RVWMO rules of Unpriv. §17):
+/// harts access RAM with relaxed host atomics, so a fence that orders
+/// stores before loads ([`fence_needs_full`]) is a full host fence, and any
+/// other an acquire-release one, which on x86-64 only stops the compiler
+/// from moving accesses across it. Device accesses (the I/O bits) go
+/// through the bus's lock, which orders them.
+#[inline]
+pub(crate) fn guest_fence(raw: u32) {
+    use std::sync::atomic::{fence as host_fence, Ordering};
+    if fence_needs_full(raw) {
+        host_fence(Ordering::SeqCst);
+    } else {
+        host_fence(Ordering::AcqRel);
     }
 }

@@ -10,9 +10,8 @@
 //! Every accessor takes a guest-physical address and checks it against the
 //! block, so a hostile address is an `Err`, never an out-of-bounds access.
 
-use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// log2 of the page size code pages are tracked in: the architecture's base
 /// page (`strata_arch::pte`).
@@ -35,11 +34,31 @@ impl fmt::Display for OutOfRange {
 impl std::error::Error for OutOfRange {}
 
 /// A contiguous block of guest RAM.
+///
+/// ## Concurrency
+///
+/// Harts on several host threads, devices doing DMA and the loaders all
+/// access the same bytes through `&self`. Every access the Rust code makes
+/// is atomic at some width, so two threads never race in Rust's sense:
+///
+/// | access | how | single-copy atomic as |
+/// | --- | --- | --- |
+/// | naturally aligned 1/2/4/8-byte load or store | one relaxed atomic of that width | the whole access (Unpriv. §17.1: RVWMO requires it for aligned accesses) |
+/// | misaligned load or store | relaxed byte atomics | each byte (misaligned accesses need not be atomic, §17.1.7.1) |
+/// | AMO, SC ([`atomic_rmw`](Self::atomic_rmw), [`compare_exchange`](Self::compare_exchange)) | a sequentially consistent host read-modify-write | the whole access, and a full fence (stronger than any `.aq`/`.rl`) |
+/// | bulk copy (DMA, loaders) | relaxed 8-byte atomics on aligned words, bytes at the edges | each word |
+///
+/// Relaxed accesses do not order against each other; a guest `FENCE`
+/// does (the hart issues a host fence). Code generated at run time (the
+/// JIT) reaches the bytes with plain host instructions, which on x86-64
+/// are the same operations as the relaxed atomics.
 pub struct GuestRam {
     base: u64,
-    // The bytes live in `UnsafeCell`s so that shared references may write
-    // them; see the SAFETY notes on the accessors.
-    bytes: Box<[UnsafeCell<u8>]>,
+    /// The bytes: `len` of them at `ptr`, aligned to [`STORAGE_ALIGN`], so
+    /// that a naturally aligned guest access is a naturally aligned host
+    /// access (guest RAM bases are page aligned).
+    ptr: *mut u8,
+    len: usize,
     /// Per 4 KiB page: nonzero while some hart holds instructions decoded
     /// from the page (see [`GuestRam::mark_code`]).
     code: Box<[AtomicU8]>,
@@ -51,19 +70,34 @@ pub struct GuestRam {
     code_writes: AtomicU64,
 }
 
+/// Alignment of the host allocation behind guest RAM: a page, so host and
+/// guest alignment agree for every access size.
+const STORAGE_ALIGN: usize = 4096;
+
 // SAFETY: `GuestRam` hands out no references into its storage; every access
-// is a bounded, unaligned copy of at most 8 bytes (or a caller-sized copy for
-// bulk transfers). Today one host thread runs all harts and devices, so
-// accesses never overlap in time. When harts move to threads of their own,
-// concurrent guest accesses become the guest's own data race, which the
-// architecture (RVWMO) already permits to return either value; atomics
-// (LR/SC/AMO) will then need real host atomics, which is noted in the hart.
+// goes through the atomics described on the type (or, for the JIT, through
+// `raw_parts`, whose contract is the same), so sharing it between threads
+// cannot make Rust code race.
 unsafe impl Sync for GuestRam {}
 // SAFETY: the storage is a heap allocation owned by the value; nothing in it
 // is tied to the thread that made it.
 unsafe impl Send for GuestRam {}
 
+impl Drop for GuestRam {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: `ptr` came from `alloc_zeroed` with exactly this layout
+            // (see `new`), and is freed once, here.
+            unsafe { std::alloc::dealloc(self.ptr, Self::layout(self.len).expect("checked in new")) }
+        }
+    }
+}
+
 impl GuestRam {
+    fn layout(len: usize) -> Option<std::alloc::Layout> {
+        std::alloc::Layout::from_size_align(len, STORAGE_ALIGN).ok()
+    }
+
     /// Allocates `size` bytes of zeroed RAM at guest-physical `base`.
     /// The allocation is lazily backed by the host (calloc-style), so a large
     /// guest costs host memory only for the pages it touches.
@@ -73,28 +107,24 @@ impl GuestRam {
             return Err(format!("RAM at {base:#x} of size {size:#x} overflows the address space"));
         }
         let no_ram = || format!("cannot allocate {} MiB of guest RAM on this host", size >> 20);
-        let bytes: Box<[UnsafeCell<u8>]> = if len == 0 {
-            Box::new([])
+        let ptr = if len == 0 {
+            std::ptr::null_mut()
         } else {
-            // Zeroed by the allocator (calloc: fresh pages from the kernel
-            // are already zero), so pages cost host memory only once the
-            // guest touches them; filling a Vec would touch them all now.
-            let layout = std::alloc::Layout::array::<UnsafeCell<u8>>(len).map_err(|_| no_ram())?;
+            // Zeroed by the allocator (fresh pages from the kernel are
+            // already zero), so pages cost host memory only once the guest
+            // touches them; filling them would touch them all now.
+            let layout = Self::layout(len).ok_or_else(no_ram)?;
             // SAFETY: `layout` has a nonzero size (len > 0).
             let p = unsafe { std::alloc::alloc_zeroed(layout) };
             if p.is_null() {
                 return Err(no_ram());
             }
-            // SAFETY: `p` is a live allocation from the global allocator
-            // with the layout of `[UnsafeCell<u8>; len]`, which is what a
-            // `Box<[UnsafeCell<u8>]>` of that length frees; all-zero bytes
-            // are valid `UnsafeCell<u8>` values.
-            unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p as *mut UnsafeCell<u8>, len)) }
+            p
         };
         let pages = len.div_ceil(1 << PAGE_SHIFT);
         let code = (0..pages).map(|_| AtomicU8::new(0)).collect();
         let code_gen = (0..pages).map(|_| AtomicU32::new(0)).collect();
-        Ok(Self { base, bytes, code, code_gen, code_writes: AtomicU64::new(0) })
+        Ok(Self { base, ptr, len, code, code_gen, code_writes: AtomicU64::new(0) })
     }
 
     #[inline]
@@ -104,7 +134,7 @@ impl GuestRam {
 
     #[inline]
     pub fn size(&self) -> u64 {
-        self.bytes.len() as u64
+        self.len as u64
     }
 
     /// One past the last guest-physical address of RAM.
@@ -128,28 +158,67 @@ impl GuestRam {
         }
     }
 
-    #[inline]
-    fn ptr_at(&self, off: usize) -> *mut u8 {
-        self.bytes[off].get()
+    /// The byte at RAM offset `off`, as an atomic. Panics if `off` is
+    /// outside RAM.
+    #[inline(always)]
+    fn byte(&self, off: usize) -> &AtomicU8 {
+        assert!(off < self.len);
+        // SAFETY: `off` is inside the live allocation; `AtomicU8` has the
+        // size and alignment of `u8`, and every access to these bytes is
+        // atomic (see the type's documentation).
+        unsafe { AtomicU8::from_ptr(self.ptr.add(off)) }
     }
 
-    /// Reads `N` bytes at RAM offset `off`. The caller guarantees
-    /// `off + N <= size()`; this is checked in debug builds and by the
-    /// slice index in `ptr_at` for the first byte.
+    /// The naturally aligned `N`-byte word at RAM offset `off` (`off` a
+    /// multiple of `N`, checked by the caller), as an atomic.
+    #[inline(always)]
+    fn word<A>(&self, off: usize) -> &A {
+        debug_assert!(off % std::mem::size_of::<A>() == 0);
+        assert!(off + std::mem::size_of::<A>() <= self.len);
+        // SAFETY: in bounds (asserted); aligned because the allocation is
+        // STORAGE_ALIGN-aligned and `off` is a multiple of the atomic's size,
+        // which is its alignment for AtomicU16/32/64 on the hosts Strata
+        // supports; every access to these bytes is atomic.
+        unsafe { &*(self.ptr.add(off) as *const A) }
+    }
+
+    /// Reads `N` bytes at RAM offset `off`: one atomic if naturally
+    /// aligned, else byte by byte. The caller guarantees `off + N <= size()`
+    /// (asserted).
     #[inline(always)]
     fn read_at<const N: usize>(&self, off: usize) -> [u8; N] {
-        assert!(off + N <= self.bytes.len());
-        // SAFETY: the assert above keeps the whole N-byte range inside the
-        // allocation; `[u8; N]` has alignment 1 and the bytes are plain data.
-        unsafe { std::ptr::read_unaligned(self.ptr_at(off) as *const [u8; N]) }
+        assert!(off + N <= self.len);
+        if off % N == 0 {
+            match N {
+                1 => return [self.byte(off).load(Ordering::Relaxed); N],
+                2 => return to_n(&self.word::<AtomicU16>(off).load(Ordering::Relaxed).to_le_bytes()),
+                4 => return to_n(&self.word::<AtomicU32>(off).load(Ordering::Relaxed).to_le_bytes()),
+                8 => return to_n(&self.word::<AtomicU64>(off).load(Ordering::Relaxed).to_le_bytes()),
+                _ => {}
+            }
+        }
+        let mut out = [0u8; N];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = self.byte(off + i).load(Ordering::Relaxed);
+        }
+        out
     }
 
     #[inline(always)]
     fn write_at<const N: usize>(&self, off: usize, v: [u8; N]) {
-        assert!(off + N <= self.bytes.len());
-        // SAFETY: as in `read_at`; the bytes are behind `UnsafeCell`, so
-        // writing through a shared reference is permitted.
-        unsafe { std::ptr::write_unaligned(self.ptr_at(off) as *mut [u8; N], v) }
+        assert!(off + N <= self.len);
+        if off % N == 0 {
+            match N {
+                1 => return self.byte(off).store(v[0], Ordering::Relaxed),
+                2 => return self.word::<AtomicU16>(off).store(u16::from_le_bytes(to_n(&v)), Ordering::Relaxed),
+                4 => return self.word::<AtomicU32>(off).store(u32::from_le_bytes(to_n(&v)), Ordering::Relaxed),
+                8 => return self.word::<AtomicU64>(off).store(u64::from_le_bytes(to_n(&v)), Ordering::Relaxed),
+                _ => {}
+            }
+        }
+        for (i, b) in v.iter().enumerate() {
+            self.byte(off + i).store(*b, Ordering::Relaxed);
+        }
     }
 
     /// Little-endian load of `size` (1, 2, 4 or 8) bytes at RAM offset `off`.
@@ -215,7 +284,7 @@ impl GuestRam {
     /// a marked page must go through [`store_off`](Self::store_off) so the
     /// page's generation moves. Both stay valid as long as `self`.
     pub fn raw_parts(&self) -> (*mut u8, *const u8) {
-        let bytes = if self.bytes.is_empty() { std::ptr::null_mut() } else { self.ptr_at(0) };
+        let bytes = self.ptr;
         // `AtomicU8` has the size and alignment of `u8`; a plain byte load
         // of it is a relaxed load on the hosts the JIT supports.
         (bytes, self.code.as_ptr() as *const u8)
@@ -279,13 +348,17 @@ impl GuestRam {
     pub fn read_bytes(&self, addr: u64, dst: &mut [u8]) -> Result<(), OutOfRange> {
         let len = dst.len() as u64;
         let off = self.offset_of(addr, len).ok_or(OutOfRange { addr, len })?;
-        if dst.is_empty() {
-            return Ok(());
+        let mut i = 0;
+        while i < dst.len() {
+            if (off + i) % 8 == 0 && dst.len() - i >= 8 {
+                let w = self.word::<AtomicU64>(off + i).load(Ordering::Relaxed);
+                dst[i..i + 8].copy_from_slice(&w.to_le_bytes());
+                i += 8;
+            } else {
+                dst[i] = self.byte(off + i).load(Ordering::Relaxed);
+                i += 1;
+            }
         }
-        // SAFETY: `offset_of` checked that `off..off+len` is inside the
-        // allocation; `dst` is a distinct host buffer, so the ranges do not
-        // overlap.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr_at(off) as *const u8, dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
 
@@ -296,8 +369,7 @@ impl GuestRam {
         if src.is_empty() {
             return Ok(());
         }
-        // SAFETY: as in `read_bytes`, with the copy going the other way.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr_at(off), src.len()) };
+        self.fill_with(off, src.len(), |i| u64::from_le_bytes(to_n(&src[i..i + 8])), |i| src[i]);
         self.note_write_range(off, src.len());
         Ok(())
     }
@@ -308,11 +380,69 @@ impl GuestRam {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: the range was bounds-checked by `offset_of`.
-        unsafe { std::ptr::write_bytes(self.ptr_at(off), 0, len as usize) };
+        self.fill_with(off, len as usize, |_| 0, |_| 0);
         self.note_write_range(off, len as usize);
         Ok(())
     }
+
+    /// Stores `len` bytes at RAM offset `off` (checked by the caller): an
+    /// aligned word `word(i)` where 8 bytes from source index `i` fit in an
+    /// aligned host word, byte `byte(i)` elsewhere.
+    fn fill_with(&self, off: usize, len: usize, word: impl Fn(usize) -> u64, byte: impl Fn(usize) -> u8) {
+        let mut i = 0;
+        while i < len {
+            if (off + i) % 8 == 0 && len - i >= 8 {
+                self.word::<AtomicU64>(off + i).store(word(i), Ordering::Relaxed);
+                i += 8;
+            } else {
+                self.byte(off + i).store(byte(i), Ordering::Relaxed);
+                i += 1;
+            }
+        }
+    }
+
+    /// An atomic read-modify-write of the naturally aligned 4- or 8-byte
+    /// word at `addr` (an AMO): stores `f(old)` and returns `old`, as one
+    /// sequentially consistent host operation. `Err` if outside RAM; the
+    /// caller has checked alignment (misaligned AMOs trap, §8.4).
+    pub fn atomic_rmw(&self, addr: u64, size: u8, f: impl Fn(u64) -> u64) -> Result<(u64, bool), OutOfRange> {
+        let off = self.offset_of(addr, size as u64).ok_or(OutOfRange { addr, len: size as u64 })?;
+        assert!(off % size as usize == 0, "misaligned AMO reached RAM");
+        let old = if size == 4 {
+            let w = self.word::<AtomicU32>(off);
+            let r = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(f(v as u64) as u32));
+            r.unwrap_or_else(|v| v) as u64
+        } else {
+            let w = self.word::<AtomicU64>(off);
+            w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(f(v))).unwrap_or_else(|v| v)
+        };
+        Ok((old, self.note_write(off >> PAGE_SHIFT)))
+    }
+
+    /// Replaces the naturally aligned 4- or 8-byte word at `addr` with
+    /// `new` if it holds `old`, as one sequentially consistent host
+    /// operation (an SC, a page-table A/D update). Returns whether it did,
+    /// and whether the write hit a page holding decoded code.
+    pub fn compare_exchange(&self, addr: u64, size: u8, old: u64, new: u64) -> Result<(bool, bool), OutOfRange> {
+        let off = self.offset_of(addr, size as u64).ok_or(OutOfRange { addr, len: size as u64 })?;
+        assert!(off % size as usize == 0, "misaligned compare-exchange reached RAM");
+        let done = if size == 4 {
+            let w = self.word::<AtomicU32>(off);
+            w.compare_exchange(old as u32, new as u32, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        } else {
+            let w = self.word::<AtomicU64>(off);
+            w.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        };
+        Ok((done, done && self.note_write(off >> PAGE_SHIFT)))
+    }
+}
+
+/// The first `N` bytes of `b` as an array (`b` has at least `N`).
+#[inline(always)]
+fn to_n<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&b[..N]);
+    out
 }
 
 /// Guest memory as devices reach it for DMA: guest-physical addresses,

@@ -51,6 +51,9 @@ pub enum Error {
     /// The hypervisor refused the configuration.
     #[error(transparent)]
     Hypervisor(#[from] strata_hypervisor::HypError),
+    /// Hart threads asked for with a clock that needs one thread.
+    #[error("--threads {threads}: the {clock} clock moves with the instructions run, which only one thread keeps deterministic; use --clock host or --threads 1")]
+    ThreadsNeedHostClock { threads: usize, clock: &'static str },
     #[error("cannot make a wake-up socket: {0}")]
     Waker(std::io::Error),
     #[error("no VM to run")]

@@ -18,7 +18,7 @@ use strata_memory::GuestRam;
 use crate::console::ConsoleOut;
 use crate::error::Error;
 use crate::fdt::FdtConfig;
-use crate::runner::{check_harts, check_ram, lock, RunEnd, Runner, Slice, Workload};
+use crate::runner::{check_harts, check_ram, lock, HartHost, RunEnd, Runner, Slice, Workload};
 pub use crate::runner::{ClockMode, INSNS_PER_TICK};
 
 pub const RAM_BASE: u64 = VIRT.ram_base;
@@ -88,20 +88,22 @@ impl ExitReason {
     }
 }
 
-/// The part of the board the harts reach through `strata_hart::Bus`.
+/// The part of the board the harts reach through `strata_hart::Bus`: the
+/// devices behind one lock (every hart thread has a clone), and time.
+#[derive(Clone)]
 struct BoardBus {
-    devices: DeviceBus,
+    devices: Arc<Mutex<DeviceBus>>,
     time: Arc<Timebase>,
 }
 
 impl strata_hart::Bus for BoardBus {
     #[inline]
     fn mmio_read(&mut self, pa: u64, size: u8) -> Option<u64> {
-        self.devices.read(pa, size)
+        lock(&self.devices).read(pa, size)
     }
     #[inline]
     fn mmio_write(&mut self, pa: u64, size: u8, value: u64) -> bool {
-        self.devices.write(pa, size, value)
+        lock(&self.devices).write(pa, size, value)
     }
     #[inline]
     fn mtime(&self) -> u64 {
@@ -120,6 +122,8 @@ pub struct BareBoard {
     request: Option<PowerRequest>,
     /// A hart found trapping in a loop without progress: the run ends.
     stuck: Option<strata_hart::NoProgress>,
+    /// What hart threads share (parallel runs).
+    host: Arc<BoardHost>,
     console: Arc<Mutex<ConsoleOut>>,
     /// Where the boot images landed (for tests).
     pub layout: Layout,
@@ -177,6 +181,9 @@ impl Workload for BareBoard {
 
     #[inline]
     fn ended(&mut self) -> bool {
+        if self.stuck.is_none() {
+            self.stuck = lock(&self.host.stuck).take();
+        }
         if self.stuck.is_some() {
             return true;
         }
@@ -216,6 +223,34 @@ impl Workload for BareBoard {
             RunEnd::Stopped(sig) => ExitReason::Stopped(sig),
             RunEnd::DiskStopped(_) => ExitReason::DiskStopped,
         }
+    }
+
+    fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
+        Some(self.host.clone())
+    }
+}
+
+/// The bare board as hart threads see it (`runner/parallel.rs`).
+struct BoardHost {
+    bus: BoardBus,
+    aclint: Arc<Mutex<Aclint>>,
+    power: Arc<PowerLatch>,
+    stuck: Mutex<Option<strata_hart::NoProgress>>,
+}
+
+impl HartHost for BoardHost {
+    fn bus(&self) -> Box<dyn strata_hart::Bus + Send> {
+        Box::new(self.bus.clone())
+    }
+    fn after_chunk(&self) -> bool {
+        lock(&self.aclint).update();
+        self.power.peek().is_some()
+    }
+    fn timer_deadline(&self) -> Option<u64> {
+        lock(&self.aclint).next_deadline()
+    }
+    fn stuck(&self, np: strata_hart::NoProgress) {
+        lock(&self.stuck).get_or_insert(np);
     }
 }
 
@@ -305,14 +340,17 @@ impl Runner<BareBoard> {
             })
             .collect();
 
+        let bus = BoardBus { devices: Arc::new(Mutex::new(devices)), time: time.clone() };
+        let host = Arc::new(BoardHost { bus: bus.clone(), aclint: aclint.clone(), power: power.clone(), stuck: Mutex::new(None) });
         let board = BareBoard {
-            bus: BoardBus { devices, time: time.clone() },
+            bus,
             aclint,
             rtc,
             uart,
             power,
             request: None,
             stuck: None,
+            host,
             console,
             layout,
         };

@@ -79,6 +79,9 @@ use strata_memory::GuestRam;
 use crate::console::{self, Input, InputSender, Waker};
 use crate::error::Error;
 
+mod parallel;
+pub use parallel::{HartHost, ThreadStats, SERVICE_TICK};
+
 /// Instructions a hart runs before the loop turns to the next hart and to
 /// the devices.
 pub const CHUNK: u64 = 4096;
@@ -220,6 +223,11 @@ pub trait Workload {
     fn stats(&self, out: &mut String);
     /// The outcome of a run that ended for `end`.
     fn outcome(&mut self, end: RunEnd) -> Self::Outcome;
+    /// What hart threads need to run this workload's harts in parallel
+    /// (`runner/parallel.rs`); `None`: the workload runs on one thread.
+    fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
+        None
+    }
 }
 
 /// Asks a running machine to stop: from another thread, or from a signal
@@ -310,6 +318,10 @@ pub struct Runner<W: Workload> {
     idle_wait: Duration,
     /// Idle rounds in a row whose next deadline had already passed.
     passed_deadlines: u32,
+    /// Host threads to run the harts on (1: this thread, round-robin).
+    threads: usize,
+    /// The hart threads' counters from the last parallel run.
+    thread_stats: Vec<ThreadStats>,
     /// The last idle wait ended because a virtio device's host descriptor
     /// was ready.
     virtio_woke: bool,
@@ -364,6 +376,8 @@ impl<W: Workload> Runner<W> {
             rounds: 0,
             idle_wait: Duration::ZERO,
             passed_deadlines: 0,
+            threads: 1,
+            thread_stats: Vec::new(),
             virtio_woke: false,
             virtio_stalled: false,
         })
@@ -409,9 +423,42 @@ impl<W: Workload> Runner<W> {
     }
 
     /// Runs until the guest ends, the user quits, a stop request comes, or
-    /// nothing more can happen.
+    /// nothing more can happen. With more than one thread
+    /// ([`set_threads`](Self::set_threads)), the harts run in parallel.
     pub fn run(&mut self) -> W::Outcome {
-        self.run_rounds(u64::MAX)
+        let threads = self.threads();
+        match self.work.hart_host() {
+            Some(host) if threads > 1 => {
+                let start = *self.started.get_or_insert_with(Instant::now);
+                let end = self.run_parallel(host, threads);
+                self.work.flush_consoles(true);
+                self.elapsed = start.elapsed();
+                self.work.outcome(end)
+            }
+            _ => self.run_rounds(u64::MAX),
+        }
+    }
+
+    /// Runs the harts on up to `n` host threads (one per hart at most).
+    /// More than one needs the host clock: the virtual and paced clocks
+    /// move with the instructions run, which only one thread keeps
+    /// deterministic.
+    pub fn set_threads(&mut self, n: usize) -> Result<(), Error> {
+        if n > 1 && self.clock != ClockMode::Host {
+            return Err(Error::ThreadsNeedHostClock { threads: n, clock: self.clock.name() });
+        }
+        self.threads = n.max(1);
+        Ok(())
+    }
+
+    /// The host threads the harts run on: [`set_threads`](Self::set_threads)'s
+    /// number, at most one per hart, and 1 for a workload that cannot run
+    /// in parallel.
+    pub fn threads(&self) -> usize {
+        if self.work.hart_host().is_none() {
+            return 1;
+        }
+        self.threads.min(self.harts.len()).max(1)
     }
 
     /// As [`run`](Self::run), for at most `rounds` rounds (tests bound a
@@ -673,6 +720,19 @@ impl<W: Workload> Runner<W> {
         self.work.stats(&mut s);
         for h in &self.harts {
             hart_stats(h, &mut s);
+        }
+        for (t, ts) in self.thread_stats.iter().enumerate() {
+            let harts: Vec<String> = ts.harts.iter().map(u64::to_string).collect();
+            let _ = writeln!(
+                s,
+                "thread {t}: harts [{}] cpu {:.3} s | turns {} yields {} parks {} parked {:.3} s",
+                harts.join(" "),
+                ts.cpu.as_secs_f64(),
+                ts.turns,
+                ts.yields,
+                ts.parks,
+                ts.parked.as_secs_f64()
+            );
         }
         s += &self.host_error_summary();
         s

@@ -296,6 +296,11 @@ struct MachineArgs {
     /// Number of harts (1 to 8).
     #[arg(long, default_value_t = 1)]
     smp: u32,
+    /// Host threads to run the harts on, at most one per hart. Default:
+    /// one per hart with the host clock; 1 (deterministic, round-robin)
+    /// with --clock virtual or paced, which need it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    threads: Option<u32>,
     /// Firmware: OpenSBI fw_dynamic (.bin or .elf), or "none" to start the
     /// kernel in M-mode. Default: Debian's OpenSBI.
     #[arg(long)]
@@ -420,6 +425,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
     };
     let mut m = Machine::new(&cfg)?;
+    let threads = a.threads.unwrap_or(if clock == ClockMode::Host { a.smp } else { 1 });
+    m.set_threads(threads as usize)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = m.run();

@@ -1182,9 +1182,15 @@ impl Compiler {
             | Op::DIVUW
             | Op::REMW
             | Op::REMUW => {}
-            // The interpreter performs every access in program order, so
-            // FENCE has nothing to do (as in exec.rs).
-            Op::FENCE => {}
+            // Compiled loads and stores are plain x86-64 moves (TSO), so
+            // only a FENCE that orders stores before later loads needs an
+            // instruction (as `mem::guest_fence` in the interpreter).
+            Op::FENCE if raw == strata_arch::isa::fence::PAUSE => self.interp(i, raw, pc),
+            Op::FENCE => {
+                if crate::mem::fence_needs_full(raw) {
+                    self.a.mfence();
+                }
+            }
             Op::LB => self.load(load::<1, true>, 1, true, i, pc, len),
             Op::LH => self.load(load::<2, true>, 2, true, i, pc, len),
             Op::LW => self.load(load::<4, true>, 4, true, i, pc, len),

@@ -416,6 +416,14 @@ impl Asm {
         self.b(0xc3);
     }
 
+    /// `mfence`: orders every earlier load and store before every later
+    /// one (the only x86-64 reordering, a store passing a later load, too).
+    pub fn mfence(&mut self) {
+        self.b(0x0f);
+        self.b(0xae);
+        self.b(0xf0);
+    }
+
     /// `call r`.
     pub fn call_r(&mut self, r: R) {
         self.rex(false, 0, r.n());

@@ -1,0 +1,240 @@
+//! One host thread per hart (issue 13): the parallel form of the run loop.
+//!
+//! With [`Runner::set_threads`] above 1 and a workload that offers a
+//! [`HartHost`], [`Runner::run`] hands the harts to *hart threads* and the
+//! calling thread becomes the *service thread*:
+//!
+//! | thread | does |
+//! | --- | --- |
+//! | hart thread `t` | runs harts `t`, `t + T`, `t + 2T`, … (T threads) a [`CHUNK`] each in turn; after every turn, [`HartHost::after_chunk`] (timer lines follow host time); when all its harts wait in WFI with nothing pending, parks until the next timer deadline or until an interrupt line of one of them rises ([`HartIrqs::set_sleeper`]) |
+//! | service | the round's steps 1 and 4–7 of the single-thread loop: stop requests, RTC alarms, the guest's end, console input, virtio polling, console flushing; then waits on the wake-up socket and the devices' host descriptors for at most [`SERVICE_TICK`] |
+//!
+//! What makes this safe and correct is below the runner: guest RAM is
+//! accessed with host atomics (strata-memory), AMOs and SC are host
+//! read-modify-writes, FENCE is a host fence (strata-hart's `mem.rs`), the
+//! device bus is one lock, interrupt lines are atomic bits, and each hart
+//! keeps its own TLB and decoded code (docs/smp.md).
+//!
+//! Invariants: a hart is run by exactly one thread for the whole run; the
+//! service thread never touches a hart; only the host clock moves guest
+//! time ([`ClockMode::Host`]: the virtual clock is a function of the
+//! interleaving, so it stays on one thread); every hart thread has stopped
+//! before [`Runner::run`] returns.
+//!
+//! [`HartIrqs::set_sleeper`]: strata_devices::HartIrqs::set_sleeper
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_hart::{Hart, RunExit};
+
+use super::{ticks_to_duration, ClockMode, RunEnd, Runner, Workload, CHUNK, VIRTIO_POLL};
+
+/// Longest wait of the service thread: console output is flushed at least
+/// this often, and a hung machine is noticed within two of them.
+pub const SERVICE_TICK: Duration = Duration::from_millis(10);
+/// Longest single park of a hart thread with no timer armed (it parks again
+/// if nothing happened).
+const PARK_MAX: Duration = Duration::from_secs(1);
+
+/// What hart threads need from the machine, shared by all of them.
+pub trait HartHost: Send + Sync {
+    /// The bus one hart thread's harts reach devices through.
+    fn bus(&self) -> Box<dyn strata_hart::Bus + Send>;
+    /// After a thread's turn over its harts: devices that follow time for
+    /// the harts (timer lines). Returns true if the service thread should
+    /// look at the machine now (the guest asked to power off).
+    fn after_chunk(&self) -> bool;
+    /// The guest time of the earliest armed timer.
+    fn timer_deadline(&self) -> Option<u64>;
+    /// A hart traps in a loop without progress: the run ends.
+    fn stuck(&self, np: strata_hart::NoProgress);
+}
+
+/// One hart thread's counters (`--stats`).
+#[derive(Clone, Debug, Default)]
+pub struct ThreadStats {
+    /// The harts this thread ran.
+    pub harts: Vec<u64>,
+    /// Turns over its harts.
+    pub turns: u64,
+    /// Turns that ended in PAUSE, after which the thread yielded the core.
+    pub yields: u64,
+    /// Times it parked, and the host time it spent parked.
+    pub parks: u64,
+    pub parked: Duration,
+    /// Host CPU time the thread used.
+    pub cpu: Duration,
+}
+
+/// What the service thread and the hart threads share.
+struct Control {
+    stop: AtomicBool,
+    /// Hart threads parked with no timer armed (for the hang check).
+    parked_forever: AtomicUsize,
+}
+
+impl<W: Workload> Runner<W> {
+    /// Runs the harts on `threads` host threads (see the module
+    /// documentation) until the run ends.
+    pub(super) fn run_parallel(&mut self, host: Arc<dyn HartHost>, threads: usize) -> RunEnd {
+        debug_assert_eq!(self.clock, ClockMode::Host);
+        let mut harts = std::mem::take(&mut self.harts);
+        let threads = threads.clamp(1, harts.len().max(1));
+        let ctl = Control { stop: AtomicBool::new(false), parked_forever: AtomicUsize::new(0) };
+        let irqs: Vec<_> = harts.iter().map(|h| h.irqs().clone()).collect();
+        let mut groups: Vec<Vec<&mut Hart>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, h) in harts.iter_mut().enumerate() {
+            groups[i % threads].push(h);
+        }
+        let end = std::thread::scope(|s| {
+            let handles: Vec<_> = groups
+                .into_iter()
+                .enumerate()
+                .map(|(t, group)| {
+                    let (host, ctl, waker) = (host.clone(), &ctl, self.waker.clone());
+                    std::thread::Builder::new()
+                        .name(format!("strata-hart{t}"))
+                        .spawn_scoped(s, move || hart_thread(group, &*host, ctl, &waker))
+                        .expect("cannot start a hart thread")
+                })
+                .collect();
+            let end = self.service(&ctl, threads);
+            ctl.stop.store(true, Ordering::SeqCst);
+            for i in &irqs {
+                i.wake();
+            }
+            self.thread_stats = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
+            end
+        });
+        self.harts = harts;
+        end
+    }
+
+    /// The service thread's loop.
+    fn service(&mut self, ctl: &Control, threads: usize) -> RunEnd {
+        let mut hung_checks = 0;
+        loop {
+            if let Some(sig) = self.stop.take() {
+                return RunEnd::Stopped(sig);
+            }
+            self.rounds += 1;
+            self.work.update_devices();
+            if self.work.ended() {
+                return RunEnd::Finished;
+            }
+            if let Some(end) = self.pump_input() {
+                return end;
+            }
+            self.poll_virtio();
+            if let Some(why) = crate::virtio::host_stop(&self.virtio) {
+                return RunEnd::DiskStopped(why);
+            }
+            self.work.flush_consoles(false);
+            let rtc = self.work.rtc_alarm_in_ns().map(Duration::from_nanos);
+            // Every hart thread parked with no timer, and nothing outside
+            // the harts that could raise an interrupt: hung (twice in a row,
+            // a tick apart, so a wake-up in flight is not mistaken for one).
+            let polled = self.virtio_polled();
+            if ctl.parked_forever.load(Ordering::SeqCst) == threads
+                && rtc.is_none()
+                && !polled
+                && self.input.is_none()
+                && self.held.is_none()
+            {
+                hung_checks += 1;
+                if hung_checks > 2 {
+                    return RunEnd::Hung;
+                }
+            } else {
+                hung_checks = 0;
+            }
+            let mut timeout = rtc.map_or(SERVICE_TICK, |d| d.min(SERVICE_TICK));
+            if polled {
+                timeout = timeout.min(VIRTIO_POLL);
+            }
+            self.wait(Some(timeout));
+        }
+    }
+}
+
+/// One hart thread: runs `harts` until the service thread stops it.
+fn hart_thread(mut harts: Vec<&mut Hart>, host: &dyn HartHost, ctl: &Control, waker: &crate::console::Waker) -> ThreadStats {
+    let mut st = ThreadStats { harts: harts.iter().map(|h| h.hartid).collect(), ..Default::default() };
+    let me = std::thread::current();
+    for h in &harts {
+        h.irqs().set_sleeper(Some(me.clone()));
+    }
+    let mut bus = host.bus();
+    let cpu0 = thread_cpu_time();
+    while !ctl.stop.load(Ordering::Acquire) {
+        let mut busy = false;
+        for h in harts.iter_mut() {
+            let (_, exit) = h.run(&mut *bus, CHUNK);
+            busy |= exit == RunExit::Budget;
+            if let Some(np) = h.no_progress() {
+                host.stuck(*np);
+                waker.wake();
+            }
+        }
+        st.turns += 1;
+        if host.after_chunk() {
+            waker.wake();
+        }
+        // A hart spinning on PAUSE waits for another: let that one's thread
+        // have the core (more hart threads than host cores).
+        let mut paused = false;
+        for h in harts.iter_mut() {
+            paused |= std::mem::take(&mut h.paused);
+        }
+        if paused {
+            st.yields += 1;
+            std::thread::yield_now();
+        }
+        if busy || harts.iter().any(|h| h.mip() & h.csr.mie != 0) {
+            continue;
+        }
+        // Every hart here waits for an interrupt: sleep until the next
+        // timer deadline; a rising interrupt line unparks us sooner.
+        let deadline = host.timer_deadline();
+        let wait = match deadline {
+            Some(d) => {
+                let now = bus.mtime();
+                let delta = d.wrapping_sub(now);
+                if delta > u64::MAX / 2 {
+                    continue; // passed: after_chunk raises it next turn
+                }
+                ticks_to_duration(delta).min(PARK_MAX)
+            }
+            None => PARK_MAX,
+        };
+        if deadline.is_none() {
+            ctl.parked_forever.fetch_add(1, Ordering::SeqCst);
+        }
+        let t0 = Instant::now();
+        if !ctl.stop.load(Ordering::Acquire) {
+            std::thread::park_timeout(wait);
+        }
+        st.parks += 1;
+        st.parked += t0.elapsed();
+        if deadline.is_none() {
+            ctl.parked_forever.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    for h in &harts {
+        h.irqs().set_sleeper(None);
+    }
+    st.cpu = thread_cpu_time().saturating_sub(cpu0);
+    st
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
