@@ -41,7 +41,7 @@ export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
         boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
-        rootfs systemd-test systemd-test-qemu \
+        rootfs systemd-test systemd-test-qemu smp-test \
         clean distclean
 
 all: build
@@ -91,6 +91,7 @@ test: check setup build
 	tests/kvm/kvm-test.sh --machine strata
 	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
+	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory systemd-test
 
 cargo-test:
@@ -127,6 +128,10 @@ kvm-nested: setup build
 
 kvm-nested-qemu: setup
 	tests/kvm/nested-test.sh --machine qemu
+
+# Parallel harts: litmus tests on 2-8 harts and Debian on 1, 2, 4, 8.
+smp-test: setup build
+	tests/smp/smp-test.sh
 
 hyp-test: setup build
 	tests/hyp/run-test.sh

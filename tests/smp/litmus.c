@@ -85,6 +85,41 @@ static void finish(int failed_check) {
     for (;;) __asm__ volatile("wfi");
 }
 
+/* Cross-modifying code: a function of two instructions that hart 0
+   rewrites while hart 1 runs it (its own page, in RAM the guest may both
+   write and execute in M-mode). */
+static volatile uint32_t smc_code[1024] __attribute__((aligned(4096)));
+static volatile uint64_t smc_flag, smc_ack, smc_wrong;
+#define SMC_ITERS 2000
+#define ADDI_A0(imm) ((((uint32_t)(imm) & 0xfff) << 20) | (10u << 7) | 0x13u) /* addi a0, x0, imm */
+#define RET 0x00008067u                                                     /* jalr x0, 0(ra) */
+
+static uint64_t call_smc(void) {
+    uint64_t (*f)(void) = (uint64_t (*)(void))(uintptr_t)smc_code;
+    return f();
+}
+
+/* Hart 0 writes `addi a0, x0, i`, then (fence) raises the flag; hart 1,
+   which has been calling the function all along (so its old form is
+   decoded and compiled), sees the flag, runs FENCE.I and must get i
+   (Unpriv. §3: a FENCE.I makes stores visible to this hart's instruction
+   fetches). */
+static void smc_test(uint64_t hartid) {
+    for (uint64_t i = 1; i <= SMC_ITERS; i++) {
+        if (hartid == 0) {
+            smc_code[0] = ADDI_A0(i);
+            __asm__ volatile("fence rw, rw" ::: "memory");
+            smc_flag = i;
+            while (smc_ack != i) __asm__ volatile("pause");
+        } else {
+            while (smc_flag != i) (void)call_smc();
+            __asm__ volatile("fence.i" ::: "memory");
+            if (call_smc() != i) smc_wrong++;
+            smc_ack = i;
+        }
+    }
+}
+
 enum pattern { SB, SB_FENCED, MP, MP_FENCED, LB, LB_FENCED, NPATTERNS };
 static const char *names[NPATTERNS] = {"SB", "SB+fences", "MP", "MP+fences", "LB", "LB+fences"};
 
@@ -189,6 +224,19 @@ void hart_main(uint64_t hartid) {
         }
         barrier(&litmus_pair, 2, &pair_sense, 0);
     }
-    if (hartid == 0) finish(failed);
+    /* 3. Cross-modifying code between harts 0 and 1. */
+    if (hartid == 0) {
+        smc_code[0] = ADDI_A0(0);
+        smc_code[1] = RET;
+        __asm__ volatile("fence rw, rw" ::: "memory");
+    }
+    barrier(&litmus_pair, 2, &pair_sense, 0);
+    __asm__ volatile("fence.i" ::: "memory");
+    smc_test(hartid);
+    if (hartid == 0) {
+        puts_("cross-modified code: "); putu(smc_wrong); puts_(" stale of "); putu(SMC_ITERS); puts_("\n");
+        if (smc_wrong && !failed) failed = 10;
+        finish(failed);
+    }
     for (;;) __asm__ volatile("wfi");
 }

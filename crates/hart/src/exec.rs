@@ -142,6 +142,7 @@ impl Hart {
                     // A spin-wait hint: leave the slice, so the thread can
                     // let another hart's thread run.
                     self.paused = true;
+                    self.stats.pauses += 1;
                     self.yield_slice = true;
                     self.event = true;
                 } else {
@@ -151,7 +152,19 @@ impl Hart {
             // The decoded-code cache re-checks a page's generation whenever
             // the run loop enters it, which an event forces: writes by other
             // harts and by devices are seen from the next instruction on.
-            Op::FENCE_I => self.event = true,
+            // With harts on other threads that is not enough: a page's code
+            // mark and another hart's store to it can pass each other (the
+            // store-buffering pattern), leaving a stale page with a current
+            // generation, so FENCE.I drops every decoded page, its JIT
+            // blocks and the JIT's jump cache instead. Linux issues it rarely (module loads, new
+            // executable pages, kprobes).
+            Op::FENCE_I => {
+                if self.parallel {
+                    self.drop_decoded_code();
+                    self.stats.fence_i_flushes += 1;
+                }
+                self.event = true
+            }
             Op::ECALL => {
                 let c = match (self.prv, self.virt) {
                     (Priv::U, _) => cause::ECALL_U,

@@ -64,6 +64,9 @@ pub struct Hart {
     jit_hits: u64,
     /// Waiting in WFI for an interrupt.
     pub wfi: bool,
+    /// Other harts run at the same time, on other host threads: a FENCE.I
+    /// then drops every decoded page (see `exec.rs`).
+    parallel: bool,
     /// The hart ran PAUSE (Zihintpause; Linux's `cpu_relax`, in every spin
     /// loop) since this was last cleared: it waits for another hart, so a
     /// hart thread gives up the host CPU (`runner/parallel.rs`).
@@ -174,6 +177,7 @@ impl Hart {
             event: true,
             yield_slice: false,
             paused: false,
+            parallel: false,
             cur_insn_bits: 0,
             watch: progress::ProgressWatch::default(),
             code: code::CodeCache::new(),
@@ -351,6 +355,22 @@ impl Hart {
     /// TLB hits and misses by (V, VMID).
     pub fn tlb_vmid_stats(&self) -> VmidStats {
         self.spaces.vmid_stats(&self.tlb)
+    }
+
+    /// Forgets every decoded page, the compiled blocks kept with them and
+    /// the JIT's jump cache, which names those blocks.
+    pub(crate) fn drop_decoded_code(&mut self) {
+        self.code.clear();
+        #[cfg(target_arch = "x86_64")]
+        if let Some(j) = self.jit.as_mut() {
+            j.forget_jumps();
+        }
+    }
+
+    /// Tells the hart whether other harts run at the same time on other
+    /// host threads (the runner's parallel mode).
+    pub fn set_parallel(&mut self, on: bool) {
+        self.parallel = on;
     }
 
     pub fn irqs(&self) -> &Arc<HartIrqs> {

@@ -794,8 +794,17 @@ fn hart_stats(h: &Hart, s: &mut String) {
     let f = st.fences;
     let _ = writeln!(
         s,
-        "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | traps to M {} HS {} VS {}",
-        h.hartid, f[0], f[1], f[2], f[3], st.traps_to[0], st.traps_to[1], st.traps_to[2]
+        "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} fence.i flushes {} | pauses {} | traps to M {} HS {} VS {}",
+        h.hartid,
+        f[0],
+        f[1],
+        f[2],
+        f[3],
+        st.fence_i_flushes,
+        st.pauses,
+        st.traps_to[0],
+        st.traps_to[1],
+        st.traps_to[2]
     );
     let c = h.code_stats();
     let _ = write!(

@@ -303,6 +303,12 @@ impl Jit {
         }
     }
 
+    /// Forgets every jump-cache entry (the decoded-code cache was dropped:
+    /// the blocks they name may be stale).
+    pub(crate) fn forget_jumps(&mut self) {
+        self.jc_gen += 1;
+    }
+
     /// Empties the code buffer: every block compiled so far is dead.
     fn flush(&mut self) {
         self.buf.truncate(self.stubs_end);

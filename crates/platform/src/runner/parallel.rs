@@ -163,8 +163,9 @@ impl<W: Workload> Runner<W> {
 fn hart_thread(mut harts: Vec<&mut Hart>, host: &dyn HartHost, ctl: &Control, waker: &crate::console::Waker) -> ThreadStats {
     let mut st = ThreadStats { harts: harts.iter().map(|h| h.hartid).collect(), ..Default::default() };
     let me = std::thread::current();
-    for h in &harts {
+    for h in harts.iter_mut() {
         h.irqs().set_sleeper(Some(me.clone()));
+        h.set_parallel(true);
     }
     let mut bus = host.bus();
     let cpu0 = thread_cpu_time();
@@ -222,8 +223,9 @@ fn hart_thread(mut harts: Vec<&mut Hart>, host: &dyn HartHost, ctl: &Control, wa
             ctl.parked_forever.fetch_sub(1, Ordering::SeqCst);
         }
     }
-    for h in &harts {
+    for h in harts.iter_mut() {
         h.irqs().set_sleeper(None);
+        h.set_parallel(false);
     }
     st.cpu = thread_cpu_time().saturating_sub(cpu0);
     st
