@@ -25,6 +25,8 @@
 //! Blocks embed their virtual pc, so a page's blocks also belong to the
 //! virtual page they were compiled for and to the JIT's buffer epoch.
 
+use std::time::{Duration, Instant};
+
 use crate::decode::{self, Insn};
 use strata_memory::GuestRam;
 
@@ -88,6 +90,19 @@ struct Page {
 /// A `jit_vpage` no virtual page has (its low 12 bits are not zero).
 const NO_VPAGE: u64 = u64::MAX;
 
+/// Whether every decoded slot of cached page `p` still holds what RAM does.
+fn slots_match(p: &Page, ram: &GuestRam) -> bool {
+    let Some(slots) = p.slots.as_deref() else {
+        return true;
+    };
+    let base = p.page << 12;
+    slots.iter().enumerate().filter(|(_, s)| s.raw != 0).all(|(i, s)| {
+        let off = i * 2;
+        let now = if s.raw & 3 != 3 { ram.load_off(base + off, 2) } else { ram.load_off(base + off, 4) };
+        now as u32 == s.raw
+    })
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CodeStats {
     /// Entries into a page (after a jump across pages, or an event).
@@ -102,7 +117,24 @@ pub struct CodeStats {
 pub(crate) struct CodeCache {
     pages: Box<[Page]>,
     pub stats: CodeStats,
+    /// Parallel runs only: pages filled less than [`SETTLE`] ago or since
+    /// the last FENCE.I, as (cache index, RAM page, when filled). See
+    /// [`revalidate`](Self::revalidate).
+    unsettled: Option<Vec<(usize, usize, Instant)>>,
 }
+
+/// How long after a page is filled a store that raced with its filling may
+/// still become visible to this hart. The race: another hart stores to the
+/// page while this one marks it as code and decodes from it; each checks
+/// the other's location before its own write is visible (the store-buffering
+/// pattern), so the store does not move the page's generation and the
+/// decode read the old bytes. A host store is visible to other threads once
+/// it leaves the core's store buffer, nanoseconds later (and a context
+/// switch drains it), so a millisecond is a wide margin.
+const SETTLE: Duration = Duration::from_millis(1);
+/// Unsettled pages kept before the oldest are checked at a fill rather
+/// than at a FENCE.I.
+const UNSETTLED_MAX: usize = 256;
 
 impl CodeCache {
     pub fn new() -> Self {
@@ -119,6 +151,7 @@ impl CodeCache {
                 })
                 .collect(),
             stats: CodeStats::default(),
+            unsettled: None,
         }
     }
 
@@ -150,8 +183,60 @@ impl CodeCache {
                 Some(s) => s.fill(EMPTY),
                 None => p.slots = Some(Box::new([EMPTY; SLOTS])),
             }
+            if let Some(u) = &mut self.unsettled {
+                u.push((idx, page, Instant::now()));
+                if u.len() > UNSETTLED_MAX {
+                    self.settle(ram, Instant::now(), false);
+                }
+            }
         }
         idx
+    }
+
+    /// Parallel runs: keep the pages filled lately for
+    /// [`revalidate`](Self::revalidate) (`on`), or stop (`!on`).
+    pub fn track_fills(&mut self, on: bool) {
+        self.unsettled = on.then(Vec::new);
+    }
+
+    /// A FENCE.I in a parallel run: every page filled less than
+    /// [`SETTLE`] ago or since the last FENCE.I has its decoded
+    /// instructions compared with RAM; a page that differs is dropped.
+    /// Returns how many were. Pages filled longer ago need no look: a
+    /// store that raced with their filling is visible by now and was
+    /// compared at an earlier FENCE.I or fill, and any later store saw
+    /// their mark and moved their generation.
+    pub fn revalidate(&mut self, ram: &GuestRam) -> u64 {
+        self.settle(ram, Instant::now(), true)
+    }
+
+    /// Compares the unsettled pages with RAM, dropping those that differ;
+    /// forgets those filled before `now - SETTLE` (all of them if `all`,
+    /// else only those).
+    fn settle(&mut self, ram: &GuestRam, now: Instant, all: bool) -> u64 {
+        let Some(mut list) = self.unsettled.take() else {
+            return 0;
+        };
+        let mut dropped = 0;
+        list.retain(|&(idx, page, filled)| {
+            let old = now.saturating_duration_since(filled) >= SETTLE;
+            if !all && !old {
+                return true;
+            }
+            let p = &mut self.pages[idx];
+            if p.page != page {
+                return false; // refilled since: its new filling has an entry
+            }
+            if !slots_match(p, ram) {
+                p.page = usize::MAX;
+                p.jit_vpage = NO_VPAGE;
+                dropped += 1;
+                return false;
+            }
+            !old
+        });
+        self.unsettled = Some(list);
+        dropped
     }
 
     /// The slot of page-offset `off` in cached page `idx`, decoding it from
@@ -182,6 +267,9 @@ impl CodeCache {
 
     /// Forgets every page (after a reset).
     pub fn clear(&mut self) {
+        if let Some(u) = &mut self.unsettled {
+            u.clear();
+        }
         for p in self.pages.iter_mut() {
             p.page = usize::MAX;
             p.jit_vpage = NO_VPAGE;

@@ -155,13 +155,17 @@ impl Hart {
             // With harts on other threads that is not enough: a page's code
             // mark and another hart's store to it can pass each other (the
             // store-buffering pattern), leaving a stale page with a current
-            // generation, so FENCE.I drops every decoded page, its JIT
-            // blocks and the JIT's jump cache instead. Linux issues it rarely (module loads, new
-            // executable pages, kprobes).
+            // generation. So FENCE.I also compares the pages filled lately
+            // with RAM (`CodeCache::revalidate`), dropping stale ones and
+            // the JIT's jump cache, which may name their blocks.
             Op::FENCE_I => {
                 if self.parallel {
-                    self.drop_decoded_code();
-                    self.stats.fence_i_flushes += 1;
+                    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                    let stale = self.code.revalidate(&self.ram);
+                    if stale > 0 {
+                        self.forget_jumps();
+                        self.stats.fence_i_stale += stale;
+                    }
                 }
                 self.event = true
             }
@@ -272,8 +276,10 @@ impl Hart {
                     // memory, which only another hart can change: OpenSBI's
                     // HSM wait, entered with the cold-boot IPI still pending,
                     // spins like that until Linux starts the hart. Give the
-                    // other harts the rest of this hart's budget.
+                    // other harts the rest of this hart's budget (and, on a
+                    // thread of its own, the host core for a moment).
                     self.yield_slice = true;
+                    self.wfi_spin = true;
                 }
                 self.event = true;
             }

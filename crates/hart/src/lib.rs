@@ -64,8 +64,12 @@ pub struct Hart {
     jit_hits: u64,
     /// Waiting in WFI for an interrupt.
     pub wfi: bool,
+    /// The hart ran a WFI that could not wait (an interrupt pending in
+    /// `mie` but masked), since this was last cleared: it polls memory that
+    /// another hart will change, so its thread may nap.
+    pub wfi_spin: bool,
     /// Other harts run at the same time, on other host threads: a FENCE.I
-    /// then drops every decoded page (see `exec.rs`).
+    /// then also compares recently decoded pages with RAM (see `exec.rs`).
     parallel: bool,
     /// The hart ran PAUSE (Zihintpause; Linux's `cpu_relax`, in every spin
     /// loop) since this was last cleared: it waits for another hart, so a
@@ -178,6 +182,7 @@ impl Hart {
             yield_slice: false,
             paused: false,
             parallel: false,
+            wfi_spin: false,
             cur_insn_bits: 0,
             watch: progress::ProgressWatch::default(),
             code: code::CodeCache::new(),
@@ -357,10 +362,9 @@ impl Hart {
         self.spaces.vmid_stats(&self.tlb)
     }
 
-    /// Forgets every decoded page, the compiled blocks kept with them and
-    /// the JIT's jump cache, which names those blocks.
-    pub(crate) fn drop_decoded_code(&mut self) {
-        self.code.clear();
+    /// Forgets the JIT's jump cache (blocks it names may have been
+    /// dropped with their decoded page).
+    pub(crate) fn forget_jumps(&mut self) {
         #[cfg(target_arch = "x86_64")]
         if let Some(j) = self.jit.as_mut() {
             j.forget_jumps();
@@ -371,6 +375,7 @@ impl Hart {
     /// host threads (the runner's parallel mode).
     pub fn set_parallel(&mut self, on: bool) {
         self.parallel = on;
+        self.code.track_fills(on);
     }
 
     pub fn irqs(&self) -> &Arc<HartIrqs> {

@@ -35,8 +35,8 @@ pub struct HartStats {
     pub walk_ad_writes: u64,
     /// Fences by kind, indexed by `Fence as usize`.
     pub fences: [u64; 4],
-    /// FENCE.Is that dropped the decoded-code cache (parallel runs).
-    pub fence_i_flushes: u64,
+    /// Decoded pages a FENCE.I found stale and dropped (parallel runs).
+    pub fence_i_stale: u64,
     /// PAUSE hints (spin-wait loops).
     pub pauses: u64,
 }

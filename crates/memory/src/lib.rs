@@ -556,6 +556,53 @@ mod tests {
     }
 
     #[test]
+    fn atomics_from_many_threads_lose_nothing() {
+        // Four threads add to one word with atomic_rmw and to another with a
+        // compare-exchange loop (an LR/SC retry loop's shape); plain stores
+        // and misaligned accesses race beside them on other words.
+        let ram = std::sync::Arc::new(GuestRam::new(0x8000_0000, 0x1000).unwrap());
+        let (threads, per) = (4u64, 20_000u64);
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let ram = &ram;
+                s.spawn(move || {
+                    for i in 0..per {
+                        ram.atomic_rmw(0x8000_0000, 8, |v| v.wrapping_add(1)).unwrap();
+                        loop {
+                            let old = ram.load(0x8000_0008, 4).unwrap();
+                            if ram.compare_exchange(0x8000_0008, 4, old, old + 1).unwrap().0 {
+                                break;
+                            }
+                        }
+                        ram.store(0x8000_0010 + t * 8, 8, i).unwrap();
+                        ram.store(0x8000_0043, 8, u64::MAX).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(ram.load(0x8000_0000, 8).unwrap(), threads * per);
+        assert_eq!(ram.load(0x8000_0008, 4).unwrap(), threads * per);
+        for t in 0..threads {
+            assert_eq!(ram.load(0x8000_0010 + t * 8, 8).unwrap(), per - 1);
+        }
+        assert_eq!(ram.load(0x8000_0043, 8).unwrap(), u64::MAX);
+        // A 4-byte AMO returns the old word and writes 32 bits only.
+        ram.store(0x8000_0100, 8, 0x1111_1111_ffff_ffff).unwrap();
+        assert_eq!(ram.atomic_rmw(0x8000_0100, 4, |v| v + 1).unwrap().0, 0xffff_ffff);
+        assert_eq!(ram.load(0x8000_0100, 8).unwrap(), 0x1111_1111_0000_0000);
+        assert_eq!(ram.compare_exchange(0x8000_0100, 4, 1, 2).unwrap(), (false, false));
+        assert!(ram.atomic_rmw(0x8000_1000, 8, |v| v).is_err());
+    }
+
+    #[test]
+    fn storage_is_page_aligned() {
+        // Naturally aligned guest accesses must be naturally aligned host
+        // accesses (the atomics need it).
+        let ram = GuestRam::new(0x8000_0000, 0x2000).unwrap();
+        assert_eq!(ram.raw_parts().0 as usize % STORAGE_ALIGN, 0);
+    }
+
+    #[test]
     fn absurd_sizes_are_an_error_not_an_abort() {
         assert!(GuestRam::new(0, u64::MAX / 2).is_err());
         assert!(GuestRam::new(u64::MAX - 10, 100).is_err());

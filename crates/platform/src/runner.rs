@@ -725,11 +725,12 @@ impl<W: Workload> Runner<W> {
             let harts: Vec<String> = ts.harts.iter().map(u64::to_string).collect();
             let _ = writeln!(
                 s,
-                "thread {t}: harts [{}] cpu {:.3} s | turns {} yields {} parks {} parked {:.3} s",
+                "thread {t}: harts [{}] cpu {:.3} s | turns {} yields {} naps {} parks {} parked {:.3} s",
                 harts.join(" "),
                 ts.cpu.as_secs_f64(),
                 ts.turns,
                 ts.yields,
+                ts.naps,
                 ts.parks,
                 ts.parked.as_secs_f64()
             );
@@ -794,13 +795,13 @@ fn hart_stats(h: &Hart, s: &mut String) {
     let f = st.fences;
     let _ = writeln!(
         s,
-        "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} fence.i flushes {} | pauses {} | traps to M {} HS {} VS {}",
+        "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | fence.i stale pages {} | pauses {} | traps to M {} HS {} VS {}",
         h.hartid,
         f[0],
         f[1],
         f[2],
         f[3],
-        st.fence_i_flushes,
+        st.fence_i_stale,
         st.pauses,
         st.traps_to[0],
         st.traps_to[1],

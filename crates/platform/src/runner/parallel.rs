@@ -38,6 +38,10 @@ pub const SERVICE_TICK: Duration = Duration::from_millis(10);
 /// if nothing happened).
 const PARK_MAX: Duration = Duration::from_secs(1);
 
+/// How long a hart thread naps when its harts poll with a WFI that cannot
+/// wait (see `hart_thread`).
+const WFI_SPIN_NAP: Duration = Duration::from_micros(100);
+
 /// What hart threads need from the machine, shared by all of them.
 pub trait HartHost: Send + Sync {
     /// The bus one hart thread's harts reach devices through.
@@ -61,6 +65,9 @@ pub struct ThreadStats {
     pub turns: u64,
     /// Turns that ended in PAUSE, after which the thread yielded the core.
     pub yields: u64,
+    /// Turns that ended polling in a WFI that could not wait, after which
+    /// the thread napped.
+    pub naps: u64,
     /// Times it parked, and the host time it spent parked.
     pub parks: u64,
     pub parked: Duration,
@@ -184,12 +191,18 @@ fn hart_thread(mut harts: Vec<&mut Hart>, host: &dyn HartHost, ctl: &Control, wa
             waker.wake();
         }
         // A hart spinning on PAUSE waits for another: let that one's thread
-        // have the core (more hart threads than host cores).
-        let mut paused = false;
+        // have the core (more hart threads than host cores). One polling
+        // with a WFI that cannot wait (OpenSBI's HSM wait for hart start)
+        // naps instead; a rising interrupt line ends the nap early.
+        let (mut paused, mut all_spin) = (false, true);
         for h in harts.iter_mut() {
             paused |= std::mem::take(&mut h.paused);
+            all_spin &= std::mem::take(&mut h.wfi_spin);
         }
-        if paused {
+        if all_spin {
+            st.naps += 1;
+            std::thread::park_timeout(WFI_SPIN_NAP);
+        } else if paused {
             st.yields += 1;
             std::thread::yield_now();
         }
