@@ -156,6 +156,7 @@ bench: setup build
 	scripts/bench-invalidation.sh
 	scripts/bench-kvm.sh
 	scripts/bench-multivm.sh
+	scripts/bench-smp.sh
 
 clean:
 	rm -rf build

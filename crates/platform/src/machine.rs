@@ -341,19 +341,13 @@ impl Runner<BareBoard> {
             .collect();
 
         let bus = BoardBus { devices: Arc::new(Mutex::new(devices)), time: time.clone() };
-        let host = Arc::new(BoardHost { bus: bus.clone(), aclint: aclint.clone(), power: power.clone(), stuck: Mutex::new(None) });
-        let board = BareBoard {
-            bus,
-            aclint,
-            rtc,
-            uart,
-            power,
-            request: None,
-            stuck: None,
-            host,
-            console,
-            layout,
-        };
+        let host = Arc::new(BoardHost {
+            bus: bus.clone(),
+            aclint: aclint.clone(),
+            power: power.clone(),
+            stuck: Mutex::new(None),
+        });
+        let board = BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout };
         Runner::from_parts(ram, harts, board, time, cfg.clock, virtio, cfg.console_stdin)
     }
 

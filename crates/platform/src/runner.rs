@@ -44,15 +44,17 @@
 //!
 //! ## What comes next plugs in here
 //!
-//! - **One host thread per hart** (issue 13): [`Workload::run_slice`] is the
-//!   only place harts execute. A threaded runner gives each hart a thread
-//!   that loops on its share of `run_slice` (the bare board: `Hart::run` on
-//!   its hart; the hypervisor: its per-hart scheduler) while this loop's
-//!   steps 3–8 stay on the main thread as the *service* loop; `Host` time
-//!   needs no coordination between threads (every hart reads the host
-//!   clock), `Virtual` time stays the deterministic single-thread mode. The
-//!   wake-up socket becomes one per hart thread, so a device interrupt can
-//!   wake a hart sleeping in WFI.
+//! - **One host thread per hart** (issue 13, [`parallel`]): with
+//!   [`Runner::set_threads`] above 1 and a workload that offers a
+//!   [`HartHost`] (the bare board does; the hypervisor not yet), `run`
+//!   gives the harts to hart threads and this loop's steps 1 and 4–7 become
+//!   the *service* loop on the calling thread. `Host` time needs no
+//!   coordination between threads (every hart reads the host clock);
+//!   `Virtual` and `Paced` time stay on one thread, deterministic. For the
+//!   hypervisor, each physical hart's thread would run its share of the
+//!   scheduler, with cross-hart operations (unloading a vCPU elsewhere,
+//!   invalidation by physical address) as requests the target hart's
+//!   thread serves.
 //! - **Snapshots** (issue 15): a round boundary is the quiescent point —
 //!   no hart is inside an instruction, every device has seen the time, no
 //!   console byte is half delivered (it is in `held`). A snapshot takes the
@@ -79,7 +81,7 @@ use strata_memory::GuestRam;
 use crate::console::{self, Input, InputSender, Waker};
 use crate::error::Error;
 
-mod parallel;
+pub mod parallel;
 pub use parallel::{HartHost, ThreadStats, SERVICE_TICK};
 
 /// Instructions a hart runs before the loop turns to the next hart and to

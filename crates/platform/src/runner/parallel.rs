@@ -167,7 +167,12 @@ impl<W: Workload> Runner<W> {
 }
 
 /// One hart thread: runs `harts` until the service thread stops it.
-fn hart_thread(mut harts: Vec<&mut Hart>, host: &dyn HartHost, ctl: &Control, waker: &crate::console::Waker) -> ThreadStats {
+fn hart_thread(
+    mut harts: Vec<&mut Hart>,
+    host: &dyn HartHost,
+    ctl: &Control,
+    waker: &crate::console::Waker,
+) -> ThreadStats {
     let mut st = ThreadStats { harts: harts.iter().map(|h| h.hartid).collect(), ..Default::default() };
     let me = std::thread::current();
     for h in harts.iter_mut() {
