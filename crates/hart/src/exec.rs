@@ -1,5 +1,7 @@
 //! Instruction semantics (Unprivileged ISA 20191213 chapters 2, 5, 7, 8, 9;
-//! Privileged Architecture 20211203 §3.3 and §4.2.1).
+//! Privileged Architecture 20211203 §3.3 and §4.2.1). The bit-manipulation
+//! and conditional operations are in `bitmanip.rs`, floating point in
+//! `fp.rs`.
 
 use crate::csr::{hstatus, status};
 use crate::decode::Insn;
@@ -427,6 +429,9 @@ impl Hart {
                 wr!(old);
             }
             Op::ILLEGAL => return Err(self.illegal_insn()),
+            op if crate::bitmanip::handles(op) => {
+                wr!(crate::bitmanip::alu(op, a, if crate::bitmanip::takes_shamt(op) { imm } else { b }))
+            }
             _ => self.execute_fp(bus, &i, raw, addr)?,
         }
         Ok(next)

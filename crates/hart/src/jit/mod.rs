@@ -1440,7 +1440,7 @@ impl Hart {
         let vpage = pc & !0xfff;
         let mut p = pc;
         while insns.len() < MAX_BLOCK_INSNS && p & !0xfff == vpage {
-            let Some(s) = self.code.slot(&self.ram, idx, (p & 0xfff) as usize) else {
+            let Some(s) = self.code.slot(&self.ram, idx, (p & 0xfff) as usize, self.exts) else {
                 break;
             };
             insns.push((p, s.raw, s.insn));
