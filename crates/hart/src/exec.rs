@@ -357,22 +357,21 @@ impl Hart {
             }
             Op::SC_W | Op::SC_D => {
                 let size = if i.op == Op::SC_W { 4 } else { 8 };
-                // Alignment is checked whether or not the SC would succeed.
-                if a & (size as u64 - 1) != 0 {
-                    return Err(Trap::new(cause::STORE_MISALIGNED, a));
-                }
+                // Zalrsc: no SC retires unless it passes the memory
+                // permission checks, so alignment, translation (as a store:
+                // page faults, guest-page faults in V mode) and PMP come
+                // first, whether or not the SC would succeed; only then the
+                // reservation. Whether a failed SC sets the D bit is
+                // unspecified; this one does, as the walk for a store.
+                let pa = self.atomic_pa(a, size, Access::Store)?;
+                // The reservation holds if it names these bytes and they
+                // still hold what the LR read.
                 let ok = match self.reservation() {
                     None => false,
-                    Some(r) => {
-                        let pa = self.atomic_pa(a, size, Access::Store)?;
-                        // The reservation holds if it names these bytes and
-                        // they still hold what the LR read.
-                        pa == r && self.phys_load(bus, pa, a, size, cause::STORE_ACCESS)? == self.lr_value
-                    }
+                    Some(r) => pa == r && self.phys_load(bus, pa, a, size, cause::STORE_ACCESS)? == self.lr_value,
                 };
                 self.set_reservation(None);
                 if ok {
-                    let pa = self.atomic_pa(a, size, Access::Store)?;
                     self.phys_store(bus, pa, a, size, b)?;
                 }
                 wr!(!ok as u64);
