@@ -25,6 +25,24 @@ pub(crate) fn takes_shamt(op: Op) -> bool {
     matches!(op, Op::SLLI_UW | Op::RORI | Op::RORIW | Op::BCLRI | Op::BEXTI | Op::BINVI | Op::BSETI)
 }
 
+/// Whether `op` reads `x[rs1]` only: its rs2 field is part of the opcode.
+pub(crate) fn unary(op: Op) -> bool {
+    matches!(
+        op,
+        Op::CLZ
+            | Op::CTZ
+            | Op::CPOP
+            | Op::CLZW
+            | Op::CTZW
+            | Op::CPOPW
+            | Op::SEXT_B
+            | Op::SEXT_H
+            | Op::ZEXT_H
+            | Op::ORC_B
+            | Op::REV8
+    )
+}
+
 #[inline(always)]
 fn sext32(v: u32) -> u64 {
     v as i32 as u64
@@ -142,6 +160,7 @@ mod tests {
         for e in ENCODINGS.iter().filter(|e| handles(e.op)) {
             n += 1;
             assert_eq!(takes_shamt(e.op), e.imm == strata_arch::isa::Imm::Shamt, "{}", e.name);
+            assert_eq!(unary(e.op), e.mask & (31 << 20) == 31 << 20, "{}", e.name);
         }
         assert_eq!(n, 8 + 24 + 3 + 8 + 2, "Zba + Zbb + Zbc + Zbs + Zicond rows");
     }
