@@ -2,7 +2,8 @@
 //!
 //! Every number the specifications fix and more than one crate needs has its
 //! home here: CSR numbers and fields ([`csr`]), exception and interrupt
-//! causes ([`cause`]), interrupt numbers ([`irq`]), the page-table formats
+//! causes ([`cause`]), interrupt numbers ([`irq`]), the ISA extensions and a
+//! hart's set of them ([`ext`]), the page-table formats
 //! ([`pte`]), the instruction encodings ([`isa`]) and the transformed
 //! instructions a trap writes to `mtinst`/`htinst` ([`tinst`]), and the SBI
 //! extension ids and error codes guests and hypervisor share ([`sbi`]). The crate
@@ -16,6 +17,7 @@
 
 pub mod cause;
 pub mod csr;
+pub mod ext;
 pub mod irq;
 pub mod isa;
 pub mod pte;

@@ -1,7 +1,9 @@
 //! Renders a [`Program`] as one self-contained assembly file: runtime
 //! (start-up, M-mode trap handler, checkpoint dump, power-off) + the
 //! generated instructions. Build with [`LINK_LD`] and
-//! `riscv64-unknown-elf-gcc -march=rv64gc -mabi=lp64d -nostdlib -static`.
+//! `riscv64-unknown-elf-gcc -march=rv64gc -mabi=lp64d -nostdlib -static`
+//! (the text enables Zba/Zbb/Zbc/Zbs itself; Zicond, which binutils 2.40
+//! lacks, is written with `.insn`).
 
 use crate::gen::{Head, Item, Program, BASE0_OFF, BASE1_OFF, LOOP_REG, SANDBOX_SIZE};
 use std::fmt::Write;
@@ -101,6 +103,7 @@ fn runtime_prologue(p: &Program) -> String {
         s,
         r#"
     .option norelax
+    .option arch, +zba, +zbb, +zbc, +zbs
     .section .text.init, "ax"
     .globl _start
 _start:

@@ -98,11 +98,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The generator's configuration. With `--oracle interp` the programs also
+/// hold what QEMU 7.2 cannot check (see [`GenConfig::beyond_qemu`]), so
+/// reproduce such a program with the same `--oracle`.
 fn gen_config(a: &Args) -> Result<GenConfig, String> {
     let d = GenConfig::default();
     Ok(GenConfig {
         insns: a.num("--insns-per-program")?.or(a.num("--insns")?).map_or(d.insns, |v| v as usize),
         checkpoint_every: a.num("--checkpoint-every")?.map_or(d.checkpoint_every, |v| v as usize),
+        beyond_qemu: tools(a)?.oracle == strata_difftest::exec::Oracle::Interp,
     })
 }
 

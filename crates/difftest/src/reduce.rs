@@ -279,10 +279,10 @@ mod tests {
     #[test]
     fn generated_programs_are_well_formed() {
         for seed in 0..10 {
-            let p = generate(seed, &GenConfig { insns: 2000, checkpoint_every: 500 });
+            let p = generate(seed, &GenConfig { insns: 2000, checkpoint_every: 500, beyond_qemu: true });
             check_well_formed(&emit_file(&p, "")).unwrap();
         }
-        let p = generate(99, &GenConfig { insns: 3000, checkpoint_every: 500 });
+        let p = generate(99, &GenConfig { insns: 3000, checkpoint_every: 500, beyond_qemu: true });
         assemble_if_possible(&emit_file(&p, ""), "gen99");
     }
 
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn reducer_keeps_programs_well_formed_and_minimal() {
         for seed in 0..6u64 {
-            let p = generate(seed, &GenConfig { insns: 1500, checkpoint_every: 300 });
+            let p = generate(seed, &GenConfig { insns: 1500, checkpoint_every: 300, beyond_qemu: true });
             let Some(target) = find_deep_op(&p.items, 0) else { continue };
             let mut seen_bad = None;
             let mut test = |c: &Program| {
@@ -323,7 +323,7 @@ mod tests {
     fn reducer_keeps_needed_loop_structure() {
         // Failure needs a loop whose body still contains some op: the loop
         // must survive with its label and counter intact.
-        let p = generate(5, &GenConfig { insns: 1500, checkpoint_every: 300 });
+        let p = generate(5, &GenConfig { insns: 1500, checkpoint_every: 300, beyond_qemu: true });
         let mut test = |c: &Program| {
             fn has(items: &[Item]) -> bool {
                 items.iter().any(|i| match i {

@@ -28,6 +28,7 @@
 use std::time::{Duration, Instant};
 
 use crate::decode::{self, Insn};
+use strata_arch::ext::Extensions;
 use strata_memory::GuestRam;
 
 /// Number of cached pages: `SETS` sets of `WAYS` pages, least recently
@@ -241,9 +242,10 @@ impl CodeCache {
 
     /// The slot of page-offset `off` in cached page `idx`, decoding it from
     /// RAM first if needed. `None` for a 32-bit instruction that straddles
-    /// the end of the page (the caller fetches it the slow way).
+    /// the end of the page (the caller fetches it the slow way). An
+    /// instruction of an extension not in `exts` decodes as illegal.
     #[inline(always)]
-    pub fn slot(&mut self, ram: &GuestRam, idx: usize, off: usize) -> Option<Slot> {
+    pub fn slot(&mut self, ram: &GuestRam, idx: usize, off: usize, exts: Extensions) -> Option<Slot> {
         let p = &mut self.pages[idx & (PAGES - 1)];
         let base = p.page << 12;
         let slots = p.slots.as_deref_mut()?;
@@ -261,7 +263,7 @@ impl CodeCache {
             return None;
         };
         self.stats.decodes += 1;
-        *s = Slot { raw, insn: decode::decode(raw) };
+        *s = Slot { raw, insn: decode::decode_for(raw, exts) };
         Some(*s)
     }
 

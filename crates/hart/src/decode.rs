@@ -10,6 +10,7 @@
 //! against.
 
 use std::sync::OnceLock;
+use strata_arch::ext::{Ext, Extensions};
 use strata_arch::isa::{self, Encoding};
 pub use strata_arch::isa::{insn_len, CRow, Insn, COMPRESSED};
 
@@ -51,6 +52,20 @@ pub fn decode(raw: u32) -> Insn {
         }
     }
     Insn::ILLEGAL
+}
+
+/// Decodes one instruction for a hart with extensions `exts`: an
+/// instruction of an extension the hart does not have is illegal, exactly
+/// as if its row were not in the table.
+#[inline]
+pub fn decode_for(raw: u32, exts: Extensions) -> Insn {
+    let i = decode(raw);
+    let ext = if raw & 3 != 3 { Ext::C } else { i.op.ext() };
+    if exts.has(ext) {
+        i
+    } else {
+        Insn::ILLEGAL
+    }
 }
 
 // ---- RVC ------------------------------------------------------------------

@@ -1,5 +1,7 @@
 //! Instruction semantics (Unprivileged ISA 20191213 chapters 2, 5, 7, 8, 9;
-//! Privileged Architecture 20211203 §3.3 and §4.2.1).
+//! Privileged Architecture 20211203 §3.3 and §4.2.1). The bit-manipulation
+//! and conditional operations are in `bitmanip.rs`, floating point in
+//! `fp.rs`.
 
 use crate::csr::{hstatus, status};
 use crate::decode::Insn;
@@ -384,9 +386,12 @@ impl Hart {
             }
             Op::SC_W | Op::SC_D => {
                 let size = if i.op == Op::SC_W { 4 } else { 8 };
-                // Alignment and the memory permission checks come first,
-                // whether or not the SC would succeed (Zalrsc: no SC may
-                // retire unless it passes them).
+                // Zalrsc: no SC retires unless it passes the memory
+                // permission checks, so alignment, translation (as a store:
+                // page faults, guest-page faults in V mode) and PMP come
+                // first, whether or not the SC would succeed; only then the
+                // reservation. Whether a failed SC sets the D bit is
+                // unspecified; this one does, as the walk for a store.
                 let pa = self.atomic_pa(a, size, Access::Store)?;
                 // The reservation holds if it names these bytes and they
                 // still hold what the LR read: the store is a host
@@ -453,6 +458,9 @@ impl Hart {
                 wr!(old);
             }
             Op::ILLEGAL => return Err(self.illegal_insn()),
+            op if crate::bitmanip::handles(op) => {
+                wr!(crate::bitmanip::alu(op, a, if crate::bitmanip::takes_shamt(op) { imm } else { b }))
+            }
             _ => self.execute_fp(bus, &i, raw, addr)?,
         }
         Ok(next)

@@ -5,6 +5,7 @@
 //! else through the small [`Bus`] trait, so it knows nothing of the board
 //! it is placed on.
 
+mod bitmanip;
 mod code;
 pub mod csr;
 pub mod decode;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use csr::{hgatp, satp, status, Csrs};
 use decode::Insn;
 pub use progress::{NoProgress, NO_PROGRESS_TRAPS};
+pub use strata_arch::ext::{cpu_model, Ext, Extensions, CPU_MODELS};
 use strata_devices::HartIrqs;
 use strata_memory::GuestRam;
 use strata_mmu::pmp::Pmp;
@@ -121,6 +123,8 @@ pub struct Hart {
     /// Whether the hart keeps trapping without progress (`progress.rs`).
     watch: progress::ProgressWatch,
     code: code::CodeCache,
+    /// The ISA extensions this hart implements (`set_extensions`).
+    exts: Extensions,
     /// The block compiler and its code, when on (`set_jit`).
     #[cfg(target_arch = "x86_64")]
     jit: Option<Box<jit::Jit>>,
@@ -186,12 +190,32 @@ impl Hart {
             cur_insn_bits: 0,
             watch: progress::ProgressWatch::default(),
             code: code::CodeCache::new(),
+            exts: Extensions::DEFAULT,
             #[cfg(target_arch = "x86_64")]
             jit: None,
             perf_map_vmids: None,
         };
         h.atp_changed();
         h
+    }
+
+    /// Sets the ISA extensions the hart implements (the default is
+    /// [`Extensions::DEFAULT`]). Instructions of the others raise an
+    /// illegal-instruction exception. `misa` does not change: every
+    /// extension that has a `misa` bit is always present, and the ones
+    /// that can be left out have none (B, the bit of Zba+Zbb+Zbs, is not
+    /// set: see docs/isa.md).
+    /// The set always includes [`Extensions::RV64GC`], which `misa` names.
+    pub fn set_extensions(&mut self, exts: Extensions) {
+        self.exts = exts.union(Extensions::RV64GC);
+        // Decoded instructions (and blocks compiled from them) may name
+        // operations the new set lacks.
+        self.code.clear();
+    }
+
+    /// The ISA extensions the hart implements.
+    pub fn extensions(&self) -> Extensions {
+        self.exts
     }
 
     /// Puts the hart in the reset state the platform wants: M-mode at `pc`.
@@ -497,7 +521,7 @@ impl Hart {
         let mut used = 0;
         loop {
             used += 1;
-            let Some(s) = self.code.slot(&self.ram, idx, (pc & 0xfff) as usize) else {
+            let Some(s) = self.code.slot(&self.ram, idx, (pc & 0xfff) as usize, self.exts) else {
                 // A 32-bit instruction straddling the page end.
                 self.pc = pc;
                 self.step_slow(bus);
@@ -538,7 +562,7 @@ impl Hart {
     pub fn step(&mut self, bus: &mut dyn Bus) -> Result<(), trap::Trap> {
         let raw = self.fetch(bus)?;
         let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
-        let insn: Insn = decode::decode(key);
+        let insn: Insn = decode::decode_for(key, self.exts);
         self.cur_insn_bits = key as u64;
         match self.execute(bus, insn, key, self.pc) {
             Ok(next) => {

@@ -58,6 +58,7 @@ fn main() {
         console_stdout: false,
         console_stdin: false,
         jit: true,
+        extensions: strata_platform::Extensions::DEFAULT,
     })
     .unwrap_or_else(|e| {
         eprintln!("invalidation: {e}");

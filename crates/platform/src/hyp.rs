@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use strata_devices::aclint::Timebase;
 use strata_devices::rtc::host_clock;
-use strata_hart::{Bus, Hart, TrapTarget};
+use strata_hart::{Bus, Ext, Extensions, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
 use strata_hypervisor::ownership::{self, MachineMemory};
 use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
@@ -33,10 +33,11 @@ use strata_devices::{MmioDevice, SharedMmio};
 use strata_hypervisor::vm::DmaMap;
 use strata_memory::{GuestMemory, OutOfRange};
 
-/// The ISA a guest sees: the hart's, without H (Strata does not offer
-/// nested virtualization).
-pub const GUEST_ISA_BASE: &str = "rv64imafdc";
-pub const GUEST_ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr"];
+/// The ISA a guest sees: the harts' (`RunConfig::extensions`), without H
+/// (Strata does not offer nested virtualization).
+pub fn guest_extensions(harts: Extensions) -> Extensions {
+    harts.without(Ext::H)
+}
 
 /// Machine RAM starts where the `virt` board's does.
 const MACHINE_RAM_BASE: u64 = strata_devices::board::VIRT.ram_base;
@@ -71,6 +72,9 @@ pub struct RunConfig {
     pub console_stdin: bool,
     /// Compile guest code to host code (x86-64 hosts).
     pub jit: bool,
+    /// The physical harts' ISA extensions (`--cpu`); every VM's vCPUs run
+    /// on them, and its device tree advertises them without H.
+    pub extensions: Extensions,
 }
 
 /// One VM's console: to stdout (labelled by line when several VMs share
@@ -529,7 +533,7 @@ impl Runner<Hypervised> {
             for (name, _) in devs.iter_mut().filter(|_| cfg.vms.len() > 1) {
                 *name = format!("VM {}: {name}", vm.name);
             }
-            let (segments, entry, dtb) = vm_images(vm, &slots)?;
+            let (segments, entry, dtb) = vm_images(vm, &slots, guest_extensions(cfg.extensions))?;
             let log = match &vm.serial_log {
                 Some(p) => Some(crate::hostpaths::open_serial_log(p)?),
                 None => None,
@@ -590,6 +594,7 @@ impl Runner<Hypervised> {
                 let mut hart = Hart::new(h as u64, ram.clone(), strata_devices::HartIrqs::new());
                 hart.reset(0);
                 hart.set_jit(cfg.jit);
+                hart.set_extensions(cfg.extensions);
                 hart.set_perf_map_vmids(Some(named.clone()));
                 hart.set_hypervisor_mode();
                 hart.enable_tlb_reverse_index();
@@ -637,7 +642,7 @@ impl Runner<Hypervised> {
 /// device tree's address.
 type VmImages = (Vec<(u64, Vec<u8>)>, u64, u64);
 
-fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, Error> {
+fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)], exts: Extensions) -> Result<VmImages, Error> {
     let segs = Segments::new(layout::RAM_BASE, vm.memory);
     let l = boot::load(
         &segs,
@@ -649,8 +654,8 @@ fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)]) -> Result<VmImages, Err
             sbi_provided: true,
             fdt: FdtConfig {
                 harts: vm.vcpus,
-                isa_base: GUEST_ISA_BASE.into(),
-                isa_extensions: GUEST_ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+                isa_base: exts.isa_base(),
+                isa_extensions: exts.names().into_iter().map(String::from).collect(),
                 mmu_type: "riscv,sv48".into(),
                 board: layout::BOARD,
                 ram_size: vm.memory,

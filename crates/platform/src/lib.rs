@@ -18,4 +18,5 @@ pub mod virtio;
 pub use error::Error;
 pub use machine::{ExitReason, Machine, MachineConfig};
 pub use runner::{ClockMode, Runner, StopHandle};
+pub use strata_hart::{cpu_model, Ext, Extensions, CPU_MODELS};
 pub use virtio::{DriveSpec, NetdevSpec, VirtioConfig, VsockSpec};

@@ -12,7 +12,7 @@ use strata_devices::rtc::{host_clock, GoldfishRtc};
 use strata_devices::syscon::{PowerLatch, PowerRequest};
 use strata_devices::uart::Uart;
 use strata_devices::{mip, HartIrqBit, HartIrqs, IrqLine};
-use strata_hart::{Hart, RunExit};
+use strata_hart::{Extensions, Hart, RunExit};
 use strata_memory::GuestRam;
 
 use crate::console::ConsoleOut;
@@ -24,11 +24,6 @@ pub use crate::runner::{ClockMode, INSNS_PER_TICK};
 pub const RAM_BASE: u64 = VIRT.ram_base;
 /// The timebase the device tree advertises (as QEMU's `virt` does).
 pub const TIMEBASE_HZ: u64 = strata_devices::board::TIMEBASE_HZ;
-
-/// The extensions Strata implements and tests; the device tree advertises
-/// exactly these.
-pub const ISA_BASE: &str = "rv64imafdch";
-pub const ISA_EXTENSIONS: &[&str] = &["i", "m", "a", "f", "d", "c", "h", "zicsr", "zifencei", "zicntr"];
 
 pub struct MachineConfig {
     pub ram_size: u64,
@@ -50,6 +45,9 @@ pub struct MachineConfig {
     /// Compile guest code to host code (x86-64 hosts); off: interpret
     /// everything. Both must give the same architectural results.
     pub jit: bool,
+    /// The harts' ISA extensions (`--cpu`); the device tree advertises
+    /// exactly these.
+    pub extensions: Extensions,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,8 +276,8 @@ impl Runner<BareBoard> {
                 sbi_provided: false,
                 fdt: FdtConfig {
                     harts: cfg.harts,
-                    isa_base: ISA_BASE.into(),
-                    isa_extensions: ISA_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+                    isa_base: cfg.extensions.isa_base(),
+                    isa_extensions: cfg.extensions.names().into_iter().map(String::from).collect(),
                     mmu_type: "riscv,sv48".into(),
                     board: VIRT,
                     ram_size: cfg.ram_size,
@@ -330,6 +328,7 @@ impl Runner<BareBoard> {
                 // Without executable memory (or off x86-64) the hart
                 // interprets, which gives the same results.
                 hart.set_jit(cfg.jit);
+                hart.set_extensions(cfg.extensions);
                 hart.reset(entry);
                 hart.x[10] = h as u64; // a0: hart id
                 hart.x[11] = dtb_slot; // a1: device tree

@@ -105,6 +105,7 @@ fn bare(kernel: PathBuf, clock: ClockMode) -> Machine {
         serial_log: None,
         virtio: Default::default(),
         jit: true,
+        extensions: strata_platform::Extensions::DEFAULT,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -128,6 +129,7 @@ fn hyp(kernel: PathBuf, clock: ClockMode) -> HypMachine {
         console_stdout: false,
         console_stdin: false,
         jit: true,
+        extensions: strata_platform::Extensions::DEFAULT,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

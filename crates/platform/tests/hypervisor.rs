@@ -48,6 +48,7 @@ fn machine(vms: Vec<VmConfig>, harts: u32, policy: Policy) -> HypMachine {
         console_stdout: false,
         console_stdin: false,
         jit: true,
+        extensions: strata_platform::Extensions::DEFAULT,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

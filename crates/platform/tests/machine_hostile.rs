@@ -49,6 +49,7 @@ fn hostile_programs_cannot_break_the_board() {
                 ..Default::default()
             },
             jit: seed % 2 == 0,
+            extensions: strata_platform::Extensions::DEFAULT,
         };
         let mut m = Machine::new(&cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         m.capture_console();

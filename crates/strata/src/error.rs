@@ -33,6 +33,9 @@ pub enum CliError {
     /// A VM's device in the `--config` file.
     #[error("VM {vm}: {source}")]
     VmDevice { vm: String, source: SpecError },
+    /// A `--cpu` model Strata does not offer (the message lists those it does).
+    #[error("{0}")]
+    Cpu(String),
     /// An `invalidation` value the hypervisor does not know.
     #[error("{0}")]
     Invalidation(String),
@@ -60,6 +63,7 @@ impl CliError {
             | CliError::Toml { .. }
             | CliError::Memory { .. }
             | CliError::VmDevice { .. }
+            | CliError::Cpu(_)
             | CliError::Invalidation(_)
             | CliError::ConfigWithDeviceFlags
             | CliError::ConfigWithVmFlags

@@ -30,7 +30,10 @@ use strata_platform::console::RawMode;
 use strata_platform::loader;
 use strata_platform::runner::signal_name;
 use strata_platform::size::parse_ram_size;
-use strata_platform::{ClockMode, DriveSpec, ExitReason, Machine, MachineConfig, NetdevSpec, VirtioConfig, VsockSpec};
+use strata_platform::{
+    cpu_model, ClockMode, DriveSpec, ExitReason, Extensions, Machine, MachineConfig, NetdevSpec, VirtioConfig,
+    VsockSpec,
+};
 
 /// Why the machine stopped with status 9 (the drive's own line names the
 /// failed request).
@@ -103,6 +106,12 @@ struct RunArgs {
     /// virtual (from retired instructions, deterministic) or paced.
     #[arg(long, value_enum)]
     clock: Option<Clock>,
+    /// The physical harts' ISA, which every VM sees (without H): rv64gc
+    /// (exactly the machine of old: RV64GC, H, Zicsr, Zifencei, Zicntr) or
+    /// default (rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond; what no --cpu
+    /// gives). rva23 is refused until the profile is complete.
+    #[arg(long, value_name = "MODEL")]
+    cpu: Option<String>,
 }
 
 /// The TOML form of `strata run --config` (docs/hypervisor.md).
@@ -138,8 +147,14 @@ struct VmFile {
     virtio_console: Option<PathBuf>,
 }
 
+/// The extensions of `--cpu MODEL`, or the default set.
+fn extensions(cpu: Option<&str>) -> Result<Extensions, CliError> {
+    cpu.map_or(Ok(Extensions::DEFAULT), cpu_model).map_err(CliError::Cpu)
+}
+
 fn run(a: RunArgs) -> Result<i32, CliError> {
     use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
+    let extensions = extensions(a.cpu.as_deref())?;
     let mut policy = a.invalidation;
     let mut harts = a.harts;
     let vms = match &a.config {
@@ -234,7 +249,7 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
     // Console input comes from stdin whatever it is (a terminal, in raw
     // mode; a pipe or file, as it is, so a script can drive the guest).
-    let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit };
+    let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit, extensions };
     let mut m = HypMachine::new(&cfg)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let raw = if interactive { RawMode::enable() } else { None };
@@ -319,6 +334,12 @@ struct MachineArgs {
     /// virtual (from retired instructions, deterministic) or paced.
     #[arg(long, value_enum)]
     clock: Option<Clock>,
+    /// The harts' ISA: rv64gc (exactly the machine of old: RV64GC, H,
+    /// Zicsr, Zifencei, Zicntr) or default (rv64gc plus Zba, Zbb, Zbc, Zbs,
+    /// Zicond; what no --cpu gives). The device tree advertises exactly
+    /// these. rva23 is refused until the profile is complete.
+    #[arg(long, value_name = "MODEL")]
+    cpu: Option<String>,
     #[command(flatten)]
     virtio: VirtioArgs,
 }
@@ -394,6 +415,7 @@ fn clock_mode(c: Option<Clock>) -> ClockMode {
 }
 
 fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
+    let extensions = extensions(a.cpu.as_deref())?;
     let ram_size =
         parse_ram_size(&a.memory).map_err(|source| CliError::Memory { what: format!("-m {}", a.memory), source })?;
     let bios = match a.bios.as_deref() {
@@ -423,6 +445,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
         serial_log: a.serial_log,
         virtio: a.virtio.config(),
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
+        extensions,
     };
     let mut m = Machine::new(&cfg)?;
     let threads = a.threads.unwrap_or(if clock == ClockMode::Host { a.smp } else { 1 });

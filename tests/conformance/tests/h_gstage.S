@@ -217,6 +217,12 @@ TEST_BEGIN(h_gstage)
         VACC    "G-stage invalid: load guest-page fault", PRV_S, GP(4) + 0x18, CAUSE_LOAD_GPF, ld s3, 0(s1)
         CHECK_MTVAL2 "load GPF: mtval2 = GPA >> 2", GP(4) + 0x18
         VACC    "G-stage invalid: store guest-page fault", PRV_S, GP(4), CAUSE_STORE_GPF, sd s2, 0(s1)
+        /* Zalrsc: no SC retires unless it passes the memory permission
+           checks, reservation or not. QEMU DEPARTURE: QEMU 7.2 retires an
+           SC without a reservation without translating its address. */
+        VACC    "G-stage invalid: sc.d without reservation, guest-page fault", PRV_S, GP(4) + 0x28, CAUSE_STORE_GPF, sc.d s3, s2, (s1)
+        CHECK_MTVAL2 "sc.d GPF: mtval2 = GPA >> 2", GP(4) + 0x28
+        VACC    "G-stage R-only: sc.w without reservation, guest-page fault", PRV_S, GP(1) + 0x20, CAUSE_STORE_GPF, sc.w s3, s2, (s1)
         VACC    "G-stage invalid: fetch guest-page fault", PRV_S, GP(4) + 0x20, CAUSE_FETCH_GPF, jalr ra, 0(s1)
         TRAP_EPC a0
         li      t6, GP(4) + 0x20

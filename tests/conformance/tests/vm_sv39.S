@@ -125,6 +125,20 @@ TEST_BEGIN(vm_sv39)
         FAULT  "S load invalid PTE", PRV_S, VA(4) + 0x10, CAUSE_LOAD_PAGE, ld s3, 0(s1)
         FAULT  "S store invalid PTE", PRV_S, VA(4), CAUSE_STORE_PAGE, sb s3, 0(s1)
         FAULT  "S exec invalid PTE", PRV_S, VA(4), CAUSE_FETCH_PAGE, jalr ra, 0(s1)
+        /* SC with no reservation (no LR precedes it): Zalrsc, "no SC shall
+           retire unless it passes memory permission checks", so the store
+           page fault comes first, although the SC would fail anyway.
+           QEMU DEPARTURE: QEMU 7.2 checks the reservation first and retires
+           the failing SC without translating its address. */
+        li      s3, 0x77
+        FAULT  "S sc.d no reservation, invalid PTE", PRV_S, VA(4) + 8, CAUSE_STORE_PAGE, sc.d s3, s1, (s1)
+        CHECK_EQ "S sc.d faulting: rd unchanged", s3, 0x77
+        FAULT  "S sc.w no reservation, read-only page", PRV_S, VA(1) + 4, CAUSE_STORE_PAGE, sc.w s3, s1, (s1)
+        /* ... and on a writable page it retires, failing, and stores nothing */
+        ACCESS "S sc.d no reservation, RW page: no trap", PRV_S, VA(0) + 16, NO_TRAP, sc.d s3, s1, (s1)
+        CHECK_EQ "S sc.d no reservation fails (rd=1)", s3, 1
+        ld      s3, pages + 16
+        CHECK_EQ "S failed sc.d stored nothing", s3, 0
         /* U pages from S: SUM */
         FAULT  "S load U page SUM=0", PRV_S, VA(5), CAUSE_LOAD_PAGE, ld s3, 0(s1)
         li      t2, MSTATUS_SUM

@@ -9,7 +9,9 @@
 //!
 //! **What is compiled.** RV64I/M integer instructions become straight-line
 //! x86 code: ALU ops and their immediate and W forms, LUI/AUIPC, MUL*, and
-//! branches and jumps, which write `Hart::pc`. The (up to) four guest
+//! branches and jumps, which write `Hart::pc`; Zba/Zbb/Zbs and Zicond as
+//! short x86 sequences (rotates, `bt*`, `cmov`, `bswap`), the counting and
+//! carry-less operations of Zbb/Zbc as helper calls. The (up to) four guest
 //! registers a block uses most live in r8-r11 for its length; the others
 //! are operated on in `Hart::x`, and every exit, helper call and trap path
 //! writes the cached ones back first. DIV/REM call small helpers.
@@ -69,7 +71,7 @@ use crate::isa::{self, Op};
 use crate::stats::JitStats;
 use crate::trap::Trap;
 use crate::{Bus, Hart};
-use x86::{mem, mem_idx, Alu, Asm, Cc, Fixup, Shift, M, R};
+use x86::{mem, mem_idx, Alu, Asm, Bt, Cc, Fixup, Shift, M, R};
 
 /// The longest block, in instructions.
 pub(crate) const MAX_BLOCK_INSNS: usize = 64;
@@ -470,6 +472,28 @@ extern "C" fn remuw(a: u64, b: u64) -> u64 {
     (if y == 0 { x } else { x % y }) as i32 as i64 as u64
 }
 
+/// The bit-manipulation operations compiled as calls (counting and
+/// carry-less multiplication: plain Rust, so no BMI/POPCNT/PCLMULQDQ is
+/// assumed of the host), each `bitmanip::alu` for one operation.
+macro_rules! bitmanip_helpers {
+    ($($f:ident => $op:ident),* $(,)?) => {
+        $(extern "C" fn $f(a: u64, b: u64) -> u64 {
+            crate::bitmanip::alu(Op::$op, a, b)
+        })*
+        /// The helper of `op`, if it is compiled as a call.
+        fn bitmanip_helper(op: Op) -> Option<extern "C" fn(u64, u64) -> u64> {
+            match op {
+                $(Op::$op => Some($f),)*
+                _ => None,
+            }
+        }
+    };
+}
+bitmanip_helpers! {
+    b_clz => CLZ, b_ctz => CTZ, b_cpop => CPOP, b_clzw => CLZW, b_ctzw => CTZW, b_cpopw => CPOPW,
+    b_orc_b => ORC_B, b_clmul => CLMUL, b_clmulh => CLMULH, b_clmulr => CLMULR,
+}
+
 // ---- packing decoded instructions into an immediate -------------------------
 
 /// Every `Op` by its discriminant (`ILLEGAL` is the last).
@@ -616,6 +640,11 @@ fn reg_uses(i: &Insn) -> ([u8; 2], u8) {
             ([i.rs1, i.rs2], 0)
         }
         Op::FENCE => ([0, 0], 0),
+        // The shift-amount and unary forms have no rs2 (its field is the
+        // immediate, or part of the opcode).
+        op if crate::bitmanip::handles(op) && (crate::bitmanip::takes_shamt(op) || crate::bitmanip::unary(op)) => {
+            ([i.rs1, 0], i.rd)
+        }
         _ if !classify_interp(i) => ([i.rs1, i.rs2], i.rd),
         _ => ([0, 0], 0),
     }
@@ -917,6 +946,123 @@ impl Compiler {
         self.a.shift_cl(op, w64, R::Rax);
         if !w64 {
             self.a.movsxd(R::Rax, R::Rax);
+        }
+        self.put(i.rd, R::Rax);
+    }
+
+    /// Zba, Zbb, Zbc, Zbs and Zicond (`i.rd` is not x0; none of them can
+    /// trap): x86 sequences of one to five instructions, or a call for the
+    /// counting and carry-less operations. Semantics: `bitmanip.rs`.
+    fn bitmanip(&mut self, i: &Insn) {
+        if let Some(f) = bitmanip_helper(i.op) {
+            return self.call2(f, i);
+        }
+        let sh = (i.imm & 63) as u8;
+        match i.op {
+            Op::SH1ADD | Op::SH2ADD | Op::SH3ADD | Op::ADD_UW | Op::SH1ADD_UW | Op::SH2ADD_UW | Op::SH3ADD_UW => {
+                let (n, uw) = match i.op {
+                    Op::SH1ADD => (1, false),
+                    Op::SH2ADD => (2, false),
+                    Op::SH3ADD => (3, false),
+                    Op::ADD_UW => (0, true),
+                    Op::SH1ADD_UW => (1, true),
+                    Op::SH2ADD_UW => (2, true),
+                    _ => (3, true),
+                };
+                // A 32-bit move zero-extends: the .uw forms' zext32(rs1).
+                self.get(!uw, R::Rax, i.rs1);
+                if n != 0 {
+                    self.a.shift_ri(Shift::Shl, true, R::Rax, n);
+                }
+                self.alu_x(Alu::Add, true, R::Rax, i.rs2);
+            }
+            Op::SLLI_UW => {
+                self.get(false, R::Rax, i.rs1);
+                if sh != 0 {
+                    self.a.shift_ri(Shift::Shl, true, R::Rax, sh);
+                }
+            }
+            Op::ANDN | Op::ORN | Op::XNOR => {
+                // rs1 op !rs2 (XNOR: !(a ^ b) = a ^ !b).
+                self.get(true, R::Rax, i.rs2);
+                self.a.not(R::Rax);
+                let op = match i.op {
+                    Op::ANDN => Alu::And,
+                    Op::ORN => Alu::Or,
+                    _ => Alu::Xor,
+                };
+                self.alu_x(op, true, R::Rax, i.rs1);
+            }
+            Op::MAX | Op::MAXU | Op::MIN | Op::MINU => {
+                self.get(true, R::Rax, i.rs1);
+                self.get(true, R::Rcx, i.rs2);
+                self.a.alu_rr(Alu::Cmp, true, R::Rax, R::Rcx);
+                // Take rs2 where rs1 loses.
+                let cc = match i.op {
+                    Op::MAX => Cc::L,
+                    Op::MAXU => Cc::B,
+                    Op::MIN => Cc::G,
+                    _ => Cc::A,
+                };
+                self.a.cmov(cc, R::Rax, R::Rcx);
+            }
+            Op::CZERO_EQZ | Op::CZERO_NEZ => {
+                self.get(true, R::Rax, i.rs1);
+                self.a.alu_rr(Alu::Xor, false, R::Rcx, R::Rcx);
+                self.get(true, R::Rdx, i.rs2);
+                self.a.test_rr(true, R::Rdx, R::Rdx);
+                self.a.cmov(if i.op == Op::CZERO_EQZ { Cc::E } else { Cc::Ne }, R::Rax, R::Rcx);
+            }
+            Op::SEXT_B | Op::SEXT_H | Op::ZEXT_H | Op::REV8 => {
+                self.get(true, R::Rax, i.rs1);
+                match i.op {
+                    Op::SEXT_B => self.a.movsx8_rr(R::Rax, R::Rax),
+                    Op::SEXT_H => self.a.movsx16_rr(R::Rax, R::Rax),
+                    Op::ZEXT_H => self.a.movzx16_rr(R::Rax, R::Rax),
+                    _ => self.a.bswap(R::Rax),
+                }
+            }
+            // x86 rotates mask the count as RV64 does (6 bits, 5 for the W
+            // forms); the W forms sign-extend their 32-bit result.
+            Op::ROL => return self.shift_reg(Shift::Rol, true, i),
+            Op::ROR => return self.shift_reg(Shift::Ror, true, i),
+            Op::ROLW => return self.shift_reg(Shift::Rol, false, i),
+            Op::RORW => return self.shift_reg(Shift::Ror, false, i),
+            Op::RORI => return self.shift_imm(Shift::Ror, true, i),
+            Op::RORIW => return self.shift_imm(Shift::Ror, false, i),
+            Op::BEXT | Op::BEXTI => {
+                self.get(true, R::Rax, i.rs1);
+                if i.op == Op::BEXT {
+                    self.get(true, R::Rcx, i.rs2);
+                }
+                self.a.alu_rr(Alu::Xor, false, R::Rdx, R::Rdx);
+                if i.op == Op::BEXT {
+                    self.a.bt_rr(Bt::Test, R::Rax, R::Rcx);
+                } else {
+                    self.a.bt_ri(Bt::Test, R::Rax, sh);
+                }
+                self.a.setcc(Cc::B, R::Rdx);
+                return self.put(i.rd, R::Rdx);
+            }
+            _ => {
+                // BSET, BCLR, BINV and their immediate forms: x86 takes the
+                // register bit number mod 64, as RV64 does.
+                let (op, imm) = match i.op {
+                    Op::BSET => (Bt::Set, false),
+                    Op::BSETI => (Bt::Set, true),
+                    Op::BCLR => (Bt::Reset, false),
+                    Op::BCLRI => (Bt::Reset, true),
+                    Op::BINV => (Bt::Complement, false),
+                    _ => (Bt::Complement, true),
+                };
+                self.get(true, R::Rax, i.rs1);
+                if imm {
+                    self.a.bt_ri(op, R::Rax, sh);
+                } else {
+                    self.get(true, R::Rcx, i.rs2);
+                    self.a.bt_rr(op, R::Rax, R::Rcx);
+                }
+            }
         }
         self.put(i.rd, R::Rax);
     }
@@ -1247,6 +1393,11 @@ impl Compiler {
                 self.jc_exit();
                 return false;
             }
+            op if crate::bitmanip::handles(op) => {
+                if !alu_nop {
+                    self.bitmanip(i);
+                }
+            }
             _ => self.interp(i, raw, pc),
         }
         self.n += 1;
@@ -1452,7 +1603,7 @@ impl Hart {
         let vpage = pc & !0xfff;
         let mut p = pc;
         while insns.len() < MAX_BLOCK_INSNS && p & !0xfff == vpage {
-            let Some(s) = self.code.slot(&self.ram, idx, (p & 0xfff) as usize) else {
+            let Some(s) = self.code.slot(&self.ram, idx, (p & 0xfff) as usize, self.exts) else {
                 break;
             };
             insns.push((p, s.raw, s.insn));
@@ -1557,70 +1708,71 @@ fn perf_map() -> Option<&'static PerfMap> {
 
 /// Whether the compiler hands `i` to the interpreter.
 fn classify_interp(i: &Insn) -> bool {
-    !matches!(
-        i.op,
-        Op::LUI
-            | Op::AUIPC
-            | Op::ADDI
-            | Op::XORI
-            | Op::ORI
-            | Op::ANDI
-            | Op::SLTI
-            | Op::SLTIU
-            | Op::SLLI
-            | Op::SRLI
-            | Op::SRAI
-            | Op::ADD
-            | Op::SUB
-            | Op::XOR
-            | Op::OR
-            | Op::AND
-            | Op::SLT
-            | Op::SLTU
-            | Op::SLL
-            | Op::SRL
-            | Op::SRA
-            | Op::ADDIW
-            | Op::SLLIW
-            | Op::SRLIW
-            | Op::SRAIW
-            | Op::ADDW
-            | Op::SUBW
-            | Op::SLLW
-            | Op::SRLW
-            | Op::SRAW
-            | Op::MUL
-            | Op::MULW
-            | Op::MULH
-            | Op::MULHU
-            | Op::MULHSU
-            | Op::DIV
-            | Op::DIVU
-            | Op::REM
-            | Op::REMU
-            | Op::DIVW
-            | Op::DIVUW
-            | Op::REMW
-            | Op::REMUW
-            | Op::FENCE
-            | Op::LB
-            | Op::LH
-            | Op::LW
-            | Op::LD
-            | Op::LBU
-            | Op::LHU
-            | Op::LWU
-            | Op::SB
-            | Op::SH
-            | Op::SW
-            | Op::SD
-            | Op::BEQ
-            | Op::BNE
-            | Op::BLT
-            | Op::BGE
-            | Op::BLTU
-            | Op::BGEU
-            | Op::JAL
-            | Op::JALR
-    )
+    !crate::bitmanip::handles(i.op)
+        && !matches!(
+            i.op,
+            Op::LUI
+                | Op::AUIPC
+                | Op::ADDI
+                | Op::XORI
+                | Op::ORI
+                | Op::ANDI
+                | Op::SLTI
+                | Op::SLTIU
+                | Op::SLLI
+                | Op::SRLI
+                | Op::SRAI
+                | Op::ADD
+                | Op::SUB
+                | Op::XOR
+                | Op::OR
+                | Op::AND
+                | Op::SLT
+                | Op::SLTU
+                | Op::SLL
+                | Op::SRL
+                | Op::SRA
+                | Op::ADDIW
+                | Op::SLLIW
+                | Op::SRLIW
+                | Op::SRAIW
+                | Op::ADDW
+                | Op::SUBW
+                | Op::SLLW
+                | Op::SRLW
+                | Op::SRAW
+                | Op::MUL
+                | Op::MULW
+                | Op::MULH
+                | Op::MULHU
+                | Op::MULHSU
+                | Op::DIV
+                | Op::DIVU
+                | Op::REM
+                | Op::REMU
+                | Op::DIVW
+                | Op::DIVUW
+                | Op::REMW
+                | Op::REMUW
+                | Op::FENCE
+                | Op::LB
+                | Op::LH
+                | Op::LW
+                | Op::LD
+                | Op::LBU
+                | Op::LHU
+                | Op::LWU
+                | Op::SB
+                | Op::SH
+                | Op::SW
+                | Op::SD
+                | Op::BEQ
+                | Op::BNE
+                | Op::BLT
+                | Op::BGE
+                | Op::BLTU
+                | Op::BGEU
+                | Op::JAL
+                | Op::JALR
+        )
 }

@@ -147,6 +147,25 @@ const SHIFTS_W: &[Op] = &[Op::SLLIW, Op::SRLIW, Op::SRAIW];
 const LOADS: &[Op] = &[Op::LB, Op::LH, Op::LW, Op::LD, Op::LBU, Op::LHU, Op::LWU];
 const STORES: &[Op] = &[Op::SB, Op::SH, Op::SW, Op::SD];
 
+/// Every row of Zba, Zbb, Zbc, Zbs and Zicond.
+fn bitmanip_ops() -> Vec<Op> {
+    isa::ENCODINGS.iter().filter(|e| crate::bitmanip::handles(e.op)).map(|e| e.op).collect()
+}
+
+/// A bit-manipulation instruction; shift amounts favour 0, 31, 32, 63.
+fn bitmanip_word(rd: impl Strategy<Value = u32>) -> impl Strategy<Value = u32> {
+    let sh = prop_oneof![0i64..64, select(&[0i64, 1, 31, 32, 63][..])];
+    (select(bitmanip_ops()), rd, select(RS), select(RS), sh).prop_map(|(op, d, a, b, sh)| {
+        if crate::bitmanip::takes_shamt(op) {
+            e(op, d, a, 0, if op == Op::RORIW { sh & 31 } else { sh })
+        } else if crate::bitmanip::unary(op) {
+            e(op, d, a, 0, 0)
+        } else {
+            e(op, d, a, b, 0)
+        }
+    })
+}
+
 fn imm12() -> impl Strategy<Value = i64> {
     prop_oneof![-2048i64..2048, -16i64..16, select(&[0i64, -1, 2047, -2048, 1][..]), 0i64..64]
 }
@@ -167,8 +186,9 @@ fn alu_word(rds: &'static [u32]) -> BoxedStrategy<u32> {
         ],
         1 => (select(&[Op::LUI, Op::AUIPC][..]), rd.clone(), any::<u32>())
             .prop_map(|(op, d, v)| e(op, d, 0, 0, (v & 0xffff_f000) as i32 as i64)),
-        1 => (select(&[Op::ADD, Op::XOR, Op::OR, Op::AND][..]), prop_oneof![7 => rd, 1 => Just(0)], rs.clone(), rs)
+        1 => (select(&[Op::ADD, Op::XOR, Op::OR, Op::AND][..]), prop_oneof![7 => rd.clone(), 1 => Just(0)], rs.clone(), rs)
             .prop_map(|(op, d, a, b)| e(op, d, a, b, 0)),
+        2 => bitmanip_word(prop_oneof![15 => rd, 1 => Just(0)]),
     ]
     .boxed()
 }
@@ -544,9 +564,23 @@ fn state(r: &Run) -> String {
 /// `buffer` gives the JIT a code buffer of that many bytes instead of the
 /// default. Returns the JIT's statistics.
 fn differential(items: &[Item], chunk: u64, init: &Init, paged: bool, buffer: Option<usize>) -> JitStats {
+    differential_on(items, chunk, init, paged, buffer, crate::Extensions::DEFAULT)
+}
+
+/// [`differential`] on harts with extensions `exts`.
+fn differential_on(
+    items: &[Item],
+    chunk: u64,
+    init: &Init,
+    paged: bool,
+    buffer: Option<usize>,
+    exts: crate::Extensions,
+) -> JitStats {
     let prog = assemble(items);
     let mut a = setup(init, &prog, false, paged);
     let mut b = setup(init, &prog, true, paged);
+    a.hart.set_extensions(exts);
+    b.hart.set_extensions(exts);
     if let Some(bytes) = buffer {
         b.hart.jit = Jit::with_buffer(bytes);
         assert!(b.hart.jit.is_some());
@@ -574,6 +608,18 @@ fn jit_matches_interpreter_sv39() {
     proptest!(config("jit_matches_interpreter_sv39", 300), |((items, chunk, init) in case(1..1550))| {
         differential(&items, chunk, &init, true, None);
     });
+}
+
+/// Harts without Zba/Zbb/Zbc/Zbs/Zicond (`--cpu rv64gc`): their
+/// instructions trap as illegal, at the same place on both.
+#[test]
+fn jit_matches_interpreter_rv64gc() {
+    let cases = std::cell::Cell::new(0u64);
+    proptest!(config("jit_matches_interpreter_rv64gc", 100), |((items, chunk, init) in case(1..1550), paged in any::<bool>())| {
+        differential_on(&items, chunk, &init, paged, None, crate::Extensions::RV64GC);
+        cases.set(cases.get() + 1);
+    });
+    assert!(cases.get() > 0);
 }
 
 /// A code buffer a few blocks large: it fills and is emptied over and

@@ -89,12 +89,24 @@ pub enum Alu {
     Cmp = 7,
 }
 
-/// Shifts (the `/digit` of opcodes C1 and D3).
+/// Shifts and rotates (the `/digit` of opcodes C1 and D3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shift {
+    Rol = 0,
+    Ror = 1,
     Shl = 4,
     Shr = 5,
     Sar = 7,
+}
+
+/// Bit test and modify (`bt`/`bts`/`btr`/`btc`): the `/digit` of `0F BA`
+/// with an immediate; the register forms are `0F A3 + 8 * (digit - 4)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bt {
+    Test = 4,
+    Set = 5,
+    Reset = 6,
+    Complement = 7,
 }
 
 /// A forward jump whose 32-bit displacement is filled in by [`Asm::bind`].
@@ -353,6 +365,54 @@ impl Asm {
         self.b(imm);
     }
 
+    /// `bswap r64`.
+    pub fn bswap(&mut self, r: R) {
+        self.rex(true, 0, r.n());
+        self.b(0x0f);
+        self.b(0xc8 + (r.n() & 7));
+    }
+
+    /// `not r64`.
+    pub fn not(&mut self, r: R) {
+        self.rex(true, 0, r.n());
+        self.b(0xf7);
+        self.modrm_r(2, r.n());
+    }
+
+    /// `movsx dst64, src8` / `movsx dst64, src16` / `movzx dst32, src16`
+    /// (the REX.W prefix makes registers 4..7 name spl..dil as bytes).
+    pub fn movsx8_rr(&mut self, dst: R, src: R) {
+        self.rex(true, dst.n(), src.n());
+        self.buf.extend_from_slice(&[0x0f, 0xbe]);
+        self.modrm_r(dst.n(), src.n());
+    }
+    pub fn movsx16_rr(&mut self, dst: R, src: R) {
+        self.rex(true, dst.n(), src.n());
+        self.buf.extend_from_slice(&[0x0f, 0xbf]);
+        self.modrm_r(dst.n(), src.n());
+    }
+    pub fn movzx16_rr(&mut self, dst: R, src: R) {
+        self.rex(false, dst.n(), src.n());
+        self.buf.extend_from_slice(&[0x0f, 0xb7]);
+        self.modrm_r(dst.n(), src.n());
+    }
+
+    /// `bt/bts/btr/btc dst64, src64` (the bit number is `src` mod 64).
+    pub fn bt_rr(&mut self, op: Bt, dst: R, src: R) {
+        self.rex(true, src.n(), dst.n());
+        self.b(0x0f);
+        self.b(0xa3 + 8 * (op as u8 - 4));
+        self.modrm_r(src.n(), dst.n());
+    }
+
+    /// `bt/bts/btr/btc dst64, imm8`.
+    pub fn bt_ri(&mut self, op: Bt, dst: R, bit: u8) {
+        self.rex(true, 0, dst.n());
+        self.buf.extend_from_slice(&[0x0f, 0xba]);
+        self.modrm_r(op as u8, dst.n());
+        self.b(bit & 63);
+    }
+
     /// `imul dst, [m]` (two-operand, low half).
     pub fn imul_rm(&mut self, w: bool, dst: R, m: M) {
         self.op_rm(w, &[0x0f, 0xaf], dst.n(), m);
@@ -392,7 +452,6 @@ impl Asm {
     }
 
     /// `cmovcc dst, src` (64-bit).
-    #[allow(dead_code)]
     pub fn cmov(&mut self, cc: Cc, dst: R, src: R) {
         self.rex(true, dst.n(), src.n());
         self.b(0x0f);
@@ -617,6 +676,41 @@ mod tests {
         assert_eq!(bytes(|a| a.setcc(Cc::B, Rax)), [0x0f, 0x92, 0xc0]);
         assert_eq!(bytes(|a| a.cmov(Cc::E, Rcx, Rdx)), [0x48, 0x0f, 0x44, 0xca]);
         assert_eq!(bytes(|a| a.cmov(Cc::Ne, R8, R9)), [0x4d, 0x0f, 0x45, 0xc1]);
+    }
+
+    #[test]
+    fn bit_manipulation() {
+        // rol rax, cl ; ror eax, cl ; rol rax, 13 ; ror eax, 31 ; ror r10, 3
+        assert_eq!(bytes(|a| a.shift_cl(Shift::Rol, true, Rax)), [0x48, 0xd3, 0xc0]);
+        assert_eq!(bytes(|a| a.shift_cl(Shift::Ror, false, Rax)), [0xd3, 0xc8]);
+        assert_eq!(bytes(|a| a.shift_ri(Shift::Rol, true, Rax, 13)), [0x48, 0xc1, 0xc0, 0x0d]);
+        assert_eq!(bytes(|a| a.shift_ri(Shift::Ror, false, Rax, 31)), [0xc1, 0xc8, 0x1f]);
+        assert_eq!(bytes(|a| a.shift_ri(Shift::Ror, true, R10, 3)), [0x49, 0xc1, 0xca, 0x03]);
+        // bswap rax ; bswap r9 ; not rax ; not r8
+        assert_eq!(bytes(|a| a.bswap(Rax)), [0x48, 0x0f, 0xc8]);
+        assert_eq!(bytes(|a| a.bswap(R9)), [0x49, 0x0f, 0xc9]);
+        assert_eq!(bytes(|a| a.not(Rax)), [0x48, 0xf7, 0xd0]);
+        assert_eq!(bytes(|a| a.not(R8)), [0x49, 0xf7, 0xd0]);
+        // movsx rax, al ; movsx rax, ax ; movzx eax, ax ; movsx rcx, sil
+        assert_eq!(bytes(|a| a.movsx8_rr(Rax, Rax)), [0x48, 0x0f, 0xbe, 0xc0]);
+        assert_eq!(bytes(|a| a.movsx16_rr(Rax, Rax)), [0x48, 0x0f, 0xbf, 0xc0]);
+        assert_eq!(bytes(|a| a.movzx16_rr(Rax, Rax)), [0x0f, 0xb7, 0xc0]);
+        assert_eq!(bytes(|a| a.movsx8_rr(Rcx, Rsi)), [0x48, 0x0f, 0xbe, 0xce]);
+        // bts/btr/btc/bt rax, rcx
+        assert_eq!(bytes(|a| a.bt_rr(Bt::Set, Rax, Rcx)), [0x48, 0x0f, 0xab, 0xc8]);
+        assert_eq!(bytes(|a| a.bt_rr(Bt::Reset, Rax, Rcx)), [0x48, 0x0f, 0xb3, 0xc8]);
+        assert_eq!(bytes(|a| a.bt_rr(Bt::Complement, Rax, Rcx)), [0x48, 0x0f, 0xbb, 0xc8]);
+        assert_eq!(bytes(|a| a.bt_rr(Bt::Test, Rax, Rcx)), [0x48, 0x0f, 0xa3, 0xc8]);
+        // bts rax, 63 ; btr rax, 0 ; btc r9, 5 ; bt rax, 40
+        assert_eq!(bytes(|a| a.bt_ri(Bt::Set, Rax, 63)), [0x48, 0x0f, 0xba, 0xe8, 0x3f]);
+        assert_eq!(bytes(|a| a.bt_ri(Bt::Reset, Rax, 0)), [0x48, 0x0f, 0xba, 0xf0, 0x00]);
+        assert_eq!(bytes(|a| a.bt_ri(Bt::Complement, R9, 5)), [0x49, 0x0f, 0xba, 0xf9, 0x05]);
+        assert_eq!(bytes(|a| a.bt_ri(Bt::Test, Rax, 40)), [0x48, 0x0f, 0xba, 0xe0, 0x28]);
+        // cmovl/cmovg/cmovb/cmova rax, rcx
+        assert_eq!(bytes(|a| a.cmov(Cc::L, Rax, Rcx)), [0x48, 0x0f, 0x4c, 0xc1]);
+        assert_eq!(bytes(|a| a.cmov(Cc::G, Rax, Rcx)), [0x48, 0x0f, 0x4f, 0xc1]);
+        assert_eq!(bytes(|a| a.cmov(Cc::B, Rax, Rcx)), [0x48, 0x0f, 0x42, 0xc1]);
+        assert_eq!(bytes(|a| a.cmov(Cc::A, Rax, Rcx)), [0x48, 0x0f, 0x47, 0xc1]);
     }
 
     #[test]

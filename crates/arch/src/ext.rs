@@ -1,0 +1,257 @@
+//! ISA extensions: which ones a hart implements, written once.
+//!
+//! [`Ext`] names every extension Strata knows; [`Extensions`] is a set of
+//! them, the ISA configuration of a hart (and of the machine the device
+//! tree describes). Each row of the encoding table ([`crate::isa`]) names
+//! the extension it belongs to, so a hart whose set lacks an extension
+//! decodes that extension's instructions as illegal, exactly as a hart
+//! that never had it. [`cpu_model`] maps the `--cpu` names to sets.
+//!
+//! The order of [`Ext`] is the order the extensions are listed in the
+//! device tree's `riscv,isa` string and `riscv,isa-extensions` list:
+//! single letters in the canonical order (Unpriv. "ISA Extension Naming
+//! Conventions": IMAFDQLCBKJTPVH), then the multi-letter `Z` extensions by
+//! category (the letter after the `Z`, in that same order). The first
+//! three `Zi*` names keep the order Strata has always printed, so an
+//! `rv64gc` machine's strings do not change.
+
+/// One ISA extension. The discriminant is its bit in [`Extensions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Ext {
+    /// The base integer ISA (RV64I); also the privileged instructions
+    /// (Priv. §3.3), which come with every hart.
+    I,
+    /// Integer multiplication and division (Unpriv. ch. 7).
+    M,
+    /// Atomics (Unpriv. ch. 8).
+    A,
+    /// Single-precision floating point (Unpriv. ch. 11).
+    F,
+    /// Double-precision floating point (Unpriv. ch. 12).
+    D,
+    /// Compressed instructions (Unpriv. ch. 16).
+    C,
+    /// The hypervisor extension (Priv. ch. 8).
+    H,
+    /// Control and status register instructions (Unpriv. ch. 9).
+    Zicsr,
+    /// FENCE.I (Unpriv. ch. 3).
+    Zifencei,
+    /// The base counters and timers `cycle`, `time`, `instret` (Unpriv.
+    /// ch. 10).
+    Zicntr,
+    /// Integer conditional operations: CZERO.EQZ/NEZ (Unpriv. "Zicond").
+    Zicond,
+    /// Address generation: SHxADD, ADD.UW, SLLI.UW (Unpriv. "B", Zba).
+    Zba,
+    /// Basic bit manipulation (Unpriv. "B", Zbb).
+    Zbb,
+    /// Carry-less multiplication (Unpriv. "B", Zbc).
+    Zbc,
+    /// Single-bit instructions (Unpriv. "B", Zbs).
+    Zbs,
+}
+
+impl Ext {
+    /// Every extension, in listing order.
+    pub const ALL: [Ext; 15] = [
+        Ext::I,
+        Ext::M,
+        Ext::A,
+        Ext::F,
+        Ext::D,
+        Ext::C,
+        Ext::H,
+        Ext::Zicsr,
+        Ext::Zifencei,
+        Ext::Zicntr,
+        Ext::Zicond,
+        Ext::Zba,
+        Ext::Zbb,
+        Ext::Zbc,
+        Ext::Zbs,
+    ];
+
+    /// The extension's name as ISA strings and the device tree write it
+    /// (lower case).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Ext::I => "i",
+            Ext::M => "m",
+            Ext::A => "a",
+            Ext::F => "f",
+            Ext::D => "d",
+            Ext::C => "c",
+            Ext::H => "h",
+            Ext::Zicsr => "zicsr",
+            Ext::Zifencei => "zifencei",
+            Ext::Zicntr => "zicntr",
+            Ext::Zicond => "zicond",
+            Ext::Zba => "zba",
+            Ext::Zbb => "zbb",
+            Ext::Zbc => "zbc",
+            Ext::Zbs => "zbs",
+        }
+    }
+
+    /// Whether the name is a single letter (part of the ISA string's base,
+    /// `rv64imafdc…`).
+    pub const fn single_letter(self) -> bool {
+        self.name().len() == 1
+    }
+
+    const fn bit(self) -> u32 {
+        1 << self as u8
+    }
+}
+
+/// A set of extensions: a hart's ISA configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Extensions(u32);
+
+impl Extensions {
+    /// The machine Strata has always been: RV64GC with the hypervisor
+    /// extension and the base counters (`--cpu rv64gc`).
+    pub const RV64GC: Extensions = Extensions::of(&[
+        Ext::I,
+        Ext::M,
+        Ext::A,
+        Ext::F,
+        Ext::D,
+        Ext::C,
+        Ext::H,
+        Ext::Zicsr,
+        Ext::Zifencei,
+        Ext::Zicntr,
+    ]);
+
+    /// The default hart: [`RV64GC`](Self::RV64GC) plus the complete
+    /// extensions of RVA23 implemented so far (as QEMU's default `rv64`
+    /// CPU offers Zba, Zbb, Zbc and Zbs).
+    pub const DEFAULT: Extensions =
+        Extensions::RV64GC.with(Ext::Zicond).with(Ext::Zba).with(Ext::Zbb).with(Ext::Zbc).with(Ext::Zbs);
+
+    /// The set holding exactly `exts`.
+    pub const fn of(exts: &[Ext]) -> Extensions {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < exts.len() {
+            bits |= exts[i].bit();
+            i += 1;
+        }
+        Extensions(bits)
+    }
+
+    /// Whether `e` is in the set.
+    #[inline(always)]
+    pub const fn has(self, e: Ext) -> bool {
+        self.0 & e.bit() != 0
+    }
+
+    /// The set with `e` added.
+    pub const fn with(self, e: Ext) -> Extensions {
+        Extensions(self.0 | e.bit())
+    }
+
+    /// The set without `e`.
+    pub const fn without(self, e: Ext) -> Extensions {
+        Extensions(self.0 & !e.bit())
+    }
+
+    /// The members of either set.
+    pub const fn union(self, other: Extensions) -> Extensions {
+        Extensions(self.0 | other.0)
+    }
+
+    /// The members, in listing order.
+    pub fn iter(self) -> impl Iterator<Item = Ext> {
+        Ext::ALL.into_iter().filter(move |&e| self.has(e))
+    }
+
+    /// The base of the ISA string: `rv64` and the single-letter extensions,
+    /// e.g. `"rv64imafdch"`.
+    pub fn isa_base(self) -> String {
+        let mut s = String::from("rv64");
+        for e in self.iter().filter(|e| e.single_letter()) {
+            s.push_str(e.name());
+        }
+        s
+    }
+
+    /// Every member's name, single letters first (`riscv,isa-extensions`).
+    pub fn names(self) -> Vec<&'static str> {
+        self.iter().map(Ext::name).collect()
+    }
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Extensions::DEFAULT
+    }
+}
+
+/// The CPU model names `--cpu` takes, with what each gives.
+pub const CPU_MODELS: &[(&str, &str)] = &[
+    ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
+    ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs and Zicond (what no --cpu gives)"),
+    ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
+];
+
+/// The extensions of the CPU model `name` (`--cpu`), or a one-line error
+/// that says why not.
+pub fn cpu_model(name: &str) -> Result<Extensions, String> {
+    match name {
+        "rv64gc" => Ok(Extensions::RV64GC),
+        "default" => Ok(Extensions::DEFAULT),
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond; \
+             missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Sstc, Svpbmt, Svnapot, Sscofpmf); \
+             use --cpu rv64gc or leave --cpu out"
+            .into()),
+        _ => {
+            let names: Vec<&str> = CPU_MODELS.iter().map(|m| m.0).filter(|&n| n != "rva23").collect();
+            Err(format!("--cpu {name:?}: unknown CPU model (known: {})", names.join(", ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_extension_once_in_discriminant_order() {
+        for (i, e) in Ext::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "{e:?}");
+        }
+        assert!(Ext::ALL.len() <= 32, "the set is a u32");
+    }
+
+    #[test]
+    fn rv64gc_strings_are_the_old_machines() {
+        let r = Extensions::RV64GC;
+        assert_eq!(r.isa_base(), "rv64imafdch");
+        assert_eq!(r.names(), ["i", "m", "a", "f", "d", "c", "h", "zicsr", "zifencei", "zicntr"]);
+        for e in [Ext::Zba, Ext::Zbb, Ext::Zbc, Ext::Zbs, Ext::Zicond] {
+            assert!(!r.has(e), "{e:?}");
+            assert!(Extensions::DEFAULT.has(e), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn default_lists_z_extensions_by_category() {
+        // Zi* (category I) before Zb* (category B): IMAFDQLCBKJTPVH.
+        let n = Extensions::DEFAULT.names();
+        assert_eq!(&n[7..], ["zicsr", "zifencei", "zicntr", "zicond", "zba", "zbb", "zbc", "zbs"]);
+        assert_eq!(Extensions::DEFAULT.without(Ext::H).isa_base(), "rv64imafdc");
+    }
+
+    #[test]
+    fn cpu_models() {
+        assert_eq!(cpu_model("rv64gc"), Ok(Extensions::RV64GC));
+        assert_eq!(cpu_model("default"), Ok(Extensions::DEFAULT));
+        let e = cpu_model("rva23").unwrap_err();
+        assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
+        assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));
+    }
+}
