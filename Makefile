@@ -41,7 +41,7 @@ export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
         boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
-        rootfs systemd-test systemd-test-qemu smp-test \
+        rootfs systemd-test systemd-test-qemu smp-test loom \
         clean distclean
 
 all: build
@@ -92,6 +92,7 @@ test: check setup build
 	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
 	$(MAKE) --no-print-directory smp-test
+	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory systemd-test
 
 cargo-test:
@@ -132,6 +133,11 @@ kvm-nested-qemu: setup
 # Parallel harts: litmus tests on 2-8 harts and Debian on 1, 2, 4, 8.
 smp-test: setup build
 	tests/smp/smp-test.sh
+
+# The hypervisor's cross-hart shootdown protocol, model-checked with loom
+# (every interleaving up to three preemptions; its own target directory).
+loom:
+	RUSTFLAGS="--cfg loom" $(CARGO) test -p strata-hypervisor --release --target-dir target/loom shootdown
 
 hyp-test: setup build
 	tests/hyp/run-test.sh

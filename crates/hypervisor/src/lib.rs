@@ -13,6 +13,7 @@
 //! | [`sbi`] | SBI 2.0: BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN | [`sbi::serve`] |
 //! | [`mmio`] | emulating device accesses from the guest-page faults they raise | [`mmio::emulate`] |
 //! | [`inval`] | invalidating cached translations by physical address when a page changes hands | [`inval::Invalidator`] |
+//! | [`shootdown`] | the same across harts on threads of their own: post, serve at a safe point, acknowledge | [`shootdown::Shootdown`] |
 //! | `exit` | what a trap into HS-mode means: dispatch to the above, WFI, faults injected into the guest | `Hypervisor::handle_exit` |
 //! | `pages` | pages changing hands: migration, reclaim, a VM's memory going back to the free pool when it ends | `Hypervisor::retire` |
 //! | [`vm`], [`vcpu`] | a VM's specification, devices and end; a vCPU's state and the world switch | – |
@@ -52,6 +53,7 @@ pub mod inval;
 pub mod mmio;
 pub mod sbi;
 pub mod sched;
+pub mod shootdown;
 pub mod vcpu;
 pub mod vm;
 
