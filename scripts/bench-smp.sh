@@ -8,7 +8,8 @@
 #   3. an idle 8-hart guest: host CPU used while the guest sleeps IDLE s
 #      (a run that sleeps IDLE s minus one that does not, over IDLE).
 # Runs are paired (Strata and QEMU alternate) and repeated REPS times;
-# medians are reported. Output: build/bench/smp.txt.
+# medians are reported. Output: build/bench/smp.txt. A run that fails
+# (exit status, or the guest's command) stops the script with its log.
 #
 # Env: REPS (default 5), MB (default 48), IDLE (default 10),
 #      STRATA_BIN, QEMU_BIN.
@@ -45,8 +46,10 @@ run() {
                  --initrd "$GUEST/initramfs.cpio" -m 512M --smp "$smp" --append "$append" "$@") ;;
     esac
     out=$(mktemp)
-    /usr/bin/time -f '%e %U %S' -o "$out.time" timeout 600 "${args[@]}" </dev/null >"$out" 2>&1 \
-        || die "$name smp=$smp failed: $(tail -n 3 "$out" | tr '\n' '|')"
+    if ! /usr/bin/time -f '%e %U %S' -o "$out.time" timeout 600 "${args[@]}" </dev/null >"$out" 2>&1; then
+        cp "$out" "$OUT/smp-failed-$name-$smp.log"
+        die "$name smp=$smp failed: $(tail -n 3 "$out" | tr '\n' '|') (log: $OUT/smp-failed-$name-$smp.log)"
+    fi
     grep -q 'STRATA-CMD-EXIT 0' "$out" || die "$name smp=$smp: the command failed: $(tail -n 5 "$out" | tr '\n' '|')"
     { echo "== $name smp=$smp $*"; cat "$out"; } >>"$LOG"
     res=$(tr -d '\r' <"$out" | sed -n 's/^real[[:space:]]*\([0-9]*\)m \([0-9.]*\)s$/\1 \2/p' | awk '{ printf "%.2f", $1 * 60 + $2 }')
@@ -100,8 +103,8 @@ grep -c "$want" "$LOG" >/dev/null || die "no job printed the right md5 ($want)"
 for smp in 1 2 4; do
     s="" q=""
     for rep in $(seq 1 "$REPS"); do
-        read -r w _ _ <<<"$(run strata "$smp" true)"; s+="$w "
-        read -r w _ _ <<<"$(run qemu "$smp" true)"; q+="$w "
+        r=$(run strata "$smp" true); read -r w _ _ <<<"$r"; s+="$w "
+        r=$(run qemu "$smp" true); read -r w _ _ <<<"$r"; q+="$w "
     done
     ms=$(tr ' ' '\n' <<<"$s" | grep . | median)
     mq=$(tr ' ' '\n' <<<"$q" | grep . | median)
@@ -117,8 +120,8 @@ done
 for m in strata qemu; do
     d=""
     for rep in $(seq 1 "$(( (REPS + 1) / 2 ))"); do
-        read -r _ c0 _ <<<"$(run "$m" 8 true)"
-        read -r _ c1 _ <<<"$(run "$m" 8 "sleep $IDLE")"
+        r=$(run "$m" 8 true); read -r _ c0 _ <<<"$r"
+        r=$(run "$m" 8 "sleep $IDLE"); read -r _ c1 _ <<<"$r"
         d+="$(awk -v a="$c0" -v b="$c1" -v t="$IDLE" 'BEGIN { printf "%.3f", (b - a) / t }') "
     done
     printf '%-8s %12s\n' "$m" "$(tr ' ' '\n' <<<"$d" | grep . | median)" | tee -a "$TABLE"
