@@ -86,6 +86,11 @@ pub struct NoProgress {
     pub vmid: Option<u64>,
     /// Traps in the streak.
     pub traps: u64,
+    /// The hart's state when it was reported, for whoever debugs it: the
+    /// handler's vector and the translation root of the trapping mode
+    /// (`stvec`/`satp`, `vstvec`/`vsatp` or `mtvec`), `mstatus`, and `ra`,
+    /// `sp`, `gp`, `tp`.
+    pub context: [u64; 7],
 }
 
 impl NoProgress {
@@ -105,6 +110,17 @@ impl NoProgress {
             cause::name(self.cause),
             self.tval,
             self.traps
+        )
+    }
+}
+
+impl NoProgress {
+    /// The state recorded with the report, as one line for debugging.
+    pub fn context_line(&self) -> String {
+        let [tvec, atp, mstatus, ra, sp, gp, tp] = self.context;
+        format!(
+            "hart {} state: tvec {tvec:#x} atp {atp:#x} mstatus {mstatus:#x} ra {ra:#x} sp {sp:#x} gp {gp:#x} tp {tp:#x}",
+            self.hartid
         )
     }
 }
@@ -237,6 +253,14 @@ impl Hart {
                 virt: self.virt,
                 vmid: (ctx != BARE).then_some(ctx as u64),
                 traps: count,
+                context: {
+                    let (tvec, atp) = match (self.prv, self.virt) {
+                        (Priv::M, _) => (self.csr.mtvec, 0),
+                        (_, true) => (self.csr.vstvec, self.csr.vsatp),
+                        _ => (self.csr.stvec, self.csr.satp),
+                    };
+                    [tvec, atp, self.csr.mstatus, self.x[1], self.x[2], self.x[3], self.x[4]]
+                },
             });
         }
     }

@@ -141,6 +141,15 @@ pub fn check_harts(what: &str, n: u32) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks a number of hart threads against the clock: more than one needs
+/// [`ClockMode::Host`] (see [`Runner::set_threads`]).
+pub fn check_threads(n: usize, clock: ClockMode) -> Result<(), Error> {
+    if n > 1 && clock != ClockMode::Host {
+        return Err(Error::ThreadsNeedHostClock { threads: n, clock: clock.name() });
+    }
+    Ok(())
+}
+
 /// Checks a RAM size for a machine or VM (`what` names it, e.g. "-m"):
 /// the limits of [`crate::size::check_ram`] (the one place they are
 /// checked), as an [`Error::Ram`].
@@ -446,9 +455,7 @@ impl<W: Workload> Runner<W> {
     /// move with the instructions run, which only one thread keeps
     /// deterministic.
     pub fn set_threads(&mut self, n: usize) -> Result<(), Error> {
-        if n > 1 && self.clock != ClockMode::Host {
-            return Err(Error::ThreadsNeedHostClock { threads: n, clock: self.clock.name() });
-        }
+        check_threads(n, self.clock)?;
         self.threads = n.max(1);
         Ok(())
     }

@@ -447,8 +447,9 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
         extensions,
     };
-    let mut m = Machine::new(&cfg)?;
     let threads = a.threads.unwrap_or(if clock == ClockMode::Host { a.smp } else { 1 });
+    strata_platform::runner::check_threads(threads as usize, clock)?;
+    let mut m = Machine::new(&cfg)?;
     m.set_threads(threads as usize)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let raw = if interactive { RawMode::enable() } else { None };
@@ -492,7 +493,10 @@ fn main() -> ExitCode {
                 ExitReason::Hung => eprintln!("strata: every hart is waiting for an interrupt that nothing can raise"),
                 ExitReason::DiskStopped => eprintln!("strata: {DISK_STOPPED}"),
                 ExitReason::Stopped(sig) => eprintln!("strata: stopped by {}", signal_name(sig)),
-                ExitReason::NoProgress(s) => eprintln!("strata: {s}"),
+                ExitReason::NoProgress(s) => {
+                    eprintln!("strata: {s}");
+                    eprintln!("strata: {}", s.context_line());
+                }
             }
             ExitCode::from(reason.status() as u8)
         }
