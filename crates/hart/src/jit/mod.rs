@@ -1291,49 +1291,7 @@ impl Compiler {
             Op::REMW if !alu_nop => self.call2(remw, i),
             Op::REMUW if !alu_nop => self.call2(remuw, i),
             // The pure ALU ops above with rd = x0.
-            Op::LUI
-            | Op::AUIPC
-            | Op::ADDI
-            | Op::XORI
-            | Op::ORI
-            | Op::ANDI
-            | Op::SLTI
-            | Op::SLTIU
-            | Op::SLLI
-            | Op::SRLI
-            | Op::SRAI
-            | Op::ADD
-            | Op::SUB
-            | Op::XOR
-            | Op::OR
-            | Op::AND
-            | Op::SLT
-            | Op::SLTU
-            | Op::SLL
-            | Op::SRL
-            | Op::SRA
-            | Op::ADDIW
-            | Op::SLLIW
-            | Op::SRLIW
-            | Op::SRAIW
-            | Op::ADDW
-            | Op::SUBW
-            | Op::SLLW
-            | Op::SRLW
-            | Op::SRAW
-            | Op::MUL
-            | Op::MULW
-            | Op::MULH
-            | Op::MULHU
-            | Op::MULHSU
-            | Op::DIV
-            | Op::DIVU
-            | Op::REM
-            | Op::REMU
-            | Op::DIVW
-            | Op::DIVUW
-            | Op::REMW
-            | Op::REMUW => {}
+            op if pure_alu(op) => {}
             // Compiled loads and stores are plain x86-64 moves (TSO), so
             // only a FENCE that orders stores before later loads needs an
             // instruction (as `mem::guest_fence` in the interpreter).
@@ -1706,55 +1664,64 @@ fn perf_map() -> Option<&'static PerfMap> {
     .as_ref()
 }
 
+/// The integer ALU ops the compiler emits straight-line code for (RV64I
+/// register and immediate forms, M), which with rd = x0 need none.
+fn pure_alu(op: Op) -> bool {
+    matches!(
+        op,
+        Op::LUI
+            | Op::AUIPC
+            | Op::ADDI
+            | Op::XORI
+            | Op::ORI
+            | Op::ANDI
+            | Op::SLTI
+            | Op::SLTIU
+            | Op::SLLI
+            | Op::SRLI
+            | Op::SRAI
+            | Op::ADD
+            | Op::SUB
+            | Op::XOR
+            | Op::OR
+            | Op::AND
+            | Op::SLT
+            | Op::SLTU
+            | Op::SLL
+            | Op::SRL
+            | Op::SRA
+            | Op::ADDIW
+            | Op::SLLIW
+            | Op::SRLIW
+            | Op::SRAIW
+            | Op::ADDW
+            | Op::SUBW
+            | Op::SLLW
+            | Op::SRLW
+            | Op::SRAW
+            | Op::MUL
+            | Op::MULW
+            | Op::MULH
+            | Op::MULHU
+            | Op::MULHSU
+            | Op::DIV
+            | Op::DIVU
+            | Op::REM
+            | Op::REMU
+            | Op::DIVW
+            | Op::DIVUW
+            | Op::REMW
+            | Op::REMUW
+    )
+}
+
 /// Whether the compiler hands `i` to the interpreter.
 fn classify_interp(i: &Insn) -> bool {
     !crate::bitmanip::handles(i.op)
+        && !pure_alu(i.op)
         && !matches!(
             i.op,
-            Op::LUI
-                | Op::AUIPC
-                | Op::ADDI
-                | Op::XORI
-                | Op::ORI
-                | Op::ANDI
-                | Op::SLTI
-                | Op::SLTIU
-                | Op::SLLI
-                | Op::SRLI
-                | Op::SRAI
-                | Op::ADD
-                | Op::SUB
-                | Op::XOR
-                | Op::OR
-                | Op::AND
-                | Op::SLT
-                | Op::SLTU
-                | Op::SLL
-                | Op::SRL
-                | Op::SRA
-                | Op::ADDIW
-                | Op::SLLIW
-                | Op::SRLIW
-                | Op::SRAIW
-                | Op::ADDW
-                | Op::SUBW
-                | Op::SLLW
-                | Op::SRLW
-                | Op::SRAW
-                | Op::MUL
-                | Op::MULW
-                | Op::MULH
-                | Op::MULHU
-                | Op::MULHSU
-                | Op::DIV
-                | Op::DIVU
-                | Op::REM
-                | Op::REMU
-                | Op::DIVW
-                | Op::DIVUW
-                | Op::REMW
-                | Op::REMUW
-                | Op::FENCE
+            Op::FENCE
                 | Op::LB
                 | Op::LH
                 | Op::LW
