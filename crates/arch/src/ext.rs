@@ -43,6 +43,11 @@ pub enum Ext {
     Zicntr,
     /// Integer conditional operations: CZERO.EQZ/NEZ (Unpriv. "Zicond").
     Zicond,
+    /// The PAUSE hint (Unpriv. §2.9 HINTs, "Zihintpause"): a FENCE
+    /// encoding every hart executes; advertising it makes Linux's
+    /// `cpu_relax` use it, and a hart thread then yields its host core
+    /// while the guest spins (docs/smp.md).
+    Zihintpause,
     /// Address generation: SHxADD, ADD.UW, SLLI.UW (Unpriv. "B", Zba).
     Zba,
     /// Basic bit manipulation (Unpriv. "B", Zbb).
@@ -55,7 +60,7 @@ pub enum Ext {
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 15] = [
+    pub const ALL: [Ext; 16] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -67,6 +72,7 @@ impl Ext {
         Ext::Zifencei,
         Ext::Zicntr,
         Ext::Zicond,
+        Ext::Zihintpause,
         Ext::Zba,
         Ext::Zbb,
         Ext::Zbc,
@@ -88,6 +94,7 @@ impl Ext {
             Ext::Zifencei => "zifencei",
             Ext::Zicntr => "zicntr",
             Ext::Zicond => "zicond",
+            Ext::Zihintpause => "zihintpause",
             Ext::Zba => "zba",
             Ext::Zbb => "zbb",
             Ext::Zbc => "zbc",
@@ -129,8 +136,13 @@ impl Extensions {
     /// The default hart: [`RV64GC`](Self::RV64GC) plus the complete
     /// extensions of RVA23 implemented so far (as QEMU's default `rv64`
     /// CPU offers Zba, Zbb, Zbc and Zbs).
-    pub const DEFAULT: Extensions =
-        Extensions::RV64GC.with(Ext::Zicond).with(Ext::Zba).with(Ext::Zbb).with(Ext::Zbc).with(Ext::Zbs);
+    pub const DEFAULT: Extensions = Extensions::RV64GC
+        .with(Ext::Zicond)
+        .with(Ext::Zihintpause)
+        .with(Ext::Zba)
+        .with(Ext::Zbb)
+        .with(Ext::Zbc)
+        .with(Ext::Zbs);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -204,7 +216,7 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
     match name {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond; \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause; \
              missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Sstc, Svpbmt, Svnapot, Sscofpmf); \
              use --cpu rv64gc or leave --cpu out"
             .into()),
@@ -232,7 +244,7 @@ mod tests {
         let r = Extensions::RV64GC;
         assert_eq!(r.isa_base(), "rv64imafdch");
         assert_eq!(r.names(), ["i", "m", "a", "f", "d", "c", "h", "zicsr", "zifencei", "zicntr"]);
-        for e in [Ext::Zba, Ext::Zbb, Ext::Zbc, Ext::Zbs, Ext::Zicond] {
+        for e in [Ext::Zba, Ext::Zbb, Ext::Zbc, Ext::Zbs, Ext::Zicond, Ext::Zihintpause] {
             assert!(!r.has(e), "{e:?}");
             assert!(Extensions::DEFAULT.has(e), "{e:?}");
         }
@@ -242,7 +254,7 @@ mod tests {
     fn default_lists_z_extensions_by_category() {
         // Zi* (category I) before Zb* (category B): IMAFDQLCBKJTPVH.
         let n = Extensions::DEFAULT.names();
-        assert_eq!(&n[7..], ["zicsr", "zifencei", "zicntr", "zicond", "zba", "zbb", "zbc", "zbs"]);
+        assert_eq!(&n[7..], ["zicsr", "zifencei", "zicntr", "zicond", "zihintpause", "zba", "zbb", "zbc", "zbs"]);
         assert_eq!(Extensions::DEFAULT.without(Ext::H).isa_base(), "rv64imafdc");
     }
 
