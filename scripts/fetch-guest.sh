@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Fetch the Strata guest assets (Debian trixie riscv64 kernel + busybox-static)
+# Fetch the Strata guest assets (Debian trixie riscv64 kernel, busybox-static
+# and OpenSBI)
 # with apt-get itself, using a PRIVATE apt state directory so the host's apt
 # configuration and state are never touched.
 #
 # Produces, in build/guest/:
 #   Image            the kernel (Debian's vmlinux-*, an EFI/PE image that also
 #                    carries the RISC-V "Image" header; copied as-is)
-#   fw_dynamic.bin   OpenSBI, copied from the host's opensbi package
+#   fw_dynamic.bin   OpenSBI's generic fw_dynamic, from the suite's opensbi
+#                    package (trixie: 1.6 or later; bookworm's 1.1 has a race
+#                    in its HSM hart start, see below)
 #   kernel-release   the kernel release string (e.g. 6.12.x+deb13-riscv64)
 #   modules          symlink to the extracted /lib/modules/<release> tree
 #   modules-dir      text file holding that tree's absolute path
@@ -32,7 +35,6 @@ OUT="$ROOT/build/guest"
 SUITE="${GUEST_SUITE:-trixie}"
 ARCH=riscv64
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-OPENSBI_FW=/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin
 
 die() { echo "fetch-guest: ERROR: $*" >&2; exit 1; }
 log() { echo "fetch-guest: $*" >&2; }
@@ -85,7 +87,7 @@ cache_ok() {
             || { log "cache: $file has the wrong SHA256"; return 1; }
         n=$((n + 1))
     done <"$MANIFEST"
-    [ "$n" -ge 2 ]
+    [ "$n" -ge 3 ]
 }
 
 fetch_online() {
@@ -110,7 +112,7 @@ fetch_online() {
     [ -n "$kpkg" ] || die "could not resolve linux-image-riscv64 to a versioned kernel package in $SUITE"
     log "linux-image-riscv64 -> $kpkg"
 
-    local pkgs=("$kpkg" busybox-static) pkg ver file sum tmp
+    local pkgs=("$kpkg" busybox-static opensbi) pkg ver file sum tmp
     tmp="$MANIFEST.new"
     : >"$tmp"
     for pkg in "${pkgs[@]}"; do
@@ -192,7 +194,14 @@ echo "$moddir" >"$OUT/modules-dir"
 ln -sfn "$moddir" "$OUT/modules"
 
 # --- firmware ---------------------------------------------------------------
-[ -f "$OPENSBI_FW" ] || die "$OPENSBI_FW not found (apt-get install opensbi; or run scripts/setup-host.sh)"
+# The suite's OpenSBI, not the host's: bookworm's 1.1 publishes a hart's
+# START_PENDING state before the start address and argument, so a hart that
+# polls the state (its WFI returns at once while an IPI is pending) can jump
+# to a stale address; with harts on threads of their own that happened in
+# about one 8-hart boot in fifteen. Later versions hand the start over with
+# a ticket the waiting hart takes after seeing the state.
+OPENSBI_FW="$EXTRACT/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
+[ -f "$OPENSBI_FW" ] || die "no generic fw_dynamic.bin in the $SUITE opensbi package ($OPENSBI_FW)"
 cmp -s "$OPENSBI_FW" "$OUT/fw_dynamic.bin" 2>/dev/null || cp "$OPENSBI_FW" "$OUT/fw_dynamic.bin"
 
 log "kernel $release -> $OUT/Image ($(stat -c %s "$OUT/Image") bytes)"
