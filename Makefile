@@ -21,6 +21,8 @@
 #   make hyp-test     strata run: VMs under Strata's hypervisor (tests/hyp)
 #   make rootfs       Debian trixie + systemd ext4 image, cached in /var/cache/strata
 #                     (scripts/build-rootfs.sh; minutes the first time, then instant)
+#   make stream-test  that image packed, served by nginx on loopback, booted from a
+#                     streamed drive; failures of the server and the data (tests/stream)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
@@ -93,6 +95,7 @@ test: check setup build
 	tests/hyp/run-test.sh
 	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory loom
+	$(MAKE) --no-print-directory stream-test
 	$(MAKE) --no-print-directory systemd-test
 
 cargo-test:
@@ -155,6 +158,11 @@ systemd-test: setup build rootfs
 systemd-test-qemu: setup rootfs
 	tests/systemd/systemd-test.sh --machine qemu
 
+# Streamed drives (docs/stream.md): the Debian image over nginx on loopback.
+.PHONY: stream-test
+stream-test: setup build rootfs
+	tests/stream/stream-test.sh
+
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build
 	scripts/bench-boot.sh
@@ -163,6 +171,7 @@ bench: setup build
 	scripts/bench-kvm.sh
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
+	scripts/bench-stream.sh
 
 clean:
 	rm -rf build

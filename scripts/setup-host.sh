@@ -34,6 +34,9 @@ PKGS=(
     "python3:/usr/bin/python3"
     "iproute2:/sbin/ip"
     "util-linux:/usr/bin/setsid"
+    # tests/stream: a real HTTP server for streamed disks, run as the test's own
+    # process on a loopback port (the package's own service is not used).
+    "nginx:/usr/sbin/nginx"
 )
 
 missing=()

@@ -6,6 +6,7 @@
 //! | sizes | [`SizeError`] | `-m` and a VM's `memory`: syntax, limits |
 //! | device options | [`SpecError`] | `--drive`, `--netdev`, `--vsock` values, too many devices |
 //! | host files | [`HostPathError`] | one file for two jobs, serial logs |
+//! | streamed disks | [`StreamError`] | a drive's table (fetch, signature), key, cache or overlay |
 //! | images | [`LoadError`] | firmware, kernel and initrd: the file, its format, where it goes |
 //! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
 //!
@@ -20,6 +21,7 @@ use crate::hostpaths::HostPathError;
 use crate::loader::LoadError;
 use crate::size::{human, SizeError};
 use crate::virtio::SpecError;
+use strata_stream::StreamError;
 
 /// Why a machine (`strata machine`) or a hypervised machine (`strata run`)
 /// could not be built.
@@ -31,6 +33,11 @@ pub enum Error {
     HostPath(#[from] HostPathError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A streamed drive could not be opened: its table could not be
+    /// fetched or its signature does not verify, its key, cache or overlay
+    /// is unusable.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
     /// A RAM size outside the limits; `what` names it ("-m", "VM a: memory").
     #[error("{what} {}: {source}", human(*bytes))]
     Ram { what: String, bytes: u64, source: SizeError },

@@ -124,8 +124,11 @@ pub fn check(paths: &[HostPath]) -> Result<(), HostPathError> {
 pub fn virtio_paths(v: &crate::virtio::VirtioConfig, prefix: &str, flags: bool) -> Vec<HostPath> {
     let mut out = Vec::new();
     for (i, d) in v.drives.iter().enumerate() {
+        // A streamed drive's files (cache, overlay) are its own, under its
+        // cache directory.
+        let crate::virtio::DriveSource::File(path) = &d.source else { continue };
         let what = if flags { format!("{prefix}--drive {i}") } else { format!("{prefix}drive {i}") };
-        out.push(HostPath { what, path: d.file.clone(), kind: Use::Drive { readonly: d.readonly } });
+        out.push(HostPath { what, path: path.clone(), kind: Use::Drive { readonly: d.readonly } });
     }
     if let Some(s) = &v.vsock {
         out.push(HostPath { what: format!("{prefix}vsock uds="), path: s.uds.clone(), kind: Use::Socket });

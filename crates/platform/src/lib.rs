@@ -19,4 +19,4 @@ pub use error::Error;
 pub use machine::{ExitReason, Machine, MachineConfig};
 pub use runner::{ClockMode, Runner, StopHandle};
 pub use strata_hart::{cpu_model, Ext, Extensions, CPU_MODELS};
-pub use virtio::{DriveSpec, NetdevSpec, VirtioConfig, VsockSpec};
+pub use virtio::{DriveSource, DriveSpec, NetdevSpec, VirtioConfig, VsockSpec};

@@ -10,10 +10,11 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use strata_devices::board::BoardLayout;
 use strata_devices::plic::{source_line, Plic};
-use strata_devices::virtio::block::{Block, ErrorPolicy};
+use strata_devices::virtio::block::{Block, DiskBackend, ErrorPolicy};
 use strata_devices::virtio::console::Console;
 use strata_devices::virtio::net::{parse_mac, Net, Tap};
 use strata_devices::virtio::rng::Rng;
@@ -21,13 +22,25 @@ use strata_devices::virtio::vsock::Vsock;
 use strata_devices::virtio::{VirtioDevice, VirtioMmio, VIRTIO_MMIO_SIZE};
 use strata_devices::{MmioDevice, SharedMmio};
 use strata_memory::GuestMemory;
+use strata_stream::{StreamDisk, StreamOptions};
 
 use crate::error::Error;
 
-/// One `--drive file=PATH[,readonly=on|off][,serial=STR][,werror=..][,rerror=..]`.
+/// Where a drive's sectors come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DriveSource {
+    /// `file=PATH`: a raw image file.
+    File(PathBuf),
+    /// `url=…,cache=DIR,pubkey=FILE[,overlay=FILE][,timeout=SECS]`: a
+    /// packed disk streamed over HTTP (docs/stream.md).
+    Stream(StreamOptions),
+}
+
+/// One `--drive file=PATH[,readonly=on|off][,serial=STR][,werror=..][,rerror=..]`
+/// or `--drive url=URL,cache=DIR,pubkey=FILE[,...]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriveSpec {
-    pub file: PathBuf,
+    pub source: DriveSource,
     pub readonly: bool,
     pub serial: Option<String>,
     /// What a failed host write or flush does (QEMU's `werror=`), and a
@@ -55,6 +68,12 @@ pub enum SpecError {
     Missing(&'static str),
     #[error("netdev type {0:?}: only tap is supported ({NETDEV_SYNTAX})")]
     NetdevType(String),
+    #[error("a drive is file=PATH or url=URL, not both")]
+    FileAndUrl,
+    #[error("{0}= is for streamed drives (url=URL)")]
+    StreamOnly(&'static str),
+    #[error("timeout={0}: expected a whole number of seconds from 1 to 600")]
+    Timeout(String),
     #[error("vsock cid={0}: not a number")]
     CidNotANumber(String),
     #[error("vsock cid={0}: guest CIDs are 3 to 4294967294")]
@@ -69,7 +88,11 @@ pub enum SpecError {
 const NETDEV_SYNTAX: &str = "tap[,ifname=NAME][,mac=..]";
 const VSOCK_SYNTAX: &str = "cid=N,uds=PATH";
 
-const DRIVE_SYNTAX: &str = "file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop]";
+const DRIVE_SYNTAX: &str = "file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop], or url=http://HOST:PORT/PATH/table,cache=DIR,pubkey=FILE[,overlay=FILE][,timeout=SECS][,readonly=on]";
+
+/// How long a streamed drive waits for a connection or an answer before
+/// the attempt fails (three attempts per block: `strata_stream::FETCH_ATTEMPTS`).
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn on_off(key: &str, v: &str) -> Result<bool, SpecError> {
     match v {
@@ -82,6 +105,7 @@ fn on_off(key: &str, v: &str) -> Result<bool, SpecError> {
 impl DriveSpec {
     pub fn parse(s: &str) -> Result<DriveSpec, SpecError> {
         let mut file = None;
+        let (mut url, mut cache, mut pubkey, mut overlay, mut timeout) = (None, None, None, None, None);
         let mut readonly = false;
         let mut serial = None;
         let (mut werror, mut rerror) = (ErrorPolicy::Report, ErrorPolicy::Report);
@@ -91,6 +115,14 @@ impl DriveSpec {
                 .ok_or_else(|| SpecError::NotKeyValue { part: part.into(), syntax: DRIVE_SYNTAX })?;
             match k {
                 "file" if !v.is_empty() => file = Some(PathBuf::from(v)),
+                "url" if !v.is_empty() => url = Some(v.to_string()),
+                "cache" if !v.is_empty() => cache = Some(PathBuf::from(v)),
+                "pubkey" if !v.is_empty() => pubkey = Some(PathBuf::from(v)),
+                "overlay" if !v.is_empty() => overlay = Some(PathBuf::from(v)),
+                "timeout" => {
+                    let secs = v.parse::<u64>().ok().filter(|s| (1..=600).contains(s));
+                    timeout = Some(Duration::from_secs(secs.ok_or_else(|| SpecError::Timeout(v.into()))?));
+                }
                 "readonly" => readonly = on_off(k, v)?,
                 "serial" => {
                     if v.len() > 20 || !v.bytes().all(|b| b.is_ascii_graphic()) {
@@ -103,8 +135,40 @@ impl DriveSpec {
                 _ => return Err(SpecError::UnknownOption { device: "drive", part: part.into(), syntax: DRIVE_SYNTAX }),
             }
         }
-        let file = file.ok_or(SpecError::Missing("a drive needs file=PATH"))?;
-        Ok(DriveSpec { file, readonly, serial, werror, rerror })
+        let source = match (file, url) {
+            (Some(_), Some(_)) => return Err(SpecError::FileAndUrl),
+            (Some(f), None) => {
+                for (set, key) in [
+                    (cache.is_some(), "cache"),
+                    (pubkey.is_some(), "pubkey"),
+                    (overlay.is_some(), "overlay"),
+                    (timeout.is_some(), "timeout"),
+                ] {
+                    if set {
+                        return Err(SpecError::StreamOnly(key));
+                    }
+                }
+                DriveSource::File(f)
+            }
+            (None, Some(url)) => DriveSource::Stream(StreamOptions {
+                url,
+                cache: cache.ok_or(SpecError::Missing("a streamed drive needs cache=DIR"))?,
+                pubkey: pubkey.ok_or(SpecError::Missing("a streamed drive needs pubkey=FILE"))?,
+                overlay,
+                readonly,
+                timeout: timeout.unwrap_or(STREAM_TIMEOUT),
+            }),
+            (None, None) => return Err(SpecError::Missing("a drive needs file=PATH (or url=URL)")),
+        };
+        Ok(DriveSpec { source, readonly, serial, werror, rerror })
+    }
+
+    /// What messages and `--stats` call the drive: its file or URL.
+    pub fn name(&self) -> String {
+        match &self.source {
+            DriveSource::File(p) => p.display().to_string(),
+            DriveSource::Stream(o) => o.url.clone(),
+        }
     }
 }
 
@@ -212,10 +276,17 @@ impl VirtioConfig {
     pub fn build_devices(&self) -> Result<Vec<NamedDevice>, Error> {
         let mut devs: Vec<(String, Box<dyn VirtioDevice>)> = Vec::new();
         for (i, d) in self.drives.iter().enumerate() {
-            let blk = Block::open(&d.file, d.readonly, d.serial.as_deref())
-                .map_err(Error::Backend)?
-                .with_error_policy(d.rerror, d.werror);
-            devs.push((format!("virtio-blk{i} ({})", d.file.display()), Box::new(blk)));
+            let blk = match &d.source {
+                DriveSource::File(p) => Block::open(p, d.readonly, d.serial.as_deref()),
+                DriveSource::Stream(o) => {
+                    let disk = StreamDisk::open(o)?;
+                    let label = format!("streamed disk {}", o.url);
+                    Block::from_backend(Box::new(Streamed(disk)), &label, d.readonly, d.serial.as_deref())
+                }
+            }
+            .map_err(Error::Backend)?
+            .with_error_policy(d.rerror, d.werror);
+            devs.push((format!("virtio-blk{i} ({})", d.name()), Box::new(blk)));
         }
         if self.rng {
             devs.push(("virtio-rng".into(), Box::new(Rng::new())));
@@ -244,6 +315,25 @@ impl VirtioConfig {
             devs.push((format!("virtio-net{i} (tap {})", tap.name), Box::new(Net::new(Box::new(tap), mac))));
         }
         Ok(devs)
+    }
+}
+
+/// A streamed disk as a virtio-blk backend: its errors become host I/O
+/// errors, which the drive's `rerror`/`werror` turn into the guest's.
+struct Streamed(StreamDisk);
+
+impl DiskBackend for Streamed {
+    fn size(&self) -> u64 {
+        self.0.len()
+    }
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+        self.0.read_at(buf, pos).map_err(std::io::Error::other)
+    }
+    fn write_at(&mut self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.0.write_at(buf, pos).map_err(std::io::Error::other)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(std::io::Error::other)
     }
 }
 
@@ -296,7 +386,7 @@ mod tests {
         assert_eq!(
             d,
             DriveSpec {
-                file: "/x/disk.img".into(),
+                source: DriveSource::File("/x/disk.img".into()),
                 readonly: true,
                 serial: Some("ABC-1".into()),
                 werror: ErrorPolicy::Report,
@@ -310,9 +400,32 @@ mod tests {
         assert!(!DriveSpec::parse("file=a").unwrap().readonly);
         assert!(DriveSpec::parse("readonly=on").unwrap_err().to_string().contains("file=PATH"));
         assert!(DriveSpec::parse("file=a,readonly=maybe").unwrap_err().to_string().contains("on or off"));
-        assert!(DriveSpec::parse("file=a,cache=none").unwrap_err().to_string().contains("unknown drive option"));
+        // QEMU's cache= is now a streamed drive's key: still refused on a file.
+        assert!(DriveSpec::parse("file=a,cache=none").unwrap_err().to_string().contains("for streamed drives"));
+        assert!(DriveSpec::parse("file=a,aio=native").unwrap_err().to_string().contains("unknown drive option"));
         assert!(DriveSpec::parse("file=a,serial=123456789012345678901").is_err());
         assert!(DriveSpec::parse("disk.img").unwrap_err().to_string().contains("key=value"));
+        // Streamed drives.
+        let d = DriveSpec::parse("url=http://h:8080/d/table,cache=/c,pubkey=/k.pub,timeout=2,readonly=on").unwrap();
+        assert_eq!(
+            d.source,
+            DriveSource::Stream(StreamOptions {
+                url: "http://h:8080/d/table".into(),
+                cache: "/c".into(),
+                pubkey: "/k.pub".into(),
+                overlay: None,
+                readonly: true,
+                timeout: Duration::from_secs(2),
+            })
+        );
+        assert_eq!(d.name(), "http://h:8080/d/table");
+        let e = |s: &str| DriveSpec::parse(s).unwrap_err();
+        assert_eq!(e("url=http://h/t,pubkey=/k"), SpecError::Missing("a streamed drive needs cache=DIR"));
+        assert_eq!(e("url=http://h/t,cache=/c"), SpecError::Missing("a streamed drive needs pubkey=FILE"));
+        assert_eq!(e("file=a,url=http://h/t,cache=/c,pubkey=/k"), SpecError::FileAndUrl);
+        assert_eq!(e("file=a,cache=/c"), SpecError::StreamOnly("cache"));
+        assert_eq!(e("url=http://h/t,cache=/c,pubkey=/k,timeout=0"), SpecError::Timeout("0".into()));
+        assert!(e("url=http://h/t,cache=/c,pubkey=/k,timeout=x").to_string().contains("seconds"));
     }
 
     #[test]

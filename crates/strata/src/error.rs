@@ -49,6 +49,9 @@ pub enum CliError {
     NoFirmware,
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// `strata disk`: a key, image, packed directory or overlay.
+    #[error(transparent)]
+    Stream(#[from] strata_stream::StreamError),
 }
 
 impl CliError {
@@ -69,7 +72,8 @@ impl CliError {
             | CliError::ConfigWithVmFlags
             | CliError::NoKernel
             | CliError::NoFirmware
-            | CliError::Signals(_) => 1,
+            | CliError::Signals(_)
+            | CliError::Stream(_) => 1,
         }
     }
 }
@@ -92,6 +96,7 @@ mod tests {
             CliError::NoKernel,
             CliError::NoFirmware,
             CliError::Signals(io()),
+            CliError::Stream(strata_stream::StreamError::Url("ftp://x".into())),
         ];
         for e in &errors {
             let line = e.to_string();

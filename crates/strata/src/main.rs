@@ -31,8 +31,8 @@ use strata_platform::loader;
 use strata_platform::runner::signal_name;
 use strata_platform::size::parse_ram_size;
 use strata_platform::{
-    cpu_model, ClockMode, DriveSpec, ExitReason, Extensions, Machine, MachineConfig, NetdevSpec, VirtioConfig,
-    VsockSpec,
+    cpu_model, ClockMode, DriveSource, DriveSpec, ExitReason, Extensions, Machine, MachineConfig, NetdevSpec,
+    VirtioConfig, VsockSpec,
 };
 
 /// Why the machine stopped with status 9 (the drive's own line names the
@@ -56,6 +56,72 @@ enum Cmd {
     /// Run VMs under Strata's hypervisor: one from flags, or several from
     /// a TOML file (--config).
     Run(RunArgs),
+    /// Packed disks for streamed drives (docs/stream.md): keys, packing,
+    /// signing, committing an overlay.
+    #[command(subcommand)]
+    Disk(DiskCmd),
+}
+
+#[derive(Subcommand)]
+enum DiskCmd {
+    /// Make an Ed25519 key pair: the secret key at KEY (mode 0600, never
+    /// overwritten), the public key at KEY.pub.
+    Keygen { key: PathBuf },
+    /// Pack the raw IMAGE into DIR as its next version: 64 KiB blocks,
+    /// zstd-compressed, named by SHA-256; only blocks DIR lacks are added.
+    /// The table is DIR/table (and DIR/table.GENERATION).
+    Pack {
+        image: PathBuf,
+        dir: PathBuf,
+        /// Sign the table with this secret key (otherwise run `strata disk sign`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Sign (or re-sign) a table with a secret key, in place.
+    Sign {
+        table: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Turn a streamed drive's overlay (CACHE/overlay by default) into the
+    /// next version in DIR, whose newest table it was made on.
+    Commit {
+        overlay: PathBuf,
+        dir: PathBuf,
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+fn disk(c: DiskCmd) -> Result<(), CliError> {
+    use strata_stream::{commit, keygen, pack, read_secret_key, sign_table, PackReport};
+    let key = |k: Option<PathBuf>| k.map(|k| read_secret_key(&k)).transpose();
+    let report = |what: &str, r: PackReport| {
+        println!(
+            "{what} generation {} into {}: {} blocks, {} zero, {} distinct, {} new ({} bytes compressed){}",
+            r.generation,
+            r.table.display(),
+            r.blocks,
+            r.zero_blocks,
+            r.distinct,
+            r.new_blocks,
+            r.new_bytes,
+            if r.signed { "" } else { "; unsigned: run strata disk sign" }
+        )
+    };
+    match c {
+        DiskCmd::Keygen { key } => {
+            let public = keygen(&key)?;
+            println!("secret key {}, public key {}", key.display(), public.display());
+        }
+        DiskCmd::Pack { image, dir, key: k } => report("packed", pack(&image, &dir, key(k)?.as_ref())?),
+        DiskCmd::Sign { table, key } => {
+            sign_table(&table, &read_secret_key(&key)?)?;
+            println!("signed {}", table.display());
+        }
+        DiskCmd::Commit { overlay, dir, key: k } => report("committed", commit(&overlay, &dir, key(k)?.as_ref())?),
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -193,7 +259,15 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
                             .iter()
                             .map(|d| {
                                 DriveSpec::parse(d).map(|mut d| {
-                                    d.file = rel(d.file);
+                                    d.source = match d.source {
+                                        DriveSource::File(p) => DriveSource::File(rel(p)),
+                                        DriveSource::Stream(mut o) => {
+                                            o.cache = rel(o.cache);
+                                            o.pubkey = rel(o.pubkey);
+                                            o.overlay = o.overlay.map(rel);
+                                            DriveSource::Stream(o)
+                                        }
+                                    };
                                     d
                                 })
                             })
@@ -348,7 +422,11 @@ struct MachineArgs {
 #[derive(clap::Args)]
 struct VirtioArgs {
     /// A virtio-blk disk on a raw image file:
-    /// file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop].
+    /// file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop],
+    /// or streamed over HTTP from a packed directory (docs/stream.md):
+    /// url=http://HOST:PORT/PATH/table,cache=DIR,pubkey=FILE[,overlay=FILE][,timeout=SECS]:
+    /// the table must be signed by FILE's key, blocks are checked against
+    /// it and kept in DIR, writes go to the overlay (DIR/overlay).
     /// Repeatable; the first is /dev/vda. The image is locked as QEMU locks
     /// it: one writer, or any number of readonly=on users. werror/rerror:
     /// what a failed host write/read does: report (the guest gets an I/O
@@ -475,6 +553,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Machine(a) => machine(a),
+        Cmd::Disk(c) => {
+            return match disk(c) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Cmd::Run(a) => {
             return match run(a) {
                 Ok(status) => ExitCode::from(status as u8),

@@ -22,6 +22,12 @@
 //! before the flush is then on stable storage), so after the guest's
 //! `sync` returns the data survives the emulator being killed.
 //!
+//! Backends: a raw image file ([`Block::open`], [`Block::from_file`]), or
+//! any [`DiskBackend`] ([`Block::from_backend`]: a disk streamed over
+//! HTTP, crates/stream). A backend's errors are host errors like the
+//! file's, under the same policies; a backend has no discard (a hint) and
+//! zeroes by writing zeros.
+//!
 //! Sharing: [`Block::open`] locks the image the way QEMU does
 //! ([`super::image_lock`]): one writer, or any number of read-only users.
 //!
@@ -159,10 +165,58 @@ enum Fail {
     Host(io::Error, u64, u64),
 }
 
+/// A drive's host side other than a raw image file. Reads and writes are
+/// whole (no short counts); an error is the host's, handled by the drive's
+/// `rerror`/`werror` policy.
+pub trait DiskBackend: Send {
+    /// The disk's size in bytes (a whole number of sectors).
+    fn size(&self) -> u64;
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<()>;
+    fn write_at(&mut self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// Everything written so far on stable storage.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Where a drive's sectors live.
+enum Backend {
+    File(File),
+    Other(Box<dyn DiskBackend>),
+}
+
+impl Backend {
+    fn read_exact_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        match self {
+            Backend::File(f) => f.read_exact_at(buf, pos),
+            Backend::Other(b) => b.read_at(buf, pos),
+        }
+    }
+    fn write_all_at(&mut self, buf: &[u8], pos: u64) -> io::Result<()> {
+        match self {
+            Backend::File(f) => f.write_all_at(buf, pos),
+            Backend::Other(b) => b.write_at(buf, pos),
+        }
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        match self {
+            Backend::File(f) => f.sync_data(),
+            Backend::Other(b) => b.flush(),
+        }
+    }
+    /// fallocate(2) on a file; `false` (not done) for other backends.
+    fn fallocate(&self, mode: libc::c_int, pos: u64, len: u64) -> bool {
+        match self {
+            Backend::File(f) => fallocate(f, mode, pos, len),
+            Backend::Other(_) => false,
+        }
+    }
+}
+
 pub struct Block {
-    file: File,
+    file: Backend,
     /// The image's path, for messages (`None` from [`Block::from_file`]).
     path: Option<PathBuf>,
+    /// What messages call a non-file backend ("streamed disk URL").
+    label: Option<String>,
     /// Capacity in 512-byte sectors.
     capacity: u64,
     readonly: bool,
@@ -217,6 +271,27 @@ impl Block {
 
     pub fn from_file(file: File, readonly: bool, serial: Option<&str>) -> Result<Block, String> {
         let len = file.metadata().map_err(|e| e.to_string())?.len();
+        Block::new(Backend::File(file), len, readonly, serial)
+    }
+
+    /// A drive on `backend`, called `label` in messages. Its size must be
+    /// a whole number of sectors.
+    pub fn from_backend(
+        backend: Box<dyn DiskBackend>,
+        label: &str,
+        readonly: bool,
+        serial: Option<&str>,
+    ) -> Result<Block, String> {
+        let len = backend.size();
+        if len % SECTOR != 0 {
+            return Err(format!("{label} is {len} bytes, not a whole number of 512-byte sectors"));
+        }
+        let mut b = Block::new(Backend::Other(backend), len, readonly, serial)?;
+        b.label = Some(label.to_string());
+        Ok(b)
+    }
+
+    fn new(file: Backend, len: u64, readonly: bool, serial: Option<&str>) -> Result<Block, String> {
         let mut s = [0u8; ID_BYTES];
         if let Some(serial) = serial {
             if serial.len() > ID_BYTES {
@@ -227,6 +302,7 @@ impl Block {
         Ok(Block {
             file,
             path: None,
+            label: None,
             capacity: len / SECTOR,
             readonly,
             serial: s,
@@ -240,9 +316,10 @@ impl Block {
     }
 
     fn image_name(&self) -> String {
-        match &self.path {
-            Some(p) => format!("disk image {}", p.display()),
-            None => "disk image".into(),
+        match (&self.path, &self.label) {
+            (Some(p), _) => format!("disk image {}", p.display()),
+            (None, Some(l)) => l.clone(),
+            (None, None) => "disk image".into(),
         }
     }
 
@@ -454,12 +531,12 @@ impl Block {
                 } else {
                     libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE
                 };
-                if !fallocate(&self.file, mode, pos, len) {
+                if !self.file.fallocate(mode, pos, len) {
                     self.write_zeroes_slowly(pos, len)?;
                 }
             } else {
                 // A discard is a hint (§5.2.6.2): a failed punch is fine.
-                fallocate(&self.file, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, pos, len);
+                self.file.fallocate(libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, pos, len);
             }
         }
         Ok(S_OK)
@@ -884,5 +961,91 @@ mod tests {
         drop((r1, _r2));
         Block::open(&p, false, None).expect("free once closed");
         std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod backend_tests {
+    use super::*;
+    use crate::virtio::queue::tests::{DATA, RAM};
+    use crate::virtio::queue::Buf;
+    use std::sync::{Arc, Mutex};
+    use strata_memory::GuestRam;
+
+    /// A disk in memory whose reads fail while `fail` is set; counts flushes.
+    struct MemDisk {
+        data: Arc<Mutex<Vec<u8>>>,
+        fail: Arc<Mutex<bool>>,
+        flushes: Arc<Mutex<u32>>,
+    }
+
+    impl DiskBackend for MemDisk {
+        fn size(&self) -> u64 {
+            self.data.lock().unwrap().len() as u64
+        }
+        fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+            if *self.fail.lock().unwrap() {
+                return Err(io::Error::other("server gone"));
+            }
+            buf.copy_from_slice(&self.data.lock().unwrap()[pos as usize..pos as usize + buf.len()]);
+            Ok(())
+        }
+        fn write_at(&mut self, buf: &[u8], pos: u64) -> io::Result<()> {
+            self.data.lock().unwrap()[pos as usize..pos as usize + buf.len()].copy_from_slice(buf);
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            *self.flushes.lock().unwrap() += 1;
+            Ok(())
+        }
+    }
+
+    fn request(blk: &mut Block, mem: &GuestRam, ty: u32, sector: u64, out: &[u8], in_len: u32) -> u8 {
+        mem.store(DATA, 4, ty as u64).unwrap();
+        mem.store(DATA + 8, 8, sector).unwrap();
+        mem.write_bytes(DATA + 0x1000, out).unwrap();
+        let hdr = Buf { addr: DATA, len: 16 };
+        let mut readable = vec![hdr];
+        if !out.is_empty() {
+            readable.push(Buf { addr: DATA + 0x1000, len: out.len() as u32 });
+        }
+        let mut writable = Vec::new();
+        if in_len > 0 {
+            writable.push(Buf { addr: DATA + 0x4000, len: in_len });
+        }
+        writable.push(Buf { addr: DATA + 0x200, len: 1 });
+        blk.handle(mem, &Chain { head: 0, readable, writable }).expect("completed");
+        mem.load(DATA + 0x200, 1).unwrap() as u8
+    }
+
+    /// Reads, writes, zeroes and flushes reach a non-file backend; its
+    /// errors complete the request with IOERR and the next succeeds.
+    #[test]
+    fn a_backend_serves_requests_and_its_errors_are_io_errors() {
+        let data = Arc::new(Mutex::new((0..8192u32).map(|i| (i % 253) as u8).collect::<Vec<u8>>()));
+        let fail = Arc::new(Mutex::new(false));
+        let flushes = Arc::new(Mutex::new(0));
+        let disk = MemDisk { data: data.clone(), fail: fail.clone(), flushes: flushes.clone() };
+        let mut blk = Block::from_backend(Box::new(disk), "streamed disk test", false, None).unwrap();
+        assert_eq!(blk.capacity_sectors(), 16);
+        let mem = GuestRam::new(RAM, 0x10_0000).unwrap();
+        assert_eq!(request(&mut blk, &mem, req::IN, 2, &[], 1024), S_OK);
+        let mut got = vec![0; 1024];
+        mem.read_bytes(DATA + 0x4000, &mut got).unwrap();
+        assert_eq!(got, data.lock().unwrap()[1024..2048]);
+        assert_eq!(request(&mut blk, &mem, req::OUT, 4, &[0x77; 512], 0), S_OK);
+        assert_eq!(data.lock().unwrap()[2048..2560], [0x77; 512]);
+        let seg = [5u64.to_le_bytes().as_slice(), &1u32.to_le_bytes(), &0u32.to_le_bytes()].concat();
+        assert_eq!(request(&mut blk, &mem, req::WRITE_ZEROES, 0, &seg, 0), S_OK);
+        assert!(data.lock().unwrap()[2560..3072].iter().all(|&b| b == 0));
+        assert_eq!(request(&mut blk, &mem, req::FLUSH, 0, &[], 0), S_OK);
+        assert_eq!(*flushes.lock().unwrap(), 1);
+        *fail.lock().unwrap() = true;
+        assert_eq!(request(&mut blk, &mem, req::IN, 0, &[], 512), S_IOERR);
+        assert!(blk.host_errors()[0].starts_with("1 read failed: server gone"), "{:?}", blk.host_errors());
+        *fail.lock().unwrap() = false;
+        assert_eq!(request(&mut blk, &mem, req::IN, 0, &[], 512), S_OK);
+        let odd = MemDisk { data: Arc::new(Mutex::new(vec![0; 700])), fail, flushes };
+        assert!(Block::from_backend(Box::new(odd), "x", true, None).is_err());
     }
 }
