@@ -107,24 +107,42 @@ impl<W: Workload> Runner<W> {
                         .expect("cannot start a hart thread")
                 })
                 .collect();
-            let end = self.service(&ctl, threads);
+            let end = self.service(&ctl, threads, &|| handles.iter().any(|h| h.is_finished()));
             ctl.stop.store(true, Ordering::SeqCst);
             for i in &irqs {
                 i.wake();
             }
-            self.thread_stats = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
+            let mut panicked = None;
+            self.thread_stats = handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|p| {
+                        panicked.get_or_insert(p);
+                        ThreadStats::default()
+                    })
+                })
+                .collect();
+            // A hart thread that panicked is a bug in Strata, as a panic on
+            // the single-thread loop is: it goes on up, with its message.
+            if let Some(p) = panicked {
+                std::panic::resume_unwind(p);
+            }
             end
         });
         self.harts = harts;
         end
     }
 
-    /// The service thread's loop.
-    fn service(&mut self, ctl: &Control, threads: usize) -> RunEnd {
+    /// The service thread's loop; `died` tells whether a hart thread has
+    /// ended on its own (it panicked: the run ends and the panic goes on).
+    fn service(&mut self, ctl: &Control, threads: usize, died: &dyn Fn() -> bool) -> RunEnd {
         let mut hung_checks = 0;
         loop {
             if let Some(sig) = self.stop.take() {
                 return RunEnd::Stopped(sig);
+            }
+            if died() {
+                return RunEnd::Finished;
             }
             self.rounds += 1;
             self.work.update_devices();
@@ -257,4 +275,92 @@ fn thread_cpu_time() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{Slice, Workload};
+    use strata_devices::aclint::Timebase;
+    use strata_memory::GuestRam;
+
+    /// A machine whose hart threads panic after their first turn: a bug in
+    /// Strata's own code on a hart thread.
+    struct Faulty;
+
+    struct NoBus;
+    impl strata_hart::Bus for NoBus {
+        fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
+            None
+        }
+        fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
+            false
+        }
+        fn mtime(&self) -> u64 {
+            0
+        }
+    }
+
+    impl HartHost for Faulty {
+        fn bus(&self) -> Box<dyn strata_hart::Bus + Send> {
+            Box::new(NoBus)
+        }
+        fn after_chunk(&self) -> bool {
+            panic!("a bug on a hart thread");
+        }
+        fn timer_deadline(&self) -> Option<u64> {
+            None
+        }
+        fn stuck(&self, _: strata_hart::NoProgress) {}
+    }
+
+    struct Work(Arc<Faulty>);
+    impl Workload for Work {
+        type Outcome = RunEnd;
+        fn run_slice(&mut self, _: &mut [Hart], _: &Arc<Timebase>, _: u64) -> Slice {
+            Slice::default()
+        }
+        fn update_devices(&mut self) {}
+        fn timer_deadline(&self) -> Option<u64> {
+            None
+        }
+        fn rtc_alarm_in_ns(&self) -> Option<u64> {
+            None
+        }
+        fn ended(&mut self) -> bool {
+            false
+        }
+        fn console_input(&mut self, _: u8) -> bool {
+            true
+        }
+        fn flush_consoles(&mut self, _: bool) {}
+        fn stats(&self, _: &mut String) {}
+        fn outcome(&mut self, end: RunEnd) -> RunEnd {
+            end
+        }
+        fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
+            Some(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn a_panicking_hart_thread_ends_the_run_with_its_panic() {
+        let ram = Arc::new(GuestRam::new(0x8000_0000, 1 << 20).unwrap());
+        // `j .` at the reset address: the harts run until the panic.
+        ram.store(0x8000_0000, 4, 0x0000_006f).unwrap();
+        let harts = (0..2)
+            .map(|h| {
+                let mut hart = Hart::new(h, ram.clone(), strata_devices::HartIrqs::new());
+                hart.reset(0x8000_0000);
+                hart
+            })
+            .collect();
+        let work = Work(Arc::new(Faulty));
+        let mut r =
+            Runner::from_parts(ram, harts, work, Timebase::host(10_000_000), ClockMode::Host, vec![], false).unwrap();
+        r.set_threads(2).unwrap();
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+        let payload = got.expect_err("the run must end with the hart thread's panic, not hang or return");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"a bug on a hart thread"));
+    }
 }
