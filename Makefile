@@ -43,7 +43,7 @@ export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
         boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
-        rootfs systemd-test systemd-test-qemu smp-test loom \
+        rootfs systemd-test systemd-test-qemu smp-test loom models \
         clean distclean
 
 all: build
@@ -141,6 +141,13 @@ smp-test: setup build
 # (every interleaving up to three preemptions; its own target directory).
 loom:
 	RUSTFLAGS="--cfg loom" $(CARGO) test -p strata-hypervisor --release --target-dir target/loom shootdown
+
+# Memory-virtualization protocols (invalidation by physical address across
+# harts, shadow-table updates) explored exhaustively with stateright, each
+# with its mutations; prints states explored and counterexamples. Also part
+# of the workspace tests in `make test`.
+models:
+	$(CARGO) test -p strata-models --release -- --nocapture --test-threads 1
 
 hyp-test: setup build
 	tests/hyp/run-test.sh
