@@ -410,32 +410,25 @@ impl Model for Inval {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check;
 
-    fn run(mutation: Mutation) -> crate::Report {
-        let r = check(Inval { mutation });
-        println!("invalidation by physical address, {mutation:?}: {r}");
-        r
-    }
+    const TITLE: &str = "invalidation by physical address";
 
     #[test]
     fn the_shootdown_protocol_keeps_every_page_that_changed_hands_out_of_every_tlb() {
-        let r = run(Mutation::None);
-        assert!(r.passed(), "{r}");
-        assert!(r.states > 1000, "suspiciously small state space: {r}");
+        crate::assert_passes(TITLE, Inval { mutation: Mutation::None }, 1000);
     }
 
     #[test]
     fn each_step_left_out_gives_a_counterexample() {
-        for (mutation, property) in [
-            (Mutation::NoWait, "isolation"),
-            (Mutation::ServeInsideWalk, "isolation"),
-            (Mutation::InitiatorKeepsOwn, "isolation"),
-            (Mutation::NoServeWhileWaiting, "progress"),
-        ] {
-            let r = run(mutation);
-            let found = r.counterexample.as_ref().map(|c| c.0);
-            assert_eq!(found, Some(property), "{mutation:?} should break {property}: {r}");
-        }
+        crate::assert_breaks(
+            TITLE,
+            [
+                (Mutation::NoWait, "isolation"),
+                (Mutation::ServeInsideWalk, "isolation"),
+                (Mutation::InitiatorKeepsOwn, "isolation"),
+                (Mutation::NoServeWhileWaiting, "progress"),
+            ]
+            .map(|(mutation, property)| (Inval { mutation }, property)),
+        );
     }
 }

@@ -106,3 +106,34 @@ where
     }
     Report { states: checker.unique_state_count(), depth: checker.max_depth(), counterexample, unreached }
 }
+
+/// Test support: `model` must pass — every invariant holds, every situation
+/// is reached, and the state space is not trivially small.
+#[cfg(test)]
+fn assert_passes<M>(title: &str, model: M, at_least: usize)
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Send + Sync + Clone + PartialEq + Debug + 'static,
+    M::Action: Clone + PartialEq + Debug,
+{
+    let r = check(model);
+    println!("{title}: {r}");
+    assert!(r.passed(), "{title}: {r}");
+    assert!(r.states >= at_least, "{title}: suspiciously small state space: {r}");
+}
+
+/// Test support: each mutated model must break the invariant named beside it.
+#[cfg(test)]
+fn assert_breaks<M>(title: &str, cases: impl IntoIterator<Item = (M, &'static str)>)
+where
+    M: Model + Debug + Send + Sync + 'static,
+    M::State: Hash + Send + Sync + Clone + PartialEq + Debug + 'static,
+    M::Action: Clone + PartialEq + Debug,
+{
+    for (model, property) in cases {
+        let which = format!("{title}, {model:?}");
+        let r = check(model);
+        println!("{which}: {r}");
+        assert_eq!(r.counterexample.as_ref().map(|c| c.0), Some(property), "{which} should break {property}: {r}");
+    }
+}

@@ -237,32 +237,25 @@ impl Model for Shadow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check;
 
-    fn run(mutation: Mutation) -> crate::Report {
-        let r = check(Shadow { mutation });
-        println!("shadow paging, {mutation:?}: {r}");
-        r
-    }
+    const TITLE: &str = "shadow paging";
 
     #[test]
     fn shadow_tables_never_grant_more_than_the_guest_and_the_g_stage_allow() {
-        let r = run(Mutation::None);
-        assert!(r.passed(), "{r}");
-        assert!(r.states > 100, "suspiciously small state space: {r}");
+        crate::assert_passes(TITLE, Shadow { mutation: Mutation::None }, 100);
     }
 
     #[test]
     fn each_step_left_out_gives_a_counterexample() {
-        for (mutation, property) in [
-            (Mutation::NoWriteProtect, "shadow exact"),
-            (Mutation::NoGenerationCheck, "shadow exact"),
-            (Mutation::FenceIgnored, "TLB within what the guest allowed"),
-            (Mutation::NoReverseMap, "shadow exact"),
-        ] {
-            let r = run(mutation);
-            let found = r.counterexample.as_ref().map(|c| c.0);
-            assert_eq!(found, Some(property), "{mutation:?} should break {property}: {r}");
-        }
+        crate::assert_breaks(
+            TITLE,
+            [
+                (Mutation::NoWriteProtect, "shadow exact"),
+                (Mutation::NoGenerationCheck, "shadow exact"),
+                (Mutation::FenceIgnored, "TLB within what the guest allowed"),
+                (Mutation::NoReverseMap, "shadow exact"),
+            ]
+            .map(|(mutation, property)| (Shadow { mutation }, property)),
+        );
     }
 }
