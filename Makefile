@@ -10,6 +10,7 @@
 #   make demo         boot the guest on Strata with an interactive shell
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
+#   make boot-test-newer  the boot test with Debian's 7.x kernel (make guest-newer)
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM, several VMs
 #                     sharing harts (scripts/bench-*.sh)
@@ -42,7 +43,7 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
+        boot-test-qemu boot-test-newer guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
         rootfs systemd-test systemd-test-qemu smp-test loom models \
         clean distclean
 
@@ -59,6 +60,11 @@ guest: setup-host
 
 initramfs:
 	@scripts/mkinitramfs.sh
+
+# The second guest profile: Debian's newer (7.x) kernel, for what 6.12 lacks
+# (the RISC-V IOMMU driver), in build/guest-newer (cached like the first).
+guest-newer: guest
+	@GUEST_PROFILE=newer scripts/fetch-guest.sh
 
 build: setup-host
 	$(CARGO) build --release
@@ -85,6 +91,7 @@ check: setup-host
 test: check setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
+	$(MAKE) --no-print-directory boot-test-newer
 	$(MAKE) --no-print-directory virtio-test
 	$(MAKE) --no-print-directory disk-test
 	$(MAKE) --no-print-directory conformance
@@ -103,6 +110,10 @@ cargo-test:
 
 boot-test: setup build
 	tests/boot/boot-test.sh --machine strata
+
+# Debian's newer (7.x) kernel, the second guest profile, on 2 harts.
+boot-test-newer: guest-newer build
+	GUEST_DIR=build/guest-newer SMP_LIST=2 tests/boot/boot-test.sh --machine strata
 
 boot-test-qemu: setup
 	tests/boot/boot-test.sh --machine qemu

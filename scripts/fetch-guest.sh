@@ -20,24 +20,51 @@
 # .cache/guest/manifest. A run that finds every .deb with the right hash works
 # offline: no `apt-get update`, no network.
 #
+# Profiles (GUEST_PROFILE):
+#   default   the above, from trixie: the guest every test boots
+#   newer     Debian's newer kernel (7.x, from unstable or trixie-backports) in
+#             build/guest-newer/ (Image, kernel-release, modules,
+#             initramfs.cpio, and the default profile's fw_dynamic.bin), for
+#             features 6.12 lacks (the RISC-V IOMMU driver); busybox and
+#             OpenSBI come from the default profile, which must be fetched
+#             first. Its own private apt state and cache (.cache/apt-newer,
+#             .cache/guest-newer). If the pinned version has left the
+#             archive, the newest kernel there is resolved and named.
+#
 # Environment:
+#   GUEST_PROFILE     default | newer (default: default)
 #   GUEST_REFRESH=1   ignore the cache manifest and resolve/download again
-#   GUEST_SUITE       Debian suite (default: trixie)
+#   GUEST_SUITE       Debian suite of the default profile (default: trixie)
+#   GUEST_NEWER_SUITE Debian suite of the newer profile (default: sid; or trixie-backports)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="$ROOT/.cache"
-APTDIR="$CACHE/apt"
-GCACHE="$CACHE/guest"
+PROFILE="${GUEST_PROFILE:-default}"
+case "$PROFILE" in
+    default)
+        APTDIR="$CACHE/apt"; GCACHE="$CACHE/guest"; OUT="$ROOT/build/guest"
+        SUITE="${GUEST_SUITE:-trixie}"; EXTRA_PKGS=(busybox-static opensbi) ;;
+    newer)
+        APTDIR="$CACHE/apt-newer"; GCACHE="$CACHE/guest-newer"; OUT="$ROOT/build/guest-newer"
+        # unstable by default: on 2026-12-05 trixie-backports listed
+        # 7.3.4-1~bpo13+1 in its index but the mirror answered 404 for the
+        # .deb; GUEST_NEWER_SUITE=trixie-backports selects it where it works.
+        SUITE="${GUEST_NEWER_SUITE:-sid}"; EXTRA_PKGS=() ;;
+    *) echo "fetch-guest: ERROR: unknown GUEST_PROFILE '$PROFILE' (default or newer)" >&2; exit 1 ;;
+esac
 DEBS="$GCACHE/debs"
 MANIFEST="$GCACHE/manifest"
-OUT="$ROOT/build/guest"
-SUITE="${GUEST_SUITE:-trixie}"
 ARCH=riscv64
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 die() { echo "fetch-guest: ERROR: $*" >&2; exit 1; }
-log() { echo "fetch-guest: $*" >&2; }
+log() { echo "fetch-guest ($PROFILE): $*" >&2; }
+
+if [ "$PROFILE" = newer ]; then
+    [ -f "$ROOT/build/guest/fw_dynamic.bin" ] && [ -d "$ROOT/.cache/guest/root" ] \
+        || die "the newer profile takes OpenSBI and busybox from the default one: run scripts/fetch-guest.sh (make guest) first"
+fi
 
 for tool in apt-get apt-cache dpkg-deb sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found; run scripts/setup-host.sh first"
@@ -87,7 +114,7 @@ cache_ok() {
             || { log "cache: $file has the wrong SHA256"; return 1; }
         n=$((n + 1))
     done <"$MANIFEST"
-    [ "$n" -ge 3 ]
+    [ "$n" -ge $((1 + ${#EXTRA_PKGS[@]})) ]   # the kernel (maybe split) and the extras
 }
 
 fetch_online() {
@@ -111,8 +138,23 @@ fetch_online() {
         | awk '$1 ~ /Depends:/ && $2 ~ /^linux-image-[0-9].*-riscv64$/ { print $2; exit }')
     [ -n "$kpkg" ] || die "could not resolve linux-image-riscv64 to a versioned kernel package in $SUITE"
     log "linux-image-riscv64 -> $kpkg"
+    if [ -s "$MANIFEST" ]; then
+        local was
+        was=$(awk 'NR == 1 { print $1 "=" $2 }' "$MANIFEST")
+        case "$was" in "$kpkg="*) ;; *) log "the pinned kernel $was is no longer the archive's; now $kpkg" ;; esac
+    fi
 
-    local pkgs=("$kpkg" busybox-static opensbi) pkg ver file sum tmp
+    # Newer Debian kernels (7.x) split the image package: the kernel proper
+    # (/usr/lib/modules/<release>/vmlinuz), its modules, and the config and
+    # module lists are in linux-binary-, linux-modules- and
+    # linux-base-<release>, which linux-image-<release> depends on.
+    local kparts
+    kparts=$(apt-cache "${APT_OPTS[@]}" depends "$kpkg" 2>/dev/null \
+        | awk -v rel="${kpkg#linux-image-}" '$1 ~ /Depends:/ && ($2 == "linux-binary-" rel || $2 == "linux-modules-" rel || $2 == "linux-base-" rel) { print $2 }' \
+        | sort -u)
+    [ -z "$kparts" ] || log "$kpkg is split: also $(echo $kparts)"
+
+    local pkgs=("$kpkg" $kparts "${EXTRA_PKGS[@]}") pkg ver file sum tmp
     tmp="$MANIFEST.new"
     : >"$tmp"
     for pkg in "${pkgs[@]}"; do
@@ -171,11 +213,14 @@ fi
 
 # --- kernel ----------------------------------------------------------------
 kimg=""
-for f in "$EXTRACT"/boot/vmlinux-*-riscv64 "$EXTRACT"/boot/vmlinuz-*-riscv64; do
+for f in "$EXTRACT"/boot/vmlinux-*-riscv64 "$EXTRACT"/boot/vmlinuz-*-riscv64 "$EXTRACT"/usr/lib/modules/*-riscv64/vmlinuz; do
     [ -f "$f" ] && { kimg=$f; break; }
 done
-[ -n "$kimg" ] || die "no /boot/vmlinux-*-riscv64 in the kernel package"
-release=$(basename "$kimg"); release=${release#vmlinu?-}
+[ -n "$kimg" ] || die "no /boot/vmlinux-*-riscv64 (or /usr/lib/modules/*/vmlinuz) in the kernel package"
+case "$kimg" in
+    */vmlinuz) release=$(basename "$(dirname "$kimg")") ;;
+    *) release=$(basename "$kimg"); release=${release#vmlinu?-} ;;
+esac
 [ -d "$EXTRACT/lib/modules/$release" ] || [ -d "$EXTRACT/usr/lib/modules/$release" ] \
     || die "no modules tree for $release in the kernel package"
 # RISC-V Image header: magic2 "RSC\x05" at offset 0x38.
@@ -194,6 +239,15 @@ echo "$moddir" >"$OUT/modules-dir"
 ln -sfn "$moddir" "$OUT/modules"
 
 # --- firmware ---------------------------------------------------------------
+if [ "$PROFILE" = newer ]; then
+    [ "${release%%.*}" -ge 7 ] 2>/dev/null \
+        || die "the newer profile wants a 7.x kernel; $SUITE has $release (try GUEST_NEWER_SUITE=sid)"
+    cmp -s "$ROOT/build/guest/fw_dynamic.bin" "$OUT/fw_dynamic.bin" 2>/dev/null \
+        || cp "$ROOT/build/guest/fw_dynamic.bin" "$OUT/fw_dynamic.bin"
+    log "kernel $release -> $OUT/Image ($(stat -c %s "$OUT/Image") bytes)"
+    [ "${FETCH_GUEST_NO_INITRAMFS:-0}" = 1 ] || GUEST_OUT="$OUT" "$ROOT/scripts/mkinitramfs.sh"
+    exit 0
+fi
 # The suite's OpenSBI, not the host's: bookworm's 1.1 publishes a hart's
 # START_PENDING state before the start address and argument, so a hart that
 # polls the state (its WFI returns at once while an IPI is pending) can jump

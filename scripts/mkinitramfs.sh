@@ -11,10 +11,13 @@
 # Needs scripts/fetch-guest.sh to have run (it calls this script at its end).
 #
 # Environment: GUEST_MODULES_LIST (default guest/modules.list)
+#              GUEST_OUT (default build/guest; build/guest-newer for the
+#              newer kernel profile, whose modules it packs with the same
+#              busybox)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT="$ROOT/build/guest"
+OUT="${GUEST_OUT:-$ROOT/build/guest}"
 GCACHE="$ROOT/.cache/guest"
 LIST="${GUEST_MODULES_LIST:-$ROOT/guest/modules.list}"
 INIT="$ROOT/guest/init"

@@ -8,9 +8,11 @@
 #
 # Usage: tests/boot/boot-test.sh [--machine qemu|strata] [--smp "1 2"] [--timeout SECS]
 # Env:   MACHINE (default strata), SMP_LIST (default "1 2"), BOOT_TIMEOUT (300),
+#        GUEST_DIR (default build/guest; build/guest-newer boots Debian's 7.x
+#        kernel of the `newer` guest profile, scripts/fetch-guest.sh),
 #        STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64),
 #        EXTRA_APPEND (appended to the kernel command line)
-# Logs:  build/test/boot-<machine>-smp<N>.log
+# Logs:  build/test/boot-<machine>-smp<N>[-<guest dir>].log
 # Last line of output: "<passed> passed, <failed> failed"; exit 1 on any failure.
 set -euo pipefail
 
@@ -35,7 +37,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-GUEST="$ROOT/build/guest"
+GUEST=$(realpath -m "${GUEST_DIR:-$ROOT/build/guest}")
+# Logs of another guest profile get its directory's name as a suffix.
+SUFFIX=""
+[ "$(basename "$GUEST")" = guest ] || SUFFIX="-$(basename "$GUEST")"
 LOGDIR="$ROOT/build/test"
 mkdir -p "$LOGDIR"
 
@@ -96,7 +101,7 @@ run_guest() {   # run_guest SMP LOG -> sets RC
 }
 
 for N in $SMP_LIST; do
-    log="$LOGDIR/boot-$MACHINE-smp$N.log"
+    log="$LOGDIR/boot-$MACHINE-smp$N$SUFFIX.log"
     echo "== boot $MACHINE smp=$N (timeout ${BOOT_TIMEOUT}s, log $log)"
     t0=$(date +%s.%N)
     run_guest "$N" "$log"
@@ -156,7 +161,7 @@ done
 # script types a command into it through stdin once the shell is up, then
 # `exit`, which powers the guest off. The output (computed by the guest)
 # must come back on stdout.
-console_log="$LOGDIR/boot-$MACHINE-console.log"
+console_log="$LOGDIR/boot-$MACHINE-console$SUFFIX.log"
 fifo="$LOGDIR/console-$$.fifo"
 rm -f "$fifo"
 mkfifo "$fifo"
