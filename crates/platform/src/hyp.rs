@@ -26,7 +26,11 @@ use crate::boot::{self, BootConfig};
 use crate::error::Error;
 use crate::fdt::FdtConfig;
 use crate::loader::Segments;
-use crate::runner::{check_harts, check_host_ram, check_ram, lock, ClockMode, RunEnd, Runner, Slice, Workload};
+use crate::runner::stats::{HypSnapshot, VcpuSnapshot, VmSnapshot};
+use crate::runner::{
+    check_harts, check_host_ram, check_ram, lock, ClockMode, MemAccess, RunEnd, Runner, Slice, Workload,
+};
+use strata_api::ApiError;
 use crate::virtio::VirtioConfig;
 use strata_devices::virtio::VirtioMmio;
 use strata_devices::{MmioDevice, SharedMmio};
@@ -476,6 +480,87 @@ impl Workload for Hypervised {
             "scheduler: {} switches, {} moves between harts, {} wake-up preemptions",
             sc.switches, sc.migrations, sc.wakeup_preemptions
         );
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "machine": "strata run",
+            "policy": self.hyp.policy().to_string(),
+            "vms": self.hyp.vms().map(|(_, v)| v.name().to_string()).collect::<Vec<_>>(),
+        })
+    }
+
+    fn hyp_stats(&self) -> Option<HypSnapshot> {
+        let hyp = &self.hyp;
+        let vms = hyp
+            .vms()
+            .map(|(index, vm)| VmSnapshot {
+                name: vm.name().to_string(),
+                vmid: vm.vmid(),
+                protected: vm.protected(),
+                memory_bytes: vm.memory(),
+                state: vm.end().map_or("running".into(), |e| e.describe()),
+                vcpus: hyp
+                    .vcpus_of(index)
+                    .map(|v| {
+                        let c = v.stats();
+                        VcpuSnapshot {
+                            vcpu: v.id(),
+                            slots: c.slots,
+                            exits: c.exits,
+                            sbi_calls: c.sbi_calls,
+                            mmio: c.mmio,
+                            wfi: c.wfi,
+                            preemptions: c.preemptions,
+                            injected: c.injected,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (i, sc) = (hyp.inval_stats(), hyp.sched_stats());
+        Some(HypSnapshot {
+            vms,
+            policy: hyp.policy().to_string(),
+            invalidations: i.invalidations,
+            translations_dropped: i.dropped,
+            translations_dropped_collateral: i.collateral_dropped,
+            sched_switches: sc.switches,
+            sched_migrations: sc.migrations,
+            sched_wakeup_preemptions: sc.wakeup_preemptions,
+        })
+    }
+
+    /// A VM's memory through the hypervisor's host interface; a protected
+    /// VM's is refused (403) before it is asked, with the reason.
+    fn vm_memory(&mut self, name: &str, addr: u64, access: MemAccess<'_>) -> Result<(), ApiError> {
+        let (index, vm) =
+            self.hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| crate::runner::control::no_vm(name))?;
+        if vm.protected() {
+            return Err(ApiError::forbidden(format!(
+                "VM {name} is protected: no host-side interface can read or write its memory (docs/hypervisor.md)"
+            )));
+        }
+        let size = vm.memory();
+        let len = match &access {
+            MemAccess::Read(b) => b.len(),
+            MemAccess::Write(b) => b.len(),
+        };
+        let r = match access {
+            MemAccess::Read(buf) => self.hyp.host_read(index, addr, buf),
+            MemAccess::Write(data) => self.hyp.host_write(index, addr, data),
+        };
+        r.map_err(|e| {
+            ApiError::bad_request(format!(
+                "VM {name}: {addr:#x}+{len:#x} is not in its RAM ({:#x}..{:#x}): {e}",
+                layout::RAM_BASE,
+                layout::RAM_BASE + size
+            ))
+        })
+    }
+
+    fn machine_memory_closed(&self) -> Option<&'static str> {
+        Some("under strata run, machine memory holds every VM's pages, protected ones too: read a VM's memory at /vms/{id}/memory")
     }
 
     fn outcome(&mut self, end: RunEnd) -> RunOutcome {

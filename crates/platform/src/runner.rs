@@ -14,6 +14,7 @@
 //! | step | what |
 //! | --- | --- |
 //! | 1 | a stop request (signal) ends the run |
+//! | 1a | control API requests are answered; paused, the round ends in a wait ([`control`]) |
 //! | 2 | [`Workload::run_slice`]: every hart runs up to [`CHUNK`] instruction slots |
 //! | 3 | guest time moves: [`ClockMode::Virtual`]/[`Paced`](ClockMode::Paced) by the busiest hart's slots, [`INSNS_PER_TICK`] to a tick, the remainder carried to the next round; [`Host`](ClockMode::Host) by itself |
 //! | 4 | [`Workload::update_devices`]: timer lines and RTC alarms follow time |
@@ -81,7 +82,10 @@ use strata_memory::GuestRam;
 use crate::console::{self, Input, InputSender, Waker};
 use crate::error::Error;
 
+pub mod control;
 pub mod parallel;
+pub mod stats;
+pub use control::MemAccess;
 pub use parallel::{HartHost, ThreadStats, SERVICE_TICK};
 
 /// Instructions a hart runs before the loop turns to the next hart and to
@@ -239,6 +243,24 @@ pub trait Workload {
     fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
         None
     }
+    /// Control API (`runner/control.rs`): the workload's configuration in
+    /// `GET /machine`.
+    fn describe(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// The hypervisor's VMs and counters (`strata run`); `None`: no VMs.
+    fn hyp_stats(&self) -> Option<stats::HypSnapshot> {
+        None
+    }
+    /// Control API: VM `vm`'s memory at its guest-physical `addr`.
+    fn vm_memory(&mut self, _vm: &str, _addr: u64, _access: MemAccess<'_>) -> Result<(), strata_api::ApiError> {
+        Err(strata_api::ApiError::not_found("strata machine has no VMs: /vms is for strata run"))
+    }
+    /// Control API: why the machine's own memory is closed to it (`None`:
+    /// open).
+    fn machine_memory_closed(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Asks a running machine to stop: from another thread, or from a signal
@@ -340,6 +362,8 @@ pub struct Runner<W: Workload> {
     /// them no buffers yet): until the guest runs again, they are polled
     /// on a timer instead of waited on.
     virtio_stalled: bool,
+    /// The control API: its queue, paused, stop asked (`runner/control.rs`).
+    api: control::ApiState,
 }
 
 impl<W: Workload> Runner<W> {
@@ -391,6 +415,7 @@ impl<W: Workload> Runner<W> {
             thread_stats: Vec::new(),
             virtio_woke: false,
             virtio_stalled: false,
+            api: control::ApiState::default(),
         })
     }
 
@@ -502,6 +527,9 @@ impl<W: Workload> Runner<W> {
     fn round(&mut self) -> Option<RunEnd> {
         if let Some(sig) = self.stop.take() {
             return Some(RunEnd::Stopped(sig));
+        }
+        if let Some(end) = self.api_round() {
+            return end;
         }
         self.rounds += 1;
         if let Some(s) = &mut self.samples {
