@@ -35,6 +35,8 @@
 //! one atomic load per round while none is queued; every request gets
 //! exactly one response.
 
+pub mod client;
+pub mod openapi;
 mod prom;
 mod server;
 

@@ -117,3 +117,32 @@ fn exposition_groups_families_with_help_and_type() {
          # HELP strata_b B level.\n# TYPE strata_b gauge\nstrata_b 1.5\n"
     );
 }
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes() {
+    let doc = openapi::document();
+    assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+    let documented = openapi::operations(&doc);
+    let routed: std::collections::BTreeSet<(String, String)> =
+        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(routed, documented, "ROUTES and docs/api.json must list the same operations");
+}
+
+#[test]
+fn the_schema_check_refuses_what_does_not_fit() {
+    let doc = openapi::document();
+    let ok = br#"{"addr":"0x10","len":1,"data":"00"}"#;
+    assert_eq!(openapi::check_response(&doc, "GET", "/machine/memory", 200, ok), Ok(()));
+    for bad in [
+        &br#"{"addr":"0x10","len":1}"#[..],
+        br#"{"addr":"0x10","len":"1","data":"00"}"#,
+        br#"{"addr":"0x10","len":1,"data":"00","x":0}"#,
+        b"not json",
+    ] {
+        assert!(openapi::check_response(&doc, "GET", "/machine/memory", 200, bad).is_err());
+    }
+    assert!(openapi::check_response(&doc, "GET", "/machine/memory", 409, br#"{"error":"x"}"#).is_err());
+    assert!(openapi::check_response(&doc, "PUT", "/machine/pause", 204, b"x").is_err());
+    assert!(openapi::check_response(&doc, "PUT", "/machine/pause", 409, br#"{"error":"x"}"#).is_ok());
+    assert!(openapi::check_response(&doc, "PUT", "/machine/pause", 409, br#"{"error":1}"#).is_err());
+}
