@@ -25,6 +25,7 @@
 #                     streamed drive; failures of the server and the data (tests/stream)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
+#   make api-test     the control API (--api-sock) with curl on both machines (tests/api)
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
 SHELL := /bin/bash
@@ -97,6 +98,7 @@ test: check setup build
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
 	$(MAKE) --no-print-directory systemd-test
+	$(MAKE) --no-print-directory api-test
 
 cargo-test:
 	$(CARGO) test --workspace --release
@@ -162,6 +164,11 @@ systemd-test-qemu: setup rootfs
 .PHONY: stream-test
 stream-test: setup build rootfs
 	tests/stream/stream-test.sh
+
+# The control API (docs/api.md) with curl against a booting Debian guest.
+.PHONY: api-test
+api-test: setup build
+	tests/api/api-test.sh
 
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build
