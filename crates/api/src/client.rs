@@ -38,7 +38,8 @@ pub fn request(sock: &Path, method: &str, url: &str, body: &[u8]) -> std::io::Re
     s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    parse(&raw).ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw))))
+    parse(&raw)
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw))))
 }
 
 fn parse(raw: &[u8]) -> Option<Response> {

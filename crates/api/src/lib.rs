@@ -75,8 +75,16 @@ pub enum Command {
     Stop,
     /// `len` bytes at guest-physical `addr`: of the machine (`vm: None`),
     /// or of a VM.
-    ReadMemory { vm: Option<String>, addr: u64, len: u64 },
-    WriteMemory { vm: Option<String>, addr: u64, data: Vec<u8> },
+    ReadMemory {
+        vm: Option<String>,
+        addr: u64,
+        len: u64,
+    },
+    WriteMemory {
+        vm: Option<String>,
+        addr: u64,
+        data: Vec<u8>,
+    },
     /// The counters in the Prometheus text format.
     Metrics,
     /// Every VM with its counters.
@@ -152,8 +160,7 @@ struct NoFields {}
 pub fn route(method: &str, url: &str, body: &[u8]) -> Result<Command, RouteError> {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let matched: Vec<(&str, &str)> =
-        ROUTES.iter().copied().filter(|(_, t)| template_matches(t, &segs)).collect();
+    let matched: Vec<(&str, &str)> = ROUTES.iter().copied().filter(|(_, t)| template_matches(t, &segs)).collect();
     if matched.is_empty() {
         return Err(ApiError::not_found(format!("no route {path}")).into());
     }

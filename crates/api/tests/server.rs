@@ -43,12 +43,18 @@ impl Controller for Mock {
                 Ok(Reply::Done)
             }
             Command::ReadMemory { vm: None, addr, len } => {
-                let at = addr.checked_sub(0x1000).filter(|a| a + len <= 64).ok_or_else(|| ApiError::bad_request("range"))?;
+                let at =
+                    addr.checked_sub(0x1000).filter(|a| a + len <= 64).ok_or_else(|| ApiError::bad_request("range"))?;
                 let b = &self.ram[at as usize..(at + len) as usize];
-                Ok(Reply::Json(serde_json::json!({"addr": format!("{addr:#x}"), "len": len, "data": strata_api::hex_encode(b)})))
+                Ok(Reply::Json(
+                    serde_json::json!({"addr": format!("{addr:#x}"), "len": len, "data": strata_api::hex_encode(b)}),
+                ))
             }
             Command::WriteMemory { vm: None, addr, data } => {
-                let at = addr.checked_sub(0x1000).filter(|a| a + data.len() as u64 <= 64).ok_or_else(|| ApiError::bad_request("range"))?;
+                let at = addr
+                    .checked_sub(0x1000)
+                    .filter(|a| a + data.len() as u64 <= 64)
+                    .ok_or_else(|| ApiError::bad_request("range"))?;
                 self.ram[at as usize..at as usize + data.len()].copy_from_slice(&data);
                 Ok(Reply::Done)
             }

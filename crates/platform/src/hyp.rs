@@ -30,8 +30,8 @@ use crate::runner::stats::{HypSnapshot, VcpuSnapshot, VmSnapshot};
 use crate::runner::{
     check_harts, check_host_ram, check_ram, lock, ClockMode, MemAccess, RunEnd, Runner, Slice, Workload,
 };
-use strata_api::ApiError;
 use crate::virtio::VirtioConfig;
+use strata_api::ApiError;
 use strata_devices::virtio::VirtioMmio;
 use strata_devices::{MmioDevice, SharedMmio};
 use strata_hypervisor::vm::DmaMap;

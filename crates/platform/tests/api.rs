@@ -108,7 +108,9 @@ fn read_u64(sock: &Path, addr: u64) -> u64 {
 fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     let name_ok = |n: &str| {
         !n.is_empty()
-            && n.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+            && n.chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
     };
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut series = BTreeMap::new();
@@ -193,78 +195,97 @@ fn the_bare_board_answers_every_route_while_it_runs() {
     let sock = tmp("bare.sock");
     let server = m.serve_api(&sock).unwrap_or_else(|e| panic!("{e}"));
     let p = sock.clone();
-    let end = with_client(m.stop_handle(), || m.run(), move || {
-        let r = call(&p, "GET", "/machine", "/machine", "");
-        assert_eq!(r.status, 200);
-        let j = r.json();
-        assert_eq!((j["state"].as_str(), j["harts"].as_u64(), j["ram_bytes"].as_u64()), (Some("running"), Some(1), Some(16 << 20)));
-        assert_eq!(j["config"]["machine"], "strata machine");
+    let end = with_client(
+        m.stop_handle(),
+        || m.run(),
+        move || {
+            let r = call(&p, "GET", "/machine", "/machine", "");
+            assert_eq!(r.status, 200);
+            let j = r.json();
+            assert_eq!(
+                (j["state"].as_str(), j["harts"].as_u64(), j["ram_bytes"].as_u64()),
+                (Some("running"), Some(1), Some(16 << 20))
+            );
+            assert_eq!(j["config"]["machine"], "strata machine");
 
-        // The guest runs: its counter moves.
-        let c0 = read_u64(&p, COUNTER);
-        wait_until("the counter moves", || read_u64(&p, COUNTER) > c0);
+            // The guest runs: its counter moves.
+            let c0 = read_u64(&p, COUNTER);
+            wait_until("the counter moves", || read_u64(&p, COUNTER) > c0);
 
-        // Clients at once, while it runs: each gets its answer, and the
-        // counters each sees only grow.
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let p = p.clone();
-                std::thread::spawn(move || {
-                    let mut last = metrics(&p);
-                    for _ in 0..5 {
-                        let now = metrics(&p);
-                        assert_grown(&last, &now);
-                        last = now;
-                        assert!(read_u64(&p, COUNTER) > 0);
-                    }
+            // Clients at once, while it runs: each gets its answer, and the
+            // counters each sees only grow.
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let p = p.clone();
+                    std::thread::spawn(move || {
+                        let mut last = metrics(&p);
+                        for _ in 0..5 {
+                            let now = metrics(&p);
+                            assert_grown(&last, &now);
+                            last = now;
+                            assert!(read_u64(&p, COUNTER) > 0);
+                        }
+                    })
                 })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
 
-        // Paused: nothing runs, the counters stand still.
-        assert_eq!(call(&p, "PUT", "/machine/pause", "/machine/pause", "").status, 204);
-        assert_eq!(call(&p, "GET", "/machine", "/machine", "").json()["state"], "paused");
-        assert_eq!(call(&p, "PUT", "/machine/pause", "/machine/pause", "").status, 409);
-        let (c1, m1) = (read_u64(&p, COUNTER), metrics(&p));
-        std::thread::sleep(Duration::from_millis(50));
-        let (c2, m2) = (read_u64(&p, COUNTER), metrics(&p));
-        assert_eq!(c1, c2, "the guest ran while paused");
-        let retired = "strata_instructions_retired_total{hart=\"0\"}";
-        assert_eq!(m1[retired], m2[retired], "instructions retired while paused");
-        assert_eq!(m2["strata_paused"], 1.0);
-        // Memory can be written while paused, and the guest sees it after.
-        let w = call(&p, "PUT", "/machine/memory", "/machine/memory", &format!(r#"{{"addr":"{COUNTER:#x}","data":"0000000000001000"}}"#));
-        assert_eq!(w.status, 204, "{}", w.text());
-        assert_eq!(read_u64(&p, COUNTER), 1 << 52);
+            // Paused: nothing runs, the counters stand still.
+            assert_eq!(call(&p, "PUT", "/machine/pause", "/machine/pause", "").status, 204);
+            assert_eq!(call(&p, "GET", "/machine", "/machine", "").json()["state"], "paused");
+            assert_eq!(call(&p, "PUT", "/machine/pause", "/machine/pause", "").status, 409);
+            let (c1, m1) = (read_u64(&p, COUNTER), metrics(&p));
+            std::thread::sleep(Duration::from_millis(50));
+            let (c2, m2) = (read_u64(&p, COUNTER), metrics(&p));
+            assert_eq!(c1, c2, "the guest ran while paused");
+            let retired = "strata_instructions_retired_total{hart=\"0\"}";
+            assert_eq!(m1[retired], m2[retired], "instructions retired while paused");
+            assert_eq!(m2["strata_paused"], 1.0);
+            // Memory can be written while paused, and the guest sees it after.
+            let w = call(
+                &p,
+                "PUT",
+                "/machine/memory",
+                "/machine/memory",
+                &format!(r#"{{"addr":"{COUNTER:#x}","data":"0000000000001000"}}"#),
+            );
+            assert_eq!(w.status, 204, "{}", w.text());
+            assert_eq!(read_u64(&p, COUNTER), 1 << 52);
 
-        assert_eq!(call(&p, "PUT", "/machine/resume", "/machine/resume", "{}").status, 204);
-        assert_eq!(call(&p, "PUT", "/machine/resume", "/machine/resume", "").status, 409);
-        wait_until("the counter moves on from what was written", || read_u64(&p, COUNTER) > 1 << 52);
-        let m3 = metrics(&p);
-        assert!(m3[retired] > m2[retired]);
-        assert_grown(&m2, &m3);
+            assert_eq!(call(&p, "PUT", "/machine/resume", "/machine/resume", "{}").status, 204);
+            assert_eq!(call(&p, "PUT", "/machine/resume", "/machine/resume", "").status, 409);
+            wait_until("the counter moves on from what was written", || read_u64(&p, COUNTER) > 1 << 52);
+            let m3 = metrics(&p);
+            assert!(m3[retired] > m2[retired]);
+            assert_grown(&m2, &m3);
 
-        // Errors of the bare board.
-        for (m, url, template, body, want) in [
-            ("GET", "/vms", "/vms", "", 404),
-            ("GET", "/vms/a", "/vms/{id}", "", 404),
-            ("GET", "/vms/a/memory?addr=0&len=1", "/vms/{id}/memory", "", 404),
-            ("GET", "/machine/memory?addr=0x1000&len=8", "/machine/memory", "", 400),
-            ("GET", &format!("/machine/memory?addr={:#x}&len=2", RAM + (16 << 20) - 1), "/machine/memory", "", 400),
-            ("PUT", "/machine/memory", "/machine/memory", r#"{"addr":"0x80001000","data":"00","size":1}"#, 400),
-            ("PUT", "/machine/pause", "/machine/pause", "{,}", 400),
-        ] {
-            let r = call(&p, m, url, template, body);
-            assert_eq!(r.status, want, "{m} {url}: {}", r.text());
-        }
+            // Errors of the bare board.
+            for (m, url, template, body, want) in [
+                ("GET", "/vms", "/vms", "", 404),
+                ("GET", "/vms/a", "/vms/{id}", "", 404),
+                ("GET", "/vms/a/memory?addr=0&len=1", "/vms/{id}/memory", "", 404),
+                ("GET", "/machine/memory?addr=0x1000&len=8", "/machine/memory", "", 400),
+                ("GET", &format!("/machine/memory?addr={:#x}&len=2", RAM + (16 << 20) - 1), "/machine/memory", "", 400),
+                ("PUT", "/machine/memory", "/machine/memory", r#"{"addr":"0x80001000","data":"00","size":1}"#, 400),
+                ("PUT", "/machine/pause", "/machine/pause", "{,}", 400),
+            ] {
+                let r = call(&p, m, url, template, body);
+                assert_eq!(r.status, want, "{m} {url}: {}", r.text());
+            }
 
-        // The flag: the guest powers off.
-        let w = call(&p, "PUT", "/machine/memory", "/machine/memory", &format!(r#"{{"addr":"{FLAG:#x}","data":"01"}}"#));
-        assert_eq!(w.status, 204);
-    });
+            // The flag: the guest powers off.
+            let w = call(
+                &p,
+                "PUT",
+                "/machine/memory",
+                "/machine/memory",
+                &format!(r#"{{"addr":"{FLAG:#x}","data":"01"}}"#),
+            );
+            assert_eq!(w.status, 204);
+        },
+    );
     assert_eq!(end, ExitReason::PowerOff, "the guest powers off when the API writes its flag");
     assert!(!m.stopped_by_api());
     drop(server);
@@ -278,12 +299,16 @@ fn stop_ends_the_run_as_quit_also_while_paused() {
         let sock = tmp(&format!("stop-{paused}.sock"));
         let server = m.serve_api(&sock).unwrap();
         let p = sock.clone();
-        let end = with_client(m.stop_handle(), || m.run(), move || {
-            if paused {
-                assert_eq!(call(&p, "PUT", "/machine/pause", "/machine/pause", "").status, 204);
-            }
-            assert_eq!(call(&p, "PUT", "/machine/stop", "/machine/stop", "").status, 204);
-        });
+        let end = with_client(
+            m.stop_handle(),
+            || m.run(),
+            move || {
+                if paused {
+                    assert_eq!(call(&p, "PUT", "/machine/pause", "/machine/pause", "").status, 204);
+                }
+                assert_eq!(call(&p, "PUT", "/machine/stop", "/machine/stop", "").status, 204);
+            },
+        );
         assert_eq!(end, ExitReason::Quit, "paused {paused}");
         assert!(m.stopped_by_api());
         assert_eq!(m.paused(), paused);
@@ -320,46 +345,55 @@ fn under_the_hypervisor_vms_are_listed_and_protected_memory_refused() {
     let server = h.serve_api(&sock).unwrap();
     let p = sock.clone();
     let want = strata_api::hex_encode(&code);
-    let out = with_client(h.stop_handle(), || h.run(), move || {
-        let r = call(&p, "GET", "/vms", "/vms", "");
-        assert_eq!(r.status, 200);
-        let names: Vec<_> = r.json().as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
-        assert_eq!(names, ["open", "sealed"]);
-        let r = call(&p, "GET", "/vms/sealed", "/vms/{id}", "");
-        assert_eq!((r.status, r.json()["protected"].as_bool()), (200, Some(true)));
-        assert_eq!(call(&p, "GET", "/vms/nobody", "/vms/{id}", "").status, 404);
-        assert_eq!(call(&p, "GET", "/vms/nobody/memory?addr=0&len=1", "/vms/{id}/memory", "").status, 404);
+    let out = with_client(
+        h.stop_handle(),
+        || h.run(),
+        move || {
+            let r = call(&p, "GET", "/vms", "/vms", "");
+            assert_eq!(r.status, 200);
+            let names: Vec<_> =
+                r.json().as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+            assert_eq!(names, ["open", "sealed"]);
+            let r = call(&p, "GET", "/vms/sealed", "/vms/{id}", "");
+            assert_eq!((r.status, r.json()["protected"].as_bool()), (200, Some(true)));
+            assert_eq!(call(&p, "GET", "/vms/nobody", "/vms/{id}", "").status, 404);
+            assert_eq!(call(&p, "GET", "/vms/nobody/memory?addr=0&len=1", "/vms/{id}/memory", "").status, 404);
 
-        // The open VM's memory holds its code where the ELF put it.
-        let url = format!("/vms/open/memory?addr={RAM:#x}&len={}", code.len());
-        let r = call(&p, "GET", &url, "/vms/{id}/memory", "");
-        assert_eq!((r.status, r.json()["data"].as_str()), (200, Some(want.as_str())), "{}", r.text());
-        let oob = format!("/vms/open/memory?addr={:#x}&len=8", RAM + (16 << 20) - 4);
-        assert_eq!(call(&p, "GET", &oob, "/vms/{id}/memory", "").status, 400);
+            // The open VM's memory holds its code where the ELF put it.
+            let url = format!("/vms/open/memory?addr={RAM:#x}&len={}", code.len());
+            let r = call(&p, "GET", &url, "/vms/{id}/memory", "");
+            assert_eq!((r.status, r.json()["data"].as_str()), (200, Some(want.as_str())), "{}", r.text());
+            let oob = format!("/vms/open/memory?addr={:#x}&len=8", RAM + (16 << 20) - 4);
+            assert_eq!(call(&p, "GET", &oob, "/vms/{id}/memory", "").status, 400);
 
-        // The protected VM's: refused with the reason, both ways; and
-        // machine memory, which holds its pages, too.
-        let url = format!("/vms/sealed/memory?addr={RAM:#x}&len=16");
-        let r = call(&p, "GET", &url, "/vms/{id}/memory", "");
-        assert_eq!(r.status, 403);
-        assert!(r.json()["error"].as_str().unwrap().contains("protected"), "{}", r.text());
-        let body = format!(r#"{{"addr":"{RAM:#x}","data":"00"}}"#);
-        assert_eq!(call(&p, "PUT", "/vms/sealed/memory", "/vms/{id}/memory", &body).status, 403);
-        assert_eq!(call(&p, "GET", "/machine/memory?addr=0x80000000&len=4", "/machine/memory", "").status, 403);
+            // The protected VM's: refused with the reason, both ways; and
+            // machine memory, which holds its pages, too.
+            let url = format!("/vms/sealed/memory?addr={RAM:#x}&len=16");
+            let r = call(&p, "GET", &url, "/vms/{id}/memory", "");
+            assert_eq!(r.status, 403);
+            assert!(r.json()["error"].as_str().unwrap().contains("protected"), "{}", r.text());
+            let body = format!(r#"{{"addr":"{RAM:#x}","data":"00"}}"#);
+            assert_eq!(call(&p, "PUT", "/vms/sealed/memory", "/vms/{id}/memory", &body).status, 403);
+            assert_eq!(call(&p, "GET", "/machine/memory?addr=0x80000000&len=4", "/machine/memory", "").status, 403);
 
-        // Per-VM counters, in JSON and in the metrics, grow.
-        let slots = |p: &Path| call(p, "GET", "/vms/open", "/vms/{id}", "").json()["vcpus"][0]["slots"].as_u64().unwrap();
-        let s0 = slots(&p);
-        wait_until("the open VM runs", || slots(&p) > s0);
-        let m = metrics(&p);
-        for k in ["strata_vcpu_slots_total{vm=\"open\",vcpu=\"0\"}", "strata_vcpu_exits_total{vm=\"sealed\",vcpu=\"0\"}"] {
-            assert!(m.contains_key(k), "{k} missing from /metrics");
-        }
-        let running: Vec<_> = m.iter().filter(|(k, _)| k.starts_with("strata_vm_running{")).map(|(_, v)| *v).collect();
-        assert_eq!(running, [1.0, 1.0], "both VMs run");
-        assert_eq!(call(&p, "GET", "/machine", "/machine", "").json()["config"]["machine"], "strata run");
-        assert_eq!(call(&p, "PUT", "/machine/stop", "/machine/stop", "").status, 204);
-    });
+            // Per-VM counters, in JSON and in the metrics, grow.
+            let slots =
+                |p: &Path| call(p, "GET", "/vms/open", "/vms/{id}", "").json()["vcpus"][0]["slots"].as_u64().unwrap();
+            let s0 = slots(&p);
+            wait_until("the open VM runs", || slots(&p) > s0);
+            let m = metrics(&p);
+            for k in
+                ["strata_vcpu_slots_total{vm=\"open\",vcpu=\"0\"}", "strata_vcpu_exits_total{vm=\"sealed\",vcpu=\"0\"}"]
+            {
+                assert!(m.contains_key(k), "{k} missing from /metrics");
+            }
+            let running: Vec<_> =
+                m.iter().filter(|(k, _)| k.starts_with("strata_vm_running{")).map(|(_, v)| *v).collect();
+            assert_eq!(running, [1.0, 1.0], "both VMs run");
+            assert_eq!(call(&p, "GET", "/machine", "/machine", "").json()["config"]["machine"], "strata run");
+            assert_eq!(call(&p, "PUT", "/machine/stop", "/machine/stop", "").status, 204);
+        },
+    );
     assert!(out.quit && out.status() == 0, "{out:?}");
     drop(server);
 }

@@ -245,18 +245,33 @@ impl StatsSnapshot {
                 e.counter("strata_page_walk_pte_reads_total", "PTEs read by walks, by hart and stages.", &l, refs);
             }
             for (k, n) in FENCES.iter().zip(h.fences) {
-                e.counter("strata_fences_total", "Address-translation fences by hart and kind.", &[("hart", &id), ("kind", k)], n);
+                e.counter(
+                    "strata_fences_total",
+                    "Address-translation fences by hart and kind.",
+                    &[("hart", &id), ("kind", k)],
+                    n,
+                );
             }
             for (to, n) in TRAP_TO.iter().zip(h.traps_to) {
                 e.counter("strata_traps_total", "Traps by hart and destination mode.", &[("hart", &id), ("to", to)], n);
             }
             for (c, n) in &h.exceptions {
                 let c = c.to_string();
-                e.counter("strata_exceptions_total", "Exceptions by hart and cause.", &[("hart", &id), ("cause", &c)], *n);
+                e.counter(
+                    "strata_exceptions_total",
+                    "Exceptions by hart and cause.",
+                    &[("hart", &id), ("cause", &c)],
+                    *n,
+                );
             }
             for (c, n) in &h.interrupts {
                 let c = c.to_string();
-                e.counter("strata_interrupts_total", "Interrupts by hart and cause.", &[("hart", &id), ("cause", &c)], *n);
+                e.counter(
+                    "strata_interrupts_total",
+                    "Interrupts by hart and cause.",
+                    &[("hart", &id), ("cause", &c)],
+                    *n,
+                );
             }
             if let Some(j) = &h.jit {
                 e.counter("strata_jit_blocks_total", "Blocks the JIT compiled.", &hart, j.blocks);
@@ -264,7 +279,12 @@ impl StatsSnapshot {
             }
         }
         if let Some(hyp) = &self.hypervisor {
-            e.counter("strata_invalidations_total", "Pages whose change of hands was invalidated.", &[], hyp.invalidations);
+            e.counter(
+                "strata_invalidations_total",
+                "Pages whose change of hands was invalidated.",
+                &[],
+                hyp.invalidations,
+            );
             e.counter(
                 "strata_invalidation_dropped_total",
                 "Cached translations dropped by invalidations.",
@@ -277,7 +297,12 @@ impl StatsSnapshot {
                 &[],
                 hyp.translations_dropped_collateral,
             );
-            e.counter("strata_sched_switches_total", "Scheduler picks that changed a hart's vCPU.", &[], hyp.sched_switches);
+            e.counter(
+                "strata_sched_switches_total",
+                "Scheduler picks that changed a hart's vCPU.",
+                &[],
+                hyp.sched_switches,
+            );
             for vm in &hyp.vms {
                 let vmid = vm.vmid.to_string();
                 e.gauge(
@@ -291,7 +316,9 @@ impl StatsSnapshot {
                     let l = [("vm", vm.name.as_str()), ("vcpu", vc.as_str())];
                     e.counter("strata_vcpu_slots_total", "Instruction slots a vCPU ran.", &l, v.slots);
                     e.counter("strata_vcpu_exits_total", "Exits of a vCPU to the hypervisor.", &l, v.exits);
-                    for (reason, n) in [("sbi", v.sbi_calls), ("mmio", v.mmio), ("wfi", v.wfi), ("preemption", v.preemptions)] {
+                    for (reason, n) in
+                        [("sbi", v.sbi_calls), ("mmio", v.mmio), ("wfi", v.wfi), ("preemption", v.preemptions)]
+                    {
                         e.counter(
                             "strata_vcpu_exits_by_reason_total",
                             "Exits of a vCPU by reason.",
