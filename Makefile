@@ -12,7 +12,7 @@
 #   make boot-test-qemu   the boot test against QEMU
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM, several VMs
-#                     sharing harts (scripts/bench-*.sh)
+#                     sharing harts, the control API's cost (scripts/bench-*.sh)
 #   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make disk-test    tests/disks: image locks, clobbered paths, a full host disk (root)
 #   make conformance  tests/conformance/run.sh
@@ -179,6 +179,7 @@ bench: setup build
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
 	scripts/bench-stream.sh
+	scripts/bench-api.sh
 
 clean:
 	rm -rf build
