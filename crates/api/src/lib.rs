@@ -22,6 +22,8 @@
 //! | GET, PUT | `/machine/memory` | [`Command::ReadMemory`], [`Command::WriteMemory`] by guest-physical address |
 //! | GET | `/metrics` | [`Command::Metrics`]: Prometheus text |
 //! | GET | `/vms`, `/vms/{id}` | [`Command::Vms`], [`Command::Vm`] (`strata run`) |
+//! | POST | `/vms` | [`Command::CreateVm`]: a new VM on the running hypervisor |
+//! | DELETE | `/vms/{id}` | [`Command::DeleteVm`]: stops it; its memory is scrubbed and freed |
 //! | GET, PUT | `/vms/{id}/memory` | a VM's memory by its guest-physical address |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad body, query or address),
@@ -59,7 +61,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/machine/memory"),
     ("GET", "/metrics"),
     ("GET", "/vms"),
+    ("POST", "/vms"),
     ("GET", "/vms/{id}"),
+    ("DELETE", "/vms/{id}"),
     ("GET", "/vms/{id}/memory"),
     ("PUT", "/vms/{id}/memory"),
 ];
@@ -91,6 +95,28 @@ pub enum Command {
     Vms,
     /// One VM (by name) with its counters.
     Vm(String),
+    /// Create and start a VM (`strata run`).
+    CreateVm(VmCreate),
+    /// Stop a VM; its memory goes back to the free pool, zeroed.
+    DeleteVm(String),
+}
+
+/// The body of `POST /vms`: a VM as `strata run --config` describes one
+/// (without devices).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmCreate {
+    pub name: String,
+    /// A host path: a RISC-V Linux Image or an ELF program.
+    pub kernel: String,
+    pub initrd: Option<String>,
+    #[serde(default)]
+    pub cmdline: String,
+    /// As `-m`: "256M", "1G", ... (default 512M).
+    pub memory: Option<String>,
+    pub vcpus: Option<u32>,
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// The machine's answer to a [`Command`].
@@ -102,6 +128,8 @@ pub enum Reply {
     Metrics(String),
     /// 204: done.
     Done,
+    /// 201 with a JSON body: created.
+    Created(serde_json::Value),
 }
 
 /// An error as the client sees it: a status and one line.
@@ -182,7 +210,9 @@ pub fn route(method: &str, url: &str, body: &[u8]) -> Result<Command, RouteError
         ("PUT", "/machine/memory") => write_memory(None, body)?,
         ("GET", "/metrics") => Command::Metrics,
         ("GET", "/vms") => Command::Vms,
+        ("POST", "/vms") => Command::CreateVm(object(body)?),
         ("GET", "/vms/{id}") => Command::Vm(id()?),
+        ("DELETE", "/vms/{id}") => no_body(body).and_then(|_| id()).map(Command::DeleteVm)?,
         ("GET", "/vms/{id}/memory") => read_memory(Some(id()?), &q)?,
         ("PUT", "/vms/{id}/memory") => write_memory(Some(id()?), body)?,
         _ => unreachable!("every route in ROUTES has a command"),

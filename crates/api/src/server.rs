@@ -230,10 +230,15 @@ fn respond(rq: tiny_http::Request, answer: Answer) -> std::io::Result<()> {
     let json = || header("Content-Type", "application/json");
     match answer {
         Ok(Reply::Done) => rq.respond(tiny_http::Response::empty(204)),
-        Ok(Reply::Json(v)) => {
+        Ok(r @ (Reply::Json(_) | Reply::Created(_))) => {
+            let (status, v) = match r {
+                Reply::Created(v) => (201, v),
+                Reply::Json(v) => (200, v),
+                _ => unreachable!("matched above"),
+            };
             let mut b = serde_json::to_vec(&v).unwrap_or_default();
             b.push(b'\n');
-            rq.respond(tiny_http::Response::from_data(b).with_header(json()))
+            rq.respond(tiny_http::Response::from_data(b).with_status_code(status).with_header(json()))
         }
         Ok(Reply::Metrics(text)) => rq.respond(
             tiny_http::Response::from_string(text)

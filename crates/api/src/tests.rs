@@ -26,6 +26,21 @@ fn every_route_gives_its_command() {
         ("GET", "/metrics", "", Command::Metrics),
         ("GET", "/vms", "", Command::Vms),
         ("GET", "/vms/web%20a", "", Command::Vm("web a".into())),
+        (
+            "POST",
+            "/vms",
+            r#"{"name":"b","kernel":"/k","memory":"64M","vcpus":2}"#,
+            Command::CreateVm(VmCreate {
+                name: "b".into(),
+                kernel: "/k".into(),
+                initrd: None,
+                cmdline: String::new(),
+                memory: Some("64M".into()),
+                vcpus: Some(2),
+                protected: false,
+            }),
+        ),
+        ("DELETE", "/vms/b", "", Command::DeleteVm("b".into())),
         ("GET", "/vms/a/memory?len=1&addr=7", "", Command::ReadMemory { vm: Some("a".into()), addr: 7, len: 1 }),
         (
             "PUT",
@@ -49,6 +64,8 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     assert_eq!((e.error.status, e.allow.as_deref()), (405, Some("GET")));
     let e = err("DELETE", "/vms/a/memory", "");
     assert_eq!((e.error.status, e.allow.as_deref()), (405, Some("GET, PUT")));
+    let e = err("PUT", "/vms/a", "");
+    assert_eq!((e.error.status, e.allow.as_deref()), (405, Some("GET, DELETE")));
     assert_eq!(err("GET", "/machine/stop", "").error.status, 405);
 }
 
@@ -74,6 +91,16 @@ fn malformed_bodies_and_unknown_fields_are_400() {
         assert_eq!(e.error.status, 400, "{url} {body}: {e:?}");
         assert!(!e.error.message.is_empty());
     }
+    for (url, body) in [
+        ("/vms", r#"{"name":"b"}"#),
+        ("/vms", r#"{"name":"b","kernel":"/k","disks":[]}"#),
+        ("/vms", r#"{"name":"b","kernel":"/k","vcpus":"two"}"#),
+        ("/vms", ""),
+    ] {
+        let e = err("POST", url, body);
+        assert_eq!(e.error.status, 400, "{url} {body}: {e:?}");
+    }
+    assert_eq!(err("DELETE", "/vms/b", r#"{"now":1}"#).error.status, 400);
 }
 
 #[test]

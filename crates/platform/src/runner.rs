@@ -261,6 +261,15 @@ pub trait Workload {
     fn machine_memory_closed(&self) -> Option<&'static str> {
         None
     }
+    /// Control API: creates and starts a VM (`strata run`); its snapshot.
+    fn create_vm(&mut self, _spec: strata_api::VmCreate) -> Result<stats::VmSnapshot, strata_api::ApiError> {
+        Err(strata_api::ApiError::not_found("strata machine has no VMs: /vms is for strata run"))
+    }
+    /// Control API: stops VM `vm`; its memory is scrubbed and freed when
+    /// the hypervisor retires it, at the end of the next slice.
+    fn delete_vm(&mut self, _vm: &str) -> Result<(), strata_api::ApiError> {
+        Err(strata_api::ApiError::not_found("strata machine has no VMs: /vms is for strata run"))
+    }
 }
 
 /// Asks a running machine to stop: from another thread, or from a signal

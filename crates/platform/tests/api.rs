@@ -397,3 +397,97 @@ fn under_the_hypervisor_vms_are_listed_and_protected_memory_refused() {
     assert!(out.quit && out.status() == 0, "{out:?}");
     drop(server);
 }
+
+/// VS-mode: writes `pattern` at RAM+0x10_0000 (8 bytes), then spins.
+fn marking_guest(pattern: u64) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.li(T0, RAM + 0x10_0000).li(T1, pattern).sd(T1, T0, 0);
+    let top = a.here();
+    a.addi(T2, T2, 1).j(top);
+    elf(&a.bytes(), RAM)
+}
+
+#[test]
+fn vms_are_created_on_a_running_hypervisor_and_deleted_with_their_memory_returned() {
+    let base = VmConfig {
+        name: "base".into(),
+        memory: 16 << 20,
+        vcpus: 1,
+        protected: false,
+        kernel: file("base", &elf(&spinning_guest(), RAM)),
+        initrd: None,
+        append: String::new(),
+        serial_log: None,
+        virtio: Default::default(),
+    };
+    let cfg = RunConfig {
+        vms: vec![base],
+        harts: Some(1),
+        policy: Policy::Pa,
+        clock: ClockMode::Host,
+        console_stdout: false,
+        console_stdin: false,
+        jit: true,
+        extensions: strata_platform::Extensions::DEFAULT,
+    };
+    // Room for one more 16 MiB VM, not two.
+    let mut h = HypMachine::with_spare_memory(&cfg, 16 << 20).unwrap_or_else(|e| panic!("{e}"));
+    let sock = tmp("create.sock");
+    let server = h.serve_api(&sock).unwrap();
+    let p = sock.clone();
+    let marked = file("marked", &marking_guest(0x5a5a_1234_abcd_0001));
+    let plain = file("plain", &marking_guest(0));
+    let out = with_client(
+        h.stop_handle(),
+        || h.run(),
+        move || {
+            let create = |name: &str, kernel: &Path| {
+                let body = format!(r#"{{"name":"{name}","kernel":"{}","memory":"16M"}}"#, kernel.display());
+                call(&p, "POST", "/vms", "/vms", &body)
+            };
+            let r = create("b", &marked);
+            assert_eq!(r.status, 201, "{}", r.text());
+            assert_eq!((r.json()["name"].as_str(), r.json()["state"].as_str()), (Some("b"), Some("running")));
+            assert_eq!(create("b", &marked).status, 409, "a name in use");
+            // No room for a third VM while b holds its memory.
+            let r = create("c", &plain);
+            assert_eq!(r.status, 409, "{}", r.text());
+            assert!(r.json()["error"].as_str().unwrap().contains("memory"), "{}", r.text());
+            let r = call(&p, "POST", "/vms", "/vms", r#"{"name":"d","kernel":"/nonexistent/kernel"}"#);
+            assert_eq!(r.status, 400, "{}", r.text());
+
+            // b runs: its mark appears in its memory.
+            let mark = format!("/vms/b/memory?addr={:#x}&len=8", RAM + 0x10_0000);
+            let want = strata_api::hex_encode(&0x5a5a_1234_abcd_0001u64.to_le_bytes());
+            wait_until("b writes its mark", || {
+                call(&p, "GET", &mark, "/vms/{id}/memory", "").json()["data"] == want.as_str()
+            });
+
+            // Deleted: it ends, and its memory comes back (c now fits).
+            assert_eq!(call(&p, "DELETE", "/vms/b", "/vms/{id}", "").status, 204);
+            assert_eq!(call(&p, "DELETE", "/vms/b", "/vms/{id}", "").status, 409, "ended already");
+            assert_eq!(call(&p, "DELETE", "/vms/nobody", "/vms/{id}", "").status, 404);
+            assert_ne!(call(&p, "GET", "/vms/b", "/vms/{id}", "").json()["state"], "running");
+            let mut r = create("c", &plain);
+            // Retirement happens in the hypervisor's next slice.
+            wait_until("b's memory is returned", || {
+                if r.status == 409 {
+                    r = create("c", &plain);
+                }
+                r.status == 201
+            });
+            // c's memory reads zero where b wrote its mark (c writes zeros there
+            // too, so look beside it as well: the whole page but c's own word).
+            let page = format!("/vms/c/memory?addr={:#x}&len=4096", RAM + 0x10_0000);
+            let data = call(&p, "GET", &page, "/vms/{id}/memory", "").json()["data"].as_str().unwrap().to_string();
+            assert!(data.chars().all(|c| c == '0'), "c's memory holds b's data: {}", &data[..32]);
+            let vms = call(&p, "GET", "/vms", "/vms", "").json();
+            let names: Vec<_> =
+                vms.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+            assert_eq!(names, ["base", "b", "c"]);
+            assert_eq!(call(&p, "PUT", "/machine/stop", "/machine/stop", "").status, 204);
+        },
+    );
+    assert!(out.quit, "{out:?}");
+    drop(server);
+}

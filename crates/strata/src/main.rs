@@ -153,6 +153,11 @@ struct RunArgs {
     /// Physical harts (default: one per vCPU, at most 8).
     #[arg(long)]
     harts: Option<u32>,
+    /// Machine memory beyond the VMs' own, for VMs created later through
+    /// the control API (POST /vms; docs/api.md), as -m: 1G, 512M, ...
+    /// (default none).
+    #[arg(long, value_name = "SIZE")]
+    spare_memory: Option<String>,
     /// How cached translations are invalidated when a page changes hands:
     /// pa (exactly the translations reaching it), vmid, or all.
     #[arg(long, default_value = "pa")]
@@ -326,7 +331,13 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     // Console input comes from stdin whatever it is (a terminal, in raw
     // mode; a pipe or file, as it is, so a script can drive the guest).
     let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit, extensions };
-    let mut m = HypMachine::new(&cfg)?;
+    let spare = match &a.spare_memory {
+        Some(m) => {
+            parse_ram_size(m).map_err(|source| CliError::Memory { what: format!("--spare-memory {m}"), source })?
+        }
+        None => 0,
+    };
+    let mut m = HypMachine::with_spare_memory(&cfg, spare)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let api = a.control.start(&mut m)?;
     let raw = if interactive { RawMode::enable() } else { None };

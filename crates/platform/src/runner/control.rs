@@ -214,6 +214,11 @@ impl<W: Workload> Controller for Runner<W> {
                 let hyp = self.work.hyp_stats().ok_or_else(no_vms)?;
                 Ok(Reply::Json(serde_json::to_value(hyp.vms).expect("plain data")))
             }
+            Command::CreateVm(spec) => {
+                let vm = self.work.create_vm(spec)?;
+                Ok(Reply::Created(serde_json::to_value(vm).expect("plain data")))
+            }
+            Command::DeleteVm(name) => self.work.delete_vm(&name).map(|_| Reply::Done),
             Command::Vm(name) => {
                 let hyp = self.work.hyp_stats().ok_or_else(no_vms)?;
                 let vm = hyp.vms.into_iter().find(|v| v.name == name).ok_or_else(|| no_vm(&name))?;
