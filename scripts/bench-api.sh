@@ -6,6 +6,9 @@
 #   api      --api-sock, nobody asking (one atomic load per round)
 #   scraped  --api-sock and a scraper polling GET /metrics every 100 ms
 # Prints the median of each, the ratios to plain, and the scraper's count.
+# Then, PAIRS times, the time from POST /vms of a new VM (the same kernel,
+# `earlycon`) on a running `strata run` to its first console line, seen by
+# polling the console log every 10 ms.
 # A time is one boot's wall time (date around the run); figures vary with
 # the host's load, so compare the ratios of one run.
 #
@@ -68,3 +71,29 @@ p=$(median <<<"${times[plain]}"); a=$(median <<<"${times[api]}"); s=$(median <<<
     awk -v x="$a" -v p="$p" 'BEGIN { printf "api      %ss  (%.3fx plain)\n", x, x / p }'
     awk -v x="$s" -v p="$p" -v n="$scraped_count" 'BEGIN { printf "scraped  %ss  (%.3fx plain; last run %d scrapes, every 100 ms)\n", x, x / p, n }'
 } | tee "$OUT/api-summary.txt"
+
+# ---- POST /vms to the new VM's first console output ----
+post_times=""
+for i in $(seq "$PAIRS"); do
+    log="$WORK/run.log"
+    rm -f "$SOCK"
+    "$STRATA_BIN" run --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio" -m 128M --name base \
+        --append 'console=ttyS0 panic=-1 strata.cmd="while :; do sleep 1; done"' \
+        --spare-memory 256M --api-sock "$SOCK" </dev/null >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 300); do [ -S "$SOCK" ] && break; sleep 0.1; done
+    req=$(jq -cn --arg k "$GUEST/Image" --arg i "$GUEST/initramfs.cpio" \
+        '{name: "new", kernel: $k, initrd: $i, cmdline: "console=ttyS0 earlycon", memory: "128M"}')
+    t0=$(date +%s.%N)
+    code=$(curl -s --unix-socket "$SOCK" -o /dev/null -w '%{http_code}' -X POST --data "$req" http://localhost/vms)
+    [ "$code" = 201 ] || die "POST /vms: $code"
+    for _ in $(seq 3000); do grep -q '^\[new\] ' "$log" && break; sleep 0.01; done
+    t1=$(date +%s.%N)
+    grep -q '^\[new\] ' "$log" || die "the new VM printed nothing in 30 s"
+    curl -s --unix-socket "$SOCK" -o /dev/null -X PUT http://localhost/machine/stop
+    wait "$pid" || true
+    t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    echo "run $i: POST /vms to first console line ${t}s" >&2
+    post_times+="$t "
+done
+echo "POST /vms to the new VM's first console line: median $(median <<<"$post_times")s of $PAIRS" | tee -a "$OUT/api-summary.txt"

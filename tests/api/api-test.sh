@@ -9,7 +9,8 @@
 # Image file), the error statuses, stop (exit status 0, the socket file
 # gone, --stats-json written). Then the same kernel in a protected VM under
 # `strata run --api-sock`: GET /vms, per-VM counters that grow, its memory
-# refused with 403, stop.
+# refused with 403; a second VM created with POST /vms reaches userspace
+# and is deleted; stop.
 #
 # Usage: tests/api/api-test.sh [--timeout SECS]
 # Env:   STRATA_BIN (default target/release/strata), API_TIMEOUT (120)
@@ -172,7 +173,7 @@ check "--stats-json: JSON with the instructions retired" \
 # ---- strata run: a protected VM ---------------------------------------------
 LOG="$LOGDIR/api-run.log"
 cmd=("$STRATA_BIN" run --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio" --append "$APPEND"
-     -m 256M --name sealed --protected --api-sock "$SOCK")
+     -m 256M --name sealed --protected --spare-memory 256M --api-sock "$SOCK")
 { printf '#'; printf ' %q' "${cmd[@]}"; echo; } >"$LOG"
 echo "== strata run --protected --api-sock (log $LOG)"
 timeout --kill-after=10 "$TIMEOUT" "${cmd[@]}" </dev/null >>"$LOG" 2>&1 &
@@ -194,6 +195,22 @@ wait_for 30 bash -c "[ \"\$(curl -s --unix-socket '$SOCK' http://localhost/vms/s
     && pass "the VM's exit counter grows ($s1 and on)" || fail "the VM's exit counter stays at $s1"
 body GET /metrics >"$WORK/v.txt"
 check "/metrics has per-VM exits by reason" grep -q '^strata_vcpu_exits_by_reason_total{vm="sealed",vcpu="0",reason="sbi"}' "$WORK/v.txt"
+# A second VM, created on the running hypervisor: it reaches userspace
+# (its /init runs the command), is deleted, and says so in /vms.
+WEB_APPEND='console=ttyS0 panic=-1 strata.cmd="echo WEB-UP-$((6 * 7)); while :; do sleep 1; done"'
+req=$(jq -cn --arg k "$GUEST/Image" --arg i "$GUEST/initramfs.cpio" --arg c "$WEB_APPEND" \
+    '{name: "web", kernel: $k, initrd: $i, cmdline: $c, memory: "192M"}')
+check "POST /vms: 201" test "$(status POST /vms "$req")" = 201
+check "the new VM is listed running" test "$(jq -r .state "$WORK/body")" = running
+check "POST /vms with the same name: 409" test "$(status POST /vms "$req")" = 409
+if wait_for "$TIMEOUT" grep -q '^\[web\] WEB-UP-42' "$LOG"; then
+    pass "the VM created through the API reached userspace ([web] WEB-UP-42 on the console)"
+else
+    fail "the VM created through the API never printed WEB-UP-42 (log: $(tail -n 3 "$LOG" | tr '\n' '|'))"
+fi
+check "DELETE /vms/web: 204" test "$(status DELETE /vms/web)" = 204
+check "the deleted VM has ended" test "$(body GET /vms/web | jq -r .state)" = "powered off"
+check "the protected VM still runs" test "$(body GET /vms/sealed | jq -r .state)" = running
 check "strata run: PUT /machine/stop: 204" test "$(status PUT /machine/stop)" = 204
 set +e
 wait "$RPID"
