@@ -744,27 +744,24 @@ impl<W: Workload> Runner<W> {
     }
 
     /// A human-readable report of the run's counters (`--stats`): time and
-    /// speed, the workload's lines, then every hart's counters.
+    /// speed, the workload's lines, then every hart's counters. The
+    /// runner's and the harts' numbers come from [`Runner::stats_snapshot`],
+    /// as `--stats-json` and `/metrics` do.
     pub fn stats_report(&self) -> String {
         let mut s = String::new();
-        let secs = self.elapsed.as_secs_f64();
-        let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
+        let snap = self.stats_snapshot();
         let _ = writeln!(
             s,
-            "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
-            retired as f64 / secs.max(1e-9) / 1e6
+            "strata: wall time {:.3} s, {} instructions retired, {:.1} MIPS",
+            snap.wall_seconds, snap.instructions, snap.mips
         );
         let _ = writeln!(
             s,
             "strata: guest time {:.3} s (mtime {}), clock {}, {} rounds, idle waits {:.3} s",
-            self.time.raw() as f64 / TIMEBASE_HZ as f64,
-            self.time.now(),
-            self.clock.name(),
-            self.rounds,
-            self.idle_wait.as_secs_f64()
+            snap.guest_seconds, snap.mtime, snap.clock, snap.rounds, snap.idle_wait_seconds
         );
         self.work.stats(&mut s);
-        for h in &self.harts {
+        for h in &snap.harts {
             hart_stats(h, &mut s);
         }
         for (t, ts) in self.thread_stats.iter().enumerate() {
@@ -803,83 +800,86 @@ pub fn duration_to_ticks(d: Duration) -> u64 {
 }
 
 /// One hart's `--stats` lines, the same on both machines.
-fn hart_stats(h: &Hart, s: &mut String) {
-    let st = &h.stats;
-    let t = h.tlb_stats();
+fn hart_stats(h: &stats::HartSnapshot, s: &mut String) {
     let _ = writeln!(
         s,
         "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
-        h.hartid,
-        h.instret,
-        st.steps,
-        t.misses[0],
-        t.misses[1],
-        t.misses[2],
-        t.fills,
-        t.flushes,
-        t.dropped,
-        t.fence_scans
+        h.hart,
+        h.retired,
+        h.steps,
+        h.tlb_misses[0],
+        h.tlb_misses[1],
+        h.tlb_misses[2],
+        h.tlb_fills,
+        h.tlb_flushes,
+        h.tlb_dropped,
+        h.tlb_fence_scans
     );
     let by_space: Vec<String> = h
-        .tlb_vmid_stats()
+        .tlb_spaces
         .iter()
-        .map(|((v, vmid), c)| {
-            if *v {
-                format!("V=1 vmid {vmid}: {} hits {} misses {} collateral", c.hits, c.misses, c.collateral_misses)
+        .map(|c| {
+            if c.virt {
+                format!("V=1 vmid {}: {} hits {} misses {} collateral", c.vmid, c.hits, c.misses, c.collateral_misses)
             } else {
                 format!("V=0: {} hits {} misses", c.hits, c.misses)
             }
         })
         .collect();
-    let _ = writeln!(s, "hart {}: tlb by address space [{}]", h.hartid, by_space.join(", "));
-    let avg2 = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
+    let _ = writeln!(s, "hart {}: tlb by address space [{}]", h.hart, by_space.join(", "));
+    let avg2 = if h.walks_two_stage > 0 { h.walks_two_stage_pte_reads as f64 / h.walks_two_stage as f64 } else { 0.0 };
     let _ = writeln!(
         s,
         "hart {}: walks single-stage {} (PTE reads {}) two-stage {} (PTE reads {}, {avg2:.1} per walk, max {}) A/D writes {}",
-        h.hartid, st.walks, st.walk_refs, st.walks2, st.walk2_refs, st.walk2_max_refs, st.walk_ad_writes
+        h.hart,
+        h.walks_single_stage,
+        h.walks_single_stage_pte_reads,
+        h.walks_two_stage,
+        h.walks_two_stage_pte_reads,
+        h.walks_two_stage_max_pte_reads,
+        h.ad_writes
     );
-    let f = st.fences;
+    let f = h.fences;
     let _ = writeln!(
         s,
         "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | fence.i stale pages {} | pauses {} | traps to M {} HS {} VS {}",
-        h.hartid,
+        h.hart,
         f[0],
         f[1],
         f[2],
         f[3],
-        st.fence_i_stale,
-        st.pauses,
-        st.traps_to[0],
-        st.traps_to[1],
-        st.traps_to[2]
+        h.fence_i_stale_pages,
+        h.pauses,
+        h.traps_to[0],
+        h.traps_to[1],
+        h.traps_to[2]
     );
-    let c = h.code_stats();
     let _ = write!(
         s,
         "hart {}: code pages entered {} filled {} decodes {}",
-        h.hartid, c.page_entries, c.page_fills, c.decodes
+        h.hart, h.code_page_entries, h.code_page_fills, h.code_decodes
     );
-    match h.jit_stats() {
+    match &h.jit {
         Some(j) => {
             let _ = writeln!(
                 s,
                 " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} entries {} links {}",
-                j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs, j.links
+                j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.entries, j.links
             );
         }
         None => {
             let _ = writeln!(s, " | jit off");
         }
     }
-    let list = |v: &[u64]| -> String {
-        v.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect::<Vec<_>>().join(" ")
+    let list = |m: &std::collections::BTreeMap<u32, u64>| -> String {
+        m.iter().map(|(c, n)| format!("{c}:{n}")).collect::<Vec<_>>().join(" ")
     };
     let _ = writeln!(
         s,
         "hart {}: exceptions by cause [{}] interrupts by cause [{}]",
-        h.hartid,
-        list(&st.exceptions),
-        list(&st.interrupts)
+        h.hart,
+        list(&h.exceptions),
+        list(&h.interrupts)
     );
 }
 

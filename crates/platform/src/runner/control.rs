@@ -9,7 +9,7 @@
 //! | state | a round does |
 //! | --- | --- |
 //! | running | answers queued commands, then runs as usual |
-//! | paused | answers queued commands, then sleeps on the wake-up socket only (a request, a signal or console input wakes it; virtio host descriptors are not watched: the devices are not polled while paused) |
+//! | paused | answers queued commands, gives console input to the UART (`Ctrl-A x` quits), then sleeps on the wake-up socket only (a request, a signal or console input wakes it; virtio host descriptors are not watched: the devices are not polled while paused) |
 //! | stop asked | ends the run as `Ctrl-A x` does ([`RunEnd::Quit`]: disks synced, sockets removed, status 0) |
 //!
 //! | command | running | paused |
@@ -90,6 +90,11 @@ impl<W: Workload> Runner<W> {
             return Some(Some(RunEnd::Quit));
         }
         if self.api.paused {
+            // Console input still reaches the UART (no hart reads it until
+            // resume), so `Ctrl-A x` quits a paused machine too.
+            if let Some(end) = self.pump_input() {
+                return Some(Some(end));
+            }
             self.paused_wait();
             return Some(None);
         }
