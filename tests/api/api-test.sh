@@ -203,7 +203,7 @@ req=$(jq -cn --arg k "$GUEST/Image" --arg i "$GUEST/initramfs.cpio" --arg c "$WE
 check "POST /vms: 201" test "$(status POST /vms "$req")" = 201
 check "the new VM is listed running" test "$(jq -r .state "$WORK/body")" = running
 check "POST /vms with the same name: 409" test "$(status POST /vms "$req")" = 409
-if wait_for "$TIMEOUT" grep -q '^\[web\] WEB-UP-42' "$LOG"; then
+if wait_for 60 grep -q '^\[web\] WEB-UP-42' "$LOG"; then
     pass "the VM created through the API reached userspace ([web] WEB-UP-42 on the console)"
 else
     fail "the VM created through the API never printed WEB-UP-42 (log: $(tail -n 3 "$LOG" | tr '\n' '|'))"

@@ -621,6 +621,15 @@ impl Workload for Hypervised {
             })
             .map_err(|e| ApiError::conflict(format!("VM {}: {e}", vm.name)))?;
         debug_assert_eq!(index.0, self.consoles.len(), "consoles follow VM indices");
+        // Several VMs now: every console's lines are labelled, as they are
+        // when `strata run` starts with several.
+        for (c, (_, v)) in self.consoles.iter().zip(self.hyp.vms()) {
+            let mut c = lock(c);
+            if c.label.is_none() {
+                c.flush_line();
+                c.label = Some(v.name().to_string());
+            }
+        }
         self.consoles.push(con);
         let snap = self.hyp_stats().and_then(|h| h.vms.into_iter().find(|v| v.name == vm.name));
         Ok(snap.expect("the VM was just created"))

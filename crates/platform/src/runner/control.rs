@@ -1,9 +1,9 @@
 //! The control API (`--api-sock`, crate `strata-api`) on the run loop.
 //!
 //! The API's handler threads queue [`Command`]s and wake the loop; the
-//! loop answers them at a round boundary — step 0 of a round, before the
-//! stop check's successor steps, when no hart is inside an instruction —
-//! through this module's [`Controller`] implementation. While nothing is
+//! loop answers them at a round boundary — step 1a of a round, right after
+//! the stop check, when no hart is inside an instruction — through this
+//! module's [`Controller`] implementation. While nothing is
 //! queued this costs one atomic load per round ([`Inbox::pending`]).
 //!
 //! | state | a round does |
