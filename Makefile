@@ -13,7 +13,7 @@
 #   make boot-test-newer  the boot test with Debian's 7.x kernel (make guest-newer)
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM, several VMs
-#                     sharing harts (scripts/bench-*.sh)
+#                     sharing harts, the control API's cost (scripts/bench-*.sh)
 #   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make disk-test    tests/disks: image locks, clobbered paths, a full host disk (root)
 #   make conformance  tests/conformance/run.sh
@@ -26,6 +26,7 @@
 #                     streamed drive; failures of the server and the data (tests/stream)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
+#   make api-test     the control API (--api-sock) with curl on both machines (tests/api)
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
 SHELL := /bin/bash
@@ -104,6 +105,7 @@ test: check setup build
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
 	$(MAKE) --no-print-directory systemd-test
+	$(MAKE) --no-print-directory api-test
 
 cargo-test:
 	$(CARGO) test --workspace --release
@@ -181,6 +183,11 @@ systemd-test-qemu: setup rootfs
 stream-test: setup build rootfs
 	tests/stream/stream-test.sh
 
+# The control API (docs/api.md) with curl against a booting Debian guest.
+.PHONY: api-test
+api-test: setup build
+	tests/api/api-test.sh
+
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build
 	scripts/bench-boot.sh
@@ -190,6 +197,7 @@ bench: setup build
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
 	scripts/bench-stream.sh
+	scripts/bench-api.sh
 
 clean:
 	rm -rf build

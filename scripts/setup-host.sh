@@ -37,6 +37,8 @@ PKGS=(
     # tests/stream: a real HTTP server for streamed disks, run as the test's own
     # process on a loopback port (the package's own service is not used).
     "nginx:/usr/sbin/nginx"
+    # tests/api: the control API through its Unix socket.
+    "curl:/usr/bin/curl"
 )
 
 missing=()

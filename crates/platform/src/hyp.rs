@@ -26,8 +26,12 @@ use crate::boot::{self, BootConfig};
 use crate::error::Error;
 use crate::fdt::FdtConfig;
 use crate::loader::Segments;
-use crate::runner::{check_harts, check_host_ram, check_ram, lock, ClockMode, RunEnd, Runner, Slice, Workload};
+use crate::runner::stats::{HypSnapshot, VcpuSnapshot, VmSnapshot};
+use crate::runner::{
+    check_harts, check_host_ram, check_ram, lock, ClockMode, MemAccess, RunEnd, Runner, Slice, Workload,
+};
 use crate::virtio::VirtioConfig;
+use strata_api::ApiError;
 use strata_devices::virtio::VirtioMmio;
 use strata_devices::{MmioDevice, SharedMmio};
 use strata_hypervisor::vm::DmaMap;
@@ -332,6 +336,10 @@ pub struct Hypervised {
     consoles: Vec<Arc<Mutex<VmConsole>>>,
     /// The VM whose console gets the input (`Ctrl-A c` moves it on).
     focus: usize,
+    /// What VMs created through the control API get: the guests' ISA, and
+    /// whether their consoles go to stdout.
+    extensions: Extensions,
+    console_stdout: bool,
 }
 
 /// The machine under Strata's hypervisor, on the runner.
@@ -478,6 +486,169 @@ impl Workload for Hypervised {
         );
     }
 
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "machine": "strata run",
+            "policy": self.hyp.policy().to_string(),
+            "vms": self.hyp.vms().map(|(_, v)| v.name().to_string()).collect::<Vec<_>>(),
+        })
+    }
+
+    fn hyp_stats(&self) -> Option<HypSnapshot> {
+        let hyp = &self.hyp;
+        let vms = hyp
+            .vms()
+            .map(|(index, vm)| VmSnapshot {
+                name: vm.name().to_string(),
+                vmid: vm.vmid(),
+                protected: vm.protected(),
+                memory_bytes: vm.memory(),
+                state: vm.end().map_or("running".into(), |e| e.describe()),
+                vcpus: hyp
+                    .vcpus_of(index)
+                    .map(|v| {
+                        let c = v.stats();
+                        VcpuSnapshot {
+                            vcpu: v.id(),
+                            slots: c.slots,
+                            exits: c.exits,
+                            sbi_calls: c.sbi_calls,
+                            mmio: c.mmio,
+                            wfi: c.wfi,
+                            preemptions: c.preemptions,
+                            injected: c.injected,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (i, sc) = (hyp.inval_stats(), hyp.sched_stats());
+        Some(HypSnapshot {
+            vms,
+            policy: hyp.policy().to_string(),
+            invalidations: i.invalidations,
+            translations_dropped: i.dropped,
+            translations_dropped_collateral: i.collateral_dropped,
+            sched_switches: sc.switches,
+            sched_migrations: sc.migrations,
+            sched_wakeup_preemptions: sc.wakeup_preemptions,
+        })
+    }
+
+    /// A VM's memory through the hypervisor's host interface; a protected
+    /// VM's is refused (403) before it is asked, with the reason.
+    fn vm_memory(&mut self, name: &str, addr: u64, access: MemAccess<'_>) -> Result<(), ApiError> {
+        let (index, vm) =
+            self.hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| crate::runner::control::no_vm(name))?;
+        if vm.protected() {
+            return Err(ApiError::forbidden(format!(
+                "VM {name} is protected: no host-side interface can read or write its memory (docs/hypervisor.md)"
+            )));
+        }
+        let size = vm.memory();
+        let len = match &access {
+            MemAccess::Read(b) => b.len(),
+            MemAccess::Write(b) => b.len(),
+        };
+        let r = match access {
+            MemAccess::Read(buf) => self.hyp.host_read(index, addr, buf),
+            MemAccess::Write(data) => self.hyp.host_write(index, addr, data),
+        };
+        r.map_err(|e| {
+            ApiError::bad_request(format!(
+                "VM {name}: {addr:#x}+{len:#x} is not in its RAM ({:#x}..{:#x}): {e}",
+                layout::RAM_BASE,
+                layout::RAM_BASE + size
+            ))
+        })
+    }
+
+    /// A VM from the control API: checked as `strata run` checks one from
+    /// its flags (name, vCPUs, memory), its images loaded, its console
+    /// labelled with its name; no devices.
+    fn create_vm(&mut self, spec: strata_api::VmCreate) -> Result<VmSnapshot, ApiError> {
+        let bad = |e: Error| ApiError::bad_request(e.to_string());
+        if spec.name.is_empty() || spec.name.contains('/') {
+            return Err(ApiError::bad_request(format!("VM name {:?}: non-empty, without '/'", spec.name)));
+        }
+        if self.hyp.vms().any(|(_, v)| v.name() == spec.name) {
+            return Err(ApiError::conflict(format!("a VM named {} exists already", spec.name)));
+        }
+        let memory = match &spec.memory {
+            Some(m) => {
+                crate::size::parse_ram_size(m).map_err(|e| ApiError::bad_request(format!("memory {m:?}: {e}")))?
+            }
+            None => 512 << 20,
+        };
+        let vm = VmConfig {
+            name: spec.name,
+            memory,
+            vcpus: spec.vcpus.unwrap_or(1),
+            protected: spec.protected,
+            kernel: spec.kernel.into(),
+            initrd: spec.initrd.map(PathBuf::from),
+            append: spec.cmdline,
+            serial_log: None,
+            virtio: VirtioConfig::default(),
+        };
+        check_harts(&format!("VM {}: {} vCPUs", vm.name, vm.vcpus), vm.vcpus).map_err(bad)?;
+        check_ram(&format!("VM {}: memory", vm.name), vm.memory).map_err(bad)?;
+        let (segments, entry, dtb) = vm_images(&vm, &[], guest_extensions(self.extensions)).map_err(bad)?;
+        let con = Arc::new(Mutex::new(VmConsole {
+            label: Some(vm.name.clone()),
+            stdout: self.console_stdout,
+            log: None,
+            line: Vec::new(),
+            capture: Vec::new(),
+        }));
+        let sink = {
+            let c = con.clone();
+            Box::new(move |b: u8| lock(&c).push(b)) as strata_devices::uart::UartSink
+        };
+        let index = self
+            .hyp
+            .create_vm(VmSpec {
+                name: vm.name.clone(),
+                memory: vm.memory,
+                vcpus: vm.vcpus,
+                protected: vm.protected,
+                segments,
+                entry,
+                dtb,
+                console: sink,
+                clock: host_clock(),
+                devices: Vec::new(),
+            })
+            .map_err(|e| ApiError::conflict(format!("VM {}: {e}", vm.name)))?;
+        debug_assert_eq!(index.0, self.consoles.len(), "consoles follow VM indices");
+        // Several VMs now: every console's lines are labelled, as they are
+        // when `strata run` starts with several.
+        for (c, (_, v)) in self.consoles.iter().zip(self.hyp.vms()) {
+            let mut c = lock(c);
+            if c.label.is_none() {
+                c.flush_line();
+                c.label = Some(v.name().to_string());
+            }
+        }
+        self.consoles.push(con);
+        let snap = self.hyp_stats().and_then(|h| h.vms.into_iter().find(|v| v.name == vm.name));
+        Ok(snap.expect("the VM was just created"))
+    }
+
+    fn delete_vm(&mut self, name: &str) -> Result<(), ApiError> {
+        let (index, vm) =
+            self.hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| crate::runner::control::no_vm(name))?;
+        if !vm.running() {
+            return Err(ApiError::conflict(format!("VM {name} has ended already")));
+        }
+        self.hyp.end_vm(index, VmEnd::PowerOff);
+        Ok(())
+    }
+
+    fn machine_memory_closed(&self) -> Option<&'static str> {
+        Some("under strata run, machine memory holds every VM's pages, protected ones too: read a VM's memory at /vms/{id}/memory")
+    }
+
     fn outcome(&mut self, end: RunEnd) -> RunOutcome {
         RunOutcome {
             vms: self.hyp.vms().map(|(_, v)| (v.name().to_string(), v.end().cloned())).collect(),
@@ -495,6 +666,13 @@ impl Runner<Hypervised> {
     /// Builds the machine for `cfg`: checks the limits, creates every VM
     /// with its images, devices and console, and prepares the harts.
     pub fn new(cfg: &RunConfig) -> Result<HypMachine, Error> {
+        Self::with_spare_memory(cfg, 0)
+    }
+
+    /// As [`new`](Self::new), with `spare` bytes of machine memory beyond
+    /// what `cfg`'s VMs need, for VMs created later through the control
+    /// API (`strata run --spare-memory`).
+    pub fn with_spare_memory(cfg: &RunConfig, spare: u64) -> Result<HypMachine, Error> {
         if cfg.vms.is_empty() {
             return Err(Error::NoVm);
         }
@@ -518,7 +696,8 @@ impl Runner<Hypervised> {
         // per 512 mapped, a 16 KiB root and a few upper levels each) and
         // room to move pages around.
         let vm_total: u64 = cfg.vms.iter().map(|v| v.memory).sum();
-        let machine = vm_total + vm_total / 256 + 16 * MIB * cfg.vms.len() as u64;
+        let spare = spare.next_multiple_of(4096);
+        let machine = vm_total + vm_total / 256 + 16 * MIB * cfg.vms.len() as u64 + spare + spare / 256;
         check_host_ram("the VMs' machine memory", machine)?;
         let ram = Arc::new(GuestRam::new(MACHINE_RAM_BASE, machine).map_err(Error::Board)?);
         let mem = Box::new(Ram(ram.clone()));
@@ -603,7 +782,8 @@ impl Runner<Hypervised> {
                 hart
             })
             .collect();
-        let work = Hypervised { hyp, consoles, focus: 0 };
+        let work =
+            Hypervised { hyp, consoles, focus: 0, extensions: cfg.extensions, console_stdout: cfg.console_stdout };
         Runner::from_parts(ram, harts, work, time, cfg.clock, virtio, cfg.console_stdin)
     }
 

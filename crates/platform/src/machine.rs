@@ -125,6 +125,8 @@ pub struct BareBoard {
     console: Arc<Mutex<ConsoleOut>>,
     /// Where the boot images landed (for tests).
     pub layout: Layout,
+    /// The configuration as the control API shows it (`GET /machine`).
+    info: serde_json::Value,
 }
 
 /// The bare board on the runner.
@@ -225,6 +227,10 @@ impl Workload for BareBoard {
 
     fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
         Some(self.host.clone())
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        self.info.clone()
     }
 }
 
@@ -346,7 +352,23 @@ impl Runner<BareBoard> {
             power: power.clone(),
             stuck: Mutex::new(None),
         });
-        let board = BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout };
+        let path = |p: &std::path::Path| p.display().to_string();
+        let info = serde_json::json!({
+            "machine": "strata machine",
+            "kernel": path(&cfg.kernel),
+            "initrd": cfg.initrd.as_deref().map(path),
+            "bios": cfg.bios.as_deref().map(path),
+            "append": cfg.append,
+            "jit": cfg.jit,
+            "isa": cfg.extensions.names(),
+            "virtio_devices": virtio.len(),
+            // Where the boot images landed (guest-physical, end exclusive).
+            "kernel_range": [format!("{:#x}", layout.kernel.0), format!("{:#x}", layout.kernel.1)],
+            "initrd_range": layout.initrd.map(|(a, b)| [format!("{a:#x}"), format!("{b:#x}")]),
+            "dtb": format!("{:#x}", layout.dtb),
+        });
+        let board =
+            BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout, info };
         Runner::from_parts(ram, harts, board, time, cfg.clock, virtio, cfg.console_stdin)
     }
 

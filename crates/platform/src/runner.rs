@@ -14,6 +14,7 @@
 //! | step | what |
 //! | --- | --- |
 //! | 1 | a stop request (signal) ends the run |
+//! | 1a | control API requests are answered; paused, the round ends in a wait ([`control`]) |
 //! | 2 | [`Workload::run_slice`]: every hart runs up to [`CHUNK`] instruction slots |
 //! | 3 | guest time moves: [`ClockMode::Virtual`]/[`Paced`](ClockMode::Paced) by the busiest hart's slots, [`INSNS_PER_TICK`] to a tick, the remainder carried to the next round; [`Host`](ClockMode::Host) by itself |
 //! | 4 | [`Workload::update_devices`]: timer lines and RTC alarms follow time |
@@ -81,7 +82,10 @@ use strata_memory::GuestRam;
 use crate::console::{self, Input, InputSender, Waker};
 use crate::error::Error;
 
+pub mod control;
 pub mod parallel;
+pub mod stats;
+pub use control::MemAccess;
 pub use parallel::{HartHost, ThreadStats, SERVICE_TICK};
 
 /// Instructions a hart runs before the loop turns to the next hart and to
@@ -239,6 +243,33 @@ pub trait Workload {
     fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
         None
     }
+    /// Control API (`runner/control.rs`): the workload's configuration in
+    /// `GET /machine`.
+    fn describe(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// The hypervisor's VMs and counters (`strata run`); `None`: no VMs.
+    fn hyp_stats(&self) -> Option<stats::HypSnapshot> {
+        None
+    }
+    /// Control API: VM `vm`'s memory at its guest-physical `addr`.
+    fn vm_memory(&mut self, _vm: &str, _addr: u64, _access: MemAccess<'_>) -> Result<(), strata_api::ApiError> {
+        Err(strata_api::ApiError::not_found("strata machine has no VMs: /vms is for strata run"))
+    }
+    /// Control API: why the machine's own memory is closed to it (`None`:
+    /// open).
+    fn machine_memory_closed(&self) -> Option<&'static str> {
+        None
+    }
+    /// Control API: creates and starts a VM (`strata run`); its snapshot.
+    fn create_vm(&mut self, _spec: strata_api::VmCreate) -> Result<stats::VmSnapshot, strata_api::ApiError> {
+        Err(strata_api::ApiError::not_found("strata machine has no VMs: /vms is for strata run"))
+    }
+    /// Control API: stops VM `vm`; its memory is scrubbed and freed when
+    /// the hypervisor retires it, at the end of the next slice.
+    fn delete_vm(&mut self, _vm: &str) -> Result<(), strata_api::ApiError> {
+        Err(strata_api::ApiError::not_found("strata machine has no VMs: /vms is for strata run"))
+    }
 }
 
 /// Asks a running machine to stop: from another thread, or from a signal
@@ -340,6 +371,8 @@ pub struct Runner<W: Workload> {
     /// them no buffers yet): until the guest runs again, they are polled
     /// on a timer instead of waited on.
     virtio_stalled: bool,
+    /// The control API: its queue, paused, stop asked (`runner/control.rs`).
+    api: control::ApiState,
 }
 
 impl<W: Workload> Runner<W> {
@@ -391,6 +424,7 @@ impl<W: Workload> Runner<W> {
             thread_stats: Vec::new(),
             virtio_woke: false,
             virtio_stalled: false,
+            api: control::ApiState::default(),
         })
     }
 
@@ -502,6 +536,9 @@ impl<W: Workload> Runner<W> {
     fn round(&mut self) -> Option<RunEnd> {
         if let Some(sig) = self.stop.take() {
             return Some(RunEnd::Stopped(sig));
+        }
+        if let Some(end) = self.api_round() {
+            return end;
         }
         self.rounds += 1;
         if let Some(s) = &mut self.samples {
@@ -707,27 +744,24 @@ impl<W: Workload> Runner<W> {
     }
 
     /// A human-readable report of the run's counters (`--stats`): time and
-    /// speed, the workload's lines, then every hart's counters.
+    /// speed, the workload's lines, then every hart's counters. The
+    /// runner's and the harts' numbers come from [`Runner::stats_snapshot`],
+    /// as `--stats-json` and `/metrics` do.
     pub fn stats_report(&self) -> String {
         let mut s = String::new();
-        let secs = self.elapsed.as_secs_f64();
-        let retired: u64 = self.harts.iter().map(|h| h.instret).sum();
+        let snap = self.stats_snapshot();
         let _ = writeln!(
             s,
-            "strata: wall time {secs:.3} s, {retired} instructions retired, {:.1} MIPS",
-            retired as f64 / secs.max(1e-9) / 1e6
+            "strata: wall time {:.3} s, {} instructions retired, {:.1} MIPS",
+            snap.wall_seconds, snap.instructions, snap.mips
         );
         let _ = writeln!(
             s,
             "strata: guest time {:.3} s (mtime {}), clock {}, {} rounds, idle waits {:.3} s",
-            self.time.raw() as f64 / TIMEBASE_HZ as f64,
-            self.time.now(),
-            self.clock.name(),
-            self.rounds,
-            self.idle_wait.as_secs_f64()
+            snap.guest_seconds, snap.mtime, snap.clock, snap.rounds, snap.idle_wait_seconds
         );
         self.work.stats(&mut s);
-        for h in &self.harts {
+        for h in &snap.harts {
             hart_stats(h, &mut s);
         }
         for (t, ts) in self.thread_stats.iter().enumerate() {
@@ -766,83 +800,86 @@ pub fn duration_to_ticks(d: Duration) -> u64 {
 }
 
 /// One hart's `--stats` lines, the same on both machines.
-fn hart_stats(h: &Hart, s: &mut String) {
-    let st = &h.stats;
-    let t = h.tlb_stats();
+fn hart_stats(h: &stats::HartSnapshot, s: &mut String) {
     let _ = writeln!(
         s,
         "hart {}: retired {} steps {} | tlb misses fetch {} load {} store {} fills {} flushes {} dropped {} fence scans {}",
-        h.hartid,
-        h.instret,
-        st.steps,
-        t.misses[0],
-        t.misses[1],
-        t.misses[2],
-        t.fills,
-        t.flushes,
-        t.dropped,
-        t.fence_scans
+        h.hart,
+        h.retired,
+        h.steps,
+        h.tlb_misses[0],
+        h.tlb_misses[1],
+        h.tlb_misses[2],
+        h.tlb_fills,
+        h.tlb_flushes,
+        h.tlb_dropped,
+        h.tlb_fence_scans
     );
     let by_space: Vec<String> = h
-        .tlb_vmid_stats()
+        .tlb_spaces
         .iter()
-        .map(|((v, vmid), c)| {
-            if *v {
-                format!("V=1 vmid {vmid}: {} hits {} misses {} collateral", c.hits, c.misses, c.collateral_misses)
+        .map(|c| {
+            if c.virt {
+                format!("V=1 vmid {}: {} hits {} misses {} collateral", c.vmid, c.hits, c.misses, c.collateral_misses)
             } else {
                 format!("V=0: {} hits {} misses", c.hits, c.misses)
             }
         })
         .collect();
-    let _ = writeln!(s, "hart {}: tlb by address space [{}]", h.hartid, by_space.join(", "));
-    let avg2 = if st.walks2 > 0 { st.walk2_refs as f64 / st.walks2 as f64 } else { 0.0 };
+    let _ = writeln!(s, "hart {}: tlb by address space [{}]", h.hart, by_space.join(", "));
+    let avg2 = if h.walks_two_stage > 0 { h.walks_two_stage_pte_reads as f64 / h.walks_two_stage as f64 } else { 0.0 };
     let _ = writeln!(
         s,
         "hart {}: walks single-stage {} (PTE reads {}) two-stage {} (PTE reads {}, {avg2:.1} per walk, max {}) A/D writes {}",
-        h.hartid, st.walks, st.walk_refs, st.walks2, st.walk2_refs, st.walk2_max_refs, st.walk_ad_writes
+        h.hart,
+        h.walks_single_stage,
+        h.walks_single_stage_pte_reads,
+        h.walks_two_stage,
+        h.walks_two_stage_pte_reads,
+        h.walks_two_stage_max_pte_reads,
+        h.ad_writes
     );
-    let f = st.fences;
+    let f = h.fences;
     let _ = writeln!(
         s,
         "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | fence.i stale pages {} | pauses {} | traps to M {} HS {} VS {}",
-        h.hartid,
+        h.hart,
         f[0],
         f[1],
         f[2],
         f[3],
-        st.fence_i_stale,
-        st.pauses,
-        st.traps_to[0],
-        st.traps_to[1],
-        st.traps_to[2]
+        h.fence_i_stale_pages,
+        h.pauses,
+        h.traps_to[0],
+        h.traps_to[1],
+        h.traps_to[2]
     );
-    let c = h.code_stats();
     let _ = write!(
         s,
         "hart {}: code pages entered {} filled {} decodes {}",
-        h.hartid, c.page_entries, c.page_fills, c.decodes
+        h.hart, h.code_page_entries, h.code_page_fills, h.code_decodes
     );
-    match h.jit_stats() {
+    match &h.jit {
         Some(j) => {
             let _ = writeln!(
                 s,
                 " | jit blocks {} insns {} ({} interpreted) bytes {} flushes {} entries {} links {}",
-                j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.runs, j.links
+                j.blocks, j.insns, j.interp_insns, j.bytes, j.flushes, j.entries, j.links
             );
         }
         None => {
             let _ = writeln!(s, " | jit off");
         }
     }
-    let list = |v: &[u64]| -> String {
-        v.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("{c}:{n}")).collect::<Vec<_>>().join(" ")
+    let list = |m: &std::collections::BTreeMap<u32, u64>| -> String {
+        m.iter().map(|(c, n)| format!("{c}:{n}")).collect::<Vec<_>>().join(" ")
     };
     let _ = writeln!(
         s,
         "hart {}: exceptions by cause [{}] interrupts by cause [{}]",
-        h.hartid,
-        list(&st.exceptions),
-        list(&st.interrupts)
+        h.hart,
+        list(&h.exceptions),
+        list(&h.interrupts)
     );
 }
 

@@ -49,6 +49,10 @@ pub enum CliError {
     NoFirmware,
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("--threads {0} with --api-sock: the control API is served between rounds of the one-thread loop; use --threads 1 (the default with --api-sock)")]
+    ApiThreads(u32),
+    #[error("--stats-json {}: {source}", path.display())]
+    StatsJson { path: PathBuf, source: std::io::Error },
     /// `strata disk`: a key, image, packed directory or overlay.
     #[error(transparent)]
     Stream(#[from] strata_stream::StreamError),
@@ -73,6 +77,8 @@ impl CliError {
             | CliError::NoKernel
             | CliError::NoFirmware
             | CliError::Signals(_)
+            | CliError::ApiThreads(_)
+            | CliError::StatsJson { .. }
             | CliError::Stream(_) => 1,
         }
     }
@@ -96,6 +102,9 @@ mod tests {
             CliError::NoKernel,
             CliError::NoFirmware,
             CliError::Signals(io()),
+            CliError::ApiThreads(2),
+            CliError::StatsJson { path: "/x.json".into(), source: io() },
+            CliError::Platform(Error::ApiSock(strata_api::SockError::InUse("/x.sock".into()))),
             CliError::Stream(strata_stream::StreamError::Url("ftp://x".into())),
         ];
         for e in &errors {

@@ -153,6 +153,11 @@ struct RunArgs {
     /// Physical harts (default: one per vCPU, at most 8).
     #[arg(long)]
     harts: Option<u32>,
+    /// Machine memory beyond the VMs' own, for VMs created later through
+    /// the control API (POST /vms; docs/api.md), as -m: 1G, 512M, ...
+    /// (default none).
+    #[arg(long, value_name = "SIZE")]
+    spare_memory: Option<String>,
     /// How cached translations are invalidated when a page changes hands:
     /// pa (exactly the translations reaching it), vmid, or all.
     #[arg(long, default_value = "pa")]
@@ -162,6 +167,8 @@ struct RunArgs {
     /// Print hypervisor, translation and speed counters at the end.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    control: ControlArgs,
     /// Interpret every instruction (also: STRATA_NO_JIT=1).
     #[arg(long)]
     no_jit: bool,
@@ -324,8 +331,15 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     // Console input comes from stdin whatever it is (a terminal, in raw
     // mode; a pipe or file, as it is, so a script can drive the guest).
     let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit, extensions };
-    let mut m = HypMachine::new(&cfg)?;
+    let spare = match &a.spare_memory {
+        Some(m) => {
+            parse_ram_size(m).map_err(|source| CliError::Memory { what: format!("--spare-memory {m}"), source })?
+        }
+        None => 0,
+    };
+    let mut m = HypMachine::with_spare_memory(&cfg, spare)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
+    let api = a.control.start(&mut m)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let out = m.run();
     drop(raw);
@@ -335,6 +349,7 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     } else {
         eprint!("{}", m.host_error_summary());
     }
+    a.control.finish(&m, api)?;
     if out.disk_stop {
         eprintln!("strata: {DISK_STOPPED}");
     }
@@ -400,6 +415,8 @@ struct MachineArgs {
     /// Print translation, trap and speed counters when the machine stops.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    control: ControlArgs,
     /// Interpret every instruction instead of compiling guest code to host
     /// code (also: environment variable STRATA_NO_JIT=1).
     #[arg(long)]
@@ -416,6 +433,47 @@ struct MachineArgs {
     cpu: Option<String>,
     #[command(flatten)]
     virtio: VirtioArgs,
+}
+
+/// The control API and the stats file, for `strata machine` and `strata run`.
+#[derive(clap::Args)]
+struct ControlArgs {
+    /// Serve the REST control API (docs/api.md) on a Unix socket created
+    /// at PATH (mode 0600; removed at exit). A socket another process
+    /// serves on is refused, a stale one replaced, any other file refused.
+    /// The harts then run on one host thread.
+    #[arg(long, value_name = "PATH")]
+    api_sock: Option<PathBuf>,
+    /// Write the --stats counters as JSON to FILE when the machine stops.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+}
+
+impl ControlArgs {
+    /// Starts the API on `r`, if asked.
+    fn start<W: strata_platform::runner::Workload>(
+        &self,
+        r: &mut strata_platform::Runner<W>,
+    ) -> Result<Option<strata_api::ApiServer>, CliError> {
+        self.api_sock.as_deref().map(|p| r.serve_api(p)).transpose().map_err(CliError::from)
+    }
+
+    /// After the run: closes the API (its socket file goes) and writes the
+    /// stats file; says on stderr if the API stopped the machine.
+    fn finish<W: strata_platform::runner::Workload>(
+        &self,
+        r: &strata_platform::Runner<W>,
+        api: Option<strata_api::ApiServer>,
+    ) -> Result<(), CliError> {
+        drop(api);
+        if r.stopped_by_api() {
+            eprintln!("strata: stopped through the control API");
+        }
+        if let Some(p) = &self.stats_json {
+            std::fs::write(p, r.stats_json()).map_err(|source| CliError::StatsJson { path: p.clone(), source })?;
+        }
+        Ok(())
+    }
 }
 
 /// virtio devices, for `strata machine` and `strata run`.
@@ -525,11 +583,18 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
         extensions,
     };
-    let threads = a.threads.unwrap_or(if clock == ClockMode::Host { a.smp } else { 1 });
+    // The control API is served at round boundaries of the one-thread
+    // loop (docs/api.md): with --api-sock the harts share one thread.
+    let api_sock = a.control.api_sock.is_some();
+    if let (true, Some(t @ 2..)) = (api_sock, a.threads) {
+        return Err(CliError::ApiThreads(t));
+    }
+    let threads = a.threads.unwrap_or(if clock == ClockMode::Host && !api_sock { a.smp } else { 1 });
     strata_platform::runner::check_threads(threads as usize, clock)?;
     let mut m = Machine::new(&cfg)?;
     m.set_threads(threads as usize)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
+    let api = a.control.start(&mut m)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = m.run();
     drop(raw);
@@ -539,6 +604,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     } else {
         eprint!("{}", m.host_error_summary());
     }
+    a.control.finish(&m, api)?;
     // As in `run`: the process ends now, no need to free the machine.
     std::mem::forget(m);
     Ok(reason)
