@@ -8,6 +8,7 @@
 //! | host files | [`HostPathError`] | one file for two jobs, serial logs |
 //! | streamed disks | [`StreamError`] | a drive's table (fetch, signature), key, cache or overlay |
 //! | images | [`LoadError`] | firmware, kernel and initrd: the file, its format, where it goes |
+//! | gdb stub | [`strata_gdb::GdbError`] | `--gdb`: the address, listening, the connection |
 //! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
 //!
 //! Every variant reaches the user the same way: the CLI prints
@@ -61,6 +62,9 @@ pub enum Error {
     /// Hart threads asked for with a clock that needs one thread.
     #[error("--threads {threads}: the {clock} clock moves with the instructions run, which only one thread keeps deterministic; use --clock host or --threads 1")]
     ThreadsNeedHostClock { threads: usize, clock: &'static str },
+    /// The gdb stub could not listen, or its connection failed.
+    #[error(transparent)]
+    Gdb(#[from] strata_gdb::GdbError),
     #[error("cannot make a wake-up socket: {0}")]
     Waker(std::io::Error),
     #[error("no VM to run")]

@@ -414,6 +414,11 @@ struct MachineArgs {
     /// these. rva23 is refused until the profile is complete.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
+    /// Serve gdb's remote protocol on tcp:ADDRESS:PORT, unix:PATH or a
+    /// socket path; the harts wait for gdb before their first instruction
+    /// (docs/gdb.md).
+    #[arg(long, value_name = "ADDR")]
+    gdb: Option<String>,
     #[command(flatten)]
     virtio: VirtioArgs,
 }
@@ -525,13 +530,18 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
         extensions,
     };
+    let gdb =
+        a.gdb.as_deref().map(str::parse::<strata_gdb::GdbAddr>).transpose().map_err(strata_platform::Error::from)?;
     let threads = a.threads.unwrap_or(if clock == ClockMode::Host { a.smp } else { 1 });
     strata_platform::runner::check_threads(threads as usize, clock)?;
     let mut m = Machine::new(&cfg)?;
     m.set_threads(threads as usize)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let raw = if interactive { RawMode::enable() } else { None };
-    let reason = m.run();
+    let reason = match &gdb {
+        Some(addr) => strata_platform::debug::serve_board(&mut m, addr)?,
+        None => m.run(),
+    };
     drop(raw);
     m.shut_down();
     if a.stats {
