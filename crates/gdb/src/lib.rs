@@ -197,7 +197,11 @@ impl Listener {
                 if p.symlink_metadata().is_ok() {
                     return Err(GdbError::SocketExists(p.clone()));
                 }
-                let l = UnixListener::bind(p).map_err(|source| GdbError::Listen { what, source })?;
+                let l = UnixListener::bind(p).map_err(|source| GdbError::Listen { what: what.clone(), source })?;
+                // Whoever connects controls the machine: owner only.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|source| GdbError::Listen { what, source })?;
                 Ok(Listener::Unix(l, p.clone()))
             }
         }

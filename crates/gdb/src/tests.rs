@@ -253,3 +253,13 @@ fn register_numbers_follow_gdb() {
     names.dedup();
     assert_eq!(names.len(), CSRS.len(), "a CSR listed twice");
 }
+
+#[test]
+fn a_unix_socket_is_owner_only_and_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = std::env::temp_dir().join(format!("strata-gdb-mode-{}.sock", std::process::id()));
+    let l = Listener::bind(&GdbAddr::Unix(p.clone())).unwrap();
+    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(l);
+    assert!(!p.exists(), "the socket file outlived its listener");
+}
