@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | waiting for gdb ([`serve_board`]) | nothing: the harts wait before their first instruction, as QEMU's `-s -S` | gdb connects |
 //! | stopped (gdb has the prompt) | nothing; host time (with `--clock host`) goes on | gdb's `c` or `s` |
-//! | continue | rounds of the [`Runner`] on one thread; each hart through [`Hart::run_until`] (the pc checked against the breakpoints before each instruction of a page that holds one; other pages at full speed) | a hart reaches a breakpoint (the round ends there; later harts do not run in it), gdb sends Ctrl-C (looked at every [`INTERRUPT_ROUNDS`] rounds; in an idle wait, at the next timer), or the machine ends |
+//! | continue | rounds of the [`Runner`](crate::Runner) on one thread; each hart through [`Hart::run_until`] (the pc checked against the breakpoints before each instruction of a page that holds one; other pages at full speed) | a hart reaches a breakpoint (the round ends there; later harts do not run in it), gdb sends Ctrl-C (looked at every [`INTERRUPT_ROUNDS`] rounds; in an idle wait, at the next timer), or the machine ends |
 //! | step | one round in which only the stepped hart runs, one instruction ([`Hart::step_one`]: no interrupt taken first) | after it |
 //! | detached | the machine runs on as without `--gdb` (hart threads too) | as usual |
 //!
