@@ -149,7 +149,7 @@ check "2 harts are 2 gdb threads" "$(val THREADS)" 2
 check "before the first instruction: hart 0 at the kernel's entry in M-mode" "$(val T1PC) $(sed -n 's/.*T1PC=[^ ]* PRIV=\([0-9]*\).*/\1/p' <<<"$G")" "80000000 3"
 check "thread 1 is hart 0" "$(val HARTID)" 0
 check "thread 2 is hart 1 (its own mhartid)" "$(val T2HARTID)" 1
-check "hbreak on start_kernel: pc = System.map address" "$(val SKPC)" "${SYM[start_kernel]}"
+check "hbreak on start_kernel: pc = the kallsyms address" "$(val SKPC)" "${SYM[start_kernel]}"
 sk_line=$(grep -m1 'SKPC=' <<<"$G" || true)
 sk_priv=$(sed -n 's/.*PRIV=\([0-9]*\).*/\1/p' <<<"$sk_line")
 sk_satp=$(sed -n 's/.*SATPMODE=\([0-9]*\).*/\1/p' <<<"$sk_line")
@@ -175,7 +175,7 @@ else
     fail "no instruction read at start_kernel"
 fi
 ki_line=$(grep -m1 'KIPC=' <<<"$G" || true)
-check "break (Z0) on kernel_init: pc = System.map address" "$(sed -n 's/.*KIPC=\([0-9a-f]*\).*/\1/p' <<<"$ki_line")" "${SYM[kernel_init]}"
+check "break (Z0) on kernel_init: pc = the kallsyms address" "$(sed -n 's/.*KIPC=\([0-9a-f]*\).*/\1/p' <<<"$ki_line")" "${SYM[kernel_init]}"
 if grep -q "exited normally" <<<"$G"; then pass "continue runs to power-off: gdb sees the machine exit normally"
 else fail "gdb did not see the machine exit (log $LOG/gdb-session-tcp.log)"; fi
 check "strata exits 0 after the power-off" "$RC" 0
