@@ -20,6 +20,7 @@
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
 #   make hyp-test     strata run: VMs under Strata's hypervisor (tests/hyp)
+#   make gdb-test     the gdb stub with gdb-multiarch against the Debian kernel (tests/gdb)
 #   make rootfs       Debian trixie + systemd ext4 image, cached in /var/cache/strata
 #                     (scripts/build-rootfs.sh; minutes the first time, then instant)
 #   make stream-test  that image packed, served by nginx on loopback, booted from a
@@ -101,6 +102,7 @@ test: check setup build
 	tests/kvm/kvm-test.sh --machine strata
 	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
+	$(MAKE) --no-print-directory gdb-test
 	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
@@ -164,6 +166,11 @@ models:
 
 hyp-test: setup build
 	tests/hyp/run-test.sh
+
+# The gdb stub (docs/gdb.md): gdb-multiarch in batch mode against the guest kernel.
+.PHONY: gdb-test
+gdb-test: setup build
+	tests/gdb/gdb-test.sh
 
 # Cached outside the checkout (/var/cache/strata, keyed on its inputs): built
 # once per machine, reused by every clone.

@@ -274,7 +274,7 @@ impl Hart {
 
     /// The value of CSR `n` with no access checks; `virt` selects the VS
     /// CSRs in place of the S CSRs. `None` if there is no such CSR.
-    fn csr_value(&self, bus: &mut dyn Bus, n: u16, virt: bool) -> Option<u64> {
+    pub(crate) fn csr_value(&self, bus: &mut dyn Bus, n: u16, virt: bool) -> Option<u64> {
         use addr::*;
         let c = &self.csr;
         Some(match n {

@@ -8,6 +8,7 @@
 mod bitmanip;
 mod code;
 pub mod csr;
+mod debug;
 pub mod decode;
 mod exec;
 mod fp;

@@ -9,6 +9,7 @@
 //! | streamed disks | [`StreamError`] | a drive's table (fetch, signature), key, cache or overlay |
 //! | images | [`LoadError`] | firmware, kernel and initrd: the file, its format, where it goes |
 //! | API socket | [`strata_api::SockError`] | `--api-sock`: in use, not a socket, cannot bind |
+//! | gdb stub | [`strata_gdb::GdbError`] | `--gdb`: the address, listening, the connection |
 //! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
 //!
 //! Every variant reaches the user the same way: the CLI prints
@@ -65,6 +66,9 @@ pub enum Error {
     /// The control API's socket (`--api-sock`) could not be made.
     #[error(transparent)]
     ApiSock(#[from] strata_api::SockError),
+    /// The gdb stub could not listen, or its connection failed.
+    #[error(transparent)]
+    Gdb(#[from] strata_gdb::GdbError),
     #[error("cannot make a wake-up socket: {0}")]
     Waker(std::io::Error),
     #[error("no VM to run")]

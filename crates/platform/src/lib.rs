@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod console;
+pub mod debug;
 pub mod error;
 pub mod fdt;
 pub mod hostpaths;

@@ -89,7 +89,7 @@ impl ExitReason {
 /// The part of the board the harts reach through `strata_hart::Bus`: the
 /// devices behind one lock (every hart thread has a clone), and time.
 #[derive(Clone)]
-struct BoardBus {
+pub(crate) struct BoardBus {
     devices: Arc<Mutex<DeviceBus>>,
     time: Arc<Timebase>,
 }
@@ -112,7 +112,7 @@ impl strata_hart::Bus for BoardBus {
 /// The bare board as a workload: its devices, its console, and the power
 /// request that ends it.
 pub struct BareBoard {
-    bus: BoardBus,
+    pub(crate) bus: BoardBus,
     aclint: Arc<Mutex<Aclint>>,
     rtc: Arc<Mutex<GoldfishRtc>>,
     uart: Arc<Mutex<Uart>>,
@@ -127,6 +127,9 @@ pub struct BareBoard {
     pub layout: Layout,
     /// The configuration as the control API shows it (`GET /machine`).
     info: serde_json::Value,
+    /// Under gdb (`debug.rs`): breakpoints, a step, why the harts stopped.
+    /// `None` (no debugger) keeps slices on the fast path.
+    pub(crate) debug: Option<crate::debug::DebugRun>,
 }
 
 /// The bare board on the runner.
@@ -146,6 +149,9 @@ impl Workload for BareBoard {
 
     #[inline]
     fn run_slice(&mut self, harts: &mut [Hart], _time: &Arc<Timebase>, budget: u64) -> Slice {
+        if let Some(d) = &mut self.debug {
+            return d.run_slice(harts, &mut self.bus, &mut self.stuck, budget);
+        }
         let mut used = Vec::with_capacity(harts.len());
         let mut all_idle = true;
         for h in harts.iter_mut() {
@@ -368,7 +374,7 @@ impl Runner<BareBoard> {
             "dtb": format!("{:#x}", layout.dtb),
         });
         let board =
-            BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout, info };
+            BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout, info, debug: None };
         Runner::from_parts(ram, harts, board, time, cfg.clock, virtio, cfg.console_stdin)
     }
 

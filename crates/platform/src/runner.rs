@@ -507,7 +507,7 @@ impl<W: Workload> Runner<W> {
     /// As [`run`](Self::run), for at most `rounds` rounds (tests bound a
     /// run with it).
     pub fn run_rounds(&mut self, rounds: u64) -> W::Outcome {
-        let start = *self.started.get_or_insert_with(Instant::now);
+        self.started.get_or_insert_with(Instant::now);
         let mut n = 0;
         let end = loop {
             if n == rounds {
@@ -518,6 +518,21 @@ impl<W: Workload> Runner<W> {
                 break end;
             }
         };
+        self.finish(end)
+    }
+
+    /// One round, for a caller that runs the loop itself (the gdb stub,
+    /// `debug.rs`): `Some` when the run would end; then
+    /// [`finish`](Self::finish) gives its outcome.
+    pub fn round_once(&mut self) -> Option<RunEnd> {
+        self.started.get_or_insert_with(Instant::now);
+        self.round()
+    }
+
+    /// Ends a run that ended for `end`: flushes the consoles and samples,
+    /// and gives the workload's outcome.
+    pub fn finish(&mut self, end: RunEnd) -> W::Outcome {
+        let start = *self.started.get_or_insert_with(Instant::now);
         self.work.flush_consoles(true);
         if let Some(s) = &mut self.samples {
             let _ = s.flush();

@@ -431,6 +431,11 @@ struct MachineArgs {
     /// these. rva23 is refused until the profile is complete.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
+    /// Serve gdb's remote protocol on tcp:ADDRESS:PORT, unix:PATH or a
+    /// socket path; the harts wait for gdb before their first instruction
+    /// (docs/gdb.md).
+    #[arg(long, value_name = "ADDR")]
+    gdb: Option<String>,
     #[command(flatten)]
     virtio: VirtioArgs,
 }
@@ -589,6 +594,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     if let (true, Some(t @ 2..)) = (api_sock, a.threads) {
         return Err(CliError::ApiThreads(t));
     }
+    let gdb =
+        a.gdb.as_deref().map(str::parse::<strata_gdb::GdbAddr>).transpose().map_err(strata_platform::Error::from)?;
     let threads = a.threads.unwrap_or(if clock == ClockMode::Host && !api_sock { a.smp } else { 1 });
     strata_platform::runner::check_threads(threads as usize, clock)?;
     let mut m = Machine::new(&cfg)?;
@@ -596,7 +603,10 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     let api = a.control.start(&mut m)?;
     let raw = if interactive { RawMode::enable() } else { None };
-    let reason = m.run();
+    let reason = match &gdb {
+        Some(addr) => strata_platform::debug::serve_board(&mut m, addr)?,
+        None => m.run(),
+    };
     drop(raw);
     m.shut_down();
     if a.stats {

@@ -1,0 +1,198 @@
+//! What a debugger (the gdb stub, `crates/gdb`) needs from a hart, apart
+//! from the fast path: running until the pc reaches a breakpoint, one
+//! instruction at a time, CSRs without access checks, and addresses
+//! translated through the hart's current translation without side effects.
+//!
+//! Breakpoints are a pc check *before* an instruction runs, never a patch
+//! of guest memory, so the decoded-code cache and the JIT need not know of
+//! them. [`Hart::run_until`] is [`Hart::run`] with that check: a page that
+//! holds no breakpoint runs as usual (decoded-code cache, JIT); a page that
+//! holds one runs one instruction at a time, the pc checked before each.
+//! [`Hart::run`] itself is unchanged: a machine with no debugger attached
+//! never comes here.
+//!
+//! | call | runs | stops |
+//! | --- | --- | --- |
+//! | [`Hart::run_until`] | up to `budget` slots, interrupts taken as in `run` | before an instruction at a breakpoint (it has not run), WFI, budget |
+//! | [`Hart::step_one`] | one instruction, or the trap it raises | after it; interrupts are not taken (as QEMU's default single step, `SSTEP_NOIRQ`) |
+//! | [`Hart::debug_translate`] | a page-table walk of the current translation | never sets A/D, never touches the TLB or the walk counters |
+
+use std::collections::BTreeSet;
+
+use crate::csr::{hgatp, satp};
+use crate::{Bus, Hart, Priv, RunExit};
+use strata_memory::GuestRam;
+use strata_mmu::walk::{self, PtMemory, Scheme};
+use strata_mmu::Access;
+
+/// Page-table memory for a debugger's walk: PTEs read from RAM (through
+/// the G-stage first when `g` is set), A/D updates reported done without
+/// writing, so that looking at memory changes nothing the guest can see.
+struct PeekPt<'a> {
+    ram: &'a GuestRam,
+    /// The G-stage (scheme, root page) that PTE addresses go through: the
+    /// VS-stage tables of a two-stage translation live in guest-physical
+    /// memory (Priv. §8.5.1).
+    g: Option<(Scheme, u64)>,
+}
+
+impl PtMemory for PeekPt<'_> {
+    type Error = ();
+    fn read_pte(&mut self, addr: u64) -> Result<u64, ()> {
+        let pa = match self.g {
+            Some((scheme, root)) => g_translate(self.ram, scheme, root, addr).ok_or(())?,
+            None => addr,
+        };
+        self.ram.load(pa, 8).map_err(|_| ())
+    }
+    fn update_pte(&mut self, _addr: u64, _old: u64, _new: u64) -> Result<bool, ()> {
+        // §4.3.2 step 7 would set A (and D); a debugger's look must not.
+        Ok(true)
+    }
+}
+
+/// The G-stage walk of guest-physical `gpa` (§8.5.1: every G-stage access
+/// is checked as a U-mode one).
+fn g_translate(ram: &GuestRam, scheme: Scheme, root: u64, gpa: u64) -> Option<u64> {
+    let perms = walk::Perms { user: true, sum: false, mxr: true, hlvx: false };
+    walk::walk(&mut PeekPt { ram, g: None }, scheme, root, gpa, Access::Load, perms).ok().map(|l| l.pa)
+}
+
+fn scheme_of_atp(atp: u64) -> Option<Scheme> {
+    match atp >> satp::MODE_SHIFT {
+        satp::SV39 => Some(Scheme::SV39),
+        satp::SV48 => Some(Scheme::SV48),
+        _ => None,
+    }
+}
+
+impl Hart {
+    /// As [`run`](Self::run), but stops before running an instruction whose
+    /// pc is in `breaks`: returns the slots used, why it stopped, and
+    /// whether a breakpoint stopped it (then `self.pc` is that breakpoint
+    /// and the instruction there has not run).
+    pub fn run_until(&mut self, bus: &mut dyn Bus, budget: u64, breaks: &BTreeSet<u64>) -> (u64, RunExit, bool) {
+        let mut used = 0;
+        let mut exit = RunExit::Budget;
+        let mut hit = false;
+        'slice: while used < budget {
+            self.event = false;
+            if self.hyp_exit.is_some() {
+                break;
+            }
+            self.poll_interrupts();
+            if self.wfi {
+                exit = RunExit::Idle;
+                break;
+            }
+            while used < budget {
+                let pc = self.pc;
+                if breaks.contains(&pc) {
+                    hit = true;
+                    break 'slice;
+                }
+                let page = pc & !0xfff;
+                if breaks.range(page..=page | 0xfff).next().is_some() {
+                    // A breakpoint in this page: one instruction at a time.
+                    used += 1;
+                    self.step_slow(bus);
+                } else {
+                    // The page runs as in `run` and leaves it only by
+                    // returning (`run_page`, `run_page_jit` stop at the
+                    // page's end), so no breakpoint is passed over.
+                    match self.enter_code_page(pc) {
+                        Ok(Some(idx)) => used += self.run_code_page(bus, idx, pc, budget - used),
+                        Ok(None) => {
+                            used += 1;
+                            self.step_slow(bus);
+                        }
+                        Err(t) => {
+                            used += 1;
+                            self.take_trap(t.cause, t.tval);
+                        }
+                    }
+                }
+                if self.event {
+                    break;
+                }
+            }
+            if std::mem::take(&mut self.yield_slice) {
+                break;
+            }
+        }
+        self.reservation = None;
+        self.stats.steps += used;
+        (used, exit, hit)
+    }
+
+    /// Runs one instruction (or takes the trap it raises), without taking
+    /// interrupts first. A hart in WFI stays there (false); true if an
+    /// instruction slot was used.
+    pub fn step_one(&mut self, bus: &mut dyn Bus) -> bool {
+        if self.wfi {
+            return false;
+        }
+        self.event = false;
+        self.step_slow(bus);
+        self.reservation = None;
+        self.stats.steps += 1;
+        true
+    }
+
+    /// The physical address that `va` has for a load in the hart's current
+    /// mode (`prv`, `virt`; not `mstatus.MPRV`), with SUM and MXR as if set
+    /// so that user pages and execute-only code are readable too. `None`
+    /// if the current tables do not map it. Sets no A/D bit and leaves the
+    /// TLB and the walk counters alone.
+    pub fn debug_translate(&self, va: u64) -> Option<u64> {
+        if self.prv == Priv::M {
+            return Some(va);
+        }
+        let perms = walk::Perms { user: self.prv == Priv::U, sum: true, mxr: true, hlvx: false };
+        if !self.virt {
+            let Some(scheme) = scheme_of_atp(self.csr.satp) else { return Some(va) };
+            let root = self.csr.satp & satp::PPN_MASK;
+            return walk::walk(&mut PeekPt { ram: &self.ram, g: None }, scheme, root, va, Access::Load, perms)
+                .ok()
+                .map(|l| l.pa);
+        }
+        // Two-stage (§8.5): the VS-stage through `vsatp`, its tables and
+        // the result through the G-stage of `hgatp`.
+        let g = match self.csr.hgatp >> hgatp::MODE_SHIFT {
+            hgatp::SV39X4 => Some((Scheme::SV39X4, self.csr.hgatp & hgatp::PPN_MASK)),
+            hgatp::SV48X4 => Some((Scheme::SV48X4, self.csr.hgatp & hgatp::PPN_MASK)),
+            _ => None,
+        };
+        let gpa = match scheme_of_atp(self.csr.vsatp) {
+            None => va,
+            Some(scheme) => {
+                let root = self.csr.vsatp & satp::PPN_MASK;
+                walk::walk(&mut PeekPt { ram: &self.ram, g }, scheme, root, va, Access::Load, perms).ok()?.pa
+            }
+        };
+        match g {
+            Some((scheme, root)) => g_translate(&self.ram, scheme, root, gpa),
+            None => Some(gpa),
+        }
+    }
+
+    /// CSR `n` as the hart holds it, without access checks (a debugger
+    /// reads M-mode CSRs from anywhere); the S CSRs are HS's, not VS's.
+    /// `None` if the hart has no such CSR.
+    pub fn debug_csr_read(&self, bus: &mut dyn Bus, n: u16) -> Option<u64> {
+        self.csr_value(bus, n, false)
+    }
+
+    /// Writes CSR `n` as a CSR instruction in M-mode would (WARL fields
+    /// keep their legal values); false if the hart has no such CSR.
+    pub fn debug_csr_write(&mut self, bus: &mut dyn Bus, n: u16, v: u64) -> bool {
+        if self.csr_value(bus, n, false).is_none() {
+            return false;
+        }
+        let virt = std::mem::replace(&mut self.virt, false);
+        let ok = self.csr_write(n, v).is_ok();
+        self.virt = virt;
+        self.event = true;
+        ok
+    }
+}
