@@ -17,6 +17,7 @@ pub use strata_arch::isa;
 mod jit;
 mod mem;
 mod progress;
+pub mod state;
 pub mod stats;
 pub mod trap;
 
@@ -46,6 +47,7 @@ pub trait Bus {
 }
 
 pub use code::CodeStats;
+pub use state::HartState;
 
 pub struct Hart {
     pub hartid: u64,

@@ -83,6 +83,8 @@ use crate::error::Error;
 
 pub mod parallel;
 pub use parallel::{HartHost, ThreadStats, SERVICE_TICK};
+pub mod snapshot;
+pub use snapshot::{SnapshotInfo, SnapshotPlan, WorkloadSave};
 
 /// Instructions a hart runs before the loop turns to the next hart and to
 /// the devices.
@@ -239,6 +241,15 @@ pub trait Workload {
     fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
         None
     }
+    /// A snapshot (`runner/snapshot.rs`): the machine's description and its
+    /// devices' state, or why this workload cannot be saved.
+    fn save(&mut self) -> Result<WorkloadSave, String> {
+        Err("snapshots of this machine are not supported yet".into())
+    }
+    /// Restores what [`save`](Self::save) gave (the `state` part).
+    fn restore(&mut self, _state: &[u8]) -> Result<(), String> {
+        Err("snapshots of this machine are not supported yet".into())
+    }
 }
 
 /// Asks a running machine to stop: from another thread, or from a signal
@@ -340,6 +351,8 @@ pub struct Runner<W: Workload> {
     /// them no buffers yet): until the guest runs again, they are polled
     /// on a timer instead of waited on.
     virtio_stalled: bool,
+    /// Snapshot requests and where they go (`runner/snapshot.rs`).
+    snap: snapshot::SnapshotControl,
 }
 
 impl<W: Workload> Runner<W> {
@@ -391,6 +404,7 @@ impl<W: Workload> Runner<W> {
             thread_stats: Vec::new(),
             virtio_woke: false,
             virtio_stalled: false,
+            snap: Default::default(),
         })
     }
 
@@ -503,6 +517,9 @@ impl<W: Workload> Runner<W> {
         if let Some(sig) = self.stop.take() {
             return Some(RunEnd::Stopped(sig));
         }
+        if let Some(end) = self.snapshot_point() {
+            return Some(end);
+        }
         self.rounds += 1;
         if let Some(s) = &mut self.samples {
             for h in &self.harts {
@@ -563,6 +580,7 @@ impl<W: Workload> Runner<W> {
                     }
                 }
                 Some(Input::NextConsole) => self.work.next_console(),
+                Some(Input::Snapshot) => self.request_snapshot(),
                 Some(Input::Quit) => return Some(RunEnd::Quit),
                 Some(Input::Eof) => self.input = None,
                 None => return None,
