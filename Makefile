@@ -23,6 +23,8 @@
 #                     (scripts/build-rootfs.sh; minutes the first time, then instant)
 #   make stream-test  that image packed, served by nginx on loopback, booted from a
 #                     streamed drive; failures of the server and the data (tests/stream)
+#   make snapshot-test snapshots of the bare board: restored runs print what the
+#                     uninterrupted run printed, byte for byte; bad files refused (tests/snapshot)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
@@ -96,6 +98,7 @@ test: check setup build
 	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
+	$(MAKE) --no-print-directory snapshot-test
 	$(MAKE) --no-print-directory systemd-test
 
 cargo-test:
@@ -163,6 +166,11 @@ systemd-test-qemu: setup rootfs
 stream-test: setup build rootfs
 	tests/stream/stream-test.sh
 
+# Snapshots (docs/snapshot.md): determinism at two points, refusals, triggers.
+.PHONY: snapshot-test
+snapshot-test: setup build
+	tests/snapshot/snapshot-test.sh
+
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build
 	scripts/bench-boot.sh
@@ -172,6 +180,7 @@ bench: setup build
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
 	scripts/bench-stream.sh
+	scripts/bench-snapshot.sh
 
 clean:
 	rm -rf build

@@ -326,6 +326,8 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     let cfg = RunConfig { vms, harts, policy, clock, console_stdout: true, console_stdin: true, jit, extensions };
     let mut m = HypMachine::new(&cfg)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
+    // Ctrl-A s and SIGUSR1 are refused with a message (not yet supported).
+    m.install_snapshot_signal().map_err(CliError::Signals)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let out = m.run();
     drop(raw);

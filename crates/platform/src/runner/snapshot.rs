@@ -143,12 +143,13 @@ impl<W: Workload> Runner<W> {
     /// Writes a snapshot of the machine as it is now (between rounds) to
     /// the plan's file.
     pub fn save_snapshot(&mut self) -> Result<SnapshotInfo, Error> {
-        let path = self.snap.plan.path.clone().ok_or(Error::NoSnapshotFile)?;
         let refused = |why: String| Error::SnapshotRefused(why);
         // What the guest printed before this point is out before the
         // snapshot's report.
         self.work.flush_consoles(false);
+        // First whether this machine can be saved at all, then where to.
         let ws = self.work.save().map_err(refused)?;
+        let path = self.snap.plan.path.clone().ok_or(Error::NoSnapshotFile)?;
         let virtio = self.virtio.iter().map(|d| super::lock(d).save()).collect::<Result<_, _>>().map_err(refused)?;
         let state = RunnerState {
             clock: self.clock.name().into(),
