@@ -123,3 +123,46 @@ impl Hart {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use strata_devices::HartIrqs;
+    use strata_memory::GuestRam;
+
+    fn hart(id: u64) -> Hart {
+        Hart::new(id, Arc::new(GuestRam::new(0x8000_0000, 1 << 20).unwrap()), HartIrqs::new())
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let mut a = hart(0);
+        a.x[5] = 7;
+        a.f[3] = 0x7ff8_0000_0000_0000;
+        a.pc = 0x8000_1234;
+        a.prv = Priv::S;
+        a.virt = true;
+        a.csr.hgatp = 8 << 60 | 5 << 44;
+        a.csr.vsatp = 9 << 60 | 1;
+        a.pmp.write_addr(0, 0x2000_0000);
+        a.pmp.write_cfg(0, 0x9f); // NAPOT RWX, locked
+        a.reservation = Some(0x8000_0040);
+        a.irqs.set(7, true);
+        let s = a.save();
+        let mut b = hart(0);
+        b.restore(&s).unwrap();
+        assert_eq!(b.save(), s);
+        assert_eq!((b.pmp.read_cfg(0), b.pmp.read_addr(0)), (0x9f, 0x2000_0000));
+        assert_eq!(b.irqs.pending(), 1 << 7);
+
+        assert!(hart(1).restore(&s).unwrap_err().contains("hart 0"));
+        for (prv, virt, why) in [(2, false, "privilege 2"), (3, true, "V=1")] {
+            let bad = HartState { prv, virt, ..s.clone() };
+            assert!(hart(0).restore(&bad).unwrap_err().contains(why), "{prv} {virt}");
+        }
+        let mut x0 = s.clone();
+        x0.x[0] = 1;
+        assert!(hart(0).restore(&x0).unwrap_err().contains("x0"));
+    }
+}
