@@ -546,7 +546,11 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
                 jit,
                 ignore_disk_changes: a.restore_ignore_disk_changes,
             };
+            let t0 = std::time::Instant::now();
             let m = Machine::restore(file, &o)?;
+            if a.stats {
+                eprintln!("strata: restored {} in {:.3} s", file.display(), t0.elapsed().as_secs_f64());
+            }
             let threads =
                 a.threads.map_or(if m.clock() == ClockMode::Host { m.harts.len() } else { 1 }, |t| t as usize);
             (m, threads)

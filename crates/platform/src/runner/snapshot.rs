@@ -123,14 +123,16 @@ impl<W: Workload> Runner<W> {
         if !due {
             return None;
         }
+        let t0 = std::time::Instant::now();
         match self.save_snapshot() {
             Ok(i) => eprintln!(
-                "\r\nstrata: snapshot {}: {} bytes, RAM {} pages ({} zero), console offset {}\r",
+                "\r\nstrata: snapshot {}: {} bytes, RAM {} pages ({} zero), console offset {}, saved in {:.3} s\r",
                 i.path.display(),
                 i.bytes,
                 i.ram.pages,
                 i.ram.zero_pages,
-                i.console_offset
+                i.console_offset,
+                t0.elapsed().as_secs_f64()
             ),
             Err(e) => {
                 eprintln!("\r\nstrata: no snapshot taken: {e}\r");
