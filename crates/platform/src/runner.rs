@@ -13,7 +13,7 @@
 //!
 //! | step | what |
 //! | --- | --- |
-//! | 1 | a stop request (signal) ends the run |
+//! | 1 | a stop request (signal) ends the run; a snapshot that is due is taken ([`snapshot`]) |
 //! | 2 | [`Workload::run_slice`]: every hart runs up to [`CHUNK`] instruction slots |
 //! | 3 | guest time moves: [`ClockMode::Virtual`]/[`Paced`](ClockMode::Paced) by the busiest hart's slots, [`INSNS_PER_TICK`] to a tick, the remainder carried to the next round; [`Host`](ClockMode::Host) by itself |
 //! | 4 | [`Workload::update_devices`]: timer lines and RTC alarms follow time |
@@ -55,13 +55,15 @@
 //!   scheduler, with cross-hart operations (unloading a vCPU elsewhere,
 //!   invalidation by physical address) as requests the target hart's
 //!   thread serves.
-//! - **Snapshots** (issue 15): a round boundary is the quiescent point —
-//!   no hart is inside an instruction, every device has seen the time, no
-//!   console byte is half delivered (it is in `held`). A snapshot takes the
-//!   runner's state (RAM, harts, [`Timebase::raw`] and the tick remainder,
-//!   the clock mode) and asks the workload for its own (a `save`/`restore`
-//!   pair beside `stats`); a stop request already ends the run at exactly
-//!   that point, so "snapshot on a signal" is a second kind of request.
+//! - **Snapshots** (issue 15, [`snapshot`], docs/snapshot.md): a round
+//!   boundary is the quiescent point — no hart is inside an instruction,
+//!   every device has seen the time, no console byte is half delivered (it
+//!   is in `held`). A snapshot takes the runner's state (RAM, harts,
+//!   [`Timebase::raw`] and the tick remainder, the clock mode, the virtio
+//!   transports) and asks the workload for its own
+//!   ([`Workload::save`]/[`Workload::restore`]); `Ctrl-A s` and SIGUSR1
+//!   are a second kind of request beside the stop request. Live migration
+//!   would send the same records over a socket, round after round.
 
 use std::fmt::Write as _;
 use std::io::{BufWriter, Read as _, Write as _};
