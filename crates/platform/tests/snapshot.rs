@@ -34,7 +34,7 @@ fn ram(m: &Machine) -> Vec<u8> {
 #[test]
 fn a_restored_machine_ends_as_the_original() {
     // Read-only: both machines have the image open at once.
-    let disk = file("disk.img", &(0..1u32 << 20).map(|i| (i * 7 >> 3) as u8).collect::<Vec<_>>());
+    let disk = file("disk.img", &(0..1u32 << 20).map(|i| ((i * 7) >> 3) as u8).collect::<Vec<_>>());
     let board = common::board();
     let mut compared = 0;
     for seed in common::seeds(1..=8) {
@@ -55,7 +55,9 @@ fn a_restored_machine_ends_as_the_original() {
             console_stdin: false,
             serial_log: None,
             virtio: VirtioConfig {
-                drives: vec![strata_platform::DriveSpec::parse(&format!("file={},readonly=on", disk.display())).unwrap()],
+                drives: vec![
+                    strata_platform::DriveSpec::parse(&format!("file={},readonly=on", disk.display())).unwrap()
+                ],
                 ..Default::default()
             },
             jit: seed % 2 == 0,

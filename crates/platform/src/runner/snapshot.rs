@@ -9,7 +9,7 @@
 //! | section | what | who |
 //! | --- | --- | --- |
 //! | `CONF` | the machine to build (RAM, harts, ISA, clock, devices, disk images with size and mtime) | the workload ([`WorkloadSave::config`]) |
-//! | `STAT` | [`RunnerState`]: guest time (raw count, guest offset, tick remainder), clock mode, the held console byte, the poll phase, every hart's [`HartState`], and the workload's own device state | the runner and the workload |
+//! | `STAT` | `RunnerState`: guest time (raw count, guest offset, tick remainder), clock mode, the held console byte, the poll phase, every hart's [`HartState`], and the workload's own device state | the runner and the workload |
 //! | `RAM\0` | guest RAM, sparse and compressed | the runner |
 //! | `META` | `console_offset=N`: bytes the guest printed before the snapshot | the runner |
 //!
