@@ -558,6 +558,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
         None => {
             let kernel = a.kernel.ok_or(CliError::NoKernel)?;
             let threads = a.threads.unwrap_or(if clock == ClockMode::Host { a.smp } else { 1 }) as usize;
+            // Before the machine is built: a flag error before file errors.
+            strata_platform::runner::check_threads(threads, clock)?;
             (
                 Machine::new(&MachineConfig {
                     ram_size,
