@@ -169,7 +169,7 @@ else
     fail "--snapshot-and-stop: status $rc, $(head -c 300 "$LOG/stop.err")"
 fi
 
-# SIGUSR1 and Ctrl-A s on a machine on the host clock: a snapshot each, the
+# SIGUSR1 (host clock) and Ctrl-A s (virtual clock) while the guest boots: a snapshot each, the
 # machine runs on to power-off, and each snapshot restores to power-off.
 wait_for() {   # wait_for PATTERN FILE: up to 60 s
     for _ in $(seq 600); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.1; done
@@ -206,6 +206,20 @@ for how in sigusr1 ctrl-a-s; do
         fail "$how: the restored run ended with status $rc ($LOG/$how-restored.err)"
     fi
 done
+
+# Two hart threads (the host clock's default with --smp 2): no round boundary
+# for all harts, Ctrl-A s is refused with a message; Ctrl-A x still quits.
+rm -f "$LOG/threads.out" "$LOG/threads.snap"
+{ wait_for "Linux version" "$LOG/threads.out"; printf '\001s'; wait_for "none taken" "$LOG/threads.err"; printf '\001x'; } \
+    | timeout 300 "$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio" \
+        --append "$APPEND" --smp 2 --snapshot-file "$LOG/threads.snap" >"$LOG/threads.out" 2>"$LOG/threads.err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "snapshots need the harts on one thread (--threads 1); none taken" "$LOG/threads.err" \
+    && [ ! -e "$LOG/threads.snap" ]; then
+    pass "two hart threads: Ctrl-A s refused with a message, no file written"
+else
+    fail "two hart threads: status $rc, $(grep strata: "$LOG/threads.err" | head -3)"
+fi
 
 # strata run: not yet supported, said on Ctrl-A s; the VM runs on.
 rm -f "$LOG/run.out"

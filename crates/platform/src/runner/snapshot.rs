@@ -104,9 +104,14 @@ impl<W: Workload> Runner<W> {
     /// Asks for a snapshot at the next round boundary (`Ctrl-A s`).
     pub(super) fn request_snapshot(&self) {
         self.snap.request.store(true, Ordering::SeqCst);
-        if self.threads() > 1 {
+    }
+
+    /// Hart threads have no round boundary for all harts at once: a request
+    /// (SIGUSR1, or `Ctrl-A s` through [`request_snapshot`](Self::request_snapshot))
+    /// is refused with a message. Called by the service loop.
+    pub(super) fn refuse_parallel_snapshot(&self) {
+        if self.snap.request.swap(false, Ordering::SeqCst) {
             eprintln!("\r\nstrata: snapshots need the harts on one thread (--threads 1); none taken\r");
-            self.snap.request.store(false, Ordering::SeqCst);
         }
     }
 
