@@ -25,6 +25,8 @@
 #                     (scripts/build-rootfs.sh; minutes the first time, then instant)
 #   make stream-test  that image packed, served by nginx on loopback, booted from a
 #                     streamed drive; failures of the server and the data (tests/stream)
+#   make snapshot-test snapshots of the bare board: restored runs print what the
+#                     uninterrupted run printed, byte for byte; bad files refused (tests/snapshot)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make api-test     the control API (--api-sock) with curl on both machines (tests/api)
@@ -106,6 +108,7 @@ test: check setup build
 	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
+	$(MAKE) --no-print-directory snapshot-test
 	$(MAKE) --no-print-directory systemd-test
 	$(MAKE) --no-print-directory api-test
 
@@ -195,6 +198,11 @@ stream-test: setup build rootfs
 api-test: setup build
 	tests/api/api-test.sh
 
+# Snapshots (docs/snapshot.md): determinism at two points, refusals, triggers.
+.PHONY: snapshot-test
+snapshot-test: setup build
+	tests/snapshot/snapshot-test.sh
+
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build
 	scripts/bench-boot.sh
@@ -205,6 +213,7 @@ bench: setup build
 	scripts/bench-smp.sh
 	scripts/bench-stream.sh
 	scripts/bench-api.sh
+	scripts/bench-snapshot.sh
 
 clean:
 	rm -rf build

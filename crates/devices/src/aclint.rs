@@ -128,6 +128,16 @@ impl Timebase {
         self.raw.store(raw.wrapping_sub(base), Ordering::Relaxed);
     }
 
+    /// The guest's offset of `mtime` from the raw count (snapshots).
+    pub fn offset(&self) -> u64 {
+        self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Restores the guest's offset (snapshots).
+    pub fn set_offset(&self, offset: u64) {
+        self.offset.store(offset, Ordering::Relaxed);
+    }
+
     /// Makes [`now`](Self::now) read `value` (a guest write to `mtime`).
     pub fn set_now(&self, value: u64) {
         self.offset.store(value.wrapping_sub(self.raw()), Ordering::Relaxed);
@@ -294,6 +304,39 @@ impl MmioDevice for Aclint {
     }
 }
 
+/// The CLINT's state in a snapshot (docs/snapshot.md): per hart, MSIP and
+/// MTIMECMP. Time itself is the runner's ([`Timebase::raw`] and
+/// [`Timebase::offset`]); MTIP follows from them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AclintState {
+    pub msip: Vec<bool>,
+    pub mtimecmp: Vec<u64>,
+}
+
+impl Aclint {
+    pub fn save(&self) -> AclintState {
+        AclintState {
+            msip: self.harts.iter().map(|h| h.msip).collect(),
+            mtimecmp: self.harts.iter().map(|h| h.mtimecmp).collect(),
+        }
+    }
+
+    /// Restores `s` (for as many harts as this CLINT serves) and drives the
+    /// lines to match; call it once time is restored.
+    pub fn restore(&mut self, s: &AclintState) -> Result<(), String> {
+        if s.msip.len() != self.harts.len() || s.mtimecmp.len() != self.harts.len() {
+            return Err(format!("CLINT state for {} harts, machine has {}", s.msip.len(), self.harts.len()));
+        }
+        for (h, (msip, cmp)) in self.harts.iter_mut().zip(s.msip.iter().zip(&s.mtimecmp)) {
+            h.msip = *msip;
+            h.lines.msip.set_level(*msip);
+            h.mtimecmp = *cmp;
+            h.mtip = self.time.now() >= *cmp;
+            h.lines.mtip.set_level(h.mtip);
+        }
+        Ok(())
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

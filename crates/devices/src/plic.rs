@@ -302,6 +302,57 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The PLIC's state in a snapshot (docs/snapshot.md): priorities, the
+/// gateway (pending, wire levels, sources in service) and every context's
+/// enables and threshold. Output levels follow from these.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlicState {
+    pub priority: Vec<u32>,
+    pub pending: Vec<u32>,
+    pub level: Vec<u32>,
+    pub in_service: Vec<u32>,
+    /// Per context: enable words, threshold.
+    pub contexts: Vec<(Vec<u32>, u32)>,
+}
+
+impl Plic {
+    pub fn save(&self) -> PlicState {
+        PlicState {
+            priority: self.priority.to_vec(),
+            pending: self.pending.to_vec(),
+            level: self.level.to_vec(),
+            in_service: self.in_service.to_vec(),
+            contexts: self.contexts.iter().map(|c| (c.enable.to_vec(), c.threshold)).collect(),
+        }
+    }
+
+    /// Restores `s` and drives the context outputs to match.
+    pub fn restore(&mut self, s: &PlicState) -> Result<(), String> {
+        let words = |v: &Vec<u32>| -> Result<[u32; WORDS], String> {
+            v.as_slice().try_into().map_err(|_| "PLIC state: wrong number of source words".to_string())
+        };
+        if s.contexts.len() != self.contexts.len() {
+            return Err(format!("PLIC state for {} contexts, machine has {}", s.contexts.len(), self.contexts.len()));
+        }
+        self.priority =
+            s.priority.as_slice().try_into().map_err(|_| "PLIC state: wrong number of priorities".to_string())?;
+        self.pending = words(&s.pending)?;
+        self.level = words(&s.level)?;
+        self.in_service = words(&s.in_service)?;
+        for (c, (en, th)) in self.contexts.iter_mut().zip(&s.contexts) {
+            c.enable = words(en)?;
+            c.threshold = *th;
+        }
+        for i in 0..self.contexts.len() {
+            let level = self.best(i) != 0;
+            let c = &mut self.contexts[i];
+            c.out_level = level;
+            c.out.set_level(level);
+        }
+        Ok(())
+    }
+}
+
 /// A device shared with others (the run loop, interrupt sources, a console
 /// thread) and placed on the bus through a mutex: `bus.add(base, size,
 /// name, Box::new(SharedMmio(plic.clone())))`. Works for any [`MmioDevice`].

@@ -169,6 +169,46 @@ impl MmioDevice for GoldfishRtc {
     }
 }
 
+/// The RTC's state in a snapshot (docs/snapshot.md). `time` is the guest's
+/// wall-clock time at the snapshot: a restored RTC goes on from there, as a
+/// paused machine's would (the guest's clock does not jump by the time the
+/// snapshot sat on disk; QEMU's `-rtc clock=vm` behaves alike).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RtcState {
+    pub time: u64,
+    pub time_high_latch: u32,
+    pub alarm: u64,
+    pub armed: bool,
+    pub irq_enabled: bool,
+    pub irq_pending: bool,
+}
+
+impl GoldfishRtc {
+    pub fn save(&self) -> RtcState {
+        RtcState {
+            time: self.now(),
+            time_high_latch: self.time_high_latch,
+            alarm: self.alarm,
+            armed: self.armed,
+            irq_enabled: self.irq_enabled,
+            irq_pending: self.irq_pending,
+        }
+    }
+
+    /// Restores `s` and drives the interrupt line to match.
+    pub fn restore(&mut self, s: &RtcState) {
+        self.set_now(s.time);
+        self.time_high_latch = s.time_high_latch;
+        self.alarm = s.alarm;
+        self.armed = s.armed;
+        self.irq_enabled = s.irq_enabled;
+        self.irq_pending = s.irq_pending;
+        let level = self.irq_pending && self.irq_enabled;
+        self.irq_level = level;
+        self.irq.set_level(level);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

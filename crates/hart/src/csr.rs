@@ -62,7 +62,7 @@ const VSSTATUS_WRITABLE: u64 = status::SIE | status::SPIE | status::SPP | status
 
 /// The CSR state of one hart. Counters are kept as offsets from the hart's
 /// retired-instruction count, so counting costs nothing per instruction.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Csrs {
     pub mstatus: u64,
     pub medeleg: u64,

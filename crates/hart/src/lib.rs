@@ -18,6 +18,7 @@ pub use strata_arch::isa;
 mod jit;
 mod mem;
 mod progress;
+pub mod state;
 pub mod stats;
 pub mod trap;
 
@@ -47,6 +48,7 @@ pub trait Bus {
 }
 
 pub use code::CodeStats;
+pub use state::HartState;
 
 pub struct Hart {
     pub hartid: u64,

@@ -12,6 +12,9 @@ pub struct ConsoleOut {
     stdout: Option<io::Stdout>,
     log: Option<File>,
     buf: Vec<u8>,
+    /// Bytes the guest has printed since the machine started (a restored
+    /// machine goes on from the snapshot's count).
+    pub total: u64,
     /// Everything the guest printed, kept for callers that want it (tests).
     pub capture: Option<Vec<u8>>,
 }
@@ -22,12 +25,14 @@ impl ConsoleOut {
             stdout: to_stdout.then(io::stdout),
             log,
             buf: Vec::with_capacity(4096),
+            total: 0,
             capture: None,
         }))
     }
 
     pub fn push(&mut self, b: u8) {
         self.buf.push(b);
+        self.total += 1;
         if let Some(c) = &mut self.capture {
             c.push(b);
         }
@@ -65,6 +70,9 @@ pub enum Input {
     /// The user typed `Ctrl-A c`: input to the next VM's console (`strata
     /// run` with several VMs; the bare board has one console).
     NextConsole,
+    /// The user typed `Ctrl-A s`: a snapshot at the next round boundary
+    /// (docs/snapshot.md).
+    Snapshot,
     /// stdin reached its end.
     Eof,
 }
@@ -157,7 +165,8 @@ impl InputSender {
 }
 
 /// Reads stdin on a thread of its own and hands bytes to the run loop,
-/// interpreting `Ctrl-A x` (quit), `Ctrl-A c` (next console) and
+/// interpreting `Ctrl-A x` (quit), `Ctrl-A c` (next console), `Ctrl-A s`
+/// (a snapshot) and
 /// `Ctrl-A Ctrl-A` (a literal Ctrl-A).
 pub fn spawn_stdin_reader(waker: Waker) -> Receiver<Input> {
     let (tx, rx) = mpsc::channel();
@@ -182,6 +191,7 @@ pub fn spawn_stdin_reader(waker: Waker) -> Receiver<Input> {
                     match b {
                         b'x' | b'X' => Input::Quit,
                         b'c' | b'C' => Input::NextConsole,
+                        b's' | b'S' => Input::Snapshot,
                         0x01 => Input::Byte(0x01),
                         _ => continue,
                     }

@@ -11,11 +11,15 @@
 //! | API socket | [`strata_api::SockError`] | `--api-sock`: in use, not a socket, cannot bind |
 //! | gdb stub | [`strata_gdb::GdbError`] | `--gdb`: the address, listening, the connection |
 //! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
+//! | snapshots | [`strata_snapshot::SnapshotError`] | the file: magic, version, truncation, checksum, framing |
+//! | machine | [`Error`] | any of the above, plus limits, backends, host resources, a snapshot that does not fit its machine or whose disks changed |
 //!
 //! Every variant reaches the user the same way: the CLI prints
 //! `strata: {error}` and exits with status 1 (README, "exit status").
 //! Errors in the guest are not here: they are the machine's
 //! [`ExitReason`](crate::ExitReason)s.
+
+use std::path::PathBuf;
 
 use strata_devices::board::MAX_HARTS;
 
@@ -77,6 +81,22 @@ pub enum Error {
     VmName(String),
     #[error("a protected VM cannot have virtio devices: their models are host-side code, and a protected VM's memory is closed to it (docs/hypervisor.md)")]
     ProtectedWithDevices,
+    /// A snapshot file that cannot be read or written: wrong magic,
+    /// another format version, truncated, corrupted, malformed, or I/O.
+    #[error("snapshot {}: {source}", path.display())]
+    Snapshot { path: PathBuf, source: strata_snapshot::SnapshotError },
+    /// A snapshot whose contents do not fit the machine it describes.
+    #[error("snapshot {}: {why}", path.display())]
+    SnapshotState { path: PathBuf, why: String },
+    /// A disk image changed since the snapshot was taken.
+    #[error("snapshot {}: drive {}: its {what} changed since the snapshot ({was}, now {now}); the guest's view of the disk would be inconsistent (--restore-ignore-disk-changes restores anyway)", snapshot.display(), drive.display())]
+    DiskChanged { snapshot: PathBuf, drive: PathBuf, what: &'static str, was: String, now: String },
+    /// A snapshot was asked for with nowhere to write it.
+    #[error("no --snapshot-file given")]
+    NoSnapshotFile,
+    /// This machine cannot be saved (a device with host state, `strata run`).
+    #[error("{0}")]
+    SnapshotRefused(String),
     /// `source` happened to VM `vm`.
     #[error("VM {vm}: {source}")]
     InVm { vm: String, source: Box<Error> },

@@ -17,7 +17,7 @@ pub mod size;
 pub mod virtio;
 
 pub use error::Error;
-pub use machine::{ExitReason, Machine, MachineConfig};
+pub use machine::{ExitReason, Machine, MachineConfig, RestoreOptions};
 pub use runner::{ClockMode, Runner, StopHandle};
 pub use strata_hart::{cpu_model, Ext, Extensions, CPU_MODELS};
 pub use virtio::{DriveSource, DriveSpec, NetdevSpec, VirtioConfig, VsockSpec};

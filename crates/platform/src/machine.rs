@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use strata_devices::aclint::{Aclint, AclintHartLines, Timebase};
 use strata_devices::board::{VirtWiring, VIRT};
 use strata_devices::bus::Bus as DeviceBus;
+use strata_devices::plic::Plic;
 use strata_devices::rtc::{host_clock, GoldfishRtc};
 use strata_devices::syscon::{PowerLatch, PowerRequest};
 use strata_devices::uart::Uart;
@@ -18,8 +19,11 @@ use strata_memory::GuestRam;
 use crate::console::ConsoleOut;
 use crate::error::Error;
 use crate::fdt::FdtConfig;
-use crate::runner::{check_harts, check_ram, lock, HartHost, RunEnd, Runner, Slice, Workload};
+use crate::runner::{check_harts, check_ram, lock, HartHost, RunEnd, Runner, Slice, Workload, WorkloadSave};
 pub use crate::runner::{ClockMode, INSNS_PER_TICK};
+
+mod snapshot;
+pub use snapshot::{RestoreOptions, SavedDrive, SavedMachine};
 
 pub const RAM_BASE: u64 = VIRT.ram_base;
 /// The timebase the device tree advertises (as QEMU's `virt` does).
@@ -116,8 +120,11 @@ pub struct BareBoard {
     aclint: Arc<Mutex<Aclint>>,
     rtc: Arc<Mutex<GoldfishRtc>>,
     uart: Arc<Mutex<Uart>>,
+    plic: Arc<Mutex<Plic>>,
     power: Arc<PowerLatch>,
     request: Option<PowerRequest>,
+    /// What a snapshot records of this board, or why it cannot be saved.
+    saved: Result<SavedMachine, String>,
     /// A hart found trapping in a loop without progress: the run ends.
     stuck: Option<strata_hart::NoProgress>,
     /// What hart threads share (parallel runs).
@@ -130,6 +137,13 @@ pub struct BareBoard {
     /// Under gdb (`debug.rs`): breakpoints, a step, why the harts stopped.
     /// `None` (no debugger) keeps slices on the fast path.
     pub(crate) debug: Option<crate::debug::DebugRun>,
+}
+
+/// The RTC's clock under the virtual and paced clocks: the host's wall
+/// time when the machine was built, plus guest time.
+fn guest_time_clock(time: Arc<Timebase>) -> strata_devices::rtc::RtcClock {
+    let start = (host_clock())();
+    Box::new(move || start.wrapping_add(time.raw().wrapping_mul(1_000_000_000 / TIMEBASE_HZ)))
 }
 
 /// The bare board on the runner.
@@ -238,6 +252,14 @@ impl Workload for BareBoard {
     fn describe(&self) -> serde_json::Value {
         self.info.clone()
     }
+
+    fn save(&mut self) -> Result<WorkloadSave, String> {
+        self.save_board()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        self.restore_board(state)
+    }
 }
 
 /// The bare board as hart threads see it (`runner/parallel.rs`).
@@ -268,6 +290,12 @@ impl Runner<BareBoard> {
     /// Builds the board for `cfg`: checks the limits, opens the virtio
     /// backends, loads the images and wires the devices.
     pub fn new(cfg: &MachineConfig) -> Result<Machine, Error> {
+        Self::build(cfg, true)
+    }
+
+    /// As [`new`](Self::new); without `boot`, no image is loaded (RAM stays
+    /// zero: a snapshot is about to fill it).
+    fn build(cfg: &MachineConfig, boot: bool) -> Result<Machine, Error> {
         check_harts(&format!("--smp {}", cfg.harts), cfg.harts)?;
         check_ram("RAM size", cfg.ram_size)?;
         // No file may serve two jobs (a log over a disk, one socket twice).
@@ -278,27 +306,31 @@ impl Runner<BareBoard> {
         let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(Error::Board)?);
 
         // ---- images ----
-        let layout = crate::boot::load(
-            &*ram,
-            &crate::boot::BootConfig {
-                bios: cfg.bios.as_deref(),
-                kernel: &cfg.kernel,
-                initrd: cfg.initrd.as_deref(),
-                append: &cfg.append,
-                sbi_provided: false,
-                fdt: FdtConfig {
-                    harts: cfg.harts,
-                    isa_base: cfg.extensions.isa_base(),
-                    isa_extensions: cfg.extensions.names().into_iter().map(String::from).collect(),
-                    mmu_type: "riscv,sv48".into(),
-                    board: VIRT,
-                    ram_size: cfg.ram_size,
-                    bootargs: String::new(),
-                    initrd: None,
-                    virtio_mmio: virtio_slots.clone(),
+        let layout = if !boot {
+            Layout::default()
+        } else {
+            crate::boot::load(
+                &*ram,
+                &crate::boot::BootConfig {
+                    bios: cfg.bios.as_deref(),
+                    kernel: &cfg.kernel,
+                    initrd: cfg.initrd.as_deref(),
+                    append: &cfg.append,
+                    sbi_provided: false,
+                    fdt: FdtConfig {
+                        harts: cfg.harts,
+                        isa_base: cfg.extensions.isa_base(),
+                        isa_extensions: cfg.extensions.names().into_iter().map(String::from).collect(),
+                        mmu_type: "riscv,sv48".into(),
+                        board: VIRT,
+                        ram_size: cfg.ram_size,
+                        bootargs: String::new(),
+                        initrd: None,
+                        virtio_mmio: virtio_slots.clone(),
+                    },
                 },
-            },
-        )?;
+            )?
+        };
         let entry = layout.entry;
         let dtb_slot = layout.dtb;
 
@@ -324,7 +356,14 @@ impl Runner<BareBoard> {
                         .collect(),
                 )),
                 console: Box::new(move |b| lock(&out).push(b)),
-                clock: host_clock(),
+                clock: match cfg.clock {
+                    ClockMode::Host => host_clock(),
+                    // Deterministic clocks: the wall clock starts at the
+                    // host's and moves with guest time, so a run (and a
+                    // restored snapshot) reads the same dates at the same
+                    // instructions (docs/snapshot.md).
+                    ClockMode::Virtual | ClockMode::Paced => guest_time_clock(time.clone()),
+                },
             })
             .map_err(Error::Board)?;
         let (mut devices, plic, uart, rtc, power) = (d.bus, d.plic, d.uart, d.rtc, d.power);
@@ -373,8 +412,9 @@ impl Runner<BareBoard> {
             "initrd_range": layout.initrd.map(|(a, b)| [format!("{a:#x}"), format!("{b:#x}")]),
             "dtb": format!("{:#x}", layout.dtb),
         });
+        let saved = SavedMachine::of(cfg);
         let board =
-            BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout, info, debug: None };
+            BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout, info, debug: None, plic, saved };
         Runner::from_parts(ram, harts, board, time, cfg.clock, virtio, cfg.console_stdin)
     }
 

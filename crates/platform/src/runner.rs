@@ -13,7 +13,7 @@
 //!
 //! | step | what |
 //! | --- | --- |
-//! | 1 | a stop request (signal) ends the run |
+//! | 1 | a stop request (signal) ends the run; a snapshot that is due is taken ([`snapshot`]) |
 //! | 1a | control API requests are answered; paused, the round ends in a wait ([`control`]) |
 //! | 2 | [`Workload::run_slice`]: every hart runs up to [`CHUNK`] instruction slots |
 //! | 3 | guest time moves: [`ClockMode::Virtual`]/[`Paced`](ClockMode::Paced) by the busiest hart's slots, [`INSNS_PER_TICK`] to a tick, the remainder carried to the next round; [`Host`](ClockMode::Host) by itself |
@@ -56,13 +56,15 @@
 //!   scheduler, with cross-hart operations (unloading a vCPU elsewhere,
 //!   invalidation by physical address) as requests the target hart's
 //!   thread serves.
-//! - **Snapshots** (issue 15): a round boundary is the quiescent point —
-//!   no hart is inside an instruction, every device has seen the time, no
-//!   console byte is half delivered (it is in `held`). A snapshot takes the
-//!   runner's state (RAM, harts, [`Timebase::raw`] and the tick remainder,
-//!   the clock mode) and asks the workload for its own (a `save`/`restore`
-//!   pair beside `stats`); a stop request already ends the run at exactly
-//!   that point, so "snapshot on a signal" is a second kind of request.
+//! - **Snapshots** (issue 15, [`snapshot`], docs/snapshot.md): a round
+//!   boundary is the quiescent point — no hart is inside an instruction,
+//!   every device has seen the time, no console byte is half delivered (it
+//!   is in `held`). A snapshot takes the runner's state (RAM, harts,
+//!   [`Timebase::raw`] and the tick remainder, the clock mode, the virtio
+//!   transports) and asks the workload for its own
+//!   ([`Workload::save`]/[`Workload::restore`]); `Ctrl-A s` and SIGUSR1
+//!   are a second kind of request beside the stop request. Live migration
+//!   would send the same records over a socket, round after round.
 
 use std::fmt::Write as _;
 use std::io::{BufWriter, Read as _, Write as _};
@@ -87,6 +89,8 @@ pub mod parallel;
 pub mod stats;
 pub use control::MemAccess;
 pub use parallel::{HartHost, ThreadStats, SERVICE_TICK};
+pub mod snapshot;
+pub use snapshot::{SnapshotInfo, SnapshotPlan, WorkloadSave};
 
 /// Instructions a hart runs before the loop turns to the next hart and to
 /// the devices.
@@ -270,6 +274,15 @@ pub trait Workload {
     fn delete_vm(&mut self, _vm: &str) -> Result<(), strata_api::ApiError> {
         Err(strata_api::ApiError::not_found("strata machine has no VMs: /vms is for strata run"))
     }
+    /// A snapshot (`runner/snapshot.rs`): the machine's description and its
+    /// devices' state, or why this workload cannot be saved.
+    fn save(&mut self) -> Result<WorkloadSave, String> {
+        Err("snapshots of this machine are not supported yet".into())
+    }
+    /// Restores what [`save`](Self::save) gave (the `state` part).
+    fn restore(&mut self, _state: &[u8]) -> Result<(), String> {
+        Err("snapshots of this machine are not supported yet".into())
+    }
 }
 
 /// Asks a running machine to stop: from another thread, or from a signal
@@ -373,6 +386,8 @@ pub struct Runner<W: Workload> {
     virtio_stalled: bool,
     /// The control API: its queue, paused, stop asked (`runner/control.rs`).
     api: control::ApiState,
+    /// Snapshot requests and where they go (`runner/snapshot.rs`).
+    snap: snapshot::SnapshotControl,
 }
 
 impl<W: Workload> Runner<W> {
@@ -425,6 +440,7 @@ impl<W: Workload> Runner<W> {
             virtio_woke: false,
             virtio_stalled: false,
             api: control::ApiState::default(),
+            snap: Default::default(),
         })
     }
 
@@ -552,6 +568,9 @@ impl<W: Workload> Runner<W> {
         if let Some(sig) = self.stop.take() {
             return Some(RunEnd::Stopped(sig));
         }
+        if let Some(end) = self.snapshot_point() {
+            return Some(end);
+        }
         if let Some(end) = self.api_round() {
             return end;
         }
@@ -615,6 +634,7 @@ impl<W: Workload> Runner<W> {
                     }
                 }
                 Some(Input::NextConsole) => self.work.next_console(),
+                Some(Input::Snapshot) => self.request_snapshot(),
                 Some(Input::Quit) => return Some(RunEnd::Quit),
                 Some(Input::Eof) => self.input = None,
                 None => return None,

@@ -94,6 +94,21 @@ mod tests {
         let io = || std::io::Error::from_raw_os_error(libc::ENOMEM);
         let errors = [
             CliError::Platform(Error::NoVm),
+            CliError::Platform(Error::Snapshot {
+                path: "/x.snap".into(),
+                source: strata_snapshot::SnapshotError::Version { found: 2 },
+            }),
+            CliError::Platform(Error::Snapshot {
+                path: "/x.snap".into(),
+                source: strata_snapshot::SnapshotError::Checksum,
+            }),
+            CliError::Platform(Error::DiskChanged {
+                snapshot: "/x.snap".into(),
+                drive: "/d.img".into(),
+                what: "size",
+                was: "1 bytes".into(),
+                now: "2 bytes".into(),
+            }),
             CliError::Platform(Error::Harts { what: "--smp 0".into() }.in_vm("a")),
             CliError::NotUtf8("/x.toml".into()),
             CliError::Toml { path: "/x.toml".into(), message: "expected `=`".into() },

@@ -28,11 +28,11 @@ use error::{CliError, DEBIAN_OPENSBI};
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
 use strata_platform::loader;
-use strata_platform::runner::signal_name;
+use strata_platform::runner::{signal_name, SnapshotPlan};
 use strata_platform::size::parse_ram_size;
 use strata_platform::{
     cpu_model, ClockMode, DriveSource, DriveSpec, ExitReason, Extensions, Machine, MachineConfig, NetdevSpec,
-    VirtioConfig, VsockSpec,
+    RestoreOptions, VirtioConfig, VsockSpec,
 };
 
 /// Why the machine stopped with status 9 (the drive's own line names the
@@ -339,6 +339,8 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     };
     let mut m = HypMachine::with_spare_memory(&cfg, spare)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
+    // Ctrl-A s and SIGUSR1 are refused with a message (not yet supported).
+    m.install_snapshot_signal().map_err(CliError::Signals)?;
     let api = a.control.start(&mut m)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let out = m.run();
@@ -384,8 +386,29 @@ enum Clock {
 struct MachineArgs {
     /// Kernel: a RISC-V Linux Image, or an ELF program (loaded at its
     /// physical addresses).
-    #[arg(long)]
-    kernel: PathBuf,
+    #[arg(long, required_unless_present = "restore")]
+    kernel: Option<PathBuf>,
+    /// Continue from a snapshot FILE (docs/snapshot.md): the machine it
+    /// describes (RAM, harts, --cpu, --clock, drives) is rebuilt, so those
+    /// flags are not given again.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "initrd", "append", "memory", "smp", "bios", "clock", "cpu", "drives", "devices", "netdevs", "vsock", "virtio_console"])]
+    restore: Option<PathBuf>,
+    /// With --restore: go on even if a drive's image changed size or
+    /// modification time since the snapshot.
+    #[arg(long, requires = "restore")]
+    restore_ignore_disk_changes: bool,
+    /// Where snapshots go (replaced atomically): taken with Ctrl-A s,
+    /// SIGUSR1, or --snapshot-at-insns.
+    #[arg(long, value_name = "PATH")]
+    snapshot_file: Option<PathBuf>,
+    /// A testing aid: take a snapshot at the first round boundary at which
+    /// the harts have retired N instructions together (with --clock
+    /// virtual, the same point in every run).
+    #[arg(long, value_name = "N", requires = "snapshot_file")]
+    snapshot_at_insns: Option<u64>,
+    /// End the run (status 0) once a snapshot is taken.
+    #[arg(long, requires = "snapshot_file")]
+    snapshot_and_stop: bool,
     /// Initial ramdisk, placed in RAM and named in /chosen.
     #[arg(long)]
     initrd: Option<PathBuf>,
@@ -560,6 +583,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     let ram_size =
         parse_ram_size(&a.memory).map_err(|source| CliError::Memory { what: format!("-m {}", a.memory), source })?;
     let bios = match a.bios.as_deref() {
+        // A restored machine's firmware is in its RAM.
+        _ if a.restore.is_some() => None,
         Some("none") => None,
         Some(p) => Some(PathBuf::from(p)),
         None => {
@@ -572,22 +597,9 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let clock = clock_mode(a.clock);
-    let cfg = MachineConfig {
-        ram_size,
-        harts: a.smp,
-        bios,
-        kernel: a.kernel,
-        initrd: a.initrd,
-        append: a.append,
-        clock,
-        console_stdout: true,
-        // As for `strata run`: stdin feeds the console, terminal or not.
-        console_stdin: true,
-        serial_log: a.serial_log,
-        virtio: a.virtio.config(),
-        jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
-        extensions,
-    };
+    let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
+    let plan =
+        SnapshotPlan { path: a.snapshot_file.clone(), at_insns: a.snapshot_at_insns, stop_after: a.snapshot_and_stop };
     // The control API is served at round boundaries of the one-thread
     // loop (docs/api.md): with --api-sock the harts share one thread.
     let api_sock = a.control.api_sock.is_some();
@@ -596,11 +608,55 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     }
     let gdb =
         a.gdb.as_deref().map(str::parse::<strata_gdb::GdbAddr>).transpose().map_err(strata_platform::Error::from)?;
-    let threads = a.threads.unwrap_or(if clock == ClockMode::Host && !api_sock { a.smp } else { 1 });
-    strata_platform::runner::check_threads(threads as usize, clock)?;
-    let mut m = Machine::new(&cfg)?;
-    m.set_threads(threads as usize)?;
+    let (mut m, threads) = match &a.restore {
+        Some(file) => {
+            let o = RestoreOptions {
+                console_stdout: true,
+                console_stdin: true,
+                serial_log: a.serial_log.clone(),
+                jit,
+                ignore_disk_changes: a.restore_ignore_disk_changes,
+            };
+            let t0 = std::time::Instant::now();
+            let m = Machine::restore(file, &o)?;
+            if a.stats {
+                eprintln!("strata: restored {} in {:.3} s", file.display(), t0.elapsed().as_secs_f64());
+            }
+            let threads =
+                a.threads.map_or(if m.clock() == ClockMode::Host && !api_sock { m.harts.len() } else { 1 }, |t| t as usize);
+            (m, threads)
+        }
+        None => {
+            let kernel = a.kernel.ok_or(CliError::NoKernel)?;
+            let threads = a.threads.unwrap_or(if clock == ClockMode::Host && !api_sock { a.smp } else { 1 }) as usize;
+            // Before the machine is built: a flag error before file errors.
+            strata_platform::runner::check_threads(threads, clock)?;
+            (
+                Machine::new(&MachineConfig {
+                    ram_size,
+                    harts: a.smp,
+                    bios,
+                    kernel,
+                    initrd: a.initrd,
+                    append: a.append,
+                    clock,
+                    console_stdout: true,
+                    // As for `strata run`: stdin feeds the console, terminal or not.
+                    console_stdin: true,
+                    serial_log: a.serial_log,
+                    virtio: a.virtio.config(),
+                    jit,
+                    extensions,
+                })?,
+                threads,
+            )
+        }
+    };
+    strata_platform::runner::check_threads(threads, m.clock())?;
+    m.set_threads(threads)?;
+    m.set_snapshot_plan(plan);
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
+    m.install_snapshot_signal().map_err(CliError::Signals)?;
     let api = a.control.start(&mut m)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = match &gdb {

@@ -118,6 +118,9 @@ impl Console {
 }
 
 impl VirtioDevice for Console {
+    fn snapshot_refusal(&self) -> Option<&'static str> {
+        Some("a host socket connection cannot be saved")
+    }
     fn device_id(&self) -> u32 {
         id::CONSOLE
     }

@@ -446,6 +446,76 @@ impl MmioDevice for VirtioMmio {
     }
 }
 
+/// A virtio-mmio transport's state in a snapshot (docs/snapshot.md):
+/// features offered and accepted, selectors, status, interrupt status,
+/// config generation and every queue. Requests never stay in flight across
+/// a round boundary (a notify is served before the store that made it
+/// retires, and host input is delivered in the poll step), so the rings in
+/// guest RAM and these indices are the whole picture; a device that holds
+/// host-side state of its own (TAP, sockets) refuses to be saved
+/// ([`VirtioDevice::snapshot_refusal`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VirtioMmioState {
+    pub device_id: u32,
+    pub offered: u64,
+    pub driver_features: u64,
+    pub device_features_sel: u32,
+    pub driver_features_sel: u32,
+    pub queue_sel: u32,
+    pub status: u32,
+    pub interrupt_status: u32,
+    pub config_generation: u32,
+    pub queues: Vec<Queue>,
+}
+
+impl VirtioMmio {
+    /// The transport's state, or why its device cannot be saved.
+    pub fn save(&self) -> Result<VirtioMmioState, String> {
+        if let Some(why) = self.dev.snapshot_refusal() {
+            return Err(format!("{}: {why}", self.name));
+        }
+        Ok(VirtioMmioState {
+            device_id: self.dev.device_id(),
+            offered: self.offered,
+            driver_features: self.driver_features,
+            device_features_sel: self.device_features_sel,
+            driver_features_sel: self.driver_features_sel,
+            queue_sel: self.queue_sel,
+            status: self.status,
+            interrupt_status: self.interrupt_status,
+            config_generation: self.config_generation,
+            queues: self.queues.clone(),
+        })
+    }
+
+    /// Restores `s` onto a transport with the same device (same type,
+    /// features and queues) and drives the interrupt line to match.
+    pub fn restore(&mut self, s: &VirtioMmioState) -> Result<(), String> {
+        if s.device_id != self.dev.device_id() || s.offered != self.offered || s.queues.len() != self.queues.len() {
+            return Err(format!("{}: the snapshot's device differs from this one", self.name));
+        }
+        for (q, saved) in self.queues.iter().zip(&s.queues) {
+            if saved.max_size != q.max_size || saved.size > saved.max_size {
+                return Err(format!("{}: a queue size differs from this device's", self.name));
+            }
+        }
+        self.driver_features = s.driver_features;
+        self.device_features_sel = s.device_features_sel;
+        self.driver_features_sel = s.driver_features_sel;
+        self.queue_sel = s.queue_sel;
+        self.status = s.status;
+        self.interrupt_status = s.interrupt_status;
+        self.config_generation = s.config_generation;
+        self.queues = s.queues.clone();
+        if self.status & status::DRIVER_OK != 0 {
+            self.dev.activate(self.driver_features);
+        }
+        self.irq_level = !self.irq_level;
+        self.update_irq();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -148,6 +148,12 @@ pub trait VirtioDevice: Send {
     fn host_fds(&self, _fds: &mut Vec<HostFd>) -> bool {
         false
     }
+    /// Why this device cannot be part of a snapshot (host-side state the
+    /// snapshot cannot hold: a TAP, open connections), or `None`.
+    fn snapshot_refusal(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The machine stops for good (power-off, a signal, a drive's
     /// `werror=stop`): make durable what the guest wrote, and remove what
     /// the device created on the host (socket files). Called at most once;

@@ -116,6 +116,9 @@ impl Net {
 }
 
 impl VirtioDevice for Net {
+    fn snapshot_refusal(&self) -> Option<&'static str> {
+        Some("a TAP interface is host state a snapshot cannot hold")
+    }
     fn device_id(&self) -> u32 {
         id::NET
     }

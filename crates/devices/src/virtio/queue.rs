@@ -179,8 +179,9 @@ pub fn copy_segments(bufs: &[Buf], off: u64, len: u64, mut f: impl FnMut(u64, us
     done as usize
 }
 
-/// Device-side state of one split virtqueue.
-#[derive(Debug, Clone)]
+/// Device-side state of one split virtqueue (saved whole in snapshots:
+/// the ring addresses, indices and negotiated ring features).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Queue {
     pub max_size: u16,
     /// Queue Size as written by the driver (QueueNum).

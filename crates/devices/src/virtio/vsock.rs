@@ -549,6 +549,9 @@ impl Vsock {
 }
 
 impl VirtioDevice for Vsock {
+    fn snapshot_refusal(&self) -> Option<&'static str> {
+        Some("host connections cannot be saved")
+    }
     fn device_id(&self) -> u32 {
         id::VSOCK
     }

@@ -152,6 +152,7 @@ impl<W: Workload> Runner<W> {
             if let Some(end) = self.pump_input() {
                 return end;
             }
+            self.refuse_parallel_snapshot();
             self.poll_virtio();
             if let Some(why) = crate::virtio::host_stop(&self.virtio) {
                 return RunEnd::DiskStopped(why);
