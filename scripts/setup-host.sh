@@ -37,6 +37,9 @@ PKGS=(
     # tests/stream: a real HTTP server for streamed disks, run as the test's own
     # process on a loopback port (the package's own service is not used).
     "nginx:/usr/sbin/nginx"
+    # tests/tpm: the software TPM behind --tpm swtpm (swtpm-tools: swtpm_setup).
+    "swtpm:/usr/bin/swtpm"
+    "swtpm-tools:/usr/bin/swtpm_setup"
 )
 
 missing=()
