@@ -8,6 +8,7 @@
 //! | host files | [`HostPathError`] | one file for two jobs, serial logs |
 //! | streamed disks | [`StreamError`] | a drive's table (fetch, signature), key, cache or overlay |
 //! | images | [`LoadError`] | firmware, kernel and initrd: the file, its format, where it goes |
+//! | TPM | [`TpmError`](crate::tpm::TpmError) | `--tpm`: its value, swtpm missing, failing at start, refusing a measurement |
 //! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
 //!
 //! Every variant reaches the user the same way: the CLI prints
@@ -38,6 +39,10 @@ pub enum Error {
     /// is unusable.
     #[error(transparent)]
     Stream(#[from] StreamError),
+    /// `--tpm`: swtpm could not be started, or refused Startup or a
+    /// measurement.
+    #[error(transparent)]
+    Tpm(#[from] crate::tpm::TpmError),
     /// A RAM size outside the limits; `what` names it ("-m", "VM a: memory").
     #[error("{what} {}: {source}", human(*bytes))]
     Ram { what: String, bytes: u64, source: SizeError },

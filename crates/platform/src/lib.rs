@@ -11,8 +11,10 @@ pub mod hostpaths;
 pub mod hyp;
 pub mod loader;
 pub mod machine;
+pub mod measure;
 pub mod runner;
 pub mod size;
+pub mod tpm;
 pub mod virtio;
 
 pub use error::Error;

@@ -48,6 +48,9 @@ pub struct MachineConfig {
     /// The harts' ISA extensions (`--cpu`); the device tree advertises
     /// exactly these.
     pub extensions: Extensions,
+    /// A TPM backed by swtpm (`--tpm`), with measured boot
+    /// (crate::measure, crate::tpm).
+    pub tpm: Option<crate::tpm::TpmSpec>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +128,9 @@ pub struct BareBoard {
     console: Arc<Mutex<ConsoleOut>>,
     /// Where the boot images landed (for tests).
     pub layout: Layout,
+    /// swtpm, when the board has a TPM: stopped by
+    /// [`Machine::stop_tpm`], or when the board is dropped.
+    swtpm: Option<crate::tpm::Swtpm>,
 }
 
 /// The bare board on the runner.
@@ -252,6 +258,40 @@ impl HartHost for BoardHost {
     }
 }
 
+/// What the bare board's boot images and device tree are made from.
+fn boot_config<'a>(cfg: &'a MachineConfig, virtio_slots: &[(u64, u32)]) -> crate::boot::BootConfig<'a> {
+    crate::boot::BootConfig {
+        bios: cfg.bios.as_deref(),
+        kernel: &cfg.kernel,
+        initrd: cfg.initrd.as_deref(),
+        append: &cfg.append,
+        sbi_provided: false,
+        fdt: FdtConfig {
+            harts: cfg.harts,
+            isa_base: cfg.extensions.isa_base(),
+            isa_extensions: cfg.extensions.names().into_iter().map(String::from).collect(),
+            mmu_type: "riscv,sv48".into(),
+            board: VIRT,
+            ram_size: cfg.ram_size,
+            bootargs: String::new(),
+            initrd: None,
+            virtio_mmio: virtio_slots.to_vec(),
+            tpm_log: None,
+        },
+    }
+}
+
+/// The measurements `strata machine --tpm` would make for `cfg`, computed
+/// offline (`strata measure`): the same loading into a scratch target,
+/// nothing started.
+pub fn expected_measurements(cfg: &MachineConfig) -> Result<crate::measure::Measurements, Error> {
+    check_harts(&format!("--smp {}", cfg.harts), cfg.harts)?;
+    check_ram("RAM size", cfg.ram_size)?;
+    let virtio_slots = cfg.virtio.slots(&VIRT)?;
+    let scratch = crate::loader::Segments::new(RAM_BASE, cfg.ram_size);
+    Ok(crate::boot::load_measured(&scratch, &boot_config(cfg, &virtio_slots))?.1)
+}
+
 impl Runner<BareBoard> {
     /// Builds the board for `cfg`: checks the limits, opens the virtio
     /// backends, loads the images and wires the devices.
@@ -265,28 +305,21 @@ impl Runner<BareBoard> {
         let virtio_devs = cfg.virtio.build_devices()?;
         let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(Error::Board)?);
 
+        // swtpm next: a missing or failing swtpm fails fast too.
+        let mut swtpm = cfg.tpm.as_ref().map(crate::tpm::Swtpm::start).transpose()?;
+
         // ---- images ----
-        let layout = crate::boot::load(
-            &*ram,
-            &crate::boot::BootConfig {
-                bios: cfg.bios.as_deref(),
-                kernel: &cfg.kernel,
-                initrd: cfg.initrd.as_deref(),
-                append: &cfg.append,
-                sbi_provided: false,
-                fdt: FdtConfig {
-                    harts: cfg.harts,
-                    isa_base: cfg.extensions.isa_base(),
-                    isa_extensions: cfg.extensions.names().into_iter().map(String::from).collect(),
-                    mmu_type: "riscv,sv48".into(),
-                    board: VIRT,
-                    ram_size: cfg.ram_size,
-                    bootargs: String::new(),
-                    initrd: None,
-                    virtio_mmio: virtio_slots.clone(),
-                },
-            },
-        )?;
+        let boot = boot_config(cfg, &virtio_slots);
+        let layout = match &mut swtpm {
+            Some(tpm) => {
+                // Measured boot: every measurement is in the PCRs before
+                // the first instruction.
+                let (layout, measurements) = crate::boot::load_measured(&*ram, &boot)?;
+                tpm.start_up_and_measure(&measurements)?;
+                layout
+            }
+            None => crate::boot::load(&*ram, &boot)?,
+        };
         let entry = layout.entry;
         let dtb_slot = layout.dtb;
 
@@ -320,6 +353,10 @@ impl Runner<BareBoard> {
         let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, ram.clone(), &plic, &mut |base, size, dev| {
             devices.add(base, size, "virtio-mmio", dev)
         })?;
+        if let Some(tpm) = &mut swtpm {
+            let tis = strata_devices::tpm_tis::TpmTis::new(Box::new(tpm.backend()?));
+            devices.add(VIRT.tpm.base, VIRT.tpm.size, "tpm", Box::new(tis)).map_err(Error::Board)?;
+        }
 
         // ---- harts ----
         let harts: Vec<Hart> = (0..cfg.harts)
@@ -346,8 +383,17 @@ impl Runner<BareBoard> {
             power: power.clone(),
             stuck: Mutex::new(None),
         });
-        let board = BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout };
+        let board =
+            BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout, swtpm };
         Runner::from_parts(ram, harts, board, time, cfg.clock, virtio, cfg.console_stdin)
+    }
+
+    /// Stops swtpm and removes its private directory (the CLI forgets the
+    /// machine at exit instead of dropping it).
+    pub fn stop_tpm(&mut self) {
+        if let Some(mut t) = self.work.swtpm.take() {
+            t.stop();
+        }
     }
 
     /// Where the boot images landed.

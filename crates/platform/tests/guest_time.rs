@@ -106,6 +106,7 @@ fn bare(kernel: PathBuf, clock: ClockMode) -> Machine {
         virtio: Default::default(),
         jit: true,
         extensions: strata_platform::Extensions::DEFAULT,
+        tpm: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -130,6 +131,7 @@ fn hyp(kernel: PathBuf, clock: ClockMode) -> HypMachine {
         console_stdin: false,
         jit: true,
         extensions: strata_platform::Extensions::DEFAULT,
+        tpm: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -30,6 +30,7 @@ use strata_platform::console::RawMode;
 use strata_platform::loader;
 use strata_platform::runner::signal_name;
 use strata_platform::size::parse_ram_size;
+use strata_platform::tpm::TpmSpec;
 use strata_platform::{
     cpu_model, ClockMode, DriveSource, DriveSpec, ExitReason, Extensions, Machine, MachineConfig, NetdevSpec,
     VirtioConfig, VsockSpec,
@@ -60,6 +61,9 @@ enum Cmd {
     /// signing, committing an overlay.
     #[command(subcommand)]
     Disk(DiskCmd),
+    /// Print the measurements and PCR values `strata machine --tpm` would
+    /// give for the same flags, without running anything (docs/attestation.md).
+    Measure(MachineArgs),
 }
 
 #[derive(Subcommand)]
@@ -414,6 +418,12 @@ struct MachineArgs {
     /// these. rva23 is refused until the profile is complete.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
+    /// A TPM 2.0 (TIS over MMIO) backed by swtpm, which Strata starts and
+    /// stops, with measured boot (docs/attestation.md): swtpm[,state=DIR].
+    /// Without state= the TPM is new each run (a private temporary
+    /// directory); with it, DIR keeps the TPM's identity between runs.
+    #[arg(long, value_name = "OPTIONS", value_parser = TpmSpec::parse)]
+    tpm: Option<TpmSpec>,
     #[command(flatten)]
     virtio: VirtioArgs,
 }
@@ -492,7 +502,16 @@ fn clock_mode(c: Option<Clock>) -> ClockMode {
     }
 }
 
-fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
+/// `strata measure`: the expected measurements for these flags.
+fn measure(a: MachineArgs) -> Result<(), CliError> {
+    let cfg = machine_config(a)?;
+    let m = strata_platform::machine::expected_measurements(&cfg)?;
+    print!("{}", m.report());
+    Ok(())
+}
+
+/// The machine the flags describe.
+fn machine_config(a: MachineArgs) -> Result<MachineConfig, CliError> {
     let extensions = extensions(a.cpu.as_deref())?;
     let ram_size =
         parse_ram_size(&a.memory).map_err(|source| CliError::Memory { what: format!("-m {}", a.memory), source })?;
@@ -507,16 +526,14 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
             Some(p)
         }
     };
-    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let clock = clock_mode(a.clock);
-    let cfg = MachineConfig {
+    Ok(MachineConfig {
         ram_size,
         harts: a.smp,
         bios,
         kernel: a.kernel,
         initrd: a.initrd,
         append: a.append,
-        clock,
+        clock: clock_mode(a.clock),
         console_stdout: true,
         // As for `strata run`: stdin feeds the console, terminal or not.
         console_stdin: true,
@@ -524,8 +541,16 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
         virtio: a.virtio.config(),
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
         extensions,
-    };
-    let threads = a.threads.unwrap_or(if clock == ClockMode::Host { a.smp } else { 1 });
+        tpm: a.tpm,
+    })
+}
+
+fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let (threads, stats) = (a.threads, a.stats);
+    let cfg = machine_config(a)?;
+    let clock = cfg.clock;
+    let threads = threads.unwrap_or(if clock == ClockMode::Host { cfg.harts } else { 1 });
     strata_platform::runner::check_threads(threads as usize, clock)?;
     let mut m = Machine::new(&cfg)?;
     m.set_threads(threads as usize)?;
@@ -534,7 +559,8 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     let reason = m.run();
     drop(raw);
     m.shut_down();
-    if a.stats {
+    m.stop_tpm();
+    if stats {
         eprint!("{}", m.stats_report());
     } else {
         eprint!("{}", m.host_error_summary());
@@ -553,6 +579,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Machine(a) => machine(a),
+        Cmd::Measure(a) => {
+            return match measure(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Cmd::Disk(c) => {
             return match disk(c) {
                 Ok(()) => ExitCode::SUCCESS,
