@@ -361,3 +361,67 @@ mod tests {
         }
     }
 }
+
+/// Against the real swtpm (scripts/setup-host.sh installs it; a missing
+/// swtpm fails the test).
+#[cfg(test)]
+mod swtpm_tests {
+    use super::*;
+    use crate::measure::{sha256, EventType};
+
+    fn wait(b: &mut SwtpmBackend) -> Result<Vec<u8>, String> {
+        // The worker's own timeouts bound this; the limit here only keeps
+        // a broken test from running forever.
+        for _ in 0..6000 {
+            if let Some(r) = b.poll() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no answer from the backend in 60 s");
+    }
+
+    #[test]
+    fn measurements_reach_the_pcrs_and_a_dead_swtpm_is_a_tpm_error() {
+        let mut t = Swtpm::start(&TpmSpec { state: None }).expect("swtpm (scripts/setup-host.sh installs it)");
+        let dir = t.dir().to_path_buf();
+        assert!(dir.join("state").is_dir());
+        let mut m = Measurements::default();
+        m.push(4, EventType::Ipl, sha256(b"kernel"), b"kernel");
+        m.push(8, EventType::Ipl, sha256(b"console=ttyS0"), b"console=ttyS0");
+        m.push_separators();
+        t.start_up_and_measure(&m).unwrap();
+        let mut b = t.backend().unwrap();
+        let want = m.pcrs();
+        for pcr in [0, 4, 8, 9] {
+            b.submit(command::pcr_read(pcr));
+            let r = wait(&mut b).unwrap();
+            let got = command::pcr_read_digest(&r).unwrap_or_else(|| panic!("PCR {pcr}: {r:02x?}"));
+            assert_eq!(got, want.get(&pcr).copied().unwrap_or([0; 32]), "PCR {pcr}");
+        }
+        // swtpm dies: this command and the next fail, at once.
+        let pid = t.pid().unwrap() as i32;
+        // SAFETY: kill(2) on the child this test started, still running.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        std::thread::sleep(Duration::from_millis(100));
+        b.submit(command::pcr_read(0));
+        assert!(wait(&mut b).unwrap_err().contains("swtpm closed its socket"));
+        b.submit(command::pcr_read(0));
+        assert!(wait(&mut b).is_err());
+        t.stop();
+        assert!(!dir.exists(), "the private directory is removed");
+    }
+
+    #[test]
+    fn a_kept_state_directory_survives_and_stop_ends_the_process() {
+        let state = std::env::temp_dir().join(format!("strata-tpm-test-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        let mut t = Swtpm::start(&TpmSpec { state: Some(state.clone()) }).unwrap();
+        t.start_up_and_measure(&Measurements::default()).unwrap();
+        let pid = t.pid().unwrap();
+        drop(t);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "swtpm {pid} outlived its owner");
+        assert!(state.join("tpm2-00.permall").is_file(), "the TPM's state is kept in state=");
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}
