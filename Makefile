@@ -23,6 +23,8 @@
 #                     (scripts/build-rootfs.sh; minutes the first time, then instant)
 #   make stream-test  that image packed, served by nginx on loopback, booted from a
 #                     streamed drive; failures of the server and the data (tests/stream)
+#   make tpm-test     --tpm swtpm: measured boot, guest PCRs against strata measure,
+#                     swtpm killed mid-run, swtpm missing (tests/tpm)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
@@ -96,6 +98,7 @@ test: check setup build
 	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
+	$(MAKE) --no-print-directory tpm-test
 	$(MAKE) --no-print-directory systemd-test
 
 cargo-test:
@@ -162,6 +165,11 @@ systemd-test-qemu: setup rootfs
 .PHONY: stream-test
 stream-test: setup build rootfs
 	tests/stream/stream-test.sh
+
+# The TPM (swtpm) and measured boot (docs/attestation.md).
+.PHONY: tpm-test
+tpm-test: setup build
+	tests/tpm/tpm-test.sh
 
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build

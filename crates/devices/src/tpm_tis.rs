@@ -555,7 +555,8 @@ mod tests {
         let cfg = strata_testkit::prop::config("tpm_tis hostile", 64);
         let mut runner = proptest::test_runner::TestRunner::new(cfg);
         use proptest::prelude::*;
-        let access = (0u64..TPM_TIS_MMIO_SIZE + 16, prop::sample::select(vec![1u8, 2, 4, 8]), any::<u64>(), any::<bool>());
+        let access =
+            (0u64..TPM_TIS_MMIO_SIZE + 16, prop::sample::select(vec![1u8, 2, 4, 8]), any::<u64>(), any::<bool>());
         runner
             .run(&(0u32..3, prop::collection::vec(access, 1..400)), |(kind, ops)| {
                 let (mut d, _) = match kind {
@@ -566,7 +567,8 @@ mod tests {
                 // Bias towards the interesting registers.
                 let mut q: VecDeque<_> = ops.into_iter().collect();
                 while let Some((off, size, val, write)) = q.pop_front() {
-                    let off = if off % 3 == 0 { [ACCESS, STS, DATA_FIFO, XDATA_FIFO][(off / 3 % 4) as usize] } else { off };
+                    let off =
+                        if off % 3 == 0 { [ACCESS, STS, DATA_FIFO, XDATA_FIFO][(off / 3 % 4) as usize] } else { off };
                     if write {
                         d.write(off, size, val);
                     } else {

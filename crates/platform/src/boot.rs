@@ -9,8 +9,8 @@ use crate::fdt::{self, FdtConfig};
 use crate::loader::{self, HostFile, ImageKind, Layout as Misfit, LoadError, LoadTarget, Source, Unusable};
 use crate::machine::Layout;
 use crate::measure::{
-    sha256, EventType, Hasher, Measurements, Sha256Digest, EVENT_LOG_SIZE, PCR_CMDLINE, PCR_DEVICE_TREE,
-    PCR_FIRMWARE, PCR_INITRD, PCR_KERNEL,
+    sha256, EventType, Hasher, Measurements, Sha256Digest, EVENT_LOG_SIZE, PCR_CMDLINE, PCR_DEVICE_TREE, PCR_FIRMWARE,
+    PCR_INITRD, PCR_KERNEL,
 };
 
 /// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
@@ -68,7 +68,11 @@ fn file_digest(f: &HostFile) -> Result<Sha256Digest, LoadError> {
     Ok(h.finish())
 }
 
-fn load_with(ram: &dyn LoadTarget, cfg: &BootConfig, measure: bool) -> Result<(Layout, Option<Measurements>), LoadError> {
+fn load_with(
+    ram: &dyn LoadTarget,
+    cfg: &BootConfig,
+    measure: bool,
+) -> Result<(Layout, Option<Measurements>), LoadError> {
     let mut m = Measurements::default();
     let base = ram.base();
     let room = ram.end() - base;

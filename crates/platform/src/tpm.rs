@@ -57,7 +57,9 @@ const MAX_RESPONSE: usize = 64 << 10;
 pub enum TpmError {
     #[error("--tpm {0}: expected swtpm or swtpm,state=DIR")]
     Spec(String),
-    #[error("--tpm swtpm: the swtpm program is not installed (Debian package swtpm; scripts/setup-host.sh installs it)")]
+    #[error(
+        "--tpm swtpm: the swtpm program is not installed (Debian package swtpm; scripts/setup-host.sh installs it)"
+    )]
     NotInstalled,
     #[error("--tpm swtpm: cannot {what}: {source}")]
     Host { what: String, source: std::io::Error },
@@ -135,8 +137,11 @@ impl Swtpm {
             let what = what.to_string();
             move |source| TpmError::Host { what, source }
         };
-        let dir = std::env::temp_dir()
-            .join(format!("strata-tpm-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "strata-tpm-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(host("make a private directory for swtpm"))?;
         // From here on, Drop removes the directory (and the process).
         let mut me = Swtpm { child: None, dir, conn: None };
@@ -220,7 +225,11 @@ impl Swtpm {
     /// The last line swtpm wrote, as ": LINE" (or nothing).
     fn last_words(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        log.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": swtpm said \"{}\"", l.trim())).unwrap_or_default()
+        log.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| format!(": swtpm said \"{}\"", l.trim()))
+            .unwrap_or_default()
     }
 
     /// Sends one command during set-up; a failure is a [`TpmError::Start`].

@@ -131,7 +131,6 @@ fn hyp(kernel: PathBuf, clock: ClockMode) -> HypMachine {
         console_stdin: false,
         jit: true,
         extensions: strata_platform::Extensions::DEFAULT,
-        tpm: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
