@@ -40,6 +40,11 @@ PKGS=(
     # tests/tpm: the software TPM behind --tpm swtpm (swtpm-tools: swtpm_setup).
     "swtpm:/usr/bin/swtpm"
     "swtpm-tools:/usr/bin/swtpm_setup"
+    # scripts/build-tpm-module.sh: tpm_tis.ko from Debian's kernel source.
+    "flex:/usr/bin/flex"
+    "bison:/usr/bin/bison"
+    "bc:/usr/bin/bc"
+    "libssl-dev:/usr/include/openssl/ssl.h"
 )
 
 missing=()

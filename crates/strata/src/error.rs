@@ -49,6 +49,9 @@ pub enum CliError {
     NoFirmware,
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A file Strata was asked to write (`strata measure --event-log`).
+    #[error("{what}: {source}")]
+    Output { what: String, source: std::io::Error },
     /// `strata disk`: a key, image, packed directory or overlay.
     #[error(transparent)]
     Stream(#[from] strata_stream::StreamError),
@@ -73,6 +76,7 @@ impl CliError {
             | CliError::NoKernel
             | CliError::NoFirmware
             | CliError::Signals(_)
+            | CliError::Output { .. }
             | CliError::Stream(_) => 1,
         }
     }
@@ -96,6 +100,7 @@ mod tests {
             CliError::NoKernel,
             CliError::NoFirmware,
             CliError::Signals(io()),
+            CliError::Output { what: "--event-log /x".into(), source: io() },
             CliError::Stream(strata_stream::StreamError::Url("ftp://x".into())),
         ];
         for e in &errors {

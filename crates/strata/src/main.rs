@@ -63,7 +63,7 @@ enum Cmd {
     Disk(DiskCmd),
     /// Print the measurements and PCR values `strata machine --tpm` would
     /// give for the same flags, without running anything (docs/attestation.md).
-    Measure(MachineArgs),
+    Measure(MeasureArgs),
 }
 
 #[derive(Subcommand)]
@@ -502,10 +502,24 @@ fn clock_mode(c: Option<Clock>) -> ClockMode {
     }
 }
 
+#[derive(clap::Args)]
+struct MeasureArgs {
+    /// Also write the TCG event log the guest would get (exactly the bytes
+    /// Linux shows as binary_bios_measurements) to FILE.
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
 /// `strata measure`: the expected measurements for these flags.
-fn measure(a: MachineArgs) -> Result<(), CliError> {
-    let cfg = machine_config(a)?;
+fn measure(a: MeasureArgs) -> Result<(), CliError> {
+    let cfg = machine_config(a.machine)?;
     let m = strata_platform::machine::expected_measurements(&cfg)?;
+    if let Some(path) = &a.event_log {
+        std::fs::write(path, m.event_log())
+            .map_err(|e| CliError::Output { what: format!("--event-log {}", path.display()), source: e })?;
+    }
     print!("{}", m.report());
     Ok(())
 }
