@@ -180,6 +180,7 @@ bench: setup build
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
 	scripts/bench-stream.sh
+	scripts/bench-tpm.sh
 
 clean:
 	rm -rf build
