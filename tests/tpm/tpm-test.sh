@@ -19,6 +19,12 @@
 #              /sys/kernel/security/tpm0/binary_bios_measurements is byte for
 #              byte `strata measure --event-log`, and replays (replay.py, an
 #              independent parser) to the guest's PCRs
+#   quote      tpm-tool quote NONCE (ECDSA P-256 primary key of the
+#              endorsement hierarchy, TPM2_Quote of PCRs 0-9): `strata attest
+#              verify` accepts it; with state=DIR a second boot's quote
+#              verifies with the first boot's (enrolled) key; a wrong nonce, a
+#              changed initrd, a flipped signature bit and a new TPM's key
+#              (no state=) are each rejected
 #   change     one byte of the initrd changes `strata measure`'s PCR 9 and
 #              nothing else; one byte of the command line changes PCR 8 only;
 #              a boot with that command line reads the new PCR 8 in the guest
@@ -91,7 +97,10 @@ measure() {
 pcr_of() { awk -v p="$2" '$1 == "pcr" && $2 == p && $3 == "sha256" { print $4 }' "$1" | tr -d '\r' | head -n 1; }
 
 # --- measure: digests of the files as given ------------------------------
-CMD1="/tpm-tool dt; /tpm-tool pcrs $PCRS"
+# Verifier nonces, fresh each run.
+NONCE0=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+NONCE1=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+CMD1="/tpm-tool dt; /tpm-tool pcrs $PCRS; /tpm-tool quote $NONCE0"
 APPEND1=$(append_for "$CMD1")
 if measure "$WORK/m1.txt" "$INITRD" "$APPEND1"; then
     ok=1
@@ -223,10 +232,60 @@ else
     fail "linux: scripts/build-tpm-module.sh failed: $(tail -n 3 "$WORK/module.err")"
 fi
 
-# --- change: one byte of the initrd, one of the command line -------------
+# --- quote: a TPM quote verifies, and changes are rejected ----------------
 cp "$INITRD" "$WORK/initrd-changed.cpio"
 printf '\x01' | dd of="$WORK/initrd-changed.cpio" bs=1 seek=$(( $(stat -c %s "$INITRD") - 1 )) conv=notrunc status=none
-APPEND2=$(append_for "$CMD1" "quiet")
+# verify NAME QUOTE-LOG NONCE INITRD APPEND [--key FILE]: strata attest verify.
+verify() {
+    local name=$1 log=$2 nonce=$3 initrd=$4 append=$5; shift 5
+    "$STRATA_BIN" attest verify --quote "$log" --nonce "$nonce" "${IMAGES[@]}" --initrd "$initrd" \
+        --append "$append" -m 512M "$@" >"$WORK/verify-$name.out" 2>&1
+}
+# The first boot's attestation key, enrolled (state=DIR keeps the TPM, and
+# the key is a primary key, derived from the TPM's endorsement seed).
+grep -m1 '^quote-key ' "$WORK/boot.log" | tr -d '\r' >"$WORK/enrolled.key" || true
+if verify first "$WORK/boot.log" "$NONCE0" "$INITRD" "$APPEND1"; then
+    pass "quote: the first boot's quote verifies ($(cat "$WORK/verify-first.out"))"
+else
+    fail "quote: the first boot's quote: $(cat "$WORK/verify-first.out")"
+fi
+CMDQ="/tpm-tool quote $NONCE1"
+APPENDQ=$(append_for "$CMDQ")
+boot quote "$APPENDQ" "swtpm,state=$STATE"
+rc=0; wait "$PID" || rc=$?
+if verify good "$WORK/quote.log" "$NONCE1" "$INITRD" "$APPENDQ" --key "$WORK/enrolled.key"; then
+    pass "quote: a second boot's quote verifies with the enrolled key, its nonce and strata measure's PCRs"
+else
+    fail "quote: second boot (exit $rc): $(cat "$WORK/verify-good.out")"
+fi
+# expect_reject NAME WHAT ARGS...: verify must fail with a REJECTED line naming WHAT.
+expect_reject() {
+    local name=$1 what=$2; shift 2
+    if verify "$name" "$@"; then
+        fail "quote: $name: accepted"
+    elif grep -q "REJECTED: .*$what" "$WORK/verify-$name.out"; then
+        pass "quote: $name: $(cat "$WORK/verify-$name.out")"
+    else
+        fail "quote: $name: $(cat "$WORK/verify-$name.out")"
+    fi
+}
+expect_reject nonce "nonce" "$WORK/quote.log" "$NONCE0" "$INITRD" "$APPENDQ" --key "$WORK/enrolled.key"
+expect_reject initrd "PCR digest" "$WORK/quote.log" "$NONCE1" "$WORK/initrd-changed.cpio" "$APPENDQ" --key "$WORK/enrolled.key"
+python3 - "$WORK/quote.log" "$WORK/quote-tampered.log" <<'PY'
+import sys
+out = []
+for line in open(sys.argv[1], errors="replace"):
+    if line.startswith("quote-sig "):
+        tag, r, s = line.split()
+        r = r[:10] + ("1" if r[10] != "1" else "2") + r[11:]
+        line = f"{tag} {r} {s}\n"
+    out.append(line)
+open(sys.argv[2], "w").write("".join(out))
+PY
+expect_reject signature "signature" "$WORK/quote-tampered.log" "$NONCE1" "$INITRD" "$APPENDQ" --key "$WORK/enrolled.key"
+
+# --- change: one byte of the initrd, one of the command line -------------
+APPEND2=$(append_for "$CMD1" "quiet")   # also quotes NONCE0, on a new TPM
 measure "$WORK/m-initrd.txt" "$WORK/initrd-changed.cpio" "$APPEND1" || fail "measure (changed initrd): $(cat "$WORK/m-initrd.txt.err")"
 measure "$WORK/m2.txt" "$INITRD" "$APPEND2" || fail "measure (changed command line): $(cat "$WORK/m2.txt.err")"
 # which_changed A B: the PCRs whose values differ.
@@ -254,6 +313,12 @@ else
     fail "cmdline: the guest's PCR 8 did not change with the command line"
 fi
 no_leftovers cmdline "$SW"
+if verify other "$WORK/cmdline.log" "$NONCE0" "$INITRD" "$APPEND2"; then
+    pass "quote: a new TPM's quote verifies on its own key"
+else
+    fail "quote: new TPM: $(cat "$WORK/verify-other.out")"
+fi
+expect_reject otherkey "not the trusted key" "$WORK/cmdline.log" "$NONCE0" "$INITRD" "$APPEND2" --key "$WORK/enrolled.key"
 
 # --- kill: swtpm dies while the guest uses the TPM -----------------------
 CMD3="/tpm-tool pcrs 0 && echo TPM-LOOP-START && /tpm-tool loop"

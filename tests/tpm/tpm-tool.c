@@ -12,6 +12,11 @@
  *
  *   tpm-tool dt            print the TPM node: compatible, reg, sml-size
  *   tpm-tool pcrs N...     TPM2_PCR_Read each SHA-256 PCR N: "pcr N sha256 HEX"
+ *   tpm-tool quote NONCE   an ECDSA P-256 attestation key (a primary key of the
+ *                          endorsement hierarchy: the same for the same TPM
+ *                          state) and a TPM2_Quote over SHA-256 PCRs 0-9 with
+ *                          NONCE (hex) as qualifyingData; prints
+ *                          "quote-key X Y", "quote-attest HEX", "quote-sig R S"
  *   tpm-tool loop          PCR_Read PCR 0 until the TPM answers an error:
  *                          "tpm-error rc 0xRC" (exit 0), or "tpm-timeout"
  *                          if it never answers (exit 2)
@@ -150,6 +155,23 @@ static int transact(const uint8_t *cmd, int len, uint8_t *rsp, int cap)
 	return n;
 }
 
+/* transact, again while the TPM answers TPM_RC_RETRY, TPM_RC_TESTING or
+ * TPM_RC_YIELDED (Part 2 §6.6.3: warnings that ask for a resubmission). */
+static int transact_retry(const uint8_t *cmd, int len, uint8_t *rsp, int cap)
+{
+	int n = -1;
+	for (int i = 0; i < 50; i++) {
+		n = transact(cmd, len, rsp, cap);
+		if (n < 10)
+			return n;
+		uint32_t rc = be(rsp + 6, 4);
+		if (rc != 0x922 && rc != 0x90A && rc != 0x908)
+			return n;
+		usleep(20000);
+	}
+	return n;
+}
+
 /* TPM2_PCR_Read of one SHA-256 PCR (TPM 2.0 Part 3 §22.4). */
 static int pcr_read(int pcr, uint8_t *rsp, int cap)
 {
@@ -159,6 +181,135 @@ static int pcr_read(int pcr, uint8_t *rsp, int cap)
 }
 
 static uint32_t rc_of(const uint8_t *r) { return be(r + 6, 4); }
+
+/* Big-endian writers into a command buffer. */
+static int put(uint8_t *b, int at, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		b[at + i] = v;
+	return at + n;
+}
+
+/* The empty password session (TPM 2.0 Part 1 §19.8.4): authorizationSize,
+ * TPM_RS_PW, empty nonce, attributes 0, empty hmac. */
+static int put_pw_session(uint8_t *b, int at)
+{
+	at = put(b, at, 9, 4);
+	at = put(b, at, 0x40000009, 4);
+	at = put(b, at, 0, 2);
+	at = put(b, at, 0, 1);
+	return put(b, at, 0, 2);
+}
+
+static void print_hex(const char *label, const uint8_t *p, int n)
+{
+	if (label)
+		printf("%s", label);
+	for (int i = 0; i < n; i++)
+		printf("%02x", p[i]);
+}
+
+/* TPM2_CreatePrimary (Part 3 §24.1) in the endorsement hierarchy of a
+ * restricted ECDSA-SHA256 P-256 signing key, then TPM2_Quote (§18.4) of
+ * SHA-256 PCRs 0-9, then TPM2_FlushContext. */
+static int quote(const char *nonce_hex)
+{
+	uint8_t nonce[64], c[512], r[4096];
+	int nlen = strlen(nonce_hex) / 2;
+	if (nlen > (int)sizeof nonce || (int)strlen(nonce_hex) != 2 * nlen)
+		return 1;
+	for (int i = 0; i < nlen; i++)
+		sscanf(nonce_hex + 2 * i, "%2hhx", &nonce[i]);
+
+	int at = put(c, 0, 0x8002, 2);
+	at += 4;
+	at = put(c, at, 0x131, 4);        /* TPM_CC_CreatePrimary */
+	at = put(c, at, 0x4000000B, 4);   /* TPM_RH_ENDORSEMENT */
+	at = put_pw_session(c, at);
+	at = put(c, at, 4, 2);            /* inSensitive: empty auth, empty data */
+	at = put(c, at, 0, 2);
+	at = put(c, at, 0, 2);
+	int pub_size_at = at;
+	at += 2;
+	at = put(c, at, 0x0023, 2);       /* TPM_ALG_ECC */
+	at = put(c, at, 0x000B, 2);       /* nameAlg SHA-256 */
+	/* fixedTPM, fixedParent, sensitiveDataOrigin, userWithAuth, restricted, sign */
+	at = put(c, at, 0x00050072, 4);
+	at = put(c, at, 0, 2);            /* authPolicy: empty */
+	at = put(c, at, 0x0010, 2);       /* symmetric: TPM_ALG_NULL */
+	at = put(c, at, 0x0018, 2);       /* scheme: TPM_ALG_ECDSA */
+	at = put(c, at, 0x000B, 2);       /*   with SHA-256 */
+	at = put(c, at, 0x0003, 2);       /* TPM_ECC_NIST_P256 */
+	at = put(c, at, 0x0010, 2);       /* kdf: TPM_ALG_NULL */
+	at = put(c, at, 0, 2);            /* unique.x, unique.y: empty */
+	at = put(c, at, 0, 2);
+	put(c, pub_size_at, at - pub_size_at - 2, 2);
+	at = put(c, at, 0, 2);            /* outsideInfo: empty */
+	at = put(c, at, 0, 4);            /* creationPCR: none */
+	put(c, 2, at, 4);
+	int n = transact_retry(c, at, r, sizeof r);
+	if (n < 10 || rc_of(r)) {
+		printf("tpm-error CreatePrimary rc 0x%x len %d\n", n >= 10 ? rc_of(r) : 0, n);
+		return 1;
+	}
+	uint32_t key = be(r + 10, 4);
+	/* outPublic after handle (4) and parameterSize (4): size, type, nameAlg,
+	 * attributes, authPolicy, 5 parameter fields, then unique.x, unique.y. */
+	int p = 18 + 2 + 2 + 2 + 4;
+	p += 2 + be(r + p, 2);
+	p += 10;
+	int xl = be(r + p, 2);
+	const uint8_t *x = r + p + 2;
+	int yl = be(r + p + 2 + xl, 2);
+	const uint8_t *y = r + p + 4 + xl;
+	if (xl != 32 || yl != 32 || p + 4 + xl + yl > n) {
+		printf("tpm-error CreatePrimary: unexpected outPublic\n");
+		return 1;
+	}
+	print_hex("quote-key ", x, 32);
+	print_hex(" ", y, 32);
+	printf("\n");
+
+	at = put(c, 0, 0x8002, 2);
+	at += 4;
+	at = put(c, at, 0x158, 4);        /* TPM_CC_Quote */
+	at = put(c, at, key, 4);
+	at = put_pw_session(c, at);
+	at = put(c, at, nlen, 2);         /* qualifyingData */
+	memcpy(c + at, nonce, nlen);
+	at += nlen;
+	at = put(c, at, 0x0010, 2);       /* inScheme: TPM_ALG_NULL, the key's */
+	at = put(c, at, 1, 4);            /* PCRselect: SHA-256 PCRs 0-9 */
+	at = put(c, at, 0x000B, 2);
+	at = put(c, at, 3, 1);
+	at = put(c, at, 0xff, 1);
+	at = put(c, at, 0x03, 1);
+	at = put(c, at, 0x00, 1);
+	put(c, 2, at, 4);
+	n = transact_retry(c, at, r, sizeof r);
+	if (n < 10 || rc_of(r)) {
+		printf("tpm-error Quote rc 0x%x len %d\n", n >= 10 ? rc_of(r) : 0, n);
+		return 1;
+	}
+	/* parameterSize, quoted (TPM2B_ATTEST), signature (sigAlg, hash, R, S). */
+	p = 14;
+	int al = be(r + p, 2);
+	print_hex("quote-attest ", r + p + 2, al);
+	printf("\n");
+	p += 2 + al + 4;
+	int rl = be(r + p, 2);
+	print_hex("quote-sig ", r + p + 2, rl);
+	int sl = be(r + p + 2 + rl, 2);
+	print_hex(" ", r + p + 4 + rl, sl);
+	printf("\n");
+
+	at = put(c, 0, 0x8001, 2);
+	at = put(c, at, 14, 4);
+	at = put(c, at, 0x165, 4);        /* TPM_CC_FlushContext */
+	at = put(c, at, key, 4);
+	transact(c, at, r, sizeof r);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -204,6 +355,8 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
+	if (!strcmp(argv[1], "quote") && argc == 3)
+		return quote(argv[2]);
 	if (!strcmp(argv[1], "loop")) {
 		for (long k = 0;; k++) {
 			int n = pcr_read(0, r, sizeof r);

@@ -3,6 +3,7 @@
 //! under both machines: the bare board ([`machine`]) and Strata's
 //! hypervisor ([`hyp`]).
 
+pub mod attest;
 pub mod boot;
 pub mod console;
 pub mod error;

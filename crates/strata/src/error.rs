@@ -49,6 +49,10 @@ pub enum CliError {
     NoFirmware,
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// `strata attest verify`: a malformed quote, or one that does not
+    /// verify.
+    #[error(transparent)]
+    Attest(#[from] strata_platform::attest::AttestError),
     /// A file Strata was asked to write (`strata measure --event-log`).
     #[error("{what}: {source}")]
     Output { what: String, source: std::io::Error },
@@ -77,6 +81,7 @@ impl CliError {
             | CliError::NoFirmware
             | CliError::Signals(_)
             | CliError::Output { .. }
+            | CliError::Attest(_)
             | CliError::Stream(_) => 1,
         }
     }

@@ -64,6 +64,55 @@ enum Cmd {
     /// Print the measurements and PCR values `strata machine --tpm` would
     /// give for the same flags, without running anything (docs/attestation.md).
     Measure(MeasureArgs),
+    /// Check TPM evidence (docs/attestation.md).
+    #[command(subcommand)]
+    Attest(AttestCmd),
+}
+
+#[derive(Subcommand)]
+enum AttestCmd {
+    /// Check a TPM quote (tests/tpm/tpm-tool.c quote NONCE's output) against
+    /// the PCR values `strata measure` gives for the same machine flags:
+    /// signature, nonce, PCR selection and digest, and the key if --key.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The quote: its quote-key, quote-attest and quote-sig lines.
+    #[arg(long, value_name = "FILE")]
+    quote: PathBuf,
+    /// The nonce the verifier gave the guest, in hex.
+    #[arg(long, value_name = "HEX")]
+    nonce: String,
+    /// The attestation key trusted for this TPM ("X Y" in hex, or a
+    /// quote-key line); without it any key that signed is accepted.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+/// `strata attest verify`.
+fn attest_verify(a: VerifyArgs) -> Result<(), CliError> {
+    use strata_platform::attest::{parse_key, unhex, AttestError, Quote};
+    let read =
+        |what: &str, p: &PathBuf| loader::read_file(what, p, 1 << 20).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let quote = Quote::parse(&read("quote", &a.quote)?)?;
+    let key = match &a.key {
+        Some(p) => Some(parse_key(&read("key", p)?)?),
+        None => None,
+    };
+    let nonce = unhex(&a.nonce).map_err(|_| AttestError::Format(format!("--nonce {}: not hex", a.nonce)))?;
+    let cfg = machine_config(a.machine)?;
+    let expected = strata_platform::machine::expected_measurements(&cfg)?;
+    quote.verify(&nonce, &expected, key.as_deref())?;
+    println!(
+        "quote OK: signed by {}, nonce {}, PCRs 0-9 as measured",
+        if key.is_some() { "the trusted key" } else { "its own key (not checked: no --key)" },
+        a.nonce
+    );
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -593,6 +642,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Machine(a) => machine(a),
+        Cmd::Attest(AttestCmd::Verify(a)) => {
+            return match attest_verify(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Cmd::Measure(a) => {
             return match measure(a) {
                 Ok(()) => ExitCode::SUCCESS,
