@@ -31,6 +31,9 @@
 #   kill       swtpm killed mid-run (while the guest reads PCRs in a loop):
 #              the guest gets a TPM error (TPM_RC_FAILURE, 0x101), Strata says
 #              so once on stderr, the guest powers off, strata exits 0, no hang
+#   hang       swtpm stopped (SIGSTOP) mid-run with timeout=2: the guest gets
+#              TPM_RC_FAILURE, Strata says it did not answer within 2 s, exits 0,
+#              and the stopped swtpm is killed at exit
 #   cleanup    after each run no swtpm of that run is left and its private
 #              directory is gone; state=DIR keeps the TPM's state in DIR
 #   missing    with no swtpm on PATH: exit status 1 and one clear line
@@ -350,6 +353,33 @@ if grep -q TPM-LOOP-START "$WORK/kill.log" && [ -n "$SW" ]; then
     fi
 else
     fail "kill: the guest never started its loop (or no swtpm was seen): $(tail -n 3 "$WORK/kill.err")"
+    kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+fi
+
+# --- hang: swtpm stops answering (SIGSTOP), with timeout=2 ----------------
+boot hang "$(append_for "$CMD3")" "swtpm,timeout=2"
+SW=$(swtpm_of "$PID")
+for _ in $(seq 1 $((BOOT_TIMEOUT * 10))); do
+    grep -q TPM-LOOP-START "$WORK/hang.log" 2>/dev/null && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+done
+if grep -q TPM-LOOP-START "$WORK/hang.log" && [ -n "$SW" ]; then
+    kill -STOP "$SW"
+    rc=0; wait "$PID" || rc=$?
+    if grep -q "tpm-error rc 0x101" "$WORK/hang.log" && grep -q "STRATA-CMD-EXIT 0" "$WORK/hang.log" && [ $rc -eq 0 ]; then
+        pass "hang: a silent swtpm gives the guest TPM_RC_FAILURE after timeout=2; the guest powered off, exit 0"
+    else
+        fail "hang: exit $rc, guest said '$(grep -m1 -e tpm-error -e tpm-timeout "$WORK/hang.log" || echo nothing)'"
+    fi
+    if grep -q "strata: TPM: swtpm did not answer within 2 s" "$WORK/hang.err"; then
+        pass "hang: strata said swtpm did not answer within 2 s"
+    else
+        fail "hang: stderr: $(tr '\r\n' '  ' <"$WORK/hang.err" | tail -c 300)"
+    fi
+    no_leftovers hang "$SW"
+else
+    fail "hang: the guest never started its loop: $(tail -n 3 "$WORK/hang.err")"
     kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
 fi
 

@@ -20,7 +20,7 @@
 //! | --- | --- |
 //! | `swtpm` not on PATH | [`TpmError::NotInstalled`], the machine is not built |
 //! | it exits or stays silent during start | [`TpmError::Start`] with its own last words, the process is killed |
-//! | the machine runs | a worker thread owns the socket; every read and write has a [`IO_TIMEOUT`] |
+//! | the machine runs | a worker thread owns the socket; every read and write has a timeout ([`IO_TIMEOUT`], or `timeout=SECS`) |
 //! | it dies or hangs mid-run | the worker says so once on stderr; that command and every later one gets `TPM_RC_FAILURE` (the guest sees a TPM error, never a hang); the machine runs on without a TPM |
 //! | Strata ends (normally, on an error path, or dropped) | [`Swtpm::stop`]/`Drop`: SIGTERM (swtpm saves its state and exits), SIGKILL after [`STOP_GRACE`]; the private directory is removed |
 //! | Strata is killed | the socket closes (`--terminate`) and `PR_SET_PDEATHSIG` kills swtpm; only the private directory in `$TMPDIR` can be left behind |
@@ -45,9 +45,12 @@ use strata_devices::tpm_tis::{header_size, TpmBackend, TPM_HEADER_SIZE};
 
 use crate::measure::{command, Measurements};
 
-/// How long swtpm may take over one read or write. Key generation in
-/// swtpm takes well under a second; this is for a process that hangs.
+/// How long swtpm may take over one read or write, unless `timeout=` says
+/// otherwise. Key generation in swtpm takes well under a second; this is
+/// for a process that hangs.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+/// The range `timeout=SECS` accepts.
+pub const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=600;
 /// How long swtpm gets to exit after its socket closed.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The largest response Strata accepts from swtpm.
@@ -55,7 +58,7 @@ const MAX_RESPONSE: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TpmError {
-    #[error("--tpm {0}: expected swtpm or swtpm,state=DIR")]
+    #[error("--tpm {0}: expected swtpm[,state=DIR][,timeout=SECS] (SECS 1 to 600)")]
     Spec(String),
     #[error(
         "--tpm swtpm: the swtpm program is not installed (Debian package swtpm; scripts/setup-host.sh installs it)"
@@ -74,10 +77,12 @@ pub enum TpmError {
     Refused { what: String, rc: u32 },
 }
 
-/// `--tpm swtpm[,state=DIR]`.
+/// `--tpm swtpm[,state=DIR][,timeout=SECS]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TpmSpec {
     pub state: Option<PathBuf>,
+    /// Each read and write on swtpm's socket ([`IO_TIMEOUT`] by default).
+    pub timeout: Duration,
 }
 
 impl TpmSpec {
@@ -86,10 +91,18 @@ impl TpmSpec {
         if parts.next() != Some("swtpm") {
             return Err(TpmError::Spec(s.to_string()));
         }
-        let mut spec = TpmSpec { state: None };
+        let mut spec = TpmSpec { state: None, timeout: IO_TIMEOUT };
+        let mut timeout_seen = false;
         for p in parts {
             match p.split_once('=') {
                 Some(("state", dir)) if !dir.is_empty() && spec.state.is_none() => spec.state = Some(dir.into()),
+                Some(("timeout", secs)) if !timeout_seen => match secs.parse::<u64>() {
+                    Ok(n) if TIMEOUT_SECS.contains(&n) => {
+                        spec.timeout = Duration::from_secs(n);
+                        timeout_seen = true;
+                    }
+                    _ => return Err(TpmError::Spec(s.to_string())),
+                },
                 _ => return Err(TpmError::Spec(s.to_string())),
             }
         }
@@ -108,9 +121,10 @@ pub struct Swtpm {
 /// One TPM command and response over `conn`, with the I/O timeouts set on
 /// it. The error is one line for the operator.
 fn transact(conn: &mut UnixStream, cmd: &[u8]) -> Result<Vec<u8>, String> {
+    let secs = conn.read_timeout().ok().flatten().unwrap_or(IO_TIMEOUT).as_secs();
     let what = |e: std::io::Error, doing: &str| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            format!("swtpm did not answer within {} s ({doing})", IO_TIMEOUT.as_secs())
+            format!("swtpm did not answer within {secs} s ({doing})")
         }
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
             format!("swtpm closed its socket ({doing}): it has exited")
@@ -208,8 +222,8 @@ impl Swtpm {
         })?);
         let conn = UnixStream::connect(&sock).map_err(host("connect to swtpm"))?;
         drop(listener);
-        conn.set_read_timeout(Some(IO_TIMEOUT)).map_err(host("set a timeout on swtpm's socket"))?;
-        conn.set_write_timeout(Some(IO_TIMEOUT)).map_err(host("set a timeout on swtpm's socket"))?;
+        conn.set_read_timeout(Some(spec.timeout)).map_err(host("set a timeout on swtpm's socket"))?;
+        conn.set_write_timeout(Some(spec.timeout)).map_err(host("set a timeout on swtpm's socket"))?;
         me.conn = Some(conn);
         Ok(me)
     }
@@ -362,9 +376,25 @@ mod tests {
 
     #[test]
     fn spec_parsing() {
-        assert_eq!(TpmSpec::parse("swtpm").unwrap(), TpmSpec { state: None });
-        assert_eq!(TpmSpec::parse("swtpm,state=/x").unwrap(), TpmSpec { state: Some("/x".into()) });
-        for bad in ["", "tpm", "swtpm,", "swtpm,state=", "swtpm,state=/a,state=/b", "swtpm,foo=1"] {
+        let d = IO_TIMEOUT;
+        assert_eq!(TpmSpec::parse("swtpm").unwrap(), TpmSpec { state: None, timeout: d });
+        assert_eq!(TpmSpec::parse("swtpm,state=/x").unwrap(), TpmSpec { state: Some("/x".into()), timeout: d });
+        assert_eq!(
+            TpmSpec::parse("swtpm,timeout=3,state=/x").unwrap(),
+            TpmSpec { state: Some("/x".into()), timeout: Duration::from_secs(3) }
+        );
+        for bad in [
+            "",
+            "tpm",
+            "swtpm,",
+            "swtpm,state=",
+            "swtpm,state=/a,state=/b",
+            "swtpm,foo=1",
+            "swtpm,timeout=0",
+            "swtpm,timeout=601",
+            "swtpm,timeout=x",
+            "swtpm,timeout=1,timeout=2",
+        ] {
             let e = TpmSpec::parse(bad).unwrap_err().to_string();
             assert!(e.contains("expected swtpm"), "{bad}: {e}");
         }
@@ -392,7 +422,8 @@ mod swtpm_tests {
 
     #[test]
     fn measurements_reach_the_pcrs_and_a_dead_swtpm_is_a_tpm_error() {
-        let mut t = Swtpm::start(&TpmSpec { state: None }).expect("swtpm (scripts/setup-host.sh installs it)");
+        let mut t = Swtpm::start(&TpmSpec { state: None, timeout: IO_TIMEOUT })
+            .expect("swtpm (scripts/setup-host.sh installs it)");
         let dir = t.dir().to_path_buf();
         assert!(dir.join("state").is_dir());
         let mut m = Measurements::default();
@@ -425,7 +456,7 @@ mod swtpm_tests {
     fn a_kept_state_directory_survives_and_stop_ends_the_process() {
         let state = std::env::temp_dir().join(format!("strata-tpm-test-state-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
-        let mut t = Swtpm::start(&TpmSpec { state: Some(state.clone()) }).unwrap();
+        let mut t = Swtpm::start(&TpmSpec { state: Some(state.clone()), timeout: IO_TIMEOUT }).unwrap();
         t.start_up_and_measure(&Measurements::default()).unwrap();
         let pid = t.pid().unwrap();
         drop(t);

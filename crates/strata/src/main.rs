@@ -468,9 +468,11 @@ struct MachineArgs {
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
     /// A TPM 2.0 (TIS over MMIO) backed by swtpm, which Strata starts and
-    /// stops, with measured boot (docs/attestation.md): swtpm[,state=DIR].
-    /// Without state= the TPM is new each run (a private temporary
-    /// directory); with it, DIR keeps the TPM's identity between runs.
+    /// stops, with measured boot (docs/attestation.md):
+    /// swtpm[,state=DIR][,timeout=SECS]. Without state= the TPM is new each
+    /// run (a private temporary directory); with it, DIR keeps the TPM's
+    /// identity between runs. timeout: how long swtpm may take to answer
+    /// (default 20 s) before the guest gets a TPM error.
     #[arg(long, value_name = "OPTIONS", value_parser = TpmSpec::parse)]
     tpm: Option<TpmSpec>,
     #[command(flatten)]
