@@ -27,6 +27,8 @@
 #                     streamed drive; failures of the server and the data (tests/stream)
 #   make snapshot-test snapshots of the bare board: restored runs print what the
 #                     uninterrupted run printed, byte for byte; bad files refused (tests/snapshot)
+#   make tpm-test     --tpm swtpm: measured boot, guest PCRs against strata measure,
+#                     swtpm killed mid-run, swtpm missing (tests/tpm)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make api-test     the control API (--api-sock) with curl on both machines (tests/api)
@@ -109,6 +111,7 @@ test: check setup build
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
 	$(MAKE) --no-print-directory snapshot-test
+	$(MAKE) --no-print-directory tpm-test
 	$(MAKE) --no-print-directory systemd-test
 	$(MAKE) --no-print-directory api-test
 
@@ -203,6 +206,11 @@ api-test: setup build
 snapshot-test: setup build
 	tests/snapshot/snapshot-test.sh
 
+# The TPM (swtpm) and measured boot (docs/attestation.md).
+.PHONY: tpm-test
+tpm-test: setup build
+	tests/tpm/tpm-test.sh
+
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build
 	scripts/bench-boot.sh
@@ -214,6 +222,7 @@ bench: setup build
 	scripts/bench-stream.sh
 	scripts/bench-api.sh
 	scripts/bench-snapshot.sh
+	scripts/bench-tpm.sh
 
 clean:
 	rm -rf build

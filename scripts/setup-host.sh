@@ -39,6 +39,14 @@ PKGS=(
     "nginx:/usr/sbin/nginx"
     # tests/api: the control API through its Unix socket.
     "curl:/usr/bin/curl"
+    # tests/tpm: the software TPM behind --tpm swtpm (swtpm-tools: swtpm_setup).
+    "swtpm:/usr/bin/swtpm"
+    "swtpm-tools:/usr/bin/swtpm_setup"
+    # scripts/build-tpm-module.sh: tpm_tis.ko from Debian's kernel source.
+    "flex:/usr/bin/flex"
+    "bison:/usr/bin/bison"
+    "bc:/usr/bin/bc"
+    "libssl-dev:/usr/include/openssl/ssl.h"
 )
 
 missing=()

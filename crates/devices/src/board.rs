@@ -28,6 +28,7 @@ use crate::bus::Bus;
 use crate::plic::{source_line, Plic, PLIC_MMIO_SIZE};
 use crate::rtc::{GoldfishRtc, RtcClock, RTC_MMIO_SIZE};
 use crate::syscon::{PowerLatch, Syscon, SYSCON_MMIO_SIZE};
+use crate::tpm_tis::TPM_TIS_MMIO_SIZE;
 use crate::uart::{Uart, UartSink, UART_MMIO_SIZE};
 use crate::virtio::VIRTIO_MMIO_SIZE;
 use crate::{IrqLine, SharedMmio};
@@ -73,6 +74,11 @@ pub struct BoardLayout {
     /// The first virtio-mmio slot; slot n is `n * size` above it.
     pub virtio: Region,
     pub virtio_slots: u32,
+    /// The TPM's TIS window (`tcg,tpm-tis-mmio`), used only when a TPM is
+    /// attached (`--tpm`). It sits at the start of QEMU `virt`'s platform
+    /// bus (0x0400_0000, where QEMU places dynamic sysbus devices such as
+    /// its `tpm-tis-device`), which nothing else of the board uses.
+    pub tpm: Region,
     /// Where RAM starts (its size is the machine's or the VM's).
     pub ram_base: u64,
     /// PLIC sources.
@@ -95,6 +101,7 @@ pub const VIRT: BoardLayout = BoardLayout {
     uart: Region { base: 0x1000_0000, size: UART_MMIO_SIZE },
     virtio: Region { base: 0x1000_1000, size: VIRTIO_MMIO_SIZE },
     virtio_slots: 8,
+    tpm: Region { base: 0x0400_0000, size: TPM_TIS_MMIO_SIZE },
     ram_base: 0x8000_0000,
     uart_irq: 10,
     rtc_irq: 11,
@@ -145,6 +152,7 @@ impl BoardLayout {
         if let Some(c) = self.clint {
             w.push(("clint", c));
         }
+        w.push(("tpm", self.tpm));
         w.push(("virtio-mmio", Region { base: self.virtio.base, size: self.virtio.size * self.virtio_slots as u64 }));
         w
     }

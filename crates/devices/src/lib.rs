@@ -12,6 +12,7 @@ pub mod bus;
 pub mod plic;
 pub mod rtc;
 pub mod syscon;
+pub mod tpm_tis;
 pub mod uart;
 pub mod virtio;
 

@@ -8,6 +8,10 @@ use std::path::Path;
 use crate::fdt::{self, FdtConfig};
 use crate::loader::{self, HostFile, ImageKind, Layout as Misfit, LoadError, LoadTarget, Source, Unusable};
 use crate::machine::Layout;
+use crate::measure::{
+    sha256, EventType, Hasher, Measurements, Sha256Digest, EVENT_LOG_SIZE, PCR_CMDLINE, PCR_DEVICE_TREE, PCR_FIRMWARE,
+    PCR_INITRD, PCR_KERNEL,
+};
 
 /// `struct fw_dynamic_info` (OpenSBI include/sbi/fw_dynamic.h), version 2.
 const FW_DYNAMIC_MAGIC: u64 = 0x4942_534f;
@@ -39,6 +43,37 @@ pub struct BootConfig<'a> {
 /// opened and checked (a regular file, no larger than the RAM it goes
 /// into, its headers consistent) before its bytes are read.
 pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError> {
+    Ok(load_with(ram, cfg, false)?.0)
+}
+
+/// [`load`] for a board with a TPM: also reserves the event log's region
+/// (just below `fw_dynamic_info`, above the initrd), names it in the TPM's
+/// device-tree node, measures every image (crate::measure has the table)
+/// and writes the event log there. The PCRs are extended by the caller.
+pub fn load_measured(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<(Layout, Measurements), LoadError> {
+    let (layout, m) = load_with(ram, cfg, true)?;
+    Ok((layout, m.expect("measured")))
+}
+
+/// SHA-256 of a whole host file, read in pieces.
+fn file_digest(f: &HostFile) -> Result<Sha256Digest, LoadError> {
+    const CHUNK: u64 = 1 << 20;
+    let mut h = Hasher::default();
+    let mut off = 0;
+    while off < f.len() {
+        let n = CHUNK.min(f.len() - off);
+        h.update(&f.read_at(off, n)?);
+        off += n;
+    }
+    Ok(h.finish())
+}
+
+fn load_with(
+    ram: &dyn LoadTarget,
+    cfg: &BootConfig,
+    measure: bool,
+) -> Result<(Layout, Option<Measurements>), LoadError> {
+    let mut m = Measurements::default();
     let base = ram.base();
     let room = ram.end() - base;
     let room_text = format!("the {} of guest RAM it must fit in (-m)", crate::size::human(room));
@@ -69,10 +104,14 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
                 }
             };
             fw_end = l.end;
+            if measure {
+                m.push(PCR_FIRMWARE, EventType::PostCode, file_digest(&fw)?, b"firmware");
+            }
             Some(l.entry)
         }
         None => None,
     };
+    let kernel_digest = if measure { Some(file_digest(&kernel)?) } else { None };
     let kernel = match kind {
         ImageKind::Elf => loader::load_elf(ram, &kernel)?,
         ImageKind::LinuxImage => {
@@ -113,18 +152,27 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
     };
     let dtb_slot = (ram.end() - DTB_MAX) & !(2 * MIB - 1);
     let info_addr = dtb_slot - 0x1000;
-    let mut low_limit = info_addr;
+    // The event log's region, if any, between fw_dynamic_info and the initrd.
+    let tpm_log = measure.then(|| (info_addr.saturating_sub(EVENT_LOG_SIZE), EVENT_LOG_SIZE));
+    let mut low_limit = tpm_log.map_or(info_addr, |(base, _)| base);
+    if tpm_log.is_some_and(|(base, _)| base < kernel.end) {
+        return Err(LoadError::Layout(Misfit::NoRoomForKernel { kernel_end: kernel.end }));
+    }
+    let mut initrd_digest = None;
     if let Some(f) = &initrd {
-        let start = (info_addr.saturating_sub(f.len())) & !0xfff;
+        let start = (low_limit.saturating_sub(f.len())) & !0xfff;
         if start < kernel.end || start < base {
             return Err(LoadError::Layout(Misfit::NoRoomForInitrd {
                 kernel_end: kernel.end,
                 size: f.len(),
-                below: info_addr,
+                below: low_limit,
             }));
         }
         // Checked to fit: now read it.
         let d = f.read_at(0, f.len())?;
+        if measure {
+            initrd_digest = Some(sha256(&d));
+        }
         ram.write(start, &d).map_err(|e| e.within("initrd"))?;
         layout.initrd = Some((start, start + d.len() as u64));
         low_limit = start;
@@ -132,8 +180,26 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
     if kernel.end > low_limit {
         return Err(LoadError::Layout(Misfit::NoRoomForKernel { kernel_end: kernel.end }));
     }
-    let fdt_cfg = FdtConfig { bootargs: cfg.append.to_string(), initrd: layout.initrd, ..cfg.fdt.clone() };
-    let dtb = fdt::build_fdt(&fdt_cfg).map_err(LoadError::Fdt)?;
+    let fdt_cfg = FdtConfig { bootargs: cfg.append.to_string(), initrd: layout.initrd, tpm_log, ..cfg.fdt.clone() };
+    let dtb = if let Some((log_base, _)) = tpm_log {
+        let (dtb, measured) = fdt::build_fdt_measured(&fdt_cfg).map_err(LoadError::Fdt)?;
+        // The order of the module table in crate::measure.
+        m.push(PCR_DEVICE_TREE, EventType::TableOfDevices, sha256(&measured), b"devicetree");
+        m.push(PCR_KERNEL, EventType::Ipl, kernel_digest.expect("measured"), b"kernel");
+        m.push(PCR_CMDLINE, EventType::Ipl, sha256(cfg.append.as_bytes()), cfg.append.as_bytes());
+        if let Some(d) = initrd_digest {
+            m.push(PCR_INITRD, EventType::Ipl, d, b"initrd");
+        }
+        m.push_separators();
+        let log = m.event_log();
+        if log.len() as u64 > EVENT_LOG_SIZE {
+            return Err(LoadError::Layout(Misfit::EventLogTooLarge));
+        }
+        ram.write(log_base, &log).map_err(|e| e.within("TPM event log"))?;
+        dtb
+    } else {
+        fdt::build_fdt(&fdt_cfg).map_err(LoadError::Fdt)?
+    };
     if dtb.len() as u64 > DTB_MAX {
         return Err(LoadError::Layout(Misfit::DeviceTreeTooLarge));
     }
@@ -152,5 +218,5 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
         }
         None => kernel.entry,
     };
-    Ok(layout)
+    Ok((layout, measure.then_some(m)))
 }

@@ -10,6 +10,7 @@
 //! | images | [`LoadError`] | firmware, kernel and initrd: the file, its format, where it goes |
 //! | API socket | [`strata_api::SockError`] | `--api-sock`: in use, not a socket, cannot bind |
 //! | gdb stub | [`strata_gdb::GdbError`] | `--gdb`: the address, listening, the connection |
+//! | TPM | [`TpmError`](crate::tpm::TpmError) | `--tpm`: its value, swtpm missing, failing at start, refusing a measurement |
 //! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
 //! | snapshots | [`strata_snapshot::SnapshotError`] | the file: magic, version, truncation, checksum, framing |
 //! | machine | [`Error`] | any of the above, plus limits, backends, host resources, a snapshot that does not fit its machine or whose disks changed |
@@ -44,6 +45,10 @@ pub enum Error {
     /// is unusable.
     #[error(transparent)]
     Stream(#[from] StreamError),
+    /// `--tpm`: swtpm could not be started, or refused Startup or a
+    /// measurement.
+    #[error(transparent)]
+    Tpm(#[from] crate::tpm::TpmError),
     /// A RAM size outside the limits; `what` names it ("-m", "VM a: memory").
     #[error("{what} {}: {source}", human(*bytes))]
     Ram { what: String, bytes: u64, source: SizeError },

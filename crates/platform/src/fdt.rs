@@ -40,6 +40,8 @@ const IRQ_M_EXT: u32 = 11;
 // Phandles (any distinct non-zero values do).
 const PHANDLE_PLIC: u32 = 1;
 const PHANDLE_SYSCON: u32 = 2;
+/// Above every cpu and intc phandle (`3 + 2 * MAX_HARTS`).
+const PHANDLE_TPM_LOG: u32 = 0x1_0000;
 fn phandle_cpu(h: u32) -> u32 {
     3 + 2 * h
 }
@@ -69,6 +71,9 @@ pub struct FdtConfig {
     pub initrd: Option<(u64, u64)>,
     /// The occupied virtio-mmio slots: (base, PLIC source).
     pub virtio_mmio: Vec<(u64, u32)>,
+    /// A TPM at the board's TIS window, with its TCG event log's region
+    /// (base, size) in RAM; `None`: no TPM node.
+    pub tpm_log: Option<(u64, u64)>,
 }
 
 impl FdtConfig {
@@ -142,8 +147,31 @@ fn reg(base: u64, size: u64) -> [u64; 2] {
     [base, size]
 }
 
+/// `/chosen/rng-seed` and `kaslr-seed`, in this order.
+const RNG_SEED_BYTES: usize = 32;
+const KASLR_SEED_BYTES: usize = 8;
+type Seeds = [u8; RNG_SEED_BYTES + KASLR_SEED_BYTES];
+
+fn fresh_seeds() -> Result<Seeds, String> {
+    let mut seeds = [0u8; RNG_SEED_BYTES + KASLR_SEED_BYTES];
+    strata_devices::virtio::rng::host_random(&mut seeds)
+        .map_err(|err| format!("device tree: the host's getrandom(2) failed: {err}"))?;
+    Ok(seeds)
+}
+
 /// Builds the flattened device tree blob for `cfg`.
 pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
+    build(cfg, &fresh_seeds()?)
+}
+
+/// The tree for `cfg` and the same tree with both seeds zeroed, which is
+/// what measured boot measures (crate::measure: the seeds are fresh random
+/// bytes each boot).
+pub fn build_fdt_measured(cfg: &FdtConfig) -> Result<(Vec<u8>, Vec<u8>), String> {
+    Ok((build(cfg, &fresh_seeds()?)?, build(cfg, &[0; RNG_SEED_BYTES + KASLR_SEED_BYTES])?))
+}
+
+fn build(cfg: &FdtConfig, seeds: &Seeds) -> Result<Vec<u8>, String> {
     cfg.validate()?;
     let b = &cfg.board;
     let timebase_frequency =
@@ -173,11 +201,6 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     // bits a byte; its CRNG is ready at 256 bits, so 32 bytes (what QEMU's
     // `virt` gives) make `crng init done` happen as it starts. It takes
     // `kaslr-seed` only as exactly one 64-bit value.
-    const RNG_SEED_BYTES: usize = 32;
-    const KASLR_SEED_BYTES: usize = 8;
-    let mut seeds = [0u8; RNG_SEED_BYTES + KASLR_SEED_BYTES];
-    strata_devices::virtio::rng::host_random(&mut seeds)
-        .map_err(|err| format!("device tree: the host's getrandom(2) failed: {err}"))?;
     let (rng, kaslr) = seeds.split_at(RNG_SEED_BYTES);
     f.property("rng-seed", rng).map_err(e)?;
     f.property("kaslr-seed", kaslr).map_err(e)?;
@@ -188,6 +211,22 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
     f.property_string("device_type", "memory").map_err(e)?;
     f.property_array_u64("reg", &reg(b.ram_base, cfg.ram_size)).map_err(e)?;
     f.end_node(mem).map_err(e)?;
+
+    // The TPM's event log stays out of the kernel's allocator but in its
+    // linear map (no `no-map`): Linux's `tpm_read_log_of` copies it from
+    // `__va(linux,sml-base)` (drivers/char/tpm/eventlog/of.c), and newer
+    // kernels also follow `memory-region` (reserved-memory.yaml).
+    if let Some((base, size)) = cfg.tpm_log {
+        let resv = f.begin_node("reserved-memory").map_err(e)?;
+        f.property_u32("#address-cells", 2).map_err(e)?;
+        f.property_u32("#size-cells", 2).map_err(e)?;
+        f.property_null("ranges").map_err(e)?;
+        let log = f.begin_node(&format!("tpm-event-log@{base:x}")).map_err(e)?;
+        f.property_array_u64("reg", &reg(base, size)).map_err(e)?;
+        f.property_u32("phandle", PHANDLE_TPM_LOG).map_err(e)?;
+        f.end_node(log).map_err(e)?;
+        f.end_node(resv).map_err(e)?;
+    }
 
     // /cpus
     let cpus = f.begin_node("cpus").map_err(e)?;
@@ -287,6 +326,20 @@ pub fn build_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, String> {
         f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
         f.property_u32("interrupts", irq).map_err(e)?;
         f.end_node(v).map_err(e)?;
+    }
+    // The TPM (tpm/tcg,tpm-tis-mmio.yaml): no `interrupts`, so Linux
+    // polls. `linux,sml-base` is 64-bit and `linux,sml-size` 32-bit, both
+    // big-endian like every property (of.c converts them with
+    // be64_to_cpup/be32_to_cpup for anything but IBM's vTPM).
+    if let Some((base, size)) = cfg.tpm_log {
+        let size32 = u32::try_from(size).map_err(|_| format!("TPM event log of {size} bytes does not fit a cell"))?;
+        let tpm = f.begin_node(&format!("tpm@{:x}", b.tpm.base)).map_err(e)?;
+        f.property_string("compatible", "tcg,tpm-tis-mmio").map_err(e)?;
+        f.property_array_u64("reg", &reg(b.tpm.base, b.tpm.size)).map_err(e)?;
+        f.property_u64("linux,sml-base", base).map_err(e)?;
+        f.property_u32("linux,sml-size", size32).map_err(e)?;
+        f.property_u32("memory-region", PHANDLE_TPM_LOG).map_err(e)?;
+        f.end_node(tpm).map_err(e)?;
     }
     f.end_node(soc).map_err(e)?;
 
@@ -420,6 +473,7 @@ mod tests {
             bootargs: "console=ttyS0 earlycon".into(),
             initrd: Some((0x8800_0000, 0x8812_3456)),
             virtio_mmio: (0..8).map(|n| (0x1000_1000 + n * 0x1000, n as u32 + 1)).collect(),
+            tpm_log: None,
         }
     }
 
@@ -542,6 +596,35 @@ mod tests {
         assert_ne!(rng1, rng2, "two trees must not share their rng-seed");
         assert_ne!(kaslr1, kaslr2, "two trees must not share their kaslr-seed");
         assert!(rng1.iter().any(|&b| b != 0) && kaslr1.iter().any(|&b| b != 0), "seeds are not zero");
+    }
+
+    /// The TPM node and its event log's reservation appear only with a
+    /// TPM; the measured tree is the real one with the seeds zeroed.
+    #[test]
+    fn tpm_node_and_measured_tree() {
+        let mut cfg = config(1);
+        let t = parse(&build_fdt(&cfg).unwrap());
+        assert!(!t.keys().any(|k| k.contains("tpm")), "no TPM node without a TPM");
+        cfg.tpm_log = Some((0x9fe0_0000, 0x1_0000));
+        let (real, measured) = build_fdt_measured(&cfg).unwrap();
+        let t = parse(&real);
+        let tpm = &t["/soc/tpm@4000000"];
+        assert_eq!(strings(&tpm["compatible"]), ["tcg,tpm-tis-mmio"]);
+        assert_eq!(cells(&tpm["reg"]), [0, 0x0400_0000, 0, 0x5000]);
+        assert_eq!(tpm["linux,sml-base"], 0x9fe0_0000u64.to_be_bytes());
+        assert_eq!(tpm["linux,sml-size"], 0x1_0000u32.to_be_bytes());
+        assert!(!tpm.contains_key("interrupts"), "polled: no interrupt");
+        let log = &t["/reserved-memory/tpm-event-log@9fe00000"];
+        assert_eq!(cells(&log["reg"]), [0, 0x9fe0_0000, 0, 0x1_0000]);
+        assert!(!log.contains_key("no-map"), "Linux reads the log through its linear map");
+        assert_eq!(tpm["memory-region"], log["phandle"]);
+        let mut zeroed = t.clone();
+        let chosen = zeroed.get_mut("/chosen").unwrap();
+        chosen.insert("rng-seed".into(), vec![0; 32]);
+        chosen.insert("kaslr-seed".into(), vec![0; 8]);
+        assert_eq!(parse(&measured), zeroed);
+        assert_eq!(real.len(), measured.len());
+        assert_ne!(real, measured);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! under both machines: the bare board ([`machine`]) and Strata's
 //! hypervisor ([`hyp`]).
 
+pub mod attest;
 pub mod boot;
 pub mod console;
 pub mod debug;
@@ -12,8 +13,10 @@ pub mod hostpaths;
 pub mod hyp;
 pub mod loader;
 pub mod machine;
+pub mod measure;
 pub mod runner;
 pub mod size;
+pub mod tpm;
 pub mod virtio;
 
 pub use error::Error;

@@ -124,6 +124,8 @@ pub enum Layout {
         kernel_end: u64,
     },
     DeviceTreeTooLarge,
+    /// The TPM event log outgrew its region (a very long command line).
+    EventLogTooLarge,
 }
 
 impl fmt::Display for Layout {
@@ -142,6 +144,7 @@ impl fmt::Display for Layout {
                 write!(f, "RAM too small for the kernel (it ends at {kernel_end:#x}); try a larger -m")
             }
             Layout::DeviceTreeTooLarge => f.write_str("device tree larger than 64 KiB"),
+            Layout::EventLogTooLarge => f.write_str("TPM event log larger than its 64 KiB region"),
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct MachineConfig {
     /// The harts' ISA extensions (`--cpu`); the device tree advertises
     /// exactly these.
     pub extensions: Extensions,
+    /// A TPM backed by swtpm (`--tpm`), with measured boot
+    /// (crate::measure, crate::tpm).
+    pub tpm: Option<crate::tpm::TpmSpec>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +140,9 @@ pub struct BareBoard {
     /// Under gdb (`debug.rs`): breakpoints, a step, why the harts stopped.
     /// `None` (no debugger) keeps slices on the fast path.
     pub(crate) debug: Option<crate::debug::DebugRun>,
+    /// swtpm, when the board has a TPM: stopped by
+    /// [`Machine::stop_tpm`], or when the board is dropped.
+    swtpm: Option<crate::tpm::Swtpm>,
 }
 
 /// The RTC's clock under the virtual and paced clocks: the host's wall
@@ -286,6 +292,40 @@ impl HartHost for BoardHost {
     }
 }
 
+/// What the bare board's boot images and device tree are made from.
+fn boot_config<'a>(cfg: &'a MachineConfig, virtio_slots: &[(u64, u32)]) -> crate::boot::BootConfig<'a> {
+    crate::boot::BootConfig {
+        bios: cfg.bios.as_deref(),
+        kernel: &cfg.kernel,
+        initrd: cfg.initrd.as_deref(),
+        append: &cfg.append,
+        sbi_provided: false,
+        fdt: FdtConfig {
+            harts: cfg.harts,
+            isa_base: cfg.extensions.isa_base(),
+            isa_extensions: cfg.extensions.names().into_iter().map(String::from).collect(),
+            mmu_type: "riscv,sv48".into(),
+            board: VIRT,
+            ram_size: cfg.ram_size,
+            bootargs: String::new(),
+            initrd: None,
+            virtio_mmio: virtio_slots.to_vec(),
+            tpm_log: None,
+        },
+    }
+}
+
+/// The measurements `strata machine --tpm` would make for `cfg`, computed
+/// offline (`strata measure`): the same loading into a scratch target,
+/// nothing started.
+pub fn expected_measurements(cfg: &MachineConfig) -> Result<crate::measure::Measurements, Error> {
+    check_harts(&format!("--smp {}", cfg.harts), cfg.harts)?;
+    check_ram("RAM size", cfg.ram_size)?;
+    let virtio_slots = cfg.virtio.slots(&VIRT)?;
+    let scratch = crate::loader::Segments::new(RAM_BASE, cfg.ram_size);
+    Ok(crate::boot::load_measured(&scratch, &boot_config(cfg, &virtio_slots))?.1)
+}
+
 impl Runner<BareBoard> {
     /// Builds the board for `cfg`: checks the limits, opens the virtio
     /// backends, loads the images and wires the devices.
@@ -305,31 +345,24 @@ impl Runner<BareBoard> {
         let virtio_devs = cfg.virtio.build_devices()?;
         let ram = Arc::new(GuestRam::new(RAM_BASE, cfg.ram_size).map_err(Error::Board)?);
 
+        // swtpm next: a missing or failing swtpm fails fast too.
+        let mut swtpm = cfg.tpm.as_ref().map(crate::tpm::Swtpm::start).transpose()?;
+
         // ---- images ----
         let layout = if !boot {
             Layout::default()
         } else {
-            crate::boot::load(
-                &*ram,
-                &crate::boot::BootConfig {
-                    bios: cfg.bios.as_deref(),
-                    kernel: &cfg.kernel,
-                    initrd: cfg.initrd.as_deref(),
-                    append: &cfg.append,
-                    sbi_provided: false,
-                    fdt: FdtConfig {
-                        harts: cfg.harts,
-                        isa_base: cfg.extensions.isa_base(),
-                        isa_extensions: cfg.extensions.names().into_iter().map(String::from).collect(),
-                        mmu_type: "riscv,sv48".into(),
-                        board: VIRT,
-                        ram_size: cfg.ram_size,
-                        bootargs: String::new(),
-                        initrd: None,
-                        virtio_mmio: virtio_slots.clone(),
-                    },
-                },
-            )?
+            let boot_cfg = boot_config(cfg, &virtio_slots);
+            match &mut swtpm {
+                Some(tpm) => {
+                    // Measured boot: every measurement is in the PCRs before
+                    // the first instruction.
+                    let (layout, measurements) = crate::boot::load_measured(&*ram, &boot_cfg)?;
+                    tpm.start_up_and_measure(&measurements)?;
+                    layout
+                }
+                None => crate::boot::load(&*ram, &boot_cfg)?,
+            }
         };
         let entry = layout.entry;
         let dtb_slot = layout.dtb;
@@ -371,6 +404,10 @@ impl Runner<BareBoard> {
         let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, ram.clone(), &plic, &mut |base, size, dev| {
             devices.add(base, size, "virtio-mmio", dev)
         })?;
+        if let Some(tpm) = &mut swtpm {
+            let tis = strata_devices::tpm_tis::TpmTis::new(Box::new(tpm.backend()?));
+            devices.add(VIRT.tpm.base, VIRT.tpm.size, "tpm", Box::new(tis)).map_err(Error::Board)?;
+        }
 
         // ---- harts ----
         let harts: Vec<Hart> = (0..cfg.harts)
@@ -413,9 +450,32 @@ impl Runner<BareBoard> {
             "dtb": format!("{:#x}", layout.dtb),
         });
         let saved = SavedMachine::of(cfg);
-        let board =
-            BareBoard { bus, aclint, rtc, uart, power, request: None, stuck: None, host, console, layout, info, debug: None, plic, saved };
+        let board = BareBoard {
+            bus,
+            aclint,
+            rtc,
+            uart,
+            power,
+            request: None,
+            stuck: None,
+            host,
+            console,
+            layout,
+            info,
+            debug: None,
+            plic,
+            saved,
+            swtpm,
+        };
         Runner::from_parts(ram, harts, board, time, cfg.clock, virtio, cfg.console_stdin)
+    }
+
+    /// Stops swtpm and removes its private directory (the CLI forgets the
+    /// machine at exit instead of dropping it).
+    pub fn stop_tpm(&mut self) {
+        if let Some(mut t) = self.work.swtpm.take() {
+            t.stop();
+        }
     }
 
     /// Where the boot images landed.

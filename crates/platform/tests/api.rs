@@ -80,6 +80,7 @@ fn bare() -> Machine {
         virtio: Default::default(),
         jit: true,
         extensions: strata_platform::Extensions::DEFAULT,
+        tpm: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -110,6 +110,7 @@ fn machine(jit: bool, harts: u32) -> (Machine, Guest) {
         virtio: VirtioConfig::default(),
         jit,
         extensions: strata_platform::Extensions::DEFAULT,
+        tpm: None,
     };
     (Machine::new(&cfg).expect("machine"), g)
 }

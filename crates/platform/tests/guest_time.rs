@@ -106,6 +106,7 @@ fn bare(kernel: PathBuf, clock: ClockMode) -> Machine {
         virtio: Default::default(),
         jit: true,
         extensions: strata_platform::Extensions::DEFAULT,
+        tpm: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

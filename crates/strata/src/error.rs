@@ -53,6 +53,13 @@ pub enum CliError {
     ApiThreads(u32),
     #[error("--stats-json {}: {source}", path.display())]
     StatsJson { path: PathBuf, source: std::io::Error },
+    /// `strata attest verify`: a malformed quote, or one that does not
+    /// verify.
+    #[error(transparent)]
+    Attest(#[from] strata_platform::attest::AttestError),
+    /// A file Strata was asked to write (`strata measure --event-log`).
+    #[error("{what}: {source}")]
+    Output { what: String, source: std::io::Error },
     /// `strata disk`: a key, image, packed directory or overlay.
     #[error(transparent)]
     Stream(#[from] strata_stream::StreamError),
@@ -79,6 +86,8 @@ impl CliError {
             | CliError::Signals(_)
             | CliError::ApiThreads(_)
             | CliError::StatsJson { .. }
+            | CliError::Output { .. }
+            | CliError::Attest(_)
             | CliError::Stream(_) => 1,
         }
     }
@@ -120,6 +129,7 @@ mod tests {
             CliError::ApiThreads(2),
             CliError::StatsJson { path: "/x.json".into(), source: io() },
             CliError::Platform(Error::ApiSock(strata_api::SockError::InUse("/x.sock".into()))),
+            CliError::Output { what: "--event-log /x".into(), source: io() },
             CliError::Stream(strata_stream::StreamError::Url("ftp://x".into())),
         ];
         for e in &errors {

@@ -30,6 +30,7 @@ use strata_platform::console::RawMode;
 use strata_platform::loader;
 use strata_platform::runner::{signal_name, SnapshotPlan};
 use strata_platform::size::parse_ram_size;
+use strata_platform::tpm::TpmSpec;
 use strata_platform::{
     cpu_model, ClockMode, DriveSource, DriveSpec, ExitReason, Extensions, Machine, MachineConfig, NetdevSpec,
     RestoreOptions, VirtioConfig, VsockSpec,
@@ -60,6 +61,58 @@ enum Cmd {
     /// signing, committing an overlay.
     #[command(subcommand)]
     Disk(DiskCmd),
+    /// Print the measurements and PCR values `strata machine --tpm` would
+    /// give for the same flags, without running anything (docs/attestation.md).
+    Measure(MeasureArgs),
+    /// Check TPM evidence (docs/attestation.md).
+    #[command(subcommand)]
+    Attest(AttestCmd),
+}
+
+#[derive(Subcommand)]
+enum AttestCmd {
+    /// Check a TPM quote (tests/tpm/tpm-tool.c quote NONCE's output) against
+    /// the PCR values `strata measure` gives for the same machine flags:
+    /// signature, nonce, PCR selection and digest, and the key if --key.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The quote: its quote-key, quote-attest and quote-sig lines.
+    #[arg(long, value_name = "FILE")]
+    quote: PathBuf,
+    /// The nonce the verifier gave the guest, in hex.
+    #[arg(long, value_name = "HEX")]
+    nonce: String,
+    /// The attestation key trusted for this TPM ("X Y" in hex, or a
+    /// quote-key line); without it any key that signed is accepted.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+/// `strata attest verify`.
+fn attest_verify(a: VerifyArgs) -> Result<(), CliError> {
+    use strata_platform::attest::{parse_key, unhex, AttestError, Quote};
+    let read =
+        |what: &str, p: &PathBuf| loader::read_file(what, p, 1 << 20).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let quote = Quote::parse(&read("quote", &a.quote)?)?;
+    let key = match &a.key {
+        Some(p) => Some(parse_key(&read("key", p)?)?),
+        None => None,
+    };
+    let nonce = unhex(&a.nonce).map_err(|_| AttestError::Format(format!("--nonce {}: not hex", a.nonce)))?;
+    let cfg = machine_config(a.machine)?;
+    let expected = strata_platform::machine::expected_measurements(&cfg)?;
+    quote.verify(&nonce, &expected, key.as_deref())?;
+    println!(
+        "quote OK: signed by {}, nonce {}, PCRs 0-9 as measured",
+        if key.is_some() { "the trusted key" } else { "its own key (not checked: no --key)" },
+        a.nonce
+    );
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -459,12 +512,20 @@ struct MachineArgs {
     /// (docs/gdb.md).
     #[arg(long, value_name = "ADDR")]
     gdb: Option<String>,
+    /// A TPM 2.0 (TIS over MMIO) backed by swtpm, which Strata starts and
+    /// stops, with measured boot (docs/attestation.md):
+    /// swtpm[,state=DIR][,timeout=SECS]. Without state= the TPM is new each
+    /// run (a private temporary directory); with it, DIR keeps the TPM's
+    /// identity between runs. timeout: how long swtpm may take to answer
+    /// (default 20 s) before the guest gets a TPM error.
+    #[arg(long, value_name = "OPTIONS", value_parser = TpmSpec::parse)]
+    tpm: Option<TpmSpec>,
     #[command(flatten)]
     virtio: VirtioArgs,
 }
 
 /// The control API and the stats file, for `strata machine` and `strata run`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 struct ControlArgs {
     /// Serve the REST control API (docs/api.md) on a Unix socket created
     /// at PATH (mode 0600; removed at exit). A socket another process
@@ -578,7 +639,30 @@ fn clock_mode(c: Option<Clock>) -> ClockMode {
     }
 }
 
-fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
+#[derive(clap::Args)]
+struct MeasureArgs {
+    /// Also write the TCG event log the guest would get (exactly the bytes
+    /// Linux shows as binary_bios_measurements) to FILE.
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+/// `strata measure`: the expected measurements for these flags.
+fn measure(a: MeasureArgs) -> Result<(), CliError> {
+    let cfg = machine_config(a.machine)?;
+    let m = strata_platform::machine::expected_measurements(&cfg)?;
+    if let Some(path) = &a.event_log {
+        std::fs::write(path, m.event_log())
+            .map_err(|e| CliError::Output { what: format!("--event-log {}", path.display()), source: e })?;
+    }
+    print!("{}", m.report());
+    Ok(())
+}
+
+/// The machine the flags describe.
+fn machine_config(a: MachineArgs) -> Result<MachineConfig, CliError> {
     let extensions = extensions(a.cpu.as_deref())?;
     let ram_size =
         parse_ram_size(&a.memory).map_err(|source| CliError::Memory { what: format!("-m {}", a.memory), source })?;
@@ -595,61 +679,65 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
             Some(p)
         }
     };
+    Ok(MachineConfig {
+        ram_size,
+        harts: a.smp,
+        bios,
+        kernel: a.kernel.ok_or(CliError::NoKernel)?,
+        initrd: a.initrd,
+        append: a.append,
+        clock: clock_mode(a.clock),
+        console_stdout: true,
+        // As for `strata run`: stdin feeds the console, terminal or not.
+        console_stdin: true,
+        serial_log: a.serial_log,
+        virtio: a.virtio.config(),
+        jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
+        extensions,
+        tpm: a.tpm,
+    })
+}
+
+fn machine(mut a: MachineArgs) -> Result<ExitReason, CliError> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let clock = clock_mode(a.clock);
-    let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
+    let stats = a.stats;
+    let control = std::mem::take(&mut a.control);
     let plan =
         SnapshotPlan { path: a.snapshot_file.clone(), at_insns: a.snapshot_at_insns, stop_after: a.snapshot_and_stop };
     // The control API is served at round boundaries of the one-thread
     // loop (docs/api.md): with --api-sock the harts share one thread.
-    let api_sock = a.control.api_sock.is_some();
+    let api_sock = control.api_sock.is_some();
     if let (true, Some(t @ 2..)) = (api_sock, a.threads) {
         return Err(CliError::ApiThreads(t));
     }
     let gdb =
         a.gdb.as_deref().map(str::parse::<strata_gdb::GdbAddr>).transpose().map_err(strata_platform::Error::from)?;
-    let (mut m, threads) = match &a.restore {
+    let (mut m, threads) = match a.restore.clone() {
         Some(file) => {
             let o = RestoreOptions {
                 console_stdout: true,
                 console_stdin: true,
                 serial_log: a.serial_log.clone(),
-                jit,
+                jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
                 ignore_disk_changes: a.restore_ignore_disk_changes,
             };
             let t0 = std::time::Instant::now();
-            let m = Machine::restore(file, &o)?;
-            if a.stats {
+            let m = Machine::restore(&file, &o)?;
+            if stats {
                 eprintln!("strata: restored {} in {:.3} s", file.display(), t0.elapsed().as_secs_f64());
             }
-            let threads =
-                a.threads.map_or(if m.clock() == ClockMode::Host && !api_sock { m.harts.len() } else { 1 }, |t| t as usize);
+            let host = m.clock() == ClockMode::Host && !api_sock;
+            let threads = a.threads.map_or(if host { m.harts.len() } else { 1 }, |t| t as usize);
             (m, threads)
         }
         None => {
-            let kernel = a.kernel.ok_or(CliError::NoKernel)?;
-            let threads = a.threads.unwrap_or(if clock == ClockMode::Host && !api_sock { a.smp } else { 1 }) as usize;
+            let threads_flag = a.threads;
+            let cfg = machine_config(a)?;
+            let host = cfg.clock == ClockMode::Host && !api_sock;
+            let threads = threads_flag.unwrap_or(if host { cfg.harts } else { 1 }) as usize;
             // Before the machine is built: a flag error before file errors.
-            strata_platform::runner::check_threads(threads, clock)?;
-            (
-                Machine::new(&MachineConfig {
-                    ram_size,
-                    harts: a.smp,
-                    bios,
-                    kernel,
-                    initrd: a.initrd,
-                    append: a.append,
-                    clock,
-                    console_stdout: true,
-                    // As for `strata run`: stdin feeds the console, terminal or not.
-                    console_stdin: true,
-                    serial_log: a.serial_log,
-                    virtio: a.virtio.config(),
-                    jit,
-                    extensions,
-                })?,
-                threads,
-            )
+            strata_platform::runner::check_threads(threads, cfg.clock)?;
+            (Machine::new(&cfg)?, threads)
         }
     };
     strata_platform::runner::check_threads(threads, m.clock())?;
@@ -657,7 +745,7 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     m.set_snapshot_plan(plan);
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     m.install_snapshot_signal().map_err(CliError::Signals)?;
-    let api = a.control.start(&mut m)?;
+    let api = control.start(&mut m)?;
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = match &gdb {
         Some(addr) => strata_platform::debug::serve_board(&mut m, addr)?,
@@ -665,12 +753,13 @@ fn machine(a: MachineArgs) -> Result<ExitReason, CliError> {
     };
     drop(raw);
     m.shut_down();
-    if a.stats {
+    m.stop_tpm();
+    if stats {
         eprint!("{}", m.stats_report());
     } else {
         eprint!("{}", m.host_error_summary());
     }
-    a.control.finish(&m, api)?;
+    control.finish(&m, api)?;
     // As in `run`: the process ends now, no need to free the machine.
     std::mem::forget(m);
     Ok(reason)
@@ -685,6 +774,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Machine(a) => machine(a),
+        Cmd::Attest(AttestCmd::Verify(a)) => {
+            return match attest_verify(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Measure(a) => {
+            return match measure(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Cmd::Disk(c) => {
             return match disk(c) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -162,12 +162,18 @@ impl SavedMachine {
             virtio: VirtioConfig { drives, rng: self.rng, nets: Vec::new(), vsock: None, console: None },
             jit: o.jit,
             extensions,
+            // A machine with a TPM is never saved (save_board refuses it).
+            tpm: None,
         })
     }
 }
 
 impl BareBoard {
     pub(super) fn save_board(&mut self) -> Result<WorkloadSave, String> {
+        if self.swtpm.is_some() {
+            // The TPM's state (PCRs, keys) lives in swtpm, outside the file.
+            return Err("snapshots of a machine with a TPM (--tpm) are not supported yet".into());
+        }
         let mut cfg = self.saved.clone()?;
         for d in &mut cfg.drives {
             (d.size, d.mtime_ns) = stamp(&d.path).map_err(|e| format!("drive {}: {e}", d.path.display()))?;
