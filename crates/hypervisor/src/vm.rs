@@ -41,6 +41,29 @@ pub mod layout {
     pub const RTC_IRQ: u32 = BOARD.rtc_irq;
 }
 
+/// How a VM's guest-virtual addresses reach machine memory (issue 21;
+/// docs/hypervisor.md "Paging modes").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Paging {
+    /// The guest's VS-stage tables over the hypervisor's G-stage tables:
+    /// the hart walks both (two-dimensional walks).
+    #[default]
+    Nested,
+    /// The hypervisor merges the guest's tables and its G-stage map into
+    /// shadow tables that the hart walks in one dimension
+    /// ([`crate::shadow`]).
+    Shadow,
+}
+
+impl Paging {
+    pub fn name(self) -> &'static str {
+        match self {
+            Paging::Nested => "nested",
+            Paging::Shadow => "shadow",
+        }
+    }
+}
+
 /// What a VM is made of, prepared by the platform: memory size, images
 /// already laid out (guest-physical address and bytes), the entry, where
 /// its console goes, and the devices it has beyond the board's own.
@@ -49,6 +72,8 @@ pub struct VmSpec {
     pub memory: u64,
     pub vcpus: u32,
     pub protected: bool,
+    /// Nested or shadow paging.
+    pub paging: Paging,
     /// (guest-physical address, bytes) to load before the VM starts.
     pub segments: Vec<(u64, Vec<u8>)>,
     /// Where vCPU 0 starts, in VS-mode, with a0 = 0 and a1 = `dtb`.

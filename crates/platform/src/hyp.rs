@@ -19,6 +19,7 @@ use strata_hart::{Bus, Ext, Extensions, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
 use strata_hypervisor::ownership::{self, MachineMemory};
 use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
+pub use strata_hypervisor::vm::Paging;
 use strata_hypervisor::{Hypervisor, Policy, VmIndex};
 use strata_memory::GuestRam;
 
@@ -49,6 +50,8 @@ pub struct VmConfig {
     pub memory: u64,
     pub vcpus: u32,
     pub protected: bool,
+    /// Nested or shadow paging (`--paging`, `paging = "…"`).
+    pub paging: Paging,
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub append: String,
@@ -575,6 +578,7 @@ impl Runner<Hypervised> {
                 memory: vm.memory,
                 vcpus: vm.vcpus,
                 protected: vm.protected,
+                paging: vm.paging,
                 segments,
                 entry,
                 dtb,

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use strata_hypervisor::{Policy, SchedParams, VmIndex};
-use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
+use strata_platform::hyp::{HypMachine, Paging, RunConfig, VmConfig};
 use strata_platform::ClockMode;
 use strata_testkit::guest;
 
@@ -31,6 +31,7 @@ fn vm(name: &str, kernel: &Path, protected: bool) -> VmConfig {
         memory: 16 << 20,
         vcpus: 1,
         protected,
+        paging: Paging::Nested,
         kernel: kernel.to_path_buf(),
         initrd: None,
         append: String::new(),
