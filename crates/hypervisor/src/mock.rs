@@ -60,6 +60,8 @@ pub struct MockHart {
     trapped: Option<u64>,
     pub preempts: u64,
     pub fences: Vec<Option<u64>>,
+    /// HFENCE.VVMAs, by address.
+    pub vvma: Vec<Option<u64>>,
 }
 
 impl MockHart {
@@ -74,6 +76,7 @@ impl MockHart {
             trapped: None,
             preempts: 0,
             fences: Vec::new(),
+            vvma: Vec::new(),
         }
     }
 
@@ -173,6 +176,9 @@ impl HartOps for MockHart {
         if let Some(vmid) = vmid {
             self.guests.lock().unwrap().events.push(Event::Fence { hart: self.id, vmid });
         }
+    }
+    fn hfence_vvma(&mut self, va: Option<u64>, _: Option<u64>) {
+        self.vvma.push(va);
     }
     fn invalidate_page(&mut self, _: u64) -> u64 {
         0

@@ -267,6 +267,9 @@ impl HartOps for HypHart<'_> {
     fn hfence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
         self.hart.hfence_gvma(gpa, vmid);
     }
+    fn hfence_vvma(&mut self, va: Option<u64>, asid: Option<u64>) {
+        self.hart.hfence_vvma(va, asid);
+    }
     fn invalidate_page(&mut self, page_addr: u64) -> u64 {
         self.hart.invalidate_ram_page((page_addr - self.ram_base) >> 12)
     }
@@ -463,6 +466,21 @@ impl Workload for Hypervised {
                 vm.end().map_or("running".into(), |e| e.describe()),
                 vc.join("; ")
             );
+            if let Some(sh) = vm.shadow_stats() {
+                let _ = writeln!(
+                    s,
+                    "vm {} paging shadow: shadow faults {} page-table writes emulated {} resyncs {} fences intercepted {} \
+                     guest faults injected {} satp accesses {} installs retried {}",
+                    vm.name(),
+                    sh.faults,
+                    sh.pt_writes,
+                    sh.resyncs,
+                    sh.fences,
+                    sh.injected,
+                    sh.satp,
+                    sh.retries
+                );
+            }
         }
         let i = hyp.inval_stats();
         let _ = writeln!(
