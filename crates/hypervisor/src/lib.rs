@@ -67,6 +67,8 @@ mod paging;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
+mod shadow_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

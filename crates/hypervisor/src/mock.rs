@@ -62,6 +62,8 @@ pub struct MockHart {
     pub fences: Vec<Option<u64>>,
     /// HFENCE.VVMAs, by address.
     pub vvma: Vec<Option<u64>>,
+    /// What `read_guest_insn` returns (the guest's instruction at any pc).
+    pub insn: Option<u32>,
 }
 
 impl MockHart {
@@ -77,6 +79,7 @@ impl MockHart {
             preempts: 0,
             fences: Vec::new(),
             vvma: Vec::new(),
+            insn: None,
         }
     }
 
@@ -169,7 +172,7 @@ impl HartOps for MockHart {
         }
     }
     fn read_guest_insn(&mut self, _: u64) -> Option<u32> {
-        None
+        self.insn
     }
     fn hfence_gvma(&mut self, _: Option<u64>, vmid: Option<u64>) {
         self.fences.push(vmid);
