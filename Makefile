@@ -42,7 +42,7 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
+        boot-test-qemu conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test bench qemu-demo \
         rootfs systemd-test systemd-test-qemu smp-test loom models \
         clean distclean
 
@@ -93,6 +93,7 @@ test: check setup build
 	tests/kvm/kvm-test.sh --machine strata
 	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
+	tests/hyp/run-test.sh --paging shadow
 	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
@@ -152,6 +153,10 @@ models:
 hyp-test: setup build
 	tests/hyp/run-test.sh
 
+# The same VM tests with every VM shadow-paged (strata run --paging shadow).
+hyp-shadow-test: setup build
+	tests/hyp/run-test.sh --paging shadow
+
 # Cached outside the checkout (/var/cache/strata, keyed on its inputs): built
 # once per machine, reused by every clone.
 rootfs: setup
@@ -179,6 +184,7 @@ bench: setup build
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
 	scripts/bench-stream.sh
+	scripts/bench-paging.sh
 
 clean:
 	rm -rf build

@@ -198,6 +198,11 @@ if want 4; then
     WANT_RC=2 bad "unknown flag (usage error)" "unexpected argument" run --kernel "$GUEST/Image" --frobnicate
     printf 'not toml [' >"$WORK/bad4.toml"
     bad "malformed TOML" "bad4.toml" run --config "$WORK/bad4.toml"
+    if [ -z "$PAGING" ]; then
+        bad "--paging tpt: not implemented yet" "paging mode tpt: not implemented yet" run --kernel "$GUEST/Image" --paging tpt
+        printf '[[vm]]\nname = "x"\nkernel = "%s"\npaging = "flat"\n' "$GUEST/Image" >"$WORK/bad6.toml"
+        bad "unknown paging mode in the TOML file" "unknown paging mode 'flat'" run --config "$WORK/bad6.toml"
+    fi
 fi
 
 # --- 5: virtio devices of VMs -------------------------------------------------

@@ -57,6 +57,10 @@ use strata_ownership::{HypMemory, MachineMemory, MachinePage, Owner, VmId};
 pub const MAX_TABLE_PAGES: usize = 4096;
 /// Shadow roots (guest address spaces) one VM may hold before a resync.
 pub const MAX_ROOTS: usize = 64;
+/// Emulated writes to a guest table page, with no walk through it in
+/// between, after which it is taken for a page the guest reuses as data:
+/// it is unprotected, and the shadow leaves made through it dropped.
+pub const UNPROTECT_AFTER: u32 = 32;
 
 /// What an access is, for the guest's permission check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +135,9 @@ pub struct ShadowStats {
     pub satp: u64,
     /// Installs retried because the generation moved.
     pub retries: u64,
+    /// Guest table pages unprotected (written [`UNPROTECT_AFTER`] times
+    /// with no walk through them between).
+    pub unprotected: u64,
 }
 
 /// A shadow root: one guest address space.
@@ -154,6 +161,11 @@ pub struct ShadowVm {
     pages: Vec<MachinePage>,
     /// Guest table page (gpa) → where it was seen.
     tables: HashMap<u64, BTreeSet<Seen>>,
+    /// Guest table page (gpa) → writes emulated since a leaf was last
+    /// installed from a walk through it.
+    writes: HashMap<u64, u32>,
+    /// The table pages the last guest walk went through.
+    last_walk: Vec<u64>,
     /// Machine page → the shadow leaves (root key, va) that map it.
     rmap: HashMap<u64, BTreeSet<(u64, u64)>>,
     generation: u64,
@@ -200,6 +212,8 @@ impl ShadowVm {
             roots: BTreeMap::new(),
             pages: Vec::new(),
             tables: HashMap::new(),
+            writes: HashMap::new(),
+            last_walk: Vec::new(),
             rmap: HashMap::new(),
             generation: 0,
             stats: ShadowStats::default(),
@@ -279,6 +293,7 @@ impl ShadowVm {
         self.generation += 1;
         self.roots.clear();
         self.tables.clear();
+        self.writes.clear();
         self.rmap.clear();
         for page in self.pages.drain(..) {
             // Zeroed before its next owner maps it (the tracker's rule).
@@ -304,6 +319,7 @@ impl ShadowVm {
     ) -> GuestWalk {
         let s = self.guest_satp(vcpu);
         let k = key(s);
+        self.last_walk.clear();
         if s >> satp::MODE_SHIFT == satp::BARE {
             let gpa_page = va & !(PAGE_SIZE - 1);
             let all = pte::V | pte::R | pte::W | pte::X | pte::A | pte::D;
@@ -329,6 +345,7 @@ impl ShadowVm {
                 newly_protected.push(table);
             }
             seen.insert((k, level, base));
+            self.last_walk.push(table);
             if e & pte::V == 0 || (e & pte::R == 0 && e & pte::W != 0) || e & pte::HIGH_BITS != 0 {
                 return pf;
             }
@@ -429,6 +446,10 @@ impl ShadowVm {
         }
         self.rmap.entry(machine.addr()).or_default().insert((k, va));
         self.stats.faults += 1;
+        // The tables this leaf was made through are in use as tables.
+        for t in std::mem::take(&mut self.last_walk) {
+            self.writes.remove(&t);
+        }
         Ok(true)
     }
 
@@ -508,6 +529,27 @@ impl ShadowVm {
             self.clear_range(mem, k, lo, lo.wrapping_add(size));
         }
         self.stats.pt_writes += 1;
+        self.generation += 1;
+        let n = self.writes.entry(table).or_insert(0);
+        *n += 1;
+        if *n >= UNPROTECT_AFTER {
+            self.unprotect(mem, table);
+        }
+    }
+
+    /// Stops treating guest page `table` as a table: every shadow leaf made
+    /// through it, at every place it was seen, goes (so nothing it fed can
+    /// go stale), and the next walk through it, if any, protects it again.
+    /// The caller invalidates the harts' TLB entries of the page (its
+    /// leaves may now be made writable).
+    fn unprotect(&mut self, mem: &mut dyn MachineMemory, table: u64) {
+        let seen = self.tables.remove(&table).unwrap_or_default();
+        self.writes.remove(&table);
+        for (k, level, base) in seen {
+            let covered = 1u64 << (Scheme::page_shift(level) + pte::LEVEL_BITS);
+            self.clear_range(mem, k, base, base.wrapping_add(covered));
+        }
+        self.stats.unprotected += 1;
         self.generation += 1;
     }
 

@@ -290,3 +290,36 @@ fn with_translation_off_the_guest_reaches_its_own_ram_and_nothing_else() {
     assert_eq!(r.hart.csr(Csr::Vscause), cause::LOAD_ACCESS);
     r.hyp.check_memory().unwrap();
 }
+
+#[test]
+fn a_table_page_the_guest_keeps_writing_without_walking_is_unprotected() {
+    let mut r = rig(false);
+    // The guest maps its level-0 table L0 at VA2 through another table,
+    // as Linux's linear map does (not through L0 itself).
+    let (l0b, va2) = (ROOT + 0x4000, 0x4040_0000);
+    let id = r.hyp.vms[VmIndex(0)].id;
+    r.hyp.guest_write(id, L1 + 2 * 8, &leaf(l0b, 0).to_le_bytes()).unwrap();
+    r.hyp.guest_write(id, l0b, &leaf(L0, pte::R | pte::W | pte::A | pte::D).to_le_bytes()).unwrap();
+    r.trap(cause::LOAD_PAGE, VA);
+    assert!(r.shadow_leaf(VA).is_some());
+    // sd x5, 80(x6): entry 10 of L0, which maps nothing used.
+    r.hart.insn = Some(encode(Op::SD, 0, 6, 5, 80));
+    r.hart.set_gpr(6, va2);
+    for n in 0..crate::shadow::UNPROTECT_AFTER {
+        assert!(r.shadow().is_table(L0), "still protected after {n} writes");
+        r.hart.set_gpr(5, u64::from(n));
+        r.trap(cause::STORE_PAGE, va2 + 80);
+    }
+    assert!(!r.shadow().is_table(L0), "unprotected");
+    assert_eq!(r.guest_u64(L0 + 80), u64::from(crate::shadow::UNPROTECT_AFTER - 1), "every write emulated");
+    assert_eq!(r.shadow().stats().unprotected, 1);
+    assert_eq!(r.shadow_leaf(VA), None, "the leaves made through it are gone");
+    // Its leaf becomes writable (the guest's entry is dirty) ...
+    r.trap(cause::STORE_PAGE, va2 + 80);
+    assert_ne!(r.shadow_leaf(va2).unwrap() & pte::W, 0);
+    // ... until a walk goes through it again, which protects it anew.
+    r.trap(cause::LOAD_PAGE, VA);
+    assert!(r.shadow().is_table(L0));
+    assert_eq!(r.shadow_leaf(va2), None, "its writable leaf dropped");
+    r.hyp.check_memory().unwrap();
+}

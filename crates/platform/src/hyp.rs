@@ -470,7 +470,7 @@ impl Workload for Hypervised {
                 let _ = writeln!(
                     s,
                     "vm {} paging shadow: shadow faults {} page-table writes emulated {} resyncs {} fences intercepted {} \
-                     guest faults injected {} satp accesses {} installs retried {}",
+                     guest faults injected {} satp accesses {} installs retried {} tables unprotected {}",
                     vm.name(),
                     sh.faults,
                     sh.pt_writes,
@@ -478,7 +478,8 @@ impl Workload for Hypervised {
                     sh.fences,
                     sh.injected,
                     sh.satp,
-                    sh.retries
+                    sh.retries,
+                    sh.unprotected
                 );
             }
         }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Paging modes side by side (docs/hypervisor.md "Paging modes",
+# docs/benchmarks.md): the same Debian guest under `strata run --paging
+# nested` and `--paging shadow`, one VM with one vCPU, for two workloads:
+#   boot   — boot to the shell, run `uname -a`, power off;
+#   spawn  — boot, then fork and exec /bin/true $SPAWN times (process-heavy:
+#            every exec builds and tears down an address space).
+# Each run once (no loops); from its --stats: wall time, guest instructions
+# retired, TLB misses, page-table walks with PTEs read per walk (mean and
+# max), exits to the hypervisor, and for shadow the shadow counters.
+#
+# Env:    STRATA_BIN (target/release/strata), SPAWN (500), RUN_TIMEOUT (900)
+# Output: build/bench/paging-summary.txt, logs build/bench/paging-*.log
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
+SPAWN=${SPAWN:-500}
+RUN_TIMEOUT=${RUN_TIMEOUT:-900}
+GUEST="$ROOT/build/guest"
+OUT="$ROOT/build/bench"
+die() { echo "bench-paging: ERROR: $*" >&2; exit 1; }
+[ -x "$STRATA_BIN" ] || die "$STRATA_BIN not found (run: make build)"
+[ -s "$GUEST/Image" ] || die "missing $GUEST/Image (run: make setup)"
+mkdir -p "$OUT"
+
+declare -A CMD=(
+    [boot]='uname -a'
+    [spawn]="i=0; while [ \$i -lt $SPAWN ]; do /bin/true; i=\$((i+1)); done; echo SPAWNED \$i"
+)
+
+row() {   # row WORKLOAD MODE: runs it, prints one table row
+    local w=$1 mode=$2 log="$OUT/paging-$1-$2.log"
+    set +e
+    timeout --kill-after=10 "$RUN_TIMEOUT" "$STRATA_BIN" run --paging "$mode" --kernel "$GUEST/Image" \
+        --initrd "$GUEST/initramfs.cpio" -m 256M --smp 1 --stats \
+        --append "console=ttyS0 panic=-1 strata.cmd=\"${CMD[$w]}\"" </dev/null >"$log" 2>&1
+    local rc=$?
+    set -e
+    [ "$rc" -eq 0 ] || die "$w under --paging $mode: exit status $rc (see $log)"
+    grep -q '^STRATA-CMD-EXIT 0' "$log" || die "$w under --paging $mode: the command failed (see $log)"
+    local wall insns misses walks reads max exits
+    wall=$(sed -n 's/^strata: wall time \([0-9.]*\) s, \([0-9]*\) instructions.*/\1/p' "$log")
+    insns=$(sed -n 's/^strata: wall time [0-9.]* s, \([0-9]*\) instructions.*/\1/p' "$log")
+    misses=$(sed -n 's/.*tlb misses fetch \([0-9]*\) load \([0-9]*\) store \([0-9]*\).*/\1 \2 \3/p' "$log" \
+        | awk '{ s += $1 + $2 + $3 } END { print s + 0 }')
+    # Walks: single-stage plus two-stage (with hgatp Bare, a VS-stage walk
+    # is counted as two-stage by the hart but reads no G-stage entries).
+    walks=$(sed -n 's/.*walks single-stage \([0-9]*\) (PTE reads \([0-9]*\)).* two-stage \([0-9]*\) (PTE reads \([0-9]*\).*max \([0-9]*\)).*/\1 \2 \3 \4 \5/p' "$log" \
+        | awk '{ w += $1 + $3; r += $2 + $4; if ($5 > m) m = $5 } END { printf "%d %d %d", w, r, m }')
+    read -r walks reads max <<<"$walks"
+    exits=$(sed -n 's/.*vcpu0 ran [0-9]* exits \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    local extra=""
+    if [ "$mode" = shadow ]; then
+        extra=$(sed -n 's/^vm vm0 paging shadow: //p' "$log")
+    fi
+    printf '  %-6s %-7s %8.2fs %14s %11s %11s %6.2f %4s %10s  %s\n' "$w" "$mode" "$wall" "$insns" "$misses" \
+        "$walks" "$(awk -v r="$reads" -v w="$walks" 'BEGIN { print (w ? r / w : 0) }')" "$max" "$exits" "$extra"
+}
+
+{
+    echo "paging modes: Debian guest, 1 vCPU, 256 MiB, host clock; commit $(cd "$ROOT" && git rev-parse --short HEAD)"
+    printf '  %-6s %-7s %9s %14s %11s %11s %6s %4s %10s\n' workld mode wall "guest insns" "tlb misses" walks \
+        "PTE/w" max exits
+    for w in boot spawn; do
+        for mode in nested shadow; do
+            row "$w" "$mode"
+        done
+    done
+} | tee "$OUT/paging-summary.txt"
