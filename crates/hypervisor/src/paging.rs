@@ -18,11 +18,20 @@ use strata_ownership::{MachineMemory, MachinePage, PAGE_SIZE};
 use crate::hart::{cause, sstatus, Csr, HartOps};
 use crate::ids::{HartIndex, VcpuIndex, VmIndex};
 use crate::mmio::{self, Emulated};
-use crate::shadow::{machine_addr, Access, GuestWalk, Mode};
+use crate::shadow::{machine_addr, Access, GuestWalk, Install, Mode};
 use crate::{Hypervisor, Next};
 
 /// The page faults a shadow-paged guest does not get directly (`hedeleg`).
 pub(crate) const PAGE_FAULTS: u64 = 1 << cause::INSN_PAGE | 1 << cause::LOAD_PAGE | 1 << cause::STORE_PAGE;
+
+/// A store or AMO to a guest table page, decoded: its size, the value
+/// it leaves in memory, and the register that gets the old value (an AMO's
+/// rd; SC's 0 for success).
+struct PtStore {
+    size: usize,
+    value: u64,
+    old_to: Option<(u8, u64)>,
+}
 
 fn read_sized(mem: &dyn MachineMemory, pa: u64, size: usize) -> Option<u64> {
     let mut b = [0u8; 8];
@@ -126,8 +135,8 @@ impl Hypervisor {
         let page = MachinePage::containing(pa);
         match s.install(&mut self.hm, &mut *self.mem, vcpu_id, va, pte, gpa_page, page, read_at) {
             // Installed, or overtaken (the guest retries the access).
-            Ok(_) => harts[h.0].hfence_vvma(Some(va), None),
-            Err(()) => {
+            Install::Installed | Install::Retry => harts[h.0].hfence_vvma(Some(va), None),
+            Install::NoRoom => {
                 s.resync(&mut self.hm, &mut *self.mem);
                 self.shadow_point(harts, h, v);
                 self.after_resync(harts, vm, Some(h));
@@ -188,11 +197,10 @@ impl Hypervisor {
             return Next::Continue;
         };
         let len = isa::insn_len(raw);
-        // (size, value to store, register for the old value)
-        let op: Option<(usize, u64, Option<(u8, u64)>)> = if let Some(t) = tinst::transform(raw) {
+        let op: Option<PtStore> = if let Some(t) = tinst::transform(raw) {
             let acc = t.access();
             let val = if acc.fp { hart.fpr(usize::from(t.reg)) } else { hart.gpr(usize::from(t.reg)) };
-            acc.store.then_some((usize::from(acc.size), val, None))
+            acc.store.then_some(PtStore { size: usize::from(acc.size), value: val, old_to: None })
         } else {
             let i = isa::decode(raw);
             let size = match i.op {
@@ -236,18 +244,16 @@ impl Hypervisor {
                         _ => (o & mask(size)).max(sv & mask(size)),
                     };
                     let rd = if matches!(i.op, Op::SC_W | Op::SC_D) { 0 } else { o };
-                    Some((size, new, Some((i.rd, rd))))
+                    Some(PtStore { size, value: new, old_to: Some((i.rd, rd)) })
                 }
                 _ => None,
             }
         };
-        let Some((size, val, rd)) = op else {
+        let Some(PtStore { size, value: val, old_to: rd }) = op else {
             self.inject(&mut *harts[h.0], v, cause::STORE_ACCESS, va);
             return Next::Continue;
         };
-        if (pa & (PAGE_SIZE - 1)) + size as u64 > PAGE_SIZE
-            || self.mem.write(pa, &val.to_le_bytes()[..size]).is_err()
-        {
+        if (pa & (PAGE_SIZE - 1)) + size as u64 > PAGE_SIZE || self.mem.write(pa, &val.to_le_bytes()[..size]).is_err() {
             self.inject(&mut *harts[h.0], v, cause::STORE_ACCESS, va);
             return Next::Continue;
         }

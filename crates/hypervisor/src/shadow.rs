@@ -140,6 +140,17 @@ pub struct ShadowStats {
     pub unprotected: u64,
 }
 
+/// What [`ShadowVm::install`] came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Install {
+    Installed,
+    /// The generation moved since the read (the model's retry): nothing
+    /// installed, the guest retries the access.
+    Retry,
+    /// No room for shadow tables, or machine memory failed: resync.
+    NoRoom,
+}
+
 /// A shadow root: one guest address space.
 #[derive(Clone, Copy, Debug)]
 struct Root {
@@ -362,7 +373,8 @@ impl ShadowVm {
                 Access::Load => e & pte::R != 0 || (mode.mxr && e & pte::X != 0),
                 Access::Store => e & pte::W != 0,
             };
-            let user_ok = if mode.user { e & pte::U != 0 } else { e & pte::U == 0 || (mode.sum && access != Access::Fetch) };
+            let user_ok =
+                if mode.user { e & pte::U != 0 } else { e & pte::U == 0 || (mode.sum && access != Access::Fetch) };
             let ppn = pte::ppn(e);
             let sub = (1u64 << (shift - pte::PAGE_SHIFT)) - 1;
             if !allowed || !user_ok || ppn & sub != 0 {
@@ -404,15 +416,15 @@ impl ShadowVm {
         gpa_page: u64,
         machine: MachinePage,
         read_at: u64,
-    ) -> Result<bool, ()> {
+    ) -> Install {
         if read_at != self.generation {
             self.stats.retries += 1;
-            return Ok(false);
+            return Install::Retry;
         }
         let k = key(self.guest_satp(vcpu));
         let root = match self.roots.get(&k) {
             Some(r) => *r,
-            None => return Ok(false),
+            None => return Install::Retry,
         };
         let va = trunc(root.scheme, va) & !(PAGE_SIZE - 1);
         let mut flags = pte::V | pte::A | (guest_pte & (pte::R | pte::X | pte::U));
@@ -422,27 +434,27 @@ impl ShadowVm {
         let mut table = root.page.addr();
         for level in (1..root.scheme.levels).rev() {
             let slot = table + root.scheme.index(va, level) * 8;
-            let e = read_u64(mem, slot).ok_or(())?;
+            let Some(e) = read_u64(mem, slot) else { return Install::NoRoom };
             table = if e & pte::V != 0 {
                 pte::ppn(e) << pte::PAGE_SHIFT
             } else {
                 if self.pages.len() >= MAX_TABLE_PAGES {
-                    return Err(());
+                    return Install::NoRoom;
                 }
-                let next = self.alloc(hm, mem).ok_or(())?;
+                let Some(next) = self.alloc(hm, mem) else { return Install::NoRoom };
                 if !write_u64(mem, slot, (next.pfn() << pte::PPN_SHIFT) | pte::V) {
-                    return Err(());
+                    return Install::NoRoom;
                 }
                 next.addr()
             };
         }
         let slot = table + root.scheme.index(va, 0) * 8;
-        let old = read_u64(mem, slot).ok_or(())?;
+        let Some(old) = read_u64(mem, slot) else { return Install::NoRoom };
         if old & pte::V != 0 {
             self.unrmap(pte::ppn(old) << pte::PAGE_SHIFT, k, va);
         }
         if !write_u64(mem, slot, (machine.pfn() << pte::PPN_SHIFT) | flags) {
-            return Err(());
+            return Install::NoRoom;
         }
         self.rmap.entry(machine.addr()).or_default().insert((k, va));
         self.stats.faults += 1;
@@ -450,7 +462,7 @@ impl ShadowVm {
         for t in std::mem::take(&mut self.last_walk) {
             self.writes.remove(&t);
         }
-        Ok(true)
+        Install::Installed
     }
 
     fn unrmap(&mut self, page: u64, k: u64, va: u64) {
@@ -566,10 +578,16 @@ impl ShadowVm {
                 let t = hm.tracker();
                 let owner = t.owner(page).map_err(|e| format!("shadow leaf {va:#x} -> {pa:#x}: {e}"))?;
                 if owner != Owner::Vm(self.id) && t.grant(page, Owner::Vm(self.id)).is_none() {
-                    return Err(format!("shadow leaf {va:#x} reaches {pa:#x}, owned by {owner:?}, not by {:?}", self.id));
+                    return Err(format!(
+                        "shadow leaf {va:#x} reaches {pa:#x}, owned by {owner:?}, not by {:?}",
+                        self.id
+                    ));
                 }
                 if !t.who_maps(page).iter().any(|(vm, _)| *vm == self.id) {
-                    return Err(format!("shadow leaf {va:#x} reaches {pa:#x}, which {:?}'s G-stage does not map", self.id));
+                    return Err(format!(
+                        "shadow leaf {va:#x} reaches {pa:#x}, which {:?}'s G-stage does not map",
+                        self.id
+                    ));
                 }
                 if !self.rmap.get(&pa).is_some_and(|s| s.contains(&(k, va))) {
                     return Err(format!("shadow leaf {va:#x} -> {pa:#x} is not in the reverse map"));

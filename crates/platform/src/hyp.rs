@@ -18,8 +18,8 @@ use strata_devices::rtc::host_clock;
 use strata_hart::{Bus, Ext, Extensions, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
 use strata_hypervisor::ownership::{self, MachineMemory};
-use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
 pub use strata_hypervisor::vm::Paging;
+use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
 use strata_hypervisor::{Hypervisor, Policy, VmIndex};
 use strata_memory::GuestRam;
 
