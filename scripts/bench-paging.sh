@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Paging modes side by side (docs/hypervisor.md "Paging modes",
 # docs/benchmarks.md): the same Debian guest under `strata run --paging
-# nested` and `--paging shadow`, one VM with one vCPU, for two workloads:
+# nested` and `--paging shadow`, one VM with one vCPU, and on the bare
+# board under OpenSBI (`strata machine`, the native baseline: no
+# hypervisor, single-stage walks), for two workloads:
 #   boot   — boot to the shell, run `uname -a`, power off;
 #   spawn  — boot, then fork and exec /bin/true $SPAWN times (process-heavy:
 #            every exec builds and tears down an address space).
@@ -32,7 +34,9 @@ declare -A CMD=(
 row() {   # row WORKLOAD MODE: runs it, prints one table row
     local w=$1 mode=$2 log="$OUT/paging-$1-$2.log"
     set +e
-    timeout --kill-after=10 "$RUN_TIMEOUT" "$STRATA_BIN" run --paging "$mode" --kernel "$GUEST/Image" \
+    local how=(run --paging "$mode")
+    [ "$mode" != native ] || how=(machine --bios "$GUEST/fw_dynamic.bin")
+    timeout --kill-after=10 "$RUN_TIMEOUT" "$STRATA_BIN" "${how[@]}" --kernel "$GUEST/Image" \
         --initrd "$GUEST/initramfs.cpio" -m 256M --smp 1 --stats \
         --append "console=ttyS0 panic=-1 strata.cmd=\"${CMD[$w]}\"" </dev/null >"$log" 2>&1
     local rc=$?
@@ -50,6 +54,7 @@ row() {   # row WORKLOAD MODE: runs it, prints one table row
         | awk '{ w += $1 + $3; r += $2 + $4; if ($5 > m) m = $5 } END { printf "%d %d %d", w, r, m }')
     read -r walks reads max <<<"$walks"
     exits=$(sed -n 's/.*vcpu0 ran [0-9]* exits \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    [ -n "$exits" ] || exits=-
     local extra=""
     if [ "$mode" = shadow ]; then
         extra=$(sed -n 's/^vm vm0 paging shadow: //p' "$log")
@@ -59,11 +64,11 @@ row() {   # row WORKLOAD MODE: runs it, prints one table row
 }
 
 {
-    echo "paging modes: Debian guest, 1 vCPU, 256 MiB, host clock; commit $(cd "$ROOT" && git rev-parse --short HEAD)"
+    echo "paging modes: Debian guest, 1 hart or vCPU, 256 MiB, host clock; commit $(cd "$ROOT" && git rev-parse --short HEAD)"
     printf '  %-6s %-7s %9s %14s %11s %11s %6s %4s %10s\n' workld mode wall "guest insns" "tlb misses" walks \
         "PTE/w" max exits
     for w in boot spawn; do
-        for mode in nested shadow; do
+        for mode in native nested shadow; do
             row "$w" "$mode"
         done
     done
