@@ -9,7 +9,8 @@
 #            every exec builds and tears down an address space).
 # Each run once (no loops); from its --stats: wall time, guest instructions
 # retired, TLB misses, page-table walks with PTEs read per walk (mean and
-# max), exits to the hypervisor, and for shadow the shadow counters.
+# max; the runner reports no maximum for single-stage walks, so native's
+# is "-"), exits to the hypervisor, and for shadow the shadow counters.
 #
 # Env:    STRATA_BIN (target/release/strata), SPAWN (500), RUN_TIMEOUT (900)
 # Output: build/bench/paging-summary.txt, logs build/bench/paging-*.log
@@ -51,7 +52,7 @@ row() {   # row WORKLOAD MODE: runs it, prints one table row
     # Walks: single-stage plus two-stage (with hgatp Bare, a VS-stage walk
     # is counted as two-stage by the hart but reads no G-stage entries).
     walks=$(sed -n 's/.*walks single-stage \([0-9]*\) (PTE reads \([0-9]*\)).* two-stage \([0-9]*\) (PTE reads \([0-9]*\).*max \([0-9]*\)).*/\1 \2 \3 \4 \5/p' "$log" \
-        | awk '{ w += $1 + $3; r += $2 + $4; if ($5 > m) m = $5 } END { printf "%d %d %d", w, r, m }')
+        | awk '{ w += $1 + $3; r += $2 + $4; t += $3; if ($5 > m) m = $5 } END { printf "%d %d %s", w, r, t ? m : "-" }')
     read -r walks reads max <<<"$walks"
     exits=$(sed -n 's/.*vcpu0 ran [0-9]* exits \([0-9]*\).*/\1/p' "$log" | head -n 1)
     [ -n "$exits" ] || exits=-
