@@ -49,7 +49,8 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu boot-test-newer guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test bench qemu-demo \
+        boot-test-qemu boot-test-newer guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test \
+        bench qemu-demo \
         rootfs systemd-test systemd-test-qemu smp-test loom models \
         clean distclean
 
@@ -107,6 +108,7 @@ test: check setup build
 	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
 	$(MAKE) --no-print-directory gdb-test
+	tests/hyp/run-test.sh --paging shadow
 	$(MAKE) --no-print-directory smp-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
@@ -177,6 +179,9 @@ hyp-test: setup build
 .PHONY: gdb-test
 gdb-test: setup build
 	tests/gdb/gdb-test.sh
+# The same VM tests with every VM shadow-paged (strata run --paging shadow).
+hyp-shadow-test: setup build
+	tests/hyp/run-test.sh --paging shadow
 
 # Cached outside the checkout (/var/cache/strata, keyed on its inputs): built
 # once per machine, reused by every clone.
@@ -223,6 +228,7 @@ bench: setup build
 	scripts/bench-api.sh
 	scripts/bench-snapshot.sh
 	scripts/bench-tpm.sh
+	scripts/bench-paging.sh
 
 clean:
 	rm -rf build

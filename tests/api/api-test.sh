@@ -195,13 +195,17 @@ wait_for 30 bash -c "[ \"\$(curl -s --unix-socket '$SOCK' http://localhost/vms/s
     && pass "the VM's exit counter grows ($s1 and on)" || fail "the VM's exit counter stays at $s1"
 body GET /metrics >"$WORK/v.txt"
 check "/metrics has per-VM exits by reason" grep -q '^strata_vcpu_exits_by_reason_total{vm="sealed",vcpu="0",reason="sbi"}' "$WORK/v.txt"
-# A second VM, created on the running hypervisor: it reaches userspace
-# (its /init runs the command), is deleted, and says so in /vms.
+# A second VM, created on the running hypervisor and shadow-paged: it
+# reaches userspace (its /init runs the command), is deleted, and says so
+# in /vms.
 WEB_APPEND='console=ttyS0 panic=-1 strata.cmd="echo WEB-UP-$((6 * 7)); while :; do sleep 1; done"'
 req=$(jq -cn --arg k "$GUEST/Image" --arg i "$GUEST/initramfs.cpio" --arg c "$WEB_APPEND" \
-    '{name: "web", kernel: $k, initrd: $i, cmdline: $c, memory: "192M"}')
+    '{name: "web", kernel: $k, initrd: $i, cmdline: $c, memory: "192M", paging: "shadow"}')
+check "POST /vms with paging tpt: 400" test "$(status POST /vms "$(jq -c '.paging = "tpt"' <<<"$req")")" = 400
 check "POST /vms: 201" test "$(status POST /vms "$req")" = 201
 check "the new VM is listed running" test "$(jq -r .state "$WORK/body")" = running
+check "the new VM is listed shadow-paged" test "$(jq -r .paging "$WORK/body")" = shadow
+check "the protected VM is listed nested-paged" test "$(body GET /vms/sealed | jq -r .paging)" = nested
 check "POST /vms with the same name: 409" test "$(status POST /vms "$req")" = 409
 if wait_for 60 grep -q '^\[web\] WEB-UP-42' "$LOG"; then
     pass "the VM created through the API reached userspace ([web] WEB-UP-42 on the console)"

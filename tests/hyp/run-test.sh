@@ -21,7 +21,11 @@
 #      kernel's CRNG is ready before /init runs (/chosen/rng-seed), and each
 #      VM got its own /chosen/kaslr-seed.
 #
-# Usage: tests/hyp/run-test.sh [--only N]
+# With --paging shadow, every VM runs shadow-paged (strata run --paging),
+# its logs go to build/test/paging-shadow/, and the runs with --stats must
+# show shadow faults (so the pass cannot silently run nested).
+#
+# Usage: tests/hyp/run-test.sh [--only N] [--paging nested|shadow]
 # Env:   STRATA_BIN (target/release/strata), RUN_TIMEOUT (600),
 #        CC_RISCV (riscv64-unknown-elf-gcc)
 # Logs:  build/test/hyp-*.log
@@ -36,13 +40,16 @@ CC=${CC_RISCV:-riscv64-unknown-elf-gcc}
 GUEST="$ROOT/build/guest"
 LOGDIR="$ROOT/build/test"
 ONLY=""
+PAGING=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=$2; shift 2 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        --paging) PAGING=$2; shift 2 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "run-test: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
+[ -z "$PAGING" ] || LOGDIR="$LOGDIR/paging-$PAGING"
 mkdir -p "$LOGDIR"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -72,6 +79,10 @@ INIT_MD5=$(cd "$WORK" && cpio --quiet -i --to-stdout init <"$GUEST/initramfs.cpi
 
 run() {   # run LOG ARGS...: runs strata with a timeout, sets RC
     local log=$1; shift
+    if [ -n "$PAGING" ] && [ "${1:-}" = run ]; then
+        shift
+        set -- run --paging "$PAGING" "$@"
+    fi
     { printf '#'; printf ' %q' "$STRATA_BIN" "$@"; echo; } >"$log"
     set +e
     timeout --kill-after=10 "$RUN_TIMEOUT" "$STRATA_BIN" "$@" </dev/null >>"$log" 2>&1
@@ -94,6 +105,7 @@ if want 1; then
     check "$LOG" "one VM: md5sum /init matches the host" "^$INIT_MD5  /init$"
     check "$LOG" "one VM: the command succeeded" "^STRATA-CMD-EXIT 0$"
     check "$LOG" "one VM: the hypervisor saw it power off" "^vm vm0 \(vmid 1\): powered off"
+    [ "$PAGING" != shadow ] || check "$LOG" "one VM: shadow-paged" "^vm vm0 paging shadow: shadow faults [1-9]"
 fi
 
 # --- 2: two VMs, one protected ------------------------------------------------
@@ -110,6 +122,11 @@ if want 2; then
         check "$LOG" "two VMs: $vm powered off" "^vm $vm \(vmid [0-9]+(, protected)?\): powered off"
     done
     check "$LOG" "two VMs: the second is protected" "^vm secret \(vmid 2, protected\)"
+    if [ "$PAGING" = shadow ]; then
+        for vm in open secret; do
+            check "$LOG" "two VMs: $vm shadow-paged" "^vm $vm paging shadow: shadow faults [1-9]"
+        done
+    fi
     if grep -q "^\[open\] I-AM-SECRET\|^\[secret\] I-AM-OPEN" "$LOG"; then
         fail "two VMs: a console shows the other VM's output"
     else
@@ -181,6 +198,11 @@ if want 4; then
     WANT_RC=2 bad "unknown flag (usage error)" "unexpected argument" run --kernel "$GUEST/Image" --frobnicate
     printf 'not toml [' >"$WORK/bad4.toml"
     bad "malformed TOML" "bad4.toml" run --config "$WORK/bad4.toml"
+    if [ -z "$PAGING" ]; then
+        bad "--paging tpt: not implemented yet" "paging mode tpt: not implemented yet" run --kernel "$GUEST/Image" --paging tpt
+        printf '[[vm]]\nname = "x"\nkernel = "%s"\npaging = "flat"\n' "$GUEST/Image" >"$WORK/bad6.toml"
+        bad "unknown paging mode in the TOML file" "unknown paging mode 'flat'" run --config "$WORK/bad6.toml"
+    fi
 fi
 
 # --- 5: virtio devices of VMs -------------------------------------------------

@@ -117,6 +117,8 @@ pub struct VmCreate {
     pub vcpus: Option<u32>,
     #[serde(default)]
     pub protected: bool,
+    /// "nested" (default) or "shadow", as `strata run --paging`.
+    pub paging: Option<String>,
 }
 
 /// The machine's answer to a [`Command`].

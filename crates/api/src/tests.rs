@@ -29,7 +29,7 @@ fn every_route_gives_its_command() {
         (
             "POST",
             "/vms",
-            r#"{"name":"b","kernel":"/k","memory":"64M","vcpus":2}"#,
+            r#"{"name":"b","kernel":"/k","memory":"64M","vcpus":2,"paging":"shadow"}"#,
             Command::CreateVm(VmCreate {
                 name: "b".into(),
                 kernel: "/k".into(),
@@ -38,6 +38,7 @@ fn every_route_gives_its_command() {
                 memory: Some("64M".into()),
                 vcpus: Some(2),
                 protected: false,
+                paging: Some("shadow".into()),
             }),
         ),
         ("DELETE", "/vms/b", "", Command::DeleteVm("b".into())),

@@ -326,6 +326,14 @@ impl Hart {
         self.fence_gvma(gpa, vmid);
     }
 
+    /// HFENCE.VVMA executed by host software in HS-mode (Strata's
+    /// hypervisor, for a shadow-paged guest's intercepted SFENCE.VMA): the
+    /// VS-stage entries of the current `hgatp` VMID, for `va` and `asid`.
+    pub fn hfence_vvma(&mut self, va: Option<u64>, asid: Option<u64>) {
+        self.stats.count_fence(stats::Fence::HfenceVvma);
+        self.fence_vma(true, va, asid);
+    }
+
     /// HFENCE.GVMA (§8.3.2): drop the combined entries of the matching VMs
     /// whose G-stage leaf covers `gpa`, or all of them.
     pub(crate) fn fence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {

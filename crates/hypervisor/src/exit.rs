@@ -58,7 +58,10 @@ impl Hypervisor {
             return Next::Preempted;
         }
         let vm = self.vcpus[v].vm;
+        let shadow = self.vms[vm].shadow.is_some();
         let next = match scause {
+            cause::INSN_PAGE | cause::LOAD_PAGE | cause::STORE_PAGE if shadow => self.shadow_fault(harts, h, v, scause),
+            cause::VIRTUAL_INSN if shadow && self.shadow_insn(harts, h, v) => Next::Continue,
             cause::ECALL_VS => {
                 self.vms[vm].stats.sbi_calls += 1;
                 self.vcpus[v].stats.sbi_calls += 1;
@@ -149,7 +152,7 @@ impl Hypervisor {
                 next
             }
             Action::FenceVm => {
-                let vmid = self.vms[vm].vmid;
+                let vmid = self.vms[vm].tlb_vmid();
                 for hart in harts.iter_mut() {
                     hart.hfence_gvma(None, Some(vmid));
                 }
@@ -157,6 +160,9 @@ impl Hypervisor {
             }
             Action::Start { id, pc, opaque } => {
                 if let Some(&t) = self.vms[vm].vcpus.get(id as usize) {
+                    if let Some(s) = &mut self.vms[vm].shadow {
+                        s.set_guest_satp(id as usize, 0);
+                    }
                     self.vcpus[t].reset(pc, opaque);
                     self.vcpus[t].hsm = HsmState::StartPending;
                 }
@@ -199,7 +205,7 @@ impl Hypervisor {
 
     /// Redirects a trap into the guest's own handler, as if it had been
     /// delegated (Priv. §8.6.4 trap entry into VS-mode, done by software).
-    fn inject(&mut self, hart: &mut dyn HartOps, v: VcpuIndex, cause: u64, tval: u64) {
+    pub(crate) fn inject(&mut self, hart: &mut dyn HartOps, v: VcpuIndex, cause: u64, tval: u64) {
         self.vms[self.vcpus[v].vm].stats.injected_faults += 1;
         self.vcpus[v].stats.injected += 1;
         let from_vs = hart.csr(Csr::Sstatus) & sstatus::SPP != 0;

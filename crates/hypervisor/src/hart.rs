@@ -118,6 +118,10 @@ pub trait HartOps {
     fn read_guest_insn(&mut self, va: u64) -> Option<u32>;
     /// HFENCE.GVMA: `gpa` (not shifted) and `vmid`, each optional.
     fn hfence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>);
+    /// HFENCE.VVMA: the VS-stage translations of the current `hgatp`
+    /// VMID for `va` and `asid`, each optional (shadow paging's
+    /// intercepted SFENCE.VMA).
+    fn hfence_vvma(&mut self, va: Option<u64>, asid: Option<u64>);
     /// Drops every cached translation, in every VMID and ASID, that reaches
     /// the machine page at `page_addr`; returns how many were dropped.
     fn invalidate_page(&mut self, page_addr: u64) -> u64;

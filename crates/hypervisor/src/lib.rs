@@ -13,6 +13,8 @@
 //! | [`sbi`] | SBI 2.0: BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN | [`sbi::serve`] |
 //! | [`mmio`] | emulating device accesses from the guest-page faults they raise | [`mmio::emulate`] |
 //! | [`inval`] | invalidating cached translations by physical address when a page changes hands | [`inval::Invalidator`] |
+//! | [`shadow`] | shadow paging: one VM's shadow tables, built from its guest's tables and its G-stage map, write-protection, reverse map | [`shadow::ShadowVm`] |
+//! | `paging` | the traps of a shadow-paged VM: page faults, `satp` and `SFENCE.VMA` (`hstatus.VTVM`), writes to the guest's page tables | `Hypervisor::shadow_fault`, `Hypervisor::shadow_insn` |
 //! | [`shootdown`] | the same across harts on threads of their own: post, serve at a safe point, acknowledge | [`shootdown::Shootdown`] |
 //! | `exit` | what a trap into HS-mode means: dispatch to the above, WFI, faults injected into the guest | `Hypervisor::handle_exit` |
 //! | `pages` | pages changing hands: migration, reclaim, a VM's memory going back to the free pool when it ends | `Hypervisor::retire` |
@@ -53,15 +55,19 @@ pub mod inval;
 pub mod mmio;
 pub mod sbi;
 pub mod sched;
+pub mod shadow;
 pub mod shootdown;
 pub mod vcpu;
 pub mod vm;
 
 mod exit;
 mod pages;
+mod paging;
 
 #[cfg(test)]
 mod mock;
+#[cfg(test)]
+mod shadow_tests;
 #[cfg(test)]
 mod tests;
 
@@ -243,7 +249,13 @@ impl Hypervisor {
         self.hm.create_vm(&mut *self.mem, id, spec.protected)?;
         let built = self.populate(id, &spec).and_then(|first| {
             let vmid = self.next_vmid;
-            let hgatp = self.hm.hgatp(id, vmid as u16)?;
+            // Shadow paging runs the guest with hgatp Bare: the hart walks
+            // the shadow tables alone (paging.rs). The G-stage tables are
+            // still built: they are the VM's guest-physical map.
+            let hgatp = match spec.paging {
+                vm::Paging::Nested => self.hm.hgatp(id, vmid as u16)?,
+                vm::Paging::Shadow => 0,
+            };
             let first_vcpu = self.vcpus.next_index().0;
             let vcpu_ids = (0..spec.vcpus as usize).map(|k| VcpuIndex(first_vcpu + k)).collect();
             let (entry, dtb) = (spec.entry, spec.dtb);
@@ -261,6 +273,7 @@ impl Hypervisor {
         self.next_vmid += 1;
         for k in 0..vm.vcpus.len() as u64 {
             let mut c = Vcpu::new(index, k);
+            c.shadow = vm.shadow.is_some();
             if k == 0 {
                 c.reset(entry, dtb);
                 c.hsm = HsmState::Started;
@@ -306,6 +319,11 @@ impl Hypervisor {
     /// agree (see `HypMemory::check`), and the scheduler's invariants.
     pub fn check_memory(&self) -> Result<(), String> {
         self.hm.check(&*self.mem)?;
+        for vm in self.vms.values().filter(|v| !v.retired) {
+            if let Some(s) = &vm.shadow {
+                s.check(&self.hm, &*self.mem).map_err(|e| format!("VM {}: {e}", vm.name))?;
+            }
+        }
         self.sched.check()
     }
 
@@ -556,13 +574,19 @@ impl Hypervisor {
     /// as KVM does when a vCPU changes host CPU).
     fn load(&mut self, harts: &mut [&mut dyn HartOps], h: HartIndex, v: VcpuIndex) {
         let vm = self.vcpus[v].vm;
-        let (hgatp, vmid) = (self.vms[vm].hgatp, self.vms[vm].vmid);
-        let trace = &mut self.harts[h];
-        let stale = self.vcpus[v].last_hart != Some(h) || trace.last_ran.get(&vm) != Some(&v);
+        let (hgatp, vmid) = (self.vms[vm].hgatp, self.vms[vm].tlb_vmid());
+        let shadow = self.vms[vm].shadow.is_some();
+        // A shadow-paged guest's page faults are the hypervisor's first.
+        harts[h.0].set_csr(Csr::Hedeleg, if shadow { HEDELEG & !paging::PAGE_FAULTS } else { HEDELEG });
+        let stale = self.vcpus[v].last_hart != Some(h) || self.harts[h].last_ran.get(&vm) != Some(&v);
         self.vcpus[v].switch_in(&mut *harts[h.0], hgatp, h);
+        if shadow {
+            self.shadow_point(harts, h, v);
+        }
         if stale {
             harts[h.0].hfence_gvma(None, Some(vmid));
         }
+        let trace = &mut self.harts[h];
         trace.last_ran.insert(vm, v);
         trace.residue = Some(vm);
         self.vcpus[v].last_hart = Some(h);

@@ -48,6 +48,14 @@ pub fn emulate(hart: &mut dyn HartOps, bus: &mut DeviceBus, trap: u64) -> Emulat
         hart.read_guest_insn(pc).and_then(tinst::transform)
     });
     let Some(t) = decoded else { return fault };
+    emulate_at(hart, bus, gpa, t, fault)
+}
+
+/// Carries out the decoded load or store `t` at guest-physical `gpa` on
+/// the device `bus` (also for shadow paging, where an MMIO access is a
+/// page fault whose gpa the hypervisor found in the guest's tables);
+/// `fault` is what the guest gets if the device refuses.
+pub fn emulate_at(hart: &mut dyn HartOps, bus: &mut DeviceBus, gpa: u64, t: Transformed, fault: Emulated) -> Emulated {
     let acc = t.access();
     let reg = usize::from(t.reg);
     let ok = if acc.store {

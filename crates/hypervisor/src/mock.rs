@@ -60,6 +60,10 @@ pub struct MockHart {
     trapped: Option<u64>,
     pub preempts: u64,
     pub fences: Vec<Option<u64>>,
+    /// HFENCE.VVMAs, by address.
+    pub vvma: Vec<Option<u64>>,
+    /// What `read_guest_insn` returns (the guest's instruction at any pc).
+    pub insn: Option<u32>,
 }
 
 impl MockHart {
@@ -74,6 +78,8 @@ impl MockHart {
             trapped: None,
             preempts: 0,
             fences: Vec::new(),
+            vvma: Vec::new(),
+            insn: None,
         }
     }
 
@@ -166,13 +172,16 @@ impl HartOps for MockHart {
         }
     }
     fn read_guest_insn(&mut self, _: u64) -> Option<u32> {
-        None
+        self.insn
     }
     fn hfence_gvma(&mut self, _: Option<u64>, vmid: Option<u64>) {
         self.fences.push(vmid);
         if let Some(vmid) = vmid {
             self.guests.lock().unwrap().events.push(Event::Fence { hart: self.id, vmid });
         }
+    }
+    fn hfence_vvma(&mut self, va: Option<u64>, _: Option<u64>) {
+        self.vvma.push(va);
     }
     fn invalidate_page(&mut self, _: u64) -> u64 {
         0

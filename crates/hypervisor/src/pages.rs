@@ -53,8 +53,15 @@ impl Hypervisor {
 
     /// Invalidates the cached translations of machine page `page`, whose
     /// mappings by `vms` just changed, on every hart.
+    /// A shadow-paged VM's shadow leaves reaching the page go first,
+    /// through its reverse map (crate::shadow).
     pub fn invalidate(&mut self, harts: &mut [&mut dyn HartOps], page: MachinePage, vms: &[VmIndex]) {
-        let vmids: Vec<u64> = vms.iter().filter_map(|&i| self.vms.get(i)).map(|v| v.vmid).collect();
+        for &i in vms {
+            if let Some(s) = self.vms.get_mut(i).and_then(|v| v.shadow.as_mut()) {
+                s.page_gone(&mut *self.mem, page);
+            }
+        }
+        let vmids: Vec<u64> = vms.iter().filter_map(|&i| self.vms.get(i)).map(|v| v.tlb_vmid()).collect();
         self.inval.page(harts, page, &vmids);
     }
 
@@ -164,14 +171,18 @@ impl Hypervisor {
         if let Some(map) = &self.vms[vm].dma {
             map.clear();
         }
-        let (id, vmid) = (self.vms[vm].id, self.vms[vm].vmid);
+        let (id, vmid) = (self.vms[vm].id, self.vms[vm].tlb_vmid());
+        if let Some(mut s) = self.vms[vm].shadow.take() {
+            s.release(&mut self.hm, &mut *self.mem);
+            self.vms[vm].shadow = Some(s);
+        }
         let eff = self.hm.destroy_vm(&mut *self.mem, id)?;
         // Its own mappings: its whole VMID. Borrowers' mappings of its
         // pages: page by page.
         let own = eff.unmapped.iter().filter(|u| u.vm == id).count() as u64;
         self.inval.vm_gone(harts, vmid, own);
         for u in eff.unmapped.iter().filter(|u| u.vm != id) {
-            let by = self.vms.values().find(|v| v.id == u.vm).map_or(0, |v| v.vmid);
+            let by = self.vms.values().find(|v| v.id == u.vm).map_or(0, |v| v.tlb_vmid());
             self.inval.page(harts, u.page, &[by]);
         }
         self.hm.zero_pending(&mut *self.mem)?;

@@ -10,7 +10,7 @@ use crate::hart::HartOps;
 use crate::mock::{Event, Guests, MockHart, MockMem, Step};
 use crate::sbi::{eid, err};
 use crate::vcpu::HsmState;
-use crate::vm::{layout, VmEnd, VmSpec};
+use crate::vm::{layout, Paging, VmEnd, VmSpec};
 use crate::{Hypervisor, Policy, SchedParams, Slice, VmIndex};
 
 /// The machine's RAM, where the mock harts' memory starts.
@@ -31,11 +31,12 @@ struct Rig {
 struct Want {
     vcpus: u32,
     protected: bool,
+    paging: Paging,
     segments: Vec<(u64, Vec<u8>)>,
 }
 
 fn vm(vcpus: u32) -> Want {
-    Want { vcpus, protected: false, segments: Vec::new() }
+    Want { vcpus, protected: false, paging: Paging::Nested, segments: Vec::new() }
 }
 
 fn rig(harts: usize, vms: Vec<Want>) -> Rig {
@@ -54,6 +55,7 @@ fn rig(harts: usize, vms: Vec<Want>) -> Rig {
             memory: 16 * MIB,
             vcpus: w.vcpus,
             protected: w.protected,
+            paging: w.paging,
             segments: w.segments,
             entry: layout::RAM_BASE,
             dtb: 0,

@@ -126,6 +126,8 @@ pub struct Vcpu {
     /// there outlive a restart).
     pub(crate) last_hart: Option<HartIndex>,
     pub(crate) stats: VcpuStats,
+    /// Its VM is shadow-paged: it runs with `hstatus.VTVM`.
+    pub(crate) shadow: bool,
 }
 
 impl Vcpu {
@@ -146,6 +148,7 @@ impl Vcpu {
             loaded_on: None,
             last_hart: None,
             stats: VcpuStats::default(),
+            shadow: false,
         }
     }
 
@@ -155,7 +158,9 @@ impl Vcpu {
     /// protocol).
     pub(crate) fn reset(&mut self, pc: u64, opaque: u64) {
         let (vm, id, stats, last) = (self.vm, self.id, std::mem::take(&mut self.stats), self.last_hart);
+        let shadow = self.shadow;
         *self = Vcpu::new(vm, id);
+        self.shadow = shadow;
         self.stats = stats;
         self.last_hart = last;
         self.pc = pc;
@@ -225,6 +230,9 @@ impl Vcpu {
         let ss = hart.csr(Csr::Sstatus);
         hart.set_csr(Csr::Sstatus, if self.vs_mode { ss | sstatus::SPP } else { ss & !sstatus::SPP });
         let mut hs = hart.csr(Csr::Hstatus) | hstatus::SPV | hstatus::VTW;
+        // Shadow paging: the guest's satp accesses and SFENCE.VMA trap
+        // (Priv. §8.2.1, hstatus.VTVM).
+        hs = if self.shadow { hs | hstatus::VTVM } else { hs & !hstatus::VTVM };
         hs = if self.vs_mode { hs | hstatus::SPVP } else { hs & !hstatus::SPVP };
         hart.set_csr(Csr::Hstatus, hs);
     }
@@ -245,9 +253,10 @@ impl Vcpu {
     /// interrupts become zero and the vCPU stops (its VM has ended; nothing
     /// of a protected VM stays behind in the hypervisor's own memory).
     pub(crate) fn scrub(&mut self) {
-        let (vm, id, stats) = (self.vm, self.id, std::mem::take(&mut self.stats));
+        let (vm, id, stats, shadow) = (self.vm, self.id, std::mem::take(&mut self.stats), self.shadow);
         *self = Vcpu::new(vm, id);
         self.stats = stats;
+        self.shadow = shadow;
     }
 
     /// Its hart id inside its VM.

@@ -41,6 +41,29 @@ pub mod layout {
     pub const RTC_IRQ: u32 = BOARD.rtc_irq;
 }
 
+/// How a VM's guest-virtual addresses reach machine memory (issue 21;
+/// docs/hypervisor.md "Paging modes").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Paging {
+    /// The guest's VS-stage tables over the hypervisor's G-stage tables:
+    /// the hart walks both (two-dimensional walks).
+    #[default]
+    Nested,
+    /// The hypervisor merges the guest's tables and its G-stage map into
+    /// shadow tables that the hart walks in one dimension
+    /// ([`crate::shadow`]).
+    Shadow,
+}
+
+impl Paging {
+    pub fn name(self) -> &'static str {
+        match self {
+            Paging::Nested => "nested",
+            Paging::Shadow => "shadow",
+        }
+    }
+}
+
 /// What a VM is made of, prepared by the platform: memory size, images
 /// already laid out (guest-physical address and bytes), the entry, where
 /// its console goes, and the devices it has beyond the board's own.
@@ -49,6 +72,8 @@ pub struct VmSpec {
     pub memory: u64,
     pub vcpus: u32,
     pub protected: bool,
+    /// Nested or shadow paging.
+    pub paging: Paging,
     /// (guest-physical address, bytes) to load before the VM starts.
     pub segments: Vec<(u64, Vec<u8>)>,
     /// Where vCPU 0 starts, in VS-mode, with a0 = 0 and a1 = `dtb`.
@@ -211,6 +236,8 @@ pub struct Vm {
     /// Why giving its memory back failed, if it did.
     pub(crate) retire_error: Option<String>,
     pub(crate) stats: VmStats,
+    /// Its shadow tables, in shadow mode ([`Paging::Shadow`]).
+    pub(crate) shadow: Option<crate::shadow::ShadowVm>,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -231,7 +258,7 @@ impl Vm {
         ram_first_pa: u64,
         vcpus: Vec<VcpuIndex>,
     ) -> Result<Vm, String> {
-        let VmSpec { name, memory, vcpus: n, protected, console, clock, devices, .. } = spec;
+        let VmSpec { name, memory, vcpus: n, protected, paging, console, clock, devices, .. } = spec;
         if protected && !devices.is_empty() {
             return Err(format!(
                 "VM {name}: a protected VM cannot have host-side devices: their models would reach its memory"
@@ -287,6 +314,7 @@ impl Vm {
             retired: false,
             retire_error: None,
             stats: VmStats::default(),
+            shadow: (paging == Paging::Shadow).then(|| crate::shadow::ShadowVm::new(id, n as usize)),
         })
     }
 
@@ -395,5 +423,29 @@ impl Vm {
     /// Its vCPUs, by vCPU id.
     pub fn vcpus(&self) -> &[VcpuIndex] {
         &self.vcpus
+    }
+
+    pub fn paging(&self) -> Paging {
+        if self.shadow.is_some() {
+            Paging::Shadow
+        } else {
+            Paging::Nested
+        }
+    }
+
+    /// Its shadow-paging counters (shadow mode only).
+    pub fn shadow_stats(&self) -> Option<&crate::shadow::ShadowStats> {
+        self.shadow.as_ref().map(|s| s.stats())
+    }
+
+    /// The VMID its translations are cached under on the harts: its own in
+    /// nested mode; 0 in shadow mode, where `hgatp` is Bare (Priv. §8.2.10:
+    /// Bare takes VMID 0) and the shadow roots in `vsatp` tell VMs apart.
+    pub(crate) fn tlb_vmid(&self) -> u64 {
+        if self.shadow.is_some() {
+            0
+        } else {
+            self.vmid
+        }
     }
 }

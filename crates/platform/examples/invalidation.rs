@@ -44,6 +44,7 @@ fn main() {
         memory: 16 << 20,
         vcpus: 1,
         protected: false,
+        paging: Default::default(),
         kernel: path.clone(),
         initrd: None,
         append: String::new(),

@@ -18,6 +18,7 @@ use strata_devices::rtc::host_clock;
 use strata_hart::{Bus, Ext, Extensions, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
 use strata_hypervisor::ownership::{self, MachineMemory};
+pub use strata_hypervisor::vm::Paging;
 use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
 use strata_hypervisor::{Hypervisor, Policy, VmIndex};
 use strata_memory::GuestRam;
@@ -53,6 +54,8 @@ pub struct VmConfig {
     pub memory: u64,
     pub vcpus: u32,
     pub protected: bool,
+    /// Nested or shadow paging (`--paging`, `paging = "…"`).
+    pub paging: Paging,
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
     pub append: String,
@@ -268,6 +271,9 @@ impl HartOps for HypHart<'_> {
     fn hfence_gvma(&mut self, gpa: Option<u64>, vmid: Option<u64>) {
         self.hart.hfence_gvma(gpa, vmid);
     }
+    fn hfence_vvma(&mut self, va: Option<u64>, asid: Option<u64>) {
+        self.hart.hfence_vvma(va, asid);
+    }
     fn invalidate_page(&mut self, page_addr: u64) -> u64 {
         self.hart.invalidate_ram_page((page_addr - self.ram_base) >> 12)
     }
@@ -468,6 +474,22 @@ impl Workload for Hypervised {
                 vm.end().map_or("running".into(), |e| e.describe()),
                 vc.join("; ")
             );
+            if let Some(sh) = vm.shadow_stats() {
+                let _ = writeln!(
+                    s,
+                    "vm {} paging shadow: shadow faults {} page-table writes emulated {} resyncs {} fences intercepted {} \
+                     guest faults injected {} satp accesses {} installs retried {} tables unprotected {}",
+                    vm.name(),
+                    sh.faults,
+                    sh.pt_writes,
+                    sh.resyncs,
+                    sh.fences,
+                    sh.injected,
+                    sh.satp,
+                    sh.retries,
+                    sh.unprotected
+                );
+            }
         }
         let i = hyp.inval_stats();
         let _ = writeln!(
@@ -502,6 +524,7 @@ impl Workload for Hypervised {
                 name: vm.name().to_string(),
                 vmid: vm.vmid(),
                 protected: vm.protected(),
+                paging: vm.paging().name(),
                 memory_bytes: vm.memory(),
                 state: vm.end().map_or("running".into(), |e| e.describe()),
                 vcpus: hyp
@@ -580,6 +603,13 @@ impl Workload for Hypervised {
             }
             None => 512 << 20,
         };
+        let paging = match spec.paging.as_deref() {
+            None => Paging::default(),
+            Some(p) => [Paging::Nested, Paging::Shadow]
+                .into_iter()
+                .find(|m| m.name() == p)
+                .ok_or_else(|| ApiError::bad_request(format!("paging {p:?}: nested or shadow")))?,
+        };
         let vm = VmConfig {
             name: spec.name,
             memory,
@@ -590,6 +620,7 @@ impl Workload for Hypervised {
             append: spec.cmdline,
             serial_log: None,
             virtio: VirtioConfig::default(),
+            paging,
         };
         check_harts(&format!("VM {}: {} vCPUs", vm.name, vm.vcpus), vm.vcpus).map_err(bad)?;
         check_ram(&format!("VM {}: memory", vm.name), vm.memory).map_err(bad)?;
@@ -618,6 +649,7 @@ impl Workload for Hypervised {
                 console: sink,
                 clock: host_clock(),
                 devices: Vec::new(),
+                paging: vm.paging,
             })
             .map_err(|e| ApiError::conflict(format!("VM {}: {e}", vm.name)))?;
         debug_assert_eq!(index.0, self.consoles.len(), "consoles follow VM indices");
@@ -754,6 +786,7 @@ impl Runner<Hypervised> {
                 memory: vm.memory,
                 vcpus: vm.vcpus,
                 protected: vm.protected,
+                paging: vm.paging,
                 segments,
                 entry,
                 dtb,

@@ -17,7 +17,7 @@ use strata_api::openapi;
 use strata_arch::isa::Op;
 use strata_devices::board::VIRT;
 use strata_hypervisor::Policy;
-use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
+use strata_platform::hyp::{HypMachine, Paging, RunConfig, VmConfig};
 use strata_platform::{ClockMode, ExitReason, Machine, MachineConfig, StopHandle};
 use strata_testkit::asm::{elf, reg::*, Asm};
 
@@ -330,6 +330,8 @@ fn under_the_hypervisor_vms_are_listed_and_protected_memory_refused() {
         append: String::new(),
         serial_log: None,
         virtio: Default::default(),
+        // The protected VM shadow-paged: its memory is refused all the same.
+        paging: if protected { Paging::Shadow } else { Paging::Nested },
     };
     let mut h = HypMachine::new(&RunConfig {
         vms: vec![vm("open", false), vm("sealed", true)],
@@ -357,6 +359,7 @@ fn under_the_hypervisor_vms_are_listed_and_protected_memory_refused() {
             assert_eq!(names, ["open", "sealed"]);
             let r = call(&p, "GET", "/vms/sealed", "/vms/{id}", "");
             assert_eq!((r.status, r.json()["protected"].as_bool()), (200, Some(true)));
+            assert_eq!(r.json()["paging"].as_str(), Some("shadow"));
             assert_eq!(call(&p, "GET", "/vms/nobody", "/vms/{id}", "").status, 404);
             assert_eq!(call(&p, "GET", "/vms/nobody/memory?addr=0&len=1", "/vms/{id}/memory", "").status, 404);
 
@@ -420,6 +423,7 @@ fn vms_are_created_on_a_running_hypervisor_and_deleted_with_their_memory_returne
         append: String::new(),
         serial_log: None,
         virtio: Default::default(),
+        paging: Paging::Nested,
     };
     let cfg = RunConfig {
         vms: vec![base],

@@ -118,6 +118,7 @@ fn hyp(kernel: PathBuf, clock: ClockMode) -> HypMachine {
             memory: 16 << 20,
             vcpus: 1,
             protected: false,
+            paging: Default::default(),
             kernel,
             initrd: None,
             append: String::new(),

@@ -39,6 +39,11 @@ pub enum CliError {
     /// An `invalidation` value the hypervisor does not know.
     #[error("{0}")]
     Invalidation(String),
+    /// A paging mode Strata names but does not offer yet (`--paging tpt`).
+    #[error("paging mode {0}: not implemented yet (nested or shadow)")]
+    PagingNotImplemented(&'static str),
+    #[error("unknown paging mode '{0}' (nested or shadow)")]
+    UnknownPaging(String),
     #[error("--config describes the VMs: give their virtio devices in the file (drives, rng, netdevs, vsock, virtio_console)")]
     ConfigWithDeviceFlags,
     #[error("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log")]
@@ -79,6 +84,8 @@ impl CliError {
             | CliError::VmDevice { .. }
             | CliError::Cpu(_)
             | CliError::Invalidation(_)
+            | CliError::PagingNotImplemented(_)
+            | CliError::UnknownPaging(_)
             | CliError::ConfigWithDeviceFlags
             | CliError::ConfigWithVmFlags
             | CliError::NoKernel

@@ -215,6 +215,12 @@ struct RunArgs {
     /// pa (exactly the translations reaching it), vmid, or all.
     #[arg(long, default_value = "pa")]
     invalidation: strata_hypervisor::Policy,
+    /// How the VM's memory is virtualized: nested (the guest's tables over
+    /// the G-stage, the default) or shadow (shadow tables the hart walks in
+    /// one dimension). tpt is refused: not implemented yet. With --config:
+    /// the mode of every VM whose `paging` the file does not give.
+    #[arg(long, value_name = "MODE")]
+    paging: Option<String>,
     #[arg(long)]
     serial_log: Option<PathBuf>,
     /// Print hypervisor, translation and speed counters at the end.
@@ -261,6 +267,8 @@ struct VmFile {
     cmdline: Option<String>,
     #[serde(default)]
     protected: bool,
+    /// nested (default) or shadow, as `--paging`.
+    paging: Option<String>,
     serial_log: Option<PathBuf>,
     /// virtio devices, in the flags' syntax: drives = ["file=disk.img,readonly=on"]
     #[serde(default)]
@@ -276,6 +284,17 @@ struct VmFile {
 /// The extensions of `--cpu MODEL`, or the default set.
 fn extensions(cpu: Option<&str>) -> Result<Extensions, CliError> {
     cpu.map_or(Ok(Extensions::DEFAULT), cpu_model).map_err(CliError::Cpu)
+}
+
+/// A `--paging` / `paging = "…"` value.
+fn paging(mode: Option<&str>) -> Result<strata_platform::hyp::Paging, CliError> {
+    use strata_platform::hyp::Paging;
+    match mode {
+        None | Some("nested") => Ok(Paging::Nested),
+        Some("shadow") => Ok(Paging::Shadow),
+        Some("tpt") => Err(CliError::PagingNotImplemented("tpt")),
+        Some(other) => Err(CliError::UnknownPaging(other.to_string())),
+    }
 }
 
 fn run(a: RunArgs) -> Result<i32, CliError> {
@@ -349,6 +368,7 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
                         },
                         vcpus: v.vcpus.unwrap_or(1),
                         protected: v.protected,
+                        paging: paging(v.paging.as_deref().or(a.paging.as_deref()))?,
                         kernel: rel(v.kernel),
                         initrd: v.initrd.map(rel),
                         append: v.cmdline.unwrap_or_default(),
@@ -371,6 +391,7 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
                 },
                 vcpus: a.smp.unwrap_or(1),
                 protected: a.protected,
+                paging: paging(a.paging.as_deref())?,
                 kernel,
                 initrd: a.initrd,
                 append: a.append.unwrap_or_default(),

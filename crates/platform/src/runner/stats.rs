@@ -108,6 +108,8 @@ pub struct VmSnapshot {
     pub name: String,
     pub vmid: u64,
     pub protected: bool,
+    /// "nested" or "shadow".
+    pub paging: &'static str,
     pub memory_bytes: u64,
     /// "running", or how it ended.
     pub state: String,
