@@ -56,11 +56,16 @@ pub enum Ext {
     Zbc,
     /// Single-bit instructions (Unpriv. "B", Zbs).
     Zbs,
+    /// Supervisor-mode timer interrupts (Priv. "Sstc"): `stimecmp`,
+    /// `vstimecmp`, `menvcfg.STCE`/`henvcfg.STCE`. The multi-letter `S`
+    /// extensions follow the `Z` ones (Unpriv. "ISA Extension Naming
+    /// Conventions").
+    Sstc,
 }
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 16] = [
+    pub const ALL: [Ext; 17] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -77,6 +82,7 @@ impl Ext {
         Ext::Zbb,
         Ext::Zbc,
         Ext::Zbs,
+        Ext::Sstc,
     ];
 
     /// The extension's name as ISA strings and the device tree write it
@@ -99,6 +105,7 @@ impl Ext {
             Ext::Zbb => "zbb",
             Ext::Zbc => "zbc",
             Ext::Zbs => "zbs",
+            Ext::Sstc => "sstc",
         }
     }
 
@@ -135,14 +142,15 @@ impl Extensions {
 
     /// The default hart: [`RV64GC`](Self::RV64GC) plus the complete
     /// extensions of RVA23 implemented so far (as QEMU's default `rv64`
-    /// CPU offers Zba, Zbb, Zbc and Zbs).
+    /// CPU offers Zba, Zbb, Zbc, Zbs and Sstc).
     pub const DEFAULT: Extensions = Extensions::RV64GC
         .with(Ext::Zicond)
         .with(Ext::Zihintpause)
         .with(Ext::Zba)
         .with(Ext::Zbb)
         .with(Ext::Zbc)
-        .with(Ext::Zbs);
+        .with(Ext::Zbs)
+        .with(Ext::Sstc);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -206,7 +214,7 @@ impl Default for Extensions {
 /// The CPU model names `--cpu` takes, with what each gives.
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
-    ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs and Zicond (what no --cpu gives)"),
+    ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -216,8 +224,8 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
     match name {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause; \
-             missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Sstc, Svpbmt, Svnapot, Sscofpmf); \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Sstc; \
+             missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
              use --cpu rv64gc or leave --cpu out"
             .into()),
         _ => {
@@ -244,7 +252,7 @@ mod tests {
         let r = Extensions::RV64GC;
         assert_eq!(r.isa_base(), "rv64imafdch");
         assert_eq!(r.names(), ["i", "m", "a", "f", "d", "c", "h", "zicsr", "zifencei", "zicntr"]);
-        for e in [Ext::Zba, Ext::Zbb, Ext::Zbc, Ext::Zbs, Ext::Zicond, Ext::Zihintpause] {
+        for e in [Ext::Zba, Ext::Zbb, Ext::Zbc, Ext::Zbs, Ext::Zicond, Ext::Zihintpause, Ext::Sstc] {
             assert!(!r.has(e), "{e:?}");
             assert!(Extensions::DEFAULT.has(e), "{e:?}");
         }
@@ -252,9 +260,10 @@ mod tests {
 
     #[test]
     fn default_lists_z_extensions_by_category() {
-        // Zi* (category I) before Zb* (category B): IMAFDQLCBKJTPVH.
+        // Zi* (category I) before Zb* (category B): IMAFDQLCBKJTPVH; then
+        // the S extensions.
         let n = Extensions::DEFAULT.names();
-        assert_eq!(&n[7..], ["zicsr", "zifencei", "zicntr", "zicond", "zihintpause", "zba", "zbb", "zbc", "zbs"]);
+        assert_eq!(&n[7..], ["zicsr", "zifencei", "zicntr", "zicond", "zihintpause", "zba", "zbb", "zbc", "zbs", "sstc"]);
         assert_eq!(Extensions::DEFAULT.without(Ext::H).isa_base(), "rv64imafdc");
     }
 

@@ -201,6 +201,12 @@ impl Hart {
                         _ => base & !src,
                     };
                     self.csr_write(n, new)?;
+                    // Sstc: a new compare value, enable or time offset
+                    // moves STIP/VSTIP now, not at the next run.
+                    use crate::csr::addr::{HENVCFG, HTIMEDELTA, MENVCFG, STIMECMP, VSTIMECMP};
+                    if matches!(n, STIMECMP | VSTIMECMP | MENVCFG | HENVCFG | HTIMEDELTA) {
+                        self.sstc_update(bus.mtime());
+                    }
                 }
                 wr!(old);
             }
