@@ -179,6 +179,7 @@ bench: setup build
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
 	scripts/bench-stream.sh
+	scripts/bench-sstc.sh
 
 clean:
 	rm -rf build
