@@ -61,11 +61,15 @@ pub enum Ext {
     /// extensions follow the `Z` ones (Unpriv. "ISA Extension Naming
     /// Conventions").
     Sstc,
+    /// Fine-grained address-translation cache invalidation (Priv.
+    /// "Svinval"): SINVAL.VMA, SFENCE.W.INVAL, SFENCE.INVAL.IR,
+    /// HINVAL.VVMA, HINVAL.GVMA.
+    Svinval,
 }
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 17] = [
+    pub const ALL: [Ext; 18] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -83,6 +87,7 @@ impl Ext {
         Ext::Zbc,
         Ext::Zbs,
         Ext::Sstc,
+        Ext::Svinval,
     ];
 
     /// The extension's name as ISA strings and the device tree write it
@@ -106,6 +111,7 @@ impl Ext {
             Ext::Zbc => "zbc",
             Ext::Zbs => "zbs",
             Ext::Sstc => "sstc",
+            Ext::Svinval => "svinval",
         }
     }
 
@@ -151,6 +157,11 @@ impl Extensions {
         .with(Ext::Zbc)
         .with(Ext::Zbs)
         .with(Ext::Sstc);
+
+    /// Every extension Strata implements (`--cpu max`): the default set
+    /// plus those QEMU's default `rv64` CPU does not offer (so the default
+    /// stays comparable with it): Svinval.
+    pub const MAX: Extensions = Extensions::DEFAULT.with(Ext::Svinval);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -215,6 +226,7 @@ impl Default for Extensions {
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
     ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
+    ("max", "default plus every other extension Strata implements: Svinval"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -224,9 +236,10 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
     match name {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Sstc; \
+        "max" => Ok(Extensions::MAX),
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Sstc, Svinval; \
              missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
-             use --cpu rv64gc or leave --cpu out"
+             use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
             let names: Vec<&str> = CPU_MODELS.iter().map(|m| m.0).filter(|&n| n != "rva23").collect();
@@ -263,7 +276,10 @@ mod tests {
         // Zi* (category I) before Zb* (category B): IMAFDQLCBKJTPVH; then
         // the S extensions.
         let n = Extensions::DEFAULT.names();
-        assert_eq!(&n[7..], ["zicsr", "zifencei", "zicntr", "zicond", "zihintpause", "zba", "zbb", "zbc", "zbs", "sstc"]);
+        assert_eq!(
+            &n[7..],
+            ["zicsr", "zifencei", "zicntr", "zicond", "zihintpause", "zba", "zbb", "zbc", "zbs", "sstc"]
+        );
         assert_eq!(Extensions::DEFAULT.without(Ext::H).isa_base(), "rv64imafdc");
     }
 
@@ -271,6 +287,9 @@ mod tests {
     fn cpu_models() {
         assert_eq!(cpu_model("rv64gc"), Ok(Extensions::RV64GC));
         assert_eq!(cpu_model("default"), Ok(Extensions::DEFAULT));
+        assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
+        assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
+        assert_eq!(Extensions::MAX.names().last(), Some(&"svinval"));
         let e = cpu_model("rva23").unwrap_err();
         assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
         assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));

@@ -471,9 +471,7 @@ impl Hart {
             // Sstc: VS-mode's `stimecmp` is `vstimecmp`, which the
             // hypervisor opens with `henvcfg.STCE` and `hcounteren.TM`.
             STIMECMP
-                if vs
-                    && self.exts.has(Ext::Sstc)
-                    && (!self.vs_stce() || self.csr.hcounteren & counters::TM == 0) =>
+                if vs && self.exts.has(Ext::Sstc) && (!self.vs_stce() || self.csr.hcounteren & counters::TM == 0) =>
             {
                 Err(self.virtual_insn())
             }
