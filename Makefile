@@ -229,6 +229,7 @@ bench: setup build
 	scripts/bench-snapshot.sh
 	scripts/bench-tpm.sh
 	scripts/bench-paging.sh
+	scripts/bench-sstc.sh
 
 clean:
 	rm -rf build

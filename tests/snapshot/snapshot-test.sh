@@ -130,9 +130,9 @@ if [ -s "$SNAP" ]; then
     cp "$SNAP" "$LOG/magic.snap"; printf 'X' | dd of="$LOG/magic.snap" bs=1 seek=0 conv=notrunc status=none
     refused magic "$LOG/magic.snap" "not a Strata snapshot"
     refused not-a-file "$GUEST/Image" "not a Strata snapshot"
-    for v in 0 2; do
+    for v in 1 3; do
         cp "$SNAP" "$LOG/v$v.snap"; printf "\\x0$v" | dd of="$LOG/v$v.snap" bs=1 seek=8 conv=notrunc status=none
-        refused "version-$v" "$LOG/v$v.snap" "format version $v, but this Strata reads only version 1"
+        refused "version-$v" "$LOG/v$v.snap" "format version $v, but this Strata reads only version 2"
     done
     head -c "$((size / 2))" "$SNAP" >"$LOG/truncated.snap"
     refused truncated "$LOG/truncated.snap" "truncated"

@@ -29,6 +29,8 @@ pub mod addr {
     pub const SCAUSE: u16 = 0x142;
     pub const STVAL: u16 = 0x143;
     pub const SIP: u16 = 0x144;
+    /// Sstc (Priv. "Sstc" chapter): the supervisor timer compare.
+    pub const STIMECMP: u16 = 0x14d;
     pub const SATP: u16 = 0x180;
     // ---- Hypervisor and VS (Table 2.4, §8.2) ----
     pub const VSSTATUS: u16 = 0x200;
@@ -39,6 +41,9 @@ pub mod addr {
     pub const VSCAUSE: u16 = 0x242;
     pub const VSTVAL: u16 = 0x243;
     pub const VSIP: u16 = 0x244;
+    /// Sstc: the VS-mode timer compare (in the VS guest's `time`, i.e.
+    /// host time + `htimedelta`).
+    pub const VSTIMECMP: u16 = 0x24d;
     pub const VSATP: u16 = 0x280;
     pub const HSTATUS: u16 = 0x600;
     pub const HEDELEG: u16 = 0x602;
@@ -192,6 +197,9 @@ pub mod counters {
 pub mod envcfg {
     /// Fence of I/O implies memory.
     pub const FIOM: u64 = 1 << 0;
+    /// Sstc: `stimecmp` (in `menvcfg`) / `vstimecmp` (in `henvcfg`)
+    /// accessible below M and driving STIP / VSTIP.
+    pub const STCE: u64 = 1 << 63;
 }
 
 /// `fcsr` (Unpriv. §11.2, Figure 11.2): flags in bits 4..0, rounding mode

@@ -56,11 +56,20 @@ pub enum Ext {
     Zbc,
     /// Single-bit instructions (Unpriv. "B", Zbs).
     Zbs,
+    /// Supervisor-mode timer interrupts (Priv. "Sstc"): `stimecmp`,
+    /// `vstimecmp`, `menvcfg.STCE`/`henvcfg.STCE`. The multi-letter `S`
+    /// extensions follow the `Z` ones (Unpriv. "ISA Extension Naming
+    /// Conventions").
+    Sstc,
+    /// Fine-grained address-translation cache invalidation (Priv.
+    /// "Svinval"): SINVAL.VMA, SFENCE.W.INVAL, SFENCE.INVAL.IR,
+    /// HINVAL.VVMA, HINVAL.GVMA.
+    Svinval,
 }
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 16] = [
+    pub const ALL: [Ext; 18] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -77,6 +86,8 @@ impl Ext {
         Ext::Zbb,
         Ext::Zbc,
         Ext::Zbs,
+        Ext::Sstc,
+        Ext::Svinval,
     ];
 
     /// The extension's name as ISA strings and the device tree write it
@@ -99,6 +110,8 @@ impl Ext {
             Ext::Zbb => "zbb",
             Ext::Zbc => "zbc",
             Ext::Zbs => "zbs",
+            Ext::Sstc => "sstc",
+            Ext::Svinval => "svinval",
         }
     }
 
@@ -135,14 +148,20 @@ impl Extensions {
 
     /// The default hart: [`RV64GC`](Self::RV64GC) plus the complete
     /// extensions of RVA23 implemented so far (as QEMU's default `rv64`
-    /// CPU offers Zba, Zbb, Zbc and Zbs).
+    /// CPU offers Zba, Zbb, Zbc, Zbs and Sstc).
     pub const DEFAULT: Extensions = Extensions::RV64GC
         .with(Ext::Zicond)
         .with(Ext::Zihintpause)
         .with(Ext::Zba)
         .with(Ext::Zbb)
         .with(Ext::Zbc)
-        .with(Ext::Zbs);
+        .with(Ext::Zbs)
+        .with(Ext::Sstc);
+
+    /// Every extension Strata implements (`--cpu max`): the default set
+    /// plus those QEMU's default `rv64` CPU does not offer (so the default
+    /// stays comparable with it): Svinval.
+    pub const MAX: Extensions = Extensions::DEFAULT.with(Ext::Svinval);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -206,7 +225,8 @@ impl Default for Extensions {
 /// The CPU model names `--cpu` takes, with what each gives.
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
-    ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs and Zicond (what no --cpu gives)"),
+    ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
+    ("max", "default plus every other extension Strata implements: Svinval"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -216,9 +236,10 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
     match name {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause; \
-             missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Sstc, Svpbmt, Svnapot, Sscofpmf); \
-             use --cpu rv64gc or leave --cpu out"
+        "max" => Ok(Extensions::MAX),
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Sstc, Svinval; \
+             missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
+             use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
             let names: Vec<&str> = CPU_MODELS.iter().map(|m| m.0).filter(|&n| n != "rva23").collect();
@@ -244,7 +265,7 @@ mod tests {
         let r = Extensions::RV64GC;
         assert_eq!(r.isa_base(), "rv64imafdch");
         assert_eq!(r.names(), ["i", "m", "a", "f", "d", "c", "h", "zicsr", "zifencei", "zicntr"]);
-        for e in [Ext::Zba, Ext::Zbb, Ext::Zbc, Ext::Zbs, Ext::Zicond, Ext::Zihintpause] {
+        for e in [Ext::Zba, Ext::Zbb, Ext::Zbc, Ext::Zbs, Ext::Zicond, Ext::Zihintpause, Ext::Sstc] {
             assert!(!r.has(e), "{e:?}");
             assert!(Extensions::DEFAULT.has(e), "{e:?}");
         }
@@ -252,9 +273,13 @@ mod tests {
 
     #[test]
     fn default_lists_z_extensions_by_category() {
-        // Zi* (category I) before Zb* (category B): IMAFDQLCBKJTPVH.
+        // Zi* (category I) before Zb* (category B): IMAFDQLCBKJTPVH; then
+        // the S extensions.
         let n = Extensions::DEFAULT.names();
-        assert_eq!(&n[7..], ["zicsr", "zifencei", "zicntr", "zicond", "zihintpause", "zba", "zbb", "zbc", "zbs"]);
+        assert_eq!(
+            &n[7..],
+            ["zicsr", "zifencei", "zicntr", "zicond", "zihintpause", "zba", "zbb", "zbc", "zbs", "sstc"]
+        );
         assert_eq!(Extensions::DEFAULT.without(Ext::H).isa_base(), "rv64imafdc");
     }
 
@@ -262,6 +287,9 @@ mod tests {
     fn cpu_models() {
         assert_eq!(cpu_model("rv64gc"), Ok(Extensions::RV64GC));
         assert_eq!(cpu_model("default"), Ok(Extensions::DEFAULT));
+        assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
+        assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
+        assert_eq!(Extensions::MAX.names().last(), Some(&"svinval"));
         let e = cpu_model("rva23").unwrap_err();
         assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
         assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));

@@ -12,7 +12,7 @@
 //! | 2 | VSSIP | VS    | the hypervisor (`hvip`)                    |
 //! | 3 | MSIP  | M     | the ACLINT MSWI device                     |
 //! | 5 | STIP  | S     | M-mode software, or Sstc                   |
-//! | 6 | VSTIP | VS    | the hypervisor (`hvip`)                    |
+//! | 6 | VSTIP | VS    | the hypervisor (`hvip`), or Sstc's vstimecmp |
 //! | 7 | MTIP  | M     | the ACLINT MTIMER device                   |
 //! | 9 | SEIP  | S     | the PLIC's S-mode context                  |
 //! |10 | VSEIP | VS    | the hypervisor (`hvip`), or a guest file   |

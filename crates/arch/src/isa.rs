@@ -487,6 +487,15 @@ encodings! {
         HSV_W      = "0110101 ..... ..... 100 00000 1110011" None;
         HSV_D      = "0110111 ..... ..... 100 00000 1110011" None;
     }
+    // ---- Svinval (Priv. "Svinval", 1.0): the fences split into an
+    // invalidation and the orderings around it -------------------------------
+    Svinval {
+        SINVAL_VMA = "0001011 ..... ..... 000 00000 1110011" None;
+        SFENCE_W_INVAL = "0001100 00000 00000 000 00000 1110011" None;
+        SFENCE_INVAL_IR = "0001100 00001 00000 000 00000 1110011" None;
+        HINVAL_VVMA = "0010011 ..... ..... 000 00000 1110011" None;
+        HINVAL_GVMA = "0110011 ..... ..... 000 00000 1110011" None;
+    }
     // ---- M (ISA §7) --------------------------------------------------------
     M {
         MUL        = "0000001 ..... ..... 000 ..... 0110011" None;

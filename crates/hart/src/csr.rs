@@ -5,6 +5,7 @@
 
 use crate::trap::{cause, Trap};
 use crate::{Bus, Hart, Priv};
+use strata_arch::ext::Ext;
 use strata_arch::irq::{self, bit};
 
 /// CSR numbers and fields: one home, `strata-arch`.
@@ -110,6 +111,14 @@ pub struct Csrs {
     pub vscause: u64,
     pub vstval: u64,
     pub vsatp: u64,
+    /// Sstc: the supervisor timer compare (Priv. "Sstc").
+    pub stimecmp: u64,
+    /// Sstc: the VS timer compare, against `time + htimedelta`.
+    pub vstimecmp: u64,
+    /// Sstc: the STIP and VSTIP levels `stimecmp` and `vstimecmp` drove
+    /// the last time the hart compared them with `time`
+    /// ([`Hart::sstc_update`]); `mip` ORs them in.
+    pub sstc_ip: u64,
     pub fflags: u64,
     pub frm: u64,
     pub mcycle_off: u64,
@@ -134,13 +143,77 @@ impl Hart {
     /// software set, and the VS bits the hypervisor injected.
     #[inline]
     pub fn mip(&self) -> u64 {
-        self.csr.mip | self.irqs.pending() | (self.csr.hvip & IP_VS)
+        self.mip_written() | self.csr.sstc_ip | self.irqs.pending() | (self.csr.hvip & IP_VS)
+    }
+
+    /// The S bits of `mip` as software wrote them. With `menvcfg.STCE` set
+    /// STIP is no longer software's: it reads as `stimecmp` drives it
+    /// (Priv. "Sstc": "the STIP bit in mip ... is read-only and reflects
+    /// the supervisor timer interrupt").
+    #[inline]
+    fn mip_written(&self) -> u64 {
+        if self.csr.menvcfg & envcfg::STCE != 0 {
+            self.csr.mip & !bit(irq::STIP)
+        } else {
+            self.csr.mip
+        }
+    }
+
+    /// `henvcfg.STCE` as it takes effect: read-only zero while
+    /// `menvcfg.STCE` is clear (Priv. "Sstc").
+    #[inline]
+    fn vs_stce(&self) -> bool {
+        self.csr.menvcfg & self.csr.henvcfg & envcfg::STCE != 0
+    }
+
+    /// Sstc: compares `stimecmp` and `vstimecmp` with the time `now`
+    /// (`mtime`) and sets the STIP / VSTIP levels they drive. STIP is
+    /// `time >= stimecmp` while `menvcfg.STCE` is set; VSTIP (ORed with
+    /// `hvip.VSTIP`) is `time + htimedelta >= vstimecmp` while
+    /// `henvcfg.STCE` is in effect. Both are levels, unsigned comparisons.
+    /// The hart calls it when a run starts and after a CSR instruction
+    /// writes one of the registers involved, so a line rises within one
+    /// run of the time passing, as the ACLINT's MTIP does.
+    pub fn sstc_update(&mut self, now: u64) {
+        let c = &self.csr;
+        let mut ip = 0;
+        if c.menvcfg & envcfg::STCE != 0 && now >= c.stimecmp {
+            ip |= bit(irq::STIP);
+        }
+        if self.vs_stce() && now.wrapping_add(c.htimedelta) >= c.vstimecmp {
+            ip |= bit(irq::VSTIP);
+        }
+        if ip != self.csr.sstc_ip {
+            self.csr.sstc_ip = ip;
+            self.event = true;
+        }
+    }
+
+    /// Sstc: the `mtime` value at which the next of this hart's timer lines
+    /// (STIP from `stimecmp`, VSTIP from `vstimecmp`) rises, if one is armed
+    /// and still low: an idle machine must wake for it as it does for the
+    /// ACLINT's MTIMECMP (`strata_devices::aclint::Aclint::next_deadline`).
+    /// The VS deadline is
+    /// `vstimecmp - htimedelta`, modulo 2^64: one in the past reads as far
+    /// away, which the runner's idle wait takes as already passed. A
+    /// compare value of all ones is no deadline.
+    pub fn timer_deadline(&self) -> Option<u64> {
+        let c = &self.csr;
+        // All ones is "off" (Linux stops its timer so), as for MTIMECMP.
+        let s = (c.menvcfg & envcfg::STCE != 0 && c.sstc_ip & bit(irq::STIP) == 0 && c.stimecmp != u64::MAX)
+            .then_some(c.stimecmp);
+        let vs = (self.vs_stce() && c.sstc_ip & bit(irq::VSTIP) == 0 && c.vstimecmp != u64::MAX)
+            .then(|| c.vstimecmp.wrapping_sub(c.htimedelta));
+        match (s, vs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The software-writable bits of `mip`: SSIP, STIP, SEIP as written, and
     /// VSSIP (an alias of `hvip.VSSIP`), without any device line.
     pub(crate) fn mip_software(&self) -> u64 {
-        self.csr.mip | (self.csr.hvip & bit(irq::VSSIP))
+        self.mip_written() | (self.csr.hvip & bit(irq::VSSIP))
     }
 
     /// `mideleg` as it reads: the VS-level bits are read-only one (§8.4.2).
@@ -307,6 +380,9 @@ impl Hart {
             SIP => self.mip() & self.mideleg() & IP_S,
             SATP if virt => c.vsatp,
             SATP => c.satp,
+            STIMECMP if virt && self.exts.has(Ext::Sstc) => c.vstimecmp,
+            STIMECMP if self.exts.has(Ext::Sstc) => c.stimecmp,
+            VSTIMECMP if self.exts.has(Ext::Sstc) => c.vstimecmp,
             VSSTATUS => self.vsstatus_read(),
             VSIE => self.vsie(),
             VSTVEC => c.vstvec,
@@ -323,6 +399,7 @@ impl Hart {
             HTIMEDELTA => c.htimedelta,
             HCOUNTEREN => c.hcounteren,
             HGEIE | HGEIP => 0,
+            HENVCFG if self.csr.menvcfg & envcfg::STCE == 0 => c.henvcfg & !envcfg::STCE,
             HENVCFG => c.henvcfg,
             HTVAL => c.htval,
             HIP => self.mip() & IP_VS,
@@ -373,6 +450,17 @@ impl Hart {
     /// `hgatp`.
     fn csr_check(&self, bus: &mut dyn Bus, n: u16, write: bool) -> Result<(), Trap> {
         use addr::*;
+        // Sstc: below M, `menvcfg.STCE` and `mcounteren.TM` must both be
+        // set to reach `stimecmp` or `vstimecmp`, else the access is
+        // illegal, HS-mode's included, so it is illegal in VS and VU too
+        // (§8.6.1: virtual-instruction only where HS-mode could access).
+        if matches!(n, STIMECMP | VSTIMECMP)
+            && self.exts.has(Ext::Sstc)
+            && self.prv != Priv::M
+            && (self.csr.menvcfg & envcfg::STCE == 0 || self.csr.mcounteren & counters::TM == 0)
+        {
+            return Err(self.illegal());
+        }
         self.csr_privilege(bus, n, write).map_err(|r| self.refuse(r))?;
         let vs = self.virt && self.prv == Priv::S;
         match n {
@@ -380,6 +468,13 @@ impl Hart {
             FFLAGS | FRM | FCSR if !self.fs_enabled() => Err(self.illegal()),
             CYCLE | TIME | INSTRET | HPMCOUNTER3..=HPMCOUNTER31 => self.counter_check(n).map_err(|r| self.refuse(r)),
             SATP if vs && self.csr.hstatus & hstatus::VTVM != 0 => Err(self.virtual_insn()),
+            // Sstc: VS-mode's `stimecmp` is `vstimecmp`, which the
+            // hypervisor opens with `henvcfg.STCE` and `hcounteren.TM`.
+            STIMECMP
+                if vs && self.exts.has(Ext::Sstc) && (!self.vs_stce() || self.csr.hcounteren & counters::TM == 0) =>
+            {
+                Err(self.virtual_insn())
+            }
             SATP | HGATP if !self.virt && self.prv == Priv::S && self.csr.mstatus & status::TVM != 0 => {
                 Err(self.illegal())
             }
@@ -400,6 +495,7 @@ impl Hart {
     pub fn csr_write(&mut self, n: u16, v: u64) -> Result<(), Trap> {
         use addr::*;
         let virt = self.virt;
+        let envcfg_w = self.envcfg_writable();
         let c = &mut self.csr;
         match n {
             FFLAGS | FRM | FCSR => {
@@ -452,6 +548,8 @@ impl Hart {
                 let w = c.mideleg & bit(irq::SSIP);
                 c.mip = (c.mip & !w) | (v & w);
             }
+            STIMECMP | VSTIMECMP if virt || n == VSTIMECMP => c.vstimecmp = v,
+            STIMECMP => c.stimecmp = v,
             SATP | VSATP if virt || n == VSATP => {
                 // §8.2.18: an unsupported MODE leaves vsatp unchanged.
                 if let Some(v) = legal_atp(v) {
@@ -473,7 +571,7 @@ impl Hart {
             HTIMEDELTA => c.htimedelta = v,
             HCOUNTEREN => c.hcounteren = v & 0xffff_ffff,
             HGEIE => {}
-            HENVCFG => c.henvcfg = v & envcfg::FIOM,
+            HENVCFG => c.henvcfg = v & envcfg_w,
             HTVAL => c.htval = v,
             // hip.VSSIP is writable (an alias of hvip.VSSIP); VSTIP and
             // VSEIP are read-only there.
@@ -503,7 +601,7 @@ impl Hart {
             MIE => c.mie = v & IP_ALL,
             MTVEC => c.mtvec = legal_tvec(c.mtvec, v),
             MCOUNTEREN => c.mcounteren = v & 0xffff_ffff,
-            MENVCFG => c.menvcfg = v & envcfg::FIOM,
+            MENVCFG => c.menvcfg = v & envcfg_w,
             MCOUNTINHIBIT => {
                 let new = v & 0xffff_fffd;
                 // Freeze or thaw each counter at its current value; this
@@ -529,7 +627,9 @@ impl Hart {
             MTINST => c.mtinst = v,
             MTVAL2 => c.mtval2 = v,
             MIP => {
-                c.mip = (c.mip & !IP_S) | (v & IP_S);
+                // With menvcfg.STCE, STIP is stimecmp's, read-only here.
+                let w = if c.menvcfg & envcfg::STCE != 0 { IP_S & !bit(irq::STIP) } else { IP_S };
+                c.mip = (c.mip & !w) | (v & w);
                 // mip.VSSIP aliases hvip.VSSIP (§8.4.3).
                 c.hvip = (c.hvip & !bit(irq::VSSIP)) | (v & bit(irq::VSSIP));
             }
@@ -586,6 +686,16 @@ impl Hart {
         self.csr_peek(n).is_some() && self.csr_write(n, v).is_ok()
     }
 
+    /// The `menvcfg`/`henvcfg` fields this hart implements: FIOM, and
+    /// STCE with Sstc. (`senvcfg` has no STCE.)
+    fn envcfg_writable(&self) -> u64 {
+        if self.exts.has(Ext::Sstc) {
+            envcfg::FIOM | envcfg::STCE
+        } else {
+            envcfg::FIOM
+        }
+    }
+
     pub(crate) fn set_mstatus(&mut self, v: u64) {
         self.csr.mstatus = v;
         self.update_mmu_ctx();
@@ -618,3 +728,6 @@ fn legal_tvec(old: u64, v: u64) -> u64 {
 
 #[cfg(test)]
 mod counter_tests;
+
+#[cfg(test)]
+mod sstc_tests;

@@ -201,6 +201,12 @@ impl Hart {
                         _ => base & !src,
                     };
                     self.csr_write(n, new)?;
+                    // Sstc: a new compare value, enable or time offset
+                    // moves STIP/VSTIP now, not at the next run.
+                    use crate::csr::addr::{HENVCFG, HTIMEDELTA, MENVCFG, STIMECMP, VSTIMECMP};
+                    if matches!(n, STIMECMP | VSTIMECMP | MENVCFG | HENVCFG | HTIMEDELTA) {
+                        self.sstc_update(bus.mtime());
+                    }
                 }
                 wr!(old);
             }
@@ -285,7 +291,10 @@ impl Hart {
                 }
                 self.event = true;
             }
-            Op::SFENCE_VMA => {
+            // Svinval: SINVAL.VMA has SFENCE.VMA's traps and effect. Strata
+            // invalidates at once, so there is nothing left for the
+            // SFENCE.W.INVAL / SFENCE.INVAL.IR brackets to order.
+            Op::SFENCE_VMA | Op::SINVAL_VMA => {
                 let va = (i.rs1 != 0).then_some(a);
                 let asid = (i.rs2 != 0).then_some(b);
                 match (self.prv, self.virt) {
@@ -299,10 +308,21 @@ impl Hart {
                     }
                 }
             }
-            Op::HFENCE_VVMA | Op::HFENCE_GVMA => {
+            Op::SFENCE_W_INVAL | Op::SFENCE_INVAL_IR => {
+                // Svinval: illegal in U, virtual in VU; not trapped by TVM
+                // or VTVM (they only order, and translate nothing).
+                match (self.prv, self.virt) {
+                    (Priv::U, false) => return Err(self.illegal_insn()),
+                    (Priv::U, true) => return Err(self.virtual_insn()),
+                    _ => {}
+                }
+            }
+            // Svinval: HINVAL.VVMA/GVMA have HFENCE.VVMA/GVMA's traps and
+            // effect.
+            Op::HFENCE_VVMA | Op::HFENCE_GVMA | Op::HINVAL_VVMA | Op::HINVAL_GVMA => {
                 // §8.3.2: valid in M and HS (GVMA in HS only with TVM=0).
                 self.hypervisor_insn_allowed(false)?;
-                if i.op == Op::HFENCE_GVMA {
+                if matches!(i.op, Op::HFENCE_GVMA | Op::HINVAL_GVMA) {
                     if self.prv == Priv::S && self.csr.mstatus & status::TVM != 0 {
                         return Err(self.illegal_insn());
                     }

@@ -442,6 +442,10 @@ impl Hart {
     pub fn run(&mut self, bus: &mut dyn Bus, budget: u64) -> (u64, RunExit) {
         let mut used = 0;
         let mut exit = RunExit::Budget;
+        // Sstc: time has moved since the last run; compare again.
+        if self.csr.menvcfg & csr::envcfg::STCE != 0 || self.csr.sstc_ip != 0 {
+            self.sstc_update(bus.mtime());
+        }
         while used < budget {
             self.event = false;
             if self.hyp_exit.is_some() {

@@ -39,9 +39,11 @@ use strata_hypervisor::vm::DmaMap;
 use strata_memory::{GuestMemory, OutOfRange};
 
 /// The ISA a guest sees: the harts' (`RunConfig::extensions`), without H
-/// (Strata does not offer nested virtualization).
+/// (Strata does not offer nested virtualization) and without Sstc (the
+/// hypervisor keeps each vCPU's timer itself, behind SBI `set_timer`; it
+/// does not yet switch `vstimecmp` with the vCPU).
 pub fn guest_extensions(harts: Extensions) -> Extensions {
-    harts.without(Ext::H)
+    harts.without(Ext::H).without(Ext::Sstc)
 }
 
 /// Machine RAM starts where the `virt` board's does.

@@ -677,10 +677,10 @@ impl<W: Workload> Runner<W> {
             .work
             .rtc_alarm_in_ns()
             .map(|ns| now.saturating_add((ns as u128 * TIMEBASE_HZ as u128 / 1_000_000_000) as u64 + 1));
-        let deadline = match (self.work.timer_deadline(), rtc) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // The board's timers, the harts' own (Sstc's stimecmp and
+        // vstimecmp), the RTC alarm: whichever comes first.
+        let harts = self.harts.iter().filter_map(|h| h.timer_deadline()).min();
+        let deadline = parallel::earliest(parallel::earliest(self.work.timer_deadline(), harts), rtc);
         let Some(deadline) = deadline else {
             if !polled && self.input.is_none() && self.held.is_none() {
                 return Some(RunEnd::Hung);

@@ -57,8 +57,10 @@ use sha2::{Digest, Sha256};
 
 /// The first 8 bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"STRATASN";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes and reads: 2 since the harts'
+/// CSRs gained Sstc's `stimecmp`, `vstimecmp` and their levels (a version-1
+/// file's hart state would decode shifted, so it is refused instead).
+pub const VERSION: u32 = 2;
 /// Bytes of a RAM page.
 pub const PAGE: usize = 4096;
 /// Pages in one RAM record (1 MiB).

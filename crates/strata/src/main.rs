@@ -238,10 +238,11 @@ struct RunArgs {
     /// virtual (from retired instructions, deterministic) or paced.
     #[arg(long, value_enum)]
     clock: Option<Clock>,
-    /// The physical harts' ISA, which every VM sees (without H): rv64gc
-    /// (exactly the machine of old: RV64GC, H, Zicsr, Zifencei, Zicntr) or
-    /// default (rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond; what no --cpu
-    /// gives). rva23 is refused until the profile is complete.
+    /// The physical harts' ISA, which every VM sees (without H and Sstc):
+    /// rv64gc (exactly the machine of old: RV64GC, H, Zicsr, Zifencei,
+    /// Zicntr) or default (rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond,
+    /// Zihintpause, Sstc; what no --cpu gives) or max (default plus
+    /// Svinval). rva23 is refused until the profile is complete.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
 }
@@ -524,8 +525,10 @@ struct MachineArgs {
     clock: Option<Clock>,
     /// The harts' ISA: rv64gc (exactly the machine of old: RV64GC, H,
     /// Zicsr, Zifencei, Zicntr) or default (rv64gc plus Zba, Zbb, Zbc, Zbs,
-    /// Zicond; what no --cpu gives). The device tree advertises exactly
-    /// these. rva23 is refused until the profile is complete.
+    /// Zicond, Zihintpause, Sstc; what no --cpu gives) or max (default plus
+    /// Svinval, which QEMU's default CPU lacks). The device tree
+    /// advertises exactly these. rva23 is refused until the profile is
+    /// complete.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
     /// Serve gdb's remote protocol on tcp:ADDRESS:PORT, unix:PATH or a

@@ -543,7 +543,8 @@ const JIT_HITS: M = mem(R::Rbx, OFF_JIT_HITS);
 /// follows them would be wasted.
 fn always_leaves(i: &Insn) -> bool {
     match i.op {
-        Op::ECALL | Op::EBREAK | Op::MRET | Op::SRET | Op::WFI | Op::FENCE_I | Op::SFENCE_VMA | Op::ILLEGAL => true,
+        Op::ECALL | Op::EBREAK | Op::MRET | Op::SRET | Op::WFI | Op::FENCE_I | Op::SFENCE_VMA | Op::SINVAL_VMA => true,
+        Op::ILLEGAL => true,
         // §9.1: CSRRW always writes; the others write unless rs1/uimm = 0.
         Op::CSRRW | Op::CSRRWI => true,
         Op::CSRRS | Op::CSRRC | Op::CSRRSI | Op::CSRRCI => i.rs1 != 0,

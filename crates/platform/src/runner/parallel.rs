@@ -234,8 +234,9 @@ fn hart_thread(
             continue;
         }
         // Every hart here waits for an interrupt: sleep until the next
-        // timer deadline; a rising interrupt line unparks us sooner.
-        let deadline = host.timer_deadline();
+        // timer deadline, the board's or a hart's own Sstc one; a rising
+        // interrupt line unparks us sooner.
+        let deadline = earliest(host.timer_deadline(), harts.iter().filter_map(|h| h.timer_deadline()).min());
         let wait = match deadline {
             Some(d) => {
                 let now = bus.mtime();
@@ -266,6 +267,14 @@ fn hart_thread(
     }
     st.cpu = thread_cpu_time().saturating_sub(cpu0);
     st
+}
+
+/// The earlier of two optional deadlines.
+pub(crate) fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// CPU time the calling thread has used.
