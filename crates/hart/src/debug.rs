@@ -75,6 +75,7 @@ impl Hart {
         let mut used = 0;
         let mut exit = RunExit::Budget;
         let mut hit = false;
+        self.sstc_on_entry(bus);
         'slice: while used < budget {
             self.event = false;
             if self.hyp_exit.is_some() {
@@ -100,17 +101,7 @@ impl Hart {
                     // The page runs as in `run` and leaves it only by
                     // returning (`run_page`, `run_page_jit` stop at the
                     // page's end), so no breakpoint is passed over.
-                    match self.enter_code_page(pc) {
-                        Ok(Some(idx)) => used += self.run_code_page(bus, idx, pc, budget - used),
-                        Ok(None) => {
-                            used += 1;
-                            self.step_slow(bus);
-                        }
-                        Err(t) => {
-                            used += 1;
-                            self.take_trap(t.cause, t.tval);
-                        }
-                    }
+                    used += self.run_from(bus, pc, budget - used);
                 }
                 if self.event {
                     break;

@@ -442,10 +442,7 @@ impl Hart {
     pub fn run(&mut self, bus: &mut dyn Bus, budget: u64) -> (u64, RunExit) {
         let mut used = 0;
         let mut exit = RunExit::Budget;
-        // Sstc: time has moved since the last run; compare again.
-        if self.csr.menvcfg & csr::envcfg::STCE != 0 || self.csr.sstc_ip != 0 {
-            self.sstc_update(bus.mtime());
-        }
+        self.sstc_on_entry(bus);
         while used < budget {
             self.event = false;
             if self.hyp_exit.is_some() {
@@ -457,18 +454,7 @@ impl Hart {
                 break;
             }
             while used < budget {
-                let pc = self.pc;
-                match self.enter_code_page(pc) {
-                    Ok(Some(idx)) => used += self.run_code_page(bus, idx, pc, budget - used),
-                    Ok(None) => {
-                        used += 1;
-                        self.step_slow(bus);
-                    }
-                    Err(t) => {
-                        used += 1;
-                        self.take_trap(t.cause, t.tval);
-                    }
-                }
+                used += self.run_from(bus, self.pc, budget - used);
                 if self.event {
                     break;
                 }
@@ -482,6 +468,35 @@ impl Hart {
         self.reservation = None;
         self.stats.steps += used;
         (used, exit)
+    }
+
+    /// Sstc: time has moved since the last run; compare again. Every way
+    /// of running the hart ([`run`](Self::run),
+    /// [`run_until`](Self::run_until)) starts with it, or a timer line
+    /// would stay low for as long as the hart is run that way.
+    #[inline]
+    fn sstc_on_entry(&mut self, bus: &mut dyn Bus) {
+        if self.csr.menvcfg & csr::envcfg::STCE != 0 || self.csr.sstc_ip != 0 {
+            self.sstc_update(bus.mtime());
+        }
+    }
+
+    /// Runs from `pc` to the end of its code page at most (`budget`
+    /// slots), or one instruction where the page may not be cached, or
+    /// takes the fetch's trap; the slots used.
+    #[inline(always)]
+    fn run_from(&mut self, bus: &mut dyn Bus, pc: u64, budget: u64) -> u64 {
+        match self.enter_code_page(pc) {
+            Ok(Some(idx)) => self.run_code_page(bus, idx, pc, budget),
+            Ok(None) => {
+                self.step_slow(bus);
+                1
+            }
+            Err(t) => {
+                self.take_trap(t.cause, t.tval);
+                1
+            }
+        }
     }
 
     /// Finds the decoded-code page for `pc`, if its page may be cached:

@@ -85,3 +85,47 @@ fn without_sstc_stce_cannot_be_set() {
     assert_eq!(lines(&h), (false, false));
     assert_eq!(h.timer_deadline(), None);
 }
+
+/// A bus whose `mtime` stands still at its value.
+struct At(u64);
+
+impl crate::Bus for At {
+    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
+        None
+    }
+    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
+        false
+    }
+    fn mtime(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Time passes between runs, so every way of running the hart compares
+/// the timers when it starts: a line whose time has come is high after the
+/// next run, whichever way it is run (the gdb stub runs harts with
+/// `run_until`; without the comparison there, a guest waiting for its
+/// Sstc timer under gdb waited forever).
+#[test]
+fn every_way_of_running_compares_on_entry() {
+    type Run = fn(&mut Hart, &mut At);
+    let ways: [(&str, Run); 2] = [
+        ("run", |h, b| {
+            h.run(b, 1);
+        }),
+        ("run_until", |h, b| {
+            h.run_until(b, 1, &std::collections::BTreeSet::new());
+        }),
+    ];
+    for (name, run) in ways {
+        let mut h = hart(Extensions::DEFAULT);
+        assert!(h.csr_poke(super::addr::MENVCFG, STCE));
+        h.csr.stimecmp = 1000;
+        h.sstc_update(999);
+        assert_eq!(lines(&h), (false, false), "{name}: before its time");
+        // Idle, with no interrupt enabled: the run executes nothing.
+        h.wfi = true;
+        run(&mut h, &mut At(5000));
+        assert_eq!(lines(&h), (true, false), "{name}: STIP after a run at time 5000 >= stimecmp");
+    }
+}
