@@ -44,11 +44,8 @@ SUFFIX=""
 LOGDIR="$ROOT/build/test"
 mkdir -p "$LOGDIR"
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 
 # --- preconditions (each a counted failure, so the summary line still prints)
 for f in fw_dynamic.bin Image initramfs.cpio kernel-release; do

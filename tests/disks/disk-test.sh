@@ -63,11 +63,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP   # so that EXIT's cleanup runs
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 # expect_refused TAG LOG RC PATTERN: strata exited 1 with exactly one
 # stderr line, and it matches the extended regex PATTERN.
 expect_refused() {
@@ -78,9 +75,7 @@ expect_refused() {
 }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-for f in fw_dynamic.bin Image initramfs.cpio; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" fw_dynamic.bin Image initramfs.cpio
 [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (cargo build --release)"; finish; }
 command -v "$QEMU_BIN" >/dev/null 2>&1 || { fail "$QEMU_BIN not found (scripts/setup-host.sh installs it)"; finish; }
 [ "$(id -u)" -eq 0 ] || { fail "needs root to mount the tmpfs of item 9"; finish; }

@@ -37,18 +37,13 @@ GUEST="$ROOT/build/guest"
 LOG="$ROOT/build/test"
 mkdir -p "$LOG"
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 check() { # check DESC ACTUAL EXPECTED
     if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
 }
 
-for f in fw_dynamic.bin Image initramfs.cpio; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" fw_dynamic.bin Image initramfs.cpio
 [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; }
 command -v "$GDB" >/dev/null || { fail "$GDB not found (run: scripts/setup-host.sh)"; finish; }
 command -v python3 >/dev/null || { fail "python3 not found"; finish; }

@@ -54,11 +54,8 @@ mkdir -p "$LOGDIR"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 # check LOG WHAT PATTERN: the log holds a line matching the extended regex
 check() { if grep -Eq -- "$3" "$1"; then pass "$2"; else fail "$2 (no line matching '$3' in $1)"; fi; }
@@ -67,9 +64,7 @@ check() { if grep -Eq -- "$3" "$1"; then pass "$2"; else fail "$2 (no line match
 ktime() { grep -F -- "$3" "$1" | sed -n "s/^$2\[ *\([0-9.]*\)\].*/\1/p" | head -n 1 || true; }
 
 [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; }
-for f in Image initramfs.cpio kernel-release; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" Image initramfs.cpio kernel-release
 command -v "$CC" >/dev/null 2>&1 || { fail "$CC not found (run: scripts/setup-host.sh)"; finish; }
 REL=$(cat "$GUEST/kernel-release")
 # The release as an extended regex: Debian's have '.' and '+' in them

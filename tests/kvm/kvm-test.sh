@@ -63,16 +63,11 @@ mkdir -p "$LOGDIR"
 rm -rf "$WORK"
 mkdir -p "$WORK/root"
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 
 # --- preconditions: each is a counted failure, never a skip ---------------
-for f in fw_dynamic.bin Image initramfs.cpio; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" fw_dynamic.bin Image initramfs.cpio
 for t in "$CC" "$OBJCOPY" cpio; do
     command -v "$t" >/dev/null 2>&1 || { fail "$t not found (run: scripts/setup-host.sh)"; finish; }
 done

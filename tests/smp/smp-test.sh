@@ -29,11 +29,8 @@ while [ $# -gt 0 ]; do
 done
 OUT="$ROOT/build/smp"
 mkdir -p "$OUT"
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 
 [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; }
 command -v "$CC" >/dev/null || { fail "$CC not found (run: make setup)"; finish; }
@@ -103,9 +100,7 @@ fi
 
 # ---- Debian with 1, 2, 4, 8 harts, two CPU-bound jobs at once ---------------
 GUEST="$ROOT/build/guest"
-for f in fw_dynamic.bin Image initramfs.cpio; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" fw_dynamic.bin Image initramfs.cpio
 MB=32
 want=$(dd if=/dev/zero bs=1M count=$MB 2>/dev/null | md5sum | cut -d' ' -f1)
 JOB="dd if=/dev/zero bs=1M count=$MB 2>/dev/null | md5sum"

@@ -31,15 +31,10 @@ LOG="$ROOT/build/test/snapshot"
 rm -rf "$LOG"
 mkdir -p "$LOG"
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 
-for f in fw_dynamic.bin Image initramfs.cpio; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" fw_dynamic.bin Image initramfs.cpio
 [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; }
 
 # A 4 MiB disk of random bytes; the guest prints digests of pieces of it.

@@ -37,10 +37,8 @@ W="$ROOT/build/test/stream"
 PORT=${STREAM_PORT:-$((18000 + $$ % 1000))}
 BS=65536
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"   # finish is redefined below, to clean up first
 # check WHAT COMMAND...: one check; a compound condition goes in one string,
 # evaluated here (check WHAT '[ "$X" = 1 ] && [ "$Y" = 2 ]').
 check() {
@@ -63,9 +61,7 @@ cleanup() {
 finish() { cleanup; echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
 trap cleanup EXIT
 
-for f in Image initramfs.cpio fw_dynamic.bin; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" Image initramfs.cpio fw_dynamic.bin
 [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (run: make build)"; finish; }
 command -v debugfs >/dev/null || { fail "debugfs not found (e2fsprogs; run: scripts/setup-host.sh)"; finish; }
 if ! IMG=$("$ROOT/scripts/build-rootfs.sh"); then

@@ -73,16 +73,11 @@ TIMES="$LOGDIR/systemd-$MACHINE.times"
 DISK="$LOGDIR/systemd-$MACHINE.img"
 mkdir -p "$LOGDIR"
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 
 # --- preconditions (each a counted failure, so the summary line still prints)
-for f in Image initramfs.cpio; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" Image initramfs.cpio
 case "$MACHINE" in
     qemu)
         command -v "$QEMU_BIN" >/dev/null 2>&1 || { fail "$QEMU_BIN not found (run: scripts/setup-host.sh)"; finish; } ;;

@@ -104,12 +104,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP   # so that EXIT's cleanup runs
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"
 skip() { echo "SKIP: $* (not counted: $MACHINE)"; }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
-finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
 # expect TAG WANT GOT: exact comparison.
 expect() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$3', want '$2'"; fi; }
 # g CMD: run CMD in the guest, output on stdout, its status as ours. Once a
@@ -143,9 +140,7 @@ reap() {
 range_md5() { dd if="$1" bs=1M skip="$2" count="$3" status=none | md5sum; }
 
 # --- preconditions: each a counted failure, never a silent skip.
-for f in fw_dynamic.bin Image initramfs.cpio; do
-    [ -s "$GUEST/$f" ] || { fail "missing $GUEST/$f (run: make setup)"; finish; }
-done
+require_guest "$GUEST" fw_dynamic.bin Image initramfs.cpio
 if [ "$MACHINE" = strata ]; then
     [ -x "$STRATA_BIN" ] || { fail "strata binary $STRATA_BIN not found (cargo build --release)"; finish; }
 else
