@@ -247,6 +247,53 @@ pub fn decode(raw: u32) -> Insn {
     }
 }
 
+/// The access width in bytes of an AMO or SC (Unprivileged ISA, "A"
+/// extension): 4 for the `.W` forms, 8 for the `.D` forms; `None` for
+/// every other instruction (LR included: it writes nothing).
+pub fn amo_width(op: Op) -> Option<usize> {
+    use Op::*;
+    match op {
+        SC_W | AMOSWAP_W | AMOADD_W | AMOXOR_W | AMOAND_W | AMOOR_W | AMOMIN_W | AMOMAX_W | AMOMINU_W | AMOMAXU_W => {
+            Some(4)
+        }
+        SC_D | AMOSWAP_D | AMOADD_D | AMOXOR_D | AMOAND_D | AMOOR_D | AMOMIN_D | AMOMAX_D | AMOMINU_D | AMOMAXU_D => {
+            Some(8)
+        }
+        _ => None,
+    }
+}
+
+/// The value an AMO (or SC) writes to memory, from the `old` value there
+/// and `src` (rs2). A `.W` form works on the low 32 bits of both (MIN and
+/// MAX compare them as signed 32-bit integers, MINU and MAXU as unsigned)
+/// and returns them zero-extended; a `.D` form on all 64. SC writes `src`
+/// (at its width); any other instruction gives `src` unchanged.
+#[inline]
+pub fn amo_result(op: Op, old: u64, src: u64) -> u64 {
+    use Op::*;
+    let (o, v) = (old as u32, src as u32);
+    match op {
+        SC_W | AMOSWAP_W => v as u64,
+        AMOADD_W => o.wrapping_add(v) as u64,
+        AMOXOR_W => (o ^ v) as u64,
+        AMOAND_W => (o & v) as u64,
+        AMOOR_W => (o | v) as u64,
+        AMOMIN_W => (o as i32).min(v as i32) as u32 as u64,
+        AMOMAX_W => (o as i32).max(v as i32) as u32 as u64,
+        AMOMINU_W => o.min(v) as u64,
+        AMOMAXU_W => o.max(v) as u64,
+        AMOADD_D => old.wrapping_add(src),
+        AMOXOR_D => old ^ src,
+        AMOAND_D => old & src,
+        AMOOR_D => old | src,
+        AMOMIN_D => (old as i64).min(src as i64) as u64,
+        AMOMAX_D => (old as i64).max(src as i64) as u64,
+        AMOMINU_D => old.min(src),
+        AMOMAXU_D => old.max(src),
+        _ => src,
+    }
+}
+
 /// Encodes `op` with the given register fields and immediate (or CSR
 /// number, or shift amount), or `None` if they do not fit: a register above
 /// 31, an immediate out of range, or a field the instruction fixes given a
@@ -853,6 +900,36 @@ pub fn encode_compressed(name: &str, want: &Insn) -> Option<u16> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Values worked from the A chapter's definitions, not from the code:
+    /// a `.W` form sees only the low words (signed for MIN/MAX).
+    #[test]
+    fn amo_results_follow_the_a_chapter() {
+        use Op::*;
+        let cases: [(Op, u64, u64, u64); 14] = [
+            (AMOADD_W, 0xdead_0000_ffff_ffff, 0x1234_0000_0000_0002, 1),
+            (AMOSWAP_W, 7, 0xffff_ffff_8000_0000, 0x8000_0000),
+            (AMOMIN_W, 0xffff_ffff, 1, 0xffff_ffff),
+            (AMOMAX_W, 0xffff_ffff, 1, 1),
+            (AMOMINU_W, 0xffff_ffff, 1, 1),
+            (AMOMAXU_W, 0xffff_ffff, 1, 0xffff_ffff),
+            (AMOXOR_W, 0xf0f0, 0xffff, 0x0f0f),
+            (SC_W, 3, 0x1_0000_0005, 5),
+            (AMOADD_D, u64::MAX, 2, 1),
+            (AMOMIN_D, u64::MAX, 1, u64::MAX),
+            (AMOMINU_D, u64::MAX, 1, 1),
+            (AMOAND_D, 0xff00, 0x0ff0, 0x0f00),
+            (AMOOR_D, 0xff00, 0x0ff0, 0xfff0),
+            (SC_D, 3, 0x1_0000_0005, 0x1_0000_0005),
+        ];
+        for (op, old, src, want) in cases {
+            assert_eq!(amo_result(op, old, src), want, "{op:?}");
+        }
+        assert_eq!(
+            (amo_width(AMOMAXU_W), amo_width(SC_D), amo_width(LR_W), amo_width(ADD)),
+            (Some(4), Some(8), None, None)
+        );
+    }
 
     #[test]
     fn no_two_rows_overlap() {

@@ -435,22 +435,8 @@ impl Hart {
             | Op::AMOMINU_W
             | Op::AMOMAXU_W => {
                 let pa = self.atomic_pa(a, 4, Access::Store)?;
-                let v = b as u32;
                 let op = i.op;
-                let old = self.phys_amo(bus, pa, a, 4, &move |old| {
-                    let old = old as u32;
-                    (match op {
-                        Op::AMOSWAP_W => v,
-                        Op::AMOADD_W => old.wrapping_add(v),
-                        Op::AMOXOR_W => old ^ v,
-                        Op::AMOAND_W => old & v,
-                        Op::AMOOR_W => old | v,
-                        Op::AMOMIN_W => (old as i32).min(v as i32) as u32,
-                        Op::AMOMAX_W => (old as i32).max(v as i32) as u32,
-                        Op::AMOMINU_W => old.min(v),
-                        _ => old.max(v),
-                    }) as u64
-                })?;
+                let old = self.phys_amo(bus, pa, a, 4, &move |old| crate::isa::amo_result(op, old, b))?;
                 wr!(old as u32 as i32 as u64);
             }
             Op::AMOSWAP_D
@@ -464,17 +450,7 @@ impl Hart {
             | Op::AMOMAXU_D => {
                 let pa = self.atomic_pa(a, 8, Access::Store)?;
                 let op = i.op;
-                let old = self.phys_amo(bus, pa, a, 8, &move |old| match op {
-                    Op::AMOSWAP_D => b,
-                    Op::AMOADD_D => old.wrapping_add(b),
-                    Op::AMOXOR_D => old ^ b,
-                    Op::AMOAND_D => old & b,
-                    Op::AMOOR_D => old | b,
-                    Op::AMOMIN_D => (old as i64).min(b as i64) as u64,
-                    Op::AMOMAX_D => (old as i64).max(b as i64) as u64,
-                    Op::AMOMINU_D => old.min(b),
-                    _ => old.max(b),
-                })?;
+                let old = self.phys_amo(bus, pa, a, 8, &move |old| crate::isa::amo_result(op, old, b))?;
                 wr!(old);
             }
             Op::ILLEGAL => return Err(self.illegal_insn()),

@@ -203,51 +203,15 @@ impl Hypervisor {
             acc.store.then_some(PtStore { size: usize::from(acc.size), value: val, old_to: None })
         } else {
             let i = isa::decode(raw);
-            let size = match i.op {
-                Op::SC_W
-                | Op::AMOSWAP_W
-                | Op::AMOADD_W
-                | Op::AMOXOR_W
-                | Op::AMOAND_W
-                | Op::AMOOR_W
-                | Op::AMOMIN_W
-                | Op::AMOMAX_W
-                | Op::AMOMINU_W
-                | Op::AMOMAXU_W => 4,
-                Op::SC_D
-                | Op::AMOSWAP_D
-                | Op::AMOADD_D
-                | Op::AMOXOR_D
-                | Op::AMOAND_D
-                | Op::AMOOR_D
-                | Op::AMOMIN_D
-                | Op::AMOMAX_D
-                | Op::AMOMINU_D
-                | Op::AMOMAXU_D => 8,
-                _ => 0,
-            };
             let src = hart.gpr(usize::from(i.rs2));
-            match read_sized(&*self.mem, pa, size.max(1)) {
-                Some(old) if size != 0 => {
-                    let (o, sv) = (sext(old, size), sext(src, size));
-                    let new = match i.op {
-                        // SC: the reservation is taken as held (module
-                        // docs of crate::shadow: not done).
-                        Op::SC_W | Op::SC_D | Op::AMOSWAP_W | Op::AMOSWAP_D => src,
-                        Op::AMOADD_W | Op::AMOADD_D => old.wrapping_add(src),
-                        Op::AMOXOR_W | Op::AMOXOR_D => old ^ src,
-                        Op::AMOAND_W | Op::AMOAND_D => old & src,
-                        Op::AMOOR_W | Op::AMOOR_D => old | src,
-                        Op::AMOMIN_W | Op::AMOMIN_D => (o as i64).min(sv as i64) as u64,
-                        Op::AMOMAX_W | Op::AMOMAX_D => (o as i64).max(sv as i64) as u64,
-                        Op::AMOMINU_W | Op::AMOMINU_D => (o & mask(size)).min(sv & mask(size)),
-                        _ => (o & mask(size)).max(sv & mask(size)),
-                    };
-                    let rd = if matches!(i.op, Op::SC_W | Op::SC_D) { 0 } else { o };
-                    Some(PtStore { size, value: new, old_to: Some((i.rd, rd)) })
-                }
-                _ => None,
-            }
+            isa::amo_width(i.op).and_then(|size| {
+                let old = read_sized(&*self.mem, pa, size)?;
+                // SC: the reservation is taken as held (module docs of
+                // crate::shadow: not done), so it stores rs2 and writes 0.
+                let new = isa::amo_result(i.op, old, src);
+                let rd = if matches!(i.op, Op::SC_W | Op::SC_D) { 0 } else { sext(old, size) };
+                Some(PtStore { size, value: new, old_to: Some((i.rd, rd)) })
+            })
         };
         let Some(PtStore { size, value: val, old_to: rd }) = op else {
             self.inject(&mut *harts[h.0], v, cause::STORE_ACCESS, va);
@@ -321,13 +285,5 @@ impl Hypervisor {
         let sepc = harts[h.0].csr(Csr::Sepc);
         harts[h.0].set_csr(Csr::Sepc, sepc.wrapping_add(4));
         true
-    }
-}
-
-fn mask(size: usize) -> u64 {
-    if size == 8 {
-        u64::MAX
-    } else {
-        (1 << (8 * size)) - 1
     }
 }
