@@ -9,7 +9,6 @@
 //! status tells whether any of them trapped.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 
 use strata_arch::csr::addr::MTVEC;
 use strata_arch::isa::Op;
@@ -17,16 +16,8 @@ use strata_devices::board::VIRT;
 use strata_devices::syscon::{FINISHER_FAIL, FINISHER_PASS};
 use strata_testkit::asm::{elf, reg::*, Asm};
 
-fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata")).args(args).stdin(Stdio::null()).output().expect("spawn strata")
-}
-
-/// Powers the board off with `code` and spins.
-fn poweroff(a: &mut Asm, code: u32) {
-    a.li(T1, VIRT.syscon.base).li(T0, code as u64).store(Op::SW, T0, T1, 0);
-    let here = a.here();
-    a.j(here);
-}
+mod common;
+use common::{poweroff, strata};
 
 /// Runs `ops` (each as `op a0, a1, a2`, with a shift amount of 1 or no
 /// rs2 where the instruction has none) and powers off: PASS if none

@@ -7,7 +7,7 @@
 //! hung (exit status 5): the wait knows the deadline, it does not just
 //! stop looking for hangs.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use strata_arch::csr::addr::{MENVCFG, MIE, MIP, MTVEC, STIMECMP, TIME};
 use strata_arch::csr::envcfg::STCE;
@@ -17,15 +17,8 @@ use strata_devices::board::VIRT;
 use strata_devices::syscon::{FINISHER_FAIL, FINISHER_PASS};
 use strata_testkit::asm::{elf, reg::*, Asm};
 
-fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata")).args(args).stdin(Stdio::null()).output().expect("spawn strata")
-}
-
-fn poweroff(a: &mut Asm, code: u32) {
-    a.li(T1, VIRT.syscon.base).li(T0, code as u64).store(Op::SW, T0, T1, 0);
-    let here = a.here();
-    a.j(here);
-}
+mod common;
+use common::{poweroff, strata};
 
 /// M-mode: STCE on, `stimecmp = time + delay` (`None`: all ones, never),
 /// STIE in `mie` (MIE stays clear: WFI wakes, no trap is taken), then WFI
