@@ -70,6 +70,15 @@ impl Hypervisor {
                 hart.set_csr(Csr::Sepc, sepc.wrapping_add(4));
                 self.sbi_call(harts, h, v)
             }
+            // A fault on RAM that is mapped again by now raced with a page
+            // changing hands on another hart's thread (`migrate_page`
+            // unmaps, invalidates, copies and maps again): the access is
+            // retried as it was.
+            cause::INSN_GUEST_PAGE | cause::LOAD_GUEST_PAGE | cause::STORE_GUEST_PAGE
+                if self.remapped(&*harts[h.0], vm, scause) =>
+            {
+                Next::Continue
+            }
             cause::LOAD_GUEST_PAGE | cause::STORE_GUEST_PAGE => {
                 self.vms[vm].stats.mmio_exits += 1;
                 self.vcpus[v].stats.mmio += 1;
@@ -113,6 +122,25 @@ impl Hypervisor {
             return Next::Off;
         }
         next
+    }
+
+    /// Whether the guest-page fault `scause` on `hart` names a
+    /// guest-physical address VM `vm`'s G-stage tables now map with the
+    /// permission the access needed (Priv. §8.6.3: `htval` holds the
+    /// address shifted right by 2, `stval`'s low bits the rest).
+    fn remapped(&self, hart: &dyn HartOps, vm: crate::VmIndex, scause: u64) -> bool {
+        use strata_ownership::Perms;
+        let v = &self.vms[vm];
+        if v.paging() != crate::vm::Paging::Nested {
+            return false;
+        }
+        let gpa = (hart.csr(Csr::Htval) << 2) | (hart.csr(Csr::Stval) & 3);
+        let need = match scause {
+            cause::INSN_GUEST_PAGE => Perms::X,
+            cause::LOAD_GUEST_PAGE => Perms::R,
+            _ => Perms::W,
+        };
+        matches!(self.hm.translate(&*self.mem, v.id, gpa), Ok(Some(leaf)) if leaf.perms.contains(need))
     }
 
     /// Serves an SBI call from vCPU `v` on hart `h` (sepc already moved

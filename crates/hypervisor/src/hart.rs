@@ -133,4 +133,12 @@ pub trait HartOps {
     fn invalidate_coarse(&mut self, vmids: Option<&[u64]>, page_addr: u64) -> (u64, u64);
     /// Misses on translations dropped as collateral, by hardware VMID.
     fn collateral_misses(&self) -> Vec<(u64, u64)>;
+    /// Whether the caller's thread can reach this hart's registers. A hart
+    /// running on another host thread ([`crate::smp`]) is reached only
+    /// through its fences and invalidations, which become shootdown
+    /// requests it serves itself; the core never loads, unloads or scrubs
+    /// such a hart (it leaves a request in the hart's trace instead).
+    fn local(&self) -> bool {
+        true
+    }
 }

@@ -57,6 +57,7 @@ pub mod sbi;
 pub mod sched;
 pub mod shadow;
 pub mod shootdown;
+pub mod smp;
 pub mod vcpu;
 pub mod vm;
 
@@ -83,7 +84,7 @@ use inval::Invalidator;
 pub use inval::{InvalStats, Policy};
 use sched::{Ready, Scheduler};
 pub use sched::{SchedParams, SchedStats};
-use vcpu::{hvip, HsmState, Vcpu};
+use vcpu::{hvip, scrub_hart, HsmState, Vcpu};
 use vm::{layout, Vm, VmSpec};
 
 #[derive(Debug)]
@@ -146,6 +147,27 @@ enum Next {
     Off,
 }
 
+/// One hart's turn: a round of the one-thread loop, or a hart thread's
+/// turn (`smp`), split around each guest run.
+pub(crate) struct Turn {
+    budget: u64,
+    pub(crate) used: u64,
+    /// A vCPU was picked.
+    pub(crate) ran: bool,
+    /// The vCPU that goes on without asking the scheduler again.
+    cont: Option<VcpuIndex>,
+    /// The slots the guest run in progress may use.
+    allowed: u64,
+    /// The turn is over (budget used, or nothing to run).
+    done: bool,
+}
+
+impl Turn {
+    pub(crate) fn new(budget: u64) -> Self {
+        Turn { budget, used: 0, ran: false, cont: None, allowed: 0, done: false }
+    }
+}
+
 /// Exceptions a guest handles itself (`hedeleg`): every one the
 /// specification lets go on to VS-mode (misaligned, access and page faults,
 /// illegal instruction, breakpoint, ecall from VU).
@@ -163,6 +185,9 @@ pub struct Hypervisor {
     /// What each hart still holds of the vCPUs that ran on it.
     harts: Table<HartIndex, HartTrace>,
     next_vmid: u64,
+    /// A balancing move waiting for its vCPUs to leave harts on other
+    /// threads (their `moving` is set).
+    moving: Option<sched::Rebalance>,
 }
 
 impl Hypervisor {
@@ -190,6 +215,7 @@ impl Hypervisor {
             inval: Invalidator::new(policy),
             harts: Table::from_fn(harts, |_| HartTrace::default()),
             next_vmid: 1,
+            moving: None,
         })
     }
 
@@ -444,6 +470,29 @@ impl Hypervisor {
         self.vcpus.values().filter(|c| self.vms[c.vm].running() && c.waiting).filter_map(|c| c.timer).min()
     }
 
+    /// The earliest timer of a waiting vCPU in hart `h`'s queue.
+    pub fn next_deadline_on(&self, h: HartIndex) -> Option<u64> {
+        let c = |&v: &VcpuIndex| &self.vcpus[v];
+        self.sched
+            .queue(h)
+            .iter()
+            .map(c)
+            .filter(|c| self.vms[c.vm].running() && c.waiting)
+            .filter_map(|c| c.timer)
+            .min()
+    }
+
+    /// The harts with no vCPU loaded and one ready in their queue at
+    /// `now` (with harts on threads: the ones to wake).
+    pub fn harts_with_work(&self, now: u64) -> Vec<HartIndex> {
+        self.harts
+            .iter()
+            .map(|(h, _)| h)
+            .filter(|&h| self.sched.current(h).is_none())
+            .filter(|&h| self.sched.queue(h).iter().any(|&v| ready_now(&self.vms, &self.vcpus, v, now)))
+            .collect()
+    }
+
     /// The earliest RTC alarm of any running VM, in nanoseconds from now.
     pub fn rtc_alarm_in_ns(&self) -> Option<u64> {
         self.vms.values().filter(|v| v.running()).filter_map(|v| v.rtc_alarm_in_ns()).min()
@@ -475,82 +524,170 @@ impl Hypervisor {
                 s.idle = false;
             }
         }
+        self.end_turn(harts);
+        s
+    }
+
+    /// What ends a round (and, with harts on threads of their own, every
+    /// hart's turn, `smp`): power requests noted, ended VMs retired, the
+    /// scheduler's balancing.
+    pub(crate) fn end_turn(&mut self, harts: &mut [&mut dyn HartOps]) {
         for vm in self.vms.values_mut() {
             vm.poll_power();
         }
         self.retire_ended(harts);
         if let Some(now) = harts.first().map(|h| h.time()) {
-            let (vms, vcpus) = (&self.vms, &self.vcpus);
-            if let Some(plan) = self.sched.end_round(&|v| ready_now(vms, vcpus, v, now)) {
-                for v in plan.vcpus() {
-                    if let Some(h) = self.vcpus[v].loaded_on.filter(|h| h.0 < harts.len()) {
-                        self.unload(harts, h);
-                    }
+            self.balance(harts, now);
+        }
+    }
+
+    /// The scheduler's balancing pass, if one is due; a move whose vCPUs
+    /// are loaded on harts this thread cannot reach waits (its vCPUs are
+    /// not ready meanwhile, so their harts put them down at their next
+    /// pick) and is applied by a later call.
+    fn balance(&mut self, harts: &mut [&mut dyn HartOps], now: u64) {
+        let plan = match self.moving.take() {
+            Some(p) => p,
+            None => {
+                let (vms, vcpus) = (&self.vms, &self.vcpus);
+                match self.sched.end_round(&|v| ready_now(vms, vcpus, v, now)) {
+                    Some(p) => p,
+                    None => return,
                 }
-                self.sched.apply(plan);
+            }
+        };
+        // A vCPU retired meanwhile: the plan is stale.
+        if plan.vcpus().iter().any(|&v| self.vms[self.vcpus[v].vm].retired) {
+            for v in plan.vcpus() {
+                self.vcpus[v].moving = false;
+            }
+            return;
+        }
+        let mut waiting = false;
+        for v in plan.vcpus() {
+            if let Some(h) = self.vcpus[v].loaded_on.filter(|h| h.0 < harts.len()) {
+                if harts[h.0].local() {
+                    self.unload(harts, h);
+                } else {
+                    waiting = true;
+                }
             }
         }
-        s
+        for v in plan.vcpus() {
+            self.vcpus[v].moving = waiting;
+        }
+        if waiting {
+            self.moving = Some(plan);
+        } else {
+            self.sched.apply(plan);
+        }
     }
 
     /// Runs hart `h` for one round. Returns the slots used and whether any
     /// vCPU ran.
     fn run_hart(&mut self, harts: &mut [&mut dyn HartOps], h: HartIndex, budget: u64) -> (u64, bool) {
-        let mut used = 0;
-        let mut ran = false;
-        while used < budget {
-            let now = harts[h.0].time();
-            let picked = {
-                let (vms, vcpus) = (&self.vms, &mut self.vcpus);
-                self.sched.pick(h, &mut |v| readiness(vms, vcpus, v, now))
-            };
-            let Some(v) = picked else {
-                self.unload(harts, h);
-                break;
-            };
-            ran = true;
-            if self.sched.current(h) != Some(v) {
-                self.unload(harts, h);
-                self.load(harts, h, v);
-            }
-            let next = loop {
-                self.sync_irqs(&mut *harts[h.0], v);
-                let allowed = (budget - used).min(self.sched.quantum_left(h));
-                let (n, to) = harts[h.0].run_guest(allowed);
-                used += n;
-                self.sched.charge(h, v, n);
-                self.vcpus[v].stats.slots += n;
-                let next = match to {
-                    // The guest is still running: its quantum is over, or
-                    // the round's budget, or it gave the hart back early.
-                    None if n >= allowed && used < budget => Next::Requeue,
-                    None => Next::Preempted,
-                    Some(TrapTo::M) => {
-                        self.vcpus[v].stats.exits += 1;
-                        let cause = harts[h.0].csr(Csr::Scause);
-                        self.vms[self.vcpus[v].vm]
-                            .finish(vm::VmEnd::Crashed(format!("a trap went to M-mode (scause {cause:#x})")));
-                        Next::Off
-                    }
-                    Some(TrapTo::Hs) => {
-                        self.vcpus[v].stats.exits += 1;
-                        self.handle_exit(harts, h, v)
-                    }
-                };
-                match next {
-                    Next::Continue if used >= budget => break Next::Preempted,
-                    Next::Continue if self.sched.quantum_over(h) => break Next::Requeue,
-                    Next::Continue => {}
-                    other => break other,
-                }
-            };
-            match next {
-                Next::Off => self.unload(harts, h),
-                Next::Requeue | Next::Continue => {}
-                Next::Preempted => break,
+        let mut turn = Turn::new(budget);
+        while let Some((v, allowed)) = self.before_guest(harts, h, &mut turn) {
+            let (n, to) = harts[h.0].run_guest(allowed);
+            self.after_guest(harts, h, v, n, to, &mut turn);
+        }
+        (turn.used, turn.ran)
+    }
+
+    /// The part of a hart's turn before guest code runs: picks a vCPU
+    /// (unless the last one goes on), switches it in, brings its
+    /// interrupts up to date. Returns the vCPU and the slots it may run,
+    /// or `None` when the turn is over.
+    pub(crate) fn before_guest(
+        &mut self,
+        harts: &mut [&mut dyn HartOps],
+        h: HartIndex,
+        turn: &mut Turn,
+    ) -> Option<(VcpuIndex, u64)> {
+        if turn.done || turn.used >= turn.budget {
+            return None;
+        }
+        // What of a retired VM is left in this hart's registers (another
+        // thread retired it while this hart was elsewhere) goes first.
+        if let Some(vm) = self.harts[h].residue {
+            if self.vms[vm].retired && self.sched.current(h).is_none() {
+                scrub_hart(&mut *harts[h.0]);
+                self.harts[h].residue = None;
             }
         }
-        (used, ran)
+        let v = match turn.cont.take() {
+            Some(v) => v,
+            None => {
+                let now = harts[h.0].time();
+                let picked = {
+                    let (vms, vcpus) = (&self.vms, &mut self.vcpus);
+                    self.sched.pick(h, &mut |v| readiness(vms, vcpus, v, now))
+                };
+                let Some(v) = picked else {
+                    self.unload(harts, h);
+                    turn.done = true;
+                    return None;
+                };
+                turn.ran = true;
+                if self.sched.current(h) != Some(v) {
+                    self.unload(harts, h);
+                    self.load(harts, h, v);
+                }
+                v
+            }
+        };
+        self.sync_irqs(&mut *harts[h.0], v);
+        turn.allowed = (turn.budget - turn.used).min(self.sched.quantum_left(h));
+        Some((v, turn.allowed))
+    }
+
+    /// The part after: charges the `n` slots vCPU `v` ran, handles the
+    /// trap that ended its run (`to`), and decides what comes next.
+    pub(crate) fn after_guest(
+        &mut self,
+        harts: &mut [&mut dyn HartOps],
+        h: HartIndex,
+        v: VcpuIndex,
+        n: u64,
+        to: Option<TrapTo>,
+        turn: &mut Turn,
+    ) {
+        let allowed = turn.allowed;
+        turn.used += n;
+        self.sched.charge(h, v, n);
+        self.vcpus[v].stats.slots += n;
+        let next = match to {
+            // The guest is still running: its quantum is over, or the
+            // round's budget, or it gave the hart back early.
+            None if n >= allowed && turn.used < turn.budget => Next::Requeue,
+            None => Next::Preempted,
+            Some(TrapTo::M) => {
+                self.vcpus[v].stats.exits += 1;
+                let cause = harts[h.0].csr(Csr::Scause);
+                self.vms[self.vcpus[v].vm]
+                    .finish(vm::VmEnd::Crashed(format!("a trap went to M-mode (scause {cause:#x})")));
+                Next::Off
+            }
+            Some(TrapTo::Hs) => {
+                self.vcpus[v].stats.exits += 1;
+                self.handle_exit(harts, h, v)
+            }
+        };
+        let next = match next {
+            Next::Continue if turn.used >= turn.budget => Next::Preempted,
+            Next::Continue if self.sched.quantum_over(h) => Next::Requeue,
+            Next::Continue if !self.vcpus[v].moving => {
+                turn.cont = Some(v);
+                return;
+            }
+            Next::Continue => Next::Requeue,
+            other => other,
+        };
+        match next {
+            Next::Off => self.unload(harts, h),
+            Next::Requeue | Next::Continue => {}
+            Next::Preempted => turn.done = true,
+        }
     }
 
     /// Takes the current vCPU off hart `h`, saving its state.
@@ -635,7 +772,7 @@ fn pending_now(vm: &Vm, c: &Vcpu, now: u64) -> u64 {
 fn readiness(vms: &Table<VmIndex, Vm>, vcpus: &mut Table<VcpuIndex, Vcpu>, v: VcpuIndex, now: u64) -> Ready {
     let c = &mut vcpus[v];
     let vm = &vms[c.vm];
-    if !vm.running() {
+    if !vm.running() || c.moving {
         return Ready::No;
     }
     let mut woke = false;
@@ -668,7 +805,7 @@ fn readiness(vms: &Table<VmIndex, Vm>, vcpus: &mut Table<VcpuIndex, Vcpu>, v: Vc
 fn ready_now(vms: &Table<VmIndex, Vm>, vcpus: &Table<VcpuIndex, Vcpu>, v: VcpuIndex, now: u64) -> bool {
     let c = &vcpus[v];
     let vm = &vms[c.vm];
-    if !vm.running() {
+    if !vm.running() || c.moving {
         return false;
     }
     match c.hsm {

@@ -40,14 +40,21 @@ impl Hypervisor {
             .ok_or_else(|| HypError::Config(format!("{gpa:#x} is not mapped in {vm}")))?;
         let old = MachinePage::containing(leaf.pa);
         let new = self.hm.alloc_page(&mut *self.mem, Owner::Vm(id))?;
+        // The old page stops being reachable before it is copied: unmapped,
+        // then invalidated on every hart (with harts on other threads, they
+        // acknowledge first, `crate::shootdown`), so no store of the guest
+        // can land in it after the copy. A vCPU that touches the page
+        // meanwhile takes a guest-page fault, which is retried once the
+        // new page is mapped (`exit.rs`).
+        self.hm.unmap(&mut *self.mem, id, gpa)?;
+        self.note_dma(vm, gpa, None);
+        self.invalidate(harts, old, &[vm]);
         let mut buf = vec![0u8; PAGE_SIZE as usize];
         self.mem.read(old.addr(), &mut buf).map_err(|e| HypError::Memory(e.into()))?;
         self.mem.write(new.addr(), &buf).map_err(|e| HypError::Memory(e.into()))?;
-        self.hm.unmap(&mut *self.mem, id, gpa)?;
         self.hm.map(&mut *self.mem, id, gpa, new, Perms::RWX)?;
         self.note_dma(vm, gpa, Some(new.addr()));
         let _ = self.hm.donate(&mut *self.mem, Owner::Vm(id), old, Owner::Free)?;
-        self.invalidate(harts, old, &[vm]);
         Ok(())
     }
 
@@ -135,7 +142,22 @@ impl Hypervisor {
         if self.vms.values().all(|v| v.running() || v.retired) {
             return;
         }
-        let ended: Vec<VmIndex> = self.vms.iter().filter(|(_, v)| !v.running() && !v.retired).map(|(i, _)| i).collect();
+        // A VM with a vCPU still loaded on a hart of another thread waits:
+        // that hart puts it down at its next pick (its VM is not running),
+        // and a later call retires it.
+        let remote = |hyp: &Self, vm: VmIndex| {
+            hyp.vms[vm]
+                .vcpus
+                .iter()
+                .any(|&c| hyp.vcpus[c].loaded_on.is_some_and(|h| h.0 < harts.len() && !harts[h.0].local()))
+        };
+        let ended: Vec<VmIndex> = self
+            .vms
+            .iter()
+            .filter(|(_, v)| !v.running() && !v.retired)
+            .map(|(i, _)| i)
+            .filter(|&i| !remote(self, i))
+            .collect();
         for vm in ended {
             if let Err(e) = self.retire(harts, vm) {
                 self.vms[vm].retire_error = Some(e.to_string());
@@ -151,7 +173,7 @@ impl Hypervisor {
         debug_assert!(!self.vms[vm].running());
         for t in self.vms[vm].vcpus.clone() {
             if let Some(h) = self.vcpus[t].loaded_on {
-                if h.0 < harts.len() {
+                if h.0 < harts.len() && harts[h.0].local() {
                     self.unload(harts, h);
                 }
             }
@@ -162,7 +184,9 @@ impl Hypervisor {
             let h = HartIndex(h);
             let trace = &mut self.harts[h];
             trace.last_ran.remove(&vm);
-            if trace.residue == Some(vm) && self.sched.current(h).is_none() {
+            // A hart on another thread scrubs itself before its next run
+            // (`Hypervisor::before_guest`).
+            if trace.residue == Some(vm) && self.sched.current(h).is_none() && harts[h.0].local() {
                 scrub_hart(&mut *harts[h.0]);
                 trace.residue = None;
             }

@@ -123,23 +123,33 @@ impl Shootdown {
     /// (step 1).
     pub fn post(&self, from: Option<HartIndex>, req: Request, wake: &dyn Fn(HartIndex)) -> Ticket {
         let mut t = Ticket::default();
-        for (i, inbox) in self.inboxes.iter().enumerate() {
+        for i in 0..self.inboxes.len() {
             let h = HartIndex(i);
-            if Some(h) == from {
-                continue;
+            if Some(h) != from {
+                t.0.push((h, self.append(h, req)));
+                wake(h);
             }
-            let seq = {
-                let mut q = lock(&inbox.queue);
-                q.0.push(req);
-                q.1 += 1;
-                inbox.posted.store(q.1, Ordering::Release);
-                q.1
-            };
-            t.0.push((h, seq));
-            wake(h);
         }
         self.note_change();
         t
+    }
+
+    /// Step 2 for one target: posts `req` to hart `to` alone.
+    pub fn post_to(&self, to: HartIndex, req: Request, wake: &dyn Fn(HartIndex)) -> Ticket {
+        let t = Ticket(vec![(to, self.append(to, req))]);
+        wake(to);
+        self.note_change();
+        t
+    }
+
+    /// Appends `req` to hart `h`'s inbox; its sequence number.
+    fn append(&self, h: HartIndex, req: Request) -> u64 {
+        let inbox = &self.inboxes[h.0];
+        let mut q = lock(&inbox.queue);
+        q.0.push(req);
+        q.1 += 1;
+        inbox.posted.store(q.1, Ordering::Release);
+        q.1
     }
 
     /// Whether hart `h` has requests to serve (one load; for the hart's

@@ -128,6 +128,9 @@ pub struct Vcpu {
     pub(crate) stats: VcpuStats,
     /// Its VM is shadow-paged: it runs with `hstatus.VTVM`.
     pub(crate) shadow: bool,
+    /// A balancing move waits for it to leave its hart (not ready until
+    /// then).
+    pub(crate) moving: bool,
 }
 
 impl Vcpu {
@@ -149,6 +152,7 @@ impl Vcpu {
             last_hart: None,
             stats: VcpuStats::default(),
             shadow: false,
+            moving: false,
         }
     }
 

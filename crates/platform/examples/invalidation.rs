@@ -82,7 +82,7 @@ fn main() {
         let vmid = m.hyp().vm(VmIndex(vm)).map_or(0, |v| v.vmid());
         m.harts.iter().map(|h| h.tlb_vmid_stats().get(&(true, vmid)).map_or(0, |c| c.misses)).sum()
     };
-    let i = m.hyp().inval_stats();
+    let i = m.hyp().inval_stats().clone();
     println!(
         "policy={policy} rounds={rounds} moves={} seconds={secs:.3} dropped={} collateral_dropped={} \
          collateral_misses_a={} collateral_misses_b={} misses_a={} misses_b={}",

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use strata_devices::aclint::Timebase;
@@ -18,18 +19,21 @@ use strata_devices::rtc::host_clock;
 use strata_hart::{Bus, Ext, Extensions, Hart, TrapTarget};
 use strata_hypervisor::hart::{Csr, HartOps, TrapTo};
 use strata_hypervisor::ownership::{self, MachineMemory};
+use strata_hypervisor::smp::{HypGuard, Smp};
 pub use strata_hypervisor::vm::Paging;
 use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
-use strata_hypervisor::{Hypervisor, Policy, VmIndex};
+use strata_hypervisor::{HartIndex, Hypervisor, Policy, VmIndex};
 use strata_memory::GuestRam;
 
 use crate::boot::{self, BootConfig};
 use crate::error::Error;
 use crate::fdt::FdtConfig;
 use crate::loader::Segments;
+use crate::runner::parallel::earliest;
 use crate::runner::stats::{HypSnapshot, VcpuSnapshot, VmSnapshot};
 use crate::runner::{
-    check_harts, check_host_ram, check_ram, lock, ClockMode, MemAccess, RunEnd, Runner, Slice, Workload,
+    check_harts, check_host_ram, check_ram, lock, ClockMode, HartHost, MemAccess, RunEnd, Runner, Slice, Turn,
+    Workload, CHUNK,
 };
 use crate::virtio::VirtioConfig;
 use strata_api::ApiError;
@@ -292,6 +296,60 @@ impl HartOps for HypHart<'_> {
     }
 }
 
+/// Ends the VM whose vCPU a hart found trapping in a loop without
+/// progress (`strata_hart::NoProgress`; exit status 7).
+fn end_stuck_vm(hyp: &mut Hypervisor, s: strata_hart::NoProgress) {
+    if let Some(vm) = s.vmid.and_then(|vmid| hyp.vm_by_vmid(vmid)) {
+        let what = format!("its vCPU on hart {} is {}", s.hartid, s.trap_loop());
+        hyp.end_vm(vm, VmEnd::NoProgress(what));
+    }
+}
+
+/// What the runner's hart threads run the hypervisor with: each thread's
+/// turn is `Smp::turn` for each of its harts.
+pub struct HypHost {
+    smp: Arc<Smp>,
+    time: Arc<Timebase>,
+    /// Hart threads are running (the service thread then wakes them).
+    threaded: AtomicBool,
+}
+
+impl HartHost for HypHost {
+    fn bus(&self) -> Box<dyn Bus + Send> {
+        Box::new(HypBus(self.time.clone()))
+    }
+    fn after_chunk(&self) -> bool {
+        false
+    }
+    fn timer_deadline(&self) -> Option<u64> {
+        None
+    }
+    fn stuck(&self, _: strata_hart::NoProgress) {}
+    fn turn(&self, harts: &mut [&mut Hart], _: &mut dyn Bus) -> Turn {
+        let mut t = Turn::default();
+        for hart in harts.iter_mut() {
+            let me = HartIndex(hart.hartid as usize);
+            let mut ops = HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE };
+            let end = self.smp.turn(me, &mut ops, CHUNK);
+            t.busy |= end.ran;
+            t.deadline = earliest(t.deadline, end.deadline);
+            if let Some(s) = ops.hart.take_no_progress() {
+                end_stuck_vm(&mut self.smp.lock_for(me, &mut ops), s);
+                t.wake_service = true;
+            }
+        }
+        t
+    }
+    fn attach(&self, harts: &mut [&mut Hart], on: bool) {
+        self.threaded.store(on, Ordering::Relaxed);
+        for hart in harts.iter_mut() {
+            let me = HartIndex(hart.hartid as usize);
+            let mut ops = HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE };
+            self.smp.attach(me, &mut ops, on);
+        }
+    }
+}
+
 /// How `strata run` ended.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
@@ -340,7 +398,11 @@ impl RunOutcome {
 
 /// The hypervisor and its VMs as a workload of the runner.
 pub struct Hypervised {
-    pub hyp: Hypervisor,
+    /// The hypervisor, behind the lock its hart threads share
+    /// (`strata_hypervisor::smp`).
+    pub smp: Arc<Smp>,
+    /// What hart threads run it with.
+    host: Arc<HypHost>,
     consoles: Vec<Arc<Mutex<VmConsole>>>,
     /// The VM whose console gets the input (`Ctrl-A c` moves it on).
     focus: usize,
@@ -359,25 +421,28 @@ fn hart_ops<'a>(harts: &'a mut [Hart], time: &Arc<Timebase>) -> Vec<HypHart<'a>>
 }
 
 impl Hypervised {
+    /// The hypervisor, locked (plainly: for the service thread and callers
+    /// outside the hart threads).
+    pub fn hyp(&self) -> HypGuard<'_> {
+        self.smp.lock()
+    }
+
     /// Ends each VM whose vCPU a hart found trapping in a loop without
     /// progress (`strata_hart::NoProgress`; exit status 7).
-    fn stop_stuck_vms(&mut self, harts: &mut [Hart]) {
+    fn stop_stuck_vms(&self, harts: &mut [Hart]) {
         for h in harts {
             let Some(s) = h.take_no_progress() else { continue };
-            if let Some(vm) = s.vmid.and_then(|vmid| self.hyp.vm_by_vmid(vmid)) {
-                let what = format!("its vCPU on hart {} is {}", s.hartid, s.trap_loop());
-                self.hyp.end_vm(vm, VmEnd::NoProgress(what));
-            }
+            end_stuck_vm(&mut self.hyp(), s);
         }
     }
 
     /// Moves the console input to the next VM still running (none: stays).
     fn next_running_console(&mut self) {
-        let n = self.hyp.vm_count();
+        let n = self.hyp().vm_count();
         let next = (1..=n).map(|i| (self.focus + i) % n).find(|&v| self.running(v));
         if let Some(v) = next {
             if v != self.focus {
-                let name = self.hyp.vm(VmIndex(v)).map_or("", |vm| vm.name());
+                let name = self.hyp().vm(VmIndex(v)).map_or(String::new(), |vm| vm.name().to_string());
                 eprintln!("\r\nstrata: console input now goes to VM {name}\r");
             }
             self.focus = v;
@@ -386,7 +451,7 @@ impl Hypervised {
 
     /// Is VM `v` still running?
     fn running(&self, v: usize) -> bool {
-        self.hyp.vm(VmIndex(v)).is_some_and(|vm| vm.running())
+        self.hyp().vm(VmIndex(v)).is_some_and(|vm| vm.running())
     }
 }
 
@@ -397,7 +462,7 @@ impl Workload for Hypervised {
     fn run_slice(&mut self, harts: &mut [Hart], time: &Arc<Timebase>, budget: u64) -> Slice {
         let mut ops = hart_ops(harts, time);
         let mut refs: Vec<&mut dyn HartOps> = ops.iter_mut().map(|h| h as &mut dyn HartOps).collect();
-        let s = self.hyp.run_slice(&mut refs, budget);
+        let s = self.smp.run_slice(&mut refs, budget);
         drop(refs);
         drop(ops);
         self.stop_stuck_vms(harts);
@@ -406,20 +471,33 @@ impl Workload for Hypervised {
 
     #[inline]
     fn update_devices(&mut self) {
-        self.hyp.update_devices();
+        self.hyp().update_devices();
+        // Hart threads asleep with a vCPU the devices just woke.
+        if self.host.threaded.load(Ordering::Relaxed) {
+            self.smp.wake_ready();
+        }
+    }
+
+    fn hart_host(&self) -> Option<Arc<dyn HartHost>> {
+        // Shadow paging changes other harts' registers (a resync reloads
+        // `vsatp` on every hart that runs the VM): one thread only.
+        if self.hyp().vms().any(|(_, v)| v.paging() == Paging::Shadow) {
+            return None;
+        }
+        Some(self.host.clone())
     }
 
     fn timer_deadline(&self) -> Option<u64> {
-        self.hyp.next_deadline()
+        self.hyp().next_deadline()
     }
 
     fn rtc_alarm_in_ns(&self) -> Option<u64> {
-        self.hyp.rtc_alarm_in_ns()
+        self.hyp().rtc_alarm_in_ns()
     }
 
     #[inline]
     fn ended(&mut self) -> bool {
-        self.hyp.all_ended()
+        self.hyp().all_ended()
     }
 
     /// A byte for the focused VM; if that VM has ended, input moves on to
@@ -428,7 +506,7 @@ impl Workload for Hypervised {
         if !self.running(self.focus) {
             self.next_running_console();
         }
-        !self.running(self.focus) || self.hyp.console_input(VmIndex(self.focus), b)
+        !self.running(self.focus) || self.hyp().console_input(VmIndex(self.focus), b)
     }
 
     fn next_console(&mut self) {
@@ -448,7 +526,7 @@ impl Workload for Hypervised {
     }
 
     fn stats(&self, s: &mut String) {
-        let hyp = &self.hyp;
+        let hyp = self.hyp();
         for (index, vm) in hyp.vms() {
             let vc: Vec<String> = hyp
                 .vcpus_of(index)
@@ -508,18 +586,32 @@ impl Workload for Hypervised {
             "scheduler: {} switches, {} moves between harts, {} wake-up preemptions",
             sc.switches, sc.migrations, sc.wakeup_preemptions
         );
+        drop(hyp);
+        // The threaded run (strata_hypervisor::smp): per hart, the
+        // shootdown requests it posted and served, and the lock.
+        let st = self.smp.stats();
+        if st.iter().any(|h| h.locks > 0) {
+            for (h, c) in st.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "hart {h}: shootdown posted {} served {} (dropped {}) | hypervisor lock taken {} contended {}",
+                    c.posted, c.served, c.dropped, c.locks, c.contended
+                );
+            }
+            let _ = writeln!(s, "shootdown: {} requests posted by the service thread", self.smp.posted_by_others());
+        }
     }
 
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "machine": "strata run",
-            "policy": self.hyp.policy().to_string(),
-            "vms": self.hyp.vms().map(|(_, v)| v.name().to_string()).collect::<Vec<_>>(),
+            "policy": self.hyp().policy().to_string(),
+            "vms": self.hyp().vms().map(|(_, v)| v.name().to_string()).collect::<Vec<_>>(),
         })
     }
 
     fn hyp_stats(&self) -> Option<HypSnapshot> {
-        let hyp = &self.hyp;
+        let hyp = self.hyp();
         let vms = hyp
             .vms()
             .map(|(index, vm)| VmSnapshot {
@@ -563,8 +655,9 @@ impl Workload for Hypervised {
     /// A VM's memory through the hypervisor's host interface; a protected
     /// VM's is refused (403) before it is asked, with the reason.
     fn vm_memory(&mut self, name: &str, addr: u64, access: MemAccess<'_>) -> Result<(), ApiError> {
+        let mut hyp = self.hyp();
         let (index, vm) =
-            self.hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| crate::runner::control::no_vm(name))?;
+            hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| crate::runner::control::no_vm(name))?;
         if vm.protected() {
             return Err(ApiError::forbidden(format!(
                 "VM {name} is protected: no host-side interface can read or write its memory (docs/hypervisor.md)"
@@ -576,8 +669,8 @@ impl Workload for Hypervised {
             MemAccess::Write(b) => b.len(),
         };
         let r = match access {
-            MemAccess::Read(buf) => self.hyp.host_read(index, addr, buf),
-            MemAccess::Write(data) => self.hyp.host_write(index, addr, data),
+            MemAccess::Read(buf) => hyp.host_read(index, addr, buf),
+            MemAccess::Write(data) => hyp.host_write(index, addr, data),
         };
         r.map_err(|e| {
             ApiError::bad_request(format!(
@@ -596,7 +689,7 @@ impl Workload for Hypervised {
         if spec.name.is_empty() || spec.name.contains('/') {
             return Err(ApiError::bad_request(format!("VM name {:?}: non-empty, without '/'", spec.name)));
         }
-        if self.hyp.vms().any(|(_, v)| v.name() == spec.name) {
+        if self.hyp().vms().any(|(_, v)| v.name() == spec.name) {
             return Err(ApiError::conflict(format!("a VM named {} exists already", spec.name)));
         }
         let memory = match &spec.memory {
@@ -639,7 +732,7 @@ impl Workload for Hypervised {
             Box::new(move |b: u8| lock(&c).push(b)) as strata_devices::uart::UartSink
         };
         let index = self
-            .hyp
+            .hyp()
             .create_vm(VmSpec {
                 name: vm.name.clone(),
                 memory: vm.memory,
@@ -657,7 +750,7 @@ impl Workload for Hypervised {
         debug_assert_eq!(index.0, self.consoles.len(), "consoles follow VM indices");
         // Several VMs now: every console's lines are labelled, as they are
         // when `strata run` starts with several.
-        for (c, (_, v)) in self.consoles.iter().zip(self.hyp.vms()) {
+        for (c, (_, v)) in self.consoles.iter().zip(self.hyp().vms()) {
             let mut c = lock(c);
             if c.label.is_none() {
                 c.flush_line();
@@ -670,12 +763,13 @@ impl Workload for Hypervised {
     }
 
     fn delete_vm(&mut self, name: &str) -> Result<(), ApiError> {
+        let mut hyp = self.hyp();
         let (index, vm) =
-            self.hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| crate::runner::control::no_vm(name))?;
+            hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| crate::runner::control::no_vm(name))?;
         if !vm.running() {
             return Err(ApiError::conflict(format!("VM {name} has ended already")));
         }
-        self.hyp.end_vm(index, VmEnd::PowerOff);
+        hyp.end_vm(index, VmEnd::PowerOff);
         Ok(())
     }
 
@@ -685,7 +779,7 @@ impl Workload for Hypervised {
 
     fn outcome(&mut self, end: RunEnd) -> RunOutcome {
         RunOutcome {
-            vms: self.hyp.vms().map(|(_, v)| (v.name().to_string(), v.end().cloned())).collect(),
+            vms: self.hyp().vms().map(|(_, v)| (v.name().to_string(), v.end().cloned())).collect(),
             quit: end == RunEnd::Quit,
             disk_stop: matches!(end, RunEnd::DiskStopped(_)),
             signal: match end {
@@ -817,18 +911,44 @@ impl Runner<Hypervised> {
                 hart
             })
             .collect();
-        let work =
-            Hypervised { hyp, consoles, focus: 0, extensions: cfg.extensions, console_stdout: cfg.console_stdout };
+        let irqs: Vec<_> = harts.iter().map(|h| h.irqs().clone()).collect();
+        let n = harts.len();
+        let clock = time.clone();
+        let smp = Arc::new(Smp::new(
+            hyp,
+            n,
+            Box::new(move |h: HartIndex| {
+                if let Some(i) = irqs.get(h.0) {
+                    i.wake();
+                }
+            }),
+            Box::new(move || clock.now()),
+        ));
+        let host = Arc::new(HypHost { smp: smp.clone(), time: time.clone(), threaded: AtomicBool::new(false) });
+        let work = Hypervised {
+            smp,
+            host,
+            consoles,
+            focus: 0,
+            extensions: cfg.extensions,
+            console_stdout: cfg.console_stdout,
+        };
         Runner::from_parts(ram, harts, work, time, cfg.clock, virtio, cfg.console_stdin)
     }
 
-    /// The hypervisor (its VMs, vCPUs, memory and counters).
-    pub fn hyp(&self) -> &Hypervisor {
-        &self.work.hyp
+    /// The hypervisor (its VMs, vCPUs, memory and counters), locked.
+    pub fn hyp(&self) -> HypGuard<'_> {
+        self.work.smp.lock()
     }
 
-    pub fn hyp_mut(&mut self) -> &mut Hypervisor {
-        &mut self.work.hyp
+    pub fn hyp_mut(&mut self) -> HypGuard<'_> {
+        self.work.smp.lock()
+    }
+
+    /// The hypervisor as hart threads share it: for a thread that changes
+    /// it while the harts run (`Smp::with_remote_harts`).
+    pub fn smp(&self) -> Arc<Smp> {
+        self.work.smp.clone()
     }
 
     /// The VM whose console gets the input.
@@ -846,7 +966,10 @@ impl Runner<Hypervised> {
         let time = self.timebase();
         let mut ops = hart_ops(&mut self.harts, &time);
         let mut refs: Vec<&mut dyn HartOps> = ops.iter_mut().map(|h| h as &mut dyn HartOps).collect();
-        f(&mut self.work.hyp, &mut refs)
+        for (i, h) in refs.iter_mut().enumerate() {
+            self.work.smp.serve(HartIndex(i), &mut **h);
+        }
+        f(&mut self.work.smp.lock(), &mut refs)
     }
 }
 

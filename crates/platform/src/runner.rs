@@ -88,7 +88,7 @@ pub mod control;
 pub mod parallel;
 pub mod stats;
 pub use control::MemAccess;
-pub use parallel::{HartHost, ThreadStats, SERVICE_TICK};
+pub use parallel::{HartHost, ThreadStats, Turn, SERVICE_TICK};
 pub mod snapshot;
 pub use snapshot::{SnapshotInfo, SnapshotPlan, WorkloadSave};
 

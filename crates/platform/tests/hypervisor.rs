@@ -454,7 +454,8 @@ const ROUND: u64 = 4096;
 
 /// Instruction slots each VM's vCPUs ran.
 fn vm_slots(m: &HypMachine) -> Vec<u64> {
-    (0..m.hyp().vm_count()).map(|v| m.hyp().vm_slots(VmIndex(v))).collect()
+    let hyp = m.hyp();
+    (0..hyp.vm_count()).map(|v| hyp.vm_slots(VmIndex(v))).collect()
 }
 
 /// min/max: 1.0 is a perfectly even share of CPU work.
@@ -682,16 +683,21 @@ fn a_protected_vms_memory_is_scrubbed_and_freed_when_it_ends() {
         steps += 1;
         assert!(steps < 20_000, "the secret VM never powered off");
     }
-    let v = m.hyp().vm(VmIndex(0)).unwrap();
-    assert_eq!(v.end(), Some(&strata_hypervisor::vm::VmEnd::PowerOff));
-    assert!(v.retired(), "its memory went back at once: {:?}", v.retire_error());
+    {
+        let hyp = m.hyp();
+        let v = hyp.vm(VmIndex(0)).unwrap();
+        assert_eq!(v.end(), Some(&strata_hypervisor::vm::VmEnd::PowerOff));
+        assert!(v.retired(), "its memory went back at once: {:?}", v.retire_error());
+    }
     assert_eq!(secrets_in_ram(&m), 0, "no trace of its data in machine RAM");
-    let t = m.hyp().memory().tracker();
+    let hyp = m.hyp();
+    let t = hyp.memory().tracker();
     for &p in &pages {
         assert_eq!(t.owner(p), Ok(Owner::Free), "{p} is free");
         assert!(!t.awaiting_zero(p), "{p} is zeroed already");
     }
-    m.hyp().check_memory().unwrap();
+    hyp.check_memory().unwrap();
+    drop(hyp);
     check_tlbs_against_tables(&m);
     // The walker runs on, and gets the hart to itself.
     let before = walked(&m, 1, 0);

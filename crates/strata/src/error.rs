@@ -56,6 +56,8 @@ pub enum CliError {
     Signals(std::io::Error),
     #[error("--threads {0} with --api-sock: the control API is served between rounds of the one-thread loop; use --threads 1 (the default with --api-sock)")]
     ApiThreads(u32),
+    #[error("--threads {0} with a shadow-paged VM ({1}): shadow paging reloads other harts' registers and runs on one thread; use --threads 1 or --paging nested")]
+    ShadowThreads(u32, String),
     #[error("--stats-json {}: {source}", path.display())]
     StatsJson { path: PathBuf, source: std::io::Error },
     /// `strata attest verify`: a malformed quote, or one that does not
@@ -92,6 +94,7 @@ impl CliError {
             | CliError::NoFirmware
             | CliError::Signals(_)
             | CliError::ApiThreads(_)
+            | CliError::ShadowThreads(..)
             | CliError::StatsJson { .. }
             | CliError::Output { .. }
             | CliError::Attest(_)
@@ -134,6 +137,7 @@ mod tests {
             CliError::NoFirmware,
             CliError::Signals(io()),
             CliError::ApiThreads(2),
+            CliError::ShadowThreads(2, "vm0".into()),
             CliError::StatsJson { path: "/x.json".into(), source: io() },
             CliError::Platform(Error::ApiSock(strata_api::SockError::InUse("/x.sock".into()))),
             CliError::Output { what: "--event-log /x".into(), source: io() },

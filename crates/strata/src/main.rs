@@ -206,6 +206,12 @@ struct RunArgs {
     /// Physical harts (default: one per vCPU, at most 8).
     #[arg(long)]
     harts: Option<u32>,
+    /// Host threads to run the physical harts on, at most one per hart.
+    /// Default: one per hart with the host clock; 1 (deterministic,
+    /// round-robin) with --clock virtual or paced, which need it, with
+    /// --api-sock, and with shadow-paged VMs.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    threads: Option<u32>,
     /// Machine memory beyond the VMs' own, for VMs created later through
     /// the control API (POST /vms; docs/api.md), as -m: 1G, 512M, ...
     /// (default none).
@@ -412,7 +418,25 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
         }
         None => 0,
     };
+    // As for `strata machine`: the control API is served between rounds of
+    // the one-thread loop, and the virtual and paced clocks need that loop;
+    // shadow paging too (strata_platform::hyp: a resync reloads other
+    // harts' registers).
+    let api_sock = a.control.api_sock.is_some();
+    if let (true, Some(t @ 2..)) = (api_sock, a.threads) {
+        return Err(CliError::ApiThreads(t));
+    }
+    let shadow = cfg.vms.iter().find(|v| v.paging == strata_platform::hyp::Paging::Shadow).map(|v| v.name.clone());
+    if let (Some(vm), Some(t @ 2..)) = (&shadow, a.threads) {
+        return Err(CliError::ShadowThreads(t, vm.clone()));
+    }
+    let one = clock != ClockMode::Host || api_sock || shadow.is_some();
+    let threads = a.threads.map_or(if one { 1 } else { cfg.harts.unwrap_or(u32::MAX) }, |t| t) as usize;
+    strata_platform::runner::check_threads(threads, clock)?;
     let mut m = HypMachine::with_spare_memory(&cfg, spare)?;
+    // Default: one thread per physical hart (the machine's count).
+    let threads = if a.threads.is_none() && !one { m.harts.len() } else { threads };
+    m.set_threads(threads)?;
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     // Ctrl-A s and SIGUSR1 are refused with a message (not yet supported).
     m.install_snapshot_signal().map_err(CliError::Signals)?;

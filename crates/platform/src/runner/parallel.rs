@@ -54,6 +54,39 @@ pub trait HartHost: Send + Sync {
     fn timer_deadline(&self) -> Option<u64>;
     /// A hart traps in a loop without progress: the run ends.
     fn stuck(&self, np: strata_hart::NoProgress);
+    /// One turn over a thread's harts. The bare board's (the default):
+    /// each hart runs a [`CHUNK`]; a hart with an enabled interrupt
+    /// pending keeps the thread busy; the deadline is the earliest of the
+    /// board's timers and the harts' own (Sstc). The hypervisor runs its
+    /// scheduler's turn for each hart instead (`hyp.rs`).
+    fn turn(&self, harts: &mut [&mut Hart], bus: &mut dyn strata_hart::Bus) -> Turn {
+        let mut t = Turn::default();
+        for h in harts.iter_mut() {
+            let (_, exit) = h.run(bus, CHUNK);
+            t.busy |= exit == RunExit::Budget;
+            if let Some(np) = h.no_progress() {
+                self.stuck(*np);
+                t.wake_service = true;
+            }
+        }
+        t.busy |= harts.iter().any(|h| h.mip() & h.csr.mie != 0);
+        t.deadline = earliest(self.timer_deadline(), harts.iter().filter_map(|h| h.timer_deadline()).min());
+        t
+    }
+    /// A hart thread starts (`true`) or stops running `harts`.
+    fn attach(&self, _harts: &mut [&mut Hart], _on: bool) {}
+}
+
+/// What a thread's turn over its harts found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Turn {
+    /// A hart has more to do now: the thread does not sleep.
+    pub busy: bool,
+    /// The service thread should look at the machine (a hart is stuck).
+    pub wake_service: bool,
+    /// The guest time at which a sleeping thread's harts have something to
+    /// do again (`None`: only an interrupt or a request wakes them).
+    pub deadline: Option<u64>,
 }
 
 /// One hart thread's counters (`--stats`).
@@ -200,18 +233,11 @@ fn hart_thread(
     }
     let mut bus = host.bus();
     let cpu0 = thread_cpu_time();
+    host.attach(&mut harts, true);
     while !ctl.stop.load(Ordering::Acquire) {
-        let mut busy = false;
-        for h in harts.iter_mut() {
-            let (_, exit) = h.run(&mut *bus, CHUNK);
-            busy |= exit == RunExit::Budget;
-            if let Some(np) = h.no_progress() {
-                host.stuck(*np);
-                waker.wake();
-            }
-        }
+        let turn = host.turn(&mut harts, &mut *bus);
         st.turns += 1;
-        if host.after_chunk() {
+        if host.after_chunk() || turn.wake_service {
             waker.wake();
         }
         // A hart spinning on PAUSE waits for another: let that one's thread
@@ -230,13 +256,14 @@ fn hart_thread(
             st.yields += 1;
             std::thread::yield_now();
         }
-        if busy || harts.iter().any(|h| h.mip() & h.csr.mie != 0) {
+        if turn.busy {
             continue;
         }
         // Every hart here waits for an interrupt: sleep until the next
-        // timer deadline, the board's or a hart's own Sstc one; a rising
-        // interrupt line unparks us sooner.
-        let deadline = earliest(host.timer_deadline(), harts.iter().filter_map(|h| h.timer_deadline()).min());
+        // timer deadline; a rising interrupt line (or, under the
+        // hypervisor, a wake-up from another hart's thread) unparks us
+        // sooner.
+        let deadline = turn.deadline;
         let wait = match deadline {
             Some(d) => {
                 let now = bus.mtime();
@@ -261,6 +288,7 @@ fn hart_thread(
             ctl.parked_forever.fetch_sub(1, Ordering::SeqCst);
         }
     }
+    host.attach(&mut harts, false);
     for h in harts.iter_mut() {
         h.irqs().set_sleeper(None);
         h.set_parallel(false);
