@@ -107,6 +107,7 @@ test: check setup build
 	tests/kvm/kvm-test.sh --machine strata
 	tests/kvm/nested-test.sh --machine strata
 	tests/hyp/run-test.sh
+	tests/hyp/run-test.sh --threads 1
 	$(MAKE) --no-print-directory gdb-test
 	tests/hyp/run-test.sh --paging shadow
 	$(MAKE) --no-print-directory smp-test
@@ -174,6 +175,7 @@ models:
 
 hyp-test: setup build
 	tests/hyp/run-test.sh
+	tests/hyp/run-test.sh --threads 1
 
 # The gdb stub (docs/gdb.md): gdb-multiarch in batch mode against the guest kernel.
 .PHONY: gdb-test

@@ -6,22 +6,30 @@
 #      default), and on QEMU (-smp 2, one thread per vCPU);
 #   2. the Debian boot to power-off with 1, 2 and 4 harts, Strata and QEMU;
 #   3. an idle 8-hart guest: host CPU used while the guest sleeps IDLE s
-#      (a run that sleeps IDLE s minus one that does not, over IDLE).
+#      (a run that sleeps IDLE s minus one that does not, over IDLE);
+#   4. strata run (the hypervisor), two VMs of one vCPU on 2 physical
+#      harts, each VM running one CPU-bound job (md5sum of MB MiB): the
+#      jobs' wall time inside the guests (the slower VM's) and the process's,
+#      with --threads 1 against one thread per hart (the default). QEMU has
+#      no counterpart (it is no hypervisor of its own VMs): Strata alone.
 # Runs are paired (Strata and QEMU alternate) and repeated REPS times;
 # medians are reported. Output: build/bench/smp.txt. A run that fails
 # (exit status, or the guest's command) stops the script with its log.
 #
 # Env: REPS (default 5), MB (default 48), IDLE (default 10),
-#      STRATA_BIN, QEMU_BIN.
+#      STRATA_BIN, QEMU_BIN, ONLY (1-4: that part alone), BENCH_OUT
+#      (build/bench).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPS=${REPS:-5}
 MB=${MB:-48}
 IDLE=${IDLE:-10}
+ONLY=${ONLY:-}
+part() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
 QEMU_BIN=${QEMU_BIN:-qemu-system-riscv64}
 GUEST="$ROOT/build/guest"
-OUT="$ROOT/build/bench"
+OUT=${BENCH_OUT:-$ROOT/build/bench}
 die() { echo "bench-smp: ERROR: $*" >&2; exit 1; }
 [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first"
 command -v "$QEMU_BIN" >/dev/null || die "$QEMU_BIN not found (run: make setup)"
@@ -66,6 +74,8 @@ TABLE="$OUT/smp.txt"
 
 # ---- 1. two jobs at once on 2 harts ----------------------------------------
 want=$(dd if=/dev/zero bs=1M count="$MB" 2>/dev/null | md5sum | cut -d' ' -f1)
+if part 1; then
+want=$(dd if=/dev/zero bs=1M count="$MB" 2>/dev/null | md5sum | cut -d' ' -f1)
 JOBS="echo 'dd if=/dev/zero bs=1M count=$MB 2>/dev/null | md5sum' > /j.sh; busybox time sh -c 'sh /j.sh & sh /j.sh & wait'"
 declare -A real wall
 for rep in $(seq 1 "$REPS"); do
@@ -93,8 +103,10 @@ grep -c "$want" "$LOG" >/dev/null || die "no job printed the right md5 ($want)"
     q=$(tr ' ' '\n' <<<"${real[qemu]}" | grep . | median)
     awk -v a="$one" -v b="$two" -v q="$q" 'BEGIN { printf "speed-up, one thread per hart against one thread: %.2fx (bar: 1.7x); QEMU / Strata (threads): %.2f\n", a / b, q / b }'
 } | tee -a "$TABLE"
+fi
 
 # ---- 2. boot with 1, 2, 4 harts --------------------------------------------
+if part 2; then
 {
     echo
     echo "## Debian boot to power-off (strata.cmd=true), host wall seconds"
@@ -110,8 +122,10 @@ for smp in 1 2 4; do
     mq=$(tr ' ' '\n' <<<"$q" | grep . | median)
     awk -v n="$smp" -v a="$ms" -v b="$mq" 'BEGIN { printf "%-6s %10.2f %10.2f %12.2f\n", n, a, b, b / a }' | tee -a "$TABLE"
 done
+fi
 
 # ---- 3. an idle 8-hart guest -----------------------------------------------
+if part 3; then
 {
     echo
     echo "## idle 8-hart guest: host CPU while the guest sleeps $IDLE s (cores busy, of $(nproc))"
@@ -126,4 +140,55 @@ for m in strata qemu; do
     done
     printf '%-8s %12s\n' "$m" "$(tr ' ' '\n' <<<"$d" | grep . | median)" | tee -a "$TABLE"
 done
+fi
+
+# ---- 4. strata run: two VMs, one CPU-bound job each ------------------------
+# hyp_run THREADS: prints "<host wall s> <host cpu s> <slower VM's job s>".
+hyp_run() {
+    local threads=$1 b64 conf out res
+    b64=$(printf '%s' "busybox time sh -c 'dd if=/dev/zero bs=1M count=$MB 2>/dev/null | md5sum'" | base64 -w0)
+    conf=$(mktemp --suffix=.toml)
+    out=$(mktemp)
+    {
+        echo 'harts = 2'
+        for vm in a b; do
+            printf '[[vm]]\nname = "%s"\nmemory = "256M"\nkernel = "%s"\ninitrd = "%s"\n' "$vm" "$GUEST/Image" "$GUEST/initramfs.cpio"
+            printf 'cmdline = "console=ttyS0 panic=-1 quiet strata.cmd64=%s"\n' "$b64"
+        done
+    } >"$conf"
+    if ! /usr/bin/time -f '%e %U %S' -o "$out.time" timeout 600 "$STRATA_BIN" run --config "$conf" --threads "$threads" \
+            </dev/null >"$out" 2>&1; then
+        cp "$out" "$OUT/smp-failed-hyp-$threads.log"
+        die "strata run --threads $threads failed: $(tail -n 3 "$out" | tr '\n' '|') (log: $OUT/smp-failed-hyp-$threads.log)"
+    fi
+    [ "$(grep -c "STRATA-CMD-EXIT 0" "$out")" -eq 2 ] || die "strata run --threads $threads: a job failed: $(tail -n 5 "$out" | tr '\n' '|')"
+    [ "$(grep -c "$want" "$out")" -eq 2 ] || die "strata run --threads $threads: a job printed the wrong md5"
+    { echo "== strata run --threads $threads"; cat "$out"; } >>"$LOG"
+    res=$(tr -d '\r' <"$out" | sed -n 's/^\[[ab]\] real[[:space:]]*\([0-9]*\)m \([0-9.]*\)s$/\1 \2/p' |
+        awk '{ t = $1 * 60 + $2; if (t > m) m = t } END { printf "%.2f", m }')
+    awk -v r="${res:--}" '{ printf "%.2f %.2f %s\n", $1, $2 + $3, r }' "$out.time"
+    rm -f "$out" "$out.time" "$conf"
+}
+if part 4; then
+    declare -A hjob hwall
+    for rep in $(seq 1 "$REPS"); do
+        for t in 1 2; do
+            read -r w _ g <<<"$(hyp_run "$t")"
+            hjob[$t]+="$g "
+            hwall[$t]+="$w "
+        done
+    done
+    {
+        echo
+        echo "## strata run: two VMs on 2 harts, one CPU-bound job each (md5sum of $MB MiB; the slower VM's job time inside the guest, and the process's wall time)"
+        printf '%-16s %10s %12s\n' config "jobs s" "process s"
+        for t in 1 2; do
+            printf '%-16s %10s %12s\n' "--threads $t" "$(tr ' ' '\n' <<<"${hjob[$t]}" | grep . | median)" \
+                "$(tr ' ' '\n' <<<"${hwall[$t]}" | grep . | median)"
+        done
+        one=$(tr ' ' '\n' <<<"${hjob[1]}" | grep . | median)
+        two=$(tr ' ' '\n' <<<"${hjob[2]}" | grep . | median)
+        awk -v a="$one" -v b="$two" 'BEGIN { printf "speed-up of the jobs, one thread per hart against one thread: %.2fx\n", a / b }'
+    } | tee -a "$TABLE"
+fi
 echo "bench-smp: table in $TABLE, guest output in $LOG"

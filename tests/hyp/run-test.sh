@@ -21,13 +21,25 @@
 #      kernel's CRNG is ready before /init runs (/chosen/rng-seed), and each
 #      VM got its own /chosen/kaslr-seed.
 #
+#   7. issue 13: two VMs, each running a CPU-bound job, on 2 physical
+#      harts with one host thread each: both jobs finish, --stats shows two
+#      hart threads that each used at least half the CPU time of the other,
+#      and each VM's vCPU ran at least half the slots of the other (never a
+#      wall-clock assertion). Only in the threaded run (the default, no
+#      --threads 1, no --paging shadow); the others say so.
+#
 # With --paging shadow, every VM runs shadow-paged (strata run --paging),
 # its logs go to build/test/paging-shadow/, and the runs with --stats must
-# show shadow faults (so the pass cannot silently run nested).
+# show shadow faults (so the pass cannot silently run nested). Shadow
+# paging runs on one thread (strata run refuses --threads 2 with it).
+# With --threads N, every `strata run` gets --threads N (logs in
+# build/test/threads-N/); without it, strata run's default applies (one
+# host thread per physical hart), and the runs with --stats must show
+# that many hart threads.
 #
-# Usage: tests/hyp/run-test.sh [--only N] [--paging nested|shadow]
+# Usage: tests/hyp/run-test.sh [--only N] [--paging nested|shadow] [--threads N]
 # Env:   STRATA_BIN (target/release/strata), RUN_TIMEOUT (600),
-#        CC_RISCV (riscv64-unknown-elf-gcc)
+#        CC_RISCV (riscv64-unknown-elf-gcc), TEST_LOGDIR (build/test)
 # Logs:  build/test/hyp-*.log
 # Last line: "<passed> passed, <failed> failed"; exit 1 on any failure.
 set -euo pipefail
@@ -38,18 +50,21 @@ STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 CC=${CC_RISCV:-riscv64-unknown-elf-gcc}
 GUEST="$ROOT/build/guest"
-LOGDIR="$ROOT/build/test"
+LOGDIR=${TEST_LOGDIR:-$ROOT/build/test}
 ONLY=""
 PAGING=""
+THREADS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=$2; shift 2 ;;
         --paging) PAGING=$2; shift 2 ;;
+        --threads) THREADS=$2; shift 2 ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "run-test: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 [ -z "$PAGING" ] || LOGDIR="$LOGDIR/paging-$PAGING"
+[ -z "$THREADS" ] || LOGDIR="$LOGDIR/threads-$THREADS"
 mkdir -p "$LOGDIR"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -59,6 +74,18 @@ trap 'rm -rf "$WORK"' EXIT
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 # check LOG WHAT PATTERN: the log holds a line matching the extended regex
 check() { if grep -Eq -- "$3" "$1"; then pass "$2"; else fail "$2 (no line matching '$3' in $1)"; fi; }
+# threads LOG HARTS WHAT: --stats shows the hart threads this configuration
+# must use: --threads N's (at most one per hart), 1 with shadow paging,
+# else one per hart.
+threads() {
+    local want=$2 n
+    [ -z "$THREADS" ] || want=$(( THREADS < $2 ? THREADS : $2 ))
+    [ "$PAGING" != shadow ] || want=1
+    n=$(grep -c '^thread [0-9]*: harts' "$1" || true)
+    # One thread is the round-robin loop, which prints no thread lines.
+    if [ "$want" -eq 1 ] && [ "$n" -eq 0 ]; then n=1; fi
+    if [ "$n" -eq "$want" ]; then pass "$3: $want hart thread(s)"; else fail "$3: $n hart threads, want $want (see $1)"; fi
+}
 # ktime LOG PREFIX TEXT: the kernel timestamp (seconds) of the first line
 # "PREFIX[  secs] ...TEXT" in LOG (PREFIX a basic regex), or nothing.
 ktime() { grep -F -- "$3" "$1" | sed -n "s/^$2\[ *\([0-9.]*\)\].*/\1/p" | head -n 1 || true; }
@@ -77,6 +104,10 @@ run() {   # run LOG ARGS...: runs strata with a timeout, sets RC
     if [ -n "$PAGING" ] && [ "${1:-}" = run ]; then
         shift
         set -- run --paging "$PAGING" "$@"
+    fi
+    if [ -n "$THREADS" ] && [ "${1:-}" = run ]; then
+        shift
+        set -- run --threads "$THREADS" "$@"
     fi
     { printf '#'; printf ' %q' "$STRATA_BIN" "$@"; echo; } >"$log"
     set +e
@@ -100,6 +131,7 @@ if want 1; then
     check "$LOG" "one VM: md5sum /init matches the host" "^$INIT_MD5  /init$"
     check "$LOG" "one VM: the command succeeded" "^STRATA-CMD-EXIT 0$"
     check "$LOG" "one VM: the hypervisor saw it power off" "^vm vm0 \(vmid 1\): powered off"
+    threads "$LOG" 2 "one VM"
     [ "$PAGING" != shadow ] || check "$LOG" "one VM: shadow-paged" "^vm vm0 paging shadow: shadow faults [1-9]"
 fi
 
@@ -117,6 +149,7 @@ if want 2; then
         check "$LOG" "two VMs: $vm powered off" "^vm $vm \(vmid [0-9]+(, protected)?\): powered off"
     done
     check "$LOG" "two VMs: the second is protected" "^vm secret \(vmid 2, protected\)"
+    threads "$LOG" 2 "two VMs"
     if [ "$PAGING" = shadow ]; then
         for vm in open secret; do
             check "$LOG" "two VMs: $vm shadow-paged" "^vm $vm paging shadow: shadow faults [1-9]"
@@ -197,6 +230,14 @@ if want 4; then
         bad "--paging tpt: not implemented yet" "paging mode tpt: not implemented yet" run --kernel "$GUEST/Image" --paging tpt
         printf '[[vm]]\nname = "x"\nkernel = "%s"\npaging = "flat"\n' "$GUEST/Image" >"$WORK/bad6.toml"
         bad "unknown paging mode in the TOML file" "unknown paging mode 'flat'" run --config "$WORK/bad6.toml"
+    fi
+    if [ -z "$THREADS" ]; then
+        bad "--threads 2 with shadow paging" "shadow-paged VM .* use --threads 1" \
+            run --kernel "$GUEST/Image" --paging shadow --threads 2
+        bad "--threads 2 with the virtual clock" "threads 2.*clock virtual|clock virtual.*threads" \
+            run --kernel "$GUEST/Image" --clock virtual --threads 2
+        bad "--threads 2 with --api-sock" "with --api-sock" \
+            run --kernel "$GUEST/Image" --api-sock "$WORK/api.sock" --threads 2
     fi
 fi
 
@@ -290,6 +331,45 @@ EOF
         pass "time: each VM has its own 8-byte kaslr-seed ($ka, $kb)"
     else
         fail "time: kaslr-seeds '$ka' and '$kb' (want two different 8-byte values)"
+    fi
+fi
+
+# --- 7: two CPU-bound VMs in parallel (issue 13) -------------------------------
+if want 7; then
+    LOG="$LOGDIR/hyp-parallel.log"
+    echo "== 7: two VMs with a CPU-bound job each on two hart threads ($LOG)"
+    if [ -n "$THREADS" ] || [ "$PAGING" = shadow ]; then
+        echo "   (for the threaded run only: this run has ${THREADS:+--threads $THREADS}${PAGING:+--paging $PAGING})"
+    else
+        SPIN='i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo SPIN-DONE $i'
+        {
+            echo 'harts = 2'
+            for vm in a b; do
+                printf '[[vm]]\nname = "%s"\nmemory = "256M"\nkernel = "%s"\ninitrd = "%s"\n' \
+                    "$vm" "$GUEST/Image" "$GUEST/initramfs.cpio"
+                printf 'cmdline = "console=ttyS0 panic=-1 strata.cmd=\\"%s\\""\n' "$SPIN"
+            done
+        } >"$WORK/parallel.toml"
+        run "$LOG" run --config "$WORK/parallel.toml" --stats
+        [ "$RC" -eq 0 ] && pass "parallel: both VMs powered off (exit 0)" || fail "parallel: exit status $RC (see $LOG)"
+        for vm in a b; do
+            check "$LOG" "parallel: $vm finished its job" "^\[$vm\] SPIN-DONE 200000$"
+        done
+        threads "$LOG" 2 "parallel"
+        # "thread T: harts [H] cpu S s | ...": each hart thread's CPU time.
+        mapfile -t CPU < <(sed -n 's/^thread [0-9]*: harts \[[0-9 ]*\] cpu \([0-9.]*\) s .*/\1/p' "$LOG")
+        # "vm NAME (vmid N): ... | vcpu0 ran SLOTS ...": each VM's slots.
+        mapfile -t RAN < <(sed -n 's/^vm [ab] (vmid [0-9]*): .* | vcpu0 ran \([0-9]*\) .*/\1/p' "$LOG")
+        if [ "${#CPU[@]}" -eq 2 ] && awk -v a="${CPU[0]}" -v b="${CPU[1]}" 'BEGIN { exit !(a > 0 && b > 0 && a >= b / 2 && b >= a / 2) }'; then
+            pass "parallel: both hart threads did the work (cpu ${CPU[0]} s and ${CPU[1]} s)"
+        else
+            fail "parallel: hart thread CPU times '${CPU[*]:-}': want two, each at least half the other"
+        fi
+        if [ "${#RAN[@]}" -eq 2 ] && awk -v a="${RAN[0]}" -v b="${RAN[1]}" 'BEGIN { exit !(a > 0 && b > 0 && a >= b / 2 && b >= a / 2) }'; then
+            pass "parallel: both VMs progressed alike (${RAN[0]} and ${RAN[1]} slots)"
+        else
+            fail "parallel: VM slots '${RAN[*]:-}': want two, each at least half the other"
+        fi
     fi
 fi
 

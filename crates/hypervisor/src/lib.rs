@@ -47,7 +47,9 @@
 //! runs it until the round's budget or the vCPU's quantum is used up, or
 //! the vCPU waits, stops or its VM ends (then the hart asks again). After
 //! the harts: power requests are noted, ended VMs retired, and the
-//! scheduler balances its queues.
+//! scheduler balances its queues. With the physical harts on host threads
+//! of their own, [`smp::Smp::turn`] runs the same steps for one hart, with
+//! the hypervisor locked only around the guest runs (docs/smp.md).
 
 pub mod hart;
 pub mod ids;

@@ -22,7 +22,7 @@
 //! not through the hypervisor) and serving the inbox (which touches only
 //! the hart's own TLB).
 //!
-//! **Other harts** are reached through [`Remote`] stand-ins in the
+//! **Other harts** are reached through `Remote` stand-ins in the
 //! `&mut [&mut dyn HartOps]` the core works on: their fences and
 //! invalidations become shootdown requests, posted to the target's inbox
 //! and waited for (acknowledged) before the call returns, so the core's
@@ -319,7 +319,7 @@ impl Smp {
     }
 
     /// The harts as the core sees them from hart `me`'s thread (`None`:
-    /// from a thread that is no hart's): `local` at `me`, [`Remote`]s
+    /// from a thread that is no hart's): `local` at `me`, `Remote`s
     /// elsewhere. Runs `f` on them.
     fn with_view<R>(
         &self,
@@ -345,7 +345,7 @@ impl Smp {
         f(&mut view)
     }
 
-    /// Runs `f` under the lock with every hart a [`Remote`]: what a thread
+    /// Runs `f` under the lock with every hart a `Remote`: what a thread
     /// that is no hart's (the control plane, a test) does to the
     /// hypervisor while the harts run, e.g. `migrate_page`.
     pub fn with_remote_harts<R>(&self, f: impl FnOnce(&mut Hypervisor, &mut [&mut dyn HartOps]) -> R) -> R {

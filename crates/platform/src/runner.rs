@@ -47,15 +47,15 @@
 //!
 //! - **One host thread per hart** (issue 13, [`parallel`]): with
 //!   [`Runner::set_threads`] above 1 and a workload that offers a
-//!   [`HartHost`] (the bare board does; the hypervisor not yet), `run`
+//!   [`HartHost`] (the bare board and the hypervisor both do), `run`
 //!   gives the harts to hart threads and this loop's steps 1 and 4–7 become
 //!   the *service* loop on the calling thread. `Host` time needs no
 //!   coordination between threads (every hart reads the host clock);
-//!   `Virtual` and `Paced` time stay on one thread, deterministic. For the
-//!   hypervisor, each physical hart's thread would run its share of the
-//!   scheduler, with cross-hart operations (unloading a vCPU elsewhere,
-//!   invalidation by physical address) as requests the target hart's
-//!   thread serves.
+//!   `Virtual` and `Paced` time stay on one thread, deterministic. Under
+//!   the hypervisor each physical hart's thread runs its share of the
+//!   scheduler ([`HartHost::turn`], `strata_hypervisor::smp`), with
+//!   cross-hart operations (unloading a vCPU elsewhere, invalidation by
+//!   physical address) as requests the target hart's thread serves.
 //! - **Snapshots** (issue 15, [`snapshot`], docs/snapshot.md): a round
 //!   boundary is the quiescent point — no hart is inside an instruction,
 //!   every device has seen the time, no console byte is half delivered (it

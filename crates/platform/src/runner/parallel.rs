@@ -6,7 +6,7 @@
 //!
 //! | thread | does |
 //! | --- | --- |
-//! | hart thread `t` | runs harts `t`, `t + T`, `t + 2T`, … (T threads) a [`CHUNK`] each in turn; after every turn, [`HartHost::after_chunk`] (timer lines follow host time); when all its harts wait in WFI with nothing pending, parks until the next timer deadline or until an interrupt line of one of them rises ([`HartIrqs::set_sleeper`]) |
+//! | hart thread `t` | runs harts `t`, `t + T`, `t + 2T`, … (T threads) a [`CHUNK`] each in turn ([`HartHost::turn`]: on the bare board the harts themselves, under the hypervisor its scheduler's turn for each hart); after every turn, [`HartHost::after_chunk`] (timer lines follow host time); when all its harts wait in WFI with nothing pending, parks until the next timer deadline or until an interrupt line of one of them rises ([`HartIrqs::set_sleeper`]) |
 //! | service | the round's steps 1 and 4–7 of the single-thread loop: stop requests, RTC alarms, the guest's end, console input, virtio polling, console flushing; then waits on the wake-up socket and the devices' host descriptors for at most [`SERVICE_TICK`] |
 //!
 //! What makes this safe and correct is below the runner: guest RAM is
