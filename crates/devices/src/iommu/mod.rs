@@ -429,12 +429,21 @@ impl Iommu {
         let hi = mask >> 32 != 0;
         match word {
             reg::DDTP => self.write_ddtp(merge(self.ddtp)),
-            reg::CQB if self.cqcsr & qcsr::ON == 0 => self.cqb = queue_base(merge(self.cqb)),
+            reg::CQB if self.cqcsr & qcsr::ON == 0 => {
+                self.cqb = queue_base(merge(self.cqb));
+                // The indices stay inside the (possibly smaller) queue.
+                let m = self.queue_mask(self.cqb);
+                (self.cqh, self.cqt) = (self.cqh & m, self.cqt & m);
+            }
             reg::CQH if hi => {
                 self.cqt = (value >> 32) & self.queue_mask(self.cqb);
                 self.run_commands();
             }
-            reg::FQB if self.fqcsr & qcsr::ON == 0 => self.fqb = queue_base(merge(self.fqb)),
+            reg::FQB if self.fqcsr & qcsr::ON == 0 => {
+                self.fqb = queue_base(merge(self.fqb));
+                let m = self.queue_mask(self.fqb);
+                (self.fqh, self.fqt) = (self.fqh & m, self.fqt & m);
+            }
             reg::FQH if lo => self.fqh = value & 0xffff_ffff & self.queue_mask(self.fqb),
             reg::CQCSR => {
                 if lo {
