@@ -650,6 +650,33 @@ mod tests {
     }
 
     #[test]
+    fn iommu_node_and_the_virtio_masters_behind_it() {
+        let mut cfg = config(1);
+        let plain = parse(&build_fdt_measured(&cfg).unwrap().1);
+        assert!(!plain.keys().any(|k| k.contains("iommu")), "no IOMMU node without --iommu");
+        assert!(!plain.values().any(|p| p.contains_key("iommus")));
+        cfg.iommu = true;
+        let t = parse(&build_fdt_measured(&cfg).unwrap().1);
+        let n = &t["/soc/iommu@102000"];
+        assert_eq!(strings(&n["compatible"]), ["riscv,iommu"]);
+        assert_eq!(cells(&n["reg"]), [0, 0x10_2000, 0, 0x1000]);
+        assert_eq!(cells(&n["#iommu-cells"]), [1]);
+        assert_eq!(cells(&n["interrupts"]), [36, 37, 38, 39]);
+        let phandle = cells(&n["phandle"])[0];
+        for slot in 0..8u32 {
+            let v = &t[&format!("/soc/virtio_mmio@{:x}", 0x1000_1000 + slot * 0x1000)];
+            assert_eq!(cells(&v["iommus"]), [phandle, slot + 1], "slot {slot}");
+        }
+        // Nothing else changed.
+        let mut without = t.clone();
+        without.remove("/soc/iommu@102000");
+        for p in without.values_mut() {
+            p.remove("iommus");
+        }
+        assert_eq!(without, plain);
+    }
+
+    #[test]
     fn optional_chosen_properties_and_bad_configs() {
         let mut cfg = config(1);
         cfg.bootargs.clear();

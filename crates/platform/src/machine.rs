@@ -70,31 +70,32 @@ pub struct IommuSpec {
 }
 
 /// A stray DMA write: after `after_writes` writes of the virtio device in
-/// slot `slot`, one write of the marker to `iova`.
+/// slot `slot`, one write of the marker to `iova`, with device ID `did`
+/// (`None`: the device's own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StrayDma {
     pub slot: u32,
     pub after_writes: u64,
     pub iova: u64,
+    pub did: Option<u32>,
 }
 
 impl StrayDma {
-    /// Parses `SLOT:WRITES:IOVA` (numbers decimal or 0x-hex).
+    /// Parses `SLOT:WRITES:IOVA[:DID]` (numbers decimal or 0x-hex).
     pub fn parse(s: &str) -> Result<StrayDma, String> {
         let num = |v: &str| match v.strip_prefix("0x") {
-            Some(h) => u64::from_str_radix(h, 16),
-            None => v.parse(),
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => v.parse().ok(),
         };
-        let p: Vec<&str> = s.split(':').collect();
-        match p[..] {
-            [a, b, c] => match (num(a), num(b), num(c)) {
-                (Ok(slot), Ok(after_writes), Ok(iova)) if slot < u32::MAX as u64 => {
-                    Ok(StrayDma { slot: slot as u32, after_writes, iova })
-                }
-                _ => Err(format!("'{s}': expected SLOT:WRITES:IOVA, three numbers")),
-            },
-            _ => Err(format!("'{s}': expected SLOT:WRITES:IOVA")),
-        }
+        let bad = || format!("'{s}': expected SLOT:WRITES:IOVA[:DID], numbers (DID below 2^24)");
+        let p: Vec<Option<u64>> = s.split(':').map(num).collect();
+        let (slot, after_writes, iova, did) = match p[..] {
+            [Some(a), Some(b), Some(c)] => (a, b, c, None),
+            [Some(a), Some(b), Some(c), Some(d)] if d < 1 << 24 => (a, b, c, Some(d as u32)),
+            _ => return Err(bad()),
+        };
+        let slot = u32::try_from(slot).map_err(|_| bad())?;
+        Ok(StrayDma { slot, after_writes, iova, did })
     }
 }
 
@@ -186,6 +187,8 @@ pub struct BareBoard {
     swtpm: Option<crate::tpm::Swtpm>,
     /// The IOMMU (`--iommu`), for its statistics.
     iommu: Option<Arc<Mutex<Iommu>>>,
+    /// The device memory that makes the stray test write (`--iommu-stray-dma`).
+    stray_mem: Option<Arc<DmaMemory>>,
 }
 
 /// The RTC's clock under the virtual and paced clocks: the host's wall
@@ -279,6 +282,18 @@ impl Workload for BareBoard {
     fn stats(&self, out: &mut String) {
         if let Some(i) = &self.iommu {
             out.push_str(&iommu_stats(i));
+        }
+        if let Some(m) = &self.stray_mem {
+            out.push_str(&match m.stray_outcome() {
+                Some(o) => format!(
+                    "strata: iommu stray write to {:#x} as device {}: {}, RAM at that address {}\n",
+                    o.iova,
+                    o.did,
+                    if o.faulted { "faulted" } else { "translated" },
+                    if o.ram_at_iova_changed { "changed" } else { "unchanged" }
+                ),
+                None => "strata: iommu stray write: not made\n".into(),
+            });
         }
     }
 
@@ -461,14 +476,16 @@ impl Runner<BareBoard> {
             None => None,
         };
         let stray = cfg.iommu.as_ref().and_then(|s| s.stray);
+        let mut stray_mem = None;
         let mut dma = |base: u64| -> Arc<dyn strata_memory::GuestMemory> {
             match (&iommu, VIRT.virtio_device_id(base)) {
                 (Some(i), Some(did)) => {
-                    let m = DmaMemory::new(i.clone(), ram.clone(), did);
+                    let m = Arc::new(DmaMemory::new(i.clone(), ram.clone(), did));
                     if let Some(s) = stray.filter(|s| VIRT.virtio_slot(s.slot).map(|(b, _)| b) == Some(base)) {
-                        m.stray_write_after(s.after_writes, s.iova);
+                        m.stray_write_after(s.after_writes, s.iova, s.did);
+                        stray_mem = Some(m.clone());
                     }
-                    Arc::new(m)
+                    m
                 }
                 _ => ram.clone(),
             }
@@ -536,6 +553,7 @@ impl Runner<BareBoard> {
             request: None,
             stuck: None,
             iommu,
+            stray_mem,
             host,
             console,
             layout,
@@ -579,8 +597,8 @@ fn iommu_stats(i: &Mutex<Iommu>) -> String {
         let lookups = d.hits + d.misses;
         let rate = if lookups == 0 { 0.0 } else { 100.0 * d.hits as f64 / lookups as f64 };
         s += &format!(
-            "strata: iommu device {did}: iotlb hits {} misses {} ({rate:.1}% hits) invalidations {} faults {}\n",
-            d.hits, d.misses, d.invalidations, d.faults
+            "strata: iommu device {did}: direct {} iotlb hits {} misses {} ({rate:.1}% hits) invalidations {} faults {}\n",
+            d.direct, d.hits, d.misses, d.invalidations, d.faults
         );
     }
     s

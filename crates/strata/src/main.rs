@@ -553,8 +553,9 @@ struct MachineArgs {
     iommu: bool,
     /// Test knob for the IOMMU's fault path (needs --iommu): after WRITES
     /// DMA writes, the virtio device in SLOT writes a marker to IOVA, an
-    /// address its driver never mapped: SLOT:WRITES:IOVA.
-    #[arg(long, hide = true, value_name = "SLOT:WRITES:IOVA", value_parser = StrayDma::parse, requires = "iommu")]
+    /// address its driver never mapped, with its own device ID or DID:
+    /// SLOT:WRITES:IOVA[:DID].
+    #[arg(long, hide = true, value_name = "SLOT:WRITES:IOVA[:DID]", value_parser = StrayDma::parse, requires = "iommu")]
     iommu_stray_dma: Option<StrayDma>,
     #[command(flatten)]
     virtio: VirtioArgs,

@@ -27,7 +27,21 @@ pub struct DmaMemory {
     did: u32,
     /// Test-only: after this many writes, one extra write of a marker to
     /// an address no driver maps ([`DmaMemory::stray_write_after`]).
-    stray: Mutex<Option<(u64, u64)>>,
+    stray: Mutex<Option<(u64, u64, u32)>>,
+    /// What the stray write did, once it was made.
+    stray_outcome: Mutex<Option<StrayOutcome>>,
+}
+
+/// What became of a stray test write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrayOutcome {
+    pub iova: u64,
+    pub did: u32,
+    /// The IOMMU refused it.
+    pub faulted: bool,
+    /// The RAM at the physical address equal to the IOVA changed (what a
+    /// device without an IOMMU would have done to it).
+    pub ram_at_iova_changed: bool,
 }
 
 /// The pattern a stray test write carries.
@@ -35,7 +49,12 @@ pub const STRAY_MARKER: [u8; 8] = *b"STRAYDMA";
 
 impl DmaMemory {
     pub fn new(iommu: Arc<Mutex<Iommu>>, ram: Arc<dyn GuestMemory>, did: u32) -> Self {
-        DmaMemory { iommu, ram, did, stray: Mutex::new(None) }
+        DmaMemory { iommu, ram, did, stray: Mutex::new(None), stray_outcome: Mutex::new(None) }
+    }
+
+    /// What the stray test write did, if it was made.
+    pub fn stray_outcome(&self) -> Option<StrayOutcome> {
+        *lock(&self.stray_outcome)
     }
 
     /// The device ID this memory translates for.
@@ -45,32 +64,39 @@ impl DmaMemory {
 
     /// Test knob (the fault path, docs/iommu.md): once the device has made
     /// `writes` writes, it makes one more, of [`STRAY_MARKER`], to `iova`,
-    /// as a buggy or hostile device would. Through a working IOMMU it
-    /// faults and no byte lands.
-    pub fn stray_write_after(&self, writes: u64, iova: u64) {
-        *lock(&self.stray) = Some((writes, iova));
+    /// as a buggy or hostile device would, with device ID `did` (its own,
+    /// or one no driver set up: a rogue function). Through a working IOMMU
+    /// it faults and no byte lands.
+    pub fn stray_write_after(&self, writes: u64, iova: u64, did: Option<u32>) {
+        *lock(&self.stray) = Some((writes, iova, did.unwrap_or(self.did)));
     }
 
     fn tick_stray(&self) {
         let fire = {
             let mut s = lock(&self.stray);
             match &mut *s {
-                Some((0, iova)) => {
-                    let a = *iova;
+                Some((0, iova, did)) => {
+                    let a = (*iova, *did);
                     *s = None;
                     Some(a)
                 }
-                Some((n, _)) => {
+                Some((n, _, _)) => {
                     *n -= 1;
                     None
                 }
                 None => None,
             }
         };
-        if let Some(iova) = fire {
-            let _ = self.pieces(iova, STRAY_MARKER.len() as u64, true, |pa, pos, n| {
+        if let Some((iova, did)) = fire {
+            let mut before = [0u8; STRAY_MARKER.len()];
+            let readable = self.ram.read_bytes(iova, &mut before).is_ok();
+            let r = self.pieces_as(did, iova, STRAY_MARKER.len() as u64, true, |pa, pos, n| {
                 self.ram.write_bytes(pa, &STRAY_MARKER[pos..pos + n])
             });
+            let mut after = [0u8; STRAY_MARKER.len()];
+            let changed = readable && self.ram.read_bytes(iova, &mut after).is_ok() && after != before;
+            *lock(&self.stray_outcome) =
+                Some(StrayOutcome { iova, did, faulted: r.is_err(), ram_at_iova_changed: changed });
         }
     }
 
@@ -82,13 +108,24 @@ impl DmaMemory {
         addr: u64,
         len: u64,
         write: bool,
+        f: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
+    ) -> Result<(), OutOfRange> {
+        self.pieces_as(self.did, addr, len, write, f)
+    }
+
+    fn pieces_as(
+        &self,
+        did: u32,
+        addr: u64,
+        len: u64,
+        write: bool,
         mut f: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
     ) -> Result<(), OutOfRange> {
         let end = addr.checked_add(len).ok_or(OutOfRange { addr, len })?;
         let mut a = addr;
         while a < end {
             let n = (PAGE_SIZE - (a & (PAGE_SIZE - 1))).min(end - a);
-            let pa = lock(&self.iommu).translate(self.did, a, write).map_err(|_| OutOfRange { addr: a, len: n })?;
+            let pa = lock(&self.iommu).translate(did, a, write).map_err(|_| OutOfRange { addr: a, len: n })?;
             f(pa, (a - addr) as usize, n as usize)?;
             a += n;
         }

@@ -59,7 +59,7 @@ mod dma;
 #[cfg(test)]
 mod tests;
 
-pub use dma::DmaMemory;
+pub use dma::{DmaMemory, StrayOutcome, STRAY_MARKER};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -276,6 +276,9 @@ struct TlbEntry {
 /// Per-device counters for `--stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceStats {
+    /// Requests of a valid device context whose stages are both Bare (the
+    /// identity domain Linux gives devices): checked, not translated.
+    pub direct: u64,
     /// Translations answered by the IOTLB.
     pub hits: u64,
     /// Translations that walked the tables.
@@ -748,6 +751,7 @@ impl Iommu {
         let fs_mode = fs.atp >> 60;
         let pscid = (fs_mode != satp::BARE).then_some(fs.pscid);
         if gscid.is_none() && pscid.is_none() {
+            self.stats.entry(did).or_default().direct += 1;
             return Ok(iova);
         }
         let tag = Tag { gscid, pscid };

@@ -512,13 +512,27 @@ fn dma_through_the_iommu_never_lands_on_a_refused_page() {
     assert_eq!(dma.load(0x1ffc, 4), Ok(0xaaaa_aaaa));
     // The stray-write knob: after two writes, the marker goes to an
     // unmapped IOVA, and faults.
-    dma.stray_write_after(1, at(0x10_0000));
+    dma.stray_write_after(1, at(0x10_0000), None);
     dma.store(0x1000, 1, 1).unwrap();
     dma.store(0x1001, 1, 1).unwrap();
     let mut b = [0u8; 8];
     ram.read_bytes(at(0x10_0000), &mut b).unwrap();
     assert_ne!(b, STRAY_MARKER_BYTES);
+    let o = dma.stray_outcome().unwrap();
+    assert!(o.faulted && !o.ram_at_iova_changed);
     assert_eq!(lock(&iommu).stats()[&3].faults, 4, "the straddling write, the store, contains, the stray");
+    // A stray write under a device ID the directory lacks: DDT invalid.
+    dma.stray_write_after(0, 0x1000, Some(99));
+    dma.store(0x1000, 1, 1).unwrap();
+    assert_eq!(lock(&iommu).stats()[&99].faults, 1);
+    assert_eq!(ram.load(at(0x80_0000), 8).unwrap() & 0xff, 1, "only the device's own byte");
+    // The control: in Bare mode the same stray write lands.
+    lock(&iommu).write(reg::DDTP, 8, ddtp_mode::PASSTHROUGH);
+    dma.stray_write_after(0, at(0x10_0000), None);
+    dma.store(0x1000, 1, 1).unwrap_err();
+    ram.read_bytes(at(0x10_0000), &mut b).unwrap();
+    assert_eq!(b, STRAY_MARKER_BYTES);
+    assert!(dma.stray_outcome().unwrap().ram_at_iova_changed);
 }
 
 use super::dma::STRAY_MARKER as STRAY_MARKER_BYTES;
