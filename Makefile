@@ -227,6 +227,7 @@ tpm-test: setup build
 bench: setup build
 	scripts/bench-boot.sh
 	scripts/bench-virtio.sh
+	scripts/bench-iommu.sh
 	scripts/bench-invalidation.sh
 	scripts/bench-kvm.sh
 	scripts/bench-multivm.sh

@@ -119,9 +119,9 @@ disk_checks() {
 # linux_checks NAME POLICY: Linux found the IOMMU and grouped the devices.
 linux_checks() {
     local name=$1 policy=$2
-    grep -aq 'DMESG .*riscv,iommu 102000.iommu: using wire-signaled interrupts' "$LOG" \
+    grep -aq 'DMESG .*riscv,iommu 3010000.iommu: using wire-signaled interrupts' "$LOG" \
         && pass "$name: Linux probed the IOMMU with wired interrupts" || fail "$name: no riscv-iommu probe in dmesg"
-    [ "$(field IOMMU-SYSFS)" = "riscv-iommu@102000.iommu" ] && pass "$name: /sys/class/iommu lists it" \
+    [ "$(field IOMMU-SYSFS)" = "riscv-iommu@3010000.iommu" ] && pass "$name: /sys/class/iommu lists it" \
         || fail "$name: /sys/class/iommu: '$(field IOMMU-SYSFS)'"
     grep -aq "DMESG .*DMA domain TLB invalidation policy: $policy mode" "$LOG" \
         && pass "$name: invalidation policy $policy" || fail "$name: policy $policy not reported"
@@ -158,12 +158,12 @@ linux_checks lazy lazy
 STRAY=0x84000000
 boot fault "$NEWER" "iommu.passthrough=0" --iommu --iommu-stray-dma "0:20:$STRAY:99"
 disk_checks fault
-grep -aqE "DMESG .*riscv,iommu 102000.iommu: Fault 258 devid: 0x63 iotval: ${STRAY#0x} " "$LOG" \
+grep -aqE "DMESG .*riscv,iommu 3010000.iommu: Fault 258 devid: 0x63 iotval: ${STRAY#0x} " "$LOG" \
     && pass "fault: Linux logged the fault record (cause 258, device 0x63, the IOVA)" \
     || fail "fault: no fault record in the guest's log"
 # The fault queue's vector is the IOMMU's second interrupt (icvec.FIV = 1):
 # PLIC source 37.
-fq_irqs=$(grep -a '^IRQ .* 37 .*102000.iommu' "$LOG" | awk '{print $3}')
+fq_irqs=$(grep -a '^IRQ .* 37 .*3010000.iommu' "$LOG" | awk '{print $3}')
 [ "${fq_irqs:-0}" -ge 1 ] && pass "fault: the fault-queue interrupt arrived ($fq_irqs)" \
     || fail "fault: fault-queue interrupts '$fq_irqs'"
 grep -aq "^strata: iommu stray write to $STRAY as device 99: faulted, RAM at that address unchanged" "$LOG" \

@@ -81,7 +81,9 @@ pub struct BoardLayout {
     /// its `tpm-tis-device`), which nothing else of the board uses.
     pub tpm: Region,
     /// The RISC-V IOMMU's registers (`riscv,iommu`), used only with
-    /// `--iommu`: QEMU `virt`'s `iommu-sys` window, just above the RTC.
+    /// `--iommu`: where QEMU 10 `virt` puts its `iommu-sys` (checked
+    /// against `-M virt,iommu-sys=on,dumpdtb=`), with the same four PLIC
+    /// sources.
     pub iommu: Region,
     /// Where RAM starts (its size is the machine's or the VM's).
     pub ram_base: u64,
@@ -110,7 +112,7 @@ pub const VIRT: BoardLayout = BoardLayout {
     virtio: Region { base: 0x1000_1000, size: VIRTIO_MMIO_SIZE },
     virtio_slots: 8,
     tpm: Region { base: 0x0400_0000, size: TPM_TIS_MMIO_SIZE },
-    iommu: Region { base: 0x0010_2000, size: IOMMU_MMIO_SIZE },
+    iommu: Region { base: 0x0301_0000, size: IOMMU_MMIO_SIZE },
     ram_base: 0x8000_0000,
     uart_irq: 10,
     rtc_irq: 11,

@@ -657,9 +657,9 @@ mod tests {
         assert!(!plain.values().any(|p| p.contains_key("iommus")));
         cfg.iommu = true;
         let t = parse(&build_fdt_measured(&cfg).unwrap().1);
-        let n = &t["/soc/iommu@102000"];
+        let n = &t["/soc/iommu@3010000"];
         assert_eq!(strings(&n["compatible"]), ["riscv,iommu"]);
-        assert_eq!(cells(&n["reg"]), [0, 0x10_2000, 0, 0x1000]);
+        assert_eq!(cells(&n["reg"]), [0, 0x301_0000, 0, 0x1000]);
         assert_eq!(cells(&n["#iommu-cells"]), [1]);
         assert_eq!(cells(&n["interrupts"]), [36, 37, 38, 39]);
         let phandle = cells(&n["phandle"])[0];
@@ -669,7 +669,7 @@ mod tests {
         }
         // Nothing else changed.
         let mut without = t.clone();
-        without.remove("/soc/iommu@102000");
+        without.remove("/soc/iommu@3010000");
         for p in without.values_mut() {
             p.remove("iommus");
         }
