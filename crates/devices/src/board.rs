@@ -242,7 +242,8 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), irqs.len(), "shared IRQs: {irqs:?}");
         assert_eq!(VIRT.virtio_slot(VIRT.virtio_slots), None);
-        let ids: Vec<_> = (0..VIRT.virtio_slots).map(|n| VIRT.virtio_device_id(VIRT.virtio_slot(n).unwrap().0)).collect();
+        let ids: Vec<_> =
+            (0..VIRT.virtio_slots).map(|n| VIRT.virtio_device_id(VIRT.virtio_slot(n).unwrap().0)).collect();
         assert_eq!(ids, (1..=VIRT.virtio_slots).map(Some).collect::<Vec<_>>());
         assert_eq!(VIRT.virtio_device_id(VIRT.virtio.base + 8), None);
         assert_eq!(VIRT.virtio_device_id(VIRT.uart.base), None);

@@ -15,7 +15,7 @@ use crate::Access;
 /// G-stage form (one home, `strata_arch::pte`).
 pub use strata_arch::pte::Scheme;
 
-/// PPN[3:0] of a 64 KiB Svnapot leaf.
+/// `PPN[3:0]` of a 64 KiB Svnapot leaf.
 const NAPOT_64K: u64 = 0b1000;
 
 /// Who is asking, and how permissions are read (§4.3.1, §8.5.1).
@@ -90,7 +90,7 @@ pub fn walk<M: PtMemory>(
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Svnapot (Privileged Architecture 20240411, "Svnapot" chapter): a
-    /// level-0 leaf with N=1 and PPN[3:0] = 0b1000 maps a naturally
+    /// level-0 leaf with N=1 and `PPN[3:0]` = 0b1000 maps a naturally
     /// aligned 64 KiB region; any other use of N is reserved (page fault).
     pub svnapot: bool,
 }

@@ -470,7 +470,9 @@ impl Runner<BareBoard> {
             Some(_) => {
                 let lines = VIRT.iommu_irqs().map(|irq| source_line(&plic, irq)).collect();
                 let i = Iommu::shared(ram.clone(), lines);
-                devices.add(VIRT.iommu.base, VIRT.iommu.size, "iommu", Box::new(SharedMmio(i.clone()))).map_err(Error::Board)?;
+                devices
+                    .add(VIRT.iommu.base, VIRT.iommu.size, "iommu", Box::new(SharedMmio(i.clone())))
+                    .map_err(Error::Board)?;
                 Some(i)
             }
             None => None,

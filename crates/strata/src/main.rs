@@ -28,9 +28,9 @@ use error::{CliError, DEBIAN_OPENSBI};
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
 use strata_platform::loader;
+use strata_platform::machine::{IommuSpec, StrayDma};
 use strata_platform::runner::{signal_name, SnapshotPlan};
 use strata_platform::size::parse_ram_size;
-use strata_platform::machine::{IommuSpec, StrayDma};
 use strata_platform::tpm::TpmSpec;
 use strata_platform::{
     cpu_model, ClockMode, DriveSource, DriveSpec, ExitReason, Extensions, Machine, MachineConfig, NetdevSpec,

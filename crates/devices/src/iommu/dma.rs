@@ -135,13 +135,21 @@ impl DmaMemory {
 
 impl GuestMemory for DmaMemory {
     fn contains(&self, addr: u64, len: u64) -> bool {
-        self.pieces(addr, len, false, |pa, _, n| if self.ram.contains(pa, n as u64) { Ok(()) } else { Err(OutOfRange { addr: pa, len: n as u64 }) })
-            .is_ok()
+        self.pieces(addr, len, false, |pa, _, n| {
+            if self.ram.contains(pa, n as u64) {
+                Ok(())
+            } else {
+                Err(OutOfRange { addr: pa, len: n as u64 })
+            }
+        })
+        .is_ok()
     }
     fn load(&self, addr: u64, size: u8) -> Result<u64, OutOfRange> {
         if within_page(addr, size) {
             // One translation, and the RAM's own (single-copy atomic) load.
-            let pa = lock(&self.iommu).translate(self.did, addr, false).map_err(|_| OutOfRange { addr, len: size as u64 })?;
+            let pa = lock(&self.iommu)
+                .translate(self.did, addr, false)
+                .map_err(|_| OutOfRange { addr, len: size as u64 })?;
             return self.ram.load(pa, size);
         }
         let mut b = [0u8; 8];
@@ -152,7 +160,8 @@ impl GuestMemory for DmaMemory {
     fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange> {
         if within_page(addr, size) {
             self.tick_stray();
-            let pa = lock(&self.iommu).translate(self.did, addr, true).map_err(|_| OutOfRange { addr, len: size as u64 })?;
+            let pa =
+                lock(&self.iommu).translate(self.did, addr, true).map_err(|_| OutOfRange { addr, len: size as u64 })?;
             return self.ram.store(pa, size, v);
         }
         let n = (size as usize).min(8);

@@ -102,12 +102,12 @@ pub mod reg {
 /// `capabilities` fields (§5.3).
 pub mod caps {
     pub const VERSION_1_0: u64 = 0x10;
-    pub const SV39: u64 = 1 << 9;
-    pub const SV48: u64 = 1 << 10;
-    pub const SV57: u64 = 1 << 11;
-    pub const SV39X4: u64 = 1 << 17;
-    pub const SV48X4: u64 = 1 << 18;
-    pub const SV57X4: u64 = 1 << 19;
+    pub const CAP_SV39: u64 = 1 << 9;
+    pub const CAP_SV48: u64 = 1 << 10;
+    pub const CAP_SV57: u64 = 1 << 11;
+    pub const CAP_SV39X4: u64 = 1 << 17;
+    pub const CAP_SV48X4: u64 = 1 << 18;
+    pub const CAP_SV57X4: u64 = 1 << 19;
     pub const MSI_FLAT: u64 = 1 << 22;
     pub const AMO_HWAD: u64 = 1 << 24;
     pub const IGS_WSI: u64 = 1 << 28;
@@ -119,12 +119,12 @@ pub mod caps {
 
 /// What this IOMMU implements (the table in the module docs).
 pub const CAPABILITIES: u64 = caps::VERSION_1_0
-    | caps::SV39
-    | caps::SV48
-    | caps::SV57
-    | caps::SV39X4
-    | caps::SV48X4
-    | caps::SV57X4
+    | caps::CAP_SV39
+    | caps::CAP_SV48
+    | caps::CAP_SV57
+    | caps::CAP_SV39X4
+    | caps::CAP_SV48X4
+    | caps::CAP_SV57X4
     | caps::AMO_HWAD
     | caps::IGS_WSI
     | (56 << caps::PAS_SHIFT)
@@ -183,14 +183,14 @@ pub mod tc {
     pub const SADE: u64 = 1 << 8;
     pub const DPE: u64 = 1 << 9;
     pub const SBE: u64 = 1 << 10;
-    pub const SXL: u64 = 1 << 11;
+    pub const TC_SXL: u64 = 1 << 11;
 }
 
 /// Process-context `ta` bits (§2.2.1).
 pub mod pc_ta {
     pub const V: u64 = 1 << 0;
     pub const ENS: u64 = 1 << 1;
-    pub const SUM: u64 = 1 << 2;
+    pub const PC_SUM: u64 = 1 << 2;
 }
 
 /// Fault causes the IOMMU reports beyond the hart's exception codes
@@ -769,7 +769,8 @@ impl Iommu {
         if self.iotlb.len() >= IOTLB_CAPACITY {
             self.iotlb_retain(|_, _| false);
         }
-        let old = self.iotlb.insert((tag, vpn), TlbEntry { ppn: pa >> PAGE_SHIFT, page_shift: shift, writable: write, did });
+        let old =
+            self.iotlb.insert((tag, vpn), TlbEntry { ppn: pa >> PAGE_SHIFT, page_shift: shift, writable: write, did });
         if old.is_some_and(|o| o.page_shift > PAGE_SHIFT) {
             self.superpages -= 1;
         }
@@ -780,7 +781,13 @@ impl Iommu {
     }
 
     /// Both stages of a walk: (physical address, log2 of the smaller leaf).
-    fn walk_both(&self, dc: &DeviceContext, fs: &FirstStage, iova: u64, access: Access) -> Result<(u64, u32), (u64, u64)> {
+    fn walk_both(
+        &self,
+        dc: &DeviceContext,
+        fs: &FirstStage,
+        iova: u64,
+        access: Access,
+    ) -> Result<(u64, u32), (u64, u64)> {
         let g = Stage2 { ram: &*self.ram, iohgatp: dc.iohgatp, ade: dc.tc & tc::GADE != 0 };
         let fs_mode = fs.atp >> 60;
         let (page_fault, access_fault, guest_fault) = match access {
@@ -905,14 +912,14 @@ impl Iommu {
             return Err((fault::PDT_INVALID, 0));
         }
         let fs_mode = fsc >> 60;
-        let ta_reserved = !(pc_ta::V | pc_ta::ENS | pc_ta::SUM | 0xf_ffff << 12);
+        let ta_reserved = !(pc_ta::V | pc_ta::ENS | pc_ta::PC_SUM | 0xf_ffff << 12);
         if ta & ta_reserved != 0
             || (fs_mode != satp::BARE && Scheme::from_atp_mode(fs_mode, false).is_none())
             || fsc & !(0xf << 60 | ATP_PPN) != 0
         {
             return Err((fault::PDT_MISCONFIGURED, 0));
         }
-        let fs = FirstStage { atp: fsc, pscid: ((ta >> 12) & 0xf_ffff) as u32, sum: ta & pc_ta::SUM != 0 };
+        let fs = FirstStage { atp: fsc, pscid: ((ta >> 12) & 0xf_ffff) as u32, sum: ta & pc_ta::PC_SUM != 0 };
         self.pc_cache.insert((did, pid), fs);
         Ok(fs)
     }

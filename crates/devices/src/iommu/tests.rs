@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use proptest::prelude::*;
-use strata_arch::pte::{A, D, N, R, U, V, W, X};
+use strata_arch::pte::{A, D, N, R, U, V, W};
 use strata_memory::GuestRam;
 
 use super::*;
@@ -320,7 +320,7 @@ fn directory_faults_name_their_cause() {
     r.w64(reg::DDTP, (0x1000u64 >> 12) << 10 | 2);
     assert_eq!(r.iommu.translate(9, 0, false).unwrap_err().cause, fault::DDT_LOAD_FAULT);
     // Features the capabilities do not offer: misconfigured.
-    for tc_bits in [tc::V | tc::EN_ATS, tc::V | tc::T2GPA, tc::V | tc::SXL, tc::V | tc::DPE, tc::V | 1 << 40] {
+    for tc_bits in [tc::V | tc::EN_ATS, tc::V | tc::T2GPA, tc::V | tc::TC_SXL, tc::V | tc::DPE, tc::V | 1 << 40] {
         let mut r = Rig::new();
         r.ddt(1, 9, [tc_bits, 0, 0, 0]);
         assert_eq!(r.iommu.translate(9, 0, false).unwrap_err().cause, fault::DDT_MISCONFIGURED, "{tc_bits:#x}");
@@ -370,7 +370,7 @@ fn a_full_fault_queue_overflows() {
         let _ = r.iommu.translate(2, 0, false);
     }
     assert_eq!(r.r32(reg::FQT), 63, "one slot stays free");
-    assert_ne!(r.r32(reg::FQCSR) & qcsr::TO_OF as u64, 0);
+    assert_ne!(r.r32(reg::FQCSR) & qcsr::TO_OF, 0);
     assert_eq!((r.iommu.records, r.iommu.lost_records), (63, 7));
 }
 
