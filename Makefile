@@ -11,6 +11,8 @@
 #   make qemu-demo    the same guest under QEMU (reference)
 #   make boot-test-qemu   the boot test against QEMU
 #   make boot-test-newer  the boot test with Debian's 7.x kernel (make guest-newer)
+#   make iommu-test   --iommu: Linux 7.x's riscv-iommu driver on Strata's IOMMU, disk and
+#                     rng behind it, strict and lazy, a stray DMA's fault record (tests/iommu)
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM, several VMs
 #                     sharing harts, the control API's cost (scripts/bench-*.sh)
@@ -49,7 +51,7 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu boot-test-newer guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test \
+        boot-test-qemu boot-test-newer iommu-test guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test \
         bench qemu-demo \
         rootfs systemd-test systemd-test-qemu smp-test loom models \
         clean distclean
@@ -99,6 +101,7 @@ test: check setup build
 	$(CARGO) test --workspace --release
 	tests/boot/boot-test.sh --machine strata
 	$(MAKE) --no-print-directory boot-test-newer
+	$(MAKE) --no-print-directory iommu-test
 	$(MAKE) --no-print-directory virtio-test
 	$(MAKE) --no-print-directory disk-test
 	$(MAKE) --no-print-directory conformance
@@ -127,6 +130,10 @@ boot-test: setup build
 # Debian's newer (7.x) kernel, the second guest profile, on 2 harts.
 boot-test-newer: guest-newer build
 	GUEST_DIR=build/guest-newer SMP_LIST=2 tests/boot/boot-test.sh --machine strata
+
+# The RISC-V IOMMU driven by Linux's own driver (Debian's 7.x kernel).
+iommu-test: guest-newer build
+	tests/iommu/iommu-test.sh
 
 boot-test-qemu: setup
 	tests/boot/boot-test.sh --machine qemu
@@ -222,6 +229,7 @@ tpm-test: setup build
 bench: setup build
 	scripts/bench-boot.sh
 	scripts/bench-virtio.sh
+	scripts/bench-iommu.sh
 	scripts/bench-invalidation.sh
 	scripts/bench-kvm.sh
 	scripts/bench-multivm.sh

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::aclint::{Aclint, AclintHartLines, Timebase, CLINT_MMIO_SIZE};
 use crate::bus::Bus;
+use crate::iommu::{IOMMU_MMIO_SIZE, VECTORS as IOMMU_VECTORS};
 use crate::plic::{source_line, Plic, PLIC_MMIO_SIZE};
 use crate::rtc::{GoldfishRtc, RtcClock, RTC_MMIO_SIZE};
 use crate::syscon::{PowerLatch, Syscon, SYSCON_MMIO_SIZE};
@@ -79,6 +80,11 @@ pub struct BoardLayout {
     /// bus (0x0400_0000, where QEMU places dynamic sysbus devices such as
     /// its `tpm-tis-device`), which nothing else of the board uses.
     pub tpm: Region,
+    /// The RISC-V IOMMU's registers (`riscv,iommu`), used only with
+    /// `--iommu`: where QEMU 10 `virt` puts its `iommu-sys` (checked
+    /// against `-M virt,iommu-sys=on,dumpdtb=`), with the same four PLIC
+    /// sources.
+    pub iommu: Region,
     /// Where RAM starts (its size is the machine's or the VM's).
     pub ram_base: u64,
     /// PLIC sources.
@@ -86,6 +92,10 @@ pub struct BoardLayout {
     pub rtc_irq: u32,
     /// The PLIC source of virtio slot 0; slot n uses `virtio_first_irq + n`.
     pub virtio_first_irq: u32,
+    /// The PLIC source of the IOMMU's vector 0; vector v (command queue,
+    /// fault queue, performance monitor, page requests) uses
+    /// `iommu_first_irq + v`.
+    pub iommu_first_irq: u32,
     /// `mtime` ticks per second.
     pub timebase_hz: u64,
     /// The UART's input clock (3.6864 MHz, as QEMU's `virt` advertises).
@@ -102,10 +112,12 @@ pub const VIRT: BoardLayout = BoardLayout {
     virtio: Region { base: 0x1000_1000, size: VIRTIO_MMIO_SIZE },
     virtio_slots: 8,
     tpm: Region { base: 0x0400_0000, size: TPM_TIS_MMIO_SIZE },
+    iommu: Region { base: 0x0301_0000, size: IOMMU_MMIO_SIZE },
     ram_base: 0x8000_0000,
     uart_irq: 10,
     rtc_irq: 11,
     virtio_first_irq: 1,
+    iommu_first_irq: 36,
     timebase_hz: TIMEBASE_HZ,
     uart_clock_hz: 0x38_4000,
 };
@@ -146,6 +158,21 @@ impl BoardLayout {
         (n < self.virtio_slots).then(|| (self.virtio.base + n as u64 * self.virtio.size, self.virtio_first_irq + n))
     }
 
+    /// The device ID (`iommus = <&iommu ID>`, the IOMMU's `device_id`) of
+    /// the virtio-mmio slot at `base`: the slot number plus one, so no
+    /// device has ID 0.
+    pub fn virtio_device_id(&self, base: u64) -> Option<u32> {
+        let off = base.checked_sub(self.virtio.base)?;
+        let n = off / self.virtio.size;
+        (off % self.virtio.size == 0 && n < self.virtio_slots as u64).then_some(n as u32 + 1)
+    }
+
+    /// The IOMMU's PLIC sources, one per vector.
+    pub fn iommu_irqs(&self) -> impl Iterator<Item = u32> {
+        let first = self.iommu_first_irq;
+        (0..IOMMU_VECTORS as u32).map(move |v| first + v)
+    }
+
     /// The device windows, with their names (for checks and error messages).
     pub fn windows(&self) -> Vec<(&'static str, Region)> {
         let mut w = vec![("syscon", self.syscon), ("rtc", self.rtc), ("plic", self.plic), ("uart", self.uart)];
@@ -153,6 +180,7 @@ impl BoardLayout {
             w.push(("clint", c));
         }
         w.push(("tpm", self.tpm));
+        w.push(("iommu", self.iommu));
         w.push(("virtio-mmio", Region { base: self.virtio.base, size: self.virtio.size * self.virtio_slots as u64 }));
         w
     }
@@ -204,6 +232,7 @@ mod tests {
     #[test]
     fn interrupt_numbers_are_distinct_plic_sources() {
         let mut irqs = vec![VIRT.uart_irq, VIRT.rtc_irq];
+        irqs.extend(VIRT.iommu_irqs());
         irqs.extend((0..VIRT.virtio_slots).map(|n| VIRT.virtio_slot(n).unwrap().1));
         for &i in &irqs {
             assert!((1..=PLIC_NDEV).contains(&i), "IRQ {i}");
@@ -213,6 +242,11 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), irqs.len(), "shared IRQs: {irqs:?}");
         assert_eq!(VIRT.virtio_slot(VIRT.virtio_slots), None);
+        let ids: Vec<_> =
+            (0..VIRT.virtio_slots).map(|n| VIRT.virtio_device_id(VIRT.virtio_slot(n).unwrap().0)).collect();
+        assert_eq!(ids, (1..=VIRT.virtio_slots).map(Some).collect::<Vec<_>>());
+        assert_eq!(VIRT.virtio_device_id(VIRT.virtio.base + 8), None);
+        assert_eq!(VIRT.virtio_device_id(VIRT.uart.base), None);
     }
 
     #[test]

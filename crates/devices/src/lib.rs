@@ -9,6 +9,7 @@
 pub mod aclint;
 pub mod board;
 pub mod bus;
+pub mod iommu;
 pub mod plic;
 pub mod rtc;
 pub mod syscon;

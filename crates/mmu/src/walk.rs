@@ -15,6 +15,9 @@ use crate::Access;
 /// G-stage form (one home, `strata_arch::pte`).
 pub use strata_arch::pte::Scheme;
 
+/// `PPN[3:0]` of a 64 KiB Svnapot leaf.
+const NAPOT_64K: u64 = 0b1000;
+
 /// Who is asking, and how permissions are read (§4.3.1, §8.5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Perms {
@@ -79,6 +82,30 @@ pub fn walk<M: PtMemory>(
     access: Access,
     perms: Perms,
 ) -> Result<Leaf, WalkError<M::Error>> {
+    walk_opts(mem, scheme, root_ppn, va, access, perms, Options::default())
+}
+
+/// Optional translation features a walker's user may have (the harts have
+/// none of these; the IOMMU has Svnapot, which IOMMU 1.0 §6.4 requires).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Svnapot (Privileged Architecture 20240411, "Svnapot" chapter): a
+    /// level-0 leaf with N=1 and `PPN[3:0]` = 0b1000 maps a naturally
+    /// aligned 64 KiB region; any other use of N is reserved (page fault).
+    pub svnapot: bool,
+}
+
+/// [`walk`] with [`Options`].
+pub fn walk_opts<M: PtMemory>(
+    mem: &mut M,
+    scheme: Scheme,
+    root_ppn: u64,
+    va: u64,
+    access: Access,
+    perms: Perms,
+    opts: Options,
+) -> Result<Leaf, WalkError<M::Error>> {
+    let reserved_high = if opts.svnapot { pte::HIGH_BITS & !pte::N } else { pte::HIGH_BITS };
     if !scheme.va_ok(va) {
         return Err(WalkError::PageFault);
     }
@@ -92,7 +119,12 @@ pub fn walk<M: PtMemory>(
             let pte_addr = table.wrapping_add(index * 8);
             let pte = mem.read_pte(pte_addr).map_err(WalkError::Mem)?;
             refs += 1;
-            if pte & pte::V == 0 || (pte & pte::R == 0 && pte & pte::W != 0) || pte & pte::HIGH_BITS != 0 {
+            if pte & pte::V == 0 || (pte & pte::R == 0 && pte & pte::W != 0) || pte & reserved_high != 0 {
+                return Err(WalkError::PageFault);
+            }
+            // Svnapot: N only on a level-0 leaf encoding 64 KiB.
+            let napot = pte & pte::N != 0;
+            if napot && (level != 0 || !pte::is_leaf(pte) || pte::ppn(pte) & 0xf != NAPOT_64K) {
                 return Err(WalkError::PageFault);
             }
             if !pte::is_leaf(pte) {
@@ -121,7 +153,11 @@ pub fn walk<M: PtMemory>(
                 return Err(WalkError::PageFault);
             }
             // Step 6: a superpage's low PPN bits must be zero.
-            let ppn = pte::ppn(pte);
+            let mut ppn = pte::ppn(pte);
+            if napot {
+                // The low four PPN bits come from the address (64 KiB).
+                ppn = (ppn & !0xf) | ((va >> pte::PAGE_SHIFT) & 0xf);
+            }
             if level > 0 && ppn & ((1 << (pte::LEVEL_BITS * level)) - 1) != 0 {
                 return Err(WalkError::PageFault);
             }
@@ -201,6 +237,29 @@ mod tests {
         let l = walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Store, S).unwrap();
         assert_eq!(l.pte & (A | D), A | D);
         assert_eq!((l.refs, l.writes), (3, 1), "three reads and one D update");
+    }
+
+    #[test]
+    fn svnapot_only_with_the_option_and_only_its_64k_encoding() {
+        let napot = Options { svnapot: true };
+        // A 64 KiB leaf: N=1, PPN[3:0] = 0b1000; the page inside it comes
+        // from VA[15:12] (here 0x4000_1000 -> page 1 of the region).
+        let mut m = Mem::default();
+        let va: u64 = 0x4000_1000;
+        let (v2, v1, v0) = ((va >> 30) & 511, (va >> 21) & 511, (va >> 12) & 511);
+        m.0.insert(0x100_0000 + v2 * 8, ptr(0x1001));
+        m.0.insert(0x100_1000 + v1 * 8, ptr(0x1002));
+        m.0.insert(0x100_2000 + v0 * 8, leaf(0x90008, R | A) | N);
+        assert_eq!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S), Err(WalkError::PageFault));
+        let l = walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S, napot).unwrap();
+        assert_eq!(l.pa, 0x9000_1234);
+        // Any other PPN[3:0] with N is reserved.
+        m.0.insert(0x100_2000 + v0 * 8, leaf(0x90004, R | A) | N);
+        assert!(walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S, napot).is_err());
+        // N on a non-leaf is reserved.
+        m.0.insert(0x100_2000 + v0 * 8, leaf(0x90008, R | A) | N);
+        m.0.insert(0x100_1000 + v1 * 8, ptr(0x1002) | N);
+        assert!(walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S, napot).is_err());
     }
 
     #[test]

@@ -42,6 +42,7 @@ const PHANDLE_PLIC: u32 = 1;
 const PHANDLE_SYSCON: u32 = 2;
 /// Above every cpu and intc phandle (`3 + 2 * MAX_HARTS`).
 const PHANDLE_TPM_LOG: u32 = 0x1_0000;
+const PHANDLE_IOMMU: u32 = 0x1_0001;
 fn phandle_cpu(h: u32) -> u32 {
     3 + 2 * h
 }
@@ -74,6 +75,10 @@ pub struct FdtConfig {
     /// A TPM at the board's TIS window, with its TCG event log's region
     /// (base, size) in RAM; `None`: no TPM node.
     pub tpm_log: Option<(u64, u64)>,
+    /// The RISC-V IOMMU at the board's window (`--iommu`), with every
+    /// virtio-mmio node behind it; `false`: no IOMMU node and the tree is
+    /// exactly what it was without one.
+    pub iommu: bool,
 }
 
 impl FdtConfig {
@@ -319,12 +324,28 @@ fn build(cfg: &FdtConfig, seeds: &Seeds) -> Result<Vec<u8>, String> {
     f.property_u32("interrupts", b.rtc_irq).map_err(e)?;
     f.end_node(rtc).map_err(e)?;
 
+    // The IOMMU (iommu/riscv,iommu.yaml): a platform device with wired
+    // interrupts, one per vector, and one cell of device ID per master.
+    if cfg.iommu {
+        let n = f.begin_node(&format!("iommu@{:x}", b.iommu.base)).map_err(e)?;
+        f.property_u32("phandle", PHANDLE_IOMMU).map_err(e)?;
+        f.property_string("compatible", "riscv,iommu").map_err(e)?;
+        f.property_array_u64("reg", &reg(b.iommu.base, b.iommu.size)).map_err(e)?;
+        f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
+        f.property_array_u32("interrupts", &b.iommu_irqs().collect::<Vec<_>>()).map_err(e)?;
+        f.property_u32("#iommu-cells", 1).map_err(e)?;
+        f.end_node(n).map_err(e)?;
+    }
     for &(base, irq) in &cfg.virtio_mmio {
         let v = f.begin_node(&format!("virtio_mmio@{base:x}")).map_err(e)?;
         f.property_string("compatible", "virtio,mmio").map_err(e)?;
         f.property_array_u64("reg", &reg(base, b.virtio.size)).map_err(e)?;
         f.property_u32("interrupt-parent", PHANDLE_PLIC).map_err(e)?;
         f.property_u32("interrupts", irq).map_err(e)?;
+        if cfg.iommu {
+            let id = b.virtio_device_id(base).ok_or_else(|| format!("virtio-mmio at {base:#x} is not a board slot"))?;
+            f.property_array_u32("iommus", &[PHANDLE_IOMMU, id]).map_err(e)?;
+        }
         f.end_node(v).map_err(e)?;
     }
     // The TPM (tpm/tcg,tpm-tis-mmio.yaml): no `interrupts`, so Linux
@@ -474,6 +495,7 @@ mod tests {
             initrd: Some((0x8800_0000, 0x8812_3456)),
             virtio_mmio: (0..8).map(|n| (0x1000_1000 + n * 0x1000, n as u32 + 1)).collect(),
             tpm_log: None,
+            iommu: false,
         }
     }
 
@@ -625,6 +647,33 @@ mod tests {
         assert_eq!(parse(&measured), zeroed);
         assert_eq!(real.len(), measured.len());
         assert_ne!(real, measured);
+    }
+
+    #[test]
+    fn iommu_node_and_the_virtio_masters_behind_it() {
+        let mut cfg = config(1);
+        let plain = parse(&build_fdt_measured(&cfg).unwrap().1);
+        assert!(!plain.keys().any(|k| k.contains("iommu")), "no IOMMU node without --iommu");
+        assert!(!plain.values().any(|p| p.contains_key("iommus")));
+        cfg.iommu = true;
+        let t = parse(&build_fdt_measured(&cfg).unwrap().1);
+        let n = &t["/soc/iommu@3010000"];
+        assert_eq!(strings(&n["compatible"]), ["riscv,iommu"]);
+        assert_eq!(cells(&n["reg"]), [0, 0x301_0000, 0, 0x1000]);
+        assert_eq!(cells(&n["#iommu-cells"]), [1]);
+        assert_eq!(cells(&n["interrupts"]), [36, 37, 38, 39]);
+        let phandle = cells(&n["phandle"])[0];
+        for slot in 0..8u32 {
+            let v = &t[&format!("/soc/virtio_mmio@{:x}", 0x1000_1000 + slot * 0x1000)];
+            assert_eq!(cells(&v["iommus"]), [phandle, slot + 1], "slot {slot}");
+        }
+        // Nothing else changed.
+        let mut without = t.clone();
+        without.remove("/soc/iommu@3010000");
+        for p in without.values_mut() {
+            p.remove("iommus");
+        }
+        assert_eq!(without, plain);
     }
 
     #[test]

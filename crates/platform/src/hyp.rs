@@ -1001,6 +1001,7 @@ fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)], exts: Extensions) -> Re
                 initrd: None,
                 virtio_mmio: virtio_slots.to_vec(),
                 tpm_log: None,
+                iommu: false,
             },
         },
     )

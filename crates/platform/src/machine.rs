@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use strata_devices::aclint::{Aclint, AclintHartLines, Timebase};
 use strata_devices::board::{VirtWiring, VIRT};
 use strata_devices::bus::Bus as DeviceBus;
-use strata_devices::plic::Plic;
+use strata_devices::iommu::{DmaMemory, Iommu};
+use strata_devices::plic::{source_line, Plic, SharedMmio};
 use strata_devices::rtc::{host_clock, GoldfishRtc};
 use strata_devices::syscon::{PowerLatch, PowerRequest};
 use strata_devices::uart::Uart;
@@ -55,6 +56,47 @@ pub struct MachineConfig {
     /// A TPM backed by swtpm (`--tpm`), with measured boot
     /// (crate::measure, crate::tpm).
     pub tpm: Option<crate::tpm::TpmSpec>,
+    /// The RISC-V IOMMU (`--iommu`, docs/iommu.md) between the virtio
+    /// devices and RAM; `None`: devices reach RAM directly.
+    pub iommu: Option<IommuSpec>,
+}
+
+/// How the board's IOMMU is set up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IommuSpec {
+    /// Test knob (`--iommu-stray-dma`, hidden): one device makes one DMA
+    /// write to an address its driver never mapped.
+    pub stray: Option<StrayDma>,
+}
+
+/// A stray DMA write: after `after_writes` writes of the virtio device in
+/// slot `slot`, one write of the marker to `iova`, with device ID `did`
+/// (`None`: the device's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrayDma {
+    pub slot: u32,
+    pub after_writes: u64,
+    pub iova: u64,
+    pub did: Option<u32>,
+}
+
+impl StrayDma {
+    /// Parses `SLOT:WRITES:IOVA[:DID]` (numbers decimal or 0x-hex).
+    pub fn parse(s: &str) -> Result<StrayDma, String> {
+        let num = |v: &str| match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => v.parse().ok(),
+        };
+        let bad = || format!("'{s}': expected SLOT:WRITES:IOVA[:DID], numbers (DID below 2^24)");
+        let p: Vec<Option<u64>> = s.split(':').map(num).collect();
+        let (slot, after_writes, iova, did) = match p[..] {
+            [Some(a), Some(b), Some(c)] => (a, b, c, None),
+            [Some(a), Some(b), Some(c), Some(d)] if d < 1 << 24 => (a, b, c, Some(d as u32)),
+            _ => return Err(bad()),
+        };
+        let slot = u32::try_from(slot).map_err(|_| bad())?;
+        Ok(StrayDma { slot, after_writes, iova, did })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +185,10 @@ pub struct BareBoard {
     /// swtpm, when the board has a TPM: stopped by
     /// [`Machine::stop_tpm`], or when the board is dropped.
     swtpm: Option<crate::tpm::Swtpm>,
+    /// The IOMMU (`--iommu`), for its statistics.
+    iommu: Option<Arc<Mutex<Iommu>>>,
+    /// The device memory that makes the stray test write (`--iommu-stray-dma`).
+    stray_mem: Option<Arc<DmaMemory>>,
 }
 
 /// The RTC's clock under the virtual and paced clocks: the host's wall
@@ -233,7 +279,23 @@ impl Workload for BareBoard {
         lock(&self.console).flush();
     }
 
-    fn stats(&self, _out: &mut String) {}
+    fn stats(&self, out: &mut String) {
+        if let Some(i) = &self.iommu {
+            out.push_str(&iommu_stats(i));
+        }
+        if let Some(m) = &self.stray_mem {
+            out.push_str(&match m.stray_outcome() {
+                Some(o) => format!(
+                    "strata: iommu stray write to {:#x} as device {}: {}, RAM at that address {}\n",
+                    o.iova,
+                    o.did,
+                    if o.faulted { "faulted" } else { "translated" },
+                    if o.ram_at_iova_changed { "changed" } else { "unchanged" }
+                ),
+                None => "strata: iommu stray write: not made\n".into(),
+            });
+        }
+    }
 
     fn outcome(&mut self, end: RunEnd) -> ExitReason {
         match end {
@@ -311,6 +373,7 @@ fn boot_config<'a>(cfg: &'a MachineConfig, virtio_slots: &[(u64, u32)]) -> crate
             initrd: None,
             virtio_mmio: virtio_slots.to_vec(),
             tpm_log: None,
+            iommu: cfg.iommu.is_some(),
         },
     }
 }
@@ -401,9 +464,42 @@ impl Runner<BareBoard> {
             .map_err(Error::Board)?;
         let (mut devices, plic, uart, rtc, power) = (d.bus, d.plic, d.uart, d.rtc, d.power);
         let aclint = d.clint.expect("the bare board has a CLINT");
-        let virtio = crate::virtio::attach(virtio_devs, &virtio_slots, ram.clone(), &plic, &mut |base, size, dev| {
-            devices.add(base, size, "virtio-mmio", dev)
-        })?;
+        // The IOMMU first: with one, each virtio device reaches RAM through
+        // it with its own device ID, and is offered VIRTIO_F_ACCESS_PLATFORM.
+        let iommu = match &cfg.iommu {
+            Some(_) => {
+                let lines = VIRT.iommu_irqs().map(|irq| source_line(&plic, irq)).collect();
+                let i = Iommu::shared(ram.clone(), lines);
+                devices
+                    .add(VIRT.iommu.base, VIRT.iommu.size, "iommu", Box::new(SharedMmio(i.clone())))
+                    .map_err(Error::Board)?;
+                Some(i)
+            }
+            None => None,
+        };
+        let stray = cfg.iommu.as_ref().and_then(|s| s.stray);
+        let mut stray_mem = None;
+        let mut dma = |base: u64| -> Arc<dyn strata_memory::GuestMemory> {
+            match (&iommu, VIRT.virtio_device_id(base)) {
+                (Some(i), Some(did)) => {
+                    let m = Arc::new(DmaMemory::new(i.clone(), ram.clone(), did));
+                    if let Some(s) = stray.filter(|s| VIRT.virtio_slot(s.slot).map(|(b, _)| b) == Some(base)) {
+                        m.stray_write_after(s.after_writes, s.iova, s.did);
+                        stray_mem = Some(m.clone());
+                    }
+                    m
+                }
+                _ => ram.clone(),
+            }
+        };
+        let virtio = crate::virtio::attach(
+            virtio_devs,
+            &virtio_slots,
+            &mut dma,
+            iommu.is_some(),
+            &plic,
+            &mut |base, size, dev| devices.add(base, size, "virtio-mmio", dev),
+        )?;
         if let Some(tpm) = &mut swtpm {
             let tis = strata_devices::tpm_tis::TpmTis::new(Box::new(tpm.backend()?));
             devices.add(VIRT.tpm.base, VIRT.tpm.size, "tpm", Box::new(tis)).map_err(Error::Board)?;
@@ -458,6 +554,8 @@ impl Runner<BareBoard> {
             power,
             request: None,
             stuck: None,
+            iommu,
+            stray_mem,
             host,
             console,
             layout,
@@ -491,4 +589,19 @@ impl Runner<BareBoard> {
     pub fn console_output(&self) -> Vec<u8> {
         lock(&self.work.console).capture.clone().unwrap_or_default()
     }
+}
+
+/// The IOMMU's `--stats` lines: totals, then one line per device ID.
+fn iommu_stats(i: &Mutex<Iommu>) -> String {
+    let (per_device, records, lost, commands) = strata_devices::iommu::stats_of(i);
+    let mut s = format!("strata: iommu: {commands} commands, {records} fault records, {lost} faults not recorded\n");
+    for (did, d) in per_device {
+        let lookups = d.hits + d.misses;
+        let rate = if lookups == 0 { 0.0 } else { 100.0 * d.hits as f64 / lookups as f64 };
+        s += &format!(
+            "strata: iommu device {did}: direct {} iotlb hits {} misses {} ({rate:.1}% hits) invalidations {} faults {}\n",
+            d.direct, d.hits, d.misses, d.invalidations, d.faults
+        );
+    }
+    s
 }

@@ -358,18 +358,25 @@ pub fn host_error_summary(devs: &[Arc<Mutex<VirtioMmio>>]) -> String {
 }
 
 /// Places the devices in their slots, each with its PLIC line: `add`
-/// puts a window on the bus (the board's, or a VM's). Devices reach guest
-/// memory through `mem`.
+/// puts a window on the bus (the board's, or a VM's). The device in the
+/// slot at `base` reaches guest memory through `mem(base)`; with
+/// `access_platform` (an IOMMU translates that memory) it is offered
+/// VIRTIO_F_ACCESS_PLATFORM.
 pub fn attach(
     devs: Vec<(String, Box<dyn VirtioDevice>)>,
     slots: &[(u64, u32)],
-    mem: Arc<dyn GuestMemory>,
+    mem: &mut dyn FnMut(u64) -> Arc<dyn GuestMemory>,
+    access_platform: bool,
     plic: &Arc<Mutex<Plic>>,
     add: &mut dyn FnMut(u64, u64, Box<dyn MmioDevice>) -> Result<(), String>,
 ) -> Result<Vec<Arc<Mutex<VirtioMmio>>>, Error> {
     let mut out = Vec::new();
     for ((name, dev), &(base, irq)) in devs.into_iter().zip(slots) {
-        let m = Arc::new(Mutex::new(VirtioMmio::new(dev, mem.clone(), source_line(plic, irq), name)));
+        let mut v = VirtioMmio::new(dev, mem(base), source_line(plic, irq), name);
+        if access_platform {
+            v.offer_access_platform();
+        }
+        let m = Arc::new(Mutex::new(v));
         add(base, VIRTIO_MMIO_SIZE, Box::new(SharedMmio(m.clone()))).map_err(Error::Board)?;
         out.push(m);
     }

@@ -81,6 +81,7 @@ fn bare() -> Machine {
         jit: true,
         extensions: strata_platform::Extensions::DEFAULT,
         tpm: None,
+        iommu: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

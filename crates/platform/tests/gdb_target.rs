@@ -111,6 +111,7 @@ fn machine(jit: bool, harts: u32) -> (Machine, Guest) {
         jit,
         extensions: strata_platform::Extensions::DEFAULT,
         tpm: None,
+        iommu: None,
     };
     (Machine::new(&cfg).expect("machine"), g)
 }

@@ -107,6 +107,7 @@ fn bare(kernel: PathBuf, clock: ClockMode) -> Machine {
         jit: true,
         extensions: strata_platform::Extensions::DEFAULT,
         tpm: None,
+        iommu: None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -51,6 +51,7 @@ fn hostile_programs_cannot_break_the_board() {
             jit: seed % 2 == 0,
             extensions: strata_platform::Extensions::DEFAULT,
             tpm: None,
+            iommu: None,
         };
         let mut m = Machine::new(&cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         m.capture_console();

@@ -63,6 +63,7 @@ fn a_restored_machine_ends_as_the_original() {
             jit: seed % 2 == 0,
             extensions: strata_platform::Extensions::DEFAULT,
             tpm: None,
+            iommu: None,
         };
         // How long the program runs, to take the snapshot half-way.
         let mut whole = Machine::new(&cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));

@@ -28,6 +28,7 @@ use error::{CliError, DEBIAN_OPENSBI};
 use clap::{Parser, Subcommand, ValueEnum};
 use strata_platform::console::RawMode;
 use strata_platform::loader;
+use strata_platform::machine::{IommuSpec, StrayDma};
 use strata_platform::runner::{signal_name, SnapshotPlan};
 use strata_platform::size::parse_ram_size;
 use strata_platform::tpm::TpmSpec;
@@ -568,6 +569,18 @@ struct MachineArgs {
     /// (default 20 s) before the guest gets a TPM error.
     #[arg(long, value_name = "OPTIONS", value_parser = TpmSpec::parse)]
     tpm: Option<TpmSpec>,
+    /// A RISC-V IOMMU (riscv,iommu; docs/iommu.md) between the virtio
+    /// devices and RAM: every device DMA is translated with the device's
+    /// ID through the tables the guest's driver sets up (Linux 6.13 or
+    /// later drives it).
+    #[arg(long)]
+    iommu: bool,
+    /// Test knob for the IOMMU's fault path (needs --iommu): after WRITES
+    /// DMA writes, the virtio device in SLOT writes a marker to IOVA, an
+    /// address its driver never mapped, with its own device ID or DID:
+    /// SLOT:WRITES:IOVA[:DID].
+    #[arg(long, hide = true, value_name = "SLOT:WRITES:IOVA[:DID]", value_parser = StrayDma::parse, requires = "iommu")]
+    iommu_stray_dma: Option<StrayDma>,
     #[command(flatten)]
     virtio: VirtioArgs,
 }
@@ -743,6 +756,7 @@ fn machine_config(a: MachineArgs) -> Result<MachineConfig, CliError> {
         jit: !a.no_jit && !env_flag("STRATA_NO_JIT"),
         extensions,
         tpm: a.tpm,
+        iommu: a.iommu.then_some(IommuSpec { stray: a.iommu_stray_dma }),
     })
 }
 

@@ -129,6 +129,13 @@ impl VirtioMmio {
         }
     }
 
+    /// Offers VIRTIO_F_ACCESS_PLATFORM (§6): the device's memory is
+    /// translated by the platform (an IOMMU), so the driver must hand it
+    /// DMA addresses, not physical ones.
+    pub fn offer_access_platform(&mut self) {
+        self.offered |= feature::ACCESS_PLATFORM;
+    }
+
     pub fn status(&self) -> u32 {
         self.status
     }

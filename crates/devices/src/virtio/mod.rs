@@ -46,6 +46,7 @@ pub mod feature {
     pub const RING_INDIRECT_DESC: u64 = 1 << 28;
     pub const RING_EVENT_IDX: u64 = 1 << 29;
     pub const VERSION_1: u64 = 1 << 32;
+    pub const ACCESS_PLATFORM: u64 = 1 << 33;
 }
 
 /// Device status bits (§2.1).

@@ -164,12 +164,17 @@ impl SavedMachine {
             extensions,
             // A machine with a TPM is never saved (save_board refuses it).
             tpm: None,
+            iommu: None,
         })
     }
 }
 
 impl BareBoard {
     pub(super) fn save_board(&mut self) -> Result<WorkloadSave, String> {
+        if self.iommu.is_some() {
+            // The IOMMU's registers and caches are not in the format yet.
+            return Err("snapshots of a machine with an IOMMU (--iommu) are not supported yet".into());
+        }
         if self.swtpm.is_some() {
             // The TPM's state (PCRs, keys) lives in swtpm, outside the file.
             return Err("snapshots of a machine with a TPM (--tpm) are not supported yet".into());
