@@ -543,6 +543,17 @@ encodings! {
         HINVAL_VVMA = "0010011 ..... ..... 000 00000 1110011" None;
         HINVAL_GVMA = "0110011 ..... ..... 000 00000 1110011" None;
     }
+    // ---- Zicbom, Zicboz (Unpriv. "Cache-Block Operations", CMO 1.0):
+    // MISC-MEM, funct3 010, the operation in imm[11:0], rs1 the address.
+    // Zicbop's PREFETCH.I/R/W are ORI with rd = 0 (no rows of their own).
+    Zicbom {
+        CBO_INVAL  = "000000000000 ..... 010 00000 0001111" None;
+        CBO_CLEAN  = "000000000001 ..... 010 00000 0001111" None;
+        CBO_FLUSH  = "000000000010 ..... 010 00000 0001111" None;
+    }
+    Zicboz {
+        CBO_ZERO   = "000000000100 ..... 010 00000 0001111" None;
+    }
     // ---- M (ISA §7) --------------------------------------------------------
     M {
         MUL        = "0000001 ..... ..... 000 ..... 0110011" None;

@@ -82,9 +82,9 @@ pub struct GenConfig {
     /// A checkpoint after every this many generated instructions.
     pub checkpoint_every: usize,
     /// Also generate what QEMU 7.2 lacks or departs from the specification
-    /// on, for an oracle that is not QEMU (`--oracle interp`): Zicond, and
-    /// CTZW (QEMU 7.2 counts past the low word when it is zero,
-    /// tests/conformance/known-qemu-deviations.txt).
+    /// on, for an oracle that is not QEMU (`--oracle interp`): Zicond,
+    /// Zicbom/Zicboz/Zicbop, and CTZW (QEMU 7.2 counts past the low word
+    /// when it is zero, tests/conformance/known-qemu-deviations.txt).
     pub beyond_qemu: bool,
 }
 
@@ -438,8 +438,23 @@ impl Gen {
 
     /// Fences, hints and other instructions without architectural effect
     /// (beyond decoding), and an SC without a reservation (must fail).
+    ///
+    /// Beyond QEMU (`--oracle interp`, which runs `--cpu max`): the
+    /// Zicbom/Zicboz cache-block operations on a block of the sandbox
+    /// (CBO.ZERO writes it), and Zicbop's prefetch hints (ORI with rd = 0).
     fn misc(&mut self) -> String {
-        match self.r.below(6) {
+        match self.r.below(if self.beyond_qemu { 8 } else { 6 }) {
+            6 => {
+                let base = self.base();
+                let off = self.sandbox_off(1, false);
+                let t = self.wreg_not(&[]);
+                let op = *self.r.pick(&[0, 1, 2, 4, 4]);
+                format!("addi x{t}, x{base}, {off}\n.insn i 0x0f, 2, x0, x{t}, {op}")
+            }
+            7 => {
+                let kind = *self.r.pick(&[0, 1, 3]);
+                format!("ori x0, x{}, {}", self.rreg(), (self.r.range_i64(-64, 63) << 5) | kind)
+            }
             0 => "fence".into(),
             1 => "fence.i".into(),
             2 => format!(
