@@ -54,11 +54,19 @@ pub enum Ext {
     Zicboz,
     /// Integer conditional operations: CZERO.EQZ/NEZ (Unpriv. "Zicond").
     Zicond,
+    /// Non-temporal locality hints NTL.P1, NTL.PALL, NTL.S1, NTL.ALL and
+    /// their compressed forms (Unpriv. "Zihintntl"): ADD/C.ADD with rd =
+    /// x0 and rs2 = x2..x5, HINTs every hart executes as no-ops;
+    /// advertising them tells software it may use them.
+    Zihintntl,
     /// The PAUSE hint (Unpriv. §2.9 HINTs, "Zihintpause"): a FENCE
     /// encoding every hart executes; advertising it makes Linux's
     /// `cpu_relax` use it, and a hart thread then yields its host core
     /// while the guest spins (docs/smp.md).
     Zihintpause,
+    /// May-be-operations MOP.R.0-31 and MOP.RR.0-7 (Unpriv. "Zimop"):
+    /// until a later extension redefines one, each writes 0 to `rd`.
+    Zimop,
     /// Address generation: SHxADD, ADD.UW, SLLI.UW (Unpriv. "B", Zba).
     Zba,
     /// Basic bit manipulation (Unpriv. "B", Zbb).
@@ -80,7 +88,7 @@ pub enum Ext {
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 21] = [
+    pub const ALL: [Ext; 23] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -95,7 +103,9 @@ impl Ext {
         Ext::Zicbop,
         Ext::Zicboz,
         Ext::Zicond,
+        Ext::Zihintntl,
         Ext::Zihintpause,
+        Ext::Zimop,
         Ext::Zba,
         Ext::Zbb,
         Ext::Zbc,
@@ -122,7 +132,9 @@ impl Ext {
             Ext::Zicbop => "zicbop",
             Ext::Zicboz => "zicboz",
             Ext::Zicond => "zicond",
+            Ext::Zihintntl => "zihintntl",
             Ext::Zihintpause => "zihintpause",
+            Ext::Zimop => "zimop",
             Ext::Zba => "zba",
             Ext::Zbb => "zbb",
             Ext::Zbc => "zbc",
@@ -177,10 +189,15 @@ impl Extensions {
 
     /// Every extension Strata implements (`--cpu max`): the default set
     /// plus those QEMU's default `rv64` CPU does not offer (so the default
-    /// stays comparable with it): Zicbom, Zicbop, Zicboz (QEMU 7.2 has none
-    /// of them) and Svinval.
-    pub const MAX: Extensions =
-        Extensions::DEFAULT.with(Ext::Zicbom).with(Ext::Zicbop).with(Ext::Zicboz).with(Ext::Svinval);
+    /// stays comparable with it): Zicbom, Zicbop, Zicboz, Zihintntl, Zimop
+    /// (QEMU 7.2 has none of them) and Svinval.
+    pub const MAX: Extensions = Extensions::DEFAULT
+        .with(Ext::Zicbom)
+        .with(Ext::Zicbop)
+        .with(Ext::Zicboz)
+        .with(Ext::Zihintntl)
+        .with(Ext::Zimop)
+        .with(Ext::Svinval);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -253,7 +270,7 @@ pub const CACHE_BLOCK_SIZE: u64 = 64;
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
     ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
-    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Svinval"),
+    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Svinval"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -264,8 +281,8 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
         "max" => Ok(Extensions::MAX),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Sstc, Svinval; \
-             missing among others: V, Zfa, Zfhmin, Zcb, Zimop/Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Sstc, Svinval; \
+             missing among others: V, Zfa, Zfhmin, Zcb, Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
              use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
@@ -317,13 +334,27 @@ mod tests {
         assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
         assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
         assert_eq!(Extensions::MAX.names().last(), Some(&"svinval"));
-        for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz] {
+        for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz, Ext::Zihintntl, Ext::Zimop] {
             assert!(!Extensions::DEFAULT.has(e) && Extensions::MAX.has(e), "{e:?}");
         }
         // The Zicbo* names sort among the Zi* ones, after the three that
         // rv64gc has always printed and before Zicond.
         let n = Extensions::MAX.names();
-        assert_eq!(&n[7..14], ["zicsr", "zifencei", "zicntr", "zicbom", "zicbop", "zicboz", "zicond"]);
+        assert_eq!(
+            &n[7..17],
+            [
+                "zicsr",
+                "zifencei",
+                "zicntr",
+                "zicbom",
+                "zicbop",
+                "zicboz",
+                "zicond",
+                "zihintntl",
+                "zihintpause",
+                "zimop"
+            ]
+        );
         let e = cpu_model("rva23").unwrap_err();
         assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
         assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));

@@ -339,6 +339,9 @@ impl Hart {
                 self.cbo_enabled(if i.op == Op::CBO_INVAL { envcfg::CBIE } else { envcfg::CBCFE })?;
                 self.cbo_block(a, false)?;
             }
+            // Zimop: no later extension gives any MOP a meaning here, so
+            // each writes 0 to rd (Unpriv. "Zimop").
+            Op::MOP_R | Op::MOP_RR => wr!(0),
             Op::CBO_ZERO => {
                 self.cbo_enabled(envcfg::CBZE)?;
                 let block = self.cbo_block(a, true)?;

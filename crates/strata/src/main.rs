@@ -242,7 +242,8 @@ struct RunArgs {
     /// rv64gc (exactly the machine of old: RV64GC, H, Zicsr, Zifencei,
     /// Zicntr) or default (rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond,
     /// Zihintpause, Sstc; what no --cpu gives) or max (default plus
-    /// Zicbop and Svinval; the VMs do not get Zicbom/Zicboz). rva23 is
+    /// Zicbop, Zihintntl, Zimop and Svinval; the VMs do not get
+    /// Zicbom/Zicboz). rva23 is
     /// refused until the profile is complete.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
@@ -527,7 +528,8 @@ struct MachineArgs {
     /// The harts' ISA: rv64gc (exactly the machine of old: RV64GC, H,
     /// Zicsr, Zifencei, Zicntr) or default (rv64gc plus Zba, Zbb, Zbc, Zbs,
     /// Zicond, Zihintpause, Sstc; what no --cpu gives) or max (default plus
-    /// Zicbom, Zicbop, Zicboz and Svinval, which QEMU's default CPU lacks).
+    /// Zicbom, Zicbop, Zicboz, Zihintntl, Zimop and Svinval, which QEMU's
+    /// default CPU lacks).
     /// The device tree
     /// advertises exactly these. rva23 is refused until the profile is
     /// complete.
