@@ -745,6 +745,8 @@ fn legal_tvec(old: u64, v: u64) -> u64 {
 
 #[cfg(test)]
 mod counter_tests;
+#[cfg(test)]
+mod envcfg_tests;
 
 #[cfg(test)]
 mod sstc_tests;
