@@ -13,6 +13,7 @@
 #   make boot-test-newer  the boot test with Debian's 7.x kernel (make guest-newer)
 #   make iommu-test   --iommu: Linux 7.x's riscv-iommu driver on Strata's IOMMU, disk and
 #                     rng behind it, strict and lazy, a stray DMA's fault record (tests/iommu)
+#   make boot-test-max    the boot test with --cpu max (/proc/cpuinfo lists its extensions)
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM, several VMs
 #                     sharing harts, the control API's cost (scripts/bench-*.sh)
@@ -51,7 +52,7 @@ APPEND      ?= console=ttyS0 earlycon
 export STRATA_BIN
 
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
-        boot-test-qemu boot-test-newer iommu-test guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test \
+        boot-test-qemu boot-test-newer iommu-test boot-test-max guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test \
         bench qemu-demo \
         rootfs systemd-test systemd-test-qemu smp-test loom models \
         clean distclean
@@ -102,6 +103,7 @@ test: check setup build
 	tests/boot/boot-test.sh --machine strata
 	$(MAKE) --no-print-directory boot-test-newer
 	$(MAKE) --no-print-directory iommu-test
+	$(MAKE) --no-print-directory boot-test-max
 	$(MAKE) --no-print-directory virtio-test
 	$(MAKE) --no-print-directory disk-test
 	$(MAKE) --no-print-directory conformance
@@ -137,6 +139,11 @@ iommu-test: guest-newer build
 
 boot-test-qemu: setup
 	tests/boot/boot-test.sh --machine qemu
+
+# --cpu max on 1 hart: Linux boots with Zicbo* (CBO.ZERO clear_page) and
+# Svinval, and its /proc/cpuinfo lists them (docs/isa.md).
+boot-test-max: setup build
+	STRATA_CPU=max EXPECT_ISA="zba zbb zbc zbs zicbom zicboz zihintntl zimop sstc svinval" SMP_LIST=1 tests/boot/boot-test.sh --machine strata
 
 # Every tests/virtio check on Strata; the last line is "N passed, M failed".
 .PHONY: virtio-test

@@ -6,8 +6,11 @@
 # board's /chosen/rng-seed; issue 12 item 12); then types a command into the
 # guest's shell through stdin.
 #
-# Usage: tests/boot/boot-test.sh [--machine qemu|strata] [--smp "1 2"] [--timeout SECS]
+# Usage: tests/boot/boot-test.sh [--machine qemu|strata] [--smp "1 2"] [--timeout SECS] [--cpu MODEL]
 # Env:   MACHINE (default strata), SMP_LIST (default "1 2"), BOOT_TIMEOUT (300),
+#        STRATA_CPU (strata's --cpu; default none), EXPECT_ISA (extension names,
+#        e.g. "zicbom zicboz", that the isa line of the guest's /proc/cpuinfo
+#        must list), LOG_DIR (default build/test),
 #        GUEST_DIR (default build/guest; build/guest-newer boots Debian's 7.x
 #        kernel of the `newer` guest profile, scripts/fetch-guest.sh),
 #        STRATA_BIN (default target/release/strata), QEMU_BIN (qemu-system-riscv64),
@@ -32,7 +35,9 @@ while [ $# -gt 0 ]; do
         --smp=*) SMP_LIST=${1#*=}; shift ;;
         --timeout) BOOT_TIMEOUT=$2; shift 2 ;;
         --timeout=*) BOOT_TIMEOUT=${1#*=}; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --cpu) STRATA_CPU=$2; shift 2 ;;
+        --cpu=*) STRATA_CPU=${1#*=}; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "boot-test: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -41,7 +46,14 @@ GUEST=$(realpath -m "${GUEST_DIR:-$ROOT/build/guest}")
 # Logs of another guest profile get its directory's name as a suffix.
 SUFFIX=""
 [ "$(basename "$GUEST")" = guest ] || SUFFIX="-$(basename "$GUEST")"
-LOGDIR="$ROOT/build/test"
+STRATA_CPU=${STRATA_CPU:-}
+EXPECT_ISA=${EXPECT_ISA:-}
+CPU_ARGS=()
+if [ -n "$STRATA_CPU" ]; then
+    CPU_ARGS=(--cpu "$STRATA_CPU")
+    SUFFIX="$SUFFIX-cpu-$STRATA_CPU"
+fi
+LOGDIR=${LOG_DIR:-$ROOT/build/test}
 mkdir -p "$LOGDIR"
 
 # shellcheck source=tests/lib.sh
@@ -73,7 +85,7 @@ if [ "$(md5sum <"$ROOT/guest/init" | cut -d' ' -f1)" != "$INIT_MD5" ]; then
     echo "boot-test: WARNING: guest/init differs from the packed /init; run scripts/mkinitramfs.sh" >&2
 fi
 
-GUEST_CMD="grep -c ^processor /proc/cpuinfo; md5sum /init; dmesg | grep -e 'crng init done' -e 'Run /init'"
+GUEST_CMD="grep -c ^processor /proc/cpuinfo; md5sum /init; dmesg | grep -e 'crng init done' -e 'Run /init'; grep -m 1 ^isa /proc/cpuinfo"
 APPEND="console=ttyS0 earlycon panic=-1 strata.cmd=\"$GUEST_CMD\"${EXTRA_APPEND:+ $EXTRA_APPEND}"
 
 run_guest() {   # run_guest SMP LOG -> sets RC
@@ -88,7 +100,7 @@ run_guest() {   # run_guest SMP LOG -> sets RC
         strata)
             cmd=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin"
                  --kernel "$GUEST/Image" --initrd "$GUEST/initramfs.cpio"
-                 --append "$APPEND" -m "$MEM" --smp "$smp") ;;
+                 --append "$APPEND" -m "$MEM" --smp "$smp" ${CPU_ARGS[@]+"${CPU_ARGS[@]}"}) ;;
     esac
     { printf '#'; printf ' %q' "${cmd[@]}"; echo; } >"$log"
     set +e
@@ -146,6 +158,16 @@ for N in $SMP_LIST; do
     else
         fail "$tag: crng init done at '${crng:-never}', /init at '${init:-?}' (want crng first)"
     fi
+    # The extensions Linux found (the isa line of /proc/cpuinfo: the ones
+    # it knows, from the device tree's riscv,isa-extensions).
+    isa=$(grep -m 1 '^isa' <<<"$body" || true)
+    for e in $EXPECT_ISA; do
+        if grep -qE "_${e}(_|\$)" <<<"$isa"; then
+            pass "$tag: /proc/cpuinfo lists $e"
+        else
+            fail "$tag: /proc/cpuinfo does not list $e: '${isa:-no isa line}'"
+        fi
+    done
     if grep -qE 'STRATA-CMD-EXIT 0$' <<<"$out"; then
         pass "$tag: STRATA-CMD-EXIT 0"
     else
@@ -170,7 +192,7 @@ case "$MACHINE" in
               -initrd "$GUEST/initramfs.cpio" -append "$CAPPEND" -display none -monitor none -serial stdio -no-reboot) ;;
     strata)
         ccmd=("$STRATA_BIN" machine --bios "$GUEST/fw_dynamic.bin" --kernel "$GUEST/Image"
-              --initrd "$GUEST/initramfs.cpio" --append "$CAPPEND" -m "$MEM" --smp 1) ;;
+              --initrd "$GUEST/initramfs.cpio" --append "$CAPPEND" -m "$MEM" --smp 1 ${CPU_ARGS[@]+"${CPU_ARGS[@]}"}) ;;
 esac
 echo "== console through a pipe on $MACHINE (log $console_log)"
 { printf '#'; printf ' %q' "${ccmd[@]}"; echo; } >"$console_log"

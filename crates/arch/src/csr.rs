@@ -197,6 +197,15 @@ pub mod counters {
 pub mod envcfg {
     /// Fence of I/O implies memory.
     pub const FIOM: u64 = 1 << 0;
+    /// Zicbom: CBO.INVAL enable, two bits: 00 illegal (virtual one level
+    /// down), 01 runs as a flush, 11 as an invalidate; 10 is reserved.
+    pub const CBIE: u64 = 3 << 4;
+    /// CBIE's lowest bit.
+    pub const CBIE_SHIFT: u32 = 4;
+    /// Zicbom: CBO.CLEAN and CBO.FLUSH enable.
+    pub const CBCFE: u64 = 1 << 6;
+    /// Zicboz: CBO.ZERO enable.
+    pub const CBZE: u64 = 1 << 7;
     /// Sstc: `stimecmp` (in `menvcfg`) / `vstimecmp` (in `henvcfg`)
     /// accessible below M and driving STIP / VSTIP.
     pub const STCE: u64 = 1 << 63;

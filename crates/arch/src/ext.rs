@@ -41,13 +41,32 @@ pub enum Ext {
     /// The base counters and timers `cycle`, `time`, `instret` (Unpriv.
     /// ch. 10).
     Zicntr,
+    /// Cache-block management: CBO.CLEAN, CBO.FLUSH, CBO.INVAL (Unpriv.
+    /// "Zicbom", CMO 1.0), gated below M by the `CBCFE`/`CBIE` fields of
+    /// `menvcfg`/`henvcfg`/`senvcfg`.
+    Zicbom,
+    /// Cache-block prefetch hints PREFETCH.I/R/W (Unpriv. "Zicbop"): ORI
+    /// encodings with `rd` = 0, which every hart executes as the no-ops
+    /// they are; advertising them tells software it may use them.
+    Zicbop,
+    /// Cache-block zero: CBO.ZERO (Unpriv. "Zicboz"), gated below M by
+    /// `CBZE`.
+    Zicboz,
     /// Integer conditional operations: CZERO.EQZ/NEZ (Unpriv. "Zicond").
     Zicond,
+    /// Non-temporal locality hints NTL.P1, NTL.PALL, NTL.S1, NTL.ALL and
+    /// their compressed forms (Unpriv. "Zihintntl"): ADD/C.ADD with rd =
+    /// x0 and rs2 = x2..x5, HINTs every hart executes as no-ops;
+    /// advertising them tells software it may use them.
+    Zihintntl,
     /// The PAUSE hint (Unpriv. §2.9 HINTs, "Zihintpause"): a FENCE
     /// encoding every hart executes; advertising it makes Linux's
     /// `cpu_relax` use it, and a hart thread then yields its host core
     /// while the guest spins (docs/smp.md).
     Zihintpause,
+    /// May-be-operations MOP.R.0-31 and MOP.RR.0-7 (Unpriv. "Zimop"):
+    /// until a later extension redefines one, each writes 0 to `rd`.
+    Zimop,
     /// Address generation: SHxADD, ADD.UW, SLLI.UW (Unpriv. "B", Zba).
     Zba,
     /// Basic bit manipulation (Unpriv. "B", Zbb).
@@ -69,7 +88,7 @@ pub enum Ext {
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 18] = [
+    pub const ALL: [Ext; 23] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -80,8 +99,13 @@ impl Ext {
         Ext::Zicsr,
         Ext::Zifencei,
         Ext::Zicntr,
+        Ext::Zicbom,
+        Ext::Zicbop,
+        Ext::Zicboz,
         Ext::Zicond,
+        Ext::Zihintntl,
         Ext::Zihintpause,
+        Ext::Zimop,
         Ext::Zba,
         Ext::Zbb,
         Ext::Zbc,
@@ -104,8 +128,13 @@ impl Ext {
             Ext::Zicsr => "zicsr",
             Ext::Zifencei => "zifencei",
             Ext::Zicntr => "zicntr",
+            Ext::Zicbom => "zicbom",
+            Ext::Zicbop => "zicbop",
+            Ext::Zicboz => "zicboz",
             Ext::Zicond => "zicond",
+            Ext::Zihintntl => "zihintntl",
             Ext::Zihintpause => "zihintpause",
+            Ext::Zimop => "zimop",
             Ext::Zba => "zba",
             Ext::Zbb => "zbb",
             Ext::Zbc => "zbc",
@@ -160,8 +189,15 @@ impl Extensions {
 
     /// Every extension Strata implements (`--cpu max`): the default set
     /// plus those QEMU's default `rv64` CPU does not offer (so the default
-    /// stays comparable with it): Svinval.
-    pub const MAX: Extensions = Extensions::DEFAULT.with(Ext::Svinval);
+    /// stays comparable with it): Zicbom, Zicbop, Zicboz, Zihintntl, Zimop
+    /// (QEMU 7.2 has none of them) and Svinval.
+    pub const MAX: Extensions = Extensions::DEFAULT
+        .with(Ext::Zicbom)
+        .with(Ext::Zicbop)
+        .with(Ext::Zicboz)
+        .with(Ext::Zihintntl)
+        .with(Ext::Zimop)
+        .with(Ext::Svinval);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -222,11 +258,19 @@ impl Default for Extensions {
     }
 }
 
+/// The cache-block size of CBO.* (Zicbom, Zicboz) and PREFETCH.* (Zicbop),
+/// in bytes: the naturally aligned block an operation acts on (Unpriv.
+/// "Cache-Block Operations": the size is implementation-defined and
+/// discovered from the device tree's `riscv,cbom-block-size`,
+/// `riscv,cboz-block-size`, `riscv,cbop-block-size`). 64, as on most
+/// hardware and in QEMU.
+pub const CACHE_BLOCK_SIZE: u64 = 64;
+
 /// The CPU model names `--cpu` takes, with what each gives.
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
     ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
-    ("max", "default plus every other extension Strata implements: Svinval"),
+    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Svinval"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -237,8 +281,8 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
         "max" => Ok(Extensions::MAX),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Sstc, Svinval; \
-             missing among others: V, Zfa, Zfhmin, Zicbom/Zicboz/Zicbop, Zcb, Zimop/Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Sstc, Svinval; \
+             missing among others: V, Zfa, Zfhmin, Zcb, Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
              use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
@@ -290,6 +334,27 @@ mod tests {
         assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
         assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
         assert_eq!(Extensions::MAX.names().last(), Some(&"svinval"));
+        for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz, Ext::Zihintntl, Ext::Zimop] {
+            assert!(!Extensions::DEFAULT.has(e) && Extensions::MAX.has(e), "{e:?}");
+        }
+        // The Zicbo* names sort among the Zi* ones, after the three that
+        // rv64gc has always printed and before Zicond.
+        let n = Extensions::MAX.names();
+        assert_eq!(
+            &n[7..17],
+            [
+                "zicsr",
+                "zifencei",
+                "zicntr",
+                "zicbom",
+                "zicbop",
+                "zicboz",
+                "zicond",
+                "zihintntl",
+                "zihintpause",
+                "zimop"
+            ]
+        );
         let e = cpu_model("rva23").unwrap_err();
         assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
         assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));

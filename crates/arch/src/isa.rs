@@ -543,6 +543,24 @@ encodings! {
         HINVAL_VVMA = "0010011 ..... ..... 000 00000 1110011" None;
         HINVAL_GVMA = "0110011 ..... ..... 000 00000 1110011" None;
     }
+    // ---- Zicbom, Zicboz (Unpriv. "Cache-Block Operations", CMO 1.0):
+    // MISC-MEM, funct3 010, the operation in imm[11:0], rs1 the address.
+    // Zicbop's PREFETCH.I/R/W are ORI with rd = 0 (no rows of their own).
+    Zicbom {
+        CBO_INVAL  = "000000000000 ..... 010 00000 0001111" None;
+        CBO_CLEAN  = "000000000001 ..... 010 00000 0001111" None;
+        CBO_FLUSH  = "000000000010 ..... 010 00000 0001111" None;
+    }
+    Zicboz {
+        CBO_ZERO   = "000000000100 ..... 010 00000 0001111" None;
+    }
+    // ---- Zimop (Unpriv. "May-Be-Operations"): SYSTEM, funct3 100, bit 31
+    // set (the H extension's HLV/HSV there have it clear). MOP.R.n: n in
+    // bits 30, 27:26, 21:20; MOP.RR.n: n in bits 30, 27:26, rs2 a source.
+    Zimop {
+        MOP_R      = "1.00..0111.. ..... 100 ..... 1110011" None;
+        MOP_RR     = "1.00..1 ..... ..... 100 ..... 1110011" None;
+    }
     // ---- M (ISA §7) --------------------------------------------------------
     M {
         MUL        = "0000001 ..... ..... 000 ..... 0110011" None;
@@ -1062,6 +1080,13 @@ mod tests {
         assert_eq!(ADD_UW.ext(), Ext::Zba);
         assert_eq!(CLMULH.ext(), Ext::Zbc);
         assert_eq!(CZERO_NEZ.ext(), Ext::Zicond);
+        // Zimop beside the hypervisor loads/stores of SYSTEM funct3 100:
+        // mop.r.0 s3, s1; mop.rr.7 s3, s1, s2; hlv.d a0, (a1).
+        let d = |raw: u32| decode(raw);
+        assert_eq!((d(0x81c4c9f3).op, d(0x81c4c9f3).rd, d(0x81c4c9f3).rs1), (Op::MOP_R, 19, 9));
+        assert_eq!(d(0xcf24c9f3).op, Op::MOP_RR);
+        assert_eq!(d(0x6c05c573).op, Op::HLV_D);
+        assert_eq!(MOP_R.ext(), Ext::Zimop);
         assert_eq!(FENCE_I.ext(), Ext::Zifencei);
         assert_eq!(ADD.ext(), Ext::I);
     }

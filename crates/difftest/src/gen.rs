@@ -82,9 +82,9 @@ pub struct GenConfig {
     /// A checkpoint after every this many generated instructions.
     pub checkpoint_every: usize,
     /// Also generate what QEMU 7.2 lacks or departs from the specification
-    /// on, for an oracle that is not QEMU (`--oracle interp`): Zicond, and
-    /// CTZW (QEMU 7.2 counts past the low word when it is zero,
-    /// tests/conformance/known-qemu-deviations.txt).
+    /// on, for an oracle that is not QEMU (`--oracle interp`): Zicond,
+    /// Zicbom/Zicboz/Zicbop, Zimop, Zihintntl, and CTZW (QEMU 7.2 counts past the low word
+    /// when it is zero, tests/conformance/known-qemu-deviations.txt).
     pub beyond_qemu: bool,
 }
 
@@ -438,8 +438,41 @@ impl Gen {
 
     /// Fences, hints and other instructions without architectural effect
     /// (beyond decoding), and an SC without a reservation (must fail).
+    ///
+    /// Beyond QEMU (`--oracle interp`, which runs `--cpu max`): the
+    /// Zicbom/Zicboz cache-block operations on a block of the sandbox
+    /// (CBO.ZERO writes it), Zicbop's prefetch hints (ORI with rd = 0),
+    /// Zimop's MOPs and Zihintntl's hints.
     fn misc(&mut self) -> String {
-        match self.r.below(6) {
+        match self.r.below(if self.beyond_qemu { 10 } else { 6 }) {
+            6 => {
+                let base = self.base();
+                let off = self.sandbox_off(1, false);
+                let t = self.wreg_not(&[]);
+                let op = *self.r.pick(&[0, 1, 2, 4, 4]);
+                format!("addi x{t}, x{base}, {off}\n.insn i 0x0f, 2, x0, x{t}, {op}")
+            }
+            8 => {
+                // Zimop: MOP.R.n (rs2 field 111nn) or MOP.RR.n, rd <- 0.
+                let (rd, rs1) = (self.wreg(), self.rreg());
+                let n = self.r.below(32) as u32;
+                if self.r.chance(1, 2) {
+                    let f7 = 0x40 | (n >> 4 & 1) << 5 | (n >> 2 & 3) << 1;
+                    format!(".insn r 0x73, 4, {f7:#x}, x{rd}, x{rs1}, x{}", 28 + (n & 3))
+                } else {
+                    let f7 = 0x41 | (n >> 2 & 1) << 5 | (n & 3) << 1;
+                    format!(".insn r 0x73, 4, {f7:#x}, x{rd}, x{rs1}, x{}", self.rreg())
+                }
+            }
+            9 => {
+                // Zihintntl: NTL.P1/PALL/S1/ALL (C.NTL.* when assembled
+                // compressed is left to the assembler).
+                format!("add x0, x0, x{}", 2 + self.r.below(4))
+            }
+            7 => {
+                let kind = *self.r.pick(&[0, 1, 3]);
+                format!("ori x0, x{}, {}", self.rreg(), (self.r.range_i64(-64, 63) << 5) | kind)
+            }
             0 => "fence".into(),
             1 => "fence.i".into(),
             2 => format!(
@@ -733,8 +766,10 @@ pub fn int_dest(line: &str) -> Option<u32> {
     }
     let (mn, rest) = line.split_once(' ')?;
     if mn == ".insn" {
-        // ".insn r OPCODE, FUNCT3, FUNCT7, RD, RS1, RS2"
-        return rest.split(',').nth(3)?.trim().strip_prefix('x')?.parse().ok();
+        // ".insn r OPCODE, FUNCT3, FUNCT7, RD, RS1, RS2" or
+        // ".insn i OPCODE, FUNCT3, RD, RS1, IMM"
+        let rd = if rest.starts_with("i ") { 2 } else { 3 };
+        return rest.split(',').nth(rd)?.trim().strip_prefix('x')?.parse().ok();
     }
     let first = rest.split(',').next()?.trim();
     // Stores (sb, sh, sw, sd, fs*), branches and directives write no
@@ -814,5 +849,6 @@ mod tests {
         assert_eq!(int_dest("sh1add x9, x1, x2"), Some(9));
         assert_eq!(int_dest("sext.b x4, x1"), Some(4));
         assert_eq!(int_dest(".insn r 0x33, 5, 7, x12, x1, x2"), Some(12));
+        assert_eq!(int_dest(".insn i 0x0f, 2, x0, x12, 4"), Some(0));
     }
 }

@@ -528,8 +528,8 @@ impl Hart {
             STVEC | VSTVEC if virt || n == VSTVEC => c.vstvec = legal_tvec(c.vstvec, v),
             STVEC => c.stvec = legal_tvec(c.stvec, v),
             SCOUNTEREN => c.scounteren = v & 0xffff_ffff,
-            // Only FIOM exists among the envcfg fields Strata implements.
-            SENVCFG => c.senvcfg = v & envcfg::FIOM,
+            // FIOM, and the CBO enables with Zicbom/Zicboz (no STCE here).
+            SENVCFG => c.senvcfg = legal_envcfg(c.senvcfg, v, envcfg_w & !envcfg::STCE),
             SSCRATCH | VSSCRATCH if virt || n == VSSCRATCH => c.vsscratch = v,
             SSCRATCH => c.sscratch = v,
             SEPC | VSEPC if virt || n == VSEPC => c.vsepc = v & !1,
@@ -571,7 +571,7 @@ impl Hart {
             HTIMEDELTA => c.htimedelta = v,
             HCOUNTEREN => c.hcounteren = v & 0xffff_ffff,
             HGEIE => {}
-            HENVCFG => c.henvcfg = v & envcfg_w,
+            HENVCFG => c.henvcfg = legal_envcfg(c.henvcfg, v, envcfg_w),
             HTVAL => c.htval = v,
             // hip.VSSIP is writable (an alias of hvip.VSSIP); VSTIP and
             // VSEIP are read-only there.
@@ -601,7 +601,7 @@ impl Hart {
             MIE => c.mie = v & IP_ALL,
             MTVEC => c.mtvec = legal_tvec(c.mtvec, v),
             MCOUNTEREN => c.mcounteren = v & 0xffff_ffff,
-            MENVCFG => c.menvcfg = v & envcfg_w,
+            MENVCFG => c.menvcfg = legal_envcfg(c.menvcfg, v, envcfg_w),
             MCOUNTINHIBIT => {
                 let new = v & 0xffff_fffd;
                 // Freeze or thaw each counter at its current value; this
@@ -686,14 +686,21 @@ impl Hart {
         self.csr_peek(n).is_some() && self.csr_write(n, v).is_ok()
     }
 
-    /// The `menvcfg`/`henvcfg` fields this hart implements: FIOM, and
-    /// STCE with Sstc. (`senvcfg` has no STCE.)
+    /// The `menvcfg`/`henvcfg` fields this hart implements: FIOM, STCE
+    /// with Sstc, CBIE and CBCFE with Zicbom, CBZE with Zicboz. (`senvcfg`
+    /// has no STCE.)
     fn envcfg_writable(&self) -> u64 {
+        let mut w = envcfg::FIOM;
         if self.exts.has(Ext::Sstc) {
-            envcfg::FIOM | envcfg::STCE
-        } else {
-            envcfg::FIOM
+            w |= envcfg::STCE;
         }
+        if self.exts.has(Ext::Zicbom) {
+            w |= envcfg::CBIE | envcfg::CBCFE;
+        }
+        if self.exts.has(Ext::Zicboz) {
+            w |= envcfg::CBZE;
+        }
+        w
     }
 
     pub(crate) fn set_mstatus(&mut self, v: u64) {
@@ -718,6 +725,16 @@ fn legal_atp(v: u64) -> Option<u64> {
 }
 
 /// mtvec/stvec: MODE values 2 and 3 are reserved; keep the old MODE then.
+/// An `xenvcfg` write: the implemented fields `w` of `v`. CBIE is WARL
+/// (Priv. §3.1.18): 10 is reserved, and a write of it keeps the old value.
+fn legal_envcfg(old: u64, v: u64, w: u64) -> u64 {
+    let mut new = v & w;
+    if (new & envcfg::CBIE) >> envcfg::CBIE_SHIFT == 2 {
+        new = (new & !envcfg::CBIE) | (old & envcfg::CBIE);
+    }
+    new
+}
+
 fn legal_tvec(old: u64, v: u64) -> u64 {
     if v & tvec::MODE_MASK > tvec::VECTORED {
         (v & !tvec::MODE_MASK) | (old & tvec::MODE_MASK)
@@ -728,6 +745,8 @@ fn legal_tvec(old: u64, v: u64) -> u64 {
 
 #[cfg(test)]
 mod counter_tests;
+#[cfg(test)]
+mod envcfg_tests;
 
 #[cfg(test)]
 mod sstc_tests;

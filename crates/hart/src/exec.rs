@@ -3,7 +3,7 @@
 //! and conditional operations are in `bitmanip.rs`, floating point in
 //! `fp.rs`.
 
-use crate::csr::{hstatus, status};
+use crate::csr::{envcfg, hstatus, status};
 use crate::decode::Insn;
 use crate::isa::Op;
 use crate::stats::Fence;
@@ -20,6 +20,30 @@ impl Hart {
     #[inline(always)]
     fn illegal_insn(&self) -> Trap {
         Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits)
+    }
+
+    /// Whether a CBO whose enable is `field` (CBIE, CBCFE or CBZE) may run
+    /// at the current privilege (Priv. §3.1.18 `menvcfg`, §4.1.10
+    /// `senvcfg`, §8.2.5 `henvcfg`): always in M; below M only with the
+    /// field set in `menvcfg` (else illegal); in VS and VU also in
+    /// `henvcfg` (else virtual); in U and VU also in `senvcfg` (else
+    /// illegal in U, virtual in VU). The current privilege decides, not
+    /// MPRV's.
+    fn cbo_enabled(&self, field: u64) -> Result<(), Trap> {
+        if self.prv == Priv::M {
+            return Ok(());
+        }
+        let on = |r: u64| r & field != 0;
+        if !on(self.csr.menvcfg) {
+            return Err(self.illegal_insn());
+        }
+        if self.virt && !on(self.csr.henvcfg) {
+            return Err(self.virtual_insn());
+        }
+        if self.prv == Priv::U && !on(self.csr.senvcfg) {
+            return Err(if self.virt { self.virtual_insn() } else { self.illegal_insn() });
+        }
+        Ok(())
     }
 
     /// SRET from M or HS (§3.3.2, §8.6.4): to the privilege in SPP and the
@@ -307,6 +331,21 @@ impl Hart {
                         self.fence_vma(virt, va, asid);
                     }
                 }
+            }
+            // Zicbom: with no caches to maintain, CLEAN, FLUSH and INVAL
+            // (whether CBIE says invalidate or flush) are their enable and
+            // permission checks. Zicboz: CBO.ZERO zeroes the block.
+            Op::CBO_CLEAN | Op::CBO_FLUSH | Op::CBO_INVAL => {
+                self.cbo_enabled(if i.op == Op::CBO_INVAL { envcfg::CBIE } else { envcfg::CBCFE })?;
+                self.cbo_block(a, false)?;
+            }
+            // Zimop: no later extension gives any MOP a meaning here, so
+            // each writes 0 to rd (Unpriv. "Zimop").
+            Op::MOP_R | Op::MOP_RR => wr!(0),
+            Op::CBO_ZERO => {
+                self.cbo_enabled(envcfg::CBZE)?;
+                let block = self.cbo_block(a, true)?;
+                self.cbo_zero(block, a)?;
             }
             Op::SFENCE_W_INVAL | Op::SFENCE_INVAL_IR => {
                 // Svinval: illegal in U, virtual in VU; not trapped by TVM

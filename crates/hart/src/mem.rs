@@ -4,6 +4,7 @@
 use crate::csr::{hgatp, hstatus, satp, status};
 use crate::trap::{cause, Trap, TrapExtra};
 use crate::{Bus, Hart, Priv};
+use strata_arch::ext::CACHE_BLOCK_SIZE;
 use strata_memory::GuestRam;
 use strata_mmu::pmp::Pmp;
 use strata_mmu::walk::{self, PtMemory, Scheme, WalkError};
@@ -657,6 +658,65 @@ impl Hart {
         }
         self.phys_store(bus, pa, va, size, new)?;
         Ok(true)
+    }
+
+    /// The physical address of the cache block holding `va`, for a CBO
+    /// (Unpriv. "Cache-Block Operations", CMO 1.0: the effective address is
+    /// `rs1`, any alignment; the block is the naturally aligned
+    /// [`CACHE_BLOCK_SIZE`] bytes around it). CBO.ZERO (`zero`) needs store
+    /// permission. The management operations are permitted where a load
+    /// or a store would be; if neither is, they raise a store page fault
+    /// (store guest-page fault) when translation permits no access and a
+    /// store access fault otherwise. Faults report `va` itself in `xtval`
+    /// (the faulting effective address, Priv. §3.1.16); translation is per
+    /// page and a block never crosses one, so `va` and the block translate
+    /// alike. PMP is checked over the whole block.
+    pub(crate) fn cbo_block(&mut self, va: u64, zero: bool) -> Result<u64, Trap> {
+        let mode = self.data_mode();
+        let block = |pa: u64| pa & !(CACHE_BLOCK_SIZE - 1);
+        let kinds: &[Access] = if zero { &[Access::Store] } else { &[Access::Load, Access::Store] };
+        let mut translated = false;
+        let mut last = None;
+        for &a in kinds {
+            match self.translate_as(va, 1, a, mode, true) {
+                Ok(pa) => {
+                    translated = true;
+                    if self.pmp.check(block(pa), CACHE_BLOCK_SIZE, a, mode.prv) {
+                        return Ok(block(pa));
+                    }
+                }
+                Err(t) => {
+                    translated |= matches!(t.cause, cause::LOAD_ACCESS | cause::STORE_ACCESS);
+                    last = Some(t);
+                }
+            }
+        }
+        match last {
+            Some(t) if !translated => Err(t),
+            _ => {
+                self.trap_extra = TrapExtra { gva: mode.virt, ..TrapExtra::default() };
+                Err(Trap::new(cause::STORE_ACCESS, va))
+            }
+        }
+    }
+
+    /// CBO.ZERO's stores: the block at physical `block` (aligned) becomes
+    /// zeros, in aligned 8-byte host stores. Only RAM takes it: a block
+    /// outside RAM (a device) raises a store access fault at `va` and is
+    /// left unwritten (Strata's devices have no cacheable memory, and the
+    /// Zicboz chapter leaves CBO.ZERO to non-cacheable regions to the
+    /// platform's PMAs).
+    pub(crate) fn cbo_zero(&mut self, block: u64, va: u64) -> Result<(), Trap> {
+        if self.ram.offset_of(block, CACHE_BLOCK_SIZE).is_none() {
+            self.trap_extra = TrapExtra { gva: self.data_mode().virt, ..TrapExtra::default() };
+            return Err(Trap::new(cause::STORE_ACCESS, va));
+        }
+        for k in (0..CACHE_BLOCK_SIZE).step_by(8) {
+            if let Ok(hit_code) = self.ram.store_checked(block + k, 8, 0) {
+                self.event |= hit_code;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn set_reservation(&mut self, pa: Option<u64>) {

@@ -250,6 +250,17 @@ fn build(cfg: &FdtConfig, seeds: &Seeds) -> Result<Vec<u8>, String> {
         f.property_string("riscv,isa", &isa).map_err(e)?;
         f.property_string("riscv,isa-base", isa_base).map_err(e)?;
         f.property_string_list("riscv,isa-extensions", cfg.isa_extensions.clone()).map_err(e)?;
+        // The cache-block size of each CMO extension present (Linux
+        // `riscv/cpus.yaml`; its Zicboz `clear_page` zeroes in these steps).
+        for (ext, prop) in [
+            ("zicbom", "riscv,cbom-block-size"),
+            ("zicbop", "riscv,cbop-block-size"),
+            ("zicboz", "riscv,cboz-block-size"),
+        ] {
+            if cfg.isa_extensions.iter().any(|x| x == ext) {
+                f.property_u32(prop, strata_hart::CACHE_BLOCK_SIZE as u32).map_err(e)?;
+            }
+        }
         f.property_string("mmu-type", &cfg.mmu_type).map_err(e)?;
         let intc = f.begin_node("interrupt-controller").map_err(e)?;
         f.property_u32("#address-cells", 0).map_err(e)?;
@@ -546,6 +557,21 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         dtb.unwrap()
+    }
+
+    #[test]
+    fn cache_block_sizes_follow_the_cmo_extensions() {
+        let mut cfg = config(1);
+        let t = parse(&build_fdt(&cfg).unwrap());
+        for p in ["riscv,cbom-block-size", "riscv,cbop-block-size", "riscv,cboz-block-size"] {
+            assert!(!t["/cpus/cpu@0"].contains_key(p), "{p} without the extension");
+        }
+        cfg.isa_extensions.extend(["zicbom", "zicboz"].map(String::from));
+        let t = parse(&build_fdt(&cfg).unwrap());
+        let cpu = &t["/cpus/cpu@0"];
+        assert_eq!(cells(&cpu["riscv,cbom-block-size"]), [64]);
+        assert_eq!(cells(&cpu["riscv,cboz-block-size"]), [64]);
+        assert!(!cpu.contains_key("riscv,cbop-block-size"));
     }
 
     #[test]

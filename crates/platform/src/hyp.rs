@@ -45,9 +45,13 @@ use strata_memory::{GuestMemory, OutOfRange};
 /// The ISA a guest sees: the harts' (`RunConfig::extensions`), without H
 /// (Strata does not offer nested virtualization) and without Sstc (the
 /// hypervisor keeps each vCPU's timer itself, behind SBI `set_timer`; it
-/// does not yet switch `vstimecmp` with the vCPU).
+/// does not yet switch `vstimecmp` with the vCPU), and without Zicbom and
+/// Zicboz (the hypervisor leaves `henvcfg`'s CBO enables clear, and does not
+/// switch `senvcfg` with the vCPU, so a guest's CBO would be a virtual
+/// instruction it does not emulate). Zicbop's prefetch hints stay: they are
+/// ORI encodings that run anywhere.
 pub fn guest_extensions(harts: Extensions) -> Extensions {
-    harts.without(Ext::H).without(Ext::Sstc)
+    harts.without(Ext::H).without(Ext::Sstc).without(Ext::Zicbom).without(Ext::Zicboz)
 }
 
 /// Machine RAM starts where the `virt` board's does.

@@ -249,7 +249,9 @@ struct RunArgs {
     /// rv64gc (exactly the machine of old: RV64GC, H, Zicsr, Zifencei,
     /// Zicntr) or default (rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond,
     /// Zihintpause, Sstc; what no --cpu gives) or max (default plus
-    /// Svinval). rva23 is refused until the profile is complete.
+    /// Zicbop, Zihintntl, Zimop and Svinval; the VMs do not get
+    /// Zicbom/Zicboz). rva23 is
+    /// refused until the profile is complete.
     #[arg(long, value_name = "MODEL")]
     cpu: Option<String>,
 }
@@ -551,7 +553,9 @@ struct MachineArgs {
     /// The harts' ISA: rv64gc (exactly the machine of old: RV64GC, H,
     /// Zicsr, Zifencei, Zicntr) or default (rv64gc plus Zba, Zbb, Zbc, Zbs,
     /// Zicond, Zihintpause, Sstc; what no --cpu gives) or max (default plus
-    /// Svinval, which QEMU's default CPU lacks). The device tree
+    /// Zicbom, Zicbop, Zicboz, Zihintntl, Zimop and Svinval, which QEMU's
+    /// default CPU lacks).
+    /// The device tree
     /// advertises exactly these. rva23 is refused until the profile is
     /// complete.
     #[arg(long, value_name = "MODEL")]
