@@ -68,6 +68,14 @@ pub enum CliError {
     /// `strata disk`: a key, image, packed directory or overlay.
     #[error(transparent)]
     Stream(#[from] strata_stream::StreamError),
+    /// `--system-map`, `--btf`, `--monitor` (docs/monitor.md).
+    #[error(transparent)]
+    Monitor(#[from] strata_platform::monitor::MonitorError),
+    #[error("--monitor needs --system-map FILE (the guest kernel's symbols; docs/monitor.md)")]
+    MonitorWithoutMap,
+    /// `strata inspect`: the API could not be reached or refused.
+    #[error("{0}")]
+    Inspect(String),
 }
 
 impl CliError {
@@ -95,7 +103,10 @@ impl CliError {
             | CliError::StatsJson { .. }
             | CliError::Output { .. }
             | CliError::Attest(_)
-            | CliError::Stream(_) => 1,
+            | CliError::Stream(_)
+            | CliError::Monitor(_)
+            | CliError::MonitorWithoutMap
+            | CliError::Inspect(_) => 1,
         }
     }
 }
