@@ -19,12 +19,141 @@ use std::time::Duration;
 
 use serde_json::json;
 use strata_api::{ApiError, Command, Inspect, Reply, SideController};
+use strata_devices::virtio::block;
+use strata_devices::virtio::tap::{BlockObserver, BlockRequest};
 use strata_introspect::btf::Btf;
 use strata_introspect::guest::{GuestMemory, PhysError};
 use strata_introspect::integrity::{Integrity, Violation};
 use strata_introspect::kernel::{btf_from_guest, ImagePlace, Kernel, KernelError};
 use strata_introspect::symbols::SymbolMap;
 use strata_memory::{GuestRam, PAGE_SHIFT};
+
+/// One `--monitor` flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Monitor {
+    /// `integrity[,interval=DUR][,retry=on|off][,pause=on|off]`.
+    Integrity(MonitorSpec),
+    /// `blk-trace[,drive=N]`: counts every request of virtio-blk drive N
+    /// (default 0) by type.
+    BlkTrace { drive: usize },
+}
+
+impl Monitor {
+    pub fn parse(s: &str) -> Result<Monitor, MonitorSpecError> {
+        let err = |why: String| MonitorSpecError { spec: s.into(), why };
+        if s == "blk-trace" || s.starts_with("blk-trace,") {
+            let mut drive = 0;
+            for p in s.split(',').skip(1) {
+                match p.split_once('=') {
+                    Some(("drive", v)) => drive = v.parse().map_err(|_| err(format!("drive={v}: a number")))?,
+                    _ => return Err(err(format!("{p:?}: blk-trace takes drive=N"))),
+                }
+            }
+            return Ok(Monitor::BlkTrace { drive });
+        }
+        MonitorSpec::parse(s).map(Monitor::Integrity)
+    }
+}
+
+/// `--fault blk[,drive=N],sector=S | rate=P[,seed=X]`: fail virtio-blk
+/// requests of drive N (default 0) with VIRTIO_BLK_S_IOERR — those whose
+/// sectors include S, or a fraction P of all (a seeded xorshift; the seed
+/// is printed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    pub drive: usize,
+    pub sector: Option<u64>,
+    pub rate: Option<f64>,
+    pub seed: u64,
+}
+
+impl FaultSpec {
+    pub fn parse(s: &str) -> Result<FaultSpec, MonitorSpecError> {
+        let err = |why: String| MonitorSpecError { spec: s.into(), why };
+        let mut parts = s.split(',');
+        if parts.next() != Some("blk") {
+            return Err(err("faults: blk[,drive=N],sector=S or rate=P[,seed=X]".into()));
+        }
+        let mut f = FaultSpec { drive: 0, sector: None, rate: None, seed: 0x5eed };
+        for p in parts {
+            let (k, v) = p.split_once('=').ok_or_else(|| err(format!("{p:?}: expected KEY=VALUE")))?;
+            let num = || err(format!("{k}={v}: not a number"));
+            match k {
+                "drive" => f.drive = v.parse().map_err(|_| num())?,
+                "sector" => f.sector = Some(v.parse().map_err(|_| num())?),
+                "seed" => f.seed = v.parse().map_err(|_| num())?,
+                "rate" => {
+                    let r: f64 = v.parse().map_err(|_| num())?;
+                    if !(0.0..=1.0).contains(&r) {
+                        return Err(err(format!("rate={v}: 0 to 1")));
+                    }
+                    f.rate = Some(r)
+                }
+                _ => return Err(err(format!("unknown option {k:?} (drive, sector, rate, seed)"))),
+            }
+        }
+        if f.sector.is_none() == f.rate.is_none() {
+            return Err(err("give exactly one of sector=S and rate=P".into()));
+        }
+        Ok(f)
+    }
+}
+
+/// `blk-trace`: counts a drive's requests by type.
+pub struct BlkTrace {
+    pub drive: usize,
+    /// in, out, flush, other.
+    counts: [AtomicU64; 4],
+}
+
+impl BlockObserver for BlkTrace {
+    fn request(&self, r: &BlockRequest) -> Option<u8> {
+        let i = match r.kind {
+            block::req::IN => 0,
+            block::req::OUT => 1,
+            block::req::FLUSH => 2,
+            _ => 3,
+        };
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// `--fault blk`: fails the chosen requests.
+pub struct BlkFault {
+    pub spec: FaultSpec,
+    rng: Mutex<u64>,
+    seen: AtomicU64,
+    injected: AtomicU64,
+}
+
+impl BlockObserver for BlkFault {
+    fn request(&self, r: &BlockRequest) -> Option<u8> {
+        self.seen.fetch_add(1, Ordering::Relaxed);
+        let hit = match (self.spec.sector, self.spec.rate) {
+            (Some(s), _) => {
+                let n = r.bytes.div_ceil(512).max(1);
+                matches!(r.kind, block::req::IN | block::req::OUT)
+                    && (r.sector..r.sector.saturating_add(n)).contains(&s)
+            }
+            (None, Some(p)) => {
+                let mut x = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                // xorshift64 (Marsaglia 2003).
+                *x ^= *x << 13;
+                *x ^= *x >> 7;
+                *x ^= *x << 17;
+                (*x >> 11) as f64 / (1u64 << 53) as f64 <= p
+            }
+            _ => false,
+        };
+        if hit {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            eprintln!("strata: fault: virtio-blk{} request at sector {} failed (injected)", self.spec.drive, r.sector);
+            return Some(block::S_IOERR);
+        }
+        None
+    }
+}
 
 /// `--monitor integrity[,interval=DUR][,retry=on|off][,pause=on|off]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,7 +273,11 @@ pub struct Event {
 /// Everything the monitors share.
 pub struct Hub {
     guest: Arc<RamGuest>,
-    syms_text: String,
+    /// The System.map's text (`None`: no --system-map, no introspection).
+    syms_text: Option<String>,
+    /// Device monitors: blk-trace and faults.
+    pub traces: Mutex<Vec<Arc<BlkTrace>>>,
+    pub faults: Mutex<Vec<Arc<BlkFault>>>,
     btf_file: Option<Vec<u8>>,
     place: ImagePlace,
     kernel: OnceLock<Kernel<Arc<RamGuest>>>,
@@ -176,24 +309,32 @@ impl Hub {
         ram: Arc<GuestRam>,
         harts: usize,
         load_pa: u64,
-        system_map: &std::path::Path,
+        system_map: Option<&std::path::Path>,
         btf: Option<&std::path::Path>,
     ) -> Result<Arc<Hub>, MonitorError> {
-        let path = system_map.display().to_string();
-        let syms_text =
-            std::fs::read_to_string(system_map).map_err(|source| MonitorError::Map { path: path.clone(), source })?;
-        // Checked now, so a stub map is one clear error at start.
-        let syms =
-            SymbolMap::parse(&syms_text).map_err(|source| MonitorError::Symbols { path: path.clone(), source })?;
-        for s in ["init_task", "swapper_pg_dir", "satp_mode", "_start", "_end", "sys_call_table"] {
-            syms.get(s).map_err(|source| MonitorError::Symbols { path: path.clone(), source })?;
-        }
+        let syms_text = match system_map {
+            None => None,
+            Some(map) => {
+                let path = map.display().to_string();
+                let text =
+                    std::fs::read_to_string(map).map_err(|source| MonitorError::Map { path: path.clone(), source })?;
+                // Checked now, so a stub map is one clear error at start.
+                let syms =
+                    SymbolMap::parse(&text).map_err(|source| MonitorError::Symbols { path: path.clone(), source })?;
+                for s in ["init_task", "swapper_pg_dir", "satp_mode", "_start", "_end", "sys_call_table"] {
+                    syms.get(s).map_err(|source| MonitorError::Symbols { path: path.clone(), source })?;
+                }
+                Some(text)
+            }
+        };
         let btf_file = btf
             .map(|p| std::fs::read(p).map_err(|source| MonitorError::Btf { path: p.display().to_string(), source }))
             .transpose()?;
         Ok(Arc::new(Hub {
             guest: Arc::new(RamGuest { ram, hooks: Arc::new(Hooks::new(harts)) }),
             syms_text,
+            traces: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
             btf_file,
             place: ImagePlace { load_pa },
             kernel: OnceLock::new(),
@@ -220,7 +361,11 @@ impl Hub {
         if let Some(k) = self.kernel.get() {
             return Ok(k);
         }
-        let syms = SymbolMap::parse(&self.syms_text)?;
+        let text = self
+            .syms_text
+            .as_deref()
+            .ok_or_else(|| KernelError::Corrupt("no --system-map: the guest kernel's symbols are unknown".into()))?;
+        let syms = SymbolMap::parse(text)?;
         let blob = match &self.btf_file {
             Some(b) => b.clone(),
             None => btf_from_guest(&self.guest, &syms, self.place)?,
@@ -287,7 +432,23 @@ impl Hub {
             None => (vec![], json!({})),
         };
         let ev = self.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        json!({ "monitors": monitors, "stats": stats, "violations": ev })
+        let mut monitors = monitors;
+        let mut io = Vec::new();
+        for t in self.traces.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            monitors.push(format!("blk-trace,drive={}", t.drive));
+            let c = |i: usize| t.counts[i].load(Ordering::Relaxed);
+            io.push(
+                json!({ "monitor": "blk-trace", "drive": t.drive, "in": c(0), "out": c(1), "flush": c(2), "other": c(3),
+                            "requests": c(0) + c(1) + c(2) + c(3) }),
+            );
+        }
+        for f in self.faults.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            monitors.push(format!("fault,blk,drive={}", f.spec.drive));
+            io.push(json!({ "monitor": "fault", "drive": f.spec.drive, "sector": f.spec.sector, "rate": f.spec.rate,
+                            "seed": f.spec.seed, "requests": f.seen.load(Ordering::Relaxed),
+                            "injected": f.injected.load(Ordering::Relaxed) }));
+        }
+        json!({ "monitors": monitors, "stats": stats, "violations": ev, "io": io })
     }
 
     fn inspect(&self, what: Inspect) -> Result<serde_json::Value, ApiError> {
@@ -325,9 +486,64 @@ impl Hub {
         })))
     }
 
+    /// Attaches a device monitor to its drive's taps (`taps[drive]`: the
+    /// machine's block devices in order).
+    pub fn attach_io(
+        &self,
+        m: &Monitor,
+        taps: &[Arc<strata_devices::virtio::tap::Taps>],
+    ) -> Result<(), MonitorSpecError> {
+        let Monitor::BlkTrace { drive } = *m else { return Ok(()) };
+        let t = taps.get(drive).ok_or_else(|| no_drive(&format!("blk-trace,drive={drive}"), drive, taps.len()))?;
+        let tr = Arc::new(BlkTrace { drive, counts: Default::default() });
+        t.attach(tr.clone());
+        self.traces.lock().unwrap_or_else(|e| e.into_inner()).push(tr);
+        Ok(())
+    }
+
+    /// Attaches a fault injector.
+    pub fn attach_fault(
+        &self,
+        f: &FaultSpec,
+        taps: &[Arc<strata_devices::virtio::tap::Taps>],
+    ) -> Result<(), MonitorSpecError> {
+        let t = taps.get(f.drive).ok_or_else(|| no_drive("blk", f.drive, taps.len()))?;
+        if f.rate.is_some() {
+            eprintln!(
+                "strata: fault: virtio-blk{} requests fail at rate {} (seed {})",
+                f.drive,
+                f.rate.unwrap_or(0.0),
+                f.seed
+            );
+        }
+        let fi = Arc::new(BlkFault {
+            spec: f.clone(),
+            rng: Mutex::new(f.seed.max(1)),
+            seen: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        });
+        t.attach(fi.clone());
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).push(fi);
+        Ok(())
+    }
+
     /// Stops the monitor thread (after its current round).
     pub fn shut_down(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        if let Some((spec, i)) = self.integrity.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let st = &i.stats;
+            let sum = |m: &std::collections::BTreeMap<&str, u64>| m.values().sum::<u64>();
+            eprintln!(
+                "strata: monitor: integrity every {} ms, retry {}: {} rounds, {} retries {:?}, {} given up, {} violations",
+                spec.interval.as_millis(),
+                if spec.retry { "on" } else { "off" },
+                st.rounds,
+                sum(&st.retries),
+                st.retries,
+                sum(&st.gave_up),
+                st.violations
+            );
+        }
     }
 }
 
@@ -347,9 +563,31 @@ impl SideController for Hub {
     }
 }
 
+fn no_drive(spec: &str, drive: usize, have: usize) -> MonitorSpecError {
+    MonitorSpecError { spec: spec.into(), why: format!("no virtio-blk drive {drive} (the machine has {have})") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sector_fault_fails_exactly_the_requests_that_cover_it() {
+        let f = BlkFault {
+            spec: FaultSpec::parse("blk,sector=2048").unwrap(),
+            rng: Mutex::new(1),
+            seen: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        };
+        let rq = |kind, sector, bytes| f.request(&BlockRequest { kind, sector, bytes });
+        assert_eq!(rq(block::req::IN, 2048, 512), Some(block::S_IOERR));
+        assert_eq!(rq(block::req::IN, 2041, 4096), Some(block::S_IOERR));
+        assert_eq!(rq(block::req::IN, 2040, 4096), None, "2040..2048 stops short of 2048");
+        assert_eq!(rq(block::req::OUT, 2047, 512), None);
+        assert_eq!(rq(block::req::IN, 2049, 4096), None);
+        assert_eq!(rq(block::req::FLUSH, 2048, 0), None);
+        assert_eq!((f.seen.load(Ordering::Relaxed), f.injected.load(Ordering::Relaxed)), (6, 2));
+    }
 
     #[test]
     fn specs() {
@@ -358,6 +596,12 @@ mod tests {
         let m = MonitorSpec::parse("integrity,interval=10ms,retry=off,pause=on").unwrap();
         assert_eq!((m.interval, m.retry, m.pause), (Duration::from_millis(10), false, true));
         assert_eq!(MonitorSpec::parse("integrity,interval=2s").unwrap().interval, Duration::from_secs(2));
+        assert_eq!(Monitor::parse("blk-trace,drive=1").unwrap(), Monitor::BlkTrace { drive: 1 });
+        let f = FaultSpec::parse("blk,sector=2048").unwrap();
+        assert_eq!((f.drive, f.sector, f.rate), (0, Some(2048), None));
+        for bad in ["blk", "blk,sector=1,rate=0.5", "blk,rate=2", "net,sector=1", "blk,sector=x"] {
+            assert!(FaultSpec::parse(bad).is_err(), "{bad}");
+        }
         for bad in ["", "keylogger", "integrity,interval=0ms", "integrity,retry=maybe", "integrity,x=1", "integrity,y"]
         {
             assert!(MonitorSpec::parse(bad).is_err(), "{bad}");

@@ -71,6 +71,9 @@ pub enum CliError {
     /// `--system-map`, `--btf`, `--monitor` (docs/monitor.md).
     #[error(transparent)]
     Monitor(#[from] strata_platform::monitor::MonitorError),
+    /// A `--monitor` or `--fault` that names a drive the machine lacks.
+    #[error(transparent)]
+    MonitorSpec(strata_platform::monitor::MonitorSpecError),
     #[error("--monitor needs --system-map FILE (the guest kernel's symbols; docs/monitor.md)")]
     MonitorWithoutMap,
     /// `strata inspect`: the API could not be reached or refused.
@@ -106,6 +109,7 @@ impl CliError {
             | CliError::Stream(_)
             | CliError::Monitor(_)
             | CliError::MonitorWithoutMap
+            | CliError::MonitorSpec(_)
             | CliError::Inspect(_) => 1,
         }
     }

@@ -588,12 +588,18 @@ struct MonitorArgs {
     /// the kernel image in guest memory (__start_BTF..__stop_BTF).
     #[arg(long, value_name = "FILE", requires = "system_map")]
     btf: Option<PathBuf>,
-    /// Run a monitor on its own host thread:
-    /// integrity[,interval=100ms][,retry=on|off][,pause=on|off].
-    /// Violations are logged on stderr and listed by GET /machine/monitor;
-    /// pause=on pauses the machine at the first.
-    #[arg(long, value_name = "SPEC", value_parser = strata_platform::monitor::MonitorSpec::parse)]
-    monitor: Option<strata_platform::monitor::MonitorSpec>,
+    /// A monitor (repeatable; docs/monitor.md):
+    /// integrity[,interval=100ms][,retry=on|off][,pause=on|off] on its own
+    /// host thread (needs --system-map; violations are logged on stderr
+    /// and listed by GET /machine/monitor; pause=on pauses the machine at
+    /// the first), or blk-trace[,drive=N] (counts a disk's requests).
+    #[arg(long, value_name = "SPEC", value_parser = strata_platform::monitor::Monitor::parse)]
+    monitor: Vec<strata_platform::monitor::Monitor>,
+    /// Fault injection (repeatable): blk[,drive=N],sector=S fails every
+    /// read or write of disk N that covers sector S with an I/O error;
+    /// blk[,drive=N],rate=P[,seed=X] fails a fraction P of its requests.
+    #[arg(long, value_name = "SPEC", value_parser = strata_platform::monitor::FaultSpec::parse)]
+    fault: Vec<strata_platform::monitor::FaultSpec>,
 }
 
 /// The control API and the stats file, for `strata machine` and `strata run`.
@@ -819,22 +825,41 @@ fn machine(mut a: MachineArgs) -> Result<ExitReason, CliError> {
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     m.install_snapshot_signal().map_err(CliError::Signals)?;
     let api = control.start(&mut m)?;
-    let hub = match &monitor.system_map {
-        Some(map) => {
-            let load_pa = m.work.layout.kernel.0;
-            let hub =
-                strata_platform::monitor::Hub::new(m.ram.clone(), m.harts.len(), load_pa, map, monitor.btf.as_deref())?;
-            m.attach_monitor(hub.hooks());
-            if let Some(a) = &api {
-                a.set_side(hub.clone());
-            }
-            if let Some(spec) = monitor.monitor.clone() {
-                hub.start_integrity(spec)?;
-            }
-            Some(hub)
+    let hub = if monitor.system_map.is_some() || !monitor.monitor.is_empty() || !monitor.fault.is_empty() {
+        use strata_platform::monitor::{Hub, Monitor};
+        let integrity: Vec<_> = monitor
+            .monitor
+            .iter()
+            .filter_map(|m| match m {
+                Monitor::Integrity(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        if !integrity.is_empty() && monitor.system_map.is_none() {
+            return Err(CliError::MonitorWithoutMap);
         }
-        None if monitor.monitor.is_some() => return Err(CliError::MonitorWithoutMap),
-        None => None,
+        let load_pa = m.work.layout.kernel.0;
+        let hub =
+            Hub::new(m.ram.clone(), m.harts.len(), load_pa, monitor.system_map.as_deref(), monitor.btf.as_deref())?;
+        m.attach_monitor(hub.hooks());
+        if let Some(a) = &api {
+            a.set_side(hub.clone());
+        }
+        // The disks' taps, in drive order.
+        let taps: Vec<_> =
+            m.virtio.iter().filter_map(|d| d.lock().unwrap_or_else(|e| e.into_inner()).block_taps()).collect();
+        for mon in &monitor.monitor {
+            hub.attach_io(mon, &taps).map_err(CliError::MonitorSpec)?;
+        }
+        for f in &monitor.fault {
+            hub.attach_fault(f, &taps).map_err(CliError::MonitorSpec)?;
+        }
+        for spec in integrity {
+            hub.start_integrity(spec)?;
+        }
+        Some(hub)
+    } else {
+        None
     };
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = match &gdb {
@@ -869,6 +894,9 @@ fn inspect(a: InspectArgs) -> Result<(), CliError> {
     let r = strata_api::client::request(&a.api_sock, "GET", route, b"")
         .map_err(|e| CliError::Inspect(format!("--api-sock {}: {e}", a.api_sock.display())))?;
     let v = r.json();
+    if r.status == 200 && v.is_null() {
+        return Err(CliError::Inspect(format!("{route}: the answer is not JSON")));
+    }
     if r.status != 200 {
         let msg = v["error"].as_str().map_or_else(|| r.text(), str::to_string);
         return Err(CliError::Inspect(format!("{route}: {} {msg}", r.status)));
