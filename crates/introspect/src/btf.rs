@@ -452,5 +452,6 @@ pub(crate) mod tests {
         assert_eq!(comm.size, 16);
         assert!(tasks.offset > 0 && tasks.offset < btf.struct_size("task_struct").unwrap());
         assert_eq!(btf.member("list_head", "prev").unwrap().offset, 8);
+        crate::kernel::Layout::from_btf(&btf).expect("every layout the walkers use");
     }
 }

@@ -25,3 +25,6 @@ pub mod symbols;
 
 pub use guest::{GuestMemory, PhysError};
 pub use kernel::{ImagePlace, Kernel, KernelError};
+
+#[cfg(test)]
+mod tests;
