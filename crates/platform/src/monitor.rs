@@ -99,6 +99,62 @@ impl FaultSpec {
     }
 }
 
+/// One `--fault` flag: a disk's requests, or a bit of guest memory.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    Blk(FaultSpec),
+    /// `mem,addr=GPA,bit=B[,after=MS]`: flips bit B (0–7) of the byte at
+    /// guest-physical GPA once, MS milliseconds (default 0) after start.
+    Mem {
+        addr: u64,
+        bit: u8,
+        after: Duration,
+    },
+}
+
+impl Fault {
+    pub fn parse(s: &str) -> Result<Fault, MonitorSpecError> {
+        if !(s == "mem" || s.starts_with("mem,")) {
+            return FaultSpec::parse(s).map(Fault::Blk);
+        }
+        let err = |why: String| MonitorSpecError { spec: s.into(), why };
+        let (mut addr, mut bit, mut after) = (None, None, Duration::ZERO);
+        for p in s.split(',').skip(1) {
+            let (k, v) = p.split_once('=').ok_or_else(|| err(format!("{p:?}: expected KEY=VALUE")))?;
+            let num = |v: &str| strata_api::parse_u64(k, v).map_err(|e| err(e.message));
+            match k {
+                "addr" => addr = Some(num(v)?),
+                "bit" => {
+                    bit = Some(
+                        num(v)?
+                            .try_into()
+                            .ok()
+                            .filter(|b: &u8| *b < 8)
+                            .ok_or_else(|| err(format!("bit={v}: 0 to 7")))?,
+                    )
+                }
+                "after" => after = parse_duration(v).ok_or_else(|| err(format!("after={v}: e.g. 500ms, 2s")))?,
+                _ => return Err(err(format!("unknown option {k:?} (addr, bit, after)"))),
+            }
+        }
+        Ok(Fault::Mem {
+            addr: addr.ok_or_else(|| err("give addr=GPA".into()))?,
+            bit: bit.ok_or_else(|| err("give bit=0..7".into()))?,
+            after,
+        })
+    }
+}
+
+/// Flips `bit` of the guest-physical byte at `addr` (through the write
+/// path that keeps decoded code and watches coherent); the old and new byte.
+pub fn flip_bit(ram: &GuestRam, addr: u64, bit: u8) -> Result<(u8, u8), PhysError> {
+    let mut b = [0u8];
+    ram.read_bytes(addr, &mut b).map_err(|_| PhysError { addr, len: 1 })?;
+    let new = b[0] ^ (1 << (bit & 7));
+    ram.write_bytes(addr, &[new]).map_err(|_| PhysError { addr, len: 1 })?;
+    Ok((b[0], new))
+}
+
 /// `blk-trace`: counts a drive's requests by type.
 pub struct BlkTrace {
     pub drive: usize,
@@ -278,6 +334,8 @@ pub struct Hub {
     /// Device monitors: blk-trace and faults.
     pub traces: Mutex<Vec<Arc<BlkTrace>>>,
     pub faults: Mutex<Vec<Arc<BlkFault>>>,
+    /// Bit flips done (`--fault mem`).
+    flips: Arc<Mutex<Vec<serde_json::Value>>>,
     btf_file: Option<Vec<u8>>,
     place: ImagePlace,
     kernel: OnceLock<Kernel<Arc<RamGuest>>>,
@@ -335,6 +393,7 @@ impl Hub {
             syms_text,
             traces: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            flips: Arc::new(Mutex::new(Vec::new())),
             btf_file,
             place: ImagePlace { load_pa },
             kernel: OnceLock::new(),
@@ -448,6 +507,7 @@ impl Hub {
                             "seed": f.spec.seed, "requests": f.seen.load(Ordering::Relaxed),
                             "injected": f.injected.load(Ordering::Relaxed) }));
         }
+        io.extend(self.flips.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
         json!({ "monitors": monitors, "stats": stats, "violations": ev, "io": io })
     }
 
@@ -527,6 +587,32 @@ impl Hub {
         Ok(())
     }
 
+    /// Flips a bit of guest memory `after` from now, on a thread of its
+    /// own; an address outside RAM is refused now.
+    pub fn schedule_flip(&self, addr: u64, bit: u8, after: Duration) -> Result<(), MonitorSpecError> {
+        let ram = self.guest.ram.clone();
+        if !ram.contains(addr, 1) {
+            return Err(MonitorSpecError {
+                spec: format!("mem,addr={addr:#x}"),
+                why: format!("not in RAM ({:#x}..{:#x})", ram.base(), ram.end()),
+            });
+        }
+        let flips = self.flips.clone();
+        std::thread::Builder::new()
+            .name("strata-fault".into())
+            .spawn(move || {
+                std::thread::sleep(after);
+                if let Ok((old, new)) = flip_bit(&ram, addr, bit) {
+                    eprintln!("strata: fault: bit {bit} of guest-physical {addr:#x} flipped: {old:#04x} -> {new:#04x}");
+                    flips.lock().unwrap_or_else(|e| e.into_inner()).push(json!({
+                        "monitor": "fault", "addr": format!("{addr:#x}"), "bit": bit, "old": old, "new": new
+                    }));
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| MonitorSpecError { spec: format!("mem,addr={addr:#x}"), why: e.to_string() })
+    }
+
     /// Stops the monitor thread (after its current round).
     pub fn shut_down(&self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -587,6 +673,23 @@ mod tests {
         assert_eq!(rq(block::req::IN, 2049, 4096), None);
         assert_eq!(rq(block::req::FLUSH, 2048, 0), None);
         assert_eq!((f.seen.load(Ordering::Relaxed), f.injected.load(Ordering::Relaxed)), (6, 2));
+    }
+
+    #[test]
+    fn a_bit_flip_flips_one_bit_and_refuses_addresses_outside_ram() {
+        let ram = GuestRam::new(0x8000_0000, 1 << 16).unwrap();
+        ram.write_bytes(0x8000_0010, &[0xf0]).unwrap();
+        assert_eq!(flip_bit(&ram, 0x8000_0010, 0).unwrap(), (0xf0, 0xf1));
+        assert_eq!(flip_bit(&ram, 0x8000_0010, 7).unwrap(), (0xf1, 0x71));
+        assert!(flip_bit(&ram, 0x9000_0000, 0).is_err());
+        assert_eq!(
+            Fault::parse("mem,addr=0x80001000,bit=3,after=2s").unwrap(),
+            Fault::Mem { addr: 0x8000_1000, bit: 3, after: Duration::from_secs(2) }
+        );
+        for bad in ["mem", "mem,addr=1", "mem,addr=1,bit=8", "mem,addr=x,bit=1", "mem,addr=1,bit=1,after=soon"] {
+            assert!(Fault::parse(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(Fault::parse("blk,sector=1"), Ok(Fault::Blk(_))));
     }
 
     #[test]

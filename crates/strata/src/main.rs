@@ -597,9 +597,10 @@ struct MonitorArgs {
     monitor: Vec<strata_platform::monitor::Monitor>,
     /// Fault injection (repeatable): blk[,drive=N],sector=S fails every
     /// read or write of disk N that covers sector S with an I/O error;
-    /// blk[,drive=N],rate=P[,seed=X] fails a fraction P of its requests.
-    #[arg(long, value_name = "SPEC", value_parser = strata_platform::monitor::FaultSpec::parse)]
-    fault: Vec<strata_platform::monitor::FaultSpec>,
+    /// blk[,drive=N],rate=P[,seed=X] fails a fraction P of its requests;
+    /// mem,addr=GPA,bit=B[,after=MS] flips one bit of guest memory once.
+    #[arg(long, value_name = "SPEC", value_parser = strata_platform::monitor::Fault::parse)]
+    fault: Vec<strata_platform::monitor::Fault>,
 }
 
 /// The control API and the stats file, for `strata machine` and `strata run`.
@@ -852,7 +853,11 @@ fn machine(mut a: MachineArgs) -> Result<ExitReason, CliError> {
             hub.attach_io(mon, &taps).map_err(CliError::MonitorSpec)?;
         }
         for f in &monitor.fault {
-            hub.attach_fault(f, &taps).map_err(CliError::MonitorSpec)?;
+            match f {
+                strata_platform::monitor::Fault::Blk(f) => hub.attach_fault(f, &taps),
+                strata_platform::monitor::Fault::Mem { addr, bit, after } => hub.schedule_flip(*addr, *bit, *after),
+            }
+            .map_err(CliError::MonitorSpec)?;
         }
         for spec in integrity {
             hub.start_integrity(spec)?;
