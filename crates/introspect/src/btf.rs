@@ -244,14 +244,22 @@ impl Btf {
         self.structs.get(name).copied().ok_or_else(|| BtfError::NoStruct(name.into()))
     }
 
-    /// Size in bytes of type `id` (pointers are 8: a 64-bit kernel).
+    /// Size in bytes of type `id` (pointers are 8: a 64-bit kernel). A
+    /// hostile blob's cycles (an array of itself) end at a depth limit.
     pub fn size_of(&self, id: u32) -> u64 {
+        self.size_at(id, 0)
+    }
+
+    fn size_at(&self, id: u32, depth: u32) -> u64 {
+        if depth > 32 {
+            return 0;
+        }
         match self.get(self.resolve(id)) {
             Type::Int { size, .. } | Type::Struct { size, .. } | Type::Union { size, .. } | Type::Enum { size, .. } => {
                 *size as u64
             }
             Type::Ptr(_) => 8,
-            Type::Array { elem, len } => self.size_of(*elem) * *len as u64,
+            Type::Array { elem, len } => self.size_at(*elem, depth + 1).saturating_mul(*len as u64),
             _ => 0,
         }
     }
@@ -431,6 +439,15 @@ pub(crate) mod tests {
         let mut bad = good.clone();
         bad[0] = 0;
         assert!(matches!(Btf::parse(&bad), Err(BtfError::Magic(_))));
+        // An array of itself has no size, and no stack overflow either.
+        let mut b = Builder::new();
+        let int = b.int("int", 4);
+        let arr = b.array(3, int, 2);
+        assert_eq!(arr, 2);
+        let cyc = b.array(3, int, 2);
+        b.aggregate("s", false, 4, &[("x", cyc, 0)]);
+        let btf = Btf::parse(&b.finish()).unwrap();
+        assert_eq!(btf.member("s", "x").unwrap().size, 0);
         // An unknown kind.
         let mut bad = good;
         bad[24 + 7] = 31;

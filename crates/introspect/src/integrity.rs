@@ -35,6 +35,10 @@ use std::collections::{BTreeMap, HashSet};
 use crate::guest::GuestMemory;
 use crate::kernel::{Kernel, KernelError, Session};
 
+/// Violations remembered (and so raised) at most: a guest cannot make
+/// the monitor's memory grow without end.
+pub const MAX_REPORTED: usize = 10_000;
+
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Violation {
@@ -160,6 +164,9 @@ impl Integrity {
             Ok(now)
         }) {
             let now = r?;
+            // At most 8 bytes reported a round (a guest rewriting its
+            // text must not fill the host's memory with reports).
+            let mut foreign = 0;
             for (i, (a, b)) in text.iter().zip(&now).enumerate() {
                 if a != b {
                     let va = ts + i as u64;
@@ -170,7 +177,8 @@ impl Integrity {
                     };
                     if legit {
                         patched.push(i);
-                    } else {
+                    } else if foreign < 8 {
+                        foreign += 1;
                         found.push(Violation {
                             check: "text",
                             what: format!("kernel text at {va:#x} ({}) changed: {a:#04x} -> {b:#04x}", k.symbol(va)),
@@ -260,8 +268,11 @@ impl Integrity {
         }
         self.base = Some(base);
         self.stats.rounds += 1;
-        let new: Vec<Violation> =
-            found.into_iter().filter(|v| self.reported.insert((v.check, v.what.clone()))).collect();
+        // Each violation once; at most MAX_REPORTED kept to compare with.
+        let new: Vec<Violation> = found
+            .into_iter()
+            .filter(|v| self.reported.len() < MAX_REPORTED && self.reported.insert((v.check, v.what.clone())))
+            .collect();
         self.stats.violations += new.len() as u64;
         Ok(new)
     }

@@ -255,6 +255,9 @@ impl<G: GuestMemory> Kernel<G> {
     }
 }
 
+/// The most guest reads one attempt makes.
+pub const READ_BUDGET: u64 = 1 << 22;
+
 /// One attempt of a check (see the module documentation).
 pub struct Session<'k, G: GuestMemory> {
     pub k: &'k Kernel<G>,
@@ -276,8 +279,13 @@ impl<G: GuestMemory> Session<'_, G> {
         Ok(p)
     }
 
-    /// Reads kernel virtual memory.
+    /// Reads kernel virtual memory. At most [`READ_BUDGET`] reads an
+    /// attempt: a guest that builds endless structures wastes the
+    /// monitor's time only up to that.
     pub fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), KernelError> {
+        if self.reads >= READ_BUDGET {
+            return Err(KernelError::TooLong { what: "one attempt's reads", limit: READ_BUDGET as usize });
+        }
         let mut done = 0;
         while done < buf.len() {
             let a = va.wrapping_add(done as u64);
