@@ -9,7 +9,9 @@ use crate::kernel::{ImagePlace, Kernel};
 use crate::symbols::SymbolMap;
 use strata_arch::pte;
 
-const BASE: u64 = 0x8000_0000;
+/// Where the test kernel lives: any 1 GiB-aligned address (one gigapage
+/// maps the image), not the board's.
+const BASE: u64 = 0x4000_0000;
 const VA: u64 = 0xffff_ffff_8000_0000;
 
 fn btf() -> Vec<u8> {
