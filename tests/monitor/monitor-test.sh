@@ -231,4 +231,8 @@ st=0
 out=$("$STRATA_BIN" machine --kernel "$GUEST/Image" --monitor integrity 2>&1) || st=$?
 check "--monitor without --system-map: one clear error line, status 1" \
     test "$st" = 1 -a "$out" = "strata: --monitor needs --system-map FILE (the guest kernel's symbols; docs/monitor.md)"
+st=0
+out=$("$STRATA_BIN" run --kernel "$GUEST/Image" -m 64M --protected --monitor integrity 2>&1) || st=$?
+check "a protected VM refuses monitors: one clear error line, status 1" \
+    test "$st" = 1 -a "$out" = "strata: --monitor: VM vm0 is protected: no monitor may read its memory or watch its devices"
 finish

@@ -74,6 +74,10 @@ pub enum CliError {
     /// A `--monitor` or `--fault` that names a drive the machine lacks.
     #[error(transparent)]
     MonitorSpec(strata_platform::monitor::MonitorSpecError),
+    #[error("--monitor: VM {0} is protected: no monitor may read its memory or watch its devices")]
+    MonitorProtected(String),
+    #[error("--monitor: monitors run on strata machine only so far (docs/monitor.md, \"What is not done\")")]
+    MonitorOnRun,
     #[error("--monitor needs --system-map FILE (the guest kernel's symbols; docs/monitor.md)")]
     MonitorWithoutMap,
     /// `strata inspect`: the API could not be reached or refused.
@@ -109,6 +113,8 @@ impl CliError {
             | CliError::Stream(_)
             | CliError::Monitor(_)
             | CliError::MonitorWithoutMap
+            | CliError::MonitorProtected(_)
+            | CliError::MonitorOnRun
             | CliError::MonitorSpec(_)
             | CliError::Inspect(_) => 1,
         }

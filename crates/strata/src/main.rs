@@ -226,6 +226,11 @@ struct RunArgs {
     /// Make the VM protected: no host-side interface can read its memory.
     #[arg(long)]
     protected: bool,
+    /// Monitors (docs/monitor.md) are on `strata machine` only so far;
+    /// given here they are refused with the reason (and a protected VM
+    /// refuses them whatever comes later).
+    #[arg(long, value_name = "SPEC")]
+    monitor: Vec<String>,
     /// The VM's name (labels its console with several VMs).
     #[arg(long)]
     name: Option<String>,
@@ -426,6 +431,12 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
             }]
         }
     };
+    if !a.monitor.is_empty() {
+        return Err(match vms.iter().find(|v| v.protected) {
+            Some(v) => CliError::MonitorProtected(v.name.clone()),
+            None => CliError::MonitorOnRun,
+        });
+    }
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let clock = clock_mode(a.clock);
     let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
