@@ -35,6 +35,7 @@
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make api-test     the control API (--api-sock) with curl on both machines (tests/api)
+#   make monitor-test introspection, the integrity monitor, device monitors, faults (tests/monitor)
 #   make clean        remove build/ and cargo outputs; distclean also drops .cache/
 
 SHELL := /bin/bash
@@ -122,6 +123,7 @@ test: check setup build
 	$(MAKE) --no-print-directory tpm-test
 	$(MAKE) --no-print-directory systemd-test
 	$(MAKE) --no-print-directory api-test
+	$(MAKE) --no-print-directory monitor-test
 
 cargo-test:
 	$(CARGO) test --workspace --release
@@ -222,6 +224,16 @@ stream-test: setup build rootfs
 api-test: setup build
 	tests/api/api-test.sh
 
+# Monitors (docs/monitor.md): strata inspect against the guest's ps, the
+# integrity monitor with and without retry, a simulated rootkit, device
+# monitors and fault injection. The real System.map comes from
+# linux-image-*-dbg (scripts/fetch-symbols.sh, cached in build/guest).
+.PHONY: symbols monitor-test
+symbols: setup
+	scripts/fetch-symbols.sh
+monitor-test: symbols build
+	tests/monitor/monitor-test.sh
+
 # Snapshots (docs/snapshot.md): determinism at two points, refusals, triggers.
 .PHONY: snapshot-test
 snapshot-test: setup build
@@ -247,6 +259,7 @@ bench: setup build
 	scripts/bench-tpm.sh
 	scripts/bench-paging.sh
 	scripts/bench-sstc.sh
+	scripts/bench-monitor.sh
 
 clean:
 	rm -rf build

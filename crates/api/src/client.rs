@@ -52,8 +52,41 @@ fn parse(raw: &[u8]) -> Option<Response> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[end + 4..].to_vec();
+    // Large answers come chunked (RFC 9112 §7.1).
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body)?;
+    }
     if let Some(n) = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()) {
         body.truncate(n);
     }
     Some(Response { status, headers, body })
+}
+
+/// The payload of a chunked body: `SIZE-HEX[;ext]\r\nDATA\r\n` until a
+/// zero size.
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&b[..eol]).ok()?;
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunked_bodies_are_joined() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\na;x=y\r\n2]        \r\n0\r\n\r\n";
+        let r = super::parse(raw).unwrap();
+        assert_eq!(r.body, b"[1,2]        ");
+        assert_eq!(r.json(), serde_json::json!([1, 2]));
+        assert!(super::parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_none());
+    }
 }

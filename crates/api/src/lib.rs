@@ -25,6 +25,9 @@
 //! | POST | `/vms` | [`Command::CreateVm`]: a new VM on the running hypervisor |
 //! | DELETE | `/vms/{id}` | [`Command::DeleteVm`]: stops it; its memory is scrubbed and freed |
 //! | GET, PUT | `/vms/{id}/memory` | a VM's memory by its guest-physical address |
+//! | GET | `/machine/processes`, `/machine/modules`, `/machine/syscalls` | [`Command::Inspect`]: the guest kernel seen from outside, by a [`SideController`] |
+//! | GET | `/machine/monitor` | [`Command::Monitor`]: the monitors' counters and violations |
+//! | GET | `/machine/vmemory`, `/machine/layout` | [`Command::ReadKernelMemory`] by guest-virtual kernel address, [`Command::Layout`] |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad body, query or address),
 //! 403 (a protected VM's memory), 404 (no such route or VM), 405 (a route
@@ -66,6 +69,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/vms/{id}"),
     ("GET", "/vms/{id}/memory"),
     ("PUT", "/vms/{id}/memory"),
+    ("GET", "/machine/processes"),
+    ("GET", "/machine/modules"),
+    ("GET", "/machine/syscalls"),
+    ("GET", "/machine/monitor"),
+    ("GET", "/machine/vmemory"),
+    ("GET", "/machine/layout"),
 ];
 
 /// What a request asks the machine for.
@@ -99,6 +108,36 @@ pub enum Command {
     CreateVm(VmCreate),
     /// Stop a VM; its memory goes back to the free pool, zeroed.
     DeleteVm(String),
+    /// The guest kernel's processes, modules or system-call table, read
+    /// from outside (docs/monitor.md); served by a [`SideController`]
+    /// without stopping the guest.
+    Inspect(Inspect),
+    /// The monitors' state: counters and violations.
+    Monitor,
+    /// `len` bytes at guest-*virtual* kernel address `addr`, through the
+    /// guest kernel's own page tables; with the guest-physical address.
+    ReadKernelMemory {
+        addr: u64,
+        len: u64,
+    },
+    /// The structure layouts the introspection found in the kernel's BTF.
+    Layout,
+}
+
+/// What `Command::Inspect` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inspect {
+    Processes,
+    Modules,
+    Syscalls,
+}
+
+/// Commands served off the run loop, on the API's handler thread, while
+/// the harts run (the guest is not stopped): the monitors'
+/// ([`Command::Inspect`], [`Command::Monitor`]). `None`: not this
+/// controller's command; it goes to the run loop as any other.
+pub trait SideController: Send + Sync {
+    fn handle(&self, cmd: &Command) -> Option<Result<Reply, ApiError>>;
 }
 
 /// The body of `POST /vms`: a VM as `strata run --config` describes one
@@ -217,10 +256,19 @@ pub fn route(method: &str, url: &str, body: &[u8]) -> Result<Command, RouteError
         ("DELETE", "/vms/{id}") => no_body(body).and_then(|_| id()).map(Command::DeleteVm)?,
         ("GET", "/vms/{id}/memory") => read_memory(Some(id()?), &q)?,
         ("PUT", "/vms/{id}/memory") => write_memory(Some(id()?), body)?,
+        ("GET", "/machine/processes") => Command::Inspect(Inspect::Processes),
+        ("GET", "/machine/modules") => Command::Inspect(Inspect::Modules),
+        ("GET", "/machine/syscalls") => Command::Inspect(Inspect::Syscalls),
+        ("GET", "/machine/monitor") => Command::Monitor,
+        ("GET", "/machine/vmemory") => match read_memory(None, &q)? {
+            Command::ReadMemory { addr, len, .. } => Command::ReadKernelMemory { addr, len },
+            _ => unreachable!("read_memory makes a ReadMemory"),
+        },
+        ("GET", "/machine/layout") => Command::Layout,
         _ => unreachable!("every route in ROUTES has a command"),
     };
     // Only the memory reads take a query.
-    if !matches!(cmd, Command::ReadMemory { .. }) && !q.0.is_empty() {
+    if !matches!(cmd, Command::ReadMemory { .. } | Command::ReadKernelMemory { .. }) && !q.0.is_empty() {
         return Err(ApiError::bad_request(format!("{path} takes no query")).into());
     }
     Ok(cmd)

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{route, ApiError, Command, Controller, Reply};
+use crate::{route, ApiError, Command, Controller, Reply, SideController};
 
 /// The largest request body read (a memory write of [`crate::MEMORY_MAX`]
 /// bytes in hex, with room for the JSON around it).
@@ -83,6 +83,8 @@ struct Shared {
     wake: Box<dyn Fn() + Send + Sync>,
     handlers: AtomicUsize,
     closing: AtomicBool,
+    /// Serves some commands on the handler thread (the monitors').
+    side: std::sync::RwLock<Option<Arc<dyn SideController>>>,
 }
 
 /// The running server; dropping it stops it and removes the socket file.
@@ -106,6 +108,7 @@ impl ApiServer {
             wake,
             handlers: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            side: std::sync::RwLock::new(None),
         });
         let (srv, sh) = (server.clone(), shared.clone());
         let accept = std::thread::Builder::new()
@@ -113,6 +116,12 @@ impl ApiServer {
             .spawn(move || accept_loop(&srv, &sh))
             .map_err(|source| SockError::Io { path: path.into(), source })?;
         Ok((ApiServer { server, shared, accept: Some(accept), path: path.into() }, Inbox { rx, pending }))
+    }
+
+    /// Lets `side` answer the commands it takes ([`SideController`]) on
+    /// the handler threads, without the run loop.
+    pub fn set_side(&self, side: Arc<dyn SideController>) {
+        *self.shared.side.write().unwrap_or_else(|e| e.into_inner()) = Some(side);
     }
 
     /// The socket's path.
@@ -206,8 +215,13 @@ fn handle(mut rq: tiny_http::Request, shared: &Shared) {
     let _ = respond(rq, answer);
 }
 
-/// Queues `cmd` for the run loop and waits for its answer.
+/// Queues `cmd` for the run loop and waits for its answer (or lets the
+/// side controller answer it at once).
 fn ask(shared: &Shared, cmd: Command) -> Result<Reply, ApiError> {
+    let side = shared.side.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(r) = side.and_then(|s| s.handle(&cmd)) {
+        return r;
+    }
     let (tx, rx) = mpsc::channel();
     // Counted before it is sent, so the loop's count never goes below zero.
     shared.pending.fetch_add(1, Ordering::AcqRel);

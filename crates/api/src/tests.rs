@@ -49,6 +49,17 @@ fn every_route_gives_its_command() {
             r#"{"data":"01","addr":"0x10"}"#,
             Command::WriteMemory { vm: Some("a".into()), addr: 16, data: vec![1] },
         ),
+        ("GET", "/machine/processes", "", Command::Inspect(Inspect::Processes)),
+        ("GET", "/machine/modules", "", Command::Inspect(Inspect::Modules)),
+        ("GET", "/machine/syscalls", "", Command::Inspect(Inspect::Syscalls)),
+        ("GET", "/machine/monitor", "", Command::Monitor),
+        (
+            "GET",
+            "/machine/vmemory?addr=0xffffffff81000000&len=8",
+            "",
+            Command::ReadKernelMemory { addr: 0xffff_ffff_8100_0000, len: 8 },
+        ),
+        ("GET", "/machine/layout", "", Command::Layout),
     ];
     assert_eq!(cases.len(), ROUTES.len(), "a case per route");
     for (m, url, body, want) in cases {

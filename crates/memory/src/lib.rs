@@ -59,8 +59,10 @@ pub struct GuestRam {
     /// access (guest RAM bases are page aligned).
     ptr: *mut u8,
     len: usize,
-    /// Per 4 KiB page: nonzero while some hart holds instructions decoded
-    /// from the page (see [`GuestRam::mark_code`]).
+    /// Per 4 KiB page: [`CODE_MARK`] while some hart holds instructions
+    /// decoded from the page (see [`GuestRam::mark_code`]), [`WATCH_MARK`]
+    /// while a monitor watches it for writes ([`GuestRam::watch_page`]).
+    /// Nonzero sends every store to the page down the slow path.
     code: Box<[AtomicU8]>,
     /// Per page: bumped by every write that reaches a page marked as code,
     /// so a hart's decoded copy of the page can tell it is stale.
@@ -68,7 +70,15 @@ pub struct GuestRam {
     /// Bumped with any page's `code_gen`: one number that moves whenever
     /// any decoded code anywhere may have gone stale.
     code_writes: AtomicU64,
+    /// Per page: bumped by the first write after a monitor armed a watch
+    /// on the page (the write clears [`WATCH_MARK`]).
+    watch_gen: Box<[AtomicU32]>,
 }
+
+/// The page-mark bit of decoded code.
+pub const CODE_MARK: u8 = 1;
+/// The page-mark bit of a monitor's write watch (docs/monitor.md).
+pub const WATCH_MARK: u8 = 2;
 
 /// Alignment of the host allocation behind guest RAM: a page, so host and
 /// guest alignment agree for every access size.
@@ -124,7 +134,8 @@ impl GuestRam {
         let pages = len.div_ceil(1 << PAGE_SHIFT);
         let code = (0..pages).map(|_| AtomicU8::new(0)).collect();
         let code_gen = (0..pages).map(|_| AtomicU32::new(0)).collect();
-        Ok(Self { base, ptr, len, code, code_gen, code_writes: AtomicU64::new(0) })
+        let watch_gen = (0..pages).map(|_| AtomicU32::new(0)).collect();
+        Ok(Self { base, ptr, len, code, code_gen, code_writes: AtomicU64::new(0), watch_gen })
     }
 
     #[inline]
@@ -265,7 +276,7 @@ impl GuestRam {
     /// and returns its generation. `page` must be below `pages()`.
     #[inline]
     pub fn mark_code(&self, page: usize) -> u32 {
-        self.code[page].store(1, Ordering::Relaxed);
+        self.code[page].fetch_or(CODE_MARK, Ordering::Relaxed);
         self.code_gen[page].load(Ordering::Relaxed)
     }
 
@@ -273,7 +284,7 @@ impl GuestRam {
     /// RAM holds.
     #[inline]
     pub fn code_valid(&self, page: usize, gen: u32) -> bool {
-        self.code[page].load(Ordering::Relaxed) != 0 && self.code_gen[page].load(Ordering::Relaxed) == gen
+        self.code[page].load(Ordering::Relaxed) & CODE_MARK != 0 && self.code_gen[page].load(Ordering::Relaxed) == gen
     }
 
     /// Host addresses for code generated at run time (the hart's JIT): RAM
@@ -298,13 +309,48 @@ impl GuestRam {
 
     #[inline(always)]
     fn note_write(&self, page: usize) -> bool {
-        if self.code[page].load(Ordering::Relaxed) == 0 {
+        let mark = self.code[page].load(Ordering::Relaxed);
+        if mark == 0 {
             return false;
         }
-        self.code[page].store(0, Ordering::Relaxed);
+        self.note_marked_write(page, mark)
+    }
+
+    /// The slow path of [`note_write`](Self::note_write): the page has a
+    /// mark. A watch is one-shot (the write disarms it and moves its
+    /// generation); decoded code goes stale as before.
+    #[cold]
+    fn note_marked_write(&self, page: usize, mark: u8) -> bool {
+        if mark & WATCH_MARK != 0 {
+            self.code[page].fetch_and(!WATCH_MARK, Ordering::SeqCst);
+            self.watch_gen[page].fetch_add(1, Ordering::SeqCst);
+        }
+        if mark & CODE_MARK == 0 {
+            return false;
+        }
+        self.code[page].fetch_and(!CODE_MARK, Ordering::Relaxed);
         self.code_gen[page].fetch_add(1, Ordering::Relaxed);
         self.code_writes.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Arms a monitor's write watch on `page` (RAM offset `page << 12`,
+    /// below `pages()`) and returns its generation: the next write to the
+    /// page moves it ([`watch_unchanged`](Self::watch_unchanged) turns
+    /// false) and disarms the watch. Costs the guest nothing until it
+    /// writes the page; then that one store takes the slow path. A store
+    /// whose bytes land at the very instant of arming may be missed (the
+    /// writer checks the mark after writing; docs/monitor.md).
+    pub fn watch_page(&self, page: usize) -> u32 {
+        let g = self.watch_gen[page].load(Ordering::SeqCst);
+        self.code[page].fetch_or(WATCH_MARK, Ordering::SeqCst);
+        g
+    }
+
+    /// Whether `page` saw no write since [`watch_page`](Self::watch_page)
+    /// gave `gen`.
+    pub fn watch_unchanged(&self, page: usize, gen: u32) -> bool {
+        self.watch_gen[page].load(Ordering::SeqCst) == gen
     }
 
     /// How many writes have reached pages marked as code so far: while it
@@ -503,6 +549,29 @@ impl<T: GuestMemory + ?Sized> GuestMemory for std::sync::Arc<T> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_write_watch_sees_the_first_write_and_leaves_code_marks_alone() {
+        let ram = GuestRam::new(0x8000_0000, 4 << 12).unwrap();
+        let g = ram.watch_page(1);
+        assert!(ram.watch_unchanged(1, g));
+        // A write elsewhere does not move it.
+        ram.store(0x8000_0000, 8, 1).unwrap();
+        assert!(ram.watch_unchanged(1, g));
+        let cg = ram.mark_code(1);
+        ram.store(0x8000_1010, 4, 7).unwrap();
+        assert!(!ram.watch_unchanged(1, g), "the write to the watched page moved its generation");
+        assert!(!ram.code_valid(1, cg), "the same write made the decoded code stale");
+        // One-shot: disarmed; a new arm gives a new generation.
+        let g2 = ram.watch_page(1);
+        assert_ne!(g, g2);
+        let cg2 = ram.mark_code(1);
+        ram.write_bytes(0x8000_1ff0, &[1; 32]).unwrap();
+        assert!(!ram.watch_unchanged(1, g2) && !ram.code_valid(1, cg2));
+        let g3 = ram.watch_page(2);
+        assert!(ram.watch_unchanged(2, g3));
+    }
+
     use super::*;
 
     #[test]

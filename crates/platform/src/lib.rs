@@ -14,6 +14,7 @@ pub mod hyp;
 pub mod loader;
 pub mod machine;
 pub mod measure;
+pub mod monitor;
 pub mod runner;
 pub mod size;
 pub mod tpm;

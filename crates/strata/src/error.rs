@@ -70,6 +70,21 @@ pub enum CliError {
     /// `strata disk`: a key, image, packed directory or overlay.
     #[error(transparent)]
     Stream(#[from] strata_stream::StreamError),
+    /// `--system-map`, `--btf`, `--monitor` (docs/monitor.md).
+    #[error(transparent)]
+    Monitor(#[from] strata_platform::monitor::MonitorError),
+    /// A `--monitor` or `--fault` that names a drive the machine lacks.
+    #[error(transparent)]
+    MonitorSpec(strata_platform::monitor::MonitorSpecError),
+    #[error("--monitor: VM {0} is protected: no monitor may read its memory or watch its devices")]
+    MonitorProtected(String),
+    #[error("--monitor: monitors run on strata machine only so far (docs/monitor.md, \"What is not done\")")]
+    MonitorOnRun,
+    #[error("--monitor needs --system-map FILE (the guest kernel's symbols; docs/monitor.md)")]
+    MonitorWithoutMap,
+    /// `strata inspect`: the API could not be reached or refused.
+    #[error("{0}")]
+    Inspect(String),
 }
 
 impl CliError {
@@ -98,7 +113,13 @@ impl CliError {
             | CliError::StatsJson { .. }
             | CliError::Output { .. }
             | CliError::Attest(_)
-            | CliError::Stream(_) => 1,
+            | CliError::Stream(_)
+            | CliError::Monitor(_)
+            | CliError::MonitorWithoutMap
+            | CliError::MonitorProtected(_)
+            | CliError::MonitorOnRun
+            | CliError::MonitorSpec(_)
+            | CliError::Inspect(_) => 1,
         }
     }
 }

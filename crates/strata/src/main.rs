@@ -68,6 +68,32 @@ enum Cmd {
     /// Check TPM evidence (docs/attestation.md).
     #[command(subcommand)]
     Attest(AttestCmd),
+    /// Read a running machine's guest kernel from outside, through its
+    /// control API (docs/monitor.md): its processes, modules, system-call
+    /// table, or the monitors' state. The machine needs --api-sock and
+    /// --system-map.
+    Inspect(InspectArgs),
+}
+
+#[derive(clap::Args)]
+struct InspectArgs {
+    /// The running machine's --api-sock.
+    #[arg(long, value_name = "PATH")]
+    api_sock: PathBuf,
+    /// What to list.
+    #[arg(value_enum, default_value = "processes")]
+    what: InspectWhat,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InspectWhat {
+    Processes,
+    Modules,
+    Syscalls,
+    Monitor,
 }
 
 #[derive(Subcommand)]
@@ -201,6 +227,11 @@ struct RunArgs {
     /// Make the VM protected: no host-side interface can read its memory.
     #[arg(long)]
     protected: bool,
+    /// Monitors (docs/monitor.md) are on `strata machine` only so far;
+    /// given here they are refused with the reason (and a protected VM
+    /// refuses them whatever comes later).
+    #[arg(long, value_name = "SPEC")]
+    monitor: Vec<String>,
     /// The VM's name (labels its console with several VMs).
     #[arg(long)]
     name: Option<String>,
@@ -409,6 +440,12 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
             }]
         }
     };
+    if !a.monitor.is_empty() {
+        return Err(match vms.iter().find(|v| v.protected) {
+            Some(v) => CliError::MonitorProtected(v.name.clone()),
+            None => CliError::MonitorOnRun,
+        });
+    }
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let clock = clock_mode(a.clock);
     let jit = !a.no_jit && !env_flag("STRATA_NO_JIT");
@@ -587,6 +624,35 @@ struct MachineArgs {
     iommu_stray_dma: Option<StrayDma>,
     #[command(flatten)]
     virtio: VirtioArgs,
+    #[command(flatten)]
+    monitor: MonitorArgs,
+}
+
+/// Introspection and monitors (docs/monitor.md), for `strata machine`.
+#[derive(clap::Args, Default)]
+struct MonitorArgs {
+    /// The guest kernel's System.map (Debian's real one is in
+    /// linux-image-*-dbg: scripts/fetch-symbols.sh). Enables the
+    /// introspection routes of the control API (strata inspect).
+    #[arg(long, value_name = "FILE")]
+    system_map: Option<PathBuf>,
+    /// The kernel's raw BTF (a vmlinux .BTF section). Default: read from
+    /// the kernel image in guest memory (__start_BTF..__stop_BTF).
+    #[arg(long, value_name = "FILE", requires = "system_map")]
+    btf: Option<PathBuf>,
+    /// A monitor (repeatable; docs/monitor.md):
+    /// integrity[,interval=100ms][,retry=on|off][,pause=on|off] on its own
+    /// host thread (needs --system-map; violations are logged on stderr
+    /// and listed by GET /machine/monitor; pause=on pauses the machine at
+    /// the first), or blk-trace[,drive=N] (counts a disk's requests).
+    #[arg(long, value_name = "SPEC", value_parser = strata_platform::monitor::Monitor::parse)]
+    monitor: Vec<strata_platform::monitor::Monitor>,
+    /// Fault injection (repeatable): blk[,drive=N],sector=S fails every
+    /// read or write of disk N that covers sector S with an I/O error;
+    /// blk[,drive=N],rate=P[,seed=X] fails a fraction P of its requests;
+    /// mem,addr=GPA,bit=B[,after=MS] flips one bit of guest memory once.
+    #[arg(long, value_name = "SPEC", value_parser = strata_platform::monitor::Fault::parse)]
+    fault: Vec<strata_platform::monitor::Fault>,
 }
 
 /// The control API and the stats file, for `strata machine` and `strata run`.
@@ -768,6 +834,7 @@ fn machine(mut a: MachineArgs) -> Result<ExitReason, CliError> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let stats = a.stats;
     let control = std::mem::take(&mut a.control);
+    let monitor = std::mem::take(&mut a.monitor);
     let plan =
         SnapshotPlan { path: a.snapshot_file.clone(), at_insns: a.snapshot_at_insns, stop_after: a.snapshot_and_stop };
     // The control API is served at round boundaries of the one-thread
@@ -812,12 +879,55 @@ fn machine(mut a: MachineArgs) -> Result<ExitReason, CliError> {
     m.stop_handle().install_signal_handlers().map_err(CliError::Signals)?;
     m.install_snapshot_signal().map_err(CliError::Signals)?;
     let api = control.start(&mut m)?;
+    let hub = if monitor.system_map.is_some() || !monitor.monitor.is_empty() || !monitor.fault.is_empty() {
+        use strata_platform::monitor::{Hub, Monitor};
+        let integrity: Vec<_> = monitor
+            .monitor
+            .iter()
+            .filter_map(|m| match m {
+                Monitor::Integrity(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        if !integrity.is_empty() && monitor.system_map.is_none() {
+            return Err(CliError::MonitorWithoutMap);
+        }
+        let load_pa = m.work.layout.kernel.0;
+        let hub =
+            Hub::new(m.ram.clone(), m.harts.len(), load_pa, monitor.system_map.as_deref(), monitor.btf.as_deref())?;
+        m.attach_monitor(hub.hooks());
+        if let Some(a) = &api {
+            a.set_side(hub.clone());
+        }
+        // The disks' taps, in drive order.
+        let taps: Vec<_> =
+            m.virtio.iter().filter_map(|d| d.lock().unwrap_or_else(|e| e.into_inner()).block_taps()).collect();
+        for mon in &monitor.monitor {
+            hub.attach_io(mon, &taps).map_err(CliError::MonitorSpec)?;
+        }
+        for f in &monitor.fault {
+            match f {
+                strata_platform::monitor::Fault::Blk(f) => hub.attach_fault(f, &taps),
+                strata_platform::monitor::Fault::Mem { addr, bit, after } => hub.schedule_flip(*addr, *bit, *after),
+            }
+            .map_err(CliError::MonitorSpec)?;
+        }
+        for spec in integrity {
+            hub.start_integrity(spec)?;
+        }
+        Some(hub)
+    } else {
+        None
+    };
     let raw = if interactive { RawMode::enable() } else { None };
     let reason = match &gdb {
         Some(addr) => strata_platform::debug::serve_board(&mut m, addr)?,
         None => m.run(),
     };
     drop(raw);
+    if let Some(h) = &hub {
+        h.shut_down();
+    }
     m.shut_down();
     m.stop_tpm();
     if stats {
@@ -831,6 +941,63 @@ fn machine(mut a: MachineArgs) -> Result<ExitReason, CliError> {
     Ok(reason)
 }
 
+/// `strata inspect`: one API request, printed as a table (or JSON).
+fn inspect(a: InspectArgs) -> Result<(), CliError> {
+    let route = match a.what {
+        InspectWhat::Processes => "/machine/processes",
+        InspectWhat::Modules => "/machine/modules",
+        InspectWhat::Syscalls => "/machine/syscalls",
+        InspectWhat::Monitor => "/machine/monitor",
+    };
+    let r = strata_api::client::request(&a.api_sock, "GET", route, b"")
+        .map_err(|e| CliError::Inspect(format!("--api-sock {}: {e}", a.api_sock.display())))?;
+    let v = r.json();
+    if r.status == 200 && v.is_null() {
+        return Err(CliError::Inspect(format!("{route}: the answer is not JSON")));
+    }
+    if r.status != 200 {
+        let msg = v["error"].as_str().map_or_else(|| r.text(), str::to_string);
+        return Err(CliError::Inspect(format!("{route}: {} {msg}", r.status)));
+    }
+    if a.json || matches!(a.what, InspectWhat::Monitor) {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    let rows = v.as_array().cloned().unwrap_or_default();
+    let s = |x: &serde_json::Value| x.as_str().map_or_else(|| x.to_string(), str::to_string);
+    match a.what {
+        InspectWhat::Processes => {
+            println!("{:>7} {:>7} {:<16} {:<6} TASK", "PID", "PPID", "COMM", "KIND");
+            for p in rows {
+                let kind = if p["kernel_thread"].as_bool() == Some(true) { "kernel" } else { "user" };
+                let n = |x: &serde_json::Value| x.as_i64().unwrap_or(-1);
+                println!(
+                    "{:>7} {:>7} {:<16} {:<6} {}",
+                    n(&p["pid"]),
+                    n(&p["ppid"]),
+                    s(&p["comm"]),
+                    kind,
+                    s(&p["task"])
+                );
+            }
+        }
+        InspectWhat::Modules => {
+            println!("{:<24} {:>5} ADDRESS", "NAME", "STATE");
+            for m in rows {
+                println!("{:<24} {:>5} {}", s(&m["name"]), m["state"].as_u64().unwrap_or(0), s(&m["address"]));
+            }
+        }
+        InspectWhat::Syscalls => {
+            println!("{:>4} {:<18} SYMBOL", "NR", "ADDRESS");
+            for c in rows {
+                println!("{:>4} {:<18} {}", c["nr"].as_u64().unwrap_or(0), s(&c["address"]), s(&c["symbol"]));
+            }
+        }
+        InspectWhat::Monitor => unreachable!("printed as JSON above"),
+    }
+    Ok(())
+}
+
 /// An environment variable set to anything but "", "0" or "false".
 fn env_flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
@@ -842,6 +1009,12 @@ fn main() -> ExitCode {
         Cmd::Machine(a) => machine(a),
         Cmd::Attest(AttestCmd::Verify(a)) => {
             return match attest_verify(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Inspect(a) => {
+            return match inspect(a) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }

@@ -230,6 +230,8 @@ pub struct Block {
     errors: BTreeMap<(HostOp, i32), (u64, String)>,
     /// Set when a host error stopped the device (policy `stop`).
     stopped: Option<String>,
+    /// Monitors' observers of every request (`super::tap`).
+    taps: Option<std::sync::Arc<super::tap::Taps>>,
 }
 
 impl Block {
@@ -312,6 +314,7 @@ impl Block {
             werror: ErrorPolicy::Report,
             errors: BTreeMap::new(),
             stopped: None,
+            taps: None,
         })
     }
 
@@ -399,6 +402,12 @@ impl Block {
         let ty = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
         let sector = u64::from_le_bytes(hdr[8..16].try_into().unwrap());
         let data_out = c.readable_len() - 16;
+        if let Some(t) = &self.taps {
+            let bytes = if ty == req::IN { data_in } else { data_out };
+            if let Some(status) = t.run(&super::tap::BlockRequest { kind: ty, sector, bytes }) {
+                return Some((status, 0));
+            }
+        }
         let done = match ty {
             req::IN => {
                 if data_in % SECTOR != 0 || !self.in_range(sector, data_in / SECTOR) {
@@ -561,6 +570,10 @@ fn fallocate(f: &File, mode: libc::c_int, pos: u64, len: u64) -> bool {
 }
 
 impl VirtioDevice for Block {
+    fn block_taps(&mut self) -> Option<std::sync::Arc<super::tap::Taps>> {
+        Some(self.taps.get_or_insert_with(super::tap::Taps::new).clone())
+    }
+
     fn device_id(&self) -> u32 {
         id::BLOCK
     }

@@ -145,6 +145,12 @@ impl VirtioMmio {
     }
 
     /// The name the device's messages use ("virtio-blk0 (disk.img)").
+    /// The device's monitor taps, if it is a block device
+    /// (`super::tap`).
+    pub fn block_taps(&mut self) -> Option<std::sync::Arc<super::tap::Taps>> {
+        self.dev.block_taps()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

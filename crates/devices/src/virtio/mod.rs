@@ -24,6 +24,7 @@ pub mod net;
 
 pub mod queue;
 pub mod rng;
+pub mod tap;
 pub mod uds;
 pub mod vsock;
 
@@ -114,6 +115,11 @@ pub trait VirtioDevice: Send {
     fn reset(&mut self);
     /// The driver notified queue `q` (§2.9): consume what is available.
     /// An `Err` puts the device into DEVICE_NEEDS_RESET.
+    /// A block device's monitor taps (`tap`), made on first use; `None`
+    /// for the other device types.
+    fn block_taps(&mut self) -> Option<std::sync::Arc<tap::Taps>> {
+        None
+    }
     fn process(&mut self, q: usize, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError>;
     /// Host-side work (incoming data, timers), called by the run loop.
     /// Returns `Ok(true)` when it did something.

@@ -32,6 +32,7 @@
 use std::io::Read as _;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 use strata_api::{hex_encode, ApiError, ApiServer, Command, Controller, Inbox, Reply};
@@ -50,6 +51,9 @@ pub enum MemAccess<'a> {
 #[derive(Default)]
 pub(super) struct ApiState {
     pub inbox: Option<Inbox>,
+    /// Monitors' hooks (crate::monitor): the harts' satp/stvec published
+    /// every round, and their pause requests. None: no monitor, one test.
+    pub monitor: Option<Arc<crate::monitor::Hooks>>,
     pub paused: bool,
     pub stop: bool,
 }
@@ -63,6 +67,13 @@ impl<W: Workload> Runner<W> {
         let (server, inbox) = ApiServer::start(path, Box::new(move || waker.wake()))?;
         self.api.inbox = Some(inbox);
         Ok(server)
+    }
+
+    /// Attaches monitors' hooks: from the next round on, the loop
+    /// publishes every hart's `satp` and `stvec` at each round boundary
+    /// and pauses when a monitor asks (docs/monitor.md).
+    pub fn attach_monitor(&mut self, hooks: Arc<crate::monitor::Hooks>) {
+        self.api.monitor = Some(hooks);
     }
 
     /// Is the machine paused by the API?
@@ -81,6 +92,16 @@ impl<W: Workload> Runner<W> {
     /// a paused wait.
     #[inline]
     pub(super) fn api_round(&mut self) -> Option<Option<RunEnd>> {
+        if let Some(m) = &self.api.monitor {
+            for (i, h) in self.harts.iter().enumerate() {
+                m.publish(i, h.csr.satp, h.csr.stvec);
+            }
+            if m.pause.swap(false, std::sync::atomic::Ordering::SeqCst) && !self.api.paused {
+                eprintln!("strata: monitor: the machine is paused (resume through the API)");
+                self.api.paused = true;
+                self.work.flush_consoles(false);
+            }
+        }
         if self.api.inbox.as_ref().is_some_and(Inbox::pending) {
             let inbox = self.api.inbox.take().expect("checked");
             inbox.serve(self);
@@ -224,6 +245,9 @@ impl<W: Workload> Controller for Runner<W> {
                 Ok(Reply::Created(serde_json::to_value(vm).expect("plain data")))
             }
             Command::DeleteVm(name) => self.work.delete_vm(&name).map(|_| Reply::Done),
+            Command::Inspect(_) | Command::Monitor | Command::ReadKernelMemory { .. } | Command::Layout => Err(
+                ApiError::not_found("no monitors on this machine: give strata machine --system-map (docs/monitor.md)"),
+            ),
             Command::Vm(name) => {
                 let hyp = self.work.hyp_stats().ok_or_else(no_vms)?;
                 let vm = hyp.vms.into_iter().find(|v| v.name == name).ok_or_else(|| no_vm(&name))?;
