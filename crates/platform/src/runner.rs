@@ -813,6 +813,9 @@ impl<W: Workload> Runner<W> {
                 ts.parked.as_secs_f64()
             );
         }
+        for d in &snap.devices {
+            let _ = writeln!(s, "{}", d.line());
+        }
         s += &self.host_error_summary();
         s
     }

@@ -88,7 +88,7 @@ pub enum SpecError {
 const NETDEV_SYNTAX: &str = "tap[,ifname=NAME][,mac=..]";
 const VSOCK_SYNTAX: &str = "cid=N,uds=PATH";
 
-const DRIVE_SYNTAX: &str = "file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop], or url=http://HOST:PORT/PATH/table,cache=DIR,pubkey=FILE[,overlay=FILE][,timeout=SECS][,readonly=on]";
+const DRIVE_SYNTAX: &str = "file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop], or url=http://HOST:PORT/PATH/table,cache=DIR,pubkey=FILE[,overlay=FILE][,timeout=SECS][,profile=URL|FILE][,readonly=on]";
 
 /// How long a streamed drive waits for a connection or an answer before
 /// the attempt fails (three attempts per block: `strata_stream::FETCH_ATTEMPTS`).
@@ -106,6 +106,7 @@ impl DriveSpec {
     pub fn parse(s: &str) -> Result<DriveSpec, SpecError> {
         let mut file = None;
         let (mut url, mut cache, mut pubkey, mut overlay, mut timeout) = (None, None, None, None, None);
+        let mut profile = None;
         let mut readonly = false;
         let mut serial = None;
         let (mut werror, mut rerror) = (ErrorPolicy::Report, ErrorPolicy::Report);
@@ -119,6 +120,7 @@ impl DriveSpec {
                 "cache" if !v.is_empty() => cache = Some(PathBuf::from(v)),
                 "pubkey" if !v.is_empty() => pubkey = Some(PathBuf::from(v)),
                 "overlay" if !v.is_empty() => overlay = Some(PathBuf::from(v)),
+                "profile" if !v.is_empty() => profile = Some(v.to_string()),
                 "timeout" => {
                     let secs = v.parse::<u64>().ok().filter(|s| (1..=600).contains(s));
                     timeout = Some(Duration::from_secs(secs.ok_or_else(|| SpecError::Timeout(v.into()))?));
@@ -143,6 +145,7 @@ impl DriveSpec {
                     (pubkey.is_some(), "pubkey"),
                     (overlay.is_some(), "overlay"),
                     (timeout.is_some(), "timeout"),
+                    (profile.is_some(), "profile"),
                 ] {
                     if set {
                         return Err(SpecError::StreamOnly(key));
@@ -157,6 +160,7 @@ impl DriveSpec {
                 overlay,
                 readonly,
                 timeout: timeout.unwrap_or(STREAM_TIMEOUT),
+                profile,
             }),
             (None, None) => return Err(SpecError::Missing("a drive needs file=PATH (or url=URL)")),
         };
@@ -335,6 +339,19 @@ impl DiskBackend for Streamed {
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush().map_err(std::io::Error::other)
     }
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let c = self.0.counters();
+        vec![
+            ("stream_blocks_fetched", c.blocks_fetched),
+            ("stream_bytes_fetched", c.bytes_fetched),
+            ("stream_cache_hits", c.cache_hits),
+            ("stream_memory_hits", c.memory_hits),
+            ("stream_hash_mismatches", c.hash_mismatches),
+            ("stream_failed_blocks", c.failed_blocks),
+            ("stream_prefetched_blocks", c.prefetched_blocks),
+            ("stream_prefetch_bytes", c.prefetch_bytes),
+        ]
+    }
 }
 
 /// Why a device stopped the machine (a drive with `werror=stop` whose
@@ -423,14 +440,18 @@ mod tests {
                 overlay: None,
                 readonly: true,
                 timeout: Duration::from_secs(2),
+                profile: None,
             })
         );
+        let p = DriveSpec::parse("url=http://h/d/table,cache=/c,pubkey=/k,profile=http://h/d/profile").unwrap();
+        assert!(matches!(p.source, DriveSource::Stream(o) if o.profile.as_deref() == Some("http://h/d/profile")));
         assert_eq!(d.name(), "http://h:8080/d/table");
         let e = |s: &str| DriveSpec::parse(s).unwrap_err();
         assert_eq!(e("url=http://h/t,pubkey=/k"), SpecError::Missing("a streamed drive needs cache=DIR"));
         assert_eq!(e("url=http://h/t,cache=/c"), SpecError::Missing("a streamed drive needs pubkey=FILE"));
         assert_eq!(e("file=a,url=http://h/t,cache=/c,pubkey=/k"), SpecError::FileAndUrl);
         assert_eq!(e("file=a,cache=/c"), SpecError::StreamOnly("cache"));
+        assert_eq!(e("file=a,profile=/p"), SpecError::StreamOnly("profile"));
         assert_eq!(e("url=http://h/t,cache=/c,pubkey=/k,timeout=0"), SpecError::Timeout("0".into()));
         assert!(e("url=http://h/t,cache=/c,pubkey=/k,timeout=x").to_string().contains("seconds"));
     }

@@ -385,6 +385,13 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
                                             o.cache = rel(o.cache);
                                             o.pubkey = rel(o.pubkey);
                                             o.overlay = o.overlay.map(rel);
+                                            o.profile = o.profile.map(|p| {
+                                                if p.starts_with("http://") {
+                                                    p
+                                                } else {
+                                                    rel(p.into()).display().to_string()
+                                                }
+                                            });
                                             DriveSource::Stream(o)
                                         }
                                     };
@@ -702,9 +709,10 @@ struct VirtioArgs {
     /// A virtio-blk disk on a raw image file:
     /// file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop],
     /// or streamed over HTTP from a packed directory (docs/stream.md):
-    /// url=http://HOST:PORT/PATH/table,cache=DIR,pubkey=FILE[,overlay=FILE][,timeout=SECS]:
+    /// url=http://HOST:PORT/PATH/table,cache=DIR,pubkey=FILE[,overlay=FILE][,timeout=SECS][,profile=URL|FILE]:
     /// the table must be signed by FILE's key, blocks are checked against
-    /// it and kept in DIR, writes go to the overlay (DIR/overlay).
+    /// it and kept in DIR, writes go to the overlay (DIR/overlay); a boot
+    /// profile (DIR/profile of an earlier run) is read ahead.
     /// Repeatable; the first is /dev/vda. The image is locked as QEMU locks
     /// it: one writer, or any number of readonly=on users. werror/rerror:
     /// what a failed host write/read does: report (the guest gets an I/O

@@ -1,17 +1,44 @@
 //! The streamed drive: a table fetched and verified at open, blocks
 //! fetched on first read, verified, cached, and a copy-on-write overlay
-//! for the guest's writes.
+//! for the guest's writes; a boot profile recorded as the guest reads and,
+//! given one, replayed as read-ahead ([`crate::profile`]).
+//!
+//! Where a guest read finds a block, in order:
+//!
+//! | where | cost | counter |
+//! | --- | --- | --- |
+//! | the overlay | a file read | — |
+//! | a zero block of the table | nothing | — |
+//! | the last [`HOT_BLOCKS`] verified blocks, in memory | a copy | `memory_hits` |
+//! | the cache directory | a file read and a SHA-256 of the block | `cache_hits` |
+//! | in flight on the prefetcher | a wait, then the cache | `cache_hits` |
+//! | the server | HTTP, zstd, SHA-256, a cache write | `blocks_fetched` |
+//!
+//! The memory tier holds only blocks this process verified, so it needs no
+//! second check; the cache directory is outside the process and is checked
+//! on every read (docs/stream.md, "Trust model"). Without the memory tier a
+//! sequential read of one 64 KiB block in sixteen 4 KiB requests read and
+//! hashed the block sixteen times.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::format::{sha256, Hash, Table, ZERO_HASH};
-use crate::http::{Fetcher, Want};
+use crate::format::{block_hex, sha256, Hash, Table, ZERO_HASH};
+use crate::http::{Fetched, Fetcher, Want, FETCH_ATTEMPTS};
 use crate::keys::read_public_key;
 use crate::overlay::Overlay;
 use crate::pack::{block_path, write_atomically};
+use crate::profile::{self, InFlight, Prefetcher, MAX_PROFILE};
 use crate::StreamError;
+
+/// Verified blocks kept in memory (4 MiB of 64 KiB blocks): more than
+/// Linux's read-ahead window, so a sequential read touches each block's
+/// file once.
+pub const HOT_BLOCKS: usize = 64;
 
 /// How a streamed drive is opened (`--drive url=…,cache=…,pubkey=…`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +55,9 @@ pub struct StreamOptions {
     pub readonly: bool,
     /// Each connection and request gives up after this long.
     pub timeout: Duration,
+    /// A boot profile to read ahead from: `http://…` or a local path
+    /// (docs/stream.md, "Boot profiles").
+    pub profile: Option<String>,
 }
 
 /// What the drive did, for `--stats` and the counter file `CACHE/stats`.
@@ -47,13 +77,20 @@ pub struct Counters {
     pub failed_blocks: u64,
     /// Blocks copied into the overlay.
     pub overlay_blocks: u64,
+    /// Reads served from the verified blocks in memory.
+    pub memory_hits: u64,
+    /// Blocks the read-ahead of a boot profile fetched, verified and
+    /// cached; compressed bytes it received; blocks it could not have.
+    pub prefetched_blocks: u64,
+    pub prefetch_bytes: u64,
+    pub prefetch_failed: u64,
 }
 
 impl Counters {
     /// `name value` lines.
     pub fn lines(&self) -> String {
         format!(
-            "table_bytes {}\nblocks_fetched {}\nbytes_fetched {}\ncache_hits {}\nhash_mismatches {}\nretries {}\nfailed_blocks {}\noverlay_blocks {}\n",
+            "table_bytes {}\nblocks_fetched {}\nbytes_fetched {}\ncache_hits {}\nhash_mismatches {}\nretries {}\nfailed_blocks {}\noverlay_blocks {}\nmemory_hits {}\nprefetched_blocks {}\nprefetch_bytes {}\nprefetch_failed {}\n",
             self.table_bytes,
             self.blocks_fetched,
             self.bytes_fetched,
@@ -61,7 +98,11 @@ impl Counters {
             self.hash_mismatches,
             self.retries,
             self.failed_blocks,
-            self.overlay_blocks
+            self.overlay_blocks,
+            self.memory_hits,
+            self.prefetched_blocks,
+            self.prefetch_bytes,
+            self.prefetch_failed
         )
     }
 }
@@ -73,8 +114,19 @@ pub struct StreamDisk {
     overlay: Option<Overlay>,
     counters: Counters,
     /// `CACHE/fetched`: one line per block fetched in this run
-    /// (`index hash`), for tests and boot profiles.
+    /// (`index hash`), for tests.
     log: Option<std::fs::File>,
+    /// `CACHE/profile`: one line per base block the guest read, the first
+    /// time (`index hash`): this run's boot profile.
+    profile_out: Option<std::fs::File>,
+    /// Bit i: block i is in `CACHE/profile` already.
+    read_once: Vec<u64>,
+    /// The last [`HOT_BLOCKS`] verified blocks, newest at the back.
+    hot: VecDeque<(Hash, Arc<[u8]>)>,
+    inflight: Arc<InFlight>,
+    prefetch: Option<Prefetcher>,
+    /// The longest a read waits for a block the prefetcher is fetching.
+    wait_limit: Duration,
 }
 
 impl StreamDisk {
@@ -94,10 +146,42 @@ impl StreamDisk {
             let p = o.overlay.clone().unwrap_or_else(|| o.cache.join("overlay"));
             Some(Overlay::open(&p, &bytes, table.generation, table.blocks(), table.image_size, true)?)
         };
+        // Read the profile to replay before this run's replaces it (they
+        // may be one file).
+        let order = match &o.profile {
+            Some(src) => Some(read_profile(&fetcher, src, &table)?),
+            None => None,
+        };
         let log_path = o.cache.join("fetched");
         let log = std::fs::File::create(&log_path).map_err(StreamError::io(&log_path))?;
+        let profile_path = o.cache.join("profile");
+        let profile_out = std::fs::File::create(&profile_path).map_err(StreamError::io(&profile_path))?;
         let counters = Counters { table_bytes: bytes.len() as u64, ..Counters::default() };
-        let d = StreamDisk { table, fetcher, cache: o.cache.clone(), overlay, counters, log: Some(log) };
+        let inflight = Arc::new(InFlight::default());
+        let prefetch = order.map(|order| {
+            let (c1, c2) = (o.cache.clone(), o.cache.clone());
+            Prefetcher::start(
+                fetcher.clone(),
+                order,
+                inflight.clone(),
+                move |h| block_path(&c1, h).exists(),
+                move |w, d| store(&c2, &w.hash, d),
+            )
+        });
+        let d = StreamDisk {
+            read_once: vec![0; table.blocks().div_ceil(64) as usize],
+            table,
+            fetcher,
+            cache: o.cache.clone(),
+            overlay,
+            counters,
+            log: Some(log),
+            profile_out: Some(profile_out),
+            hot: VecDeque::with_capacity(HOT_BLOCKS),
+            inflight,
+            prefetch,
+            wait_limit: o.timeout * FETCH_ATTEMPTS + Duration::from_secs(1),
+        };
         d.write_counters();
         Ok(d)
     }
@@ -116,13 +200,19 @@ impl StreamDisk {
     }
 
     pub fn counters(&self) -> Counters {
-        self.counters
+        let mut c = self.counters;
+        if let Some(p) = &self.prefetch {
+            c.prefetched_blocks = p.counters.blocks.load(Ordering::Relaxed);
+            c.prefetch_bytes = p.counters.bytes.load(Ordering::Relaxed);
+            c.prefetch_failed = p.counters.failed.load(Ordering::Relaxed);
+        }
+        c
     }
 
     /// Rewrites `CACHE/stats`; a failure to do so is not the guest's
     /// business and is ignored.
     fn write_counters(&self) {
-        let _ = std::fs::write(self.cache.join("stats"), self.counters.lines());
+        let _ = std::fs::write(self.cache.join("stats"), self.counters().lines());
     }
 
     /// A cached block, if present and still matching its hash (a cached
@@ -138,10 +228,63 @@ impl StreamDisk {
         None
     }
 
+    /// A verified block from memory, moved to the newest place.
+    fn hot(&mut self, h: &Hash) -> Option<Arc<[u8]>> {
+        let k = self.hot.iter().rposition(|(hh, _)| hh == h)?;
+        let e = self.hot.remove(k)?;
+        let d = e.1.clone();
+        self.hot.push_back(e);
+        Some(d)
+    }
+
+    /// Keeps a verified block in memory, dropping the oldest.
+    fn keep(&mut self, h: Hash, d: Arc<[u8]>) {
+        if self.hot.len() == HOT_BLOCKS {
+            self.hot.pop_front();
+        }
+        self.hot.push_back((h, d));
+    }
+
+    /// Adds block `i` to this run's boot profile the first time it is read.
+    fn note_read(&mut self, i: u64, h: &Hash) {
+        let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
+        if self.read_once[w] & b == 0 {
+            self.read_once[w] |= b;
+            if let Some(f) = &mut self.profile_out {
+                let _ = writeln!(f, "{i} {}", block_hex(h));
+            }
+        }
+    }
+
+    /// Counts one fetch's outcome; a verified block is cached, logged and
+    /// kept in memory.
+    fn take(&mut self, w: &Want, f: Fetched) -> Result<Arc<[u8]>, StreamError> {
+        self.counters.bytes_fetched += f.wire_bytes;
+        self.counters.hash_mismatches += f.mismatches as u64;
+        self.counters.retries += f.retries as u64;
+        match f.data {
+            Ok(d) => {
+                self.counters.blocks_fetched += 1;
+                store(&self.cache, &w.hash, &d);
+                if let Some(log) = &mut self.log {
+                    let _ = writeln!(log, "{} {}", w.index, block_hex(&w.hash));
+                }
+                let d: Arc<[u8]> = d.into();
+                self.keep(w.hash, d.clone());
+                Ok(d)
+            }
+            Err(e) => {
+                self.counters.failed_blocks += 1;
+                Err(e)
+            }
+        }
+    }
+
     /// Verified contents of base blocks `first..=last` (not the overlay's):
-    /// from the cache where present, the missing ones fetched side by side
+    /// from memory or the cache where present, the missing ones fetched
+    /// side by side (or waited for, if the prefetcher has them in flight)
     /// and cached. `None` for a zero block.
-    fn base_blocks(&mut self, first: u64, last: u64) -> Result<Vec<Option<Vec<u8>>>, StreamError> {
+    fn base_blocks(&mut self, first: u64, last: u64) -> Result<Vec<Option<Arc<[u8]>>>, StreamError> {
         let mut out = Vec::new();
         let mut wants = Vec::new();
         for i in first..=last {
@@ -149,8 +292,16 @@ impl StreamDisk {
             let len = self.table.block_len(i);
             if h == ZERO_HASH || self.overlay.as_ref().is_some_and(|o| o.has(i)) {
                 out.push(None);
+                continue;
+            }
+            self.note_read(i, &h);
+            if let Some(d) = self.hot(&h) {
+                self.counters.memory_hits += 1;
+                out.push(Some(d));
             } else if let Some(d) = self.cached(&h, len) {
                 self.counters.cache_hits += 1;
+                let d: Arc<[u8]> = d.into();
+                self.keep(h, d.clone());
                 out.push(Some(d));
             } else {
                 if !wants.iter().any(|w: &Want| w.hash == h) {
@@ -162,30 +313,41 @@ impl StreamDisk {
         if wants.is_empty() {
             return Ok(out);
         }
-        let fetched = self.fetcher.blocks(&wants);
+        let (mine, theirs) = self.inflight.claim(wants);
+        let fetched = self.fetcher.blocks(&mine);
         let mut first_err = None;
-        let mut got: Vec<(Hash, Vec<u8>)> = Vec::new();
-        for (w, f) in wants.iter().zip(fetched) {
-            self.counters.bytes_fetched += f.wire_bytes;
-            self.counters.hash_mismatches += f.mismatches as u64;
-            self.counters.retries += f.retries as u64;
-            match f.data {
-                Ok(d) => {
-                    self.counters.blocks_fetched += 1;
-                    let p = block_path(&self.cache, &w.hash);
-                    // A cache that cannot be written only costs a refetch.
-                    if let Some(parent) = p.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    let _ = write_atomically(&p, &d);
-                    if let Some(log) = &mut self.log {
-                        let _ = writeln!(log, "{} {}", w.index, crate::format::block_hex(&w.hash));
-                    }
-                    got.push((w.hash, d));
-                }
+        let mut got: Vec<(Hash, Arc<[u8]>)> = Vec::new();
+        for (w, f) in mine.iter().zip(fetched) {
+            match self.take(w, f) {
+                Ok(d) => got.push((w.hash, d)),
                 Err(e) => {
-                    self.counters.failed_blocks += 1;
                     first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.inflight.release(mine.iter().map(|w| w.hash));
+        if !theirs.is_empty() {
+            let hashes: Vec<Hash> = theirs.iter().map(|w| w.hash).collect();
+            self.inflight.wait(&hashes, self.wait_limit);
+            for w in &theirs {
+                let d = match self.cached(&w.hash, w.len) {
+                    Some(d) => {
+                        self.counters.cache_hits += 1;
+                        let d: Arc<[u8]> = d.into();
+                        self.keep(w.hash, d.clone());
+                        Ok(d)
+                    }
+                    // The prefetch failed (or took too long): fetch it here.
+                    None => {
+                        let f = self.fetcher.block(*w);
+                        self.take(w, f)
+                    }
+                };
+                match d {
+                    Ok(d) => got.push((w.hash, d)),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
                 }
             }
         }
@@ -259,7 +421,10 @@ impl StreamDisk {
             if self.overlay.as_ref().unwrap().has(i) || whole {
                 continue;
             }
-            let base = self.base_blocks(i, i)?.pop().flatten().unwrap_or_else(|| vec![0; blen as usize]);
+            let base = match self.base_blocks(i, i)?.pop().flatten() {
+                Some(d) => d.to_vec(),
+                None => vec![0; blen as usize],
+            };
             let o = self.overlay.as_mut().unwrap();
             o.write(&base, bstart)?;
             o.set(i);
@@ -289,6 +454,48 @@ impl StreamDisk {
     pub fn cache_dir(&self) -> &Path {
         &self.cache
     }
+}
+
+/// Puts a verified block in the cache directory. A cache that cannot be
+/// written only costs a refetch.
+fn store(cache: &Path, h: &Hash, d: &[u8]) {
+    let p = block_path(cache, h);
+    if let Some(parent) = p.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = write_atomically(&p, d);
+}
+
+/// The blocks of the profile at `src` (a URL or a local path) that `table`
+/// names, in the profile's order, as wants.
+fn read_profile(fetcher: &Fetcher, src: &str, table: &Table) -> Result<Vec<Want>, StreamError> {
+    let bytes = if src.starts_with("http://") {
+        fetcher.file(src, MAX_PROFILE)?
+    } else {
+        let io = StreamError::io(src);
+        let f = std::fs::File::open(src).map_err(StreamError::io(src))?;
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_PROFILE + 1), &mut v).map_err(io)?;
+        if v.len() as u64 > MAX_PROFILE {
+            return Err(StreamError::Io {
+                path: src.into(),
+                source: std::io::Error::other("larger than any boot profile"),
+            });
+        }
+        v
+    };
+    let hashes = profile::parse(&String::from_utf8_lossy(&bytes), src, table)?;
+    let mut first = std::collections::HashMap::new();
+    for (i, h) in table.hashes.iter().enumerate().rev() {
+        first.insert(*h, i as u64);
+    }
+    Ok(hashes
+        .into_iter()
+        .map(|h| {
+            let index = first[&h];
+            Want { index, hash: h, len: table.block_len(index) }
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -416,6 +623,7 @@ mod tests {
                 overlay: None,
                 readonly: false,
                 timeout: Duration::from_secs(2),
+                profile: None,
             }
         }
     }
@@ -474,10 +682,13 @@ mod tests {
         r.server.corrupt.store(0, Ordering::SeqCst);
         let h = Table::decode_unverified(&std::fs::read(r.dir.join("pk/table")).unwrap(), "t").unwrap().hashes[0];
         std::fs::write(block_path(&r.dir.join("cache"), &h), vec![1u8; 65536]).unwrap();
-        let before = d.counters().blocks_fetched;
+        // (This drive still holds block 0 in memory, verified: a new one
+        // has only the cache directory.)
+        drop(d);
+        let mut d = StreamDisk::open(&r.opts("cache")).unwrap();
         d.read_at(&mut b, 0).unwrap();
         assert_eq!(b, r.data[..4096]);
-        assert_eq!(d.counters().blocks_fetched, before + 1);
+        assert_eq!((d.counters().blocks_fetched, d.counters().hash_mismatches), (1, 1));
     }
 
     #[test]
@@ -552,6 +763,96 @@ mod tests {
         // The old overlay does not fit the new table.
         let e = StreamDisk::open(&r.opts("cache")).err().unwrap();
         assert!(matches!(e, StreamError::OverlayVersion { had: 1, now: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn a_block_read_in_small_pieces_is_read_from_the_cache_once() {
+        let r = rig("hot");
+        let mut d = StreamDisk::open(&r.opts("cache")).unwrap();
+        let mut b = vec![0; 4096];
+        d.read_at(&mut b, 0).unwrap();
+        drop(d);
+        // Warm: block 0 read as sixteen 4 KiB requests.
+        let mut d = StreamDisk::open(&r.opts("cache")).unwrap();
+        for k in 0..16u64 {
+            d.read_at(&mut b, k * 4096).unwrap();
+            assert_eq!(b, r.data[(k * 4096) as usize..][..4096]);
+        }
+        let c = d.counters();
+        assert_eq!((c.cache_hits, c.memory_hits, c.blocks_fetched), (1, 15, 0));
+        // More distinct blocks than the memory tier holds still read right.
+        assert!(read_all(&mut d) == r.data);
+    }
+
+    /// Waits (bounded, so a broken prefetcher fails rather than hangs) for
+    /// the prefetcher to have fetched `n` blocks.
+    fn prefetched(d: &StreamDisk, n: u64) -> Counters {
+        for _ in 0..1000 {
+            let c = d.counters();
+            if c.prefetched_blocks + c.prefetch_failed >= n {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d.counters()
+    }
+
+    #[test]
+    fn a_recorded_profile_is_replayed_into_a_cold_cache() {
+        let r = rig("profile");
+        let mut d = StreamDisk::open(&r.opts("first")).unwrap();
+        // The "boot": blocks 6, 1, 7 and 0, in that order, 1 twice.
+        let mut b = vec![0; 512];
+        for blk in [6u64, 1, 1, 7, 0] {
+            d.read_at(&mut b, blk * 65536).unwrap();
+        }
+        drop(d);
+        let recorded = std::fs::read_to_string(r.dir.join("first/profile")).unwrap();
+        let order: Vec<&str> = recorded.lines().map(|l| l.split(' ').next().unwrap()).collect();
+        assert_eq!(order, ["6", "1", "7", "0"], "first reads, in order, each once");
+        // Published beside the table, replayed by a machine with a new cache.
+        std::fs::copy(r.dir.join("first/profile"), r.dir.join("pk/profile")).unwrap();
+        let url = r.server.url().replace("/table", "/profile");
+        let mut d = StreamDisk::open(&StreamOptions { profile: Some(url), ..r.opts("cold") }).unwrap();
+        let c = prefetched(&d, 4);
+        assert_eq!((c.prefetched_blocks, c.prefetch_failed), (4, 0), "{c:?}");
+        for blk in [6u64, 1, 7, 0] {
+            d.read_at(&mut b, blk * 65536).unwrap();
+            assert_eq!(b, r.data[(blk * 65536) as usize..][..512]);
+        }
+        assert_eq!(d.counters().blocks_fetched, 0, "every block the profile named was there");
+        assert!(read_all(&mut d) == r.data);
+        assert_eq!(d.counters().blocks_fetched, 3, "only the blocks the profile did not name");
+    }
+
+    #[test]
+    fn reads_racing_the_prefetcher_fetch_each_block_once() {
+        let r = rig("race");
+        // A profile of every block, from a local file.
+        let mut d = StreamDisk::open(&r.opts("first")).unwrap();
+        read_all(&mut d);
+        drop(d);
+        let profile = r.dir.join("first/profile").display().to_string();
+        for round in 0..20 {
+            let cache = format!("race{round}");
+            let mut d = StreamDisk::open(&StreamOptions { profile: Some(profile.clone()), ..r.opts(&cache) }).unwrap();
+            assert!(read_all(&mut d) == r.data);
+            let c = prefetched(&d, 7 - d.counters().blocks_fetched);
+            assert_eq!(c.blocks_fetched + c.prefetched_blocks, 7, "round {round}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_at_open() {
+        let r = rig("badprofile");
+        std::fs::write(r.dir.join("p"), "0 not-a-hash\n").unwrap();
+        let p = |s: &str| StreamOptions { profile: Some(s.to_string()), ..r.opts("cache") };
+        let e = StreamDisk::open(&p(&r.dir.join("p").display().to_string())).err().unwrap();
+        assert!(matches!(e, StreamError::Profile { line: 1, .. }), "{e}");
+        let e = StreamDisk::open(&p(&r.dir.join("missing").display().to_string())).err().unwrap();
+        assert!(matches!(e, StreamError::Io { .. }), "{e}");
+        let e = StreamDisk::open(&p(&r.server.url().replace("/table", "/nothing"))).err().unwrap();
+        assert!(e.to_string().contains("404"), "{e}");
     }
 
     #[test]

@@ -84,20 +84,23 @@ impl Fetcher {
 
     /// The table's bytes (not yet verified), with retries.
     pub fn table(&self) -> Result<Vec<u8>, StreamError> {
+        self.file(&self.table_url, MAX_TABLE)
+    }
+
+    /// A whole file of at most `limit` bytes (the table, a boot profile),
+    /// with retries.
+    pub fn file(&self, url: &str, limit: u64) -> Result<Vec<u8>, StreamError> {
         let mut last = String::new();
         for attempt in 0..FETCH_ATTEMPTS {
             if attempt > 0 {
                 std::thread::sleep(BACKOFF * (1 << (attempt - 1)));
             }
-            match self.get(&self.table_url, MAX_TABLE) {
+            match self.get(url, limit) {
                 Ok(b) => return Ok(b),
                 Err(e) => last = e,
             }
         }
-        Err(StreamError::Http {
-            url: self.table_url.clone(),
-            what: format!("{last} (after {FETCH_ATTEMPTS} attempts)"),
-        })
+        Err(StreamError::Http { url: url.to_string(), what: format!("{last} (after {FETCH_ATTEMPTS} attempts)") })
     }
 
     /// One block, decompressed and checked against its hash, with

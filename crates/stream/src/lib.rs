@@ -71,12 +71,14 @@ mod http;
 mod keys;
 mod overlay;
 mod pack;
+mod profile;
 
 pub use disk::{Counters, StreamDisk, StreamOptions};
 pub use format::{block_hex, Hash, Table, BLOCK_SIZE, FORMAT_VERSION, ZERO_HASH};
 pub use http::{Fetcher, FETCH_ATTEMPTS, IN_FLIGHT};
 pub use keys::{keygen, read_public_key, read_secret_key};
 pub use pack::{commit, pack, sign_table, PackReport};
+pub use profile::MAX_PROFILE;
 
 use std::path::PathBuf;
 
@@ -111,6 +113,9 @@ pub enum StreamError {
     /// The overlay was made on another version of the disk.
     #[error("overlay {}: made on another version of the disk (table generation {had}, now {now}); run `strata disk commit` on it or remove it", path.display())]
     OverlayVersion { path: PathBuf, had: u64, now: u64 },
+    /// A boot profile with a line that is not `[INDEX] HASH`.
+    #[error("{origin}: line {line}: not a boot profile line (expected: block index, then its SHA-256 in hex)")]
+    Profile { origin: String, line: usize },
     /// A drive URL that is not `http://HOST[:PORT]/PATH`.
     #[error("{0}: expected http://HOST[:PORT]/PATH/table")]
     Url(String),

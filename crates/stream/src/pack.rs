@@ -37,7 +37,11 @@ pub struct PackReport {
 /// Writes `bytes` to a new file beside `path` and renames it over `path`,
 /// so a reader sees the old file or the new one, never half of one.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StreamError> {
-    let tmp = PathBuf::from(format!("{}.tmp{}", path.display(), std::process::id()));
+    // Unique per writer: a guest read and the prefetcher may store the
+    // same block at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = PathBuf::from(format!("{}.tmp{}.{n}", path.display(), std::process::id()));
     let mut f = File::create(&tmp).map_err(StreamError::io(&tmp))?;
     f.write_all(bytes).and_then(|_| f.sync_data()).map_err(StreamError::io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(StreamError::io(path))

@@ -175,6 +175,10 @@ pub trait DiskBackend: Send {
     fn write_at(&mut self, buf: &[u8], pos: u64) -> io::Result<()>;
     /// Everything written so far on stable storage.
     fn flush(&mut self) -> io::Result<()>;
+    /// The backend's own counters for `--stats` (none by default).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Where a drive's sectors live.
@@ -224,6 +228,9 @@ pub struct Block {
     scratch: Vec<u8>,
     /// Requests completed, by type (for `--stats` and tests).
     pub completed: u64,
+    /// Bytes read from and written to the backend for the guest.
+    read_bytes: u64,
+    written_bytes: u64,
     rerror: ErrorPolicy,
     werror: ErrorPolicy,
     /// Host errors by operation and errno (0: no errno, e.g. a short read).
@@ -310,6 +317,8 @@ impl Block {
             serial: s,
             scratch: Vec::new(),
             completed: 0,
+            read_bytes: 0,
+            written_bytes: 0,
             rerror: ErrorPolicy::Report,
             werror: ErrorPolicy::Report,
             errors: BTreeMap::new(),
@@ -462,7 +471,7 @@ impl Block {
     /// buffers: one pread per [`CHUNK`] of the request (not one per guest
     /// segment), then a copy into each segment.
     fn read_to_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), Fail> {
-        let Block { file, scratch, .. } = self;
+        let Block { file, scratch, read_bytes, .. } = self;
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(CHUNK as u64) as usize;
@@ -478,6 +487,7 @@ impl Block {
                 return Err(Fail::Guest);
             }
             done += n as u64;
+            *read_bytes += n as u64;
         }
         Ok(())
     }
@@ -485,7 +495,7 @@ impl Block {
     /// Moves `len` bytes from the chain's readable buffers (after the
     /// 16-byte header) to file offset `pos`, one pwrite per [`CHUNK`].
     fn write_from_guest(&mut self, mem: &dyn GuestMemory, c: &Chain, pos: u64, len: u64) -> Result<(), Fail> {
-        let Block { file, scratch, .. } = self;
+        let Block { file, scratch, written_bytes, .. } = self;
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(CHUNK as u64) as usize;
@@ -501,6 +511,7 @@ impl Block {
             }
             file.write_all_at(&scratch[..n], pos + done).map_err(|e| Fail::Host(e, pos + done, n as u64))?;
             done += n as u64;
+            *written_bytes += n as u64;
         }
         Ok(())
     }
@@ -574,6 +585,13 @@ impl VirtioDevice for Block {
         Some(self.taps.get_or_insert_with(super::tap::Taps::new).clone())
     }
 
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut c = vec![("read_bytes", self.read_bytes), ("written_bytes", self.written_bytes)];
+        if let Backend::Other(b) = &self.file {
+            c.extend(b.counters());
+        }
+        c
+    }
     fn device_id(&self) -> u32 {
         id::BLOCK
     }

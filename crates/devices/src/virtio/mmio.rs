@@ -97,6 +97,9 @@ pub struct VirtioMmio {
     config_generation: u32,
     /// Why the device last entered DEVICE_NEEDS_RESET (for tests and logs).
     pub last_error: Option<String>,
+    /// Buffers the device has returned to the driver (used-ring entries):
+    /// the requests it completed.
+    requests: u64,
 }
 
 impl VirtioMmio {
@@ -126,6 +129,29 @@ impl VirtioMmio {
             irq_level: false,
             config_generation: 0,
             last_error: None,
+            requests: 0,
+        }
+    }
+
+    /// Used-ring entries the device has written: the requests it completed
+    /// (a network frame received, a disk request, an rng buffer filled).
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// The device's own counters ([`VirtioDevice::counters`]).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.dev.counters()
+    }
+
+    /// Where each queue's used index stands, to count what a call added.
+    fn used_marks(&self) -> Vec<u16> {
+        self.queues.iter().map(Queue::next_used).collect()
+    }
+
+    fn count_used(&mut self, before: &[u16]) {
+        for (q, b) in self.queues.iter().zip(before) {
+            self.requests += q.next_used().wrapping_sub(*b) as u64;
         }
     }
 
@@ -220,8 +246,10 @@ impl VirtioMmio {
         if !self.live() || !self.queues.get(q).is_some_and(|q| q.ready) {
             return;
         }
+        let marks = self.used_marks();
         let mut ctx = QueueCtx { mem: &*self.mem, queues: &mut self.queues };
         let r = self.dev.process(q, &mut ctx);
+        self.count_used(&marks);
         self.finish(r);
     }
 
@@ -231,8 +259,10 @@ impl VirtioMmio {
         if !self.live() {
             return false;
         }
+        let marks = self.used_marks();
         let mut ctx = QueueCtx { mem: &*self.mem, queues: &mut self.queues };
         let r = self.dev.poll(&mut ctx);
+        self.count_used(&marks);
         let did = matches!(r, Ok(true));
         self.finish(r.map(|_| ()));
         did
@@ -743,6 +773,7 @@ pub(crate) mod tests {
         m.write(reg::QUEUE_NOTIFY, 4, 0);
         assert_eq!(seen.lock().unwrap().len(), 2);
         assert!(wire.0.load(Ordering::SeqCst));
+        assert_eq!(m.requests(), 2, "both used-ring entries counted");
         // Queue registers are frozen while ready.
         m.write(reg::QUEUE_NUM, 4, 4);
         assert_eq!(m.read(reg::QUEUE_NUM, 4), 8);
@@ -751,6 +782,7 @@ pub(crate) mod tests {
         assert_eq!(m.read(reg::STATUS, 4), 0);
         assert_eq!(m.read(reg::QUEUE_READY, 4), 0);
         assert!(!wire.0.load(Ordering::SeqCst));
+        assert_eq!(m.requests(), 2, "a reset does not take back what was counted");
     }
 
     #[test]

@@ -157,6 +157,13 @@ pub trait VirtioDevice: Send {
     }
     /// Why this device cannot be part of a snapshot (host-side state the
     /// snapshot cannot hold: a TAP, open connections), or `None`.
+    /// The device's own counters (bytes moved, frames, a backend's), as
+    /// `(name, value)` pairs that only grow; `--stats` and `/metrics`
+    /// print them beside the transport's request count.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     fn snapshot_refusal(&self) -> Option<&'static str> {
         None
     }

@@ -56,11 +56,23 @@ pub struct Net {
     buf: Vec<u8>,
     pub tx_frames: u64,
     pub rx_frames: u64,
+    /// Frame bytes (without the virtio-net header) sent and delivered.
+    tx_bytes: u64,
+    rx_bytes: u64,
 }
 
 impl Net {
     pub fn new(backend: Box<dyn NetBackend>, mac: [u8; 6]) -> Self {
-        Net { backend, mac, pending: None, buf: vec![0; MAX_FRAME + NET_HDR_LEN], tx_frames: 0, rx_frames: 0 }
+        Net {
+            backend,
+            mac,
+            pending: None,
+            buf: vec![0; MAX_FRAME + NET_HDR_LEN],
+            tx_frames: 0,
+            rx_frames: 0,
+            tx_bytes: 0,
+            rx_bytes: 0,
+        }
     }
 
     fn transmit(&mut self, ctx: &mut QueueCtx<'_>) -> Result<(), DeviceError> {
@@ -72,6 +84,7 @@ impl Net {
                 let got = c.read_at(ctx.mem, NET_HDR_LEN as u64, &mut self.buf[..n]);
                 if got == n && self.backend.send(&self.buf[..n]).is_ok() {
                     self.tx_frames += 1;
+                    self.tx_bytes += n as u64;
                 }
             }
             q.push_used(ctx.mem, c.head, 0)?;
@@ -109,6 +122,7 @@ impl Net {
             let used = self.deliver(ctx, &c, &frame);
             ctx.queues[RXQ].push_used(ctx.mem, c.head, used)?;
             self.rx_frames += 1;
+            self.rx_bytes += frame.len() as u64;
             did = true;
         }
         Ok(did)
@@ -116,6 +130,14 @@ impl Net {
 }
 
 impl VirtioDevice for Net {
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("tx_frames", self.tx_frames),
+            ("tx_bytes", self.tx_bytes),
+            ("rx_frames", self.rx_frames),
+            ("rx_bytes", self.rx_bytes),
+        ]
+    }
     fn snapshot_refusal(&self) -> Option<&'static str> {
         Some("a TAP interface is host state a snapshot cannot hold")
     }

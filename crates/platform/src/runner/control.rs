@@ -37,8 +37,8 @@ use std::sync::Arc;
 use serde_json::json;
 use strata_api::{hex_encode, ApiError, ApiServer, Command, Controller, Inbox, Reply};
 
-use super::stats::{host_rss_bytes, HartSnapshot, StatsSnapshot};
-use super::{RunEnd, Runner, Workload};
+use super::stats::{host_rss_bytes, DeviceSnapshot, HartSnapshot, StatsSnapshot};
+use super::{lock, RunEnd, Runner, Workload};
 use crate::error::Error;
 
 /// A guest-memory access the API asks a workload for.
@@ -160,6 +160,7 @@ impl<W: Workload> Runner<W> {
             host_rss_bytes: host_rss_bytes(),
             harts: self.harts.iter().map(HartSnapshot::of).collect(),
             hypervisor: self.work.hyp_stats(),
+            devices: self.virtio.iter().map(|d| DeviceSnapshot::of(&lock(d))).collect(),
         }
     }
 

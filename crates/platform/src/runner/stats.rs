@@ -34,6 +34,39 @@ pub struct StatsSnapshot {
     /// `strata run`: the hypervisor's VMs and counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hypervisor: Option<HypSnapshot>,
+    /// The virtio devices, in slot order (every VM's under `strata run`).
+    pub devices: Vec<DeviceSnapshot>,
+}
+
+/// One virtio device: the requests its transport completed and the
+/// device's own counters (`VirtioDevice::counters`: bytes, frames, a
+/// streamed drive's fetches).
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceSnapshot {
+    /// What messages call it, e.g. `virtio-blk0 (disk.img)`.
+    pub name: String,
+    /// Used-ring entries written: requests completed.
+    pub requests: u64,
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+impl DeviceSnapshot {
+    pub fn of(d: &strata_devices::virtio::VirtioMmio) -> Self {
+        DeviceSnapshot {
+            name: d.name().to_string(),
+            requests: d.requests(),
+            counters: d.counters().into_iter().collect(),
+        }
+    }
+
+    /// The `--stats` line.
+    pub fn line(&self) -> String {
+        let mut s = format!("{}: {} requests", self.name, self.requests);
+        for (k, v) in &self.counters {
+            s += &format!(", {k} {v}");
+        }
+        s
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -330,6 +363,23 @@ impl StatsSnapshot {
                     }
                     e.counter("strata_vcpu_injected_total", "Traps injected into a vCPU.", &l, v.injected);
                 }
+            }
+        }
+        for d in &self.devices {
+            let l = [("device", d.name.as_str())];
+            e.counter(
+                "strata_virtio_requests_total",
+                "Requests a virtio device completed (used-ring entries).",
+                &l,
+                d.requests,
+            );
+            for (k, v) in &d.counters {
+                e.counter(
+                    &format!("strata_virtio_{k}_total"),
+                    "A virtio device's own counter (bytes, frames, a streamed drive's fetches).",
+                    &l,
+                    *v,
+                );
             }
         }
         e.render()
