@@ -6,6 +6,8 @@
 #   1. the local raw image (--drive file=, a sparse copy),
 #   2. a streamed drive, cold cache (nginx on loopback, a new cache),
 #   3. a streamed drive, warm cache (the cache of 2, a new overlay),
+#   4. a streamed drive, cold cache, reading ahead from the boot profile
+#      the cold run of 2 recorded (published beside the table),
 # with the bytes fetched (the drive's counter file) against the image size.
 # Each configuration runs REPS times (the cold one with a new cache each
 # time); medians are reported. Output: build/bench/stream.txt.
@@ -82,7 +84,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 stat_of() { awk -v k="$2" '$1 == k { print $2 }' "$1/stats"; }
 
 URL="http://127.0.0.1:$PORT/disk/table"
-: >"$W/local.t"; : >"$W/cold.t"; : >"$W/warm.t"; : >"$W/cold.bytes"; : >"$W/warm.bytes"
+: >"$W/local.t"; : >"$W/cold.t"; : >"$W/warm.t"; : >"$W/prof.t"; : >"$W/cold.bytes"; : >"$W/warm.bytes"; : >"$W/prof.bytes"
 for r in $(seq "$REPS"); do
     cp --sparse=always "$IMG" "$W/local.img"
     boot "$W/local-$r.log" "file=$W/local.img" >>"$W/local.t"; echo >>"$W/local.t"
@@ -91,6 +93,14 @@ for r in $(seq "$REPS"); do
     echo "$(stat_of "$W/cache" bytes_fetched) $(stat_of "$W/cache" blocks_fetched) $(stat_of "$W/cache" table_bytes)" >>"$W/cold.bytes"
     boot "$W/warm-$r.log" "url=$URL,cache=$W/cache,pubkey=$W/key.pub,overlay=$W/ov-warm-$r" >>"$W/warm.t"; echo >>"$W/warm.t"
     echo "$(stat_of "$W/cache" bytes_fetched) $(stat_of "$W/cache" blocks_fetched) $(stat_of "$W/cache" table_bytes)" >>"$W/warm.bytes"
+    # The cold run's first reads, in order (the warm run rewrote the file
+    # with the same blocks), served beside the table.
+    cp "$W/cache/profile" "$W/www/disk/profile"
+    rm -rf "$W/pcache"
+    boot "$W/prof-$r.log" "url=$URL,cache=$W/pcache,pubkey=$W/key.pub,overlay=$W/ov-prof-$r,profile=${URL%/table}/profile" >>"$W/prof.t"; echo >>"$W/prof.t"
+    # Bytes over HTTP: the guest's own fetches plus the read-ahead's.
+    echo "$(( $(stat_of "$W/pcache" bytes_fetched) + $(stat_of "$W/pcache" prefetch_bytes) )) $(( $(stat_of "$W/pcache" blocks_fetched) + $(stat_of "$W/pcache" prefetched_blocks) )) $(stat_of "$W/pcache" table_bytes)" >>"$W/prof.bytes"
+    echo "profile run $r: $(stat_of "$W/pcache" blocks_fetched) blocks fetched by the guest's reads, $(stat_of "$W/pcache" prefetched_blocks) by the read-ahead" >>"$W/prof.detail"
 done
 row() { # NAME TIMES BYTES
     local t b
@@ -110,4 +120,6 @@ row() { # NAME TIMES BYTES
     row "local raw image" "$W/local.t"
     row "streamed, cold cache" "$W/cold.t" "$W/cold.bytes"
     row "streamed, warm cache" "$W/warm.t" "$W/warm.bytes"
+    row "streamed, cold cache, boot profile" "$W/prof.t" "$W/prof.bytes"
+    cat "$W/prof.detail"
 } | tee "$OUT/stream.txt"
