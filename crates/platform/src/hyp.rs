@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::fdt::FdtConfig;
 use crate::loader::Segments;
 use crate::runner::parallel::earliest;
-use crate::runner::stats::{HypSnapshot, VcpuSnapshot, VmSnapshot};
+use crate::runner::stats::{HartSmpSnapshot, HypSnapshot, VcpuSnapshot, VmSnapshot};
 use crate::runner::{
     check_harts, check_host_ram, check_ram, lock, ClockMode, HartHost, MemAccess, RunEnd, Runner, Slice, Turn,
     Workload, CHUNK,
@@ -653,6 +653,21 @@ impl Workload for Hypervised {
             sched_switches: sc.switches,
             sched_migrations: sc.migrations,
             sched_wakeup_preemptions: sc.wakeup_preemptions,
+            harts: self
+                .smp
+                .stats()
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.locks > 0)
+                .map(|(h, c)| HartSmpSnapshot {
+                    hart: h as u64,
+                    shootdown_posted: c.posted,
+                    shootdown_served: c.served,
+                    shootdown_dropped: c.dropped,
+                    lock_taken: c.locks,
+                    lock_contended: c.contended,
+                })
+                .collect(),
         })
     }
 

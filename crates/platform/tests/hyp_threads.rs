@@ -135,6 +135,14 @@ fn pages_change_hands_while_both_harts_run() {
     for (h, st) in stats.iter().enumerate() {
         assert!(st.served >= MOVES, "hart {h} served {} of {MOVES}", st.served);
     }
+    // The same counters, as --stats-json and /metrics give them.
+    let snap = m.stats_snapshot().hypervisor.expect("strata run reports its hypervisor");
+    assert_eq!(snap.harts.len(), 2, "both hart threads took the lock: {:?}", snap.harts);
+    for (h, st) in snap.harts.iter().zip(&stats) {
+        assert_eq!((h.shootdown_served, h.lock_taken), (st.served, st.locks));
+    }
+    let prom = m.stats_snapshot().prometheus(false);
+    assert!(prom.contains("strata_shootdown_served_total{hart=\"1\"}"), "{prom}");
     check_counters(&counters(&m, 0), "VM a");
     check_counters(&counters(&m, 1), "VM b");
     // What the harts cache now matches the tables.

@@ -134,6 +134,22 @@ pub struct HypSnapshot {
     pub sched_switches: u64,
     pub sched_migrations: u64,
     pub sched_wakeup_preemptions: u64,
+    /// The threaded run's per-hart counters (empty on one thread).
+    pub harts: Vec<HartSmpSnapshot>,
+}
+
+/// One physical hart of a threaded `strata run` (`strata_hypervisor::smp`).
+#[derive(Clone, Debug, Serialize)]
+pub struct HartSmpSnapshot {
+    pub hart: u64,
+    /// Shootdown requests it posted and waited for; requests it served and
+    /// the translations serving dropped.
+    pub shootdown_posted: u64,
+    pub shootdown_served: u64,
+    pub shootdown_dropped: u64,
+    /// Times its thread took the hypervisor's lock, and found it taken.
+    pub lock_taken: u64,
+    pub lock_contended: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -338,6 +354,35 @@ impl StatsSnapshot {
                 &[],
                 hyp.sched_switches,
             );
+            for h in &hyp.harts {
+                let id = h.hart.to_string();
+                let l = [("hart", id.as_str())];
+                e.counter(
+                    "strata_shootdown_posted_total",
+                    "Shootdown requests a hart posted and waited for.",
+                    &l,
+                    h.shootdown_posted,
+                );
+                e.counter("strata_shootdown_served_total", "Shootdown requests a hart served.", &l, h.shootdown_served);
+                e.counter(
+                    "strata_shootdown_dropped_total",
+                    "Translations a hart dropped serving shootdowns.",
+                    &l,
+                    h.shootdown_dropped,
+                );
+                e.counter(
+                    "strata_hyp_lock_taken_total",
+                    "Times a hart thread took the hypervisor's lock.",
+                    &l,
+                    h.lock_taken,
+                );
+                e.counter(
+                    "strata_hyp_lock_contended_total",
+                    "Times a hart thread found the hypervisor's lock taken.",
+                    &l,
+                    h.lock_contended,
+                );
+            }
             for vm in &hyp.vms {
                 let vmid = vm.vmid.to_string();
                 e.gauge(
