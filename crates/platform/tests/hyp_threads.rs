@@ -3,11 +3,13 @@
 //! harts run guest code, and no hart uses a translation to a page after it
 //! moved.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use strata_hypervisor::{Policy, VmIndex};
-use strata_platform::hyp::{HypMachine, Paging, RunConfig, VmConfig};
+use strata_platform::hyp::{HypMachine, RunConfig};
 use strata_platform::ClockMode;
 use strata_testkit::guest;
 
@@ -19,21 +21,6 @@ fn walker() -> PathBuf {
     let p = std::env::temp_dir().join(format!("strata-hyp-threads-{}-walker.elf", std::process::id()));
     std::fs::write(&p, guest::page_walker(RAM, WALK_BASE, WALK_PAGES, 4096)).unwrap();
     p
-}
-
-fn vm(name: &str, kernel: &Path) -> VmConfig {
-    VmConfig {
-        name: name.into(),
-        memory: 16 << 20,
-        vcpus: 1,
-        protected: false,
-        paging: Paging::Nested,
-        kernel: kernel.to_path_buf(),
-        initrd: None,
-        append: String::new(),
-        serial_log: None,
-        virtio: Default::default(),
-    }
 }
 
 /// The walkers' counters, one per page: each pass adds 1 to every page's
@@ -72,7 +59,7 @@ fn pages_change_hands_while_both_harts_run() {
     eprintln!("seed {seed:#x} (STRATA_SEED to replay)");
     let k = walker();
     let mut m = HypMachine::new(&RunConfig {
-        vms: vec![vm("a", &k), vm("b", &k)],
+        vms: vec![common::vm("a", &k, false), common::vm("b", &k, false)],
         harts: Some(2),
         policy: Policy::Pa,
         clock: ClockMode::Host,

@@ -3,8 +3,9 @@
 //! that walk their memory (strata_testkit::guest).
 
 mod common;
+use common::vm;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use strata_hypervisor::{Policy, SchedParams, VmIndex};
 use strata_platform::hyp::{HypMachine, Paging, RunConfig, VmConfig};
@@ -23,21 +24,6 @@ fn guest_file(name: &str, bytes: &[u8]) -> PathBuf {
     let p = std::env::temp_dir().join(format!("strata-hyp-test-{}-{n}-{name}.elf", std::process::id()));
     std::fs::write(&p, bytes).unwrap();
     p
-}
-
-fn vm(name: &str, kernel: &Path, protected: bool) -> VmConfig {
-    VmConfig {
-        name: name.into(),
-        memory: 16 << 20,
-        vcpus: 1,
-        protected,
-        paging: Paging::Nested,
-        kernel: kernel.to_path_buf(),
-        initrd: None,
-        append: String::new(),
-        serial_log: None,
-        virtio: Default::default(),
-    }
 }
 
 fn machine(vms: Vec<VmConfig>, harts: u32, policy: Policy) -> HypMachine {

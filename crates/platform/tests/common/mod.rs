@@ -6,6 +6,7 @@ use strata_devices::board::VIRT;
 use strata_testkit::guest::Board;
 
 /// The `virt` board, as test guests see it.
+#[allow(dead_code)] // not every test file runs bare-board guests
 pub fn board() -> Board {
     Board {
         ram: VIRT.ram_base,
@@ -26,5 +27,23 @@ pub fn seeds(default: std::ops::RangeInclusive<u64>) -> Vec<u64> {
     match std::env::var_os(strata_testkit::prop::SEED_VAR) {
         Some(_) => vec![strata_testkit::prop::seed()],
         None => default.collect(),
+    }
+}
+
+/// A one-vCPU, 16 MiB, nested-paged VM running `kernel` under `strata
+/// run`, with no devices: what the hypervisor tests' guests need.
+#[allow(dead_code)] // only the hypervisor tests run VMs
+pub fn vm(name: &str, kernel: &std::path::Path, protected: bool) -> strata_platform::hyp::VmConfig {
+    strata_platform::hyp::VmConfig {
+        name: name.into(),
+        memory: 16 << 20,
+        vcpus: 1,
+        protected,
+        paging: strata_platform::hyp::Paging::Nested,
+        kernel: kernel.to_path_buf(),
+        initrd: None,
+        append: String::new(),
+        serial_log: None,
+        virtio: Default::default(),
     }
 }
