@@ -142,7 +142,7 @@ impl Prefetcher {
         let counters = Arc::new(PrefetchCounters::default());
         let (s, c) = (stop.clone(), counters.clone());
         let spawned = std::thread::Builder::new().name("strata-prefetch".into()).spawn(move || {
-            let mut rest = order.into_iter().filter(|w| !cached(&w.hash)).peekable();
+            let mut rest = order.into_iter().peekable();
             while rest.peek().is_some() && !s.load(Ordering::Relaxed) {
                 let batch: Vec<Want> = rest.by_ref().filter(|w| !cached(&w.hash)).take(IN_FLIGHT).collect();
                 let (mine, _) = inflight.claim(batch);
