@@ -174,7 +174,7 @@ check "break (Z0) on kernel_init: pc = the kallsyms address" "$(sed -n 's/.*KIPC
 if grep -q "exited normally" <<<"$G"; then pass "continue runs to power-off: gdb sees the machine exit normally"
 else fail "gdb did not see the machine exit (log $LOG/gdb-session-tcp.log)"; fi
 check "strata exits 0 after the power-off" "$RC" 0
-if tr -d '\r' <"$SLOG" | grep -q '^gdb-guest-done$'; then pass "the guest ran its command under gdb"
+if tr -d '\r' <"$SLOG" | contains '^gdb-guest-done$'; then pass "the guest ran its command under gdb"
 else fail "the guest's command output is missing (log $SLOG)"; fi
 
 # ---- Unix socket: detach, then the guest runs on ------------------------------
@@ -202,12 +202,12 @@ unix_session() { # unix_session NAME GDB-COMMANDS... -> RC, sets SLOG
 }
 unix_session detach "printf \"PC=%lx\\n\", \$pc" detach
 check "detach over a Unix socket: strata runs the guest to power-off (exit 0)" "$RC" 0
-if tr -d '\r' <"$SLOG" | grep -q '^gdb-guest-done$'; then pass "detach: the guest ran on to its command"
+if tr -d '\r' <"$SLOG" | contains '^gdb-guest-done$'; then pass "detach: the guest ran on to its command"
 else fail "detach: the guest did not run on (log $SLOG)"; fi
 
 unix_session kill kill
 check "kill: strata ends (exit 0) without the guest having run" "$RC" 0
-if tr -d '\r' <"$SLOG" | grep -q 'Linux version'; then fail "kill: the kernel ran"
+if tr -d '\r' <"$SLOG" | contains 'Linux version'; then fail "kill: the kernel ran"
 else pass "kill: the kernel never ran"; fi
 
 # ---- Ctrl-C from a raw client -------------------------------------------------

@@ -153,7 +153,7 @@ check "with optimistic retry: no false alarm (retry off: ${ALARMS[off]} alarms, 
 
 # ---- 3. a simulated attack ------------------------------------------------------
 boot attack 'strata.cmd="sleep 600 & sleep 100000 & echo GUEST-UP; wait"' --monitor integrity,interval=20ms
-armed() { api GET /machine/monitor | json 'j["stats"]["armed"] and j["stats"]["rounds"] >= 3' 2>/dev/null | grep -q True; }
+armed() { api GET /machine/monitor | json 'j["stats"]["armed"] and j["stats"]["rounds"] >= 3' 2>/dev/null | contains True; }
 if wait_log "$LOG" "^GUEST-UP" 200 && { for _ in $(seq 300); do armed && break; sleep 0.1; done; armed; }; then
     sym() { awk -v s="$1" '$3 == s { print $1; exit }' "$MAP"; }
     LOAD_PA=$(api GET /machine | json 'j["config"]["kernel_range"][0]')

@@ -90,8 +90,8 @@ determinism late "$LATE_INSNS"
 if [ -s "$LOG/early.offset" ] && [ -s "$LOG/early-full.out" ]; then
     early=$(cat "$LOG/early.offset")
     linux=$(grep -b -m1 "Linux version" "$LOG/early-full.out" | cut -d: -f1)
-    if [ -n "$linux" ] && [ "$early" -gt "$linux" ] && head -c "$early" "$LOG/early-full.out" | grep -q "Kernel command line" \
-        && ! head -c "$early" "$LOG/early-full.out" | grep -q "Run /init"; then
+    if [ -n "$linux" ] && [ "$early" -gt "$linux" ] && head -c "$early" "$LOG/early-full.out" | contains "Kernel command line" \
+        && ! head -c "$early" "$LOG/early-full.out" | contains "Run /init"; then
         pass "early: the snapshot is inside the kernel's boot (after its first lines, before /init)"
     else
         fail "early: the snapshot at offset $early is not inside the kernel's boot"
