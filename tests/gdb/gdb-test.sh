@@ -74,7 +74,7 @@ wait_listening() { # wait_listening LOG PID
 }
 
 # ---- symbols from the guest --------------------------------------------------
-SYMS="start_kernel kernel_init linux_banner"
+SYMS="start_kernel kernel_init linux_banner jiffies"
 probe() { # probe LOG
     mapfile -t args < <(boot_args "grep -E ' ($(echo $SYMS | tr ' ' '|'))\$' /proc/kallsyms")
     timeout --kill-after=5 "$TMO" "$STRATA_BIN" machine "${args[@]}" </dev/null >"$1" 2>&1 || true
@@ -126,9 +126,17 @@ printf "INSN=%x\n", *(unsigned short *) \$pc
 stepi
 printf "STEPPC=%lx\n", \$pc
 delete
+rwatch *(char *) 0x${SYM[linux_banner]}
+continue
+printf "RWPC=%lx\n", \$pc
+delete
 break *0x${SYM[kernel_init]}
 continue
 printf "KIPC=%lx PRIV=%d\n", \$pc, \$priv
+delete
+watch *(unsigned long *) 0x${SYM[jiffies]}
+continue
+printf "JWPC=%lx\n", \$pc
 delete
 continue
 EOF
@@ -168,6 +176,22 @@ if [ -n "$insn" ]; then
     check "stepi moves pc by the instruction's length ($len)" "$(val STEPPC)" "$want"
 else
     fail "no instruction read at start_kernel"
+fi
+# Watchpoints (Z3 read, Z2 write): gdb must use the stub's (a hardware
+# watchpoint), stop after the access, and see the value it expects.
+if grep -q "^Thread 1 hit Hardware read watchpoint [0-9]*: \*(char \*) 0x${SYM[linux_banner]}" <<<"$G" \
+    && grep -A3 "hit Hardware read watchpoint" <<<"$G" | grep -q "^Value = 76 'L'"; then
+    pass "rwatch on linux_banner: a hardware read watchpoint stops in the kernel (pc $(val RWPC)) and sees 'L'"
+else
+    fail "rwatch on linux_banner: no hardware read watchpoint stop with Value = 'L' (log $LOG/gdb-session-tcp.log)"
+fi
+old=$(sed -n 's/^Old value = \([0-9]*\)$/\1/p' <<<"$G" | head -n 1)
+new=$(sed -n 's/^New value = \([0-9]*\)$/\1/p' <<<"$G" | head -n 1)
+if grep -q "hit Hardware watchpoint [0-9]*: \*(unsigned long \*) 0x${SYM[jiffies]}" <<<"$G" && [ -n "$old" ] && [ -n "$new" ] \
+    && [ "$(python3 -c "print($new > $old)")" = True ]; then
+    pass "watch on jiffies: a hardware watchpoint stops at the tick's store (pc $(val JWPC)), old $old, new $new"
+else
+    fail "watch on jiffies: want a hardware watchpoint stop with New > Old (a tick may add more than one), got old '$old' new '$new' (log $LOG/gdb-session-tcp.log)"
 fi
 ki_line=$(grep -m1 'KIPC=' <<<"$G" || true)
 check "break (Z0) on kernel_init: pc = the kallsyms address" "$(sed -n 's/.*KIPC=\([0-9a-f]*\).*/\1/p' <<<"$ki_line")" "${SYM[kernel_init]}"

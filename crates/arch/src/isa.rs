@@ -263,6 +263,46 @@ pub fn amo_width(op: Op) -> Option<usize> {
     }
 }
 
+/// How an instruction touches data memory, for a debugger's watchpoints:
+/// the address is `x[rs1] + imm` of the decoded [`Insn`] (the immediate is
+/// 0 for LR, SC and the AMOs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataAccess {
+    /// Bytes accessed from the address (CBO.ZERO: a whole cache block,
+    /// from the block's aligned start).
+    pub width: u64,
+    pub reads: bool,
+    pub writes: bool,
+}
+
+/// The data access `op` makes at the privilege level and translation it
+/// runs in, or `None` for every other instruction: the loads and stores of
+/// RV64I, F and D, LR, SC and the AMOs (Unpriv. "A" extension: an AMO both
+/// reads and writes), and CBO.ZERO (a store of a whole cache block,
+/// [`CACHE_BLOCK_SIZE`](crate::ext::CACHE_BLOCK_SIZE) bytes, CMO 1.0).
+/// The hypervisor's HLV/HSV are left out: they access memory through
+/// another translation (the guest's, Priv. §8.2), so their virtual address
+/// means something else than the current one's. The cache-management CBOs
+/// and prefetches read or write no data.
+pub fn data_access(op: Op) -> Option<DataAccess> {
+    use Op::*;
+    let load = |width| Some(DataAccess { width, reads: true, writes: false });
+    let store = |width| Some(DataAccess { width, reads: false, writes: true });
+    match op {
+        LB | LBU => load(1),
+        LH | LHU => load(2),
+        LW | LWU | FLW | LR_W => load(4),
+        LD | FLD | LR_D => load(8),
+        SB => store(1),
+        SH => store(2),
+        SW | FSW => store(4),
+        SD | FSD => store(8),
+        SC_W | SC_D => store(amo_width(op)? as u64),
+        CBO_ZERO => store(crate::ext::CACHE_BLOCK_SIZE),
+        _ => amo_width(op).map(|w| DataAccess { width: w as u64, reads: true, writes: true }),
+    }
+}
+
 /// The value an AMO (or SC) writes to memory, from the `old` value there
 /// and `src` (rs2). A `.W` form works on the low 32 bits of both (MIN and
 /// MAX compare them as signed 32-bit integers, MINU and MAXU as unsigned)
@@ -918,6 +958,33 @@ pub fn encode_compressed(name: &str, want: &Insn) -> Option<u16> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Every instruction word that decodes to a load, store or AMO names a
+    /// data access, with the width its mnemonic says; compressed forms
+    /// expand to theirs. Words written out by hand from the Unprivileged
+    /// spec's encodings, not made by the table.
+    #[test]
+    fn data_accesses_by_mnemonic() {
+        let cases: [(u32, u64, bool, bool); 10] = [
+            (0x0005_0503, 1, true, false), // lb a0, 0(a0)
+            (0x0085_3583, 8, true, false), // ld a1, 8(a0)
+            (0x00b5_2023, 4, false, true), // sw a1, 0(a0)
+            (0x00b5_3423, 8, false, true), // sd a1, 8(a0)
+            (0x0005_3007, 8, true, false), // fld f0, 0(a0)
+            (0x1005_25af, 4, true, false), // lr.w a1, (a0)
+            (0x18b5_362f, 8, false, true), // sc.d a2, a1, (a0)
+            (0x00b5_262f, 4, true, true),  // amoadd.w a2, a1, (a0)
+            (0x0000_6508, 8, true, false), // c.ld a0, 8(a0)
+            (0x0000_c10c, 4, false, true), // c.sw a1, 0(a0)
+        ];
+        for (raw, width, reads, writes) in cases {
+            let insn = decode(raw);
+            assert_eq!(data_access(insn.op), Some(DataAccess { width, reads, writes }), "{raw:#010x} ({:?})", insn.op);
+        }
+        assert_eq!(data_access(decode(0x0000_0513).op), None); // addi a0, zero, 0
+        let hlv = decode(0x6005_4573); // hlv.b a0, (a0): another translation
+        assert_eq!((hlv.op, data_access(hlv.op)), (Op::HLV_B, None));
+    }
 
     /// Values worked from the A chapter's definitions, not from the code:
     /// a `.W` form sees only the low words (signed for MIN/MAX).

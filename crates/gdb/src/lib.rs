@@ -10,6 +10,7 @@
 //! | `g`/`G`, `p`/`P` | x0–x31 and pc in `g`; FP registers, CSRs and `priv` one at a time, numbered as gdb's RISC-V target description numbers them (below) | [`DebugMachine::reg`], [`DebugMachine::set_reg`] |
 //! | `m`/`M` | memory by virtual address | [`DebugMachine::read_memory`], [`DebugMachine::write_memory`] |
 //! | `Z0`/`Z1` (software, hardware breakpoints) | one set of addresses: both are a pc check before an instruction runs, never a patch of guest memory | [`Resume::Continue`] carries the set |
+//! | `Z2`/`Z3`/`Z4` (write, read, access watchpoints) | ranges of virtual addresses; the machine stops *after* an instruction that wrote (read, either) a watched byte, and gdb is told the watch's address | [`Resume::Continue`] carries them, [`Stop::Watchpoint`] |
 //! | `c`, `vCont;c` | continue every hart | [`Resume::Continue`] |
 //! | `s`, `vCont;s:N` | step hart `N - 1` only; the others wait | [`Resume::Step`] |
 //! | Ctrl-C (`0x03`) | the machine stops at its next round boundary | the `interrupted` callback of [`DebugMachine::resume`] |
@@ -19,7 +20,8 @@
 //! Register numbers (gdb's `riscv-tdep.h`, and the `regnum`s of the target
 //! description this crate sends, [`target_xml`]): x0–x31 are 0–31, pc 32,
 //! f0–f31 33–64, CSR `n` is `65 + n`, the privilege level 4161. Not
-//! implemented: watchpoints (`Z2`–`Z4`).
+//! implemented: watchpoints on physical addresses, and value conditions
+//! (gdb evaluates those itself).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -39,7 +41,8 @@ use gdbstub::target::ext::base::multithread::{
 use gdbstub::target::ext::base::single_register_access::{SingleRegisterAccess, SingleRegisterAccessOps};
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
-    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, SwBreakpoint, SwBreakpointOps,
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint,
+    SwBreakpointOps, WatchKind as GdbWatchKind,
 };
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::riscv::reg::id::RiscvRegId;
@@ -61,13 +64,48 @@ pub enum Reg {
     Priv,
 }
 
+/// Which accesses a watchpoint stops on (gdb's `watch`, `rwatch`, `awatch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WatchKind {
+    Write,
+    Read,
+    Access,
+}
+
+/// A watchpoint: `len` bytes from virtual address `addr`, as the hart that
+/// accesses them translates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Watch {
+    pub addr: u64,
+    pub len: u64,
+    pub kind: WatchKind,
+}
+
+impl Watch {
+    /// Whether an access of `len` bytes at `va` (a read, a write or both,
+    /// as an AMO) is one this watchpoint stops on: the ranges overlap and
+    /// the kind matches.
+    pub fn hit(&self, va: u64, len: u64, read: bool, write: bool) -> bool {
+        let kind = match self.kind {
+            WatchKind::Write => write,
+            WatchKind::Read => read,
+            WatchKind::Access => read || write,
+        };
+        // [va, va + len) and [addr, addr + len) overlap (in 128 bits: a
+        // range may end at the top of the address space).
+        let (va, len, addr, wlen) = (va as u128, len as u128, self.addr as u128, self.len as u128);
+        kind && va < addr + wlen && addr < va + len
+    }
+}
+
 /// How [`DebugMachine::resume`] runs the machine.
 #[derive(Clone, Copy, Debug)]
 pub enum Resume<'a> {
     /// Every hart runs until one is about to run an instruction at an
-    /// address in the set (it has not run it), the machine ends, or
-    /// `interrupted` says so.
-    Continue { breaks: &'a BTreeSet<u64> },
+    /// address in `breaks` (it has not run it), has just run one that
+    /// accessed a byte `watches` names, the machine ends, or `interrupted`
+    /// says so.
+    Continue { breaks: &'a BTreeSet<u64>, watches: &'a [Watch] },
     /// Hart `hart` runs one instruction (or takes the trap it raises);
     /// the others wait.
     Step { hart: usize },
@@ -81,6 +119,12 @@ pub enum Stop {
     },
     Stepped {
         hart: usize,
+    },
+    /// Hart `hart` has just run an instruction whose data access `watch`
+    /// stops on.
+    Watchpoint {
+        hart: usize,
+        watch: Watch,
     },
     /// The `interrupted` callback said so (gdb sent Ctrl-C).
     Interrupted,
@@ -252,7 +296,14 @@ impl Drop for Listener {
 /// Serves gdb on `conn` until it detaches or kills the machine, or the
 /// machine ends. The machine does not run until gdb tells it to.
 pub fn serve<M: DebugMachine>(machine: &mut M, conn: Conn) -> Result<Ended, GdbError> {
-    let mut target = Stub { m: machine, breaks: BTreeSet::new(), sw: BTreeSet::new(), hw: BTreeSet::new(), step: None };
+    let mut target = Stub {
+        m: machine,
+        breaks: BTreeSet::new(),
+        sw: BTreeSet::new(),
+        hw: BTreeSet::new(),
+        watches: Vec::new(),
+        step: None,
+    };
     let gdb = GdbStub::new(conn);
     match gdb.run_blocking::<EventLoop<Stub<'_, M>>>(&mut target) {
         Ok(DisconnectReason::Disconnect) => Ok(Ended::Detached),
@@ -440,6 +491,9 @@ struct Stub<'a, M: DebugMachine> {
     breaks: BTreeSet<u64>,
     sw: BTreeSet<u64>,
     hw: BTreeSet<u64>,
+    /// Watchpoints, in the order gdb set them (the first that an access
+    /// hits is the one reported).
+    watches: Vec<Watch>,
     /// The hart to step, if gdb asked for a step.
     step: Option<usize>,
 }
@@ -606,6 +660,44 @@ impl<M: DebugMachine> Breakpoints for Stub<'_, M> {
     fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
         Some(self)
     }
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+fn watch_kind(k: GdbWatchKind) -> WatchKind {
+    match k {
+        GdbWatchKind::Write => WatchKind::Write,
+        GdbWatchKind::Read => WatchKind::Read,
+        GdbWatchKind::ReadWrite => WatchKind::Access,
+    }
+}
+
+fn gdb_watch_kind(k: WatchKind) -> GdbWatchKind {
+    match k {
+        WatchKind::Write => GdbWatchKind::Write,
+        WatchKind::Read => GdbWatchKind::Read,
+        WatchKind::Access => GdbWatchKind::ReadWrite,
+    }
+}
+
+impl<M: DebugMachine> HwWatchpoint for Stub<'_, M> {
+    fn add_hw_watchpoint(&mut self, addr: u64, len: u64, kind: GdbWatchKind) -> TargetResult<bool, Self> {
+        if len == 0 {
+            return Ok(false);
+        }
+        let w = Watch { addr, len, kind: watch_kind(kind) };
+        if !self.watches.contains(&w) {
+            self.watches.push(w);
+        }
+        Ok(true)
+    }
+    fn remove_hw_watchpoint(&mut self, addr: u64, len: u64, kind: GdbWatchKind) -> TargetResult<bool, Self> {
+        let w = Watch { addr, len, kind: watch_kind(kind) };
+        let before = self.watches.len();
+        self.watches.retain(|x| *x != w);
+        Ok(self.watches.len() != before)
+    }
 }
 
 impl<M: DebugMachine> SwBreakpoint for Stub<'_, M> {
@@ -652,7 +744,7 @@ impl<'a, M: DebugMachine + 'a> run_blocking::BlockingEventLoop for EventLoop<Stu
     > {
         let how = match target.step.take() {
             Some(hart) => Resume::Step { hart },
-            None => Resume::Continue { breaks: &target.breaks },
+            None => Resume::Continue { breaks: &target.breaks, watches: &target.watches },
         };
         let mut conn_err = None;
         let stop = target.m.resume(how, &mut || match conn.peek() {
@@ -672,6 +764,11 @@ impl<'a, M: DebugMachine + 'a> run_blocking::BlockingEventLoop for EventLoop<Stu
             Stop::Stepped { hart } => Event::TargetStopped(MultiThreadStopReason::SignalWithThread {
                 tid: tid(hart),
                 signal: Signal::SIGTRAP,
+            }),
+            Stop::Watchpoint { hart, watch } => Event::TargetStopped(MultiThreadStopReason::Watch {
+                tid: tid(hart),
+                kind: gdb_watch_kind(watch.kind),
+                addr: watch.addr,
             }),
             Stop::Ended(code) => Event::TargetStopped(MultiThreadStopReason::Exited(code)),
             Stop::Interrupted => {

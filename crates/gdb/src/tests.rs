@@ -14,6 +14,9 @@ struct Mock {
     mem: Vec<u8>,
     /// Addresses hart 1 "reaches" on a continue, in order.
     script: Vec<u64>,
+    /// Data accesses hart 1 makes on a continue, in order: (va, len, read,
+    /// write).
+    accesses: Vec<(u64, u64, bool, bool)>,
     /// What `resume` was asked, for the test to check.
     asked: Vec<String>,
 }
@@ -64,8 +67,13 @@ impl DebugMachine for Mock {
                 self.pc[hart] += 4;
                 Stop::Stepped { hart }
             }
-            Resume::Continue { breaks } => {
-                self.asked.push(format!("continue {breaks:x?}"));
+            Resume::Continue { breaks, watches } => {
+                self.asked.push(format!("continue {breaks:x?} {} watches", watches.len()));
+                while let Some((va, len, r, w)) = (!self.accesses.is_empty()).then(|| self.accesses.remove(0)) {
+                    if let Some(watch) = watches.iter().find(|x| x.hit(va, len, r, w)) {
+                        return Stop::Watchpoint { hart: 1, watch: *watch };
+                    }
+                }
                 while let Some(a) = (!self.script.is_empty()).then(|| self.script.remove(0)) {
                     if breaks.contains(&a) {
                         self.pc[1] = a;
@@ -132,6 +140,7 @@ fn a_session_packet_by_packet() {
         pc: [0x8000_0000; 2],
         mem: (0..0x10000).map(|i| i as u8).collect(),
         script: vec![0x10010, 0x10020, 0x10030],
+        accesses: Vec::new(),
         asked: Vec::new(),
     };
     let t = std::thread::spawn(move || {
@@ -183,9 +192,78 @@ fn a_session_packet_by_packet() {
     assert_eq!(end, Ended::MachineEnded(0));
     assert_eq!(
         m.asked,
-        ["continue {10020, 10030}", "step 1", "continue {10030}", "continue {}"],
+        ["continue {10020, 10030} 0 watches", "step 1", "continue {10030} 0 watches", "continue {} 0 watches"],
         "what the machine was asked"
     );
+}
+
+/// `watch`, `rwatch` and `awatch` as gdb sends them (Z2, Z3, Z4 with a
+/// length): the machine is asked to continue with them, and the first
+/// access that hits one stops hart 1 with gdb's `watch`/`rwatch`/`awatch`
+/// stop reply naming the watch's address.
+#[test]
+fn watchpoints_packet_by_packet() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mock = Mock {
+        x: [[0; 32]; 2],
+        pc: [0; 2],
+        mem: vec![0; 16],
+        script: vec![],
+        accesses: vec![
+            (0x2000, 8, true, false), // a read next to the watched bytes
+            (0x1004, 4, true, false), // a read of the write-watched word: no stop
+            (0x1006, 1, false, true), // a byte store inside it: stop
+            (0x3ffc, 8, true, false), // a read overlapping the rwatch by 4 bytes
+            (0x5000, 8, true, true),  // an AMO on the awatch
+        ],
+        asked: Vec::new(),
+    };
+    let t = std::thread::spawn(move || {
+        let mut m = mock;
+        let r = serve(&mut m, Box::new(a));
+        (r.unwrap(), m)
+    });
+    let mut c = Client(b);
+    c.0.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    c.send("qSupported:swbreak+;hwbreak+");
+    assert_eq!(c.send("Z2,1004,4"), "OK");
+    assert_eq!(c.send("Z3,4000,8"), "OK");
+    assert_eq!(c.send("Z4,5000,8"), "OK");
+    let stop = c.send("vCont;c");
+    assert!(stop.starts_with("T05") && stop.contains("thread:02") && stop.contains("watch:1004"), "{stop}");
+    let stop = c.send("vCont;c");
+    assert!(stop.contains("rwatch:4000"), "{stop}");
+    let stop = c.send("vCont;c");
+    assert!(stop.contains("awatch:5000"), "{stop}");
+    // Removed, a watchpoint is no longer passed to the machine.
+    assert_eq!(c.send("z2,1004,4"), "OK");
+    let again = c.send("z2,1004,4");
+    assert_ne!(again, "OK", "a watchpoint removed twice");
+    assert_eq!(c.send("vCont;c"), "W00");
+    let (_, m) = t.join().unwrap();
+    assert_eq!(
+        m.asked,
+        ["continue {} 3 watches", "continue {} 3 watches", "continue {} 3 watches", "continue {} 2 watches"]
+    );
+}
+
+#[test]
+fn watch_ranges_overlap_and_kinds() {
+    let w = Watch { addr: 0x1000, len: 8, kind: WatchKind::Write };
+    assert!(w.hit(0x1000, 1, false, true));
+    assert!(w.hit(0x0ffc, 8, false, true), "a store straddling the start");
+    assert!(w.hit(0x1007, 8, false, true), "a store straddling the end");
+    assert!(!w.hit(0x1008, 8, false, true), "the byte after");
+    assert!(!w.hit(0x0ff8, 8, false, true), "the bytes before");
+    assert!(!w.hit(0x1000, 8, true, false), "a read of a write watch");
+    assert!(w.hit(0x1000, 8, true, true), "an AMO writes");
+    let r = Watch { addr: 0x1000, len: 8, kind: WatchKind::Read };
+    assert!(r.hit(0x1000, 4, true, false) && !r.hit(0x1000, 4, false, true));
+    let a = Watch { addr: 0x1000, len: 8, kind: WatchKind::Access };
+    assert!(a.hit(0x1000, 4, true, false) && a.hit(0x1000, 4, false, true));
+    let top = Watch { addr: u64::MAX - 3, len: 4, kind: WatchKind::Access };
+    assert!(top.hit(u64::MAX, 1, true, false), "the last byte of the address space");
+    assert!(!top.hit(0, 1, true, false), "no wrap-around to 0");
 }
 
 #[test]
@@ -193,7 +271,8 @@ fn detach_and_kill_end_the_session() {
     for (packet, want) in [("D", Ended::Detached), ("k", Ended::Killed)] {
         let (a, b) = UnixStream::pair().unwrap();
         let t = std::thread::spawn(move || {
-            let mut m = Mock { x: [[0; 32]; 2], pc: [0; 2], mem: vec![0; 16], script: vec![], asked: vec![] };
+            let mut m =
+                Mock { x: [[0; 32]; 2], pc: [0; 2], mem: vec![0; 16], script: vec![], accesses: vec![], asked: vec![] };
             serve(&mut m, Box::new(a)).unwrap()
         });
         let mut c = Client(b);

@@ -15,15 +15,44 @@
 //! | --- | --- | --- |
 //! | [`Hart::run_until`] | up to `budget` slots, interrupts taken as in `run` | before an instruction at a breakpoint (it has not run), WFI, budget |
 //! | [`Hart::step_one`] | one instruction, or the trap it raises | after it; interrupts are not taken (as QEMU's default single step, `SSTEP_NOIRQ`) |
+//! | [`Hart::run_watched`] | as `run_until`, every instruction one at a time | also after an instruction whose data access the caller's watch accepts |
+//! | [`Hart::step_watched`] | as `step_one` | after it; also says which data it read or wrote (by virtual address), if it retired |
 //! | [`Hart::debug_translate`] | a page-table walk of the current translation | never sets A/D, never touches the TLB or the walk counters |
+//!
+//! Watchpoints are the stub's business, not the hart's: the hart only
+//! reports, for an instruction it ran with [`Hart::step_watched`], the data
+//! it accessed ([`Touched`], from [`isa::data_access`]); the machine
+//! compares that with gdb's watched ranges. An instruction that trapped
+//! accessed nothing (its effects are undone, Priv. §1.6 precise traps), so
+//! it touches nothing. HLV/HSV are not reported: their address is a
+//! guest's virtual address, not one of the current translation.
 
 use std::collections::BTreeSet;
 
 use crate::csr::{hgatp, satp};
-use crate::{Bus, Hart, Priv, RunExit};
+use crate::{decode, isa, Bus, Hart, Priv, RunExit, CACHE_BLOCK_SIZE};
 use strata_memory::GuestRam;
 use strata_mmu::walk::{self, PtMemory, Scheme};
 use strata_mmu::Access;
+
+/// The data an instruction run by [`Hart::step_watched`] accessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Touched {
+    /// The first byte's virtual address.
+    pub va: u64,
+    pub len: u64,
+    pub read: bool,
+    pub write: bool,
+}
+
+/// What stopped [`Hart::run_watched`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugHit {
+    /// The pc reached a breakpoint; the instruction there has not run.
+    Break,
+    /// The instruction before the pc touched a watched byte.
+    Watch(Touched),
+}
 
 /// Page-table memory for a debugger's walk: PTEs read from RAM (through
 /// the G-stage first when `g` is set), A/D updates reported done without
@@ -72,9 +101,35 @@ impl Hart {
     /// whether a breakpoint stopped it (then `self.pc` is that breakpoint
     /// and the instruction there has not run).
     pub fn run_until(&mut self, bus: &mut dyn Bus, budget: u64, breaks: &BTreeSet<u64>) -> (u64, RunExit, bool) {
+        let (used, exit, hit) = self.run_debug(bus, budget, breaks, None);
+        (used, exit, hit == Some(DebugHit::Break))
+    }
+
+    /// As [`run_until`](Self::run_until), with every instruction run one at
+    /// a time by [`step_watched`](Self::step_watched) and its data access
+    /// shown to `watch`; the hart stops *after* an instruction for which
+    /// `watch` says true (as a data watchpoint stops on hardware: the access
+    /// has happened). The third value says what stopped it.
+    pub fn run_watched(
+        &mut self,
+        bus: &mut dyn Bus,
+        budget: u64,
+        breaks: &BTreeSet<u64>,
+        watch: &mut dyn FnMut(Touched) -> bool,
+    ) -> (u64, RunExit, Option<DebugHit>) {
+        self.run_debug(bus, budget, breaks, Some(watch))
+    }
+
+    fn run_debug(
+        &mut self,
+        bus: &mut dyn Bus,
+        budget: u64,
+        breaks: &BTreeSet<u64>,
+        mut watch: Option<&mut dyn FnMut(Touched) -> bool>,
+    ) -> (u64, RunExit, Option<DebugHit>) {
         let mut used = 0;
         let mut exit = RunExit::Budget;
-        let mut hit = false;
+        let mut hit = None;
         self.sstc_on_entry(bus);
         'slice: while used < budget {
             self.event = false;
@@ -89,11 +144,21 @@ impl Hart {
             while used < budget {
                 let pc = self.pc;
                 if breaks.contains(&pc) {
-                    hit = true;
+                    hit = Some(DebugHit::Break);
                     break 'slice;
                 }
                 let page = pc & !0xfff;
-                if breaks.range(page..=page | 0xfff).next().is_some() {
+                if let Some(w) = watch.as_mut() {
+                    // Any instruction may touch a watched byte: one at a
+                    // time, each access shown to `w`.
+                    used += 1;
+                    if let Some(t) = self.step_watched_inner(bus) {
+                        if w(t) {
+                            hit = Some(DebugHit::Watch(t));
+                            break 'slice;
+                        }
+                    }
+                } else if breaks.range(page..=page | 0xfff).next().is_some() {
                     // A breakpoint in this page: one instruction at a time.
                     used += 1;
                     self.step_slow(bus);
@@ -128,6 +193,59 @@ impl Hart {
         self.reservation = None;
         self.stats.steps += 1;
         true
+    }
+
+    /// As [`step_one`](Self::step_one), and if the instruction retired and
+    /// accessed data memory, which bytes (by virtual address in the
+    /// translation it ran in) and how. `None` also for a hart in WFI (it
+    /// stays there) and for an instruction that trapped.
+    pub fn step_watched(&mut self, bus: &mut dyn Bus) -> Option<Touched> {
+        if self.wfi {
+            return None;
+        }
+        self.event = false;
+        let touched = self.step_watched_inner(bus);
+        self.reservation = None;
+        self.stats.steps += 1;
+        touched
+    }
+
+    /// One instruction as `step_slow` runs it (traps taken, no interrupt
+    /// check, no reservation or step bookkeeping), and what it touched.
+    fn step_watched_inner(&mut self, bus: &mut dyn Bus) -> Option<Touched> {
+        let mut touched = None;
+        // `step`, with the access worked out between decode and execute:
+        // the registers the address comes from may be the ones it writes.
+        let result = self.fetch(bus).and_then(|raw| {
+            let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
+            let insn = decode::decode_for(key, self.exts);
+            self.cur_insn_bits = key as u64;
+            if let Some(a) = isa::data_access(insn.op) {
+                let mut va = self.x[insn.rs1 as usize].wrapping_add(insn.imm as i64 as u64);
+                if insn.op == isa::Op::CBO_ZERO {
+                    va &= !(CACHE_BLOCK_SIZE - 1);
+                }
+                touched = Some(Touched { va, len: a.width, read: a.reads, write: a.writes });
+            }
+            match self.execute(bus, insn, key, self.pc) {
+                Ok(next) => {
+                    self.pc = next;
+                    Ok(())
+                }
+                Err(t) => {
+                    self.note_transformed_insn(&insn, key, &t);
+                    Err(t)
+                }
+            }
+        });
+        match result {
+            Ok(()) => self.instret += 1,
+            Err(t) => {
+                touched = None;
+                self.take_trap(t.cause, t.tval);
+            }
+        }
+        touched
     }
 
     /// The physical address that `va` has for a load in the hart's current

@@ -48,6 +48,7 @@ pub trait Bus {
 }
 
 pub use code::CodeStats;
+pub use debug::{DebugHit, Touched};
 pub use state::HartState;
 
 pub struct Hart {

@@ -6,6 +6,7 @@
 //! | waiting for gdb ([`serve_board`]) | nothing: the harts wait before their first instruction, as QEMU's `-s -S` | gdb connects |
 //! | stopped (gdb has the prompt) | nothing; host time (with `--clock host`) goes on | gdb's `c` or `s` |
 //! | continue | rounds of the [`Runner`](crate::Runner) on one thread; each hart through [`Hart::run_until`] (the pc checked against the breakpoints before each instruction of a page that holds one; other pages at full speed) | a hart reaches a breakpoint (the round ends there; later harts do not run in it), gdb sends Ctrl-C (looked at every [`INTERRUPT_ROUNDS`] rounds; in an idle wait, at the next timer), or the machine ends |
+//! | continue with watchpoints | as continue, but every instruction of every hart one at a time ([`Hart::run_watched`]), its data access compared with the watched ranges | also after an instruction that accessed a watched byte (the access has happened; the round ends there) |
 //! | step | one round in which only the stepped hart runs, one instruction ([`Hart::step_one`]: no interrupt taken first) | after it |
 //! | detached | the machine runs on as without `--gdb` (hart threads too) | as usual |
 //!
@@ -19,8 +20,8 @@
 
 use std::collections::BTreeSet;
 
-use strata_gdb::{DebugMachine, Ended, GdbAddr, Listener, Reg, Resume, Stop};
-use strata_hart::{Hart, RunExit};
+use strata_gdb::{DebugMachine, Ended, GdbAddr, Listener, Reg, Resume, Stop, Watch};
+use strata_hart::{DebugHit, Hart, RunExit};
 
 use crate::error::Error;
 use crate::machine::{BoardBus, ExitReason, Machine};
@@ -33,6 +34,10 @@ pub const INTERRUPT_ROUNDS: u64 = 8;
 #[derive(Default)]
 pub(crate) struct DebugRun {
     breaks: BTreeSet<u64>,
+    /// Watchpoints: while there are any, every instruction runs one at a
+    /// time (gdb's alternative, software watchpoints, single-steps over
+    /// the wire and compares values: thousands of times slower).
+    watches: Vec<Watch>,
     /// Step this hart (one round).
     step: Option<usize>,
     /// Why the last slice stopped the machine.
@@ -59,12 +64,31 @@ impl DebugRun {
         }
         let mut all_idle = true;
         for (i, h) in harts.iter_mut().enumerate() {
-            let (n, exit, hit) = h.run_until(bus, budget, &self.breaks);
+            let (n, exit, hit) = if self.watches.is_empty() {
+                let (n, exit, hit) = h.run_until(bus, budget, &self.breaks);
+                (n, exit, hit.then_some(DebugHit::Break))
+            } else {
+                let watches = &self.watches;
+                h.run_watched(bus, budget, &self.breaks, &mut |t| {
+                    watches.iter().any(|w| w.hit(t.va, t.len, t.read, t.write))
+                })
+            };
             used[i] = n;
             *stuck = stuck.or(h.no_progress().copied());
-            if hit {
-                self.stopped = Some(Stop::Breakpoint { hart: i });
-                return Slice { used, idle: false };
+            match hit {
+                Some(DebugHit::Break) => {
+                    self.stopped = Some(Stop::Breakpoint { hart: i });
+                    return Slice { used, idle: false };
+                }
+                Some(DebugHit::Watch(t)) => {
+                    // The watch the hart's check accepted (the first that
+                    // the access hits, in gdb's order).
+                    if let Some(&watch) = self.watches.iter().find(|w| w.hit(t.va, t.len, t.read, t.write)) {
+                        self.stopped = Some(Stop::Watchpoint { hart: i, watch });
+                        return Slice { used, idle: false };
+                    }
+                }
+                None => {}
             }
             if exit == RunExit::Budget {
                 all_idle = false;
@@ -173,7 +197,10 @@ impl DebugMachine for BoardDebug<'_> {
         }
         let mut d = DebugRun::default();
         match how {
-            Resume::Continue { breaks } => d.breaks = breaks.clone(),
+            Resume::Continue { breaks, watches } => {
+                d.breaks = breaks.clone();
+                d.watches = watches.to_vec();
+            }
             Resume::Step { hart } => d.step = Some(hart),
         }
         self.m.work.debug = Some(d);

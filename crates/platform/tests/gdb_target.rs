@@ -15,7 +15,7 @@ use std::time::Duration;
 use strata_arch::csr::{addr, mstatus, satp};
 use strata_arch::isa::Op;
 use strata_arch::pte;
-use strata_gdb::{DebugMachine, Reg, Resume, Stop};
+use strata_gdb::{DebugMachine, Reg, Resume, Stop, Watch, WatchKind};
 use strata_platform::debug::BoardDebug;
 use strata_platform::{ClockMode, ExitReason, Machine, MachineConfig, VirtioConfig};
 use strata_testkit::asm::{elf, reg::*, Asm};
@@ -165,11 +165,14 @@ fn breakpoint_step_memory(jit: bool) {
     // (the check comes before every instruction, also the first).
     for round in 0..3u64 {
         if round > 0 {
-            assert_eq!(d.resume(Resume::Continue { breaks: &breaks }, &mut never), Stop::Breakpoint { hart: 0 });
+            assert_eq!(
+                d.resume(Resume::Continue { breaks: &breaks, watches: &[] }, &mut never),
+                Stop::Breakpoint { hart: 0 }
+            );
             assert_eq!(d.reg(0, Reg::X(A0 as u8)), Some(round - 1), "continuing at a breakpoint stops at once");
             assert_eq!(d.resume(Resume::Step { hart: 0 }, &mut never), Stop::Stepped { hart: 0 });
         }
-        let stop = d.resume(Resume::Continue { breaks: &breaks }, &mut never);
+        let stop = d.resume(Resume::Continue { breaks: &breaks, watches: &[] }, &mut never);
         assert_eq!(stop, Stop::Breakpoint { hart: 0 }, "round {round}");
         assert_eq!(d.reg(0, Reg::Pc), Some(g.loop_va));
         assert_eq!(d.reg(0, Reg::Priv), Some(1));
@@ -206,13 +209,51 @@ fn breakpoint_step_memory(jit: bool) {
     // a bound of 4 in t2 ends the loop after one more round.
     assert!(d.set_reg(0, Reg::X(T2 as u8), 4));
     let empty = BTreeSet::new();
-    let stop = d.resume(Resume::Continue { breaks: &empty }, &mut never);
+    let stop = d.resume(Resume::Continue { breaks: &empty, watches: &[] }, &mut never);
     assert_eq!(stop, Stop::Ended(0));
     assert!(matches!(d.outcome, Some(ExitReason::PowerOff)));
     // The stored counter shows the guest used the debugger's bound.
     assert_eq!(d.m.ram.load(ram + DATA, 8).unwrap(), 4);
     // After the end, the machine stays ended.
-    assert_eq!(d.resume(Resume::Continue { breaks: &empty }, &mut never), Stop::Ended(0));
+    assert_eq!(d.resume(Resume::Continue { breaks: &empty, watches: &[] }, &mut never), Stop::Ended(0));
+}
+
+/// Watchpoints by virtual address on the board: a write watch on the
+/// guest's counter stops the hart after each store (the value stored, the
+/// pc past the `sd`); the same bytes watched through another virtual
+/// address (the SHADOW alias), or watched for reads the guest never makes,
+/// do not stop it.
+fn watchpoints(jit: bool) {
+    let (mut m, g) = machine(jit, 1);
+    let ram = common::board().ram;
+    let mut d = BoardDebug { m: &mut m, outcome: None };
+    let none = BTreeSet::new();
+    let mut never = || false;
+    let write = [Watch { addr: HIGH + DATA + 4, len: 2, kind: WatchKind::Write }];
+    for round in 1..=3u64 {
+        let stop = d.resume(Resume::Continue { breaks: &none, watches: &write }, &mut never);
+        assert_eq!(stop, Stop::Watchpoint { hart: 0, watch: write[0] }, "round {round}");
+        assert_eq!(d.m.ram.load(ram + DATA, 8).unwrap(), round, "the store has happened");
+        assert_eq!(d.reg(0, Reg::Pc), Some(g.loop_va + 8), "stopped after the sd");
+    }
+    // Reads of the counter (the guest makes none), and writes watched at
+    // the alias: the guest runs on to its power-off.
+    let other = [
+        Watch { addr: HIGH + DATA, len: 8, kind: WatchKind::Read },
+        Watch { addr: SHADOW + DATA, len: 8, kind: WatchKind::Write },
+    ];
+    assert_eq!(d.resume(Resume::Continue { breaks: &none, watches: &other }, &mut never), Stop::Ended(0));
+    assert_eq!(d.m.ram.load(ram + DATA, 8).unwrap(), COUNT);
+}
+
+#[test]
+fn watchpoints_interpreter() {
+    bounded(|| watchpoints(false));
+}
+
+#[test]
+fn watchpoints_jit() {
+    bounded(|| watchpoints(true));
 }
 
 #[test]
@@ -233,10 +274,13 @@ fn an_interrupt_stops_a_running_machine() {
         let mut d = BoardDebug { m: &mut m, outcome: None };
         // Keep the loop going forever: break at it, set the bound out of reach.
         let breaks: BTreeSet<u64> = [g.loop_va].into();
-        assert_eq!(d.resume(Resume::Continue { breaks: &breaks }, &mut || false), Stop::Breakpoint { hart: 0 });
+        assert_eq!(
+            d.resume(Resume::Continue { breaks: &breaks, watches: &[] }, &mut || false),
+            Stop::Breakpoint { hart: 0 }
+        );
         assert!(d.set_reg(0, Reg::X(T2 as u8), u64::MAX));
         let mut asked = 0;
-        let stop = d.resume(Resume::Continue { breaks: &BTreeSet::new() }, &mut || {
+        let stop = d.resume(Resume::Continue { breaks: &BTreeSet::new(), watches: &[] }, &mut || {
             asked += 1;
             asked == 3
         });
