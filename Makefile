@@ -260,6 +260,7 @@ bench: setup build
 	scripts/bench-paging.sh
 	scripts/bench-sstc.sh
 	scripts/bench-monitor.sh
+	scripts/bench-gdb.sh
 
 clean:
 	rm -rf build
