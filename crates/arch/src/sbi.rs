@@ -17,6 +17,10 @@ pub mod ext {
     pub const SRST: u64 = 0x5352_5354;
     /// "DBCN"
     pub const DBCN: u64 = 0x4442_434e;
+    /// Strata's own extension (docs/attestation.md, "Evidence for VMs"), in
+    /// the firmware-specific space (§3: 0x0A000000–0x0AFFFFFF, the low bits
+    /// the SBI implementation's id, [`super::IMPL_ID`]).
+    pub const STRATA: u64 = 0x0A00_0000 | super::IMPL_ID;
     /// Legacy console putchar (v0.1, §5.2).
     pub const LEGACY_PUTCHAR: u64 = 0x01;
     /// Legacy console getchar (v0.1, §5.3).
@@ -33,7 +37,16 @@ pub mod fid {
     pub const SRST_SYSTEM_RESET: u64 = 0;
     pub const DBCN_CONSOLE_WRITE: u64 = 0;
     pub const DBCN_CONSOLE_WRITE_BYTE: u64 = 2;
+    /// STRATA `get_evidence(nonce_addr, out_addr, out_size)`: signed
+    /// evidence of the calling VM's initial state with the 32-byte nonce at
+    /// `nonce_addr`, written to `out_addr` (docs/attestation.md).
+    pub const STRATA_GET_EVIDENCE: u64 = 0;
 }
+
+/// Strata's SBI implementation id (`sbi_get_impl_id`, §4.2). Ids are
+/// assigned by RISC-V International; Strata has none, so it reports one
+/// past the last assigned at the time of writing (docs/hypervisor.md).
+pub const IMPL_ID: u64 = 0x5354;
 
 /// Error codes: the `a0` an SBI call returns.
 pub mod error {

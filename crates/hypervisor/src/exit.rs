@@ -46,6 +46,14 @@ impl sbi::Caller for CallerView<'_> {
     fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool {
         self.hyp.guest_read(self.vm.id, gpa, buf)
     }
+    fn evidence(&self, nonce: &[u8; crate::attest::NONCE_LEN]) -> [u8; crate::attest::EVIDENCE_LEN] {
+        self.hyp.attest.sign(&crate::attest::Evidence {
+            protected: self.vm.protected,
+            measurement: self.vm.measurement,
+            hypervisor: crate::attest::hypervisor_digest(),
+            nonce: *nonce,
+        })
+    }
 }
 
 impl Hypervisor {
@@ -203,6 +211,17 @@ impl Hypervisor {
             Action::Suspend => {
                 self.vcpus[v].hsm = HsmState::Suspended;
                 self.wait(&mut *harts[h.0], v)
+            }
+            Action::WriteGuest { gpa, bytes } => {
+                // Guest-chosen: bounds-checked page by page against the
+                // VM's own G-stage map, like every SBI buffer.
+                let ram = crate::vm::layout::RAM_BASE..=crate::vm::layout::RAM_BASE + self.vms[vm].ram_size;
+                let in_ram = gpa.checked_add(bytes.len() as u64).is_some_and(|end| ram.contains(&gpa) && ram.contains(&end));
+                let id = self.vms[vm].id;
+                if !in_ram || self.guest_write(id, gpa, &bytes).is_err() {
+                    sbi::Reply { error: sbi::err::INVALID_ADDRESS, value: 0 }.write(&mut *harts[h.0]);
+                }
+                Next::Continue
             }
             Action::End(end) => {
                 self.vms[vm].finish(end);

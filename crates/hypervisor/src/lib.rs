@@ -20,6 +20,7 @@
 //! | `pages` | pages changing hands: migration, reclaim, a VM's memory going back to the free pool when it ends | `Hypervisor::retire` |
 //! | [`vm`], [`vcpu`] | a VM's specification, devices and end; a vCPU's state and the world switch | – |
 //! | [`ids`] | typed indices for VMs, vCPUs and harts | – |
+//! | [`attest`] | a VM's measurement, the core's signing key, evidence through the STRATA SBI extension | [`attest::AttestKey`] |
 //!
 //! Around that core:
 //!
@@ -51,6 +52,7 @@
 //! of their own, [`smp::Smp::turn`] runs the same steps for one hart, with
 //! the hypervisor locked only around the guest runs (docs/smp.md).
 
+pub mod attest;
 pub mod hart;
 pub mod ids;
 pub mod inval;
@@ -190,6 +192,8 @@ pub struct Hypervisor {
     /// A balancing move waiting for its vCPUs to leave harts on other
     /// threads (their `moving` is set).
     moving: Option<sched::Rebalance>,
+    /// Signs VMs' evidence; never leaves the core.
+    attest: attest::AttestKey,
 }
 
 impl Hypervisor {
@@ -208,7 +212,10 @@ impl Hypervisor {
         let first = MachinePage::from_addr(base)
             .ok_or_else(|| HypError::Config(format!("machine memory base {base:#x} is not page aligned")))?;
         let hm = HypMemory::new(first, pages, strata_ownership::GStageMode::Sv39x4)?;
+        let attest = attest::AttestKey::generate()
+            .map_err(|e| HypError::Config(format!("cannot make the attestation key: {e}")))?;
         Ok(Self {
+            attest,
             mem,
             hm,
             vms: Table::new(),
@@ -239,6 +246,11 @@ impl Hypervisor {
     pub fn init_hart(hart: &mut dyn HartOps) {
         hart.set_csr(Csr::Hedeleg, HEDELEG);
         hart.set_csr(Csr::Hideleg, HIDELEG);
+    }
+
+    /// The public half of the key VMs' evidence is signed with.
+    pub fn attest_public_key(&self) -> [u8; 32] {
+        self.attest.public()
     }
 
     /// Page ownership and the G-stage tables (read-only).

@@ -21,8 +21,10 @@
 //! | SRST system_reset | – | success | [`Action::End`] |
 //! | DBCN console_write | buffer in the VM's RAM, high address half 0 (§12.1) | bytes written, or INVALID_PARAM | [`Action::Console`] |
 //! | DBCN console_read / write_byte | – | 0 read / success | – / [`Action::Console`] |
+//! | STRATA get_evidence | out_size ≥ [`EVIDENCE_LEN`] (else INVALID_PARAM, value the size needed); the nonce in the VM's RAM (else INVALID_ADDRESS) | success, value [`EVIDENCE_LEN`] | [`Action::WriteGuest`]: the signed evidence at out_addr (INVALID_ADDRESS if that is not the VM's RAM) |
 //! | anything else | – | NOT_SUPPORTED | – |
 
+use crate::attest::{EVIDENCE_LEN, NONCE_LEN};
 use crate::hart::HartOps;
 use crate::vcpu::HsmState;
 use crate::vm::VmEnd;
@@ -34,14 +36,13 @@ pub use strata_arch::sbi::ext as eid;
 
 /// SBI specification version 2.0 (§4.1: major in bits 30..24).
 pub const SPEC_VERSION: u64 = 2 << 24;
-/// Implementation id. Ids are assigned by RISC-V International (§4.2);
-/// Strata has none, so it reports one past the last assigned at the time
-/// of writing and says so in docs/hypervisor.md.
-pub const IMPL_ID: u64 = 0x5354;
+/// Implementation id (§4.2; strata_arch::sbi::IMPL_ID says why this one).
+pub const IMPL_ID: u64 = strata_arch::sbi::IMPL_ID;
 pub const IMPL_VERSION: u64 = 0x0001_0000;
 
 /// The extensions served, for probe_extension.
-pub const EXTENSIONS: [u64; 7] = [eid::BASE, eid::TIME, eid::IPI, eid::RFENCE, eid::HSM, eid::SRST, eid::DBCN];
+pub const EXTENSIONS: [u64; 8] =
+    [eid::BASE, eid::TIME, eid::IPI, eid::RFENCE, eid::HSM, eid::SRST, eid::DBCN, eid::STRATA];
 
 /// A decoded SBI call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +91,9 @@ pub trait Caller {
     /// Reads the VM's guest-physical memory at `gpa`; false if any byte of
     /// it is not the VM's RAM.
     fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool;
+    /// Signed evidence of the VM's initial state with `nonce`
+    /// ([`crate::attest`]).
+    fn evidence(&self, nonce: &[u8; NONCE_LEN]) -> [u8; EVIDENCE_LEN];
 }
 
 /// What a call asks of the hypervisor besides its reply.
@@ -118,6 +122,9 @@ pub enum Action {
     End(VmEnd),
     /// Bytes for the VM's console.
     Console(Vec<u8>),
+    /// Write `bytes` to the VM's memory at `gpa`; if that is not the VM's
+    /// RAM, the reply becomes INVALID_ADDRESS.
+    WriteGuest { gpa: u64, bytes: Vec<u8> },
 }
 
 /// The SBI handler: the reply to `call` and what the hypervisor must do.
@@ -186,6 +193,18 @@ pub fn serve(call: &Call, caller: &dyn Caller) -> (Reply, Action) {
         }
         (eid::DBCN, 1) => (Reply::ok(0), Action::None),
         (eid::DBCN, 2) => (Reply::ok(0), Action::Console(vec![a[0] as u8])),
+        (eid::STRATA, strata_arch::sbi::fid::STRATA_GET_EVIDENCE) => {
+            let (nonce_addr, out, size) = (a[0], a[1], a[2]);
+            let mut nonce = [0u8; NONCE_LEN];
+            if size < EVIDENCE_LEN as u64 {
+                (Reply { error: err::INVALID_PARAM, value: EVIDENCE_LEN as u64 }, Action::None)
+            } else if !caller.read_guest(nonce_addr, &mut nonce) {
+                (Reply::err(err::INVALID_ADDRESS), Action::None)
+            } else {
+                let bytes = caller.evidence(&nonce).to_vec();
+                (Reply::ok(EVIDENCE_LEN as u64), Action::WriteGuest { gpa: out, bytes })
+            }
+        }
         _ => (Reply::err(err::NOT_SUPPORTED), Action::None),
     }
 }

@@ -55,6 +55,7 @@ fn rig(protected: bool) -> Rig {
         segments: Vec::new(),
         entry: RAM,
         dtb: 0,
+        dtb_measured: None,
         console: Box::new(|_| {}),
         clock: Box::new(|| 0),
         devices: Vec::new(),

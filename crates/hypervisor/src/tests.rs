@@ -59,6 +59,7 @@ fn rig(harts: usize, vms: Vec<Want>) -> Rig {
             segments: w.segments,
             entry: layout::RAM_BASE,
             dtb: 0,
+            dtb_measured: None,
             console: Box::new(move |b| o.lock().unwrap().push(b)),
             clock: Box::new(|| 0),
             devices: Vec::new(),
@@ -238,6 +239,65 @@ fn sbi_debug_console_and_system_reset() {
     let v = r.hyp.vm(VmIndex(0)).unwrap();
     assert_eq!(v.end(), Some(&VmEnd::PowerOff));
     assert!(r.hyp.all_ended());
+}
+
+/// STRATA get_evidence: the evidence lands in the guest's buffer, verifies
+/// with the core's public key, carries the guest's nonce, the VM's
+/// measurement and its protected flag; a short buffer, a nonce or buffer
+/// outside the VM's RAM are refused and write nothing. (The VMs stay up:
+/// an ended VM's memory is taken back.)
+#[test]
+fn sbi_evidence_is_signed_over_the_vms_measurement() {
+    use crate::attest::{Evidence, EVIDENCE_LEN};
+    use strata_arch::sbi::fid::STRATA_GET_EVIDENCE as GET;
+    let nonce: Vec<u8> = (0..32).map(|i| 0xa0 ^ i).collect();
+    let wants = [true, false].map(|protected| {
+        let mut w = vm(1);
+        w.protected = protected;
+        w.segments.push((layout::RAM_BASE + 0x1000, nonce.clone()));
+        w
+    });
+    let mut r = rig(1, wants.into_iter().collect());
+    let (n, out) = (layout::RAM_BASE + 0x1000, layout::RAM_BASE + 0x2000);
+    let end = layout::RAM_BASE + 16 * MIB;
+    for v in 0..2 {
+        r.script(
+            v,
+            vec![
+                sbi(eid::STRATA, GET, &[n, out, EVIDENCE_LEN as u64 - 1]),
+                sbi(eid::STRATA, GET, &[end - 8, out, EVIDENCE_LEN as u64]),
+                sbi(eid::STRATA, GET, &[n, end - 100, EVIDENCE_LEN as u64]),
+                sbi(eid::STRATA, GET, &[n, out, 4096]),
+            ],
+        );
+    }
+    // Two turns each on the one hart.
+    r.rounds(4 * SchedParams::default().quantum / BUDGET);
+    let key = r.hyp.attest_public_key();
+    // Guest memory as the machine holds it (a protected VM's too: this is
+    // the test's view of RAM, not a host interface).
+    let read = |r: &Rig, v: usize, gpa: u64, len: usize| -> Vec<u8> {
+        (0..len as u64)
+            .map(|i| {
+                let pa = r.hyp.translate(VmIndex(v), gpa + i).unwrap();
+                r.mem.lock().unwrap()[(pa - BASE) as usize]
+            })
+            .collect()
+    };
+    for (v, protected) in [(0, true), (1, false)] {
+        let got = r.replies(v);
+        assert_eq!(got[0], (err::INVALID_PARAM as u64, EVIDENCE_LEN as u64), "VM {v}: a short buffer says the size");
+        assert_eq!(got[1].0, err::INVALID_ADDRESS as u64, "VM {v}: a nonce across the end of RAM");
+        assert_eq!(got[2].0, err::INVALID_ADDRESS as u64, "VM {v}: a buffer across the end of RAM");
+        assert_eq!(read(&r, v, end - 100, 100), vec![0; 100], "VM {v}: nothing written past RAM's end");
+        assert_eq!(got[3], (0, EVIDENCE_LEN as u64), "VM {v}");
+        let e = Evidence::decode(&read(&r, v, out, EVIDENCE_LEN), &key).expect("verifies");
+        assert_eq!(e.nonce.to_vec(), nonce, "VM {v}");
+        assert_eq!(e.protected, protected, "VM {v}");
+        assert_eq!(e.measurement, r.hyp.vm(VmIndex(v)).unwrap().measurement(), "VM {v}");
+    }
+    // The two VMs differ only in the protected flag: so do their measurements.
+    assert_ne!(r.hyp.vm(VmIndex(0)).unwrap().measurement(), r.hyp.vm(VmIndex(1)).unwrap().measurement());
 }
 
 // ---- scheduling ----------------------------------------------------------------

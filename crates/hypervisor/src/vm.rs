@@ -79,6 +79,9 @@ pub struct VmSpec {
     /// Where vCPU 0 starts, in VS-mode, with a0 = 0 and a1 = `dtb`.
     pub entry: u64,
     pub dtb: u64,
+    /// The device tree as it is measured ([`crate::attest`]): the segment
+    /// at `dtb` with its random seeds zeroed. `None`: measured as loaded.
+    pub dtb_measured: Option<Vec<u8>>,
     /// Where the VM's console output goes.
     pub console: UartSink,
     /// The RTC's time source (nanoseconds since the epoch).
@@ -238,6 +241,43 @@ pub struct Vm {
     pub(crate) stats: VmStats,
     /// Its shadow tables, in shadow mode ([`Paging::Shadow`]).
     pub(crate) shadow: Option<crate::shadow::ShadowVm>,
+    /// Its initial state's measurement ([`crate::attest`]).
+    pub(crate) measurement: crate::attest::Digest32,
+}
+
+impl VmSpec {
+    /// The measurement of the VM this specification makes
+    /// ([`crate::attest::measure`]): its images as loaded, the device tree
+    /// as [`VmSpec::dtb_measured`] gives it.
+    pub fn measurement(&self) -> crate::attest::Digest32 {
+        measure_images(
+            self.memory,
+            self.vcpus,
+            self.entry,
+            self.dtb,
+            self.protected,
+            &self.segments,
+            self.dtb_measured.as_deref(),
+        )
+    }
+}
+
+/// [`VmSpec::measurement`] from the parts, for a verifier that has no VM
+/// (`strata attest vm-measure` loads the same images without running).
+pub fn measure_images(
+    memory: u64,
+    vcpus: u32,
+    entry: u64,
+    dtb: u64,
+    protected: bool,
+    segments: &[(u64, Vec<u8>)],
+    dtb_measured: Option<&[u8]>,
+) -> crate::attest::Digest32 {
+    let images: Vec<(u64, &[u8])> = segments
+        .iter()
+        .map(|(gpa, b)| (*gpa, if *gpa == dtb { dtb_measured.unwrap_or(b) } else { b.as_slice() }))
+        .collect();
+    crate::attest::measure(&crate::attest::Initial { memory, vcpus, entry, dtb, protected, images: &images })
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -258,6 +298,7 @@ impl Vm {
         ram_first_pa: u64,
         vcpus: Vec<VcpuIndex>,
     ) -> Result<Vm, String> {
+        let measurement = spec.measurement();
         let VmSpec { name, memory, vcpus: n, protected, paging, console, clock, devices, .. } = spec;
         if protected && !devices.is_empty() {
             return Err(format!(
@@ -315,6 +356,7 @@ impl Vm {
             retire_error: None,
             stats: VmStats::default(),
             shadow: (paging == Paging::Shadow).then(|| crate::shadow::ShadowVm::new(id, n as usize)),
+            measurement,
         })
     }
 
@@ -388,6 +430,11 @@ impl Vm {
 
     pub fn protected(&self) -> bool {
         self.protected
+    }
+
+    /// Its initial state's measurement, as its evidence carries it.
+    pub fn measurement(&self) -> crate::attest::Digest32 {
+        self.measurement
     }
 
     /// Its RAM, in bytes.

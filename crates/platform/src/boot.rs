@@ -46,12 +46,20 @@ pub fn load(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<Layout, LoadError>
     Ok(load_with(ram, cfg, false)?.0)
 }
 
+/// [`load`], and the device tree as a VM's evidence measures it: the bytes
+/// loaded at `Layout::dtb` with `/chosen/rng-seed` and `kaslr-seed` zeroed
+/// (strata_hypervisor::attest).
+pub fn load_for_vm(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<(Layout, Vec<u8>), LoadError> {
+    let (layout, _, dtb_measured) = load_with(ram, cfg, false)?;
+    Ok((layout, dtb_measured))
+}
+
 /// [`load`] for a board with a TPM: also reserves the event log's region
 /// (just below `fw_dynamic_info`, above the initrd), names it in the TPM's
 /// device-tree node, measures every image (crate::measure has the table)
 /// and writes the event log there. The PCRs are extended by the caller.
 pub fn load_measured(ram: &dyn LoadTarget, cfg: &BootConfig) -> Result<(Layout, Measurements), LoadError> {
-    let (layout, m) = load_with(ram, cfg, true)?;
+    let (layout, m, _) = load_with(ram, cfg, true)?;
     Ok((layout, m.expect("measured")))
 }
 
@@ -72,7 +80,7 @@ fn load_with(
     ram: &dyn LoadTarget,
     cfg: &BootConfig,
     measure: bool,
-) -> Result<(Layout, Option<Measurements>), LoadError> {
+) -> Result<(Layout, Option<Measurements>, Vec<u8>), LoadError> {
     let mut m = Measurements::default();
     let base = ram.base();
     let room = ram.end() - base;
@@ -181,8 +189,8 @@ fn load_with(
         return Err(LoadError::Layout(Misfit::NoRoomForKernel { kernel_end: kernel.end }));
     }
     let fdt_cfg = FdtConfig { bootargs: cfg.append.to_string(), initrd: layout.initrd, tpm_log, ..cfg.fdt.clone() };
-    let dtb = if let Some((log_base, _)) = tpm_log {
-        let (dtb, measured) = fdt::build_fdt_measured(&fdt_cfg).map_err(LoadError::Fdt)?;
+    let (dtb, measured) = fdt::build_fdt_measured(&fdt_cfg).map_err(LoadError::Fdt)?;
+    if let Some((log_base, _)) = tpm_log {
         // The order of the module table in crate::measure.
         m.push(PCR_DEVICE_TREE, EventType::TableOfDevices, sha256(&measured), b"devicetree");
         m.push(PCR_KERNEL, EventType::Ipl, kernel_digest.expect("measured"), b"kernel");
@@ -196,10 +204,7 @@ fn load_with(
             return Err(LoadError::Layout(Misfit::EventLogTooLarge));
         }
         ram.write(log_base, &log).map_err(|e| e.within("TPM event log"))?;
-        dtb
-    } else {
-        fdt::build_fdt(&fdt_cfg).map_err(LoadError::Fdt)?
-    };
+    }
     if dtb.len() as u64 > DTB_MAX {
         return Err(LoadError::Layout(Misfit::DeviceTreeTooLarge));
     }
@@ -218,5 +223,5 @@ fn load_with(
         }
         None => kernel.entry,
     };
-    Ok((layout, measure.then_some(m)))
+    Ok((layout, measure.then_some(m), measured))
 }

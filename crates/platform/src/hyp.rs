@@ -738,7 +738,8 @@ impl Workload for Hypervised {
         };
         check_harts(&format!("VM {}: {} vCPUs", vm.name, vm.vcpus), vm.vcpus).map_err(bad)?;
         check_ram(&format!("VM {}: memory", vm.name), vm.memory).map_err(bad)?;
-        let (segments, entry, dtb) = vm_images(&vm, &[], guest_extensions(self.extensions)).map_err(bad)?;
+        let VmImages { segments, entry, dtb, dtb_measured } =
+            vm_images(&vm, &[], guest_extensions(self.extensions)).map_err(bad)?;
         let con = Arc::new(Mutex::new(VmConsole {
             label: Some(vm.name.clone()),
             stdout: self.console_stdout,
@@ -760,6 +761,7 @@ impl Workload for Hypervised {
                 segments,
                 entry,
                 dtb,
+                dtb_measured: Some(dtb_measured),
                 console: sink,
                 clock: host_clock(),
                 devices: Vec::new(),
@@ -859,7 +861,8 @@ impl Runner<Hypervised> {
             for (name, _) in devs.iter_mut().filter(|_| cfg.vms.len() > 1) {
                 *name = format!("VM {}: {name}", vm.name);
             }
-            let (segments, entry, dtb) = vm_images(vm, &slots, guest_extensions(cfg.extensions))?;
+            let VmImages { segments, entry, dtb, dtb_measured } =
+                vm_images(vm, &slots, guest_extensions(cfg.extensions))?;
             let log = match &vm.serial_log {
                 Some(p) => Some(crate::hostpaths::open_serial_log(p)?),
                 None => None,
@@ -905,6 +908,7 @@ impl Runner<Hypervised> {
                 segments,
                 entry,
                 dtb,
+                dtb_measured: Some(dtb_measured),
                 console: sink,
                 clock: host_clock(),
                 devices,
@@ -997,11 +1001,35 @@ impl Runner<Hypervised> {
 /// fresh memory.
 /// A VM's boot images as (address, bytes) segments, its entry and its
 /// device tree's address.
-type VmImages = (Vec<(u64, Vec<u8>)>, u64, u64);
+/// A VM's images as loaded, before the hypervisor has the VM.
+struct VmImages {
+    segments: Vec<(u64, Vec<u8>)>,
+    entry: u64,
+    dtb: u64,
+    /// The device tree with its seeds zeroed (what evidence measures).
+    dtb_measured: Vec<u8>,
+}
+
+/// The measurement the evidence of VM `vm` of `cfg` will carry
+/// (strata_hypervisor::attest), from the files alone: the same images and
+/// device tree `strata run` builds for it, without running anything.
+pub fn vm_measurement(cfg: &RunConfig, vm: &VmConfig) -> Result<[u8; 32], Error> {
+    let slots = vm.virtio.slots(&layout::BOARD).map_err(|e| Error::from(e).in_vm(&vm.name))?;
+    let i = vm_images(vm, &slots, guest_extensions(cfg.extensions))?;
+    Ok(strata_hypervisor::vm::measure_images(
+        vm.memory,
+        vm.vcpus,
+        i.entry,
+        i.dtb,
+        vm.protected,
+        &i.segments,
+        Some(&i.dtb_measured),
+    ))
+}
 
 fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)], exts: Extensions) -> Result<VmImages, Error> {
     let segs = Segments::new(layout::RAM_BASE, vm.memory);
-    let l = boot::load(
+    let (l, dtb_measured) = boot::load_for_vm(
         &segs,
         &BootConfig {
             bios: None,
@@ -1025,5 +1053,5 @@ fn vm_images(vm: &VmConfig, virtio_slots: &[(u64, u32)], exts: Extensions) -> Re
         },
     )
     .map_err(|e| Error::from(e).in_vm(&vm.name))?;
-    Ok((segs.into_segments(), l.entry, l.dtb))
+    Ok(VmImages { segments: segs.into_segments(), entry: l.entry, dtb: l.dtb, dtb_measured })
 }
