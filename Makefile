@@ -32,6 +32,8 @@
 #                     uninterrupted run printed, byte for byte; bad files refused (tests/snapshot)
 #   make tpm-test     --tpm swtpm: measured boot, guest PCRs against strata measure,
 #                     swtpm killed mid-run, swtpm missing (tests/tpm)
+#   make attest-vm-test evidence for VMs under strata run: signed by the hypervisor,
+#                     checked by strata attest verify-vm, tampering rejected (tests/attest)
 #   make systemd-test that image boots to systemd "running" on strata machine and
 #                     strata run (tests/systemd); systemd-test-qemu: on QEMU
 #   make api-test     the control API (--api-sock) with curl on both machines (tests/api)
@@ -121,6 +123,7 @@ test: check setup build
 	$(MAKE) --no-print-directory stream-test
 	$(MAKE) --no-print-directory snapshot-test
 	$(MAKE) --no-print-directory tpm-test
+	$(MAKE) --no-print-directory attest-vm-test
 	$(MAKE) --no-print-directory systemd-test
 	$(MAKE) --no-print-directory api-test
 	$(MAKE) --no-print-directory monitor-test
@@ -243,6 +246,10 @@ snapshot-test: setup build
 .PHONY: tpm-test
 tpm-test: setup build
 	tests/tpm/tpm-test.sh
+
+.PHONY: attest-vm-test
+attest-vm-test: setup build
+	tests/attest/vm-evidence-test.sh
 
 # Strata against QEMU, side by side; figures go to docs/benchmarks.md.
 bench: setup build

@@ -252,7 +252,14 @@ mod tests {
     fn every_part_of_the_initial_state_changes_the_measurement() {
         let (k, d) = (vec![7u8; 100], vec![9u8; 50]);
         let images: [(u64, &[u8]); 2] = [(0x8020_0000, &k), (0x9fe0_0000, &d)];
-        let base = Initial { memory: 256 << 20, vcpus: 2, entry: 0x8020_0000, dtb: 0x9fe0_0000, protected: true, images: &images };
+        let base = Initial {
+            memory: 256 << 20,
+            vcpus: 2,
+            entry: 0x8020_0000,
+            dtb: 0x9fe0_0000,
+            protected: true,
+            images: &images,
+        };
         let m = measure(&base);
         let k2 = {
             let mut k2 = k.clone();

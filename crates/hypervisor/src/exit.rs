@@ -216,7 +216,8 @@ impl Hypervisor {
                 // Guest-chosen: bounds-checked page by page against the
                 // VM's own G-stage map, like every SBI buffer.
                 let ram = crate::vm::layout::RAM_BASE..=crate::vm::layout::RAM_BASE + self.vms[vm].ram_size;
-                let in_ram = gpa.checked_add(bytes.len() as u64).is_some_and(|end| ram.contains(&gpa) && ram.contains(&end));
+                let in_ram =
+                    gpa.checked_add(bytes.len() as u64).is_some_and(|end| ram.contains(&gpa) && ram.contains(&end));
                 let id = self.vms[vm].id;
                 if !in_ram || self.guest_write(id, gpa, &bytes).is_err() {
                     sbi::Reply { error: sbi::err::INVALID_ADDRESS, value: 0 }.write(&mut *harts[h.0]);

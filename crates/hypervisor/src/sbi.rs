@@ -124,7 +124,10 @@ pub enum Action {
     Console(Vec<u8>),
     /// Write `bytes` to the VM's memory at `gpa`; if that is not the VM's
     /// RAM, the reply becomes INVALID_ADDRESS.
-    WriteGuest { gpa: u64, bytes: Vec<u8> },
+    WriteGuest {
+        gpa: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 /// The SBI handler: the reply to `call` and what the hypervisor must do.

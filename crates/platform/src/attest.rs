@@ -21,6 +21,15 @@
 //! | `extraData` | the verifier's nonce (freshness) |
 //! | `pcrSelect` | SHA-256 PCRs 0–9, exactly |
 //! | `pcrDigest` | SHA-256 of the expected PCR 0..9 values concatenated in order (Part 1 §18.5) |
+//!
+//! A VM's evidence from Strata's hypervisor (strata_hypervisor::attest,
+//! `strata attest verify-vm`) is checked by [`verify_vm_evidence`], in
+//! order: the signature with the hypervisor's public key
+//! (`strata run --attest-pubkey`), the nonce, the protected flag (unless
+//! the verifier accepts an ordinary VM), the measurement against
+//! [`crate::hyp::vm_measurement`] of the same configuration, and the
+//! hypervisor against the SHA-256 of the Strata executable the verifier
+//! expects.
 
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -48,6 +57,57 @@ pub enum AttestError {
     Selection,
     #[error("quote REJECTED: its PCR digest {got} is not that of the expected PCRs ({want})")]
     Pcrs { got: String, want: String },
+    /// A VM's evidence (`strata attest verify-vm`) that does not verify.
+    #[error("evidence REJECTED: {0}")]
+    Evidence(String),
+}
+
+/// What the evidence of a VM is checked against.
+pub struct VmExpected<'a> {
+    pub key: &'a [u8; 32],
+    pub nonce: &'a [u8],
+    pub measurement: &'a [u8; 32],
+    /// SHA-256 of the Strata executable trusted to run the VM.
+    pub hypervisor: &'a [u8; 32],
+    /// Accept evidence of an ordinary (not protected) VM.
+    pub allow_unprotected: bool,
+}
+
+/// Checks a VM's evidence (`bytes`: the evidence, or its hex as the guest
+/// printed it; module table).
+pub fn verify_vm_evidence(
+    bytes: &[u8],
+    want: &VmExpected<'_>,
+) -> Result<strata_hypervisor::attest::Evidence, AttestError> {
+    use strata_hypervisor::attest::{Evidence, EVIDENCE_LEN};
+    let raw = if bytes.len() == EVIDENCE_LEN {
+        bytes.to_vec()
+    } else {
+        let text: String = String::from_utf8_lossy(bytes).split_whitespace().collect();
+        unhex(&text)?
+    };
+    let e = Evidence::decode(&raw, want.key).map_err(|e| AttestError::Evidence(e.to_string()))?;
+    if e.nonce[..] != *want.nonce {
+        return Err(AttestError::Evidence(format!("its nonce is {}, not {}", hex(&e.nonce), hex(want.nonce))));
+    }
+    if !e.protected && !want.allow_unprotected {
+        return Err(AttestError::Evidence("the VM is not protected (--allow-unprotected accepts that)".into()));
+    }
+    if e.measurement != *want.measurement {
+        return Err(AttestError::Evidence(format!(
+            "the VM's measurement is {}, not the expected {} (another kernel, initrd, command line, device tree, memory size or vCPU count)",
+            hex(&e.measurement),
+            hex(want.measurement)
+        )));
+    }
+    if e.hypervisor != *want.hypervisor {
+        return Err(AttestError::Evidence(format!(
+            "the hypervisor is the executable with SHA-256 {}, not the expected {}",
+            hex(&e.hypervisor),
+            hex(want.hypervisor)
+        )));
+    }
+    Ok(e)
 }
 
 /// A parsed quote.

@@ -64,6 +64,11 @@ pub enum CliError {
     /// verify.
     #[error(transparent)]
     Attest(#[from] strata_platform::attest::AttestError),
+    /// `strata attest vm-measure --vm NAME`: no such VM in the flags or file.
+    #[error("--vm {0}: no VM of that name")]
+    NoSuchVm(String),
+    #[error("the configuration has several VMs: say which with --vm NAME")]
+    WhichVm,
     /// A file Strata was asked to write (`strata measure --event-log`).
     #[error("{what}: {source}")]
     Output { what: String, source: std::io::Error },
@@ -119,6 +124,8 @@ impl CliError {
             | CliError::MonitorProtected(_)
             | CliError::MonitorOnRun
             | CliError::MonitorSpec(_)
+            | CliError::NoSuchVm(_)
+            | CliError::WhichVm
             | CliError::Inspect(_) => 1,
         }
     }

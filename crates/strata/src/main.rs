@@ -65,7 +65,7 @@ enum Cmd {
     /// Print the measurements and PCR values `strata machine --tpm` would
     /// give for the same flags, without running anything (docs/attestation.md).
     Measure(MeasureArgs),
-    /// Check TPM evidence (docs/attestation.md).
+    /// Check TPM quotes and VMs' evidence (docs/attestation.md).
     #[command(subcommand)]
     Attest(AttestCmd),
     /// Read a running machine's guest kernel from outside, through its
@@ -102,6 +102,104 @@ enum AttestCmd {
     /// the PCR values `strata measure` gives for the same machine flags:
     /// signature, nonce, PCR selection and digest, and the key if --key.
     Verify(VerifyArgs),
+    /// Print the measurement a VM's evidence will carry under `strata run`
+    /// with the same flags (or --config), without running anything.
+    VmMeasure(VmMeasureArgs),
+    /// Check a VM's evidence (what the guest got from the STRATA SBI
+    /// extension): the signature with the hypervisor's public key, the
+    /// nonce, the protected flag, the measurement (as `vm-measure` gives it
+    /// for the same flags) and the hypervisor executable.
+    VerifyVm(VerifyVmArgs),
+}
+
+#[derive(clap::Args)]
+struct VmMeasureArgs {
+    /// Which VM of --config (needed when it has several).
+    #[arg(long, value_name = "NAME")]
+    vm: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args)]
+struct VerifyVmArgs {
+    /// The evidence: its hex (as the guest printed it) or its 176 bytes.
+    #[arg(long, value_name = "FILE")]
+    evidence: PathBuf,
+    /// The hypervisor's public key, as `strata run --attest-pubkey` wrote it.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The nonce the verifier gave the guest (32 bytes), in hex.
+    #[arg(long, value_name = "HEX")]
+    nonce: String,
+    /// The Strata executable trusted to run the VM (default: this one).
+    #[arg(long, value_name = "FILE")]
+    hypervisor: Option<PathBuf>,
+    /// Accept evidence of a VM that is not protected.
+    #[arg(long)]
+    allow_unprotected: bool,
+    #[command(flatten)]
+    m: VmMeasureArgs,
+}
+
+/// The measurement of the VM `a` names, from its files.
+fn vm_measurement(a: &VmMeasureArgs) -> Result<[u8; 32], CliError> {
+    let (vms, policy, harts) = run_vms(&a.run)?;
+    let vm = match &a.vm {
+        Some(n) => vms.iter().find(|v| &v.name == n).ok_or_else(|| CliError::NoSuchVm(n.clone()))?,
+        None if vms.len() == 1 => &vms[0],
+        None => return Err(CliError::WhichVm),
+    };
+    let cfg = strata_platform::hyp::RunConfig {
+        vms: vms.clone(),
+        harts,
+        policy,
+        clock: ClockMode::Virtual,
+        console_stdout: false,
+        console_stdin: false,
+        jit: false,
+        extensions: extensions(a.run.cpu.as_deref())?,
+    };
+    Ok(strata_platform::hyp::vm_measurement(&cfg, vm)?)
+}
+
+/// `strata attest verify-vm`.
+fn attest_verify_vm(a: VerifyVmArgs) -> Result<(), CliError> {
+    use sha2::Digest;
+    use strata_platform::attest::{unhex, verify_vm_evidence, AttestError, VmExpected};
+    let read = |what: &str, p: &PathBuf| loader::read_file(what, p, 1 << 20);
+    let evidence = read("evidence", &a.evidence)?;
+    let key_text = String::from_utf8_lossy(&read("key", &a.key)?).trim().to_string();
+    let key: [u8; 32] = unhex(&key_text)?.try_into().map_err(|_| {
+        AttestError::Format(format!("--key {}: not a 32-byte Ed25519 public key in hex", a.key.display()))
+    })?;
+    let nonce = unhex(&a.nonce).map_err(|_| AttestError::Format(format!("--nonce {}: not hex", a.nonce)))?;
+    let exe = match &a.hypervisor {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| CliError::Output { what: "this executable".into(), source: e })?,
+    };
+    let mut h = sha2::Sha256::new();
+    let mut f = std::fs::File::open(&exe)
+        .map_err(|e| CliError::Output { what: format!("--hypervisor {}", exe.display()), source: e })?;
+    std::io::copy(&mut f, &mut h)
+        .map_err(|e| CliError::Output { what: format!("--hypervisor {}", exe.display()), source: e })?;
+    let hypervisor: [u8; 32] = h.finalize().into();
+    let measurement = vm_measurement(&a.m)?;
+    let want = VmExpected {
+        key: &key,
+        nonce: &nonce,
+        measurement: &measurement,
+        hypervisor: &hypervisor,
+        allow_unprotected: a.allow_unprotected,
+    };
+    let e = verify_vm_evidence(&evidence, &want)?;
+    println!(
+        "evidence OK: signed by the hypervisor's key, nonce {}, {} VM measured {}",
+        a.nonce,
+        if e.protected { "protected" } else { "ordinary" },
+        strata_hypervisor::attest::hex(&e.measurement)
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -118,6 +216,20 @@ struct VerifyArgs {
     key: Option<PathBuf>,
     #[command(flatten)]
     machine: MachineArgs,
+}
+
+/// Writes a small public file (a public key) in one step: an existing path
+/// is replaced only if it is a regular file, never a device, directory or
+/// anything else an operator might have named by mistake.
+fn write_public_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_file() {
+            return Err(std::io::Error::other("exists and is not a regular file"));
+        }
+    }
+    let tmp = path.with_extension("tmp-strata");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// `strata attest verify`.
@@ -266,6 +378,11 @@ struct RunArgs {
     stats: bool,
     #[command(flatten)]
     control: ControlArgs,
+    /// Write the public key VMs' evidence is signed with (hex) to FILE
+    /// when the hypervisor starts (docs/attestation.md). The key is made
+    /// afresh by each run and its secret half never leaves the process.
+    #[arg(long, value_name = "FILE")]
+    attest_pubkey: Option<PathBuf>,
     /// Interpret every instruction (also: STRATA_NO_JIT=1).
     #[arg(long)]
     no_jit: bool,
@@ -338,9 +455,12 @@ fn paging(mode: Option<&str>) -> Result<strata_platform::hyp::Paging, CliError> 
     }
 }
 
-fn run(a: RunArgs) -> Result<i32, CliError> {
-    use strata_platform::hyp::{HypMachine, RunConfig, VmConfig};
-    let extensions = extensions(a.cpu.as_deref())?;
+/// The VMs, invalidation policy and hart count `strata run`'s flags (or
+/// its --config file) describe.
+fn run_vms(
+    a: &RunArgs,
+) -> Result<(Vec<strata_platform::hyp::VmConfig>, strata_hypervisor::Policy, Option<u32>), CliError> {
+    use strata_platform::hyp::VmConfig;
     let mut policy = a.invalidation;
     let mut harts = a.harts;
     let vms = match &a.config {
@@ -427,10 +547,10 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
                 .collect::<Result<Vec<_>, CliError>>()?
         }
         None => {
-            let kernel = a.kernel.ok_or(CliError::NoKernel)?;
+            let kernel = a.kernel.clone().ok_or(CliError::NoKernel)?;
             vec![VmConfig {
-                virtio: a.virtio.config(),
-                name: a.name.unwrap_or_else(|| "vm0".into()),
+                virtio: a.virtio.clone().config(),
+                name: a.name.clone().unwrap_or_else(|| "vm0".into()),
                 memory: match &a.memory {
                     Some(m) => {
                         parse_ram_size(m).map_err(|source| CliError::Memory { what: format!("-m {m}"), source })?
@@ -441,12 +561,19 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
                 protected: a.protected,
                 paging: paging(a.paging.as_deref())?,
                 kernel,
-                initrd: a.initrd,
-                append: a.append.unwrap_or_default(),
-                serial_log: a.serial_log,
+                initrd: a.initrd.clone(),
+                append: a.append.clone().unwrap_or_default(),
+                serial_log: a.serial_log.clone(),
             }]
         }
     };
+    Ok((vms, policy, harts))
+}
+
+fn run(a: RunArgs) -> Result<i32, CliError> {
+    use strata_platform::hyp::{HypMachine, RunConfig};
+    let extensions = extensions(a.cpu.as_deref())?;
+    let (vms, policy, harts) = run_vms(&a)?;
     if !a.monitor.is_empty() {
         return Err(match vms.iter().find(|v| v.protected) {
             Some(v) => CliError::MonitorProtected(v.name.clone()),
@@ -481,6 +608,11 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     let threads = a.threads.map_or(if one { 1 } else { cfg.harts.unwrap_or(u32::MAX) }, |t| t) as usize;
     strata_platform::runner::check_threads(threads, clock)?;
     let mut m = HypMachine::with_spare_memory(&cfg, spare)?;
+    if let Some(path) = &a.attest_pubkey {
+        let key = strata_hypervisor::attest::hex(&m.hyp().attest_public_key());
+        write_public_file(path, &format!("{key}\n"))
+            .map_err(|e| CliError::Output { what: format!("--attest-pubkey {}", path.display()), source: e })?;
+    }
     // Default: one thread per physical hart (the machine's count).
     let threads = if a.threads.is_none() && !one { m.harts.len() } else { threads };
     m.set_threads(threads)?;
@@ -704,7 +836,7 @@ impl ControlArgs {
 }
 
 /// virtio devices, for `strata machine` and `strata run`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct VirtioArgs {
     /// A virtio-blk disk on a raw image file:
     /// file=PATH[,readonly=on][,serial=STR][,werror=report|stop|enospc][,rerror=report|stop],
@@ -1018,6 +1150,21 @@ fn main() -> ExitCode {
         Cmd::Attest(AttestCmd::Verify(a)) => {
             return match attest_verify(a) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Attest(AttestCmd::VerifyVm(a)) => {
+            return match attest_verify_vm(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Attest(AttestCmd::VmMeasure(a)) => {
+            return match vm_measurement(&a) {
+                Ok(m) => {
+                    println!("{}", strata_hypervisor::attest::hex(&m));
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(e),
             }
         }
