@@ -24,18 +24,15 @@
 //!   host's getrandom(2) in every tree: every boot and every VM its own).
 
 use strata_devices::board::BoardLayout;
+// `mip` bit numbers are the interrupt specifiers of `riscv,cpu-intc`
+// (the riscv,cpu-intc binding); their one home is strata-arch.
+use strata_devices::mip::{MEIP, MSIP, MTIP, SEIP};
 use strata_devices::plic::PLIC_NDEV;
 use strata_devices::syscon::{FINISHER_PASS, FINISHER_RESET};
 use vm_fdt::FdtWriter;
 
 /// Most harts the PLIC window has contexts for (2 per hart).
 pub const MAX_HARTS: u32 = 512;
-
-// `mip` bit numbers used as interrupt specifiers of `riscv,cpu-intc`.
-const IRQ_M_SOFT: u32 = 3;
-const IRQ_M_TIMER: u32 = 7;
-const IRQ_S_EXT: u32 = 9;
-const IRQ_M_EXT: u32 = 11;
 
 // Phandles (any distinct non-zero values do).
 const PHANDLE_PLIC: u32 = 1;
@@ -293,8 +290,7 @@ fn build(cfg: &FdtConfig, seeds: &Seeds) -> Result<Vec<u8>, String> {
         let clint = f.begin_node(&format!("clint@{:x}", r.base)).map_err(e)?;
         f.property_string_list("compatible", vec!["sifive,clint0".into(), "riscv,clint0".into()]).map_err(e)?;
         f.property_array_u64("reg", &reg(r.base, r.size)).map_err(e)?;
-        let cells: Vec<u32> =
-            (0..cfg.harts).flat_map(|h| [phandle_intc(h), IRQ_M_SOFT, phandle_intc(h), IRQ_M_TIMER]).collect();
+        let cells: Vec<u32> = (0..cfg.harts).flat_map(|h| [phandle_intc(h), MSIP, phandle_intc(h), MTIP]).collect();
         f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
         f.end_node(clint).map_err(e)?;
     }
@@ -308,8 +304,7 @@ fn build(cfg: &FdtConfig, seeds: &Seeds) -> Result<Vec<u8>, String> {
     f.property_null("interrupt-controller").map_err(e)?;
     f.property_u32("riscv,ndev", PLIC_NDEV).map_err(e)?;
     // Context 2h = hart h M-mode, 2h+1 = S-mode, in this order.
-    let cells: Vec<u32> =
-        (0..cfg.harts).flat_map(|h| [phandle_intc(h), IRQ_M_EXT, phandle_intc(h), IRQ_S_EXT]).collect();
+    let cells: Vec<u32> = (0..cfg.harts).flat_map(|h| [phandle_intc(h), MEIP, phandle_intc(h), SEIP]).collect();
     f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
     f.end_node(plic).map_err(e)?;
 
