@@ -623,7 +623,7 @@ mod tests {
     /// (its CRNG needs 256 credited bits; QEMU gives exactly 32) and
     /// `kaslr-seed` of exactly 8 (`get_kaslr_seed` ignores any other size).
     #[test]
-    fn chosen_has_fresh_seeds_of_the_sizes_linux_takes() {
+    fn item12_chosen_has_fresh_seeds_of_the_sizes_linux_takes() {
         let cfg = config(1);
         let seeds = |dtb: Vec<u8>| {
             let t = parse(&dtb);
