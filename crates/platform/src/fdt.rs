@@ -31,13 +31,14 @@ use strata_devices::plic::PLIC_NDEV;
 use strata_devices::syscon::{FINISHER_PASS, FINISHER_RESET};
 use vm_fdt::FdtWriter;
 
-/// Most harts the PLIC window has contexts for (2 per hart).
-pub const MAX_HARTS: u32 = 512;
+/// Most harts the PLIC window has contexts for (2 per hart): a bound of the
+/// tree writer, not what Strata supports (`strata_devices::board::MAX_HARTS`).
+pub const PLIC_MAX_HARTS: u32 = 512;
 
 // Phandles (any distinct non-zero values do).
 const PHANDLE_PLIC: u32 = 1;
 const PHANDLE_SYSCON: u32 = 2;
-/// Above every cpu and intc phandle (`3 + 2 * MAX_HARTS`).
+/// Above every cpu and intc phandle (`3 + 2 * PLIC_MAX_HARTS`).
 const PHANDLE_TPM_LOG: u32 = 0x1_0000;
 const PHANDLE_IOMMU: u32 = 0x1_0001;
 fn phandle_cpu(h: u32) -> u32 {
@@ -92,8 +93,8 @@ impl FdtConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.harts == 0 || self.harts > MAX_HARTS {
-            return Err(format!("{} harts: the board supports 1 to {MAX_HARTS}", self.harts));
+        if self.harts == 0 || self.harts > PLIC_MAX_HARTS {
+            return Err(format!("{} harts: the PLIC window has contexts for 1 to {PLIC_MAX_HARTS}", self.harts));
         }
         let base = self.isa_base.as_str();
         let Some(letters) = base.strip_prefix("rv64").or_else(|| base.strip_prefix("rv32")) else {
@@ -711,7 +712,7 @@ mod tests {
         type Breaker = Box<dyn Fn(&mut FdtConfig)>;
         let bad: Vec<(&str, Breaker)> = vec![
             ("no harts", Box::new(|c| c.harts = 0)),
-            ("too many harts", Box::new(|c| c.harts = MAX_HARTS + 1)),
+            ("too many harts", Box::new(|c| c.harts = PLIC_MAX_HARTS + 1)),
             ("bad base", Box::new(|c| c.isa_base = "rv128i".into())),
             ("letters disagree", Box::new(|c| c.isa_extensions.retain(|e| e != "c"))),
             ("extra letter", Box::new(|c| c.isa_extensions.push("h".into()))),
