@@ -13,6 +13,7 @@
 #      WORK        the guest command (default: a shell loop, then md5sum)
 #      RUN_TIMEOUT seconds per run (default 1800)
 #      STRATA_BIN  (default target/release/strata)
+#      OUT         where the table and logs go (default build/bench)
 # Output: build/bench/multivm.txt (the table), build/bench/multivm-<n>x<h>.log
 # Exit status: 1 if a run failed (a VM did not power off cleanly).
 set -euo pipefail
@@ -25,7 +26,7 @@ WORK=${WORK:-'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; md5sum /init'}
 RUN_TIMEOUT=${RUN_TIMEOUT:-1800}
 STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
 GUEST="$ROOT/build/guest"
-OUT="$ROOT/build/bench"
+OUT=${OUT:-$ROOT/build/bench}
 
 die() { echo "bench-multivm: ERROR: $*" >&2; exit 1; }
 

@@ -154,9 +154,9 @@ for N in $SMP_LIST; do
     crng=$(ktime "random: crng init done")
     init=$(ktime "Run /init as init process")
     if [ -n "$crng" ] && [ -n "$init" ] && awk -v c="$crng" -v i="$init" 'BEGIN { exit !(c <= i) }'; then
-        pass "$tag: crng init done at ${crng}s, before /init at ${init}s"
+        pass "$tag: [12] crng init done at ${crng}s, before /init at ${init}s"
     else
-        fail "$tag: crng init done at '${crng:-never}', /init at '${init:-?}' (want crng first)"
+        fail "$tag: [12] crng init done at '${crng:-never}', /init at '${init:-?}' (want crng first)"
     fi
     # The extensions Linux found (the isa line of /proc/cpuinfo: the ones
     # it knows, from the device tree's riscv,isa-extensions).

@@ -312,25 +312,25 @@ EOF
     run "$LOG" run --config "$WORK/time.toml" --harts 2
     [ "$RC" -eq 0 ] && pass "time: both VMs powered off (exit 0)" || fail "time: exit status $RC (see $LOG)"
     for vm in a b; do
-        check "$LOG" "time: VM $vm: 'time true' runs and reports (no SIGILL on rdtime)" "^\[$vm\] real"$'\t'
-        check "$LOG" "time: VM $vm: 'echo \$RANDOM' prints a number" "^\[$vm\] RANDOM=[0-9]+$"
+        check "$LOG" "time: [3] VM $vm: 'time true' runs and reports (no SIGILL on rdtime)" "^\[$vm\] real"$'\t'
+        check "$LOG" "time: [3] VM $vm: 'echo \$RANDOM' prints a number" "^\[$vm\] RANDOM=[0-9]+$"
         check "$LOG" "time: VM $vm: the command succeeded" "^\[$vm\] STRATA-CMD-EXIT 0$"
-        if grep -q "^\[$vm\] Illegal instruction" "$LOG"; then fail "time: VM $vm: a program died of SIGILL"; fi
+        if grep -q "^\[$vm\] Illegal instruction" "$LOG"; then fail "time: [3] VM $vm: a program died of SIGILL"; fi
         # (The kernel command line, also in dmesg, holds the grep words.)
         crng=$(ktime "$LOG" "\[$vm\] " "random: crng init done")
         init=$(ktime "$LOG" "\[$vm\] " "Run /init as init process")
         if [ -n "$crng" ] && [ -n "$init" ] && awk -v c="$crng" -v i="$init" 'BEGIN { exit !(c <= i) }'; then
-            pass "time: VM $vm: crng init done at ${crng}s, before /init at ${init}s"
+            pass "time: [12] VM $vm: crng init done at ${crng}s, before /init at ${init}s"
         else
-            fail "time: VM $vm: crng init done at '${crng:-never}', /init at '${init:-?}' (want crng first)"
+            fail "time: [12] VM $vm: crng init done at '${crng:-never}', /init at '${init:-?}' (want crng first)"
         fi
     done
     ka=$(sed -n 's/^\[a\] KASLR=\([0-9a-f]*\)$/\1/p' "$LOG")
     kb=$(sed -n 's/^\[b\] KASLR=\([0-9a-f]*\)$/\1/p' "$LOG")
     if [ ${#ka} -eq 16 ] && [ ${#kb} -eq 16 ] && [ "$ka" != "$kb" ] && [ "$ka" != 0000000000000000 ]; then
-        pass "time: each VM has its own 8-byte kaslr-seed ($ka, $kb)"
+        pass "time: [12] each VM has its own 8-byte kaslr-seed ($ka, $kb)"
     else
-        fail "time: kaslr-seeds '$ka' and '$kb' (want two different 8-byte values)"
+        fail "time: [12] kaslr-seeds '$ka' and '$kb' (want two different 8-byte values)"
     fi
 fi
 

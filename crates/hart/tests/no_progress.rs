@@ -8,27 +8,44 @@ mod common;
 use common::{hart_with, NoDevices, BASE};
 use strata_hart::{Hart, Priv, NO_PROGRESS_TRAPS};
 
-/// `mret`, from the one encoding table.
-fn mret() -> u32 {
-    strata_arch::isa::encode(strata_arch::isa::Op::MRET, 0, 0, 0, 0)
-}
+// The programs' instructions, from the one encoding table.
 
+use strata_arch::csr::addr::{MEPC, MTVEC, PMPADDR0, PMPCFG0};
+use strata_arch::isa::{encode, Op};
+use strata_testkit::asm::reg::{A0, A1, A2, T1, T2, ZERO};
+
+/// `mret`
+fn mret() -> u32 {
+    encode(Op::MRET, 0, 0, 0, 0)
+}
 /// `addi a0, a0, 1`
-const ADDI_A0: u32 = 0x0015_0513;
+fn addi_a0() -> u32 {
+    encode(Op::ADDI, A0, A0, 0, 1)
+}
 /// `lw a1, 0(zero)`: address 0 is nothing on this bus, an access fault.
-const LW_ZERO: u32 = 0x0000_2583;
+fn lw_zero() -> u32 {
+    encode(Op::LW, A1, ZERO, 0, 0)
+}
 /// `lw a1, 0(a2)`
-const LW_A2: u32 = 0x0006_2583;
+fn lw_a2() -> u32 {
+    encode(Op::LW, A1, A2, 0, 0)
+}
 /// `j -4`
-const J_BACK4: u32 = 0xffdf_f06f;
-/// `csrw mepc, t1`
-const CSRW_MEPC_T1: u32 = 0x3413_1073;
-/// `csrr t2, mepc`; `addi t2, t2, 4`; `csrw mepc, t2`
-const CSRR_T2_MEPC: u32 = 0x3410_23f3;
-const ADDI_T2_4: u32 = 0x0043_8393;
-const CSRW_MEPC_T2: u32 = 0x3413_9073;
-/// `addi a2, a2, 64`
-const ADDI_A2_64: u32 = 0x0406_0613;
+fn j_back4() -> u32 {
+    encode(Op::JAL, ZERO, 0, 0, -4)
+}
+/// `csrw mepc, rs` (`csrrw zero, mepc, rs`)
+fn csrw_mepc(rs: u32) -> u32 {
+    encode(Op::CSRRW, ZERO, rs, 0, MEPC as i64)
+}
+/// `csrr t2, mepc` (`csrrs t2, mepc, zero`)
+fn csrr_t2_mepc() -> u32 {
+    encode(Op::CSRRS, T2, ZERO, 0, MEPC as i64)
+}
+/// `addi rd, rd, imm`
+fn addi(rd: u32, imm: i64) -> u32 {
+    encode(Op::ADDI, rd, rd, 0, imm)
+}
 
 use strata_arch::cause::LOAD_ACCESS;
 const HANDLER: u64 = BASE + 0x100;
@@ -44,12 +61,13 @@ fn user_and_handler(user: &[u32], handler: &[u32], jit: bool) -> Hart {
     prog[0x200 / 4..0x200 / 4 + user.len()].copy_from_slice(user);
     let (mut h, _irqs, _ram) = hart_with(&prog, 1 << 20);
     h.set_jit(jit);
-    assert!(h.csr_poke(0x305, HANDLER)); // mtvec
-    assert!(h.csr_poke(0x341, USER)); // mepc; mstatus.MPP is U after reset
-                                      // PMP entry 0: all of memory, RWX, for U-mode (§3.7.1).
-    assert!(h.csr_poke(0x3b0, u64::MAX >> 10));
-    assert!(h.csr_poke(0x3a0, 0x1f));
-    h.x[6] = USER; // t1: where the handler sends the hart back
+    assert!(h.csr_poke(MTVEC, HANDLER));
+    // mret goes to USER in U-mode: mstatus.MPP is U after reset.
+    assert!(h.csr_poke(MEPC, USER));
+    // PMP entry 0: all of memory, RWX, for U-mode (§3.7.1).
+    assert!(h.csr_poke(PMPADDR0, u64::MAX >> 10));
+    assert!(h.csr_poke(PMPCFG0, 0x1f));
+    h.x[T1 as usize] = USER; // where the handler sends the hart back
     h
 }
 
@@ -89,7 +107,7 @@ fn a_fault_the_handler_sends_back_to_the_same_code_is_reported() {
     // What OpenSBI does under a garbage kernel: redirect each fault to the
     // same entry, where the same instructions lead to the same fault.
     for jit in [false, true] {
-        let mut h = user_and_handler(&[ADDI_A0, LW_ZERO], &[CSRW_MEPC_T1, mret()], jit);
+        let mut h = user_and_handler(&[addi_a0(), lw_zero()], &[csrw_mepc(T1), mret()], jit);
         let used = run_until_reported(&mut h, 20 * NO_PROGRESS_TRAPS);
         let r = *h.no_progress().unwrap_or_else(|| panic!("jit {jit}: not reported in {used} slots"));
         assert_eq!((r.cause, r.epc, r.tval, r.prv), (LOAD_ACCESS, USER + 4, 0, Priv::U), "jit {jit}");
@@ -105,7 +123,7 @@ fn a_fault_the_handler_sends_back_to_the_same_code_is_reported() {
 fn a_fault_the_handler_completes_is_progress() {
     // The handler emulates the load and moves mepc on (MMIO, misaligned
     // accesses): a polling loop, the same fault at the same place forever.
-    let mut h = user_and_handler(&[LW_ZERO, J_BACK4], &[CSRR_T2_MEPC, ADDI_T2_4, CSRW_MEPC_T2, mret()], true);
+    let mut h = user_and_handler(&[lw_zero(), j_back4()], &[csrr_t2_mepc(), addi(T2, 4), csrw_mepc(T2), mret()], true);
     let used = run_until_reported(&mut h, 20 * NO_PROGRESS_TRAPS);
     assert!(h.no_progress().is_none(), "reported: {}", h.no_progress().unwrap());
     assert!(h.stats.exceptions[LOAD_ACCESS as usize] > 2 * NO_PROGRESS_TRAPS, "only {used} slots ran");
@@ -115,7 +133,7 @@ fn a_fault_the_handler_completes_is_progress() {
 fn a_retried_fault_on_a_new_address_each_time_is_progress() {
     // The handler "fixes" something and retries the instruction, which
     // then faults on the next address: a kernel mapping page after page.
-    let mut h = user_and_handler(&[LW_A2, J_BACK4], &[ADDI_A2_64, mret()], true);
+    let mut h = user_and_handler(&[lw_a2(), j_back4()], &[addi(A2, 64), mret()], true);
     run_until_reported(&mut h, 10 * NO_PROGRESS_TRAPS);
     assert!(h.no_progress().is_none(), "reported: {}", h.no_progress().unwrap());
     assert!(h.stats.exceptions[LOAD_ACCESS as usize] > 2 * NO_PROGRESS_TRAPS);

@@ -300,6 +300,27 @@ fn sbi_evidence_is_signed_over_the_vms_measurement() {
     assert_ne!(r.hyp.vm(VmIndex(0)).unwrap().measurement(), r.hyp.vm(VmIndex(1)).unwrap().measurement());
 }
 
+// ---- the counters a guest's user programs read ---------------------------------
+
+/// Issue 12 item 3: Linux's vDSO reads `time` in VU-mode (`clock_gettime`,
+/// `$RANDOM`), and Linux never writes `scounteren` without the SBI PMU
+/// extension, which Strata's SBI does not offer. A vCPU must therefore
+/// start with the `TM` bit open in `hcounteren` (else VS and VU get
+/// virtual-instruction exceptions, Priv. §8.2.6, §8.6.1) and in the
+/// guest's `scounteren` (else VU does, §4.1.5), as firmware leaves them on
+/// a bare machine; otherwise every such program dies of SIGILL.
+#[test]
+fn item3_a_vcpu_starts_with_time_readable_from_vu_mode() {
+    use crate::hart::Csr;
+    use strata_arch::csr::counters::TM;
+    let mut r = rig(1, vec![vm(1)]);
+    r.round();
+    let h = &r.harts[0];
+    assert_ne!(h.vmid(), 0, "the vCPU is on the hart");
+    assert_ne!(h.csr(Csr::Hcounteren) & TM, 0, "hcounteren {:#x}: time closed to the guest", h.csr(Csr::Hcounteren));
+    assert_ne!(h.csr(Csr::Scounteren) & TM, 0, "scounteren {:#x}: time closed to VU-mode", h.csr(Csr::Scounteren));
+}
+
 // ---- scheduling ----------------------------------------------------------------
 
 #[test]

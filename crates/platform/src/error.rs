@@ -11,7 +11,7 @@
 //! | API socket | [`strata_api::SockError`] | `--api-sock`: in use, not a socket, cannot bind |
 //! | gdb stub | [`strata_gdb::GdbError`] | `--gdb`: the address, listening, the connection |
 //! | TPM | [`TpmError`](crate::tpm::TpmError) | `--tpm`: its value, swtpm missing, failing at start, refusing a measurement |
-//! | machine | [`Error`] | any of the above, plus limits, backends and host resources |
+//! | hypervisor | [`strata_hypervisor::HypError`] | a VM the hypervisor cannot serve: its configuration, its memory |
 //! | snapshots | [`strata_snapshot::SnapshotError`] | the file: magic, version, truncation, checksum, framing |
 //! | machine | [`Error`] | any of the above, plus limits, backends, host resources, a snapshot that does not fit its machine or whose disks changed |
 //!

@@ -24,23 +24,21 @@
 //!   host's getrandom(2) in every tree: every boot and every VM its own).
 
 use strata_devices::board::BoardLayout;
+// `mip` bit numbers are the interrupt specifiers of `riscv,cpu-intc`
+// (the riscv,cpu-intc binding); their one home is strata-arch.
+use strata_devices::mip::{MEIP, MSIP, MTIP, SEIP};
 use strata_devices::plic::PLIC_NDEV;
 use strata_devices::syscon::{FINISHER_PASS, FINISHER_RESET};
 use vm_fdt::FdtWriter;
 
-/// Most harts the PLIC window has contexts for (2 per hart).
-pub const MAX_HARTS: u32 = 512;
-
-// `mip` bit numbers used as interrupt specifiers of `riscv,cpu-intc`.
-const IRQ_M_SOFT: u32 = 3;
-const IRQ_M_TIMER: u32 = 7;
-const IRQ_S_EXT: u32 = 9;
-const IRQ_M_EXT: u32 = 11;
+/// Most harts the PLIC window has contexts for (2 per hart): a bound of the
+/// tree writer, not what Strata supports (`strata_devices::board::MAX_HARTS`).
+pub const PLIC_MAX_HARTS: u32 = 512;
 
 // Phandles (any distinct non-zero values do).
 const PHANDLE_PLIC: u32 = 1;
 const PHANDLE_SYSCON: u32 = 2;
-/// Above every cpu and intc phandle (`3 + 2 * MAX_HARTS`).
+/// Above every cpu and intc phandle (`3 + 2 * PLIC_MAX_HARTS`).
 const PHANDLE_TPM_LOG: u32 = 0x1_0000;
 const PHANDLE_IOMMU: u32 = 0x1_0001;
 fn phandle_cpu(h: u32) -> u32 {
@@ -95,8 +93,8 @@ impl FdtConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.harts == 0 || self.harts > MAX_HARTS {
-            return Err(format!("{} harts: the board supports 1 to {MAX_HARTS}", self.harts));
+        if self.harts == 0 || self.harts > PLIC_MAX_HARTS {
+            return Err(format!("{} harts: the PLIC window has contexts for 1 to {PLIC_MAX_HARTS}", self.harts));
         }
         let base = self.isa_base.as_str();
         let Some(letters) = base.strip_prefix("rv64").or_else(|| base.strip_prefix("rv32")) else {
@@ -293,8 +291,7 @@ fn build(cfg: &FdtConfig, seeds: &Seeds) -> Result<Vec<u8>, String> {
         let clint = f.begin_node(&format!("clint@{:x}", r.base)).map_err(e)?;
         f.property_string_list("compatible", vec!["sifive,clint0".into(), "riscv,clint0".into()]).map_err(e)?;
         f.property_array_u64("reg", &reg(r.base, r.size)).map_err(e)?;
-        let cells: Vec<u32> =
-            (0..cfg.harts).flat_map(|h| [phandle_intc(h), IRQ_M_SOFT, phandle_intc(h), IRQ_M_TIMER]).collect();
+        let cells: Vec<u32> = (0..cfg.harts).flat_map(|h| [phandle_intc(h), MSIP, phandle_intc(h), MTIP]).collect();
         f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
         f.end_node(clint).map_err(e)?;
     }
@@ -308,8 +305,7 @@ fn build(cfg: &FdtConfig, seeds: &Seeds) -> Result<Vec<u8>, String> {
     f.property_null("interrupt-controller").map_err(e)?;
     f.property_u32("riscv,ndev", PLIC_NDEV).map_err(e)?;
     // Context 2h = hart h M-mode, 2h+1 = S-mode, in this order.
-    let cells: Vec<u32> =
-        (0..cfg.harts).flat_map(|h| [phandle_intc(h), IRQ_M_EXT, phandle_intc(h), IRQ_S_EXT]).collect();
+    let cells: Vec<u32> = (0..cfg.harts).flat_map(|h| [phandle_intc(h), MEIP, phandle_intc(h), SEIP]).collect();
     f.property_array_u32("interrupts-extended", &cells).map_err(e)?;
     f.end_node(plic).map_err(e)?;
 
@@ -628,7 +624,7 @@ mod tests {
     /// (its CRNG needs 256 credited bits; QEMU gives exactly 32) and
     /// `kaslr-seed` of exactly 8 (`get_kaslr_seed` ignores any other size).
     #[test]
-    fn chosen_has_fresh_seeds_of_the_sizes_linux_takes() {
+    fn item12_chosen_has_fresh_seeds_of_the_sizes_linux_takes() {
         let cfg = config(1);
         let seeds = |dtb: Vec<u8>| {
             let t = parse(&dtb);
@@ -716,7 +712,7 @@ mod tests {
         type Breaker = Box<dyn Fn(&mut FdtConfig)>;
         let bad: Vec<(&str, Breaker)> = vec![
             ("no harts", Box::new(|c| c.harts = 0)),
-            ("too many harts", Box::new(|c| c.harts = MAX_HARTS + 1)),
+            ("too many harts", Box::new(|c| c.harts = PLIC_MAX_HARTS + 1)),
             ("bad base", Box::new(|c| c.isa_base = "rv128i".into())),
             ("letters disagree", Box::new(|c| c.isa_extensions.retain(|e| e != "c"))),
             ("extra letter", Box::new(|c| c.isa_extensions.push("h".into()))),

@@ -45,7 +45,7 @@ fn counting_guest() -> Vec<u8> {
     while a.here() < POWER_OFF {
         a.addi(ZERO, ZERO, 0);
     }
-    a.li(T0, VIRT.syscon.base).li(T1, 0x5555).store(Op::SW, T1, T0, 0);
+    a.li(T0, VIRT.syscon.base).li(T1, strata_devices::syscon::FINISHER_PASS.into()).store(Op::SW, T1, T0, 0);
     let end = a.here();
     a.j(end);
     elf(&a.bytes(), RAM)

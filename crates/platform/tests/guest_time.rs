@@ -72,7 +72,7 @@ fn timer_guest(level: Level, deadline: u64, wfi: bool) -> Vec<u8> {
     }
     match level {
         Level::M => {
-            a.li(T0, SYSCON).li(T1, 0x5555).store(Op::SW, T1, T0, 0);
+            a.li(T0, SYSCON).li(T1, strata_devices::syscon::FINISHER_PASS.into()).store(Op::SW, T1, T0, 0);
         }
         Level::Vs => {
             a.li(A1, 0).sbi(SBI_SRST, 0, 0);
@@ -178,7 +178,7 @@ fn virtual_time_is_the_same_function_of_instructions_on_both_machines() {
 /// run ahead of host time while idle (it used to wait at most 50 ms, then
 /// jump to the deadline however far away it was).
 #[test]
-fn host_and_paced_time_sleep_until_the_timer_on_both_machines() {
+fn item11_host_and_paced_time_sleep_until_the_timer_on_both_machines() {
     // 0.3 s at 10 MHz.
     let deadline = 3_000_000;
     for clock in [ClockMode::Host, ClockMode::Paced] {

@@ -452,7 +452,7 @@ fn evenness(v: &[u64]) -> f64 {
 /// Issue 12 case 4: VMs sharing a hart get equal shares of its CPU work,
 /// and every slot it runs goes to one of them.
 #[test]
-fn vms_sharing_a_hart_get_equal_shares_of_its_work() {
+fn item4_vms_sharing_a_hart_get_equal_shares_of_its_work() {
     let k = walker();
     let mut m = machine(vec![vm("a", &k, false), vm("b", &k, false), vm("c", &k, true)], 1, Policy::Pa);
     // Ten quanta each.
@@ -496,7 +496,7 @@ fn code_spreader(pages: usize) -> PathBuf {
 /// 23 times the CPU time). Counted as CPU work: pages decoded and blocks
 /// compiled.
 #[test]
-fn vms_sharing_a_hart_cost_about_the_sum_of_their_work() {
+fn item4_vms_sharing_a_hart_cost_about_the_sum_of_their_work() {
     let k = code_spreader(600);
     let mut cost = Vec::new();
     // Ten turns each on the shared hart.
@@ -567,7 +567,7 @@ fn walked(m: &HypMachine, v: usize, id: u64) -> u64 {
 /// the harts evenly (before: the two sharing a hart got half of what the
 /// others got, and with Linux printed nothing in 120 s).
 #[test]
-fn nine_vms_on_eight_harts_all_make_progress() {
+fn item4_nine_vms_on_eight_harts_all_make_progress() {
     let k = walker();
     let vms = (0..9).map(|i| vm(&format!("vm{i}"), &k, i % 3 == 2)).collect();
     let mut m = machine(vms, 8, Policy::Pa);
@@ -589,7 +589,7 @@ fn nine_vms_on_eight_harts_all_make_progress() {
 /// Issue 12 case 4: three VMs of four vCPUs each on eight harts: every
 /// vCPU of every VM makes progress, and they share the harts evenly.
 #[test]
-fn three_vms_of_four_vcpus_on_eight_harts_all_make_progress() {
+fn item4_three_vms_of_four_vcpus_on_eight_harts_all_make_progress() {
     let k = smp_walker(4);
     let vms = (0..3)
         .map(|i| {
@@ -651,7 +651,7 @@ fn secrets_in_ram(m: &HypMachine) -> usize {
 /// another VM runs on; right after, the machine RAM that held its pages has
 /// no trace of the pattern, and the pages are free.
 #[test]
-fn a_protected_vms_memory_is_scrubbed_and_freed_when_it_ends() {
+fn item10_a_protected_vms_memory_is_scrubbed_and_freed_when_it_ends() {
     use strata_hypervisor::ownership::Owner;
     let (s, w) = (secret_writer(), walker());
     let mut m = machine(vec![vm("secret", &s, true), vm("walker", &w, false)], 1, Policy::Pa);

@@ -19,7 +19,7 @@ fn tmp(name: &str) -> PathBuf {
 /// An M-mode program that powers the board off at once.
 fn power_off_kernel() -> PathBuf {
     let mut a = Asm::new();
-    a.li(T0, VIRT.syscon.base).li(T1, 0x5555).store(Op::SW, T1, T0, 0);
+    a.li(T0, VIRT.syscon.base).li(T1, strata_devices::syscon::FINISHER_PASS.into()).store(Op::SW, T1, T0, 0);
     let end = a.here();
     a.j(end);
     let p = tmp("off.elf");

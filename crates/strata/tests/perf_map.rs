@@ -21,7 +21,7 @@ fn file(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 #[test]
-fn the_perf_map_names_no_code_of_a_protected_vm() {
+fn item10_the_perf_map_names_no_code_of_a_protected_vm() {
     let open = file("open.elf", &countdown(OPEN_CODE, 200_000));
     let secret = file("secret.elf", &countdown(SECRET_CODE, 200_000));
     let config = file(

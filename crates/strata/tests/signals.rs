@@ -9,10 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use strata_arch::isa::Op;
+use strata_arch::sbi::{ext, fid};
+use strata_devices::board::VIRT;
+use strata_devices::syscon::FINISHER_PASS;
 use strata_testkit::asm::{elf, reg::*, Asm};
 
-const RAM: u64 = strata_devices::board::VIRT.ram_base;
-const SBI_SRST: u64 = 0x5352_5354;
+const RAM: u64 = VIRT.ram_base;
 
 fn strata() -> Command {
     Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -32,9 +34,10 @@ fn guest(d: &Path, vs: bool, power_off: bool) -> PathBuf {
     let mut a = Asm::new();
     if power_off {
         if vs {
-            a.li(A1, 0).sbi(SBI_SRST, 0, 0);
+            // Shutdown (type 0), no reason (a1 = 0).
+            a.li(A1, 0).sbi(ext::SRST, fid::SRST_SYSTEM_RESET, 0);
         } else {
-            a.li(T0, 0x0010_0000).li(T1, 0x5555).store(Op::SW, T1, T0, 0);
+            a.li(T0, VIRT.syscon.base).li(T1, FINISHER_PASS.into()).store(Op::SW, T1, T0, 0);
         }
     }
     let top = a.here();
@@ -108,7 +111,7 @@ fn wait_for(p: &Path, what: &str) {
 }
 
 #[test]
-fn a_signal_stops_strata_cleanly_with_status_8() {
+fn item5_a_signal_stops_strata_cleanly_with_status_8() {
     let cases: [(&str, bool, &str); 4] = [
         ("machine-term", false, "TERM"),
         ("machine-int", false, "INT"),
@@ -134,7 +137,7 @@ fn a_signal_stops_strata_cleanly_with_status_8() {
 }
 
 #[test]
-fn a_power_off_leaves_no_socket_files() {
+fn item5_a_power_off_leaves_no_socket_files() {
     for (name, run) in [("machine-off", false), ("run-off", true)] {
         let (case, child) = start(name, run, true);
         let (code, err) = finish(child, name);
