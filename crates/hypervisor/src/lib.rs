@@ -638,6 +638,11 @@ impl Hypervisor {
                 v
             }
         };
+        // What devices wrote into a shadow-paged guest's tables is seen
+        // before its code runs (crate::shadow, "a device writes ...").
+        if self.vcpus[v].shadow {
+            self.shadow_dma(self.vcpus[v].vm);
+        }
         self.sync_irqs(&mut *harts[h.0], v);
         turn.allowed = (turn.budget - turn.used).min(self.sched.quantum_left(h));
         Some((v, turn.allowed))

@@ -323,3 +323,61 @@ fn a_table_page_the_guest_keeps_writing_without_walking_is_unprotected() {
     assert_eq!(r.shadow_leaf(va2), None, "its writable leaf dropped");
     r.hyp.check_memory().unwrap();
 }
+
+/// A device writes one of the guest's table pages through the VM's DMA
+/// map (what a virtio-blk read into it does): the write-protection cannot
+/// see it, so the map logs it, and the guest's next fence drains the log
+/// and drops every shadow leaf made through the page.
+#[test]
+fn a_device_write_to_a_guest_page_table_drops_the_leaves_made_through_it() {
+    let mut r = rig(false);
+    r.trap(cause::LOAD_PAGE, VA);
+    let old = r.shadow_leaf(VA).expect("a shadow leaf for VA");
+    assert_eq!(pte::ppn(old) << 12, r.machine(DATA));
+    let dma = r.hyp.vms[VmIndex(0)].dma.clone().expect("an ordinary VM has a DMA map");
+    // The device points the guest's entry for VA at another page, as
+    // `VmMemory::write_bytes` in the platform does: bytes, then `wrote`.
+    let other = DATA + 0x1000;
+    let pa = dma.translate(L0 + 3 * 8).unwrap();
+    r.hyp.mem.write(pa, &leaf(other, pte::R | pte::A).to_le_bytes()).unwrap();
+    dma.wrote(L0 + 3 * 8, 8);
+    // A write to a page that is no table is not logged.
+    dma.wrote(DATA + 0x3000, 8);
+    assert_eq!(dma.logged(), 1, "only the table page's write is logged");
+    // The guest fences (sfence.vma x0, x0): the log is drained first.
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 0, 0, 0)));
+    assert_eq!(r.shadow_leaf(VA), None, "the stale shadow leaf is gone");
+    assert_eq!(r.shadow().stats().dma_tables, 1);
+    assert_eq!(r.shadow().stats().dma_leaves, 1);
+    assert!(r.shadow().is_table(L0), "the page stays write-protected");
+    r.trap(cause::LOAD_PAGE, VA);
+    let new = r.shadow_leaf(VA).expect("the new translation, from the device's entry");
+    assert_eq!(pte::ppn(new) << 12, r.machine(other));
+    // A resync forgets the watches: a device write is no longer logged.
+    let mut hyp_mem = std::mem::replace(&mut r.hyp.mem, Box::new(MockMem::new(BASE, 0)));
+    let hm = &mut r.hyp.hm;
+    r.hyp.vms[VmIndex(0)].shadow.as_mut().unwrap().resync(hm, &mut *hyp_mem);
+    r.hyp.mem = hyp_mem;
+    dma.wrote(L0, 8);
+    assert_eq!(dma.logged(), 1, "nothing is watched after a resync");
+    r.hyp.check_memory().unwrap();
+}
+
+/// Svpbmt's PBMT and Svnapot's N bits in a guest entry: the harts offer
+/// neither extension (no `henvcfg.PBMTE`, no Svnapot in the walker), so
+/// the bits are reserved and the guest's walk faults (Priv. §4.4.1, §4.3.2
+/// step 2) — in shadow mode the same fault is injected; the bits are never
+/// read as part of the address or dropped from it.
+#[test]
+fn pbmt_and_napot_bits_in_a_guest_entry_are_a_page_fault_as_on_the_hart() {
+    for bits in [pte::PBMT, 1 << 61, pte::N] {
+        let mut r = rig(false);
+        let id = r.hyp.vms[VmIndex(0)].id;
+        r.hyp.guest_write(id, L0 + 3 * 8, &(leaf(DATA, pte::R | pte::A) | bits).to_le_bytes()).unwrap();
+        r.hart.set_csr(Csr::Vstvec, RAM + 0x800);
+        r.trap(cause::LOAD_PAGE, VA);
+        assert_eq!(r.hart.csr(Csr::Vscause), cause::LOAD_PAGE, "bits {bits:#x}: the guest's own fault");
+        assert_eq!(r.shadow_leaf(VA), None, "bits {bits:#x}: no shadow leaf");
+        assert_eq!(r.shadow().stats().injected, 1);
+    }
+}
