@@ -353,13 +353,19 @@ fn a_device_write_to_a_guest_page_table_drops_the_leaves_made_through_it() {
     r.trap(cause::LOAD_PAGE, VA);
     let new = r.shadow_leaf(VA).expect("the new translation, from the device's entry");
     assert_eq!(pte::ppn(new) << 12, r.machine(other));
+    // The host interface's writes are logged the same way.
+    r.hyp.host_write(VmIndex(0), L0 + 3 * 8, &leaf(DATA, pte::R | pte::A).to_le_bytes()).unwrap();
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 0, 0, 0)));
+    assert_eq!(r.shadow_leaf(VA), None, "host_write into the table dropped the leaf too");
+    assert_eq!(r.shadow().stats().dma_tables, 2);
+    let logged = dma.logged();
     // A resync forgets the watches: a device write is no longer logged.
     let mut hyp_mem = std::mem::replace(&mut r.hyp.mem, Box::new(MockMem::new(BASE, 0)));
     let hm = &mut r.hyp.hm;
     r.hyp.vms[VmIndex(0)].shadow.as_mut().unwrap().resync(hm, &mut *hyp_mem);
     r.hyp.mem = hyp_mem;
     dma.wrote(L0, 8);
-    assert_eq!(dma.logged(), 1, "nothing is watched after a resync");
+    assert_eq!(dma.logged(), logged, "nothing is watched after a resync");
     r.hyp.check_memory().unwrap();
 }
 
