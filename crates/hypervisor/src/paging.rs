@@ -9,7 +9,7 @@
 //! | 13, 15, the guest's tables map a gpa outside its RAM | MMIO | emulated as for a guest-page fault in nested mode ([`crate::mmio::emulate_at`]) |
 //! | 12 on a gpa outside its RAM | a fetch from no memory | an instruction access fault injected |
 //! | 22 virtual instruction: a `satp` CSR instruction | `hstatus.VTVM` | emulated on the vCPU's virtual `satp`; the real `vsatp` points at the matching shadow root |
-//! | 22: `SFENCE.VMA` | `hstatus.VTVM` | device writes to table pages drained first ([`Hypervisor::shadow_dma`]), then `HFENCE.VVMA` for the same address on this hart |
+//! | 22: `SFENCE.VMA` | `hstatus.VTVM` | device writes to table pages drained first ([`Hypervisor::shadow_dma`]), then `HFENCE.VVMA` for the same address and ASID on this hart |
 //!
 //! Device writes to the guest's table pages (virtio DMA, which the
 //! write-protection cannot see) are drained before every run of a vCPU of
@@ -17,6 +17,7 @@
 //! fence: a guest that fences after its device wrote a table sees the new
 //! entries, as on hardware.
 
+use strata_arch::csr::satp;
 use strata_arch::isa::{self, Op};
 use strata_arch::tinst;
 use strata_ownership::{MachineMemory, MachinePage, PAGE_SIZE};
@@ -270,8 +271,10 @@ impl Hypervisor {
             Op::SFENCE_VMA => {
                 s.stats.fences += 1;
                 let va = (i.rs1 != 0).then(|| hart.gpr(usize::from(i.rs1)));
-                // ASIDLEN is 0: every fence is for every address space.
-                hart.hfence_vvma(va, None);
+                // rs2 = x0: every address space; else the ASID in rs2
+                // (Priv. §4.2.1), which the real vsatp carries as well.
+                let asid = (i.rs2 != 0).then(|| hart.gpr(usize::from(i.rs2)) & (satp::ASID_MASK >> satp::ASID_SHIFT));
+                hart.hfence_vvma(va, asid);
             }
             Op::CSRRW | Op::CSRRS | Op::CSRRC | Op::CSRRWI | Op::CSRRSI | Op::CSRRCI
                 if (i.imm as u32 & 0xfff) as u16 == strata_arch::csr::addr::SATP =>

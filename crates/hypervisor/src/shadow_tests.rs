@@ -387,3 +387,38 @@ fn pbmt_and_napot_bits_in_a_guest_entry_are_a_page_fault_as_on_the_hart() {
         assert_eq!(r.shadow().stats().injected, 1);
     }
 }
+
+/// Guest ASIDs: the guest's ASID is kept in its virtual `satp` (16 bits,
+/// as the hart's) and carried into the real `vsatp`, one shadow root
+/// serves the same tables under two ASIDs, and a fence by ASID reaches
+/// the hart with that ASID.
+#[test]
+fn the_guests_asid_reaches_vsatp_and_its_fences() {
+    let mut r = rig(false);
+    let csrrw = u64::from(encode(Op::CSRRW, 0, 5, 0, i64::from(strata_arch::csr::addr::SATP)));
+    let with_asid = |asid: u64| satp::SV39 << satp::MODE_SHIFT | asid << satp::ASID_SHIFT | ROOT >> 12;
+    r.hart.set_gpr(5, with_asid(0xffff));
+    r.trap(cause::VIRTUAL_INSN, csrrw);
+    assert_eq!(r.shadow().guest_satp(0), with_asid(0xffff), "all 16 ASID bits are kept");
+    let v1 = r.hart.csr(Csr::Vsatp);
+    assert_eq!((v1 & satp::ASID_MASK) >> satp::ASID_SHIFT, 0xffff, "the real vsatp carries the ASID");
+    r.hart.set_gpr(5, with_asid(5));
+    r.trap(cause::VIRTUAL_INSN, csrrw);
+    let v2 = r.hart.csr(Csr::Vsatp);
+    assert_eq!((v2 & satp::ASID_MASK) >> satp::ASID_SHIFT, 5);
+    assert_eq!(v1 & satp::PPN_MASK, v2 & satp::PPN_MASK, "the same tables share one shadow root");
+    // sfence.vma x6, x7 with x7 = 5: that address, that ASID.
+    r.hart.set_gpr(6, VA);
+    r.hart.set_gpr(7, 5);
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 6, 7, 0)));
+    assert_eq!(r.hart.vvma.last(), Some(&Some(VA)));
+    assert_eq!(r.hart.vvma_asid.last(), Some(&Some(5)));
+    // rs2 = x0: every address space.
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 6, 0, 0)));
+    assert_eq!(r.hart.vvma_asid.last(), Some(&None));
+    // Bare clears the ASID with the rest.
+    r.hart.set_gpr(5, 0);
+    r.trap(cause::VIRTUAL_INSN, csrrw);
+    assert_eq!(r.shadow().guest_satp(0), 0);
+    assert_eq!(r.hart.csr(Csr::Vsatp) & satp::ASID_MASK, 0);
+}
