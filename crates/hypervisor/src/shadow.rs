@@ -50,7 +50,9 @@
 //! hart: collateral, never too little.
 //!
 //! Not done (documented in docs/hypervisor.md): Sv57, guest superpages as
-//! shadow superpages, LR/SC on a page-table page (SC is emulated as
+//! shadow superpages (each of the 512 machine pages under one would have
+//! to be found by the reverse map and by the harts' invalidation by
+//! physical page), LR/SC on a page-table page (SC is emulated as
 //! succeeding). Svpbmt and Svnapot bits in guest PTEs are a page fault, as
 //! on the hart, which offers neither.
 

@@ -344,6 +344,10 @@ fn a_device_write_to_a_guest_page_table_drops_the_leaves_made_through_it() {
     // A write to a page that is no table is not logged.
     dma.wrote(DATA + 0x3000, 8);
     assert_eq!(dma.logged(), 1, "only the table page's write is logged");
+    // Stale until drained, but isolation holds regardless: the stale leaf
+    // reaches a page the VM owns and its G-stage maps.
+    assert_eq!(r.shadow_leaf(VA), Some(old));
+    r.hyp.check_memory().unwrap();
     // The guest fences (sfence.vma x0, x0): the log is drained first.
     r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 0, 0, 0)));
     assert_eq!(r.shadow_leaf(VA), None, "the stale shadow leaf is gone");
@@ -421,4 +425,22 @@ fn the_guests_asid_reaches_vsatp_and_its_fences() {
     r.trap(cause::VIRTUAL_INSN, csrrw);
     assert_eq!(r.shadow().guest_satp(0), 0);
     assert_eq!(r.hart.csr(Csr::Vsatp) & satp::ASID_MASK, 0);
+}
+
+/// A hostile length (a device told to write far past RAM, or from below
+/// it) costs the DMA map only the VM's own pages, and logs what is
+/// watched among them.
+#[test]
+fn a_device_write_of_any_length_looks_at_the_vms_pages_only() {
+    let mut r = rig(false);
+    r.trap(cause::LOAD_PAGE, VA);
+    let dma = r.hyp.vms[VmIndex(0)].dma.clone().unwrap();
+    dma.wrote(0, u64::MAX);
+    assert_eq!(dma.logged(), 3, "the three watched table pages (root, L1, L0), once each");
+    dma.wrote(u64::MAX - 8, u64::MAX);
+    dma.wrote(RAM - 0x1000, 0x1000);
+    dma.wrote(L0, 0);
+    assert_eq!(dma.logged(), 3, "nothing in RAM, nothing logged");
+    dma.wrote(L0 + 0xff8, 16); // the last entry of L0 and the next page
+    assert_eq!(dma.logged(), 4);
 }

@@ -197,24 +197,23 @@ impl DmaMap {
     /// A device model wrote `len` bytes at `gpa` (call it after the bytes
     /// are in memory, before the device tells the guest it is done): the
     /// watched pages among them are logged for the hypervisor.
+    /// Only the pages of the VM's RAM are looked at, however long the range.
     pub fn wrote(&self, gpa: u64, len: u64) {
-        if len == 0 {
+        let ram_end = layout::RAM_BASE + self.pages.len() as u64 * PAGE_SIZE;
+        let start = gpa.max(layout::RAM_BASE);
+        let end = gpa.saturating_add(len).min(ram_end);
+        if start >= end {
             return;
         }
-        let first = gpa & !(PAGE_SIZE - 1);
-        let last = gpa.saturating_add(len - 1) & !(PAGE_SIZE - 1);
-        let mut page = first;
-        loop {
-            if self.index(page).is_some_and(|i| self.watched[i].load(Ordering::Acquire)) {
+        let first = ((start - layout::RAM_BASE) / PAGE_SIZE) as usize;
+        let last = ((end - 1 - layout::RAM_BASE) / PAGE_SIZE) as usize;
+        for i in first..=last {
+            if self.watched[i].load(Ordering::Acquire) {
                 let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-                log.push(page);
+                log.push(layout::RAM_BASE + i as u64 * PAGE_SIZE);
                 self.logged.fetch_add(1, Ordering::Relaxed);
                 self.pending.store(true, Ordering::Release);
             }
-            if page >= last {
-                break;
-            }
-            page += PAGE_SIZE;
         }
     }
 

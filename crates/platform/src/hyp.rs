@@ -204,9 +204,6 @@ impl GuestMemory for VmMemory {
     fn store(&self, addr: u64, size: u8, v: u64) -> Result<(), OutOfRange> {
         self.write_bytes(addr, &v.to_le_bytes()[..size as usize])
     }
-    // Every write is told to the DMA map once it is in memory: a write
-    // into a page the shadow pager watches as a guest page table is
-    // logged for the hypervisor (`DmaMap::wrote`).
     fn read_bytes(&self, addr: u64, dst: &mut [u8]) -> Result<(), OutOfRange> {
         let ram = &self.ram;
         self.pieces(addr, dst.len() as u64, |pa, at, n| ram.read_bytes(pa, &mut dst[at..at + n]))
@@ -214,6 +211,10 @@ impl GuestMemory for VmMemory {
     fn write_bytes(&self, addr: u64, src: &[u8]) -> Result<(), OutOfRange> {
         let ram = &self.ram;
         let r = self.pieces(addr, src.len() as u64, |pa, at, n| ram.write_bytes(pa, &src[at..at + n]));
+        // Told to the DMA map once it is in memory (even a failed write
+        // may have written part): a write into a page the shadow pager
+        // watches as a guest page table is logged for the hypervisor
+        // (`DmaMap::wrote`, which looks at the VM's RAM pages only).
         self.map.wrote(addr, src.len() as u64);
         r
     }
