@@ -17,7 +17,10 @@
 # is "-"), exits to the hypervisor, and for shadow the shadow counters.
 #
 # Env:    STRATA_BIN (target/release/strata), SPAWN (500), TLB_MIB (64),
-#         TLB_STEPS (2000000), CC_LINUX (riscv64-linux-gnu-gcc), RUN_TIMEOUT (900)
+#         TLB_STEPS (2000000), CC_LINUX (riscv64-linux-gnu-gcc), RUN_TIMEOUT (900),
+#         WORKLOADS ("boot spawn tlb"), MODES ("native nested shadow"): a
+#         subset, for a paired before/after of one change; BENCH_OUT
+#         (build/bench): where the summary and logs go
 # Output: build/bench/paging-summary.txt, logs build/bench/paging-*.log
 set -euo pipefail
 
@@ -29,7 +32,9 @@ TLB_STEPS=${TLB_STEPS:-2000000}
 CC_LINUX=${CC_LINUX:-riscv64-linux-gnu-gcc}
 RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 GUEST="$ROOT/build/guest"
-OUT="$ROOT/build/bench"
+OUT=${BENCH_OUT:-$ROOT/build/bench}
+WORKLOADS=${WORKLOADS:-boot spawn tlb}
+MODES=${MODES:-native nested shadow}
 die() { echo "bench-paging: ERROR: $*" >&2; exit 1; }
 [ -x "$STRATA_BIN" ] || die "$STRATA_BIN not found (run: make build)"
 [ -s "$GUEST/Image" ] || die "missing $GUEST/Image (run: make setup)"
@@ -94,8 +99,8 @@ row() {   # row WORKLOAD MODE: runs it, prints one table row
     echo "paging modes: Debian guest, 1 hart or vCPU, 256 MiB, host clock; commit $(cd "$ROOT" && git rev-parse --short HEAD)"
     printf '  %-6s %-7s %9s %14s %11s %11s %6s %4s %10s\n' workld mode wall "guest insns" "tlb misses" walks \
         "PTE/w" max exits
-    for w in boot spawn tlb; do
-        for mode in native nested shadow; do
+    for w in $WORKLOADS; do
+        for mode in $MODES; do
             row "$w" "$mode"
         done
     done

@@ -414,7 +414,13 @@ impl Hypervisor {
     /// The guest-memory write interface; refuses like [`host_read`](Self::host_read).
     pub fn host_write(&mut self, vm: VmIndex, gpa: u64, data: &[u8]) -> Result<(), HypError> {
         let v = self.vms.get(vm).ok_or(HypError::NoSuchVm(vm))?;
-        Ok(self.hm.host_write(&mut *self.mem, v.id, gpa, data)?)
+        self.hm.host_write(&mut *self.mem, v.id, gpa, data)?;
+        // Like a device's write: into a shadow-paged guest's table page,
+        // it must drop the shadow leaves made through it (crate::shadow).
+        if let Some(d) = &v.dma {
+            d.wrote(gpa, data.len() as u64);
+        }
+        Ok(())
     }
 
     // ---- what the platform reads ------------------------------------------
@@ -650,6 +656,11 @@ impl Hypervisor {
                 v
             }
         };
+        // What devices wrote into a shadow-paged guest's tables is seen
+        // before its code runs (crate::shadow, "a device writes ...").
+        if self.vcpus[v].shadow {
+            self.shadow_dma(self.vcpus[v].vm);
+        }
         self.sync_irqs(&mut *harts[h.0], v);
         turn.allowed = (turn.budget - turn.used).min(self.sched.quantum_left(h));
         Some((v, turn.allowed))

@@ -62,6 +62,8 @@ pub struct MockHart {
     pub fences: Vec<Option<u64>>,
     /// HFENCE.VVMAs, by address.
     pub vvma: Vec<Option<u64>>,
+    /// The ASID of each `HFENCE.VVMA` in `vvma` (`None`: every ASID).
+    pub vvma_asid: Vec<Option<u64>>,
     /// What `read_guest_insn` returns (the guest's instruction at any pc).
     pub insn: Option<u32>,
 }
@@ -79,6 +81,7 @@ impl MockHart {
             preempts: 0,
             fences: Vec::new(),
             vvma: Vec::new(),
+            vvma_asid: Vec::new(),
             insn: None,
         }
     }
@@ -180,8 +183,9 @@ impl HartOps for MockHart {
             self.guests.lock().unwrap().events.push(Event::Fence { hart: self.id, vmid });
         }
     }
-    fn hfence_vvma(&mut self, va: Option<u64>, _: Option<u64>) {
+    fn hfence_vvma(&mut self, va: Option<u64>, asid: Option<u64>) {
         self.vvma.push(va);
+        self.vvma_asid.push(asid);
     }
     fn invalidate_page(&mut self, _: u64) -> u64 {
         0

@@ -9,8 +9,15 @@
 //! | 13, 15, the guest's tables map a gpa outside its RAM | MMIO | emulated as for a guest-page fault in nested mode ([`crate::mmio::emulate_at`]) |
 //! | 12 on a gpa outside its RAM | a fetch from no memory | an instruction access fault injected |
 //! | 22 virtual instruction: a `satp` CSR instruction | `hstatus.VTVM` | emulated on the vCPU's virtual `satp`; the real `vsatp` points at the matching shadow root |
-//! | 22: `SFENCE.VMA` | `hstatus.VTVM` | `HFENCE.VVMA` for the same address on this hart |
+//! | 22: `SFENCE.VMA` | `hstatus.VTVM` | device writes to table pages drained first ([`Hypervisor::shadow_dma`]), then `HFENCE.VVMA` for the same address and ASID on this hart |
+//!
+//! Device writes to the guest's table pages (virtio DMA, which the
+//! write-protection cannot see) are drained before every run of a vCPU of
+//! the VM, at every shadow fault and every intercepted `satp` write or
+//! fence: a guest that fences after its device wrote a table sees the new
+//! entries, as on hardware.
 
+use strata_arch::csr::satp;
 use strata_arch::isa::{self, Op};
 use strata_arch::tinst;
 use strata_ownership::{MachineMemory, MachinePage, PAGE_SIZE};
@@ -46,6 +53,15 @@ fn sext(v: u64, size: usize) -> u64 {
 }
 
 impl Hypervisor {
+    /// Drains VM `vm`'s log of device writes to its page-table pages: the
+    /// shadow leaves made through a page a device wrote go
+    /// ([`crate::shadow::ShadowVm::dma_written`]).
+    pub(crate) fn shadow_dma(&mut self, vm: VmIndex) {
+        if let Some(s) = self.vms[vm].shadow.as_mut() {
+            s.dma_written(&mut *self.mem);
+        }
+    }
+
     /// Points hart `h`'s `vsatp` at the shadow root of vCPU `v`'s virtual
     /// `satp`; if machine memory runs out even after a resync, the VM ends.
     pub(crate) fn shadow_point(&mut self, harts: &mut [&mut dyn HartOps], h: HartIndex, v: VcpuIndex) {
@@ -99,6 +115,7 @@ impl Hypervisor {
             (hart.csr(Csr::Stval), hart.csr(Csr::Sstatus), hart.csr(Csr::Vsstatus))
         };
         let mode = Mode { user: ss & sstatus::SPP == 0, sum: vss & sstatus::SUM != 0, mxr: vss & sstatus::MXR != 0 };
+        self.shadow_dma(vm);
         let Some(s) = self.vms[vm].shadow.as_mut() else { return Next::Continue };
         let read_at = s.generation();
         let mut protect = Vec::new();
@@ -245,13 +262,19 @@ impl Hypervisor {
         let hart = &mut *harts[h.0];
         let Ok(raw) = u32::try_from(hart.csr(Csr::Stval)) else { return false };
         let i = isa::decode(raw);
+        if self.vms[vm].shadow.is_none() {
+            return false;
+        }
+        self.shadow_dma(vm);
         let Some(s) = self.vms[vm].shadow.as_mut() else { return false };
         match i.op {
             Op::SFENCE_VMA => {
                 s.stats.fences += 1;
                 let va = (i.rs1 != 0).then(|| hart.gpr(usize::from(i.rs1)));
-                // ASIDLEN is 0: every fence is for every address space.
-                hart.hfence_vvma(va, None);
+                // rs2 = x0: every address space; else the ASID in rs2
+                // (Priv. §4.2.1), which the real vsatp carries as well.
+                let asid = (i.rs2 != 0).then(|| hart.gpr(usize::from(i.rs2)) & (satp::ASID_MASK >> satp::ASID_SHIFT));
+                hart.hfence_vvma(va, asid);
             }
             Op::CSRRW | Op::CSRRS | Op::CSRRC | Op::CSRRWI | Op::CSRRSI | Op::CSRRCI
                 if (i.imm as u32 & 0xfff) as u16 == strata_arch::csr::addr::SATP =>

@@ -8,13 +8,14 @@
 //!
 //! | event | how it reaches the hypervisor | what [`ShadowVm`] does |
 //! |---|---|---|
-//! | the guest writes `satp` | virtual-instruction trap (`hstatus.VTVM`, Priv. §8.2.1 hstatus) | keeps the value as the vCPU's *virtual* `satp` (WARL: Bare, Sv39, Sv48; ASIDLEN 0) and points the real `vsatp` at the shadow root for it ([`ShadowVm::root_for`]) |
+//! | the guest writes `satp` | virtual-instruction trap (`hstatus.VTVM`, Priv. §8.2.1 hstatus) | keeps the value as the vCPU's *virtual* `satp` (WARL: Bare, Sv39, Sv48; the ASID kept, ASIDLEN 16 as on the hart) and points the real `vsatp` at the shadow root for it, with the guest's ASID ([`ShadowVm::root_for`]) |
 //! | the guest reads `satp` | the same trap | the virtual value |
 //! | TLB miss, shadow leaf present | – | the hart walks the shadow table (one dimension: `hgatp` is Bare) |
 //! | TLB miss, no shadow leaf | a page fault (12, 13, 15), not delegated (`hedeleg` without them) | [`ShadowVm::walk_guest`] reads the guest's tables through the VM's G-stage map (bounds-checked: a table outside the VM's RAM is an access fault for the guest); if the guest's tables deny the access the fault is **injected** with the same `scause`/`stval`; otherwise the leaf's gpa is composed with the G-stage map and the shadow leaf **installed**, if the VM's shadow generation is unchanged since the read ([`ShadowVm::install`]; the model's `Install`) |
 //! | accessed/dirty | – | A is set in the guest's PTE when a shadow leaf is made from it; a leaf whose guest PTE has D=0 is installed read-only, and the first store faults, sets D and upgrades it |
 //! | the guest writes one of its page-table pages | a store page fault: every page met as a table in a walk is write-protected (its writable shadow leaves dropped through the reverse map, the harts' TLB entries for it invalidated; later leaves to it are read-only) | the store (or AMO) is emulated on guest memory and the shadow entries the written PTE fed, at every place the table page was seen, are dropped ([`ShadowVm::pte_written`]); the generation is bumped; TLBs are untouched — the guest must fence, as on hardware |
-//! | the guest's `SFENCE.VMA` | virtual-instruction trap (`hstatus.VTVM`) | the vCPU's hart drops its TLB entries for the address (`HFENCE.VVMA`) |
+//! | the guest's `SFENCE.VMA` | virtual-instruction trap (`hstatus.VTVM`) | the vCPU's hart drops its TLB entries for the address and ASID (`HFENCE.VVMA`; shadow leaves are never global, so a fence by ASID reaches every entry the guest's ASID made) |
+//! | a device (virtio DMA) writes one of the guest's page-table pages | the VM's [`DmaMap`] logs writes to the pages this module watches (every page met as a table) | before any vCPU of the VM runs again, on every intercepted fence and every shadow fault, the log is drained ([`ShadowVm::dma_written`]): every shadow leaf made through a written table page, at every place it was seen, is dropped and the generation bumped — as for an emulated write, but for the whole page, since which entries changed is not known; TLBs are untouched (the guest fences, as on hardware) |
 //! | a machine page leaves the VM | the hypervisor's own operation (`pages.rs`) | every shadow leaf that maps it goes through the reverse map ([`ShadowVm::page_gone`]), the generation is bumped, then the harts' TLBs are invalidated by physical address as in nested mode |
 //!
 //! **Invariants** (the model's): a shadow leaf is always what the guest's
@@ -24,7 +25,9 @@
 //! verifies this through the ownership bookkeeping).
 //!
 //! **Layout.** One shadow root per guest address space the VM's vCPUs have
-//! used (keyed by the guest's `satp` without ASID; a Bare guest `satp` gets
+//! used (keyed by the guest's `satp` without ASID: one guest table tree
+//! used under two ASIDs shares its shadow root, and the real `vsatp`
+//! carries the ASID, so the hart's TLB keeps the two apart; a Bare guest `satp` gets
 //! a root that maps each gpa of the VM's RAM at the same virtual address,
 //! so a guest with translation off is confined too). Shadow tables have the
 //! guest's geometry (Sv39 or Sv48; Sv39 for Bare) and only 4 KiB leaves (a
@@ -41,17 +44,28 @@
 //! still reads the generation before the walk and installs only if it is
 //! unchanged, as the model requires, so a parallel run loop keeps it.
 //!
-//! Not done (documented in docs/hypervisor.md): guest ASIDs (ASIDLEN reads
-//! as 0, so the guest fences on every address-space switch), Sv57, Svpbmt
-//! and Svnapot bits in guest PTEs (a guest PTE with them is a page fault),
-//! LR/SC on a page-table page (SC is emulated as succeeding).
+//! **ASIDs.** The guest's ASID (16 bits, as the hart's `satp` has) goes
+//! into the real `vsatp`. Every shadow VM runs under VMID 0, so a guest's
+//! fence by ASID also drops other shadow VMs' entries of that ASID on the
+//! hart: collateral, never too little.
+//!
+//! Not done (documented in docs/hypervisor.md): Sv57, guest superpages as
+//! shadow superpages (each of the 512 machine pages under one would have
+//! to be found by the reverse map and by the harts' invalidation by
+//! physical page), LR/SC on a page-table page (SC is emulated as
+//! succeeding). Svpbmt and Svnapot bits in guest PTEs are a page fault, as
+//! on the hart, which offers neither.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use std::sync::Arc;
 use strata_arch::cause;
 use strata_arch::csr::satp;
 use strata_arch::pte::{self, Scheme, PAGE_SIZE};
+
 use strata_ownership::{HypMemory, MachineMemory, MachinePage, Owner, VmId};
+
+use crate::vm::DmaMap;
 
 /// Shadow table pages one VM may hold before a resync.
 pub const MAX_TABLE_PAGES: usize = 4096;
@@ -138,6 +152,12 @@ pub struct ShadowStats {
     /// Guest table pages unprotected (written [`UNPROTECT_AFTER`] times
     /// with no walk through them between).
     pub unprotected: u64,
+    /// Guest table pages found written by a device (virtio DMA) when the
+    /// log of device writes was drained.
+    pub dma_tables: u64,
+    /// Shadow leaves dropped because a device wrote the table they were
+    /// made through.
+    pub dma_leaves: u64,
 }
 
 /// What [`ShadowVm::install`] came to.
@@ -180,6 +200,9 @@ pub struct ShadowVm {
     /// Machine page → the shadow leaves (root key, va) that map it.
     rmap: HashMap<u64, BTreeSet<(u64, u64)>>,
     generation: u64,
+    /// The VM's DMA map (an ordinary VM's; a protected VM has no device
+    /// DMA): the table pages are watched there.
+    dma: Option<Arc<DmaMap>>,
     pub(crate) stats: ShadowStats,
 }
 
@@ -216,7 +239,7 @@ pub(crate) fn machine_addr(hm: &HypMemory, mem: &dyn MachineMemory, id: VmId, gp
 }
 
 impl ShadowVm {
-    pub fn new(id: VmId, vcpus: usize) -> Self {
+    pub fn new(id: VmId, vcpus: usize, dma: Option<Arc<DmaMap>>) -> Self {
         ShadowVm {
             id,
             satp: vec![0; vcpus],
@@ -227,6 +250,7 @@ impl ShadowVm {
             last_walk: Vec::new(),
             rmap: HashMap::new(),
             generation: 0,
+            dma,
             stats: ShadowStats::default(),
         }
     }
@@ -246,13 +270,14 @@ impl ShadowVm {
 
     /// Writes vCPU `vcpu`'s virtual `satp` with `satp`'s WARL rules (Priv.
     /// §4.1.11): a mode other than Bare, Sv39 or Sv48 leaves the register
-    /// unchanged; ASIDLEN is 0 (the ASID field reads as zero).
+    /// unchanged; all 16 ASID bits are kept (ASIDLEN 16, as the hart's);
+    /// Bare is all zero.
     pub fn set_guest_satp(&mut self, vcpu: usize, value: u64) {
         let mode = value >> satp::MODE_SHIFT;
         if !matches!(mode, satp::BARE | satp::SV39 | satp::SV48) {
             return;
         }
-        let v = if mode == satp::BARE { 0 } else { value & !satp::ASID_MASK };
+        let v = if mode == satp::BARE { 0 } else { value };
         if let Some(s) = self.satp.get_mut(vcpu) {
             *s = v;
         }
@@ -270,12 +295,13 @@ impl ShadowVm {
     }
 
     /// The real `vsatp` for guest `satp` value `guest`: its shadow root,
-    /// made if new. `None` if machine memory is exhausted even after a
-    /// resync.
+    /// made if new, with the guest's ASID. `None` if machine memory is
+    /// exhausted even after a resync.
     pub fn root_for(&mut self, hm: &mut HypMemory, mem: &mut dyn MachineMemory, guest: u64) -> Option<u64> {
         let k = key(guest);
+        let asid = guest & satp::ASID_MASK;
         if let Some(r) = self.roots.get(&k) {
-            return Some(atp(*r));
+            return Some(atp(*r) | asid);
         }
         if self.roots.len() >= MAX_ROOTS || self.pages.len() >= MAX_TABLE_PAGES {
             self.resync(hm, mem);
@@ -293,7 +319,7 @@ impl ShadowVm {
         };
         let r = Root { page, scheme };
         self.roots.insert(k, r);
-        Some(atp(r))
+        Some(atp(r) | asid)
     }
 
     /// Drops every shadow table and map (a resync): the pages go back to
@@ -306,6 +332,9 @@ impl ShadowVm {
         self.tables.clear();
         self.writes.clear();
         self.rmap.clear();
+        if let Some(d) = &self.dma {
+            d.unwatch_all();
+        }
         for page in self.pages.drain(..) {
             // Zeroed before its next owner maps it (the tracker's rule).
             let _ = hm.donate(mem, Owner::Hypervisor, page, Owner::Free);
@@ -354,6 +383,9 @@ impl ShadowVm {
             let seen = self.tables.entry(table).or_default();
             if seen.is_empty() {
                 newly_protected.push(table);
+                if let Some(d) = &self.dma {
+                    d.watch(table, true);
+                }
             }
             seen.insert((k, level, base));
             self.last_walk.push(table);
@@ -493,15 +525,16 @@ impl ShadowVm {
         }
     }
 
-    /// Clears every shadow leaf of root `k` in [`lo`, `hi`).
-    fn clear_range(&mut self, mem: &mut dyn MachineMemory, k: u64, lo: u64, hi: u64) {
-        let Some(root) = self.roots.get(&k).copied() else { return };
+    /// Clears every shadow leaf of root `k` in [`lo`, `hi`); returns how many.
+    fn clear_range(&mut self, mem: &mut dyn MachineMemory, k: u64, lo: u64, hi: u64) -> usize {
+        let Some(root) = self.roots.get(&k).copied() else { return 0 };
         let mut leaves = Vec::new();
         collect_leaves(mem, root.scheme, root.page.addr(), root.scheme.levels - 1, 0, lo, hi, &mut leaves);
-        for (slot, va, e) in leaves {
+        for &(slot, va, e) in &leaves {
             let _ = write_u64(mem, slot, 0);
             self.unrmap(pte::ppn(e) << pte::PAGE_SHIFT, k, va);
         }
+        leaves.len()
     }
 
     /// Drops every shadow leaf that maps machine page `page`, which has
@@ -557,12 +590,44 @@ impl ShadowVm {
     fn unprotect(&mut self, mem: &mut dyn MachineMemory, table: u64) {
         let seen = self.tables.remove(&table).unwrap_or_default();
         self.writes.remove(&table);
-        for (k, level, base) in seen {
-            let covered = 1u64 << (Scheme::page_shift(level) + pte::LEVEL_BITS);
-            self.clear_range(mem, k, base, base.wrapping_add(covered));
+        if let Some(d) = &self.dma {
+            d.watch(table, false);
         }
+        self.clear_seen(mem, &seen);
         self.stats.unprotected += 1;
         self.generation += 1;
+    }
+
+    /// Clears every shadow leaf made through a table page seen at `seen`.
+    /// Returns how many went.
+    fn clear_seen(&mut self, mem: &mut dyn MachineMemory, seen: &BTreeSet<Seen>) -> usize {
+        let mut n = 0;
+        for &(k, level, base) in seen {
+            let covered = 1u64 << (Scheme::page_shift(level) + pte::LEVEL_BITS);
+            n += self.clear_range(mem, k, base, base.wrapping_add(covered));
+        }
+        n
+    }
+
+    /// Drains the VM's log of device writes to watched table pages (see
+    /// [`DmaMap`]): every shadow leaf made through a page written is
+    /// dropped, at every place the page was seen, and the generation is
+    /// bumped (the model's `Write`, for every entry of the page at once).
+    /// The page stays protected. Returns how many table pages were written.
+    pub fn dma_written(&mut self, mem: &mut dyn MachineMemory) -> usize {
+        let Some(d) = self.dma.clone() else { return 0 };
+        let written = d.drain();
+        let mut n = 0;
+        for table in written {
+            let Some(seen) = self.tables.get(&table).cloned() else { continue };
+            n += 1;
+            self.stats.dma_tables += 1;
+            self.stats.dma_leaves += self.clear_seen(mem, &seen) as u64;
+        }
+        if n > 0 {
+            self.generation += 1;
+        }
+        n
     }
 
     /// Checks the isolation invariant: every shadow leaf maps a machine

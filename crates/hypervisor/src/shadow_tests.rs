@@ -324,3 +324,124 @@ fn a_table_page_the_guest_keeps_writing_without_walking_is_unprotected() {
     assert_eq!(r.shadow_leaf(va2), None, "its writable leaf dropped");
     r.hyp.check_memory().unwrap();
 }
+
+/// A device writes one of the guest's table pages through the VM's DMA
+/// map (what a virtio-blk read into it does): the write-protection cannot
+/// see it, so the map logs it, and the guest's next fence drains the log
+/// and drops every shadow leaf made through the page.
+#[test]
+fn a_device_write_to_a_guest_page_table_drops_the_leaves_made_through_it() {
+    let mut r = rig(false);
+    r.trap(cause::LOAD_PAGE, VA);
+    let old = r.shadow_leaf(VA).expect("a shadow leaf for VA");
+    assert_eq!(pte::ppn(old) << 12, r.machine(DATA));
+    let dma = r.hyp.vms[VmIndex(0)].dma.clone().expect("an ordinary VM has a DMA map");
+    // The device points the guest's entry for VA at another page, as
+    // `VmMemory::write_bytes` in the platform does: bytes, then `wrote`.
+    let other = DATA + 0x1000;
+    let pa = dma.translate(L0 + 3 * 8).unwrap();
+    r.hyp.mem.write(pa, &leaf(other, pte::R | pte::A).to_le_bytes()).unwrap();
+    dma.wrote(L0 + 3 * 8, 8);
+    // A write to a page that is no table is not logged.
+    dma.wrote(DATA + 0x3000, 8);
+    assert_eq!(dma.logged(), 1, "only the table page's write is logged");
+    // Stale until drained, but isolation holds regardless: the stale leaf
+    // reaches a page the VM owns and its G-stage maps.
+    assert_eq!(r.shadow_leaf(VA), Some(old));
+    r.hyp.check_memory().unwrap();
+    // The guest fences (sfence.vma x0, x0): the log is drained first.
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 0, 0, 0)));
+    assert_eq!(r.shadow_leaf(VA), None, "the stale shadow leaf is gone");
+    assert_eq!(r.shadow().stats().dma_tables, 1);
+    assert_eq!(r.shadow().stats().dma_leaves, 1);
+    assert!(r.shadow().is_table(L0), "the page stays write-protected");
+    r.trap(cause::LOAD_PAGE, VA);
+    let new = r.shadow_leaf(VA).expect("the new translation, from the device's entry");
+    assert_eq!(pte::ppn(new) << 12, r.machine(other));
+    // The host interface's writes are logged the same way.
+    r.hyp.host_write(VmIndex(0), L0 + 3 * 8, &leaf(DATA, pte::R | pte::A).to_le_bytes()).unwrap();
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 0, 0, 0)));
+    assert_eq!(r.shadow_leaf(VA), None, "host_write into the table dropped the leaf too");
+    assert_eq!(r.shadow().stats().dma_tables, 2);
+    let logged = dma.logged();
+    // A resync forgets the watches: a device write is no longer logged.
+    let mut hyp_mem = std::mem::replace(&mut r.hyp.mem, Box::new(MockMem::new(BASE, 0)));
+    let hm = &mut r.hyp.hm;
+    r.hyp.vms[VmIndex(0)].shadow.as_mut().unwrap().resync(hm, &mut *hyp_mem);
+    r.hyp.mem = hyp_mem;
+    dma.wrote(L0, 8);
+    assert_eq!(dma.logged(), logged, "nothing is watched after a resync");
+    r.hyp.check_memory().unwrap();
+}
+
+/// Svpbmt's PBMT and Svnapot's N bits in a guest entry: the harts offer
+/// neither extension (no `henvcfg.PBMTE`, no Svnapot in the walker), so
+/// the bits are reserved and the guest's walk faults (Priv. §4.4.1, §4.3.2
+/// step 2) — in shadow mode the same fault is injected; the bits are never
+/// read as part of the address or dropped from it.
+#[test]
+fn pbmt_and_napot_bits_in_a_guest_entry_are_a_page_fault_as_on_the_hart() {
+    for bits in [pte::PBMT, 1 << 61, pte::N] {
+        let mut r = rig(false);
+        let id = r.hyp.vms[VmIndex(0)].id;
+        r.hyp.guest_write(id, L0 + 3 * 8, &(leaf(DATA, pte::R | pte::A) | bits).to_le_bytes()).unwrap();
+        r.hart.set_csr(Csr::Vstvec, RAM + 0x800);
+        r.trap(cause::LOAD_PAGE, VA);
+        assert_eq!(r.hart.csr(Csr::Vscause), cause::LOAD_PAGE, "bits {bits:#x}: the guest's own fault");
+        assert_eq!(r.shadow_leaf(VA), None, "bits {bits:#x}: no shadow leaf");
+        assert_eq!(r.shadow().stats().injected, 1);
+    }
+}
+
+/// Guest ASIDs: the guest's ASID is kept in its virtual `satp` (16 bits,
+/// as the hart's) and carried into the real `vsatp`, one shadow root
+/// serves the same tables under two ASIDs, and a fence by ASID reaches
+/// the hart with that ASID.
+#[test]
+fn the_guests_asid_reaches_vsatp_and_its_fences() {
+    let mut r = rig(false);
+    let csrrw = u64::from(encode(Op::CSRRW, 0, 5, 0, i64::from(strata_arch::csr::addr::SATP)));
+    let with_asid = |asid: u64| satp::SV39 << satp::MODE_SHIFT | asid << satp::ASID_SHIFT | ROOT >> 12;
+    r.hart.set_gpr(5, with_asid(0xffff));
+    r.trap(cause::VIRTUAL_INSN, csrrw);
+    assert_eq!(r.shadow().guest_satp(0), with_asid(0xffff), "all 16 ASID bits are kept");
+    let v1 = r.hart.csr(Csr::Vsatp);
+    assert_eq!((v1 & satp::ASID_MASK) >> satp::ASID_SHIFT, 0xffff, "the real vsatp carries the ASID");
+    r.hart.set_gpr(5, with_asid(5));
+    r.trap(cause::VIRTUAL_INSN, csrrw);
+    let v2 = r.hart.csr(Csr::Vsatp);
+    assert_eq!((v2 & satp::ASID_MASK) >> satp::ASID_SHIFT, 5);
+    assert_eq!(v1 & satp::PPN_MASK, v2 & satp::PPN_MASK, "the same tables share one shadow root");
+    // sfence.vma x6, x7 with x7 = 5: that address, that ASID.
+    r.hart.set_gpr(6, VA);
+    r.hart.set_gpr(7, 5);
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 6, 7, 0)));
+    assert_eq!(r.hart.vvma.last(), Some(&Some(VA)));
+    assert_eq!(r.hart.vvma_asid.last(), Some(&Some(5)));
+    // rs2 = x0: every address space.
+    r.trap(cause::VIRTUAL_INSN, u64::from(encode(Op::SFENCE_VMA, 0, 6, 0, 0)));
+    assert_eq!(r.hart.vvma_asid.last(), Some(&None));
+    // Bare clears the ASID with the rest.
+    r.hart.set_gpr(5, 0);
+    r.trap(cause::VIRTUAL_INSN, csrrw);
+    assert_eq!(r.shadow().guest_satp(0), 0);
+    assert_eq!(r.hart.csr(Csr::Vsatp) & satp::ASID_MASK, 0);
+}
+
+/// A hostile length (a device told to write far past RAM, or from below
+/// it) costs the DMA map only the VM's own pages, and logs what is
+/// watched among them.
+#[test]
+fn a_device_write_of_any_length_looks_at_the_vms_pages_only() {
+    let mut r = rig(false);
+    r.trap(cause::LOAD_PAGE, VA);
+    let dma = r.hyp.vms[VmIndex(0)].dma.clone().unwrap();
+    dma.wrote(0, u64::MAX);
+    assert_eq!(dma.logged(), 3, "the three watched table pages (root, L1, L0), once each");
+    dma.wrote(u64::MAX - 8, u64::MAX);
+    dma.wrote(RAM - 0x1000, 0x1000);
+    dma.wrote(L0, 0);
+    assert_eq!(dma.logged(), 3, "nothing in RAM, nothing logged");
+    dma.wrote(L0 + 0xff8, 16); // the last entry of L0 and the next page
+    assert_eq!(dma.logged(), 4);
+}

@@ -123,15 +123,53 @@ pub struct DeviceWiring {
 /// with its G-stage mappings by the hypervisor, and emptied when the VM is
 /// retired. Only an ordinary VM has one; a protected VM's memory is out of
 /// reach of host-side code.
+///
+/// It is also the boundary at which device writes meet shadow paging: the
+/// shadow pager marks the guest page-table pages it write-protects as
+/// *watched*, and whoever writes guest memory for a device tells the map
+/// ([`DmaMap::wrote`], after the bytes are in memory). A write that touches
+/// a watched page is logged; the hypervisor drains the log before the
+/// VM's vCPUs run again, on every intercepted fence and on every shadow
+/// fault, and drops the shadow entries made through the pages written
+/// (docs/hypervisor.md, "Device writes to page tables").
+///
+/// | per page | set by | meaning |
+/// |---|---|---|
+/// | machine address or unmapped | the hypervisor, as G-stage mappings change | where a device's access to the page goes |
+/// | watched | the shadow pager, when a walk first meets the page as a table; cleared when it is unprotected or the shadow tables are dropped | a device write to it is logged |
+///
+/// Invariant: a device write to a watched page is in the log, or the log
+/// has been drained since the write completed.
 pub struct DmaMap {
     pages: Vec<AtomicU64>,
+    watched: Vec<AtomicBool>,
+    /// Watched pages (gpa) written since the last drain.
+    log: Mutex<Vec<u64>>,
+    /// Whether `log` may be non-empty (read without the lock on the
+    /// hypervisor's fast path).
+    pending: AtomicBool,
+    /// Device writes that touched a watched page, ever.
+    logged: AtomicU64,
 }
 
 const UNMAPPED: u64 = u64::MAX;
 
+impl std::fmt::Debug for DmaMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmaMap").field("pages", &self.pages.len()).field("logged", &self.logged()).finish()
+    }
+}
+
 impl DmaMap {
     pub fn new(ram_size: u64) -> Self {
-        Self { pages: (0..ram_size / PAGE_SIZE).map(|_| AtomicU64::new(UNMAPPED)).collect() }
+        let n = ram_size / PAGE_SIZE;
+        Self {
+            pages: (0..n).map(|_| AtomicU64::new(UNMAPPED)).collect(),
+            watched: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            log: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            logged: AtomicU64::new(0),
+        }
     }
 
     fn index(&self, gpa: u64) -> Option<usize> {
@@ -157,6 +195,62 @@ impl DmaMap {
         for p in &self.pages {
             p.store(UNMAPPED, Ordering::Release);
         }
+    }
+
+    /// A device model wrote `len` bytes at `gpa` (call it after the bytes
+    /// are in memory, before the device tells the guest it is done): the
+    /// watched pages among them are logged for the hypervisor.
+    /// Only the pages of the VM's RAM are looked at, however long the range.
+    pub fn wrote(&self, gpa: u64, len: u64) {
+        let ram_end = layout::RAM_BASE + self.pages.len() as u64 * PAGE_SIZE;
+        let start = gpa.max(layout::RAM_BASE);
+        let end = gpa.saturating_add(len).min(ram_end);
+        if start >= end {
+            return;
+        }
+        let first = ((start - layout::RAM_BASE) / PAGE_SIZE) as usize;
+        let last = ((end - 1 - layout::RAM_BASE) / PAGE_SIZE) as usize;
+        for i in first..=last {
+            if self.watched[i].load(Ordering::Acquire) {
+                let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+                log.push(layout::RAM_BASE + i as u64 * PAGE_SIZE);
+                self.logged.fetch_add(1, Ordering::Relaxed);
+                self.pending.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Device writes that touched a watched page so far.
+    pub fn logged(&self) -> u64 {
+        self.logged.load(Ordering::Relaxed)
+    }
+
+    /// Starts (or stops) logging device writes to guest page `gpa`.
+    pub(crate) fn watch(&self, gpa: u64, on: bool) {
+        if let Some(i) = self.index(gpa) {
+            self.watched[i].store(on, Ordering::Release);
+        }
+    }
+
+    /// Stops logging device writes anywhere, and forgets the log.
+    pub(crate) fn unwatch_all(&self) {
+        for w in &self.watched {
+            w.store(false, Ordering::Release);
+        }
+        let _ = self.drain();
+    }
+
+    /// The watched pages written since the last drain (each once, sorted).
+    pub(crate) fn drain(&self) -> Vec<u64> {
+        if !self.pending.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        self.pending.store(false, Ordering::Release);
+        let mut pages = std::mem::take(&mut *log);
+        pages.sort_unstable();
+        pages.dedup();
+        pages
     }
 }
 
@@ -336,6 +430,7 @@ impl Vm {
             let model = (d.build)(wiring).map_err(|e| format!("VM {name}: {}: {e}", d.name))?;
             bus.add(d.base, d.size, d.name, model).map_err(|e| format!("VM {name}: {e}"))?;
         }
+        let shadow = (paging == Paging::Shadow).then(|| crate::shadow::ShadowVm::new(id, n as usize, dma.clone()));
         Ok(Vm {
             name,
             id,
@@ -355,7 +450,7 @@ impl Vm {
             retired: false,
             retire_error: None,
             stats: VmStats::default(),
-            shadow: (paging == Paging::Shadow).then(|| crate::shadow::ShadowVm::new(id, n as usize)),
+            shadow,
             measurement,
         })
     }

@@ -13,10 +13,14 @@
 //! | TLB miss, no shadow entry ([`Action::Fault`]) | shadow fault | the hypervisor reads the guest's entry and the G-stage leaf, noting the generation… |
 //! | … ([`Action::Install`]) | hypervisor | …and installs the composed entry only if the generation is unchanged; otherwise it retries |
 //! | guest `SFENCE.VMA` | trap (`hstatus.VTVM`) | the vCPU's TLB entries for the address go |
+//! | a device writes the guest's entry (virtio DMA into a table page, [`Action::DeviceWrite`]) | nobody: no trap | the write is logged (the VM's DMA map logs writes to pages the hypervisor watches as tables) |
+//! | the log is drained ([`Action::Drain`]) | hypervisor: whenever it likes (before a vCPU runs), and always at a fence and a shadow fault | the shadow entries made through a logged page go and the generation is bumped |
 //! | a page leaves the VM | hypervisor | the G-stage leaf goes, every shadow entry that reached the page goes (the shadow reverse map), every vCPU's TLB entries for it go (the shootdown of [`crate::inval`]), and the generation is bumped |
 //!
 //! **Invariant "shadow exact"**: a shadow entry is always what the guest's
-//! current entry and the current G-stage give together.
+//! current entry and the current G-stage give together — unless a device
+//! write is logged and not yet drained (a device's write is seen late, but
+//! before the guest's next fence, which the TLB invariant checks).
 //! **Invariant "TLB within what the guest allowed"**: a vCPU's TLB entry
 //! reaches a page the VM still has, through a value the guest's entry held
 //! at some point since that vCPU's last fence (RISC-V lets a hart use a
@@ -24,7 +28,8 @@
 //!
 //! Configuration: one guest-virtual page, two guest-physical pages (each
 //! backed by its own machine page), two vCPUs, at most [`MAX_WRITES`] guest
-//! page-table writes and one page leaving the VM.
+//! page-table writes, [`MAX_DEVICE_WRITES`] device writes and one page
+//! leaving the VM.
 
 use std::collections::BTreeSet;
 
@@ -32,6 +37,8 @@ use stateright::{Model, Property};
 
 /// Guest page-table writes per run.
 pub const MAX_WRITES: u8 = 4;
+/// Device writes to the guest's table page per run.
+pub const MAX_DEVICE_WRITES: u8 = 2;
 const VCPUS: usize = 2;
 const GPAS: u8 = 2;
 
@@ -50,6 +57,13 @@ pub enum Mutation {
     /// A page leaving the VM is removed from the G-stage and the TLBs but not
     /// from the shadow tables.
     NoReverseMap,
+    /// Device writes to table pages are not logged (the hole before the
+    /// DMA map's log).
+    NoDeviceLog,
+    /// The intercepted fence does not drain the log first.
+    NoDrainAtFence,
+    /// Draining the log does not bump the generation.
+    NoDrainGeneration,
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +94,9 @@ pub struct State {
     pub generation: u8,
     pub vcpus: [Vcpu; VCPUS],
     pub writes: u8,
+    pub device_writes: u8,
+    /// A device write to the table page is logged and not yet drained.
+    pub logged: bool,
     /// Ghost: pages that left the VM.
     pub gone: BTreeSet<Page>,
 }
@@ -110,11 +127,31 @@ pub enum Action {
     Leave {
         gpa: u8,
     },
+    /// A device writes the guest entry (no trap).
+    DeviceWrite {
+        value: Option<u8>,
+    },
+    /// The hypervisor drains the log of device writes.
+    Drain,
 }
 
 impl State {
     fn compose(&self, pte: Option<u8>) -> Option<Page> {
         self.gstage[usize::from(pte?)]
+    }
+}
+
+impl Shadow {
+    /// Drains the log: the shadow entries made through the logged table
+    /// page go, and the generation moves.
+    fn drain(&self, s: &mut State) {
+        if s.logged {
+            s.logged = false;
+            s.shadow = None;
+            if self.mutation != Mutation::NoDrainGeneration {
+                s.generation += 1;
+            }
+        }
     }
 }
 
@@ -131,6 +168,8 @@ impl Model for Shadow {
             generation: 0,
             vcpus: [vcpu.clone(), vcpu],
             writes: 0,
+            device_writes: 0,
+            logged: false,
             gone: BTreeSet::new(),
         }]
     }
@@ -162,6 +201,16 @@ impl Model for Shadow {
                 out.push(Action::Leave { gpa });
             }
         }
+        if s.device_writes < MAX_DEVICE_WRITES {
+            for value in [None, Some(0), Some(1)] {
+                if value != s.guest_pte {
+                    out.push(Action::DeviceWrite { value });
+                }
+            }
+        }
+        if s.logged {
+            out.push(Action::Drain);
+        }
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
@@ -180,6 +229,7 @@ impl Model for Shadow {
             }
             Action::Refill { vcpu } => s.vcpus[vcpu].tlb = Some(s.shadow?),
             Action::Fault { vcpu } => {
+                self.drain(&mut s);
                 let page = s.compose(s.guest_pte)?;
                 s.vcpus[vcpu].fault = Some((page, s.generation));
             }
@@ -191,6 +241,9 @@ impl Model for Shadow {
                 }
             }
             Action::Fence { vcpu } => {
+                if self.mutation != Mutation::NoDrainAtFence {
+                    self.drain(&mut s);
+                }
                 let current = s.guest_pte;
                 let v = &mut s.vcpus[vcpu];
                 if self.mutation != Mutation::FenceIgnored {
@@ -211,13 +264,26 @@ impl Model for Shadow {
                 }
                 s.generation += 1;
             }
+            Action::DeviceWrite { value } => {
+                s.guest_pte = value;
+                s.device_writes += 1;
+                for v in &mut s.vcpus {
+                    v.allowed.insert(value);
+                }
+                if self.mutation != Mutation::NoDeviceLog {
+                    s.logged = true;
+                }
+            }
+            Action::Drain => self.drain(&mut s),
         }
         Some(s)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
-            Property::always("shadow exact", |_, s: &State| s.shadow.is_none() || s.shadow == s.compose(s.guest_pte)),
+            Property::always("shadow exact", |_, s: &State| {
+                s.logged || s.shadow.is_none() || s.shadow == s.compose(s.guest_pte)
+            }),
             Property::always("TLB within what the guest allowed", |_, s: &State| {
                 s.vcpus.iter().all(|v| match v.tlb {
                     None => true,
@@ -229,6 +295,9 @@ impl Model for Shadow {
             }),
             Property::sometimes("a vCPU uses a translation the guest has changed", |_, s: &State| {
                 s.vcpus.iter().any(|v| v.tlb.is_some() && s.compose(s.guest_pte) != v.tlb)
+            }),
+            Property::sometimes("a stale shadow entry awaits the drain of a device write", |_, s: &State| {
+                s.logged && s.shadow.is_some() && s.shadow != s.compose(s.guest_pte)
             }),
         ]
     }
@@ -254,6 +323,9 @@ mod tests {
                 (Mutation::NoGenerationCheck, "shadow exact"),
                 (Mutation::FenceIgnored, "TLB within what the guest allowed"),
                 (Mutation::NoReverseMap, "shadow exact"),
+                (Mutation::NoDeviceLog, "shadow exact"),
+                (Mutation::NoDrainAtFence, "TLB within what the guest allowed"),
+                (Mutation::NoDrainGeneration, "shadow exact"),
             ]
             .map(|(mutation, property)| (Shadow { mutation }, property)),
         );

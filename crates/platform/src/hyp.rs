@@ -210,11 +210,19 @@ impl GuestMemory for VmMemory {
     }
     fn write_bytes(&self, addr: u64, src: &[u8]) -> Result<(), OutOfRange> {
         let ram = &self.ram;
-        self.pieces(addr, src.len() as u64, |pa, at, n| ram.write_bytes(pa, &src[at..at + n]))
+        let r = self.pieces(addr, src.len() as u64, |pa, at, n| ram.write_bytes(pa, &src[at..at + n]));
+        // Told to the DMA map once it is in memory (even a failed write
+        // may have written part): a write into a page the shadow pager
+        // watches as a guest page table is logged for the hypervisor
+        // (`DmaMap::wrote`, which looks at the VM's RAM pages only).
+        self.map.wrote(addr, src.len() as u64);
+        r
     }
     fn zero(&self, addr: u64, len: u64) -> Result<(), OutOfRange> {
         let ram = &self.ram;
-        self.pieces(addr, len, |pa, _, n| ram.zero(pa, n as u64))
+        let r = self.pieces(addr, len, |pa, _, n| ram.zero(pa, n as u64));
+        self.map.wrote(addr, len);
+        r
     }
 }
 
@@ -562,7 +570,8 @@ impl Workload for Hypervised {
                 let _ = writeln!(
                     s,
                     "vm {} paging shadow: shadow faults {} page-table writes emulated {} resyncs {} fences intercepted {} \
-                     guest faults injected {} satp accesses {} installs retried {} tables unprotected {}",
+                     guest faults injected {} satp accesses {} installs retried {} tables unprotected {} \
+                     tables written by devices {} leaves dropped for them {}",
                     vm.name(),
                     sh.faults,
                     sh.pt_writes,
@@ -571,7 +580,9 @@ impl Workload for Hypervised {
                     sh.injected,
                     sh.satp,
                     sh.retries,
-                    sh.unprotected
+                    sh.unprotected,
+                    sh.dma_tables,
+                    sh.dma_leaves
                 );
             }
         }
