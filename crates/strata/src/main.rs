@@ -261,6 +261,13 @@ struct RunArgs {
     paging: Option<String>,
     #[arg(long)]
     serial_log: Option<PathBuf>,
+    /// Where real-time VMs' vCPUs run (docs/realtime.md): share (time-sliced
+    /// with other VMs' vCPUs), migrate (other VMs use the real-time harts
+    /// while the real-time VM waits, and are moved off when it has work)
+    /// or dedicated (harts of their own). Also `placement = "..."` in the
+    /// --config file; the flag wins. Default share.
+    #[arg(long, value_name = "POLICY")]
+    placement: Option<String>,
     /// Print hypervisor, translation and speed counters at the end.
     #[arg(long)]
     stats: bool,
@@ -293,6 +300,8 @@ struct RunArgs {
 struct RunFile {
     harts: Option<u32>,
     invalidation: Option<String>,
+    /// share, migrate or dedicated, as `--placement`.
+    placement: Option<String>,
     #[serde(rename = "vm")]
     vms: Vec<VmFile>,
 }
@@ -308,6 +317,10 @@ struct VmFile {
     cmdline: Option<String>,
     #[serde(default)]
     protected: bool,
+    /// A real-time VM (docs/realtime.md), on the physical harts in `harts`.
+    #[serde(default)]
+    realtime: bool,
+    harts: Option<Vec<u32>>,
     /// nested (default) or shadow, as `--paging`.
     paging: Option<String>,
     serial_log: Option<PathBuf>,
@@ -343,6 +356,9 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     let extensions = extensions(a.cpu.as_deref())?;
     let mut policy = a.invalidation;
     let mut harts = a.harts;
+    let mut placement = a.placement.clone();
+    // Real-time VMs (by name) and the harts each may use.
+    let mut realtime: Vec<(String, Vec<usize>)> = Vec::new();
     let vms = match &a.config {
         Some(path) => {
             if a.virtio.count() > 0 {
@@ -367,6 +383,15 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
                 policy = p.parse().map_err(CliError::Invalidation)?;
             }
             harts = harts.or(f.harts);
+            placement = placement.or(f.placement);
+            for v in &f.vms {
+                match (v.realtime, &v.harts) {
+                    (true, Some(h)) => realtime.push((v.name.clone(), h.iter().map(|&h| h as usize).collect())),
+                    (true, None) => return Err(CliError::RealtimeWithoutHarts(v.name.clone())),
+                    (false, Some(_)) => return Err(CliError::HartsWithoutRealtime(v.name.clone())),
+                    (false, None) => {}
+                }
+            }
             let dir = path.parent().map(PathBuf::from).unwrap_or_default();
             let rel = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
             f.vms
@@ -480,7 +505,12 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     let one = clock != ClockMode::Host || api_sock || shadow.is_some();
     let threads = a.threads.map_or(if one { 1 } else { cfg.harts.unwrap_or(u32::MAX) }, |t| t) as usize;
     strata_platform::runner::check_threads(threads, clock)?;
+    let placement: strata_hypervisor::Placement = match placement.as_deref() {
+        Some(p) => p.parse().map_err(CliError::Placement)?,
+        None => strata_hypervisor::Placement::Share,
+    };
     let mut m = HypMachine::with_spare_memory(&cfg, spare)?;
+    m.configure_placement(placement, &realtime)?;
     // Default: one thread per physical hart (the machine's count).
     let threads = if a.threads.is_none() && !one { m.harts.len() } else { threads };
     m.set_threads(threads)?;
