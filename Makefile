@@ -23,6 +23,8 @@
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
 #   make hyp-test     strata run: VMs under Strata's hypervisor (tests/hyp)
+#   make rt-test      a real-time guest beside Linux: --placement share, migrate,
+#                     dedicated; migration stress; bad placements (tests/rt)
 #   make gdb-test     the gdb stub with gdb-multiarch against the Debian kernel (tests/gdb)
 #   make rootfs       Debian trixie + systemd ext4 image, cached in /var/cache/strata
 #                     (scripts/build-rootfs.sh; minutes the first time, then instant)
@@ -55,7 +57,7 @@ export STRATA_BIN
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
         boot-test-qemu boot-test-newer iommu-test boot-test-max guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test \
         bench qemu-demo \
-        rootfs systemd-test systemd-test-qemu smp-test loom models \
+        rootfs systemd-test systemd-test-qemu smp-test rt-test loom models \
         clean distclean
 
 all: build
@@ -117,6 +119,7 @@ test: check setup build
 	$(MAKE) --no-print-directory gdb-test
 	tests/hyp/run-test.sh --paging shadow
 	$(MAKE) --no-print-directory smp-test
+	$(MAKE) --no-print-directory rt-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
 	$(MAKE) --no-print-directory snapshot-test
@@ -176,6 +179,11 @@ kvm-nested-qemu: setup
 # Parallel harts: litmus tests on 2-8 harts and Debian on 1, 2, 4, 8.
 smp-test: setup build
 	tests/smp/smp-test.sh
+
+# Issue 22: the real-time guest beside Linux under each placement, a
+# migration stress run, bad placements refused (tests/rt; docs/realtime.md).
+rt-test: setup build
+	tests/rt/rt-test.sh
 
 # The hypervisor's cross-hart shootdown protocol, model-checked with loom
 # (every interleaving up to three preemptions; its own target directory).
