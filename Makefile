@@ -16,7 +16,8 @@
 #   make boot-test-max    the boot test with --cpu max (/proc/cpuinfo lists its extensions)
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM, several VMs
-#                     sharing harts, the control API's cost (scripts/bench-*.sh)
+#                     sharing harts, the control API's cost, a real-time guest's
+#                     latency beside Linux per placement (scripts/bench-*.sh)
 #   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make disk-test    tests/disks: image locks, clobbered paths, a full host disk (root)
 #   make conformance  tests/conformance/run.sh
@@ -261,6 +262,7 @@ bench: setup build
 	scripts/bench-kvm.sh
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
+	scripts/bench-rt.sh
 	scripts/bench-stream.sh
 	scripts/bench-api.sh
 	scripts/bench-snapshot.sh

@@ -5,7 +5,7 @@
 //! queues ([`crate::sched`], "Real-time vCPUs and placement"), and this
 //! module checks a configuration ([`Hypervisor::configure_placement`]) and
 //! carries out `migrate`'s two moves on a real-time hart, at the start of
-//! every pick of that hart ([`Hypervisor::rt_moves`]):
+//! every pick of that hart (`Hypervisor::rt_moves`):
 //!
 //! | the real-time hart | move | cost |
 //! |---|---|---|
@@ -46,7 +46,9 @@ pub enum PlacementError {
         "--placement dedicated: VM {vm} has {vcpus} real-time vCPUs but {harts} harts of its own; each real-time vCPU needs a hart"
     )]
     TooFewHarts { vm: String, vcpus: usize, harts: usize },
-    #[error("--placement dedicated: VMs {a} and {b} both name hart {hart}; real-time VMs cannot share a dedicated hart")]
+    #[error(
+        "--placement dedicated: VMs {a} and {b} both name hart {hart}; real-time VMs cannot share a dedicated hart"
+    )]
     Overlap { a: String, b: String, hart: usize },
     #[error(
         "--placement {placement}: the real-time VMs take all {harts} harts and leave none for the other VMs; give more harts or fewer real-time ones"

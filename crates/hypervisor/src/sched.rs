@@ -325,8 +325,7 @@ impl Scheduler {
             self.harts[h].rt = true;
             self.harts[h].members.push(v);
         }
-        let others: Vec<VcpuIndex> =
-            self.vcpus.iter().filter(|(_, e)| !e.gone && !e.rt).map(|(v, _)| v).collect();
+        let others: Vec<VcpuIndex> = self.vcpus.iter().filter(|(_, e)| !e.gone && !e.rt).map(|(v, _)| v).collect();
         for v in others {
             let h = self
                 .harts

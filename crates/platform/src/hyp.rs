@@ -428,7 +428,10 @@ pub type HypMachine = Runner<Hypervised>;
 
 /// The harts as the hypervisor drives them, each with `time` as its timer.
 fn hart_ops<'a>(harts: &'a mut [Hart], time: &Arc<Timebase>) -> Vec<HypHart<'a>> {
-    harts.iter_mut().map(|hart| HypHart { hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE, paused: false }).collect()
+    harts
+        .iter_mut()
+        .map(|hart| HypHart { hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE, paused: false })
+        .collect()
 }
 
 impl Hypervised {
@@ -970,7 +973,8 @@ impl Runner<Hypervised> {
                 hart.set_perf_map_vmids(Some(named.clone()));
                 hart.set_hypervisor_mode();
                 hart.enable_tlb_reverse_index();
-                let mut ops = HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE, paused: false };
+                let mut ops =
+                    HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE, paused: false };
                 Hypervisor::init_hart(&mut ops);
                 hart
             })
