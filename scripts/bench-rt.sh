@@ -20,7 +20,7 @@
 #
 # Env: REPS (3), ITERS (150000), WARMUP_MS (30000), DURATION_MS (6000),
 #      PERIOD_US (1000), POLICIES ("dedicated share migrate"),
-#      RUN_TIMEOUT (900), STRATA_BIN, CC_RISCV
+#      RUN_TIMEOUT (900), STRATA_BIN, CC_RISCV, BENCH_OUT (build/bench)
 # Output: build/bench/rt.txt (the table), build/bench/rt-<row>-<rep>.log
 # Exit status: 1 if a run failed (a VM did not power off, a check failed).
 set -euo pipefail
@@ -36,7 +36,7 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 STRATA_BIN=${STRATA_BIN:-$ROOT/target/release/strata}
 CC=${CC_RISCV:-riscv64-unknown-elf-gcc}
 GUEST="$ROOT/build/guest"
-OUT="$ROOT/build/bench"
+OUT=${BENCH_OUT:-$ROOT/build/bench}
 
 die() { echo "bench-rt: ERROR: $*" >&2; exit 1; }
 [ -x "$STRATA_BIN" ] || die "strata binary $STRATA_BIN not found: run 'make build' first"
