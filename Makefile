@@ -16,13 +16,16 @@
 #   make boot-test-max    the boot test with --cpu max (/proc/cpuinfo lists its extensions)
 #   make bench        benchmarks against QEMU: boot (machine and hypervisor),
 #                     virtio-blk, invalidation policies, Linux KVM, several VMs
-#                     sharing harts, the control API's cost (scripts/bench-*.sh)
+#                     sharing harts, the control API's cost, a real-time guest's
+#                     latency beside Linux per placement (scripts/bench-*.sh)
 #   make virtio-test  tests/virtio on Strata (all virtio devices, one boot; root)
 #   make disk-test    tests/disks: image locks, clobbered paths, a full host disk (root)
 #   make conformance  tests/conformance/run.sh
 #   make kvm-test     Linux KVM test on Strata (tests/kvm); kvm-test-qemu: on QEMU
 #   make kvm-nested   nested Linux guest under KVM on Strata; kvm-nested-qemu: on QEMU
 #   make hyp-test     strata run: VMs under Strata's hypervisor (tests/hyp)
+#   make rt-test      a real-time guest beside Linux: --placement share, migrate,
+#                     dedicated; migration stress; bad placements (tests/rt)
 #   make gdb-test     the gdb stub with gdb-multiarch against the Debian kernel (tests/gdb)
 #   make rootfs       Debian trixie + systemd ext4 image, cached in /var/cache/strata
 #                     (scripts/build-rootfs.sh; minutes the first time, then instant)
@@ -57,7 +60,7 @@ export STRATA_BIN
 .PHONY: all check setup setup-host guest initramfs build demo test cargo-test boot-test \
         boot-test-qemu boot-test-newer iommu-test boot-test-max guest-newer conformance kvm-test kvm-test-qemu kvm-nested kvm-nested-qemu hyp-test hyp-shadow-test \
         bench qemu-demo \
-        rootfs systemd-test systemd-test-qemu smp-test loom models \
+        rootfs systemd-test systemd-test-qemu smp-test rt-test loom models \
         clean distclean
 
 all: build
@@ -119,6 +122,7 @@ test: check setup build
 	$(MAKE) --no-print-directory gdb-test
 	tests/hyp/run-test.sh --paging shadow
 	$(MAKE) --no-print-directory smp-test
+	$(MAKE) --no-print-directory rt-test
 	$(MAKE) --no-print-directory loom
 	$(MAKE) --no-print-directory stream-test
 	$(MAKE) --no-print-directory snapshot-test
@@ -179,6 +183,11 @@ kvm-nested-qemu: setup
 # Parallel harts: litmus tests on 2-8 harts and Debian on 1, 2, 4, 8.
 smp-test: setup build
 	tests/smp/smp-test.sh
+
+# Issue 22: the real-time guest beside Linux under each placement, a
+# migration stress run, bad placements refused (tests/rt; docs/realtime.md).
+rt-test: setup build
+	tests/rt/rt-test.sh
 
 # The hypervisor's cross-hart shootdown protocol, model-checked with loom
 # (every interleaving up to three preemptions; its own target directory).
@@ -260,6 +269,7 @@ bench: setup build
 	scripts/bench-kvm.sh
 	scripts/bench-multivm.sh
 	scripts/bench-smp.sh
+	scripts/bench-rt.sh
 	scripts/bench-stream.sh
 	scripts/bench-api.sh
 	scripts/bench-snapshot.sh

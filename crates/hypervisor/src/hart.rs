@@ -141,4 +141,12 @@ pub trait HartOps {
     fn local(&self) -> bool {
         true
     }
+
+    /// The last [`run_guest`](Self::run_guest) ended at a PAUSE (Zihintpause,
+    /// the spin-wait hint in every Linux spin loop): the guest waits for
+    /// another of its vCPUs, which may be waiting for this hart (the
+    /// scheduler then lets it run: pause-loop exiting).
+    fn run_paused(&self) -> bool {
+        false
+    }
 }

@@ -10,6 +10,7 @@
 //! | module | concern | handler |
 //! |---|---|---|
 //! | [`sched`] | which vCPU runs on which hart, for how long; fairness across VMs and harts | [`sched::Scheduler`] |
+//! | [`placement`] | real-time VMs: which harts they use, what else runs there (`share`, `migrate`, `dedicated`), `migrate`'s evictions and borrows | `Hypervisor::configure_placement`, `Hypervisor::rt_moves` |
 //! | [`sbi`] | SBI 2.0: BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN | [`sbi::serve`] |
 //! | [`mmio`] | emulating device accesses from the guest-page faults they raise | [`mmio::emulate`] |
 //! | [`inval`] | invalidating cached translations by physical address when a page changes hands | [`inval::Invalidator`] |
@@ -57,6 +58,7 @@ pub mod hart;
 pub mod ids;
 pub mod inval;
 pub mod mmio;
+pub mod placement;
 pub mod sbi;
 pub mod sched;
 pub mod shadow;
@@ -86,6 +88,7 @@ use ids::Table;
 pub use ids::{HartIndex, VcpuIndex, VmIndex};
 use inval::Invalidator;
 pub use inval::{InvalStats, Policy};
+pub use placement::{Placement, PlacementError};
 use sched::{Ready, Scheduler};
 pub use sched::{SchedParams, SchedStats};
 use vcpu::{hvip, scrub_hart, HsmState, Vcpu};
@@ -635,6 +638,14 @@ impl Hypervisor {
                 self.harts[h].residue = None;
             }
         }
+        if self.sched.placement() == Placement::Migrate && self.sched.is_rt_hart(h) {
+            let now = harts[h.0].time();
+            self.rt_moves(harts, h, now);
+            // The vCPU that was to go on may have been evicted.
+            if turn.cont.is_some_and(|c| self.sched.current(h) != Some(c)) {
+                turn.cont = None;
+            }
+        }
         let v = match turn.cont.take() {
             Some(v) => v,
             None => {
@@ -680,11 +691,25 @@ impl Hypervisor {
         let allowed = turn.allowed;
         turn.used += n;
         self.sched.charge(h, v, n);
+        if self.sched.is_rt_hart(h) && !self.sched.is_rt(v) {
+            let now = harts[h.0].time();
+            let (vms, vcpus) = (&self.vms, &self.vcpus);
+            if self.sched.queue(h).iter().any(|&r| self.sched.is_rt(r) && ready_now(vms, vcpus, r, now)) {
+                self.sched.note_rt_wait(h, n);
+            }
+        }
         self.vcpus[v].stats.slots += n;
         let next = match to {
             // The guest is still running: its quantum is over, or the
             // round's budget, or it gave the hart back early.
             None if n >= allowed && turn.used < turn.budget => Next::Requeue,
+            // A spin-wait: another vCPU of the queue gets the hart at the
+            // next pick (pause-loop exiting), and the turn ends, so the
+            // thread can give up its host CPU too.
+            None if harts[h.0].run_paused() => {
+                self.sched.spin_yield(h);
+                Next::Preempted
+            }
             None => Next::Preempted,
             Some(TrapTo::M) => {
                 self.vcpus[v].stats.exits += 1;
@@ -741,12 +766,16 @@ impl Hypervisor {
         // A shadow-paged guest's page faults are the hypervisor's first.
         harts[h.0].set_csr(Csr::Hedeleg, if shadow { HEDELEG & !paging::PAGE_FAULTS } else { HEDELEG });
         let stale = self.vcpus[v].last_hart != Some(h) || self.harts[h].last_ran.get(&vm) != Some(&v);
+        let t0 = self.vcpus[v].move_ns.is_some().then(std::time::Instant::now);
         self.vcpus[v].switch_in(&mut *harts[h.0], hgatp, h);
         if shadow {
             self.shadow_point(harts, h, v);
         }
         if stale {
             harts[h.0].hfence_gvma(None, Some(vmid));
+        }
+        if let Some(t0) = t0 {
+            self.moved_in(v, t0.elapsed().as_nanos() as u64);
         }
         let trace = &mut self.harts[h];
         trace.last_ran.insert(vm, v);

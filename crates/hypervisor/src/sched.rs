@@ -40,6 +40,18 @@
 //!   has not run it). At most one move per pass; the core takes the vCPUs
 //!   that move off their harts first.
 //!
+//! # Real-time vCPUs and placement (issue 22; docs/realtime.md)
+//!
+//! A vCPU of a real-time VM is *pinned*: it stays in the queue of one of
+//! its VM's harts (the *real-time harts*) and balancing never moves it.
+//! What else may run on a real-time hart is the [`Placement`]:
+//!
+//! | placement | other vCPUs on a real-time hart | pick on a real-time hart |
+//! |---|---|---|
+//! | `share` | placed there like anywhere else, time-sliced with it | as on any hart (virtual runtime, wake-up preemption) |
+//! | `dedicated` | never: placed on, and balanced among, the other harts | the real-time vCPU |
+//! | `migrate` | only *borrowed* while the real-time vCPUs there wait ([`Scheduler::borrow`]), and *evicted* back to the other harts the moment one of them is ready ([`Scheduler::evict`]) | a ready real-time vCPU first |
+//!
 //! # States (of a vCPU, as the scheduler sees it)
 //!
 //! | state | meaning | to |
@@ -58,6 +70,10 @@
 //! 3. Only a vCPU that is not current anywhere moves between queues.
 //! 4. `received` never decreases; `vruntime` only when the vCPU moves (it
 //!    is measured against its hart's other vCPUs).
+//! 5. A real-time vCPU is in the queue of one of its VM's harts; under
+//!    `dedicated`, no other vCPU is in a real-time hart's queue.
+
+use std::fmt;
 
 use crate::ids::{HartIndex, Table, VcpuIndex};
 
@@ -126,12 +142,69 @@ impl Rebalance {
 /// Counters of the scheduler's decisions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedStats {
-    /// vCPUs moved to another hart's queue.
+    /// vCPUs moved to another hart's queue (balancing, borrows, evictions).
     pub migrations: u64,
     /// Picks that changed a hart's current vCPU.
     pub switches: u64,
     /// Woken vCPUs that took the hart before the quantum ended.
     pub wakeup_preemptions: u64,
+    /// Picks that gave the hart to another vCPU because the current one
+    /// spun (PAUSE; pause-loop exiting).
+    pub spin_yields: u64,
+    /// `migrate`: vCPUs of other VMs taken onto an idle real-time hart.
+    pub rt_borrows: u64,
+    /// `migrate`: vCPUs of other VMs moved off a real-time hart because a
+    /// real-time vCPU there became ready (of them, `rt_preemptions` were
+    /// running on it and were preempted).
+    pub rt_evictions: u64,
+    pub rt_preemptions: u64,
+    /// Slots other VMs' vCPUs ran on real-time harts.
+    pub foreign_slots_on_rt: u64,
+    /// The most slots other VMs' vCPUs ran on a real-time hart while a
+    /// real-time vCPU in its queue was due (its timer or an interrupt
+    /// pending), before it ran: the real-time vCPU's wait, in guest work
+    /// rather than host time (the run that saw it due counts whole).
+    pub rt_wait_slots_max: u64,
+    /// Host time spent moving vCPUs (unloading on the old hart, the queue
+    /// change, loading on the new one with the `HFENCE.GVMA` of the VMID),
+    /// in nanoseconds, over `timed_moves` moves.
+    pub move_ns: u64,
+    pub timed_moves: u64,
+}
+
+/// Where real-time vCPUs run, and what else runs there (module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// Time-sliced with other VMs' vCPUs, as every vCPU is.
+    #[default]
+    Share,
+    /// Other VMs borrow the real-time harts while the real-time vCPUs
+    /// wait, and are moved off when one is ready.
+    Migrate,
+    /// Real-time vCPUs have their harts to themselves.
+    Dedicated,
+}
+
+impl std::str::FromStr for Placement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "share" => Ok(Placement::Share),
+            "migrate" => Ok(Placement::Migrate),
+            "dedicated" => Ok(Placement::Dedicated),
+            _ => Err(format!("unknown placement '{s}' (share, migrate or dedicated)")),
+        }
+    }
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Placement::Share => "share",
+            Placement::Migrate => "migrate",
+            Placement::Dedicated => "dedicated",
+        })
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -141,12 +214,18 @@ struct HartQueue {
     current: Option<VcpuIndex>,
     /// Slots the current vCPU has run in its quantum.
     ran: u64,
+    /// Slots other VMs ran here since a real-time vCPU became due.
+    rt_wait: u64,
     /// Where the next search starts, so equal `vruntime`s take turns.
     turn: usize,
     /// A vCPU to run next, if it is ready (directed yield).
     yield_to: Option<VcpuIndex>,
     /// Consecutive balancing passes with nothing ready.
     idle_passes: u32,
+    /// A real-time VM's vCPU is placed here.
+    rt: bool,
+    /// The current vCPU spun (PAUSE) at the end of its last run.
+    spun: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -157,6 +236,8 @@ struct Entity {
     /// Slots run (fairness across harts).
     received: u64,
     gone: bool,
+    /// A real-time vCPU: pinned to its hart, never balanced.
+    rt: bool,
 }
 
 pub struct Scheduler {
@@ -166,6 +247,7 @@ pub struct Scheduler {
     rounds: u64,
     stats: SchedStats,
     scratch: Vec<(VcpuIndex, bool, usize)>,
+    placement: Placement,
 }
 
 impl Scheduler {
@@ -177,6 +259,7 @@ impl Scheduler {
             rounds: 0,
             stats: SchedStats::default(),
             scratch: Vec::new(),
+            placement: Placement::Share,
         }
     }
 
@@ -202,9 +285,128 @@ impl Scheduler {
             .min_by_key(|(h, q)| (q.members.len(), *h))
             .map(|(h, _)| h)
             .expect("the hypervisor has at least one hart");
-        let v = self.vcpus.push(Entity { hart, vruntime: 0, received: 0, gone: false });
+        let v = self.vcpus.push(Entity { hart, vruntime: 0, received: 0, gone: false, rt: false });
         self.harts[hart].members.push(v);
         hart
+    }
+
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// Whether a real-time vCPU is placed on hart `h`.
+    pub fn is_rt_hart(&self, h: HartIndex) -> bool {
+        self.harts.get(h).is_some_and(|q| q.rt)
+    }
+
+    pub fn is_rt(&self, v: VcpuIndex) -> bool {
+        self.vcpus.get(v).is_some_and(|e| e.rt)
+    }
+
+    /// Places every vCPU again under `placement`: `rt` gives each
+    /// real-time vCPU its hart; every other vCPU goes to the least crowded
+    /// hart it may use (under `migrate` and `dedicated`, a hart no
+    /// real-time vCPU is on). No vCPU may be current anywhere (the caller
+    /// checks: this is done before the harts first run).
+    pub fn place(&mut self, placement: Placement, rt: &[(VcpuIndex, HartIndex)]) {
+        self.placement = placement;
+        for q in self.harts.values_mut() {
+            debug_assert!(q.current.is_none(), "placement while a vCPU runs");
+            q.members.clear();
+            q.yield_to = None;
+            q.rt = false;
+        }
+        for e in self.vcpus.values_mut() {
+            e.rt = false;
+        }
+        for &(v, h) in rt {
+            self.vcpus[v].rt = true;
+            self.vcpus[v].hart = h;
+            self.harts[h].rt = true;
+            self.harts[h].members.push(v);
+        }
+        let others: Vec<VcpuIndex> = self.vcpus.iter().filter(|(_, e)| !e.gone && !e.rt).map(|(v, _)| v).collect();
+        for v in others {
+            let h = self
+                .harts
+                .iter()
+                .filter(|(_, q)| placement == Placement::Share || !q.rt)
+                .min_by_key(|(h, q)| (q.members.len(), *h))
+                .map(|(h, _)| h)
+                .expect("the placement leaves other vCPUs a hart (checked by the caller)");
+            self.vcpus[v].hart = h;
+            self.harts[h].members.push(v);
+        }
+    }
+
+    /// Whether a vCPU of another VM may be balanced onto or off hart `h`.
+    fn open(&self, h: HartIndex) -> bool {
+        self.placement == Placement::Share || !self.harts[h].rt
+    }
+
+    /// `migrate`: a ready vCPU of another VM for the idle real-time hart
+    /// `h` to borrow: one waiting for its turn (current nowhere) in the
+    /// queue of another hart, the one that has received least. `ready`
+    /// must answer without changing anything.
+    pub fn borrowable(&self, h: HartIndex, ready: &dyn Fn(VcpuIndex) -> bool) -> Option<VcpuIndex> {
+        if self.placement != Placement::Migrate || !self.harts[h].rt {
+            return None;
+        }
+        self.harts
+            .iter()
+            .filter(|&(g, q)| g != h && !q.rt)
+            .flat_map(|(_, q)| q.members.iter().copied().filter(move |&v| Some(v) != q.current))
+            .filter(|&v| !self.vcpus[v].rt && ready(v))
+            .min_by_key(|&v| (self.vcpus[v].received, v))
+    }
+
+    /// `migrate`: moves `v` (current nowhere) to the real-time hart `h`,
+    /// which runs it at its next pick.
+    pub fn borrow(&mut self, v: VcpuIndex, h: HartIndex) {
+        self.migrate(v, h, true);
+        self.stats.rt_borrows += 1;
+    }
+
+    /// `migrate`: the vCPUs of other VMs in real-time hart `h`'s queue,
+    /// which must leave it because a real-time vCPU there is ready.
+    pub fn guests_of(&self, h: HartIndex) -> Vec<VcpuIndex> {
+        if self.placement != Placement::Migrate || !self.harts[h].rt {
+            return Vec::new();
+        }
+        self.harts[h].members.iter().copied().filter(|&v| !self.vcpus[v].rt).collect()
+    }
+
+    /// `migrate`: moves `v` (current nowhere any more) off its real-time
+    /// hart to the least crowded hart no real-time vCPU is on; `preempted`:
+    /// it was running there. Returns its new hart.
+    pub fn evict(&mut self, v: VcpuIndex, preempted: bool) -> HartIndex {
+        let to = self
+            .harts
+            .iter()
+            .filter(|(_, q)| !q.rt)
+            .min_by_key(|(h, q)| (q.members.len(), *h))
+            .map(|(h, _)| h)
+            .expect("migrate leaves other vCPUs a hart (checked when placed)");
+        self.migrate(v, to, false);
+        self.stats.rt_evictions += 1;
+        if preempted {
+            self.stats.rt_preemptions += 1;
+        }
+        to
+    }
+
+    /// `n` slots of the other VM's vCPU just run on real-time hart `h`
+    /// ran while a real-time vCPU there was due.
+    pub fn note_rt_wait(&mut self, h: HartIndex, n: u64) {
+        let q = &mut self.harts[h];
+        q.rt_wait = q.rt_wait.saturating_add(n);
+        self.stats.rt_wait_slots_max = self.stats.rt_wait_slots_max.max(q.rt_wait);
+    }
+
+    /// Adds the host time one move cost (`Hypervisor` measures it).
+    pub fn note_move_cost(&mut self, ns: u64) {
+        self.stats.move_ns = self.stats.move_ns.saturating_add(ns);
+        self.stats.timed_moves += 1;
     }
 
     /// Forgets `v` (its VM was retired). It must not be current.
@@ -249,7 +451,18 @@ impl Scheduler {
             q.ran = 0;
             self.stats.switches += 1;
         }
+        if v.is_some_and(|v| self.vcpus[v].rt) {
+            q.rt_wait = 0;
+        }
         q.current = v;
+    }
+
+    /// The current vCPU of `h` ended its run spinning on PAUSE: it waits
+    /// for another vCPU, perhaps one waiting for this hart, so the next
+    /// pick gives the hart to another ready vCPU of the queue if there is
+    /// one (what pause-loop exiting does in hardware hypervisors).
+    pub fn spin_yield(&mut self, h: HartIndex) {
+        self.harts[h].spun = true;
     }
 
     /// Slots the current vCPU of `h` may still run in its quantum (at
@@ -269,6 +482,9 @@ impl Scheduler {
         e.vruntime = e.vruntime.saturating_add(slots);
         e.received = e.received.saturating_add(slots);
         self.harts[h].ran = self.harts[h].ran.saturating_add(slots);
+        if self.harts[h].rt && !self.vcpus[v].rt {
+            self.stats.foreign_slots_on_rt = self.stats.foreign_slots_on_rt.saturating_add(slots);
+        }
     }
 
     /// `target` was sent an IPI while its state is on no hart: its hart
@@ -289,9 +505,9 @@ impl Scheduler {
     /// interrupt state up to date as it answers).
     pub fn pick(&mut self, h: HartIndex, ready: &mut dyn FnMut(VcpuIndex) -> Ready) -> Option<VcpuIndex> {
         let quantum = self.params.quantum;
-        let (cur, ran, turn, yield_to) = {
+        let (cur, ran, turn, yield_to, spun) = {
             let q = &mut self.harts[h];
-            (q.current, q.ran, q.turn, q.yield_to.take())
+            (q.current, q.ran, q.turn, q.yield_to.take(), std::mem::take(&mut q.spun))
         };
         let cur_ready = cur.filter(|&c| ready(c) != Ready::No);
         let n = self.harts[h].members.len();
@@ -327,7 +543,21 @@ impl Scheduler {
             }
         }
         let best = ready_list.iter().copied().min_by_key(|&(v, _, k)| (self.vcpus[v].vruntime, (k + n - turn) % n));
+        // On a real-time hart (migrate, dedicated), a ready real-time vCPU
+        // goes first, whatever its virtual runtime.
+        let rt_first = (self.placement != Placement::Share && self.harts[h].rt)
+            .then(|| {
+                cur_ready.filter(|&c| self.vcpus[c].rt).or_else(|| {
+                    ready_list
+                        .iter()
+                        .filter(|&&(v, ..)| self.vcpus[v].rt)
+                        .min_by_key(|&&(v, ..)| self.vcpus[v].vruntime)
+                        .map(|&(v, ..)| v)
+                })
+            })
+            .flatten();
         let chosen = match (cur_ready, best) {
+            _ if rt_first.is_some() => rt_first,
             (None, None) => None,
             (None, Some((b, _, _))) => Some(b),
             (Some(c), best) => {
@@ -339,6 +569,9 @@ impl Scheduler {
                 });
                 if let Some(y) = yielded {
                     Some(y)
+                } else if let (true, Some((b, ..))) = (spun, best) {
+                    self.stats.spin_yields += 1;
+                    Some(b)
                 } else {
                     match best {
                         None => Some(c),
@@ -395,14 +628,15 @@ impl Scheduler {
         let x = self
             .harts
             .iter()
-            .filter(|(h, _)| counts[h.0] >= 2)
+            .filter(|(h, _)| counts[h.0] >= 2 && self.open(*h))
             .flat_map(|(_, q)| q.members.iter().copied().filter(|&v| Some(v) != q.current && ready(v)))
+            .filter(|&v| !self.vcpus[v].rt)
             .min_by_key(|&v| (self.vcpus[v].received, v))?;
         // 1. An idle hart takes work.
         let idle = self
             .harts
             .iter()
-            .find(|(h, q)| counts[h.0] == 0 && q.idle_passes >= self.params.idle_passes)
+            .find(|(h, q)| counts[h.0] == 0 && q.idle_passes >= self.params.idle_passes && self.open(*h))
             .map(|(h, _)| h);
         if let Some(to) = idle {
             return Some(Rebalance::Move { v: x, to });
@@ -412,8 +646,9 @@ impl Scheduler {
         let y = self
             .harts
             .iter()
-            .filter(|(h, _)| counts[h.0] == 1)
+            .filter(|(h, _)| counts[h.0] == 1 && self.open(*h))
             .filter_map(|(_, q)| q.members.iter().copied().find(|&v| ready(v)))
+            .filter(|&v| !self.vcpus[v].rt)
             .max_by_key(|&v| (self.vcpus[v].received, std::cmp::Reverse(v)))?;
         (self.vcpus[y].received > self.vcpus[x].received.saturating_add(self.params.lag_limit))
             .then_some(Rebalance::Swap { behind: x, ahead: y })
@@ -466,6 +701,14 @@ impl Scheduler {
             }
         }
         for (h, q) in self.harts.iter() {
+            if let Some(&v) = q.members.iter().find(|&&v| self.vcpus[v].rt && !q.rt) {
+                return Err(format!("real-time {v} is on {h}, which is not marked real-time"));
+            }
+            if self.placement == Placement::Dedicated && q.rt {
+                if let Some(&v) = q.members.iter().find(|&&v| !self.vcpus[v].rt) {
+                    return Err(format!("{v} is on the dedicated real-time {h}"));
+                }
+            }
             if let Some(c) = q.current {
                 if !q.members.contains(&c) {
                     return Err(format!("{h} runs {c}, which is not in its queue"));

@@ -468,3 +468,113 @@ fn an_ended_vms_pages_are_scrubbed_and_freed_at_once() {
     r.rounds(10);
     assert!(r.slots(0) > 10 * BUDGET, "the other VM has both harts now");
 }
+
+// ---- real-time placement (issue 22; placement.rs) ---------------------------
+
+use crate::{HartIndex, Placement, PlacementError};
+
+/// Three one-vCPU VMs on two harts: vm0 real-time on hart 0, waking every
+/// 2000 ticks (SBI set_timer, then WFI), vm1 and vm2 always busy.
+fn rt_rig(placement: Placement) -> Rig {
+    let mut r = rig(2, vec![vm(1), vm(1), vm(1)]);
+    r.hyp.configure_placement(placement, &[(VmIndex(0), vec![HartIndex(0)])]).unwrap();
+    let mut steps = Vec::new();
+    for k in 1..=60u64 {
+        steps.push(sbi(eid::TIME, 0, &[k * 2000]));
+        steps.push(Step::Wfi { slots: 10, vsie: 1 << 5 });
+    }
+    r.script(0, steps);
+    r
+}
+
+/// The real-time guest's SBI calls and WFIs so far.
+fn rt_calls(r: &Rig) -> (u64, u64) {
+    let c = r.hyp.vcpus_of(VmIndex(0)).next().expect("vm0 has a vCPU").stats();
+    (c.sbi_calls, c.wfi)
+}
+
+#[test]
+fn migrate_lends_the_idle_rt_hart_and_takes_it_back_when_due() {
+    let mut r = rt_rig(Placement::Migrate);
+    r.rounds(400);
+    let s = r.hyp.sched_stats();
+    assert!(s.rt_borrows > 10, "the idle real-time hart was lent: {s:?}");
+    assert!(s.rt_evictions > 10 && s.rt_preemptions > 10, "and taken back when its vCPU was due: {s:?}");
+    assert!(s.foreign_slots_on_rt > 0, "{s:?}");
+    // The real-time vCPU never waits more than one guest run of another VM.
+    assert!(s.rt_wait_slots_max <= BUDGET, "{s:?}");
+    assert!(s.timed_moves > 0, "{s:?}");
+    // Every timer the real-time guest armed woke it: 60 set_timer replies.
+    assert_eq!(rt_calls(&r), (60, 60), "the real-time guest ran its whole script");
+    assert!(r.slots(1) > 0 && r.slots(2) > 0);
+}
+
+#[test]
+fn dedicated_keeps_other_vms_off_the_rt_hart() {
+    let mut r = rt_rig(Placement::Dedicated);
+    r.rounds(400);
+    let s = r.hyp.sched_stats();
+    assert_eq!((s.foreign_slots_on_rt, s.rt_borrows, s.rt_evictions), (0, 0, 0), "{s:?}");
+    assert_eq!(s.rt_wait_slots_max, 0, "{s:?}");
+    assert_eq!(rt_calls(&r), (60, 60));
+    assert!(r.slots(1) > 0 && r.slots(2) > 0, "both other VMs ran on hart 1");
+    assert_eq!(r.hyp.hart_of(crate::VcpuIndex(1)), Some(HartIndex(1)));
+    assert_eq!(r.hyp.hart_of(crate::VcpuIndex(2)), Some(HartIndex(1)));
+}
+
+#[test]
+fn share_time_slices_the_rt_hart() {
+    let mut r = rt_rig(Placement::Share);
+    r.rounds(400);
+    let s = r.hyp.sched_stats();
+    assert_eq!((s.rt_borrows, s.rt_evictions), (0, 0), "{s:?}");
+    assert!(s.foreign_slots_on_rt > 0, "another VM shares the real-time hart: {s:?}");
+    assert_eq!(rt_calls(&r), (60, 60));
+}
+
+#[test]
+fn placements_the_machine_cannot_honour_are_refused() {
+    let rt = |h: &[usize]| vec![(VmIndex(0), h.iter().map(|&h| HartIndex(h)).collect::<Vec<_>>())];
+    let mut r = rig(2, vec![vm(2), vm(1)]);
+    let e = r.hyp.configure_placement(Placement::Dedicated, &rt(&[0])).unwrap_err();
+    assert!(matches!(e, PlacementError::TooFewHarts { vcpus: 2, harts: 1, .. }), "{e}");
+    let e = r.hyp.configure_placement(Placement::Dedicated, &rt(&[0, 1])).unwrap_err();
+    assert!(matches!(e, PlacementError::NoHartForOthers { harts: 2, .. }), "{e}");
+    let e = r.hyp.configure_placement(Placement::Migrate, &rt(&[0, 1])).unwrap_err();
+    assert!(matches!(e, PlacementError::NoHartForOthers { .. }), "{e}");
+    let e = r.hyp.configure_placement(Placement::Share, &rt(&[2])).unwrap_err();
+    assert!(matches!(e, PlacementError::NoSuchHart { hart: 2, harts: 2, .. }), "{e}");
+    let e = r.hyp.configure_placement(Placement::Share, &rt(&[])).unwrap_err();
+    assert!(matches!(e, PlacementError::NoHarts { .. }), "{e}");
+    let e = r.hyp.configure_placement(Placement::Migrate, &[]).unwrap_err();
+    assert_eq!(e, PlacementError::NoRealtimeVm(Placement::Migrate));
+    // Two real-time VMs may not share a dedicated hart.
+    let mut r = rig(3, vec![vm(1), vm(1), vm(1)]);
+    let both = vec![(VmIndex(0), vec![HartIndex(0)]), (VmIndex(1), vec![HartIndex(0)])];
+    let e = r.hyp.configure_placement(Placement::Dedicated, &both).unwrap_err();
+    assert!(matches!(e, PlacementError::Overlap { hart: 0, .. }), "{e}");
+    // Share: time slicing allows it; the real-time vCPUs share hart 0.
+    r.hyp.configure_placement(Placement::Share, &both).unwrap();
+    r.hyp.check_memory().unwrap();
+}
+
+#[test]
+fn a_vcpu_spinning_on_pause_gives_its_hart_to_another() {
+    use crate::sched::{Ready, Scheduler};
+    let mut s = Scheduler::new(1, SchedParams::default());
+    let (a, b) = (crate::VcpuIndex(0), crate::VcpuIndex(1));
+    s.add();
+    s.add();
+    let h = HartIndex(0);
+    assert_eq!(s.pick(h, &mut |_| Ready::Yes), Some(a));
+    s.set_current(h, Some(a));
+    s.charge(h, a, 1000);
+    // Without a spin, a keeps its quantum.
+    assert_eq!(s.pick(h, &mut |_| Ready::Yes), Some(a));
+    s.spin_yield(h);
+    assert_eq!(s.pick(h, &mut |_| Ready::Yes), Some(b));
+    assert_eq!(s.stats().spin_yields, 1);
+    // A spin with nobody else ready keeps the spinner.
+    s.spin_yield(h);
+    assert_eq!(s.pick(h, &mut |v| if v == b { Ready::No } else { Ready::Yes }), Some(a));
+}

@@ -131,6 +131,9 @@ pub struct Vcpu {
     /// A balancing move waits for it to leave its hart (not ready until
     /// then).
     pub(crate) moving: bool,
+    /// A real-time move (`placement`) is under way: the host nanoseconds
+    /// it has cost so far, completed by the load on its new hart.
+    pub(crate) move_ns: Option<u64>,
 }
 
 impl Vcpu {
@@ -153,6 +156,7 @@ impl Vcpu {
             stats: VcpuStats::default(),
             shadow: false,
             moving: false,
+            move_ns: None,
         }
     }
 

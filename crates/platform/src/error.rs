@@ -69,6 +69,9 @@ pub enum Error {
     /// The hypervisor refused the configuration.
     #[error(transparent)]
     Hypervisor(#[from] strata_hypervisor::HypError),
+    /// A real-time placement the machine cannot honour (docs/realtime.md).
+    #[error(transparent)]
+    Placement(#[from] strata_hypervisor::PlacementError),
     /// Hart threads asked for with a clock that needs one thread.
     #[error("--threads {threads}: the {clock} clock moves with the instructions run, which only one thread keeps deterministic; use --clock host or --threads 1")]
     ThreadsNeedHostClock { threads: usize, clock: &'static str },

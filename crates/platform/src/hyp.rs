@@ -22,7 +22,7 @@ use strata_hypervisor::ownership::{self, MachineMemory};
 use strata_hypervisor::smp::{HypGuard, Smp};
 pub use strata_hypervisor::vm::Paging;
 use strata_hypervisor::vm::{layout, DeviceSpec, VmEnd, VmSpec};
-use strata_hypervisor::{HartIndex, Hypervisor, Policy, VmIndex};
+use strata_hypervisor::{HartIndex, Hypervisor, Placement, Policy, VmIndex};
 use strata_memory::GuestRam;
 
 use crate::boot::{self, BootConfig};
@@ -247,6 +247,8 @@ pub struct HypHart<'a> {
     hart: &'a mut Hart,
     bus: HypBus,
     ram_base: u64,
+    /// The last guest run ended at a PAUSE.
+    paused: bool,
 }
 
 impl HartOps for HypHart<'_> {
@@ -277,11 +279,16 @@ impl HartOps for HypHart<'_> {
         self.bus.mtime()
     }
     fn run_guest(&mut self, budget: u64) -> (u64, Option<TrapTo>) {
+        let pauses = self.hart.stats.pauses;
         let (used, to) = self.hart.run_guest(&mut self.bus, budget);
+        self.paused = self.hart.stats.pauses != pauses;
         (used, to.map(|t| if t == TrapTarget::M { TrapTo::M } else { TrapTo::Hs }))
     }
     fn preempt(&mut self) {
         self.hart.preempt_guest();
+    }
+    fn run_paused(&self) -> bool {
+        self.paused
     }
     fn read_guest_insn(&mut self, va: u64) -> Option<u32> {
         self.hart.hlvx_insn(&mut self.bus, va).ok()
@@ -341,7 +348,7 @@ impl HartHost for HypHost {
         let mut t = Turn::default();
         for hart in harts.iter_mut() {
             let me = HartIndex(hart.hartid as usize);
-            let mut ops = HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE };
+            let mut ops = HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE, paused: false };
             let end = self.smp.turn(me, &mut ops, CHUNK);
             t.busy |= end.ran;
             t.deadline = earliest(t.deadline, end.deadline);
@@ -356,7 +363,7 @@ impl HartHost for HypHost {
         self.threaded.store(on, Ordering::Relaxed);
         for hart in harts.iter_mut() {
             let me = HartIndex(hart.hartid as usize);
-            let mut ops = HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE };
+            let mut ops = HypHart { hart, bus: HypBus(self.time.clone()), ram_base: MACHINE_RAM_BASE, paused: false };
             self.smp.attach(me, &mut ops, on);
         }
     }
@@ -429,7 +436,10 @@ pub type HypMachine = Runner<Hypervised>;
 
 /// The harts as the hypervisor drives them, each with `time` as its timer.
 fn hart_ops<'a>(harts: &'a mut [Hart], time: &Arc<Timebase>) -> Vec<HypHart<'a>> {
-    harts.iter_mut().map(|hart| HypHart { hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE }).collect()
+    harts
+        .iter_mut()
+        .map(|hart| HypHart { hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE, paused: false })
+        .collect()
 }
 
 impl Hypervised {
@@ -601,6 +611,22 @@ impl Workload for Hypervised {
             "scheduler: {} switches, {} moves between harts, {} wake-up preemptions",
             sc.switches, sc.migrations, sc.wakeup_preemptions
         );
+        // Real-time placement (docs/realtime.md): migrate's borrows and
+        // evictions, and what a move cost in host time.
+        let _ = writeln!(
+            s,
+            "placement {}: {} borrows, {} evictions ({} preempted for real-time), {} slots of other VMs on real-time harts, \
+             at most {} while a real-time vCPU was due, move cost {} ns over {} moves, {} spin yields",
+            hyp.placement(),
+            sc.rt_borrows,
+            sc.rt_evictions,
+            sc.rt_preemptions,
+            sc.foreign_slots_on_rt,
+            sc.rt_wait_slots_max,
+            sc.move_ns.checked_div(sc.timed_moves).unwrap_or(0),
+            sc.timed_moves,
+            sc.spin_yields
+        );
         drop(hyp);
         // The threaded run (strata_hypervisor::smp): per hart, the
         // shootdown requests it posted and served, and the lock.
@@ -664,6 +690,15 @@ impl Workload for Hypervised {
             sched_switches: sc.switches,
             sched_migrations: sc.migrations,
             sched_wakeup_preemptions: sc.wakeup_preemptions,
+            placement: hyp.placement().to_string(),
+            rt_borrows: sc.rt_borrows,
+            rt_evictions: sc.rt_evictions,
+            rt_preemptions: sc.rt_preemptions,
+            rt_foreign_slots: sc.foreign_slots_on_rt,
+            rt_wait_slots_max: sc.rt_wait_slots_max,
+            spin_yields: sc.spin_yields,
+            move_ns_total: sc.move_ns,
+            moves_timed: sc.timed_moves,
             harts: self
                 .smp
                 .stats()
@@ -823,6 +858,19 @@ impl Workload for Hypervised {
 }
 
 impl Runner<Hypervised> {
+    /// Marks the VMs named in `rt` real-time, each with the harts it may
+    /// use, and places every vCPU under `placement` (docs/realtime.md).
+    /// Before [`run`](Runner::run).
+    pub fn configure_placement(&mut self, placement: Placement, rt: &[(String, Vec<usize>)]) -> Result<(), Error> {
+        let mut hyp = self.work.hyp();
+        let mut pins = Vec::new();
+        for (name, harts) in rt {
+            let (index, _) = hyp.vms().find(|(_, v)| v.name() == name).ok_or_else(|| Error::VmName(name.clone()))?;
+            pins.push((index, harts.iter().map(|&h| HartIndex(h)).collect()));
+        }
+        Ok(hyp.configure_placement(placement, &pins)?)
+    }
+
     /// Builds the machine for `cfg`: checks the limits, creates every VM
     /// with its images, devices and console, and prepares the harts.
     pub fn new(cfg: &RunConfig) -> Result<HypMachine, Error> {
@@ -940,7 +988,8 @@ impl Runner<Hypervised> {
                 hart.set_perf_map_vmids(Some(named.clone()));
                 hart.set_hypervisor_mode();
                 hart.enable_tlb_reverse_index();
-                let mut ops = HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE };
+                let mut ops =
+                    HypHart { hart: &mut hart, bus: HypBus(time.clone()), ram_base: MACHINE_RAM_BASE, paused: false };
                 Hypervisor::init_hart(&mut ops);
                 hart
             })

@@ -748,19 +748,28 @@ impl<W: Workload> Runner<W> {
             host_fds.clear();
         }
         let timeout = if timed { Some(timeout.map_or(VIRTIO_POLL, |t| t.min(VIRTIO_POLL))) } else { timeout };
-        let ms = timeout.map_or(-1, |d| d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32);
+        // ppoll, not poll: poll's timeout is in whole milliseconds, so a
+        // guest timer 100 µs away would wake the machine up to a
+        // millisecond late (a real-time guest's latency, docs/realtime.md).
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
         let mut fds = vec![libc::pollfd { fd: self.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
         fds.extend(host_fds.iter().map(|h| libc::pollfd {
             fd: h.fd,
             events: if h.write { libc::POLLOUT } else { libc::POLLIN },
             revents: 0,
         }));
+        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
         // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the
         // duration of the call; the descriptors belong to `self` and to the
         // virtio devices it owns, which stay open meanwhile (a descriptor
-        // closed under us would only make poll report POLLNVAL).
+        // closed under us would only make ppoll report POLLNVAL). `ts_ptr`
+        // is null or points at `ts`, alive across the call; a null signal
+        // mask leaves the thread's mask as it is.
         unsafe {
-            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+            libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ts_ptr, std::ptr::null());
         }
         self.virtio_woke = fds[1..].iter().any(|f| f.revents != 0);
         let mut buf = [0u8; 64];

@@ -44,6 +44,13 @@ pub enum CliError {
     PagingNotImplemented(&'static str),
     #[error("unknown paging mode '{0}' (nested or shadow)")]
     UnknownPaging(String),
+    /// A `--placement` / `placement = "…"` value the hypervisor does not know.
+    #[error("{0}")]
+    Placement(String),
+    #[error("VM {0}: realtime = true needs harts = [...], the physical harts it may use")]
+    RealtimeWithoutHarts(String),
+    #[error("VM {0}: harts = [...] is for real-time VMs (add realtime = true)")]
+    HartsWithoutRealtime(String),
     #[error("--config describes the VMs: give their virtio devices in the file (drives, rng, netdevs, vsock, virtio_console)")]
     ConfigWithDeviceFlags,
     #[error("--config describes the VMs: do not combine it with --kernel, --initrd, --append, -m, --smp, --protected, --name or --serial-log")]
@@ -108,6 +115,9 @@ impl CliError {
             | CliError::Invalidation(_)
             | CliError::PagingNotImplemented(_)
             | CliError::UnknownPaging(_)
+            | CliError::Placement(_)
+            | CliError::RealtimeWithoutHarts(_)
+            | CliError::HartsWithoutRealtime(_)
             | CliError::ConfigWithDeviceFlags
             | CliError::ConfigWithVmFlags
             | CliError::NoKernel

@@ -144,7 +144,7 @@ struct VerifyVmArgs {
 
 /// The measurement of the VM `a` names, from its files.
 fn vm_measurement(a: &VmMeasureArgs) -> Result<[u8; 32], CliError> {
-    let (vms, policy, harts) = run_vms(&a.run)?;
+    let RunVms { vms, policy, harts, .. } = run_vms(&a.run)?;
     let vm = match &a.vm {
         Some(n) => vms.iter().find(|v| &v.name == n).ok_or_else(|| CliError::NoSuchVm(n.clone()))?,
         None if vms.len() == 1 => &vms[0],
@@ -373,6 +373,13 @@ struct RunArgs {
     paging: Option<String>,
     #[arg(long)]
     serial_log: Option<PathBuf>,
+    /// Where real-time VMs' vCPUs run (docs/realtime.md): share (time-sliced
+    /// with other VMs' vCPUs), migrate (other VMs use the real-time harts
+    /// while the real-time VM waits, and are moved off when it has work)
+    /// or dedicated (harts of their own). Also `placement = "..."` in the
+    /// --config file; the flag wins. Default share.
+    #[arg(long, value_name = "POLICY")]
+    placement: Option<String>,
     /// Print hypervisor, translation and speed counters at the end.
     #[arg(long)]
     stats: bool,
@@ -410,6 +417,8 @@ struct RunArgs {
 struct RunFile {
     harts: Option<u32>,
     invalidation: Option<String>,
+    /// share, migrate or dedicated, as `--placement`.
+    placement: Option<String>,
     #[serde(rename = "vm")]
     vms: Vec<VmFile>,
 }
@@ -425,6 +434,10 @@ struct VmFile {
     cmdline: Option<String>,
     #[serde(default)]
     protected: bool,
+    /// A real-time VM (docs/realtime.md), on the physical harts in `harts`.
+    #[serde(default)]
+    realtime: bool,
+    harts: Option<Vec<u32>>,
     /// nested (default) or shadow, as `--paging`.
     paging: Option<String>,
     serial_log: Option<PathBuf>,
@@ -455,14 +468,25 @@ fn paging(mode: Option<&str>) -> Result<strata_platform::hyp::Paging, CliError> 
     }
 }
 
-/// The VMs, invalidation policy and hart count `strata run`'s flags (or
-/// its --config file) describe.
-fn run_vms(
-    a: &RunArgs,
-) -> Result<(Vec<strata_platform::hyp::VmConfig>, strata_hypervisor::Policy, Option<u32>), CliError> {
+/// What `strata run`'s flags (or its --config file) describe.
+struct RunVms {
+    vms: Vec<strata_platform::hyp::VmConfig>,
+    policy: strata_hypervisor::Policy,
+    harts: Option<u32>,
+    placement: Option<String>,
+    /// Real-time VMs (by name) and the harts each may use.
+    realtime: Vec<(String, Vec<usize>)>,
+}
+
+/// The VMs, invalidation policy, hart count and placement `strata run`'s
+/// flags (or its --config file) describe.
+fn run_vms(a: &RunArgs) -> Result<RunVms, CliError> {
     use strata_platform::hyp::VmConfig;
     let mut policy = a.invalidation;
     let mut harts = a.harts;
+    let mut placement = a.placement.clone();
+    // Real-time VMs (by name) and the harts each may use.
+    let mut realtime: Vec<(String, Vec<usize>)> = Vec::new();
     let vms = match &a.config {
         Some(path) => {
             if a.virtio.count() > 0 {
@@ -487,6 +511,15 @@ fn run_vms(
                 policy = p.parse().map_err(CliError::Invalidation)?;
             }
             harts = harts.or(f.harts);
+            placement = placement.or(f.placement);
+            for v in &f.vms {
+                match (v.realtime, &v.harts) {
+                    (true, Some(h)) => realtime.push((v.name.clone(), h.iter().map(|&h| h as usize).collect())),
+                    (true, None) => return Err(CliError::RealtimeWithoutHarts(v.name.clone())),
+                    (false, Some(_)) => return Err(CliError::HartsWithoutRealtime(v.name.clone())),
+                    (false, None) => {}
+                }
+            }
             let dir = path.parent().map(PathBuf::from).unwrap_or_default();
             let rel = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
             f.vms
@@ -567,13 +600,13 @@ fn run_vms(
             }]
         }
     };
-    Ok((vms, policy, harts))
+    Ok(RunVms { vms, policy, harts, placement, realtime })
 }
 
 fn run(a: RunArgs) -> Result<i32, CliError> {
     use strata_platform::hyp::{HypMachine, RunConfig};
     let extensions = extensions(a.cpu.as_deref())?;
-    let (vms, policy, harts) = run_vms(&a)?;
+    let RunVms { vms, policy, harts, placement, realtime } = run_vms(&a)?;
     if !a.monitor.is_empty() {
         return Err(match vms.iter().find(|v| v.protected) {
             Some(v) => CliError::MonitorProtected(v.name.clone()),
@@ -607,7 +640,12 @@ fn run(a: RunArgs) -> Result<i32, CliError> {
     let one = clock != ClockMode::Host || api_sock || shadow.is_some();
     let threads = a.threads.map_or(if one { 1 } else { cfg.harts.unwrap_or(u32::MAX) }, |t| t) as usize;
     strata_platform::runner::check_threads(threads, clock)?;
+    let placement: strata_hypervisor::Placement = match placement.as_deref() {
+        Some(p) => p.parse().map_err(CliError::Placement)?,
+        None => strata_hypervisor::Placement::Share,
+    };
     let mut m = HypMachine::with_spare_memory(&cfg, spare)?;
+    m.configure_placement(placement, &realtime)?;
     if let Some(path) = &a.attest_pubkey {
         let key = strata_hypervisor::attest::hex(&m.hyp().attest_public_key());
         write_public_file(path, &format!("{key}\n"))

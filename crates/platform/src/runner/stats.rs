@@ -134,6 +134,22 @@ pub struct HypSnapshot {
     pub sched_switches: u64,
     pub sched_migrations: u64,
     pub sched_wakeup_preemptions: u64,
+    /// Real-time placement (docs/realtime.md): the policy; `migrate`'s
+    /// borrows of real-time harts and evictions from them (of which
+    /// preempted a running vCPU); slots other VMs ran on real-time harts;
+    /// the host time real-time moves took, over how many.
+    pub placement: String,
+    pub rt_borrows: u64,
+    pub rt_evictions: u64,
+    pub rt_preemptions: u64,
+    pub rt_foreign_slots: u64,
+    /// The most slots other VMs ran on a real-time hart between a
+    /// real-time vCPU there becoming due and its running (one wait).
+    pub rt_wait_slots_max: u64,
+    /// Picks that gave a hart away from a vCPU spinning on PAUSE.
+    pub spin_yields: u64,
+    pub move_ns_total: u64,
+    pub moves_timed: u64,
     /// The threaded run's per-hart counters (empty on one thread).
     pub harts: Vec<HartSmpSnapshot>,
 }
@@ -353,6 +369,18 @@ impl StatsSnapshot {
                 "Scheduler picks that changed a hart's vCPU.",
                 &[],
                 hyp.sched_switches,
+            );
+            e.counter(
+                "strata_rt_evictions_total",
+                "vCPUs moved off a real-time hart because its real-time vCPU was ready (placement migrate).",
+                &[],
+                hyp.rt_evictions,
+            );
+            e.counter(
+                "strata_rt_borrows_total",
+                "vCPUs of other VMs taken onto an idle real-time hart (placement migrate).",
+                &[],
+                hyp.rt_borrows,
             );
             for h in &hyp.harts {
                 let id = h.hart.to_string();
