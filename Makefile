@@ -175,8 +175,8 @@ kvm-nested: setup build
 kvm-nested-qemu: setup
 	tests/kvm/nested-test.sh --machine qemu
 
-# The nested guest with its vCPU thread preempted every 20 us (the kvm.ko
-# Sstc timer race that tests/kvm/nested/vmm.c works around; tests/kvm/README.md).
+# The nested guest with its vCPU thread preempted every 20 us, on an outer
+# machine without Sstc (kvm.ko's Sstc timer race: tests/kvm/README.md).
 kvm-nested-preempt: setup build
 	tests/kvm/nested-test.sh --machine strata --preempt 20000 --timeout 900
 
