@@ -192,7 +192,7 @@ impl Hart {
     /// Sstc: the `mtime` value at which the next of this hart's timer lines
     /// (STIP from `stimecmp`, VSTIP from `vstimecmp`) rises, if one is armed
     /// and still low: an idle machine must wake for it as it does for the
-    /// ACLINT's MTIMECMP (`strata_devices::aclint::Aclint::next_deadline`).
+    /// ACLINT's MTIMECMP (the ACLINT model's `next_deadline` in strata-devices).
     /// The VS deadline is
     /// `vstimecmp - htimedelta`, modulo 2^64: one in the past reads as far
     /// away, which the runner's idle wait takes as already passed. A

@@ -28,7 +28,7 @@ use csr::{hgatp, satp, status, Csrs};
 use decode::Insn;
 pub use progress::{NoProgress, NO_PROGRESS_TRAPS};
 pub use strata_arch::ext::{cpu_model, Ext, Extensions, CACHE_BLOCK_SIZE, CPU_MODELS};
-use strata_devices::HartIrqs;
+use strata_irq::HartIrqs;
 use strata_memory::GuestRam;
 use strata_mmu::pmp::Pmp;
 use strata_mmu::space::{SpaceKey, Spaces, VmidStats};

@@ -128,7 +128,7 @@ impl Hart {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use strata_devices::HartIrqs;
+    use strata_irq::HartIrqs;
     use strata_memory::GuestRam;
 
     fn hart(id: u64) -> Hart {

@@ -14,8 +14,8 @@ use strata_arch::csr::{addr, mstatus};
 use strata_arch::irq as mip;
 use strata_arch::isa::{encode, Op};
 use strata_arch::{cause, irq};
-use strata_devices::HartIrqs;
 use strata_hart::{Hart, RunExit};
+use strata_irq::HartIrqs;
 
 /// `csrrsi x0, mie, 8` (MSIE), `wfi`, `addi t0, t0, 1`, `j -8` (back to the wfi).
 fn prog() -> [u32; 4] {

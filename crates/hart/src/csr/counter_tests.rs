@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use strata_devices::HartIrqs;
+use strata_irq::HartIrqs;
 use strata_memory::GuestRam;
 
 use super::addr::{CYCLE, HPMCOUNTER3, HPMCOUNTER31, INSTRET, TIME};

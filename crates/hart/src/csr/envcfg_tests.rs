@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use strata_arch::ext::Extensions;
-use strata_devices::HartIrqs;
+use strata_irq::HartIrqs;
 use strata_memory::GuestRam;
 
 use super::addr::{HENVCFG, MENVCFG, SENVCFG};

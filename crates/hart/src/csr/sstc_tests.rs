@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use strata_arch::ext::{Ext, Extensions};
 use strata_arch::irq::{bit, STIP, VSTIP};
-use strata_devices::HartIrqs;
+use strata_irq::HartIrqs;
 use strata_memory::GuestRam;
 
 use super::envcfg::STCE;

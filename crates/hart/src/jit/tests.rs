@@ -18,7 +18,7 @@ use std::sync::Arc;
 use strata_arch::irq;
 use strata_arch::isa::{encode, encode_compressed, field, with_field};
 use strata_arch::pte;
-use strata_devices::HartIrqs;
+use strata_irq::HartIrqs;
 use strata_memory::GuestRam;
 use strata_testkit::prop::config;
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use strata_devices::HartIrqs;
 use strata_hart::{Bus, Hart};
+use strata_irq::HartIrqs;
 use strata_memory::GuestRam;
 
 pub const BASE: u64 = 0x8000_0000;
