@@ -223,13 +223,14 @@ impl Extensions {
     /// Every extension Strata implements (`--cpu max`): the default set
     /// plus those QEMU's default `rv64` CPU does not offer (so the default
     /// stays comparable with it): Zicbom, Zicbop, Zicboz, Zihintntl, Zimop,
-    /// Zcb, Zcmop (QEMU 7.2 has none of them) and Svinval.
+    /// Zawrs, Zcb, Zcmop (QEMU 7.2 has none of them) and Svinval.
     pub const MAX: Extensions = Extensions::DEFAULT
         .with(Ext::Zicbom)
         .with(Ext::Zicbop)
         .with(Ext::Zicboz)
         .with(Ext::Zihintntl)
         .with(Ext::Zimop)
+        .with(Ext::Zawrs)
         .with(Ext::Zcb)
         .with(Ext::Zcmop)
         .with(Ext::Svinval);
@@ -305,7 +306,7 @@ pub const CACHE_BLOCK_SIZE: u64 = 64;
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
     ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
-    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zcb, Zcmop, Svinval"),
+    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Svinval"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -316,8 +317,8 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
         "max" => Ok(Extensions::MAX),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zcb, Zcmop, Sstc, Svinval; \
-             missing among others: V, Zfa, Zfhmin, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Sstc, Svinval; \
+             missing among others: V, Zfa, Zfhmin, Svpbmt, Svnapot, Sscofpmf); \
              use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
@@ -369,7 +370,7 @@ mod tests {
         assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
         assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
         assert_eq!(Extensions::MAX.names().last(), Some(&"svinval"));
-        for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz, Ext::Zihintntl, Ext::Zimop, Ext::Zcb, Ext::Zcmop] {
+        for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz, Ext::Zihintntl, Ext::Zimop, Ext::Zawrs, Ext::Zcb, Ext::Zcmop] {
             assert!(!Extensions::DEFAULT.has(e) && Extensions::MAX.has(e), "{e:?}");
         }
         // The Zicbo* names sort among the Zi* ones, after the three that
@@ -392,7 +393,7 @@ mod tests {
         );
         // Zc* (category C) after the Zi* ones and before Zb* (category B
         // follows C in IMAFDQLCBKJTPVH).
-        assert_eq!(&n[17..20], ["zcb", "zcmop", "zba"]);
+        assert_eq!(&n[17..21], ["zawrs", "zcb", "zcmop", "zba"]);
         let e = cpu_model("rva23").unwrap_err();
         assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
         assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));

@@ -561,6 +561,12 @@ encodings! {
         MOP_R      = "1.00..0111.. ..... 100 ..... 1110011" None;
         MOP_RR     = "1.00..1 ..... ..... 100 ..... 1110011" None;
     }
+    // ---- Zawrs (Unpriv. "Zawrs" 1.01): SYSTEM, funct3 0, imm 0x00d/0x01d,
+    // beside ECALL/EBREAK (imm 0/1) and WFI (0x105).
+    Zawrs {
+        WRS_NTO    = "000000001101 00000 000 00000 1110011" None;
+        WRS_STO    = "000000011101 00000 000 00000 1110011" None;
+    }
     // ---- M (ISA §7) --------------------------------------------------------
     M {
         MUL        = "0000001 ..... ..... 000 ..... 0110011" None;
@@ -1152,6 +1158,10 @@ mod tests {
         assert_eq!(d(0xcf24c9f3).op, Op::MOP_RR);
         assert_eq!(d(0x6c05c573).op, Op::HLV_D);
         assert_eq!(MOP_R.ext(), Ext::Zimop);
+        // wrs.nto, wrs.sto (binutils 2.40, -march=rv64gc_zawrs).
+        assert_eq!(encode(WRS_NTO, 0, 0, 0, 0), 0x00d00073);
+        assert_eq!(encode(WRS_STO, 0, 0, 0, 0), 0x01d00073);
+        assert_eq!(WRS_STO.ext(), Ext::Zawrs);
         assert_eq!(FENCE_I.ext(), Ext::Zifencei);
         assert_eq!(ADD.ext(), Ext::I);
     }
