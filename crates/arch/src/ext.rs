@@ -223,7 +223,8 @@ impl Extensions {
     /// Every extension Strata implements (`--cpu max`): the default set
     /// plus those QEMU's default `rv64` CPU does not offer (so the default
     /// stays comparable with it): Zicbom, Zicbop, Zicboz, Zihintntl, Zimop,
-    /// Zawrs, Zcb, Zcmop (QEMU 7.2 has none of them) and Svinval.
+    /// Zawrs, Zcb, Zcmop (QEMU 7.2 has none of them), Svinval, Svnapot and
+    /// Svpbmt (which QEMU 7.2 has, off by default).
     pub const MAX: Extensions = Extensions::DEFAULT
         .with(Ext::Zicbom)
         .with(Ext::Zicbop)
@@ -233,7 +234,9 @@ impl Extensions {
         .with(Ext::Zawrs)
         .with(Ext::Zcb)
         .with(Ext::Zcmop)
-        .with(Ext::Svinval);
+        .with(Ext::Svinval)
+        .with(Ext::Svnapot)
+        .with(Ext::Svpbmt);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -306,7 +309,7 @@ pub const CACHE_BLOCK_SIZE: u64 = 64;
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
     ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
-    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Svinval"),
+    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Svinval, Svnapot, Svpbmt"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -317,8 +320,8 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
         "max" => Ok(Extensions::MAX),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Sstc, Svinval; \
-             missing among others: V, Zfa, Zfhmin, Svpbmt, Svnapot, Sscofpmf); \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Sstc, Svinval, Svnapot, Svpbmt; \
+             missing among others: V, Zfa, Zfhmin, Sscofpmf); \
              use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
@@ -369,7 +372,7 @@ mod tests {
         assert_eq!(cpu_model("default"), Ok(Extensions::DEFAULT));
         assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
         assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
-        assert_eq!(Extensions::MAX.names().last(), Some(&"svinval"));
+        assert_eq!(Extensions::MAX.names()[24..], ["sstc", "svinval", "svnapot", "svpbmt"]);
         for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz, Ext::Zihintntl, Ext::Zimop, Ext::Zawrs, Ext::Zcb, Ext::Zcmop] {
             assert!(!Extensions::DEFAULT.has(e) && Extensions::MAX.has(e), "{e:?}");
         }
