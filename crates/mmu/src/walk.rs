@@ -277,6 +277,9 @@ mod tests {
         let l = walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S, napot).unwrap();
         assert_eq!(l.pa, 0x9000_1234);
         assert_eq!(l.page_shift, 16, "a 64 KiB page, for fences by address");
+        // Software writes all sixteen PTEs of the range alike; the walk
+        // reads the one of the address's page.
+        m.0.insert(0x100_2000 + 15 * 8, leaf(0x90008, R | A) | N);
         let l = walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_fabc, Access::Load, S, napot).unwrap();
         assert_eq!(l.pa, 0x9000_fabc, "the last page of the region");
         // Any other PPN[3:0] with N is reserved.
