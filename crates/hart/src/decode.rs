@@ -176,6 +176,8 @@ mod tests {
     /// Zcb and Zcmop words, from the Zc* 1.0.0 and Zcmop 1.0 encoding
     /// figures, with and without the extensions.
     #[test]
+    // The binary literals are grouped by the encoding figure's fields.
+    #[allow(clippy::unusual_byte_groupings)]
     fn zcb_and_zcmop() {
         let max = Extensions::MAX;
         let d = |raw| decode_for(raw, max);

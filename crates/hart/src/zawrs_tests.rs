@@ -13,7 +13,7 @@ use strata_memory::GuestRam;
 
 use crate::{Bus, Hart, RunExit};
 
-const RAM: u64 = 0x8000_0000;
+const RAM: u64 = strata_devices::board::VIRT.ram_base;
 const DATA: u64 = RAM + 0x800;
 
 struct NoBus;
