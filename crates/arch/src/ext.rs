@@ -72,6 +72,10 @@ pub enum Ext {
     /// written, an interrupt is pending, or (WRS.STO) a short time has
     /// passed. Category A, so it follows the `Zi*` extensions.
     Zawrs,
+    /// Half-precision loads, stores, moves and conversions (Unpriv. "Zfh"
+    /// chapter, Zfhmin 1.0): FLH, FSH, FMV.X.H, FMV.H.X, FCVT between H
+    /// and S/D. Category F.
+    Zfhmin,
     /// Compressed byte and halfword loads and stores, zero/sign
     /// extension, C.MUL and C.NOT (Unpriv. "Zc*" 1.0.0, Zcb): rows of the
     /// compressed table in encodings RVC reserves. Its C.SEXT.B/H and
@@ -111,7 +115,7 @@ pub enum Ext {
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 28] = [
+    pub const ALL: [Ext; 29] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -130,6 +134,7 @@ impl Ext {
         Ext::Zihintpause,
         Ext::Zimop,
         Ext::Zawrs,
+        Ext::Zfhmin,
         Ext::Zcb,
         Ext::Zcmop,
         Ext::Zba,
@@ -164,6 +169,7 @@ impl Ext {
             Ext::Zihintpause => "zihintpause",
             Ext::Zimop => "zimop",
             Ext::Zawrs => "zawrs",
+            Ext::Zfhmin => "zfhmin",
             Ext::Zcb => "zcb",
             Ext::Zcmop => "zcmop",
             Ext::Zba => "zba",
@@ -223,8 +229,8 @@ impl Extensions {
     /// Every extension Strata implements (`--cpu max`): the default set
     /// plus those QEMU's default `rv64` CPU does not offer (so the default
     /// stays comparable with it): Zicbom, Zicbop, Zicboz, Zihintntl, Zimop,
-    /// Zawrs, Zcb, Zcmop (QEMU 7.2 has none of them), Svinval, Svnapot and
-    /// Svpbmt (which QEMU 7.2 has, off by default).
+    /// Zawrs, Zcb, Zcmop (QEMU 7.2 has none of them), Svinval, Zfhmin,
+    /// Svnapot and Svpbmt (which QEMU 7.2 has, off by default).
     pub const MAX: Extensions = Extensions::DEFAULT
         .with(Ext::Zicbom)
         .with(Ext::Zicbop)
@@ -232,6 +238,7 @@ impl Extensions {
         .with(Ext::Zihintntl)
         .with(Ext::Zimop)
         .with(Ext::Zawrs)
+        .with(Ext::Zfhmin)
         .with(Ext::Zcb)
         .with(Ext::Zcmop)
         .with(Ext::Svinval)
@@ -309,7 +316,7 @@ pub const CACHE_BLOCK_SIZE: u64 = 64;
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
     ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
-    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Svinval, Svnapot, Svpbmt"),
+    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zfhmin, Zcb, Zcmop, Svinval, Svnapot, Svpbmt"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -320,8 +327,8 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
         "max" => Ok(Extensions::MAX),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zcb, Zcmop, Sstc, Svinval, Svnapot, Svpbmt; \
-             missing among others: V, Zfa, Zfhmin, Sscofpmf); \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zfhmin, Zcb, Zcmop, Sstc, Svinval, Svnapot, Svpbmt; \
+             missing among others: V, Zfa, Sscofpmf); \
              use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
@@ -372,8 +379,18 @@ mod tests {
         assert_eq!(cpu_model("default"), Ok(Extensions::DEFAULT));
         assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
         assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
-        assert_eq!(Extensions::MAX.names()[24..], ["sstc", "svinval", "svnapot", "svpbmt"]);
-        for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz, Ext::Zihintntl, Ext::Zimop, Ext::Zawrs, Ext::Zcb, Ext::Zcmop] {
+        assert_eq!(Extensions::MAX.names()[25..], ["sstc", "svinval", "svnapot", "svpbmt"]);
+        for e in [
+            Ext::Zicbom,
+            Ext::Zicbop,
+            Ext::Zicboz,
+            Ext::Zihintntl,
+            Ext::Zimop,
+            Ext::Zawrs,
+            Ext::Zfhmin,
+            Ext::Zcb,
+            Ext::Zcmop,
+        ] {
             assert!(!Extensions::DEFAULT.has(e) && Extensions::MAX.has(e), "{e:?}");
         }
         // The Zicbo* names sort among the Zi* ones, after the three that
@@ -396,7 +413,7 @@ mod tests {
         );
         // Zc* (category C) after the Zi* ones and before Zb* (category B
         // follows C in IMAFDQLCBKJTPVH).
-        assert_eq!(&n[17..21], ["zawrs", "zcb", "zcmop", "zba"]);
+        assert_eq!(&n[17..22], ["zawrs", "zfhmin", "zcb", "zcmop", "zba"]);
         let e = cpu_model("rva23").unwrap_err();
         assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
         assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));

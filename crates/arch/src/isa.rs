@@ -676,6 +676,18 @@ encodings! {
         FCVT_D_LU  = "1101001 00011 ..... ... ..... 1010011" None;
         FMV_D_X    = "1111001 00000 ..... 000 ..... 1010011" None;
     }
+    // ---- Zfhmin (Unpriv. "Zfh" and "Zfhmin" 1.0): half-precision loads,
+    // stores, moves and conversions to and from S and D -------------------
+    Zfhmin {
+        FLH        = "............ ..... 001 ..... 0000111" I;
+        FSH        = "....... ..... ..... 001 ..... 0100111" S;
+        FMV_X_H    = "1110010 00000 ..... 000 ..... 1010011" None;
+        FMV_H_X    = "1111010 00000 ..... 000 ..... 1010011" None;
+        FCVT_S_H   = "0100000 00010 ..... ... ..... 1010011" None;
+        FCVT_H_S   = "0100010 00000 ..... ... ..... 1010011" None;
+        FCVT_D_H   = "0100001 00010 ..... ... ..... 1010011" None;
+        FCVT_H_D   = "0100010 00001 ..... ... ..... 1010011" None;
+    }
     // ---- Zba: address generation (Unpriv. "B" §1.1; RV64 forms) ------------
     Zba {
         SH1ADD     = "0010000 ..... ..... 010 ..... 0110011" None;
@@ -1162,6 +1174,18 @@ mod tests {
         assert_eq!(encode(WRS_NTO, 0, 0, 0, 0), 0x00d00073);
         assert_eq!(encode(WRS_STO, 0, 0, 0, 0), 0x01d00073);
         assert_eq!(WRS_STO.ext(), Ext::Zawrs);
+        // Zfhmin, from binutils 2.40 (-march=rv64gc_zfhmin): flh ft0,2(a0);
+        // fsh ft1,4(a0); fmv.x.h a1,ft2; fmv.h.x ft3,a2; fcvt.s.h ft4,ft5
+        // (rm 0); fcvt.h.s, fcvt.d.h (rm 0), fcvt.h.d ft4,ft5 (rm dyn).
+        assert_eq!(encode(FLH, 0, 10, 0, 2), 0x00251007);
+        assert_eq!(encode(FSH, 0, 10, 1, 4), 0x00151227);
+        assert_eq!(encode(FMV_X_H, 11, 2, 0, 0), 0xe40105d3);
+        assert_eq!(encode(FMV_H_X, 3, 12, 0, 0), 0xf40601d3);
+        assert_eq!(encode(FCVT_S_H, 4, 5, 0, 0), 0x40228253);
+        assert_eq!(with_field(encode(FCVT_H_S, 4, 5, 0, 0), field::RM, 7), Some(0x4402f253));
+        assert_eq!(encode(FCVT_D_H, 4, 5, 0, 0), 0x42228253);
+        assert_eq!(with_field(encode(FCVT_H_D, 4, 5, 0, 0), field::RM, 7), Some(0x4412f253));
+        assert_eq!(FLH.ext(), Ext::Zfhmin);
         assert_eq!(FENCE_I.ext(), Ext::Zifencei);
         assert_eq!(ADD.ext(), Ext::I);
     }

@@ -83,7 +83,8 @@ pub struct GenConfig {
     pub checkpoint_every: usize,
     /// Also generate what QEMU 7.2 lacks or departs from the specification
     /// on, for an oracle that is not QEMU (`--oracle interp`): Zicond,
-    /// Zicbom/Zicboz/Zicbop, Zimop, Zihintntl, Zcb, Zcmop, Zawrs, and CTZW
+    /// Zicbom/Zicboz/Zicbop, Zimop, Zihintntl, Zcb, Zcmop, Zawrs, Zfhmin,
+    /// and CTZW
     /// (QEMU 7.2 counts past the low word
     /// when it is zero, tests/conformance/known-qemu-deviations.txt).
     pub beyond_qemu: bool,
@@ -663,7 +664,8 @@ impl Gen {
     fn fp(&mut self) -> String {
         let p = *self.r.pick(&["s", "d"]);
         let (fd, fa, fb, fc) = (self.freg_p(p), self.freg_p(p), self.freg_p(p), self.freg_p(p));
-        match self.r.below(13) {
+        match self.r.below(if self.beyond_qemu { 15 } else { 13 }) {
+            13 | 14 => self.zfhmin(),
             0 | 1 => {
                 let op = *self.r.pick(&["fadd", "fsub", "fmul", "fdiv"]);
                 format!("{op}.{p} f{fd}, f{fa}, f{fb}, {}", self.rm())
@@ -712,6 +714,22 @@ impl Gen {
                 let q = if p == "s" { "w" } else { "d" };
                 format!("fmv.{q}.x f{fd}, x{}", self.rreg())
             }
+        }
+    }
+
+    /// One Zfhmin instruction (beyond QEMU's default CPU): conversions
+    /// between H and S/D, the moves, and FLH/FSH on the sandbox.
+    fn zfhmin(&mut self) -> String {
+        let (fd, fa) = (self.freg(), self.freg());
+        match self.r.below(8) {
+            0 => format!("fcvt.h.s f{fd}, f{fa}, {}", self.rm()),
+            1 => format!("fcvt.h.d f{fd}, f{fa}, {}", self.rm()),
+            2 => format!("fcvt.s.h f{fd}, f{fa}"),
+            3 => format!("fcvt.d.h f{fd}, f{fa}"),
+            4 => format!("fmv.x.h x{}, f{fa}", self.wreg()),
+            5 => format!("fmv.h.x f{fd}, x{}", self.rreg()),
+            6 => format!("flh f{fd}, {}(x{})", self.sandbox_off(2, false), self.base()),
+            _ => format!("fsh f{fa}, {}(x{})", self.sandbox_off(2, false), self.base()),
         }
     }
 
