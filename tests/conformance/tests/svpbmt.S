@@ -8,9 +8,12 @@
    Svnapot: a level-0 leaf with N (bit 63) set and PPN[3:0] = 1000 maps a
    naturally aligned 64 KiB range, PPN[3:0] taken from the address; any
    other PPN[3:0] with N, and N on a non-leaf PTE, are reserved.
-   qemu-cpu: rv64,svpbmt=true,svnapot=true
+   The VS-stage needs henvcfg.PBMTE as well (Priv. 8.2.5; henvcfg.PBMTE
+   reads zero while menvcfg.PBMTE is clear).
+   qemu-cpu: rv64,h=true,svpbmt=true,svnapot=true
    strata-args: --cpu max */
 #include "test.h"
+#include "h.h"
 
 #define VA_BASE   0x40000000          /* root[1] -> l1[0] -> l0 */
 #define VA(i)     (VA_BASE + (i) * 0x1000)
@@ -23,26 +26,26 @@
 #define PTE_N     0x8000000000000000
 #define MENVCFG_PBMTE 0x4000000000000000
 
-.macro MKPTE reg, preg, flags
+.macro PMKPTE reg, preg, flags
         srli    \reg, \preg, 12
         slli    \reg, \reg, 10
         li      t6, \flags
         or      \reg, \reg, t6
 .endm
 /* table[idx] = PTE(address of sym + off, flags) */
-.macro SETPTE table, idx, sym, off, flags
+.macro PSETPTE table, idx, sym, off, flags
         la      t5, \sym
         li      t4, \off
         add     t5, t5, t4
-        MKPTE   t4, t5, \flags
+        PMKPTE   t4, t5, \flags
         la      t5, \table
         li      t3, (\idx * 8)
         add     t5, t5, t3
         sd      t4, 0(t5)
 .endm
-.macro SETPTE_PA table, idx, pa, flags
+.macro PSETPTE_PA table, idx, pa, flags
         li      t5, \pa
-        MKPTE   t4, t5, \flags
+        PMKPTE   t4, t5, \flags
         la      t5, \table
         sd      t4, (\idx * 8)(t5)
 .endm
@@ -56,29 +59,30 @@
 .endm
 
 TEST_BEGIN(svpbmt)
+        H_INIT
         POKE    pages, 0x0000, 0x1010
         POKE    pages, 0x1000, 0x2020
         POKE    pages, 0x3000, 0x4040
         POKE    napot, 0x0000, 0x5a5a0000
         POKE    napot, 0x3008, 0x5a5a3008
         POKE    napot, 0xfff8, 0x5a5afff8
-        SETPTE_PA root, 2, 0x80000000, PTE_V|PTE_R|PTE_W|PTE_X|PTE_A|PTE_D
-        SETPTE  root, 1, l1, 0, PTE_V
-        SETPTE  l1, 0, l0, 0, PTE_V
-        SETPTE  l1, 1, l0b, 0, PTE_V|PBMT_NC
-        SETPTE  l1, 2, l0c, 0, PTE_V|PTE_N
-        SETPTE  l0b, 0, pages, 0x3000, PTE_RW
-        SETPTE  l0c, 0, pages, 0x3000, PTE_RW
-        SETPTE  l0, 0, pages, 0x0000, PTE_RW|PBMT_NC
-        SETPTE  l0, 1, pages, 0x1000, PTE_RW|PBMT_IO
-        SETPTE  l0, 2, pages, 0x2000, PTE_RW|PBMT_RSV
-        SETPTE  l0, 3, pages, 0x3000, PTE_RW
+        PSETPTE_PA root, 2, 0x80000000, PTE_V|PTE_R|PTE_W|PTE_X|PTE_A|PTE_D
+        PSETPTE  root, 1, l1, 0, PTE_V
+        PSETPTE  l1, 0, l0, 0, PTE_V
+        PSETPTE  l1, 1, l0b, 0, PTE_V|PBMT_NC
+        PSETPTE  l1, 2, l0c, 0, PTE_V|PTE_N
+        PSETPTE  l0b, 0, pages, 0x3000, PTE_RW
+        PSETPTE  l0c, 0, pages, 0x3000, PTE_RW
+        PSETPTE  l0, 0, pages, 0x0000, PTE_RW|PBMT_NC
+        PSETPTE  l0, 1, pages, 0x1000, PTE_RW|PBMT_IO
+        PSETPTE  l0, 2, pages, 0x2000, PTE_RW|PBMT_RSV
+        PSETPTE  l0, 3, pages, 0x3000, PTE_RW
         /* the 64 KiB range: all sixteen PTEs alike, PPN[3:0] = 1000 */
         .irp i, 16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        SETPTE  l0, \i, napot, 0x8000, PTE_RW|PTE_N
+        PSETPTE  l0, \i, napot, 0x8000, PTE_RW|PTE_N
         .endr
         /* N with PPN[3:0] = 0100: reserved */
-        SETPTE  l0, 32, napot, 0x4000, PTE_RW|PTE_N
+        PSETPTE  l0, 32, napot, 0x4000, PTE_RW|PTE_N
         la      t5, root
         srli    t5, t5, 12
         li      t4, SATP_SV39
@@ -136,6 +140,40 @@ TEST_BEGIN(svpbmt)
         ld      a4, l0 + 19 * 8
         andi    a4, a4, PTE_A
         CHECK_EQ "napot leaf keeps A", a4, PTE_A
+
+        /* VS-stage (G-stage Bare): the same tables through vsatp; PBMT
+           needs menvcfg.PBMTE and henvcfg.PBMTE */
+        USE_VSATP root, SATP_SV39, 0
+        li      t0, MENVCFG_PBMTE
+        csrs    menvcfg, t0
+        csrc    henvcfg, t0
+        hfence.vvma
+        MODE_ACCESS "VS load NC page, henvcfg.PBMTE=0", 1, PRV_S, VA(0), CAUSE_LOAD_PAGE, ld s3, 0(s1)
+        MODE_ACCESS "VS load PMA page, henvcfg.PBMTE=0", 1, PRV_S, VA(3), NO_TRAP, ld s3, 0(s1)
+        li      t0, MENVCFG_PBMTE
+        csrs    henvcfg, t0
+        csrr    a4, henvcfg
+        srli    a4, a4, 62
+        andi    a4, a4, 1
+        CHECK_EQ "henvcfg.PBMTE writable", a4, 1
+        hfence.vvma
+        MODE_ACCESS "VS load NC page, both PBMTE", 1, PRV_S, VA(0), NO_TRAP, ld s3, 0(s1)
+        CHECK_EQ "VS NC page value", s3, 0x1010
+        MODE_ACCESS "VS load PBMT=3, both PBMTE", 1, PRV_S, VA(2), CAUSE_LOAD_PAGE, ld s3, 0(s1)
+        MODE_ACCESS "VS load napot +0x3008", 1, PRV_S, VA(16) + 0x3008, NO_TRAP, ld s3, 0(s1)
+        CHECK_EQ "VS napot value", s3, 0x5a5a3008
+        /* menvcfg.PBMTE clear: henvcfg.PBMTE reads zero, VS-stage PBMT is
+           reserved again */
+        li      t0, MENVCFG_PBMTE
+        csrc    menvcfg, t0
+        csrr    a4, henvcfg
+        srli    a4, a4, 62
+        andi    a4, a4, 1
+        CHECK_EQ "henvcfg.PBMTE reads 0 while menvcfg.PBMTE=0", a4, 0
+        hfence.vvma
+        MODE_ACCESS "VS load NC page, menvcfg.PBMTE=0", 1, PRV_S, VA(0), CAUSE_LOAD_PAGE, ld s3, 0(s1)
+        csrw    vsatp, zero
+        csrw    henvcfg, zero
 
         csrw    satp, zero
         sfence.vma
