@@ -154,7 +154,7 @@ boot-test-qemu: setup
 # --cpu max on 1 hart: Linux boots with Zicbo* (CBO.ZERO clear_page) and
 # Svinval, and its /proc/cpuinfo lists them (docs/isa.md).
 boot-test-max: setup build
-	STRATA_CPU=max EXPECT_ISA="zba zbb zbc zbs zicbom zicboz zihintntl zimop sstc svinval" SMP_LIST=1 tests/boot/boot-test.sh --machine strata
+	STRATA_CPU=max EXPECT_ISA="zba zbb zbc zbs zicbom zicboz zihintntl zimop zawrs zfhmin zcb zcmop sstc svinval svnapot svpbmt" SMP_LIST=1 tests/boot/boot-test.sh --machine strata
 
 # Every tests/virtio check on Strata; the last line is "N passed, M failed".
 .PHONY: virtio-test

@@ -206,6 +206,9 @@ pub mod envcfg {
     pub const CBCFE: u64 = 1 << 6;
     /// Zicboz: CBO.ZERO enable.
     pub const CBZE: u64 = 1 << 7;
+    /// Svpbmt: PTEs' PBMT field in effect, for S-mode and G-stage
+    /// translation (`menvcfg`) / VS-stage translation (`henvcfg`).
+    pub const PBMTE: u64 = 1 << 62;
     /// Sstc: `stimecmp` (in `menvcfg`) / `vstimecmp` (in `henvcfg`)
     /// accessible below M and driving STIP / VSTIP.
     pub const STCE: u64 = 1 << 63;

@@ -67,6 +67,26 @@ pub enum Ext {
     /// May-be-operations MOP.R.0-31 and MOP.RR.0-7 (Unpriv. "Zimop"):
     /// until a later extension redefines one, each writes 0 to `rd`.
     Zimop,
+    /// Wait-on-reservation-set: WRS.NTO and WRS.STO (Unpriv. "Zawrs"
+    /// 1.01), stalls that end when the reservation set LR registered is
+    /// written, an interrupt is pending, or (WRS.STO) a short time has
+    /// passed. Category A, so it follows the `Zi*` extensions.
+    Zawrs,
+    /// Half-precision loads, stores, moves and conversions (Unpriv. "Zfh"
+    /// chapter, Zfhmin 1.0): FLH, FSH, FMV.X.H, FMV.H.X, FCVT between H
+    /// and S/D. Category F.
+    Zfhmin,
+    /// Compressed byte and halfword loads and stores, zero/sign
+    /// extension, C.MUL and C.NOT (Unpriv. "Zc*" 1.0.0, Zcb): rows of the
+    /// compressed table in encodings RVC reserves. Its C.SEXT.B/H and
+    /// C.ZEXT.H need Zbb, C.ZEXT.W Zba and C.MUL M, as the instructions
+    /// they expand to.
+    Zcb,
+    /// Compressed may-be-operations C.MOP.1, 3, …, 15 (Unpriv. "Zcmop"
+    /// 1.0): in C.LUI's reserved `imm = 0` encodings; unlike Zimop's they
+    /// write no register, so each is a no-op until a later extension
+    /// redefines it.
+    Zcmop,
     /// Address generation: SHxADD, ADD.UW, SLLI.UW (Unpriv. "B", Zba).
     Zba,
     /// Basic bit manipulation (Unpriv. "B", Zbb).
@@ -84,11 +104,18 @@ pub enum Ext {
     /// "Svinval"): SINVAL.VMA, SFENCE.W.INVAL, SFENCE.INVAL.IR,
     /// HINVAL.VVMA, HINVAL.GVMA.
     Svinval,
+    /// NAPOT translation contiguity (Priv. "Svnapot" 1.0): a leaf PTE with
+    /// `N` set and `ppn[0]` ending in `1000` maps a naturally aligned
+    /// 64 KiB range.
+    Svnapot,
+    /// Page-based memory types (Priv. "Svpbmt" 1.0): the PTE's `PBMT`
+    /// field (bits 62:61), enabled by `menvcfg.PBMTE`/`henvcfg.PBMTE`.
+    Svpbmt,
 }
 
 impl Ext {
     /// Every extension, in listing order.
-    pub const ALL: [Ext; 23] = [
+    pub const ALL: [Ext; 29] = [
         Ext::I,
         Ext::M,
         Ext::A,
@@ -106,12 +133,18 @@ impl Ext {
         Ext::Zihintntl,
         Ext::Zihintpause,
         Ext::Zimop,
+        Ext::Zawrs,
+        Ext::Zfhmin,
+        Ext::Zcb,
+        Ext::Zcmop,
         Ext::Zba,
         Ext::Zbb,
         Ext::Zbc,
         Ext::Zbs,
         Ext::Sstc,
         Ext::Svinval,
+        Ext::Svnapot,
+        Ext::Svpbmt,
     ];
 
     /// The extension's name as ISA strings and the device tree write it
@@ -135,12 +168,18 @@ impl Ext {
             Ext::Zihintntl => "zihintntl",
             Ext::Zihintpause => "zihintpause",
             Ext::Zimop => "zimop",
+            Ext::Zawrs => "zawrs",
+            Ext::Zfhmin => "zfhmin",
+            Ext::Zcb => "zcb",
+            Ext::Zcmop => "zcmop",
             Ext::Zba => "zba",
             Ext::Zbb => "zbb",
             Ext::Zbc => "zbc",
             Ext::Zbs => "zbs",
             Ext::Sstc => "sstc",
             Ext::Svinval => "svinval",
+            Ext::Svnapot => "svnapot",
+            Ext::Svpbmt => "svpbmt",
         }
     }
 
@@ -189,15 +228,22 @@ impl Extensions {
 
     /// Every extension Strata implements (`--cpu max`): the default set
     /// plus those QEMU's default `rv64` CPU does not offer (so the default
-    /// stays comparable with it): Zicbom, Zicbop, Zicboz, Zihintntl, Zimop
-    /// (QEMU 7.2 has none of them) and Svinval.
+    /// stays comparable with it): Zicbom, Zicbop, Zicboz, Zihintntl, Zimop,
+    /// Zawrs, Zcb, Zcmop (QEMU 7.2 has none of them), Svinval, Zfhmin,
+    /// Svnapot and Svpbmt (which QEMU 7.2 has, off by default).
     pub const MAX: Extensions = Extensions::DEFAULT
         .with(Ext::Zicbom)
         .with(Ext::Zicbop)
         .with(Ext::Zicboz)
         .with(Ext::Zihintntl)
         .with(Ext::Zimop)
-        .with(Ext::Svinval);
+        .with(Ext::Zawrs)
+        .with(Ext::Zfhmin)
+        .with(Ext::Zcb)
+        .with(Ext::Zcmop)
+        .with(Ext::Svinval)
+        .with(Ext::Svnapot)
+        .with(Ext::Svpbmt);
 
     /// The set holding exactly `exts`.
     pub const fn of(exts: &[Ext]) -> Extensions {
@@ -270,7 +316,7 @@ pub const CACHE_BLOCK_SIZE: u64 = 64;
 pub const CPU_MODELS: &[(&str, &str)] = &[
     ("rv64gc", "RV64GC with H, Zicsr, Zifencei and Zicntr: the machine of Strata releases before RVA23 work"),
     ("default", "rv64gc plus Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause and Sstc (what no --cpu gives)"),
-    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Svinval"),
+    ("max", "default plus every other extension Strata implements: Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zfhmin, Zcb, Zcmop, Svinval, Svnapot, Svpbmt"),
     ("rva23", "the RVA23 profile: refused until every extension it requires is implemented"),
 ];
 
@@ -281,8 +327,8 @@ pub fn cpu_model(name: &str) -> Result<Extensions, String> {
         "rv64gc" => Ok(Extensions::RV64GC),
         "default" => Ok(Extensions::DEFAULT),
         "max" => Ok(Extensions::MAX),
-        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Sstc, Svinval; \
-             missing among others: V, Zfa, Zfhmin, Zcb, Zcmop, Zawrs, Svpbmt, Svnapot, Sscofpmf); \
+        "rva23" => Err("--cpu rva23: the RVA23 profile is not complete yet (implemented beyond rv64gc: Zba, Zbb, Zbc, Zbs, Zicond, Zihintpause, Zicbom, Zicbop, Zicboz, Zihintntl, Zimop, Zawrs, Zfhmin, Zcb, Zcmop, Sstc, Svinval, Svnapot, Svpbmt; \
+             missing among others: V, Zfa, Sscofpmf); \
              use --cpu rv64gc or max, or leave --cpu out"
             .into()),
         _ => {
@@ -333,8 +379,18 @@ mod tests {
         assert_eq!(cpu_model("default"), Ok(Extensions::DEFAULT));
         assert_eq!(cpu_model("max"), Ok(Extensions::MAX));
         assert!(!Extensions::DEFAULT.has(Ext::Svinval) && Extensions::MAX.has(Ext::Svinval));
-        assert_eq!(Extensions::MAX.names().last(), Some(&"svinval"));
-        for e in [Ext::Zicbom, Ext::Zicbop, Ext::Zicboz, Ext::Zihintntl, Ext::Zimop] {
+        assert_eq!(Extensions::MAX.names()[25..], ["sstc", "svinval", "svnapot", "svpbmt"]);
+        for e in [
+            Ext::Zicbom,
+            Ext::Zicbop,
+            Ext::Zicboz,
+            Ext::Zihintntl,
+            Ext::Zimop,
+            Ext::Zawrs,
+            Ext::Zfhmin,
+            Ext::Zcb,
+            Ext::Zcmop,
+        ] {
             assert!(!Extensions::DEFAULT.has(e) && Extensions::MAX.has(e), "{e:?}");
         }
         // The Zicbo* names sort among the Zi* ones, after the three that
@@ -355,6 +411,9 @@ mod tests {
                 "zimop"
             ]
         );
+        // Zc* (category C) after the Zi* ones and before Zb* (category B
+        // follows C in IMAFDQLCBKJTPVH).
+        assert_eq!(&n[17..22], ["zawrs", "zfhmin", "zcb", "zcmop", "zba"]);
         let e = cpu_model("rva23").unwrap_err();
         assert!(e.contains("not complete") && !e.contains('\n'), "{e}");
         assert!(cpu_model("rv32gc").unwrap_err().contains("unknown CPU model"));

@@ -601,6 +601,12 @@ encodings! {
         MOP_R      = "1.00..0111.. ..... 100 ..... 1110011" None;
         MOP_RR     = "1.00..1 ..... ..... 100 ..... 1110011" None;
     }
+    // ---- Zawrs (Unpriv. "Zawrs" 1.01): SYSTEM, funct3 0, imm 0x00d/0x01d,
+    // beside ECALL/EBREAK (imm 0/1) and WFI (0x105).
+    Zawrs {
+        WRS_NTO    = "000000001101 00000 000 00000 1110011" None;
+        WRS_STO    = "000000011101 00000 000 00000 1110011" None;
+    }
     // ---- M (ISA §7) --------------------------------------------------------
     M {
         MUL        = "0000001 ..... ..... 000 ..... 0110011" None;
@@ -710,6 +716,18 @@ encodings! {
         FCVT_D_LU  = "1101001 00011 ..... ... ..... 1010011" None;
         FMV_D_X    = "1111001 00000 ..... 000 ..... 1010011" None;
     }
+    // ---- Zfhmin (Unpriv. "Zfh" and "Zfhmin" 1.0): half-precision loads,
+    // stores, moves and conversions to and from S and D -------------------
+    Zfhmin {
+        FLH        = "............ ..... 001 ..... 0000111" I;
+        FSH        = "....... ..... ..... 001 ..... 0100111" S;
+        FMV_X_H    = "1110010 00000 ..... 000 ..... 1010011" None;
+        FMV_H_X    = "1111010 00000 ..... 000 ..... 1010011" None;
+        FCVT_S_H   = "0100000 00010 ..... ... ..... 1010011" None;
+        FCVT_H_S   = "0100010 00000 ..... ... ..... 1010011" None;
+        FCVT_D_H   = "0100001 00010 ..... ... ..... 1010011" None;
+        FCVT_H_D   = "0100010 00001 ..... ... ..... 1010011" None;
+    }
     // ---- Zba: address generation (Unpriv. "B" §1.1; RV64 forms) ------------
     Zba {
         SH1ADD     = "0010000 ..... ..... 010 ..... 0110011" None;
@@ -776,14 +794,33 @@ encodings! {
 
 // ---- RVC -------------------------------------------------------------------
 
-/// One row of the compressed table: the pattern and the expansion.
+/// One row of the compressed table: the pattern, the extension and the
+/// expansion.
+///
+/// Rows of an extension beyond C (Zcb, Zcmop) sit in encodings that the
+/// base RVC table reserves. Two rows overlap only where the earlier,
+/// narrower row claims words the later, wider one expands to `None`
+/// (reserved), so the first row that matches decides, and a hart without
+/// the narrower row's extension finds the word reserved, as before the
+/// extension existed (the `carve_outs_only_claim_reserved_words` test).
 pub struct CRow {
     pub name: &'static str,
+    /// The extension the row belongs to. The instruction also needs the
+    /// extension of the base instruction it expands to (C.MUL needs M,
+    /// C.SEXT.B Zbb, C.FLD D).
+    pub ext: Ext,
     pub mask: u32,
     pub bits: u32,
     /// The base instruction `raw` stands for; `None` for the reserved
     /// encodings inside the row's pattern.
     pub expand: fn(u32) -> Option<Insn>,
+}
+
+impl CRow {
+    /// Whether compressed word `raw` matches this row's pattern.
+    pub const fn matches_c(&self, raw: u32) -> bool {
+        raw & self.mask == self.bits
+    }
 }
 
 fn c(op: Op, rd: u32, rs1: u32, rs2: u32, imm: i64) -> Option<Insn> {
@@ -838,25 +875,43 @@ fn ldsp_off(r: u32) -> i64 {
 fn swsp_off(r: u32) -> i64 {
     (bits(r, 12, 9) << 2 | bits(r, 8, 7) << 6) as i64
 }
+/// Zcb's C.LBU/C.SB offset: bit 6 is uimm[0], bit 5 uimm[1].
+fn cb_uimm2(r: u32) -> i64 {
+    (bits(r, 6, 6) | bits(r, 5, 5) << 1) as i64
+}
+/// Zcb's halfword offset: bit 5 is uimm[1].
+fn ch_uimm(r: u32) -> i64 {
+    (bits(r, 5, 5) << 1) as i64
+}
 fn sdsp_off(r: u32) -> i64 {
     (bits(r, 12, 10) << 3 | bits(r, 9, 7) << 6) as i64
 }
 
 macro_rules! compressed {
-    ($( $name:ident = $pat:literal => $expand:expr ;)*) => {
-        /// The compressed encoding table, with each row's expansion.
+    ($( $ext:ident { $( $name:ident = $pat:literal => $expand:expr ;)* } )*) => {
+        /// The compressed encoding table, with each row's expansion, in
+        /// decoding order (see [`CRow`] for the rows that overlap).
         pub static COMPRESSED: &[CRow] = &[
-            $(CRow {
+            $($(CRow {
                 name: stringify!($name),
+                ext: Ext::$ext,
                 mask: pattern($pat, 16).0,
                 bits: pattern($pat, 16).1,
                 expand: $expand,
-            },)*
+            },)*)*
         ];
     };
 }
 
 compressed! {
+    // ---- Zcmop (Unpriv. "Zcmop" 1.0): C.MOP.n, n = 1, 3, ..., 15, is
+    // C.LUI x[n], 0, which RVC reserves (nzimm = 0). They write no
+    // register: each expands to a no-op (ADDI x0, x0, 0). Before the C.LUI
+    // row, whose expansion of these words is `None`.
+    Zcmop {
+    C_MOP  = "011 0 0 ... 1 00000 01" => |_| c(Op::ADDI, 0, 0, 0, 0);
+    }
+    C {
     // ---- Quadrant 0 ----
     C_ADDI4SPN = "000 ........ ... 00" => |r| {
         let imm = bits(r, 12, 11) << 4 | bits(r, 10, 7) << 6 | bits(r, 6, 6) << 2 | bits(r, 5, 5) << 3;
@@ -930,6 +985,24 @@ compressed! {
     C_FSDSP = "101 ...... ..... 10" => |r| c(Op::FSD, 0, 2, bits(r, 6, 2), sdsp_off(r));
     C_SWSP = "110 ...... ..... 10" => |r| c(Op::SW, 0, 2, bits(r, 6, 2), swsp_off(r));
     C_SDSP = "111 ...... ..... 10" => |r| c(Op::SD, 0, 2, bits(r, 6, 2), sdsp_off(r));
+    }
+    // ---- Zcb (Unpriv. "Zc*" 1.0.0): quadrant 0's reserved funct3 100,
+    // and quadrant 1's reserved C.SUBW/C.ADDW neighbours (bit 12 set,
+    // funct2 10 and 11). Byte offsets: bit 6 is uimm[0], bit 5 uimm[1].
+    Zcb {
+    C_LBU  = "100 000 ... .. ... 00" => |r| c(Op::LBU, r3(r, 2), r3(r, 7), 0, cb_uimm2(r));
+    C_LHU  = "100 001 ... 0 . ... 00" => |r| c(Op::LHU, r3(r, 2), r3(r, 7), 0, ch_uimm(r));
+    C_LH   = "100 001 ... 1 . ... 00" => |r| c(Op::LH, r3(r, 2), r3(r, 7), 0, ch_uimm(r));
+    C_SB   = "100 010 ... .. ... 00" => |r| c(Op::SB, 0, r3(r, 7), r3(r, 2), cb_uimm2(r));
+    C_SH   = "100 011 ... 0 . ... 00" => |r| c(Op::SH, 0, r3(r, 7), r3(r, 2), ch_uimm(r));
+    C_ZEXT_B = "100 111 ... 11 000 01" => |r| { let rd = r3(r, 7); c(Op::ANDI, rd, rd, 0, 0xff) };
+    C_SEXT_B = "100 111 ... 11 001 01" => |r| { let rd = r3(r, 7); c(Op::SEXT_B, rd, rd, 0, 0) };
+    C_ZEXT_H = "100 111 ... 11 010 01" => |r| { let rd = r3(r, 7); c(Op::ZEXT_H, rd, rd, 0, 0) };
+    C_SEXT_H = "100 111 ... 11 011 01" => |r| { let rd = r3(r, 7); c(Op::SEXT_H, rd, rd, 0, 0) };
+    C_ZEXT_W = "100 111 ... 11 100 01" => |r| { let rd = r3(r, 7); c(Op::ADD_UW, rd, rd, 0, 0) };
+    C_NOT  = "100 111 ... 11 101 01" => |r| { let rd = r3(r, 7); c(Op::XORI, rd, rd, 0, -1) };
+    C_MUL  = "100 111 ... 10 ... 01" => |r| { let rd = r3(r, 7); c(Op::MUL, rd, rd, r3(r, 2), 0) };
+    }
 }
 
 /// Encodes the compressed instruction of row `name` (as in [`COMPRESSED`],
@@ -1026,10 +1099,20 @@ mod tests {
                 assert!(a.bits & common != b.bits & common, "{} and {} overlap", a.name, b.name);
             }
         }
+        // Compressed rows may overlap only as CRow says: the earlier row
+        // narrower, of another extension, and claiming only words the later
+        // row reserves.
         for (i, a) in COMPRESSED.iter().enumerate() {
             for b in &COMPRESSED[i + 1..] {
                 let common = a.mask & b.mask;
-                assert!(a.bits & common != b.bits & common, "{} and {} overlap", a.name, b.name);
+                if a.bits & common == b.bits & common {
+                    assert!(a.mask & b.mask == b.mask && a.ext != b.ext, "{} and {} overlap", a.name, b.name);
+                    for raw in 0..0x1_0000u32 {
+                        if a.matches_c(raw) {
+                            assert!((b.expand)(raw).is_none(), "{} claims {raw:#06x}, which {} uses", a.name, b.name);
+                        }
+                    }
+                }
             }
         }
     }
@@ -1154,6 +1237,22 @@ mod tests {
         assert_eq!(d(0xcf24c9f3).op, Op::MOP_RR);
         assert_eq!(d(0x6c05c573).op, Op::HLV_D);
         assert_eq!(MOP_R.ext(), Ext::Zimop);
+        // wrs.nto, wrs.sto (binutils 2.40, -march=rv64gc_zawrs).
+        assert_eq!(encode(WRS_NTO, 0, 0, 0, 0), 0x00d00073);
+        assert_eq!(encode(WRS_STO, 0, 0, 0, 0), 0x01d00073);
+        assert_eq!(WRS_STO.ext(), Ext::Zawrs);
+        // Zfhmin, from binutils 2.40 (-march=rv64gc_zfhmin): flh ft0,2(a0);
+        // fsh ft1,4(a0); fmv.x.h a1,ft2; fmv.h.x ft3,a2; fcvt.s.h ft4,ft5
+        // (rm 0); fcvt.h.s, fcvt.d.h (rm 0), fcvt.h.d ft4,ft5 (rm dyn).
+        assert_eq!(encode(FLH, 0, 10, 0, 2), 0x00251007);
+        assert_eq!(encode(FSH, 0, 10, 1, 4), 0x00151227);
+        assert_eq!(encode(FMV_X_H, 11, 2, 0, 0), 0xe40105d3);
+        assert_eq!(encode(FMV_H_X, 3, 12, 0, 0), 0xf40601d3);
+        assert_eq!(encode(FCVT_S_H, 4, 5, 0, 0), 0x40228253);
+        assert_eq!(with_field(encode(FCVT_H_S, 4, 5, 0, 0), field::RM, 7), Some(0x4402f253));
+        assert_eq!(encode(FCVT_D_H, 4, 5, 0, 0), 0x42228253);
+        assert_eq!(with_field(encode(FCVT_H_D, 4, 5, 0, 0), field::RM, 7), Some(0x4412f253));
+        assert_eq!(FLH.ext(), Ext::Zfhmin);
         assert_eq!(FENCE_I.ext(), Ext::Zifencei);
         assert_eq!(ADD.ext(), Ext::I);
     }

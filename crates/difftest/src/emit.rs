@@ -103,7 +103,7 @@ fn runtime_prologue(p: &Program) -> String {
         s,
         r#"
     .option norelax
-    .option arch, +zba, +zbb, +zbc, +zbs
+    .option arch, +zba, +zbb, +zbc, +zbs, +zfhmin
     .section .text.init, "ax"
     .globl _start
 _start:

@@ -83,7 +83,9 @@ pub struct GenConfig {
     pub checkpoint_every: usize,
     /// Also generate what QEMU 7.2 lacks or departs from the specification
     /// on, for an oracle that is not QEMU (`--oracle interp`): Zicond,
-    /// Zicbom/Zicboz/Zicbop, Zimop, Zihintntl, and CTZW (QEMU 7.2 counts past the low word
+    /// Zicbom/Zicboz/Zicbop, Zimop, Zihintntl, Zcb, Zcmop, Zawrs, Zfhmin,
+    /// and CTZW
+    /// (QEMU 7.2 counts past the low word
     /// when it is zero, tests/conformance/known-qemu-deviations.txt).
     pub beyond_qemu: bool,
 }
@@ -442,9 +444,14 @@ impl Gen {
     /// Beyond QEMU (`--oracle interp`, which runs `--cpu max`): the
     /// Zicbom/Zicboz cache-block operations on a block of the sandbox
     /// (CBO.ZERO writes it), Zicbop's prefetch hints (ORI with rd = 0),
-    /// Zimop's MOPs and Zihintntl's hints.
+    /// Zimop's MOPs and Zihintntl's hints, Zcb's compressed forms (loads
+    /// and stores at the sandbox bases x8/x9), Zcmop's C.MOP.n and Zawrs's
+    /// WRS (which, with only LR/SC pairs generated, never has a
+    /// reservation to wait on).
     fn misc(&mut self) -> String {
-        match self.r.below(if self.beyond_qemu { 10 } else { 6 }) {
+        match self.r.below(if self.beyond_qemu { 12 } else { 6 }) {
+            10 => self.zcb(),
+            11 => format!(".word {:#x}", self.r.pick(&[0x00d0_0073u32, 0x01d0_0073])),
             6 => {
                 let base = self.base();
                 let off = self.sandbox_off(1, false);
@@ -494,6 +501,27 @@ impl Gen {
                 format!("addi x{t}, x{base}, {off}\nsc.{w} x{rd}, x{}, (x{t})", self.rreg())
             }
         }
+    }
+
+    /// One Zcb or Zcmop word (`.half`: binutils 2.40 lacks both), from the
+    /// Zc* 1.0.0 and Zcmop 1.0 encoding figures. Destinations are x10..x15
+    /// (rd' names x8..x15, and x8/x9 are the sandbox bases); loads and
+    /// stores address the base itself plus 0..3.
+    fn zcb(&mut self) -> String {
+        let rd = 2 + self.r.below(6) as u32; // x10..x15 as rd'
+        let base = self.base() - 8; // x8/x9 as rs1'
+        let src = self.r.below(8) as u32; // any of x8..x15 as rs2'
+        let u2 = self.r.below(4) as u32;
+        let word = match self.r.below(7) {
+            0 => 0x8000 | base << 7 | (u2 & 1) << 6 | (u2 >> 1) << 5 | rd << 2, // c.lbu
+            1 => 0x8400 | base << 7 | (self.r.below(2) as u32) << 6 | (u2 >> 1) << 5 | rd << 2, // c.lh(u)
+            2 => 0x8800 | base << 7 | (u2 & 1) << 6 | (u2 >> 1) << 5 | src << 2, // c.sb
+            3 => 0x8c00 | base << 7 | (u2 >> 1) << 5 | src << 2,                // c.sh
+            4 => 0x9c61 | rd << 7 | (self.r.below(6) as u32) << 2,              // c.zext.b .. c.not
+            5 => 0x9c41 | rd << 7 | src << 2,                                   // c.mul
+            _ => 0x6081 | (self.r.below(8) as u32) << 8,                        // c.mop.n
+        };
+        format!(".half {word:#06x}")
     }
 
     fn alu_rr(&mut self) -> String {
@@ -636,7 +664,8 @@ impl Gen {
     fn fp(&mut self) -> String {
         let p = *self.r.pick(&["s", "d"]);
         let (fd, fa, fb, fc) = (self.freg_p(p), self.freg_p(p), self.freg_p(p), self.freg_p(p));
-        match self.r.below(13) {
+        match self.r.below(if self.beyond_qemu { 15 } else { 13 }) {
+            13 | 14 => self.zfhmin(),
             0 | 1 => {
                 let op = *self.r.pick(&["fadd", "fsub", "fmul", "fdiv"]);
                 format!("{op}.{p} f{fd}, f{fa}, f{fb}, {}", self.rm())
@@ -685,6 +714,22 @@ impl Gen {
                 let q = if p == "s" { "w" } else { "d" };
                 format!("fmv.{q}.x f{fd}, x{}", self.rreg())
             }
+        }
+    }
+
+    /// One Zfhmin instruction (beyond QEMU's default CPU): conversions
+    /// between H and S/D, the moves, and FLH/FSH on the sandbox.
+    fn zfhmin(&mut self) -> String {
+        let (fd, fa) = (self.freg(), self.freg());
+        match self.r.below(8) {
+            0 => format!("fcvt.h.s f{fd}, f{fa}, {}", self.rm()),
+            1 => format!("fcvt.h.d f{fd}, f{fa}, {}", self.rm()),
+            2 => format!("fcvt.s.h f{fd}, f{fa}"),
+            3 => format!("fcvt.d.h f{fd}, f{fa}"),
+            4 => format!("fmv.x.h x{}, f{fa}", self.wreg()),
+            5 => format!("fmv.h.x f{fd}, x{}", self.rreg()),
+            6 => format!("flh f{fd}, {}(x{})", self.sandbox_off(2, false), self.base()),
+            _ => format!("fsh f{fa}, {}(x{})", self.sandbox_off(2, false), self.base()),
         }
     }
 
@@ -834,6 +879,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The Zcb/Zcmop words (`.half`, which `int_dest` cannot read) decode
+    /// to what they should: legal, and no write to x8/x9 or above x15;
+    /// loads and stores on the sandbox bases.
+    #[test]
+    fn zcb_words_keep_the_bases() {
+        use strata_arch::isa::{decode, Op};
+        let mut seen = 0;
+        for seed in 0..10 {
+            let p = generate(seed, &GenConfig { insns: 3000, checkpoint_every: 500, beyond_qemu: true });
+            let mut lines = Vec::new();
+            all_lines(&p.items, &mut lines);
+            for l in lines.iter().filter_map(|l| l.strip_prefix(".half 0x")) {
+                let Ok(w) = u32::from_str_radix(l, 16) else { continue };
+                if w == 0 {
+                    continue; // the generator's deliberate illegal word
+                }
+                let i = decode(w);
+                assert_ne!(i.op, Op::ILLEGAL, "{w:#06x}");
+                let stores = matches!(i.op, Op::SB | Op::SH);
+                assert!(stores || i.rd == 0 || (10..=15).contains(&i.rd), "{w:#06x} writes x{}", i.rd);
+                if matches!(i.op, Op::LBU | Op::LH | Op::LHU | Op::SB | Op::SH) {
+                    assert!(matches!(i.rs1, 8 | 9) && (0..4).contains(&i.imm), "{w:#06x}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no Zcb words generated");
     }
 
     #[test]

@@ -65,7 +65,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use softfloat_wrapper::{ExceptionFlags, Float, RoundingMode, F32, F64};
+use softfloat_wrapper::{ExceptionFlags, Float, RoundingMode, F16, F32, F64};
 
 /// The accrued-exception bits of `fflags` (§11.2, Table 11.2).
 pub mod flags {
@@ -134,6 +134,26 @@ impl Rm {
 pub const CANONICAL_NAN_S: u32 = 0x7fc0_0000;
 /// The canonical double-precision NaN (§11.3, §12.2).
 pub const CANONICAL_NAN_D: u64 = 0x7ff8_0000_0000_0000;
+
+/// The canonical half-precision NaN (Unpriv. "Zfh"/"Zfhmin": positive,
+/// quiet, zero payload).
+pub const CANONICAL_NAN_H: u16 = 0x7e00;
+
+/// Reads a half-precision operand from a 64-bit `f` register: valid only
+/// if NaN-boxed (the upper 48 bits all ones, §12.2's rule for narrower
+/// values), otherwise the canonical NaN.
+pub fn unbox_h(reg: u64) -> u16 {
+    if reg >> 16 == 0xffff_ffff_ffff {
+        reg as u16
+    } else {
+        CANONICAL_NAN_H
+    }
+}
+
+/// NaN-boxes a half-precision result: the upper 48 bits all ones.
+pub fn box_h(v: u16) -> u64 {
+    0xffff_ffff_ffff_0000 | v as u64
+}
 
 /// Reads a single-precision operand from a 64-bit `f` register (§12.2).
 ///
@@ -545,4 +565,61 @@ pub fn cvt_s_d(a: u64, rm: Rm) -> (u32, u8) {
 /// mode is needed (the encoding's `rm` field has no effect).
 pub fn cvt_d_s(a: u32) -> (u64, u8) {
     with_flags(|| F32::from_bits(a).to_f64(RoundingMode::TiesToEven).to_bits())
+}
+
+/// FCVT.S.H (Zfhmin): widens a half to single precision. Always exact; a
+/// NaN input gives the canonical single NaN (NV if it was signalling).
+pub fn cvt_s_h(a: u16) -> (u32, u8) {
+    with_flags(|| F16::from_bits(a).to_f32(RoundingMode::TiesToEven).to_bits())
+}
+
+/// FCVT.D.H (Zfhmin): widens a half to double precision, exactly.
+pub fn cvt_d_h(a: u16) -> (u64, u8) {
+    with_flags(|| F16::from_bits(a).to_f64(RoundingMode::TiesToEven).to_bits())
+}
+
+/// FCVT.H.S (Zfhmin): narrows a single to half precision, rounded per
+/// `rm`; a NaN gives the canonical half NaN.
+pub fn cvt_h_s(a: u32, rm: Rm) -> (u16, u8) {
+    with_flags(|| F32::from_bits(a).to_f16(rm.sf()).to_bits())
+}
+
+/// FCVT.H.D (Zfhmin): narrows a double to half precision, rounded per
+/// `rm`.
+pub fn cvt_h_d(a: u64, rm: Rm) -> (u16, u8) {
+    with_flags(|| F64::from_bits(a).to_f16(rm.sf()).to_bits())
+}
+
+#[cfg(test)]
+mod half_tests {
+    use super::*;
+
+    /// Values worked from the binary16 format (1 sign, 5 exponent bits
+    /// with bias 15, 10 fraction bits), not from SoftFloat.
+    #[test]
+    fn half_conversions() {
+        let (nx, of, uf, nv) = (1u8, 4u8, 2u8, 16u8);
+        // 1.0 = 0x3c00; 65504 (largest finite) = 0x7bff.
+        assert_eq!(cvt_s_h(0x3c00), (0x3f80_0000, 0));
+        assert_eq!(cvt_d_h(0x7bff), (0x40ef_fc00_0000_0000, 0));
+        // Smallest subnormal 2^-24 = 0x0001, exactly.
+        assert_eq!(cvt_s_h(0x0001), (0x3380_0000, 0));
+        assert_eq!(cvt_h_s(0x3f80_0000, Rm::Rne), (0x3c00, 0));
+        // 65520 rounds to infinity under RNE (halfway past 65504), to
+        // 65504 under RTZ.
+        assert_eq!(cvt_h_s(0x477f_f000, Rm::Rne), (0x7c00, of | nx));
+        assert_eq!(cvt_h_s(0x477f_f000, Rm::Rtz), (0x7bff, nx));
+        // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: even is 1.
+        assert_eq!(cvt_h_d(0x3ff0_0200_0000_0000, Rm::Rne), (0x3c00, nx));
+        assert_eq!(cvt_h_d(0x3ff0_0200_0000_0000, Rm::Rup), (0x3c01, nx));
+        // 2^-25 underflows: to zero under RNE (tie to even), inexact.
+        assert_eq!(cvt_h_s(0x3300_0000, Rm::Rne), (0x0000, uf | nx));
+        // NaNs: a signalling one raises NV; both give the canonical NaN.
+        assert_eq!(cvt_h_s(0x7f80_0001, Rm::Rne), (CANONICAL_NAN_H, nv));
+        assert_eq!(cvt_s_h(0x7c01), (CANONICAL_NAN_S, nv));
+        assert_eq!(cvt_d_h(0x7e01), (CANONICAL_NAN_D, 0));
+        // Boxing.
+        assert_eq!(unbox_h(box_h(0x1234)), 0x1234);
+        assert_eq!(unbox_h(0xffff_ffff_0000_1234), CANONICAL_NAN_H, "a single-boxed value is not a half");
+    }
 }

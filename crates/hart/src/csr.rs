@@ -399,8 +399,9 @@ impl Hart {
             HTIMEDELTA => c.htimedelta,
             HCOUNTEREN => c.hcounteren,
             HGEIE | HGEIP => 0,
-            HENVCFG if self.csr.menvcfg & envcfg::STCE == 0 => c.henvcfg & !envcfg::STCE,
-            HENVCFG => c.henvcfg,
+            // STCE and PBMTE read as zero while menvcfg's are clear (Priv.
+            // "Sstc", §8.2.5).
+            HENVCFG => c.henvcfg & !((envcfg::STCE | envcfg::PBMTE) & !c.menvcfg),
             HTVAL => c.htval,
             HIP => self.mip() & IP_VS,
             HVIP => c.hvip,
@@ -529,7 +530,7 @@ impl Hart {
             STVEC => c.stvec = legal_tvec(c.stvec, v),
             SCOUNTEREN => c.scounteren = v & 0xffff_ffff,
             // FIOM, and the CBO enables with Zicbom/Zicboz (no STCE here).
-            SENVCFG => c.senvcfg = legal_envcfg(c.senvcfg, v, envcfg_w & !envcfg::STCE),
+            SENVCFG => c.senvcfg = legal_envcfg(c.senvcfg, v, envcfg_w & !(envcfg::STCE | envcfg::PBMTE)),
             SSCRATCH | VSSCRATCH if virt || n == VSSCRATCH => c.vsscratch = v,
             SSCRATCH => c.sscratch = v,
             SEPC | VSEPC if virt || n == VSEPC => c.vsepc = v & !1,
@@ -571,7 +572,15 @@ impl Hart {
             HTIMEDELTA => c.htimedelta = v,
             HCOUNTEREN => c.hcounteren = v & 0xffff_ffff,
             HGEIE => {}
-            HENVCFG => c.henvcfg = legal_envcfg(c.henvcfg, v, envcfg_w),
+            HENVCFG => {
+                let old = c.henvcfg;
+                c.henvcfg = legal_envcfg(c.henvcfg, v, envcfg_w);
+                if (old ^ c.henvcfg) & envcfg::PBMTE != 0 {
+                    // The walks' PBMT rules changed: cached translations
+                    // were made under the old ones.
+                    self.flush_all_translations();
+                }
+            }
             HTVAL => c.htval = v,
             // hip.VSSIP is writable (an alias of hvip.VSSIP); VSTIP and
             // VSEIP are read-only there.
@@ -601,7 +610,13 @@ impl Hart {
             MIE => c.mie = v & IP_ALL,
             MTVEC => c.mtvec = legal_tvec(c.mtvec, v),
             MCOUNTEREN => c.mcounteren = v & 0xffff_ffff,
-            MENVCFG => c.menvcfg = legal_envcfg(c.menvcfg, v, envcfg_w),
+            MENVCFG => {
+                let old = c.menvcfg;
+                c.menvcfg = legal_envcfg(c.menvcfg, v, envcfg_w);
+                if (old ^ c.menvcfg) & envcfg::PBMTE != 0 {
+                    self.flush_all_translations();
+                }
+            }
             MCOUNTINHIBIT => {
                 let new = v & 0xffff_fffd;
                 // Freeze or thaw each counter at its current value; this
@@ -687,8 +702,8 @@ impl Hart {
     }
 
     /// The `menvcfg`/`henvcfg` fields this hart implements: FIOM, STCE
-    /// with Sstc, CBIE and CBCFE with Zicbom, CBZE with Zicboz. (`senvcfg`
-    /// has no STCE.)
+    /// with Sstc, CBIE and CBCFE with Zicbom, CBZE with Zicboz, PBMTE with
+    /// Svpbmt. (`senvcfg` has neither STCE nor PBMTE.)
     fn envcfg_writable(&self) -> u64 {
         let mut w = envcfg::FIOM;
         if self.exts.has(Ext::Sstc) {
@@ -699,6 +714,9 @@ impl Hart {
         }
         if self.exts.has(Ext::Zicboz) {
             w |= envcfg::CBZE;
+        }
+        if self.exts.has(Ext::Svpbmt) {
+            w |= envcfg::PBMTE;
         }
         w
     }

@@ -63,13 +63,15 @@ struct PeekPt<'a> {
     /// VS-stage tables of a two-stage translation live in guest-physical
     /// memory (Priv. §8.5.1).
     g: Option<(Scheme, u64)>,
+    /// The G-stage walk's options (Svnapot, Svpbmt).
+    gopts: walk::Options,
 }
 
 impl PtMemory for PeekPt<'_> {
     type Error = ();
     fn read_pte(&mut self, addr: u64) -> Result<u64, ()> {
         let pa = match self.g {
-            Some((scheme, root)) => g_translate(self.ram, scheme, root, addr).ok_or(())?,
+            Some((scheme, root)) => g_translate(self.ram, scheme, root, addr, self.gopts).ok_or(())?,
             None => addr,
         };
         self.ram.load(pa, 8).map_err(|_| ())
@@ -82,9 +84,11 @@ impl PtMemory for PeekPt<'_> {
 
 /// The G-stage walk of guest-physical `gpa` (§8.5.1: every G-stage access
 /// is checked as a U-mode one).
-fn g_translate(ram: &GuestRam, scheme: Scheme, root: u64, gpa: u64) -> Option<u64> {
+fn g_translate(ram: &GuestRam, scheme: Scheme, root: u64, gpa: u64, opts: walk::Options) -> Option<u64> {
     let perms = walk::Perms { user: true, sum: false, mxr: true, hlvx: false };
-    walk::walk(&mut PeekPt { ram, g: None }, scheme, root, gpa, Access::Load, perms).ok().map(|l| l.pa)
+    walk::walk_opts(&mut PeekPt { ram, g: None, gopts: opts }, scheme, root, gpa, Access::Load, perms, opts)
+        .ok()
+        .map(|l| l.pa)
 }
 
 fn scheme_of_atp(atp: u64) -> Option<Scheme> {
@@ -261,9 +265,9 @@ impl Hart {
         if !self.virt {
             let Some(scheme) = scheme_of_atp(self.csr.satp) else { return Some(va) };
             let root = self.csr.satp & satp::PPN_MASK;
-            return walk::walk(&mut PeekPt { ram: &self.ram, g: None }, scheme, root, va, Access::Load, perms)
-                .ok()
-                .map(|l| l.pa);
+            let opts = self.walk_options(false);
+            let mut pt = PeekPt { ram: &self.ram, g: None, gopts: opts };
+            return walk::walk_opts(&mut pt, scheme, root, va, Access::Load, perms, opts).ok().map(|l| l.pa);
         }
         // Two-stage (§8.5): the VS-stage through `vsatp`, its tables and
         // the result through the G-stage of `hgatp`.
@@ -276,11 +280,12 @@ impl Hart {
             None => va,
             Some(scheme) => {
                 let root = self.csr.vsatp & satp::PPN_MASK;
-                walk::walk(&mut PeekPt { ram: &self.ram, g }, scheme, root, va, Access::Load, perms).ok()?.pa
+                let mut pt = PeekPt { ram: &self.ram, g, gopts: self.walk_options(false) };
+                walk::walk_opts(&mut pt, scheme, root, va, Access::Load, perms, self.walk_options(true)).ok()?.pa
             }
         };
         match g {
-            Some((scheme, root)) => g_translate(&self.ram, scheme, root, gpa),
+            Some((scheme, root)) => g_translate(&self.ram, scheme, root, gpa, self.walk_options(false)),
             None => Some(gpa),
         }
     }

@@ -42,26 +42,34 @@ fn tables() -> &'static Tables {
 /// Decodes one instruction. `raw`'s low two bits select the length: for a
 /// compressed instruction only the low 16 bits are looked at.
 pub fn decode(raw: u32) -> Insn {
+    decode_with_ext(raw).0
+}
+
+/// The instruction and the extension of the row that decoded it: the
+/// operation's own for a 32-bit word, the compressed row's ([`CRow::ext`])
+/// for a 16-bit one.
+fn decode_with_ext(raw: u32) -> (Insn, Ext) {
     if raw & 3 != 3 {
         return decode16(raw as u16);
     }
     let t = tables();
     for e in &t.major[((raw >> 2) & 31) as usize] {
         if raw & e.mask == e.bits {
-            return e.insn(raw);
+            return (e.insn(raw), e.ext);
         }
     }
-    Insn::ILLEGAL
+    (Insn::ILLEGAL, Ext::I)
 }
 
 /// Decodes one instruction for a hart with extensions `exts`: an
 /// instruction of an extension the hart does not have is illegal, exactly
-/// as if its row were not in the table.
+/// as if its row were not in the table. A compressed instruction needs its
+/// row's extension (C, Zcb, Zcmop) and that of the instruction it expands
+/// to (C.FLD needs D, Zcb's C.MUL M and C.SEXT.B Zbb).
 #[inline]
 pub fn decode_for(raw: u32, exts: Extensions) -> Insn {
-    let i = decode(raw);
-    let ext = if raw & 3 != 3 { Ext::C } else { i.op.ext() };
-    if exts.has(ext) {
+    let (i, ext) = decode_with_ext(raw);
+    if exts.has(ext) && exts.has(i.op.ext()) {
         i
     } else {
         Insn::ILLEGAL
@@ -70,15 +78,18 @@ pub fn decode_for(raw: u32, exts: Extensions) -> Insn {
 
 // ---- RVC ------------------------------------------------------------------
 
-fn decode16(raw: u16) -> Insn {
+/// The first row of the word's index slot that matches decides (the
+/// extension rows that carve words out of a base row's reserved ones come
+/// before it, see [`CRow`]).
+fn decode16(raw: u16) -> (Insn, Ext) {
     let raw = raw as u32;
     let t = tables();
     for r in &t.compressed[((raw >> 13) << 2 | (raw & 3)) as usize] {
         if raw & r.mask == r.bits {
-            return (r.expand)(raw).unwrap_or(Insn::ILLEGAL);
+            return ((r.expand)(raw).unwrap_or(Insn::ILLEGAL), r.ext);
         }
     }
-    Insn::ILLEGAL
+    (Insn::ILLEGAL, Ext::C)
 }
 
 #[cfg(test)]
@@ -152,9 +163,58 @@ mod tests {
         assert_eq!(decode(0x2001).op, Op::ILLEGAL);
         assert_eq!(decode(0x8002).op, Op::ILLEGAL);
         assert_eq!(decode(0x6101).op, Op::ILLEGAL);
-        assert_eq!(decode(0x8000).op, Op::ILLEGAL);
-        // c.subw / c.addw reserved slots (funct2 = 10, 11 with bit 12 set)
-        assert_eq!(decode(0x9c41).op, Op::ILLEGAL);
+        // Quadrant 0's funct3 100 and the C.SUBW/C.ADDW neighbours (funct2
+        // 10, 11 with bit 12 set) are reserved in RVC and Zcb's with it:
+        // 0x8000 is c.lbu s0, 0(s0), 0x9c41 c.mul s0, s0.
+        let max = Extensions::MAX;
+        for raw in [0x8000, 0x9c41] {
+            assert_eq!(decode_for(raw, Extensions::DEFAULT).op, Op::ILLEGAL, "{raw:#x}");
+            assert_ne!(decode_for(raw, max).op, Op::ILLEGAL, "{raw:#x}");
+        }
+    }
+
+    /// Zcb and Zcmop words, from the Zc* 1.0.0 and Zcmop 1.0 encoding
+    /// figures, with and without the extensions.
+    #[test]
+    // The binary literals are grouped by the encoding figure's fields.
+    #[allow(clippy::unusual_byte_groupings)]
+    fn zcb_and_zcmop() {
+        let max = Extensions::MAX;
+        let d = |raw| decode_for(raw, max);
+        let i = |op, rd, rs1, rs2, imm| Insn { op, rd, rs1, rs2, imm };
+        // c.lbu a0, 3(a1): 100000 001 11 010 00 (uimm[0] in bit 6).
+        assert_eq!(d(0b100000_001_11_010_00), i(Op::LBU, 10, 9, 0, 3));
+        assert_eq!(d(0b100000_001_01_010_00), i(Op::LBU, 10, 9, 0, 2), "bit 5 is uimm[1]");
+        assert_eq!(d(0b100001_001_0_1_010_00), i(Op::LHU, 10, 9, 0, 2));
+        assert_eq!(d(0b100001_001_1_0_010_00), i(Op::LH, 10, 9, 0, 0));
+        assert_eq!(d(0b100010_001_10_010_00), i(Op::SB, 0, 9, 10, 1));
+        assert_eq!(d(0b100011_001_0_1_010_00), i(Op::SH, 0, 9, 10, 2));
+        assert_eq!(d(0b100011_001_1_0_010_00), Insn::ILLEGAL, "c.sh with bit 6 set is reserved");
+        assert_eq!(d(0x9c61 | 2 << 7), i(Op::ANDI, 10, 10, 0, 0xff));
+        assert_eq!(d(0x9c65).op, Op::SEXT_B);
+        assert_eq!(d(0x9c69).op, Op::ZEXT_H);
+        assert_eq!(d(0x9c6d).op, Op::SEXT_H);
+        assert_eq!(d(0x9c71), i(Op::ADD_UW, 8, 8, 0, 0));
+        assert_eq!(d(0x9c75), i(Op::XORI, 8, 8, 0, -1));
+        assert_eq!(d(0x9c41 | 3 << 2), i(Op::MUL, 8, 8, 11, 0));
+        assert_eq!(d(0x9c79), Insn::ILLEGAL, "subop 110 is reserved");
+        assert_eq!(d(0x9c7d), Insn::ILLEGAL, "subop 111 is reserved");
+        // Zcb's C.SEXT.B needs Zbb too, C.ZEXT.W Zba, C.MUL M.
+        assert_eq!(decode_for(0x9c65, max.without(Ext::Zbb)), Insn::ILLEGAL);
+        assert_eq!(decode_for(0x9c71, max.without(Ext::Zba)), Insn::ILLEGAL);
+        assert_eq!(decode_for(0x9c41, max.without(Ext::M)), Insn::ILLEGAL);
+        assert_eq!(decode_for(0x9c75, max.without(Ext::Zcb)), Insn::ILLEGAL);
+        // C.MOP.n: C.LUI x(n), 0 for odd n below 16, a no-op.
+        for n in (1..16).step_by(2) {
+            let raw = 0x6081 | (n >> 1) << 8;
+            assert_eq!(d(raw), i(Op::ADDI, 0, 0, 0, 0), "c.mop.{n}");
+            assert_eq!(decode_for(raw, Extensions::DEFAULT), Insn::ILLEGAL, "c.mop.{n}");
+        }
+        // Even registers, and x17 and up, stay reserved C.LUIs.
+        assert_eq!(d(0x6101), Insn::ILLEGAL, "c.lui sp, 0 is c.addi16sp 0, reserved");
+        assert_eq!(d(0x6201), Insn::ILLEGAL, "c.lui x4, 0");
+        assert_eq!(d(0x6881), Insn::ILLEGAL, "c.lui x17, 0");
+        assert_eq!(d(0x6085).op, Op::LUI, "c.lui ra, 1 is unchanged");
     }
 
     /// The indexed decoder and the table's own linear search agree on any

@@ -315,6 +315,37 @@ impl Hart {
                 }
                 self.event = true;
             }
+            // Zawrs 1.01: stall until the reservation set LR registered is
+            // written, an interrupt is pending in `mie` (WFI's rule for
+            // resuming), or a bound passes; with no valid reservation, or
+            // such an interrupt already pending, there is no stall. Strata's
+            // stall is the rest of the hart's turn: it leaves the slice and
+            // yields the host core like PAUSE, and the reservation, dropped
+            // at the end of every turn (`Hart::run`), is gone when the hart
+            // runs again, so the next WRS completes at once and the guest's
+            // loop re-reads memory (the chapter lets a stall end for any
+            // reason). WRS.NTO's time limit for TW/VTW is zero, as WFI's:
+            // below M with `mstatus.TW` a WRS.NTO that would stall is an
+            // illegal instruction; in VS/VU with TW clear and
+            // `hstatus.VTW` set, a virtual instruction. Unlike WFI, U-mode
+            // may run both with TW clear. WRS.STO never traps.
+            Op::WRS_NTO | Op::WRS_STO => {
+                let stall = self.reservation().is_some() && self.mip() & self.csr.mie == 0;
+                if stall && i.op == Op::WRS_NTO && self.prv != Priv::M {
+                    if self.csr.mstatus & status::TW != 0 {
+                        return Err(self.illegal_insn());
+                    }
+                    if self.virt && self.csr.hstatus & hstatus::VTW != 0 {
+                        return Err(self.virtual_insn());
+                    }
+                }
+                if stall {
+                    self.paused = true;
+                    self.stats.wrs_stalls += 1;
+                    self.yield_slice = true;
+                    self.event = true;
+                }
+            }
             // Svinval: SINVAL.VMA has SFENCE.VMA's traps and effect. Strata
             // invalidates at once, so there is nothing left for the
             // SFENCE.W.INVAL / SFENCE.INVAL.IR brackets to order.

@@ -1,4 +1,5 @@
-//! F and D instructions (Unprivileged ISA 20191213, chapters 11 and 12).
+//! F and D instructions (Unprivileged ISA 20191213, chapters 11 and 12),
+//! and Zfhmin's half-precision moves and conversions (Unpriv. "Zfh").
 //! The arithmetic lives in `strata-fpu`; this file is the register, CSR and
 //! `mstatus.FS` plumbing around it.
 
@@ -6,7 +7,7 @@ use crate::decode::Insn;
 use crate::isa::Op;
 use crate::trap::{cause, Trap};
 use crate::{Bus, Hart};
-use strata_fpu::{self as fpu, box_s, unbox_s, Rm};
+use strata_fpu::{self as fpu, box_h, box_s, unbox_h, unbox_s, Rm};
 
 impl Hart {
     fn fp_dirty(&mut self) {
@@ -51,6 +52,13 @@ impl Hart {
             }
             Op::FSD => {
                 self.store(bus, addr, 8, f2)?;
+                (Out::None, 0)
+            }
+            // Zfhmin: FLH NaN-boxes the half it loads; FSH stores the low
+            // 16 bits whatever the boxing, as FSW does.
+            Op::FLH => (Out::F(box_h(self.load(bus, addr, 2)? as u16)), 0),
+            Op::FSH => {
+                self.store(bus, addr, 2, f2)?;
                 (Out::None, 0)
             }
             op => {
@@ -142,6 +150,27 @@ impl Hart {
                     Op::FCVT_D_L => d!(fpu::cvt_d_l(x1, self.rounding(raw)?)),
                     Op::FCVT_D_LU => d!(fpu::cvt_d_lu(x1, self.rounding(raw)?)),
                     Op::FMV_D_X => (Out::F(x1), 0),
+                    // Zfhmin. FMV.X.H moves the low 16 bits as they are,
+                    // sign-extended; FMV.H.X boxes x's low 16 bits. The
+                    // conversions read a half only if it is NaN-boxed.
+                    Op::FMV_X_H => (Out::X(f1 as u16 as i16 as u64), 0),
+                    Op::FMV_H_X => (Out::F(box_h(x1 as u16)), 0),
+                    Op::FCVT_S_H => {
+                        self.rounding(raw)?;
+                        s!(fpu::cvt_s_h(unbox_h(f1)))
+                    }
+                    Op::FCVT_D_H => {
+                        self.rounding(raw)?;
+                        d!(fpu::cvt_d_h(unbox_h(f1)))
+                    }
+                    Op::FCVT_H_S => {
+                        let (v, fl) = fpu::cvt_h_s(s1, self.rounding(raw)?);
+                        (Out::F(box_h(v)), fl)
+                    }
+                    Op::FCVT_H_D => {
+                        let (v, fl) = fpu::cvt_h_d(f1, self.rounding(raw)?);
+                        (Out::F(box_h(v)), fl)
+                    }
                     _ => return Err(Trap::new(cause::ILLEGAL_INSN, self.cur_insn_bits)),
                 }
             }

@@ -21,6 +21,8 @@ mod progress;
 pub mod state;
 pub mod stats;
 pub mod trap;
+#[cfg(test)]
+mod zawrs_tests;
 
 use std::sync::Arc;
 

@@ -1,10 +1,10 @@
 //! The hart's memory paths: fetch, load, store and AMO, with the TLB fast
 //! path and the slow path through the page-table walker, PMP and the bus.
 
-use crate::csr::{hgatp, hstatus, satp, status};
+use crate::csr::{envcfg, hgatp, hstatus, satp, status};
 use crate::trap::{cause, Trap, TrapExtra};
 use crate::{Bus, Hart, Priv};
-use strata_arch::ext::CACHE_BLOCK_SIZE;
+use strata_arch::ext::{Ext, CACHE_BLOCK_SIZE};
 use strata_memory::GuestRam;
 use strata_mmu::pmp::Pmp;
 use strata_mmu::walk::{self, PtMemory, Scheme, WalkError};
@@ -42,16 +42,18 @@ impl PtMemory for PhysPt<'_> {
 struct GStage {
     scheme: Option<Scheme>,
     root: u64,
+    /// Svnapot, and Svpbmt as `menvcfg.PBMTE` enables it for the G-stage.
+    opts: walk::Options,
 }
 
 impl GStage {
-    fn of(hgatp_value: u64) -> GStage {
+    fn of(hgatp_value: u64, opts: walk::Options) -> GStage {
         let scheme = match hgatp_value >> hgatp::MODE_SHIFT {
             hgatp::SV39X4 => Some(Scheme::SV39X4),
             hgatp::SV48X4 => Some(Scheme::SV48X4),
             _ => None,
         };
-        GStage { scheme, root: hgatp_value & crate::csr::HGATP_PPN_MASK }
+        GStage { scheme, root: hgatp_value & crate::csr::HGATP_PPN_MASK, opts }
     }
 
     /// Translates guest-physical `gpa`. Every G-stage access is a user
@@ -68,7 +70,7 @@ impl GStage {
             None => Ok(walk::Leaf { pa: gpa, page_shift: 12, pte: 0, pte_addr: 0, refs: 0, writes: 0 }),
             Some(scheme) => {
                 let perms = walk::Perms { user: true, sum: false, mxr, hlvx };
-                walk::walk(mem, scheme, self.root, gpa, access, perms)
+                walk::walk_opts(mem, scheme, self.root, gpa, access, perms, self.opts)
             }
         }
     }
@@ -331,8 +333,9 @@ impl Hart {
                 mxr: ms & status::MXR != 0,
                 hlvx: false,
             };
+            let opts = self.walk_options(false);
             let mut pt = PhysPt { ram: &self.ram, pmp: &self.pmp };
-            let r = walk::walk(&mut pt, scheme, atp & satp::PPN_MASK, va, a, perms);
+            let r = walk::walk_opts(&mut pt, scheme, atp & satp::PPN_MASK, va, a, perms, opts);
             self.stats.walks += 1;
             return match r {
                 Ok(leaf) => {
@@ -348,7 +351,8 @@ impl Hart {
         // its PTE reads G-stage translated, then G-stage of the result.
         let vs = self.csr.vsatp;
         let vss = self.csr.vsstatus;
-        let g = GStage::of(self.csr.hgatp);
+        let g = GStage::of(self.csr.hgatp, self.walk_options(false));
+        let vs_opts = self.walk_options(true);
         let hgatp_v = self.csr.hgatp;
         let mut pt = GuestPt {
             phys: PhysPt { ram: &self.ram, pmp: &self.pmp },
@@ -376,7 +380,7 @@ impl Hart {
                     mxr: (vss | ms) & status::MXR != 0,
                     hlvx: mode.hlvx,
                 };
-                let r = walk::walk(&mut pt, scheme, vs & satp::PPN_MASK, va, a, perms);
+                let r = walk::walk_opts(&mut pt, scheme, vs & satp::PPN_MASK, va, a, perms, vs_opts);
                 refs += pt.refs;
                 writes += pt.writes;
                 match r {
@@ -717,6 +721,17 @@ impl Hart {
             }
         }
         Ok(())
+    }
+
+    /// The walker's options for one stage of this hart's translation:
+    /// Svnapot with the extension; Svpbmt where `menvcfg.PBMTE` enables it
+    /// (S-mode and G-stage) and, for the VS-stage (`vs`), `henvcfg.PBMTE`
+    /// too (Priv. "Svpbmt"; §3.1.18, §8.2.5). PBMTE is writable only with
+    /// Svpbmt.
+    pub(crate) fn walk_options(&self, vs: bool) -> walk::Options {
+        let c = &self.csr;
+        let pbmte = if vs { c.menvcfg & c.henvcfg } else { c.menvcfg } & envcfg::PBMTE != 0;
+        walk::Options { svnapot: self.exts.has(Ext::Svnapot), pbmt: pbmte }
     }
 
     pub(crate) fn set_reservation(&mut self, pa: Option<u64>) {

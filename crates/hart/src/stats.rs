@@ -39,6 +39,9 @@ pub struct HartStats {
     pub fence_i_stale: u64,
     /// PAUSE hints (spin-wait loops).
     pub pauses: u64,
+    /// Zawrs WRS.NTO/WRS.STO that stalled (ended the hart's turn; see
+    /// `exec.rs`).
+    pub wrs_stalls: u64,
 }
 
 impl HartStats {

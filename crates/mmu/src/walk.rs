@@ -17,6 +17,8 @@ pub use strata_arch::pte::Scheme;
 
 /// `PPN[3:0]` of a 64 KiB Svnapot leaf.
 const NAPOT_64K: u64 = 0b1000;
+/// log2 of that page's size.
+const NAPOT_SHIFT: u32 = 16;
 
 /// Who is asking, and how permissions are read (§4.3.1, §8.5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,14 +87,24 @@ pub fn walk<M: PtMemory>(
     walk_opts(mem, scheme, root_ppn, va, access, perms, Options::default())
 }
 
-/// Optional translation features a walker's user may have (the harts have
-/// none of these; the IOMMU has Svnapot, which IOMMU 1.0 §6.4 requires).
+/// Optional translation features a walker's user may have (the IOMMU has
+/// Svnapot, which IOMMU 1.0 §6.4 requires; a hart has those of its
+/// extensions, Svpbmt as `menvcfg.PBMTE`/`henvcfg.PBMTE` enable it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Svnapot (Privileged Architecture 20240411, "Svnapot" chapter): a
     /// level-0 leaf with N=1 and `PPN[3:0]` = 0b1000 maps a naturally
-    /// aligned 64 KiB region; any other use of N is reserved (page fault).
+    /// aligned 64 KiB region, reported as a page of that size
+    /// ([`Leaf::page_shift`] 16, so a fence by address drops all of it);
+    /// any other use of N is reserved (page fault).
     pub svnapot: bool,
+    /// Svpbmt in effect (Privileged Architecture 20240411, "Svpbmt"
+    /// chapter): a leaf's PBMT field (bits 62:61) may be PMA (0), NC (1)
+    /// or IO (2); 3 is reserved, and so is a non-zero PBMT in a non-leaf
+    /// PTE (page fault). Without it PBMT is reserved like bits 60:54. The
+    /// walk does not report the type: Strata's memory is uniform (see
+    /// docs/isa.md).
+    pub pbmt: bool,
 }
 
 /// [`walk`] with [`Options`].
@@ -105,7 +117,13 @@ pub fn walk_opts<M: PtMemory>(
     perms: Perms,
     opts: Options,
 ) -> Result<Leaf, WalkError<M::Error>> {
-    let reserved_high = if opts.svnapot { pte::HIGH_BITS & !pte::N } else { pte::HIGH_BITS };
+    let mut reserved_high = pte::HIGH_BITS;
+    if opts.svnapot {
+        reserved_high &= !pte::N;
+    }
+    if opts.pbmt {
+        reserved_high &= !pte::PBMT;
+    }
     if !scheme.va_ok(va) {
         return Err(WalkError::PageFault);
     }
@@ -125,6 +143,11 @@ pub fn walk_opts<M: PtMemory>(
             // Svnapot: N only on a level-0 leaf encoding 64 KiB.
             let napot = pte & pte::N != 0;
             if napot && (level != 0 || !pte::is_leaf(pte) || pte::ppn(pte) & 0xf != NAPOT_64K) {
+                return Err(WalkError::PageFault);
+            }
+            // Svpbmt: the reserved type, and any type on a non-leaf PTE.
+            let pbmt = pte & pte::PBMT;
+            if pbmt == pte::PBMT || (pbmt != 0 && !pte::is_leaf(pte)) {
                 return Err(WalkError::PageFault);
             }
             if !pte::is_leaf(pte) {
@@ -172,7 +195,7 @@ pub fn walk_opts<M: PtMemory>(
                     continue 'restart;
                 }
             }
-            let page_shift = Scheme::page_shift(level);
+            let page_shift = if napot { NAPOT_SHIFT } else { Scheme::page_shift(level) };
             let offset_mask = (1u64 << page_shift) - 1;
             let pa = ((ppn << pte::PAGE_SHIFT) & !offset_mask) | (va & offset_mask);
             return Ok(Leaf { pa, page_shift, pte: want, pte_addr, refs, writes });
@@ -241,7 +264,7 @@ mod tests {
 
     #[test]
     fn svnapot_only_with_the_option_and_only_its_64k_encoding() {
-        let napot = Options { svnapot: true };
+        let napot = Options { svnapot: true, ..Options::default() };
         // A 64 KiB leaf: N=1, PPN[3:0] = 0b1000; the page inside it comes
         // from VA[15:12] (here 0x4000_1000 -> page 1 of the region).
         let mut m = Mem::default();
@@ -253,6 +276,12 @@ mod tests {
         assert_eq!(walk(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S), Err(WalkError::PageFault));
         let l = walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S, napot).unwrap();
         assert_eq!(l.pa, 0x9000_1234);
+        assert_eq!(l.page_shift, 16, "a 64 KiB page, for fences by address");
+        // Software writes all sixteen PTEs of the range alike; the walk
+        // reads the one of the address's page.
+        m.0.insert(0x100_2000 + 15 * 8, leaf(0x90008, R | A) | N);
+        let l = walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_fabc, Access::Load, S, napot).unwrap();
+        assert_eq!(l.pa, 0x9000_fabc, "the last page of the region");
         // Any other PPN[3:0] with N is reserved.
         m.0.insert(0x100_2000 + v0 * 8, leaf(0x90004, R | A) | N);
         assert!(walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S, napot).is_err());
@@ -260,6 +289,32 @@ mod tests {
         m.0.insert(0x100_2000 + v0 * 8, leaf(0x90008, R | A) | N);
         m.0.insert(0x100_1000 + v1 * 8, ptr(0x1002) | N);
         assert!(walk_opts(&mut m, Scheme::SV39, 0x1000, 0x4000_1234, Access::Load, S, napot).is_err());
+    }
+
+    /// Svpbmt (Priv. "Svpbmt"): PBMT 0, 1, 2 on a leaf map alike; 3, and
+    /// any PBMT on a non-leaf, are reserved; without the option all of
+    /// PBMT is reserved.
+    #[test]
+    fn svpbmt_types_only_on_leaves_and_not_three() {
+        let pbmt = Options { pbmt: true, ..Options::default() };
+        let va: u64 = 0x4000_1000;
+        let (v1, v0) = ((va >> 21) & 511, (va >> 12) & 511);
+        for (t, ok) in [(0u64, true), (1, true), (2, true), (3, false)] {
+            let mut m = sv39_4k(R | W);
+            let e = m.0[&(0x100_2000 + v0 * 8)];
+            m.0.insert(0x100_2000 + v0 * 8, e | t << 61);
+            let r = walk_opts(&mut m, Scheme::SV39, 0x1000, va | 0x234, Access::Load, S, pbmt);
+            assert_eq!(r.is_ok(), ok, "PBMT {t}");
+            if ok {
+                assert_eq!(r.unwrap().pa, 0x9000_0234, "PBMT {t}");
+            }
+            let off = walk(&mut m, Scheme::SV39, 0x1000, va, Access::Load, S);
+            assert_eq!(off.is_ok(), t == 0, "PBMT {t} without Svpbmt");
+        }
+        let mut m = sv39_4k(R | W);
+        let e = m.0[&(0x100_1000 + v1 * 8)];
+        m.0.insert(0x100_1000 + v1 * 8, e | 1 << 61);
+        assert_eq!(walk_opts(&mut m, Scheme::SV39, 0x1000, va, Access::Load, S, pbmt), Err(WalkError::PageFault));
     }
 
     #[test]

@@ -48,10 +48,12 @@ use strata_memory::{GuestMemory, OutOfRange};
 /// does not yet switch `vstimecmp` with the vCPU), and without Zicbom and
 /// Zicboz (the hypervisor leaves `henvcfg`'s CBO enables clear, and does not
 /// switch `senvcfg` with the vCPU, so a guest's CBO would be a virtual
-/// instruction it does not emulate). Zicbop's prefetch hints stay: they are
-/// ORI encodings that run anywhere.
+/// instruction it does not emulate), and without Zawrs (the hypervisor
+/// sets `hstatus.VTW` to catch WFI, which makes a stalling WRS.NTO a
+/// virtual instruction it does not emulate either). Zicbop's prefetch hints
+/// stay: they are ORI encodings that run anywhere.
 pub fn guest_extensions(harts: Extensions) -> Extensions {
-    harts.without(Ext::H).without(Ext::Sstc).without(Ext::Zicbom).without(Ext::Zicboz)
+    harts.without(Ext::H).without(Ext::Sstc).without(Ext::Zicbom).without(Ext::Zicboz).without(Ext::Zawrs)
 }
 
 /// Machine RAM starts where the `virt` board's does.

@@ -889,7 +889,7 @@ fn hart_stats(h: &stats::HartSnapshot, s: &mut String) {
     let f = h.fences;
     let _ = writeln!(
         s,
-        "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | fence.i stale pages {} | pauses {} | traps to M {} HS {} VS {}",
+        "hart {}: fences sfence.vma {} sfence.vma(V=1) {} hfence.vvma {} hfence.gvma {} | fence.i stale pages {} | pauses {} | wrs stalls {} | traps to M {} HS {} VS {}",
         h.hart,
         f[0],
         f[1],
@@ -897,6 +897,7 @@ fn hart_stats(h: &stats::HartSnapshot, s: &mut String) {
         f[3],
         h.fence_i_stale_pages,
         h.pauses,
+        h.wrs_stalls,
         h.traps_to[0],
         h.traps_to[1],
         h.traps_to[2]

@@ -133,7 +133,7 @@ pub const CAPABILITIES: u64 = caps::VERSION_1_0
     | caps::PD20;
 
 /// Both stages take Svnapot's 64 KiB leaves (§6.4: an IOMMU must).
-const SVNAPOT: Options = Options { svnapot: true };
+const SVNAPOT: Options = Options { svnapot: true, pbmt: false };
 
 /// `fctl.WSI` (§5.4): interrupts are wired. Read-only here.
 pub const FCTL_WSI: u64 = 1 << 1;

@@ -1,7 +1,7 @@
 //! The `xenvcfg` fields each configuration implements (Priv. §3.1.18,
 //! §4.1.10, §8.2.5): FIOM always; STCE with Sstc (not in `senvcfg`);
 //! CBIE (bits 5:4) and CBCFE (bit 6) with Zicbom, CBZE (bit 7) with
-//! Zicboz. Written as literal bit values from the chapters' register
+//! Zicboz, PBMTE (bit 62, not in `senvcfg`) with Svpbmt. Written as literal bit values from the chapters' register
 //! figures, so a wrong constant in `strata_arch::csr::envcfg` fails here.
 
 use std::sync::Arc;
@@ -35,8 +35,20 @@ fn writable_fields_follow_the_extensions() {
     assert_eq!(all_ones(Extensions::RV64GC), [0x1, 0x1, 0x1]);
     // default: FIOM, STCE (bit 63) in menvcfg/henvcfg.
     assert_eq!(all_ones(Extensions::DEFAULT), [0x8000_0000_0000_0001, 0x1, 0x8000_0000_0000_0001]);
-    // max: also CBIE, CBCFE, CBZE (0xf0) in all three.
-    assert_eq!(all_ones(Extensions::MAX), [0x8000_0000_0000_00f1, 0xf1, 0x8000_0000_0000_00f1]);
+    // max: also CBIE, CBCFE, CBZE (0xf0) in all three, and PBMTE (bit 62)
+    // in menvcfg/henvcfg.
+    assert_eq!(all_ones(Extensions::MAX), [0xc000_0000_0000_00f1, 0xf1, 0xc000_0000_0000_00f1]);
+}
+
+/// §8.2.5: henvcfg.PBMTE is read-only zero while menvcfg.PBMTE is clear.
+#[test]
+fn henvcfg_pbmte_follows_menvcfg() {
+    let mut h = hart(Extensions::MAX);
+    assert!(h.csr_poke(MENVCFG, 0));
+    assert!(h.csr_poke(HENVCFG, 1 << 62));
+    assert_eq!(h.csr_peek(HENVCFG).unwrap() >> 62 & 1, 0);
+    assert!(h.csr_poke(MENVCFG, 1 << 62));
+    assert_eq!(h.csr_peek(HENVCFG).unwrap() >> 62 & 1, 1, "the written bit shows once menvcfg allows it");
 }
 
 #[test]

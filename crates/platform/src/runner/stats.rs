@@ -92,6 +92,8 @@ pub struct HartSnapshot {
     pub fences: [u64; 4],
     pub fence_i_stale_pages: u64,
     pub pauses: u64,
+    /// Zawrs WRS instructions that stalled (ended the hart's turn).
+    pub wrs_stalls: u64,
     /// Traps by destination: M, HS, VS.
     pub traps_to: [u64; 3],
     pub code_page_entries: u64,
@@ -229,6 +231,7 @@ impl HartSnapshot {
             fences: st.fences,
             fence_i_stale_pages: st.fence_i_stale,
             pauses: st.pauses,
+            wrs_stalls: st.wrs_stalls,
             traps_to: st.traps_to,
             code_page_entries: c.page_entries,
             code_page_fills: c.page_fills,
