@@ -277,7 +277,7 @@ pub struct DataAccess {
 
 /// The data access `op` makes at the privilege level and translation it
 /// runs in, or `None` for every other instruction: the loads and stores of
-/// RV64I, F and D, LR, SC and the AMOs (Unpriv. "A" extension: an AMO both
+/// RV64I, F, D and Zfhmin, LR, SC and the AMOs (Unpriv. "A" extension: an AMO both
 /// reads and writes), and CBO.ZERO (a store of a whole cache block,
 /// [`CACHE_BLOCK_SIZE`](crate::ext::CACHE_BLOCK_SIZE) bytes, CMO 1.0).
 /// The hypervisor's HLV/HSV are left out: they access memory through
@@ -290,11 +290,11 @@ pub fn data_access(op: Op) -> Option<DataAccess> {
     let store = |width| Some(DataAccess { width, reads: false, writes: true });
     match op {
         LB | LBU => load(1),
-        LH | LHU => load(2),
+        LH | LHU | FLH => load(2),
         LW | LWU | FLW | LR_W => load(4),
         LD | FLD | LR_D => load(8),
         SB => store(1),
-        SH => store(2),
+        SH | FSH => store(2),
         SW | FSW => store(4),
         SD | FSD => store(8),
         SC_W | SC_D => store(amo_width(op)? as u64),
