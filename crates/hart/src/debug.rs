@@ -30,7 +30,7 @@
 use std::collections::BTreeSet;
 
 use crate::csr::{hgatp, satp};
-use crate::{decode, isa, Bus, Hart, Priv, RunExit, CACHE_BLOCK_SIZE};
+use crate::{isa, Bus, Hart, Priv, RunExit, CACHE_BLOCK_SIZE};
 use strata_memory::GuestRam;
 use strata_mmu::walk::{self, PtMemory, Scheme};
 use strata_mmu::Access;
@@ -220,26 +220,13 @@ impl Hart {
         let mut touched = None;
         // `step`, with the access worked out between decode and execute:
         // the registers the address comes from may be the ones it writes.
-        let result = self.fetch(bus).and_then(|raw| {
-            let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
-            let insn = decode::decode_for(key, self.exts);
-            self.cur_insn_bits = key as u64;
+        let result = self.step_seen(bus, |h, insn| {
             if let Some(a) = isa::data_access(insn.op) {
-                let mut va = self.x[insn.rs1 as usize].wrapping_add(insn.imm as i64 as u64);
+                let mut va = h.x[insn.rs1 as usize].wrapping_add(insn.imm as i64 as u64);
                 if insn.op == isa::Op::CBO_ZERO {
                     va &= !(CACHE_BLOCK_SIZE - 1);
                 }
                 touched = Some(Touched { va, len: a.width, read: a.reads, write: a.writes });
-            }
-            match self.execute(bus, insn, key, self.pc) {
-                Ok(next) => {
-                    self.pc = next;
-                    Ok(())
-                }
-                Err(t) => {
-                    self.note_transformed_insn(&insn, key, &t);
-                    Err(t)
-                }
             }
         });
         match result {

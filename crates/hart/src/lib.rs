@@ -593,10 +593,19 @@ impl Hart {
     /// decoded-code cache. On success `self.pc` moves on; on a trap it still
     /// names the instruction.
     pub fn step(&mut self, bus: &mut dyn Bus) -> Result<(), trap::Trap> {
+        self.step_seen(bus, |_, _| {})
+    }
+
+    /// [`step`](Self::step), showing `see` the decoded instruction and the
+    /// hart as it is before the instruction runs (a debugger's watchpoints,
+    /// `debug.rs`).
+    #[inline(always)]
+    pub(crate) fn step_seen(&mut self, bus: &mut dyn Bus, see: impl FnOnce(&Hart, &Insn)) -> Result<(), trap::Trap> {
         let raw = self.fetch(bus)?;
         let key = if raw & 3 == 3 { raw } else { raw & 0xffff };
         let insn: Insn = decode::decode_for(key, self.exts);
         self.cur_insn_bits = key as u64;
+        see(self, &insn);
         match self.execute(bus, insn, key, self.pc) {
             Ok(next) => {
                 self.pc = next;
