@@ -39,6 +39,7 @@ ALLOW=(
     # The hart's own tests, likewise: a RAM window and a device window of
     # their own, with no board around the hart.
     crates/hart/src/jit/tests.rs
+    crates/hart/src/zawrs_tests.rs
     crates/hart/tests/common/mod.rs
 )
 
