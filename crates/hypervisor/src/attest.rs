@@ -82,18 +82,19 @@ pub fn measure(vm: &Initial<'_>) -> Digest32 {
     h.finalize().into()
 }
 
+/// SHA-256 of the file at `path`, read in pieces: what evidence names a
+/// hypervisor by, here and in a verifier (`strata attest verify-vm`).
+pub fn file_digest(path: &std::path::Path) -> std::io::Result<Digest32> {
+    let mut h = Sha256::new();
+    std::io::copy(&mut std::io::BufReader::new(std::fs::File::open(path)?), &mut h)?;
+    Ok(h.finalize().into())
+}
+
 /// SHA-256 of the running executable, once per process (all zeros if it
 /// cannot be read: a verifier that expects a binary then rejects).
 pub fn hypervisor_digest() -> Digest32 {
     static D: OnceLock<Digest32> = OnceLock::new();
-    *D.get_or_init(|| {
-        let digest = |f: std::fs::File| -> std::io::Result<Digest32> {
-            let mut h = Sha256::new();
-            std::io::copy(&mut std::io::BufReader::new(f), &mut h)?;
-            Ok(h.finalize().into())
-        };
-        std::fs::File::open("/proc/self/exe").and_then(digest).unwrap_or([0; 32])
-    })
+    *D.get_or_init(|| file_digest("/proc/self/exe".as_ref()).unwrap_or([0; 32]))
 }
 
 /// The core's signing key.

@@ -202,9 +202,7 @@ pub fn replay(events: &[Event]) -> BTreeMap<u32, Sha256Digest> {
     pcrs
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub use strata_hypervisor::attest::hex;
 
 /// TPM 2.0 commands Strata sends itself (TPM 2.0 Part 3).
 pub mod command {

@@ -165,7 +165,6 @@ fn vm_measurement(a: &VmMeasureArgs) -> Result<[u8; 32], CliError> {
 
 /// `strata attest verify-vm`.
 fn attest_verify_vm(a: VerifyVmArgs) -> Result<(), CliError> {
-    use sha2::Digest;
     use strata_platform::attest::{unhex, verify_vm_evidence, AttestError, VmExpected};
     let read = |what: &str, p: &PathBuf| loader::read_file(what, p, 1 << 20);
     let evidence = read("evidence", &a.evidence)?;
@@ -178,12 +177,8 @@ fn attest_verify_vm(a: VerifyVmArgs) -> Result<(), CliError> {
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| CliError::Output { what: "this executable".into(), source: e })?,
     };
-    let mut h = sha2::Sha256::new();
-    let mut f = std::fs::File::open(&exe)
+    let hypervisor = strata_hypervisor::attest::file_digest(&exe)
         .map_err(|e| CliError::Output { what: format!("--hypervisor {}", exe.display()), source: e })?;
-    std::io::copy(&mut f, &mut h)
-        .map_err(|e| CliError::Output { what: format!("--hypervisor {}", exe.display()), source: e })?;
-    let hypervisor: [u8; 32] = h.finalize().into();
     let measurement = vm_measurement(&a.m)?;
     let want = VmExpected {
         key: &key,
