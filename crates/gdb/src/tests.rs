@@ -130,9 +130,22 @@ fn hex64(v: u64) -> String {
     v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Serves `mock` on one end of a socket pair, on a thread of its own; gdb's
+/// end, and the thread that returns how the session ended and the mock.
+fn serve_mock(mock: Mock) -> (Client, std::thread::JoinHandle<(Ended, Mock)>) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut m = mock;
+        let r = serve(&mut m, Box::new(a));
+        (r.unwrap(), m)
+    });
+    let c = Client(b);
+    c.0.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    (c, t)
+}
+
 #[test]
 fn a_session_packet_by_packet() {
-    let (a, b) = UnixStream::pair().unwrap();
     let mut x = [[0u64; 32]; 2];
     x[1][10] = 0x1122_3344_5566_7788;
     let mock = Mock {
@@ -143,13 +156,7 @@ fn a_session_packet_by_packet() {
         accesses: Vec::new(),
         asked: Vec::new(),
     };
-    let t = std::thread::spawn(move || {
-        let mut m = mock;
-        let r = serve(&mut m, Box::new(a));
-        (r.unwrap(), m)
-    });
-    let mut c = Client(b);
-    c.0.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let (mut c, t) = serve_mock(mock);
     let sup = c.send("qSupported:swbreak+;hwbreak+;xmlRegisters=i386");
     assert!(sup.contains("qXfer:features:read+"), "target description offered: {sup}");
     let xml = c.send("qXfer:features:read:target.xml:0,ffff");
@@ -203,7 +210,6 @@ fn a_session_packet_by_packet() {
 /// stop reply naming the watch's address.
 #[test]
 fn watchpoints_packet_by_packet() {
-    let (a, b) = UnixStream::pair().unwrap();
     let mock = Mock {
         x: [[0; 32]; 2],
         pc: [0; 2],
@@ -218,13 +224,7 @@ fn watchpoints_packet_by_packet() {
         ],
         asked: Vec::new(),
     };
-    let t = std::thread::spawn(move || {
-        let mut m = mock;
-        let r = serve(&mut m, Box::new(a));
-        (r.unwrap(), m)
-    });
-    let mut c = Client(b);
-    c.0.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let (mut c, t) = serve_mock(mock);
     c.send("qSupported:swbreak+;hwbreak+");
     assert_eq!(c.send("Z2,1004,4"), "OK");
     assert_eq!(c.send("Z3,4000,8"), "OK");
