@@ -680,19 +680,7 @@ impl Hart {
     /// counter reads as 0 here; it lives on the bus). For software running
     /// on the host in a privileged mode: Strata's hypervisor, debuggers.
     pub fn csr_peek(&self, n: u16) -> Option<u64> {
-        struct NoBus;
-        impl Bus for NoBus {
-            fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
-                None
-            }
-            fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
-                false
-            }
-            fn mtime(&self) -> u64 {
-                0
-            }
-        }
-        self.csr_value(&mut NoBus, n, false)
+        self.csr_value(&mut crate::NoBus, n, false)
     }
 
     /// Writes CSR `n` with its architectural write semantics and no access

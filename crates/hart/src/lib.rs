@@ -49,6 +49,22 @@ pub trait Bus {
     fn mtime(&self) -> u64;
 }
 
+/// A bus with nothing on it: every MMIO access fails, `mtime` stands at 0
+/// (for looking at CSRs from the host, and for the hart's own tests).
+pub(crate) struct NoBus;
+
+impl Bus for NoBus {
+    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
+        None
+    }
+    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
+        false
+    }
+    fn mtime(&self) -> u64 {
+        0
+    }
+}
+
 pub use code::CodeStats;
 pub use debug::{DebugHit, Touched};
 pub use state::HartState;

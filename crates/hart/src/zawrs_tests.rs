@@ -11,25 +11,11 @@ use strata_arch::isa::{encode, Op};
 use strata_irq::HartIrqs;
 use strata_memory::GuestRam;
 
-use crate::{Bus, Hart, RunExit};
+use crate::{Hart, NoBus, RunExit};
 
 /// Where this test's RAM starts (a bare hart has no board: any address).
 const RAM: u64 = 0x8000_0000;
 const DATA: u64 = RAM + 0x800;
-
-struct NoBus;
-
-impl Bus for NoBus {
-    fn mmio_read(&mut self, _: u64, _: u8) -> Option<u64> {
-        None
-    }
-    fn mmio_write(&mut self, _: u64, _: u8, _: u64) -> bool {
-        false
-    }
-    fn mtime(&self) -> u64 {
-        0
-    }
-}
 
 /// A hart at `RAM` in M-mode running `prog`, x10 = `DATA`.
 fn hart(exts: Extensions, prog: &[u32]) -> Hart {
