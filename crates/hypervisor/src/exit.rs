@@ -219,18 +219,10 @@ impl Hypervisor {
                 let in_ram =
                     gpa.checked_add(bytes.len() as u64).is_some_and(|end| ram.contains(&gpa) && ram.contains(&end));
                 let id = self.vms[vm].id;
+                // guest_write also tells shadow paging if the buffer lies
+                // over the guest's own page tables.
                 if !in_ram || self.guest_write(id, gpa, &bytes).is_err() {
                     sbi::Reply { error: sbi::err::INVALID_ADDRESS, value: 0 }.write(&mut *harts[h.0]);
-                } else if let Some(s) = &mut self.vms[vm].shadow {
-                    // A buffer over the guest's own page tables: as a
-                    // store to each entry it covers (crate::shadow; a
-                    // protected VM has no DMA log to carry it).
-                    let first = gpa & !7;
-                    for pte in (first..gpa + bytes.len() as u64).step_by(8) {
-                        if s.is_table(pte & !(strata_ownership::PAGE_SIZE - 1)) {
-                            s.pte_written(&mut *self.mem, pte);
-                        }
-                    }
                 }
                 Next::Continue
             }

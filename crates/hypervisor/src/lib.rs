@@ -378,6 +378,9 @@ impl Hypervisor {
     /// The hypervisor's own access to guest memory (loading images, SBI
     /// calls that pass buffers). Part of the trusted core: it reaches
     /// protected VMs too. Everything else uses `host_read`/`host_write`.
+    /// Into a shadow-paged guest's own page tables, a write is a store to
+    /// each entry it covers: the shadow leaves those entries fed go
+    /// (crate::shadow; a protected VM has no DMA log to carry it).
     fn guest_write(&mut self, id: VmId, gpa: u64, data: &[u8]) -> Result<(), HypError> {
         let mut done = 0;
         while done < data.len() {
@@ -388,6 +391,13 @@ impl Hypervisor {
                 .write(pa, &data[done..done + n])
                 .map_err(|e| HypError::Memory(strata_ownership::Error::Memory(e)))?;
             done += n;
+        }
+        if let Some(s) = self.vms.values_mut().find(|v| v.id == id).and_then(|v| v.shadow.as_mut()) {
+            for pte in ((gpa & !7)..gpa + data.len() as u64).step_by(8) {
+                if s.is_table(pte) {
+                    s.pte_written(&mut *self.mem, pte);
+                }
+            }
         }
         Ok(())
     }
